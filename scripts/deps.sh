@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages shoal needs to build and test, when missing.
+# Called by `make deps` (and so by `make demo` and `make test`). Idempotent:
+# on a machine that has everything it changes nothing and runs no apt-get.
+set -euo pipefail
+
+need=()
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+# ASan/UBSan runtimes ship with gcc on Debian (libasan8, libubsan1); check
+# that a sanitized program actually links.
+if command -v gcc >/dev/null 2>&1; then
+  tmp=$(mktemp -d)
+  printf 'int main(void){return 0;}\n' >"$tmp/t.c"
+  if ! gcc -fsanitize=address,undefined "$tmp/t.c" -o "$tmp/t" >/dev/null 2>&1; then
+    need+=(libasan8 libubsan1 libgcc-12-dev)
+  fi
+  rm -rf "$tmp"
+fi
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "deps: installing ${need[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: need root to apt-get install ${need[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${need[@]}"

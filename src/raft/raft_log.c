@@ -1,0 +1,135 @@
+/* raft_log.c: the in-memory Raft log; see raft_log.h. */
+#include "raft/raft_log.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+void raft_log_init(struct raft_log *log, uint64_t snapshot_index, uint64_t snapshot_term) {
+    memset(log, 0, sizeof(*log));
+    log->snapshot_index = snapshot_index;
+    log->snapshot_term = snapshot_term;
+    log->stable = snapshot_index;
+    log->committed = snapshot_index;
+    log->applied = snapshot_index;
+}
+
+static void raft_log__free_range(struct raft_log *log, uint64_t from_pos, uint64_t to_pos) {
+    for (uint64_t i = from_pos; i < to_pos; i++) {
+        free(log->entries[i].data);
+        log->entries[i].data = NULL;
+    }
+}
+
+void raft_log_free(struct raft_log *log) {
+    raft_log__free_range(log, 0, log->count);
+    free(log->entries);
+    memset(log, 0, sizeof(*log));
+}
+
+uint64_t raft_log_last_index(const struct raft_log *log) {
+    return log->snapshot_index + log->count;
+}
+
+uint64_t raft_log_last_term(const struct raft_log *log) {
+    if (log->count == 0) return log->snapshot_term;
+    return log->entries[log->count - 1].term;
+}
+
+uint64_t raft_log_term(const struct raft_log *log, uint64_t index) {
+    if (index == log->snapshot_index) return log->snapshot_term;
+    if (index < log->snapshot_index) return 0;
+    if (index > raft_log_last_index(log)) return 0;
+    return log->entries[index - log->snapshot_index - 1].term;
+}
+
+bool raft_log_match_term(const struct raft_log *log, uint64_t index, uint64_t term) {
+    if (index < log->snapshot_index || index > raft_log_last_index(log)) return false;
+    return raft_log_term(log, index) == term;
+}
+
+const struct raft_entry *raft_log_entry(const struct raft_log *log, uint64_t index) {
+    if (index <= log->snapshot_index || index > raft_log_last_index(log)) return NULL;
+    return &log->entries[index - log->snapshot_index - 1];
+}
+
+int raft_log_append(struct raft_log *log, const struct raft_entry *entry) {
+    assert(entry->index == raft_log_last_index(log) + 1);
+    assert(entry->term >= raft_log_last_term(log));
+    if (log->count == log->capacity) {
+        uint64_t capacity = log->capacity == 0 ? 64 : log->capacity * 2;
+        struct raft_entry *grown = realloc(log->entries, capacity * sizeof(*grown));
+        if (grown == NULL) return RAFT_ENOMEM;
+        log->entries = grown;
+        log->capacity = capacity;
+    }
+    struct raft_entry copy = *entry;
+    copy.data = NULL;
+    if (entry->len > 0) {
+        copy.data = malloc(entry->len);
+        if (copy.data == NULL) return RAFT_ENOMEM;
+        memcpy(copy.data, entry->data, entry->len);
+    }
+    log->entries[log->count++] = copy;
+    return RAFT_OK;
+}
+
+void raft_log_truncate(struct raft_log *log, uint64_t from) {
+    /* Committed entries are never truncated: doing so would lose data. */
+    assert(from > log->committed);
+    assert(from > log->snapshot_index);
+    if (from > raft_log_last_index(log)) return;
+    uint64_t pos = from - log->snapshot_index - 1;
+    raft_log__free_range(log, pos, log->count);
+    log->count = pos;
+    if (log->stable >= from) log->stable = from - 1;
+}
+
+void raft_log_compact(struct raft_log *log, uint64_t index, uint64_t term) {
+    assert(index <= log->applied);
+    if (index <= log->snapshot_index) return;
+    assert(index <= raft_log_last_index(log));
+    assert(raft_log_term(log, index) == term);
+    uint64_t drop = index - log->snapshot_index;
+    raft_log__free_range(log, 0, drop);
+    memmove(log->entries, log->entries + drop, (log->count - drop) * sizeof(*log->entries));
+    log->count -= drop;
+    log->snapshot_index = index;
+    log->snapshot_term = term;
+}
+
+void raft_log_restore(struct raft_log *log, uint64_t index, uint64_t term) {
+    raft_log__free_range(log, 0, log->count);
+    log->count = 0;
+    log->snapshot_index = index;
+    log->snapshot_term = term;
+    log->stable = index;
+    log->committed = index;
+    /* applied moves when the caller has restored the state machine. */
+}
+
+uint64_t raft_log_find_conflict(const struct raft_log *log, const struct raft_entry *entries,
+                                uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        if (!raft_log_match_term(log, entries[i].index, entries[i].term)) return entries[i].index;
+    }
+    return 0;
+}
+
+uint64_t raft_log_find_conflict_by_term(const struct raft_log *log, uint64_t index,
+                                        uint64_t term) {
+    uint64_t last = raft_log_last_index(log);
+    if (index > last) return index;
+    while (index > log->snapshot_index) {
+        if (raft_log_term(log, index) <= term) return index;
+        index--;
+    }
+    return index;
+}
+
+bool raft_log_is_up_to_date(const struct raft_log *log, uint64_t last_index,
+                            uint64_t last_term) {
+    uint64_t our_term = raft_log_last_term(log);
+    if (last_term != our_term) return last_term > our_term;
+    return last_index >= raft_log_last_index(log);
+}

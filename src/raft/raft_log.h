@@ -1,0 +1,53 @@
+/* raft_log.h: the in-memory Raft log of one replica (internal to src/raft/).
+ *
+ *   snapshot_index   stable        committed            last
+ *        |   entries[0] ...   |   ...    |    ...          |
+ *   the snapshot covers 1..snapshot_index; entries hold snapshot_index+1..last.
+ *   stable: entries up to here are durable (acknowledged by raft_advance).
+ *   applied <= committed <= last; entries are freed by compaction only.
+ */
+#ifndef SHOAL_RAFT_LOG_H
+#define SHOAL_RAFT_LOG_H
+
+#include "raft/raft.h"
+
+struct raft_log {
+    uint64_t snapshot_index;
+    uint64_t snapshot_term;
+    struct raft_entry *entries; /* entries[i].index == snapshot_index + 1 + i */
+    uint64_t count;
+    uint64_t capacity;
+    uint64_t stable;
+    uint64_t committed;
+    uint64_t applied;
+};
+
+void raft_log_init(struct raft_log *log, uint64_t snapshot_index, uint64_t snapshot_term);
+void raft_log_free(struct raft_log *log);
+uint64_t raft_log_last_index(const struct raft_log *log);
+uint64_t raft_log_last_term(const struct raft_log *log);
+/* Term at index; 0 when index is compacted (below the snapshot) or past the end. */
+uint64_t raft_log_term(const struct raft_log *log, uint64_t index);
+bool raft_log_match_term(const struct raft_log *log, uint64_t index, uint64_t term);
+const struct raft_entry *raft_log_entry(const struct raft_log *log, uint64_t index);
+/* Appends a copy of the entry (its index must be last + 1). */
+int raft_log_append(struct raft_log *log, const struct raft_entry *entry)
+    __attribute__((warn_unused_result));
+/* Drops every entry with index >= from (from > committed). */
+void raft_log_truncate(struct raft_log *log, uint64_t from);
+/* Drops entries up to and including index (index <= applied). */
+void raft_log_compact(struct raft_log *log, uint64_t index, uint64_t term);
+/* Replaces the whole log by a snapshot at (index, term). */
+void raft_log_restore(struct raft_log *log, uint64_t index, uint64_t term);
+/* First index i in `entries` whose term differs from ours (or is past our
+ * end); 0 if every entry matches. */
+uint64_t raft_log_find_conflict(const struct raft_log *log, const struct raft_entry *entries,
+                                uint32_t n);
+/* Largest index <= index whose term <= term (the fast-backtracking hint). */
+uint64_t raft_log_find_conflict_by_term(const struct raft_log *log, uint64_t index,
+                                        uint64_t term);
+/* Is a candidate's log (last_term, last_index) at least as up to date? */
+bool raft_log_is_up_to_date(const struct raft_log *log, uint64_t last_index,
+                            uint64_t last_term);
+
+#endif

@@ -1,0 +1,13 @@
+/* crc32c.h: CRC-32C (Castagnoli), the checksum of every record on disk and
+ * frame on the wire. Table-driven (a constant table); a hardware (SSE4.2)
+ * path can replace it when a profile asks for it. */
+#ifndef SHOAL_CRC32C_H
+#define SHOAL_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Continues a CRC: pass 0 to start. */
+uint32_t crc32c(uint32_t crc, const void *data, size_t len);
+
+#endif
