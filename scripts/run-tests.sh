@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every suite of `make test`, prints each suite's summary line, and ends
 # with the total `tests: N passed, N failed`; exits non-zero on any failure.
-# Usage: scripts/run-tests.sh SEEDS "CANARY ..."
+# Usage: scripts/run-tests.sh SEEDS "SIM_CANARY ..." "UNIT_CANARY ..."
 set -u
 seeds=${1:-2000}
 canaries=${2:-}
+unit_canaries=${3:-}
 cd "$(dirname "$0")/.."
 logs=build/test-logs
 mkdir -p "$logs"
@@ -69,7 +70,7 @@ total_passed=$((total_passed + sim_passed))
 total_failed=$((total_failed + sim_failed))
 
 if [ -n "$canaries" ]; then
-  bash scripts/canaries.sh "$canaries" >"$logs/canaries.log" 2>&1
+  bash scripts/canaries.sh "$canaries" "$unit_canaries" "$seeds" >"$logs/canaries.log" 2>&1
   grep -vE '^canaries:' "$logs/canaries.log"
   count canaries "$logs/canaries.log"
 fi

@@ -64,6 +64,7 @@ struct lin__search {
     size_t n_memo_bits, cap_memo_bits;
     size_t words; /* words per bitset */
     uint64_t *linearized;
+    uint64_t linearized_hash; /* Zobrist hash of the set: xor of lin__op_key() */
     uint8_t scratch[LIN_VALUE_BYTES_MAX];
     size_t memory;
     bool out_of_memory;
@@ -232,12 +233,22 @@ static bool lin__memo_grow(struct lin__search *s) {
     return true;
 }
 
-/* Adds (bits, state) to the memo. Returns 1 if added, 0 if already there,
- * -1 when out of memory. */
-static int lin__memo_add(struct lin__search *s, const uint64_t *bits, uint32_t state) {
-    uint64_t h = state * 0x9e3779b97f4a7c15ull;
-    for (size_t w = 0; w < s->words; w++) h = lin__mix(h ^ bits[w]);
-    h |= 1;
+/* A random-looking key per operation; the set's hash is their xor, kept up
+ * to date as operations are linearized and undone (O(1) per step). */
+static uint64_t lin__op_key(uint32_t op) {
+    return lin__mix((op + 1) * 0x9e3779b97f4a7c15ull);
+}
+
+static void lin__toggle(struct lin__search *s, uint32_t op) {
+    s->linearized[op / 64] ^= 1ull << (op % 64);
+    s->linearized_hash ^= lin__op_key(op);
+}
+
+/* Adds (linearized set, state) to the memo. Returns 1 if added, 0 if
+ * already there, -1 when out of memory. */
+static int lin__memo_add(struct lin__search *s, uint32_t state) {
+    const uint64_t *bits = s->linearized;
+    uint64_t h = lin__mix(s->linearized_hash ^ (state * 0xc2b2ae3d27d4eb4full)) | 1;
     if (2 * (s->n_memo + 1) > s->cap_memo && !lin__memo_grow(s)) return -1;
     size_t mask = s->cap_memo - 1;
     size_t j = h & mask;
@@ -363,8 +374,8 @@ static enum lin_result lin__search(struct lin__search *s, struct lin__frame *sta
             uint32_t next_state;
             if (lin__step(s, &s->ops[ev->op], state, &next_state)) {
                 if (next_state == UINT32_MAX) return LIN_UNKNOWN;
-                s->linearized[ev->op / 64] |= 1ull << (ev->op % 64);
-                int added = lin__memo_add(s, s->linearized, next_state);
+                lin__toggle(s, ev->op);
+                int added = lin__memo_add(s, next_state);
                 if (added < 0) return LIN_UNKNOWN;
                 if (added > 0) {
                     stack[depth++] = (struct lin__frame){.call = e, .state_before = state};
@@ -373,7 +384,7 @@ static enum lin_result lin__search(struct lin__search *s, struct lin__frame *sta
                     e = s->ev[s->head].next;
                     continue;
                 }
-                s->linearized[ev->op / 64] &= ~(1ull << (ev->op % 64));
+                lin__toggle(s, ev->op);
             }
             e = ev->next;
             continue;
@@ -390,7 +401,7 @@ static enum lin_result lin__search(struct lin__search *s, struct lin__frame *sta
         }
         struct lin__frame f = stack[--depth];
         uint32_t op = s->ev[f.call].op;
-        s->linearized[op / 64] &= ~(1ull << (op % 64));
+        lin__toggle(s, op);
         state = f.state_before;
         lin__unlift(s, f.call);
         e = s->ev[f.call].next;

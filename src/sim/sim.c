@@ -293,6 +293,7 @@ static void sim__finish_ready(struct sim *s, uint8_t slot) {
         sim_tracef(s, "n%llu is %s in term %llu", (unsigned long long)n->id, roles[rd->role],
                    (unsigned long long)raft_term(n->raft));
         n->last_role = rd->role;
+        if (rd->role == RAFT_LEADER) sim_nemesis_new_leader(s, slot);
     }
 #ifndef CANARY_SEND_BEFORE_FSYNC
     for (uint32_t i = 0; i < rd->n_messages; i++) sim__net_send(s, slot, &rd->messages[i]);
@@ -529,6 +530,9 @@ static void sim__dispatch(struct sim *s, struct sim_event *ev) {
     case SIM_EV_CLIENT: sim_client_wake(s, ev->client, ev->req); break;
     case SIM_EV_NEMESIS: sim_nemesis_step(s); break;
     case SIM_EV_NEMESIS_REAP: sim_nemesis_reap(s); break;
+    case SIM_EV_CRASH:
+        if (n->alive && !s->healed && !s->violated) sim_nemesis_crash(s, ev->node);
+        break;
     case SIM_EV_RESTART:
         if (n->exists && !n->alive && !n->removed && !s->violated) sim_node_start(s, ev->node);
         break;
@@ -544,8 +548,11 @@ static void sim__setup(struct sim *s) {
     s->raft_cfg.pre_vote = rand_chance(g, 80);
     s->raft_cfg.check_quorum = rand_chance(g, 80);
     s->raft_cfg.lease_read = s->raft_cfg.check_quorum && rand_chance(g, 25);
+    s->raft_cfg.heartbeat_ticks = 1 + (uint32_t)rand_below(g, 3);
     s->raft_cfg.max_inflight_msgs = 1 + (uint32_t)rand_below(g, 8);
-    s->raft_cfg.max_msg_bytes = 64 + (uint32_t)rand_below(g, 1024);
+    /* Sometimes one entry per append: followers then ack old-term entries
+     * apart from the new leader's no-op (the figure 3.7 setting). */
+    s->raft_cfg.max_msg_bytes = rand_chance(g, 30) ? 1 : 64 + (uint32_t)rand_below(g, 1024);
     s->raft_cfg.max_chunk_bytes = 16 + (uint32_t)rand_below(g, 256);
     s->next_id = 1;
     s->initial_conf.n_voters = (uint8_t)voters;

@@ -121,6 +121,7 @@ enum sim_event_type {
     SIM_EV_NEMESIS,
     SIM_EV_RESTART,
     SIM_EV_NEMESIS_REAP,
+    SIM_EV_CRASH,      /* the nemesis's ambush of a new leader */
 };
 
 struct sim_reply {
@@ -279,6 +280,7 @@ struct sim {
     uint64_t heal_us;   /* faults stop */
     uint64_t end_us;    /* the run stops */
     bool healed;
+    bool ambush; /* crash the next replica that becomes leader, within a tick */
     uint64_t last_write_ok_us;
     /* checker state */
     uint64_t *leader_of_term;
@@ -338,6 +340,10 @@ void sim_client_reply(struct sim *s, const struct sim_reply *reply);
 void sim_nemesis_step(struct sim *s);
 void sim_nemesis_heal(struct sim *s);
 void sim_nemesis_reap(struct sim *s);
+/* A replica just became leader: springs an armed ambush. */
+void sim_nemesis_new_leader(struct sim *s, uint8_t slot);
+/* Crashes a replica now and schedules its restart. */
+void sim_nemesis_crash(struct sim *s, uint8_t slot);
 void sim_node_pump(struct sim *s, uint8_t slot);
 void sim_node_start(struct sim *s, uint8_t slot);
 void sim_node_crash(struct sim *s, uint8_t slot);

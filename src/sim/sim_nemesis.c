@@ -3,7 +3,8 @@
  * (halves, an isolated leader, one-way links), healing, crashes (losing
  * unsynced writes, maybe tearing the last record) and restarts, message
  * loss, duplication and delay, slow disks, leadership transfers and
- * membership changes (add a learner, promote it, remove a voter). */
+ * membership changes (add a learner, promote it, remove a voter), and
+ * ambushes that crash a new leader within a tick of its election. */
 #include <assert.h>
 #include <string.h>
 
@@ -45,7 +46,7 @@ static void sim_nemesis__one_way(struct sim *s) {
                (unsigned long long)s->nodes[b].id);
 }
 
-static void sim_nemesis__crash(struct sim *s, uint8_t slot) {
+void sim_nemesis_crash(struct sim *s, uint8_t slot) {
     struct sim_node *n = &s->nodes[slot];
     if (!n->alive) return;
     sim_node_crash(s, slot);
@@ -195,7 +196,7 @@ static void sim_nemesis__act(struct sim *s) {
         sim_notef(s, "nemesis: heal network");
     } else if (r < 42) {
         int victim = rand_chance(&s->rng, 40) ? leader : sim_nemesis__random_alive(s);
-        if (victim >= 0) sim_nemesis__crash(s, (uint8_t)victim);
+        if (victim >= 0) sim_nemesis_crash(s, (uint8_t)victim);
     } else if (r < 50) {
         sim_nemesis__bounce(s, rand_chance(&s->rng, 50) ? leader : sim_nemesis__random_alive(s));
     } else if (r < 54) {
@@ -209,6 +210,9 @@ static void sim_nemesis__act(struct sim *s) {
         sim_nemesis__transfer(s, leader);
     } else if (r < 82) {
         sim_nemesis__conf_change(s, leader);
+    } else if (r < 88) {
+        s->ambush = true;
+        sim_notef(s, "nemesis: ambush the next new leader");
     }
 }
 
@@ -222,6 +226,17 @@ void sim_nemesis_step(struct sim *s) {
     }
     struct sim_event ev = {.type = SIM_EV_NEMESIS};
     sim_schedule(s, s->now_us + (5 + rand_below(&s->rng, 35)) * SIM_TICK_US, &ev);
+}
+
+/* Leader churn at its worst moment: a new leader dies within a tick of
+ * winning, often after some followers took its first appends and before
+ * its no-op reached a majority (where figure 3.7's bug lives). */
+void sim_nemesis_new_leader(struct sim *s, uint8_t slot) {
+    if (!s->ambush || s->healed) return;
+    s->ambush = false;
+    struct sim_event ev = {.type = SIM_EV_CRASH, .node = slot};
+    sim_schedule(s, s->now_us + rand_below(&s->rng, SIM_TICK_US), &ev);
+    sim_notef(s, "nemesis: ambush n%llu, new leader", (unsigned long long)s->nodes[slot].id);
 }
 
 void sim_nemesis_heal(struct sim *s) {

@@ -1,0 +1,516 @@
+/* test_raft.c: scenario tests for the consensus core, one per claim of the
+ * dissertation (Ongaro 2014) and of raft.h. Each stages its case by hand on
+ * raft_net.h: which messages arrive, which replicas tick or crash. */
+#include <stdio.h>
+
+#include "raft_net.h"
+#include "test.h"
+
+static struct net net; /* large: one per test, reset by net_init */
+
+static bool logs_match(struct net *n, int a, int b) {
+    if (raft_last_index(n->r[a]) != raft_last_index(n->r[b])) return false;
+    for (uint64_t i = 1; i <= raft_last_index(n->r[a]); i++) {
+        if (raft_term_at(n->r[a], i) != raft_term_at(n->r[b], i)) return false;
+    }
+    return true;
+}
+
+/* §3.4: a leader is elected, replicates, and every replica applies the same
+ * entries; the new leader's first entry is a no-op of its term. */
+TEST(election_and_replication) {
+    net_init(&net, 3, 3);
+    net_tick_all(&net, 40); /* randomized timeouts: someone campaigns */
+    int leader = net_leader(&net);
+    CHECK(leader > 0);
+    for (int id = 1; id <= 3; id++) {
+        CHECK_EQ_U64(raft_term(net.r[id]), raft_term(net.r[leader]));
+        CHECK_EQ_U64(raft_leader(net.r[id]), leader);
+    }
+    const struct raft_entry *noop = raft_entry_at(net.r[leader], 2);
+    CHECK(noop != NULL && noop->len == 0 && noop->term == raft_term(net.r[leader]));
+    char cmd[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(cmd, sizeof(cmd), "cmd%d", i);
+        CHECK(net_propose(&net, leader, cmd) > 0);
+    }
+    net_settle(&net);
+    net_tick_all(&net, 2); /* heartbeats carry the final commit index */
+    for (int id = 1; id <= 3; id++) {
+        CHECK_EQ_U64(net.applied_to[id], 22);
+        CHECK(memcmp(net.applied[id][22].data, "cmd19", 5) == 0);
+    }
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* §3.4: a follower refuses proposals and names the leader. */
+TEST(follower_rejects_proposal_with_leader_hint) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 2);
+    uint64_t index;
+    uint64_t term;
+    CHECK(raft_propose(net.r[1], (const uint8_t *)"x", 1, &index, &term) == RAFT_ENOTLEADER);
+    CHECK_EQ_U64(raft_leader(net.r[1]), 2);
+    CHECK(raft_read_index(net.r[3], 9) == RAFT_ENOTLEADER);
+    CHECK_EQ_U64(raft_leader(net.r[3]), 2);
+    net_free(&net);
+}
+
+/* §3.6.1: a voter refuses a candidate whose log is behind its own. */
+TEST(vote_requires_up_to_date_log) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 3, true);
+    CHECK(net_propose(&net, 1, "only-on-1-and-2") > 0);
+    net_settle(&net);
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), 3);
+    net_isolate(&net, 3, false);
+    net_isolate(&net, 1, true); /* the leader is gone */
+    net_elect(&net, 3);         /* 3 lacks entry 3: 2 must refuse */
+    CHECK(raft_role(net.r[3]) != RAFT_LEADER);
+    net_elect(&net, 2);
+    CHECK(raft_role(net.r[2]) == RAFT_LEADER);
+    net_settle(&net);
+    CHECK(raft_entry_at(net.r[3], 3) != NULL);
+    CHECK(memcmp(raft_entry_at(net.r[3], 3)->data, "only-on-1-and-2", 15) == 0);
+    net_free(&net);
+}
+
+/* §9.6: with pre-vote a partitioned replica does not inflate its term, and
+ * rejoining does not depose a healthy leader. */
+TEST(pre_vote_keeps_partitioned_node_from_disrupting) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    uint64_t term = raft_term(net.r[1]);
+    net_isolate(&net, 3, true);
+    for (int t = 0; t < 200; t++) {
+        net_tick_all(&net, 1);
+    }
+    CHECK_EQ_U64(raft_term(net.r[3]), term);
+    net_isolate(&net, 3, false);
+    net_tick_all(&net, 30);
+    CHECK_EQ_U64(net_leader(&net), 1);
+    CHECK_EQ_U64(raft_term(net.r[1]), term);
+    CHECK_EQ_U64(raft_leader(net.r[3]), 1);
+    net_free(&net);
+}
+
+/* §6.2: check-quorum: a leader cut off from the majority steps down within
+ * an election timeout, and the majority elects a new one. */
+TEST(check_quorum_leader_steps_down) {
+    net_init(&net, 5, 5);
+    net_elect(&net, 1);
+    net_isolate(&net, 1, true);
+    net_tick_all(&net, 3 * (int)net.cfg.election_ticks);
+    CHECK(raft_role(net.r[1]) != RAFT_LEADER);
+    int leader = net_leader(&net);
+    CHECK(leader > 1);
+    CHECK(net_propose(&net, leader, "after") > 0);
+    net_settle(&net);
+    CHECK(raft_commit_index(net.r[leader]) >= 4);
+    net_free(&net);
+}
+
+/* Campaigns until id leads (a term where others already voted is lost),
+ * delivering only until it wins, so its first appends are still queued. */
+static void campaign_until_leader(int id, int attempts) {
+    for (int a = 0; a < attempts && raft_role(net.r[id]) != RAFT_LEADER; a++) {
+        net_flush(&net);
+        raft_campaign(net.r[id]);
+        net_flush(&net);
+        while (raft_role(net.r[id]) != RAFT_LEADER && net.n_queue > 0) net_deliver_at(&net, 0);
+    }
+}
+
+/* Figure 3.7: a leader must not count replicas of an entry from an earlier
+ * term. (a) S1 leads term 2 and puts X at index 3 on S1, S2. (b) S1 is
+ * gone; S5 leads term 3 with S3, S4 and writes index 3 of term 3 on itself
+ * alone. (c) S5 is gone; S1 leads term 4 and copies X to S3 and S4: X is
+ * on a majority, yet not committed. (d) S1 is gone; S5 leads term 5 and
+ * overwrites X: had (c) committed X, a committed entry would be lost. */
+TEST(figure_3_7_old_term_entries_are_not_committed_by_counting) {
+    net_init(&net, 5, 5);
+    net.cfg.max_msg_bytes = 1; /* one non-empty entry per append */
+    for (int id = 1; id <= 5; id++) {
+        net_crash(&net, id);
+        net_start(&net, id, 5);
+    }
+    /* (a) */
+    net_elect(&net, 1);
+    CHECK_EQ_U64(raft_term(net.r[1]), 2);
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), 2);
+    for (int id = 3; id <= 5; id++) net.link[1][id] = false;
+    CHECK_EQ_U64(net_propose(&net, 1, "X"), 3);
+    net_settle(&net);
+    CHECK_EQ_U64(raft_term_at(net.r[2], 3), 2);
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), 2);
+    /* (b) */
+    net_crash(&net, 1);
+    net_isolate(&net, 2, true);
+    net_flush(&net);
+    raft_campaign(net.r[5]);
+    net_flush(&net);
+    while (raft_role(net.r[5]) != RAFT_LEADER && net.n_queue > 0) net_deliver_at(&net, 0);
+    CHECK(raft_role(net.r[5]) == RAFT_LEADER);
+    CHECK_EQ_U64(raft_term(net.r[5]), 3);
+    net_isolate(&net, 5, true); /* its no-op (index 3, term 3) stays on S5 */
+    net_crash(&net, 5);
+    net_settle(&net);
+    CHECK_EQ_U64(net.store[5].n_log, 3);
+    CHECK_EQ_U64(net.store[5].log[2].term, 3);
+    CHECK_EQ_U64(raft_last_index(net.r[3]), 2);
+    /* (c) */
+    net_start(&net, 1, 5);
+    net_heal(&net);
+    net_isolate(&net, 5, true);
+    /* S3 and S4 voted for S5 in term 3, so S1 wins only in term 4. */
+    campaign_until_leader(1, 3);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK_EQ_U64(raft_term(net.r[1]), 4);
+    /* S1 copies X to S3 and S4 (one entry per append), but no entry of
+     * term 4 reaches any follower: S2 hears nothing more, and an append of
+     * the no-op that S3 or S4 would accept is dropped. */
+    net.link[1][2] = false;
+    for (int guard = 0; guard < 10000 && net.n_queue > 0; guard++) {
+        const struct raft_msg *m = &net.queue[0].m;
+        bool carries_term4 = false;
+        for (uint32_t i = 0; i < m->n_entries; i++) carries_term4 |= m->entries[i].term == 4;
+        bool would_accept = m->type == RAFT_MSG_APPEND && net.r[m->to] != NULL &&
+                            raft_term_at(net.r[m->to], m->index) == m->log_term;
+        if (carries_term4 && would_accept) {
+            net.link[1][m->to] = false; /* drop it */
+            net_deliver_at(&net, 0);
+            net.link[1][m->to] = true;
+        } else {
+            net_deliver_at(&net, 0);
+        }
+    }
+    CHECK_EQ_U64(raft_term_at(net.r[3], 3), 2);
+    CHECK_EQ_U64(raft_last_index(net.r[3]), 3);
+    uint64_t match = 0;
+    CHECK(raft_match_index(net.r[1], 3, &match));
+    CHECK_EQ_U64(match, 3);
+    CHECK(raft_match_index(net.r[1], 4, &match));
+    CHECK_EQ_U64(match, 3);                       /* X is on S1, S3, S4: a majority */
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), 2); /* but it is not committed */
+    /* (d) */
+    net_crash(&net, 1);
+    net_start(&net, 5, 5);
+    net_isolate(&net, 5, false);
+    campaign_until_leader(5, 3); /* S2-S4 voted for S1 in term 4: S5 wins term 5 */
+    CHECK(raft_role(net.r[5]) == RAFT_LEADER);
+    CHECK_EQ_U64(raft_term(net.r[5]), 5);
+    net_settle(&net);
+    for (int id = 2; id <= 4; id++) CHECK_EQ_U64(raft_term_at(net.r[id], 3), 3);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* §3.5, figure 3.6: after several leader changes a follower's log diverges
+ * (extra uncommitted entries of old terms); the leader finds the point of
+ * agreement with the conflict-term hint in a few round trips, not one per
+ * entry, and the follower's log ends identical to the leader's. */
+TEST(divergent_log_is_repaired_with_few_round_trips) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    CHECK(net_propose(&net, 1, "common") > 0);
+    net_settle(&net);
+    net_isolate(&net, 1, true);
+    for (int i = 0; i < 60; i++) CHECK(net_propose(&net, 1, "stale-term-2") > 0);
+    net_settle(&net);
+    net_crash(&net, 1); /* 60 uncommitted entries of term 2 on S1 only */
+    net_elect(&net, 2);
+    for (int i = 0; i < 5; i++) CHECK(net_propose(&net, 2, "term-3") > 0);
+    net_settle(&net);
+    net_start(&net, 1, 3);
+    net_isolate(&net, 1, false);
+    uint64_t rejects_before = net.sent[RAFT_MSG_APPEND_RESP];
+    uint64_t appends_before = net.sent[RAFT_MSG_APPEND];
+    net_tick_all(&net, 3);
+    CHECK(logs_match(&net, 1, 2));
+    CHECK(raft_last_index(net.r[1]) < 20);
+    CHECK(net.sent[RAFT_MSG_APPEND] - appends_before <= 12);
+    CHECK(net.sent[RAFT_MSG_APPEND_RESP] - rejects_before <= 12);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* §10.2.1: pipelining is bounded: at most max_inflight_msgs unacknowledged
+ * appends per follower, at most max_msg_bytes of entries per append (or one
+ * entry); everything arrives once the link delivers. */
+TEST(inflight_appends_and_message_size_are_bounded) {
+    net_init(&net, 3, 3);
+    net.cfg.max_inflight_msgs = 4;
+    net.cfg.max_msg_bytes = 100;
+    for (int id = 1; id <= 3; id++) {
+        net_crash(&net, id);
+        net_start(&net, id, 3);
+    }
+    net_elect(&net, 1);
+    net.max_entries_per_append = 0;
+    size_t queued_before = net.n_queue;
+    CHECK_EQ_U64(queued_before, 0);
+    char cmd[48];
+    memset(cmd, 'v', sizeof(cmd) - 1);
+    cmd[sizeof(cmd) - 1] = '\0';
+    for (int i = 0; i < 100; i++) CHECK(net_propose(&net, 1, cmd) > 0);
+    size_t appends_to_2 = 0;
+    for (size_t i = 0; i < net.n_queue; i++) {
+        const struct raft_msg *m = &net.queue[i].m;
+        if (m->type != RAFT_MSG_APPEND || m->to != 2 || m->n_entries == 0) continue;
+        appends_to_2++;
+        uint64_t bytes = 0;
+        for (uint32_t e = 0; e + 1 < m->n_entries; e++) bytes += m->entries[e].len;
+        CHECK(bytes < 100); /* all but the last entry fit under the limit */
+    }
+    CHECK(appends_to_2 >= 1 && appends_to_2 <= 4);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    CHECK_EQ_U64(net.applied_to[2], 102);
+    CHECK_EQ_U64(net.applied_to[3], 102);
+    net_free(&net);
+}
+
+/* §6.4: ReadIndex: a new leader answers no read before its no-op commits,
+ * one heartbeat round confirms every read queued before it, and a leader
+ * that cannot reach a quorum answers none. */
+TEST(read_index_needs_noop_and_quorum) {
+    net_init(&net, 3, 3);
+    net_flush(&net);
+    raft_campaign(net.r[1]);
+    net_flush(&net);
+    while (raft_role(net.r[1]) != RAFT_LEADER && net.n_queue > 0) net_deliver_at(&net, 0);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK(raft_commit_index(net.r[1]) < 2); /* the no-op is not committed yet */
+    CHECK(raft_read_index(net.r[1], 100) == RAFT_OK);
+    net_flush(&net);
+    CHECK_EQ_U64(net.n_reads[1], 0);
+    net_settle(&net);
+    CHECK_EQ_U64(net.n_reads[1], 1);
+    CHECK_EQ_U64(net.reads[1][0].context, 100);
+    CHECK(net.reads[1][0].index >= 2);
+    /* Ten reads, one round. */
+    uint64_t heartbeats = net.sent[RAFT_MSG_HEARTBEAT];
+    for (uint64_t c = 1; c <= 10; c++) CHECK(raft_read_index(net.r[1], c) == RAFT_OK);
+    net_settle(&net);
+    CHECK_EQ_U64(net.n_reads[1], 11);
+    CHECK_EQ_U64(net.sent[RAFT_MSG_HEARTBEAT] - heartbeats, 2); /* one per follower */
+    /* Cut off: the read is never confirmed (it would be stale). */
+    net_isolate(&net, 1, true);
+    CHECK(raft_read_index(net.r[1], 200) == RAFT_OK);
+    for (int t = 0; t < 3 * (int)net.cfg.election_ticks; t++) net_tick(&net, 1);
+    CHECK_EQ_U64(net.n_reads[1], 11);
+    net_free(&net);
+}
+
+/* §5: compaction and InstallSnapshot in chunks: a follower behind the
+ * leader's snapshot receives it in max_chunk_bytes pieces, restores it,
+ * and continues from the log. */
+TEST(snapshot_is_sent_in_chunks_and_installed) {
+    net_init(&net, 3, 3);
+    net.cfg.max_chunk_bytes = 1000;
+    for (int id = 1; id <= 3; id++) {
+        net_crash(&net, id);
+        net_start(&net, id, 3);
+    }
+    net_elect(&net, 1);
+    net_isolate(&net, 3, true);
+    for (int i = 0; i < 30; i++) CHECK(net_propose(&net, 1, "before-snapshot") > 0);
+    net_settle(&net);
+    uint64_t applied = raft_applied_index(net.r[1]);
+    CHECK_EQ_U64(applied, 32);
+    static uint8_t image[10500];
+    for (size_t i = 0; i < sizeof(image); i++) image[i] = (uint8_t)(i * 7);
+    CHECK(raft_compact(net.r[1], applied, image, sizeof(image)) == RAFT_OK);
+    CHECK_EQ_U64(raft_first_index(net.r[1]), 33);
+    CHECK(raft_entry_at(net.r[1], 10) == NULL);
+    net_isolate(&net, 3, false);
+    uint64_t chunks_before = net.sent[RAFT_MSG_SNAPSHOT];
+    net_tick_all(&net, 5);
+    CHECK_EQ_U64(net.sent[RAFT_MSG_SNAPSHOT] - chunks_before, 11); /* ceil(10500 / 1000) */
+    CHECK_EQ_U64(net.snapshots_installed[3], 1);
+    CHECK(net.store[3].has_snapshot);
+    CHECK_EQ_U64(net.store[3].snap.index, 32);
+    CHECK_EQ_U64(net.store[3].snap_size, sizeof(image));
+    CHECK(memcmp(net.store[3].snap_data, image, sizeof(image)) == 0);
+    CHECK(net_propose(&net, 1, "after-snapshot") > 0);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    CHECK_EQ_U64(net.applied_to[3], 33);
+    CHECK(memcmp(net.applied[3][33].data, "after-snapshot", 14) == 0);
+    net_free(&net);
+}
+
+static struct raft_conf conf_of(const uint64_t *voters, int nv, const uint64_t *learners, int nl) {
+    struct raft_conf c = {0};
+    for (int i = 0; i < nv; i++) c.voters[c.n_voters++] = voters[i];
+    for (int i = 0; i < nl; i++) c.learners[c.n_learners++] = learners[i];
+    return c;
+}
+
+/* §4.3: joint consensus. A learner joins and catches up without voting; it
+ * is promoted through the joint configuration; then the leader removes
+ * itself, hands over, and the group goes on without it. */
+TEST(joint_consensus_learner_promotion_and_leader_removal) {
+    net_init(&net, 4, 3); /* 4 starts empty, outside the configuration */
+    net_elect(&net, 1);
+    for (int i = 0; i < 10; i++) CHECK(net_propose(&net, 1, "data") > 0);
+    net_settle(&net);
+    const uint64_t v123[] = {1, 2, 3};
+    const uint64_t l4[] = {4};
+    struct raft_conf add_learner = conf_of(v123, 3, l4, 1);
+    CHECK(raft_propose_conf(net.r[1], &add_learner) == RAFT_OK);
+    CHECK(raft_propose_conf(net.r[1], &add_learner) == RAFT_EBUSY); /* one at a time */
+    net_settle(&net);
+    net_tick_all(&net, 3);
+    CHECK(raft_conf(net.r[1])->n_learners == 1);
+    CHECK(!raft_is_voter(net.r[1], 4));
+    CHECK_EQ_U64(net.applied_to[4], raft_applied_index(net.r[1])); /* caught up */
+    uint64_t match4 = 0;
+    CHECK(raft_match_index(net.r[1], 4, &match4));
+    CHECK_EQ_U64(match4, raft_last_index(net.r[1]));
+    /* Promote 4: the leader enters the joint configuration and leaves it. */
+    const uint64_t v1234[] = {1, 2, 3, 4};
+    struct raft_conf promote = conf_of(v1234, 4, NULL, 0);
+    CHECK(raft_propose_conf(net.r[1], &promote) == RAFT_OK);
+    CHECK(raft_conf_is_voter(raft_conf(net.r[1]), 1));
+    bool saw_joint = false;
+    net_flush(&net);
+    for (int guard = 0; guard < 10000 && net.n_queue > 0; guard++) {
+        net_deliver_at(&net, 0);
+        saw_joint |= raft_conf(net.r[1])->n_outgoing > 0;
+    }
+    net_tick_all(&net, 3);
+    CHECK(saw_joint);
+    CHECK_EQ_U64(raft_conf(net.r[1])->n_outgoing, 0);
+    CHECK(raft_is_voter(net.r[1], 4));
+    CHECK(raft_is_voter(net.r[3], 4));
+    /* Remove the leader itself. */
+    const uint64_t v234[] = {2, 3, 4};
+    struct raft_conf without1 = conf_of(v234, 3, NULL, 0);
+    CHECK(raft_propose_conf(net.r[1], &without1) == RAFT_OK);
+    net_settle(&net);
+    net_tick_all(&net, 4 * (int)net.cfg.election_ticks);
+    int leader = net_leader(&net);
+    CHECK(leader >= 2 && leader <= 4);
+    CHECK(raft_role(net.r[1]) != RAFT_LEADER);
+    CHECK(!raft_is_voter(net.r[leader], 1));
+    CHECK(net_propose(&net, leader, "without-1") > 0);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    uint64_t last = raft_last_index(net.r[leader]);
+    for (int id = 2; id <= 4; id++) CHECK_EQ_U64(net.applied_to[id], last);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* §3.10: leadership transfer: the target is caught up first, then told to
+ * campaign at once; it wins the next term; the old leader refuses
+ * proposals meanwhile. */
+TEST(leadership_transfer_catches_up_then_hands_over) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    uint64_t term = raft_term(net.r[1]);
+    net_isolate(&net, 3, true);
+    for (int i = 0; i < 5; i++) CHECK(net_propose(&net, 1, "x") > 0);
+    net_settle(&net);
+    net_isolate(&net, 3, false);
+    CHECK(raft_transfer_leader(net.r[1], 3) == RAFT_OK);
+    uint64_t index;
+    CHECK(raft_propose(net.r[1], (const uint8_t *)"y", 1, &index, NULL) == RAFT_EBUSY);
+    net_settle(&net);
+    CHECK(raft_role(net.r[3]) == RAFT_LEADER);
+    CHECK_EQ_U64(raft_term(net.r[3]), term + 1);
+    CHECK(raft_entry_at(net.r[3], 7) != NULL); /* it had caught up */
+    CHECK(raft_propose(net.r[1], (const uint8_t *)"y", 1, &index, NULL) == RAFT_ENOTLEADER);
+    CHECK_EQ_U64(raft_leader(net.r[1]), 3);
+    CHECK(raft_transfer_leader(net.r[3], 9) == RAFT_EINVAL); /* not a member */
+    net_free(&net);
+}
+
+/* §3.8: the term and vote survive a restart: a replica that voted in a
+ * term does not vote for someone else in it after restarting. */
+TEST(vote_survives_restart) {
+    net_init(&net, 3, 3);
+    net_isolate(&net, 3, true);
+    net_elect(&net, 1);
+    uint64_t term = raft_term(net.r[2]);
+    CHECK_EQ_U64(net.store[2].hard.vote, 1);
+    CHECK_EQ_U64(net.store[2].hard.term, term);
+    net_crash(&net, 2);
+    net_start(&net, 2, 3);
+    CHECK_EQ_U64(raft_term(net.r[2]), term);
+    /* A vote request from 3 for the same term must be refused. */
+    struct raft_msg m = {.type = RAFT_MSG_VOTE, .from = 3, .to = 2, .term = term,
+                         .log_term = 9, .index = 99};
+    CHECK(raft_step(net.r[2], &m) == RAFT_OK);
+    struct raft_ready rd;
+    raft_ready(net.r[2], &rd);
+    bool granted = false;
+    for (uint32_t i = 0; i < rd.n_messages; i++) {
+        if (rd.messages[i].type == RAFT_MSG_VOTE_RESP && !rd.messages[i].reject) granted = true;
+    }
+    raft_advance(net.r[2]);
+    CHECK(!granted);
+    net_free(&net);
+}
+
+/* Bad input is refused with a named error and changes nothing. */
+TEST(bad_input_is_refused) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    uint64_t term = raft_term(net.r[2]);
+    struct raft_msg wrong_to = {.type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = term};
+    CHECK(raft_step(net.r[2], &wrong_to) == RAFT_EINVAL);
+    struct raft_msg bad_type = {.type = 77, .from = 1, .to = 2, .term = term};
+    CHECK(raft_step(net.r[2], &bad_type) == RAFT_EINVAL);
+    struct raft_entry gap = {.term = term, .index = 9, .len = 0};
+    struct raft_msg gapped = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = term,
+                              .index = 2, .log_term = term, .n_entries = 1, .entries = &gap};
+    CHECK(raft_step(net.r[2], &gapped) == RAFT_EINVAL);
+    struct raft_entry future = {.term = term + 5, .index = 3, .len = 0};
+    struct raft_msg from_future = gapped;
+    from_future.entries = &future;
+    CHECK(raft_step(net.r[2], &from_future) == RAFT_EINVAL);
+    CHECK_EQ_U64(raft_last_index(net.r[2]), 2);
+    uint64_t index;
+    CHECK(raft_propose(net.r[1], (const uint8_t *)"", 0, &index, NULL) == RAFT_EINVAL);
+    static uint8_t big[4 * 1024 * 1024 + 1];
+    CHECK(raft_propose(net.r[1], big, sizeof(big), &index, NULL) == RAFT_ETOOBIG);
+    struct raft_conf empty = {0};
+    CHECK(raft_propose_conf(net.r[1], &empty) == RAFT_EINVAL);
+    const uint64_t v12[] = {1, 2};
+    const uint64_t l3[] = {3};
+    struct raft_conf demote = conf_of(v12, 2, l3, 1);
+    CHECK(raft_propose_conf(net.r[1], &demote) == RAFT_EINVAL);
+    struct raft_config cfg;
+    raft_config_default(&cfg);
+    cfg.id = 0;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, NULL) == NULL);
+    cfg.id = 1;
+    cfg.heartbeat_ticks = cfg.election_ticks;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, NULL) == NULL);
+    CHECK(raft_strerror(RAFT_ENOTLEADER) != NULL);
+    net_free(&net);
+}
+
+int main(void) {
+    static const struct test_case cases[] = {
+        TEST_ENTRY(election_and_replication),
+        TEST_ENTRY(follower_rejects_proposal_with_leader_hint),
+        TEST_ENTRY(vote_requires_up_to_date_log),
+        TEST_ENTRY(pre_vote_keeps_partitioned_node_from_disrupting),
+        TEST_ENTRY(check_quorum_leader_steps_down),
+        TEST_ENTRY(figure_3_7_old_term_entries_are_not_committed_by_counting),
+        TEST_ENTRY(divergent_log_is_repaired_with_few_round_trips),
+        TEST_ENTRY(inflight_appends_and_message_size_are_bounded),
+        TEST_ENTRY(read_index_needs_noop_and_quorum),
+        TEST_ENTRY(snapshot_is_sent_in_chunks_and_installed),
+        TEST_ENTRY(joint_consensus_learner_promotion_and_leader_removal),
+        TEST_ENTRY(leadership_transfer_catches_up_then_hands_over),
+        TEST_ENTRY(vote_survives_restart),
+        TEST_ENTRY(bad_input_is_refused),
+    };
+    return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
+}
