@@ -67,6 +67,12 @@ $(BUILD) $(BUILD)/test:
 	@mkdir -p $@
 
 UNIT_TESTS := $(BUILD)/test/test_raft $(BUILD)/test/test_lin $(BUILD)/test/test_sim_disk
+# EXTRA_CHECKS: other scripts `make test` runs; each prints `NAME: N passed, N failed`.
+EXTRA_CHECKS :=
+
+# Each module may add its sources, unit tests (UNIT_TESTS += ...), fuzz
+# targets and extra checks in its own fragment.
+include $(sort $(wildcard mk/*.mk))
 CANARY_BINS := $(foreach c,$(CANARIES),$(BUILD)/canary/$(c)/shoal-sim) \
                $(foreach c,$(UNIT_CANARIES),$(BUILD)/canary/$(c)/test_raft)
 
@@ -77,9 +83,10 @@ demo: deps $(BUILD)/shoal-sim
 
 # make test: unit tests, SEEDS simulator seeds under ASan/UBSan, canaries.
 test: deps
-	@$(MAKE) --no-print-directory $(UNIT_TESTS) $(BUILD)/test/shoal-sim $(BUILD)/shoal-sim \
+	@$(MAKE) --no-print-directory $(UNIT_TESTS) $(TEST_DEPS) $(BUILD)/test/shoal-sim $(BUILD)/shoal-sim \
 		$(CANARY_BINS)
-	@bash scripts/run-tests.sh $(SEEDS) "$(CANARIES)" "$(UNIT_CANARIES)"
+	@UNIT_TESTS="$(UNIT_TESTS)" EXTRA_CHECKS="$(EXTRA_CHECKS)" \
+		bash scripts/run-tests.sh $(SEEDS) "$(CANARIES)" "$(UNIT_CANARIES)"
 
 canaries: deps
 	@$(MAKE) --no-print-directory $(CANARY_BINS)

@@ -8,6 +8,12 @@ need=()
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# Libraries and tools by package: libuv (the production io backend),
+# clang-14 (libFuzzer targets).
+for pkg in libuv1-dev clang-14; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+    need+=("$pkg")
+done
 # ASan/UBSan runtimes ship with gcc on Debian (libasan8, libubsan1); check
 # that a sanitized program actually links.
 if command -v gcc >/dev/null 2>&1; then

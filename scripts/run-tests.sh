@@ -28,8 +28,12 @@ count() {
   total_failed=$((total_failed + f))
 }
 
-for t in test_raft test_lin test_sim_disk; do
-  build/test/$t >"$logs/$t.log" 2>&1
+# UNIT_TESTS (from the Makefile): the sanitized unit-test binaries.
+# EXTRA_CHECKS: further commands, each ending with `NAME: N passed, N failed`.
+unit_tests=${UNIT_TESTS:-build/test/test_raft build/test/test_lin build/test/test_sim_disk}
+for bin in $unit_tests; do
+  t=$(basename "$bin")
+  "$bin" >"$logs/$t.log" 2>&1
   rc=$?
   count "$t" "$logs/$t.log"
   if [ $rc -ne 0 ] && ! grep -qE ' [1-9][0-9]* failed' "$logs/$t.log"; then
@@ -37,6 +41,17 @@ for t in test_raft test_lin test_sim_disk; do
     total_failed=$((total_failed + 1))
   fi
   grep -E '^FAIL|CHECK failed|ERROR' "$logs/$t.log" | head -n 20
+done
+
+for check in ${EXTRA_CHECKS:-}; do
+  t=$(basename "$check" | sed -E 's/\.[a-z]+$//')
+  bash "$check" >"$logs/$t.log" 2>&1
+  rc=$?
+  count "$t" "$logs/$t.log"
+  if [ $rc -ne 0 ] && ! grep -qE ' [1-9][0-9]* failed' "$logs/$t.log"; then
+    echo "$t: exited $rc (see $logs/$t.log)"
+    total_failed=$((total_failed + 1))
+  fi
 done
 
 # Simulator seeds under ASan/UBSan, split over two processes (two cores).

@@ -342,6 +342,9 @@ void sim_node_pump(struct sim *s, uint8_t slot) {
     for (int guard = 0; guard < 1000 && n->alive && !n->persisting; guard++) {
         if (!raft_has_ready(n->raft)) return;
         raft_ready(n->raft, &n->rd);
+        /* Every message leaves through a ready, so a leader's term is seen
+         * here before any replica can learn of a commit it made. */
+        if (n->rd.hard_state.term > s->max_term_seen) s->max_term_seen = n->rd.hard_state.term;
         sim__persist_ready(s, slot);
 #ifdef CANARY_SEND_BEFORE_FSYNC
         for (uint32_t i = 0; i < n->rd.n_messages; i++) sim__net_send(s, slot, &n->rd.messages[i]);

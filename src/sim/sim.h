@@ -288,6 +288,7 @@ struct sim {
     struct sim_applied *applied; /* by index */
     uint64_t cap_applied;
     uint64_t max_applied;
+    uint64_t max_term_seen; /* highest term in any ready so far */
     struct sim_acked *acked;
     uint32_t n_acked;
     uint32_t cap_acked;
@@ -302,6 +303,8 @@ struct sim {
 struct sim_applied {
     uint64_t term;
     uint64_t hash;
+    uint64_t term_bound; /* highest term of any replica when first applied: the
+                          * leader that committed it had a term <= this */
     uint16_t client;
     uint32_t req;
 };

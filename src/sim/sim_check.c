@@ -2,6 +2,7 @@
  *
  *   election safety      at most one leader per term
  *   leader completeness  a new leader's log holds every entry applied anywhere
+ *                        that was committed in an earlier term
  *   log matching         same (index, term) in two logs => same prefix
  *   state machine safety no two replicas apply different entries at an index;
  *                        each replica applies each index once, in order
@@ -56,10 +57,11 @@ void sim_check_leader(struct sim *s, struct sim_node *n) {
                (unsigned long long)term, (unsigned long long)raft_last_index(n->raft));
     for (uint64_t i = raft_snapshot_index(n->raft) + 1; i <= s->max_applied; i++) {
         const struct sim_applied *a = &s->applied[i];
-        /* only entries of earlier terms: they were committed before this
-         * leader's election, which may have happened a while before its
-         * first ready (a slow disk) while later terms moved on */
-        if (a->term == 0 || a->term >= term) continue;
+        /* Only entries committed in earlier terms (§3.6.3): the leader
+         * that committed an entry had a term <= term_bound. This leader's
+         * first ready may come long after its election (a slow disk),
+         * while later terms commit entries it need not hold. */
+        if (a->term == 0 || a->term_bound >= term) continue;
         const struct raft_entry *e = raft_entry_at(n->raft, i);
         if (e == NULL || e->term != a->term || sim_check__hash(e) != a->hash) {
             sim_violation(s, "leader completeness: n%llu leads term %llu without the entry "
@@ -84,6 +86,7 @@ void sim_check_applied(struct sim *s, struct sim_node *n, const struct raft_entr
     if (a->term == 0) {
         a->term = e->term;
         a->hash = hash;
+        a->term_bound = s->max_term_seen;
         if (e->index > s->max_applied) s->max_applied = e->index;
         return;
     }
