@@ -1,0 +1,85 @@
+/* peer_codec.h: the node-to-node wire format (pure: bytes in, bytes out).
+ * One TCP connection per node pair carries the Raft messages of every group
+ * on the two nodes, as a stream of frames:
+ *
+ *    0        4         5        6          10
+ *    | length | version | type   | crc32c   | payload (length bytes) ... |
+ *      u32 LE   u8        u8       u32 LE
+ *
+ * `crc32c` covers version, type and payload, so a flipped header bit is
+ * caught too. `length` is checked against PEER_FRAME_BYTES_MAX before
+ * anything is buffered for it. Frame types:
+ *
+ *   PEER_FRAME_HELLO  first frame each way: u64 cluster_id | u64 node_id
+ *   PEER_FRAME_RAFT   one raft_msg of one group:
+ *       u64 group | u8 msg type | u8 flags (bit 0: reject) | u64 from | u64 to |
+ *       u64 term | u64 log_term | u64 index | u64 commit | u64 context |
+ *       u64 reject_hint | u32 n_entries |
+ *       n_entries * (u64 term | u64 index | u8 type | u32 len | len bytes) |
+ *       [RAFT_MSG_SNAPSHOT only: u64 snap index | u64 snap term |
+ *        u32 conf_len | conf (raft_conf_encode) | u64 snapshot_size |
+ *        u64 chunk_offset | u32 chunk_len | chunk bytes]
+ *
+ * All integers little-endian. A decoder that meets a newer version refuses
+ * the frame (a rolling upgrade adds a version it can read first). */
+#ifndef SHOAL_PEER_CODEC_H
+#define SHOAL_PEER_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/raft.h"
+
+#define PEER_VERSION 1
+#define PEER_FRAME_HEADER_BYTES 10
+/* The largest payload: one entry may exceed max_msg_bytes (it is sent
+ * alone), so this must exceed the largest proposal plus headers. */
+#define PEER_FRAME_BYTES_MAX (64u << 20)
+/* An entry takes at least this many bytes on the wire: bounds n_entries. */
+#define PEER_ENTRY_BYTES_MIN 21u
+
+_Static_assert(PEER_FRAME_BYTES_MAX > (4u << 20) + 4096, "a 4 MiB entry fits in a frame");
+
+enum peer_frame_type { PEER_FRAME_HELLO = 1, PEER_FRAME_RAFT = 2 };
+
+enum peer_parse_result {
+    PEER_OK = 0,        /* a whole frame was decoded */
+    PEER_NEED_MORE = 1, /* not enough bytes yet; nothing consumed */
+    PEER_EPROTO = -1,   /* corrupt or hostile input: drop the connection */
+};
+
+/* A growable output buffer. */
+struct peer_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+};
+void peer_buf_free(struct peer_buf *b);
+
+/* A decoded frame. For RAFT frames `msg` points into the input buffer (data
+ * and chunk) and into `entries`, which the decoder allocated: call
+ * peer_frame_release() when done with the message. */
+struct peer_frame {
+    uint8_t type;
+    uint64_t cluster_id; /* HELLO */
+    uint64_t node_id;    /* HELLO */
+    uint64_t group;      /* RAFT */
+    struct raft_msg msg; /* RAFT */
+};
+void peer_frame_release(struct peer_frame *f);
+
+/* Appends one frame to `out`. Return 0, or RAFT_ENOMEM / RAFT_ETOOBIG (the
+ * message would exceed PEER_FRAME_BYTES_MAX); `out` is unchanged on error. */
+int peer_encode_hello(struct peer_buf *out, uint64_t cluster_id, uint64_t node_id)
+    __attribute__((warn_unused_result));
+int peer_encode_raft(struct peer_buf *out, uint64_t group, const struct raft_msg *msg)
+    __attribute__((warn_unused_result));
+
+/* Decodes the frame at the start of buf[0..len). On PEER_OK sets *consumed
+ * (the frame's total size) and fills *f; on PEER_EPROTO writes a reason into
+ * why (NUL-terminated). Never allocates more than the frame's length
+ * justifies, and nothing before the whole frame has arrived. */
+enum peer_parse_result peer_decode(const uint8_t *buf, size_t len, size_t *consumed,
+                                   struct peer_frame *f, char *why, size_t why_cap);
+
+#endif
