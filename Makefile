@@ -32,8 +32,8 @@ UNIT_CANARIES := VOTE_ANY_LOG COMMIT_OLD_TERM KEEP_CONFLICTS READ_WITHOUT_QUORUM
 SEEDS ?= 2000
 SECONDS ?= 600
 
-.PHONY: all deps demo test canaries canaries-deep soak clean format
-all: $(BUILD)/shoal-sim
+.PHONY: all deps demo sim-demo test canaries canaries-deep soak clean format
+all: $(BUILD)/shoal-sim $(BUILD)/shoal
 
 deps:
 	@bash scripts/deps.sh
@@ -76,9 +76,13 @@ include $(sort $(wildcard mk/*.mk))
 CANARY_BINS := $(foreach c,$(CANARIES),$(BUILD)/canary/$(c)/shoal-sim) \
                $(foreach c,$(UNIT_CANARIES),$(BUILD)/canary/$(c)/test_raft)
 
-# make demo: a short, visible simulation of a 5-node cluster with failures
-# (the real server arrives with the node issue).
-demo: deps $(BUILD)/shoal-sim
+# make demo: a local 3-node cluster on ports 7001-7003; use it with
+# redis-cli -p 7001. Ctrl-C stops it.
+demo: deps $(BUILD)/shoal
+	$(BUILD)/shoal demo
+
+# make sim-demo: a short, visible simulation of a 5-node cluster with failures.
+sim-demo: deps $(BUILD)/shoal-sim
 	$(BUILD)/shoal-sim --demo --seed 3
 
 # make test: unit tests, SEEDS simulator seeds under ASan/UBSan, canaries.

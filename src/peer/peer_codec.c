@@ -78,6 +78,7 @@ static uint64_t peer__raft_size(const struct raft_msg *m, uint32_t conf_len) {
         size += PEER_ENTRY_BYTES_MIN + (uint64_t)m->entries[i].len;
     }
     if (m->type == RAFT_MSG_SNAPSHOT) size += 8 + 8 + 4 + conf_len + 8 + 8 + 4 + m->chunk_len;
+    if (m->type == RAFT_MSG_SNAPSHOT_RESP) size += 8 + 8 + 8 + 8;
     return size;
 }
 
@@ -122,6 +123,12 @@ int peer_encode_raft(struct peer_buf *out, uint64_t group, const struct raft_msg
         peer__u64(&w, m->chunk_offset);
         peer__u32(&w, m->chunk_len);
         peer__bytes(&w, m->chunk, m->chunk_len);
+    }
+    if (m->type == RAFT_MSG_SNAPSHOT_RESP) {
+        peer__u64(&w, m->snapshot.index);
+        peer__u64(&w, m->snapshot.term);
+        peer__u64(&w, m->snapshot_size);
+        peer__u64(&w, m->chunk_offset);
     }
     assert((uint64_t)(w.p - frame) == PEER_FRAME_HEADER_BYTES + size);
     peer__seal(frame, PEER_FRAME_RAFT, (uint32_t)size);
@@ -232,6 +239,13 @@ static enum peer_parse_result peer__decode_raft(struct peer__reader *r, struct p
     }
     enum peer_parse_result rc = peer__decode_entries(r, m, why, why_cap);
     if (rc == PEER_OK && m->type == RAFT_MSG_SNAPSHOT) rc = peer__decode_snapshot(r, m, why, why_cap);
+    if (rc == PEER_OK && m->type == RAFT_MSG_SNAPSHOT_RESP) {
+        m->snapshot.index = peer__get(r, 8);
+        m->snapshot.term = peer__get(r, 8);
+        m->snapshot_size = peer__get(r, 8);
+        m->chunk_offset = peer__get(r, 8);
+        if (r->short_read) rc = peer__fail(why, why_cap, "snapshot answer runs past the frame");
+    }
     if (rc == PEER_OK && r->p != r->end) rc = peer__fail(why, why_cap, "trailing bytes");
     return rc;
 }

@@ -19,6 +19,8 @@
  *       [RAFT_MSG_SNAPSHOT only: u64 snap index | u64 snap term |
  *        u32 conf_len | conf (raft_conf_encode) | u64 snapshot_size |
  *        u64 chunk_offset | u32 chunk_len | chunk bytes]
+ *       [RAFT_MSG_SNAPSHOT_RESP only: u64 snap index | u64 snap term |
+ *        u64 snapshot_size | u64 chunk_offset (the next offset wanted)]
  *
  * All integers little-endian. A decoder that meets a newer version refuses
  * the frame (a rolling upgrade adds a version it can read first). */

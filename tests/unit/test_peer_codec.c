@@ -45,6 +45,12 @@ static void random_msg(struct rand *r, struct raft_msg *m, struct raft_entry *en
         m->chunk_len = (uint32_t)rand_below(r, 1000);
         m->chunk = m->chunk_len ? pool + 7 : NULL;
     }
+    if (m->type == RAFT_MSG_SNAPSHOT_RESP) {
+        m->snapshot.index = rand_u64(r);
+        m->snapshot.term = rand_u64(r);
+        m->snapshot_size = rand_u64(r);
+        m->chunk_offset = rand_u64(r);
+    }
 }
 
 static bool msg_equal(const struct raft_msg *a, const struct raft_msg *b) {
@@ -61,6 +67,12 @@ static bool msg_equal(const struct raft_msg *a, const struct raft_msg *b) {
             x->len != y->len || (x->len && memcmp(x->data, y->data, x->len) != 0)) {
             return false;
         }
+    }
+    /* every field the core reads for this type must survive (a snapshot
+     * answer without its offset once stalled every install after a chunk) */
+    if (a->type == RAFT_MSG_SNAPSHOT_RESP) {
+        return a->snapshot.index == b->snapshot.index && a->snapshot.term == b->snapshot.term &&
+               a->snapshot_size == b->snapshot_size && a->chunk_offset == b->chunk_offset;
     }
     if (a->type != RAFT_MSG_SNAPSHOT) return true;
     return a->snapshot.index == b->snapshot.index && a->snapshot.term == b->snapshot.term &&

@@ -1,0 +1,16 @@
+# cmd/: the command table and keyspace commands (pure). Its test replays
+# replies recorded from a real redis-server (tests/cmd/golden.txt).
+CMD_SRC := src/cmd/cmd.c src/cmd/cmd_string.c src/cmd/cmd_keys.c
+# kv and resp sources by wildcard: their fragments sort after this one.
+CMD_DEP_SRC := $(wildcard src/kv/*.c) src/resp/resp.c src/util/crc32c.c
+
+$(BUILD)/test/test_cmd: tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC) $(HDRS) \
+		tests/cmd/golden.txt | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC) -lm
+
+UNIT_TESTS += $(BUILD)/test/test_cmd
+
+# Re-records tests/cmd/golden.txt from the redis-server on this machine.
+.PHONY: golden
+golden: deps
+	/usr/bin/python3 tests/cmd/gen_golden.py

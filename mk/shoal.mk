@@ -1,0 +1,18 @@
+# The shoal binary: `shoal server` (a node) and `shoal demo`.
+NODE_SRC := src/node/node.c src/node/shard.c src/node/snapshot.c src/node/peer.c \
+            src/node/client.c src/node/client_cmds.c src/node/proxy.c src/node/info.c \
+            src/node/config.c src/node/demo.c src/node/main.c
+SHOAL_ALL := $(NODE_SRC) src/cmd/cmd.c src/cmd/cmd_string.c src/cmd/cmd_keys.c \
+             $(wildcard src/kv/*.c) src/resp/resp.c src/wal/wal.c src/io/io_posix.c \
+             src/peer/peer_codec.c $(RAFT_SRC) $(UTIL_SRC)
+SHOAL_LIBS := -luv -lm -lpthread
+
+$(BUILD)/shoal: $(SHOAL_ALL) $(HDRS) | $(BUILD)
+	$(CC) $(RELEASE_CFLAGS) -o $@ $(SHOAL_ALL) $(SHOAL_LIBS)
+
+$(BUILD)/test/shoal: $(SHOAL_ALL) $(HDRS) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(SHOAL_ALL) $(SHOAL_LIBS)
+
+# make test runs the integration suite against the sanitized binary.
+TEST_DEPS += $(BUILD)/test/shoal
+EXTRA_CHECKS += scripts/integration.sh

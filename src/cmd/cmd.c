@@ -1,0 +1,237 @@
+/* cmd.c: the command table, lookup, arity and key specs, the log-entry
+ * codec of writes, and shared helpers. See cmd.h. */
+#include "cmd/cmd.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cmd/cmd_int.h"
+
+#define W (CMD_WRITE)
+#define R (CMD_READONLY)
+#define N (CMD_NODE)
+#define F (CMD_FAST)
+
+/* name, exec, arity, flags, first key, last key, step, group, summary, since */
+const struct cmd_def cmd_table[] = {
+    /* strings */
+    {"append", cmd_append, 3, W | F, 1, 1, 1, "string", "Append a value to a key", "2.0.0"},
+    {"decr", cmd_decr, 2, W | F, 1, 1, 1, "string", "Decrement the integer value of a key by one", "1.0.0"},
+    {"decrby", cmd_decrby, 3, W | F, 1, 1, 1, "string", "Decrement the integer value of a key by the given number", "1.0.0"},
+    {"get", cmd_get, 2, R | F, 1, 1, 1, "string", "Get the value of a key", "1.0.0"},
+    {"getdel", cmd_getdel, 2, W | F, 1, 1, 1, "string", "Get the value of a key and delete the key", "6.2.0"},
+    {"getex", cmd_getex, -2, W | F, 1, 1, 1, "string", "Get the value of a key and optionally set its expiration", "6.2.0"},
+    {"getrange", cmd_getrange, 4, R, 1, 1, 1, "string", "Get a substring of the string stored at a key", "2.4.0"},
+    {"getset", cmd_getset, 3, W | F, 1, 1, 1, "string", "Set the string value of a key and return its old value", "1.0.0"},
+    {"incr", cmd_incr, 2, W | F, 1, 1, 1, "string", "Increment the integer value of a key by one", "1.0.0"},
+    {"incrby", cmd_incrby, 3, W | F, 1, 1, 1, "string", "Increment the integer value of a key by the given amount", "1.0.0"},
+    {"incrbyfloat", cmd_incrbyfloat, 3, W | F, 1, 1, 1, "string", "Increment the float value of a key by the given amount", "2.6.0"},
+    {"mget", cmd_mget, -2, R | F, 1, -1, 1, "string", "Get the values of all the given keys", "1.0.0"},
+    {"mset", cmd_mset, -3, W, 1, -1, 2, "string", "Set multiple keys to multiple values", "1.0.1"},
+    {"msetnx", cmd_msetnx, -3, W, 1, -1, 2, "string", "Set multiple keys to multiple values, only if none of the keys exist", "1.0.1"},
+    {"psetex", cmd_psetex, 4, W, 1, 1, 1, "string", "Set the value and expiration in milliseconds of a key", "2.6.0"},
+    {"set", cmd_set, -3, W, 1, 1, 1, "string", "Set the string value of a key", "1.0.0"},
+    {"setex", cmd_setex, 4, W, 1, 1, 1, "string", "Set the value and expiration of a key", "2.0.0"},
+    {"setnx", cmd_setnx, 3, W | F, 1, 1, 1, "string", "Set the value of a key, only if the key does not exist", "1.0.0"},
+    {"setrange", cmd_setrange, 4, W, 1, 1, 1, "string", "Overwrite part of a string at key starting at the specified offset", "2.2.0"},
+    {"strlen", cmd_strlen, 2, R | F, 1, 1, 1, "string", "Get the length of the value stored in a key", "2.2.0"},
+    /* keys */
+    {"del", cmd_del, -2, W, 1, -1, 1, "generic", "Delete a key", "1.0.0"},
+    {"exists", cmd_exists, -2, R | F, 1, -1, 1, "generic", "Determine if a key exists", "1.0.0"},
+    {"expire", cmd_expire, -3, W | F, 1, 1, 1, "generic", "Set a key's time to live in seconds", "1.0.0"},
+    {"expireat", cmd_expireat, -3, W | F, 1, 1, 1, "generic", "Set the expiration for a key as a UNIX timestamp", "1.2.0"},
+    {"expiretime", cmd_expiretime, 2, R | F, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key", "7.0.0"},
+    {"keys", cmd_keys_cmd, 2, R, 0, 0, 0, "generic", "Find all keys matching the given pattern", "1.0.0"},
+    {"persist", cmd_persist, 2, W | F, 1, 1, 1, "generic", "Remove the expiration from a key", "2.2.0"},
+    {"pexpire", cmd_pexpire, -3, W | F, 1, 1, 1, "generic", "Set a key's time to live in milliseconds", "2.6.0"},
+    {"pexpireat", cmd_pexpireat, -3, W | F, 1, 1, 1, "generic", "Set the expiration for a key as a UNIX timestamp specified in milliseconds", "2.6.0"},
+    {"pexpiretime", cmd_pexpiretime, 2, R | F, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key in milliseconds", "7.0.0"},
+    {"pttl", cmd_pttl, 2, R | F, 1, 1, 1, "generic", "Get the time to live for a key in milliseconds", "2.6.0"},
+    {"randomkey", cmd_randomkey, 1, R, 0, 0, 0, "generic", "Return a random key from the keyspace", "1.0.0"},
+    {"rename", cmd_rename, 3, W, 1, 2, 1, "generic", "Rename a key", "1.0.0"},
+    {"renamenx", cmd_renamenx, 3, W | F, 1, 2, 1, "generic", "Rename a key, only if the new key does not exist", "1.0.0"},
+    {"scan", cmd_scan, -2, R, 0, 0, 0, "generic", "Incrementally iterate the keys space", "2.8.0"},
+    {"ttl", cmd_ttl, 2, R | F, 1, 1, 1, "generic", "Get the time to live for a key in seconds", "1.0.0"},
+    {"type", cmd_type, 2, R | F, 1, 1, 1, "generic", "Determine the type stored at key", "1.0.0"},
+    {"unlink", cmd_del, -2, W | F, 1, -1, 1, "generic", "Delete a key asynchronously in another thread", "4.0.0"},
+    /* server (keyspace) */
+    {"dbsize", cmd_dbsize, 1, R | F, 0, 0, 0, "server", "Return the number of keys in the selected database", "1.0.0"},
+    {"flushall", cmd_flushdb, -1, W, 0, 0, 0, "server", "Remove all keys from all databases", "1.0.0"},
+    {"flushdb", cmd_flushdb, -1, W, 0, 0, 0, "server", "Remove all keys from the current database", "1.0.0"},
+    /* answered by the node */
+    {"client", NULL, -2, N, 0, 0, 0, "connection", "A container for client connection commands", "2.4.0"},
+    {"command", NULL, -1, N, 0, 0, 0, "server", "Get array of Redis command details", "2.8.13"},
+    {"config", NULL, -2, N, 0, 0, 0, "server", "A container for server configuration commands", "2.0.0"},
+    {"echo", NULL, 2, N | F, 0, 0, 0, "connection", "Echo the given string", "1.0.0"},
+    {"hello", NULL, -1, N | F, 0, 0, 0, "connection", "Handshake with Redis", "6.0.0"},
+    {"info", NULL, -1, N, 0, 0, 0, "server", "Get information and statistics about the server", "1.0.0"},
+    {"ping", NULL, -1, N | F, 0, 0, 0, "connection", "Ping the server", "1.0.0"},
+    {"quit", NULL, -1, N | F, 0, 0, 0, "connection", "Close the connection", "1.0.0"},
+    {"readonly", NULL, 1, N | F, 0, 0, 0, "cluster", "Enables read queries for a connection to a cluster replica node", "3.0.0"},
+    {"readwrite", NULL, 1, N | F, 0, 0, 0, "cluster", "Disables read queries for a connection to a cluster replica node", "3.0.0"},
+    {"select", NULL, 2, N | F, 0, 0, 0, "connection", "Change the selected database for the current connection", "1.0.0"},
+    {"time", NULL, 1, N | F, 0, 0, 0, "server", "Return the current server time", "2.6.0"},
+};
+const uint32_t cmd_table_count = sizeof(cmd_table) / sizeof(cmd_table[0]);
+
+#undef W
+#undef R
+#undef N
+#undef F
+
+const struct cmd_def *cmd_lookup(const char *name, size_t len) {
+    if (len == 0 || len > 32) return NULL;
+    for (uint32_t i = 0; i < cmd_table_count; i++) {
+        const char *n = cmd_table[i].name;
+        if (strlen(n) == len && strncasecmp(n, name, len) == 0) return &cmd_table[i];
+    }
+    return NULL;
+}
+
+bool cmd_arity_ok(const struct cmd_def *def, uint32_t argc) {
+    if (def->arity >= 0) return argc == (uint32_t)def->arity;
+    return argc >= (uint32_t)-def->arity;
+}
+
+/* Redis 7.0's unknown-command error: the name cut to 48 bytes, then quoted
+ * arguments while the list is under 128 bytes, each cut to what is left. */
+void cmd_reply_unknown(struct resp_out *out, uint32_t argc, const struct resp_arg *argv) {
+    char args[512];
+    size_t n = 0;
+    for (uint32_t i = 1; i < argc && n < 128; i++) {
+        int room = 128 - (int)n;
+        int w = snprintf(args + n, sizeof(args) - n, "'%.*s' ",
+                         (int)(argv[i].len < (size_t)room ? argv[i].len : (size_t)room),
+                         argv[i].data);
+        if (w < 0) break;
+        n += (size_t)w;
+    }
+    args[n] = '\0';
+    resp_write_errorf(out, "ERR unknown command '%.*s', with args beginning with: %s",
+                      (int)(argv[0].len < 48 ? argv[0].len : 48), argv[0].data, args);
+}
+
+void cmd_reply_arity(struct resp_out *out, const struct cmd_def *def) {
+    resp_write_errorf(out, "ERR wrong number of arguments for '%s' command", def->name);
+}
+
+void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
+              void (*cb)(void *ctx, const struct resp_arg *key), void *ctx) {
+    if (def->first_key <= 0) return;
+    int64_t last = def->last_key < 0 ? (int64_t)argc + def->last_key : def->last_key;
+    for (int64_t i = def->first_key; i <= last && i < (int64_t)argc; i += def->key_step) {
+        cb(ctx, &argv[i]);
+    }
+}
+
+bool cmd_arg_is(const struct resp_arg *arg, const char *word) {
+    size_t len = strlen(word);
+    return arg->len == len && strncasecmp(arg->data, word, len) == 0;
+}
+
+void cmd_reply_kv_error(struct resp_out *out, int err) {
+    switch (err) {
+    case KV_ETOOBIG: resp_write_errorf(out, "%s", CMD_ERR_TOO_BIG); break;
+    case KV_EFULL: resp_write_errorf(out, "OOM command not allowed: the keyspace is full"); break;
+    case KV_ENOMEM: resp_write_errorf(out, "OOM command not allowed when used memory > 'maxmemory'."); break;
+    default: resp_write_errorf(out, "ERR %s", kv_strerror(err)); break;
+    }
+}
+
+bool cmd_parse_i64(const char *s, size_t len, int64_t *out) {
+    if (len == 0 || len > 20) return false;
+    if (len == 1 && s[0] == '0') {
+        *out = 0;
+        return true;
+    }
+    size_t i = 0;
+    bool negative = s[0] == '-';
+    if (negative) i++;
+    if (i >= len || s[i] < '1' || s[i] > '9') return false;
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        uint64_t digit = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - digit) / 10) return false;
+        v = v * 10 + digit;
+    }
+    if (negative) {
+        if (v > (uint64_t)INT64_MAX + 1) return false;
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX) return false;
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
+void cmd_exec(const struct cmd_env *env, const struct cmd_def *def, uint32_t argc,
+              const struct resp_arg *argv, struct resp_out *out) {
+    assert(def->exec != NULL);
+    assert(cmd_arity_ok(def, argc));
+    def->exec(env, argc, argv, out);
+}
+
+/* ---- log entries ---- */
+
+size_t cmd_entry_size(uint32_t argc, const struct resp_arg *argv) {
+    size_t size = 1 + 8 + 4;
+    for (uint32_t i = 0; i < argc; i++) size += 4 + argv[i].len;
+    return size;
+}
+
+static uint8_t *cmd__put(uint8_t *p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) *p++ = (uint8_t)(v >> (8 * i));
+    return p;
+}
+
+static uint64_t cmd__get(const uint8_t *p, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+void cmd_entry_encode(uint8_t *buf, int64_t now_ms, uint32_t argc, const struct resp_arg *argv) {
+    uint8_t *p = buf;
+    *p++ = CMD_ENTRY_VERSION;
+    p = cmd__put(p, (uint64_t)now_ms, 8);
+    p = cmd__put(p, argc, 4);
+    for (uint32_t i = 0; i < argc; i++) {
+        assert(argv[i].len <= UINT32_MAX);
+        p = cmd__put(p, argv[i].len, 4);
+        if (argv[i].len > 0) memcpy(p, argv[i].data, argv[i].len);
+        p += argv[i].len;
+    }
+    assert((size_t)(p - buf) == cmd_entry_size(argc, argv));
+}
+
+int cmd_entry_decode(const uint8_t *buf, size_t len, int64_t *now_ms, uint32_t *argc,
+                     struct resp_arg **argv) {
+    *argv = NULL;
+    if (len < 13 || buf[0] != CMD_ENTRY_VERSION) return -1;
+    *now_ms = (int64_t)cmd__get(buf + 1, 8);
+    uint32_t n = (uint32_t)cmd__get(buf + 9, 4);
+    if (n == 0 || n > CMD_ENTRY_ARGS_MAX || n > (len - 13) / 4) return -1;
+    struct resp_arg *args = calloc(n, sizeof(*args));
+    if (args == NULL) return -1;
+    size_t at = 13;
+    for (uint32_t i = 0; i < n; i++) {
+        if (len - at < 4) goto fail;
+        uint64_t l = cmd__get(buf + at, 4);
+        at += 4;
+        if (len - at < l) goto fail;
+        args[i].data = (const char *)buf + at;
+        args[i].len = (size_t)l;
+        at += l;
+    }
+    if (at != len) goto fail;
+    *argc = n;
+    *argv = args;
+    return 0;
+fail:
+    free(args);
+    return -1;
+}

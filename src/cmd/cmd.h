@@ -1,0 +1,110 @@
+/* cmd.h: the command table and the execution of keyspace commands (pure:
+ * no I/O, no clock; time and randomness are passed in).
+ *
+ * A command reaches the keyspace in one of two ways:
+ *   - a write (CMD_WRITE) is encoded with cmd_entry_encode() together with
+ *     the leader's clock reading, proposed through Raft, and executed by
+ *     cmd_exec() on every replica when its entry is applied, with the
+ *     entry's timestamp as now_ms: every replica computes the same result
+ *     (relative expiries become the same absolute times);
+ *   - a read (CMD_READONLY) is executed by cmd_exec() on one replica once a
+ *     ReadIndex confirmed it is current, with that node's clock.
+ * Commands flagged CMD_NODE (PING, INFO, CLIENT, ...) are answered by the
+ * node itself and never reach cmd_exec().
+ *
+ * Replies follow Redis 7.0 byte for byte, including error wording. */
+#ifndef SHOAL_CMD_H
+#define SHOAL_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv/kv.h"
+#include "resp/resp.h"
+
+enum cmd_flags {
+    CMD_WRITE = 1 << 0,    /* changes the keyspace: goes through the log */
+    CMD_READONLY = 1 << 1, /* reads the keyspace: needs a ReadIndex */
+    CMD_NODE = 1 << 2,     /* answered by the node (connection, server state) */
+    CMD_FAST = 1 << 3,     /* O(1) or O(log n) (COMMAND INFO's "fast") */
+    CMD_ADMIN = 1 << 4,
+    CMD_NOSCRIPT = 1 << 5,
+    CMD_LOADING = 1 << 6,  /* allowed while loading (COMMAND INFO) */
+    CMD_STALE = 1 << 7,    /* allowed with stale data (COMMAND INFO) */
+};
+
+struct cmd_env;
+
+/* A keyspace command's implementation (NULL for CMD_NODE commands). */
+typedef void (*cmd_fn)(const struct cmd_env *env, uint32_t argc, const struct resp_arg *argv,
+                       struct resp_out *out);
+
+struct cmd_def {
+    const char *name;    /* lower case */
+    cmd_fn exec;
+    int32_t arity;       /* Redis's convention: N exactly, -N at least N */
+    uint32_t flags;      /* enum cmd_flags */
+    int8_t first_key;    /* 0: no keys */
+    int8_t last_key;     /* -1: the last argument */
+    int8_t key_step;
+    const char *group;   /* COMMAND DOCS */
+    const char *summary; /* COMMAND DOCS */
+    const char *since;   /* COMMAND DOCS */
+};
+
+/* The table, and its size. */
+extern const struct cmd_def cmd_table[];
+extern const uint32_t cmd_table_count;
+
+/* The command named name[0, len), case-insensitive, or NULL. */
+const struct cmd_def *cmd_lookup(const char *name, size_t len);
+
+/* Whether argc fits the command's arity. */
+bool cmd_arity_ok(const struct cmd_def *def, uint32_t argc);
+
+/* Writes Redis's errors for an unknown command and a wrong arity. */
+void cmd_reply_unknown(struct resp_out *out, uint32_t argc, const struct resp_arg *argv);
+void cmd_reply_arity(struct resp_out *out, const struct cmd_def *def);
+
+/* The keys of a command, from its key spec: calls cb for each. */
+void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
+              void (*cb)(void *ctx, const struct resp_arg *key), void *ctx);
+
+/* Where a command runs. */
+struct cmd_env {
+    struct kv *kv;
+    int64_t now_ms;       /* the entry's timestamp (writes) or the clock (reads) */
+    struct rand *rng;     /* RANDOMKEY; NULL where nothing random may happen */
+    uint64_t bulk_max;    /* proto-max-bulk-len: largest string a command may build */
+};
+
+/* Executes a CMD_WRITE or CMD_READONLY command whose arity was checked and
+ * writes its reply to out. Writes are deterministic given (keyspace,
+ * now_ms, argv). */
+void cmd_exec(const struct cmd_env *env, const struct cmd_def *def, uint32_t argc,
+              const struct resp_arg *argv, struct resp_out *out);
+
+/* ---- the log entry of a write ------------------------------------------
+ *
+ *   u8 version (1) | i64 now_ms | u32 argc | argc * (u32 len | len bytes)
+ *
+ * little-endian. cmd_entry_decode() checks every length against the entry
+ * before using it; argv points into the entry (no copy). */
+#define CMD_ENTRY_VERSION 1
+#define CMD_ENTRY_ARGS_MAX (1u << 20)
+
+/* Bytes cmd_entry_encode() will write. */
+size_t cmd_entry_size(uint32_t argc, const struct resp_arg *argv);
+/* Encodes into buf (of cmd_entry_size() bytes). */
+void cmd_entry_encode(uint8_t *buf, int64_t now_ms, uint32_t argc, const struct resp_arg *argv);
+/* Decodes; *argv is allocated (free() it). Returns 0 or -1 on a malformed
+ * entry (which a replica treats as corruption: it stops). */
+int cmd_entry_decode(const uint8_t *buf, size_t len, int64_t *now_ms, uint32_t *argc,
+                     struct resp_arg **argv) __attribute__((warn_unused_result));
+
+/* Redis's string2ll: strict decimal, no sign '+', no leading zeros or
+ * spaces, within int64. */
+bool cmd_parse_i64(const char *s, size_t len, int64_t *out);
+
+#endif

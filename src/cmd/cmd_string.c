@@ -1,0 +1,469 @@
+/* cmd_string.c: the string commands, as Redis 7.0's t_string.c answers
+ * them. Values are stored through kv_set(); commands that modify a value in
+ * place (APPEND, SETRANGE, INCR...) keep the key's expiry as Redis does. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd_int.h"
+
+static void cmd__reply_value(struct resp_out *out, const struct kv_item *it) {
+    resp_write_bulk(out, it->value, it->value_len);
+}
+
+static bool cmd__get_item(const struct cmd_env *env, const struct resp_arg *key,
+                          struct kv_item *it) {
+    return kv_get(env->kv, key->data, key->len, env->now_ms, it) == KV_OK;
+}
+
+CMD_FN(cmd_get) {
+    (void)argc;
+    struct kv_item it;
+    if (cmd__get_item(env, &argv[1], &it)) cmd__reply_value(out, &it);
+    else resp_write_null(out);
+}
+
+CMD_FN(cmd_strlen) {
+    (void)argc;
+    struct kv_item it;
+    resp_write_int(out, cmd__get_item(env, &argv[1], &it) ? it.value_len : 0);
+}
+
+CMD_FN(cmd_mget) {
+    resp_write_array(out, argc - 1);
+    for (uint32_t i = 1; i < argc; i++) {
+        struct kv_item it;
+        if (cmd__get_item(env, &argv[i], &it)) cmd__reply_value(out, &it);
+        else resp_write_null(out);
+    }
+}
+
+/* ---- SET and its options ---- */
+
+enum {
+    SET_NX = 1 << 0, SET_XX = 1 << 1, SET_GET = 1 << 2, SET_KEEPTTL = 1 << 3,
+    SET_EX = 1 << 4, SET_PX = 1 << 5, SET_EXAT = 1 << 6, SET_PXAT = 1 << 7,
+    SET_PERSIST = 1 << 8,
+};
+#define SET_ANY_EXPIRE (SET_EX | SET_PX | SET_EXAT | SET_PXAT)
+
+/* Redis's parseExtendedStringArgumentsOrReply(): SET's options (is_set) or
+ * GETEX's. Returns false after replying a syntax error. */
+static bool cmd__parse_set_options(uint32_t argc, const struct resp_arg *argv, uint32_t from,
+                                   bool is_set, unsigned *flags, const struct resp_arg **expire,
+                                   struct resp_out *out) {
+    for (uint32_t j = from; j < argc; j++) {
+        const struct resp_arg *a = &argv[j];
+        bool has_next = j + 1 < argc;
+        unsigned f = *flags;
+        if (is_set && cmd_arg_is(a, "nx") && !(f & SET_XX)) {
+            *flags |= SET_NX;
+        } else if (is_set && cmd_arg_is(a, "xx") && !(f & SET_NX)) {
+            *flags |= SET_XX;
+        } else if (is_set && cmd_arg_is(a, "get")) {
+            *flags |= SET_GET;
+        } else if (is_set && cmd_arg_is(a, "keepttl") && !(f & (SET_PERSIST | SET_ANY_EXPIRE))) {
+            *flags |= SET_KEEPTTL;
+        } else if (!is_set && cmd_arg_is(a, "persist") && !(f & (SET_ANY_EXPIRE | SET_KEEPTTL))) {
+            *flags |= SET_PERSIST;
+        } else if (has_next && cmd_arg_is(a, "ex") &&
+                   !(f & (SET_KEEPTTL | SET_PERSIST | SET_EXAT | SET_PX | SET_PXAT))) {
+            *flags |= SET_EX;
+            *expire = &argv[++j];
+        } else if (has_next && cmd_arg_is(a, "px") &&
+                   !(f & (SET_KEEPTTL | SET_PERSIST | SET_EX | SET_EXAT | SET_PXAT))) {
+            *flags |= SET_PX;
+            *expire = &argv[++j];
+        } else if (has_next && cmd_arg_is(a, "exat") &&
+                   !(f & (SET_KEEPTTL | SET_PERSIST | SET_EX | SET_PX | SET_PXAT))) {
+            *flags |= SET_EXAT;
+            *expire = &argv[++j];
+        } else if (has_next && cmd_arg_is(a, "pxat") &&
+                   !(f & (SET_KEEPTTL | SET_PERSIST | SET_EX | SET_EXAT | SET_PX))) {
+            *flags |= SET_PXAT;
+            *expire = &argv[++j];
+        } else {
+            resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Redis's getExpireMillisecondsOrReply(): the absolute expiry in ms, or
+ * false after replying. */
+static bool cmd__expire_ms(const struct cmd_env *env, const struct resp_arg *arg, unsigned unit,
+                           const char *cmd_name, int64_t *ms, struct resp_out *out) {
+    int64_t v;
+    if (!cmd_parse_i64(arg->data, arg->len, &v)) {
+        resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
+        return false;
+    }
+    bool seconds = unit & (SET_EX | SET_EXAT);
+    if (v <= 0 || (seconds && v > INT64_MAX / 1000)) goto invalid;
+    if (seconds) v *= 1000;
+    if (unit & (SET_EX | SET_PX)) {
+        if (v > INT64_MAX - env->now_ms) goto invalid;
+        v += env->now_ms;
+    }
+    if (v <= 0) goto invalid;
+    *ms = v;
+    return true;
+invalid:
+    resp_write_errorf(out, "ERR invalid expire time in '%s' command", cmd_name);
+    return false;
+}
+
+/* The common tail of SET, SETNX, SETEX, PSETEX. ok_reply: what to answer
+ * on success (NULL: +OK); the abort reply is nil, or :0 for SETNX. */
+static void cmd__set_generic(const struct cmd_env *env, unsigned flags,
+                             const struct resp_arg *key, const struct resp_arg *val,
+                             const struct resp_arg *expire, unsigned unit, const char *cmd_name,
+                             bool integer_reply, struct resp_out *out) {
+    int64_t expire_ms = KV_NO_EXPIRY;
+    if (expire != NULL && !cmd__expire_ms(env, expire, unit, cmd_name, &expire_ms, out)) return;
+    struct kv_item old;
+    bool found = cmd__get_item(env, key, &old);
+    if (flags & SET_GET) {
+        if (found) cmd__reply_value(out, &old);
+        else resp_write_null(out);
+    }
+    if (((flags & SET_NX) && found) || ((flags & SET_XX) && !found)) {
+        if (flags & SET_GET) return;
+        if (integer_reply) resp_write_int(out, 0);
+        else resp_write_null(out);
+        return;
+    }
+    unsigned kv_flags = (flags & SET_KEEPTTL) ? KV_SET_KEEPTTL : 0;
+    int rc = kv_set(env->kv, key->data, key->len, val->data, val->len, expire_ms, kv_flags,
+                    env->now_ms);
+    if (rc != KV_OK) {
+        if (!(flags & SET_GET)) cmd_reply_kv_error(out, rc);
+        return;
+    }
+    if (flags & SET_GET) return;
+    if (integer_reply) resp_write_int(out, 1);
+    else resp_write_simple(out, "OK", 2);
+}
+
+CMD_FN(cmd_set) {
+    unsigned flags = 0;
+    const struct resp_arg *expire = NULL;
+    if (!cmd__parse_set_options(argc, argv, 3, true, &flags, &expire, out)) return;
+    cmd__set_generic(env, flags, &argv[1], &argv[2], expire, flags & SET_ANY_EXPIRE, "set",
+                     false, out);
+}
+
+CMD_FN(cmd_setnx) {
+    (void)argc;
+    cmd__set_generic(env, SET_NX, &argv[1], &argv[2], NULL, 0, "setnx", true, out);
+}
+
+CMD_FN(cmd_setex) {
+    (void)argc;
+    cmd__set_generic(env, 0, &argv[1], &argv[3], &argv[2], SET_EX, "setex", false, out);
+}
+
+CMD_FN(cmd_psetex) {
+    (void)argc;
+    cmd__set_generic(env, 0, &argv[1], &argv[3], &argv[2], SET_PX, "psetex", false, out);
+}
+
+CMD_FN(cmd_getset) {
+    (void)argc;
+    cmd__set_generic(env, SET_GET, &argv[1], &argv[2], NULL, 0, "getset", false, out);
+}
+
+CMD_FN(cmd_getdel) {
+    (void)argc;
+    struct kv_item it;
+    if (!cmd__get_item(env, &argv[1], &it)) {
+        resp_write_null(out);
+        return;
+    }
+    cmd__reply_value(out, &it); /* copied into out before the delete frees it */
+    kv_delete(env->kv, argv[1].data, argv[1].len, env->now_ms);
+}
+
+CMD_FN(cmd_getex) {
+    unsigned flags = 0;
+    const struct resp_arg *expire = NULL;
+    if (!cmd__parse_set_options(argc, argv, 2, false, &flags, &expire, out)) return;
+    int64_t expire_ms = KV_NO_EXPIRY;
+    if (expire != NULL &&
+        !cmd__expire_ms(env, expire, flags & SET_ANY_EXPIRE, "getex", &expire_ms, out)) {
+        return;
+    }
+    struct kv_item it;
+    if (!cmd__get_item(env, &argv[1], &it)) {
+        resp_write_null(out);
+        return;
+    }
+    cmd__reply_value(out, &it);
+    if (expire != NULL && expire_ms <= env->now_ms) {
+        kv_delete(env->kv, argv[1].data, argv[1].len, env->now_ms); /* already expired */
+    } else if (expire != NULL) {
+        int rc = kv_expire_set(env->kv, argv[1].data, argv[1].len, env->now_ms, expire_ms);
+        (void)rc; /* the key is live: only ENOMEM, which leaves it unchanged */
+    } else if (flags & SET_PERSIST) {
+        int rc = kv_expire_clear(env->kv, argv[1].data, argv[1].len, env->now_ms);
+        (void)rc;
+    }
+}
+
+CMD_FN(cmd_mset) {
+    if (argc % 2 == 0) {
+        resp_write_errorf(out, "ERR wrong number of arguments for 'mset' command");
+        return;
+    }
+    for (uint32_t i = 1; i < argc; i += 2) {
+        int rc = kv_set(env->kv, argv[i].data, argv[i].len, argv[i + 1].data, argv[i + 1].len,
+                        KV_NO_EXPIRY, 0, env->now_ms);
+        if (rc != KV_OK) {
+            cmd_reply_kv_error(out, rc);
+            return;
+        }
+    }
+    resp_write_simple(out, "OK", 2);
+}
+
+CMD_FN(cmd_msetnx) {
+    if (argc % 2 == 0) {
+        resp_write_errorf(out, "ERR wrong number of arguments for 'msetnx' command");
+        return;
+    }
+    for (uint32_t i = 1; i < argc; i += 2) {
+        if (kv_exists(env->kv, argv[i].data, argv[i].len, env->now_ms)) {
+            resp_write_int(out, 0);
+            return;
+        }
+    }
+    for (uint32_t i = 1; i < argc; i += 2) {
+        int rc = kv_set(env->kv, argv[i].data, argv[i].len, argv[i + 1].data, argv[i + 1].len,
+                        KV_NO_EXPIRY, 0, env->now_ms);
+        if (rc != KV_OK) {
+            cmd_reply_kv_error(out, rc);
+            return;
+        }
+    }
+    resp_write_int(out, 1);
+}
+
+/* Stores buf as key's new value, keeping its expiry. */
+static int cmd__overwrite(const struct cmd_env *env, const struct resp_arg *key,
+                          const void *buf, size_t len, bool existed) {
+    return kv_set(env->kv, key->data, key->len, buf, len, KV_NO_EXPIRY,
+                  existed ? KV_SET_KEEPTTL : 0, env->now_ms);
+}
+
+CMD_FN(cmd_append) {
+    (void)argc;
+    struct kv_item it;
+    bool found = cmd__get_item(env, &argv[1], &it);
+    size_t old_len = found ? it.value_len : 0;
+    if (old_len + argv[2].len > env->bulk_max) {
+        resp_write_errorf(out, "%s", CMD_ERR_TOO_BIG);
+        return;
+    }
+    char *buf = malloc(old_len + argv[2].len + 1);
+    if (buf == NULL) {
+        cmd_reply_kv_error(out, KV_ENOMEM);
+        return;
+    }
+    if (old_len > 0) memcpy(buf, it.value, old_len);
+    if (argv[2].len > 0) memcpy(buf + old_len, argv[2].data, argv[2].len);
+    int rc = cmd__overwrite(env, &argv[1], buf, old_len + argv[2].len, found);
+    free(buf);
+    if (rc != KV_OK) cmd_reply_kv_error(out, rc);
+    else resp_write_int(out, (int64_t)(old_len + argv[2].len));
+}
+
+CMD_FN(cmd_getrange) {
+    (void)argc;
+    int64_t start;
+    int64_t end;
+    if (!cmd_parse_i64(argv[2].data, argv[2].len, &start) ||
+        !cmd_parse_i64(argv[3].data, argv[3].len, &end)) {
+        resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
+        return;
+    }
+    struct kv_item it;
+    if (!cmd__get_item(env, &argv[1], &it)) {
+        resp_write_bulk(out, "", 0);
+        return;
+    }
+    int64_t len = it.value_len;
+    if (start < 0 && end < 0 && start > end) {
+        resp_write_bulk(out, "", 0);
+        return;
+    }
+    if (start < 0) start = len + start;
+    if (end < 0) end = len + end;
+    if (start < 0) start = 0;
+    if (end < 0) end = 0;
+    if (end >= len) end = len - 1;
+    if (start > end || len == 0) {
+        resp_write_bulk(out, "", 0);
+        return;
+    }
+    resp_write_bulk(out, it.value + start, (size_t)(end - start + 1));
+}
+
+CMD_FN(cmd_setrange) {
+    (void)argc;
+    int64_t offset;
+    if (!cmd_parse_i64(argv[2].data, argv[2].len, &offset)) {
+        resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
+        return;
+    }
+    if (offset < 0) {
+        resp_write_errorf(out, "ERR offset is out of range");
+        return;
+    }
+    struct kv_item it;
+    bool found = cmd__get_item(env, &argv[1], &it);
+    size_t old_len = found ? it.value_len : 0;
+    if (argv[3].len == 0) {
+        resp_write_int(out, (int64_t)old_len); /* nothing to write; no key is created */
+        return;
+    }
+    if ((uint64_t)offset + argv[3].len > env->bulk_max) {
+        resp_write_errorf(out, "%s", CMD_ERR_TOO_BIG);
+        return;
+    }
+    size_t new_len = (size_t)offset + argv[3].len;
+    if (new_len < old_len) new_len = old_len;
+    char *buf = calloc(1, new_len + 1);
+    if (buf == NULL) {
+        cmd_reply_kv_error(out, KV_ENOMEM);
+        return;
+    }
+    if (old_len > 0) memcpy(buf, it.value, old_len);
+    memcpy(buf + offset, argv[3].data, argv[3].len);
+    int rc = cmd__overwrite(env, &argv[1], buf, new_len, found);
+    free(buf);
+    if (rc != KV_OK) cmd_reply_kv_error(out, rc);
+    else resp_write_int(out, (int64_t)new_len);
+}
+
+/* ---- counters ---- */
+
+static void cmd__incr(const struct cmd_env *env, const struct resp_arg *key, int64_t by,
+                      struct resp_out *out) {
+    struct kv_item it;
+    bool found = cmd__get_item(env, key, &it);
+    int64_t value = 0;
+    if (found && !cmd_parse_i64((const char *)it.value, it.value_len, &value)) {
+        resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
+        return;
+    }
+    if ((by < 0 && value < 0 && by < INT64_MIN - value) ||
+        (by > 0 && value > 0 && by > INT64_MAX - value)) {
+        resp_write_errorf(out, "ERR increment or decrement would overflow");
+        return;
+    }
+    value += by;
+    char buf[32];
+    int len = snprintf(buf, sizeof(buf), "%lld", (long long)value);
+    int rc = cmd__overwrite(env, key, buf, (size_t)len, found);
+    if (rc != KV_OK) cmd_reply_kv_error(out, rc);
+    else resp_write_int(out, value);
+}
+
+static bool cmd__parse_by(const struct resp_arg *arg, int64_t *by, struct resp_out *out) {
+    if (cmd_parse_i64(arg->data, arg->len, by)) return true;
+    resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
+    return false;
+}
+
+CMD_FN(cmd_incr) {
+    (void)argc;
+    cmd__incr(env, &argv[1], 1, out);
+}
+
+CMD_FN(cmd_decr) {
+    (void)argc;
+    cmd__incr(env, &argv[1], -1, out);
+}
+
+CMD_FN(cmd_incrby) {
+    (void)argc;
+    int64_t by;
+    if (cmd__parse_by(&argv[2], &by, out)) cmd__incr(env, &argv[1], by, out);
+}
+
+CMD_FN(cmd_decrby) {
+    (void)argc;
+    int64_t by;
+    if (!cmd__parse_by(&argv[2], &by, out)) return;
+    if (by == INT64_MIN) {
+        resp_write_errorf(out, "ERR decrement would overflow");
+        return;
+    }
+    cmd__incr(env, &argv[1], -by, out);
+}
+
+/* Redis's string2ld(): strtold over the whole string, no leading space,
+ * no NaN, no overflow. */
+static bool cmd__parse_ld(const char *s, size_t len, long double *out) {
+    char buf[5 * 1024];
+    if (len == 0 || len >= sizeof(buf)) return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (buf[0] == ' ' || (buf[0] >= '\t' && buf[0] <= '\r')) return false;
+    char *end;
+    errno = 0;
+    long double v = strtold(buf, &end);
+    if (*end != '\0' || isnan(v)) return false;
+    if (errno == ERANGE && (v == HUGE_VALL || v == -HUGE_VALL || v == 0)) return false;
+    *out = v;
+    return true;
+}
+
+/* Redis's ld2string(LD_STR_HUMAN): "%.17Lf" without trailing zeros. */
+static int cmd__format_ld(char *buf, size_t cap, long double v) {
+    int l = snprintf(buf, cap, "%.17Lf", v);
+    if (l < 0 || (size_t)l >= cap) return -1;
+    if (strchr(buf, '.') != NULL) {
+        while (l > 0 && buf[l - 1] == '0') l--;
+        if (l > 0 && buf[l - 1] == '.') l--;
+    }
+    if (l == 2 && buf[0] == '-' && buf[1] == '0') {
+        buf[0] = '0';
+        l = 1;
+    }
+    buf[l] = '\0';
+    return l;
+}
+
+CMD_FN(cmd_incrbyfloat) {
+    (void)argc;
+    long double by;
+    long double value = 0;
+    struct kv_item it;
+    bool found = cmd__get_item(env, &argv[1], &it);
+    if (found && !cmd__parse_ld((const char *)it.value, it.value_len, &value)) {
+        resp_write_errorf(out, "%s", CMD_ERR_NOT_FLOAT);
+        return;
+    }
+    if (!cmd__parse_ld(argv[2].data, argv[2].len, &by)) {
+        resp_write_errorf(out, "%s", CMD_ERR_NOT_FLOAT);
+        return;
+    }
+    value += by;
+    if (isnan(value) || isinf(value)) {
+        resp_write_errorf(out, "ERR increment would produce NaN or Infinity");
+        return;
+    }
+    char buf[5 * 1024 + 64];
+    int len = cmd__format_ld(buf, sizeof(buf), value);
+    if (len < 0) {
+        resp_write_errorf(out, "%s", CMD_ERR_NOT_FLOAT);
+        return;
+    }
+    int rc = cmd__overwrite(env, &argv[1], buf, (size_t)len, found);
+    if (rc != KV_OK) cmd_reply_kv_error(out, rc);
+    else resp_write_bulk(out, buf, (size_t)len);
+}

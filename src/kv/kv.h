@@ -1,0 +1,348 @@
+/* kv.h: the keyspace, one shard's replicated state machine. Binary-safe keys
+ * map to typed values (only strings today; the type tag leaves room for the
+ * others), each with an optional absolute expiry in milliseconds. It is pure:
+ * no I/O, no clock, no globals; time is a value passed in (the timestamp the
+ * leader stamped on the log entry being applied), randomness comes from a
+ * generator passed in. See docs/kv.md.
+ *
+ * Determinism. Every replica of a group applies the same operations with the
+ * same `now_ms` and the same kv_config limits, and so holds the same content.
+ * The hash seed may differ per replica: it changes the table layout (and so
+ * the order of SCAN, KEYS and snapshots, and which keys kv_random_key() and
+ * kv_expired_sample() find), never the content.
+ *
+ * Expiry is logical. A key whose expiry is <= now_ms is "logically expired":
+ * every read treats it as absent, but the keyspace never deletes a key because
+ * time passed. Only an explicit delete removes it: the leader finds expired
+ * keys with kv_expired_sample() and proposes kv_delete_if_expired() through
+ * the Raft log, so every replica deletes the same key at the same log index.
+ * Writes treat a logically expired key as absent too (SET NX succeeds over
+ * it, and replaces it).
+ *
+ * Memory: kv_item views returned by reads borrow the keyspace's memory; they
+ * stay valid until the next call that modifies the keyspace (any function
+ * taking a non-const `struct kv *`). Keys and values passed in are copied.
+ *
+ * Hash table: chained, power-of-two sizes, SipHash-1-3 keyed by the seed,
+ * incremental rehashing (two tables while resizing; every write moves a
+ * bucket; the host calls kv_rehash_step() when idle). Reads do not rehash
+ * (they take `const struct kv *`), so a read-only load leaves a resize
+ * half-done until the next write or kv_rehash_step().
+ */
+#ifndef SHOAL_KV_H
+#define SHOAL_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Limits ------------------------------------------------------------ */
+
+/* Hard limits; a kv_config may only lower them. Like Redis's
+ * proto-max-bulk-len, a key or value is at most 512 MiB; lengths are stored
+ * in 32 bits. The configured default for keys is much smaller: a key travels
+ * in every log entry, redirect and SCAN reply, and large keys are a mistake
+ * far more often than a need. */
+#define KV_KEY_BYTES_LIMIT (512u << 20)
+#define KV_VALUE_BYTES_LIMIT (512u << 20)
+#define KV_KEY_BYTES_DEFAULT (64u << 10)
+/* Keys per keyspace. What bounds it: the bucket array is a power of two of at
+ * most 2^32 pointers (32 GiB), sized to at least the key count, and memory
+ * (about 100 bytes per small key). In practice kv_config.keys_max is set from
+ * the memory budget of the shard. */
+#define KV_KEYS_LIMIT (UINT64_C(1) << 32)
+#define KV_BUCKETS_LIMIT (UINT64_C(1) << 32)
+/* A snapshot is written to the callback in chunks of at most this many. */
+#define KV_SNAPSHOT_CHUNK_BYTES (64u << 10)
+/* SCAN: steps per call are at most this many times the count hint (as in
+ * Redis), so a sparse table cannot make one call walk all of it. */
+#define KV_SCAN_STEPS_PER_COUNT 10u
+#define KV_SCAN_COUNT_MAX (1u << 20)
+/* kv_expired_sample(): buckets examined per key asked for, and the most keys
+ * one call may ask for. */
+#define KV_EXPIRE_BUCKETS_PER_KEY 20u
+#define KV_EXPIRE_SAMPLE_MAX 1024u
+
+_Static_assert(KV_KEY_BYTES_LIMIT <= UINT32_MAX, "key lengths are stored in 32 bits");
+_Static_assert(KV_VALUE_BYTES_LIMIT <= UINT32_MAX, "value lengths are stored in 32 bits");
+_Static_assert(KV_KEY_BYTES_DEFAULT <= KV_KEY_BYTES_LIMIT, "default within the hard limit");
+_Static_assert((uint64_t)KV_KEY_BYTES_LIMIT + KV_VALUE_BYTES_LIMIT + 64 <= SIZE_MAX,
+               "one entry (key, value, header) must be allocatable");
+_Static_assert(KV_KEYS_LIMIT <= KV_BUCKETS_LIMIT, "a full table stays at load factor <= 1");
+_Static_assert((uint64_t)KV_SCAN_COUNT_MAX * KV_SCAN_STEPS_PER_COUNT <= UINT32_MAX,
+               "scan step budget fits 32 bits");
+_Static_assert((uint64_t)KV_EXPIRE_SAMPLE_MAX * KV_EXPIRE_BUCKETS_PER_KEY <= UINT32_MAX,
+               "expire bucket budget fits 32 bits");
+
+/* ---- Errors ------------------------------------------------------------ */
+
+/* Named negative codes (0 is success). kv_strerror() names them. */
+enum kv_err {
+    KV_OK = 0,
+    KV_ENOTFOUND = -1,  /* no live key (absent or logically expired) */
+    KV_ENOTSET = -2,    /* a condition (NX, XX, has-expiry, is-expired) did not hold */
+    KV_EINVAL = -3,     /* bad argument */
+    KV_ENOMEM = -4,     /* allocation failed; the keyspace is unchanged */
+    KV_ETOOBIG = -5,    /* key or value over the configured limit */
+    KV_EFULL = -6,      /* kv_config.keys_max keys are stored */
+    KV_ECORRUPT = -7,   /* snapshot: corrupt (the message names the offset) */
+    KV_EVERSION = -8,   /* snapshot: unknown format version */
+    KV_EIO = -9,        /* snapshot: the read or write callback failed */
+    KV_EWRONGTYPE = -10 /* the key holds another type (for the types to come) */
+};
+const char *kv_strerror(int err);
+
+/* ---- Types ------------------------------------------------------------- */
+
+enum kv_type { KV_TYPE_STRING = 0, KV_TYPE_COUNT };
+
+/* Expiry "none". Valid expiries are absolute times in ms, >= 0. */
+#define KV_NO_EXPIRY INT64_C(-1)
+
+/* A borrowed view of one entry (see "Memory" above). */
+struct kv_item {
+    const uint8_t *key;
+    uint32_t key_len;
+    const uint8_t *value;
+    uint32_t value_len;
+    uint8_t type;      /* enum kv_type */
+    int64_t expire_ms; /* KV_NO_EXPIRY or absolute ms */
+};
+
+struct kv_config {
+    uint64_t hash_seed[2];    /* SipHash key; may differ per replica */
+    uint32_t key_bytes_max;   /* <= KV_KEY_BYTES_LIMIT, >= 1 */
+    uint32_t value_bytes_max; /* <= KV_VALUE_BYTES_LIMIT */
+    uint64_t keys_max;        /* <= KV_KEYS_LIMIT, >= 1 */
+};
+
+/* Sets the defaults (hard limits for values and keys count, the default key
+ * limit) and a zero seed; the caller sets hash_seed. All replicas of a group
+ * must use the same limits: they decide which writes succeed. */
+void kv_config_default(struct kv_config *config);
+
+struct kv; /* opaque */
+struct rand;
+
+/* Creates an empty keyspace; the config is copied. NULL on an invalid config
+ * or allocation failure. */
+struct kv *kv_create(const struct kv_config *config);
+void kv_destroy(struct kv *kv);
+
+/* ---- Reads (never change the keyspace) ---------------------------------- */
+
+/* The live entry for key: KV_OK and *out filled (out may be NULL), or
+ * KV_ENOTFOUND if absent or logically expired. */
+int kv_get(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+           struct kv_item *out);
+bool kv_exists(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms);
+/* The expiry of a live key (KV_NO_EXPIRY if none): KV_OK or KV_ENOTFOUND. */
+int kv_expire_get(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                  int64_t *expire_ms);
+
+/* Stored keys, including logically expired ones not yet deleted (this is
+ * what Redis's DBSIZE reports). O(1). */
+uint64_t kv_count(const struct kv *kv);
+/* Stored keys that carry an expiry (INFO's "expires="). O(1). */
+uint64_t kv_count_expires(const struct kv *kv);
+/* Live keys at now_ms. O(keys): for tests and diagnostics, not commands. */
+uint64_t kv_count_live(const struct kv *kv, int64_t now_ms);
+/* Bytes the keyspace asked the allocator for (entries, bucket arrays, the
+ * struct); allocator overhead (headers, size classes) is not included. */
+uint64_t kv_memory_bytes(const struct kv *kv);
+
+struct kv_stats {
+    uint64_t keys;
+    uint64_t expires;
+    uint64_t data_bytes;   /* sum of key and value lengths */
+    uint64_t memory_bytes; /* as kv_memory_bytes() */
+    uint64_t buckets[2];   /* table sizes; [1] is non-zero while rehashing */
+    bool rehashing;
+};
+void kv_stats(const struct kv *kv, struct kv_stats *out);
+
+/* An order-independent 64-bit digest of the content (keys, values, types,
+ * expiries, including logically expired keys), independent of the seed:
+ * equal on replicas that hold the same content. O(keys). */
+uint64_t kv_digest(const struct kv *kv);
+
+/* A random live key, roughly uniform: KV_OK and *out, or KV_ENOTFOUND if no
+ * live key was found in a bounded number of tries (the keyspace is empty, or
+ * nearly every key is logically expired). Bounded work even when the table
+ * is sparse. */
+int kv_random_key(const struct kv *kv, struct rand *rng, int64_t now_ms, struct kv_item *out);
+
+/* Callback for kv_scan(): one live key. It must not modify the keyspace. */
+typedef void (*kv_scan_cb)(void *ctx, const struct kv_item *item);
+
+/* One SCAN call: visits buckets from `cursor` (0 starts a scan) with Redis's
+ * reverse-binary cursor until at least `count` live keys were reported, or
+ * KV_SCAN_STEPS_PER_COUNT * count bucket steps were made, or the scan ended.
+ * Returns the next cursor; 0 means the scan is complete. count is clamped to
+ * [1, KV_SCAN_COUNT_MAX].
+ * Guarantee: a key present (and live) from the first call to the last is
+ * reported at least once, whatever inserts, deletes and resizes happen
+ * between calls; keys may be reported more than once. */
+uint64_t kv_scan(const struct kv *kv, uint64_t cursor, uint32_t count, int64_t now_ms,
+                 kv_scan_cb cb, void *ctx);
+
+/* Callback for kv_foreach() and kv_keys(): return 0 to go on, anything else
+ * stops the iteration and is returned. It must not modify the keyspace. */
+typedef int (*kv_item_cb)(void *ctx, const struct kv_item *item);
+
+/* Calls cb for every live key, in table order. O(keys). */
+int kv_foreach(const struct kv *kv, int64_t now_ms, kv_item_cb cb, void *ctx);
+/* KEYS pattern: calls cb for every live key matching the glob pattern
+ * (kv_glob_match, case-sensitive). Like Redis, the pattern "*" matches every
+ * key, including the empty one. O(keys), or one lookup when the pattern has
+ * no special character. */
+int kv_keys(const struct kv *kv, const void *pattern, size_t pattern_len, int64_t now_ms,
+            kv_item_cb cb, void *ctx);
+
+/* Redis's stringmatchlen(): glob matching of binary strings.
+ *   *      any run of bytes     ?      any one byte
+ *   [abc]  one of the set       [^a]   any byte but those   [a-z] a range
+ *   \x     the byte x literally (also inside a set)
+ * Quirks kept from Redis: an empty string matches only the empty pattern
+ * ("*" does not match ""; kv_keys special-cases "*" as Redis does); an
+ * unterminated set "[ab" ends at the pattern's end; in "[a-]" the range runs
+ * to ']'; reversed ranges "[z-a]" are swapped. Differences: bytes compare
+ * unsigned (Redis on x86 compares ranges as signed char); matching is
+ * iterative, O(pattern * string), with no nesting limit (Redis gives up
+ * after 1000 nested '*'). nocase folds ASCII letters. */
+bool kv_glob_match(const void *pattern, size_t pattern_len, const void *string,
+                   size_t string_len, bool nocase);
+
+/* ---- Writes -------------------------------------------------------------- */
+
+enum kv_set_flags {
+    KV_SET_NX = 1 << 0,      /* only if no live key */
+    KV_SET_XX = 1 << 1,      /* only if a live key */
+    KV_SET_KEEPTTL = 1 << 2, /* keep the live key's expiry (expire_ms must be none) */
+};
+
+/* SET: stores a string value with expiry `expire_ms` (KV_NO_EXPIRY for none;
+ * an expiry <= now_ms stores a key that is already logically expired).
+ * Returns KV_OK; KV_ENOTSET if NX/XX did not hold (nothing changed);
+ * KV_ETOOBIG, KV_EFULL, KV_ENOMEM (nothing changed); KV_EINVAL for NX with
+ * XX, KEEPTTL with an expiry, or an expiry < -1. */
+int kv_set(struct kv *kv, const void *key, size_t key_len, const void *value,
+           size_t value_len, int64_t expire_ms, unsigned flags, int64_t now_ms)
+    __attribute__((warn_unused_result));
+
+/* DEL: removes the key whether live or logically expired. KV_OK if a live key
+ * was removed, KV_ENOTFOUND if there was none (an expired one may have been
+ * removed: DEL of an expired key answers 0 in Redis too). */
+int kv_delete(struct kv *kv, const void *key, size_t key_len, int64_t now_ms);
+/* The leader's expiry deletion: removes the key only if it is logically
+ * expired at now_ms. KV_OK if removed; KV_ENOTFOUND if absent; KV_ENOTSET if
+ * it is live (it was rewritten or persisted after the leader sampled it). */
+int kv_delete_if_expired(struct kv *kv, const void *key, size_t key_len, int64_t now_ms);
+
+/* Sets the expiry of a live key (expire_ms >= 0): KV_OK, KV_ENOTFOUND,
+ * KV_EINVAL, KV_ENOMEM. EXPIRE's NX/XX/GT/LT are decided by the caller with
+ * kv_expire_get() (apply is single-threaded, so that is atomic). */
+int kv_expire_set(struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                  int64_t expire_ms) __attribute__((warn_unused_result));
+/* PERSIST: KV_OK if the live key's expiry was removed, KV_ENOTSET if it had
+ * none, KV_ENOTFOUND if no live key, KV_ENOMEM. */
+int kv_expire_clear(struct kv *kv, const void *key, size_t key_len, int64_t now_ms)
+    __attribute__((warn_unused_result));
+
+enum kv_rename_flags {
+    KV_RENAME_NX = 1 << 0, /* RENAMENX: only if dst has no live key */
+};
+/* RENAME: moves src's value and expiry to dst, replacing any dst. KV_OK;
+ * KV_ENOTFOUND if src is not live; KV_ENOTSET under NX if dst is live;
+ * KV_ETOOBIG (dst key), KV_ENOMEM. src == dst is KV_OK and a no-op. */
+int kv_rename(struct kv *kv, const void *src, size_t src_len, const void *dst, size_t dst_len,
+              int64_t now_ms, unsigned flags) __attribute__((warn_unused_result));
+
+/* FLUSHDB: removes every key and frees the tables. */
+void kv_flush(struct kv *kv);
+
+/* Moves up to `buckets` buckets of a resize in progress. Returns true if a
+ * resize is still in progress afterwards. For the host's idle time. */
+bool kv_rehash_step(struct kv *kv, uint32_t buckets);
+
+/* Leader only: finds up to max (<= KV_EXPIRE_SAMPLE_MAX) logically expired
+ * keys, for the leader to propose kv_delete_if_expired() for each. Walks the
+ * table with a SCAN cursor kept in the keyspace (like Redis's active expire
+ * cycle): per call about KV_EXPIRE_BUCKETS_PER_KEY * max buckets (the last
+ * step may add the expansions of one bucket while resizing) and at most one
+ * pass, so repeated calls cover the whole table. A step whose expired keys do
+ * not all fit is redone by the next call, so keys whose deletion is in
+ * flight may be returned again until it is applied; the caller filters.
+ * Returns the number of items written to out (views, see "Memory"). */
+uint32_t kv_expired_sample(struct kv *kv, int64_t now_ms, struct kv_item *out, uint32_t max);
+
+/* ---- Snapshots -------------------------------------------------------------
+ *
+ * Format, version 1, all integers little-endian:
+ *
+ *   header (44 bytes)
+ *     0   8  magic "SHOALKV\n"
+ *     8   4  format version (1)
+ *    12   4  flags (0; reserved)
+ *    16   8  applied index
+ *    24   8  key count
+ *    32   8  total bytes of the snapshot, header and trailer included
+ *    40   4  crc32c of bytes 0..39
+ *   records, key count of them, each:
+ *     0   1  type (enum kv_type)
+ *     1   1  flags: bit 0 = has expiry; other bits 0
+ *     2   4  key length  (<= key_bytes_max of the loader)
+ *     6   4  value length (<= value_bytes_max of the loader)
+ *    10   8  expiry in ms, >= 0 (only if flags bit 0)
+ *     .   .  key bytes, then value bytes
+ *     .   4  crc32c of the record's bytes before this field
+ *   trailer (12 bytes)
+ *     0   8  magic "SHOALEND"
+ *     8   4  crc32c of the header's crc and every record's crc, in order
+ *             (4 bytes each), then the trailer magic: binds the records'
+ *             order and number to the header
+ *
+ * Records are in table order (which depends on the seed); logically expired
+ * keys are included (they are state until deleted). The loader refuses any
+ * mismatch: magic, version, crc, a length over a limit or past the declared
+ * total, a duplicate key, an unknown type or flag, a short or long input;
+ * the error message names the byte offset. It checks every declared size
+ * against the limits before allocating for it.
+ */
+#define KV_SNAPSHOT_VERSION 1u
+#define KV_SNAPSHOT_HEADER_BYTES 44u
+#define KV_SNAPSHOT_TRAILER_BYTES 12u
+#define KV_SNAPSHOT_RECORD_MIN_BYTES 14u /* no expiry, empty key and value */
+
+/* Receives the next `len` (1..KV_SNAPSHOT_CHUNK_BYTES) bytes of a snapshot;
+ * the data is valid for the call only. Returns 0, or non-zero to abort. */
+typedef int (*kv_write_cb)(void *ctx, const uint8_t *data, size_t len);
+
+/* Exact size in bytes of the snapshot kv_snapshot_write() would write now. */
+uint64_t kv_snapshot_size(const struct kv *kv);
+
+/* Streams the whole keyspace as a snapshot taken at applied_index. The
+ * keyspace must not change during the call. KV_OK, KV_EIO if the callback
+ * aborted, KV_ENOMEM. */
+int kv_snapshot_write(const struct kv *kv, uint64_t applied_index, kv_write_cb write,
+                      void *ctx) __attribute__((warn_unused_result));
+
+/* Fills buf with up to cap bytes of the snapshot; returns how many (0 at the
+ * end of the input), or a negative number on a read error. */
+typedef int64_t (*kv_read_cb)(void *ctx, uint8_t *buf, size_t cap);
+
+/* Loads a snapshot into a new keyspace made with `config` (whose limits the
+ * records must respect). On KV_OK, *out owns the new keyspace and
+ * *applied_index is the snapshot's index. On error *out is NULL, nothing
+ * leaks, and err (if err_cap > 0) holds a message naming the byte offset.
+ * Errors: KV_ECORRUPT, KV_EVERSION, KV_EIO (read callback), KV_ENOMEM,
+ * KV_EINVAL (bad config). */
+int kv_snapshot_load(const struct kv_config *config, kv_read_cb read, void *ctx,
+                     struct kv **out, uint64_t *applied_index, char *err, size_t err_cap)
+    __attribute__((warn_unused_result));
+/* The same, from a buffer holding the whole snapshot. */
+int kv_snapshot_load_buffer(const struct kv_config *config, const uint8_t *buf, size_t len,
+                            struct kv **out, uint64_t *applied_index, char *err,
+                            size_t err_cap) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,371 @@
+/* kv_dict.c: the keyspace's hash table: SipHash, chained buckets, incremental
+ * resizing, reverse-binary scan, random sampling. See kv_dict.h. */
+#include <stdlib.h>
+
+#include "kv/kv_dict.h"
+#include "util/rand.h"
+
+/* ---- SipHash ---- */
+
+struct kv__sip {
+    uint64_t v0, v1, v2, v3;
+};
+
+static inline uint64_t kv__rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+
+static inline uint64_t kv__load64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void kv__sip_rounds(struct kv__sip *s, int rounds) {
+    for (int i = 0; i < rounds; i++) {
+        s->v0 += s->v1;
+        s->v1 = kv__rotl(s->v1, 13);
+        s->v1 ^= s->v0;
+        s->v0 = kv__rotl(s->v0, 32);
+        s->v2 += s->v3;
+        s->v3 = kv__rotl(s->v3, 16);
+        s->v3 ^= s->v2;
+        s->v0 += s->v3;
+        s->v3 = kv__rotl(s->v3, 21);
+        s->v3 ^= s->v0;
+        s->v2 += s->v1;
+        s->v1 = kv__rotl(s->v1, 17);
+        s->v1 ^= s->v2;
+        s->v2 = kv__rotl(s->v2, 32);
+    }
+}
+
+static void kv__sip_absorb(struct kv__sip *s, uint64_t m, int c_rounds) {
+    s->v3 ^= m;
+    kv__sip_rounds(s, c_rounds);
+    s->v0 ^= m;
+}
+
+uint64_t kv_dict_siphash(const uint64_t k[2], const void *data, size_t len, int c_rounds,
+                         int d_rounds) {
+    assert(data != NULL || len == 0);
+    assert(c_rounds > 0 && d_rounds > 0);
+    struct kv__sip s = {
+        .v0 = UINT64_C(0x736f6d6570736575) ^ k[0],
+        .v1 = UINT64_C(0x646f72616e646f6d) ^ k[1],
+        .v2 = UINT64_C(0x6c7967656e657261) ^ k[0],
+        .v3 = UINT64_C(0x7465646279746573) ^ k[1],
+    };
+    const uint8_t *p = data;
+    size_t whole = len - len % 8;
+    for (size_t i = 0; i < whole; i += 8) kv__sip_absorb(&s, kv__load64(p + i), c_rounds);
+    uint64_t last = (uint64_t)(len & 0xff) << 56;
+    for (size_t i = 0; i < len % 8; i++) last |= (uint64_t)p[whole + i] << (8 * i);
+    kv__sip_absorb(&s, last, c_rounds);
+    s.v2 ^= 0xff;
+    kv__sip_rounds(&s, d_rounds);
+    return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+}
+
+uint64_t kv_dict_hash(const struct kv *kv, const void *key, size_t key_len) {
+    return kv_dict_siphash(kv->config.hash_seed, key, key_len, 1, 3);
+}
+
+/* ---- Tables ---- */
+
+static uint64_t kv__next_pow2(uint64_t n) {
+    uint64_t size = KV_DICT_SIZE_MIN;
+    while (size < n && size < KV_BUCKETS_LIMIT) size <<= 1;
+    return size;
+}
+
+static int kv__table_alloc(struct kv *kv, struct kv_table *t, uint64_t size) {
+    assert(size >= KV_DICT_SIZE_MIN && size <= KV_BUCKETS_LIMIT);
+    assert((size & (size - 1)) == 0);
+    if (size > SIZE_MAX / sizeof(struct kv_entry *)) return KV_ENOMEM;
+    t->buckets = calloc((size_t)size, sizeof(struct kv_entry *));
+    if (t->buckets == NULL) return KV_ENOMEM;
+    t->size = size;
+    t->used = 0;
+    kv->memory_bytes += size * sizeof(struct kv_entry *);
+    return KV_OK;
+}
+
+static void kv__table_free(struct kv *kv, struct kv_table *t) {
+    assert(t->used == 0);
+    kv->memory_bytes -= t->size * sizeof(struct kv_entry *);
+    free(t->buckets);
+    memset(t, 0, sizeof(*t));
+}
+
+void kv_dict_init(struct kv *kv) {
+    memset(kv->t, 0, sizeof(kv->t));
+    kv->rehashing = false;
+    kv->rehash_index = 0;
+}
+
+void kv_dict_clear(struct kv *kv) {
+    for (int i = 0; i < 2; i++) {
+        struct kv_table *t = &kv->t[i];
+        for (uint64_t b = 0; b < t->size; b++) {
+            struct kv_entry *e = t->buckets[b];
+            while (e != NULL) {
+                struct kv_entry *next = e->next;
+                kv_entry_free(kv, e);
+                e = next;
+                t->used--;
+            }
+        }
+        kv__table_free(kv, t);
+    }
+    kv_dict_init(kv);
+    kv->expire_cursor = 0;
+    assert(kv->expires == 0 && kv->data_bytes == 0);
+}
+
+/* Starts moving every key to a table of new_size (t[0] empty: at once). */
+static int kv__resize(struct kv *kv, uint64_t new_size) {
+    assert(!kv->rehashing);
+    if (new_size == kv->t[0].size) return KV_OK;
+    int rc = kv__table_alloc(kv, &kv->t[1], new_size);
+    if (rc != KV_OK) return rc;
+    kv->rehashing = true;
+    kv->rehash_index = 0;
+    if (kv->t[0].used == 0) (void)kv_dict_rehash(kv, 1);
+    return KV_OK;
+}
+
+/* Grows at load factor 1; shrinks below 1 / KV_DICT_SHRINK_RATIO; by at
+ * most KV_DICT_RESIZE_RATIO_MAX at a time (the next resize follows when this
+ * one ends), which bounds a scan step. A failed allocation is not an error:
+ * the table keeps working, with longer chains, and the next call retries. */
+static void kv__resize_if_needed(struct kv *kv) {
+    const struct kv_table *t = &kv->t[0];
+    if (kv->rehashing || t->size == 0) return;
+    if (t->used >= t->size && t->size < KV_BUCKETS_LIMIT) {
+        uint64_t size = kv__next_pow2(t->used + 1);
+        uint64_t cap = t->size * KV_DICT_RESIZE_RATIO_MAX;
+        (void)kv__resize(kv, size < cap ? size : cap);
+    } else if (t->size > KV_DICT_SIZE_MIN && t->used * KV_DICT_SHRINK_RATIO < t->size) {
+        uint64_t size = kv__next_pow2(t->used);
+        uint64_t least = t->size / KV_DICT_RESIZE_RATIO_MAX;
+        (void)kv__resize(kv, size > least ? size : least);
+    }
+}
+
+static void kv__rehash_bucket(struct kv *kv, uint64_t index) {
+    struct kv_table *from = &kv->t[0];
+    struct kv_table *to = &kv->t[1];
+    struct kv_entry *e = from->buckets[index];
+    while (e != NULL) {
+        struct kv_entry *next = e->next;
+        uint64_t b = kv_dict_hash(kv, kv_entry_key(e), e->key_len) & (to->size - 1);
+        e->next = to->buckets[b];
+        to->buckets[b] = e;
+        from->used--;
+        to->used++;
+        e = next;
+    }
+    from->buckets[index] = NULL;
+}
+
+static void kv__rehash_finish(struct kv *kv) {
+    assert(kv->t[0].used == 0);
+    kv__table_free(kv, &kv->t[0]);
+    kv->t[0] = kv->t[1];
+    memset(&kv->t[1], 0, sizeof(kv->t[1]));
+    kv->rehashing = false;
+    kv->rehash_index = 0;
+    kv__resize_if_needed(kv); /* keys came and went meanwhile */
+}
+
+bool kv_dict_rehash(struct kv *kv, uint32_t n) {
+    if (!kv->rehashing) {
+        kv__resize_if_needed(kv);
+        return kv->rehashing;
+    }
+    uint64_t empty_visits = (uint64_t)n * KV_DICT_EMPTY_VISITS;
+    struct kv_table *t0 = &kv->t[0];
+    for (uint32_t i = 0; i < n && t0->used > 0; i++) {
+        while (t0->buckets[kv->rehash_index] == NULL) {
+            kv->rehash_index++;
+            assert(kv->rehash_index < t0->size); /* used > 0: a full bucket is ahead */
+            if (--empty_visits == 0) return true;
+        }
+        kv__rehash_bucket(kv, kv->rehash_index);
+        kv->rehash_index++;
+    }
+    if (t0->used == 0) kv__rehash_finish(kv);
+    return kv->rehashing;
+}
+
+int kv_dict_reserve(struct kv *kv, uint64_t n) {
+    assert(kv->t[0].size == 0 && !kv->rehashing);
+    if (n > KV_BUCKETS_LIMIT) return KV_EINVAL;
+    return kv__table_alloc(kv, &kv->t[0], kv__next_pow2(n));
+}
+
+/* ---- Lookup, insert, unlink ---- */
+
+static struct kv_entry **kv__find_link(const struct kv *kv, uint64_t hash, const void *key,
+                                       size_t key_len, int *table) {
+    for (int i = 0; i < 2; i++) {
+        const struct kv_table *t = &kv->t[i];
+        if (t->size == 0) break;
+        struct kv_entry **link = &t->buckets[hash & (t->size - 1)];
+        for (; *link != NULL; link = &(*link)->next) {
+            if (kv_entry_key_is(*link, key, key_len)) {
+                *table = i;
+                return link;
+            }
+        }
+        if (!kv->rehashing) break;
+    }
+    return NULL;
+}
+
+bool kv_dict_find(struct kv *kv, uint64_t hash, const void *key, size_t key_len,
+                  struct kv_pos *pos) {
+    pos->link = kv__find_link(kv, hash, key, key_len, &pos->table);
+    return pos->link != NULL;
+}
+
+const struct kv_entry *kv_dict_lookup(const struct kv *kv, uint64_t hash, const void *key,
+                                      size_t key_len) {
+    int table;
+    struct kv_entry **link = kv__find_link(kv, hash, key, key_len, &table);
+    return link == NULL ? NULL : *link;
+}
+
+int kv_dict_insert(struct kv *kv, struct kv_entry *e, uint64_t hash) {
+    assert(e->next == NULL);
+    if (kv->t[0].size == 0) {
+        int rc = kv__table_alloc(kv, &kv->t[0], KV_DICT_SIZE_MIN);
+        if (rc != KV_OK) return rc;
+    }
+    kv__resize_if_needed(kv);
+    struct kv_table *t = kv->rehashing ? &kv->t[1] : &kv->t[0];
+    uint64_t b = hash & (t->size - 1);
+    e->next = t->buckets[b];
+    t->buckets[b] = e;
+    t->used++;
+    return KV_OK;
+}
+
+struct kv_entry *kv_dict_unlink(struct kv *kv, struct kv_pos pos) {
+    struct kv_entry *e = *pos.link;
+    assert(e != NULL);
+    assert(kv->t[pos.table].used > 0);
+    *pos.link = e->next;
+    e->next = NULL;
+    kv->t[pos.table].used--;
+    kv__resize_if_needed(kv);
+    return e;
+}
+
+struct kv_entry *kv_dict_replace(struct kv_pos pos, struct kv_entry *fresh) {
+    struct kv_entry *old = *pos.link;
+    assert(old != NULL && fresh != NULL);
+    fresh->next = old->next;
+    *pos.link = fresh;
+    old->next = NULL;
+    return old;
+}
+
+/* ---- Iteration ---- */
+
+static uint64_t kv__reverse_bits(uint64_t v) {
+    v = ((v >> 1) & UINT64_C(0x5555555555555555)) | ((v & UINT64_C(0x5555555555555555)) << 1);
+    v = ((v >> 2) & UINT64_C(0x3333333333333333)) | ((v & UINT64_C(0x3333333333333333)) << 2);
+    v = ((v >> 4) & UINT64_C(0x0f0f0f0f0f0f0f0f)) | ((v & UINT64_C(0x0f0f0f0f0f0f0f0f)) << 4);
+    v = ((v >> 8) & UINT64_C(0x00ff00ff00ff00ff)) | ((v & UINT64_C(0x00ff00ff00ff00ff)) << 8);
+    v = ((v >> 16) & UINT64_C(0x0000ffff0000ffff)) | ((v & UINT64_C(0x0000ffff0000ffff)) << 16);
+    return (v >> 32) | (v << 32);
+}
+
+/* Increments the cursor's bits under mask, most significant first: sets the
+ * bits above the mask so the carry runs through them. */
+static uint64_t kv__cursor_next(uint64_t v, uint64_t mask) {
+    v |= ~mask;
+    v = kv__reverse_bits(v);
+    v++;
+    return kv__reverse_bits(v);
+}
+
+static void kv__visit_bucket(const struct kv_table *t, uint64_t b, kv_dict_visit_fn fn,
+                             void *ctx) {
+    for (const struct kv_entry *e = t->buckets[b]; e != NULL; e = e->next) fn(ctx, e);
+}
+
+/* Why it works: with the cursor incremented from its high bits, a bucket b
+ * of a table of size 2^n is visited before every bucket that follows it in
+ * reversed-bit order, and when the table grows to 2^(n+k) the keys of b land
+ * in buckets b + j * 2^n, which all follow (or are) the cursor's position in
+ * the bigger table's order; when it shrinks, a bucket of the small table
+ * holds exactly the keys of the big buckets that share its low bits. While
+ * resizing, the step visits the cursor's bucket in the smaller table and all
+ * its expansions in the larger one, so neither table's order is broken. */
+uint64_t kv_dict_scan_step(const struct kv *kv, uint64_t v, kv_dict_visit_fn fn, void *ctx,
+                           uint32_t *buckets) {
+    uint32_t visited = 0;
+    if (kv->t[0].size == 0) return 0;
+    if (!kv->rehashing) {
+        uint64_t m0 = kv->t[0].size - 1;
+        kv__visit_bucket(&kv->t[0], v & m0, fn, ctx);
+        visited++;
+        v = kv__cursor_next(v, m0);
+    } else {
+        const struct kv_table *small = &kv->t[0];
+        const struct kv_table *large = &kv->t[1];
+        if (small->size > large->size) {
+            small = &kv->t[1];
+            large = &kv->t[0];
+        }
+        uint64_t m0 = small->size - 1;
+        uint64_t m1 = large->size - 1;
+        kv__visit_bucket(small, v & m0, fn, ctx);
+        visited++;
+        do {
+            kv__visit_bucket(large, v & m1, fn, ctx);
+            visited++;
+            v = kv__cursor_next(v, m1);
+        } while (v & (m0 ^ m1));
+    }
+    if (buckets != NULL) *buckets += visited;
+    return v;
+}
+
+int kv_dict_foreach(const struct kv *kv, int (*fn)(void *ctx, const struct kv_entry *e),
+                    void *ctx) {
+    for (int i = 0; i < 2; i++) {
+        const struct kv_table *t = &kv->t[i];
+        for (uint64_t b = 0; b < t->size; b++) {
+            for (const struct kv_entry *e = t->buckets[b]; e != NULL; e = e->next) {
+                int rc = fn(ctx, e);
+                if (rc != 0) return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Buckets not yet known empty are numbered 0..total-1: first t[0]'s from
+ * rehash_index, then t[1]'s. The walk is bounded by total and ends early
+ * once max entries are collected; with the shrink rule (load >= 1/10 outside
+ * a resize) it is short on average. */
+uint32_t kv_dict_sample(const struct kv *kv, struct rand *rng, const struct kv_entry **out,
+                        uint32_t max) {
+    assert(max >= 1);
+    if (kv->t[0].used + kv->t[1].used == 0) return 0;
+    uint64_t skip = kv->rehashing ? kv->rehash_index : 0;
+    uint64_t n0 = kv->t[0].size - skip;
+    uint64_t total = n0 + kv->t[1].size;
+    uint64_t pos = rand_below(rng, total);
+    uint32_t got = 0;
+    for (uint64_t i = 0; i < total && got < max; i++) {
+        const struct kv_entry *e =
+            pos < n0 ? kv->t[0].buckets[skip + pos] : kv->t[1].buckets[pos - n0];
+        for (; e != NULL && got < max; e = e->next) out[got++] = e;
+        pos = pos + 1 == total ? 0 : pos + 1;
+    }
+    assert(got > 0);
+    return got;
+}

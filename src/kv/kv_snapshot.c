@@ -1,0 +1,401 @@
+/* kv_snapshot.c: writes and loads keyspace snapshots (format drawn in kv.h).
+ * The writer buffers records into chunks of KV_SNAPSHOT_CHUNK_BYTES; the
+ * loader pulls chunks through a callback, checks each field against its
+ * limit before using it, and names the offset of the first thing wrong. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kv/kv.h"
+#include "kv/kv_dict.h"
+#include "util/crc32c.h"
+
+#define KV__MAGIC "SHOALKV\n"
+#define KV__TRAILER_MAGIC "SHOALEND"
+#define KV__RECORD_FIXED 10u /* type, flags, key length, value length */
+#define KV__RECORD_HAS_EXPIRY 0x01u
+
+_Static_assert(sizeof(KV__MAGIC) - 1 == 8, "magic is 8 bytes");
+_Static_assert(sizeof(KV__TRAILER_MAGIC) - 1 == 8, "trailer magic is 8 bytes");
+_Static_assert(KV_SNAPSHOT_RECORD_MIN_BYTES == KV__RECORD_FIXED + 4, "record minimum");
+_Static_assert(KV_SNAPSHOT_CHUNK_BYTES >= KV_SNAPSHOT_HEADER_BYTES, "header fits a chunk");
+
+static void kv__put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void kv__put64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t kv__get32(const uint8_t *p) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+static uint64_t kv__get64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+uint64_t kv_snapshot_size(const struct kv *kv) {
+    return KV_SNAPSHOT_HEADER_BYTES + KV_SNAPSHOT_TRAILER_BYTES +
+           kv_count(kv) * KV_SNAPSHOT_RECORD_MIN_BYTES + kv->expires * 8 + kv->data_bytes;
+}
+
+/* ---- Writer ---- */
+
+struct kv__writer {
+    kv_write_cb cb;
+    void *ctx;
+    uint8_t *buf; /* KV_SNAPSHOT_CHUNK_BYTES */
+    size_t used;
+    uint64_t written; /* bytes put so far */
+    uint32_t chain;   /* crc of the crcs, for the trailer */
+    int err;
+};
+
+static void kv__flush(struct kv__writer *w) {
+    if (w->err != KV_OK || w->used == 0) return;
+    assert(w->used <= KV_SNAPSHOT_CHUNK_BYTES);
+    if (w->cb(w->ctx, w->buf, w->used) != 0) w->err = KV_EIO;
+    w->used = 0;
+}
+
+static void kv__put(struct kv__writer *w, const void *data, size_t len) {
+    const uint8_t *p = data;
+    while (len > 0 && w->err == KV_OK) {
+        size_t room = KV_SNAPSHOT_CHUNK_BYTES - w->used;
+        size_t n = len < room ? len : room;
+        memcpy(w->buf + w->used, p, n);
+        w->used += n;
+        w->written += n;
+        p += n;
+        len -= n;
+        if (w->used == KV_SNAPSHOT_CHUNK_BYTES) kv__flush(w);
+    }
+}
+
+static void kv__put_crc(struct kv__writer *w, uint32_t crc) {
+    uint8_t b[4];
+    kv__put32(b, crc);
+    w->chain = crc32c(w->chain, b, 4);
+    kv__put(w, b, 4);
+}
+
+static void kv__write_header(struct kv__writer *w, const struct kv *kv, uint64_t applied) {
+    uint8_t h[KV_SNAPSHOT_HEADER_BYTES - 4];
+    memcpy(h, KV__MAGIC, 8);
+    kv__put32(h + 8, KV_SNAPSHOT_VERSION);
+    kv__put32(h + 12, 0);
+    kv__put64(h + 16, applied);
+    kv__put64(h + 24, kv_count(kv));
+    kv__put64(h + 32, kv_snapshot_size(kv));
+    kv__put(w, h, sizeof(h));
+    kv__put_crc(w, crc32c(0, h, sizeof(h)));
+}
+
+static int kv__write_record(void *ctx, const struct kv_entry *e) {
+    struct kv__writer *w = ctx;
+    uint8_t h[KV__RECORD_FIXED + 8];
+    int64_t expire_ms = kv_entry_expire(e);
+    size_t n = KV__RECORD_FIXED;
+    h[0] = e->type;
+    h[1] = expire_ms != KV_NO_EXPIRY ? KV__RECORD_HAS_EXPIRY : 0;
+    kv__put32(h + 2, e->key_len);
+    kv__put32(h + 6, e->value_len);
+    if (expire_ms != KV_NO_EXPIRY) {
+        assert(expire_ms >= 0);
+        kv__put64(h + KV__RECORD_FIXED, (uint64_t)expire_ms);
+        n += 8;
+    }
+    uint32_t crc = crc32c(0, h, n);
+    crc = crc32c(crc, kv_entry_key(e), e->key_len);
+    crc = crc32c(crc, kv_entry_value(e), e->value_len);
+    kv__put(w, h, n);
+    kv__put(w, kv_entry_key(e), e->key_len);
+    kv__put(w, kv_entry_value(e), e->value_len);
+    kv__put_crc(w, crc);
+    return w->err;
+}
+
+int kv_snapshot_write(const struct kv *kv, uint64_t applied_index, kv_write_cb write,
+                      void *ctx) {
+    struct kv__writer w = {.cb = write, .ctx = ctx, .err = KV_OK};
+    w.buf = malloc(KV_SNAPSHOT_CHUNK_BYTES);
+    if (w.buf == NULL) return KV_ENOMEM;
+    uint64_t size = kv_snapshot_size(kv);
+    kv__write_header(&w, kv, applied_index);
+    (void)kv_dict_foreach(kv, kv__write_record, &w);
+    kv__put(&w, KV__TRAILER_MAGIC, 8);
+    w.chain = crc32c(w.chain, KV__TRAILER_MAGIC, 8);
+    uint8_t b[4];
+    kv__put32(b, w.chain);
+    kv__put(&w, b, 4);
+    kv__flush(&w);
+    free(w.buf);
+    assert(w.err != KV_OK || w.written == size);
+    return w.err;
+}
+
+/* ---- Loader ---- */
+
+struct kv__reader {
+    kv_read_cb cb;
+    void *ctx;
+    uint8_t *buf; /* KV_SNAPSHOT_CHUNK_BYTES */
+    size_t pos, len;
+    uint64_t offset; /* of the next byte handed out */
+    uint64_t total;  /* declared in the header */
+    uint32_t chain;
+    char *err;
+    size_t err_cap;
+};
+
+static int kv__fail(struct kv__reader *r, int rc, uint64_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int kv__fail(struct kv__reader *r, int rc, uint64_t offset, const char *fmt, ...) {
+    if (r->err_cap == 0) return rc;
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(r->err, r->err_cap, "kv snapshot: %s at offset %" PRIu64, what, offset);
+    return rc;
+}
+
+/* Refills the buffer: KV_OK with len > 0, KV_OK with len == 0 at the end of
+ * the input, or KV_EIO. */
+static int kv__refill(struct kv__reader *r) {
+    assert(r->pos == r->len);
+    int64_t n = r->cb(r->ctx, r->buf, KV_SNAPSHOT_CHUNK_BYTES);
+    r->pos = 0;
+    r->len = 0;
+    if (n < 0 || n > (int64_t)KV_SNAPSHOT_CHUNK_BYTES) {
+        return kv__fail(r, KV_EIO, r->offset, "read callback failed (%" PRId64 ")", n);
+    }
+    r->len = (size_t)n;
+    return KV_OK;
+}
+
+static int kv__read(struct kv__reader *r, void *dst, size_t n) {
+    uint8_t *d = dst;
+    while (n > 0) {
+        if (r->pos == r->len) {
+            int rc = kv__refill(r);
+            if (rc != KV_OK) return rc;
+            if (r->len == 0) return kv__fail(r, KV_ECORRUPT, r->offset, "truncated");
+        }
+        size_t k = r->len - r->pos < n ? r->len - r->pos : n;
+        memcpy(d, r->buf + r->pos, k);
+        r->pos += k;
+        r->offset += k;
+        d += k;
+        n -= k;
+    }
+    return KV_OK;
+}
+
+static int kv__read_crc(struct kv__reader *r, uint32_t want, uint64_t what_at,
+                        const char *what) {
+    uint8_t b[4];
+    uint64_t at = r->offset;
+    int rc = kv__read(r, b, 4);
+    if (rc != KV_OK) return rc;
+    if (kv__get32(b) != want) {
+        return kv__fail(r, KV_ECORRUPT, at, "%s crc mismatch (%s at offset %" PRIu64 ")", what,
+                        what, what_at);
+    }
+    r->chain = crc32c(r->chain, b, 4);
+    return KV_OK;
+}
+
+struct kv__header {
+    uint64_t applied;
+    uint64_t count;
+};
+
+static int kv__read_header(struct kv__reader *r, const struct kv_config *c,
+                           struct kv__header *out) {
+    uint8_t h[KV_SNAPSHOT_HEADER_BYTES - 4];
+    int rc = kv__read(r, h, sizeof(h));
+    if (rc != KV_OK) return rc;
+    if (memcmp(h, KV__MAGIC, 8) != 0) return kv__fail(r, KV_ECORRUPT, 0, "bad magic");
+    rc = kv__read_crc(r, crc32c(0, h, sizeof(h)), 0, "header");
+    if (rc != KV_OK) return rc;
+    uint32_t version = kv__get32(h + 8);
+    if (version != KV_SNAPSHOT_VERSION) {
+        return kv__fail(r, KV_EVERSION, 8, "unknown format version %" PRIu32, version);
+    }
+    if (kv__get32(h + 12) != 0) return kv__fail(r, KV_ECORRUPT, 12, "unknown header flags");
+    out->applied = kv__get64(h + 16);
+    out->count = kv__get64(h + 24);
+    r->total = kv__get64(h + 32);
+    uint64_t fixed = KV_SNAPSHOT_HEADER_BYTES + KV_SNAPSHOT_TRAILER_BYTES;
+    if (r->total < fixed) return kv__fail(r, KV_ECORRUPT, 32, "total size too small");
+    if (out->count > c->keys_max) {
+        return kv__fail(r, KV_ECORRUPT, 24, "key count %" PRIu64 " over the limit", out->count);
+    }
+    if (out->count > (r->total - fixed) / KV_SNAPSHOT_RECORD_MIN_BYTES) {
+        return kv__fail(r, KV_ECORRUPT, 24, "key count %" PRIu64 " exceeds the declared size",
+                        out->count);
+    }
+    return KV_OK;
+}
+
+/* The fixed part of a record and its expiry; checks every field. */
+struct kv__record {
+    uint8_t head[KV__RECORD_FIXED + 8];
+    size_t head_len;
+    uint8_t type;
+    uint32_t key_len, value_len;
+    int64_t expire_ms;
+};
+
+static int kv__read_record_head(struct kv__reader *r, const struct kv_config *c,
+                                struct kv__record *rec) {
+    uint64_t at = r->offset;
+    int rc = kv__read(r, rec->head, KV__RECORD_FIXED);
+    if (rc != KV_OK) return rc;
+    rec->type = rec->head[0];
+    uint8_t flags = rec->head[1];
+    rec->key_len = kv__get32(rec->head + 2);
+    rec->value_len = kv__get32(rec->head + 6);
+    rec->head_len = KV__RECORD_FIXED;
+    rec->expire_ms = KV_NO_EXPIRY;
+    if (rec->type >= KV_TYPE_COUNT) return kv__fail(r, KV_ECORRUPT, at, "unknown type");
+    if (flags & ~KV__RECORD_HAS_EXPIRY) return kv__fail(r, KV_ECORRUPT, at + 1, "bad flags");
+    if (rec->key_len > c->key_bytes_max) {
+        return kv__fail(r, KV_ECORRUPT, at + 2, "key length %" PRIu32 " over the limit",
+                        rec->key_len);
+    }
+    if (rec->value_len > c->value_bytes_max) {
+        return kv__fail(r, KV_ECORRUPT, at + 6, "value length %" PRIu32 " over the limit",
+                        rec->value_len);
+    }
+    if (flags & KV__RECORD_HAS_EXPIRY) {
+        rc = kv__read(r, rec->head + KV__RECORD_FIXED, 8);
+        if (rc != KV_OK) return rc;
+        uint64_t e = kv__get64(rec->head + KV__RECORD_FIXED);
+        if (e > (uint64_t)INT64_MAX) return kv__fail(r, KV_ECORRUPT, at + 10, "bad expiry");
+        rec->expire_ms = (int64_t)e;
+        rec->head_len += 8;
+    }
+    uint64_t end = r->offset + (uint64_t)rec->key_len + rec->value_len + 4;
+    if (end > r->total - KV_SNAPSHOT_TRAILER_BYTES) {
+        return kv__fail(r, KV_ECORRUPT, at, "record runs past the declared size");
+    }
+    return KV_OK;
+}
+
+static int kv__link(struct kv__reader *r, struct kv *kv, struct kv_entry *e, uint64_t at) {
+    uint64_t hash = kv_dict_hash(kv, kv_entry_key(e), e->key_len);
+    if (kv_dict_lookup(kv, hash, kv_entry_key(e), e->key_len) != NULL) {
+        return kv__fail(r, KV_ECORRUPT, at, "duplicate key");
+    }
+    int rc = kv_dict_insert(kv, e, hash);
+    if (rc != KV_OK) return kv__fail(r, rc, at, "cannot insert");
+    return KV_OK;
+}
+
+/* Reads one record straight into a new entry and links it in. */
+static int kv__load_record(struct kv__reader *r, struct kv *kv) {
+    struct kv__record rec;
+    uint64_t at = r->offset;
+    int rc = kv__read_record_head(r, &kv->config, &rec);
+    if (rc != KV_OK) return rc;
+    struct kv_entry *e = kv_entry_alloc(kv, rec.key_len, rec.value_len, rec.type, rec.expire_ms);
+    if (e == NULL) return kv__fail(r, KV_ENOMEM, at, "out of memory");
+    uint8_t *bytes = (uint8_t *)kv_entry_key(e); /* key, then value */
+    size_t len = (size_t)rec.key_len + rec.value_len;
+    rc = kv__read(r, bytes, len);
+    if (rc == KV_OK) {
+        uint32_t crc = crc32c(crc32c(0, rec.head, rec.head_len), bytes, len);
+        rc = kv__read_crc(r, crc, at, "record");
+    }
+    if (rc == KV_OK) rc = kv__link(r, kv, e, at);
+    if (rc != KV_OK) kv_entry_free(kv, e);
+    return rc;
+}
+
+static int kv__read_trailer(struct kv__reader *r) {
+    uint64_t at = r->offset;
+    if (at != r->total - KV_SNAPSHOT_TRAILER_BYTES) {
+        return kv__fail(r, KV_ECORRUPT, at, "records end before the declared size");
+    }
+    uint8_t t[KV_SNAPSHOT_TRAILER_BYTES];
+    int rc = kv__read(r, t, sizeof(t));
+    if (rc != KV_OK) return rc;
+    if (memcmp(t, KV__TRAILER_MAGIC, 8) != 0) return kv__fail(r, KV_ECORRUPT, at, "bad trailer");
+    uint32_t chain = crc32c(r->chain, t, 8);
+    if (kv__get32(t + 8) != chain) return kv__fail(r, KV_ECORRUPT, at + 8, "trailer crc mismatch");
+    if (r->pos == r->len) {
+        rc = kv__refill(r);
+        if (rc != KV_OK) return rc;
+    }
+    if (r->len > r->pos) return kv__fail(r, KV_ECORRUPT, r->offset, "bytes after the trailer");
+    assert(r->offset == r->total);
+    return KV_OK;
+}
+
+static int kv__load(struct kv__reader *r, const struct kv_config *config, struct kv **out,
+                    uint64_t *applied_index) {
+    struct kv__header h = {0, 0};
+    int rc = kv__read_header(r, config, &h);
+    if (rc != KV_OK) return rc;
+    struct kv *kv = kv_create(config);
+    if (kv == NULL) return kv__fail(r, KV_ENOMEM, r->offset, "out of memory");
+    if (h.count > 0) {
+        rc = kv_dict_reserve(kv, h.count);
+        if (rc != KV_OK) rc = kv__fail(r, rc, 24, "cannot size the table");
+    }
+    for (uint64_t i = 0; i < h.count && rc == KV_OK; i++) rc = kv__load_record(r, kv);
+    if (rc == KV_OK) rc = kv__read_trailer(r);
+    if (rc != KV_OK) {
+        kv_destroy(kv);
+        return rc;
+    }
+    assert(kv_count(kv) == h.count);
+    assert(kv_snapshot_size(kv) == r->total);
+    *out = kv;
+    if (applied_index != NULL) *applied_index = h.applied;
+    return KV_OK;
+}
+
+int kv_snapshot_load(const struct kv_config *config, kv_read_cb read, void *ctx,
+                     struct kv **out, uint64_t *applied_index, char *err, size_t err_cap) {
+    struct kv__reader r = {.cb = read, .ctx = ctx, .err = err, .err_cap = err_cap};
+    *out = NULL;
+    if (err_cap > 0) err[0] = '\0';
+    if (config == NULL || !kv_config_ok(config) || read == NULL) {
+        return kv__fail(&r, KV_EINVAL, 0, "invalid config");
+    }
+    r.buf = malloc(KV_SNAPSHOT_CHUNK_BYTES);
+    if (r.buf == NULL) return kv__fail(&r, KV_ENOMEM, 0, "out of memory");
+    int rc = kv__load(&r, config, out, applied_index);
+    free(r.buf);
+    return rc;
+}
+
+struct kv__mem {
+    const uint8_t *p;
+    size_t len, pos;
+};
+
+static int64_t kv__mem_read(void *ctx, uint8_t *buf, size_t cap) {
+    struct kv__mem *m = ctx;
+    size_t n = m->len - m->pos < cap ? m->len - m->pos : cap;
+    if (n > 0) memcpy(buf, m->p + m->pos, n);
+    m->pos += n;
+    return (int64_t)n;
+}
+
+int kv_snapshot_load_buffer(const struct kv_config *config, const uint8_t *buf, size_t len,
+                            struct kv **out, uint64_t *applied_index, char *err,
+                            size_t err_cap) {
+    assert(buf != NULL || len == 0);
+    struct kv__mem m = {.p = buf, .len = len, .pos = 0};
+    return kv_snapshot_load(config, kv__mem_read, &m, out, applied_index, err, err_cap);
+}

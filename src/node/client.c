@@ -1,0 +1,463 @@
+/* client.c: RESP client connections. Every command gets a reply slot in
+ * arrival order; replies are written only from the head of that queue, so
+ * a connection's replies keep their order whatever mix of immediate
+ * answers, local writes and reads (which wait for the log) and proxied
+ * commands (which wait for the leader) it pipelines.
+ *
+ * Routing: the leader runs commands itself; any other node forwards them
+ * to the leader over a per-connection upstream (proxy.c) and relays the
+ * replies. A connection never has commands in flight on two routes at
+ * once: when the route changes (a new leader), it stops reading until the
+ * old route drained, so a pipelined write can never be overtaken by a
+ * later command on another path. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/node_int.h"
+#include "node/proxy.h"
+
+struct client__write {
+    uv_write_t req;
+    struct client *c;
+    size_t len;
+    char data[];
+};
+
+static void client__process(struct client *c);
+
+/* ---- slots ---- */
+
+static struct slot *client__slot(struct client *c) {
+    struct slot *s = calloc(1, sizeof(*s));
+    if (s == NULL) return NULL;
+    if (c->tail) c->tail->next = s;
+    else c->head = s;
+    c->tail = s;
+    c->n_slots++;
+    return s;
+}
+
+void slot_set(struct client *c, struct slot *s, const char *data, size_t len) {
+    if (s->done) return;
+    s->data = malloc(len ? len : 1);
+    if (s->data != NULL) {
+        if (len > 0) memcpy(s->data, data, len);
+        s->len = len;
+    } else {
+        static const char oom[] = "-OOM out of memory for the reply\r\n";
+        s->data = strdup(oom);
+        s->len = s->data ? sizeof(oom) - 1 : 0;
+    }
+    s->done = true;
+    client_release(c);
+}
+
+void slot_set_error(struct client *c, struct slot *s, const char *msg) {
+    char buf[512];
+    int len = snprintf(buf, sizeof(buf), "-%s\r\n", msg);
+    slot_set(c, s, buf, (size_t)len);
+}
+
+/* ---- closing ---- */
+
+static void client__closed_cb(uv_handle_t *h) {
+    struct client *c = h->data;
+    resp_parser_free(&c->parser);
+    while (c->head) {
+        struct slot *s = c->head;
+        c->head = s->next;
+        free(s->data);
+        free(s);
+    }
+    free(c->in);
+    free(c->held_argv);
+    free(c);
+}
+
+static void client__close(struct client *c) {
+    if (c->closing) return;
+    c->closing = true;
+    struct node *n = c->node;
+    shard_forget_client(&n->shard, c);
+    proxy_detach(c);
+    if (c->prev) c->prev->next = c->next;
+    else n->clients = c->next;
+    if (c->next) c->next->prev = c->prev;
+    n->n_clients--;
+    uv_close((uv_handle_t *)&c->tcp, client__closed_cb);
+}
+
+/* ---- writing ---- */
+
+static void client__write_cb(uv_write_t *req, int status) {
+    struct client__write *w = (struct client__write *)req;
+    struct client *c = w->c;
+    c->out_bytes -= w->len;
+    free(w);
+    if (c->closing) return;
+    if (status < 0) {
+        client__close(c);
+        return;
+    }
+    if (c->paused && c->out_bytes == 0) client__process(c);
+}
+
+/* Writes every finished slot at the head of the queue, in one write. */
+void client_release(struct client *c) {
+    if (c->closing) return;
+    size_t total = 0;
+    uint32_t count = 0;
+    for (struct slot *s = c->head; s != NULL && s->done; s = s->next) {
+        total += s->len;
+        count++;
+    }
+    if (count == 0) return;
+    struct client__write *w = malloc(sizeof(*w) + total);
+    if (w == NULL) {
+        client__close(c);
+        return;
+    }
+    w->c = c;
+    w->len = total;
+    size_t at = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        struct slot *s = c->head;
+        memcpy(w->data + at, s->data, s->len);
+        at += s->len;
+        c->head = s->next;
+        if (c->head == NULL) c->tail = NULL;
+        c->n_slots--;
+        free(s->data);
+        free(s);
+    }
+    c->out_bytes += total;
+    if (c->out_bytes > c->node->cfg.client_output_buffer_limit) {
+        node_log(c->node, "client %llu: output buffer over the limit; closing",
+                 (unsigned long long)c->id);
+        free(w);
+        client__close(c);
+        return;
+    }
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)total);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, client__write_cb) != 0) {
+        c->out_bytes -= total;
+        free(w);
+        client__close(c);
+        return;
+    }
+    if (c->close_after_reply && c->head == NULL) client__close(c);
+    else if (c->paused) client__process(c);
+}
+
+/* Writes an immediate reply into a new slot. */
+static void client__reply(struct client *c, const struct resp_out *out) {
+    struct slot *s = client__slot(c);
+    if (s == NULL) {
+        client__close(c);
+        return;
+    }
+    slot_set(c, s, resp_out_data(out), resp_out_len(out));
+}
+
+/* ---- routing ---- */
+
+enum client__route { ROUTE_NOW, ROUTE_LOCAL, ROUTE_PROXY, ROUTE_NO_LEADER };
+
+static enum client__route client__route(struct client *c, const struct cmd_def *def,
+                                        uint64_t *target) {
+    struct node *n = c->node;
+    if (def == NULL || (def->flags & CMD_NODE)) return ROUTE_NOW;
+    if ((def->flags & CMD_READONLY) && c->readonly) return ROUTE_NOW;
+    if (node_is_leader(n)) return ROUTE_LOCAL;
+    *target = node_leader(n);
+    if (*target == 0 || node_config_member(&n->cfg, *target) == NULL) return ROUTE_NO_LEADER;
+    return ROUTE_PROXY;
+}
+
+/* Whether a command on this route may start now without overtaking
+ * commands still in flight on another route. */
+static bool client__route_free(const struct client *c, enum client__route route,
+                               uint64_t target) {
+    bool up_busy = proxy_busy(c);
+    switch (route) {
+    case ROUTE_NOW: return c->local_pending == 0 && !up_busy;
+    case ROUTE_LOCAL: return !up_busy;
+    case ROUTE_PROXY: return c->local_pending == 0 && (!up_busy || proxy_target(c) == target);
+    default: return c->local_pending == 0 && !up_busy;
+    }
+}
+
+/* Runs one command; false if the client must pause before it. */
+static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
+    struct node *n = c->node;
+    const struct cmd_def *def = cmd_lookup(cmd->argv[0].data, cmd->argv[0].len);
+    uint64_t target = 0;
+    enum client__route route = client__route(c, def, &target);
+    bool is_node_cmd = def != NULL && (def->flags & CMD_NODE);
+    /* Commands about the connection itself need no ordering with the log. */
+    if (!(is_node_cmd || def == NULL) && !client__route_free(c, route, target)) return false;
+    n->stats.commands++;
+    c->last_ms = node_now_ms();
+    snprintf(c->last_cmd, sizeof(c->last_cmd), "%.*s",
+             (int)(cmd->argv[0].len < 20 ? cmd->argv[0].len : 20), cmd->argv[0].data);
+    struct resp_out out;
+    resp_out_init(&out, c->proto, NODE_SLOT_BYTES_MAX, NULL);
+    if (def == NULL) {
+        cmd_reply_unknown(&out, cmd->argc, cmd->argv);
+    } else if (!cmd_arity_ok(def, cmd->argc)) {
+        cmd_reply_arity(&out, def);
+    } else if (is_node_cmd || route == ROUTE_NOW) {
+        if (is_node_cmd) {
+            client_node_command(c, def, cmd->argc, cmd->argv, &out);
+        } else {
+            struct cmd_env env = {.kv = n->shard.kv, .now_ms = (int64_t)node_now_ms(),
+                                  .rng = &n->shard.rng, .bulk_max = KV_VALUE_BYTES_LIMIT};
+            cmd_exec(&env, def, cmd->argc, cmd->argv, &out);
+        }
+    } else if (route == ROUTE_NO_LEADER) {
+        resp_write_errorf(&out, "TRYAGAIN no leader is elected yet");
+    } else {
+        struct slot *s = client__slot(c);
+        if (s == NULL) {
+            resp_out_free(&out);
+            client__close(c);
+            return false;
+        }
+        if (route == ROUTE_PROXY) {
+            n->stats.proxied++;
+            proxy_forward(c, target, s, cmd->argc, cmd->argv);
+        } else if (def->flags & CMD_WRITE) {
+            shard_write(n, &n->shard, c, s, cmd->argc, cmd->argv);
+        } else {
+            shard_read(n, &n->shard, c, s, def, cmd->argc, cmd->argv);
+        }
+        resp_out_free(&out);
+        return true;
+    }
+    if (resp_out_len(&out) > 0) client__reply(c, &out);
+    resp_out_free(&out);
+    return true;
+}
+
+/* Keeps a parsed command (argv and bytes in one allocation) for later. */
+static void client__hold(struct client *c, const struct resp_cmd *cmd) {
+    size_t bytes = cmd->argc * sizeof(struct resp_arg);
+    for (uint32_t i = 0; i < cmd->argc; i++) bytes += cmd->argv[i].len;
+    struct resp_arg *copy = malloc(bytes + 1);
+    if (copy == NULL) {
+        client__close(c);
+        return;
+    }
+    char *p = (char *)(copy + cmd->argc);
+    for (uint32_t i = 0; i < cmd->argc; i++) {
+        if (cmd->argv[i].len > 0) memcpy(p, cmd->argv[i].data, cmd->argv[i].len);
+        copy[i].data = p;
+        copy[i].len = cmd->argv[i].len;
+        p += cmd->argv[i].len;
+    }
+    c->held_argv = copy;
+    c->held_argc = cmd->argc;
+}
+
+static void client__pause(struct client *c) {
+    if (c->paused) return;
+    c->paused = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+static void client__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void client__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void client__unpause(struct client *c) {
+    if (!c->paused || c->closing) return;
+    c->paused = false;
+    uv_read_start((uv_stream_t *)&c->tcp, client__alloc_cb, client__read_cb);
+}
+
+/* Parses and runs buffered commands until the buffer is empty or the
+ * client must wait (too many replies pending, a route change, output). */
+static void client__process(struct client *c) {
+    struct node *n = c->node;
+    if (c->held_argv != NULL) {
+        struct resp_cmd held = {.argc = c->held_argc, .argv = c->held_argv};
+        if (!client__dispatch(c, &held)) {
+            client__pause(c);
+            return;
+        }
+        free(c->held_argv);
+        c->held_argv = NULL;
+    }
+    while (!c->closing && !c->close_after_reply) {
+        if (c->n_slots >= n->cfg.max_pending_replies ||
+            c->out_bytes > n->cfg.client_output_buffer_limit / 2) {
+            client__pause(c);
+            return;
+        }
+        if (c->in_off == c->in_len) {
+            c->in_off = c->in_len = 0;
+            client__unpause(c);
+            return;
+        }
+        size_t used = 0;
+        struct resp_cmd cmd;
+        int rc = resp_parse(&c->parser, c->in + c->in_off, c->in_len - c->in_off, &used, &cmd);
+        if (rc == RESP_NEED_MORE) {
+            c->in_off = c->in_len = 0;
+            client__unpause(c);
+            return;
+        }
+        if (rc != RESP_OK) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "ERR %s", rc == RESP_ENOMEM ? "out of memory"
+                                                                    : resp_parser_error(&c->parser));
+            struct slot *s = client__slot(c);
+            c->close_after_reply = true;
+            if (s != NULL) slot_set_error(c, s, msg);
+            else client__close(c);
+            return;
+        }
+        c->in_off += used;
+        if (!client__dispatch(c, &cmd)) {
+            client__hold(c, &cmd); /* run it once the route is free */
+            client__pause(c);
+            return;
+        }
+    }
+}
+
+void client_resume_all(struct node *n) {
+    for (struct client *c = n->clients; c != NULL; c = c->next) {
+        if (c->paused) client__process(c);
+    }
+}
+
+void client_resume(struct client *c) {
+    if (c->paused && !c->closing) client__process(c);
+}
+
+/* ---- reading ---- */
+
+static void client__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    struct client *c = h->data;
+    if (c->in_cap - c->in_len < NODE_READ_BYTES) {
+        size_t cap = c->in_cap ? c->in_cap * 2 : NODE_READ_BYTES;
+        while (cap - c->in_len < NODE_READ_BYTES) cap *= 2;
+        char *p = realloc(c->in, cap);
+        if (p == NULL) {
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+        c->in = p;
+        c->in_cap = cap;
+    }
+    *buf = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+static void client__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+    (void)buf;
+    struct client *c = stream->data;
+    if (nread < 0) {
+        client__close(c);
+        return;
+    }
+    c->in_len += (size_t)nread;
+    c->node->stats.net_in += (uint64_t)nread;
+    client__process(c);
+}
+
+static void client__reject_closed_cb(uv_handle_t *h) { free(h); }
+
+static void client__accept_cb(uv_stream_t *server, int status) {
+    struct node *n = server->data;
+    if (status < 0) return;
+    if (n->n_clients >= n->cfg.maxclients) {
+        uv_tcp_t *t = malloc(sizeof(*t));
+        if (t == NULL) return;
+        uv_tcp_init(n->loop, t);
+        if (uv_accept(server, (uv_stream_t *)t) == 0) {
+            static char msg[] = "-ERR max number of clients reached\r\n";
+            uv_buf_t b = uv_buf_init(msg, sizeof(msg) - 1);
+            uv_try_write((uv_stream_t *)t, &b, 1);
+        }
+        n->stats.rejected++;
+        uv_close((uv_handle_t *)t, client__reject_closed_cb);
+        return;
+    }
+    struct client *c = calloc(1, sizeof(*c));
+    if (c == NULL) return;
+    c->node = n;
+    c->id = n->next_client_id++;
+    c->proto = 2;
+    c->created_ms = c->last_ms = node_now_ms();
+    struct resp_limits limits;
+    resp_limits_default(&limits);
+    limits.bulk_bytes_max = n->cfg.proto_max_bulk_len;
+    limits.request_bytes_max = n->cfg.client_query_buffer_limit;
+    if (resp_parser_init(&c->parser, &limits, NULL) != RESP_OK) {
+        resp_limits_default(&limits);
+        if (resp_parser_init(&c->parser, &limits, NULL) != RESP_OK) abort();
+    }
+    uv_tcp_init(n->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, client__closed_cb);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage addr;
+    int len = sizeof(addr);
+    snprintf(c->addr, sizeof(c->addr), "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&addr, &len) == 0 &&
+        addr.ss_family == AF_INET) {
+        char ip[32];
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&addr;
+        uv_ip4_name(in, ip, sizeof(ip));
+        snprintf(c->addr, sizeof(c->addr), "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+    }
+    c->next = n->clients;
+    if (c->next) c->next->prev = c;
+    n->clients = c;
+    n->n_clients++;
+    n->stats.connections++;
+    uv_read_start((uv_stream_t *)&c->tcp, client__alloc_cb, client__read_cb);
+}
+
+int client_start(struct node *n) {
+    struct sockaddr_in addr;
+    if (uv_ip4_addr(n->cfg.bind, n->cfg.port, &addr) != 0) return -1;
+    uv_tcp_init(n->loop, &n->client_listener);
+    n->client_listener.data = n;
+    int rc = uv_tcp_bind(&n->client_listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&n->client_listener, 511, client__accept_cb);
+    if (rc != 0) {
+        node_log(n, "fatal: cannot listen for clients on %s:%u: %s", n->cfg.bind,
+                 (unsigned)n->cfg.port, uv_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void client__listener_closed_cb(uv_handle_t *h) { (void)h; }
+
+void client_stop(struct node *n) {
+    if (!uv_is_closing((uv_handle_t *)&n->client_listener)) {
+        uv_close((uv_handle_t *)&n->client_listener, client__listener_closed_cb);
+    }
+    while (n->clients != NULL) client__close(n->clients);
+}
+
+void client_info_line(const struct client *c, char *buf, size_t cap) {
+    uint64_t now = node_now_ms();
+    snprintf(buf, cap,
+             "id=%llu addr=%s laddr=? fd=-1 name=%s age=%llu idle=%llu flags=%s db=0 sub=0 "
+             "psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=%u "
+             "omem=%llu tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%u",
+             (unsigned long long)c->id, c->addr, c->name,
+             (unsigned long long)((now - c->created_ms) / 1000),
+             (unsigned long long)((now - c->last_ms) / 1000), c->readonly ? "r" : "N",
+             c->in_len - c->in_off, c->n_slots, (unsigned long long)c->out_bytes,
+             c->last_cmd[0] ? c->last_cmd : "NULL", (unsigned)c->proto);
+}

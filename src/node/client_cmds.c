@@ -1,0 +1,305 @@
+/* client_cmds.c: the commands a node answers itself (CMD_NODE): PING,
+ * ECHO, HELLO, QUIT, SELECT, TIME, READONLY, READWRITE, INFO, COMMAND,
+ * CONFIG and CLIENT, with Redis 7.0's replies. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#include "node/node_int.h"
+
+#define SHOAL_VERSION "0.1.0"
+#define REDIS_COMPAT_VERSION "7.0.0"
+
+static bool arg_is(const struct resp_arg *a, const char *w) {
+    size_t len = strlen(w);
+    return a->len == len && strncasecmp(a->data, w, len) == 0;
+}
+
+static void node__ping(struct client *c, uint32_t argc, const struct resp_arg *argv,
+                       struct resp_out *out) {
+    (void)c;
+    if (argc > 2) resp_write_errorf(out, "ERR wrong number of arguments for 'ping' command");
+    else if (argc == 2) resp_write_bulk(out, argv[1].data, argv[1].len);
+    else resp_write_simple(out, "PONG", 4);
+}
+
+static void node__hello(struct client *c, uint32_t argc, const struct resp_arg *argv,
+                        struct resp_out *out) {
+    struct node *n = c->node;
+    uint32_t i = 1;
+    if (argc >= 2) {
+        int64_t ver;
+        if (!cmd_parse_i64(argv[1].data, argv[1].len, &ver)) {
+            resp_write_errorf(out, "ERR Protocol version is not an integer or out of range");
+            return;
+        }
+        if (ver < 2 || ver > 3) {
+            resp_write_errorf(out, "NOPROTO unsupported protocol version");
+            return;
+        }
+        for (i = 2; i < argc; i++) {
+            if (arg_is(&argv[i], "auth") && i + 2 < argc) {
+                i += 2; /* no passwords yet: any credentials are accepted */
+            } else if (arg_is(&argv[i], "setname") && i + 1 < argc) {
+                snprintf(c->name, sizeof(c->name), "%.*s", (int)argv[i + 1].len, argv[i + 1].data);
+                i++;
+            } else {
+                resp_write_errorf(out, "ERR Syntax error in HELLO option '%.*s'",
+                                  (int)argv[i].len, argv[i].data);
+                return;
+            }
+        }
+        c->proto = (uint8_t)ver;
+        resp_out_set_proto(out, c->proto);
+    }
+    resp_write_map(out, 7);
+    resp_write_bulk(out, "server", 6);
+    resp_write_bulk(out, "redis", 5);
+    resp_write_bulk(out, "version", 7);
+    resp_write_bulk(out, REDIS_COMPAT_VERSION, strlen(REDIS_COMPAT_VERSION));
+    resp_write_bulk(out, "proto", 5);
+    resp_write_int(out, c->proto);
+    resp_write_bulk(out, "id", 2);
+    resp_write_int(out, (int64_t)c->id);
+    resp_write_bulk(out, "mode", 4);
+    resp_write_bulk(out, "standalone", 10);
+    resp_write_bulk(out, "role", 4);
+    if (node_is_leader(n)) resp_write_bulk(out, "master", 6);
+    else resp_write_bulk(out, "replica", 7);
+    resp_write_bulk(out, "modules", 7);
+    resp_write_array(out, 0);
+}
+
+static void node__command_flags(const struct cmd_def *d, struct resp_out *out) {
+    const char *flags[6];
+    int n = 0;
+    if (d->flags & CMD_WRITE) flags[n++] = "write";
+    if (d->flags & CMD_READONLY) flags[n++] = "readonly";
+    if (d->flags & CMD_FAST) flags[n++] = "fast";
+    if (d->flags & CMD_NODE) flags[n++] = "loading";
+    if (d->flags & CMD_NODE) flags[n++] = "stale";
+    resp_write_set(out, (uint64_t)n);
+    for (int i = 0; i < n; i++) resp_write_simple(out, flags[i], strlen(flags[i]));
+}
+
+static void node__command_info(const struct cmd_def *d, struct resp_out *out) {
+    resp_write_array(out, 10);
+    resp_write_bulk(out, d->name, strlen(d->name));
+    resp_write_int(out, d->arity);
+    node__command_flags(d, out);
+    resp_write_int(out, d->first_key);
+    resp_write_int(out, d->last_key);
+    resp_write_int(out, d->key_step);
+    resp_write_set(out, 0); /* ACL categories */
+    resp_write_set(out, 0); /* tips */
+    resp_write_array(out, 0); /* key specs */
+    resp_write_array(out, 0); /* subcommands */
+}
+
+static void node__command_doc(const struct cmd_def *d, struct resp_out *out) {
+    resp_write_bulk(out, d->name, strlen(d->name));
+    resp_write_map(out, 3);
+    resp_write_bulk(out, "summary", 7);
+    resp_write_bulk(out, d->summary, strlen(d->summary));
+    resp_write_bulk(out, "since", 5);
+    resp_write_bulk(out, d->since, strlen(d->since));
+    resp_write_bulk(out, "group", 5);
+    resp_write_bulk(out, d->group, strlen(d->group));
+}
+
+static void node__command(uint32_t argc, const struct resp_arg *argv, struct resp_out *out) {
+    if (argc == 1) {
+        resp_write_array(out, cmd_table_count);
+        for (uint32_t i = 0; i < cmd_table_count; i++) node__command_info(&cmd_table[i], out);
+    } else if (arg_is(&argv[1], "count") && argc == 2) {
+        resp_write_int(out, cmd_table_count);
+    } else if (arg_is(&argv[1], "info")) {
+        resp_write_array(out, argc - 2);
+        for (uint32_t i = 2; i < argc; i++) {
+            const struct cmd_def *d = cmd_lookup(argv[i].data, argv[i].len);
+            if (d) node__command_info(d, out);
+            else resp_write_null_array(out);
+        }
+    } else if (arg_is(&argv[1], "docs")) {
+        uint32_t found = 0;
+        for (uint32_t i = 2; i < argc; i++) found += cmd_lookup(argv[i].data, argv[i].len) != 0;
+        resp_write_map(out, argc == 2 ? cmd_table_count : found);
+        if (argc == 2) {
+            for (uint32_t i = 0; i < cmd_table_count; i++) node__command_doc(&cmd_table[i], out);
+        }
+        for (uint32_t i = 2; i < argc; i++) {
+            const struct cmd_def *d = cmd_lookup(argv[i].data, argv[i].len);
+            if (d) node__command_doc(d, out);
+        }
+    } else {
+        resp_write_errorf(out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
+                          (int)argv[1].len, argv[1].data);
+    }
+}
+
+/* CONFIG GET: the node's settings by Redis-style name. */
+static void node__config_get(struct node *n, uint32_t argc, const struct resp_arg *argv,
+                             struct resp_out *out) {
+    char values[16][64];
+    const char *names[16];
+    int count = 0;
+#define CONFIG_ITEM(name_, fmt_, value_)                                          \
+    do {                                                                          \
+        names[count] = (name_);                                                   \
+        snprintf(values[count], sizeof(values[count]), fmt_, value_);             \
+        count++;                                                                  \
+    } while (0)
+    CONFIG_ITEM("port", "%u", (unsigned)n->cfg.port);
+    CONFIG_ITEM("bind", "%s", n->cfg.bind);
+    CONFIG_ITEM("dir", "%.60s", n->cfg.dir);
+    CONFIG_ITEM("maxclients", "%u", n->cfg.maxclients);
+    CONFIG_ITEM("proto-max-bulk-len", "%llu", (unsigned long long)n->cfg.proto_max_bulk_len);
+    CONFIG_ITEM("client-query-buffer-limit", "%llu",
+                (unsigned long long)n->cfg.client_query_buffer_limit);
+    CONFIG_ITEM("appendonly", "%s", "yes");
+    CONFIG_ITEM("appendfsync", "%s", "always");
+    CONFIG_ITEM("save", "%s", "");
+    CONFIG_ITEM("databases", "%d", 1);
+    CONFIG_ITEM("tick-ms", "%u", n->cfg.tick_ms);
+    CONFIG_ITEM("election-ticks", "%u", n->cfg.election_ticks);
+    CONFIG_ITEM("snapshot-entries", "%llu", (unsigned long long)n->cfg.snapshot_entries);
+#undef CONFIG_ITEM
+    bool match[16] = {false};
+    int matched = 0;
+    for (int i = 0; i < count; i++) {
+        for (uint32_t a = 2; a < argc && !match[i]; a++) {
+            match[i] = kv_glob_match(argv[a].data, argv[a].len, names[i], strlen(names[i]), true);
+        }
+        matched += match[i];
+    }
+    resp_write_map(out, (uint64_t)matched);
+    for (int i = 0; i < count; i++) {
+        if (!match[i]) continue;
+        resp_write_bulk(out, names[i], strlen(names[i]));
+        resp_write_bulk(out, values[i], strlen(values[i]));
+    }
+}
+
+static void node__config(struct node *n, uint32_t argc, const struct resp_arg *argv,
+                         struct resp_out *out) {
+    if (arg_is(&argv[1], "get") && argc >= 3) {
+        node__config_get(n, argc, argv, out);
+    } else if (arg_is(&argv[1], "set") && argc >= 4 && argc % 2 == 0) {
+        for (uint32_t i = 2; i < argc; i += 2) {
+            int64_t v;
+            if (arg_is(&argv[i], "maxclients") && cmd_parse_i64(argv[i + 1].data,
+                                                                argv[i + 1].len, &v) && v > 0) {
+                n->cfg.maxclients = (uint32_t)v;
+            } else {
+                resp_write_errorf(out, "ERR Unknown option or number of arguments for CONFIG SET "
+                                       "- '%.*s'", (int)argv[i].len, argv[i].data);
+                return;
+            }
+        }
+        resp_write_simple(out, "OK", 2);
+    } else if (arg_is(&argv[1], "resetstat") && argc == 2) {
+        memset(&n->stats, 0, sizeof(n->stats));
+        resp_write_simple(out, "OK", 2);
+    } else if (arg_is(&argv[1], "get") || arg_is(&argv[1], "set")) {
+        resp_write_errorf(out, "ERR wrong number of arguments for 'config|%.*s' command",
+                          (int)argv[1].len, argv[1].data);
+    } else {
+        resp_write_errorf(out, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",
+                          (int)argv[1].len, argv[1].data);
+    }
+}
+
+static void node__client(struct client *c, uint32_t argc, const struct resp_arg *argv,
+                         struct resp_out *out) {
+    struct node *n = c->node;
+    char line[512];
+    if (arg_is(&argv[1], "id") && argc == 2) {
+        resp_write_int(out, (int64_t)c->id);
+    } else if (arg_is(&argv[1], "getname") && argc == 2) {
+        if (c->name[0]) resp_write_bulk(out, c->name, strlen(c->name));
+        else resp_write_null(out);
+    } else if (arg_is(&argv[1], "setname") && argc == 3) {
+        for (size_t i = 0; i < argv[2].len; i++) {
+            if (argv[2].data[i] <= ' ' || argv[2].data[i] > '~') {
+                resp_write_errorf(out, "ERR Client names cannot contain spaces, newlines or "
+                                       "special characters.");
+                return;
+            }
+        }
+        snprintf(c->name, sizeof(c->name), "%.*s", (int)argv[2].len, argv[2].data);
+        resp_write_simple(out, "OK", 2);
+    } else if (arg_is(&argv[1], "info") && argc == 2) {
+        client_info_line(c, line, sizeof(line));
+        strcat(line, "\n");
+        resp_write_verbatim(out, "txt", line, strlen(line));
+    } else if (arg_is(&argv[1], "list")) {
+        size_t cap = 512 * (n->n_clients + 1);
+        char *all = malloc(cap);
+        if (all == NULL) {
+            resp_write_errorf(out, "OOM out of memory");
+            return;
+        }
+        size_t at = 0;
+        for (const struct client *o = n->clients; o != NULL; o = o->next) {
+            client_info_line(o, line, sizeof(line));
+            at += (size_t)snprintf(all + at, cap - at, "%s\n", line);
+        }
+        resp_write_verbatim(out, "txt", all, at);
+        free(all);
+    } else if (arg_is(&argv[1], "setinfo") && argc == 4) {
+        resp_write_simple(out, "OK", 2);
+    } else {
+        resp_write_errorf(out, "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
+                               "Try CLIENT HELP.", (int)argv[1].len, argv[1].data);
+    }
+}
+
+void client_node_command(struct client *c, const struct cmd_def *def, uint32_t argc,
+                         const struct resp_arg *argv, struct resp_out *out) {
+    struct node *n = c->node;
+    const char *name = def->name;
+    if (strcmp(name, "ping") == 0) {
+        node__ping(c, argc, argv, out);
+    } else if (strcmp(name, "echo") == 0) {
+        resp_write_bulk(out, argv[1].data, argv[1].len);
+    } else if (strcmp(name, "hello") == 0) {
+        node__hello(c, argc, argv, out);
+    } else if (strcmp(name, "quit") == 0) {
+        resp_write_simple(out, "OK", 2);
+        c->close_after_reply = true;
+    } else if (strcmp(name, "select") == 0) {
+        int64_t db;
+        if (!cmd_parse_i64(argv[1].data, argv[1].len, &db)) {
+            resp_write_errorf(out, "ERR value is not an integer or out of range");
+        } else if (db != 0) {
+            resp_write_errorf(out, "ERR DB index is out of range");
+        } else {
+            resp_write_simple(out, "OK", 2);
+        }
+    } else if (strcmp(name, "time") == 0) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        char s[32];
+        char us[32];
+        int ls = snprintf(s, sizeof(s), "%lld", (long long)tv.tv_sec);
+        int lu = snprintf(us, sizeof(us), "%lld", (long long)tv.tv_usec);
+        resp_write_array(out, 2);
+        resp_write_bulk(out, s, (size_t)ls);
+        resp_write_bulk(out, us, (size_t)lu);
+    } else if (strcmp(name, "readonly") == 0 || strcmp(name, "readwrite") == 0) {
+        c->readonly = name[4] == 'o';
+        resp_write_simple(out, "OK", 2);
+    } else if (strcmp(name, "info") == 0) {
+        node_info(n, argc > 1 ? argv[1].data : NULL, argc > 1 ? argv[1].len : 0, out);
+    } else if (strcmp(name, "command") == 0) {
+        node__command(argc, argv, out);
+    } else if (strcmp(name, "config") == 0) {
+        node__config(n, argc, argv, out);
+    } else if (strcmp(name, "client") == 0) {
+        node__client(c, argc, argv, out);
+    } else {
+        resp_write_errorf(out, "ERR unknown command '%s'", name);
+    }
+}

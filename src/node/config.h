@@ -1,0 +1,69 @@
+/* config.h: a node's configuration: command-line flags and a config file
+ * taking the same keys (`key value` per line, `#` comments), flags winning
+ * over the file. Defaults follow Redis where a Redis setting exists. */
+#ifndef SHOAL_NODE_CONFIG_H
+#define SHOAL_NODE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define NODE_PEERS_MAX 16
+#define NODE_ADDR_BYTES 64
+#define NODE_PATH_BYTES 1024
+
+/* A member of the initial cluster: id, client address, peer address. */
+struct node_member {
+    uint64_t id;
+    char host[NODE_ADDR_BYTES]; /* IPv4 literal, e.g. 127.0.0.1 */
+    uint16_t client_port;
+    uint16_t peer_port;
+};
+
+struct node_config {
+    uint64_t id;                        /* key "id": this node's id (>= 1) */
+    char dir[NODE_PATH_BYTES];          /* "dir": data directory (WAL, snapshots) */
+    char bind[NODE_ADDR_BYTES];         /* "bind": address to listen on, 127.0.0.1 */
+    uint16_t port;                      /* "port": client (RESP) port; default from cluster */
+    uint16_t peer_port;                 /* "peer-port": default from the cluster entry */
+    struct node_member members[NODE_PEERS_MAX]; /* "cluster": id=host:port:peer_port,... */
+    uint32_t n_members;
+    uint64_t cluster_id;                /* "cluster-id": refuses peers of another cluster */
+    /* Raft timing */
+    uint32_t tick_ms;                   /* "tick-ms": 20 */
+    uint32_t election_ticks;            /* "election-ticks": 10 */
+    uint32_t heartbeat_ticks;           /* "heartbeat-ticks": 2 */
+    bool lease_read;                    /* "lease-read": no */
+    uint64_t snapshot_entries;          /* "snapshot-entries": 10000 applied entries */
+    /* client limits (Redis's names) */
+    uint32_t maxclients;                /* "maxclients": 10000 */
+    uint64_t proto_max_bulk_len;        /* "proto-max-bulk-len": 512mb */
+    uint64_t client_query_buffer_limit; /* "client-query-buffer-limit": 1gb */
+    uint64_t client_output_buffer_limit; /* "client-output-buffer-limit": 256mb hard */
+    uint32_t max_pending_replies;       /* "max-pending-replies": 100000 per connection */
+    /* peers and WAL */
+    uint64_t peer_queue_bytes;          /* "peer-queue-bytes": 64mb per peer, then drop */
+    uint64_t wal_segment_bytes;         /* "wal-segment-bytes": 64mb */
+    /* logging */
+    char logfile[NODE_PATH_BYTES];      /* "logfile": "" = stderr */
+    bool verbose;                       /* "verbose": no */
+};
+
+/* Sets every default (no id, no cluster). */
+void node_config_default(struct node_config *config);
+
+/* Parses `shoal server` arguments (argv[0] is the first flag), reading
+ * `--config FILE` first if present. Flags are `--key value` with the keys
+ * above. Returns 0, or -1 with a message in err (NUL-terminated). Validates:
+ * id set and present in the cluster, ports in range, limits sane. */
+int node_config_parse(struct node_config *config, int argc, char **argv, char *err,
+                      size_t err_cap) __attribute__((warn_unused_result));
+
+/* Prints the keys, their meaning and defaults (for --help). */
+void node_config_usage(FILE *out);
+
+/* The member with this id, or NULL. */
+const struct node_member *node_config_member(const struct node_config *config, uint64_t id);
+
+#endif

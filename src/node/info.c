@@ -1,0 +1,154 @@
+/* info.c: INFO, in Redis's layout (`# Section` then `key:value` lines),
+ * with a `raft` section of shoal's own. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "node/node_int.h"
+
+struct info__buf {
+    char *data;
+    size_t len, cap;
+};
+
+static void info__add(struct info__buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void info__add(struct info__buf *b, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int w = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (w < 0) return;
+        if ((size_t)w < b->cap - b->len) {
+            b->len += (size_t)w;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)w;
+        char *p = realloc(b->data, cap);
+        if (p == NULL) return;
+        b->data = p;
+        b->cap = cap;
+    }
+}
+
+static uint64_t info__rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) return 0;
+    unsigned long long pages_total = 0;
+    unsigned long long pages_rss = 0;
+    if (fscanf(f, "%llu %llu", &pages_total, &pages_rss) != 2) pages_rss = 0;
+    fclose(f);
+    return pages_rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static bool info__want(const char *section, size_t len, const char *name) {
+    if (section == NULL || len == 0) return true;
+    size_t n = strlen(name);
+    static const char *const all[] = {"all", "everything", "default"};
+    for (size_t i = 0; i < 3; i++) {
+        if (len == strlen(all[i]) && strncasecmp(section, all[i], len) == 0) return true;
+    }
+    return len == n && strncasecmp(section, name, n) == 0;
+}
+
+static void info__server(struct node *n, struct info__buf *b) {
+    uint64_t up = (node_now_ms() - n->start_ms) / 1000;
+    info__add(b, "# Server\r\nredis_version:7.0.0\r\nshoal_version:0.1.0\r\nredis_mode:standalone\r\n"
+                 "os:Linux\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:%d\r\n"
+                 "run_id:%016llx%016llx%08llx\r\ntcp_port:%u\r\nuptime_in_seconds:%llu\r\n"
+                 "uptime_in_days:%llu\r\nexecutable:shoal\r\nconfig_file:\r\n\r\n",
+              (int)getpid(), (unsigned long long)n->cfg.id, (unsigned long long)n->start_ms,
+              (unsigned long long)n->cfg.cluster_id, (unsigned)n->cfg.port,
+              (unsigned long long)up, (unsigned long long)(up / 86400));
+}
+
+static void info__replication(struct node *n, struct info__buf *b) {
+    uint64_t leader = node_leader(n);
+    if (node_is_leader(n)) {
+        info__add(b, "# Replication\r\nrole:master\r\nconnected_slaves:%u\r\n",
+                  n->cfg.n_members > 0 ? n->cfg.n_members - 1 : 0);
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+            const struct node_member *m = &n->cfg.members[i];
+            uint64_t match = 0;
+            if (m->id == n->cfg.id || !raft_match_index(n->shard.raft, m->id, &match)) continue;
+            info__add(b, "slave%u:ip=%s,port=%u,state=online,offset=%llu,lag=0\r\n", k++, m->host,
+                      (unsigned)m->client_port, (unsigned long long)match);
+        }
+    } else {
+        const struct node_member *m = leader ? node_config_member(&n->cfg, leader) : NULL;
+        info__add(b, "# Replication\r\nrole:slave\r\nmaster_host:%s\r\nmaster_port:%u\r\n"
+                     "master_link_status:%s\r\nslave_read_only:1\r\nconnected_slaves:0\r\n",
+                  m ? m->host : "", m ? (unsigned)m->client_port : 0u, m ? "up" : "down");
+    }
+    info__add(b, "master_repl_offset:%llu\r\n\r\n",
+              (unsigned long long)raft_commit_index(n->shard.raft));
+}
+
+static void info__raft(struct node *n, struct info__buf *b) {
+    struct raft *r = n->shard.raft;
+    static const char *roles[] = {"follower", "pre-candidate", "candidate", "leader"};
+    info__add(b, "# Raft\r\nnode_id:%llu\r\ngroup:%llu\r\nraft_role:%s\r\nterm:%llu\r\nleader:%llu\r\n"
+                 "commit_index:%llu\r\napplied_index:%llu\r\nlast_index:%llu\r\n"
+                 "snapshot_index:%llu\r\nvoters:%u\r\nwal_flushes:%llu\r\n\r\n",
+              (unsigned long long)n->cfg.id, (unsigned long long)n->shard.group,
+              roles[raft_role(r)], (unsigned long long)raft_term(r),
+              (unsigned long long)raft_leader(r), (unsigned long long)raft_commit_index(r),
+              (unsigned long long)n->shard.applied, (unsigned long long)raft_last_index(r),
+              (unsigned long long)raft_snapshot_index(r), (unsigned)raft_conf(r)->n_voters,
+              (unsigned long long)n->stats.flushes);
+}
+
+void node_info(struct node *n, const char *section, size_t len, struct resp_out *out) {
+    struct info__buf b = {malloc(4096), 0, 4096};
+    if (b.data == NULL) {
+        resp_write_errorf(out, "OOM out of memory");
+        return;
+    }
+    if (info__want(section, len, "server")) info__server(n, &b);
+    if (info__want(section, len, "clients")) {
+        info__add(&b, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\nblocked_clients:0\r\n\r\n",
+                  n->n_clients, n->cfg.maxclients);
+    }
+    if (info__want(section, len, "memory")) {
+        uint64_t used = kv_memory_bytes(n->shard.kv);
+        info__add(&b, "# Memory\r\nused_memory:%llu\r\nused_memory_human:%.2fM\r\n"
+                      "used_memory_rss:%llu\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+                  (unsigned long long)used, (double)used / (1024.0 * 1024.0),
+                  (unsigned long long)info__rss_bytes());
+    }
+    if (info__want(section, len, "persistence")) {
+        info__add(&b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nwal_fsync:always\r\n"
+                      "snapshots_taken:%llu\r\nlast_snapshot_index:%llu\r\n\r\n",
+                  (unsigned long long)n->stats.snapshots,
+                  (unsigned long long)n->shard.snapshot_index);
+    }
+    if (info__want(section, len, "stats")) {
+        info__add(&b, "# Stats\r\ntotal_connections_received:%llu\r\n"
+                      "total_commands_processed:%llu\r\nrejected_connections:%llu\r\n"
+                      "expired_keys:%llu\r\nproxied_commands:%llu\r\ntotal_net_input_bytes:%llu\r\n"
+                      "total_net_output_bytes:%llu\r\n\r\n",
+                  (unsigned long long)n->stats.connections, (unsigned long long)n->stats.commands,
+                  (unsigned long long)n->stats.rejected, (unsigned long long)n->stats.expired,
+                  (unsigned long long)n->stats.proxied, (unsigned long long)n->stats.net_in,
+                  (unsigned long long)n->stats.net_out);
+    }
+    if (info__want(section, len, "replication")) info__replication(n, &b);
+    if (info__want(section, len, "raft")) info__raft(n, &b);
+    if (info__want(section, len, "keyspace")) {
+        info__add(&b, "# Keyspace\r\n");
+        uint64_t keys = kv_count(n->shard.kv);
+        if (keys > 0) {
+            info__add(&b, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)keys,
+                      (unsigned long long)kv_count_expires(n->shard.kv));
+        }
+    }
+    /* no trailing blank line, like Redis */
+    while (b.len >= 2 && b.data[b.len - 1] == '\n' && b.data[b.len - 3] == '\n') b.len -= 2;
+    resp_write_verbatim(out, "txt", b.data, b.len);
+    free(b.data);
+}

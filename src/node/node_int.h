@@ -1,0 +1,242 @@
+/* node_int.h: internal to src/node/: the node, its shard, clients, peers.
+ *
+ * One thread runs the event loop. Every call into a Raft group happens in
+ * node_pump() (a libuv prepare handle: once per loop turn, after the I/O
+ * callbacks): what arrived during the turn (peer messages, proposals, read
+ * requests, ticks) is queued on the shard and fed to Raft there, then the
+ * ready is taken, its records appended to the WAL, and one flush (one
+ * fdatasync for every group) runs on a worker thread. When it completes,
+ * the messages are sent, committed entries applied, replies released, and
+ * raft_advance() called. So a reply never leaves before its fsync, and
+ * Raft's "nothing between ready and advance" holds by construction. */
+#ifndef SHOAL_NODE_INT_H
+#define SHOAL_NODE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cmd/cmd.h"
+#include "io/io.h"
+#include "kv/kv.h"
+#include "node/config.h"
+#include "node/node.h"
+#include "peer/peer_codec.h"
+#include "raft/raft.h"
+#include "resp/resp.h"
+#include "util/rand.h"
+#include "wal/wal.h"
+
+#define NODE_GROUP_ID 1           /* the one shard, until sharding lands */
+#define NODE_INBOX_MAX 65536      /* peer messages queued per shard per turn */
+#define NODE_READ_BYTES 65536     /* socket read buffer */
+#define NODE_SLOT_BYTES_MAX (512ull << 20)
+#define NODE_EXPIRE_BATCH 32      /* expired keys proposed per cycle */
+
+struct node;
+struct client;
+
+/* A reply slot: one per command, in arrival order on its connection. */
+struct slot {
+    struct slot *next;
+    bool done;
+    size_t len, cap;
+    char *data; /* RESP bytes of the reply */
+};
+
+/* A connection to another node's client port, carrying a client's
+ * commands there in order (proxying). */
+struct upstream {
+    struct client *owner;
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uint64_t target; /* node id */
+    bool connected, closing;
+    struct slot **waiting; /* FIFO of slots awaiting a reply */
+    uint32_t n_waiting, cap_waiting, head_waiting;
+    char *in;              /* bytes received, not yet a whole reply */
+    size_t in_len, in_cap;
+    char *out;             /* bytes queued before the connection is up */
+    size_t out_len, out_cap;
+};
+
+struct client {
+    struct node *node;
+    struct client *prev, *next;
+    uv_tcp_t tcp;
+    uint64_t id;
+    bool closing;
+    bool close_after_reply; /* QUIT, protocol error */
+    bool paused;            /* reading stopped (backpressure or route change) */
+    bool readonly;          /* READONLY: reads served by the local replica */
+    uint8_t proto;          /* 2 or 3 */
+    char name[64];
+    char addr[64];
+    uint64_t created_ms;
+    uint64_t last_ms;
+    char last_cmd[24];
+    struct resp_parser parser;
+    char *in; /* bytes received and not yet parsed (kept while paused) */
+    size_t in_len, in_cap, in_off;
+    struct slot *head, *tail;
+    uint32_t n_slots;
+    uint32_t local_pending; /* writes/reads waiting on this node's shard */
+    uint64_t last_write_index; /* its latest proposal: its reads wait for it */
+    struct upstream *up;
+    uint64_t out_bytes; /* bytes handed to uv_write and not yet written */
+    struct resp_arg *held_argv; /* a command waiting for its route to be free */
+    uint32_t held_argc;
+};
+
+/* A proposal of this node (as leader) waiting for its entry to apply. */
+struct pending_write {
+    uint64_t index, term;
+    struct client *c; /* NULL once the client went away */
+    struct slot *s;
+    uint8_t proto;
+};
+
+/* A command queued by a client this turn (is_write), or a linearizable
+ * read waiting for its read index and then for apply. */
+struct pending_read {
+    bool is_write;
+    uint64_t context;
+    uint64_t index; /* 0 until confirmed */
+    uint64_t min_index; /* the client's last write before it: pipelined order */
+    struct client *c;
+    struct slot *s;
+    uint8_t proto;
+    const struct cmd_def *def;
+    uint32_t argc;
+    struct resp_arg *argv; /* one allocation with the bytes after the array */
+};
+
+struct shard {
+    uint64_t group;
+    struct raft *raft;
+    struct kv *kv;
+    bool in_ready; /* between raft_ready() and raft_advance() */
+    bool gc_due;   /* a snapshot mark was appended: retire WAL segments after it is durable */
+    struct raft_ready rd;
+    uint64_t applied;
+    uint64_t snapshot_index;
+    uint64_t last_leader;
+    uint8_t last_role;
+    uint32_t ticks_due;
+    /* peer messages received this turn (deep copies) */
+    struct raft_msg *inbox;
+    uint32_t n_inbox, cap_inbox;
+    /* proposals queued this turn: entries to propose, with their slots */
+    struct pending_write *writes; /* FIFO by index, proposed */
+    uint32_t n_writes, cap_writes, head_writes;
+    struct pending_read *queued; /* this turn's commands, fed to Raft in the pump */
+    uint32_t n_queued, cap_queued;
+    struct pending_read *reads;
+    uint32_t n_reads, cap_reads;
+    uint64_t next_read_context;
+    /* expiry: keys whose deletion this leader proposed, in flight */
+    uint64_t expire_proposed_at;
+    struct resp_out scratch[2]; /* reply buffers for RESP2 and RESP3 */
+    struct rand rng;
+};
+
+struct peer {
+    struct node *node;
+    const struct node_member *member;
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uv_timer_t retry;
+    bool connected, connecting, tcp_open;
+    uint32_t backoff_ms;
+    struct peer_buf pending; /* frames of this turn, written once per turn */
+    uint64_t write_bytes;    /* handed to uv_write, not yet written */
+    uint64_t dropped;
+};
+
+struct peer_conn { /* an accepted connection from another node */
+    struct node *node;
+    struct peer_conn *prev, *next;
+    uv_tcp_t tcp;
+    uint64_t from; /* node id after HELLO */
+    uint8_t *in;
+    size_t in_len, in_cap;
+    bool closing;
+};
+
+struct node_stats {
+    uint64_t commands, connections, rejected, proxied, expired, snapshots;
+    uint64_t flushes, flush_us_total, net_in, net_out;
+};
+
+struct node {
+    struct node_config cfg;
+    const struct node_member *self;
+    uv_loop_t *loop;
+    uv_tcp_t client_listener, peer_listener;
+    uv_timer_t tick_timer;
+    uv_prepare_t pump;
+    uv_idle_t idle;
+    uv_signal_t sigterm, sigint;
+    uv_work_t flush_work;
+    bool flushing, stopping, idle_on;
+    int flush_result;
+    struct wal_batch *batch;
+    struct io io;
+    struct wal *wal;
+    struct shard shard;
+    struct peer peers[NODE_PEERS_MAX];
+    struct peer_conn *peer_conns;
+    struct client *clients;
+    uint32_t n_clients;
+    uint64_t next_client_id;
+    struct node_stats stats;
+    uint64_t start_ms;
+    int exit_code;
+    char snap_path[NODE_PATH_BYTES + 32];
+};
+
+/* node.c */
+uint64_t node_now_ms(void);
+uint64_t node_mono_ms(const struct node *n);
+void node_log(const struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void node_fatal(struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void node_wake(struct node *n); /* run node_pump() again soon */
+bool node_is_leader(const struct node *n);
+uint64_t node_leader(const struct node *n);
+
+/* shard.c */
+int shard_open(struct node *n, struct shard *s, const struct wal_group_state *recovered);
+void shard_close(struct shard *s);
+bool shard_pump(struct node *n, struct shard *s); /* feed Raft; true if a ready was taken */
+void shard_finish(struct node *n, struct shard *s); /* after the flush */
+void shard_step(struct node *n, struct shard *s, const struct raft_msg *m); /* queue */
+/* Proposes a write for client c (leader only); the reply goes to slot. */
+void shard_write(struct node *n, struct shard *s, struct client *c, struct slot *slot,
+                 uint32_t argc, const struct resp_arg *argv);
+void shard_read(struct node *n, struct shard *s, struct client *c, struct slot *slot,
+                const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv);
+void shard_forget_client(struct shard *s, const struct client *c);
+
+/* peer.c */
+int peer_start(struct node *n);
+void peer_send(struct node *n, const struct raft_msg *m);
+void peer_flush(struct node *n); /* write this turn's frames */
+void peer_stop(struct node *n);
+
+/* client.c */
+int client_start(struct node *n);
+void client_stop(struct node *n);
+void slot_set(struct client *c, struct slot *s, const char *data, size_t len);
+void slot_set_error(struct client *c, struct slot *s, const char *msg);
+void client_release(struct client *c); /* write finished slots at the head */
+void client_resume_all(struct node *n);
+void client_resume(struct client *c);
+/* client_cmds.c: the commands the node answers itself (CMD_NODE). */
+void client_node_command(struct client *c, const struct cmd_def *def, uint32_t argc,
+                         const struct resp_arg *argv, struct resp_out *out);
+void client_info_line(const struct client *c, char *buf, size_t cap);
+
+/* info.c */
+void node_info(struct node *n, const char *section, size_t len, struct resp_out *out);
+
+#endif

@@ -1,0 +1,268 @@
+/* peer.c: links to the other nodes. Each node dials every other node and
+ * sends on that connection (one connection per ordered pair, as DESIGN
+ * says); it receives on the connections others dialled. Frames are
+ * peer_codec's; the frames of one loop turn go out in one write. A peer
+ * that does not drain its queue loses messages past peer_queue_bytes:
+ * Raft resends what matters. Reconnects back off from 50 ms to 1 s. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/node_int.h"
+
+#define PEER_BACKOFF_MIN_MS 50
+#define PEER_BACKOFF_MAX_MS 1000
+
+struct peer__write {
+    uv_write_t req;
+    struct peer *peer;
+    size_t len;
+    uint8_t data[];
+};
+
+static void peer__connect(struct peer *p);
+
+static void peer__retry_cb(uv_timer_t *t) { peer__connect(t->data); }
+
+static void peer__closed_cb(uv_handle_t *h) {
+    struct peer *p = h->data;
+    p->tcp_open = false;
+    if (p->node->stopping) return;
+    uv_timer_start(&p->retry, peer__retry_cb, p->backoff_ms, 0);
+}
+
+static void peer__drop(struct peer *p) {
+    p->connected = false;
+    p->connecting = false;
+    p->pending.len = 0;
+    if (p->backoff_ms < PEER_BACKOFF_MAX_MS) p->backoff_ms *= 2;
+    if (p->backoff_ms > PEER_BACKOFF_MAX_MS) p->backoff_ms = PEER_BACKOFF_MAX_MS;
+    if (p->tcp_open && !uv_is_closing((uv_handle_t *)&p->tcp)) {
+        uv_close((uv_handle_t *)&p->tcp, peer__closed_cb);
+    }
+}
+
+static void peer__write_cb(uv_write_t *req, int status) {
+    struct peer__write *w = (struct peer__write *)req;
+    struct peer *p = w->peer;
+    p->write_bytes -= w->len;
+    free(w);
+    if (status < 0 && p->connected) peer__drop(p);
+}
+
+static void peer__write(struct peer *p, const uint8_t *data, size_t len) {
+    struct peer__write *w = malloc(sizeof(*w) + len);
+    if (w == NULL) return;
+    w->peer = p;
+    w->len = len;
+    memcpy(w->data, data, len);
+    uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)len);
+    p->write_bytes += len;
+    p->node->stats.net_out += len;
+    if (uv_write(&w->req, (uv_stream_t *)&p->tcp, &buf, 1, peer__write_cb) != 0) {
+        p->write_bytes -= len;
+        free(w);
+        peer__drop(p);
+    }
+}
+
+static void peer__connected_cb(uv_connect_t *req, int status) {
+    struct peer *p = req->data;
+    p->connecting = false;
+    if (status < 0) {
+        peer__drop(p);
+        return;
+    }
+    p->connected = true;
+    p->backoff_ms = PEER_BACKOFF_MIN_MS;
+    uv_tcp_nodelay(&p->tcp, 1);
+    struct peer_buf hello = {0};
+    if (peer_encode_hello(&hello, p->node->cfg.cluster_id, p->node->cfg.id) == 0) {
+        peer__write(p, hello.data, hello.len);
+    }
+    peer_buf_free(&hello);
+}
+
+static void peer__connect(struct peer *p) {
+    if (p->node->stopping || p->tcp_open) return;
+    struct sockaddr_in addr;
+    if (uv_ip4_addr(p->member->host, p->member->peer_port, &addr) != 0) return;
+    uv_tcp_init(p->node->loop, &p->tcp);
+    p->tcp.data = p;
+    p->tcp_open = true;
+    p->connecting = true;
+    p->connect_req.data = p;
+    if (uv_tcp_connect(&p->connect_req, &p->tcp, (const struct sockaddr *)&addr,
+                       peer__connected_cb) != 0) {
+        peer__drop(p);
+    }
+}
+
+void peer_send(struct node *n, const struct raft_msg *m) {
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        struct peer *p = &n->peers[i];
+        if (p->member == NULL || p->member->id != m->to) continue;
+        if (!p->connected || p->write_bytes + p->pending.len > n->cfg.peer_queue_bytes) {
+            p->dropped++;
+            return;
+        }
+        if (peer_encode_raft(&p->pending, NODE_GROUP_ID, m) != 0) p->dropped++;
+        return;
+    }
+}
+
+void peer_flush(struct node *n) {
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        struct peer *p = &n->peers[i];
+        if (p->member == NULL || p->pending.len == 0) continue;
+        if (p->connected) peer__write(p, p->pending.data, p->pending.len);
+        p->pending.len = 0;
+        if (p->pending.cap > (1u << 20)) peer_buf_free(&p->pending);
+    }
+}
+
+/* ---- the receiving side ---- */
+
+static void peer__conn_closed_cb(uv_handle_t *h) {
+    struct peer_conn *c = h->data;
+    free(c->in);
+    free(c);
+}
+
+static void peer__conn_close(struct peer_conn *c) {
+    if (c->closing) return;
+    c->closing = true;
+    struct node *n = c->node;
+    if (c->prev) c->prev->next = c->next;
+    else n->peer_conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    uv_close((uv_handle_t *)&c->tcp, peer__conn_closed_cb);
+}
+
+static void peer__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    struct peer_conn *c = h->data;
+    if (c->in_cap - c->in_len < NODE_READ_BYTES) {
+        size_t cap = c->in_cap ? c->in_cap : NODE_READ_BYTES * 2;
+        while (cap - c->in_len < NODE_READ_BYTES) cap *= 2;
+        uint8_t *p = realloc(c->in, cap);
+        if (p == NULL) {
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+        c->in = p;
+        c->in_cap = cap;
+    }
+    *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+/* Decodes every whole frame; false if the connection must close. */
+static bool peer__consume(struct peer_conn *c) {
+    struct node *n = c->node;
+    size_t at = 0;
+    while (at < c->in_len) {
+        struct peer_frame f;
+        size_t used = 0;
+        char why[128];
+        enum peer_parse_result rc = peer_decode(c->in + at, c->in_len - at, &used, &f, why,
+                                                sizeof(why));
+        if (rc == PEER_NEED_MORE) break;
+        if (rc != PEER_OK) {
+            node_log(n, "peer link from node %llu: %s; closing", (unsigned long long)c->from, why);
+            return false;
+        }
+        at += used;
+        if (f.type == PEER_FRAME_HELLO) {
+            if (f.cluster_id != n->cfg.cluster_id || node_config_member(&n->cfg, f.node_id) == NULL) {
+                node_log(n, "refused a peer: cluster %llu node %llu",
+                         (unsigned long long)f.cluster_id, (unsigned long long)f.node_id);
+                return false;
+            }
+            c->from = f.node_id;
+        } else if (c->from == 0 || f.msg.from != c->from || f.group != NODE_GROUP_ID) {
+            peer_frame_release(&f);
+            return false;
+        } else {
+            shard_step(n, &n->shard, &f.msg);
+        }
+        peer_frame_release(&f);
+    }
+    memmove(c->in, c->in + at, c->in_len - at);
+    c->in_len -= at;
+    return true;
+}
+
+static void peer__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+    (void)buf;
+    struct peer_conn *c = stream->data;
+    if (nread < 0) {
+        peer__conn_close(c);
+        return;
+    }
+    c->in_len += (size_t)nread;
+    c->node->stats.net_in += (uint64_t)nread;
+    if (!peer__consume(c)) peer__conn_close(c);
+}
+
+static void peer__accept_cb(uv_stream_t *server, int status) {
+    struct node *n = server->data;
+    if (status < 0) return;
+    struct peer_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) return;
+    c->node = n;
+    uv_tcp_init(n->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, peer__conn_closed_cb);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->next = n->peer_conns;
+    if (c->next) c->next->prev = c;
+    n->peer_conns = c;
+    uv_read_start((uv_stream_t *)&c->tcp, peer__alloc_cb, peer__read_cb);
+}
+
+int peer_start(struct node *n) {
+    struct sockaddr_in addr;
+    if (uv_ip4_addr(n->cfg.bind, n->cfg.peer_port, &addr) != 0) return -1;
+    uv_tcp_init(n->loop, &n->peer_listener);
+    n->peer_listener.data = n;
+    int rc = uv_tcp_bind(&n->peer_listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&n->peer_listener, 128, peer__accept_cb);
+    if (rc != 0) {
+        node_log(n, "fatal: cannot listen for peers on %s:%u: %s", n->cfg.bind,
+                 (unsigned)n->cfg.peer_port, uv_strerror(rc));
+        return -1;
+    }
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        struct peer *p = &n->peers[i];
+        if (n->cfg.members[i].id == n->cfg.id) continue;
+        p->node = n;
+        p->member = &n->cfg.members[i];
+        p->backoff_ms = PEER_BACKOFF_MIN_MS;
+        uv_timer_init(n->loop, &p->retry);
+        p->retry.data = p;
+        peer__connect(p);
+    }
+    return 0;
+}
+
+static void peer__noop_close_cb(uv_handle_t *h) { (void)h; }
+
+void peer_stop(struct node *n) {
+    if (!uv_is_closing((uv_handle_t *)&n->peer_listener)) {
+        uv_close((uv_handle_t *)&n->peer_listener, peer__noop_close_cb);
+    }
+    while (n->peer_conns != NULL) peer__conn_close(n->peer_conns);
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        struct peer *p = &n->peers[i];
+        if (p->member == NULL) continue;
+        uv_timer_stop(&p->retry);
+        uv_close((uv_handle_t *)&p->retry, peer__noop_close_cb);
+        if (p->tcp_open && !uv_is_closing((uv_handle_t *)&p->tcp)) {
+            uv_close((uv_handle_t *)&p->tcp, peer__noop_close_cb);
+        }
+        peer_buf_free(&p->pending);
+    }
+}

@@ -1,0 +1,611 @@
+/* shard.c: one replica of one Raft group on this node: the Raft core, the
+ * keyspace it applies to, and the commands waiting on it. See node_int.h
+ * for the turn structure (pump, flush, finish). */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/node_int.h"
+#include "node/snapshot.h"
+
+#define SHARD_EXPIRE_KEY "__shoal_expire"
+#define SHARD_ENTRY_BYTES_MAX (32u << 20)
+
+static void shard__snap_path(const struct node *n, const struct shard *s, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/shard-%llu.snap", n->cfg.dir, (unsigned long long)s->group);
+}
+
+/* Every replica of a group uses the same limits (they decide which writes
+ * succeed) and the same hash seed, so that a SCAN cursor stays valid when
+ * the leader changes. */
+static void shard__kv_config(const struct node *n, const struct shard *s, struct kv_config *kc) {
+    kv_config_default(kc);
+    kc->hash_seed[0] = n->cfg.cluster_id * 0x9e3779b97f4a7c15ull;
+    kc->hash_seed[1] = s->group * 0xc2b2ae3d27d4eb4full + 0x5348;
+    uint64_t bulk = n->cfg.proto_max_bulk_len;
+    kc->value_bytes_max = bulk < KV_VALUE_BYTES_LIMIT ? (uint32_t)bulk : KV_VALUE_BYTES_LIMIT;
+}
+
+static struct kv *shard__new_kv(const struct node *n, struct shard *s) {
+    struct kv_config kc;
+    shard__kv_config(n, s, &kc);
+    return kv_create(&kc);
+}
+
+static int shard__load_snapshot(struct node *n, struct shard *s, struct snapshot_file *snap) {
+    char path[NODE_PATH_BYTES + 64];
+    char err[512] = "";
+    shard__snap_path(n, s, path, sizeof(path));
+    int rc = snapshot_load(&n->io, path, s->group, snap, err, sizeof(err));
+    if (rc == 1) return 0;
+    if (rc != 0) {
+        node_log(n, "fatal: %s", err);
+        return -1;
+    }
+    struct kv_config kc;
+    shard__kv_config(n, s, &kc);
+    uint64_t index = 0;
+    kv_destroy(s->kv);
+    s->kv = NULL;
+    rc = kv_snapshot_load_buffer(&kc, snap->data, snap->size, &s->kv, &index, err, sizeof(err));
+    if (rc != KV_OK || index != snap->meta.index) {
+        node_log(n, "fatal: snapshot %s: %s", path, rc != KV_OK ? err : "index mismatch");
+        return -1;
+    }
+    s->applied = index;
+    s->snapshot_index = index;
+    return 0;
+}
+
+int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs) {
+    memset(s, 0, sizeof(*s));
+    s->group = NODE_GROUP_ID;
+    rand_seed(&s->rng, n->cfg.id * 7919 + node_now_ms());
+    resp_out_init(&s->scratch[0], 2, NODE_SLOT_BYTES_MAX, NULL);
+    resp_out_init(&s->scratch[1], 3, NODE_SLOT_BYTES_MAX, NULL);
+    s->kv = shard__new_kv(n, s);
+    if (s->kv == NULL) return -1;
+    struct snapshot_file snap = {0};
+    if (shard__load_snapshot(n, s, &snap) != 0) return -1;
+    struct raft_config rc;
+    raft_config_default(&rc);
+    rc.id = n->cfg.id;
+    rc.seed = rand_u64(&s->rng);
+    rc.election_ticks = n->cfg.election_ticks;
+    rc.heartbeat_ticks = n->cfg.heartbeat_ticks;
+    rc.lease_read = n->cfg.lease_read;
+    rc.max_entry_bytes = SHARD_ENTRY_BYTES_MAX;
+    /* entries at or before a snapshot newer than the WAL's mark are dropped */
+    const struct raft_entry *entries = NULL;
+    uint32_t n_entries = 0;
+    if (gs != NULL) {
+        entries = gs->entries;
+        n_entries = gs->n_entries;
+        while (n_entries > 0 && snap.buf != NULL && entries[0].index <= snap.meta.index) {
+            entries++;
+            n_entries--;
+        }
+    }
+    struct raft_conf initial = {0};
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        initial.voters[initial.n_voters++] = n->cfg.members[i].id;
+    }
+    s->raft = raft_create(&rc, gs && gs->has_hard_state ? &gs->hard_state : NULL,
+                          snap.buf ? &snap.meta : NULL, snap.data, snap.size, entries,
+                          n_entries, &initial);
+    snapshot_file_free(&snap);
+    if (s->raft == NULL) {
+        node_log(n, "fatal: the recovered Raft state of group %llu is inconsistent",
+                 (unsigned long long)s->group);
+        return -1;
+    }
+    return 0;
+}
+
+void shard_close(struct shard *s) {
+    raft_destroy(s->raft);
+    kv_destroy(s->kv);
+    for (uint32_t i = 0; i < s->n_inbox; i++) {
+        for (uint32_t j = 0; j < s->inbox[i].n_entries; j++) free(s->inbox[i].entries[j].data);
+        free(s->inbox[i].entries);
+        free(s->inbox[i].chunk);
+    }
+    free(s->inbox);
+    for (uint32_t i = 0; i < s->n_queued; i++) free(s->queued[i].argv);
+    for (uint32_t i = 0; i < s->n_reads; i++) free(s->reads[i].argv);
+    free(s->queued);
+    free(s->reads);
+    free(s->writes);
+    resp_out_free(&s->scratch[0]);
+    resp_out_free(&s->scratch[1]);
+}
+
+/* ---- queueing (during the turn) ---- */
+
+void shard_step(struct node *n, struct shard *s, const struct raft_msg *m) {
+    if (s->n_inbox >= NODE_INBOX_MAX) return; /* dropped: Raft retries */
+    if (s->n_inbox == s->cap_inbox) {
+        uint32_t cap = s->cap_inbox ? s->cap_inbox * 2 : 64;
+        struct raft_msg *p = realloc(s->inbox, cap * sizeof(*p));
+        if (p == NULL) return;
+        s->inbox = p;
+        s->cap_inbox = cap;
+    }
+    struct raft_msg *c = &s->inbox[s->n_inbox];
+    *c = *m;
+    c->entries = NULL;
+    c->chunk = NULL;
+    if (m->n_entries > 0) {
+        c->entries = calloc(m->n_entries, sizeof(*c->entries));
+        if (c->entries == NULL) return;
+        for (uint32_t i = 0; i < m->n_entries; i++) {
+            c->entries[i] = m->entries[i];
+            c->entries[i].data = NULL;
+            if (m->entries[i].len == 0) continue;
+            c->entries[i].data = malloc(m->entries[i].len);
+            if (c->entries[i].data == NULL) abort();
+            memcpy(c->entries[i].data, m->entries[i].data, m->entries[i].len);
+        }
+    }
+    if (m->chunk_len > 0) {
+        c->chunk = malloc(m->chunk_len);
+        if (c->chunk == NULL) abort();
+        memcpy(c->chunk, m->chunk, m->chunk_len);
+    }
+    s->n_inbox++;
+    node_wake(n);
+}
+
+static struct pending_read *shard__queue(struct shard *s) {
+    if (s->n_queued == s->cap_queued) {
+        uint32_t cap = s->cap_queued ? s->cap_queued * 2 : 64;
+        struct pending_read *p = realloc(s->queued, cap * sizeof(*p));
+        if (p == NULL) return NULL;
+        s->queued = p;
+        s->cap_queued = cap;
+    }
+    struct pending_read *q = &s->queued[s->n_queued++];
+    memset(q, 0, sizeof(*q));
+    return q;
+}
+
+/* Copies argv and its bytes into one allocation. */
+static struct resp_arg *shard__copy_argv(uint32_t argc, const struct resp_arg *argv) {
+    size_t bytes = argc * sizeof(struct resp_arg);
+    for (uint32_t i = 0; i < argc; i++) bytes += argv[i].len;
+    struct resp_arg *copy = malloc(bytes + 1);
+    if (copy == NULL) return NULL;
+    char *p = (char *)(copy + argc);
+    for (uint32_t i = 0; i < argc; i++) {
+        if (argv[i].len > 0) memcpy(p, argv[i].data, argv[i].len);
+        copy[i].data = p;
+        copy[i].len = argv[i].len;
+        p += argv[i].len;
+    }
+    return copy;
+}
+
+static void shard__enqueue(struct node *n, struct shard *s, bool is_write, struct client *c,
+                           struct slot *slot, const struct cmd_def *def, uint32_t argc,
+                           const struct resp_arg *argv) {
+    struct pending_read *q = shard__queue(s);
+    struct resp_arg *copy = q ? shard__copy_argv(argc, argv) : NULL;
+    if (copy == NULL) {
+        if (q != NULL) s->n_queued--;
+        slot_set_error(c, slot, "OOM command not allowed when used memory > 'maxmemory'.");
+        return;
+    }
+    q->is_write = is_write;
+    q->c = c;
+    q->s = slot;
+    q->proto = c->proto;
+    q->def = def;
+    q->argc = argc;
+    q->argv = copy;
+    c->local_pending++;
+    node_wake(n);
+}
+
+void shard_write(struct node *n, struct shard *s, struct client *c, struct slot *slot,
+                 uint32_t argc, const struct resp_arg *argv) {
+    shard__enqueue(n, s, true, c, slot, NULL, argc, argv);
+}
+
+void shard_read(struct node *n, struct shard *s, struct client *c, struct slot *slot,
+                const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv) {
+    shard__enqueue(n, s, false, c, slot, def, argc, argv);
+}
+
+void shard_forget_client(struct shard *s, const struct client *c) {
+    for (uint32_t i = 0; i < s->n_queued; i++) {
+        if (s->queued[i].c == c) s->queued[i].c = NULL;
+    }
+    for (uint32_t i = 0; i < s->n_reads; i++) {
+        if (s->reads[i].c == c) s->reads[i].c = NULL;
+    }
+    for (uint32_t i = s->head_writes; i < s->n_writes; i++) {
+        if (s->writes[i].c == c) s->writes[i].c = NULL;
+    }
+}
+
+/* ---- replies ---- */
+
+static void shard__done(struct pending_read *p, const char *data, size_t len) {
+    if (p->c == NULL) return;
+    p->c->local_pending--;
+    slot_set(p->c, p->s, data, len);
+}
+
+static void shard__fail(struct pending_read *p, const char *msg) {
+    if (p->c == NULL) return;
+    p->c->local_pending--;
+    slot_set_error(p->c, p->s, msg);
+}
+
+static void shard__write_done(struct pending_write *w, const char *data, size_t len) {
+    if (w->c == NULL) return;
+    w->c->local_pending--;
+    slot_set(w->c, w->s, data, len);
+}
+
+static void shard__write_fail(struct pending_write *w, const char *msg) {
+    if (w->c == NULL) return;
+    w->c->local_pending--;
+    slot_set_error(w->c, w->s, msg);
+}
+
+/* ---- feeding Raft (the pump) ---- */
+
+static void shard__push_write(struct shard *s, const struct pending_write *w) {
+    if (s->head_writes > 0 && s->head_writes == s->n_writes) {
+        s->head_writes = 0;
+        s->n_writes = 0;
+    }
+    if (s->n_writes == s->cap_writes) {
+        if (s->head_writes > 0) {
+            memmove(s->writes, s->writes + s->head_writes,
+                    (s->n_writes - s->head_writes) * sizeof(*s->writes));
+            s->n_writes -= s->head_writes;
+            s->head_writes = 0;
+        } else {
+            uint32_t cap = s->cap_writes ? s->cap_writes * 2 : 64;
+            struct pending_write *p = realloc(s->writes, cap * sizeof(*p));
+            if (p == NULL) abort();
+            s->writes = p;
+            s->cap_writes = cap;
+        }
+    }
+    s->writes[s->n_writes++] = *w;
+}
+
+static void shard__propose(struct shard *s, struct pending_read *q) {
+    size_t size = cmd_entry_size(q->argc, q->argv);
+    if (size > SHARD_ENTRY_BYTES_MAX) {
+        shard__fail(q, "ERR command too large for one log entry");
+        return;
+    }
+    uint8_t *buf = malloc(size);
+    if (buf == NULL) {
+        shard__fail(q, "OOM command not allowed when used memory > 'maxmemory'.");
+        return;
+    }
+    cmd_entry_encode(buf, (int64_t)node_now_ms(), q->argc, q->argv);
+    uint64_t index;
+    uint64_t term;
+    int rc = raft_propose(s->raft, buf, (uint32_t)size, &index, &term);
+    free(buf);
+    if (rc != RAFT_OK) {
+        shard__fail(q, rc == RAFT_EBUSY ? "TRYAGAIN leadership is being transferred"
+                                        : "TRYAGAIN this node is no longer the leader");
+        return;
+    }
+    struct pending_write w = {.index = index, .term = term, .c = q->c, .s = q->s,
+                              .proto = q->proto};
+    q->c->last_write_index = index; /* its later reads must see this write */
+    shard__push_write(s, &w);
+}
+
+/* Asks Raft for a read point; false (q kept queued) when Raft's read
+ * queue is full: it is asked again next turn. */
+static bool shard__read_index(struct shard *s, struct pending_read *q) {
+    if (s->n_reads == s->cap_reads) {
+        uint32_t cap = s->cap_reads ? s->cap_reads * 2 : 64;
+        struct pending_read *p = realloc(s->reads, cap * sizeof(*p));
+        if (p == NULL) abort();
+        s->reads = p;
+        s->cap_reads = cap;
+    }
+    q->context = ++s->next_read_context;
+    q->min_index = q->c->last_write_index;
+    int rc = raft_read_index(s->raft, q->context);
+    if (rc == RAFT_ETOOBIG) return false;
+    if (rc != RAFT_OK) {
+        shard__fail(q, "TRYAGAIN this node is no longer the leader");
+        free(q->argv);
+        return true;
+    }
+    s->reads[s->n_reads++] = *q;
+    return true;
+}
+
+static void shard__feed(struct node *n, struct shard *s) {
+    for (uint32_t i = 0; i < s->n_inbox; i++) {
+        struct raft_msg *m = &s->inbox[i];
+        int rc = raft_step(s->raft, m);
+        if (rc != RAFT_OK && n->cfg.verbose) node_log(n, "dropped an invalid raft message");
+        for (uint32_t j = 0; j < m->n_entries; j++) free(m->entries[j].data);
+        free(m->entries);
+        free(m->chunk);
+    }
+    s->n_inbox = 0;
+    for (; s->ticks_due > 0; s->ticks_due--) raft_tick(s->raft);
+    uint32_t i = 0;
+    for (; i < s->n_queued; i++) {
+        struct pending_read *q = &s->queued[i];
+        if (q->c == NULL) {
+            free(q->argv);
+        } else if (q->is_write) {
+            shard__propose(s, q);
+            free(q->argv);
+        } else if (!shard__read_index(s, q)) {
+            break; /* Raft's read queue is full: the rest waits, in order */
+        }
+    }
+    if (i < s->n_queued) {
+        memmove(s->queued, s->queued + i, (s->n_queued - i) * sizeof(*s->queued));
+    }
+    s->n_queued -= i;
+}
+
+static void shard__persist(struct node *n, struct shard *s) {
+    const struct raft_ready *rd = &s->rd;
+    int rc = WAL_OK;
+    if (rd->has_snapshot) {
+        char path[NODE_PATH_BYTES + 64];
+        char err[512];
+        shard__snap_path(n, s, path, sizeof(path));
+        if (snapshot_save(&n->io, n->cfg.dir, path, s->group, &rd->snapshot, rd->snapshot_data,
+                          rd->snapshot_size, err, sizeof(err)) != 0) {
+            node_fatal(n, "%s", err);
+        }
+        rc = wal_append_snapshot_mark(n->wal, s->group, rd->snapshot.index, rd->snapshot.term,
+                                      WAL_MARK_INSTALLED);
+    }
+    if (rc == WAL_OK && rd->n_entries > 0) {
+        rc = wal_append_entries(n->wal, s->group, rd->entries, rd->n_entries);
+    }
+    if (rc == WAL_OK && rd->has_hard_state) {
+        rc = wal_append_hard_state(n->wal, s->group, &rd->hard_state);
+    }
+    if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
+}
+
+bool shard_pump(struct node *n, struct shard *s) {
+    if (s->in_ready) return false;
+    shard__feed(n, s);
+    if (s->n_queued > 0) node_wake(n); /* reads wait for room in Raft's queue */
+    if (!raft_has_ready(s->raft)) return false;
+    raft_ready(s->raft, &s->rd);
+    s->in_ready = true;
+    shard__persist(n, s);
+    return true;
+}
+
+/* ---- applying (after the flush) ---- */
+
+static void shard__exec(struct shard *s, int64_t now_ms, const struct cmd_def *def,
+                        uint32_t argc, const struct resp_arg *argv, struct resp_out *out) {
+    struct cmd_env env = {.kv = s->kv, .now_ms = now_ms, .rng = &s->rng,
+                          .bulk_max = KV_VALUE_BYTES_LIMIT};
+    if (!cmd_arity_ok(def, argc)) cmd_reply_arity(out, def);
+    else cmd_exec(&env, def, argc, argv, out);
+}
+
+/* Applies one committed entry and answers the proposal waiting on it. */
+static void shard__apply(struct node *n, struct shard *s, const struct raft_entry *e) {
+    struct pending_write *w = NULL;
+    while (s->head_writes < s->n_writes && s->writes[s->head_writes].index <= e->index) {
+        struct pending_write *h = &s->writes[s->head_writes];
+        if (h->index == e->index && h->term == e->term) {
+            w = h;
+            s->head_writes++;
+            break;
+        }
+        /* overwritten by another leader's entry: it never happened */
+        shard__write_fail(h, "TRYAGAIN leadership changed; the command was not applied");
+        s->head_writes++;
+    }
+    s->applied = e->index;
+    struct resp_out *out = &s->scratch[w != NULL && w->proto == 3];
+    resp_out_consume(out, resp_out_len(out));
+    if (e->type == RAFT_ENTRY_NORMAL && e->len > 0) {
+        int64_t now_ms;
+        uint32_t argc;
+        struct resp_arg *argv;
+        if (cmd_entry_decode(e->data, e->len, &now_ms, &argc, &argv) != 0) {
+            node_fatal(n, "group %llu: undecodable committed entry at index %llu",
+                       (unsigned long long)s->group, (unsigned long long)e->index);
+        }
+        const struct cmd_def *def = cmd_lookup(argv[0].data, argv[0].len);
+        if (argc == 2 && argv[0].len == strlen(SHARD_EXPIRE_KEY) &&
+            memcmp(argv[0].data, SHARD_EXPIRE_KEY, argv[0].len) == 0) {
+            if (kv_delete_if_expired(s->kv, argv[1].data, argv[1].len, now_ms) == KV_OK) {
+                n->stats.expired++;
+            }
+        } else if (def != NULL && (def->flags & CMD_WRITE)) {
+            shard__exec(s, now_ms, def, argc, argv, out);
+        } else {
+            node_fatal(n, "group %llu: committed entry at index %llu is not a write",
+                       (unsigned long long)s->group, (unsigned long long)e->index);
+        }
+        free(argv);
+    }
+    if (w != NULL) {
+        if (resp_out_len(out) == 0) resp_write_simple(out, "OK", 2);
+        shard__write_done(w, resp_out_data(out), resp_out_len(out));
+    }
+    resp_out_consume(out, resp_out_len(out));
+}
+
+static void shard__install_snapshot(struct node *n, struct shard *s) {
+    const struct raft_ready *rd = &s->rd;
+    struct kv_config kc;
+    shard__kv_config(n, s, &kc);
+    struct kv *kv = NULL;
+    uint64_t index = 0;
+    char err[512];
+    if (kv_snapshot_load_buffer(&kc, rd->snapshot_data, rd->snapshot_size, &kv, &index, err,
+                                sizeof(err)) != KV_OK) {
+        node_fatal(n, "group %llu: snapshot from the leader: %s", (unsigned long long)s->group,
+                   err);
+    }
+    kv_destroy(s->kv);
+    s->kv = kv;
+    s->applied = rd->snapshot.index;
+    s->snapshot_index = rd->snapshot.index;
+    while (s->head_writes < s->n_writes && s->writes[s->head_writes].index <= s->applied) {
+        shard__write_fail(&s->writes[s->head_writes++],
+                          "TRYAGAIN replica replaced by a snapshot; outcome unknown");
+    }
+}
+
+/* Serves the reads whose index the keyspace has reached. */
+static void shard__serve_reads(struct shard *s) {
+    uint32_t keep = 0;
+    int64_t now = (int64_t)node_now_ms();
+    for (uint32_t i = 0; i < s->n_reads; i++) {
+        struct pending_read *r = &s->reads[i];
+        if (r->index == 0 || r->index > s->applied || r->min_index > s->applied) {
+            s->reads[keep++] = *r;
+            continue;
+        }
+        struct resp_out *out = &s->scratch[r->proto == 3];
+        resp_out_consume(out, resp_out_len(out));
+        shard__exec(s, now, r->def, r->argc, r->argv, out);
+        shard__done(r, resp_out_data(out), resp_out_len(out));
+        resp_out_consume(out, resp_out_len(out));
+        free(r->argv);
+    }
+    s->n_reads = keep;
+}
+
+/* Leadership lost: reads not yet confirmed can no longer be. */
+static void shard__fail_unconfirmed_reads(struct shard *s) {
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < s->n_reads; i++) {
+        struct pending_read *r = &s->reads[i];
+        if (r->index != 0) {
+            s->reads[keep++] = *r;
+            continue;
+        }
+        shard__fail(r, "TRYAGAIN leadership changed before the read was confirmed");
+        free(r->argv);
+    }
+    s->n_reads = keep;
+}
+
+struct shard__buf {
+    uint8_t *data;
+    uint64_t len, cap;
+};
+
+static int shard__buf_write(void *ctx, const uint8_t *data, size_t len) {
+    struct shard__buf *b = ctx;
+    if (b->len + len > b->cap) return -1;
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+/* Every snapshot_entries applied entries: saves the keyspace durably, lets
+ * Raft drop the log behind it (keeping the bytes for followers that need
+ * them) and the WAL retire the segments that only held that log. */
+static void shard__maybe_compact(struct node *n, struct shard *s) {
+    if (s->applied - s->snapshot_index < n->cfg.snapshot_entries) return;
+    uint64_t size = kv_snapshot_size(s->kv);
+    if (size > RAFT_SNAPSHOT_BYTES_MAX) return; /* too big to ship: keep the log */
+    struct shard__buf b = {malloc(size ? size : 1), 0, size};
+    if (b.data == NULL) return;
+    if (kv_snapshot_write(s->kv, s->applied, shard__buf_write, &b) != KV_OK || b.len != size) {
+        free(b.data);
+        return;
+    }
+    struct raft_snapshot_meta meta = {.index = s->applied,
+                                      .term = raft_term_at(s->raft, s->applied),
+                                      .conf = *raft_conf(s->raft)};
+    char path[NODE_PATH_BYTES + 64];
+    char err[512];
+    shard__snap_path(n, s, path, sizeof(path));
+    if (snapshot_save(&n->io, n->cfg.dir, path, s->group, &meta, b.data, size, err,
+                      sizeof(err)) != 0) {
+        node_fatal(n, "%s", err);
+    }
+    if (raft_compact(s->raft, s->applied, b.data, size) != RAFT_OK) {
+        free(b.data);
+        return;
+    }
+    free(b.data);
+    s->snapshot_index = s->applied;
+    n->stats.snapshots++;
+    int rc = wal_append_snapshot_mark(n->wal, s->group, meta.index, meta.term,
+                                      WAL_MARK_COMPACTED);
+    s->gc_due = true; /* once the mark is durable: after the next flush */
+    if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
+    node_wake(n);
+}
+
+static void shard__expire(struct node *n, struct shard *s) {
+    uint64_t now = node_now_ms();
+    if (raft_role(s->raft) != RAFT_LEADER || now - s->expire_proposed_at < 100) return;
+    s->expire_proposed_at = now;
+    struct kv_item items[NODE_EXPIRE_BATCH];
+    uint32_t found = kv_expired_sample(s->kv, (int64_t)now, items, NODE_EXPIRE_BATCH);
+    for (uint32_t i = 0; i < found; i++) {
+        struct resp_arg argv[2] = {{SHARD_EXPIRE_KEY, strlen(SHARD_EXPIRE_KEY)},
+                                   {(const char *)items[i].key, items[i].key_len}};
+        size_t size = cmd_entry_size(2, argv);
+        uint8_t *buf = malloc(size);
+        if (buf == NULL) return;
+        cmd_entry_encode(buf, (int64_t)now, 2, argv);
+        uint64_t index;
+        uint64_t term;
+        int rc = raft_propose(s->raft, buf, (uint32_t)size, &index, &term);
+        free(buf);
+        if (rc != RAFT_OK) return;
+    }
+    if (found > 0) node_wake(n);
+}
+
+void shard_finish(struct node *n, struct shard *s) {
+    assert(s->in_ready);
+    if (s->gc_due) {
+        s->gc_due = false;
+        int rc = wal_gc(n->wal, NULL);
+        if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
+    }
+    const struct raft_ready *rd = &s->rd;
+    for (uint32_t i = 0; i < rd->n_messages; i++) peer_send(n, &rd->messages[i]);
+    if (rd->has_snapshot) shard__install_snapshot(n, s);
+    for (uint32_t i = 0; i < rd->n_committed; i++) shard__apply(n, s, &rd->committed[i]);
+    for (uint32_t i = 0; i < rd->n_reads; i++) {
+        for (uint32_t j = 0; j < s->n_reads; j++) {
+            if (s->reads[j].context == rd->reads[i].context) s->reads[j].index = rd->reads[i].index;
+        }
+    }
+    raft_advance(s->raft);
+    s->in_ready = false;
+    uint8_t role = (uint8_t)raft_role(s->raft);
+    if (s->last_role == RAFT_LEADER && role != RAFT_LEADER) shard__fail_unconfirmed_reads(s);
+    if (role != s->last_role || raft_leader(s->raft) != s->last_leader) {
+        node_log(n, "group %llu: %s, leader %llu, term %llu", (unsigned long long)s->group,
+                 role == RAFT_LEADER ? "leader" : "follower",
+                 (unsigned long long)raft_leader(s->raft), (unsigned long long)raft_term(s->raft));
+        s->last_role = role;
+        s->last_leader = raft_leader(s->raft);
+        client_resume_all(n);
+    }
+    shard__serve_reads(s);
+    shard__maybe_compact(n, s);
+    shard__expire(n, s);
+}

@@ -1,0 +1,120 @@
+"""The Redis protocol at a shoal node: the same commands as a real
+redis-server must give the same bytes; bad input gets errors and never
+disturbs other clients; binary-safe keys and values."""
+import os
+import shlex
+import socket
+import sys
+import time
+
+import redis
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cmd"))
+import gen_golden  # noqa: E402 - the recorder's RESP helpers
+
+
+def raw(port, payload, expect_close=False, timeout=5):
+    """Sends raw bytes; returns what came back before a pause or close."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(payload)
+    s.settimeout(0.5 if not expect_close else timeout)
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except socket.timeout:
+        pass
+    s.close()
+    return out
+
+
+def run_script(port):
+    """Runs tests/cmd/commands.txt; returns the raw reply of each command."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = s.makefile("rb")
+    replies = []
+    for line in open(os.path.join(HERE, "..", "cmd", "commands.txt")):
+        line = line.rstrip("\n")
+        if not line or line.startswith("#"):
+            continue
+        args = [b"flushall"] if line == "@flush" else [
+            gen_golden.unescape(a) for a in shlex.split(line)]
+        s.sendall(gen_golden.encode(args))
+        replies.append((line, gen_golden.read_reply(f)))
+    s.close()
+    return replies
+
+
+def test_same_replies_as_redis_server(cluster, redis_server):
+    ours = run_script(cluster.ports[cluster.followers()[0]])  # through the proxy too
+    theirs = run_script(redis_server)
+    # PTTL counts milliseconds: the two servers run a few ms apart
+    diffs = [(cmd, a, b) for (cmd, a), (_, b) in zip(ours, theirs)
+             if a != b and not cmd.startswith("pttl")]
+    assert diffs == []
+    assert len(ours) > 200
+
+
+def test_node_commands(cluster):
+    c = cluster.client(1)
+    assert c.ping()
+    assert c.echo("hi") == b"hi"
+    assert c.execute_command("SELECT", 0)
+    try:
+        c.execute_command("SELECT", 1)
+        assert False
+    except redis.exceptions.ResponseError as e:
+        assert "DB index is out of range" in str(e)
+    secs, usecs = c.time()
+    assert abs(secs - time.time()) < 5
+    assert c.client_setname("me")
+    assert c.client_getname() == "me" or c.client_getname() == b"me"
+    assert isinstance(c.client_id(), int)
+    assert any(cl.get("name") == "me" for cl in c.client_list())
+    assert c.command_count() > 40
+    info = c.execute_command("COMMAND", "INFO", "get")
+    assert info["get"]["arity"] == 2
+    assert c.config_get("maxclients") == {"maxclients": "10000"} or \
+        c.config_get("maxclients") == {b"maxclients": b"10000"}
+    out = raw(cluster.ports[1], b"HELLO 3\r\nPING\r\nGET nosuchkey\r\n")
+    assert out.startswith(b"%7\r\n$6\r\nserver\r\n")
+    assert out.endswith(b"+PONG\r\n_\r\n")  # RESP3 null
+
+
+def test_bad_input_gets_errors_and_others_keep_working(cluster):
+    port = cluster.ports[1]
+    other = cluster.client(1)
+    other.set("alive", "yes")
+    # malformed multibulk: Redis's wording, then the connection closes
+    out = raw(port, b"*1\r\n$x\r\n", expect_close=True)
+    assert out.startswith(b"-ERR Protocol error: invalid bulk length")
+    out = raw(port, b"*abc\r\n", expect_close=True)
+    assert out.startswith(b"-ERR Protocol error: invalid multibulk length")
+    # a bulk of 2^40 bytes is refused at once, nothing is allocated
+    out = raw(port, b"*2\r\n$3\r\nGET\r\n$1099511627776\r\n", expect_close=True)
+    assert out.startswith(b"-ERR Protocol error: invalid bulk length")
+    # a 1M-element array header costs nothing until elements arrive
+    out = raw(port, b"*1048576\r\n$4\r\nPING\r\n")
+    assert out == b""
+    assert other.get("alive") == b"yes"
+    # unknown command and wrong arity: errors, the connection stays usable
+    out = raw(port, b"*1\r\n$7\r\nNOSUCH!\r\n*1\r\n$3\r\nGET\r\n*1\r\n$4\r\nPING\r\n")
+    assert out == (b"-ERR unknown command 'NOSUCH!', with args beginning with: \r\n"
+                   b"-ERR wrong number of arguments for 'get' command\r\n+PONG\r\n")
+    # inline commands work
+    assert raw(port, b"PING\r\n") == b"+PONG\r\n"
+    assert other.get("alive") == b"yes"
+
+
+def test_binary_keys_and_values(cluster):
+    c = cluster.client(cluster.followers()[0])
+    key = b"k\x00\r\n\xff"
+    value = bytes(range(256)) * 4 + b"\r\n\x00"
+    assert c.set(key, value)
+    assert c.get(key) == value
+    assert c.strlen(key) == len(value)
+    assert c.exists(b"k") == 0

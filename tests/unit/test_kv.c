@@ -1,0 +1,1214 @@
+/* test_kv.c: the keyspace against a trivial model (an array searched
+ * linearly), SCAN's guarantee under concurrent changes and resizes, the glob
+ * matcher against Redis's semantics, logical expiry, snapshots (round trip,
+ * corruption at every byte), and memory per key.
+ *
+ * Built with -DKV_TEST_MEM_ONLY (target build/kv-mem, release flags) it runs
+ * only the memory measurement, with KV_TEST_MEM_KEYS keys. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "kv/kv.h"
+#include "kv/kv_dict.h"
+#include "test.h"
+#include "util/crc32c.h"
+#include "util/rand.h"
+
+#ifdef KV_TEST_MEM_ONLY
+#include <malloc.h>
+#endif
+
+#ifndef KV_TEST_MEM_KEYS
+#define KV_TEST_MEM_KEYS 100000
+#endif
+
+#define T0 INT64_C(1700000000000) /* a plausible "now" in ms */
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct kv *new_kv(uint64_t seed) {
+    struct kv_config c;
+    kv_config_default(&c);
+    c.hash_seed[0] = seed;
+    c.hash_seed[1] = seed * 31 + 7;
+    return kv_create(&c);
+}
+
+/* ---- SipHash ---- */
+
+/* The reference vectors of SipHash-2-4 (Aumasson & Bernstein): key 00..0f,
+ * message 00..(n-1). Checking the 2-4 variant checks the shared code. */
+TEST(siphash_matches_reference_vectors) {
+    const uint64_t k[2] = {UINT64_C(0x0706050403020100), UINT64_C(0x0f0e0d0c0b0a0908)};
+    uint8_t msg[15];
+    for (int i = 0; i < 15; i++) msg[i] = (uint8_t)i;
+    CHECK_EQ_U64(kv_dict_siphash(k, msg, 0, 2, 4), UINT64_C(0x726fdb47dd0e0e31));
+    CHECK_EQ_U64(kv_dict_siphash(k, msg, 15, 2, 4), UINT64_C(0xa129ca6149be45e5));
+    /* 1-3 is a different function, stable across calls, sensitive to the key. */
+    uint64_t h = kv_dict_siphash(k, msg, 15, 1, 3);
+    CHECK(h != UINT64_C(0xa129ca6149be45e5));
+    CHECK_EQ_U64(kv_dict_siphash(k, msg, 15, 1, 3), h);
+    const uint64_t k2[2] = {k[0] ^ 1, k[1]};
+    CHECK(kv_dict_siphash(k2, msg, 15, 1, 3) != h);
+}
+
+/* ---- The model: an array searched linearly ---- */
+
+#define MODEL_KEY_MAX 24
+#define MODEL_VALUE_MAX 300
+
+struct model_entry {
+    uint8_t key[MODEL_KEY_MAX];
+    uint32_t key_len;
+    uint8_t *value;
+    uint32_t value_len;
+    int64_t expire_ms;
+};
+
+struct model {
+    struct model_entry *e;
+    uint32_t n, cap;
+};
+
+static int model_find(const struct model *m, const uint8_t *key, uint32_t len) {
+    for (uint32_t i = 0; i < m->n; i++) {
+        if (m->e[i].key_len == len && memcmp(m->e[i].key, key, len) == 0) return (int)i;
+    }
+    return -1;
+}
+
+static bool model_live(const struct model *m, int i, int64_t now) {
+    return i >= 0 && (m->e[i].expire_ms == KV_NO_EXPIRY || m->e[i].expire_ms > now);
+}
+
+static void model_remove(struct model *m, int i) {
+    free(m->e[i].value);
+    m->e[i] = m->e[--m->n];
+}
+
+static void model_put_value(struct model_entry *e, const uint8_t *v, uint32_t len) {
+    uint8_t *copy = malloc(len + 1);
+    memcpy(copy, v, len);
+    free(e->value);
+    e->value = copy;
+    e->value_len = len;
+}
+
+static int model_set(struct model *m, const uint8_t *key, uint32_t klen, const uint8_t *v,
+                     uint32_t vlen, int64_t expire, unsigned flags, int64_t now) {
+    int i = model_find(m, key, klen);
+    bool live = model_live(m, i, now);
+    if ((flags & KV_SET_NX) && live) return KV_ENOTSET;
+    if ((flags & KV_SET_XX) && !live) return KV_ENOTSET;
+    if (i < 0) {
+        if (m->n == m->cap) {
+            m->cap = m->cap ? m->cap * 2 : 64;
+            m->e = realloc(m->e, m->cap * sizeof(*m->e));
+        }
+        i = (int)m->n++;
+        memset(&m->e[i], 0, sizeof(m->e[i]));
+        memcpy(m->e[i].key, key, klen);
+        m->e[i].key_len = klen;
+    } else if ((flags & KV_SET_KEEPTTL) && live) {
+        expire = m->e[i].expire_ms;
+    }
+    model_put_value(&m->e[i], v, vlen);
+    m->e[i].expire_ms = expire;
+    return KV_OK;
+}
+
+static int model_rename(struct model *m, const uint8_t *src, uint32_t slen, const uint8_t *dst,
+                        uint32_t dlen, unsigned flags, int64_t now) {
+    int s = model_find(m, src, slen);
+    if (!model_live(m, s, now)) return KV_ENOTFOUND;
+    if (slen == dlen && memcmp(src, dst, slen) == 0) return KV_OK;
+    int d = model_find(m, dst, dlen);
+    if ((flags & KV_RENAME_NX) && model_live(m, d, now)) return KV_ENOTSET;
+    if (d >= 0) {
+        model_remove(m, d);
+        s = model_find(m, src, slen);
+    }
+    memcpy(m->e[s].key, dst, dlen);
+    m->e[s].key_len = dlen;
+    return KV_OK;
+}
+
+static void model_free(struct model *m) {
+    for (uint32_t i = 0; i < m->n; i++) free(m->e[i].value);
+    free(m->e);
+    memset(m, 0, sizeof(*m));
+}
+
+/* Key i of the pool: empty for 0, else two index bytes (which may be NUL, CR
+ * or LF) and a tail of awkward bytes. */
+static uint32_t pool_key(uint32_t i, uint8_t *out) {
+    static const uint8_t alphabet[] = {0, '\r', '\n', 'a', 'b', '*', '?', '[', 0xff, ' '};
+    if (i == 0) return 0;
+    out[0] = (uint8_t)(i & 0xff);
+    out[1] = (uint8_t)(i >> 8);
+    uint32_t len = 2 + (i * 2654435761u >> 7) % 15;
+    for (uint32_t j = 2; j < len; j++) out[j] = alphabet[(i * 31 + j * 7) % sizeof(alphabet)];
+    return len;
+}
+
+struct diff {
+    struct kv *kv;
+    struct model m;
+    struct rand rng;
+    int64_t now;
+    uint8_t value[MODEL_VALUE_MAX];
+    uint64_t buckets_max, buckets_min_after_max;
+    uint32_t rehash_seen;
+};
+
+static int64_t diff_expiry(struct diff *d) {
+    uint64_t r = rand_below(&d->rng, 10);
+    if (r < 6) return KV_NO_EXPIRY;
+    if (r < 7) return d->now - (int64_t)rand_below(&d->rng, 100); /* already expired */
+    return d->now + 1 + (int64_t)rand_below(&d->rng, 400);
+}
+
+static bool diff_check_get(struct diff *d, const uint8_t *key, uint32_t klen) {
+    struct kv_item it;
+    int rc = kv_get(d->kv, key, klen, d->now, &it);
+    int i = model_find(&d->m, key, klen);
+    if (!model_live(&d->m, i, d->now)) {
+        return rc == KV_ENOTFOUND && !kv_exists(d->kv, key, klen, d->now);
+    }
+    const struct model_entry *e = &d->m.e[i];
+    return rc == KV_OK && it.key_len == klen && memcmp(it.key, key, klen) == 0 &&
+           it.value_len == e->value_len && memcmp(it.value, e->value, e->value_len) == 0 &&
+           it.expire_ms == e->expire_ms && it.type == KV_TYPE_STRING &&
+           kv_exists(d->kv, key, klen, d->now);
+}
+
+/* One random operation on both; returns false on any disagreement. */
+static bool diff_step(struct diff *d, uint32_t pool, uint32_t set_pct, uint32_t del_pct) {
+    uint8_t key[MODEL_KEY_MAX], key2[MODEL_KEY_MAX];
+    uint32_t klen = pool_key((uint32_t)rand_below(&d->rng, pool), key);
+    uint32_t op = (uint32_t)rand_below(&d->rng, 100);
+    int i = model_find(&d->m, key, klen);
+    if (op < set_pct) {
+        uint32_t vlen = (uint32_t)rand_below(&d->rng, MODEL_VALUE_MAX);
+        for (uint32_t j = 0; j < vlen; j++) d->value[j] = (uint8_t)rand_u64(&d->rng);
+        static const unsigned flag_sets[] = {0, 0, 0, KV_SET_NX, KV_SET_XX, KV_SET_KEEPTTL,
+                                             KV_SET_XX | KV_SET_KEEPTTL};
+        unsigned flags = flag_sets[rand_below(&d->rng, 7)];
+        int64_t expire = (flags & KV_SET_KEEPTTL) ? KV_NO_EXPIRY : diff_expiry(d);
+        int want = model_set(&d->m, key, klen, d->value, vlen, expire, flags, d->now);
+        return kv_set(d->kv, key, klen, d->value, vlen, expire, flags, d->now) == want;
+    }
+    if (op < set_pct + del_pct) {
+        bool live = model_live(&d->m, i, d->now);
+        if (rand_chance(&d->rng, 20)) {
+            int want = i < 0 ? KV_ENOTFOUND : live ? KV_ENOTSET : KV_OK;
+            if (want == KV_OK) model_remove(&d->m, i);
+            return kv_delete_if_expired(d->kv, key, klen, d->now) == want;
+        }
+        if (i >= 0) model_remove(&d->m, i);
+        return kv_delete(d->kv, key, klen, d->now) == (live ? KV_OK : KV_ENOTFOUND);
+    }
+    uint32_t kind = (uint32_t)rand_below(&d->rng, 5);
+    bool live = model_live(&d->m, i, d->now);
+    if (kind == 0) { /* EXPIRE / PEXPIREAT */
+        int64_t expire = d->now + (int64_t)rand_below(&d->rng, 300) - 50;
+        if (live) d->m.e[i].expire_ms = expire;
+        return kv_expire_set(d->kv, key, klen, d->now, expire) == (live ? KV_OK : KV_ENOTFOUND);
+    }
+    if (kind == 1) { /* PERSIST */
+        int want = !live ? KV_ENOTFOUND
+                   : d->m.e[i].expire_ms == KV_NO_EXPIRY ? KV_ENOTSET
+                                                         : KV_OK;
+        if (want == KV_OK) d->m.e[i].expire_ms = KV_NO_EXPIRY;
+        return kv_expire_clear(d->kv, key, klen, d->now) == want;
+    }
+    if (kind == 2) { /* TTL */
+        int64_t expire = 0;
+        int rc = kv_expire_get(d->kv, key, klen, d->now, &expire);
+        if (!live) return rc == KV_ENOTFOUND;
+        return rc == KV_OK && expire == d->m.e[i].expire_ms;
+    }
+    if (kind == 3) { /* RENAME / RENAMENX */
+        uint32_t k2 = pool_key((uint32_t)rand_below(&d->rng, pool), key2);
+        unsigned flags = rand_chance(&d->rng, 30) ? KV_RENAME_NX : 0;
+        int want = model_rename(&d->m, key, klen, key2, k2, flags, d->now);
+        return kv_rename(d->kv, key, klen, key2, k2, d->now, flags) == want;
+    }
+    return diff_check_get(d, key, klen);
+}
+
+struct diff_each {
+    struct diff *d;
+    uint64_t seen;
+    bool ok;
+};
+
+static int diff_each_cb(void *ctx, const struct kv_item *it) {
+    struct diff_each *x = ctx;
+    x->seen++;
+    if (!diff_check_get(x->d, it->key, it->key_len)) x->ok = false;
+    return 0;
+}
+
+/* Everything at once: counts, every live key, and the digest against a
+ * keyspace rebuilt from the model with another seed. */
+static bool diff_check_all(struct diff *d) {
+    uint64_t live = 0, expires = 0;
+    for (uint32_t i = 0; i < d->m.n; i++) {
+        live += model_live(&d->m, (int)i, d->now);
+        expires += d->m.e[i].expire_ms != KV_NO_EXPIRY;
+    }
+    if (kv_count(d->kv) != d->m.n || kv_count_live(d->kv, d->now) != live) return false;
+    if (kv_count_expires(d->kv) != expires) return false;
+    struct diff_each x = {.d = d, .seen = 0, .ok = true};
+    (void)kv_foreach(d->kv, d->now, diff_each_cb, &x);
+    if (!x.ok || x.seen != live) return false;
+    struct kv *rebuilt = new_kv(rand_u64(&d->rng));
+    for (uint32_t i = 0; i < d->m.n; i++) {
+        const struct model_entry *e = &d->m.e[i];
+        if (kv_set(rebuilt, e->key, e->key_len, e->value, e->value_len, e->expire_ms, 0,
+                   INT64_MIN) != KV_OK) {
+            return false;
+        }
+    }
+    bool same = kv_digest(rebuilt) == kv_digest(d->kv);
+    kv_destroy(rebuilt);
+    struct kv_stats st;
+    kv_stats(d->kv, &st);
+    return same && st.memory_bytes >= st.data_bytes + st.keys * KV_ENTRY_HEADER_BYTES;
+}
+
+static void diff_track(struct diff *d) {
+    struct kv_stats st;
+    kv_stats(d->kv, &st);
+    uint64_t b = st.buckets[0] > st.buckets[1] ? st.buckets[0] : st.buckets[1];
+    if (b > d->buckets_max) {
+        d->buckets_max = b;
+        d->buckets_min_after_max = b;
+    }
+    if (st.buckets[0] < d->buckets_min_after_max && !st.rehashing) {
+        d->buckets_min_after_max = st.buckets[0];
+    }
+    d->rehash_seen += st.rehashing;
+}
+
+/* Tens of thousands of random operations in three phases: grow to ~3000
+ * keys, churn, shrink to ~100; checked op by op and in full. */
+static void differential_run(int *test__failed, uint64_t seed) {
+    static struct diff d;
+    memset(&d, 0, sizeof(d));
+    d.kv = new_kv(seed);
+    rand_seed(&d.rng, seed);
+    d.now = T0;
+    uint64_t baseline = kv_memory_bytes(d.kv);
+    const uint32_t phases[3][3] = {{70, 5, 12000}, {35, 30, 12000}, {2, 95, 16000}};
+    uint64_t ops = 0;
+    for (int p = 0; p < 3; p++) {
+        for (uint32_t n = 0; n < phases[p][2]; n++, ops++) {
+            d.now += (int64_t)rand_below(&d.rng, 3);
+            if (!diff_step(&d, 3500, phases[p][0], phases[p][1])) {
+                fprintf(stderr, "  seed %" PRIu64 ": disagreement at op %" PRIu64 "\n", seed, ops);
+                CHECK(false);
+            }
+            diff_track(&d);
+            if (n % 3000 == 2999) CHECK(diff_check_all(&d));
+        }
+    }
+    CHECK(diff_check_all(&d));
+    CHECK(d.buckets_max >= 2048);                        /* grew ... */
+    CHECK(d.buckets_min_after_max <= d.buckets_max / 4); /* ... and shrank */
+    CHECK(d.rehash_seen > 100);                          /* with ops in between */
+    while (kv_rehash_step(d.kv, 100)) {
+    }
+    CHECK(diff_check_all(&d));
+    kv_flush(d.kv);
+    CHECK_EQ_U64(kv_count(d.kv), 0);
+    CHECK_EQ_U64(kv_memory_bytes(d.kv), baseline);
+    model_free(&d.m);
+    kv_destroy(d.kv);
+}
+
+TEST(differential_against_model) {
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        differential_run(test__failed, seed);
+        if (*test__failed) return;
+    }
+}
+
+/* ---- SCAN ---- */
+
+struct scan_mark {
+    uint8_t *seen; /* per stable key */
+    uint32_t stable;
+    uint64_t reports;
+};
+
+static void scan_mark_cb(void *ctx, const struct kv_item *it) {
+    struct scan_mark *s = ctx;
+    s->reports++;
+    if (it->key_len == 5 && it->key[0] == 's') {
+        uint32_t i;
+        memcpy(&i, it->key + 1, 4);
+        if (i < s->stable && s->seen[i] < 255) s->seen[i]++;
+    }
+}
+
+static void scan_key(char kind, uint32_t i, uint8_t out[5]) {
+    out[0] = (uint8_t)kind;
+    memcpy(out + 1, &i, 4);
+}
+
+/* Redis's guarantee: a key present for the whole scan is reported at least
+ * once, while other keys come and go and the table grows (x8) and shrinks
+ * back between calls, often with a resize in progress. */
+TEST(scan_reports_every_stable_key_across_resizes) {
+    enum { STABLE = 600, VOLATILE = 12000 };
+    static uint8_t seen[STABLE];
+    uint32_t rehashing_calls = 0, grown = 0;
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        struct kv *kv = new_kv(seed);
+        struct rand rng;
+        rand_seed(&rng, seed);
+        uint8_t k[5];
+        for (uint32_t i = 0; i < STABLE; i++) {
+            scan_key('s', i, k);
+            CHECK(kv_set(kv, k, 5, "v", 1, KV_NO_EXPIRY, 0, T0) == KV_OK);
+        }
+        memset(seen, 0, sizeof(seen));
+        struct scan_mark mark = {.seen = seen, .stable = STABLE};
+        uint64_t cursor = 0;
+        uint32_t calls = 0, vol = 0;
+        struct kv_stats st;
+        kv_stats(kv, &st);
+        uint64_t buckets_start = st.buckets[0];
+        do {
+            cursor = kv_scan(kv, cursor, 1 + (uint32_t)rand_below(&rng, 12), T0, scan_mark_cb,
+                             &mark);
+            calls++;
+            bool grow = (calls / 40) % 2 == 0; /* alternate: fill up, then drain */
+            uint32_t n = (uint32_t)rand_below(&rng, 400);
+            for (uint32_t j = 0; j < n; j++) {
+                if (grow && vol < VOLATILE) {
+                    scan_key('v', vol++, k);
+                    CHECK(kv_set(kv, k, 5, "x", 1, KV_NO_EXPIRY, 0, T0) == KV_OK);
+                } else if (!grow && vol > 0) {
+                    scan_key('v', --vol, k);
+                    CHECK(kv_delete(kv, k, 5, T0) == KV_OK);
+                }
+            }
+            if (rand_chance(&rng, 10)) (void)kv_rehash_step(kv, 1 + (uint32_t)rand_below(&rng, 8));
+            kv_stats(kv, &st);
+            rehashing_calls += st.rehashing;
+            if (st.buckets[0] >= 8 * buckets_start || st.buckets[1] >= 8 * buckets_start) grown++;
+        } while (cursor != 0 && calls < 100000);
+        CHECK(cursor == 0);
+        for (uint32_t i = 0; i < STABLE; i++) {
+            if (seen[i] == 0) fprintf(stderr, "  seed %" PRIu64 ": key %u missed\n", seed, i);
+            CHECK(seen[i] > 0);
+        }
+        kv_destroy(kv);
+    }
+    CHECK(rehashing_calls > 50);
+    CHECK(grown > 0);
+}
+
+/* Without changes, a full scan reports each key exactly once; expired keys
+ * are not reported; count bounds the work. */
+TEST(scan_without_changes_reports_each_key_once) {
+    enum { N = 3000 };
+    static uint8_t seen[N];
+    struct kv *kv = new_kv(7);
+    uint8_t k[5];
+    for (uint32_t i = 0; i < N; i++) {
+        scan_key('s', i, k);
+        CHECK(kv_set(kv, k, 5, "v", 1, KV_NO_EXPIRY, 0, T0) == KV_OK);
+        scan_key('e', i, k);
+        CHECK(kv_set(kv, k, 5, "v", 1, T0 - 1, 0, T0) == KV_OK); /* logically expired */
+    }
+    while (kv_rehash_step(kv, 64)) {
+    }
+    memset(seen, 0, sizeof(seen));
+    struct scan_mark mark = {.seen = seen, .stable = N};
+    uint64_t cursor = 0;
+    uint32_t calls = 0;
+    do {
+        uint64_t before = mark.reports;
+        cursor = kv_scan(kv, cursor, 10, T0, scan_mark_cb, &mark);
+        CHECK(mark.reports - before <= 10 * 8); /* a few buckets past count at most */
+        calls++;
+    } while (cursor != 0);
+    CHECK_EQ_U64(mark.reports, N);
+    for (uint32_t i = 0; i < N; i++) CHECK(seen[i] == 1);
+    CHECK(calls > 10);
+    struct kv *empty = new_kv(1);
+    CHECK_EQ_U64(kv_scan(empty, 0, 10, T0, scan_mark_cb, &mark), 0);
+    kv_destroy(empty);
+    kv_destroy(kv);
+}
+
+static void count_visit(void *ctx, const struct kv_entry *e) {
+    (void)e;
+    ++*(uint64_t *)ctx;
+}
+
+/* A scan step visits a bounded number of buckets (1 + the ratio of the two
+ * tables' sizes) even when nearly every key is deleted right after a growth
+ * started, and the table then shrinks all the way. */
+TEST(scan_step_work_is_bounded) {
+    struct kv *kv = new_kv(9);
+    uint8_t k[5];
+    enum { N = 32769 }; /* the last insert starts a growth to 65536 */
+    for (uint32_t i = 0; i < N; i++) {
+        scan_key('s', i, k);
+        CHECK(kv_set(kv, k, 5, "v", 1, KV_NO_EXPIRY, 0, T0) == KV_OK);
+    }
+    uint32_t worst = 0, steps = 0;
+    uint64_t entries = 0, cursor = 0;
+    for (uint32_t i = 2; i < N; i++) {
+        scan_key('s', i, k);
+        CHECK(kv_delete(kv, k, 5, T0) == KV_OK);
+        uint32_t visited = 0;
+        cursor = kv_dict_scan_step(kv, cursor, count_visit, &entries, &visited);
+        worst = visited > worst ? visited : worst;
+        steps++;
+    }
+    while (kv_rehash_step(kv, 1)) {
+        uint32_t visited = 0;
+        cursor = kv_dict_scan_step(kv, cursor, count_visit, &entries, &visited);
+        worst = visited > worst ? visited : worst;
+    }
+    struct kv_stats st;
+    kv_stats(kv, &st);
+    CHECK(worst <= 1 + KV_DICT_RESIZE_RATIO_MAX);
+    CHECK(st.buckets[0] <= 2 * KV_DICT_SHRINK_RATIO); /* 2 keys left: shrunk all the way */
+    CHECK(steps > 0 && entries > 0);
+    kv_destroy(kv);
+}
+
+/* ---- Glob ---- */
+
+struct glob_case {
+    const char *pattern;
+    size_t pattern_len; /* 0: strlen */
+    const char *string;
+    size_t string_len; /* 0: strlen */
+    bool nocase;
+    bool match;
+};
+
+/* Expected results reasoned from stringmatchlen()'s rules (see kv.h). */
+static const struct glob_case glob_cases[] = {
+    {"", 0, "", 0, false, true},
+    {"*", 0, "", 0, false, false}, /* the empty string only matches "" */
+    {"", 0, "a", 0, false, false},
+    {"*", 0, "abc", 0, false, true},
+    {"a*", 0, "a", 0, false, true},
+    {"a*", 0, "", 0, false, false},
+    {"*c", 0, "abc", 0, false, true},
+    {"*b", 0, "abc", 0, false, false},
+    {"a*c", 0, "ac", 0, false, true},
+    {"a*c", 0, "abbbc", 0, false, true},
+    {"a*c*e", 0, "abcde", 0, false, true},
+    {"a*c*e", 0, "abcd", 0, false, false},
+    {"**a", 0, "a", 0, false, true},
+    {"*a*b*c*", 0, "xxaxxbxxcxx", 0, false, true},
+    {"*a*b*c*", 0, "xxaxxcxxbxx", 0, false, false},
+    {"a*a*a*a*a*a*a*a*a*a*a*b", 0, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, false, false},
+    {"?", 0, "a", 0, false, true},
+    {"?", 0, "ab", 0, false, false},
+    {"a?c", 0, "abc", 0, false, true},
+    {"a?c", 0, "ac", 0, false, false},
+    {"?*", 0, "a", 0, false, true},
+    {"*?", 0, "a", 0, false, true},
+    {"h[ae]llo", 0, "hello", 0, false, true},
+    {"h[ae]llo", 0, "hallo", 0, false, true},
+    {"h[ae]llo", 0, "hillo", 0, false, false},
+    {"h[^e]llo", 0, "hallo", 0, false, true},
+    {"h[^e]llo", 0, "hello", 0, false, false},
+    {"h[a-b]llo", 0, "hbllo", 0, false, true},
+    {"h[a-b]llo", 0, "hcllo", 0, false, false},
+    {"[z-a]", 0, "m", 0, false, true},   /* reversed range: swapped */
+    {"[a-]", 0, "_", 0, false, true},    /* the range runs a..']', i.e. ']'..'a' */
+    {"[a-]", 0, "a", 0, false, true},
+    {"[a-]", 0, "-", 0, false, false},
+    {"[abc", 0, "b", 0, false, true},    /* unterminated: ends at the pattern's end */
+    {"[abc", 0, "bx", 0, false, false},
+    {"[", 0, "a", 0, false, false},      /* an empty set matches nothing */
+    {"[^", 0, "a", 0, false, true},      /* ... and negated, anything */
+    {"[]", 0, "]", 0, false, false},
+    {"[]a]", 0, "a", 0, false, false},   /* "[]" then "a]" */
+    {"[]a]", 0, "]a]", 0, false, false},
+    {"[^]a]", 0, "xa]", 0, false, true},
+    {"[\\]]", 0, "]", 0, false, true},   /* escaped ']' inside a set */
+    {"[\\-]", 0, "-", 0, false, true},
+    {"[\\-]", 0, "\\", 0, false, false},
+    {"[\\", 0, "\\", 0, false, true},    /* a lone trailing '\' in a set is itself */
+    {"\\*", 0, "*", 0, false, true},
+    {"\\*", 0, "a", 0, false, false},
+    {"\\", 0, "\\", 0, false, true},     /* a trailing '\' is itself */
+    {"a\\", 0, "a\\", 0, false, true},
+    {"\\[a]", 0, "[a]", 0, false, true},
+    {"\\?", 0, "a", 0, false, false},
+    {"HELLO", 0, "hello", 0, false, false},
+    {"HELLO", 0, "hello", 0, true, true},
+    {"h[A-Z]llo", 0, "hello", 0, true, true},
+    {"h[E]llo", 0, "hello", 0, true, true},
+    {"[\\E]", 0, "e", 0, true, false},   /* escapes in a set compare exactly */
+    {"[Z-a]", 0, "_", 0, false, true},   /* 'Z'..'a' holds '_' ... */
+    {"[Z-a]", 0, "_", 0, true, false},   /* ... but folded it is 'z'..'a': empty */
+    {"a\0*", 3, "a\0bc", 4, false, true},
+    {"a*", 0, "a\r\n", 0, false, true},
+    {"?", 0, "\0", 1, false, true},
+    {"[\x01-\x02]", 0, "\x01", 0, false, true},
+    {"[\x80-\xff]", 0, "\xc3", 0, false, true},
+    {"[a-\xff]", 0, "\xc3", 0, false, true}, /* unsigned bytes (Redis on x86: signed) */
+    {"*\r\n", 0, "GET\r\n", 0, false, true},
+};
+
+/* A plain recursive reading of the same rules, to fuzz the iterative one. */
+static size_t ref_token(const uint8_t *p, size_t pl, uint8_t c, bool nocase, bool *m);
+
+static bool ref_match(const uint8_t *p, size_t pl, const uint8_t *s, size_t sl, bool nocase,
+                      int depth) {
+    if (sl == 0) {
+        if (pl == 0) return true;
+        return depth > 0 && p[0] == '*' && ref_match(p + 1, pl - 1, s, 0, nocase, depth);
+    }
+    if (pl == 0) return false;
+    if (p[0] == '*') {
+        for (size_t k = 0; k <= sl; k++) {
+            if (ref_match(p + 1, pl - 1, s + k, sl - k, nocase, depth + 1)) return true;
+        }
+        return false;
+    }
+    bool m;
+    size_t t = ref_token(p, pl, s[0], nocase, &m);
+    return m && ref_match(p + t, pl - t, s + 1, sl - 1, nocase, depth + 1);
+}
+
+static uint8_t ref_fold(uint8_t c, bool nocase) {
+    return nocase && c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+}
+
+static size_t ref_token(const uint8_t *p, size_t pl, uint8_t c, bool nocase, bool *m) {
+    if (p[0] == '?') {
+        *m = true;
+        return 1;
+    }
+    if (p[0] == '\\' && pl >= 2) {
+        *m = ref_fold(p[1], nocase) == ref_fold(c, nocase);
+        return 2;
+    }
+    if (p[0] != '[') {
+        *m = ref_fold(p[0], nocase) == ref_fold(c, nocase);
+        return 1;
+    }
+    size_t i = 1;
+    bool neg = pl > 1 && p[1] == '^';
+    i += neg;
+    bool hit = false;
+    while (i < pl && p[i] != ']') {
+        if (p[i] == '\\' && pl - i >= 2) {
+            hit |= p[i + 1] == c;
+            i += 2;
+        } else if (pl - i >= 3 && p[i + 1] == '-') {
+            uint8_t a = p[i], b = p[i + 2];
+            if (a > b) {
+                uint8_t t = a;
+                a = b;
+                b = t;
+            }
+            uint8_t x = ref_fold(c, nocase);
+            hit |= x >= ref_fold(a, nocase) && x <= ref_fold(b, nocase);
+            i += 3;
+        } else {
+            hit |= ref_fold(p[i], nocase) == ref_fold(c, nocase);
+            i++;
+        }
+    }
+    *m = neg ^ hit;
+    return i < pl ? i + 1 : pl;
+}
+
+TEST(glob_matches_redis_semantics) {
+    for (size_t i = 0; i < sizeof(glob_cases) / sizeof(glob_cases[0]); i++) {
+        const struct glob_case *g = &glob_cases[i];
+        size_t pl = g->pattern_len ? g->pattern_len : strlen(g->pattern);
+        size_t sl = g->string_len ? g->string_len : strlen(g->string);
+        bool got = kv_glob_match(g->pattern, pl, g->string, sl, g->nocase);
+        if (got != g->match) fprintf(stderr, "  glob case %zu: \"%s\"\n", i, g->pattern);
+        CHECK(got == g->match);
+    }
+    /* Fuzz against the recursive reading, on small awkward alphabets. */
+    static const uint8_t pa[] = {'a', 'b', 'A', '*', '?', '[', ']', '^', '-', '\\'};
+    static const uint8_t sa[] = {'a', 'b', 'B', ']', '-', '^', '\\', '*'};
+    struct rand rng;
+    rand_seed(&rng, 99);
+    uint8_t p[10], s[8];
+    for (int n = 0; n < 30000; n++) {
+        size_t pl = rand_below(&rng, sizeof(p) + 1), sl = rand_below(&rng, sizeof(s) + 1);
+        for (size_t j = 0; j < pl; j++) p[j] = pa[rand_below(&rng, sizeof(pa))];
+        for (size_t j = 0; j < sl; j++) s[j] = sa[rand_below(&rng, sizeof(sa))];
+        bool nocase = rand_chance(&rng, 30);
+        bool want = sl == 0 ? pl == 0 : ref_match(p, pl, s, sl, nocase, 0);
+        if (kv_glob_match(p, pl, s, sl, nocase) != want) {
+            fprintf(stderr, "  fuzz: pattern \"%.*s\" string \"%.*s\"\n", (int)pl, p, (int)sl, s);
+            CHECK(false);
+        }
+    }
+}
+
+struct keys_ctx {
+    uint32_t n;
+    bool saw_empty;
+};
+
+static int keys_cb(void *ctx, const struct kv_item *it) {
+    struct keys_ctx *k = ctx;
+    k->n++;
+    k->saw_empty |= it->key_len == 0;
+    return 0;
+}
+
+static int keys_stop_cb(void *ctx, const struct kv_item *it) {
+    (void)it;
+    return ++*(int *)ctx == 2 ? 7 : 0;
+}
+
+TEST(keys_uses_glob_and_skips_expired) {
+    struct kv *kv = new_kv(3);
+    const char *names[] = {"user:1", "user:2", "user:10", "order:1", "us\\er", ""};
+    for (int i = 0; i < 6; i++) {
+        CHECK(kv_set(kv, names[i], strlen(names[i]), "v", 1, KV_NO_EXPIRY, 0, T0) == KV_OK);
+    }
+    CHECK(kv_set(kv, "user:3", 6, "v", 1, T0, 0, T0) == KV_OK); /* expires at now */
+    struct keys_ctx k = {0};
+    CHECK(kv_keys(kv, "*", 1, T0, keys_cb, &k) == 0);
+    CHECK(k.n == 6 && k.saw_empty); /* "*" is every key, the empty one too */
+    memset(&k, 0, sizeof(k));
+    CHECK(kv_keys(kv, "**", 2, T0, keys_cb, &k) == 0);
+    CHECK(k.n == 5 && !k.saw_empty); /* Redis: only "*" is special-cased */
+    memset(&k, 0, sizeof(k));
+    (void)kv_keys(kv, "user:?", 6, T0, keys_cb, &k);
+    CHECK_EQ_U64(k.n, 2);
+    memset(&k, 0, sizeof(k));
+    (void)kv_keys(kv, "user:3", 6, T0 - 1, keys_cb, &k); /* literal: one lookup */
+    CHECK_EQ_U64(k.n, 1);
+    memset(&k, 0, sizeof(k));
+    (void)kv_keys(kv, "user:3", 6, T0, keys_cb, &k);
+    CHECK_EQ_U64(k.n, 0);
+    memset(&k, 0, sizeof(k));
+    (void)kv_keys(kv, "us\\\\er", 6, T0, keys_cb, &k);
+    CHECK_EQ_U64(k.n, 1);
+    int calls = 0;
+    CHECK(kv_foreach(kv, T0, keys_stop_cb, &calls) == 7);
+    CHECK(calls == 2);
+    kv_destroy(kv);
+}
+
+/* ---- Expiry ---- */
+
+TEST(expiry_is_logical_until_deleted) {
+    struct kv *kv = new_kv(5);
+    CHECK(kv_set(kv, "k", 1, "v", 1, 1000, 0, 0) == KV_OK);
+    CHECK(kv_set(kv, "p", 1, "w", 1, KV_NO_EXPIRY, 0, 0) == KV_OK);
+    int64_t e = 0;
+    CHECK(kv_exists(kv, "k", 1, 999));
+    CHECK(kv_expire_get(kv, "k", 1, 999, &e) == KV_OK && e == 1000);
+    CHECK(kv_expire_get(kv, "p", 1, 999, &e) == KV_OK && e == KV_NO_EXPIRY);
+    /* At 1000 it is logically expired: absent to reads, still stored. */
+    CHECK(kv_get(kv, "k", 1, 1000, NULL) == KV_ENOTFOUND);
+    CHECK(!kv_exists(kv, "k", 1, 1000));
+    CHECK(kv_expire_get(kv, "k", 1, 1000, &e) == KV_ENOTFOUND);
+    CHECK_EQ_U64(kv_count(kv), 2);
+    CHECK_EQ_U64(kv_count_live(kv, 1000), 1);
+    CHECK_EQ_U64(kv_count_live(kv, 999), 2);
+    CHECK(kv_get(kv, "k", 1, 999, NULL) == KV_OK); /* time is an input: nothing was lost */
+    /* Writes see it absent too. */
+    CHECK(kv_expire_set(kv, "k", 1, 1000, 5000) == KV_ENOTFOUND);
+    CHECK(kv_set(kv, "k", 1, "x", 1, KV_NO_EXPIRY, KV_SET_XX, 1000) == KV_ENOTSET);
+    CHECK(kv_rename(kv, "k", 1, "z", 1, 1000, 0) == KV_ENOTFOUND);
+    /* The leader finds it and proposes its deletion. */
+    struct kv_item out[4];
+    CHECK_EQ_U64(kv_expired_sample(kv, 999, out, 4), 0);
+    CHECK_EQ_U64(kv_expired_sample(kv, 1000, out, 4), 1);
+    CHECK(out[0].key_len == 1 && out[0].key[0] == 'k' && out[0].expire_ms == 1000);
+    CHECK(kv_delete_if_expired(kv, "k", 1, 999) == KV_ENOTSET); /* live at 999 */
+    CHECK(kv_delete_if_expired(kv, "p", 1, 1000) == KV_ENOTSET);
+    CHECK(kv_delete_if_expired(kv, "k", 1, 1000) == KV_OK);
+    CHECK(kv_delete_if_expired(kv, "k", 1, 1000) == KV_ENOTFOUND);
+    CHECK_EQ_U64(kv_count(kv), 1);
+    CHECK_EQ_U64(kv_count_expires(kv), 0);
+    /* SET NX over an expired key replaces it; KEEPTTL keeps only a live TTL. */
+    CHECK(kv_set(kv, "k", 1, "v", 1, 2000, 0, 0) == KV_OK);
+    CHECK(kv_set(kv, "k", 1, "n", 1, KV_NO_EXPIRY, KV_SET_NX, 2000) == KV_OK);
+    CHECK(kv_expire_get(kv, "k", 1, 2000, &e) == KV_OK && e == KV_NO_EXPIRY);
+    CHECK(kv_set(kv, "k", 1, "v", 1, 3000, 0, 2000) == KV_OK);
+    CHECK(kv_set(kv, "k", 1, "w", 1, KV_NO_EXPIRY, KV_SET_KEEPTTL, 2500) == KV_OK);
+    CHECK(kv_expire_get(kv, "k", 1, 2500, &e) == KV_OK && e == 3000);
+    CHECK(kv_set(kv, "k", 1, "w", 1, KV_NO_EXPIRY, KV_SET_KEEPTTL, 3000) == KV_OK);
+    CHECK(kv_expire_get(kv, "k", 1, 3000, &e) == KV_OK && e == KV_NO_EXPIRY);
+    /* DEL of an expired key removes it but answers "not found". */
+    CHECK(kv_expire_set(kv, "k", 1, 3000, 3500) == KV_OK);
+    CHECK(kv_delete(kv, "k", 1, 4000) == KV_ENOTFOUND);
+    CHECK_EQ_U64(kv_count(kv), 1);
+    /* A random key is never an expired one. */
+    struct rand rng;
+    rand_seed(&rng, 1);
+    CHECK(kv_set(kv, "q", 1, "v", 1, 100, 0, 0) == KV_OK);
+    CHECK(kv_expire_set(kv, "p", 1, 0, 100) == KV_OK);
+    CHECK(kv_random_key(kv, &rng, 100, out) == KV_ENOTFOUND);
+    CHECK(kv_random_key(kv, &rng, 99, out) == KV_OK);
+    CHECK(kv_expire_clear(kv, "p", 1, 99) == KV_OK);
+    CHECK(kv_expire_clear(kv, "p", 1, 99) == KV_ENOTSET);
+    for (int i = 0; i < 20; i++) {
+        CHECK(kv_random_key(kv, &rng, 100, out) == KV_OK);
+        CHECK(out[0].key[0] == 'p');
+    }
+    kv_destroy(kv);
+}
+
+/* The leader's cycle: sample, delete, repeat. Every expired key goes, no live
+ * key does, and each call does bounded work. */
+TEST(expired_sample_covers_the_table_in_bounded_calls) {
+    enum { N = 20000 };
+    struct kv *kv = new_kv(11);
+    uint32_t expired = 0;
+    char key[16];
+    for (uint32_t i = 0; i < N; i++) {
+        int n = snprintf(key, sizeof(key), "k%u", i);
+        int64_t e = i % 20 == 0 ? T0 - 1 : i % 3 == 0 ? T0 + 100000 : KV_NO_EXPIRY;
+        expired += e == T0 - 1;
+        CHECK(kv_set(kv, key, (size_t)n, "v", 1, e, 0, 0) == KV_OK);
+    }
+    struct kv_stats st;
+    kv_stats(kv, &st);
+    uint64_t buckets = st.buckets[0] + st.buckets[1];
+    static struct kv_item out[KV_EXPIRE_SAMPLE_MAX];
+    static uint8_t copies[20][16];
+    uint32_t lens[20];
+    uint32_t deleted = 0, calls = 0;
+    while (deleted < expired && calls < 100000) {
+        uint32_t n = kv_expired_sample(kv, T0, out, 20);
+        CHECK(n <= 20);
+        calls++;
+        for (uint32_t i = 0; i < n; i++) { /* copy first: deleting invalidates the views */
+            CHECK(out[i].expire_ms <= T0 && out[i].key_len < 16);
+            memcpy(copies[i], out[i].key, out[i].key_len);
+            lens[i] = out[i].key_len;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            CHECK(kv_delete_if_expired(kv, copies[i], lens[i], T0) == KV_OK);
+            deleted++;
+        }
+    }
+    CHECK_EQ_U64(deleted, expired);
+    CHECK_EQ_U64(kv_count(kv), N - expired);
+    CHECK_EQ_U64(kv_count_live(kv, T0), N - expired);
+    /* 20 keys x 20 buckets a call: the table (re-sized as keys go) is covered
+     * in about buckets / 400 calls per pass. */
+    CHECK(calls <= 2 * buckets / 400 + expired / 20 + 10);
+    CHECK_EQ_U64(kv_expired_sample(kv, T0, out, KV_EXPIRE_SAMPLE_MAX * 2), 0);
+    CHECK_EQ_U64(kv_expired_sample(kv, T0, out, 0), 0);
+    kv_destroy(kv);
+}
+
+/* ---- Random key ---- */
+
+static uint32_t draw_index(const struct kv_item *it) {
+    char s[16];
+    memcpy(s, it->key, it->key_len);
+    s[it->key_len] = '\0';
+    return (uint32_t)strtoul(s, NULL, 10);
+}
+
+/* Quick and roughly uniform: 40 keys left of 20000. Right after the deletes
+ * the table is sparse and mid-shrink (resizes are incremental): every key is
+ * still drawn. Once settled, the draws are close to uniform. */
+TEST(random_key_is_quick_when_sparse_and_fair_when_settled) {
+    enum { N = 20000, LEFT = 40, DRAWS = 8000 };
+    struct kv *kv = new_kv(13);
+    struct rand rng;
+    rand_seed(&rng, 17);
+    struct kv_item it;
+    CHECK(kv_random_key(kv, &rng, T0, &it) == KV_ENOTFOUND);
+    char key[16];
+    for (uint32_t i = 0; i < N; i++) {
+        int n = snprintf(key, sizeof(key), "%u", i);
+        CHECK(kv_set(kv, key, (size_t)n, "v", 1, KV_NO_EXPIRY, 0, 0) == KV_OK);
+    }
+    for (uint32_t i = LEFT; i < N; i++) {
+        int n = snprintf(key, sizeof(key), "%u", i);
+        CHECK(kv_delete(kv, key, (size_t)n, 0) == KV_OK);
+    }
+    uint32_t hits[LEFT] = {0};
+    for (int round = 0; round < 2; round++) {
+        struct kv_stats st;
+        kv_stats(kv, &st);
+        memset(hits, 0, sizeof(hits));
+        double t0 = seconds_now();
+        for (int d = 0; d < DRAWS; d++) {
+            CHECK(kv_random_key(kv, &rng, T0, &it) == KV_OK);
+            uint32_t i = draw_index(&it);
+            CHECK(i < LEFT);
+            hits[i]++;
+        }
+        double us = (seconds_now() - t0) * 1e6 / DRAWS;
+        printf("kv random key: %u keys in %" PRIu64 "+%" PRIu64 " buckets: %.2f us/draw\n",
+               LEFT, st.buckets[0], st.buckets[1], us);
+        uint32_t lo = round == 0 ? 1 : DRAWS / LEFT / 3; /* expected 200 each */
+        uint32_t hi = round == 0 ? DRAWS : DRAWS / LEFT * 3;
+        for (uint32_t i = 0; i < LEFT; i++) CHECK(hits[i] >= lo && hits[i] <= hi);
+        while (kv_rehash_step(kv, 100)) {
+        }
+    }
+    kv_destroy(kv);
+}
+
+/* ---- Snapshots ---- */
+
+struct sink {
+    uint8_t *p;
+    size_t len, cap;
+    size_t chunk_max;
+    uint32_t chunks;
+    int fail_at; /* chunk number to fail, or -1 */
+};
+
+static int sink_write(void *ctx, const uint8_t *data, size_t len) {
+    struct sink *s = ctx;
+    if (s->fail_at >= 0 && (int)s->chunks == s->fail_at) return -1;
+    s->chunks++;
+    if (len > s->chunk_max) s->chunk_max = len;
+    if (s->len + len > s->cap) {
+        s->cap = (s->len + len) * 2;
+        s->p = realloc(s->p, s->cap);
+    }
+    memcpy(s->p + s->len, data, len);
+    s->len += len;
+    return 0;
+}
+
+struct source {
+    const uint8_t *p;
+    size_t len, pos;
+    struct rand rng;
+    size_t fail_after; /* fail a read once pos reaches this (SIZE_MAX: never) */
+};
+
+static int64_t source_read(void *ctx, uint8_t *buf, size_t cap) {
+    struct source *s = ctx;
+    if (s->pos >= s->fail_after) return -5;
+    size_t n = 1 + rand_below(&s->rng, 7); /* tiny, ragged reads */
+    if (n > cap) n = cap;
+    if (n > s->len - s->pos) n = s->len - s->pos;
+    memcpy(buf, s->p + s->pos, n);
+    s->pos += n;
+    return (int64_t)n;
+}
+
+static struct kv *snapshot_sample(uint64_t seed, size_t big) {
+    struct kv *kv = new_kv(seed);
+    uint8_t *v = malloc(big);
+    for (size_t i = 0; i < big; i++) v[i] = (uint8_t)(i * 7);
+    bool ok = kv_set(kv, "", 0, "empty key", 9, KV_NO_EXPIRY, 0, 0) == KV_OK &&
+              kv_set(kv, "empty value", 11, "", 0, T0 + 5, 0, 0) == KV_OK &&
+              kv_set(kv, "a\0b\r\n", 5, "\0\0\0", 3, KV_NO_EXPIRY, 0, 0) == KV_OK &&
+              kv_set(kv, "expired", 7, "x", 1, T0 - 5, 0, 0) == KV_OK &&
+              kv_set(kv, "big", 3, v, big, T0 + 9, 0, 0) == KV_OK &&
+              kv_set(kv, "n", 1, "1", 1, 0, 0, 0) == KV_OK;
+    free(v);
+    if (!ok) {
+        kv_destroy(kv);
+        return NULL;
+    }
+    return kv;
+}
+
+static bool same_item(const struct kv *a, const struct kv *b, const char *key, size_t len,
+                      int64_t now) {
+    struct kv_item x, y;
+    int ra = kv_get(a, key, len, now, &x), rb = kv_get(b, key, len, now, &y);
+    if (ra != rb) return false;
+    if (ra != KV_OK) return true;
+    return x.value_len == y.value_len && memcmp(x.value, y.value, x.value_len) == 0 &&
+           x.expire_ms == y.expire_ms && x.type == y.type;
+}
+
+TEST(snapshot_round_trip) {
+    struct kv *kv = snapshot_sample(21, 300000); /* the big value spans chunks */
+    CHECK(kv != NULL);
+    for (int i = 0; i < 1000; i++) {
+        char k[16];
+        int n = snprintf(k, sizeof(k), "key%d", i);
+        CHECK(kv_set(kv, k, (size_t)n, k, (size_t)n, i % 2 ? T0 + i : KV_NO_EXPIRY, 0, 0) ==
+              KV_OK);
+    }
+    struct sink s = {.fail_at = -1};
+    CHECK(kv_snapshot_write(kv, 12345, sink_write, &s) == KV_OK);
+    CHECK_EQ_U64(s.len, kv_snapshot_size(kv));
+    CHECK(s.chunk_max <= KV_SNAPSHOT_CHUNK_BYTES);
+    CHECK(s.chunks >= 5);
+    struct kv_config c;
+    kv_config_default(&c);
+    c.hash_seed[0] = 999; /* another replica's seed */
+    struct kv *back = NULL;
+    uint64_t applied = 0;
+    char err[200];
+    CHECK(kv_snapshot_load_buffer(&c, s.p, s.len, &back, &applied, err, sizeof(err)) == KV_OK);
+    CHECK_EQ_U64(applied, 12345);
+    CHECK_EQ_U64(kv_count(back), kv_count(kv));
+    CHECK_EQ_U64(kv_count_expires(back), kv_count_expires(kv));
+    CHECK_EQ_U64(kv_digest(back), kv_digest(kv));
+    CHECK(same_item(kv, back, "big", 3, T0));
+    CHECK(same_item(kv, back, "", 0, T0));
+    CHECK(same_item(kv, back, "a\0b\r\n", 5, T0));
+    CHECK(same_item(kv, back, "expired", 7, T0 - 10));
+    CHECK(same_item(kv, back, "key7", 4, T0));
+    /* Through the chunk callback, with ragged reads. */
+    struct source src = {.p = s.p, .len = s.len, .fail_after = SIZE_MAX};
+    rand_seed(&src.rng, 3);
+    struct kv *again = NULL;
+    CHECK(kv_snapshot_load(&c, source_read, &src, &again, &applied, err, sizeof(err)) == KV_OK);
+    CHECK_EQ_U64(kv_digest(again), kv_digest(kv));
+    /* Snapshots of the same content differ in order, not in content. */
+    struct sink s2 = {.fail_at = -1};
+    CHECK(kv_snapshot_write(back, 12345, sink_write, &s2) == KV_OK);
+    CHECK_EQ_U64(s2.len, s.len);
+    /* Errors of the callbacks. */
+    struct sink s3 = {.fail_at = 2};
+    CHECK(kv_snapshot_write(kv, 1, sink_write, &s3) == KV_EIO);
+    struct source bad = {.p = s.p, .len = s.len, .fail_after = 1000};
+    rand_seed(&bad.rng, 3);
+    struct kv *none = (struct kv *)1;
+    CHECK(kv_snapshot_load(&c, source_read, &bad, &none, &applied, err, sizeof(err)) == KV_EIO);
+    CHECK(none == NULL && strstr(err, "offset") != NULL);
+    /* An empty keyspace round-trips too. */
+    struct kv *empty = new_kv(1);
+    struct sink s4 = {.fail_at = -1};
+    CHECK(kv_snapshot_write(empty, 0, sink_write, &s4) == KV_OK);
+    CHECK_EQ_U64(s4.len, KV_SNAPSHOT_HEADER_BYTES + KV_SNAPSHOT_TRAILER_BYTES);
+    struct kv *empty_back = NULL;
+    CHECK(kv_snapshot_load_buffer(&c, s4.p, s4.len, &empty_back, NULL, err, 0) == KV_OK);
+    CHECK_EQ_U64(kv_count(empty_back), 0);
+    kv_destroy(empty_back);
+    kv_destroy(empty);
+    free(s.p);
+    free(s2.p);
+    free(s3.p);
+    free(s4.p);
+    kv_destroy(again);
+    kv_destroy(back);
+    kv_destroy(kv);
+}
+
+static bool load_fails(const struct kv_config *c, const uint8_t *p, size_t len) {
+    struct kv *out = (struct kv *)1;
+    char err[200] = "";
+    int rc = kv_snapshot_load_buffer(c, p, len, &out, NULL, err, sizeof(err));
+    if (rc == KV_OK) kv_destroy(out);
+    return (rc == KV_ECORRUPT || rc == KV_EVERSION) && out == NULL &&
+           strstr(err, "offset") != NULL;
+}
+
+/* Any single corrupted byte, any truncation, any extra byte is refused with
+ * a message naming an offset, without a crash or a leak. */
+TEST(snapshot_corruption_is_detected_at_every_byte) {
+    struct kv *kv = snapshot_sample(23, 40);
+    CHECK(kv != NULL);
+    struct sink s = {.fail_at = -1};
+    CHECK(kv_snapshot_write(kv, 77, sink_write, &s) == KV_OK);
+    struct kv_config c;
+    kv_config_default(&c);
+    uint8_t *p = malloc(s.len + 1);
+    static const uint8_t masks[] = {0x01, 0x80, 0xff, 0x10};
+    uint32_t tried = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        for (size_t m = 0; m < sizeof(masks); m++) {
+            memcpy(p, s.p, s.len);
+            p[i] ^= masks[m];
+            if (!load_fails(&c, p, s.len)) {
+                fprintf(stderr, "  byte %zu mask 0x%02x not detected\n", i, masks[m]);
+                CHECK(false);
+            }
+            tried++;
+        }
+    }
+    for (size_t len = 0; len < s.len; len++) CHECK(load_fails(&c, s.p, len));
+    memcpy(p, s.p, s.len);
+    p[s.len] = 0;
+    CHECK(load_fails(&c, p, s.len + 1));
+    /* A version we do not know is named as such. */
+    char err[200];
+    struct kv *out = NULL;
+    memcpy(p, s.p, s.len);
+    p[8] = 2;
+    uint32_t crc = crc32c(0, p, 40);
+    for (int b = 0; b < 4; b++) p[40 + b] = (uint8_t)(crc >> (8 * b));
+    CHECK(kv_snapshot_load_buffer(&c, p, s.len, &out, NULL, err, sizeof(err)) == KV_EVERSION);
+    CHECK(strstr(err, "offset 8") != NULL);
+    /* Records over the loader's limits are refused before allocating. */
+    c.key_bytes_max = 5;
+    CHECK(kv_snapshot_load_buffer(&c, s.p, s.len, &out, NULL, err, sizeof(err)) == KV_ECORRUPT);
+    CHECK(strstr(err, "key length") != NULL);
+    kv_config_default(&c);
+    c.value_bytes_max = 20;
+    CHECK(kv_snapshot_load_buffer(&c, s.p, s.len, &out, NULL, err, sizeof(err)) == KV_ECORRUPT);
+    CHECK(strstr(err, "value length") != NULL);
+    kv_config_default(&c);
+    c.keys_max = 3;
+    CHECK(kv_snapshot_load_buffer(&c, s.p, s.len, &out, NULL, err, sizeof(err)) == KV_ECORRUPT);
+    CHECK(strstr(err, "offset 24") != NULL);
+    CHECK(tried > 4 * 100);
+    free(p);
+    free(s.p);
+    kv_destroy(kv);
+}
+
+/* ---- Limits, bad input, memory ---- */
+
+TEST(limits_and_bad_input) {
+    struct kv_config c;
+    kv_config_default(&c);
+    c.key_bytes_max = 8;
+    c.value_bytes_max = 16;
+    c.keys_max = 3;
+    struct kv *kv = kv_create(&c);
+    CHECK(kv != NULL);
+    uint8_t big[32] = {0};
+    CHECK(kv_set(kv, big, 9, "v", 1, KV_NO_EXPIRY, 0, 0) == KV_ETOOBIG);
+    CHECK(kv_set(kv, "k", 1, big, 17, KV_NO_EXPIRY, 0, 0) == KV_ETOOBIG);
+    CHECK(kv_set(kv, big, 8, big, 16, KV_NO_EXPIRY, 0, 0) == KV_OK);
+    CHECK(kv_get(kv, big, 9, 0, NULL) == KV_ENOTFOUND);
+    CHECK(kv_delete(kv, big, 9, 0) == KV_ENOTFOUND);
+    CHECK(kv_set(kv, "a", 1, "v", 1, KV_NO_EXPIRY, KV_SET_NX | KV_SET_XX, 0) == KV_EINVAL);
+    CHECK(kv_set(kv, "a", 1, "v", 1, 5, KV_SET_KEEPTTL, 0) == KV_EINVAL);
+    CHECK(kv_set(kv, "a", 1, "v", 1, -2, 0, 0) == KV_EINVAL);
+    CHECK(kv_set(kv, "a", 1, "v", 1, KV_NO_EXPIRY, 1u << 7, 0) == KV_EINVAL);
+    CHECK(kv_set(kv, "a", 1, NULL, 1, KV_NO_EXPIRY, 0, 0) == KV_EINVAL);
+    CHECK(kv_set(kv, "a", 1, "v", 1, KV_NO_EXPIRY, 0, 0) == KV_OK);
+    CHECK(kv_set(kv, "b", 1, "v", 1, KV_NO_EXPIRY, 0, 0) == KV_OK);
+    CHECK(kv_set(kv, "c", 1, "v", 1, KV_NO_EXPIRY, 0, 0) == KV_EFULL);
+    CHECK(kv_set(kv, "b", 1, "w", 1, KV_NO_EXPIRY, 0, 0) == KV_OK); /* overwrite: fine */
+    CHECK(kv_expire_set(kv, "a", 1, 0, -1) == KV_EINVAL);
+    CHECK(kv_rename(kv, "a", 1, big, 9, 0, 0) == KV_ETOOBIG);
+    CHECK(kv_rename(kv, "a", 1, "a", 1, 0, 0) == KV_OK);
+    CHECK(kv_rename(kv, "a", 1, "b", 1, 0, KV_RENAME_NX) == KV_ENOTSET);
+    CHECK(kv_rename(kv, "a", 1, "b", 1, 0, 0) == KV_OK);
+    CHECK_EQ_U64(kv_count(kv), 2);
+    CHECK(kv_rename(kv, "a", 1, "c", 1, 0, 0) == KV_ENOTFOUND);
+    CHECK(kv_rename(kv, "b", 1, "c", 1, 0, 1u << 5) == KV_EINVAL);
+    kv_destroy(kv);
+    c.key_bytes_max = 0;
+    CHECK(kv_create(&c) == NULL);
+    kv_config_default(&c);
+    c.keys_max = KV_KEYS_LIMIT + 1;
+    CHECK(kv_create(&c) == NULL);
+    CHECK(kv_create(NULL) == NULL);
+    kv_destroy(NULL);
+    for (int e = 0; e >= -11; e--) CHECK(kv_strerror(e) != NULL);
+    CHECK(strcmp(kv_strerror(KV_ENOTFOUND), kv_strerror(KV_EFULL)) != 0);
+}
+
+/* Large values: setting and clearing the expiry works in place; replacing
+ * a value with one of another size does not leak or miscount. */
+TEST(large_values_and_accounting) {
+    struct kv *kv = new_kv(31);
+    uint64_t base = kv_memory_bytes(kv);
+    static uint8_t v[1 << 20];
+    for (size_t i = 0; i < sizeof(v); i++) v[i] = (uint8_t)(i ^ (i >> 8));
+    CHECK(kv_set(kv, "big", 3, v, sizeof(v), KV_NO_EXPIRY, 0, 0) == KV_OK);
+    struct kv_item it;
+    CHECK(kv_get(kv, "big", 3, 0, &it) == KV_OK);
+    const uint8_t *where = it.value;
+    CHECK(kv_expire_set(kv, "big", 3, 0, 100) == KV_OK);
+    CHECK(kv_expire_clear(kv, "big", 3, 0) == KV_OK);
+    CHECK(kv_get(kv, "big", 3, 0, &it) == KV_OK);
+    CHECK(it.value == where); /* no copy of the megabyte */
+    CHECK(kv_set(kv, "big", 3, it.value + 1, 1000, KV_NO_EXPIRY, 0, 0) == KV_OK); /* aliasing */
+    CHECK(kv_get(kv, "big", 3, 0, &it) == KV_OK);
+    CHECK(it.value_len == 1000 && memcmp(it.value, v + 1, 1000) == 0);
+    where = it.value;
+    CHECK(kv_set(kv, "big", 3, it.value, 1000, KV_NO_EXPIRY, 0, 0) == KV_OK); /* in place */
+    CHECK(kv_set(kv, "big", 3, v, 1000, KV_NO_EXPIRY, 0, 0) == KV_OK);
+    CHECK(kv_get(kv, "big", 3, 0, &it) == KV_OK);
+    CHECK(it.value == where && memcmp(it.value, v, 1000) == 0);
+    CHECK(kv_delete(kv, "big", 3, 0) == KV_OK);
+    while (kv_rehash_step(kv, 10)) {
+    }
+    struct kv_stats st;
+    kv_stats(kv, &st);
+    CHECK_EQ_U64(kv_memory_bytes(kv), base + st.buckets[0] * sizeof(void *));
+    CHECK_EQ_U64(st.data_bytes, 0);
+    kv_destroy(kv);
+}
+
+
+/* 16-byte keys, 64-byte values: what one key costs. The figure to compare
+ * with Redis is the release build's (build/kv-mem, 1M keys). */
+TEST(memory_per_key) {
+    const uint32_t n = KV_TEST_MEM_KEYS;
+#ifdef KV_TEST_MEM_ONLY
+    struct mallinfo2 m0 = mallinfo2();
+    size_t heap0 = m0.uordblks + m0.hblkhd;
+#endif
+    double t0 = seconds_now();
+    struct kv *kv = new_kv(77);
+    char key[17];
+    uint8_t value[64];
+    memset(value, 'v', sizeof(value));
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "key:%012u", i);
+        CHECK(kv_set(kv, key, 16, value, 64, KV_NO_EXPIRY, 0, 0) == KV_OK);
+    }
+    while (kv_rehash_step(kv, 1000)) {
+    }
+    double t1 = seconds_now();
+    struct kv_stats st;
+    kv_stats(kv, &st);
+    double per_key = (double)kv_memory_bytes(kv) / n;
+    printf("kv memory: %u keys (16 B key, 64 B value): %.1f bytes/key requested "
+           "(%" PRIu64 " buckets), insert %.0f ns/key\n",
+           n, per_key, st.buckets[0], (t1 - t0) * 1e9 / n);
+#ifdef KV_TEST_MEM_ONLY
+    struct mallinfo2 m1 = mallinfo2();
+    double heap = (double)(m1.uordblks + m1.hblkhd - heap0) / n;
+    printf("kv memory: %.1f bytes/key from the allocator (glibc mallinfo2: chunks with "
+           "headers, and mmapped blocks)\n",
+           heap);
+#endif
+    CHECK(per_key >= 16 + 64 + KV_ENTRY_HEADER_BYTES);
+    CHECK(per_key <= 16 + 64 + KV_ENTRY_HEADER_BYTES + 8 + 2 * 8 + 1);
+    kv_destroy(kv);
+}
+
+int main(void) {
+    static const struct test_case cases[] = {
+        TEST_ENTRY(siphash_matches_reference_vectors),
+        TEST_ENTRY(differential_against_model),
+        TEST_ENTRY(scan_reports_every_stable_key_across_resizes),
+        TEST_ENTRY(scan_without_changes_reports_each_key_once),
+        TEST_ENTRY(scan_step_work_is_bounded),
+        TEST_ENTRY(glob_matches_redis_semantics),
+        TEST_ENTRY(keys_uses_glob_and_skips_expired),
+        TEST_ENTRY(expiry_is_logical_until_deleted),
+        TEST_ENTRY(expired_sample_covers_the_table_in_bounded_calls),
+        TEST_ENTRY(random_key_is_quick_when_sparse_and_fair_when_settled),
+        TEST_ENTRY(snapshot_round_trip),
+        TEST_ENTRY(snapshot_corruption_is_detected_at_every_byte),
+        TEST_ENTRY(limits_and_bad_input),
+        TEST_ENTRY(large_values_and_accounting),
+        TEST_ENTRY(memory_per_key), /* last: the memory-only build runs just this */
+    };
+    int count = (int)(sizeof(cases) / sizeof(cases[0]));
+#ifdef KV_TEST_MEM_ONLY
+    return test_run("kv_mem", cases + count - 1, 1);
+#else
+    return test_run("test_kv", cases, count);
+#endif
+}
