@@ -58,7 +58,8 @@ struct node__key {
 #define NODE__FIELD(f) offsetof(struct node_config, f), sizeof(((struct node_config *)0)->f)
 
 static const struct node__key node__keys[] = {
-    {"id", NODE__U64, NODE__FIELD(id), 1, UINT64_MAX, "N", "this node's id, one of the --cluster ids"},
+    {"id", NODE__U64, NODE__FIELD(id), 1, UINT64_MAX, "N",
+     "this node's id, one of the --cluster ids"},
     {"cluster", NODE__CLUSTER, NODE__FIELD(members), 1, NODE_PEERS_MAX, "LIST",
      "members: id=host:port:peer-port,..."},
     {"cluster-id", NODE__U64, NODE__FIELD(cluster_id), 1, UINT64_MAX, "N",
@@ -69,7 +70,8 @@ static const struct node__key node__keys[] = {
      "IPv4 address to listen on"},
     {"port", NODE__PORT, NODE__FIELD(port), 1, 65535, "PORT", "client (RESP) port"},
     {"peer-port", NODE__PORT, NODE__FIELD(peer_port), 1, 65535, "PORT", "Raft peer port"},
-    {"tick-ms", NODE__U32, NODE__FIELD(tick_ms), 1, 10000, "MS", "Raft clock tick in milliseconds"},
+    {"tick-ms", NODE__U32, NODE__FIELD(tick_ms), 1, 10000, "MS",
+     "Raft clock tick in milliseconds"},
     {"election-ticks", NODE__U32, NODE__FIELD(election_ticks), 2, 100000, "N",
      "election timeout in ticks, random in [e, 2e)"},
     {"heartbeat-ticks", NODE__U32, NODE__FIELD(heartbeat_ticks), 1, 100000, "N",
@@ -575,10 +577,10 @@ void node_config_default(struct node_config *config) {
     snprintf(config->bind, sizeof(config->bind), "127.0.0.1");
     config->cluster_id = 1;
     config->tick_ms = 20;
-    config->election_ticks = 10;
+    config->election_ticks = 15;
     config->heartbeat_ticks = 2;
     config->lease_read = false;
-    config->snapshot_entries = 10000;
+    config->snapshot_entries = 100000;
     config->maxclients = 10000;
     config->proto_max_bulk_len = 512 * NODE__MB;
     config->client_query_buffer_limit = 1024 * NODE__MB;

@@ -32,10 +32,10 @@ struct node_config {
     uint64_t cluster_id;                /* "cluster-id": refuses peers of another cluster */
     /* Raft timing */
     uint32_t tick_ms;                   /* "tick-ms": 20 */
-    uint32_t election_ticks;            /* "election-ticks": 10 */
+    uint32_t election_ticks;            /* "election-ticks": 15 (300-600 ms) */
     uint32_t heartbeat_ticks;           /* "heartbeat-ticks": 2 */
     bool lease_read;                    /* "lease-read": no */
-    uint64_t snapshot_entries;          /* "snapshot-entries": 10000 applied entries */
+    uint64_t snapshot_entries;          /* "snapshot-entries": 100000 applied entries */
     /* client limits (Redis's names) */
     uint32_t maxclients;                /* "maxclients": 10000 */
     uint64_t proto_max_bulk_len;        /* "proto-max-bulk-len": 512mb */

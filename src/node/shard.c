@@ -523,6 +523,7 @@ static int shard__buf_write(void *ctx, const uint8_t *data, size_t len) {
  * them) and the WAL retire the segments that only held that log. */
 static void shard__maybe_compact(struct node *n, struct shard *s) {
     if (s->applied - s->snapshot_index < n->cfg.snapshot_entries) return;
+    uint64_t started = node_mono_ms(n);
     uint64_t size = kv_snapshot_size(s->kv);
     if (size > RAFT_SNAPSHOT_BYTES_MAX) return; /* too big to ship: keep the log */
     struct shard__buf b = {malloc(size ? size : 1), 0, size};
@@ -548,6 +549,10 @@ static void shard__maybe_compact(struct node *n, struct shard *s) {
     free(b.data);
     s->snapshot_index = s->applied;
     n->stats.snapshots++;
+    uv_update_time(n->loop);
+    node_log(n, "group %llu: snapshot at %llu, %llu bytes, %llu ms on the loop",
+             (unsigned long long)s->group, (unsigned long long)s->applied,
+             (unsigned long long)size, (unsigned long long)(node_mono_ms(n) - started));
     int rc = wal_append_snapshot_mark(n->wal, s->group, meta.index, meta.term,
                                       WAL_MARK_COMPACTED);
     s->gc_due = true; /* once the mark is durable: after the next flush */

@@ -54,10 +54,10 @@ TEST(defaults_match_the_header) {
     CHECK_EQ_U64(c.peer_port, 0);
     CHECK_EQ_U64(c.cluster_id, 1);
     CHECK_EQ_U64(c.tick_ms, 20);
-    CHECK_EQ_U64(c.election_ticks, 10);
+    CHECK_EQ_U64(c.election_ticks, 15);
     CHECK_EQ_U64(c.heartbeat_ticks, 2);
     CHECK(!c.lease_read);
-    CHECK_EQ_U64(c.snapshot_entries, 10000);
+    CHECK_EQ_U64(c.snapshot_entries, 100000);
     CHECK_EQ_U64(c.maxclients, 10000);
     CHECK_EQ_U64(c.proto_max_bulk_len, 512ull << 20);
     CHECK_EQ_U64(c.client_query_buffer_limit, 1ull << 30);
@@ -258,7 +258,7 @@ static const struct {
     {ONE " --tick-ms 20ms", "--tick-ms: not a number: 20ms"},
     {ONE " --election-ticks 1", "--election-ticks: must be at least 2: 1"},
     {ONE " --heartbeat-ticks 0", "--heartbeat-ticks: must be at least 1: 0"},
-    {ONE " --heartbeat-ticks 10", "heartbeat-ticks (10) must be less than election-ticks (10)"},
+    {ONE " --heartbeat-ticks 15", "heartbeat-ticks (15) must be less than election-ticks (15)"},
     {ONE " --election-ticks 3 --heartbeat-ticks 4",
      "heartbeat-ticks (4) must be less than election-ticks (3)"},
     {ONE " --maxclients 0", "--maxclients: must be at least 1: 0"},
@@ -505,10 +505,10 @@ TEST(usage_lists_every_key_with_its_default) {
         "--port PORT                        from cluster ",
         "--peer-port PORT                   from cluster ",
         "--tick-ms MS                       20 ",
-        "--election-ticks N                 10 ",
+        "--election-ticks N                 15 ",
         "--heartbeat-ticks N                2 ",
         "--lease-read yes|no                no ",
-        "--snapshot-entries N               10000 ",
+        "--snapshot-entries N               100000 ",
         "--maxclients N                     10000 ",
         "--proto-max-bulk-len SIZE          512mb ",
         "--client-query-buffer-limit SIZE   1gb ",
