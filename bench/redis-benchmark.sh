@@ -33,7 +33,7 @@ follower=$(( leader % 3 + 1 ))
 run() { # port pipeline test -> requests per second and p50
   echo "  running: port $1 -P $2 -t $3" >&2
   redis-benchmark -p "$1" -n "$n" -c "$c" -P "$2" -t "$3" -r 1000000 -d 64 --csv 2>/dev/null |
-    tail -n 1 | tr -d '"' | awk -F, '{printf "%d %s", $2, $6}'
+    tr -d '"' | awk -F, '$1 ~ /^(SET|GET)$/ {r=$2; p=$5} END {printf "%d %s", r, (p == "" ? "error" : p)}'
 }
 echo "redis-benchmark -n $n -c $c -r 1000000 -d 64, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
 echo

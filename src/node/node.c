@@ -126,6 +126,7 @@ static void node__pump_cb(uv_prepare_t *h) {
 static void node__tick_cb(uv_timer_t *t) {
     struct node *n = t->data;
     n->shard.ticks_due++;
+    shard_poll_snapshot(n, &n->shard);
     node_wake(n);
 }
 

@@ -117,6 +117,9 @@ struct shard {
     struct kv *kv;
     bool in_ready; /* between raft_ready() and raft_advance() */
     bool gc_due;   /* a snapshot mark was appended: retire WAL segments after it is durable */
+    int snap_child; /* pid of the background snapshot writer, 0 if none */
+    struct raft_snapshot_meta snap_meta;
+    uint64_t snap_started_ms;
     struct raft_ready rd;
     uint64_t applied;
     uint64_t snapshot_index;
@@ -216,6 +219,8 @@ void shard_write(struct node *n, struct shard *s, struct client *c, struct slot 
 void shard_read(struct node *n, struct shard *s, struct client *c, struct slot *slot,
                 const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv);
 void shard_forget_client(struct shard *s, const struct client *c);
+/* Reaps a finished background snapshot and compacts behind it. */
+void shard_poll_snapshot(struct node *n, struct shard *s);
 
 /* peer.c */
 int peer_start(struct node *n);

@@ -9,6 +9,9 @@
 #include "node/node_int.h"
 #include "node/snapshot.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #define SHARD_EXPIRE_KEY "__shoal_expire"
 #define SHARD_ENTRY_BYTES_MAX (32u << 20)
 
@@ -518,45 +521,82 @@ static int shard__buf_write(void *ctx, const uint8_t *data, size_t len) {
     return 0;
 }
 
-/* Every snapshot_entries applied entries: saves the keyspace durably, lets
- * Raft drop the log behind it (keeping the bytes for followers that need
- * them) and the WAL retire the segments that only held that log. */
+/* Every snapshot_entries applied entries the keyspace is saved in the
+ * background: a forked child writes the copy-on-write image of this moment
+ * to `<snap>.bg` (tmp file, fsync, rename, directory fsync) and exits; the
+ * loop goes on applying. shard_poll_snapshot() reaps it, renames the file
+ * into place, lets Raft drop the log behind it (keeping the bytes for
+ * followers that need them) and, once the mark is durable, the WAL retire
+ * the segments that only held that log. Measured before this: writing a
+ * 17 MB snapshot on the loop held it 182-291 ms, enough to cost the leader
+ * its lease under load. */
 static void shard__maybe_compact(struct node *n, struct shard *s) {
-    if (s->applied - s->snapshot_index < n->cfg.snapshot_entries) return;
-    uint64_t started = node_mono_ms(n);
-    uint64_t size = kv_snapshot_size(s->kv);
-    if (size > RAFT_SNAPSHOT_BYTES_MAX) return; /* too big to ship: keep the log */
-    struct shard__buf b = {malloc(size ? size : 1), 0, size};
-    if (b.data == NULL) return;
-    if (kv_snapshot_write(s->kv, s->applied, shard__buf_write, &b) != KV_OK || b.len != size) {
-        free(b.data);
-        return;
-    }
+    if (s->snap_child != 0 || s->applied - s->snapshot_index < n->cfg.snapshot_entries) return;
     struct raft_snapshot_meta meta = {.index = s->applied,
                                       .term = raft_term_at(s->raft, s->applied),
                                       .conf = *raft_conf(s->raft)};
     char path[NODE_PATH_BYTES + 64];
-    char err[512];
     shard__snap_path(n, s, path, sizeof(path));
-    if (snapshot_save(&n->io, n->cfg.dir, path, s->group, &meta, b.data, size, err,
-                      sizeof(err)) != 0) {
-        node_fatal(n, "%s", err);
-    }
-    if (raft_compact(s->raft, s->applied, b.data, size) != RAFT_OK) {
-        free(b.data);
+    strcat(path, ".bg");
+    pid_t pid = fork();
+    if (pid < 0) {
+        node_log(n, "snapshot: fork failed; will retry");
         return;
     }
-    free(b.data);
-    s->snapshot_index = s->applied;
+    if (pid == 0) {
+        uint64_t size = kv_snapshot_size(s->kv);
+        struct shard__buf b = {malloc(size ? size : 1), 0, size};
+        char err[512];
+        int rc = b.data == NULL || size > RAFT_SNAPSHOT_BYTES_MAX ||
+                 kv_snapshot_write(s->kv, meta.index, shard__buf_write, &b) != KV_OK ||
+                 b.len != size ||
+                 snapshot_save(&n->io, n->cfg.dir, path, s->group, &meta, b.data, size, err,
+                               sizeof(err)) != 0;
+        _exit(rc);
+    }
+    s->snap_child = pid;
+    s->snap_meta = meta;
+    s->snap_started_ms = node_mono_ms(n);
+}
+
+void shard_poll_snapshot(struct node *n, struct shard *s) {
+    if (s->snap_child == 0 || s->in_ready) return;
+    int status = 0;
+    pid_t done = waitpid(s->snap_child, &status, WNOHANG);
+    if (done == 0) return;
+    s->snap_child = 0;
+    char bg[NODE_PATH_BYTES + 72];
+    char path[NODE_PATH_BYTES + 64];
+    char err[512] = "";
+    shard__snap_path(n, s, path, sizeof(path));
+    snprintf(bg, sizeof(bg), "%s.bg", path);
+    if (done < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        node_log(n, "snapshot: the background writer failed (status %d); will retry", status);
+        return;
+    }
+    if (s->snapshot_index >= s->snap_meta.index) { /* a leader's snapshot came meanwhile */
+        n->io.unlink(&n->io, bg);
+        return;
+    }
+    struct snapshot_file snap;
+    int rc = snapshot_load(&n->io, bg, s->group, &snap, err, sizeof(err));
+    if (rc != 0) node_fatal(n, "%s", rc == 1 ? "snapshot: the background file vanished" : err);
+    if (n->io.rename(&n->io, bg, path) != 0 || n->io.dir_sync(&n->io, n->cfg.dir) != 0) {
+        node_fatal(n, "snapshot: cannot rename %s into place", bg);
+    }
+    rc = raft_compact(s->raft, snap.meta.index, snap.data, snap.size);
+    snapshot_file_free(&snap);
+    if (rc != RAFT_OK) return; /* a configuration changed since: the next one will do */
+    s->snapshot_index = s->snap_meta.index;
     n->stats.snapshots++;
-    uv_update_time(n->loop);
-    node_log(n, "group %llu: snapshot at %llu, %llu bytes, %llu ms on the loop",
-             (unsigned long long)s->group, (unsigned long long)s->applied,
-             (unsigned long long)size, (unsigned long long)(node_mono_ms(n) - started));
-    int rc = wal_append_snapshot_mark(n->wal, s->group, meta.index, meta.term,
-                                      WAL_MARK_COMPACTED);
-    s->gc_due = true; /* once the mark is durable: after the next flush */
+    rc = wal_append_snapshot_mark(n->wal, s->group, s->snap_meta.index, s->snap_meta.term,
+                                  WAL_MARK_COMPACTED);
     if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
+    s->gc_due = true; /* once the mark is durable: after the next flush */
+    uv_update_time(n->loop);
+    node_log(n, "group %llu: snapshot at %llu (%llu ms in the background)",
+             (unsigned long long)s->group, (unsigned long long)s->snap_meta.index,
+             (unsigned long long)(node_mono_ms(n) - s->snap_started_ms));
     node_wake(n);
 }
 
@@ -611,6 +651,7 @@ void shard_finish(struct node *n, struct shard *s) {
         client_resume_all(n);
     }
     shard__serve_reads(s);
+    shard_poll_snapshot(n, s);
     shard__maybe_compact(n, s);
     shard__expire(n, s);
 }

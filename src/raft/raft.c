@@ -1261,7 +1261,12 @@ void raft_advance(struct raft *r) {
 
 int raft_compact(struct raft *r, uint64_t index, const uint8_t *data, uint64_t size) {
     assert(!r->ready_out);
-    if (index != r->log.applied || index <= r->log.snapshot_index) return RAFT_EINVAL;
+    if (index > r->log.applied || index <= r->log.snapshot_index) return RAFT_EINVAL;
+    /* r->conf is the configuration at index only if none was applied since */
+    for (uint64_t i = index + 1; i <= r->log.applied; i++) {
+        const struct raft_entry *e = raft_log_entry(&r->log, i);
+        if (e != NULL && e->type == RAFT_ENTRY_CONF) return RAFT_EBUSY;
+    }
     if (size > RAFT_SNAPSHOT_BYTES_MAX) return RAFT_ETOOBIG;
     uint8_t *copy = NULL;
     if (size > 0) {

@@ -219,8 +219,10 @@ void raft_ready(struct raft *r, struct raft_ready *out);
 void raft_advance(struct raft *r);
 
 /* Compacts the log: the state machine has been saved as `data` at `index`
- * (which must be applied). The core keeps a copy to send to followers that
- * are behind the log. */
+ * (applied, and after the current snapshot). `index` may be behind the
+ * applied index (a snapshot written in the background while applying went
+ * on), but RAFT_EBUSY if a configuration entry was applied since it. The
+ * core keeps a copy to send to followers that are behind the log. */
 int raft_compact(struct raft *r, uint64_t index, const uint8_t *data, uint64_t size)
     __attribute__((warn_unused_result));
 

@@ -47,9 +47,36 @@ static const uint32_t crc32c__table[256] = {
     0xbe2da0a5u, 0x4c4623a6u, 0x5f16d052u, 0xad7d5351u,
 };
 
-uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
-    const uint8_t *p = data;
-    crc = ~crc;
+static uint32_t crc32c__soft(uint32_t crc, const uint8_t *p, size_t len) {
     for (size_t i = 0; i < len; i++) crc = crc32c__table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
-    return ~crc;
+    return crc;
 }
+
+#if defined(__x86_64__)
+#include <string.h>
+
+/* SSE4.2's crc32 instruction computes CRC-32C: 8 bytes per instruction,
+ * about ten times the table's speed (WAL records, frames, snapshots). */
+__attribute__((target("sse4.2"))) static uint32_t crc32c__hw(uint32_t crc, const uint8_t *p,
+                                                               size_t len) {
+    uint64_t c = crc;
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t word;
+        memcpy(&word, p, 8);
+        c = __builtin_ia32_crc32di(c, word);
+    }
+    uint32_t c32 = (uint32_t)c;
+    for (; len > 0; p++, len--) c32 = __builtin_ia32_crc32qi(c32, *p);
+    return c32;
+}
+
+uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
+    static int hw = -1; /* decided once; the answer never changes */
+    if (hw < 0) hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    return ~(hw ? crc32c__hw(~crc, data, len) : crc32c__soft(~crc, data, len));
+}
+#else
+uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
+    return ~crc32c__soft(~crc, data, len);
+}
+#endif

@@ -1,6 +1,6 @@
 /* crc32c.h: CRC-32C (Castagnoli), the checksum of every record on disk and
- * frame on the wire. Table-driven (a constant table); a hardware (SSE4.2)
- * path can replace it when a profile asks for it. */
+ * frame on the wire. Uses the SSE4.2 crc32 instruction when the CPU has
+ * it (decided once, a benign race between threads), else a table. */
 #ifndef SHOAL_CRC32C_H
 #define SHOAL_CRC32C_H
 

@@ -322,6 +322,9 @@ TEST(snapshot_is_sent_in_chunks_and_installed) {
     CHECK_EQ_U64(applied, 32);
     static uint8_t image[10500];
     for (size_t i = 0; i < sizeof(image); i++) image[i] = (uint8_t)(i * 7);
+    CHECK(raft_compact(net.r[1], applied + 1, image, sizeof(image)) == RAFT_EINVAL);
+    CHECK(raft_compact(net.r[1], applied - 2, image, sizeof(image)) == RAFT_OK); /* behind */
+    CHECK(raft_compact(net.r[1], applied - 2, image, sizeof(image)) == RAFT_EINVAL);
     CHECK(raft_compact(net.r[1], applied, image, sizeof(image)) == RAFT_OK);
     CHECK_EQ_U64(raft_first_index(net.r[1]), 33);
     CHECK(raft_entry_at(net.r[1], 10) == NULL);
