@@ -10,11 +10,15 @@ c=${2:-50}
 tmp=$(mktemp -d /tmp/shoal-bench-XXXXXX)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$tmp"
 }
-trap cleanup EXIT INT TERM
+# INT/TERM end the script (the EXIT trap then cleans up); a trap that
+# returned would let the loops below go on with clobbered variables.
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 make -s build/shoal >/dev/null
 redis-server --port 6399 --bind 127.0.0.1 --save "" --appendonly yes --appendfsync always \
   --dir "$tmp" --daemonize no >"$tmp/redis.log" 2>&1 &
