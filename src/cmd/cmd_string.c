@@ -213,42 +213,37 @@ CMD_FN(cmd_getex) {
     }
 }
 
-CMD_FN(cmd_mset) {
+/* MSET's and MSETNX's common part: checks the pairs, stores them all.
+ * Returns false after replying an error. */
+static bool cmd__mset_all(const struct cmd_env *env, uint32_t argc, const struct resp_arg *argv,
+                          const char *name, bool only_if_none, struct resp_out *out) {
     if (argc % 2 == 0) {
-        resp_write_errorf(out, "ERR wrong number of arguments for 'mset' command");
-        return;
+        resp_write_errorf(out, "ERR wrong number of arguments for '%s' command", name);
+        return false;
+    }
+    for (uint32_t i = 1; only_if_none && i < argc; i += 2) {
+        if (kv_exists(env->kv, argv[i].data, argv[i].len, env->now_ms)) {
+            resp_write_int(out, 0);
+            return false;
+        }
     }
     for (uint32_t i = 1; i < argc; i += 2) {
         int rc = kv_set(env->kv, argv[i].data, argv[i].len, argv[i + 1].data, argv[i + 1].len,
                         KV_NO_EXPIRY, 0, env->now_ms);
         if (rc != KV_OK) {
             cmd_reply_kv_error(out, rc);
-            return;
+            return false;
         }
     }
-    resp_write_simple(out, "OK", 2);
+    return true;
+}
+
+CMD_FN(cmd_mset) {
+    if (cmd__mset_all(env, argc, argv, "mset", false, out)) resp_write_simple(out, "OK", 2);
 }
 
 CMD_FN(cmd_msetnx) {
-    if (argc % 2 == 0) {
-        resp_write_errorf(out, "ERR wrong number of arguments for 'msetnx' command");
-        return;
-    }
-    for (uint32_t i = 1; i < argc; i += 2) {
-        if (kv_exists(env->kv, argv[i].data, argv[i].len, env->now_ms)) {
-            resp_write_int(out, 0);
-            return;
-        }
-    }
-    for (uint32_t i = 1; i < argc; i += 2) {
-        int rc = kv_set(env->kv, argv[i].data, argv[i].len, argv[i + 1].data, argv[i + 1].len,
-                        KV_NO_EXPIRY, 0, env->now_ms);
-        if (rc != KV_OK) {
-            cmd_reply_kv_error(out, rc);
-            return;
-        }
-    }
-    resp_write_int(out, 1);
+    if (cmd__mset_all(env, argc, argv, "msetnx", true, out)) resp_write_int(out, 1);
 }
 
 /* Stores buf as key's new value, keeping its expiry. */

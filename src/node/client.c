@@ -242,22 +242,9 @@ static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
 
 /* Keeps a parsed command (argv and bytes in one allocation) for later. */
 static void client__hold(struct client *c, const struct resp_cmd *cmd) {
-    size_t bytes = cmd->argc * sizeof(struct resp_arg);
-    for (uint32_t i = 0; i < cmd->argc; i++) bytes += cmd->argv[i].len;
-    struct resp_arg *copy = malloc(bytes + 1);
-    if (copy == NULL) {
-        client__close(c);
-        return;
-    }
-    char *p = (char *)(copy + cmd->argc);
-    for (uint32_t i = 0; i < cmd->argc; i++) {
-        if (cmd->argv[i].len > 0) memcpy(p, cmd->argv[i].data, cmd->argv[i].len);
-        copy[i].data = p;
-        copy[i].len = cmd->argv[i].len;
-        p += cmd->argv[i].len;
-    }
-    c->held_argv = copy;
+    c->held_argv = node_argv_copy(cmd->argc, cmd->argv);
     c->held_argc = cmd->argc;
+    if (c->held_argv == NULL) client__close(c);
 }
 
 static void client__pause(struct client *c) {
@@ -341,18 +328,7 @@ void client_resume(struct client *c) {
 static void client__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
     struct client *c = h->data;
-    if (c->in_cap - c->in_len < NODE_READ_BYTES) {
-        size_t cap = c->in_cap ? c->in_cap * 2 : NODE_READ_BYTES;
-        while (cap - c->in_len < NODE_READ_BYTES) cap *= 2;
-        char *p = realloc(c->in, cap);
-        if (p == NULL) {
-            *buf = uv_buf_init(NULL, 0);
-            return;
-        }
-        c->in = p;
-        c->in_cap = cap;
-    }
-    *buf = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+    node_read_buf(&c->in, &c->in_cap, c->in_len, buf);
 }
 
 static void client__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {

@@ -49,6 +49,36 @@ void node_fatal(struct node *n, const char *fmt, ...) {
     _exit(1);
 }
 
+struct resp_arg *node_argv_copy(uint32_t argc, const struct resp_arg *argv) {
+    size_t bytes = argc * sizeof(struct resp_arg);
+    for (uint32_t i = 0; i < argc; i++) bytes += argv[i].len;
+    struct resp_arg *copy = malloc(bytes + 1);
+    if (copy == NULL) return NULL;
+    char *p = (char *)(copy + argc);
+    for (uint32_t i = 0; i < argc; i++) {
+        if (argv[i].len > 0) memcpy(p, argv[i].data, argv[i].len);
+        copy[i].data = p;
+        copy[i].len = argv[i].len;
+        p += argv[i].len;
+    }
+    return copy;
+}
+
+void node_read_buf(char **data, size_t *cap, size_t len, uv_buf_t *buf) {
+    if (*cap - len < NODE_READ_BYTES) {
+        size_t want = *cap ? *cap * 2 : NODE_READ_BYTES * 2;
+        while (want - len < NODE_READ_BYTES) want *= 2;
+        char *p = realloc(*data, want);
+        if (p == NULL) {
+            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS: the stream closes */
+            return;
+        }
+        *data = p;
+        *cap = want;
+    }
+    *buf = uv_buf_init(*data + len, (unsigned)(*cap - len));
+}
+
 bool node_is_leader(const struct node *n) { return raft_role(n->shard.raft) == RAFT_LEADER; }
 
 uint64_t node_leader(const struct node *n) { return raft_leader(n->shard.raft); }

@@ -161,7 +161,7 @@ struct peer_conn { /* an accepted connection from another node */
     struct peer_conn *prev, *next;
     uv_tcp_t tcp;
     uint64_t from; /* node id after HELLO */
-    uint8_t *in;
+    char *in;
     size_t in_len, in_cap;
     bool closing;
 };
@@ -204,6 +204,11 @@ uint64_t node_mono_ms(const struct node *n);
 void node_log(const struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void node_fatal(struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void node_wake(struct node *n); /* run node_pump() again soon */
+/* argv and its bytes copied into one allocation (free() it); NULL on ENOMEM. */
+struct resp_arg *node_argv_copy(uint32_t argc, const struct resp_arg *argv);
+/* A libuv read buffer: grows data[0, *cap) so that NODE_READ_BYTES fit
+ * after len, and points buf there (an empty buf on ENOMEM). */
+void node_read_buf(char **data, size_t *cap, size_t len, uv_buf_t *buf);
 bool node_is_leader(const struct node *n);
 uint64_t node_leader(const struct node *n);
 

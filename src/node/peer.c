@@ -142,18 +142,7 @@ static void peer__conn_close(struct peer_conn *c) {
 static void peer__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
     struct peer_conn *c = h->data;
-    if (c->in_cap - c->in_len < NODE_READ_BYTES) {
-        size_t cap = c->in_cap ? c->in_cap : NODE_READ_BYTES * 2;
-        while (cap - c->in_len < NODE_READ_BYTES) cap *= 2;
-        uint8_t *p = realloc(c->in, cap);
-        if (p == NULL) {
-            *buf = uv_buf_init(NULL, 0);
-            return;
-        }
-        c->in = p;
-        c->in_cap = cap;
-    }
-    *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+    node_read_buf(&c->in, &c->in_cap, c->in_len, buf);
 }
 
 /* Decodes every whole frame; false if the connection must close. */
@@ -164,7 +153,7 @@ static bool peer__consume(struct peer_conn *c) {
         struct peer_frame f;
         size_t used = 0;
         char why[128];
-        enum peer_parse_result rc = peer_decode(c->in + at, c->in_len - at, &used, &f, why,
+        enum peer_parse_result rc = peer_decode((const uint8_t *)c->in + at, c->in_len - at, &used, &f, why,
                                                 sizeof(why));
         if (rc == PEER_NEED_MORE) break;
         if (rc != PEER_OK) {

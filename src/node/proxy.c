@@ -125,18 +125,7 @@ static void proxy__send(struct upstream *u, const char *data, size_t len) {
 static void proxy__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
     struct upstream *u = h->data;
-    if (u->in_cap - u->in_len < NODE_READ_BYTES) {
-        size_t cap = u->in_cap ? u->in_cap * 2 : NODE_READ_BYTES;
-        while (cap - u->in_len < NODE_READ_BYTES) cap *= 2;
-        char *p = realloc(u->in, cap);
-        if (p == NULL) {
-            *buf = uv_buf_init(NULL, 0);
-            return;
-        }
-        u->in = p;
-        u->in_cap = cap;
-    }
-    *buf = uv_buf_init(u->in + u->in_len, (unsigned)(u->in_cap - u->in_len));
+    node_read_buf(&u->in, &u->in_cap, u->in_len, buf);
 }
 
 static void proxy__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {

@@ -173,27 +173,11 @@ static struct pending_read *shard__queue(struct shard *s) {
     return q;
 }
 
-/* Copies argv and its bytes into one allocation. */
-static struct resp_arg *shard__copy_argv(uint32_t argc, const struct resp_arg *argv) {
-    size_t bytes = argc * sizeof(struct resp_arg);
-    for (uint32_t i = 0; i < argc; i++) bytes += argv[i].len;
-    struct resp_arg *copy = malloc(bytes + 1);
-    if (copy == NULL) return NULL;
-    char *p = (char *)(copy + argc);
-    for (uint32_t i = 0; i < argc; i++) {
-        if (argv[i].len > 0) memcpy(p, argv[i].data, argv[i].len);
-        copy[i].data = p;
-        copy[i].len = argv[i].len;
-        p += argv[i].len;
-    }
-    return copy;
-}
-
 static void shard__enqueue(struct node *n, struct shard *s, bool is_write, struct client *c,
                            struct slot *slot, const struct cmd_def *def, uint32_t argc,
                            const struct resp_arg *argv) {
     struct pending_read *q = shard__queue(s);
-    struct resp_arg *copy = q ? shard__copy_argv(argc, argv) : NULL;
+    struct resp_arg *copy = q ? node_argv_copy(argc, argv) : NULL;
     if (copy == NULL) {
         if (q != NULL) s->n_queued--;
         slot_set_error(c, slot, "OOM command not allowed when used memory > 'maxmemory'.");
