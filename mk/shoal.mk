@@ -16,3 +16,11 @@ $(BUILD)/test/shoal: $(SHOAL_ALL) $(HDRS) | $(BUILD)/test
 # make test runs the integration suite against the sanitized binary.
 TEST_DEPS += $(BUILD)/test/shoal
 EXTRA_CHECKS += scripts/integration.sh
+
+# Node canaries (deliberate bugs for the fault suites; see docs/node.md):
+# ACK_BEFORE_FSYNC (OK before the write is durable and committed),
+# FOLLOWER_READS (followers answer reads from their replica),
+# SKIP_READ_INDEX (a leader reads without confirming its leadership).
+$(BUILD)/canary/%/shoal: $(SHOAL_ALL) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RELEASE_CFLAGS) -DCANARY_$* -o $@ $(SHOAL_ALL) $(SHOAL_LIBS)

@@ -169,6 +169,11 @@ static enum client__route client__route(struct client *c, const struct cmd_def *
     struct node *n = c->node;
     if (def == NULL || (def->flags & CMD_NODE)) return ROUTE_NOW;
     if ((def->flags & CMD_READONLY) && c->readonly) return ROUTE_NOW;
+#ifdef CANARY_FOLLOWER_READS
+    /* deliberate bug: a follower answers reads from its replica as if
+     * they were linearizable (stale reads) */
+    if ((def->flags & CMD_READONLY) && !node_is_leader(n)) return ROUTE_NOW;
+#endif
     if (node_is_leader(n)) return ROUTE_LOCAL;
     *target = node_leader(n);
     if (*target == 0 || node_config_member(&n->cfg, *target) == NULL) return ROUTE_NO_LEADER;

@@ -289,6 +289,12 @@ static void shard__propose(struct shard *s, struct pending_read *q) {
     }
     struct pending_write w = {.index = index, .term = term, .c = q->c, .s = q->s,
                               .proto = q->proto};
+#ifdef CANARY_ACK_BEFORE_FSYNC
+    /* deliberate bug: OK before the entry is durable or committed */
+    q->c->local_pending--;
+    slot_set(q->c, q->s, "+OK\r\n", 5);
+    w.c = NULL;
+#endif
     q->c->last_write_index = index; /* its later reads must see this write */
     shard__push_write(s, &w);
 }
@@ -305,6 +311,15 @@ static bool shard__read_index(struct shard *s, struct pending_read *q) {
     }
     q->context = ++s->next_read_context;
     q->min_index = q->c->last_write_index;
+#ifdef CANARY_SKIP_READ_INDEX
+    /* deliberate bug: a node that believes it leads reads its replica
+     * without confirming leadership with a quorum */
+    if (raft_role(s->raft) == RAFT_LEADER) {
+        q->index = s->applied > 0 ? s->applied : 1;
+        s->reads[s->n_reads++] = *q;
+        return true;
+    }
+#endif
     int rc = raft_read_index(s->raft, q->context);
     if (rc == RAFT_ETOOBIG) return false;
     if (rc != RAFT_OK) {
