@@ -196,21 +196,37 @@ struct node {
     uint64_t start_ms;
     int exit_code;
     char snap_path[NODE_PATH_BYTES + 32];
+    /* Set by a simulating host: snapshots are written on the loop (no fork),
+     * and every applied entry is reported (checkers). */
+    bool snapshot_inline;
+    void (*on_apply)(struct node *n, const struct raft_entry *e);
+    void *host; /* the host's own state */
 };
 
-/* node.c */
-uint64_t node_now_ms(void);
-uint64_t node_mono_ms(const struct node *n);
-void node_log(const struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void node_fatal(struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void node_wake(struct node *n); /* run node_pump() again soon */
+/* node_core.c: one turn of the node, with no event loop (see above). */
+int node_core_open(struct node *n); /* recovery; n->cfg and n->io set by the host */
+void node_core_close(struct node *n);
+void node_core_pump(struct node *n);  /* once per turn, when woken */
+void node_core_tick(struct node *n);  /* every cfg.tick_ms */
+void node_core_flush_done(struct node *n, int result); /* wal_flush_run()'s result */
 /* argv and its bytes copied into one allocation (free() it); NULL on ENOMEM. */
 struct resp_arg *node_argv_copy(uint32_t argc, const struct resp_arg *argv);
+bool node_is_leader(const struct node *n);
+uint64_t node_leader(const struct node *n);
+
+/* Host functions: node.c defines them on libuv, src/nsim/ in simulation. */
+uint64_t node_now_ms(void); /* wall clock (expiry, entry timestamps) */
+uint64_t node_mono_ms(const struct node *n);
+void node_log(const struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Fail stop: never returns. */
+void node_fatal(struct node *n, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+void node_wake(struct node *n); /* run node_core_pump() again soon */
+/* Runs wal_flush_run(n->batch) off the loop, then node_core_flush_done(). */
+void node_flush_submit(struct node *n);
 /* A libuv read buffer: grows data[0, *cap) so that NODE_READ_BYTES fit
  * after len, and points buf there (an empty buf on ENOMEM). */
 void node_read_buf(char **data, size_t *cap, size_t len, uv_buf_t *buf);
-bool node_is_leader(const struct node *n);
-uint64_t node_leader(const struct node *n);
 
 /* shard.c */
 int shard_open(struct node *n, struct shard *s, const struct wal_group_state *recovered);
@@ -227,13 +243,14 @@ void shard_forget_client(struct shard *s, const struct client *c);
 /* Reaps a finished background snapshot and compacts behind it. */
 void shard_poll_snapshot(struct node *n, struct shard *s);
 
-/* peer.c */
+/* peer.c (host: the transport) */
 int peer_start(struct node *n);
 void peer_send(struct node *n, const struct raft_msg *m);
 void peer_flush(struct node *n); /* write this turn's frames */
 void peer_stop(struct node *n);
 
-/* client.c */
+/* client.c (host: the clients; shard.c calls slot_set, slot_set_error and
+ * client_resume_all) */
 int client_start(struct node *n);
 void client_stop(struct node *n);
 void slot_set(struct client *c, struct slot *s, const char *data, size_t len);

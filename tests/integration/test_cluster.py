@@ -159,6 +159,10 @@ def test_restart_catches_up_from_a_snapshot(make_cluster):
     for i in range(3000):
         p.set("s%d" % i, i)
     p.execute()
+    # the snapshot is written in the background (a forked child): wait for it
+    deadline = time.time() + 30
+    while cl.raft(lead)["snapshot_index"] == 0 and time.time() < deadline:
+        time.sleep(0.1)
     assert cl.raft(lead)["snapshot_index"] > 0
     commit = cl.raft(lead)["commit_index"]
     cl.start(f)

@@ -1,0 +1,29 @@
+# The whole-node simulator (src/nsim/): node_core.c and shard.c over a
+# simulated disk, network and clients. `make test` runs NSIM_SEEDS seeds
+# under ASan/UBSan and checks its canaries (scripts/nsim-check.sh).
+NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c \
+            src/node/node_core.c src/node/shard.c src/node/snapshot.c src/node/config.c \
+            src/cmd/cmd.c src/cmd/cmd_string.c src/cmd/cmd_keys.c $(wildcard src/kv/*.c) \
+            src/resp/resp.c src/wal/wal.c src/peer/peer_codec.c $(RAFT_SRC) $(UTIL_SRC) \
+            $(CHECK_SRC)
+NSIM_SEEDS ?= 300
+NSIM_CANARIES := ACK_BEFORE_FSYNC ADVANCE_BEFORE_FSYNC WAL_ACCEPT_BAD_CRC
+
+$(BUILD)/shoal-nsim: $(NSIM_ALL) $(HDRS) | $(BUILD)
+	$(CC) $(RELEASE_CFLAGS) -o $@ $(NSIM_ALL) -lm
+
+$(BUILD)/test/shoal-nsim: $(NSIM_ALL) $(HDRS) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(NSIM_ALL) -lm
+
+$(BUILD)/canary/%/shoal-nsim: $(NSIM_ALL) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RELEASE_CFLAGS) -DCANARY_$* -o $@ $(NSIM_ALL) -lm
+
+TEST_DEPS += $(BUILD)/test/shoal-nsim $(foreach c,$(NSIM_CANARIES),$(BUILD)/canary/$(c)/shoal-nsim)
+EXTRA_CHECKS += scripts/nsim-check.sh
+export NSIM_SEEDS NSIM_CANARIES
+
+# make nsim-soak SECONDS=N: whole-node seeds for as long as asked (release build).
+.PHONY: nsim-soak
+nsim-soak: deps $(BUILD)/shoal-nsim
+	$(BUILD)/shoal-nsim --seconds $(SECONDS) --quiet

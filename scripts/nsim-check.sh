@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The whole-node simulator in `make test`:
+#  - NSIM_SEEDS seeds of build/test/shoal-nsim (ASan/UBSan), split over two
+#    processes; each seed counts as one test;
+#  - the seeds that once found a bug (see src/node/shard.c), one test each;
+#  - each canary in NSIM_CANARIES (a release build with one deliberate
+#    bug, build/canary/NAME/shoal-nsim) must report a violation within
+#    NSIM_CANARY_SEEDS seeds; each counts as one test.
+# Prints `nsim: N passed, N failed` last; exits non-zero on any failure.
+set -u
+cd "$(dirname "$0")/.."
+seeds=${NSIM_SEEDS:-300}
+canaries=${NSIM_CANARIES:-ACK_BEFORE_FSYNC ADVANCE_BEFORE_FSYNC WAL_ACCEPT_BAD_CRC}
+max=${NSIM_CANARY_SEEDS:-1000}
+regressions="309 439"
+logs=build/test-logs
+mkdir -p "$logs"
+passed=0
+failed=0
+half=$((seeds / 2))
+start=$(date +%s%N)
+build/test/shoal-nsim --seeds "$half" --start 1 --quiet >"$logs/nsim-a.log" 2>&1 &
+pa=$!
+build/test/shoal-nsim --seeds $((seeds - half)) --start $((half + 1)) --quiet \
+  >"$logs/nsim-b.log" 2>&1 &
+pb=$!
+wait $pa
+wait $pb
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+for part in a b; do
+  log="$logs/nsim-$part.log"
+  grep -E '^VIOLATION|^replay' "$log"
+  grep -E 'seeds/s' "$log"
+  line=$(grep -E '^seeds: [0-9]+, violations: [0-9]+' "$log" | tail -n 1)
+  if [ -z "$line" ]; then
+    echo "nsim-$part: no summary line (see $log)"
+    failed=$((failed + 1))
+    continue
+  fi
+  n=$(sed -E 's/seeds: ([0-9]+),.*/\1/' <<<"$line")
+  v=$(sed -E 's/.*violations: ([0-9]+)/\1/' <<<"$line")
+  passed=$((passed + n - v))
+  failed=$((failed + v))
+done
+echo "whole-node seeds (ASan/UBSan, 2 processes): $seeds in ${ms} ms"
+# Seeds that once found a bug (the fix names the seed), replayed every time.
+for seed in $regressions; do
+  if build/test/shoal-nsim --seed "$seed" >"$logs/nsim-seed-$seed.log" 2>&1; then
+    passed=$((passed + 1))
+  else
+    grep -E '^VIOLATION' "$logs/nsim-seed-$seed.log"
+    failed=$((failed + 1))
+  fi
+done
+echo "regression seeds replayed: $regressions"
+for name in $canaries; do
+  bin=build/canary/$name/shoal-nsim
+  t0=$(date +%s%N)
+  out=$("$bin" --seeds "$max" --quiet 2>&1)
+  rc=$?
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  if [ $rc -eq 1 ] && grep -q '^VIOLATION seed' <<<"$out"; then
+    what=$(grep '^VIOLATION seed' <<<"$out" | head -n 1 | cut -c1-150)
+    echo "canary $name (whole-node simulator): caught in ${ms} ms: $what"
+    passed=$((passed + 1))
+  else
+    echo "canary $name (whole-node simulator): NOT caught in $max seeds (exit $rc)"
+    failed=$((failed + 1))
+  fi
+done
+echo "nsim: $passed passed, $failed failed"
+[ $failed -eq 0 ]

@@ -1,0 +1,1033 @@
+/* nsim.c: whole nodes in simulation. This file is the host of node_core.c
+ * (it defines the host functions of src/node/node_int.h: clock, logging,
+ * fail-stop, wake-ups, the flush worker, the transport and the clients), a
+ * network, clients, a nemesis and the checkers. One seeded generator and
+ * one event queue: a seed replays bit for bit.
+ *
+ * Checkers, each against real node code:
+ *   - election safety: at most one leader per term;
+ *   - state machine safety: every replica applies the same entry at an
+ *     index (term and CRC of the bytes);
+ *   - exactly once: each incarnation of a node applies index i + 1 after i,
+ *     or jumps forward to a snapshot it installed (no repeat, no gap);
+ *   - fail-stop: a node whose fsync failed must stop in that flush, and no
+ *     other fault may stop a node (so a recovery that cannot read its own
+ *     disk after a crash is a violation);
+ *   - linearizability of every key's history (GET, SET, APPEND through RESP)
+ *     with src/check/lin.c: no acknowledged write lost, no stale read;
+ *   - liveness: after the faults heal, writes succeed again and every
+ *     replica converges to the same keyspace (kv_digest). */
+#include "nsim/nsim.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check/lin.h"
+#include "node/node_int.h"
+#include "util/crc32c.h"
+
+#define NSIM_NODES_MAX 5
+#define NSIM_CLIENTS 4
+#define NSIM_KEYS 3
+#define NSIM_EPOCH_MS 1700000000000ull
+#define NSIM_TICK_MS 10
+#define NSIM_OP_TIMEOUT_US 400000
+#define NSIM_APPEND_LIMIT 3000 /* a client SETs a key whose value grew past this */
+
+enum nsim_ev_type {
+    EV_TICK = 1,
+    EV_PUMP,
+    EV_FLUSH,
+    EV_NET,     /* frames from one node to another */
+    EV_REQ,     /* a client's command reaches a node */
+    EV_REPLY,   /* a node's reply reaches a client */
+    EV_TIMEOUT, /* a client gives up on an operation */
+    EV_NEXT,    /* a client starts its next operation */
+    EV_NEMESIS,
+    EV_RESTART,
+    EV_HEAL,
+};
+
+struct nsim_ev {
+    uint64_t time, seq;
+    uint8_t type, node, from;
+    uint16_t client;
+    uint32_t gen, req;
+    uint8_t *bytes;
+    size_t len;
+};
+
+/* A reply slot: shard.c answers into it with slot_set(). */
+struct nsim_slot {
+    struct slot base;
+    struct nsim_slot *prev, *next;
+    uint16_t client;
+    uint32_t req;
+};
+
+struct nsim_host {
+    uint8_t idx;
+    uint64_t id;
+    bool alive;
+    uint32_t gen;
+    struct node *n;
+    struct nsim_fs *fs;
+    jmp_buf jmp;
+    bool expect_fatal; /* an fsync error was injected */
+    bool crash_in_flush; /* lose power while the next flush is being written */
+    char fatal[600];
+    char last_log[600];
+    bool pump_due;
+    uint64_t applied;
+    uint64_t disk_us_max;
+    uint64_t slow_until_us;
+    struct peer_buf out[NSIM_NODES_MAX];
+    struct client *clients[NSIM_CLIENTS];
+    struct nsim_slot *slots;
+};
+
+struct nsim_op {
+    struct lin_op lin;
+    uint8_t key;
+    uint32_t arg_off, out_off;
+};
+
+struct nsim_client {
+    uint16_t id;
+    uint32_t req;
+    bool busy;
+    uint32_t op; /* into ops */
+    uint8_t target;
+    uint32_t len_seen[NSIM_KEYS];
+};
+
+struct nsim {
+    struct nsim_options opt;
+    struct nsim_stats st;
+    struct rand rng;
+    uint64_t now_us, seq;
+    struct nsim_ev *heap;
+    uint32_t heap_len, heap_cap;
+    uint32_t n_nodes;
+    struct nsim_host hosts[NSIM_NODES_MAX];
+    struct node_config cfg;
+    /* network */
+    bool blocked[NSIM_NODES_MAX][NSIM_NODES_MAX];
+    uint32_t drop_percent, dup_percent;
+    uint64_t delay_us_max;
+    /* clients and history */
+    struct nsim_client clients[NSIM_CLIENTS];
+    struct nsim_op *ops;
+    uint32_t n_ops, cap_ops;
+    uint8_t *arena;
+    uint64_t arena_len, arena_cap;
+    struct resp_parser parser;
+    /* phases */
+    uint64_t heal_us, quiet_us, end_us;
+    bool healed, quiet;
+    uint64_t ok_after_heal;
+    /* checkers */
+    uint64_t *leader_of_term;
+    uint64_t cap_terms;
+    struct nsim_applied *applied;
+    uint64_t cap_applied;
+    bool violated;
+    char why[768];
+};
+
+struct nsim_applied {
+    uint64_t term;
+    uint32_t crc;
+    bool set;
+};
+
+static struct nsim *nsim__w; /* the world the host functions serve */
+
+static void nsim__violation(struct nsim *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void nsim__violation(struct nsim *w, const char *fmt, ...) {
+    if (w->violated) return;
+    w->violated = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->why, sizeof(w->why), fmt, ap);
+    va_end(ap);
+    if (w->opt.trace) printf("%8.3f VIOLATION %s\n", (double)w->now_us / 1e6, w->why);
+}
+
+static void nsim__trace(struct nsim *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void nsim__trace(struct nsim *w, const char *fmt, ...) {
+    if (!w->opt.trace) return;
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%8.3f ", (double)w->now_us / 1e6);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
+/* ---- the event queue (a binary heap on time, then sequence) ---- */
+
+static bool nsim__before(const struct nsim_ev *a, const struct nsim_ev *b) {
+    return a->time < b->time || (a->time == b->time && a->seq < b->seq);
+}
+
+static void nsim__push(struct nsim *w, uint64_t at, struct nsim_ev ev) {
+    if (w->heap_len == w->heap_cap) {
+        w->heap_cap = w->heap_cap ? w->heap_cap * 2 : 1024;
+        w->heap = realloc(w->heap, w->heap_cap * sizeof(*w->heap));
+        if (w->heap == NULL) abort();
+    }
+    ev.time = at < w->now_us ? w->now_us : at;
+    ev.seq = w->seq++;
+    uint32_t i = w->heap_len++;
+    while (i > 0 && nsim__before(&ev, &w->heap[(i - 1) / 2])) {
+        w->heap[i] = w->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    w->heap[i] = ev;
+}
+
+static struct nsim_ev nsim__pop(struct nsim *w) {
+    struct nsim_ev top = w->heap[0];
+    struct nsim_ev last = w->heap[--w->heap_len];
+    uint32_t i = 0;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= w->heap_len) break;
+        if (c + 1 < w->heap_len && nsim__before(&w->heap[c + 1], &w->heap[c])) c++;
+        if (!nsim__before(&w->heap[c], &last)) break;
+        w->heap[i] = w->heap[c];
+        i = c;
+    }
+    if (w->heap_len > 0) w->heap[i] = last;
+    return top;
+}
+
+static uint64_t nsim__net_delay(struct nsim *w) {
+    return 50 + rand_below(&w->rng, w->delay_us_max + 1);
+}
+
+/* ---- host functions (see src/node/node_int.h) ---- */
+
+static struct nsim_host *nsim__host(const struct node *n) { return n->host; }
+
+uint64_t node_now_ms(void) { return NSIM_EPOCH_MS + nsim__w->now_us / 1000; }
+
+uint64_t node_mono_ms(const struct node *n) {
+    (void)n;
+    return nsim__w->now_us / 1000;
+}
+
+void node_log(const struct node *n, const char *fmt, ...) {
+    struct nsim_host *h = nsim__host(n);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->last_log, sizeof(h->last_log), fmt, ap);
+    va_end(ap);
+    nsim__trace(nsim__w, "node %llu: %s", (unsigned long long)h->id, h->last_log);
+}
+
+void node_fatal(struct node *n, const char *fmt, ...) {
+    struct nsim_host *h = nsim__host(n);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->fatal, sizeof(h->fatal), fmt, ap);
+    va_end(ap);
+    longjmp(h->jmp, 1);
+}
+
+void node_wake(struct node *n) {
+    struct nsim_host *h = nsim__host(n);
+    if (h->pump_due) return;
+    h->pump_due = true;
+    nsim__push(nsim__w, nsim__w->now_us + 5,
+               (struct nsim_ev){.type = EV_PUMP, .node = h->idx, .gen = h->gen});
+}
+
+void node_flush_submit(struct node *n) {
+    struct nsim_host *h = nsim__host(n);
+    struct nsim *w = nsim__w;
+    uint64_t max = h->slow_until_us > w->now_us ? 20000 + h->disk_us_max : h->disk_us_max;
+    nsim__push(w, w->now_us + 20 + rand_below(&w->rng, max + 1),
+               (struct nsim_ev){.type = EV_FLUSH, .node = h->idx, .gen = h->gen});
+}
+
+static int nsim__slot_of(const struct nsim *w, uint64_t id) {
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        if (w->hosts[i].id == id) return (int)i;
+    }
+    return -1;
+}
+
+void peer_send(struct node *n, const struct raft_msg *m) {
+    struct nsim_host *h = nsim__host(n);
+    int to = nsim__slot_of(nsim__w, m->to);
+    if (to < 0) return;
+    if (peer_encode_raft(&h->out[to], NODE_GROUP_ID, m) != 0) return; /* dropped: Raft retries */
+}
+
+/* The frames of this turn leave, one batch per peer (one write per
+ * connection); the network may lose, duplicate or delay the batch. */
+void peer_flush(struct node *n) {
+    struct nsim_host *h = nsim__host(n);
+    struct nsim *w = nsim__w;
+    for (uint32_t to = 0; to < w->n_nodes; to++) {
+        struct peer_buf *b = &h->out[to];
+        if (b->len == 0) continue;
+        bool lost = w->blocked[h->idx][to] || rand_chance(&w->rng, w->drop_percent);
+        int copies = lost ? 0 : 1 + (rand_chance(&w->rng, w->dup_percent) ? 1 : 0);
+        for (int c = 0; c < copies; c++) {
+            struct nsim_ev ev = {.type = EV_NET, .node = (uint8_t)to, .from = h->idx,
+                                 .gen = w->hosts[to].gen, .len = b->len};
+            ev.bytes = malloc(b->len);
+            if (ev.bytes == NULL) abort();
+            memcpy(ev.bytes, b->data, b->len);
+            /* now and then a byte flips on the way: the frame CRC must catch it */
+            if (rand_chance(&w->rng, 1)) ev.bytes[rand_below(&w->rng, b->len)] ^= 0x20;
+            nsim__push(w, w->now_us + nsim__net_delay(w), ev);
+        }
+        b->len = 0;
+    }
+}
+
+static void nsim__reply(struct nsim *w, struct nsim_slot *ns, const char *data, size_t len) {
+    struct nsim_ev ev = {.type = EV_REPLY, .client = ns->client, .req = ns->req, .len = len};
+    ev.bytes = malloc(len ? len : 1);
+    if (ev.bytes == NULL) abort();
+    memcpy(ev.bytes, data, len);
+    nsim__push(w, w->now_us + nsim__net_delay(w), ev);
+}
+
+static void nsim__slot_free(struct nsim_host *h, struct nsim_slot *ns) {
+    if (ns->prev) ns->prev->next = ns->next;
+    else h->slots = ns->next;
+    if (ns->next) ns->next->prev = ns->prev;
+    free(ns);
+}
+
+void slot_set(struct client *c, struct slot *s, const char *data, size_t len) {
+    struct nsim_slot *ns = (struct nsim_slot *)s;
+    nsim__reply(nsim__w, ns, data, len);
+    nsim__slot_free(nsim__host(c->node), ns);
+}
+
+void slot_set_error(struct client *c, struct slot *s, const char *msg) {
+    char buf[512];
+    int len = snprintf(buf, sizeof(buf), "-%s\r\n", msg);
+    slot_set(c, s, buf, (size_t)len);
+}
+
+void client_resume_all(struct node *n) { (void)n; }
+
+/* ---- checkers ---- */
+
+static void nsim__check_leader(struct nsim *w, struct nsim_host *h) {
+    if (!h->alive || raft_role(h->n->shard.raft) != RAFT_LEADER) return;
+    uint64_t term = raft_term(h->n->shard.raft);
+    if (term >= w->cap_terms) {
+        uint64_t cap = w->cap_terms ? w->cap_terms : 64;
+        while (cap <= term) cap *= 2;
+        w->leader_of_term = realloc(w->leader_of_term, cap * sizeof(uint64_t));
+        if (w->leader_of_term == NULL) abort();
+        memset(w->leader_of_term + w->cap_terms, 0, (cap - w->cap_terms) * sizeof(uint64_t));
+        w->cap_terms = cap;
+    }
+    if (w->leader_of_term[term] == 0) {
+        w->leader_of_term[term] = h->id;
+        w->st.elections++;
+        nsim__trace(w, "node %llu leads term %llu", (unsigned long long)h->id,
+                    (unsigned long long)term);
+    } else if (w->leader_of_term[term] != h->id) {
+        nsim__violation(w, "election safety: nodes %llu and %llu both lead term %llu",
+                        (unsigned long long)w->leader_of_term[term], (unsigned long long)h->id,
+                        (unsigned long long)term);
+    }
+}
+
+static void nsim__on_apply(struct node *n, const struct raft_entry *e) {
+    struct nsim *w = nsim__w;
+    struct nsim_host *h = nsim__host(n);
+    bool next = e->index == h->applied + 1;
+    bool after_snapshot = e->index == n->shard.snapshot_index + 1 && e->index > h->applied + 1;
+    if (!next && !after_snapshot) {
+        nsim__violation(w, "exactly once: node %llu applied index %llu after %llu "
+                           "(snapshot at %llu)", (unsigned long long)h->id,
+                        (unsigned long long)e->index, (unsigned long long)h->applied,
+                        (unsigned long long)n->shard.snapshot_index);
+    }
+    h->applied = e->index;
+    if (e->index >= w->cap_applied) {
+        uint64_t cap = w->cap_applied ? w->cap_applied : 1024;
+        while (cap <= e->index) cap *= 2;
+        w->applied = realloc(w->applied, cap * sizeof(*w->applied));
+        if (w->applied == NULL) abort();
+        memset(w->applied + w->cap_applied, 0, (cap - w->cap_applied) * sizeof(*w->applied));
+        w->cap_applied = cap;
+    }
+    uint32_t crc = crc32c(e->type, e->data, e->len);
+    struct nsim_applied *a = &w->applied[e->index];
+    if (!a->set) {
+        a->set = true;
+        a->term = e->term;
+        a->crc = crc;
+        if (e->index > w->st.applied_max) w->st.applied_max = e->index;
+    } else if (a->term != e->term || a->crc != crc) {
+        nsim__violation(w, "state machine safety: node %llu applied (%llu, term %llu) where "
+                           "another applied term %llu with different bytes",
+                        (unsigned long long)h->id, (unsigned long long)e->index,
+                        (unsigned long long)e->term, (unsigned long long)a->term);
+    }
+}
+
+/* ---- nodes ---- */
+
+static void nsim__crash(struct nsim *w, struct nsim_host *h, bool power_loss);
+
+/* A node stopped itself (node_fatal). Only an injected fsync error may do
+ * that. The operator then reboots the machine before restarting the node
+ * (docs/operations.md): after a failed fsync Linux may keep the lost pages
+ * in its cache, marked clean, so a node restarted on the same kernel would
+ * read back records that are not on disk and lose them at the next power
+ * loss (PostgreSQL's "fsyncgate"). The simulation found exactly that. */
+static void nsim__stopped(struct nsim *w, struct nsim_host *h) {
+    nsim__trace(w, "node %llu stopped: %s", (unsigned long long)h->id, h->fatal);
+    if (!h->expect_fatal) {
+        nsim__violation(w, "node %llu stopped itself: %s", (unsigned long long)h->id, h->fatal);
+    }
+    nsim__crash(w, h, h->expect_fatal);
+    nsim__push(w, w->now_us + 50000 + rand_below(&w->rng, 200000),
+               (struct nsim_ev){.type = EV_RESTART, .node = h->idx});
+}
+
+/* Runs `body` on node h; a node_fatal() inside lands in nsim__stopped(). */
+#define NSIM_ON_NODE(w, h, body)                     \
+    do {                                             \
+        if (setjmp((h)->jmp) == 0) {                 \
+            body;                                    \
+            nsim__check_leader((w), (h));            \
+        } else {                                     \
+            nsim__stopped((w), (h));                 \
+        }                                            \
+    } while (0)
+
+static void nsim__free_node(struct nsim_host *h) {
+    while (h->slots) nsim__slot_free(h, h->slots);
+    for (uint32_t i = 0; i < NSIM_CLIENTS; i++) {
+        free(h->clients[i]);
+        h->clients[i] = NULL;
+    }
+    for (uint32_t i = 0; i < NSIM_NODES_MAX; i++) h->out[i].len = 0;
+    free(h->n);
+    h->n = NULL;
+}
+
+static void nsim__start(struct nsim *w, struct nsim_host *h) {
+    h->gen++;
+    h->n = calloc(1, sizeof(*h->n));
+    if (h->n == NULL) abort();
+    struct node *n = h->n;
+    n->cfg = w->cfg;
+    n->cfg.id = h->id;
+    snprintf(n->cfg.dir, sizeof(n->cfg.dir), "/node%llu", (unsigned long long)h->id);
+    n->self = node_config_member(&n->cfg, h->id);
+    nsim_fs_io(h->fs, &n->io);
+    n->snapshot_inline = true;
+    n->on_apply = nsim__on_apply;
+    n->host = h;
+    n->start_ms = node_now_ms();
+    n->next_client_id = 1;
+    h->pump_due = false;
+    h->expect_fatal = false;
+    h->crash_in_flush = false;
+    h->alive = true;
+    h->fatal[0] = '\0';
+    if (setjmp(h->jmp) == 0) {
+        if (node_core_open(n) != 0) {
+            nsim__violation(w, "node %llu cannot recover after a crash: %s",
+                            (unsigned long long)h->id, h->last_log);
+            node_core_close(n);
+            h->alive = false;
+            nsim__free_node(h);
+            return;
+        }
+    } else {
+        nsim__stopped(w, h);
+        return;
+    }
+    h->applied = n->shard.applied;
+    for (uint32_t i = 0; i < NSIM_CLIENTS; i++) {
+        h->clients[i] = calloc(1, sizeof(struct client));
+        if (h->clients[i] == NULL) abort();
+        h->clients[i]->node = n;
+        h->clients[i]->proto = 2;
+        h->clients[i]->id = n->next_client_id++;
+    }
+    nsim__trace(w, "node %llu started (gen %u): commit %llu, applied %llu",
+                (unsigned long long)h->id, h->gen,
+                (unsigned long long)raft_commit_index(n->shard.raft),
+                (unsigned long long)h->applied);
+    nsim__push(w, w->now_us + 1000 * (1 + rand_below(&w->rng, NSIM_TICK_MS)),
+               (struct nsim_ev){.type = EV_TICK, .node = h->idx, .gen = h->gen});
+}
+
+static void nsim__crash(struct nsim *w, struct nsim_host *h, bool power_loss) {
+    if (!h->alive) return;
+    struct node *n = h->n;
+    if (n->flushing) {
+        /* the worker may have written part of the batch before the end */
+        if (h->crash_in_flush || rand_chance(&w->rng, 50)) {
+            nsim_fs_faults(h->fs)->lying = true;
+            int rc = wal_flush_run(n->batch);
+            (void)rc;
+        }
+        int rc = wal_flush_end(n->wal, n->batch, WAL_EIO, NULL, NULL);
+        (void)rc;
+        n->batch = NULL;
+        n->flushing = false;
+    }
+    node_core_close(n);
+    nsim__free_node(h);
+    h->alive = false;
+    h->gen++;
+    nsim_fs_crash(h->fs, power_loss, &w->rng);
+    nsim__trace(w, "node %llu %s", (unsigned long long)h->id,
+                power_loss ? "lost power" : "was killed");
+}
+
+/* ---- clients ---- */
+
+static uint32_t nsim__store(struct nsim *w, const void *bytes, uint32_t len) {
+    if (w->arena_len + len > w->arena_cap) {
+        uint64_t cap = w->arena_cap ? w->arena_cap : 65536;
+        while (cap < w->arena_len + len) cap *= 2;
+        w->arena = realloc(w->arena, cap);
+        if (w->arena == NULL) abort();
+        w->arena_cap = cap;
+    }
+    if (len > 0) memcpy(w->arena + w->arena_len, bytes, len);
+    uint32_t off = (uint32_t)w->arena_len;
+    w->arena_len += len;
+    return off;
+}
+
+static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
+    if (w->quiet) return;
+    if (w->n_ops == w->cap_ops) {
+        w->cap_ops = w->cap_ops ? w->cap_ops * 2 : 1024;
+        w->ops = realloc(w->ops, w->cap_ops * sizeof(*w->ops));
+        if (w->ops == NULL) abort();
+    }
+    struct nsim_op *op = &w->ops[w->n_ops];
+    memset(op, 0, sizeof(*op));
+    op->key = (uint8_t)rand_below(&w->rng, NSIM_KEYS);
+    uint32_t dice = (uint32_t)rand_below(&w->rng, 100);
+    char key[16], arg[32];
+    snprintf(key, sizeof(key), "k%u", op->key);
+    const char *verb = "GET";
+    op->lin.kind = LIN_GET;
+    if (dice >= 40) {
+        bool append = dice >= 70 && c->len_seen[op->key] < NSIM_APPEND_LIMIT;
+        verb = append ? "APPEND" : "SET";
+        op->lin.kind = append ? LIN_APPEND : LIN_PUT;
+        int len = snprintf(arg, sizeof(arg), append ? "%u.%u," : "v%u.%u", c->id, c->req + 1);
+        op->arg_off = nsim__store(w, arg, (uint32_t)len);
+        op->lin.arg_len = (uint32_t)len;
+        if (!append) c->len_seen[op->key] = (uint32_t)len;
+    }
+    op->lin.invoke_time = w->now_us;
+    op->lin.id = w->n_ops;
+    c->op = w->n_ops++;
+    c->req++;
+    c->busy = true;
+    /* the request as a client sends it */
+    char buf[160];
+    int len;
+    if (op->lin.kind == LIN_GET) {
+        len = snprintf(buf, sizeof(buf), "*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n", strlen(key), key);
+    } else {
+        len = snprintf(buf, sizeof(buf), "*3\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n$%u\r\n%.*s\r\n",
+                       strlen(verb), verb, strlen(key), key, op->lin.arg_len,
+                       (int)op->lin.arg_len, (const char *)w->arena + op->arg_off);
+    }
+    nsim__trace(w, "client %u op %u: %s %s %.*s -> node %llu", c->id, c->op, verb, key,
+                (int)op->lin.arg_len, (const char *)w->arena + op->arg_off,
+                (unsigned long long)w->hosts[c->target].id);
+    struct nsim_ev ev = {.type = EV_REQ, .node = c->target, .client = c->id, .req = c->req,
+                         .gen = w->hosts[c->target].gen, .len = (size_t)len};
+    ev.bytes = malloc((size_t)len);
+    if (ev.bytes == NULL) abort();
+    memcpy(ev.bytes, buf, (size_t)len);
+    nsim__push(w, w->now_us + nsim__net_delay(w), ev);
+    nsim__push(w, w->now_us + NSIM_OP_TIMEOUT_US,
+               (struct nsim_ev){.type = EV_TIMEOUT, .client = c->id, .req = c->req});
+}
+
+static void nsim__client_done(struct nsim *w, struct nsim_client *c, bool retarget) {
+    c->busy = false;
+    if (retarget) {
+        /* a client library would follow the node's hint; the nodes proxy */
+        struct nsim_host *h = &w->hosts[c->target];
+        int hint = h->alive ? nsim__slot_of(w, raft_leader(h->n->shard.raft)) : -1;
+        c->target = hint >= 0 && rand_chance(&w->rng, 80)
+                        ? (uint8_t)hint
+                        : (uint8_t)rand_below(&w->rng, w->n_nodes);
+    }
+    nsim__push(w, w->now_us + 100 + rand_below(&w->rng, 3000),
+               (struct nsim_ev){.type = EV_NEXT, .client = c->id, .req = c->req});
+}
+
+/* Errors that say the command was not applied (see shard.c); any other
+ * error leaves the outcome unknown. */
+static bool nsim__not_applied(const char *msg, size_t len) {
+    static const char *const definite[] = {"no longer the leader", "was not applied",
+                                           "being transferred", "not confirmed"};
+    for (size_t i = 0; i < sizeof(definite) / sizeof(definite[0]); i++) {
+        size_t d = strlen(definite[i]);
+        for (size_t j = 0; j + d <= len; j++) {
+            if (memcmp(msg + j, definite[i], d) == 0) return true;
+        }
+    }
+    return false;
+}
+
+static void nsim__on_reply(struct nsim *w, const struct nsim_ev *ev) {
+    struct nsim_client *c = &w->clients[ev->client];
+    if (!c->busy || c->req != ev->req) return; /* it gave up on that one */
+    struct nsim_op *op = &w->ops[c->op];
+    const char *r = (const char *)ev->bytes;
+    size_t len = ev->len;
+    if (len > 0 && r[0] == '-') {
+        nsim__trace(w, "client %u op %u: %.*s", c->id, c->op, (int)(len - 2), r + 1);
+        if (op->lin.kind == LIN_GET || nsim__not_applied(r, len)) {
+            op->lin.kind = 0xff; /* did not happen: left out of the history */
+            w->st.ops_failed++;
+        } else {
+            w->st.ops_unknown++;
+        }
+        nsim__client_done(w, c, true);
+        return;
+    }
+    bool ok = false;
+    if (op->lin.kind == LIN_GET && len >= 5 && memcmp(r, "$-1\r\n", 5) == 0) {
+        op->lin.found = false;
+        ok = true;
+    } else if (op->lin.kind == LIN_GET && len > 0 && r[0] == '$') {
+        const char *crlf = memchr(r, '\r', len);
+        long n = strtol(r + 1, NULL, 10);
+        if (crlf != NULL && n >= 0 && (size_t)(crlf - r) + 4 + (size_t)n == len) {
+            op->lin.found = true;
+            op->out_off = nsim__store(w, crlf + 2, (uint32_t)n);
+            op->lin.out_len = (uint32_t)n;
+            c->len_seen[op->key] = (uint32_t)n;
+            ok = true;
+        }
+    } else if (op->lin.kind == LIN_PUT) {
+        ok = len == 5 && memcmp(r, "+OK\r\n", 5) == 0;
+    } else if (op->lin.kind == LIN_APPEND && len > 0 && r[0] == ':') {
+        op->lin.cas_ok = true;
+        c->len_seen[op->key] = (uint32_t)strtoul(r + 1, NULL, 10);
+        ok = true;
+    }
+    if (!ok) {
+        nsim__violation(w, "client %u: unexpected reply %.*s to op %u", c->id,
+                        (int)(len < 60 ? len : 60), r, c->op);
+        return;
+    }
+    op->lin.completed = true;
+    op->lin.complete_time = w->now_us;
+    if (w->opt.trace) {
+        char shown[80];
+        size_t k = 0;
+        for (size_t i = 0; i < len && k + 1 < sizeof(shown); i++) {
+            shown[k++] = r[i] == '\r' || r[i] == '\n' ? ' ' : r[i];
+        }
+        shown[k] = '\0';
+        nsim__trace(w, "client %u op %u: k%u ok %s", c->id, c->op, op->key, shown);
+    }
+    w->st.ops_ok++;
+    if (w->healed && op->lin.kind != LIN_GET) w->ok_after_heal++;
+    nsim__client_done(w, c, false);
+}
+
+/* A client's command reaches a node: parsed as the node parses it, then
+ * handed to the shard as client.c does for a local route. */
+static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
+    struct nsim_host *h = &w->hosts[ev->node];
+    if (!h->alive || h->gen != ev->gen) return; /* connection refused: the client times out */
+    struct resp_cmd cmd;
+    size_t used = 0;
+    resp_parser_reset(&w->parser);
+    if (resp_parse(&w->parser, ev->bytes, ev->len, &used, &cmd) != RESP_OK || used != ev->len) {
+        nsim__violation(w, "the RESP parser refused a well-formed request");
+        return;
+    }
+    const struct cmd_def *def = cmd_lookup(cmd.argv[0].data, cmd.argv[0].len);
+    struct nsim_slot *ns = calloc(1, sizeof(*ns));
+    if (def == NULL || ns == NULL) abort();
+    ns->client = ev->client;
+    ns->req = ev->req;
+    ns->next = h->slots;
+    if (h->slots) h->slots->prev = ns;
+    h->slots = ns;
+    struct client *c = h->clients[ev->client];
+    struct node *n = h->n;
+    NSIM_ON_NODE(w, h, {
+        if (def->flags & CMD_WRITE) shard_write(n, &n->shard, c, &ns->base, cmd.argc, cmd.argv);
+        else shard_read(n, &n->shard, c, &ns->base, def, cmd.argc, cmd.argv);
+    });
+}
+
+/* ---- the nemesis ---- */
+
+static int nsim__leader(const struct nsim *w) {
+    int best = -1;
+    uint64_t term = 0;
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        const struct nsim_host *h = &w->hosts[i];
+        if (h->alive && raft_role(h->n->shard.raft) == RAFT_LEADER &&
+            raft_term(h->n->shard.raft) >= term) {
+            best = (int)i;
+            term = raft_term(h->n->shard.raft);
+        }
+    }
+    return best;
+}
+
+static uint32_t nsim__down(const struct nsim *w) {
+    uint32_t down = 0;
+    for (uint32_t i = 0; i < w->n_nodes; i++) down += !w->hosts[i].alive;
+    return down;
+}
+
+static void nsim__heal_network(struct nsim *w) {
+    memset(w->blocked, 0, sizeof(w->blocked));
+    w->drop_percent = 0;
+    w->dup_percent = 0;
+    w->delay_us_max = 2000;
+}
+
+static void nsim__nemesis(struct nsim *w) {
+    uint32_t pick = (uint32_t)rand_below(&w->rng, 100);
+    uint32_t victim = (uint32_t)rand_below(&w->rng, w->n_nodes);
+    int leader = nsim__leader(w);
+    if (pick < 35 && leader >= 0 && rand_chance(&w->rng, 50)) victim = (uint32_t)leader;
+    struct nsim_host *h = &w->hosts[victim];
+    uint32_t max_down = (w->n_nodes - 1) / 2 + 1; /* sometimes one more than a quorum allows */
+    if (pick < 35) {
+        if (!h->alive || nsim__down(w) >= max_down) return;
+        bool power = rand_chance(&w->rng, 50);
+        if (power && rand_chance(&w->rng, 50)) { /* in the middle of the next flush */
+            h->crash_in_flush = true;
+            return;
+        }
+        uint64_t torn_before = nsim_fs_stats(h->fs)->torn_writes;
+        nsim__crash(w, h, power);
+        w->st.torn_writes += nsim_fs_stats(h->fs)->torn_writes - torn_before;
+        if (power) w->st.power_losses++;
+        else w->st.kills++;
+        nsim__push(w, w->now_us + 10000 + rand_below(&w->rng, 400000),
+                   (struct nsim_ev){.type = EV_RESTART, .node = h->idx});
+    } else if (pick < 50) {
+        nsim__heal_network(w);
+        w->st.partitions++;
+        if (rand_chance(&w->rng, 50)) { /* isolate one node */
+            for (uint32_t i = 0; i < w->n_nodes; i++) {
+                w->blocked[victim][i] = w->blocked[i][victim] = i != victim;
+            }
+            nsim__trace(w, "nemesis: node %llu isolated", (unsigned long long)h->id);
+        } else { /* random halves, some links one way only */
+            for (uint32_t i = 0; i < w->n_nodes; i++) {
+                for (uint32_t j = 0; j < w->n_nodes; j++) {
+                    if (i != j && rand_chance(&w->rng, 35)) w->blocked[i][j] = true;
+                }
+            }
+            nsim__trace(w, "nemesis: random partition");
+        }
+    } else if (pick < 60) {
+        nsim__heal_network(w);
+        nsim__trace(w, "nemesis: network healed");
+    } else if (pick < 72) {
+        w->drop_percent = (uint32_t)rand_below(&w->rng, 30);
+        w->dup_percent = (uint32_t)rand_below(&w->rng, 10);
+        w->delay_us_max = 2000 + rand_below(&w->rng, 30000);
+        nsim__trace(w, "nemesis: loss %u%%, duplicates %u%%, delay up to %llu us",
+                    w->drop_percent, w->dup_percent, (unsigned long long)w->delay_us_max);
+    } else if (pick < 84) {
+        h->slow_until_us = w->now_us + 200000 + rand_below(&w->rng, 1000000);
+        w->st.slow_disks++;
+        nsim__trace(w, "nemesis: node %llu disk slow", (unsigned long long)h->id);
+    } else if (pick < 92) {
+        if (!h->alive || h->expect_fatal || nsim__down(w) >= max_down) return;
+        nsim_fs_faults(h->fs)->fail_syncs = 1;
+        h->expect_fatal = true;
+        w->st.fsync_errors++;
+        nsim__trace(w, "nemesis: node %llu's next fsync fails", (unsigned long long)h->id);
+    } else if (leader >= 0 && w->hosts[leader].alive) { /* leadership transfer */
+        struct raft *r = w->hosts[leader].n->shard.raft;
+        uint64_t to = w->hosts[victim].id;
+        if (to != w->hosts[leader].id && !w->hosts[leader].n->shard.in_ready) {
+            struct nsim_host *lh = &w->hosts[leader];
+            NSIM_ON_NODE(w, lh, {
+                int rc = raft_transfer_leader(r, to);
+                (void)rc;
+                node_wake(lh->n);
+            });
+            nsim__trace(w, "nemesis: transfer leadership to %llu", (unsigned long long)to);
+        }
+    }
+}
+
+/* ---- the run ---- */
+
+static void nsim__step(struct nsim *w, struct nsim_host *h, const struct raft_msg *m) {
+    NSIM_ON_NODE(w, h, shard_step(h->n, &h->n->shard, m));
+}
+
+/* A batch of frames reaches a node: decoded as peer.c decodes a stream;
+ * the first bad frame drops the rest (the connection would close). */
+static void nsim__on_frames(struct nsim *w, struct nsim_host *h, const struct nsim_ev *ev) {
+    size_t off = 0;
+    while (off < ev->len && h->alive && h->gen == ev->gen) {
+        struct peer_frame f;
+        size_t used = 0;
+        char why[128];
+        int rc = peer_decode(ev->bytes + off, ev->len - off, &used, &f, why, sizeof(why));
+        if (rc != PEER_OK) {
+            w->st.bad_frames++;
+            return;
+        }
+        w->st.frames++;
+        off += used;
+        if (f.type == PEER_FRAME_RAFT && f.group == NODE_GROUP_ID) nsim__step(w, h, &f.msg);
+        peer_frame_release(&f);
+    }
+}
+
+static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
+    struct nsim_host *h = &w->hosts[ev->node];
+    switch (ev->type) {
+    case EV_TICK:
+        if (!h->alive || h->gen != ev->gen) break;
+        w->st.ticks++;
+        NSIM_ON_NODE(w, h, node_core_tick(h->n));
+        if (h->alive && h->gen == ev->gen) {
+            nsim__push(w, w->now_us + NSIM_TICK_MS * 1000, *ev);
+        }
+        break;
+    case EV_PUMP:
+        if (!h->alive || h->gen != ev->gen) break;
+        h->pump_due = false;
+        NSIM_ON_NODE(w, h, node_core_pump(h->n));
+        break;
+    case EV_FLUSH: {
+        if (!h->alive || h->gen != ev->gen) break;
+        struct node *n = h->n;
+        if (h->crash_in_flush) {
+            uint64_t torn_before = nsim_fs_stats(h->fs)->torn_writes;
+            nsim__crash(w, h, true);
+            w->st.torn_writes += nsim_fs_stats(h->fs)->torn_writes - torn_before;
+            w->st.power_losses++;
+            nsim__push(w, w->now_us + 10000 + rand_below(&w->rng, 400000),
+                       (struct nsim_ev){.type = EV_RESTART, .node = h->idx});
+            break;
+        }
+        uint64_t errors = nsim_fs_stats(h->fs)->sync_errors;
+        NSIM_ON_NODE(w, h, {
+            int result = wal_flush_run(n->batch);
+            bool failed = nsim_fs_stats(h->fs)->sync_errors > errors;
+            node_core_flush_done(n, result);
+            if (failed) {
+                nsim__violation(w, "fail-stop: node %llu went on after an fsync error",
+                                (unsigned long long)h->id);
+            }
+        });
+        break;
+    }
+    case EV_NET: nsim__on_frames(w, h, ev); break;
+    case EV_REQ: nsim__on_request(w, ev); break;
+    case EV_REPLY: nsim__on_reply(w, ev); break;
+    case EV_TIMEOUT: {
+        struct nsim_client *c = &w->clients[ev->client];
+        if (c->busy && c->req == ev->req) {
+            w->st.ops_unknown++;
+            nsim__client_done(w, c, true);
+        }
+        break;
+    }
+    case EV_NEXT: {
+        struct nsim_client *c = &w->clients[ev->client];
+        if (!c->busy && c->req == ev->req) nsim__next_op(w, c);
+        break;
+    }
+    case EV_NEMESIS:
+        if (w->healed) break;
+        nsim__nemesis(w);
+        nsim__push(w, w->now_us + 50000 + rand_below(&w->rng, 400000), *ev);
+        break;
+    case EV_RESTART:
+        if (h->alive) break;
+        w->st.restarts++;
+        nsim__start(w, h);
+        break;
+    case EV_HEAL:
+        w->healed = true;
+        nsim__heal_network(w);
+        for (uint32_t i = 0; i < w->n_nodes; i++) {
+            w->hosts[i].slow_until_us = 0;
+            if (w->hosts[i].alive && nsim_fs_faults(w->hosts[i].fs)->fail_syncs > 0) {
+                nsim_fs_faults(w->hosts[i].fs)->fail_syncs = 0;
+                w->hosts[i].expect_fatal = false;
+            }
+            if (!w->hosts[i].alive) nsim__start(w, &w->hosts[i]);
+        }
+        nsim__trace(w, "faults healed");
+        break;
+    default: break;
+    }
+}
+
+static void nsim__check_history(struct nsim *w) {
+    struct lin_op *ops = malloc((w->n_ops + 1) * sizeof(*ops));
+    if (ops == NULL) abort();
+    for (uint8_t k = 0; k < NSIM_KEYS && !w->violated; k++) {
+        size_t n = 0;
+        for (uint32_t i = 0; i < w->n_ops; i++) {
+            struct nsim_op *op = &w->ops[i];
+            if (op->key != k || op->lin.kind == 0xff) continue;
+            if (op->lin.kind == LIN_GET && !op->lin.completed) continue; /* reads change nothing */
+            ops[n] = op->lin;
+            ops[n].arg = w->arena + op->arg_off;
+            ops[n].out = w->arena + op->out_off;
+            n++;
+        }
+        char why[256];
+        w->st.histories++;
+        enum lin_result r = lin_check(ops, n, 2000000, why, sizeof(why));
+        if (r == LIN_VIOLATION) {
+            nsim__violation(w, "linearizability of key k%u (%zu operations): %s", k, n, why);
+        } else if (r == LIN_UNKNOWN) {
+            w->st.lin_unknown++;
+        }
+    }
+    free(ops);
+}
+
+static void nsim__check_final(struct nsim *w) {
+    if (w->ok_after_heal == 0) {
+        nsim__violation(w, "liveness: no write succeeded in the %llu ms after the faults healed",
+                        (unsigned long long)((w->quiet_us - w->heal_us) / 1000));
+        return;
+    }
+    const struct nsim_host *first = NULL;
+    for (uint32_t i = 0; i < w->n_nodes && !w->violated; i++) {
+        const struct nsim_host *h = &w->hosts[i];
+        if (!h->alive) {
+            nsim__violation(w, "node %llu is down at the end", (unsigned long long)h->id);
+            break;
+        }
+        if (first == NULL) {
+            first = h;
+            continue;
+        }
+        uint64_t a = first->n->shard.applied, b = h->n->shard.applied;
+        if (a != b) {
+            nsim__violation(w, "convergence: nodes %llu and %llu applied %llu and %llu",
+                            (unsigned long long)first->id, (unsigned long long)h->id,
+                            (unsigned long long)a, (unsigned long long)b);
+        } else if (kv_digest(first->n->shard.kv) != kv_digest(h->n->shard.kv)) {
+            nsim__violation(w, "convergence: nodes %llu and %llu differ at index %llu",
+                            (unsigned long long)first->id, (unsigned long long)h->id,
+                            (unsigned long long)a);
+        }
+    }
+}
+
+int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why,
+             size_t why_cap) {
+    struct nsim *w = calloc(1, sizeof(*w));
+    if (w == NULL) abort();
+    nsim__w = w;
+    w->opt = *opt;
+    rand_seed(&w->rng, opt->seed);
+    w->n_nodes = rand_chance(&w->rng, 25) ? 5 : 3;
+    node_config_default(&w->cfg);
+    w->cfg.cluster_id = 7;
+    w->cfg.tick_ms = NSIM_TICK_MS;
+    w->cfg.election_ticks = 10;
+    w->cfg.heartbeat_ticks = 2;
+    w->cfg.lease_read = false;
+    w->cfg.snapshot_entries = 20 + rand_below(&w->rng, 300);
+    w->cfg.wal_segment_bytes = WAL_SEGMENT_BYTES_MIN * (1 + rand_below(&w->rng, 4));
+    w->cfg.n_members = w->n_nodes;
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        struct node_member *m = &w->cfg.members[i];
+        m->id = i + 1;
+        snprintf(m->host, sizeof(m->host), "10.0.0.%u", i + 1);
+        m->client_port = 7001;
+        m->peer_port = 17001;
+        w->hosts[i].idx = (uint8_t)i;
+        w->hosts[i].id = i + 1;
+        w->hosts[i].fs = nsim_fs_create();
+        w->hosts[i].disk_us_max = 200 + rand_below(&w->rng, 3000);
+    }
+    nsim__heal_network(w);
+    if (resp_parser_init(&w->parser, NULL, NULL) != RESP_OK) abort();
+    w->heal_us = 2000000 + rand_below(&w->rng, 4000000);
+    w->quiet_us = w->heal_us + 3000000;
+    w->end_us = w->quiet_us + 2000000;
+    for (uint32_t i = 0; i < w->n_nodes; i++) nsim__start(w, &w->hosts[i]);
+    for (uint16_t i = 0; i < NSIM_CLIENTS; i++) {
+        w->clients[i].id = i;
+        w->clients[i].target = (uint8_t)rand_below(&w->rng, w->n_nodes);
+        nsim__push(w, 100000 + rand_below(&w->rng, 5000),
+                   (struct nsim_ev){.type = EV_NEXT, .client = i, .req = 0});
+    }
+    nsim__push(w, 300000 + rand_below(&w->rng, 300000), (struct nsim_ev){.type = EV_NEMESIS});
+    nsim__push(w, w->heal_us, (struct nsim_ev){.type = EV_HEAL});
+    while (w->heap_len > 0 && !w->violated) {
+        struct nsim_ev ev = nsim__pop(w);
+        if (ev.time > w->end_us) {
+            free(ev.bytes);
+            break;
+        }
+        w->now_us = ev.time;
+        if (!w->quiet && w->now_us >= w->quiet_us) w->quiet = true;
+        w->st.events++;
+        nsim__dispatch(w, &ev);
+        free(ev.bytes);
+    }
+    w->st.sim_ms = w->now_us / 1000;
+    if (!w->violated) nsim__check_final(w);
+    if (!w->violated) nsim__check_history(w);
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        w->st.snapshots += w->hosts[i].n ? w->hosts[i].n->stats.snapshots : 0;
+    }
+    /* tear down */
+    while (w->heap_len > 0) free(nsim__pop(w).bytes);
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        struct nsim_host *h = &w->hosts[i];
+        if (h->alive) {
+            if (setjmp(h->jmp) == 0) nsim__crash(w, h, false);
+        }
+        for (uint32_t j = 0; j < NSIM_NODES_MAX; j++) peer_buf_free(&h->out[j]);
+        nsim_fs_destroy(h->fs);
+    }
+    resp_parser_free(&w->parser);
+    int rc = w->violated ? 1 : 0;
+    if (rc) snprintf(why, why_cap, "%s", w->why);
+    *stats = w->st;
+    free(w->heap);
+    free(w->ops);
+    free(w->arena);
+    free(w->leader_of_term);
+    free(w->applied);
+    free(w);
+    nsim__w = NULL;
+    return rc;
+}

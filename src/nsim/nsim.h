@@ -1,0 +1,61 @@
+/* nsim.h: the whole-node simulator (build/shoal-nsim). Where shoal-sim
+ * (src/sim/) runs bare Raft cores, this runs whole nodes: the same
+ * node_core.c and shard.c as `shoal server` (WAL, recovery, snapshots,
+ * command execution, replies), their peer messages encoded and decoded as
+ * wire frames, and their files on a simulated disk (nsim_io.c) that loses
+ * unsynced writes, tears the last one, fails fsync and runs slow, all from
+ * one seed. Clients send RESP commands and their history is checked for
+ * linearizability with src/check/lin.c. Internal to src/nsim/. */
+#ifndef SHOAL_NSIM_H
+#define SHOAL_NSIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "io/io.h"
+#include "util/rand.h"
+
+/* ---- the simulated file system (nsim_io.c) ---- */
+
+struct nsim_fs;
+
+struct nsim_fs_faults {
+    uint32_t fail_syncs; /* the next N syncs fail with -EIO (and drop the dirty data) */
+    bool lying;          /* syncs return 0 without reaching the disk (a crash follows) */
+};
+
+struct nsim_fs_stats {
+    uint64_t writes, bytes_written, syncs, sync_errors, crashes, torn_writes, lost_ops;
+};
+
+struct nsim_fs *nsim_fs_create(void);
+void nsim_fs_destroy(struct nsim_fs *fs);
+void nsim_fs_io(struct nsim_fs *fs, struct io *io); /* the io table over fs */
+struct nsim_fs_faults *nsim_fs_faults(struct nsim_fs *fs);
+const struct nsim_fs_stats *nsim_fs_stats(const struct nsim_fs *fs);
+/* Every handle closes. power_loss: each file keeps its synced image plus a
+ * random prefix of the later writes, the last possibly torn; otherwise (the
+ * process died, the kernel lives) everything written survives. Names
+ * survive as of the last dir_sync() on power loss, all of them otherwise. */
+void nsim_fs_crash(struct nsim_fs *fs, bool power_loss, struct rand *rng);
+
+/* ---- the simulation (nsim.c) ---- */
+
+struct nsim_options {
+    uint64_t seed;
+    bool trace; /* every event and node log line, to stdout */
+};
+
+struct nsim_stats {
+    uint64_t sim_ms, ticks, events;
+    uint64_t ops_ok, ops_failed, ops_unknown;
+    uint64_t kills, power_losses, torn_writes, fsync_errors, partitions, slow_disks;
+    uint64_t restarts, elections, snapshots, snapshots_installed, frames, bad_frames;
+    uint64_t histories, lin_unknown;
+    uint64_t applied_max;
+};
+
+/* Runs one seed; 0 if every check passed, 1 with a message in why. */
+int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why, size_t why_cap);
+
+#endif
