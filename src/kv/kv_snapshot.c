@@ -295,6 +295,7 @@ static int kv__link(struct kv__reader *r, struct kv *kv, struct kv_entry *e, uin
     if (kv_dict_lookup(kv, hash, kv_entry_key(e), e->key_len) != NULL) {
         return kv__fail(r, KV_ECORRUPT, at, "duplicate key");
     }
+    if (kv->rehashing) (void)kv_dict_rehash(kv, 1); /* as every write does */
     int rc = kv_dict_insert(kv, e, hash);
     if (rc != KV_OK) return kv__fail(r, rc, at, "cannot insert");
     return KV_OK;

@@ -161,6 +161,11 @@ int node_run(const struct node_config *config) {
     n->start_ms = node_now_ms();
     n->next_client_id = 1;
     signal(SIGPIPE, SIG_IGN);
+    if (n->cfg.logfile[0] != '\0' && freopen(n->cfg.logfile, "a", stderr) == NULL) {
+        fprintf(stdout, "shoal server: cannot open logfile %s\n", n->cfg.logfile);
+        free(n);
+        return 2;
+    }
     int code = 1;
     io_posix_init(&n->io);
     if (node_core_open(n) == 0 && node__start_loop(n) == 0) {

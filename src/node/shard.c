@@ -535,6 +535,20 @@ static void shard__serve_reads(struct shard *s) {
     s->n_reads = keep;
 }
 
+/* Raft confirmed a read point. s->reads is in context order (contexts are
+ * handed out increasing and the list is only ever filtered), so a binary
+ * search finds it; the nested scan this replaced was quadratic and took
+ * 8.5% of the leader's CPU under GET with 800 reads in flight (perf). */
+static void shard__confirm_read(struct shard *s, const struct raft_read_state *rs) {
+    uint32_t lo = 0, hi = s->n_reads;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->reads[mid].context < rs->context) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < s->n_reads && s->reads[lo].context == rs->context) s->reads[lo].index = rs->index;
+}
+
 /* Leadership lost: reads not yet confirmed can no longer be. */
 static void shard__fail_unconfirmed_reads(struct shard *s) {
     uint32_t keep = 0;
@@ -696,11 +710,7 @@ void shard_finish(struct node *n, struct shard *s) {
     for (uint32_t i = 0; i < rd->n_messages; i++) peer_send(n, &rd->messages[i]);
     if (rd->has_snapshot) shard__install_snapshot(n, s);
     for (uint32_t i = 0; i < rd->n_committed; i++) shard__apply(n, s, &rd->committed[i]);
-    for (uint32_t i = 0; i < rd->n_reads; i++) {
-        for (uint32_t j = 0; j < s->n_reads; j++) {
-            if (s->reads[j].context == rd->reads[i].context) s->reads[j].index = rd->reads[i].index;
-        }
-    }
+    for (uint32_t i = 0; i < rd->n_reads; i++) shard__confirm_read(s, &rd->reads[i]);
     raft_advance(s->raft);
     s->in_ready = false;
     uint8_t role = (uint8_t)raft_role(s->raft);

@@ -276,13 +276,13 @@ static int nsim_io__sync(struct io *io, int handle) {
     struct nsim_fs *fs = nsim_io__fs(io);
     struct nsim_inode *ino = nsim_io__handle(fs, handle);
     if (ino == NULL) return -EBADF;
+    if (fs->faults.lying) return 0; /* the crash comes before the sync is issued */
     if (fs->faults.fail_syncs > 0) {
         fs->faults.fail_syncs--;
         fs->stats.sync_errors++;
         nsim_io__drop_ops(ino); /* the dirty pages are gone */
         return -EIO;
     }
-    if (fs->faults.lying) return 0; /* the crash comes before the sync does */
     for (uint32_t i = 0; i < ino->n_ops; i++) {
         nsim_io__apply(&ino->disk, &ino->ops[i], ino->ops[i].len);
     }

@@ -118,3 +118,12 @@ def test_binary_keys_and_values(cluster):
     assert c.get(key) == value
     assert c.strlen(key) == len(value)
     assert c.exists(b"k") == 0
+
+
+def test_logfile_receives_the_log(make_cluster, tmp_path):
+    path = tmp_path / "shoal.log"
+    cl = make_cluster(n=1, extra=["--logfile", str(path)])
+    assert cl.client(1).set("k", "v")
+    text = path.read_text()
+    assert "ready: clients on 127.0.0.1:%d" % cl.ports[1] in text
+    assert "leader" in text

@@ -1187,6 +1187,34 @@ TEST(memory_per_key) {
     kv_destroy(kv);
 }
 
+/* Loading a snapshot sizes the table once and keeps it: no shrink back to
+ * the minimum on the first insert, no resize left half done (which put
+ * every key of a 200,000-key snapshot into 8 buckets). */
+TEST(snapshot_load_keeps_the_table_sized) {
+    struct kv *kv = new_kv(5);
+    for (int i = 0; i < 50000; i++) {
+        char k[24];
+        int n = snprintf(k, sizeof(k), "key:%012d", i);
+        CHECK(kv_set(kv, k, (size_t)n, "v", 1, KV_NO_EXPIRY, 0, 0) == KV_OK);
+    }
+    struct sink s = {.fail_at = -1};
+    CHECK(kv_snapshot_write(kv, 9, sink_write, &s) == KV_OK);
+    struct kv_config c;
+    kv_config_default(&c);
+    struct kv *back = NULL;
+    char err[200];
+    CHECK(kv_snapshot_load_buffer(&c, s.p, s.len, &back, NULL, err, sizeof(err)) == KV_OK);
+    struct kv_stats st;
+    kv_stats(back, &st);
+    CHECK_EQ_U64(st.keys, 50000);
+    CHECK(!st.rehashing);
+    CHECK(st.buckets[0] >= 50000);
+    CHECK_EQ_U64(kv_digest(back), kv_digest(kv));
+    kv_destroy(back);
+    kv_destroy(kv);
+    free(s.p);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(siphash_matches_reference_vectors),
@@ -1200,6 +1228,7 @@ int main(void) {
         TEST_ENTRY(expired_sample_covers_the_table_in_bounded_calls),
         TEST_ENTRY(random_key_is_quick_when_sparse_and_fair_when_settled),
         TEST_ENTRY(snapshot_round_trip),
+        TEST_ENTRY(snapshot_load_keeps_the_table_sized),
         TEST_ENTRY(snapshot_corruption_is_detected_at_every_byte),
         TEST_ENTRY(limits_and_bad_input),
         TEST_ENTRY(large_values_and_accounting),
