@@ -50,7 +50,25 @@ void slot_set(struct client *c, struct slot *s, const char *data, size_t len) {
         s->len = s->data ? sizeof(oom) - 1 : 0;
     }
     s->done = true;
-    client_release(c);
+    /* Written at the end of the turn with every other reply of the turn
+     * (client_release_due): one write per client per turn, not per reply.
+     * Writing each reply at once cost a write(2) and a context switch per
+     * GET (perf: 25% of a leader's time under GET, pipeline 16). */
+    if (!c->release_due) {
+        c->release_due = true;
+        c->release_next = c->node->release_head;
+        c->node->release_head = c;
+    }
+}
+
+void client_release_due(struct node *n) {
+    while (n->release_head != NULL) {
+        struct client *c = n->release_head;
+        n->release_head = c->release_next;
+        c->release_due = false;
+        c->release_next = NULL;
+        client_release(c);
+    }
 }
 
 void slot_set_error(struct client *c, struct slot *s, const char *msg) {
@@ -63,6 +81,11 @@ void slot_set_error(struct client *c, struct slot *s, const char *msg) {
 
 static void client__closed_cb(uv_handle_t *h) {
     struct client *c = h->data;
+    if (c->release_due) {
+        struct client **link = &c->node->release_head;
+        while (*link != c) link = &(*link)->release_next;
+        *link = c->release_next;
+    }
     resp_parser_free(&c->parser);
     while (c->head) {
         struct slot *s = c->head;
@@ -424,6 +447,7 @@ int client_start(struct node *n) {
 static void client__listener_closed_cb(uv_handle_t *h) { (void)h; }
 
 void client_stop(struct node *n) {
+    client_release_due(n); /* replies finished this turn go out first */
     if (!uv_is_closing((uv_handle_t *)&n->client_listener)) {
         uv_close((uv_handle_t *)&n->client_listener, client__listener_closed_cb);
     }

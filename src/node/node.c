@@ -105,7 +105,10 @@ static void node__pump_cb(uv_prepare_t *h) {
         uv_idle_stop(&n->idle);
     }
     node_core_pump(n);
+    client_release_due(n);
 }
+
+static void node__release_cb(uv_check_t *h) { client_release_due(h->data); }
 
 static void node__tick_cb(uv_timer_t *t) { node_core_tick(t->data); }
 
@@ -125,6 +128,7 @@ static void node__stop(struct node *n) {
     uv_close((uv_handle_t *)&n->sigint, node__close_cb);
     uv_close((uv_handle_t *)&n->idle, node__close_cb);
     uv_close((uv_handle_t *)&n->pump, node__close_cb);
+    uv_close((uv_handle_t *)&n->release_check, node__close_cb);
 }
 
 static void node__signal_cb(uv_signal_t *h, int signum) {
@@ -138,6 +142,10 @@ static int node__start_loop(struct node *n) {
     uv_prepare_init(n->loop, &n->pump);
     n->pump.data = n;
     uv_prepare_start(&n->pump, node__pump_cb);
+    uv_check_init(n->loop, &n->release_check);
+    n->release_check.data = n;
+    uv_check_start(&n->release_check, node__release_cb);
+    uv_unref((uv_handle_t *)&n->release_check);
     uv_idle_init(n->loop, &n->idle);
     uv_timer_init(n->loop, &n->tick_timer);
     n->tick_timer.data = n;

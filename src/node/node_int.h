@@ -86,6 +86,8 @@ struct client {
     uint64_t out_bytes; /* bytes handed to uv_write and not yet written */
     struct resp_arg *held_argv; /* a command waiting for its route to be free */
     uint32_t held_argc;
+    bool release_due;            /* on node.release_head: finished replies to write */
+    struct client *release_next;
 };
 
 /* A proposal of this node (as leader) waiting for its entry to apply. */
@@ -116,6 +118,7 @@ struct shard {
     struct raft *raft;
     struct kv *kv;
     bool in_ready; /* between raft_ready() and raft_advance() */
+    bool sent_early; /* the ready's leader messages left before its fsync */
     bool gc_due;   /* a snapshot mark was appended: retire WAL segments after it is durable */
     int snap_child; /* pid of the background snapshot writer, 0 if none */
     struct raft_snapshot_meta snap_meta;
@@ -178,6 +181,8 @@ struct node {
     uv_tcp_t client_listener, peer_listener;
     uv_timer_t tick_timer;
     uv_prepare_t pump;
+    uv_check_t release_check; /* after the I/O of a turn: write the turn's replies */
+    struct client *release_head; /* clients with finished replies not yet written */
     uv_idle_t idle;
     uv_signal_t sigterm, sigint;
     uv_work_t flush_work;
@@ -256,6 +261,8 @@ void client_stop(struct node *n);
 void slot_set(struct client *c, struct slot *s, const char *data, size_t len);
 void slot_set_error(struct client *c, struct slot *s, const char *msg);
 void client_release(struct client *c); /* write finished slots at the head */
+/* Writes the replies finished during this turn: one write per client. */
+void client_release_due(struct node *n);
 void client_resume_all(struct node *n);
 void client_resume(struct client *c);
 /* client_cmds.c: the commands the node answers itself (CMD_NODE). */
