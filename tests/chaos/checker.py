@@ -73,11 +73,15 @@ def check_register(key, ops, states_max=WGL_STATES_MAX):
         return v
 
     seen = set()
-    # Depth-first search; each frame is (mask, state, next candidate index).
-    stack = [(0, None)]
+    # Depth-first search over (linearized set, value); `first` is the lowest
+    # op not yet linearized (ops are sorted by invocation).
+    stack = [(0, None, 0)]
     best = 0
+    best_count = 0
     while stack:
-        mask, state = stack.pop()
+        mask, state, first = stack.pop()
+        while first < n and (mask >> first) & 1:
+            first += 1
         if (mask & required) == required:
             stats["states"] = len(seen)
             return [], stats
@@ -89,40 +93,37 @@ def check_register(key, ops, states_max=WGL_STATES_MAX):
             stats["states"] = len(seen)
             stats["unchecked"] = True
             return [], stats
-        if bin(mask).count("1") > bin(best).count("1"):
-            best = mask
-        # earliest completion among ops not yet linearized
+        if first > best_count:
+            best, best_count = mask, first
+        # earliest completion among ops not yet linearized; candidates are
+        # the ops invoked before it
         limit = INF
-        first = None
-        for j in range(n):
-            if not (mask >> j) & 1:
-                if first is None:
-                    first = j
-                if t1s[j] < limit:
-                    limit = t1s[j]
-                if t0s[j] > limit:
-                    break
-        # greedy: a read that is valid now is linearized at once (it
-        # changes nothing and only relaxes the others' constraints)
-        forced = None
+        last = first
         for j in range(first, n):
             if t0s[j] > limit:
                 break
-            if (mask >> j) & 1:
+            last = j
+            if not (mask >> j) & 1 and t1s[j] < limit:
+                limit = t1s[j]
+        # greedy: a read that is valid now is linearized at once (it
+        # changes nothing and only relaxes the others' constraints)
+        forced = None
+        for j in range(first, last + 1):
+            if (mask >> j) & 1 or t0s[j] > limit:
                 continue
             if hist[j][2] == "r" and hist[j][4] == state:
                 forced = j
                 break
         if forced is not None:
-            stack.append((mask | (1 << forced), state))
+            stack.append((mask | (1 << forced), state, first))
             continue
-        for j in range(n - 1, first - 1, -1):
+        for j in range(last, first - 1, -1):
             if (mask >> j) & 1 or t0s[j] > limit:
                 continue
             nxt = step(j, state)
             if nxt is _BAD:
                 continue
-            stack.append((mask | (1 << j), nxt))
+            stack.append((mask | (1 << j), nxt, first))
     stats["states"] = len(seen)
     # Not linearizable: name the first op that could never be placed.
     stuck = [hist[j][6] for j in range(n) if not (best >> j) & 1 and hist[j][5]]
@@ -146,6 +147,11 @@ def check_counter(key, ops, final):
     """INCRBY k 1 history. `final` is the value read after all faults healed
     (an int) or None if it could not be read. Returns (anomalies, lost)."""
     out = []
+    bad = [o for o in ops if o["type"] == "ok" and o["f"] in ("incr", "r")
+           and not _is_int(o["r"])]
+    if bad:
+        out.append(_anomaly("bad-reply", key, "%s replied %r" % (bad[0]["f"], bad[0]["r"])))
+        ops = [o for o in ops if o not in bad]
     incr = [o for o in ops if o["f"] == "incr"]
     ok = [o for o in incr if o["type"] == "ok"]
     info = [o for o in incr if o["type"] == "info"]
@@ -193,6 +199,16 @@ def check_counter(key, ops, final):
     return out, lost
 
 
+def _is_int(v):
+    if v is None:
+        return True
+    try:
+        int(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 # ---------------------------------------------------------------- appends
 
 def split_tokens(value):
@@ -207,6 +223,10 @@ def check_append(key, ops, final):
     """APPEND of unique tokens ('tok,') and GETs of the whole value. `final` is
     the value read after healing (str) or None. Returns (anomalies, lost)."""
     out = []
+    bad = [o for o in ops if o["type"] == "ok" and o["f"] == "append" and not _is_int(o["r"])]
+    if bad:
+        out.append(_anomaly("bad-reply", key, "append replied %r" % bad[0]["r"]))
+        ops = [dict(o, r=None) if o in bad else o for o in ops]
     appends = {o["v"]: o for o in ops if o["f"] == "append"}
     failed = {t for t, o in appends.items() if o["type"] == "fail"}
     ok = {t: o for t, o in appends.items() if o["type"] == "ok"}
