@@ -151,7 +151,8 @@ def check_counter(key, ops, final):
            and not _is_int(o["r"])]
     if bad:
         out.append(_anomaly("bad-reply", key, "%s replied %r" % (bad[0]["f"], bad[0]["r"])))
-        ops = [o for o in ops if o not in bad]
+        # still acknowledged, but their value tells nothing
+        ops = [dict(o, r=None, unknown=True) if o in bad else o for o in ops]
     incr = [o for o in ops if o["f"] == "incr"]
     ok = [o for o in incr if o["type"] == "ok"]
     info = [o for o in incr if o["type"] == "info"]
@@ -165,14 +166,14 @@ def check_counter(key, ops, final):
             out.append(_anomaly("extra-increments", key,
                                 "final %d > %d acknowledged + %d indeterminate" %
                                 (final, len(ok), len(info))))
-    replies = [o["r"] for o in ok]
+    replies = [o["r"] for o in ok if not o.get("unknown")]
     if len(set(replies)) != len(replies):
         dup = sorted({r for r in replies if replies.count(r) > 1})[:5]
         out.append(_anomaly("duplicate-increment-replies", key, "values %s" % dup))
     # Every observed value (incr reply or read) against real time.
     done_t1 = sorted(o["t1"] for o in ok)
     live_t0 = sorted(o["t0"] for o in incr if o["type"] != "fail")
-    obs = [o for o in ops if o["type"] == "ok" and o["f"] in ("incr", "r")]
+    obs = [o for o in ops if o["type"] == "ok" and o["f"] in ("incr", "r") and not o.get("unknown")]
     for o in obs:
         val = int(o["r"] or 0)
         low = bisect.bisect_left(done_t1, o["t0"])  # acknowledged before it began

@@ -33,6 +33,8 @@ REGISTER_PERIOD_S = 5.0
 COUNTER_PERIOD_S = 30.0
 APPEND_KEYS = 3
 APPEND_PERIOD_S = 20.0
+SHUN_S = 3.0
+READ_SHARE = {"r": 0.5, "c": 0.2, "a": 0.3}  # of each kind's operations
 
 
 def classify_error(msg):
@@ -71,9 +73,10 @@ class Conns:
                 pass
 
 
-def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=None):
+def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=None, reads=1.0, pin=None):
     """One client process: operations until the monotonic `deadline`.
-    Times in the history are seconds since t_start; at most `rate` operations
+    `reads` scales the share of GETs (0: writes only); `pin` makes it talk
+    to that one node only. Times in the history are seconds since t_start; at most `rate` operations
     a second (the machine is shared, and the history must stay checkable)."""
     rng = random.Random(seed * 1000 + idx)
     conns = Conns(ips, port, timeout)
@@ -86,6 +89,7 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
     last_flush = time.monotonic()
     ops = 0
     next_at = 0.0
+    shun = {}
     while time.monotonic() < deadline and ops < 2_000_000:
         ops += 1
         seq += 1
@@ -94,32 +98,35 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
             time.sleep(pace)
         next_at = time.monotonic() + 1.0 / rate
         now = time.monotonic() - t_start
-        node = rng.choice(nodes)
+        # like a client library, stay away for a while from a node that
+        # just timed out or refused (else every client ends up waiting on a
+        # paused node); when all are shunned, any will do
+        up = [i for i in nodes if shun.get(i, 0) <= time.monotonic()]
+        node = pin if pin is not None else rng.choice(up or nodes)
         kind = rng.choices(kinds, weights)[0]
-        c = rng.random()
+        is_read = rng.random() < READ_SHARE[kind] * reads
         if kind == "r":
             key = "r:%d:%d" % (int(now / REGISTER_PERIOD_S), rng.randrange(REGISTER_KEYS))
-            if c < 0.5:
+            v = "%d-%d" % (idx, seq)
+            if is_read:
                 f, v, args = "r", None, ("GET", key)
-            elif c < 0.85:
-                v = "%d-%d" % (idx, seq)
+            elif rng.random() < 0.7:
                 f, args = "w", ("SET", key, v)
             else:
-                v = "%d-%d" % (idx, seq)
                 f, args = "rmw", ("SET", key, v, "GET")
         elif kind == "c":
             key = "c:%d" % int(now / COUNTER_PERIOD_S)
-            if c < 0.8:
-                f, v, args = "incr", 1, ("INCRBY", key, "1")
-            else:
+            if is_read:
                 f, v, args = "r", None, ("GET", key)
+            else:
+                f, v, args = "incr", 1, ("INCRBY", key, "1")
         else:
             key = "a:%d:%d" % (int(now / APPEND_PERIOD_S), rng.randrange(APPEND_KEYS))
-            if c < 0.7:
+            if is_read:
+                f, v, args = "r", None, ("GET", key)
+            else:
                 v = "%d.%d" % (idx, seq)
                 f, args = "append", ("APPEND", key, v + ",")
-            else:
-                f, v, args = "r", None, ("GET", key)
         rec = {"p": idx, "f": f, "k": key, "v": v, "node": node}
         t0 = time.monotonic()
         try:
@@ -127,6 +134,7 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
         except (redis.exceptions.RedisError, OSError) as e:
             t1 = time.monotonic()
             conns.drop(node)
+            shun[node] = t1 + SHUN_S
             rec.update(t0=t0 - t_start, t1=t1 - t_start, type="fail", err="connect: %s" % e)
             out.write(json.dumps(rec) + "\n")
             time.sleep(0.05)
@@ -143,6 +151,7 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
         except (redis.exceptions.RedisError, OSError, socket.timeout) as e:
             t1 = time.monotonic()
             conns.drop(node)
+            shun[node] = t1 + SHUN_S
             rec.update(type="fail" if f == "r" else "info",
                        err="%s: %s" % (type(e).__name__, e))
         rec["t0"] = t0 - t_start
