@@ -7,12 +7,17 @@
 # Prints `chaos-canaries: N passed, N failed` last (passed = caught).
 set -u
 cd "$(dirname "$0")/.."
-# name profile seconds seed: the schedule that exposes it
+# name -> profile seconds seed: the schedule that exposes it. With
+# CHAOS_CANARY_SHORT=1 (make test) the runs are shorter.
+short=${CHAOS_CANARY_SHORT:-0}
 plan() {
   case $1 in
-    ACK_BEFORE_FSYNC) echo "canary-ack 30 101" ;;       # isolated leader acks, never commits
-    FOLLOWER_READS) echo "canary-follower 20 102" ;;    # minority followers serve reads
-    SKIP_READ_INDEX) echo "canary-readindex 40 103" ;;  # paused, cut-off leader reads alone
+    ACK_BEFORE_FSYNC) # isolated leader acks, never commits
+      [ "$short" = 1 ] && echo "canary-ack 18 201" || echo "canary-ack 30 101" ;;
+    FOLLOWER_READS) # minority followers serve reads
+      [ "$short" = 1 ] && echo "canary-follower 12 202" || echo "canary-follower 20 102" ;;
+    SKIP_READ_INDEX) # paused, cut-off leader reads alone
+      [ "$short" = 1 ] && echo "canary-readindex 22 301" || echo "canary-readindex 40 103" ;;
     *) echo "" ;;
   esac
 }

@@ -50,6 +50,10 @@ PROFILES = {
 # leader itself (not through a follower's proxy, which stalls on the cut).
 READS = {"canary-ack": 0.0}
 PINNED = {"canary-ack"}
+# The paused-leader trap: half the clients only read and wait out a pause
+# (stuck on the paused leader, answered when it resumes), the other half
+# only write and give up soon (so they go on through the new leader).
+SPLIT_ROLES = {"canary-readindex"}
 DURATION_S = {"full": (4.0, 10.0), "quick": (3.0, 6.0)}
 GAP_S = {"full": (3.0, 6.0), "quick": (2.5, 4.0)}
 
@@ -402,11 +406,13 @@ def main():
             # a third wait long (past pauses: the stale-read trap), the
             # others give up soon
             timeout = 12.0 if w % 3 == 2 else 2.5
+            reads = READS.get(a.profile, 1.0)
+            if a.profile in SPLIT_ROLES:
+                timeout, reads = (12.0, 2.0) if w % 2 else (2.5, 0.0)
             p = multiprocessing.Process(
                 target=workload.run,
                 args=(w, ips, clustermod.CLIENT_PORT, c.t_start, deadline, seed, timeout,
-                      os.path.join(out, "hist-%d.jsonl" % w), a.rate, None,
-                      READS.get(a.profile, 1.0),
+                      os.path.join(out, "hist-%d.jsonl" % w), a.rate, None, reads,
                       c.ids[w % len(c.ids)] if a.profile in PINNED else None), daemon=True)
             p.start()
             workers.append(p)

@@ -75,7 +75,7 @@ class Conns:
 
 def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=None, reads=1.0, pin=None):
     """One client process: operations until the monotonic `deadline`.
-    `reads` scales the share of GETs (0: writes only); `pin` makes it talk
+    `reads` scales the share of GETs (0: writes only, above 1: reads only); `pin` makes it talk
     to that one node only. Times in the history are seconds since t_start; at most `rate` operations
     a second (the machine is shared, and the history must stay checkable)."""
     rng = random.Random(seed * 1000 + idx)
@@ -104,7 +104,7 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
         up = [i for i in nodes if shun.get(i, 0) <= time.monotonic()]
         node = pin if pin is not None else rng.choice(up or nodes)
         kind = rng.choices(kinds, weights)[0]
-        is_read = rng.random() < READ_SHARE[kind] * reads
+        is_read = reads > 1.0 or rng.random() < READ_SHARE[kind] * reads
         if kind == "r":
             key = "r:%d:%d" % (int(now / REGISTER_PERIOD_S), rng.randrange(REGISTER_KEYS))
             v = "%d-%d" % (idx, seq)
