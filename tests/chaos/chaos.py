@@ -72,6 +72,7 @@ class Nemesis:
         self.seconds = seconds
         self.faults = []
         self.exits = []  # (t, node, rc, during, log tail)
+        self.outside = []  # (t, node, during): stopped by someone else
         self.stop = False
 
     def now(self):
@@ -99,14 +100,23 @@ class Nemesis:
         return plan
 
     def restart_dead(self, during):
+        """Restarts every node that is not running. A node the suite did not
+        kill is recorded: status 0 means it was stopped from outside
+        (SIGTERM/SIGINT: someone else on the machine), anything else is its
+        own exit (a fail-stop or a crash)."""
         for i in self.c.ids:
             if not self.c.alive(i):
                 p = self.c.procs.get(i)
                 if p is not None and getattr(p, "_chaos_killed", False) is False:
                     rc = p.returncode
-                    self.exits.append((self.now(), i, rc, during, self.c.log_tail(i)))
-                    log("  node %d had exited (status %s) during %s: %s" %
-                        (i, rc, during, self.c.log_tail(i, 2)))
+                    if rc == 0:
+                        self.outside.append((self.now(), i, during))
+                        log("  node %d was stopped from outside (status 0) during %s" %
+                            (i, during))
+                    else:
+                        self.exits.append((self.now(), i, rc, during, self.c.log_tail(i)))
+                        log("  node %d had exited (status %s) during %s: %s" %
+                            (i, rc, during, self.c.log_tail(i, 2)))
                 ok = self.c.start(i)
                 if not ok:
                     self.exits.append((self.now(), i, self.c.procs[i].poll(), "restart",
@@ -227,7 +237,7 @@ def monitor(c, stop, leaders):
         stop.wait(0.5)
 
 
-def final_reads(c, keys, deadline_s=90):
+def final_reads(c, nem, keys, deadline_s=90):
     """Reads every key through the leader after healing; returns
     (finals, ops) with the reads as history operations."""
     finals = {}
@@ -237,18 +247,20 @@ def final_reads(c, keys, deadline_s=90):
     for _ in range(1000):
         if not pending or time.monotonic() > deadline:
             break
-        lead = c.wait_leader(timeout=max(1, deadline - time.monotonic()))
+        nem.restart_dead("final reads")
+        lead = c.wait_leader(timeout=min(10, max(1, deadline - time.monotonic())))
         if lead is None:
-            break
+            continue
         cl = c.client(lead, 5)
         left = []
-        for k in pending:
+        for n, k in enumerate(pending):
             t0 = time.monotonic()
             try:
                 v = cl.get(k)
             except Exception:  # noqa: BLE001
-                left.append(k)
-                continue
+                left = pending[n:]  # find the leader again
+                time.sleep(0.5)
+                break
             t1 = time.monotonic()
             finals[k] = v
             ops.append({"p": "final", "f": "r", "k": k, "v": None, "node": lead, "type": "ok",
@@ -441,7 +453,8 @@ def main():
                         except ValueError:
                             pass  # a line cut by a killed client
         keys = {o["k"] for o in ops}
-        finals, fops, unread = final_reads(c, keys)
+        finals, fops, unread = final_reads(c, nem, keys)
+        nem.restart_dead("final reads")
         ops += fops
         with open(os.path.join(out, "history.jsonl"), "w") as f:
             for o in sorted(ops, key=lambda o: o["t0"]):
@@ -533,6 +546,9 @@ def report(a, seed, out, c, nem, ops, summary, anomalies, leaders, t_end, check_
         say("  %6.1f-%6.1f s (%4.1f s) during %s" % (w[0], w[1], w[1] - w[0],
                                                        ", ".join(w[2]) or "no fault"))
     say("leader changes seen by the monitor: %d" % max(0, len(leaders) - 1))
+    if nem.outside:
+        say("nodes stopped from outside the suite (status 0; restarted, not counted): %s" %
+            ", ".join("n%d at %.1f s" % (i, t) for t, i, _d in nem.outside))
     exits = [e for e in nem.exits]
     if exits:
         say("node exits the suite did not cause:")

@@ -182,8 +182,6 @@ class Cluster:
 
     def start_delay(self, nodes, min_ms, max_ms, seed):
         for i in nodes:
-            rule = ["-d", "%s.0/24" % self.net, "!", "-d", self.client_ip(),
-                    "-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass"]
             log = open(os.path.join(self.out, "nfq%d.log" % i), "ab")
             self.nfq[i] = subprocess.Popen(
                 ["ip", "netns", "exec", self.ns(i), sys.executable, os.path.join(HERE, "nfq.py"),
@@ -191,8 +189,11 @@ class Cluster:
                  "--seed", str(seed + i)], stdout=log, stderr=log)
             log.close()
             time.sleep(0.2)
-            subprocess.run(["ip", "netns", "exec", self.ns(i), "iptables", "-A", "OUTPUT"] + rule,
-                           check=True)
+            for j in self.ids:  # node-to-node packets only, not the clients'
+                if j != i:
+                    subprocess.run(["ip", "netns", "exec", self.ns(i), "iptables", "-A", "OUTPUT",
+                                    "-d", self.ip(j), "-j", "NFQUEUE", "--queue-num", "0",
+                                    "--queue-bypass"], check=True)
 
     def stop_delay(self):
         for i, p in list(self.nfq.items()):
