@@ -393,7 +393,8 @@ def main():
         stop_flag[0] = True
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     workers = []
     mon_stop = threading.Event()
     try:
