@@ -101,18 +101,19 @@ class Nemesis:
 
     def restart_dead(self, during):
         """Restarts every node that is not running. A node the suite did not
-        kill is recorded: status 0 means it was stopped from outside
-        (SIGTERM/SIGINT: someone else on the machine), anything else is its
-        own exit (a fail-stop or a crash)."""
+        kill is recorded: status 0 (SIGTERM/SIGINT handled) or death by
+        SIGKILL means it was stopped from outside (someone else on this
+        shared machine: a node never does either to itself); anything else
+        is its own exit (a fail-stop or a crash)."""
         for i in self.c.ids:
             if not self.c.alive(i):
                 p = self.c.procs.get(i)
                 if p is not None and getattr(p, "_chaos_killed", False) is False:
                     rc = p.returncode
-                    if rc == 0:
+                    if rc in (0, -9):
                         self.outside.append((self.now(), i, during))
-                        log("  node %d was stopped from outside (status 0) during %s" %
-                            (i, during))
+                        log("  node %d was stopped from outside (status %s) during %s" %
+                            (i, rc, during))
                     else:
                         self.exits.append((self.now(), i, rc, during, self.c.log_tail(i)))
                         log("  node %d had exited (status %s) during %s: %s" %
@@ -548,7 +549,8 @@ def report(a, seed, out, c, nem, ops, summary, anomalies, leaders, t_end, check_
                                                        ", ".join(w[2]) or "no fault"))
     say("leader changes seen by the monitor: %d" % max(0, len(leaders) - 1))
     if nem.outside:
-        say("nodes stopped from outside the suite (status 0; restarted, not counted): %s" %
+        say("nodes stopped from outside the suite (SIGTERM or SIGKILL; restarted, not "
+            "counted): %s" %
             ", ".join("n%d at %.1f s" % (i, t) for t, i, _d in nem.outside))
     exits = [e for e in nem.exits]
     if exits:
