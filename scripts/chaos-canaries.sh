@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The fault suite against the node's deliberate bugs (docs/chaos.md): each
+# canary build runs a short schedule aimed at its bug, and the suite must
+# report an anomaly or a lost acknowledged write. A suite that passes a
+# broken node proves nothing.
+#   scripts/chaos-canaries.sh [NAME ...]   (default: all three)
+# Prints `chaos-canaries: N passed, N failed` last (passed = caught).
+set -u
+cd "$(dirname "$0")/.."
+# name -> profile seconds seed: the schedule that exposes it. With
+# CHAOS_CANARY_SHORT=1 (make test) the runs are shorter.
+short=${CHAOS_CANARY_SHORT:-0}
+plan() {
+  case $1 in
+    ACK_BEFORE_FSYNC) # isolated leader acks, never commits
+      [ "$short" = 1 ] && echo "canary-ack 18 201" || echo "canary-ack 30 101" ;;
+    FOLLOWER_READS) # minority followers serve reads
+      [ "$short" = 1 ] && echo "canary-follower 12 202" || echo "canary-follower 20 102" ;;
+    SKIP_READ_INDEX) # paused, cut-off leader reads alone
+      [ "$short" = 1 ] && echo "canary-readindex 22 301" || echo "canary-readindex 40 103" ;;
+    *) echo "" ;;
+  esac
+}
+names=${*:-ACK_BEFORE_FSYNC FOLLOWER_READS SKIP_READ_INDEX}
+passed=0
+failed=0
+for name in $names; do
+  read -r profile secs seed <<<"$(plan "$name")"
+  bin=build/canary/$name/shoal
+  out=build/chaos/canary-$name
+  if [ -z "$profile" ] || [ ! -x "$bin" ]; then
+    echo "canary $name: no plan or no binary ($bin; make $bin)"
+    failed=$((failed + 1))
+    continue
+  fi
+  mkdir -p "$out"
+  start=$(date +%s)
+  bash scripts/chaos.sh --bin "$bin" --profile "$profile" --seconds "$secs" --seed "$seed" \
+    --out "$out" >"$out/run.log" 2>&1
+  rc=$?
+  took=$(( $(date +%s) - start ))
+  last=$(grep -E '^chaos: ops [0-9]+' "$out/run.log" | tail -n 1)
+  kinds=$(grep -E '^  by kind:' "$out/run.log" | tail -n 1 | sed 's/^  by kind: //')
+  lost=$(sed -E 's/.*lost acknowledged writes ([0-9]+).*/\1/' <<<"$last")
+  anomalies=$(sed -E 's/.*anomalies ([0-9]+).*/\1/' <<<"$last")
+  if [ "$rc" -eq 1 ] && [ -n "$last" ] && { [ "${lost:-0}" -gt 0 ] || [ "${anomalies:-0}" -gt 0 ]; }; then
+    echo "canary $name: caught in ${took} s (profile $profile, seed $seed): lost acknowledged" \
+      "writes $lost, anomalies $anomalies ($kinds)"
+    passed=$((passed + 1))
+  else
+    echo "canary $name: NOT caught (exit $rc, ${took} s; see $out/run.log): ${last:-no summary}"
+    failed=$((failed + 1))
+  fi
+done
+echo "chaos-canaries: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,349 @@
+"""Checkers for the fault suite's histories (docs/chaos.md).
+
+An operation is a dict:
+  p     client process (any hashable)
+  f     'w' (SET k v), 'r' (GET k), 'rmw' (SET k v GET),
+        'incr' (INCRBY k 1), 'append' (APPEND k token)
+  k     key
+  v     argument: the value written / the token appended (None for reads)
+  t0,t1 invocation and completion times (seconds, one monotonic clock)
+  type  'ok' (the reply was seen), 'fail' (definitely not applied),
+        'info' (indeterminate: timeout, reset, 'outcome unknown')
+  r     the reply for ok operations: the value read (None for nil), the old
+        value of rmw, the counter after incr, the length after append
+
+Indeterminate writes may have happened at any time after their invocation,
+or never; they are given t1 = infinity. Failed and indeterminate reads have
+no effect and are dropped.
+
+Every check returns a list of anomalies (dicts with 'kind', 'key' and a
+'detail' string); an empty list means the history is valid.
+"""
+import bisect
+import math
+
+INF = math.inf
+
+# WGL search budget per key: distinct (linearized set, state) configurations.
+# Past it the key is reported as 'unchecked' (not an anomaly, but counted).
+WGL_STATES_MAX = 400_000
+
+
+def _anomaly(kind, key, detail):
+    return {"kind": kind, "key": key, "detail": detail}
+
+
+# ---------------------------------------------------------------- registers
+
+def check_register(key, ops, states_max=WGL_STATES_MAX):
+    """Linearizability of one register (Wing & Gong / Lowe's search with
+    memoization of (linearized set, value)). Returns (anomalies, stats) where
+    stats = {'ops': n, 'states': visited, 'unchecked': bool}."""
+    hist = []
+    for o in ops:
+        if o["f"] == "r":
+            if o["type"] != "ok":
+                continue
+        elif o["type"] == "fail":
+            continue
+        t1 = o["t1"] if o["type"] == "ok" else INF
+        hist.append((o["t0"], t1, o["f"], o.get("v"), o.get("r"), o["type"] == "ok", o))
+    hist.sort(key=lambda h: (h[0], h[1]))
+    n = len(hist)
+    stats = {"ops": n, "states": 0, "unchecked": False}
+    if n == 0:
+        return [], stats
+    required = 0
+    for i, h in enumerate(hist):
+        if h[5]:
+            required |= 1 << i
+    t0s = [h[0] for h in hist]
+    t1s = [h[1] for h in hist]
+
+    def step(i, state):
+        """The register's value after op i from `state`, or a sentinel."""
+        _t0, _t1, f, v, r, ok, _o = hist[i]
+        if f == "w":
+            return v
+        if f == "r":
+            return state if r == state else _BAD
+        # rmw: SET GET returns the old value when ok; unknown when info
+        if ok and r != state:
+            return _BAD
+        return v
+
+    seen = set()
+    # Depth-first search over (linearized set, value); `first` is the lowest
+    # op not yet linearized (ops are sorted by invocation).
+    stack = [(0, None, 0)]
+    best = 0
+    best_count = 0
+    while stack:
+        mask, state, first = stack.pop()
+        while first < n and (mask >> first) & 1:
+            first += 1
+        if (mask & required) == required:
+            stats["states"] = len(seen)
+            return [], stats
+        key_ = (mask, state)
+        if key_ in seen:
+            continue
+        seen.add(key_)
+        if len(seen) > states_max:
+            stats["states"] = len(seen)
+            stats["unchecked"] = True
+            return [], stats
+        if first > best_count:
+            best, best_count = mask, first
+        # earliest completion among ops not yet linearized; candidates are
+        # the ops invoked before it
+        limit = INF
+        last = first
+        for j in range(first, n):
+            if t0s[j] > limit:
+                break
+            last = j
+            if not (mask >> j) & 1 and t1s[j] < limit:
+                limit = t1s[j]
+        # greedy: a read that is valid now is linearized at once (it
+        # changes nothing and only relaxes the others' constraints)
+        forced = None
+        for j in range(first, last + 1):
+            if (mask >> j) & 1 or t0s[j] > limit:
+                continue
+            if hist[j][2] == "r" and hist[j][4] == state:
+                forced = j
+                break
+        if forced is not None:
+            stack.append((mask | (1 << forced), state, first))
+            continue
+        for j in range(last, first - 1, -1):
+            if (mask >> j) & 1 or t0s[j] > limit:
+                continue
+            nxt = step(j, state)
+            if nxt is _BAD:
+                continue
+            stack.append((mask | (1 << j), nxt, first))
+    stats["states"] = len(seen)
+    # Not linearizable: name the first op that could never be placed.
+    stuck = [hist[j][6] for j in range(n) if not (best >> j) & 1 and hist[j][5]]
+    o = stuck[0] if stuck else hist[0][6]
+    detail = "no linearization; first unplaceable op: %s %s -> %r [%.3f, %.3f] on node %s" % (
+        o["f"], o.get("v"), o.get("r"), o["t0"], o["t1"], o.get("node"))
+    return [_anomaly("nonlinearizable", key, detail)], stats
+
+
+class _Bad:
+    def __repr__(self):
+        return "BAD"
+
+
+_BAD = _Bad()
+
+
+# ---------------------------------------------------------------- counters
+
+def check_counter(key, ops, final):
+    """INCRBY k 1 history. `final` is the value read after all faults healed
+    (an int) or None if it could not be read. Returns (anomalies, lost)."""
+    out = []
+    bad = [o for o in ops if o["type"] == "ok" and o["f"] in ("incr", "r")
+           and not _is_int(o["r"])]
+    if bad:
+        out.append(_anomaly("bad-reply", key, "%s replied %r" % (bad[0]["f"], bad[0]["r"])))
+        # still acknowledged, but their value tells nothing
+        ops = [dict(o, r=None, unknown=True) if o in bad else o for o in ops]
+    incr = [o for o in ops if o["f"] == "incr"]
+    ok = [o for o in incr if o["type"] == "ok"]
+    info = [o for o in incr if o["type"] == "info"]
+    lost = 0
+    if final is not None:
+        if final < len(ok):
+            lost = len(ok) - final
+            out.append(_anomaly("lost-increments", key, "final %d < %d acknowledged increments" %
+                                (final, len(ok))))
+        if final > len(ok) + len(info):
+            out.append(_anomaly("extra-increments", key,
+                                "final %d > %d acknowledged + %d indeterminate" %
+                                (final, len(ok), len(info))))
+    replies = [o["r"] for o in ok if not o.get("unknown")]
+    if len(set(replies)) != len(replies):
+        dup = sorted({r for r in replies if replies.count(r) > 1})[:5]
+        out.append(_anomaly("duplicate-increment-replies", key, "values %s" % dup))
+    # Every observed value (incr reply or read) against real time.
+    done_t1 = sorted(o["t1"] for o in ok)
+    live_t0 = sorted(o["t0"] for o in incr if o["type"] != "fail")
+    obs = [o for o in ops if o["type"] == "ok" and o["f"] in ("incr", "r") and not o.get("unknown")]
+    for o in obs:
+        val = int(o["r"] or 0)
+        low = bisect.bisect_left(done_t1, o["t0"])  # acknowledged before it began
+        high = bisect.bisect_right(live_t0, o["t1"])  # possibly applied before it ended
+        if val < low or val > high:
+            out.append(_anomaly("counter-out-of-bounds", key,
+                                "%s saw %d at [%.3f, %.3f]; bounds [%d, %d]" %
+                                (o["f"], val, o["t0"], o["t1"], low, high)))
+            break
+    # Monotonic in real time: a value observed after another was seen is not smaller.
+    by_t1 = sorted(obs, key=lambda o: o["t1"])
+    t1s = [o["t1"] for o in by_t1]
+    prefix_max = []
+    m = -1
+    for o in by_t1:
+        m = max(m, int(o["r"] or 0))
+        prefix_max.append(m)
+    for o in obs:
+        i = bisect.bisect_left(t1s, o["t0"])
+        if i > 0 and prefix_max[i - 1] > int(o["r"] or 0):
+            out.append(_anomaly("counter-went-back", key, "%s saw %s at %.3f after %d was seen" %
+                                (o["f"], o["r"], o["t0"], prefix_max[i - 1])))
+            break
+    return out, lost
+
+
+def _is_int(v):
+    if v is None:
+        return True
+    try:
+        int(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+# ---------------------------------------------------------------- appends
+
+def split_tokens(value):
+    if not value:
+        return []
+    if isinstance(value, bytes):
+        value = value.decode()
+    return [t for t in value.split(",") if t]
+
+
+def check_append(key, ops, final):
+    """APPEND of unique tokens ('tok,') and GETs of the whole value. `final` is
+    the value read after healing (str) or None. Returns (anomalies, lost)."""
+    out = []
+    bad = [o for o in ops if o["type"] == "ok" and o["f"] == "append" and not _is_int(o["r"])]
+    if bad:
+        out.append(_anomaly("bad-reply", key, "append replied %r" % bad[0]["r"]))
+        ops = [dict(o, r=None) if o in bad else o for o in ops]
+    appends = {o["v"]: o for o in ops if o["f"] == "append"}
+    failed = {t for t, o in appends.items() if o["type"] == "fail"}
+    ok = {t: o for t, o in appends.items() if o["type"] == "ok"}
+    reads = [o for o in ops if o["f"] == "r" and o["type"] == "ok"]
+    lists = [(o, split_tokens(o["r"])) for o in reads]
+    final_list = split_tokens(final) if final is not None else None
+    if final_list is not None:
+        lists.append(({"t0": INF, "t1": INF, "final": True}, final_list))
+    for o, lst in lists:
+        if len(set(lst)) != len(lst):
+            dup = [t for t in lst if lst.count(t) > 1][:3]
+            out.append(_anomaly("duplicate-append", key, "tokens %s appear twice" % dup))
+            break
+    for o, lst in lists:
+        bad = [t for t in lst if t not in appends or t in failed]
+        if bad:
+            out.append(_anomaly("phantom-append", key,
+                                "tokens %s read but never appended or definitely failed" % bad[:3]))
+            break
+    # every read is a prefix of every longer read
+    order = sorted(lists, key=lambda x: len(x[1]))
+    for (a, la), (b, lb) in zip(order, order[1:]):
+        if lb[:len(la)] != la:
+            out.append(_anomaly("divergent-reads", key, "a read of %d tokens is not a prefix of "
+                                "one of %d" % (len(la), len(lb))))
+            break
+    # real time: a read sees every append acknowledged before it began, and
+    # is not shorter than a read that completed before it began
+    ok_by_t1 = sorted(ok.values(), key=lambda o: o["t1"])
+    ok_t1s = [o["t1"] for o in ok_by_t1]
+    for o, lst in lists:
+        if o.get("final"):
+            continue
+        i = bisect.bisect_left(ok_t1s, o["t0"])
+        present = set(lst)
+        missing = [x["v"] for x in ok_by_t1[:i] if x["v"] not in present]
+        if missing:
+            out.append(_anomaly("stale-read", key, "read at %.3f on node %s misses %d appends "
+                                "acknowledged before it began (e.g. %s)" %
+                                (o["t0"], o.get("node"), len(missing), missing[0])))
+            break
+    real = [(o, lst) for o, lst in lists if not o.get("final")]
+    real.sort(key=lambda x: x[0]["t1"])
+    r_t1s = [o["t1"] for o, _ in real]
+    pm = []
+    m = -1
+    for _, lst in real:
+        m = max(m, len(lst))
+        pm.append(m)
+    for o, lst in real:
+        i = bisect.bisect_left(r_t1s, o["t0"])
+        if i > 0 and pm[i - 1] > len(lst):
+            out.append(_anomaly("read-went-back", key, "read at %.3f saw %d tokens after a "
+                                "completed read saw %d" % (o["t0"], len(lst), pm[i - 1])))
+            break
+    lost = 0
+    if final_list is not None:
+        pos = {t: i for i, t in enumerate(final_list)}
+        missing = [t for t in ok if t not in pos]
+        lost = len(missing)
+        if missing:
+            out.append(_anomaly("lost-appends", key, "%d acknowledged appends missing from the "
+                                "final value (e.g. %s)" % (len(missing), missing[0])))
+        # acknowledged order: X done before Y began => X before Y
+        placed = sorted((pos[t], o) for t, o in ok.items() if t in pos)
+        max_t0 = -INF
+        for _, o in placed:
+            if o["t1"] < max_t0:
+                out.append(_anomaly("append-order", key, "append %s (done %.3f) placed after one "
+                                    "that began later" % (o["v"], o["t1"])))
+                break
+            max_t0 = max(max_t0, o["t0"])
+        # the reply (length after the append) places the token
+        text = ",".join(final_list) + ("," if final_list else "")
+        for t, o in ok.items():
+            r = o.get("r")
+            if r is None or t not in pos:
+                continue
+            if not text[:int(r)].endswith(t + ","):
+                out.append(_anomaly("append-reply", key, "APPEND %s replied length %s but the "
+                                    "final value has it elsewhere" % (t, r)))
+                break
+    return out, lost
+
+
+# ---------------------------------------------------------------- whole history
+
+def check_history(ops, finals):
+    """Checks a whole history. `finals` maps key -> value read after healing.
+    Returns a summary dict: anomalies, lost, acked, per-key stats."""
+    by_key = {}
+    for o in ops:
+        by_key.setdefault(o["k"], []).append(o)
+    anomalies = []
+    lost = 0
+    unchecked = []
+    max_ops = 0
+    states = 0
+    for k, kops in sorted(by_key.items()):
+        kind = k.split(":", 1)[0]
+        if kind == "r":
+            a, st = check_register(k, kops)
+            max_ops = max(max_ops, st["ops"])
+            states += st["states"]
+            if st["unchecked"]:
+                unchecked.append(k)
+        elif kind == "c":
+            fv = finals.get(k)
+            a, l = check_counter(k, kops, int(fv) if fv is not None else None)
+            lost += l
+        elif kind == "a":
+            a, l = check_append(k, kops, finals.get(k))
+            lost += l
+        else:
+            a = [_anomaly("unknown-key", k, "no checker for this key")]
+        anomalies += a
+    acked = sum(1 for o in ops if o["type"] == "ok" and o["f"] != "r")
+    return {"anomalies": anomalies, "lost": lost, "acked": acked, "keys": len(by_key),
+            "unchecked": unchecked, "register_ops_max": max_ops, "wgl_states": states}

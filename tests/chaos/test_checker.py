@@ -1,0 +1,321 @@
+"""Unit tests of the chaos checkers: synthetic histories with known anomalies
+must be flagged and valid ones accepted. A checker that cannot fail proves
+nothing. Run: /usr/bin/python3 tests/chaos/test_checker.py (prints
+`chaos-checker: N passed, N failed` last; exit 1 on any failure)."""
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checker  # noqa: E402
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def op(f, k, v=None, t0=0.0, t1=1.0, typ="ok", r=None, p=0):
+    return {"p": p, "f": f, "k": k, "v": v, "t0": t0, "t1": t1, "type": typ, "r": r}
+
+
+def kinds(anoms):
+    return sorted({a["kind"] for a in anoms})
+
+
+# ---- registers
+
+@test
+def register_sequential_ok():
+    h = [op("w", "r:1", "a", 0, 1), op("r", "r:1", None, 2, 3, r="a"),
+         op("w", "r:1", "b", 4, 5), op("r", "r:1", None, 6, 7, r="b")]
+    a, _ = checker.check_register("r:1", h)
+    assert a == [], a
+
+
+@test
+def register_initial_nil_ok():
+    a, _ = checker.check_register("r:1", [op("r", "r:1", None, 0, 1, r=None)])
+    assert a == [], a
+
+
+@test
+def register_stale_read_flagged():
+    h = [op("w", "r:1", "a", 0, 1), op("w", "r:1", "b", 2, 3),
+         op("r", "r:1", None, 4, 5, r="a")]
+    a, _ = checker.check_register("r:1", h)
+    assert kinds(a) == ["nonlinearizable"], a
+
+
+@test
+def register_concurrent_either_ok():
+    # read overlaps the write: both old and new values are fine
+    for seen in ("a", "b"):
+        h = [op("w", "r:1", "a", 0, 1), op("w", "r:1", "b", 2, 5),
+             op("r", "r:1", None, 3, 4, r=seen)]
+        a, _ = checker.check_register("r:1", h)
+        assert a == [], (seen, a)
+
+
+@test
+def register_read_going_back_flagged():
+    # two reads during one write: new then old (after the first completed)
+    h = [op("w", "r:1", "a", 0, 1), op("w", "r:1", "b", 2, 10),
+         op("r", "r:1", None, 3, 4, r="b"), op("r", "r:1", None, 5, 6, r="a")]
+    a, _ = checker.check_register("r:1", h)
+    assert kinds(a) == ["nonlinearizable"], a
+
+
+@test
+def register_indeterminate_write_may_apply_late():
+    h = [op("w", "r:1", "a", 0, 1), op("w", "r:1", "x", 2, 3, typ="info"),
+         op("r", "r:1", None, 4, 5, r="a"), op("r", "r:1", None, 6, 7, r="x")]
+    a, _ = checker.check_register("r:1", h)
+    assert a == [], a
+
+
+@test
+def register_indeterminate_write_may_never_apply():
+    h = [op("w", "r:1", "a", 0, 1), op("w", "r:1", "x", 2, 3, typ="info"),
+         op("r", "r:1", None, 4, 5, r="a")]
+    a, _ = checker.check_register("r:1", h)
+    assert a == [], a
+
+
+@test
+def register_failed_write_must_not_appear():
+    h = [op("w", "r:1", "a", 0, 1), op("w", "r:1", "x", 2, 3, typ="fail"),
+         op("r", "r:1", None, 4, 5, r="x")]
+    a, _ = checker.check_register("r:1", h)
+    assert kinds(a) == ["nonlinearizable"], a
+
+
+@test
+def register_lost_write_flagged():
+    h = [op("w", "r:1", "a", 0, 1), op("w", "r:1", "b", 2, 3),
+         op("r", "r:1", None, 10, 11, r="a")]
+    a, _ = checker.check_register("r:1", h)
+    assert kinds(a) == ["nonlinearizable"], a
+
+
+@test
+def register_rmw_ok_and_bad():
+    good = [op("w", "r:1", "a", 0, 1), op("rmw", "r:1", "b", 2, 3, r="a"),
+            op("r", "r:1", None, 4, 5, r="b")]
+    assert checker.check_register("r:1", good)[0] == []
+    # two read-modify-writes both claiming to have replaced "a": a lost update
+    bad = [op("w", "r:1", "a", 0, 1), op("rmw", "r:1", "b", 2, 4, r="a"),
+           op("rmw", "r:1", "c", 2, 4, r="a", p=1)]
+    assert kinds(checker.check_register("r:1", bad)[0]) == ["nonlinearizable"]
+
+
+@test
+def register_random_valid_histories_accepted():
+    # simulate a linearizable register with random overlapping intervals
+    rng = random.Random(7)
+    for trial in range(30):
+        state = None
+        h = []
+        t = 0.0
+        for i in range(60):
+            lin = t + rng.random()
+            t0 = lin - rng.random() * 2
+            t1 = lin + rng.random() * 2
+            c = rng.random()
+            if c < 0.4:
+                h.append(op("w", "r:1", "v%d" % i, t0, t1))
+                state = "v%d" % i
+            elif c < 0.5:
+                h.append(op("rmw", "r:1", "v%d" % i, t0, t1, r=state))
+                state = "v%d" % i
+            elif c < 0.55:
+                typ = rng.choice(["info", "fail"])
+                if typ == "info" and rng.random() < 0.5:
+                    state = "v%d" % i
+                h.append(op("w", "r:1", "v%d" % i, t0, t1, typ=typ))
+                if typ == "fail":
+                    pass
+            else:
+                h.append(op("r", "r:1", None, t0, t1, r=state))
+            t = lin
+        # a 'fail' write must not have applied: the model above keeps it out
+        a, st = checker.check_register("r:1", h)
+        assert a == [], (trial, a)
+        assert not st["unchecked"], st
+
+
+@test
+def register_random_corrupted_history_flagged():
+    # the same generator, then one read is made to return a value written
+    # strictly later (a read from the future)
+    rng = random.Random(11)
+    flagged = 0
+    for trial in range(20):
+        state = None
+        h = []
+        t = 0.0
+        for i in range(40):
+            lin = t + 1.0
+            t0, t1 = lin - 0.3, lin + 0.3
+            if i % 3 == 0:
+                h.append(op("r", "r:1", None, t0, t1, r=state))
+            else:
+                h.append(op("w", "r:1", "v%d" % i, t0, t1))
+                state = "v%d" % i
+            t = lin
+        reads = [i for i, o in enumerate(h) if o["f"] == "r" and i < len(h) - 5]
+        j = rng.choice(reads)
+        h[j]["r"] = "v%d" % (j + 4 if (j + 4) % 3 else j + 5)
+        a, _ = checker.check_register("r:1", h)
+        flagged += bool(a)
+    assert flagged == 20, flagged
+
+
+# ---- counters
+
+@test
+def counter_ok():
+    h = [op("incr", "c:1", 1, 0, 1, r=1), op("incr", "c:1", 1, 2, 3, r=2),
+         op("incr", "c:1", 1, 4, 5, typ="info"), op("r", "c:1", None, 6, 7, r="2")]
+    a, lost = checker.check_counter("c:1", h, 3)
+    assert a == [] and lost == 0, a
+
+
+@test
+def counter_lost_flagged():
+    h = [op("incr", "c:1", 1, 0, 1, r=1), op("incr", "c:1", 1, 2, 3, r=2)]
+    a, lost = checker.check_counter("c:1", h, 1)
+    assert "lost-increments" in kinds(a) and lost == 1, a
+
+
+@test
+def counter_doubled_flagged():
+    h = [op("incr", "c:1", 1, 0, 1, r=1), op("incr", "c:1", 1, 2, 3, typ="fail")]
+    a, _ = checker.check_counter("c:1", h, 2)
+    assert "extra-increments" in kinds(a), a
+
+
+@test
+def counter_duplicate_reply_flagged():
+    h = [op("incr", "c:1", 1, 0, 2, r=1), op("incr", "c:1", 1, 0, 2, r=1, p=1)]
+    a, _ = checker.check_counter("c:1", h, 2)
+    assert "duplicate-increment-replies" in kinds(a), a
+
+
+@test
+def counter_stale_read_flagged():
+    h = [op("incr", "c:1", 1, 0, 1, r=1), op("incr", "c:1", 1, 2, 3, r=2),
+         op("r", "c:1", None, 4, 5, r="1")]
+    a, _ = checker.check_counter("c:1", h, 2)
+    assert "counter-out-of-bounds" in kinds(a), a
+
+
+# ---- appends
+
+@test
+def append_ok():
+    h = [op("append", "a:1", "x", 0, 1, r=2), op("append", "a:1", "y", 2, 3, r=4),
+         op("append", "a:1", "z", 4, 5, typ="info"), op("r", "a:1", None, 6, 7, r="x,y,")]
+    a, lost = checker.check_append("a:1", h, "x,y,z,")
+    assert a == [] and lost == 0, a
+
+
+@test
+def append_lost_flagged():
+    h = [op("append", "a:1", "x", 0, 1, r=2), op("append", "a:1", "y", 2, 3, r=4)]
+    a, lost = checker.check_append("a:1", h, "x,")
+    assert "lost-appends" in kinds(a) and lost == 1, a
+
+
+@test
+def append_duplicate_flagged():
+    h = [op("append", "a:1", "x", 0, 1, r=2)]
+    a, _ = checker.check_append("a:1", h, "x,x,")
+    assert "duplicate-append" in kinds(a), a
+
+
+@test
+def append_not_prefix_flagged():
+    h = [op("append", "a:1", "x", 0, 5, typ="info"), op("append", "a:1", "y", 0, 5, typ="info"),
+         op("r", "a:1", None, 1, 2, r="x,"), op("r", "a:1", None, 1, 2, r="y,", p=1)]
+    a, _ = checker.check_append("a:1", h, "x,y,")
+    assert "divergent-reads" in kinds(a), a
+
+
+@test
+def append_stale_read_flagged():
+    h = [op("append", "a:1", "x", 0, 1, r=2), op("append", "a:1", "y", 2, 3, r=4),
+         op("r", "a:1", None, 4, 5, r="x,")]
+    a, _ = checker.check_append("a:1", h, "x,y,")
+    assert "stale-read" in kinds(a), a
+
+
+@test
+def append_order_flagged():
+    h = [op("append", "a:1", "x", 0, 1), op("append", "a:1", "y", 2, 3)]
+    a, _ = checker.check_append("a:1", h, "y,x,")
+    assert "append-order" in kinds(a), a
+
+
+@test
+def append_failed_applied_flagged():
+    h = [op("append", "a:1", "x", 0, 1, r=2), op("append", "a:1", "y", 2, 3, typ="fail")]
+    a, _ = checker.check_append("a:1", h, "x,y,")
+    assert "phantom-append" in kinds(a), a
+
+
+# ---- whole history and the size limit
+
+@test
+def history_summary_counts():
+    h = [op("w", "r:1", "a", 0, 1), op("incr", "c:1", 1, 0, 1, r=1),
+         op("append", "a:1", "x", 0, 1, r=2), op("r", "r:1", None, 2, 3, r="a")]
+    s = checker.check_history(h, {"c:1": "1", "a:1": "x,"})
+    assert s["anomalies"] == [] and s["acked"] == 3 and s["lost"] == 0, s
+
+
+@test
+def register_size_and_time():
+    # 600 ops, 8 concurrent clients, 5% indeterminate writes: must finish
+    # well under a few seconds (docs/chaos.md quotes the figure)
+    rng = random.Random(3)
+    state = None
+    h = []
+    for i in range(600):
+        lin = i * 0.01
+        t0 = lin - rng.random() * 0.04
+        t1 = lin + rng.random() * 0.04
+        if rng.random() < 0.35:
+            typ = "info" if rng.random() < 0.05 else "ok"
+            if typ == "ok" or rng.random() < 0.5:
+                state = "v%d" % i
+            h.append(op("w", "r:1", "v%d" % i, t0, t1, typ=typ, p=i % 8))
+        else:
+            h.append(op("r", "r:1", None, t0, t1, r=state, p=i % 8))
+    start = time.time()
+    a, st = checker.check_register("r:1", h)
+    elapsed = time.time() - start
+    print("  wgl: %d ops, %d states, %.2f s" % (st["ops"], st["states"], elapsed))
+    assert a == [] and not st["unchecked"], (a, st)
+    assert elapsed < 20, elapsed
+
+
+def main():
+    passed = failed = 0
+    for fn in TESTS:
+        try:
+            fn()
+            passed += 1
+            print("ok   %s" % fn.__name__)
+        except Exception as e:  # noqa: BLE001
+            failed += 1
+            print("FAIL %s: %r" % (fn.__name__, e))
+    print("chaos-checker: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

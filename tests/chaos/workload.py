@@ -1,0 +1,165 @@
+"""Client processes of the fault suite: each runs its own loop of operations
+through its own redis-py connections and writes one JSON line per operation.
+
+Operations (see checker.py for the record): registers r:G:J (GET, SET of a
+unique value, SET ... GET), counters c:G (INCRBY 1, GET), append lists a:G:J
+(APPEND of a unique token 'P.N,', GET). G is a generation number that
+advances with time, so each key sees a bounded number of operations (the
+register check is a search whose cost grows with the history of one key).
+Every operation goes to a random node; followers proxy to the leader.
+
+An error reply is a definite failure only when the node says the command was
+not applied (see src/node/shard.c, client.c, proxy.c); timeouts, resets and
+'outcome unknown' replies leave a write indeterminate ('info').
+"""
+import json
+import random
+import socket
+import time
+
+import redis
+
+# Replies that mean: the command was not applied (nor will be).
+NOT_APPLIED = (
+    "the command was not applied",   # shard.c: another leader's entry took the index
+    "the command was not sent",      # proxy.c: no connection to the leader
+    "no leader is elected yet",      # client.c: nothing was proposed
+    "this node is no longer the leader",  # shard.c: raft_propose refused
+    "leadership is being transferred",    # shard.c: raft_propose refused (EBUSY)
+)
+
+REGISTER_KEYS = 6
+REGISTER_PERIOD_S = 5.0
+COUNTER_PERIOD_S = 30.0
+APPEND_KEYS = 3
+APPEND_PERIOD_S = 20.0
+SHUN_S = 3.0
+READ_SHARE = {"r": 0.5, "c": 0.2, "a": 0.3}  # of each kind's operations
+
+
+def classify_error(msg):
+    for m in NOT_APPLIED:
+        if m in msg:
+            return "fail"
+    return "info"
+
+
+class Conns:
+    """One connection per node, made on first use; dropped after any error
+    so that a late reply can never be taken for the next command's."""
+
+    def __init__(self, ips, port, timeout):
+        self.ips = ips
+        self.port = port
+        self.timeout = timeout
+        self.conns = {}
+
+    def get(self, i):
+        c = self.conns.get(i)
+        if c is None:
+            c = redis.Connection(host=self.ips[i], port=self.port, socket_timeout=self.timeout,
+                                 socket_connect_timeout=2.0, decode_responses=True,
+                                 retry_on_timeout=False)
+            c.connect()  # raises: the command was never sent
+            self.conns[i] = c
+        return c
+
+    def drop(self, i):
+        c = self.conns.pop(i, None)
+        if c is not None:
+            try:
+                c.disconnect()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=None, reads=1.0, pin=None):
+    """One client process: operations until the monotonic `deadline`.
+    `reads` scales the share of GETs (0: writes only, above 1: reads only); `pin` makes it talk
+    to that one node only. Times in the history are seconds since t_start; at most `rate` operations
+    a second (the machine is shared, and the history must stay checkable)."""
+    rng = random.Random(seed * 1000 + idx)
+    conns = Conns(ips, port, timeout)
+    nodes = sorted(ips)
+    seq = 0
+    mix = mix or {"r": 0.5, "c": 0.2, "a": 0.3}
+    kinds = list(mix)
+    weights = [mix[k] for k in kinds]
+    out = open(path, "w")
+    last_flush = time.monotonic()
+    ops = 0
+    next_at = 0.0
+    shun = {}
+    while time.monotonic() < deadline and ops < 2_000_000:
+        ops += 1
+        seq += 1
+        pace = next_at - time.monotonic()
+        if pace > 0:
+            time.sleep(pace)
+        next_at = time.monotonic() + 1.0 / rate
+        now = time.monotonic() - t_start
+        # like a client library, stay away for a while from a node that
+        # just timed out or refused (else every client ends up waiting on a
+        # paused node); when all are shunned, any will do
+        up = [i for i in nodes if shun.get(i, 0) <= time.monotonic()]
+        node = pin if pin is not None else rng.choice(up or nodes)
+        kind = rng.choices(kinds, weights)[0]
+        is_read = reads > 1.0 or rng.random() < READ_SHARE[kind] * reads
+        if kind == "r":
+            key = "r:%d:%d" % (int(now / REGISTER_PERIOD_S), rng.randrange(REGISTER_KEYS))
+            v = "%d-%d" % (idx, seq)
+            if is_read:
+                f, v, args = "r", None, ("GET", key)
+            elif rng.random() < 0.7:
+                f, args = "w", ("SET", key, v)
+            else:
+                f, args = "rmw", ("SET", key, v, "GET")
+        elif kind == "c":
+            key = "c:%d" % int(now / COUNTER_PERIOD_S)
+            if is_read:
+                f, v, args = "r", None, ("GET", key)
+            else:
+                f, v, args = "incr", 1, ("INCRBY", key, "1")
+        else:
+            key = "a:%d:%d" % (int(now / APPEND_PERIOD_S), rng.randrange(APPEND_KEYS))
+            if is_read:
+                f, v, args = "r", None, ("GET", key)
+            else:
+                v = "%d.%d" % (idx, seq)
+                f, args = "append", ("APPEND", key, v + ",")
+        rec = {"p": idx, "f": f, "k": key, "v": v, "node": node}
+        t0 = time.monotonic()
+        try:
+            conn = conns.get(node)
+        except (redis.exceptions.RedisError, OSError) as e:
+            t1 = time.monotonic()
+            conns.drop(node)
+            shun[node] = t1 + SHUN_S
+            rec.update(t0=t0 - t_start, t1=t1 - t_start, type="fail", err="connect: %s" % e)
+            out.write(json.dumps(rec) + "\n")
+            time.sleep(0.05)
+            continue
+        try:
+            conn.send_command(*args)
+            r = conn.read_response()
+            t1 = time.monotonic()
+            rec.update(type="ok", r=r)
+        except redis.exceptions.ResponseError as e:
+            t1 = time.monotonic()
+            msg = str(e)
+            rec.update(type="fail" if f == "r" else classify_error(msg), err=msg)
+        except (redis.exceptions.RedisError, OSError, socket.timeout) as e:
+            t1 = time.monotonic()
+            conns.drop(node)
+            shun[node] = t1 + SHUN_S
+            rec.update(type="fail" if f == "r" else "info",
+                       err="%s: %s" % (type(e).__name__, e))
+        rec["t0"] = t0 - t_start
+        rec["t1"] = t1 - t_start
+        out.write(json.dumps(rec) + "\n")
+        if rec["type"] != "ok":
+            time.sleep(0.02)
+        if t1 - last_flush > 1.0:
+            out.flush()
+            last_flush = t1
+    out.close()
