@@ -32,10 +32,10 @@ bench-quick:
 bench-check:
 	@bash scripts/deps-bench.sh
 	@$(MAKE) --no-print-directory $(BUILD)/shoal
-	@bash bench/check-loadgen.sh
+	@/usr/bin/python3 bench/check_loadgen.py
 
 # perf record -g on the shoal leader under SET and GET (docs/performance.md).
 bench-profile:
 	@bash scripts/deps-bench.sh
 	@$(MAKE) --no-print-directory $(BUILD)/shoal $(BUILD)/prof/shoal
-	@bash bench/profile.sh
+	@/usr/bin/python3 bench/profile.py
