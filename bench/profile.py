@@ -81,8 +81,9 @@ def profile(system, workload, keys, seconds, tmp):
               "", "-- perf report --children --sort symbol (with callees, top) --",
               "\n".join(run(rep + ["--children", "--sort", "symbol", "-g", "none",
                                    "--percent-limit", "4"]).splitlines()[:60]),
-              "", "-- perf report --sort tid (by thread) --",
-              "\n".join(run(rep + ["--no-children", "--sort", "tid", "-g", "none"])
+              "", "-- perf report --sort pid,tid (by process and thread: the loop, libuv's "
+              "workers (fsync), a forked snapshot writer) --",
+              "\n".join(run(rep + ["--no-children", "--sort", "pid,tid", "-g", "none"])
                         .splitlines()[:15]),
               "", "-- perf report --no-children, call chains of the top symbols (caller "
               "graph, 5%+) --",
@@ -93,7 +94,7 @@ def profile(system, workload, keys, seconds, tmp):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--keys", type=int, default=200000)
+    ap.add_argument("--keys", type=int, default=1000000)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--out")
     a = ap.parse_args()
