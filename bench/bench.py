@@ -661,6 +661,7 @@ def main():
                                               meta["fs"]))
     tmp = tempfile.mkdtemp(prefix="shoal-bench-")
     procs = Procs(tmp)
+    ok = False
     try:
         systems = {}
         for s in names:
@@ -709,10 +710,16 @@ def main():
                 log("  client check %s %s c%d P%d: 1 thread %s (%.0f%% cpu), 2 threads %s "
                     "(%.0f%% cpu)" % client_check[-1][:8])
         med = summarize(results, names)
+        ok = True
     finally:
         log("bench: stopping every server")
         procs.stop()
-        subprocess.run(["rm", "-rf", tmp])
+        if ok:
+            subprocess.run(["rm", "-rf", tmp])
+        else:  # keep the servers' logs (not their data) for a look
+            for s in names:
+                subprocess.run(["rm", "-rf", os.path.join(tmp, s)])
+            log("bench: failed; the servers' logs are in %s" % tmp)
     text = markdown(med, memory, names, wl, meta, client_check)
     head = ["# shoal bench %s%s\n" % (meta["date"], " (quick)" if a.quick else ""),
             "Machine: %s cores, %s, kernel %s, load average at start %s; data directories on %s." %

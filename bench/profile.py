@@ -81,9 +81,9 @@ def profile(system, workload, keys, seconds, tmp):
               "", "-- perf report --children --sort symbol (with callees, top) --",
               "\n".join(run(rep + ["--children", "--sort", "symbol", "-g", "none",
                                    "--percent-limit", "4"]).splitlines()[:60]),
-              "", "-- perf report --sort pid,tid (by process and thread: the loop, libuv's "
+              "", "-- perf report --sort pid (by thread: the loop, libuv's "
               "workers (fsync), a forked snapshot writer) --",
-              "\n".join(run(rep + ["--no-children", "--sort", "pid,tid", "-g", "none"])
+              "\n".join(run(rep + ["--no-children", "--sort", "pid", "-g", "none"])
                         .splitlines()[:15]),
               "", "-- perf report --no-children, call chains of the top symbols (caller "
               "graph, 5%+) --",
@@ -104,6 +104,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="shoal-profile-")
     procs = bench.Procs(tmp)
     texts = []
+    ok = False
     try:
         system = bench.Shoal(procs, tmp, binary=prof_bin)
         bench.load_keys(system, a.keys, 120)
@@ -114,9 +115,14 @@ def main():
             system.refresh()
             texts.append(profile(system, w, a.keys, a.seconds, tmp))
             bench.log("profile: %s done" % w)
+        ok = True
     finally:
         procs.stop()
-        subprocess.run(["rm", "-rf", tmp])
+        if ok:
+            subprocess.run(["rm", "-rf", tmp])
+        else:  # keep the nodes' logs for a look
+            subprocess.run("rm -rf %s/shoal %s/*.data" % (tmp, tmp), shell=True)
+            bench.log("profile: failed; the nodes' logs are in %s" % tmp)
     text = "\n\n".join(texts) + "\n"
     print(text)
     out = a.out or os.path.join(bench.ROOT, "bench", "results",

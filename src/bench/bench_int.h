@@ -97,6 +97,7 @@ struct bench_client {
     uint64_t batch_start_ns;
     unsigned outstanding;
     bool idle;
+    bool is_ready; /* in thread->ready: its next batch goes out this turn */
 };
 
 struct bench_thread {
@@ -109,6 +110,8 @@ struct bench_thread {
     int epfd;
     struct bench_client *clients;
     unsigned n_clients, idle_clients;
+    struct bench_client **ready; /* batches answered this loop turn */
+    unsigned n_ready;
     uint64_t quota, sent, done, errors, moved, lost;
     uint64_t seq_next, seq_begin, seq_end;
     uint64_t rng;

@@ -371,7 +371,10 @@ static void bench__answered(struct bench_conn *c, bool ok, uint64_t now) {
         t->errors++;
     }
     t->done++;
-    if (--cl->outstanding == 0) bench__batch(cl, now);
+    if (--cl->outstanding == 0 && !cl->is_ready) { /* next batch after this turn's reads */
+        cl->is_ready = true;
+        t->ready[t->n_ready++] = cl;
+    }
 }
 
 /* Parses every whole reply in c->rbuf; returns bytes consumed or -1. */
@@ -464,7 +467,8 @@ static int bench__setup(struct bench_thread *t) {
     const struct bench_opts *o = t->opts;
     t->epfd = epoll_create1(EPOLL_CLOEXEC);
     t->value = malloc(o->value_bytes);
-    if (t->epfd < 0 || t->value == NULL) {
+    t->ready = calloc(t->n_clients, sizeof(*t->ready));
+    if (t->epfd < 0 || t->value == NULL || t->ready == NULL) {
         bench__fail(t, "setup", strerror(errno));
         return -1;
     }
@@ -518,6 +522,15 @@ static void bench__loop(struct bench_thread *t) {
             if (events[i].events & EPOLLOUT) bench__flush(t, c);
             if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) bench__readable(t, c, now);
         }
+        /* Clients whose batch was answered start the next one now, after
+         * every read of this turn: as redis-benchmark, which writes the next
+         * batch on the following writable event. */
+        if (t->n_ready > 0) now = bench_now_ns();
+        for (unsigned i = 0; i < t->n_ready; i++) {
+            t->ready[i]->is_ready = false;
+            if (!t->failed) bench__batch(t->ready[i], now);
+        }
+        t->n_ready = 0;
         if (now >= t->deadline_ns + BENCH_DRAIN_NS) {
             for (unsigned i = 0; i < t->n_clients; i++) {
                 t->lost += t->clients[i].outstanding;
@@ -542,6 +555,7 @@ static void bench__teardown(struct bench_thread *t) {
     }
     if (t->epfd >= 0) close(t->epfd);
     free(t->value);
+    free(t->ready);
 }
 
 void *bench_thread_run(void *arg) {
