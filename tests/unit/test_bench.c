@@ -78,7 +78,10 @@ TEST(key_slots_match_redis) {
     /* redis-cli CLUSTER KEYSLOT on redis-server 7.0 */
     CHECK_EQ_U64(bench_key_slot("foo", 3), 12182);
     CHECK_EQ_U64(bench_key_slot("bar", 3), 5061);
-    CHECK_EQ_U64(bench_key_slot("key:000000000000", 16), bench_key_slot("key:000000000000", 16));
+    CHECK_EQ_U64(bench_key_slot("key:000000000000", 16), 13053); /* the bench's first key */
+    CHECK_EQ_U64(bench_key_slot("{user1000}.following", 20), 3443);
+    CHECK_EQ_U64(bench_key_slot("foo{}{bar}", 10), 8363);
+    CHECK_EQ_U64(bench_key_slot("foo{{bar}}zap", 13), 4015);
     CHECK_EQ_U64(bench_key_slot("{user1000}.following", 20), bench_key_slot("user1000", 8));
     CHECK_EQ_U64(bench_key_slot("{user1000}.followers", 20), bench_key_slot("user1000", 8));
     /* an empty tag hashes the whole key; only the first { counts */
