@@ -15,6 +15,7 @@ Usage: bench/check_loadgen.py [--reps N] [--out FILE]
 """
 import argparse
 import os
+import signal
 import resource
 import statistics
 import subprocess
@@ -64,6 +65,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out")
     a = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup
     tmp = tempfile.mkdtemp(prefix="shoal-check-")
     procs = bench.Procs(tmp)
     lines = ["| server | test | c | P | redis-benchmark ops/s | shoal bench ops/s | ratio | "

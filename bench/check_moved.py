@@ -7,6 +7,7 @@ load's JSON line; it must show `moved` > 0, `lost` 0, and ops afterwards
 not follow ASK). Usage: bench/check_moved.py
 """
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ import bench  # noqa: E402
 
 
 def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup
     tmp = tempfile.mkdtemp(prefix="shoal-moved-")
     procs = bench.Procs(tmp)
     try:

@@ -16,6 +16,7 @@ Usage: bench/profile.py [--keys N] [--seconds S] [--out FILE]
 import argparse
 import datetime
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,7 @@ def main():
     prof_bin = os.path.join(bench.ROOT, "build", "prof", "shoal")
     if not os.access(prof_bin, os.X_OK):
         sys.exit("profile: %s missing (make build/prof/shoal)" % prof_bin)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup
     tmp = tempfile.mkdtemp(prefix="shoal-profile-")
     procs = bench.Procs(tmp)
     texts = []
