@@ -184,7 +184,9 @@ def cpu_seconds(pids):
     for pid in pids:
         with open("/proc/%d/stat" % pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        # utime, stime, and cutime, cstime: the CPU of children it reaped
+        # (shoal's forked snapshot writers) (fields 14-17 of proc(5))
+        total += sum(int(x) for x in fields[11:15])
     return total / CLK_TCK
 
 
