@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "node/config.h"
 #include "node/demo.h"
 #include "node/node.h"
@@ -18,6 +19,8 @@ static void main__usage(FILE *out) {
                  "  shoal demo [--nodes N] [--port P] [--dir D]\n"
                  "                         start N local nodes (default 3, client ports 7001..)\n"
                  "                         and supervise them until Ctrl-C\n"
+                 "  shoal bench [flags]    a load generator for RESP servers, Redis Cluster\n"
+                 "                         and etcd (shoal bench --help)\n"
                  "  shoal help, --help     this text\n"
                  "  shoal --version        print the version\n"
                  "\n"
@@ -61,6 +64,7 @@ int main(int argc, char **argv) {
     const char *command = argv[1];
     if (strcmp(command, "server") == 0) return main__server(argc - 2, argv + 2);
     if (strcmp(command, "demo") == 0) return node_demo(argc - 2, argv + 2);
+    if (strcmp(command, "bench") == 0) return bench_main(argc - 2, argv + 2);
     if (strcmp(command, "help") == 0 || strcmp(command, "--help") == 0 ||
         strcmp(command, "-h") == 0) {
         main__usage(stdout);

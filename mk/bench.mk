@@ -1,0 +1,41 @@
+# bench.mk: `shoal bench` (src/bench/, linked into the shoal binary through
+# NODE_SRC in shoal.mk), its unit test, and `make bench` / `make bench-quick`
+# (bench/bench.py: shoal, redis-server, Redis Cluster and etcd side by side).
+BENCH_SRC := src/bench/bench.c src/bench/bench_loop.c src/bench/bench_proto.c
+
+$(BUILD)/test/test_bench: tests/unit/test_bench.c src/bench/bench_proto.c $(HDRS) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_bench.c src/bench/bench_proto.c
+
+UNIT_TESTS += $(BUILD)/test/test_bench
+
+# A shoal with frame pointers for `perf record -g` (bench/profile.sh). SHOAL_ALL
+# is defined by shoal.mk, read after this file: only the recipe may use it, so
+# the rule depends on build/shoal, which depends on the sources.
+$(BUILD)/prof/shoal: $(BUILD)/shoal
+	@mkdir -p $(dir $@)
+	$(CC) $(RELEASE_CFLAGS) -fno-omit-frame-pointer -o $@ $(SHOAL_ALL) $(SHOAL_LIBS)
+
+.PHONY: bench bench-quick bench-profile bench-check
+# The full run (about 20 minutes on 2 cores): bench/results/<date>-bench.md/.png
+bench:
+	@bash scripts/deps-bench.sh
+	@$(MAKE) --no-print-directory $(BUILD)/shoal
+	@/usr/bin/python3 bench/bench.py
+
+# The reduced run (under 2 minutes): prints the ratio table.
+bench-quick:
+	@bash scripts/deps-bench.sh
+	@$(MAKE) --no-print-directory $(BUILD)/shoal
+	@/usr/bin/python3 bench/bench.py --quick
+
+# shoal bench against redis-benchmark on one redis-server: the ratios.
+bench-check:
+	@bash scripts/deps-bench.sh
+	@$(MAKE) --no-print-directory $(BUILD)/shoal
+	@/usr/bin/python3 bench/check_loadgen.py
+
+# perf record -g on the shoal leader under SET and GET (docs/performance.md).
+bench-profile:
+	@bash scripts/deps-bench.sh
+	@$(MAKE) --no-print-directory $(BUILD)/shoal $(BUILD)/prof/shoal
+	@/usr/bin/python3 bench/profile.py
