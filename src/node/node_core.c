@@ -41,7 +41,7 @@ void node_core_flush_done(struct node *n, int result) {
     int rc = wal_flush_end(n->wal, n->batch, result, NULL, NULL);
     n->batch = NULL;
     n->flushing = false;
-    if (rc != WAL_OK) node_fatal(n, "wal: %s", wal_error(n->wal));
+    if (rc != WAL_OK) node_fatal(n, "%s", wal_error(n->wal)); /* it names the WAL */
     n->stats.flushes++;
     node_core__finish_all(n);
     node_wake(n);

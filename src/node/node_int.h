@@ -119,6 +119,11 @@ struct shard {
     struct kv *kv;
     bool in_ready; /* between raft_ready() and raft_advance() */
     bool sent_early; /* the ready's leader messages left before its fsync */
+    /* The hard state last appended to the WAL, and a newer one that only
+     * moved the commit index (it rides with the next append; see
+     * shard__persist). */
+    struct raft_hard_state hs_written, hs_pending;
+    bool hs_known, has_hs_pending;
     bool gc_due;   /* a snapshot mark was appended: retire WAL segments after it is durable */
     int snap_child; /* pid of the background snapshot writer, 0 if none */
     struct raft_snapshot_meta snap_meta;

@@ -112,6 +112,10 @@ int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
         initial.voters[initial.n_voters++] = n->cfg.members[i].id;
     }
+    if (gs != NULL && gs->has_hard_state) {
+        s->hs_written = gs->hard_state;
+        s->hs_known = true;
+    }
     s->raft = raft_create(&rc, gs && gs->has_hard_state ? &gs->hard_state : NULL,
                           snap.buf ? &snap.meta : NULL, snap.data, snap.size, entries,
                           n_entries, &initial);
@@ -419,8 +423,27 @@ static void shard__persist(struct node *n, struct shard *s) {
     if (rc == WAL_OK && rd->n_entries > 0) {
         rc = wal_append_entries(n->wal, s->group, rd->entries, rd->n_entries);
     }
-    if (rc == WAL_OK && rd->has_hard_state) {
-        rc = wal_append_hard_state(n->wal, s->group, &rd->hard_state);
+    /* A hard state that only moves the commit index need not be durable
+     * before this ready's entries are applied and answered: the commit
+     * index is volatile in Raft (a restarted replica relearns it; every
+     * entry up to it is already durable on a majority), and it was
+     * recovered only to re-apply sooner. Written now, it cost the leader a
+     * second fsync between commit and reply on every write; it now rides
+     * with the next append. A new term or vote is written, and synced,
+     * before anything is sent. */
+    if (rd->has_hard_state) {
+        s->hs_pending = rd->hard_state;
+        s->has_hs_pending = true;
+    }
+    bool vote_or_term = s->has_hs_pending &&
+                        (!s->hs_known || s->hs_pending.term != s->hs_written.term ||
+                         s->hs_pending.vote != s->hs_written.vote);
+    if (rc == WAL_OK && s->has_hs_pending &&
+        (vote_or_term || rd->n_entries > 0 || rd->has_snapshot)) {
+        rc = wal_append_hard_state(n->wal, s->group, &s->hs_pending);
+        s->hs_written = s->hs_pending;
+        s->hs_known = true;
+        s->has_hs_pending = false;
     }
     if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
 }
