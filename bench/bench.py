@@ -19,6 +19,8 @@ systems reversed every other round), and the medians are reported.
 
 Usage: bench/bench.py [--quick] [--reps N] [--seconds S] [--keys N]
                       [--systems shoal,redis,rcluster,etcd] [--out DIR]
+                      [--workloads set:50:16,...] [--no-client-check]
+SHOAL_BIN=path runs another shoal binary (an A/B of two builds).
 """
 import argparse
 import base64
@@ -37,7 +39,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHOAL = os.path.join(ROOT, "build", "shoal")
+SHOAL = os.environ.get("SHOAL_BIN") or os.path.join(ROOT, "build", "shoal")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SYSTEMS = ["shoal", "redis", "rcluster", "etcd"]
 PEERS = ["redis", "rcluster", "etcd"]
@@ -646,6 +648,10 @@ def main():
     ap.add_argument("--keys", type=int, help="keys loaded (memory, and the GET keyspace)")
     ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--workloads", help="only these cells, e.g. set:50:16,set:1:1 "
+                    "(type:connections:pipeline)")
+    ap.add_argument("--no-client-check", action="store_true",
+                    help="skip the one-thread/two-thread client check")
     a = ap.parse_args()
     reps = a.reps or (1 if a.quick else 3)
     seconds = a.seconds or (1.5 if a.quick else 4)
@@ -673,6 +679,9 @@ def main():
         for s in names:  # loading also fills the keyspace the GETs read
             memory[s] = load_keys(systems[s], keys_of(s, keys), 300 if not a.quick else 30)
         wl = workloads(a.quick)
+        if a.workloads:
+            wl = [(t, int(c), int(p)) for t, c, p in
+                  (w.split(":") for w in a.workloads.split(","))]
         results = {}
         n_max = str(10 ** 8)
         for rep in range(reps):
@@ -692,6 +701,8 @@ def main():
                             "  errors %d" % r["errors"] if r["errors"] else ""))
         client_check = []
         checks = [("set", 50, 16), ("get", 50, 16)] if not a.quick else [("set", 50, 16)]
+        if a.no_client_check:
+            checks = []
         for s in names:
             for t, c, p in checks:
                 if not applies(systems[s], p):

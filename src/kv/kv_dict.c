@@ -342,11 +342,21 @@ uint64_t kv_dict_scan_step(const struct kv *kv, uint64_t v, kv_dict_visit_fn fn,
     return v;
 }
 
+#define KV_DICT_PREFETCH 8 /* buckets ahead */
+
 int kv_dict_foreach(const struct kv *kv, int (*fn)(void *ctx, const struct kv_entry *e),
                     void *ctx) {
     for (int i = 0; i < 2; i++) {
         const struct kv_table *t = &kv->t[i];
         for (uint64_t b = 0; b < t->size; b++) {
+            /* The walk is a cache miss per entry (a snapshot of 1M keys:
+             * kv__write_record was 60% of the writer's time, perf): fetch
+             * the entry a few buckets ahead while this one is written. */
+            if (b + KV_DICT_PREFETCH < t->size && t->buckets[b + KV_DICT_PREFETCH] != NULL) {
+                const char *ahead = (const char *)t->buckets[b + KV_DICT_PREFETCH];
+                __builtin_prefetch(ahead);
+                __builtin_prefetch(ahead + 64);
+            }
             for (const struct kv_entry *e = t->buckets[b]; e != NULL; e = e->next) {
                 int rc = fn(ctx, e);
                 if (rc != 0) return rc;

@@ -139,5 +139,5 @@ int node_core_open(struct node *n) {
 void node_core_close(struct node *n) {
     if (n->wal != NULL) wal_close(n->wal);
     n->wal = NULL;
-    shard_close(&n->shard);
+    shard_close(n, &n->shard);
 }

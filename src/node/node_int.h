@@ -21,6 +21,7 @@
 #include "kv/kv.h"
 #include "node/config.h"
 #include "node/node.h"
+#include "node/snapshot.h"
 #include "peer/peer_codec.h"
 #include "raft/raft.h"
 #include "resp/resp.h"
@@ -119,6 +120,10 @@ struct shard {
     struct kv *kv;
     bool in_ready; /* between raft_ready() and raft_advance() */
     bool sent_early; /* the ready's leader messages left before its fsync */
+    /* the ready's committed entries applied (and reads confirmed) before
+     * its fsync: see shard__apply_early */
+    uint32_t n_applied_early;
+    bool reads_confirmed_early;
     /* The hard state last appended to the WAL, and a newer one that only
      * moved the commit index (it rides with the next append; see
      * shard__persist). */
@@ -126,6 +131,7 @@ struct shard {
     bool hs_known, has_hs_pending;
     bool gc_due;   /* a snapshot mark was appended: retire WAL segments after it is durable */
     int snap_child; /* pid of the background snapshot writer, 0 if none */
+    struct snapshot_ref snap_ref; /* the snapshot file Raft's chunks are read from */
     struct raft_snapshot_meta snap_meta;
     uint64_t snap_started_ms;
     struct raft_ready rd;
@@ -240,7 +246,7 @@ void node_read_buf(char **data, size_t *cap, size_t len, uv_buf_t *buf);
 
 /* shard.c */
 int shard_open(struct node *n, struct shard *s, const struct wal_group_state *recovered);
-void shard_close(struct shard *s);
+void shard_close(struct node *n, struct shard *s);
 bool shard_pump(struct node *n, struct shard *s); /* feed Raft; true if a ready was taken */
 void shard_finish(struct node *n, struct shard *s); /* after the flush */
 void shard_step(struct node *n, struct shard *s, const struct raft_msg *m); /* queue */

@@ -131,6 +131,8 @@ void raft_config_default(struct raft_config *config) {
     config->max_msg_bytes = 256 * 1024;
     config->max_chunk_bytes = 64 * 1024;
     config->max_entry_bytes = 4 * 1024 * 1024;
+    config->snapshot_read = NULL;
+    config->snapshot_ctx = NULL;
 }
 
 /* ---- arena: memory for the payloads of outgoing messages ---- */
@@ -454,7 +456,7 @@ static void raft__send_snapshot_chunk(struct raft *r, struct raft_progress *pr) 
         pr->snapshot_index = r->log.snapshot_index;
         pr->snapshot_offset = 0;
     }
-    assert(r->snapshot_data != NULL || r->snapshot_size == 0);
+    assert(r->snapshot_data != NULL || r->snapshot_size == 0 || r->cfg.snapshot_read != NULL);
     uint64_t left = r->snapshot_size - pr->snapshot_offset;
     uint32_t len = left > r->cfg.max_chunk_bytes ? r->cfg.max_chunk_bytes : (uint32_t)left;
     struct raft_msg *m = raft__msg(r, RAFT_MSG_SNAPSHOT, pr->id);
@@ -466,7 +468,11 @@ static void raft__send_snapshot_chunk(struct raft *r, struct raft_progress *pr) 
     m->chunk_len = len;
     if (len > 0) {
         m->chunk = raft__arena_alloc(r, len);
-        memcpy(m->chunk, r->snapshot_data + pr->snapshot_offset, len);
+        if (r->snapshot_data != NULL) {
+            memcpy(m->chunk, r->snapshot_data + pr->snapshot_offset, len);
+        } else {
+            r->cfg.snapshot_read(r->cfg.snapshot_ctx, pr->snapshot_offset, m->chunk, len);
+        }
     }
     pr->snapshot_wait_ticks = 0;
 }
@@ -1282,6 +1288,30 @@ int raft_compact(struct raft *r, uint64_t index, const uint8_t *data, uint64_t s
     return RAFT_OK;
 }
 
+int raft_compact_external(struct raft *r, uint64_t index, uint64_t size) {
+    assert(!r->ready_out);
+    if (r->cfg.snapshot_read == NULL) return RAFT_EINVAL;
+    if (index > r->log.applied || index <= r->log.snapshot_index) return RAFT_EINVAL;
+    for (uint64_t i = index + 1; i <= r->log.applied; i++) {
+        const struct raft_entry *e = raft_log_entry(&r->log, i);
+        if (e != NULL && e->type == RAFT_ENTRY_CONF) return RAFT_EBUSY;
+    }
+    if (size > RAFT_SNAPSHOT_BYTES_MAX) return RAFT_ETOOBIG;
+    free(r->snapshot_data);
+    r->snapshot_data = NULL;
+    r->snapshot_size = size;
+    r->snapshot_conf = r->conf;
+    raft_log_compact(&r->log, index, raft_log_term(&r->log, index));
+    return RAFT_OK;
+}
+
+void raft_snapshot_external(struct raft *r) {
+    assert(!r->ready_out);
+    if (r->cfg.snapshot_read == NULL || r->snapshot_pending) return;
+    free(r->snapshot_data);
+    r->snapshot_data = NULL;
+}
+
 /* ---- lifecycle ---- */
 
 static bool raft__config_valid(const struct raft_config *c) {
@@ -1301,7 +1331,10 @@ static int raft__load(struct raft *r, const struct raft_hard_state *hard,
         }
         r->conf = snap->conf;
         r->snapshot_conf = snap->conf;
-        if (snap_size > 0) {
+        if (snap_size > 0 && snap_data == NULL && r->cfg.snapshot_read == NULL) {
+            return RAFT_EINVAL;
+        }
+        if (snap_size > 0 && snap_data != NULL) {
             r->snapshot_data = malloc(snap_size);
             if (r->snapshot_data == NULL) return RAFT_ENOMEM;
             memcpy(r->snapshot_data, snap_data, snap_size);

@@ -173,6 +173,12 @@ struct raft_config {
     uint32_t max_msg_bytes;     /* entry bytes per append message */
     uint32_t max_chunk_bytes;   /* bytes per snapshot chunk */
     uint32_t max_entry_bytes;   /* largest proposal accepted */
+    /* Where the bytes of a snapshot kept by the caller come from (see
+     * raft_compact_external()): copies len bytes at offset into buf. It
+     * must succeed or not return (the caller stops on a read error). NULL:
+     * every snapshot is kept in memory. */
+    void (*snapshot_read)(void *ctx, uint64_t offset, uint8_t *buf, uint32_t len);
+    void *snapshot_ctx;
 };
 
 /* Sets defaults for every field except id and seed. */
@@ -184,7 +190,9 @@ struct raft; /* opaque */
  * and `entries` (after the snapshot, may be 0) are what the caller recovered
  * from stable storage; a brand-new replica passes its bootstrap
  * configuration in `initial_conf` with no snapshot and no entries (ignored
- * otherwise). The entries and snapshot data are copied. Returns NULL on
+ * otherwise). The entries and snapshot data are copied; NULL snapshot data
+ * with a non-zero size means the caller keeps the bytes (config
+ * snapshot_read, as after raft_compact_external()). Returns NULL on
  * invalid input or allocation failure. */
 struct raft *raft_create(const struct raft_config *config, const struct raft_hard_state *hard,
                          const struct raft_snapshot_meta *snapshot, const uint8_t *snapshot_data,
@@ -225,6 +233,17 @@ void raft_advance(struct raft *r);
  * core keeps a copy to send to followers that are behind the log. */
 int raft_compact(struct raft *r, uint64_t index, const uint8_t *data, uint64_t size)
     __attribute__((warn_unused_result));
+
+/* As raft_compact(), but the snapshot's `size` bytes stay with the caller
+ * (a file it keeps open), read through config.snapshot_read when a
+ * follower needs them: no copy of the keyspace is kept in memory.
+ * RAFT_EINVAL without a snapshot_read. */
+int raft_compact_external(struct raft *r, uint64_t index, uint64_t size)
+    __attribute__((warn_unused_result));
+/* The caller now keeps the bytes of the current snapshot (it persisted the
+ * one a ready handed out, or passed NULL data to raft_create()): the
+ * in-memory copy is dropped and chunks come from config.snapshot_read. */
+void raft_snapshot_external(struct raft *r);
 
 /* Introspection. */
 uint64_t raft_id(const struct raft *r);
