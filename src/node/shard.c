@@ -510,9 +510,17 @@ bool shard_pump(struct node *n, struct shard *s) {
      * them first (Raft dissertation, 10.2.1). Everything else (a
      * follower's acknowledgements, votes) waits for the fsync. */
     s->sent_early = raft_role(s->raft) == RAFT_LEADER;
+    bool carries_entries = false;
     for (uint32_t i = 0; s->sent_early && i < s->rd.n_messages; i++) {
-        if (shard__leader_message(&s->rd.messages[i])) peer_send(n, &s->rd.messages[i]);
+        const struct raft_msg *m = &s->rd.messages[i];
+        if (!shard__leader_message(m)) continue;
+        peer_send(n, m);
+        carries_entries |= m->n_entries > 0 || m->type == RAFT_MSG_SNAPSHOT;
     }
+    /* Entries start the followers' fsyncs: they leave before this turn's
+     * replies are written (node_core_pump writes the replies, then the
+     * rest). */
+    if (carries_entries) peer_flush(n);
     shard__persist(n, s);
     shard__apply_early(n, s);
     return true;
