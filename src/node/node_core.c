@@ -44,6 +44,7 @@ void node_core_flush_done(struct node *n, int result) {
     if (rc != WAL_OK) node_fatal(n, "%s", wal_error(n->wal)); /* it names the WAL */
     n->stats.flushes++;
     node_core__finish_all(n);
+    shard_flushed(n, &n->shard, n->batch_seq, n->flush_last_index, n->flush_last_term);
     node_wake(n);
 }
 
@@ -51,10 +52,15 @@ static void node_core__start_flush(struct node *n) {
     int rc = wal_flush_begin(n->wal, &n->batch);
     if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
     if (n->batch == NULL) {
-        node_core__finish_all(n);
+        if (n->shard.in_ready) node_core__finish_all(n);
         return;
     }
     n->flushing = true;
+    n->batch_seq++;
+    n->flush_last_index = n->shard.pending_last_index;
+    n->flush_last_term = n->shard.pending_last_term;
+    n->shard.pending_last_index = 0;
+    n->shard.pending_last_term = 0;
 #ifdef CANARY_ADVANCE_BEFORE_FSYNC
     /* deliberate bug: messages (a follower's acknowledgement of appends
      * among them), applies and replies go out before the fsync */
@@ -63,17 +69,21 @@ static void node_core__start_flush(struct node *n) {
     node_flush_submit(n);
 }
 
+/* Rounds of: feed Raft and take a ready. A ready that must be durable
+ * before it is done with (a follower's, a candidate's, a new term's) is
+ * taken only when no flush is in flight, and the pump then waits for its
+ * flush; a leader's ready is pipelined behind the flush in flight
+ * (shard_pump), and its records start the next flush when that one ends. */
 void node_core_pump(struct node *n) {
-    if (n->flushing) return;
-    for (int round = 0; round < 4 && !n->flushing; round++) {
-        bool ready = shard_pump(n, &n->shard);
-        if (ready && wal_has_pending(n->wal)) {
-            node_core__start_flush(n);
-        } else if (ready) {
-            node_core__finish_all(n);
-        } else {
-            break;
+    for (int round = 0; round < 4 && !n->shard.in_ready; round++) {
+        bool ready = shard_pump(n, &n->shard, n->flushing);
+        if (n->shard.in_ready) {
+            if (wal_has_pending(n->wal)) node_core__start_flush(n);
+            else node_core__finish_all(n);
+            continue;
         }
+        if (!n->flushing && wal_has_pending(n->wal)) node_core__start_flush(n);
+        if (!ready) break;
     }
     /* Replies first: what is still unsent to peers here carries no
      * entries (shard_pump wrote those at once), only commit indexes and

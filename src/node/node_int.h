@@ -130,6 +130,10 @@ struct shard {
     struct raft_hard_state hs_written, hs_pending;
     bool hs_known, has_hs_pending;
     bool gc_due;   /* a snapshot mark was appended: retire WAL segments after it is durable */
+    uint64_t gc_batch; /* the WAL batch (node.batch_seq) that carries it */
+    /* the last entry a pipelined (unsynced) ready appended to the WAL
+     * buffer since the last flush began: reported durable after it */
+    uint64_t pending_last_index, pending_last_term;
     int snap_child; /* pid of the background snapshot writer, 0 if none */
     struct snapshot_ref snap_ref; /* the snapshot file Raft's chunks are read from */
     struct raft_snapshot_meta snap_meta;
@@ -200,6 +204,8 @@ struct node {
     bool flushing, stopping, idle_on;
     int flush_result;
     struct wal_batch *batch;
+    uint64_t batch_seq; /* batches started */
+    uint64_t flush_last_index, flush_last_term; /* pipelined entries in the batch in flight */
     struct io io;
     struct wal *wal;
     struct shard shard;
@@ -247,8 +253,15 @@ void node_read_buf(char **data, size_t *cap, size_t len, uv_buf_t *buf);
 /* shard.c */
 int shard_open(struct node *n, struct shard *s, const struct wal_group_state *recovered);
 void shard_close(struct node *n, struct shard *s);
-bool shard_pump(struct node *n, struct shard *s); /* feed Raft; true if a ready was taken */
+/* Feeds Raft; true if a ready was taken. While a flush is in flight only
+ * a leader's pipelined ready is taken (and done with at once); otherwise
+ * the ready stays open (in_ready) until shard_finish after its flush. */
+bool shard_pump(struct node *n, struct shard *s, bool flushing);
 void shard_finish(struct node *n, struct shard *s); /* after the flush */
+/* A flush ended: batch number `batch`, whose pipelined entries end at
+ * last_index (0 if none). */
+void shard_flushed(struct node *n, struct shard *s, uint64_t batch, uint64_t last_index,
+                   uint64_t last_term);
 void shard_step(struct node *n, struct shard *s, const struct raft_msg *m); /* queue */
 /* Proposes a write for client c (leader only); the reply goes to slot. */
 void shard_write(struct node *n, struct shard *s, struct client *c, struct slot *slot,

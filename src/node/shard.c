@@ -497,13 +497,48 @@ static bool shard__leader_message(const struct raft_msg *m) {
            m->type == RAFT_MSG_SNAPSHOT;
 }
 
-bool shard_pump(struct node *n, struct shard *s) {
+static void shard__after_advance(struct node *n, struct shard *s);
+
+/* Takes a ready as a pipelined leader (raft_can_advance_unsynced): every
+ * message leaves now, the records go into the WAL behind the flush in
+ * flight, committed entries are applied, and Raft advances at once; the
+ * leader's entries count towards a commit once shard_flushed() reports
+ * their batch durable. Before, a leader's pump waited for its flush: the
+ * followers' acknowledgements and new commands waited up to one fsync. */
+static void shard__pump_unsynced(struct node *n, struct shard *s) {
+    bool carries_entries = false;
+    for (uint32_t i = 0; i < s->rd.n_messages; i++) {
+        const struct raft_msg *m = &s->rd.messages[i];
+        peer_send(n, m);
+        carries_entries |= m->n_entries > 0 || m->type == RAFT_MSG_SNAPSHOT;
+    }
+    if (carries_entries) peer_flush(n);
+    shard__persist(n, s);
+    if (s->rd.n_entries > 0) {
+        s->pending_last_index = s->rd.entries[s->rd.n_entries - 1].index;
+        s->pending_last_term = s->rd.entries[s->rd.n_entries - 1].term;
+    }
+    shard__apply_early(n, s);
+    s->n_applied_early = 0;
+    s->reads_confirmed_early = false;
+    raft_advance_unsynced(s->raft);
+    s->in_ready = false;
+    shard__after_advance(n, s);
+}
+
+bool shard_pump(struct node *n, struct shard *s, bool flushing) {
     if (s->in_ready) return false;
     shard__feed(n, s);
     if (s->n_queued > 0) node_wake(n); /* reads wait for room in Raft's queue */
     if (!raft_has_ready(s->raft)) return false;
+    bool unsynced = raft_can_advance_unsynced(s->raft);
+    if (flushing && !unsynced) return false; /* after the flush in flight */
     raft_ready(s->raft, &s->rd);
     s->in_ready = true;
+    if (unsynced) {
+        shard__pump_unsynced(n, s);
+        return true;
+    }
     /* A leader's appends, heartbeats and snapshot chunks leave now, while
      * its own fsync runs: the leader counts itself towards a commit only
      * once its entries are durable (raft_advance), so followers may store
@@ -524,6 +559,18 @@ bool shard_pump(struct node *n, struct shard *s) {
     shard__persist(n, s);
     shard__apply_early(n, s);
     return true;
+}
+
+void shard_flushed(struct node *n, struct shard *s, uint64_t batch, uint64_t last_index,
+                   uint64_t last_term) {
+    if (s->gc_due && batch >= s->gc_batch) { /* the snapshot mark is durable */
+        s->gc_due = false;
+        int rc = wal_gc(n->wal, NULL);
+        if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
+    }
+    if (s->in_ready || last_index == 0) return;
+    raft_persisted(s->raft, last_index, last_term);
+    if (raft_has_ready(s->raft)) node_wake(n);
 }
 
 /* ---- applying (after the flush) ---- */
@@ -723,7 +770,8 @@ static void shard__snapshot_written(struct node *n, struct shard *s) {
     rc = wal_append_snapshot_mark(n->wal, s->group, s->snap_meta.index, s->snap_meta.term,
                                   WAL_MARK_COMPACTED);
     if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
-    s->gc_due = true; /* once the mark is durable: after the next flush */
+    s->gc_due = true; /* once the mark is durable: after the batch that carries it */
+    s->gc_batch = n->batch_seq + 1;
     if (!n->snapshot_inline) {
         node_log(n, "group %llu: snapshot at %llu (%llu ms in the background)",
                  (unsigned long long)s->group, (unsigned long long)s->snap_meta.index,
@@ -827,11 +875,6 @@ static void shard__apply_early(struct node *n, struct shard *s) {
 
 void shard_finish(struct node *n, struct shard *s) {
     assert(s->in_ready);
-    if (s->gc_due) {
-        s->gc_due = false;
-        int rc = wal_gc(n->wal, NULL);
-        if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
-    }
     const struct raft_ready *rd = &s->rd;
     for (uint32_t i = 0; i < rd->n_messages; i++) {
         if (s->sent_early && shard__leader_message(&rd->messages[i])) continue;
@@ -860,6 +903,10 @@ void shard_finish(struct node *n, struct shard *s) {
         shard__snapshot_ref(n, s, &ref);
         raft_snapshot_external(s->raft);
     }
+    shard__after_advance(n, s);
+}
+
+static void shard__after_advance(struct node *n, struct shard *s) {
     uint8_t role = (uint8_t)raft_role(s->raft);
     if (s->last_role == RAFT_LEADER && role != RAFT_LEADER) shard__fail_unconfirmed_reads(s);
     if (role != s->last_role || raft_leader(s->raft) != s->last_leader) {

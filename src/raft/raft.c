@@ -201,7 +201,7 @@ static void raft__progress_reset(struct raft *r, struct raft_progress *pr) {
     pr->id = id;
     pr->next = raft_log_last_index(&r->log) + 1;
     pr->state = PROGRESS_PROBE;
-    if (id == r->cfg.id) pr->match = r->log.stable;
+    if (id == r->cfg.id) pr->match = r->log.durable;
 }
 
 /* Rebuilds the progress table for the members of r->conf, keeping what is
@@ -372,7 +372,7 @@ static void raft__become_leader(struct raft *r) {
     for (uint32_t i = 0; i < r->n_progress; i++) r->progress[i].recent_active = true;
     struct raft_progress *self = raft__progress(r, r->cfg.id);
     if (self != NULL) {
-        self->match = r->log.stable;
+        self->match = r->log.durable;
         raft__become_replicate(self);
     }
     /* The no-op of the new term: until it commits, nothing from earlier
@@ -1223,7 +1223,7 @@ void raft_ready(struct raft *r, struct raft_ready *out) {
     r->ready_out = true;
 }
 
-void raft_advance(struct raft *r) {
+static void raft__advance(struct raft *r, bool synced) {
     assert(r->ready_out);
     struct raft_ready *rd = &r->ready;
     r->ready_out = false;
@@ -1236,6 +1236,9 @@ void raft_advance(struct raft *r) {
         r->log.stable = rd->entries[rd->n_entries - 1].index;
         assert(r->log.stable <= raft_log_last_index(&r->log));
     }
+    /* Batches reach the disk in order: a synced ready makes durable every
+     * ready handed out before it too. */
+    if (synced) r->log.durable = r->log.stable;
     r->n_msgs = 0;
     r->n_read_states = 0;
     raft__arena_reset(r);
@@ -1251,7 +1254,7 @@ void raft_advance(struct raft *r) {
     }
     if (r->role == RAFT_LEADER) {
         struct raft_progress *self = raft__progress(r, r->cfg.id);
-        if (self != NULL && raft__progress_update(self, r->log.stable) && raft__maybe_commit(r)) {
+        if (self != NULL && raft__progress_update(self, r->log.durable) && raft__maybe_commit(r)) {
             raft__bcast_append(r);
         }
         if (raft_conf_is_joint(&r->conf) && !raft__conf_pending(r) &&
@@ -1262,6 +1265,39 @@ void raft_advance(struct raft *r) {
         }
     }
 }
+
+void raft_advance(struct raft *r) { raft__advance(r, true); }
+
+bool raft_can_advance_unsynced(const struct raft *r) {
+    return !r->ready_out && r->role == RAFT_LEADER && !r->snapshot_pending &&
+           r->term == r->persisted.term && r->vote == r->persisted.vote;
+}
+
+void raft_advance_unsynced(struct raft *r) {
+    assert(r->role == RAFT_LEADER && !r->ready.has_snapshot);
+    assert(r->ready.hard_state.term == r->persisted.term &&
+           r->ready.hard_state.vote == r->persisted.vote);
+#ifdef CANARY_UNSYNCED_COUNTS_SELF
+    raft__advance(r, true); /* bug: entries not yet on disk count as the leader's vote */
+    return;
+#endif
+    raft__advance(r, false);
+}
+
+void raft_persisted(struct raft *r, uint64_t index, uint64_t term) {
+    assert(!r->ready_out);
+    if (index > r->log.stable) index = r->log.stable;
+    if (index <= r->log.durable) return;
+    if (raft_log_term(&r->log, index) != term) return; /* replaced since: a later sync covers it */
+    r->log.durable = index;
+    if (r->role != RAFT_LEADER) return;
+    struct raft_progress *self = raft__progress(r, r->cfg.id);
+    if (self != NULL && raft__progress_update(self, r->log.durable) && raft__maybe_commit(r)) {
+        raft__bcast_append(r);
+    }
+}
+
+uint64_t raft_durable_index(const struct raft *r) { return r->log.durable; }
 
 /* ---- compaction ---- */
 
@@ -1348,6 +1384,7 @@ static int raft__load(struct raft *r, const struct raft_hard_state *hard,
         if (rc != RAFT_OK) return rc;
     }
     r->log.stable = raft_log_last_index(&r->log);
+    r->log.durable = r->log.stable;
     if (hard != NULL) {
         r->term = hard->term;
         r->vote = hard->vote;

@@ -226,6 +226,24 @@ bool raft_has_ready(const struct raft *r);
 void raft_ready(struct raft *r, struct raft_ready *out);
 void raft_advance(struct raft *r);
 
+/* Pipelining a leader's writes (etcd's asynchronous storage writes, for
+ * the leader only): while one flush is in flight the leader may take the
+ * next ready, write its records behind the first, send its messages,
+ * apply its committed entries and advance at once with
+ * raft_advance_unsynced(); its entries then count towards a commit only
+ * once the caller reports them durable with raft_persisted(). Allowed
+ * when raft_can_advance_unsynced() says so, checked before raft_ready():
+ * a leader with no snapshot to install whose term and vote are already
+ * durable (then every message of the ready is a leader's, which the
+ * dissertation (10.2.1) lets leave before the leader's own fsync). A
+ * synced raft_advance() makes every earlier ready durable too (storage
+ * writes in order). */
+bool raft_can_advance_unsynced(const struct raft *r);
+void raft_advance_unsynced(struct raft *r);
+/* The log up to index (an entry of term) is on stable storage. */
+void raft_persisted(struct raft *r, uint64_t index, uint64_t term);
+uint64_t raft_durable_index(const struct raft *r);
+
 /* Compacts the log: the state machine has been saved as `data` at `index`
  * (applied, and after the current snapshot). `index` may be behind the
  * applied index (a snapshot written in the background while applying went

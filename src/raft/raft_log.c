@@ -10,6 +10,7 @@ void raft_log_init(struct raft_log *log, uint64_t snapshot_index, uint64_t snaps
     log->snapshot_index = snapshot_index;
     log->snapshot_term = snapshot_term;
     log->stable = snapshot_index;
+    log->durable = snapshot_index;
     log->committed = snapshot_index;
     log->applied = snapshot_index;
 }
@@ -83,6 +84,7 @@ void raft_log_truncate(struct raft_log *log, uint64_t from) {
     raft_log__free_range(log, pos, log->count);
     log->count = pos;
     if (log->stable >= from) log->stable = from - 1;
+    if (log->durable >= from) log->durable = from - 1;
 }
 
 void raft_log_compact(struct raft_log *log, uint64_t index, uint64_t term) {
@@ -96,6 +98,7 @@ void raft_log_compact(struct raft_log *log, uint64_t index, uint64_t term) {
     log->count -= drop;
     log->snapshot_index = index;
     log->snapshot_term = term;
+    if (log->durable < index) log->durable = index; /* the snapshot is on disk */
 }
 
 void raft_log_restore(struct raft_log *log, uint64_t index, uint64_t term) {
@@ -104,6 +107,7 @@ void raft_log_restore(struct raft_log *log, uint64_t index, uint64_t term) {
     log->snapshot_index = index;
     log->snapshot_term = term;
     log->stable = index;
+    log->durable = index;
     log->committed = index;
     /* applied moves when the caller has restored the state machine. */
 }

@@ -3,7 +3,8 @@
  *   snapshot_index   stable        committed            last
  *        |   entries[0] ...   |   ...    |    ...          |
  *   the snapshot covers 1..snapshot_index; entries hold snapshot_index+1..last.
- *   stable: entries up to here are durable (acknowledged by raft_advance).
+ *   stable: entries up to here were handed to storage (raft_advance or
+ *   raft_advance_unsynced); durable <= stable: up to here they are on disk.
  *   applied <= committed <= last; entries are freed by compaction only.
  */
 #ifndef SHOAL_RAFT_LOG_H
@@ -17,7 +18,8 @@ struct raft_log {
     struct raft_entry *entries; /* entries[i].index == snapshot_index + 1 + i */
     uint64_t count;
     uint64_t capacity;
-    uint64_t stable;
+    uint64_t stable;  /* handed to storage by a ready */
+    uint64_t durable; /* <= stable: known on stable storage (see raft_persisted) */
     uint64_t committed;
     uint64_t applied;
 };

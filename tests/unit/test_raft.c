@@ -394,6 +394,45 @@ TEST(external_snapshot_is_read_through_the_callback) {
     net_free(&net);
 }
 
+/* A pipelined leader (raft_advance_unsynced) hands its entries out and
+ * goes on, but counts itself towards their commit only once the caller
+ * reports them durable: a follower's acknowledgement alone is one vote of
+ * three. */
+TEST(pipelined_leader_counts_itself_once_persisted) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_settle(&net);
+    struct raft *l = net.r[1];
+    CHECK(!raft_can_advance_unsynced(net.r[2]));
+    net_isolate(&net, 3, true);
+    uint64_t idx = 0, term = 0;
+    CHECK(raft_propose(l, (const uint8_t *)"p1", 2, &idx, &term) == RAFT_OK);
+    CHECK(raft_can_advance_unsynced(l));
+    struct raft_ready rd;
+    raft_ready(l, &rd);
+    CHECK_EQ_U64(rd.n_entries, 1);
+    net__persist(&net, 1, &rd);
+    for (uint32_t i = 0; i < rd.n_messages; i++) net__enqueue(&net, &rd.messages[i]);
+    net__apply(&net, 1, &rd);
+    raft_advance_unsynced(l);
+    CHECK_EQ_U64(raft_durable_index(l), idx - 1);
+    net_settle(&net); /* follower 2 stores it and acknowledges */
+    uint64_t match = 0;
+    CHECK(raft_match_index(l, 2, &match));
+    CHECK_EQ_U64(match, idx);
+    CHECK(raft_commit_index(l) < idx);
+    raft_persisted(l, idx, term + 1); /* not that entry: ignored */
+    CHECK_EQ_U64(raft_durable_index(l), idx - 1);
+    CHECK(raft_commit_index(l) < idx);
+    raft_persisted(l, idx, term);
+    CHECK_EQ_U64(raft_durable_index(l), idx);
+    CHECK_EQ_U64(raft_commit_index(l), idx);
+    net_settle(&net);
+    CHECK_EQ_U64(net.applied_to[2], idx);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 static struct raft_conf conf_of(const uint64_t *voters, int nv, const uint64_t *learners, int nl) {
     struct raft_conf c = {0};
     for (int i = 0; i < nv; i++) c.voters[c.n_voters++] = voters[i];
@@ -560,6 +599,7 @@ int main(void) {
         TEST_ENTRY(read_index_needs_noop_and_quorum),
         TEST_ENTRY(snapshot_is_sent_in_chunks_and_installed),
         TEST_ENTRY(external_snapshot_is_read_through_the_callback),
+        TEST_ENTRY(pipelined_leader_counts_itself_once_persisted),
         TEST_ENTRY(joint_consensus_learner_promotion_and_leader_removal),
         TEST_ENTRY(leadership_transfer_catches_up_then_hands_over),
         TEST_ENTRY(vote_survives_restart),
