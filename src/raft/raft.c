@@ -1301,7 +1301,8 @@ uint64_t raft_durable_index(const struct raft *r) { return r->log.durable; }
 
 /* ---- compaction ---- */
 
-int raft_compact(struct raft *r, uint64_t index, const uint8_t *data, uint64_t size) {
+/* May the log be compacted behind index, with a snapshot of size bytes? */
+static int raft__compact_check(const struct raft *r, uint64_t index, uint64_t size) {
     assert(!r->ready_out);
     if (index > r->log.applied || index <= r->log.snapshot_index) return RAFT_EINVAL;
     /* r->conf is the configuration at index only if none was applied since */
@@ -1309,35 +1310,36 @@ int raft_compact(struct raft *r, uint64_t index, const uint8_t *data, uint64_t s
         const struct raft_entry *e = raft_log_entry(&r->log, i);
         if (e != NULL && e->type == RAFT_ENTRY_CONF) return RAFT_EBUSY;
     }
-    if (size > RAFT_SNAPSHOT_BYTES_MAX) return RAFT_ETOOBIG;
+    return size > RAFT_SNAPSHOT_BYTES_MAX ? RAFT_ETOOBIG : RAFT_OK;
+}
+
+/* data: the snapshot's bytes (owned from now), or NULL if the caller keeps them. */
+static void raft__compact_to(struct raft *r, uint64_t index, uint8_t *data, uint64_t size) {
+    free(r->snapshot_data);
+    r->snapshot_data = data;
+    r->snapshot_size = size;
+    r->snapshot_conf = r->conf;
+    raft_log_compact(&r->log, index, raft_log_term(&r->log, index));
+}
+
+int raft_compact(struct raft *r, uint64_t index, const uint8_t *data, uint64_t size) {
+    int rc = raft__compact_check(r, index, size);
+    if (rc != RAFT_OK) return rc;
     uint8_t *copy = NULL;
     if (size > 0) {
         copy = malloc(size);
         if (copy == NULL) return RAFT_ENOMEM;
         memcpy(copy, data, size);
     }
-    free(r->snapshot_data);
-    r->snapshot_data = copy;
-    r->snapshot_size = size;
-    r->snapshot_conf = r->conf;
-    raft_log_compact(&r->log, index, raft_log_term(&r->log, index));
+    raft__compact_to(r, index, copy, size);
     return RAFT_OK;
 }
 
 int raft_compact_external(struct raft *r, uint64_t index, uint64_t size) {
-    assert(!r->ready_out);
     if (r->cfg.snapshot_read == NULL) return RAFT_EINVAL;
-    if (index > r->log.applied || index <= r->log.snapshot_index) return RAFT_EINVAL;
-    for (uint64_t i = index + 1; i <= r->log.applied; i++) {
-        const struct raft_entry *e = raft_log_entry(&r->log, i);
-        if (e != NULL && e->type == RAFT_ENTRY_CONF) return RAFT_EBUSY;
-    }
-    if (size > RAFT_SNAPSHOT_BYTES_MAX) return RAFT_ETOOBIG;
-    free(r->snapshot_data);
-    r->snapshot_data = NULL;
-    r->snapshot_size = size;
-    r->snapshot_conf = r->conf;
-    raft_log_compact(&r->log, index, raft_log_term(&r->log, index));
+    int rc = raft__compact_check(r, index, size);
+    if (rc != RAFT_OK) return rc;
+    raft__compact_to(r, index, NULL, size);
     return RAFT_OK;
 }
 

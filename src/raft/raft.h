@@ -160,6 +160,8 @@ struct raft_ready {
     uint8_t role;
 };
 
+typedef void (*raft_snapshot_read_fn)(void *ctx, uint64_t offset, uint8_t *buf, uint32_t len);
+
 struct raft_config {
     uint64_t id;                /* this replica's id, not 0 */
     uint32_t election_ticks;    /* election timeout: randomized in [e, 2e) */
@@ -177,7 +179,7 @@ struct raft_config {
      * raft_compact_external()): copies len bytes at offset into buf. It
      * must succeed or not return (the caller stops on a read error). NULL:
      * every snapshot is kept in memory. */
-    void (*snapshot_read)(void *ctx, uint64_t offset, uint8_t *buf, uint32_t len);
+    raft_snapshot_read_fn snapshot_read;
     void *snapshot_ctx;
 };
 

@@ -315,6 +315,33 @@ def check_append(key, ops, final):
 
 # ---------------------------------------------------------------- whole history
 
+def late_write_explained(key, before, after, ops):
+    """The leader's value of key changed after the final reads, with every
+    client stopped. Only an indeterminate write (its client gave up on it:
+    a timeout, a closed connection) may take effect that late, e.g. a
+    command proxied through a partition and delivered once it healed. True
+    if such writes to key explain the change from `before` to `after`."""
+    infos = [o for o in ops if o["k"] == key and o["type"] == "info" and o["p"] != "final"]
+    if not infos:
+        return False
+    f = infos[0]["f"]
+    if isinstance(before, bytes):
+        before = before.decode()
+    if isinstance(after, bytes):
+        after = after.decode()
+    if f == "append":
+        old, new = split_tokens(before), split_tokens(after)
+        vals = {o["v"] for o in infos}
+        return (len(new) > len(old) and new[:len(old)] == old and
+                all(t in vals for t in new[len(old):]))
+    if f == "incr":
+        if not (_is_int(before) and _is_int(after)):
+            return False
+        extra = int(after or 0) - int(before or 0)
+        return 0 < extra <= sum(int(o["v"]) for o in infos)
+    return after is not None and after in {o["v"] for o in infos}
+
+
 def check_history(ops, finals):
     """Checks a whole history. `finals` maps key -> value read after healing.
     Returns a summary dict: anomalies, lost, acked, per-key stats."""

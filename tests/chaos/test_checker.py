@@ -303,6 +303,31 @@ def register_size_and_time():
     assert elapsed < 20, elapsed
 
 
+# ---- writes that take effect after the final reads
+
+@test
+def late_indeterminate_writes_explain_a_change():
+    h = [op("append", "a:1", "1.1", typ="ok"), op("append", "a:1", "2.5", typ="info"),
+         op("incr", "c:1", 1, typ="info"), op("incr", "c:1", 1, typ="info"),
+         op("w", "r:1", "7-3", typ="info"), op("w", "r:2", "7-4", typ="ok")]
+    assert checker.late_write_explained("a:1", "1.1,", "1.1,2.5,", h)
+    assert checker.late_write_explained("c:1", "5", "7", h)
+    assert checker.late_write_explained("r:1", "1-1", "7-3", h)
+
+
+@test
+def late_change_without_an_indeterminate_write_is_flagged():
+    h = [op("append", "a:1", "1.1", typ="ok"), op("append", "a:1", "2.5", typ="info"),
+         op("incr", "c:1", 1, typ="info"), op("w", "r:2", "7-4", typ="ok"),
+         op("w", "r:1", "7-3", typ="info")]
+    assert not checker.late_write_explained("a:1", "1.1,", "1.1,9.9,", h)  # unknown token
+    assert not checker.late_write_explained("a:1", "1.1,2.5,", "2.5,", h)  # a token lost
+    assert not checker.late_write_explained("c:1", "5", "7", h)  # more than the info incrs
+    assert not checker.late_write_explained("c:1", "5", "4", h)  # backwards
+    assert not checker.late_write_explained("r:2", "1-1", "7-4", h)  # acknowledged, no info
+    assert not checker.late_write_explained("r:1", "1-1", "8-8", h)  # a value nobody wrote
+
+
 def main():
     passed = failed = 0
     for fn in TESTS:
