@@ -116,8 +116,7 @@ static void node__pump_cb(uv_prepare_t *h) {
         n->idle_on = false;
         uv_idle_stop(&n->idle);
     }
-    node_core_pump(n);
-    client_release_due(n);
+    node_core_pump(n); /* it writes the turn's replies itself */
 }
 
 static void node__release_cb(uv_check_t *h) { client_release_due(h->data); }

@@ -499,6 +499,21 @@ static bool shard__leader_message(const struct raft_msg *m) {
 
 static void shard__after_advance(struct node *n, struct shard *s);
 
+/* Sends the ready's messages now (only a leader's appends, heartbeats and
+ * snapshot chunks if leader_only). Entries start the followers' fsyncs:
+ * frames that carry them are written at once, before this turn's replies
+ * (node_core_pump writes the replies, then the rest). */
+static void shard__send_now(struct node *n, struct shard *s, bool leader_only) {
+    bool carries_entries = false;
+    for (uint32_t i = 0; i < s->rd.n_messages; i++) {
+        const struct raft_msg *m = &s->rd.messages[i];
+        if (leader_only && !shard__leader_message(m)) continue;
+        peer_send(n, m);
+        carries_entries |= m->n_entries > 0 || m->type == RAFT_MSG_SNAPSHOT;
+    }
+    if (carries_entries) peer_flush(n);
+}
+
 /* Takes a ready as a pipelined leader (raft_can_advance_unsynced): every
  * message leaves now, the records go into the WAL behind the flush in
  * flight, committed entries are applied, and Raft advances at once; the
@@ -506,13 +521,7 @@ static void shard__after_advance(struct node *n, struct shard *s);
  * their batch durable. Before, a leader's pump waited for its flush: the
  * followers' acknowledgements and new commands waited up to one fsync. */
 static void shard__pump_unsynced(struct node *n, struct shard *s) {
-    bool carries_entries = false;
-    for (uint32_t i = 0; i < s->rd.n_messages; i++) {
-        const struct raft_msg *m = &s->rd.messages[i];
-        peer_send(n, m);
-        carries_entries |= m->n_entries > 0 || m->type == RAFT_MSG_SNAPSHOT;
-    }
-    if (carries_entries) peer_flush(n);
+    shard__send_now(n, s, false);
     shard__persist(n, s);
     if (s->rd.n_entries > 0) {
         s->pending_last_index = s->rd.entries[s->rd.n_entries - 1].index;
@@ -545,17 +554,7 @@ bool shard_pump(struct node *n, struct shard *s, bool flushing) {
      * them first (Raft dissertation, 10.2.1). Everything else (a
      * follower's acknowledgements, votes) waits for the fsync. */
     s->sent_early = raft_role(s->raft) == RAFT_LEADER;
-    bool carries_entries = false;
-    for (uint32_t i = 0; s->sent_early && i < s->rd.n_messages; i++) {
-        const struct raft_msg *m = &s->rd.messages[i];
-        if (!shard__leader_message(m)) continue;
-        peer_send(n, m);
-        carries_entries |= m->n_entries > 0 || m->type == RAFT_MSG_SNAPSHOT;
-    }
-    /* Entries start the followers' fsyncs: they leave before this turn's
-     * replies are written (node_core_pump writes the replies, then the
-     * rest). */
-    if (carries_entries) peer_flush(n);
+    if (s->sent_early) shard__send_now(n, s, true);
     shard__persist(n, s);
     shard__apply_early(n, s);
     return true;
