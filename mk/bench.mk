@@ -1,6 +1,8 @@
 # bench.mk: `shoal bench` (src/bench/, linked into the shoal binary through
 # NODE_SRC in shoal.mk), its unit test, and `make bench` / `make bench-quick`
-# (bench/bench.py: shoal, redis-server, Redis Cluster and etcd side by side).
+# (bench/bench.py: shoal, redis-server, Redis Cluster and etcd side by side),
+# and `make bench-large` (bench/bench_large.py: shoal against redis-server at
+# large key counts).
 BENCH_SRC := src/bench/bench.c src/bench/bench_loop.c src/bench/bench_proto.c
 
 $(BUILD)/test/test_bench: tests/unit/test_bench.c src/bench/bench_proto.c $(HDRS) | $(BUILD)/test
@@ -15,7 +17,7 @@ $(BUILD)/prof/shoal: $(BUILD)/shoal
 	@mkdir -p $(dir $@)
 	$(CC) $(RELEASE_CFLAGS) -fno-omit-frame-pointer -o $@ $(SHOAL_ALL) $(SHOAL_LIBS)
 
-.PHONY: bench bench-quick bench-profile bench-check
+.PHONY: bench bench-quick bench-profile bench-check bench-large
 # The full run (about 20 minutes on 2 cores): bench/results/<date>-bench.md/.png
 bench:
 	@bash scripts/deps-bench.sh
@@ -27,6 +29,15 @@ bench-quick:
 	@bash scripts/deps-bench.sh
 	@$(MAKE) --no-print-directory $(BUILD)/shoal
 	@/usr/bin/python3 bench/bench.py --quick
+
+# shoal against redis-server at 1M, 5M and 20M keys of 100-byte values
+# (throughput ratios, snapshots, memory during a snapshot, restart, a new
+# replica): bench/results/<date>-bench-large.md/.json. Not part of make test.
+# Flags for bench/bench_large.py: make bench-large BENCH_LARGE_FLAGS="--sizes 1000000".
+bench-large:
+	@bash scripts/deps-bench.sh
+	@$(MAKE) --no-print-directory $(BUILD)/shoal
+	@/usr/bin/python3 bench/bench_large.py $(BENCH_LARGE_FLAGS)
 
 # shoal bench against redis-benchmark on one redis-server: the ratios.
 bench-check:

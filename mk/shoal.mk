@@ -1,5 +1,6 @@
 # The shoal binary: `shoal server` (a node) and `shoal demo`.
-NODE_SRC := src/node/node.c src/node/node_core.c src/node/shard.c src/node/snapshot.c src/node/peer.c \
+NODE_SRC := src/node/node.c src/node/node_core.c src/node/shard.c src/node/shard_snap.c \
+            src/node/snapshot.c src/node/peer.c \
             src/node/client.c src/node/client_cmds.c src/node/proxy.c src/node/info.c \
             src/node/config.c src/node/demo.c src/node/main.c
 NODE_SRC += $(BENCH_SRC)

@@ -165,6 +165,8 @@ static void node__config_get(struct node *n, uint32_t argc, const struct resp_ar
     CONFIG_ITEM("tick-ms", "%u", n->cfg.tick_ms);
     CONFIG_ITEM("election-ticks", "%u", n->cfg.election_ticks);
     CONFIG_ITEM("snapshot-entries", "%llu", (unsigned long long)n->cfg.snapshot_entries);
+    CONFIG_ITEM("snapshot-log-bytes", "%llu", (unsigned long long)n->cfg.snapshot_log_bytes);
+    CONFIG_ITEM("snapshot-chunk-bytes", "%llu", (unsigned long long)n->cfg.snapshot_chunk_bytes);
 #undef CONFIG_ITEM
     bool match[16] = {false};
     int matched = 0;

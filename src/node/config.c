@@ -79,7 +79,11 @@ static const struct node__key node__keys[] = {
     {"lease-read", NODE__BOOL, NODE__FIELD(lease_read), 0, 1, "yes|no",
      "reads from a leader lease (trusts clocks)"},
     {"snapshot-entries", NODE__U64, NODE__FIELD(snapshot_entries), 1, UINT64_MAX, "N",
-     "snapshot after this many applied entries"},
+     "snapshot after N entries and half the key count"},
+    {"snapshot-log-bytes", NODE__SIZE, NODE__FIELD(snapshot_log_bytes), 1, UINT64_MAX / 4,
+     "SIZE", "or once the log since then holds SIZE bytes"},
+    {"snapshot-chunk-bytes", NODE__SIZE, NODE__FIELD(snapshot_chunk_bytes), 1, 16 << 20, "SIZE",
+     "snapshot chunk sent to followers, <= 16mb"},
     {"maxclients", NODE__U32, NODE__FIELD(maxclients), 1, UINT32_MAX, "N",
      "client connections at once"},
     {"proto-max-bulk-len", NODE__SIZE, NODE__FIELD(proto_max_bulk_len), NODE__MB, UINT64_MAX / 4,
@@ -581,6 +585,8 @@ void node_config_default(struct node_config *config) {
     config->heartbeat_ticks = 2;
     config->lease_read = false;
     config->snapshot_entries = 100000;
+    config->snapshot_log_bytes = 512ull << 20;
+    config->snapshot_chunk_bytes = 1u << 20;
     config->maxclients = 10000;
     config->proto_max_bulk_len = 512 * NODE__MB;
     config->client_query_buffer_limit = 1024 * NODE__MB;

@@ -36,6 +36,8 @@ struct node_config {
     uint32_t heartbeat_ticks;           /* "heartbeat-ticks": 2 */
     bool lease_read;                    /* "lease-read": no */
     uint64_t snapshot_entries;          /* "snapshot-entries": 100000 applied entries */
+    uint64_t snapshot_log_bytes;        /* "snapshot-log-bytes": 512mb of log since the last */
+    uint64_t snapshot_chunk_bytes;      /* "snapshot-chunk-bytes": 1mb per chunk sent */
     /* client limits (Redis's names) */
     uint32_t maxclients;                /* "maxclients": 10000 */
     uint64_t proto_max_bulk_len;        /* "proto-max-bulk-len": 512mb */

@@ -103,6 +103,26 @@ static void info__raft(struct node *n, struct info__buf *b) {
               (unsigned long long)n->stats.flushes);
 }
 
+/* Redis's field names where they mean the same (a snapshot is shoal's
+ * bgsave), shoal's own for the rest. */
+static void info__persistence(struct node *n, struct info__buf *b) {
+    const struct shard *s = &n->shard;
+    info__add(b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nwal_fsync:always\r\n"
+                 "rdb_bgsave_in_progress:%d\r\nrdb_last_bgsave_status:%s\r\n"
+                 "snapshots_taken:%llu\r\nlast_snapshot_index:%llu\r\n"
+                 "snapshot_last_duration_ms:%llu\r\nsnapshot_last_bytes:%llu\r\n"
+                 "snapshot_failures:%llu\r\nsnapshot_failures_in_a_row:%llu\r\n"
+                 "snapshot_last_error:%s\r\nsnapshots_installed:%llu\r\n"
+                 "log_entries_since_snapshot:%llu\r\nlog_bytes_since_snapshot:%llu\r\n\r\n",
+              s->snap_child != 0, s->snap_failures_row > 0 ? "err" : "ok",
+              (unsigned long long)n->stats.snapshots, (unsigned long long)s->snapshot_index,
+              (unsigned long long)s->snap_last_ms, (unsigned long long)s->snap_last_bytes,
+              (unsigned long long)s->snap_failures, (unsigned long long)s->snap_failures_row,
+              s->snap_error, (unsigned long long)s->snap_installs,
+              (unsigned long long)(s->applied - s->snapshot_index),
+              (unsigned long long)(s->applied_bytes - s->snap_bytes_at));
+}
+
 void node_info(struct node *n, const char *section, size_t len, struct resp_out *out) {
     struct info__buf b = {malloc(4096), 0, 4096};
     if (b.data == NULL) {
@@ -121,12 +141,7 @@ void node_info(struct node *n, const char *section, size_t len, struct resp_out 
                   (unsigned long long)used, (double)used / (1024.0 * 1024.0),
                   (unsigned long long)info__rss_bytes());
     }
-    if (info__want(section, len, "persistence")) {
-        info__add(&b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nwal_fsync:always\r\n"
-                      "snapshots_taken:%llu\r\nlast_snapshot_index:%llu\r\n\r\n",
-                  (unsigned long long)n->stats.snapshots,
-                  (unsigned long long)n->shard.snapshot_index);
-    }
+    if (info__want(section, len, "persistence")) info__persistence(n, &b);
     if (info__want(section, len, "stats")) {
         info__add(&b, "# Stats\r\ntotal_connections_received:%llu\r\n"
                       "total_commands_processed:%llu\r\nrejected_connections:%llu\r\n"

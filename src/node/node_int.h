@@ -134,10 +134,28 @@ struct shard {
     /* the last entry a pipelined (unsynced) ready appended to the WAL
      * buffer since the last flush began: reported durable after it */
     uint64_t pending_last_index, pending_last_term;
-    int snap_child; /* pid of the background snapshot writer, 0 if none */
+    /* snapshots (shard_snap.c) */
+    int snap_child;  /* pid of the background snapshot writer, 0 if none */
+    int snap_err_fd; /* read end of its error pipe, -1 if none */
     struct snapshot_ref snap_ref; /* the snapshot file Raft's chunks are read from */
-    struct raft_snapshot_meta snap_meta;
+    struct raft_snapshot_meta snap_meta; /* the one being written */
+    uint64_t snap_meta_bytes;            /* applied_bytes at snap_meta.index */
     uint64_t snap_started_ms;
+    /* written, but compaction waits for a transfer of the current one */
+    struct snapshot_ref snap_next;
+    uint64_t snap_next_bytes;
+    uint64_t snap_failures, snap_failures_row; /* writer failures: all, in a row */
+    uint64_t snap_retry_at_ms; /* no new writer before (backoff after a failure) */
+    char snap_error[256];      /* the last failure's reason */
+    uint64_t snap_last_ms, snap_last_bytes; /* the last snapshot written */
+    uint64_t snap_installs;    /* snapshots received from a leader */
+    uint64_t applied_bytes;    /* entry bytes applied since start */
+    uint64_t snap_bytes_at;    /* applied_bytes at snapshot_index */
+    /* a snapshot being received from the leader, written to <path>.recv */
+    struct snapshot_writer recv;
+    struct raft_snapshot_meta recv_meta;
+    bool recv_open;
+    uint64_t recv_errors;
     struct raft_ready rd;
     uint64_t applied;
     uint64_t snapshot_index;
@@ -269,8 +287,25 @@ void shard_write(struct node *n, struct shard *s, struct client *c, struct slot 
 void shard_read(struct node *n, struct shard *s, struct client *c, struct slot *slot,
                 const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv);
 void shard_forget_client(struct shard *s, const struct client *c);
-/* Reaps a finished background snapshot and compacts behind it. */
+void shard_kv_config(const struct node *n, const struct shard *s, struct kv_config *kc);
+
+/* shard_snap.c: a shard replica's snapshots (docs/node.md, "Snapshots"). */
+/* At start: loads the snapshot file if there is one (*found), streaming the
+ * keyspace into s->kv; 0, or -1 after logging why. */
+int shard_snap_load(struct node *n, struct shard *s, bool *found);
+void shard_snap_close(struct node *n, struct shard *s);
+/* Raft's config.snapshot_read and config.snapshot_recv (ctx: the node). */
+void shard_snap_read(void *ctx, uint64_t offset, uint8_t *buf, uint32_t len);
+int shard_snap_recv(void *ctx, const struct raft_snapshot_meta *meta, uint64_t size,
+                    uint64_t offset, const uint8_t *buf, uint32_t len);
+/* A ready installs the snapshot received: persist makes the received file
+ * the replica's snapshot (fsync, rename); install loads it as the keyspace. */
+void shard_snap_persist(struct node *n, struct shard *s);
+void shard_snap_install(struct node *n, struct shard *s);
+/* Reaps a finished background writer (compacting behind it), and starts a
+ * new one when due; called after every advance. */
 void shard_poll_snapshot(struct node *n, struct shard *s);
+void shard_snap_maybe(struct node *n, struct shard *s);
 
 /* peer.c (host: the transport) */
 int peer_start(struct node *n);

@@ -10,20 +10,14 @@
 #include "node/node_int.h"
 #include "node/snapshot.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define SHARD_EXPIRE_KEY "__shoal_expire"
 #define SHARD_ENTRY_BYTES_MAX (32u << 20)
 
-static void shard__snap_path(const struct node *n, const struct shard *s, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s/shard-%llu.snap", n->cfg.dir, (unsigned long long)s->group);
-}
-
 /* Every replica of a group uses the same limits (they decide which writes
  * succeed) and the same hash seed, so that a SCAN cursor stays valid when
  * the leader changes. */
-static void shard__kv_config(const struct node *n, const struct shard *s, struct kv_config *kc) {
+void shard_kv_config(const struct node *n, const struct shard *s, struct kv_config *kc) {
     kv_config_default(kc);
     kc->hash_seed[0] = n->cfg.cluster_id * 0x9e3779b97f4a7c15ull;
     kc->hash_seed[1] = s->group * 0xc2b2ae3d27d4eb4full + 0x5348;
@@ -33,72 +27,25 @@ static void shard__kv_config(const struct node *n, const struct shard *s, struct
 
 static struct kv *shard__new_kv(const struct node *n, struct shard *s) {
     struct kv_config kc;
-    shard__kv_config(n, s, &kc);
+    shard_kv_config(n, s, &kc);
     return kv_create(&kc);
-}
-
-static int shard__load_snapshot(struct node *n, struct shard *s, struct snapshot_file *snap) {
-    char path[NODE_PATH_BYTES + 64];
-    char err[512] = "";
-    shard__snap_path(n, s, path, sizeof(path));
-    int rc = snapshot_load(&n->io, path, s->group, snap, err, sizeof(err));
-    if (rc == 1) return 0;
-    if (rc != 0) {
-        node_log(n, "fatal: %s", err);
-        return -1;
-    }
-    struct kv_config kc;
-    shard__kv_config(n, s, &kc);
-    uint64_t index = 0;
-    kv_destroy(s->kv);
-    s->kv = NULL;
-    rc = kv_snapshot_load_buffer(&kc, snap->data, snap->size, &s->kv, &index, err, sizeof(err));
-    if (rc != KV_OK || index != snap->meta.index) {
-        node_log(n, "fatal: snapshot %s: %s", path, rc != KV_OK ? err : "index mismatch");
-        return -1;
-    }
-    s->applied = index;
-    s->snapshot_index = index;
-    if (snapshot_open(&n->io, path, s->group, &s->snap_ref, err, sizeof(err)) != 0) {
-        node_log(n, "fatal: %s", err);
-        return -1;
-    }
-    return 0;
-}
-
-/* Raft reads the chunks it sends a follower from the snapshot file. */
-static void shard__snapshot_read(void *ctx, uint64_t offset, uint8_t *buf, uint32_t len) {
-    struct node *n = ctx;
-    struct shard *s = &n->shard;
-    size_t got = 0;
-    uint64_t at = s->snap_ref.data_offset + offset;
-    int rc = s->snap_ref.handle < 0 ? -EBADF
-                                    : n->io.pread(&n->io, s->snap_ref.handle, buf, len, at, &got);
-    if (rc != 0 || got != len) {
-        char path[NODE_PATH_BYTES + 64];
-        shard__snap_path(n, s, path, sizeof(path));
-        node_fatal(n, "snapshot %s: cannot read %u bytes at offset %llu: %s", path, len,
-                   (unsigned long long)at, rc != 0 ? io_strerror(rc) : "short file");
-    }
-}
-
-/* Raft's chunks now come from the file at the group's snapshot path. */
-static void shard__snapshot_ref(struct node *n, struct shard *s, struct snapshot_ref *ref) {
-    if (s->snap_ref.handle >= 0) n->io.close(&n->io, s->snap_ref.handle);
-    s->snap_ref = *ref;
 }
 
 int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs) {
     memset(s, 0, sizeof(*s));
     s->group = NODE_GROUP_ID;
     s->snap_ref.handle = -1;
+    s->snap_next.handle = -1;
+    s->snap_err_fd = -1;
+    s->recv.handle = -1;
     rand_seed(&s->rng, n->cfg.id * 7919 + node_now_ms());
     resp_out_init(&s->scratch[0], 2, NODE_SLOT_BYTES_MAX, NULL);
     resp_out_init(&s->scratch[1], 3, NODE_SLOT_BYTES_MAX, NULL);
     s->kv = shard__new_kv(n, s);
     if (s->kv == NULL) return -1;
-    struct snapshot_file snap = {0};
-    if (shard__load_snapshot(n, s, &snap) != 0) return -1;
+    bool found = false;
+    if (shard_snap_load(n, s, &found) != 0) return -1;
+    const struct snapshot_ref *snap = &s->snap_ref;
     struct raft_config rc;
     raft_config_default(&rc);
     rc.id = n->cfg.id;
@@ -107,7 +54,9 @@ int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs
     rc.heartbeat_ticks = n->cfg.heartbeat_ticks;
     rc.lease_read = n->cfg.lease_read;
     rc.max_entry_bytes = SHARD_ENTRY_BYTES_MAX;
-    rc.snapshot_read = shard__snapshot_read;
+    rc.max_chunk_bytes = (uint32_t)n->cfg.snapshot_chunk_bytes;
+    rc.snapshot_read = shard_snap_read;
+    rc.snapshot_recv = shard_snap_recv;
     rc.snapshot_ctx = n;
     /* entries at or before a snapshot newer than the WAL's mark are dropped */
     const struct raft_entry *entries = NULL;
@@ -115,7 +64,7 @@ int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs
     if (gs != NULL) {
         entries = gs->entries;
         n_entries = gs->n_entries;
-        while (n_entries > 0 && snap.buf != NULL && entries[0].index <= snap.meta.index) {
+        while (n_entries > 0 && found && entries[0].index <= snap->meta.index) {
             entries++;
             n_entries--;
         }
@@ -127,11 +76,11 @@ int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs
      * the snapshot's last entry, the snapshot replaces that log. Found by
      * shoal-nsim seed 439. */
     int mark = -1;
-    if (snap.buf != NULL && (gs == NULL || !gs->has_snapshot ||
-                             gs->snapshot_index < snap.meta.index)) {
+    if (found && (gs == NULL || !gs->has_snapshot || gs->snapshot_index < snap->meta.index)) {
         mark = WAL_MARK_INSTALLED;
         for (uint32_t i = 0; gs != NULL && i < gs->n_entries; i++) {
-            if (gs->entries[i].index == snap.meta.index && gs->entries[i].term == snap.meta.term) {
+            if (gs->entries[i].index == snap->meta.index &&
+                gs->entries[i].term == snap->meta.term) {
                 mark = WAL_MARK_COMPACTED;
             }
         }
@@ -146,10 +95,9 @@ int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs
         s->hs_known = true;
     }
     s->raft = raft_create(&rc, gs && gs->has_hard_state ? &gs->hard_state : NULL,
-                          snap.buf ? &snap.meta : NULL, NULL, snap.size, entries,
+                          found ? &snap->meta : NULL, NULL, found ? snap->size : 0, entries,
                           n_entries, &initial);
-    struct raft_snapshot_meta meta = snap.meta;
-    snapshot_file_free(&snap);
+    struct raft_snapshot_meta meta = snap->meta;
     if (s->raft == NULL) {
         node_log(n, "fatal: the recovered Raft state of group %llu is inconsistent",
                  (unsigned long long)s->group);
@@ -165,8 +113,7 @@ int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs
 }
 
 void shard_close(struct node *n, struct shard *s) {
-    if (s->snap_ref.handle >= 0) n->io.close(&n->io, s->snap_ref.handle);
-    s->snap_ref.handle = -1;
+    shard_snap_close(n, s);
     raft_destroy(s->raft);
     kv_destroy(s->kv);
     for (uint32_t i = 0; i < s->n_inbox; i++) {
@@ -437,28 +384,11 @@ static void shard__feed(struct node *n, struct shard *s) {
     s->n_queued -= i;
 }
 
-/* A background writer still at work is stopped (a leader's snapshot is
- * about to replace the file it would rename into place). */
-static void shard__stop_snapshot_writer(struct shard *s) {
-    if (s->snap_child == 0) return;
-    kill(s->snap_child, SIGKILL);
-    while (waitpid(s->snap_child, NULL, 0) < 0 && errno == EINTR) {
-    }
-    s->snap_child = 0;
-}
-
 static void shard__persist(struct node *n, struct shard *s) {
     const struct raft_ready *rd = &s->rd;
     int rc = WAL_OK;
     if (rd->has_snapshot) {
-        char path[NODE_PATH_BYTES + 64];
-        char err[512];
-        shard__snap_path(n, s, path, sizeof(path));
-        shard__stop_snapshot_writer(s); /* it writes the same file */
-        if (snapshot_save(&n->io, n->cfg.dir, path, s->group, &rd->snapshot, rd->snapshot_data,
-                          rd->snapshot_size, err, sizeof(err)) != 0) {
-            node_fatal(n, "%s", err);
-        }
+        shard_snap_persist(n, s);
         rc = wal_append_snapshot_mark(n->wal, s->group, rd->snapshot.index, rd->snapshot.term,
                                       WAL_MARK_INSTALLED);
     }
@@ -597,6 +527,7 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
         }
     }
     s->applied = e->index;
+    s->applied_bytes += e->len;
     if (n->on_apply != NULL) n->on_apply(n, e);
     struct resp_out *out = &s->scratch[w != NULL && w->proto == 3];
     resp_out_consume(out, resp_out_len(out));
@@ -627,28 +558,6 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
         shard__write_done(w, resp_out_data(out), resp_out_len(out));
     }
     resp_out_consume(out, resp_out_len(out));
-}
-
-static void shard__install_snapshot(struct node *n, struct shard *s) {
-    const struct raft_ready *rd = &s->rd;
-    struct kv_config kc;
-    shard__kv_config(n, s, &kc);
-    struct kv *kv = NULL;
-    uint64_t index = 0;
-    char err[512];
-    if (kv_snapshot_load_buffer(&kc, rd->snapshot_data, rd->snapshot_size, &kv, &index, err,
-                                sizeof(err)) != KV_OK) {
-        node_fatal(n, "group %llu: snapshot from the leader: %s", (unsigned long long)s->group,
-                   err);
-    }
-    kv_destroy(s->kv);
-    s->kv = kv;
-    s->applied = rd->snapshot.index;
-    s->snapshot_index = rd->snapshot.index;
-    while (s->head_writes < s->n_writes && s->writes[s->head_writes].index <= s->applied) {
-        shard__write_fail(&s->writes[s->head_writes++],
-                          "TRYAGAIN replica replaced by a snapshot; outcome unknown");
-    }
 }
 
 /* Serves the reads whose index the keyspace has reached. */
@@ -700,137 +609,6 @@ static void shard__fail_unconfirmed_reads(struct shard *s) {
     s->n_reads = keep;
 }
 
-static int shard__snapshot_append(void *ctx, const uint8_t *data, size_t len) {
-    return snapshot_writer_append(ctx, data, len);
-}
-
-/* Every so many applied entries (shard__snapshot_due) the keyspace is
- * saved in the background: a forked child writes the copy-on-write image
- * of this moment to the snapshot file (tmp file, fsync, rename, directory
- * fsync) and exits; the loop goes on applying. shard_poll_snapshot() reaps
- * it, lets Raft drop the log behind it (reading the bytes from the file
- * for followers that need them) and, once the mark is durable, the WAL
- * retire the segments that only held that log. A leader's snapshot to be
- * installed stops the child first (both write the same file). Measured
- * before this: writing a 17 MB snapshot on the loop held it 182-291 ms,
- * enough to cost the leader its lease under load. */
-/* Writes the keyspace as of meta.index to path (tmp file, fsync, rename,
- * directory fsync); 0 on success. Runs in the forked child, or on the loop
- * when the host asks for inline snapshots (the simulator). */
-static int shard__write_snapshot(struct node *n, struct shard *s,
-                                 const struct raft_snapshot_meta *meta, const char *path) {
-    uint64_t size = kv_snapshot_size(s->kv);
-    char err[512];
-    struct snapshot_writer w;
-    if (size > RAFT_SNAPSHOT_BYTES_MAX ||
-        snapshot_writer_begin(&w, &n->io, n->cfg.dir, path, s->group, meta, size, err,
-                              sizeof(err)) != 0) {
-        return 1;
-    }
-    if (kv_snapshot_write(s->kv, meta->index, shard__snapshot_append, &w) != KV_OK &&
-        w.rc == 0) {
-        w.rc = -ENOMEM; /* the keyspace writer's own buffer */
-    }
-    if (snapshot_writer_finish(&w, err, sizeof(err)) != 0) {
-        node_log(n, "%s", err);
-        return 1;
-    }
-    return 0;
-}
-
-/* The writer put the file in place (tmp file, fsync, rename, directory
- * fsync): Raft drops the log behind it, reading the snapshot's bytes from
- * the file when a follower needs them, and the WAL is marked. Before, the
- * loop read the whole file back and Raft kept a copy: with 1M keys that
- * held the leader's loop 150-250 ms per snapshot (reading 100 MB, the
- * copy, and the rename's directory fsync behind the writer's data), and
- * the copy was 100 MB of resident memory. */
-static void shard__snapshot_written(struct node *n, struct shard *s) {
-    char path[NODE_PATH_BYTES + 64];
-    char err[512] = "";
-    shard__snap_path(n, s, path, sizeof(path));
-    if (s->snapshot_index >= s->snap_meta.index) return; /* a leader's came meanwhile */
-    struct snapshot_ref ref;
-    if (snapshot_open(&n->io, path, s->group, &ref, err, sizeof(err)) != 0) {
-        node_fatal(n, "%s", err);
-    }
-    if (ref.meta.index != s->snap_meta.index) {
-        node_fatal(n, "snapshot %s: holds index %llu, written for %llu", path,
-                   (unsigned long long)ref.meta.index, (unsigned long long)s->snap_meta.index);
-    }
-    int rc = raft_compact_external(s->raft, ref.meta.index, ref.size);
-    if (rc != RAFT_OK) { /* a configuration changed since: the next one will do */
-        n->io.close(&n->io, ref.handle);
-        return;
-    }
-    shard__snapshot_ref(n, s, &ref);
-    s->snapshot_index = s->snap_meta.index;
-    n->stats.snapshots++;
-    rc = wal_append_snapshot_mark(n->wal, s->group, s->snap_meta.index, s->snap_meta.term,
-                                  WAL_MARK_COMPACTED);
-    if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
-    s->gc_due = true; /* once the mark is durable: after the batch that carries it */
-    s->gc_batch = n->batch_seq + 1;
-    if (!n->snapshot_inline) {
-        node_log(n, "group %llu: snapshot at %llu (%llu ms in the background)",
-                 (unsigned long long)s->group, (unsigned long long)s->snap_meta.index,
-                 (unsigned long long)(node_mono_ms(n) - s->snap_started_ms));
-    }
-    node_wake(n);
-}
-
-/* Entries between snapshots: snapshot-entries, or half the key count when
- * that is larger (capped at 4x snapshot-entries, which bounds the log kept
- * in memory). A snapshot costs work in proportion to the keys, so this
- * keeps its cost per write bounded: with 1M keys, one every 100,000 SETs
- * took about a quarter of the leader's CPU under SET (perf: the child's
- * kv__write_record and its copy-on-write faults). */
-static uint64_t shard__snapshot_due(const struct node *n, const struct shard *s) {
-    uint64_t every = n->cfg.snapshot_entries;
-    uint64_t half = kv_count(s->kv) / 2;
-    uint64_t cap = every > UINT64_MAX / 4 ? UINT64_MAX : every * 4;
-    if (half > cap) half = cap;
-    return half > every ? half : every;
-}
-
-static void shard__maybe_compact(struct node *n, struct shard *s) {
-    if (s->snap_child != 0 || s->applied - s->snapshot_index < shard__snapshot_due(n, s)) return;
-    struct raft_snapshot_meta meta = {.index = s->applied,
-                                      .term = raft_term_at(s->raft, s->applied),
-                                      .conf = *raft_conf(s->raft)};
-    char path[NODE_PATH_BYTES + 64];
-    shard__snap_path(n, s, path, sizeof(path));
-    s->snap_meta = meta;
-    if (n->snapshot_inline) {
-        if (shard__write_snapshot(n, s, &meta, path) != 0) {
-            node_fatal(n, "snapshot: cannot write %s", path);
-        }
-        shard__snapshot_written(n, s);
-        return;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        node_log(n, "snapshot: fork failed; will retry");
-        return;
-    }
-    if (pid == 0) _exit(shard__write_snapshot(n, s, &meta, path));
-    s->snap_child = pid;
-    s->snap_started_ms = node_mono_ms(n);
-}
-
-void shard_poll_snapshot(struct node *n, struct shard *s) {
-    if (s->snap_child == 0 || s->in_ready) return;
-    int status = 0;
-    pid_t done = waitpid(s->snap_child, &status, WNOHANG);
-    if (done == 0) return;
-    s->snap_child = 0;
-    if (done < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        node_log(n, "snapshot: the background writer failed (status %d); will retry", status);
-        return;
-    }
-    shard__snapshot_written(n, s);
-}
-
 static void shard__expire(struct node *n, struct shard *s) {
     uint64_t now = node_now_ms();
     if (raft_role(s->raft) != RAFT_LEADER || now - s->expire_proposed_at < 100) return;
@@ -879,7 +657,13 @@ void shard_finish(struct node *n, struct shard *s) {
         if (s->sent_early && shard__leader_message(&rd->messages[i])) continue;
         peer_send(n, &rd->messages[i]);
     }
-    if (rd->has_snapshot) shard__install_snapshot(n, s);
+    if (rd->has_snapshot) {
+        shard_snap_install(n, s);
+        while (s->head_writes < s->n_writes && s->writes[s->head_writes].index <= s->applied) {
+            shard__write_fail(&s->writes[s->head_writes++],
+                              "TRYAGAIN replica replaced by a snapshot; outcome unknown");
+        }
+    }
     for (uint32_t i = s->n_applied_early; i < rd->n_committed; i++) {
         shard__apply(n, s, &rd->committed[i]);
     }
@@ -891,23 +675,31 @@ void shard_finish(struct node *n, struct shard *s) {
     bool installed = rd->has_snapshot;
     raft_advance(s->raft);
     s->in_ready = false;
-    if (installed) { /* the leader's snapshot is in the file now: Raft reads it there */
-        char path[NODE_PATH_BYTES + 64];
-        char err[512] = "";
-        struct snapshot_ref ref;
-        shard__snap_path(n, s, path, sizeof(path));
-        if (snapshot_open(&n->io, path, s->group, &ref, err, sizeof(err)) != 0) {
-            node_fatal(n, "%s", err);
-        }
-        shard__snapshot_ref(n, s, &ref);
-        raft_snapshot_external(s->raft);
-    }
+    if (installed) raft_snapshot_external(s->raft); /* Raft reads it in the file now */
     shard__after_advance(n, s);
+}
+
+/* Leadership lost: a write past the commit index is decided only when an
+ * entry at its index is applied, and if the new leader's log is shorter,
+ * none may come until other writes arrive: its client would wait forever
+ * (a pipelined client that paused the cluster did). It may still commit
+ * (another replica may hold it), so the truthful answer is "unknown". */
+static void shard__fail_uncommitted_writes(struct shard *s) {
+    uint64_t commit = raft_commit_index(s->raft);
+    uint32_t keep = s->n_writes;
+    while (keep > s->head_writes && s->writes[keep - 1].index > commit) keep--;
+    for (uint32_t i = keep; i < s->n_writes; i++) {
+        shard__write_fail(&s->writes[i], "TRYAGAIN leadership changed; outcome unknown");
+    }
+    s->n_writes = keep;
 }
 
 static void shard__after_advance(struct node *n, struct shard *s) {
     uint8_t role = (uint8_t)raft_role(s->raft);
-    if (s->last_role == RAFT_LEADER && role != RAFT_LEADER) shard__fail_unconfirmed_reads(s);
+    if (s->last_role == RAFT_LEADER && role != RAFT_LEADER) {
+        shard__fail_unconfirmed_reads(s);
+        shard__fail_uncommitted_writes(s);
+    }
     if (role != s->last_role || raft_leader(s->raft) != s->last_leader) {
         node_log(n, "group %llu: %s, leader %llu, term %llu", (unsigned long long)s->group,
                  role == RAFT_LEADER ? "leader" : "follower",
@@ -918,6 +710,6 @@ static void shard__after_advance(struct node *n, struct shard *s) {
     }
     shard__serve_reads(s);
     shard_poll_snapshot(n, s);
-    shard__maybe_compact(n, s);
+    shard_snap_maybe(n, s);
     shard__expire(n, s);
 }

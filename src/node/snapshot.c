@@ -15,6 +15,7 @@
  * fsynced: a crash leaves the old file or the new one, never a mix. */
 #include "node/snapshot.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,13 +37,14 @@ static uint64_t snap__get(const uint8_t *p, int bytes) {
 }
 
 int snapshot_writer_begin(struct snapshot_writer *w, struct io *io, const char *dir,
-                          const char *path, uint64_t group, const struct raft_snapshot_meta *meta,
-                          uint64_t size, char *err, size_t err_cap) {
+                          const char *path, const char *suffix, uint64_t group,
+                          const struct raft_snapshot_meta *meta, uint64_t size, char *err,
+                          size_t err_cap) {
     memset(w, 0, sizeof(*w));
     w->io = io;
     w->handle = -1;
-    w->dir = dir;
-    w->path = path;
+    snprintf(w->dir, sizeof(w->dir), "%s", dir);
+    snprintf(w->path, sizeof(w->path), "%s", path);
     w->size = size;
     uint8_t head[40 + RAFT_CONF_BYTES + 8];
     uint32_t conf_len = raft_conf_encode(&meta->conf, head + 40, RAFT_CONF_BYTES);
@@ -58,7 +60,7 @@ int snapshot_writer_begin(struct snapshot_writer *w, struct io *io, const char *
     snap__put(head + 28, meta->term, 8);
     snap__put(head + 36, conf_len, 4);
     snap__put(head + 40 + conf_len, size, 8);
-    snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", path);
+    snprintf(w->tmp, sizeof(w->tmp), "%s%s", path, suffix);
     const char *what = "open";
     int rc = io->open(io, w->tmp, IO_OPEN_WRITE | IO_OPEN_CREATE, &w->handle);
     if (rc == 0 && (what = "truncate", rc = io->ftruncate(io, w->handle, 0)) == 0) {
@@ -77,11 +79,25 @@ int snapshot_writer_begin(struct snapshot_writer *w, struct io *io, const char *
     return 0;
 }
 
+int snapshot_writer_preallocate(struct snapshot_writer *w, char *err, size_t err_cap) {
+    assert(w->handle >= 0);
+    int rc = w->io->fallocate(w->io, w->handle, 0, w->data_start + w->size + 4);
+    if (rc != 0) {
+        snprintf(err, err_cap, "snapshot %s: preallocating %llu bytes failed: %s", w->tmp,
+                 (unsigned long long)(w->data_start + w->size + 4), io_strerror(rc));
+        w->rc = rc;
+    }
+    return rc;
+}
+
 int snapshot_writer_append(struct snapshot_writer *w, const uint8_t *data, size_t len) {
     if (w->rc != 0) return w->rc;
     if (w->offset - w->data_start + len > w->size) return w->rc = -EINVAL;
     if (len == 0) return 0;
     w->rc = w->io->pwrite(w->io, w->handle, data, len, w->offset);
+#ifdef CANARY_SNAPSHOT_SILENT_FAIL
+    w->rc = 0; /* bug: a failed write goes unreported; the file is renamed into place */
+#endif
     if (w->rc == 0) {
         w->crc = crc32c(w->crc, data, len);
         w->offset += len;
@@ -93,6 +109,9 @@ int snapshot_writer_append(struct snapshot_writer *w, const uint8_t *data, size_
     if (w->rc == 0 && w->unsynced >= SNAP_SYNC_STEP_BYTES) {
         w->rc = w->io->fdatasync(w->io, w->handle);
         w->unsynced = 0;
+#ifdef CANARY_SNAPSHOT_SILENT_FAIL
+        w->rc = 0;
+#endif
     }
     return w->rc;
 }
@@ -107,8 +126,15 @@ int snapshot_writer_finish(struct snapshot_writer *w, char *err, size_t err_cap)
     }
     uint8_t crc[4];
     snap__put(crc, w->crc, 4);
-    if (rc == 0 && (rc = io->pwrite(io, w->handle, crc, 4, w->offset)) == 0 &&
-        (what = "fsync", rc = io->fsync(io, w->handle)) == 0) {
+    if (rc == 0) rc = io->pwrite(io, w->handle, crc, 4, w->offset);
+    if (rc == 0) {
+        what = "fsync";
+        rc = io->fsync(io, w->handle);
+    }
+#ifdef CANARY_SNAPSHOT_SILENT_FAIL
+    rc = 0; /* bug: the failed write or fsync goes unreported */
+#endif
+    if (rc == 0) {
         rc = io->close(io, w->handle);
         w->handle = -1;
         if (rc == 0 && (what = "rename", rc = io->rename(io, w->tmp, w->path)) == 0) {
@@ -120,76 +146,6 @@ int snapshot_writer_finish(struct snapshot_writer *w, char *err, size_t err_cap)
     w->handle = -1;
     if (rc != 0) snprintf(err, err_cap, "snapshot %s: %s failed: %s", w->tmp, what, io_strerror(rc));
     return rc;
-}
-
-int snapshot_save(struct io *io, const char *dir, const char *path, uint64_t group,
-                  const struct raft_snapshot_meta *meta, const uint8_t *data, uint64_t size,
-                  char *err, size_t err_cap) {
-    struct snapshot_writer w;
-    int rc = snapshot_writer_begin(&w, io, dir, path, group, meta, size, err, err_cap);
-    if (rc != 0) return rc;
-    (void)snapshot_writer_append(&w, data, size);
-    return snapshot_writer_finish(&w, err, err_cap);
-}
-
-int snapshot_load(struct io *io, const char *path, uint64_t group, struct snapshot_file *out,
-                  char *err, size_t err_cap) {
-    memset(out, 0, sizeof(*out));
-    int h;
-    int rc = io->open(io, path, 0, &h);
-    if (rc == -ENOENT) return 1; /* none */
-    if (rc != 0) {
-        snprintf(err, err_cap, "snapshot %s: open failed: %s", path, io_strerror(rc));
-        return rc;
-    }
-    uint64_t size = 0;
-    uint8_t *buf = NULL;
-    size_t got = 0;
-    rc = io->size(io, h, &size);
-    if (rc == 0 && (size < 56 || size > RAFT_SNAPSHOT_BYTES_MAX + 4096)) {
-        snprintf(err, err_cap, "snapshot %s: corrupt at offset 0: size %llu", path,
-                 (unsigned long long)size);
-        rc = -EINVAL;
-    }
-    if (rc == 0 && (buf = malloc(size)) == NULL) rc = -ENOMEM;
-    if (rc == 0) rc = io->pread(io, h, buf, size, 0, &got);
-    io->close(io, h);
-    if (rc == 0 && got != size) rc = -EIO;
-    if (rc != 0) {
-        if (err[0] == '\0') snprintf(err, err_cap, "snapshot %s: read failed: %s", path, io_strerror(rc));
-        free(buf);
-        return rc;
-    }
-    const char *why = NULL;
-    uint64_t at = 0;
-    uint32_t conf_len = (uint32_t)snap__get(buf + 36, 4);
-    uint64_t data_len = 0;
-    if (memcmp(buf, SNAP_MAGIC, 8) != 0) why = "bad magic";
-    else if (snap__get(buf + 8, 4) != SNAP_VERSION) why = "unknown version", at = 8;
-    else if (snap__get(buf + 12, 8) != group) why = "another group's snapshot", at = 12;
-    else if (conf_len > RAFT_CONF_BYTES || 40 + conf_len + 8 + 4 > size) why = "bad conf length", at = 36;
-    if (why == NULL) {
-        data_len = snap__get(buf + 40 + conf_len, 8);
-        if (data_len != size - (40 + conf_len + 8 + 4)) why = "bad data length", at = 40 + conf_len;
-    }
-    if (why == NULL && crc32c(0, buf, size - 4) != (uint32_t)snap__get(buf + size - 4, 4)) {
-        why = "crc mismatch", at = size - 4;
-    }
-    if (why == NULL && raft_conf_decode(buf + 40, conf_len, &out->meta.conf) != RAFT_OK) {
-        why = "bad configuration", at = 40;
-    }
-    if (why != NULL) {
-        snprintf(err, err_cap, "snapshot %s: corrupt at offset %llu: %s", path,
-                 (unsigned long long)at, why);
-        free(buf);
-        return -EINVAL;
-    }
-    out->meta.index = snap__get(buf + 20, 8);
-    out->meta.term = snap__get(buf + 28, 8);
-    out->buf = buf;
-    out->data = buf + 40 + conf_len + 8;
-    out->size = data_len;
-    return 0;
 }
 
 int snapshot_open(struct io *io, const char *path, uint64_t group, struct snapshot_ref *out,
@@ -238,12 +194,70 @@ int snapshot_open(struct io *io, const char *path, uint64_t group, struct snapsh
     out->meta.index = snap__get(head + 20, 8);
     out->meta.term = snap__get(head + 28, 8);
     out->handle = h;
+    out->head_crc = crc32c(0, head, 40 + conf_len + 8);
     out->data_offset = 40 + conf_len + 8;
     out->size = data_len;
     return 0;
 }
 
-void snapshot_file_free(struct snapshot_file *f) {
-    free(f->buf);
-    memset(f, 0, sizeof(*f));
+/* The keyspace bytes of an open snapshot, read in pieces (never the whole
+ * file at once), with the file's checksum computed on the way. */
+struct snap__reader {
+    struct io *io;
+    int handle;
+    uint64_t at, end;
+    uint32_t crc;
+    int rc;
+};
+
+static int64_t snap__read_cb(void *ctx, uint8_t *buf, size_t cap) {
+    struct snap__reader *r = ctx;
+    assert(r->at <= r->end);
+    uint64_t left = r->end - r->at;
+    size_t want = left < cap ? (size_t)left : cap;
+    if (want == 0) return 0;
+    size_t got = 0;
+    r->rc = r->io->pread(r->io, r->handle, buf, want, r->at, &got);
+    if (r->rc == 0 && got != want) r->rc = -EIO; /* the file is shorter than its header says */
+    if (r->rc != 0) return -1;
+    r->crc = crc32c(r->crc, buf, want);
+    r->at += want;
+    return (int64_t)want;
+}
+
+int snapshot_load_kv(struct io *io, const char *path, const struct snapshot_ref *ref,
+                     const struct kv_config *config, struct kv **out, uint64_t *index, char *err,
+                     size_t err_cap) {
+    assert(ref->handle >= 0);
+    *out = NULL;
+    struct snap__reader r = {.io = io, .handle = ref->handle, .at = ref->data_offset,
+                             .end = ref->data_offset + ref->size, .crc = ref->head_crc};
+    char why[384] = "";
+    int rc = kv_snapshot_load(config, snap__read_cb, &r, out, index, why, sizeof(why));
+    if (rc != KV_OK) {
+        if (r.rc != 0) {
+            snprintf(err, err_cap, "snapshot %s: read failed at offset %llu: %s", path,
+                     (unsigned long long)r.at, io_strerror(r.rc));
+        } else {
+            snprintf(err, err_cap, "snapshot %s: keyspace (from offset %llu): %s", path,
+                     (unsigned long long)ref->data_offset, why);
+        }
+        return rc == KV_ENOMEM ? -ENOMEM : -EINVAL;
+    }
+    uint8_t crc[4];
+    size_t got = 0;
+    rc = io->pread(io, ref->handle, crc, 4, r.end, &got);
+    const char *bad = rc != 0 ? io_strerror(rc)
+                      : got != 4 ? "short file"
+                      : r.at != r.end ? "keyspace shorter than declared"
+                      : (uint32_t)snap__get(crc, 4) != r.crc ? "crc mismatch"
+                      : NULL;
+    if (bad != NULL) {
+        snprintf(err, err_cap, "snapshot %s: corrupt at offset %llu: %s", path,
+                 (unsigned long long)r.end, bad);
+        kv_destroy(*out);
+        *out = NULL;
+        return -EINVAL;
+    }
+    return 0;
 }

@@ -77,6 +77,9 @@ struct nsim_host {
     struct nsim_fs *fs;
     jmp_buf jmp;
     bool expect_fatal; /* an fsync error was injected */
+    uint64_t snap_failures_at_fault; /* the node's snapshot failures when it was */
+    bool disk_full;    /* its disk is full until full_until_us (the WAL may stop it) */
+    uint64_t full_until_us;
     bool crash_in_flush; /* lose power while the next flush is being written */
     char fatal[600];
     char last_log[600];
@@ -399,12 +402,26 @@ static void nsim__crash(struct nsim *w, struct nsim_host *h, bool power_loss);
  * loss (PostgreSQL's "fsyncgate"). The simulation found exactly that. */
 static void nsim__stopped(struct nsim *w, struct nsim_host *h) {
     nsim__trace(w, "node %llu stopped: %s", (unsigned long long)h->id, h->fatal);
-    if (!h->expect_fatal) {
+    /* a full disk may stop a node only through its WAL (a new segment);
+     * a snapshot that cannot be written or received must not */
+    bool wal_full = h->disk_full && strncmp(h->fatal, "wal", 3) == 0;
+    if (!h->expect_fatal && !wal_full) {
         nsim__violation(w, "node %llu stopped itself: %s", (unsigned long long)h->id, h->fatal);
     }
     nsim__crash(w, h, h->expect_fatal);
     nsim__push(w, w->now_us + 50000 + rand_below(&w->rng, 200000),
                (struct nsim_ev){.type = EV_RESTART, .node = h->idx});
+}
+
+/* An injected fsync error was consumed, and the node goes on: only a
+ * snapshot writer may take it so (its file is thrown away and written again
+ * later), and it must count the failure; anything else swallowed it. */
+static void nsim__check_fsync_error_seen(struct nsim *w, struct nsim_host *h) {
+    if (!h->alive || !h->expect_fatal || nsim_fs_faults(h->fs)->fail_syncs > 0) return;
+    h->expect_fatal = false;
+    if (h->n->shard.snap_failures > h->snap_failures_at_fault) return;
+    nsim__violation(w, "node %llu went on after an fsync error nobody reported",
+                    (unsigned long long)h->id);
 }
 
 /* Runs `body` on node h; a node_fatal() inside lands in nsim__stopped(). */
@@ -413,12 +430,14 @@ static void nsim__stopped(struct nsim *w, struct nsim_host *h) {
         if (setjmp((h)->jmp) == 0) {                 \
             body;                                    \
             nsim__check_leader((w), (h));            \
+            nsim__check_fsync_error_seen((w), (h));  \
         } else {                                     \
             nsim__stopped((w), (h));                 \
         }                                            \
     } while (0)
 
-static void nsim__free_node(struct nsim_host *h) {
+static void nsim__free_node(struct nsim *w, struct nsim_host *h) {
+    if (h->n != NULL) w->st.snapshot_failures += h->n->shard.snap_failures;
     while (h->slots) nsim__slot_free(h, h->slots);
     for (uint32_t i = 0; i < NSIM_CLIENTS; i++) {
         free(h->clients[i]);
@@ -446,6 +465,7 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
     n->next_client_id = 1;
     h->pump_due = false;
     h->expect_fatal = false;
+    h->disk_full = false;
     h->crash_in_flush = false;
     h->alive = true;
     h->fatal[0] = '\0';
@@ -455,7 +475,7 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
                             (unsigned long long)h->id, h->last_log);
             node_core_close(n);
             h->alive = false;
-            nsim__free_node(h);
+            nsim__free_node(w, h);
             return;
         }
     } else {
@@ -494,7 +514,7 @@ static void nsim__crash(struct nsim *w, struct nsim_host *h, bool power_loss) {
         n->flushing = false;
     }
     node_core_close(n);
-    nsim__free_node(h);
+    nsim__free_node(w, h);
     h->alive = false;
     h->gen++;
     nsim_fs_crash(h->fs, power_loss, &w->rng);
@@ -764,10 +784,18 @@ static void nsim__nemesis(struct nsim *w) {
         h->slow_until_us = w->now_us + 200000 + rand_below(&w->rng, 1000000);
         w->st.slow_disks++;
         nsim__trace(w, "nemesis: node %llu disk slow", (unsigned long long)h->id);
+    } else if (pick < 86) {
+        if (!h->alive || h->disk_full) return;
+        nsim_fs_faults(h->fs)->full = true;
+        h->disk_full = true;
+        h->full_until_us = w->now_us + 100000 + rand_below(&w->rng, 2000000);
+        w->st.disk_fulls++;
+        nsim__trace(w, "nemesis: node %llu's disk is full", (unsigned long long)h->id);
     } else if (pick < 92) {
         if (!h->alive || h->expect_fatal || nsim__down(w) >= max_down) return;
         nsim_fs_faults(h->fs)->fail_syncs = 1;
         h->expect_fatal = true;
+        h->snap_failures_at_fault = h->n->shard.snap_failures;
         w->st.fsync_errors++;
         nsim__trace(w, "nemesis: node %llu's next fsync fails", (unsigned long long)h->id);
     } else if (leader >= 0 && w->hosts[leader].alive) { /* leadership transfer */
@@ -817,6 +845,11 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
     case EV_TICK:
         if (!h->alive || h->gen != ev->gen) break;
         w->st.ticks++;
+        if (h->disk_full && w->now_us >= h->full_until_us) {
+            nsim_fs_faults(h->fs)->full = false;
+            h->disk_full = false;
+            nsim__trace(w, "node %llu's disk has room again", (unsigned long long)h->id);
+        }
         NSIM_ON_NODE(w, h, node_core_tick(h->n));
         if (h->alive && h->gen == ev->gen) {
             nsim__push(w, w->now_us + NSIM_TICK_MS * 1000, *ev);
@@ -882,6 +915,8 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
         nsim__heal_network(w);
         for (uint32_t i = 0; i < w->n_nodes; i++) {
             w->hosts[i].slow_until_us = 0;
+            nsim_fs_faults(w->hosts[i].fs)->full = false;
+            w->hosts[i].disk_full = false;
             if (w->hosts[i].alive && nsim_fs_faults(w->hosts[i].fs)->fail_syncs > 0) {
                 nsim_fs_faults(w->hosts[i].fs)->fail_syncs = 0;
                 w->hosts[i].expect_fatal = false;
@@ -966,6 +1001,9 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     w->cfg.lease_read = false;
     w->cfg.snapshot_entries = 20 + rand_below(&w->rng, 300);
     w->cfg.wal_segment_bytes = WAL_SEGMENT_BYTES_MIN * (1 + rand_below(&w->rng, 4));
+    /* snapshots of many chunks, and a log bounded by bytes as well */
+    w->cfg.snapshot_chunk_bytes = 64 + rand_below(&w->rng, 4096);
+    w->cfg.snapshot_log_bytes = 4096 + rand_below(&w->rng, 65536);
     w->cfg.n_members = w->n_nodes;
     for (uint32_t i = 0; i < w->n_nodes; i++) {
         struct node_member *m = &w->cfg.members[i];
@@ -1009,6 +1047,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     if (!w->violated) nsim__check_history(w);
     for (uint32_t i = 0; i < w->n_nodes; i++) {
         w->st.snapshots += w->hosts[i].n ? w->hosts[i].n->stats.snapshots : 0;
+        w->st.snapshots_installed += w->hosts[i].n ? w->hosts[i].n->shard.snap_installs : 0;
     }
     /* tear down */
     while (w->heap_len > 0) free(nsim__pop(w).bytes);

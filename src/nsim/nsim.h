@@ -22,10 +22,12 @@ struct nsim_fs;
 struct nsim_fs_faults {
     uint32_t fail_syncs; /* the next N syncs fail with -EIO (and drop the dirty data) */
     bool lying;          /* syncs return 0 without reaching the disk (a crash follows) */
+    bool full;           /* the disk is full: growing a file fails with -ENOSPC */
 };
 
 struct nsim_fs_stats {
     uint64_t writes, bytes_written, syncs, sync_errors, crashes, torn_writes, lost_ops;
+    uint64_t enospc; /* writes refused while full */
 };
 
 struct nsim_fs *nsim_fs_create(void);
@@ -50,6 +52,7 @@ struct nsim_stats {
     uint64_t sim_ms, ticks, events;
     uint64_t ops_ok, ops_failed, ops_unknown;
     uint64_t kills, power_losses, torn_writes, fsync_errors, partitions, slow_disks;
+    uint64_t disk_fulls, snapshot_failures;
     uint64_t restarts, elections, snapshots, snapshots_installed, frames, bad_frames;
     uint64_t histories, lin_unknown;
     uint64_t applied_max;

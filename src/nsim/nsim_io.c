@@ -10,7 +10,9 @@
  * of which may be cut short at any byte (a torn write); a process kill keeps
  * everything written (the kernel outlives the process). An injected fsync
  * error returns -EIO and forgets the queued operations (as Linux may drop
- * dirty pages after a failed writeback): the node must stop. */
+ * dirty pages after a failed writeback): the node must stop. A full disk
+ * refuses to grow a file (-ENOSPC): writes into preallocated space (WAL
+ * segments) still succeed, as on ext4. */
 #include "nsim/nsim.h"
 
 #include <stdio.h>
@@ -265,6 +267,10 @@ static int nsim_io__pwrite(struct io *io, int handle, const void *buf, size_t le
     struct nsim_fs *fs = nsim_io__fs(io);
     struct nsim_inode *ino = nsim_io__handle(fs, handle);
     if (ino == NULL) return -EBADF;
+    if (fs->faults.full && offset + len > ino->now.len) {
+        fs->stats.enospc++;
+        return -ENOSPC;
+    }
     nsim_io__write(&ino->now, offset, buf, len);
     nsim_io__queue(ino, NSIM_OP_WRITE, offset, len, buf);
     fs->stats.writes++;
@@ -292,17 +298,27 @@ static int nsim_io__sync(struct io *io, int handle) {
 }
 
 static int nsim_io__fallocate(struct io *io, int handle, uint64_t offset, uint64_t len) {
-    struct nsim_inode *ino = nsim_io__handle(nsim_io__fs(io), handle);
+    struct nsim_fs *fs = nsim_io__fs(io);
+    struct nsim_inode *ino = nsim_io__handle(fs, handle);
     if (ino == NULL) return -EBADF;
     if (offset + len <= ino->now.len) return 0;
+    if (fs->faults.full) {
+        fs->stats.enospc++;
+        return -ENOSPC;
+    }
     nsim_io__resize(&ino->now, offset + len);
     nsim_io__queue(ino, NSIM_OP_RESIZE, 0, offset + len, NULL);
     return 0;
 }
 
 static int nsim_io__ftruncate(struct io *io, int handle, uint64_t len) {
-    struct nsim_inode *ino = nsim_io__handle(nsim_io__fs(io), handle);
+    struct nsim_fs *fs = nsim_io__fs(io);
+    struct nsim_inode *ino = nsim_io__handle(fs, handle);
     if (ino == NULL) return -EBADF;
+    if (fs->faults.full && len > ino->now.len) {
+        fs->stats.enospc++;
+        return -ENOSPC;
+    }
     nsim_io__resize(&ino->now, len);
     nsim_io__queue(ino, NSIM_OP_RESIZE, 0, len, NULL);
     return 0;
@@ -436,6 +452,7 @@ void nsim_fs_crash(struct nsim_fs *fs, bool power_loss, struct rand *rng) {
     for (uint32_t i = 0; i < fs->n_handles; i++) fs->handles[i] = -1;
     fs->faults.lying = false;
     fs->faults.fail_syncs = 0;
+    fs->faults.full = false; /* the operator made room before the restart */
     fs->stats.crashes++;
     if (!power_loss) { /* the page cache outlives the process */
         for (uint32_t i = 0; i < fs->n_inodes; i++) {

@@ -101,7 +101,8 @@ int main(int argc, char **argv) {
     double secs = nsim_main__now() - began;
     printf("%.1f seeds/s, %.0f simulated s/s; %llu ops (ok %llu, failed %llu, unknown %llu), "
            "%llu kills, %llu power losses (%llu torn writes), %llu fsync errors, %llu partitions, "
-           "%llu slow disks, %llu restarts, %llu elections, %llu snapshots, %llu frames (%llu "
+           "%llu slow disks, %llu full disks, %llu restarts, %llu elections, %llu snapshots "
+           "(%llu failed, %llu installed from a leader), %llu frames (%llu "
            "corrupt, dropped), %llu key histories (%llu undecided)\n",
            ran / secs, sum.sim_ms / 1000.0 / secs,
            (unsigned long long)(sum.ops_ok + sum.ops_failed + sum.ops_unknown),
@@ -109,8 +110,10 @@ int main(int argc, char **argv) {
            (unsigned long long)sum.ops_unknown, (unsigned long long)sum.kills,
            (unsigned long long)sum.power_losses, (unsigned long long)sum.torn_writes,
            (unsigned long long)sum.fsync_errors, (unsigned long long)sum.partitions,
-           (unsigned long long)sum.slow_disks, (unsigned long long)sum.restarts,
-           (unsigned long long)sum.elections, (unsigned long long)sum.snapshots,
+           (unsigned long long)sum.slow_disks, (unsigned long long)sum.disk_fulls,
+           (unsigned long long)sum.restarts, (unsigned long long)sum.elections,
+           (unsigned long long)sum.snapshots, (unsigned long long)sum.snapshot_failures,
+           (unsigned long long)sum.snapshots_installed,
            (unsigned long long)sum.frames, (unsigned long long)sum.bad_frames,
            (unsigned long long)sum.histories, (unsigned long long)sum.lin_unknown);
     printf("seeds: %llu, violations: 0\n", (unsigned long long)ran);

@@ -39,9 +39,14 @@ struct raft_progress {
     uint64_t inflight[RAFT_INFLIGHT_MAX];
     uint32_t inflight_start;
     uint32_t inflight_count;
-    /* SNAPSHOT: which snapshot, how far the follower has it, resend timer */
+    /* SNAPSHOT: which snapshot, how far the follower has it (acknowledged),
+     * how far it was sent (at most max_snapshot_inflight chunks ahead), the
+     * offset a refusal last rewound to (later refusals of the chunks in
+     * flight behind it are ignored), and the resend timer */
     uint64_t snapshot_index;
     uint64_t snapshot_offset;
+    uint64_t snapshot_sent;
+    uint64_t snapshot_rewound;
     uint32_t snapshot_wait_ticks;
     int8_t vote; /* election tally: 1 granted, -1 rejected, 0 unknown */
 };
@@ -89,9 +94,10 @@ struct raft {
     struct raft_conf snapshot_conf;
     bool snapshot_pending; /* restored from a leader; hand out in ready */
     struct raft_snapshot_meta recv_meta;
-    uint8_t *recv_data;
+    uint8_t *recv_data; /* NULL with config snapshot_recv: the caller stores it */
     uint64_t recv_size;
     uint64_t recv_offset;
+    bool recv_active; /* recv_meta is being received, up to recv_offset */
     /* outbox and the ready handed out */
     struct raft_msg *msgs;
     uint32_t n_msgs;
@@ -130,8 +136,10 @@ void raft_config_default(struct raft_config *config) {
     config->max_inflight_msgs = 16;
     config->max_msg_bytes = 256 * 1024;
     config->max_chunk_bytes = 64 * 1024;
+    config->max_snapshot_inflight = 4;
     config->max_entry_bytes = 4 * 1024 * 1024;
     config->snapshot_read = NULL;
+    config->snapshot_recv = NULL;
     config->snapshot_ctx = NULL;
 }
 
@@ -451,30 +459,60 @@ void raft_campaign(struct raft *r) {
 
 /* ---- replication (leader) ---- */
 
+/* Sends the chunk at pr->snapshot_sent. */
 static void raft__send_snapshot_chunk(struct raft *r, struct raft_progress *pr) {
-    if (pr->snapshot_index != r->log.snapshot_index) {
-        pr->snapshot_index = r->log.snapshot_index;
-        pr->snapshot_offset = 0;
-    }
+    assert(pr->snapshot_index == r->log.snapshot_index);
     assert(r->snapshot_data != NULL || r->snapshot_size == 0 || r->cfg.snapshot_read != NULL);
-    uint64_t left = r->snapshot_size - pr->snapshot_offset;
+    assert(pr->snapshot_sent <= r->snapshot_size);
+    uint64_t left = r->snapshot_size - pr->snapshot_sent;
     uint32_t len = left > r->cfg.max_chunk_bytes ? r->cfg.max_chunk_bytes : (uint32_t)left;
     struct raft_msg *m = raft__msg(r, RAFT_MSG_SNAPSHOT, pr->id);
     m->snapshot.index = r->log.snapshot_index;
     m->snapshot.term = r->log.snapshot_term;
     m->snapshot.conf = r->snapshot_conf;
     m->snapshot_size = r->snapshot_size;
-    m->chunk_offset = pr->snapshot_offset;
+    m->chunk_offset = pr->snapshot_sent;
     m->chunk_len = len;
     if (len > 0) {
         m->chunk = raft__arena_alloc(r, len);
         if (r->snapshot_data != NULL) {
-            memcpy(m->chunk, r->snapshot_data + pr->snapshot_offset, len);
+            memcpy(m->chunk, r->snapshot_data + pr->snapshot_sent, len);
         } else {
-            r->cfg.snapshot_read(r->cfg.snapshot_ctx, pr->snapshot_offset, m->chunk, len);
+            r->cfg.snapshot_read(r->cfg.snapshot_ctx, pr->snapshot_sent, m->chunk, len);
         }
     }
+    pr->snapshot_sent += len;
+}
+
+/* Sends chunks from where the follower is (or was last sent to) while
+ * fewer than max_snapshot_inflight are unacknowledged: flow control, so a
+ * snapshot of many GB streams at the rate the follower stores it, and the
+ * bytes in flight stay bounded. A snapshot of 0 bytes is one empty chunk. */
+static void raft__send_snapshot_window(struct raft *r, struct raft_progress *pr) {
+    if (pr->snapshot_index != r->log.snapshot_index) { /* compacted since: start over */
+        pr->snapshot_index = r->log.snapshot_index;
+        pr->snapshot_offset = 0;
+        pr->snapshot_sent = 0;
+        pr->snapshot_rewound = UINT64_MAX;
+    }
+    uint64_t window = (uint64_t)r->cfg.max_snapshot_inflight * r->cfg.max_chunk_bytes;
+    bool empty_due = r->snapshot_size == 0 && pr->snapshot_sent == 0;
+    if (empty_due) raft__send_snapshot_chunk(r, pr);
+    for (uint32_t i = 0; i < RAFT_SNAPSHOT_INFLIGHT_MAX && !empty_due &&
+                         pr->snapshot_sent < r->snapshot_size &&
+                         pr->snapshot_sent - pr->snapshot_offset < window;
+         i++) {
+        raft__send_snapshot_chunk(r, pr);
+    }
     pr->snapshot_wait_ticks = 0;
+}
+
+/* Nothing heard for a while: send again from what the follower has. */
+static void raft__resend_snapshot(struct raft *r, struct raft_progress *pr) {
+    pr->snapshot_sent = pr->snapshot_offset;
+    pr->snapshot_rewound = UINT64_MAX;
+    if (r->snapshot_size == 0) pr->snapshot_sent = 0;
+    raft__send_snapshot_window(r, pr);
 }
 
 static void raft__become_snapshot(struct raft *r, struct raft_progress *pr) {
@@ -482,7 +520,9 @@ static void raft__become_snapshot(struct raft *r, struct raft_progress *pr) {
     pr->inflight_count = 0;
     pr->snapshot_index = r->log.snapshot_index;
     pr->snapshot_offset = 0;
-    raft__send_snapshot_chunk(r, pr);
+    pr->snapshot_sent = 0;
+    pr->snapshot_rewound = UINT64_MAX;
+    raft__send_snapshot_window(r, pr);
 }
 
 static uint32_t raft__collect_entries(struct raft *r, uint64_t from, struct raft_entry **out) {
@@ -748,10 +788,29 @@ static void raft__recv_reset(struct raft *r, const struct raft_msg *m) {
     r->recv_meta = m->snapshot;
     r->recv_size = m->snapshot_size;
     r->recv_offset = 0;
-    if (m->snapshot_size > 0) {
+    r->recv_active = true;
+    if (m->snapshot_size > 0 && r->cfg.snapshot_recv == NULL) {
         r->recv_data = malloc(m->snapshot_size);
         if (r->recv_data == NULL) abort();
     }
+}
+
+/* Stores a chunk in order; false if the caller's store refused it. */
+static bool raft__recv_store(struct raft *r, const struct raft_msg *m) {
+    assert(m->chunk_offset == r->recv_offset);
+    assert(r->recv_offset + m->chunk_len <= r->recv_size);
+    if (r->cfg.snapshot_recv != NULL) {
+        if (r->cfg.snapshot_recv(r->cfg.snapshot_ctx, &r->recv_meta, r->recv_size,
+                                 r->recv_offset, m->chunk, m->chunk_len) != 0) {
+            r->recv_active = false; /* the caller dropped it: start again from 0 */
+            r->recv_offset = 0;
+            return false;
+        }
+    } else if (m->chunk_len > 0) {
+        memcpy(r->recv_data + r->recv_offset, m->chunk, m->chunk_len);
+    }
+    r->recv_offset += m->chunk_len;
+    return true;
 }
 
 static void raft__handle_snapshot(struct raft *r, const struct raft_msg *m) {
@@ -763,12 +822,14 @@ static void raft__handle_snapshot(struct raft *r, const struct raft_msg *m) {
         raft__append_resp(r, m->from, r->log.committed);
         return;
     }
-    if (m->snapshot_size > RAFT_SNAPSHOT_BYTES_MAX ||
-        m->chunk_offset + m->chunk_len > m->snapshot_size) {
+    uint64_t cap = r->cfg.snapshot_recv != NULL ? RAFT_SNAPSHOT_BYTES_MAX
+                                                : RAFT_SNAPSHOT_MEMORY_BYTES_MAX;
+    if (m->snapshot_size > cap || m->chunk_offset > m->snapshot_size ||
+        m->chunk_len > m->snapshot_size - m->chunk_offset) {
         return; /* over the limit or malformed: the leader will retry */
     }
-    bool same = r->recv_meta.index == m->snapshot.index && r->recv_meta.term == m->snapshot.term &&
-                r->recv_size == m->snapshot_size && (r->recv_data != NULL || r->recv_size == 0);
+    bool same = r->recv_active && r->recv_meta.index == m->snapshot.index &&
+                r->recv_meta.term == m->snapshot.term && r->recv_size == m->snapshot_size;
     if (!same || m->chunk_offset == 0) {
         if (m->chunk_offset != 0) {
             raft__snapshot_resp(r, m, 0);
@@ -776,12 +837,10 @@ static void raft__handle_snapshot(struct raft *r, const struct raft_msg *m) {
         }
         raft__recv_reset(r, m);
     }
-    if (m->chunk_offset != r->recv_offset) {
+    if (m->chunk_offset != r->recv_offset || !raft__recv_store(r, m)) {
         raft__snapshot_resp(r, m, r->recv_offset);
         return;
     }
-    if (m->chunk_len > 0) memcpy(r->recv_data + r->recv_offset, m->chunk, m->chunk_len);
-    r->recv_offset += m->chunk_len;
     if (r->recv_offset < r->recv_size) {
         raft__snapshot_resp(r, m, r->recv_offset);
         return;
@@ -789,6 +848,7 @@ static void raft__handle_snapshot(struct raft *r, const struct raft_msg *m) {
     struct raft_snapshot_meta meta = r->recv_meta;
     bool installed = raft__restore(r, &meta);
     memset(&r->recv_meta, 0, sizeof(r->recv_meta));
+    r->recv_active = false;
     raft__append_resp(r, m->from, installed ? meta.index : r->log.committed);
 }
 
@@ -834,6 +894,28 @@ static void raft__leader_append_resp(struct raft *r, struct raft_progress *pr,
     }
 }
 
+/* A follower says how far it has the snapshot (the next offset it wants).
+ * An acceptance moves the window on. A refusal (a chunk out of order, or
+ * one it could not store) rewinds to where the follower is, once: the
+ * chunks in flight behind it will be refused too, and are ignored. */
+static void raft__leader_snapshot_resp(struct raft *r, struct raft_progress *pr,
+                                       const struct raft_msg *m) {
+    uint64_t at = m->chunk_offset;
+    if (!m->reject) {
+        if (at > pr->snapshot_offset) pr->snapshot_offset = at;
+        if (pr->snapshot_sent < pr->snapshot_offset) pr->snapshot_sent = pr->snapshot_offset;
+        pr->snapshot_rewound = UINT64_MAX;
+        if (pr->snapshot_offset < r->snapshot_size) raft__send_snapshot_window(r, pr);
+        else pr->snapshot_wait_ticks = 0;
+        return;
+    }
+    if (at == pr->snapshot_rewound) return;
+    pr->snapshot_rewound = at;
+    pr->snapshot_offset = at;
+    pr->snapshot_sent = at;
+    raft__send_snapshot_window(r, pr);
+}
+
 static void raft__step_leader(struct raft *r, const struct raft_msg *m) {
     struct raft_progress *pr = raft__progress(r, m->from);
     if (pr == NULL || pr->id == r->cfg.id) return;
@@ -855,10 +937,11 @@ static void raft__step_leader(struct raft *r, const struct raft_msg *m) {
         break;
     case RAFT_MSG_SNAPSHOT_RESP:
         pr->recent_active = true;
-        if (pr->state != PROGRESS_SNAPSHOT || m->snapshot.index != pr->snapshot_index) break;
-        pr->snapshot_offset = m->chunk_offset;
-        if (pr->snapshot_offset < r->snapshot_size) raft__send_snapshot_chunk(r, pr);
-        else pr->snapshot_wait_ticks = 0;
+        if (pr->state != PROGRESS_SNAPSHOT || m->snapshot.index != pr->snapshot_index ||
+            m->snapshot.index != r->log.snapshot_index || m->chunk_offset > r->snapshot_size) {
+            break;
+        }
+        raft__leader_snapshot_resp(r, pr, m);
         break;
     default:
         break;
@@ -1026,7 +1109,7 @@ static void raft__tick_leader(struct raft *r) {
         struct raft_progress *pr = &r->progress[i];
         if (pr->state != PROGRESS_SNAPSHOT) continue;
         if (++pr->snapshot_wait_ticks >= r->cfg.election_ticks / 2 + 1) {
-            raft__send_snapshot_chunk(r, pr);
+            raft__resend_snapshot(r, pr);
         }
     }
     if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
@@ -1313,6 +1396,19 @@ static int raft__compact_check(const struct raft *r, uint64_t index, uint64_t si
     return size > RAFT_SNAPSHOT_BYTES_MAX ? RAFT_ETOOBIG : RAFT_OK;
 }
 
+bool raft_snapshot_sending(const struct raft *r) {
+    if (r->role != RAFT_LEADER) return false;
+    for (uint32_t i = 0; i < r->n_progress; i++) {
+        const struct raft_progress *pr = &r->progress[i];
+        if (pr->id != r->cfg.id && pr->state == PROGRESS_SNAPSHOT && pr->recent_active &&
+            pr->snapshot_index == r->log.snapshot_index && pr->snapshot_offset > 0 &&
+            pr->snapshot_offset < r->snapshot_size) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* data: the snapshot's bytes (owned from now), or NULL if the caller keeps them. */
 static void raft__compact_to(struct raft *r, uint64_t index, uint8_t *data, uint64_t size) {
     free(r->snapshot_data);
@@ -1356,7 +1452,10 @@ static bool raft__config_valid(const struct raft_config *c) {
     return c->id != 0 && c->election_ticks >= 2 && c->heartbeat_ticks >= 1 &&
            c->heartbeat_ticks < c->election_ticks && c->max_inflight_msgs >= 1 &&
            c->max_inflight_msgs <= RAFT_INFLIGHT_MAX && c->max_msg_bytes > 0 &&
-           c->max_chunk_bytes > 0 && c->lease_drift_ticks < c->election_ticks;
+           c->max_chunk_bytes > 0 && c->max_snapshot_inflight >= 1 &&
+           c->max_snapshot_inflight <= RAFT_SNAPSHOT_INFLIGHT_MAX &&
+           (c->snapshot_recv == NULL || c->snapshot_read != NULL) &&
+           c->lease_drift_ticks < c->election_ticks;
 }
 
 static int raft__load(struct raft *r, const struct raft_hard_state *hard,
@@ -1364,7 +1463,8 @@ static int raft__load(struct raft *r, const struct raft_hard_state *hard,
                       uint64_t snap_size, const struct raft_entry *entries, uint32_t n) {
     raft_log_init(&r->log, snap ? snap->index : 0, snap ? snap->term : 0);
     if (snap != NULL) {
-        if (!raft_conf_valid(&snap->conf) || snap_size > RAFT_SNAPSHOT_BYTES_MAX) {
+        uint64_t cap = snap_data != NULL ? RAFT_SNAPSHOT_MEMORY_BYTES_MAX : RAFT_SNAPSHOT_BYTES_MAX;
+        if (!raft_conf_valid(&snap->conf) || snap_size > cap) {
             return RAFT_EINVAL;
         }
         r->conf = snap->conf;

@@ -38,7 +38,13 @@
 
 #define RAFT_NODES_MAX 16   /* voters + outgoing voters + learners of one group */
 #define RAFT_READS_MAX 1024 /* pending read-index requests per group */
-#define RAFT_SNAPSHOT_BYTES_MAX (256u << 20)
+/* A sanity bound on any snapshot's declared size (1 TiB): snapshots kept
+ * by the caller (config snapshot_read / snapshot_recv) have no cap tied to
+ * memory. A snapshot received into memory (no snapshot_recv) is held whole
+ * and may not exceed RAFT_SNAPSHOT_MEMORY_BYTES_MAX. */
+#define RAFT_SNAPSHOT_BYTES_MAX (1ull << 40)
+#define RAFT_SNAPSHOT_MEMORY_BYTES_MAX (256u << 20)
+#define RAFT_SNAPSHOT_INFLIGHT_MAX 64 /* chunks unacknowledged per follower */
 
 /* Errors: named negative codes (0 is success). raft_strerror() names them. */
 enum raft_err {
@@ -141,7 +147,7 @@ struct raft_ready {
     /* a snapshot to persist and then restore into the state machine */
     bool has_snapshot;
     struct raft_snapshot_meta snapshot;
-    const uint8_t *snapshot_data;
+    const uint8_t *snapshot_data; /* NULL: the caller holds the bytes (snapshot_recv) */
     uint64_t snapshot_size;
     /* entries to append to stable storage */
     uint32_t n_entries;
@@ -161,6 +167,15 @@ struct raft_ready {
 };
 
 typedef void (*raft_snapshot_read_fn)(void *ctx, uint64_t offset, uint8_t *buf, uint32_t len);
+/* Stores `len` bytes at `offset` of the snapshot `meta` (of `size` bytes in
+ * all) that a follower is receiving. Called in order: offset 0 starts a
+ * snapshot (and abandons any other being received), each later call
+ * continues where the last ended, and the call that reaches `size` is the
+ * last. Returns 0, or non-zero if the bytes could not be stored (then the
+ * chunk is refused and the leader sends it again later). */
+typedef int (*raft_snapshot_recv_fn)(void *ctx, const struct raft_snapshot_meta *meta,
+                                     uint64_t size, uint64_t offset, const uint8_t *buf,
+                                     uint32_t len);
 
 struct raft_config {
     uint64_t id;                /* this replica's id, not 0 */
@@ -174,13 +189,20 @@ struct raft_config {
     uint32_t max_inflight_msgs; /* unacknowledged appends per follower */
     uint32_t max_msg_bytes;     /* entry bytes per append message */
     uint32_t max_chunk_bytes;   /* bytes per snapshot chunk */
+    uint32_t max_snapshot_inflight; /* chunks sent and unacknowledged per follower */
     uint32_t max_entry_bytes;   /* largest proposal accepted */
     /* Where the bytes of a snapshot kept by the caller come from (see
      * raft_compact_external()): copies len bytes at offset into buf. It
      * must succeed or not return (the caller stops on a read error). NULL:
      * every snapshot is kept in memory. */
     raft_snapshot_read_fn snapshot_read;
-    void *snapshot_ctx;
+    /* Where a follower puts the chunks of a snapshot it receives (the
+     * caller's file): the whole snapshot is never held in memory, and the
+     * ready that installs it has snapshot_data NULL (the caller holds the
+     * bytes). Needs snapshot_read. NULL: received into memory, at most
+     * RAFT_SNAPSHOT_MEMORY_BYTES_MAX. */
+    raft_snapshot_recv_fn snapshot_recv;
+    void *snapshot_ctx; /* for both */
 };
 
 /* Sets defaults for every field except id and seed. */
@@ -283,6 +305,12 @@ bool raft_is_voter(const struct raft *r, uint64_t id);
 /* Leader only: the highest index known replicated on `id`; false if unknown. */
 bool raft_match_index(const struct raft *r, uint64_t id, uint64_t *match);
 uint64_t raft_snapshot_index(const struct raft *r);
+/* Leader only: is the current snapshot being sent to a follower that is
+ * active (heard from within an election timeout)? A caller that compacts
+ * now makes that transfer start over with the new snapshot, so a caller
+ * with snapshots that take long to send waits for it (bounded by its own
+ * rule) before it compacts. */
+bool raft_snapshot_sending(const struct raft *r);
 
 /* Configuration encoding for RAFT_ENTRY_CONF entries; returns bytes written,
  * or 0 if `cap` is too small. raft_conf_decode returns RAFT_EINVAL on bad

@@ -557,6 +557,7 @@ static void sim__setup(struct sim *s) {
      * apart from the new leader's no-op (the figure 3.7 setting). */
     s->raft_cfg.max_msg_bytes = rand_chance(g, 30) ? 1 : 64 + (uint32_t)rand_below(g, 1024);
     s->raft_cfg.max_chunk_bytes = 16 + (uint32_t)rand_below(g, 256);
+    s->raft_cfg.max_snapshot_inflight = 1 + (uint32_t)rand_below(g, 8);
     s->next_id = 1;
     s->initial_conf.n_voters = (uint8_t)voters;
     for (uint32_t i = 0; i < voters; i++) {
@@ -572,10 +573,11 @@ static void sim__setup(struct sim *s) {
     s->heal_us = fault_ticks * SIM_TICK_US;
     s->end_us = s->heal_us + 400 * SIM_TICK_US;
     sim_notef(s, "setup: %u voters, pre_vote %d check_quorum %d lease_read %d inflight %u "
-               "msg_bytes %u chunk_bytes %u, faults for %llu ticks",
+               "msg_bytes %u chunk_bytes %u x %u, faults for %llu ticks",
                voters, s->raft_cfg.pre_vote, s->raft_cfg.check_quorum, s->raft_cfg.lease_read,
                s->raft_cfg.max_inflight_msgs, s->raft_cfg.max_msg_bytes,
-               s->raft_cfg.max_chunk_bytes, (unsigned long long)fault_ticks);
+               s->raft_cfg.max_chunk_bytes, s->raft_cfg.max_snapshot_inflight,
+               (unsigned long long)fault_ticks);
     for (uint32_t i = 0; i < voters; i++) sim_node_start(s, (uint8_t)i);
     sim_clients_init(s);
     struct sim_event ev = {.type = SIM_EV_NEMESIS};

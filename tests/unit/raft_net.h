@@ -58,6 +58,9 @@ struct net {
     uint64_t sent[RAFT_MSG_TYPE_COUNT]; /* messages handed out, by type */
     uint64_t max_entries_per_append;
     bool safety_violated;
+    /* where received snapshots land when cfg.snapshot_recv is set (the
+     * ready then carries no bytes) */
+    const uint8_t *recv_sink;
 };
 
 static inline void net__free_msg(struct net_msg *q) {
@@ -110,7 +113,9 @@ static inline void net__persist(struct net *net, int id, const struct raft_ready
         st->snap_size = rd->snapshot_size;
         st->snap_data = malloc(rd->snapshot_size + 1);
         assert(st->snap_data != NULL);
-        if (rd->snapshot_size > 0) memcpy(st->snap_data, rd->snapshot_data, rd->snapshot_size);
+        const uint8_t *bytes = rd->snapshot_data != NULL ? rd->snapshot_data : net->recv_sink;
+        assert(bytes != NULL || rd->snapshot_size == 0);
+        if (rd->snapshot_size > 0) memcpy(st->snap_data, bytes, rd->snapshot_size);
         uint32_t keep = 0;
         for (uint32_t i = 0; i < st->n_log; i++) {
             if (st->log[i].index > rd->snapshot.index) st->log[keep++] = st->log[i];

@@ -309,10 +309,11 @@ TEST(read_index_needs_noop_and_quorum) {
  * and continues from the log. */
 /* Three replicas restarted with 1000-byte snapshot chunks (and the given
  * snapshot_read); 1 leads and applied 30 proposals that 3, cut off, lacks. */
-static void snapshot_scene(raft_snapshot_read_fn read, void *ctx) {
+static void snapshot_scene(raft_snapshot_read_fn read, raft_snapshot_recv_fn recv, void *ctx) {
     net_init(&net, 3, 3);
     net.cfg.max_chunk_bytes = 1000;
     net.cfg.snapshot_read = read;
+    net.cfg.snapshot_recv = recv;
     net.cfg.snapshot_ctx = ctx;
     for (int id = 1; id <= 3; id++) {
         net_crash(&net, id);
@@ -325,7 +326,7 @@ static void snapshot_scene(raft_snapshot_read_fn read, void *ctx) {
 }
 
 TEST(snapshot_is_sent_in_chunks_and_installed) {
-    snapshot_scene(NULL, NULL);
+    snapshot_scene(NULL, NULL, NULL);
     uint64_t applied = raft_applied_index(net.r[1]);
     CHECK_EQ_U64(applied, 32);
     static uint8_t image[10500];
@@ -366,7 +367,7 @@ static void ext_read(void *ctx, uint64_t offset, uint8_t *buf, uint32_t len) {
  * keeps no copy, and every chunk a follower needs is read through
  * config.snapshot_read. */
 TEST(external_snapshot_is_read_through_the_callback) {
-    snapshot_scene(ext_read, &ext_reads);
+    snapshot_scene(ext_read, NULL, &ext_reads);
     uint64_t applied = raft_applied_index(net.r[1]);
     CHECK_EQ_U64(applied, 32);
     for (size_t i = 0; i < sizeof(ext_image); i++) ext_image[i] = (uint8_t)(i * 13 + 1);
@@ -389,6 +390,62 @@ TEST(external_snapshot_is_read_through_the_callback) {
     net_crash(&net, 2);
     net_start(&net, 2, 3);
     CHECK(raft_compact_external(net.r[2], 2, 100) == RAFT_EINVAL);
+    net_free(&net);
+}
+
+/* The follower's side of a snapshot kept by the caller: chunks go to
+ * config.snapshot_recv in order as they arrive (nothing is held whole in
+ * memory; the ready that installs it carries no bytes), several are in
+ * flight at once (max_snapshot_inflight), and a chunk the receiver cannot
+ * store (a full disk) makes the transfer start over, not stop. */
+static uint8_t sink[10500];
+static uint64_t sink_next;
+static uint32_t sink_calls, sink_fail_at, sink_out_of_order;
+
+static int sink_recv(void *ctx, const struct raft_snapshot_meta *meta, uint64_t size,
+                     uint64_t offset, const uint8_t *buf, uint32_t len) {
+    (void)meta;
+    if (ctx != &ext_reads) return -1;
+    sink_calls++;
+    if (sink_calls == sink_fail_at) return -1; /* ENOSPC, once */
+    if (offset == 0) sink_next = 0;
+    if (offset != sink_next || size != sizeof(sink) || offset + len > size) {
+        sink_out_of_order++;
+        return -1;
+    }
+    memcpy(sink + offset, buf, len);
+    sink_next += len;
+    return 0;
+}
+
+TEST(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk) {
+    snapshot_scene(ext_read, sink_recv, &ext_reads);
+    net.recv_sink = sink;
+    uint64_t applied = raft_applied_index(net.r[1]);
+    for (size_t i = 0; i < sizeof(ext_image); i++) ext_image[i] = (uint8_t)(i * 31 + 5);
+    CHECK(raft_compact_external(net.r[1], applied, sizeof(ext_image)) == RAFT_OK);
+    CHECK(!raft_snapshot_sending(net.r[1]));
+    sink_calls = 0;
+    sink_fail_at = 5; /* the 5th chunk cannot be stored */
+    net_isolate(&net, 3, false);
+    net_tick_all(&net, 3 * (int)net.cfg.election_ticks);
+    CHECK_EQ_U64(sink_out_of_order, 0);
+    CHECK(sink_calls > 11); /* ceil(10500 / 1000) and the ones sent again */
+    CHECK_EQ_U64(net.snapshots_installed[3], 1);
+    CHECK_EQ_U64(net.store[3].snap_size, sizeof(ext_image));
+    CHECK(memcmp(sink, ext_image, sizeof(ext_image)) == 0);
+    CHECK(memcmp(net.store[3].snap_data, ext_image, sizeof(ext_image)) == 0);
+    CHECK(net_propose(&net, 1, "after-snapshot") > 0);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    CHECK_EQ_U64(net.applied_to[3], applied + 1);
+    /* snapshot_recv without snapshot_read is refused */
+    net.cfg.snapshot_read = NULL;
+    struct raft_hard_state hs = {0};
+    struct raft_config cfg = net.cfg;
+    cfg.id = 9;
+    struct raft_conf conf = {.n_voters = 1, .voters = {9}};
+    CHECK(raft_create(&cfg, &hs, NULL, NULL, 0, NULL, 0, &conf) == NULL);
     net_free(&net);
 }
 
@@ -597,6 +654,7 @@ int main(void) {
         TEST_ENTRY(read_index_needs_noop_and_quorum),
         TEST_ENTRY(snapshot_is_sent_in_chunks_and_installed),
         TEST_ENTRY(external_snapshot_is_read_through_the_callback),
+        TEST_ENTRY(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk),
         TEST_ENTRY(pipelined_leader_counts_itself_once_persisted),
         TEST_ENTRY(joint_consensus_learner_promotion_and_leader_removal),
         TEST_ENTRY(leadership_transfer_catches_up_then_hands_over),
