@@ -290,9 +290,9 @@ void shard_forget_client(struct shard *s, const struct client *c);
 void shard_kv_config(const struct node *n, const struct shard *s, struct kv_config *kc);
 
 /* shard_snap.c: a shard replica's snapshots (docs/node.md, "Snapshots"). */
-/* At start: loads the snapshot file if there is one (*found), streaming the
- * keyspace into s->kv; 0, or -1 after logging why. */
-int shard_snap_load(struct node *n, struct shard *s, bool *found);
+/* At start: loads the snapshot file if there is one (then s->snap_ref has
+ * it open), streaming the keyspace into s->kv; 0, or -1 after logging why. */
+int shard_snap_load(struct node *n, struct shard *s);
 void shard_snap_close(struct node *n, struct shard *s);
 /* Raft's config.snapshot_read and config.snapshot_recv (ctx: the node). */
 void shard_snap_read(void *ctx, uint64_t offset, uint8_t *buf, uint32_t len);

@@ -43,9 +43,9 @@ int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs
     resp_out_init(&s->scratch[1], 3, NODE_SLOT_BYTES_MAX, NULL);
     s->kv = shard__new_kv(n, s);
     if (s->kv == NULL) return -1;
-    bool found = false;
-    if (shard_snap_load(n, s, &found) != 0) return -1;
+    if (shard_snap_load(n, s) != 0) return -1;
     const struct snapshot_ref *snap = &s->snap_ref;
+    bool found = snap->handle >= 0;
     struct raft_config rc;
     raft_config_default(&rc);
     rc.id = n->cfg.id;

@@ -53,11 +53,10 @@ static void shard_snap__set_ref(struct node *n, struct shard *s, struct snapshot
     s->snap_ref = *ref;
 }
 
-int shard_snap_load(struct node *n, struct shard *s, bool *found) {
+int shard_snap_load(struct node *n, struct shard *s) {
     char path[NODE_PATH_BYTES + 64];
     char err[768] = "";
     shard_snap__path(n, s, path, sizeof(path));
-    *found = false;
     struct snapshot_ref ref;
     int rc = snapshot_open(&n->io, path, s->group, &ref, err, sizeof(err));
     if (rc == -ENOENT) return 0;
@@ -82,13 +81,10 @@ int shard_snap_load(struct node *n, struct shard *s, bool *found) {
     s->applied = index;
     s->snapshot_index = index;
     s->snap_ref = ref;
-    *found = true;
-    if (!n->snapshot_inline) {
-        node_log(n, "group %llu: loaded the snapshot at %llu (%llu keys, %llu MB) in %llu ms",
-                 (unsigned long long)s->group, (unsigned long long)index,
-                 (unsigned long long)kv_count(kv), (unsigned long long)(ref.size >> 20),
-                 (unsigned long long)(node_mono_ms(n) - started));
-    }
+    node_log(n, "group %llu: loaded the snapshot at %llu (%llu keys, %llu MB) in %llu ms",
+             (unsigned long long)s->group, (unsigned long long)index,
+             (unsigned long long)kv_count(kv), (unsigned long long)(ref.size >> 20),
+             (unsigned long long)(node_mono_ms(n) - started));
     return 0;
 }
 
@@ -218,11 +214,9 @@ void shard_snap_install(struct node *n, struct shard *s) {
     s->snap_bytes_at = s->applied_bytes;
     s->snap_installs++;
     shard_snap__set_ref(n, s, &ref);
-    {
-        node_log(n, "group %llu: installed the leader's snapshot at %llu (%llu keys, %llu MB)",
-                 (unsigned long long)s->group, (unsigned long long)index,
-                 (unsigned long long)kv_count(kv), (unsigned long long)(ref.size >> 20));
-    }
+    node_log(n, "group %llu: installed the leader's snapshot at %llu (%llu keys, %llu MB)",
+             (unsigned long long)s->group, (unsigned long long)index,
+             (unsigned long long)kv_count(kv), (unsigned long long)(ref.size >> 20));
 }
 
 /* ---- writing ---- */
@@ -310,11 +304,9 @@ static void shard_snap__written(struct node *n, struct shard *s) {
     }
     s->snap_last_bytes = ref.size;
     s->snap_last_ms = node_mono_ms(n) - s->snap_started_ms;
-    {
-        node_log(n, "group %llu: snapshot at %llu (%llu ms in the background, %llu MB)",
-                 (unsigned long long)s->group, (unsigned long long)s->snap_meta.index,
-                 (unsigned long long)s->snap_last_ms, (unsigned long long)(ref.size >> 20));
-    }
+    node_log(n, "group %llu: snapshot at %llu (%llu ms in the background, %llu MB)",
+             (unsigned long long)s->group, (unsigned long long)s->snap_meta.index,
+             (unsigned long long)s->snap_last_ms, (unsigned long long)(ref.size >> 20));
     shard_snap__close_ref(n, &s->snap_next);
     s->snap_next = ref;
     s->snap_next_bytes = s->snap_meta_bytes;

@@ -496,10 +496,10 @@ static void raft__send_snapshot_window(struct raft *r, struct raft_progress *pr)
         pr->snapshot_rewound = UINT64_MAX;
     }
     uint64_t window = (uint64_t)r->cfg.max_snapshot_inflight * r->cfg.max_chunk_bytes;
-    bool empty_due = r->snapshot_size == 0 && pr->snapshot_sent == 0;
-    if (empty_due) raft__send_snapshot_chunk(r, pr);
-    for (uint32_t i = 0; i < RAFT_SNAPSHOT_INFLIGHT_MAX && !empty_due &&
-                         pr->snapshot_sent < r->snapshot_size &&
+    if (r->snapshot_size == 0) {
+        raft__send_snapshot_chunk(r, pr); /* one empty chunk */
+    }
+    for (uint32_t i = 0; i < RAFT_SNAPSHOT_INFLIGHT_MAX && pr->snapshot_sent < r->snapshot_size &&
                          pr->snapshot_sent - pr->snapshot_offset < window;
          i++) {
         raft__send_snapshot_chunk(r, pr);
@@ -511,7 +511,6 @@ static void raft__send_snapshot_window(struct raft *r, struct raft_progress *pr)
 static void raft__resend_snapshot(struct raft *r, struct raft_progress *pr) {
     pr->snapshot_sent = pr->snapshot_offset;
     pr->snapshot_rewound = UINT64_MAX;
-    if (r->snapshot_size == 0) pr->snapshot_sent = 0;
     raft__send_snapshot_window(r, pr);
 }
 

@@ -363,6 +363,18 @@ static void ext_read(void *ctx, uint64_t offset, uint8_t *buf, uint32_t len) {
     ext_reads++;
 }
 
+/* Replica 3 installed ext_image as the snapshot at `applied`, and the log
+ * goes on from there. */
+static void ext_installed_then_replicated(int *test__failed, uint64_t applied) {
+    CHECK_EQ_U64(net.snapshots_installed[3], 1);
+    CHECK_EQ_U64(net.store[3].snap_size, sizeof(ext_image));
+    CHECK(memcmp(net.store[3].snap_data, ext_image, sizeof(ext_image)) == 0);
+    CHECK(net_propose(&net, 1, "after-snapshot") > 0);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    CHECK_EQ_U64(net.applied_to[3], applied + 1);
+}
+
 /* A snapshot the caller keeps (shoal keeps it in its file): compaction
  * keeps no copy, and every chunk a follower needs is read through
  * config.snapshot_read. */
@@ -378,13 +390,7 @@ TEST(external_snapshot_is_read_through_the_callback) {
     net_isolate(&net, 3, false);
     net_tick_all(&net, 5);
     CHECK_EQ_U64(ext_reads, 11); /* ceil(10500 / 1000), nothing else */
-    CHECK_EQ_U64(net.snapshots_installed[3], 1);
-    CHECK_EQ_U64(net.store[3].snap_size, sizeof(ext_image));
-    CHECK(memcmp(net.store[3].snap_data, ext_image, sizeof(ext_image)) == 0);
-    CHECK(net_propose(&net, 1, "after-snapshot") > 0);
-    net_settle(&net);
-    net_tick_all(&net, 2);
-    CHECK_EQ_U64(net.applied_to[3], applied + 1);
+    ext_installed_then_replicated(test__failed, applied);
     /* Without a snapshot_read there is nowhere to read from. */
     net.cfg.snapshot_read = NULL;
     net_crash(&net, 2);
@@ -431,14 +437,8 @@ TEST(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk) {
     net_tick_all(&net, 3 * (int)net.cfg.election_ticks);
     CHECK_EQ_U64(sink_out_of_order, 0);
     CHECK(sink_calls > 11); /* ceil(10500 / 1000) and the ones sent again */
-    CHECK_EQ_U64(net.snapshots_installed[3], 1);
-    CHECK_EQ_U64(net.store[3].snap_size, sizeof(ext_image));
     CHECK(memcmp(sink, ext_image, sizeof(ext_image)) == 0);
-    CHECK(memcmp(net.store[3].snap_data, ext_image, sizeof(ext_image)) == 0);
-    CHECK(net_propose(&net, 1, "after-snapshot") > 0);
-    net_settle(&net);
-    net_tick_all(&net, 2);
-    CHECK_EQ_U64(net.applied_to[3], applied + 1);
+    ext_installed_then_replicated(test__failed, applied);
     /* snapshot_recv without snapshot_read is refused */
     net.cfg.snapshot_read = NULL;
     struct raft_hard_state hs = {0};
