@@ -445,6 +445,8 @@ void kv_flush(struct kv *kv) { kv_dict_clear(kv); }
 
 bool kv_rehash_step(struct kv *kv, uint32_t buckets) { return kv_dict_rehash(kv, buckets); }
 
+void kv_pause_resize(struct kv *kv, bool paused) { kv->resize_paused = paused; }
+
 /* ---- Expiry sampling ---- */
 
 struct kv__expire_ctx {

@@ -265,6 +265,14 @@ void kv_flush(struct kv *kv);
  * resize is still in progress afterwards. For the host's idle time. */
 bool kv_rehash_step(struct kv *kv, uint32_t buckets);
 
+/* While a forked child shares the keyspace's pages (a snapshot writer), a
+ * rehash writes to every bucket of both tables, and each page written is
+ * copied: the parent stalls and its memory grows. Paused, the table grows
+ * only past a load factor of KV_DICT_FORCE_RESIZE_RATIO (5), never shrinks,
+ * and a resize in progress waits (Redis does the same during a BGSAVE).
+ * Lookups and the contents are unaffected. */
+void kv_pause_resize(struct kv *kv, bool paused);
+
 /* Leader only: finds up to max (<= KV_EXPIRE_SAMPLE_MAX) logically expired
  * keys, for the leader to propose kv_delete_if_expired() for each. Walks the
  * table with a SCAN cursor kept in the keyspace (like Redis's active expire

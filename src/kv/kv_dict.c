@@ -140,7 +140,9 @@ static int kv__resize(struct kv *kv, uint64_t new_size) {
 static void kv__resize_if_needed_to(struct kv *kv, bool may_shrink) {
     const struct kv_table *t = &kv->t[0];
     if (kv->rehashing || t->size == 0) return;
-    if (t->used >= t->size && t->size < KV_BUCKETS_LIMIT) {
+    uint64_t grow_at = kv->resize_paused ? t->size * KV_DICT_FORCE_RESIZE_RATIO : t->size;
+    may_shrink = may_shrink && !kv->resize_paused;
+    if (t->used >= grow_at && t->size < KV_BUCKETS_LIMIT) {
         uint64_t size = kv__next_pow2(t->used + 1);
         uint64_t cap = t->size * KV_DICT_RESIZE_RATIO_MAX;
         (void)kv__resize(kv, size < cap ? size : cap);
@@ -186,10 +188,15 @@ static void kv__rehash_finish(struct kv *kv) {
     kv__resize_if_needed(kv); /* keys came and went meanwhile */
 }
 
+/* While paused, a resize in progress waits (new keys go to the new table
+ * meanwhile), unless the old table is overloaded past the forced ratio. */
 bool kv_dict_rehash(struct kv *kv, uint32_t n) {
     if (!kv->rehashing) {
         kv__resize_if_needed(kv);
         return kv->rehashing;
+    }
+    if (kv->resize_paused && kv->t[1].used < kv->t[1].size * KV_DICT_FORCE_RESIZE_RATIO) {
+        return true;
     }
     uint64_t empty_visits = (uint64_t)n * KV_DICT_EMPTY_VISITS;
     struct kv_table *t0 = &kv->t[0];

@@ -42,6 +42,9 @@
  * larger figure drains a sparse old table (a shrink while keys are deleted)
  * sooner, which keeps kv_dict_sample() fair. */
 #define KV_DICT_EMPTY_VISITS 100u
+/* While resizing is paused (kv_pause_resize), the table still grows at this
+ * load factor (Redis's dict_force_resize_ratio). */
+#define KV_DICT_FORCE_RESIZE_RATIO 5u
 
 struct kv_entry {
     struct kv_entry *next;
@@ -63,6 +66,7 @@ struct kv {
     struct kv_config config;
     struct kv_table t[2];
     bool rehashing;
+    bool resize_paused;     /* kv_pause_resize(): a forked snapshot writer shares the pages */
     uint64_t rehash_index;  /* t[0] buckets below it are moved */
     uint64_t expires;       /* entries with an expiry */
     uint64_t data_bytes;    /* sum of key_len + value_len */

@@ -121,7 +121,25 @@ static void node__pump_cb(uv_prepare_t *h) {
 
 static void node__release_cb(uv_check_t *h) { client_release_due(h->data); }
 
-static void node__tick_cb(uv_timer_t *t) { node_core_tick(t->data); }
+/* A tick that comes late says the loop was held: logged (with the worst
+ * since the last line, at most one line a second), since a held loop
+ * costs heartbeats and, past the election timeout, leadership. */
+static void node__tick_cb(uv_timer_t *t) {
+    struct node *n = t->data;
+    uint64_t now = node_mono_ms(n);
+    uint64_t late = n->last_tick_ms && now - n->last_tick_ms > n->cfg.tick_ms
+                        ? now - n->last_tick_ms - n->cfg.tick_ms
+                        : 0;
+    if (late > n->stall_worst_ms) n->stall_worst_ms = late;
+    if (n->stall_worst_ms >= 100 && now - n->stall_logged_ms >= 1000) {
+        node_log(n, "the event loop was held up to %llu ms past a tick",
+                 (unsigned long long)n->stall_worst_ms);
+        n->stall_logged_ms = now;
+        n->stall_worst_ms = 0;
+    }
+    n->last_tick_ms = now;
+    node_core_tick(n);
+}
 
 /* ---- startup and shutdown ---- */
 

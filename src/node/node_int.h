@@ -141,6 +141,7 @@ struct shard {
     struct raft_snapshot_meta snap_meta; /* the one being written */
     uint64_t snap_meta_bytes;            /* applied_bytes at snap_meta.index */
     uint64_t snap_started_ms;
+    uint64_t snap_fork_ms;     /* how long the last fork held the loop */
     /* written, but compaction waits for a transfer of the current one */
     struct snapshot_ref snap_next;
     uint64_t snap_next_bytes;
@@ -234,6 +235,7 @@ struct node {
     uint64_t next_client_id;
     struct node_stats stats;
     uint64_t start_ms;
+    uint64_t last_tick_ms, stall_worst_ms, stall_logged_ms; /* loop stalls (node.c) */
     int exit_code;
     char snap_path[NODE_PATH_BYTES + 32];
     /* Set by a simulating host: snapshots are written on the loop (no fork),

@@ -1,6 +1,7 @@
 /* shard_snap.c: a shard replica's snapshots, of any size.
  *
- *   writing   every so often (shard_snap__due) a forked child streams the
+ *   writing   every period of entries (shard_snap__due; replicas take
+ *             turns) a forked child streams the
  *             copy-on-write image of the keyspace to `<path>.tmp` (fsync,
  *             rename over `<path>`, directory fsync) and exits; the loop
  *             goes on. shard_poll_snapshot() reaps it, lets Raft drop the
@@ -165,6 +166,7 @@ static void shard_snap__stop_writer(struct shard *s) {
     while (waitpid(s->snap_child, NULL, 0) < 0 && errno == EINTR) {
     }
     s->snap_child = 0;
+    kv_pause_resize(s->kv, false);
     if (s->snap_err_fd >= 0) close(s->snap_err_fd);
     s->snap_err_fd = -1;
 }
@@ -271,15 +273,42 @@ static void shard_snap__compact(struct node *n, struct shard *s, struct snapshot
     node_wake(n);
 }
 
-/* What makes the next snapshot due: snapshot-entries applied entries, and
- * also half the key count (a snapshot costs work in proportion to the
- * keys, so this keeps its cost per write bounded), unless the log since
- * the last one holds snapshot-log-bytes: that bounds the log, in memory
- * and on disk, and what a restart replays, whatever the data size. */
+/* The period, in entries, between snapshots: snapshot-entries, or half the
+ * key count when that is larger (a snapshot costs work in proportion to
+ * the keys, so this keeps its cost per write bounded), but no more entries
+ * than hold snapshot-log-bytes at the log's mean entry size: that bounds
+ * the log, in memory and on disk, and what a restart replays, whatever the
+ * data size. */
+static uint64_t shard_snap__period(const struct node *n, const struct shard *s) {
+    uint64_t period = kv_count(s->kv) / 2;
+    if (period < n->cfg.snapshot_entries) period = n->cfg.snapshot_entries;
+    uint64_t entries = s->applied - s->snapshot_index;
+    uint64_t bytes = shard_snap__log_bytes(s);
+    if (entries > 0 && bytes > 0) {
+        double mean = (double)bytes / (double)entries;
+        double by_bytes = (double)n->cfg.snapshot_log_bytes / mean;
+        if (by_bytes < (double)period) period = by_bytes < 1 ? 1 : (uint64_t)by_bytes;
+    }
+    return period;
+}
+
+/* Due once a period of entries is applied, but the replicas of a group take
+ * turns: the index space is cut in slots of period / members entries and
+ * member k starts only in slots k, k + members, ... So their snapshots,
+ * each a copy-on-write storm that holds the loop for hundreds of ms on a
+ * large keyspace, fall at different times and a majority stays responsive
+ * (all three at once cost two leader changes per snapshot at 5M keys). A
+ * replica starts up to a slot early and waits at most one slot past the
+ * period: the log stays within (1 + 1 / members) periods. */
 static bool shard_snap__due(const struct node *n, const struct shard *s) {
     uint64_t entries = s->applied - s->snapshot_index;
-    if (shard_snap__log_bytes(s) >= n->cfg.snapshot_log_bytes) return true;
-    return entries >= n->cfg.snapshot_entries && entries >= kv_count(s->kv) / 2;
+    uint64_t period = shard_snap__period(n, s);
+    uint32_t members = n->cfg.n_members > 0 ? n->cfg.n_members : 1;
+    uint64_t slot = period / members > 0 ? period / members : 1;
+    if (entries >= period + slot) return true;
+    if (entries + slot < period) return false;
+    uint32_t me = n->self != NULL ? (uint32_t)(n->self - n->cfg.members) : 0;
+    return (s->applied / slot) % members == me % members;
 }
 
 /* A snapshot was written. If the current one is being sent to a follower,
@@ -304,9 +333,10 @@ static void shard_snap__written(struct node *n, struct shard *s) {
     }
     s->snap_last_bytes = ref.size;
     s->snap_last_ms = node_mono_ms(n) - s->snap_started_ms;
-    node_log(n, "group %llu: snapshot at %llu (%llu ms in the background, %llu MB)",
+    node_log(n, "group %llu: snapshot at %llu (%llu ms in the background, %llu MB; fork %llu ms)",
              (unsigned long long)s->group, (unsigned long long)s->snap_meta.index,
-             (unsigned long long)s->snap_last_ms, (unsigned long long)(ref.size >> 20));
+             (unsigned long long)s->snap_last_ms, (unsigned long long)(ref.size >> 20),
+             (unsigned long long)s->snap_fork_ms);
     shard_snap__close_ref(n, &s->snap_next);
     s->snap_next = ref;
     s->snap_next_bytes = s->snap_meta_bytes;
@@ -354,6 +384,7 @@ void shard_poll_snapshot(struct node *n, struct shard *s) {
     pid_t done = waitpid(s->snap_child, &status, WNOHANG);
     if (done == 0) return;
     s->snap_child = 0;
+    kv_pause_resize(s->kv, false);
     char why[256] = "";
     bool ok = done > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!ok) shard_snap__child_reason(s, status, why, sizeof(why));
@@ -399,7 +430,9 @@ static void shard_snap__start(struct node *n, struct shard *s) {
         shard_snap__failed(n, s, strerror(errno));
         return;
     }
+    uint64_t before = node_mono_ms(n);
     pid_t pid = fork();
+    if (pid > 0) s->snap_fork_ms = node_mono_ms(n) - before;
     if (pid < 0) {
         int e = errno;
         close(fds[0]);
@@ -412,6 +445,7 @@ static void shard_snap__start(struct node *n, struct shard *s) {
     if (pid == 0) shard_snap__child(n, s, fds[1], path);
     close(fds[1]);
     s->snap_child = pid;
+    kv_pause_resize(s->kv, true); /* rehashing would copy every page the child shares */
     s->snap_err_fd = fds[0];
 }
 

@@ -1120,6 +1120,7 @@ static void raft__tick_leader(struct raft *r) {
 void raft_tick(struct raft *r) {
     assert(!r->ready_out);
     r->now_ticks++;
+    (void)raft_log_release(&r->log, RAFT_LOG_RELEASE_SLABS);
     if (r->role == RAFT_LEADER) {
         raft__tick_leader(r);
         return;

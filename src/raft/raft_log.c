@@ -15,15 +15,53 @@ void raft_log_init(struct raft_log *log, uint64_t snapshot_index, uint64_t snaps
     log->applied = snapshot_index;
 }
 
-static void raft_log__free_range(struct raft_log *log, uint64_t from_pos, uint64_t to_pos) {
-    for (uint64_t i = from_pos; i < to_pos; i++) {
-        free(log->entries[i].data);
-        log->entries[i].data = NULL;
+/* Detaches the slabs, oldest first, whose entries are all at or behind
+ * index (UINT64_MAX: every slab) onto the released list. */
+static void raft_log__free_slabs(struct raft_log *log, uint64_t index) {
+    while (log->slab_head != NULL && log->slab_head->last_index <= index) {
+        struct raft_log_slab *slab = log->slab_head;
+        log->slab_head = slab->next;
+        slab->next = log->released;
+        log->released = slab;
     }
+    if (log->slab_head == NULL) log->slab_tail = NULL;
+}
+
+bool raft_log_release(struct raft_log *log, uint32_t max) {
+    for (uint32_t i = 0; i < max && log->released != NULL; i++) {
+        struct raft_log_slab *slab = log->released;
+        log->released = slab->next;
+        free(slab);
+    }
+    return log->released != NULL;
+}
+
+/* Room for len bytes of the entry at index, or NULL on ENOMEM. */
+static uint8_t *raft_log__alloc(struct raft_log *log, uint64_t index, uint32_t len) {
+    struct raft_log_slab *tail = log->slab_tail;
+    if (tail == NULL || tail->capacity - tail->used < len) {
+        size_t capacity = len > RAFT_LOG_SLAB_BYTES ? len : RAFT_LOG_SLAB_BYTES;
+        tail = malloc(sizeof(*tail) + capacity);
+        if (tail == NULL) return NULL;
+        tail->next = NULL;
+        tail->last_index = 0;
+        tail->used = 0;
+        tail->capacity = capacity;
+        if (log->slab_tail != NULL) log->slab_tail->next = tail;
+        else log->slab_head = tail;
+        log->slab_tail = tail;
+    }
+    uint8_t *at = tail->data + tail->used;
+    tail->used += len;
+    assert(tail->used <= tail->capacity);
+    if (index > tail->last_index) tail->last_index = index;
+    return at;
 }
 
 void raft_log_free(struct raft_log *log) {
-    raft_log__free_range(log, 0, log->count);
+    raft_log__free_slabs(log, UINT64_MAX);
+    while (raft_log_release(log, UINT32_MAX)) {
+    }
     free(log->entries);
     memset(log, 0, sizeof(*log));
 }
@@ -67,7 +105,7 @@ int raft_log_append(struct raft_log *log, const struct raft_entry *entry) {
     struct raft_entry copy = *entry;
     copy.data = NULL;
     if (entry->len > 0) {
-        copy.data = malloc(entry->len);
+        copy.data = raft_log__alloc(log, entry->index, entry->len);
         if (copy.data == NULL) return RAFT_ENOMEM;
         memcpy(copy.data, entry->data, entry->len);
     }
@@ -81,8 +119,7 @@ void raft_log_truncate(struct raft_log *log, uint64_t from) {
     assert(from > log->snapshot_index);
     if (from > raft_log_last_index(log)) return;
     uint64_t pos = from - log->snapshot_index - 1;
-    raft_log__free_range(log, pos, log->count);
-    log->count = pos;
+    log->count = pos; /* the bytes stay in their slabs until compaction */
     if (log->stable >= from) log->stable = from - 1;
     if (log->durable >= from) log->durable = from - 1;
 }
@@ -93,7 +130,7 @@ void raft_log_compact(struct raft_log *log, uint64_t index, uint64_t term) {
     assert(index <= raft_log_last_index(log));
     assert(raft_log_term(log, index) == term);
     uint64_t drop = index - log->snapshot_index;
-    raft_log__free_range(log, 0, drop);
+    raft_log__free_slabs(log, index);
     memmove(log->entries, log->entries + drop, (log->count - drop) * sizeof(*log->entries));
     log->count -= drop;
     log->snapshot_index = index;
@@ -102,7 +139,7 @@ void raft_log_compact(struct raft_log *log, uint64_t index, uint64_t term) {
 }
 
 void raft_log_restore(struct raft_log *log, uint64_t index, uint64_t term) {
-    raft_log__free_range(log, 0, log->count);
+    raft_log__free_slabs(log, UINT64_MAX);
     log->count = 0;
     log->snapshot_index = index;
     log->snapshot_term = term;

@@ -79,10 +79,17 @@ def snap_bytes(c, i):
 def test_snapshot_past_former_cap_restart_and_rebuild(make_cluster):
     c = make_cluster(3, EXTRA)
     load(c, 0, KEYS)
-    lead = c.leader()
-    # the log is compacted behind a snapshot that holds more than 256 MiB
+    # the log is compacted behind a snapshot that holds more than 256 MiB on
+    # every node: the replicas take turns, so some need more writes before
+    # their next turn (the keys are rewritten; the data stays 300 MiB)
+    for rewrite in range(0, 4 * KEYS, 16):
+        if all(snap_bytes(c, i) > (256 << 20) for i in c.ids):
+            break
+        load(c, rewrite % KEYS, 16)
+        time.sleep(0.2)
     wait_for("a snapshot past 256 MiB on every node",
              lambda: all(snap_bytes(c, i) > (256 << 20) for i in c.ids), 120)
+    lead = c.leader()
     for i in c.ids:
         p = persistence(c, i)
         assert p["snapshot_failures"] == 0, (i, p)

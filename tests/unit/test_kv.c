@@ -333,6 +333,51 @@ static void differential_run(int *test__failed, uint64_t seed) {
     kv_destroy(d.kv);
 }
 
+/* While a snapshot writer shares the pages (kv_pause_resize), the table
+ * neither starts nor continues a resize below the forced load factor, and
+ * catches up once resumed; the contents are the same throughout. */
+TEST(paused_resize_waits_for_the_forced_ratio) {
+    struct kv *kv = new_kv(11);
+    char key[32];
+    for (int i = 0; i < 64; i++) {
+        int n = snprintf(key, sizeof(key), "k%d", i);
+        CHECK(kv_set(kv, key, (size_t)n, "v", 1, -1, 0, 0) == KV_OK);
+    }
+    while (kv_rehash_step(kv, 100)) {
+    }
+    struct kv_stats st;
+    kv_stats(kv, &st);
+    uint64_t size = st.buckets[0];
+    CHECK(size >= 64 && !st.rehashing);
+    kv_pause_resize(kv, true);
+    /* up to the forced ratio: no resize starts, none steps */
+    for (uint64_t i = 64; i < size * KV_DICT_FORCE_RESIZE_RATIO - 1; i++) {
+        int n = snprintf(key, sizeof(key), "k%llu", (unsigned long long)i);
+        CHECK(kv_set(kv, key, (size_t)n, "v", 1, -1, 0, 0) == KV_OK);
+    }
+    kv_stats(kv, &st);
+    CHECK_EQ_U64(st.buckets[0], size);
+    CHECK(!st.rehashing);
+    CHECK(!kv_rehash_step(kv, 100));
+    /* past it the table grows anyway */
+    for (uint64_t i = size * KV_DICT_FORCE_RESIZE_RATIO - 1; i < size * 6; i++) {
+        int n = snprintf(key, sizeof(key), "k%llu", (unsigned long long)i);
+        CHECK(kv_set(kv, key, (size_t)n, "v", 1, -1, 0, 0) == KV_OK);
+    }
+    kv_stats(kv, &st);
+    CHECK(st.rehashing || st.buckets[0] > size);
+    kv_pause_resize(kv, false);
+    while (kv_rehash_step(kv, 100)) {
+    }
+    kv_stats(kv, &st);
+    CHECK(st.buckets[0] >= st.keys && !st.rehashing);
+    for (uint64_t i = 0; i < size * 6; i++) {
+        int n = snprintf(key, sizeof(key), "k%llu", (unsigned long long)i);
+        CHECK(kv_exists(kv, key, (size_t)n, 0));
+    }
+    kv_destroy(kv);
+}
+
 TEST(differential_against_model) {
     for (uint64_t seed = 1; seed <= 3; seed++) {
         differential_run(test__failed, seed);
@@ -1231,6 +1276,7 @@ int main(void) {
         TEST_ENTRY(snapshot_load_keeps_the_table_sized),
         TEST_ENTRY(snapshot_corruption_is_detected_at_every_byte),
         TEST_ENTRY(limits_and_bad_input),
+        TEST_ENTRY(paused_resize_waits_for_the_forced_ratio),
         TEST_ENTRY(large_values_and_accounting),
         TEST_ENTRY(memory_per_key), /* last: the memory-only build runs just this */
     };
