@@ -40,7 +40,11 @@ bool raft_log_release(struct raft_log *log, uint32_t max) {
 static uint8_t *raft_log__alloc(struct raft_log *log, uint64_t index, uint32_t len) {
     struct raft_log_slab *tail = log->slab_tail;
     if (tail == NULL || tail->capacity - tail->used < len) {
-        size_t capacity = len > RAFT_LOG_SLAB_BYTES ? len : RAFT_LOG_SLAB_BYTES;
+        /* slabs double from RAFT_LOG_SLAB_BYTES_MIN: a short log (a test, a
+         * simulated node restarted often) does not take a whole MB */
+        size_t capacity = tail == NULL ? RAFT_LOG_SLAB_BYTES_MIN : tail->capacity * 2;
+        if (capacity > RAFT_LOG_SLAB_BYTES) capacity = RAFT_LOG_SLAB_BYTES;
+        if (capacity < len) capacity = len;
         tail = malloc(sizeof(*tail) + capacity);
         if (tail == NULL) return NULL;
         tail->next = NULL;

@@ -7,8 +7,8 @@
  *   raft_advance_unsynced); durable <= stable: up to here they are on disk.
  *   applied <= committed <= last; entries are freed by compaction only.
  *
- * Entry bytes live in slabs of RAFT_LOG_SLAB_BYTES (a larger entry gets a
- * slab of its own), appended in order; each slab records the highest index
+ * Entry bytes live in slabs that double from RAFT_LOG_SLAB_BYTES_MIN to
+ * RAFT_LOG_SLAB_BYTES (a larger entry gets a slab of its own), appended in order; each slab records the highest index
  * it ever held, and compaction frees whole slabs at or behind its index.
  * One malloc per entry, freed one by one, cost a node 2.3-3 s of its loop
  * per compaction of 1.6-3.2M entries after a fork (every free wrote to a
@@ -24,6 +24,7 @@
 #include "raft/raft.h"
 
 #define RAFT_LOG_SLAB_BYTES (1u << 20)
+#define RAFT_LOG_SLAB_BYTES_MIN 4096u
 #define RAFT_LOG_RELEASE_SLABS 8 /* slabs freed per raft_tick: 400 MB/s at 20 ms ticks */
 
 struct raft_log_slab {
