@@ -226,6 +226,10 @@ static struct kv_entry **kv__find_link(const struct kv *kv, uint64_t hash, const
     for (int i = 0; i < 2; i++) {
         const struct kv_table *t = &kv->t[i];
         if (t->size == 0) break;
+        /* The old table's buckets below rehash_index have all moved: a key
+         * there is looked up in the new table only (one cache miss, not
+         * two, for every lookup while a resize runs). */
+        if (i == 0 && kv->rehashing && (hash & (t->size - 1)) < kv->rehash_index) continue;
         struct kv_entry **link = &t->buckets[hash & (t->size - 1)];
         for (; *link != NULL; link = &(*link)->next) {
             if (kv_entry_key_is(*link, key, key_len)) {

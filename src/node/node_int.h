@@ -33,6 +33,9 @@
 #define NODE_READ_BYTES 65536     /* socket read buffer */
 #define NODE_SLOT_BYTES_MAX (512ull << 20)
 #define NODE_EXPIRE_BATCH 32      /* expired keys proposed per cycle */
+/* Buckets of a keyspace resize moved per tick (node_core_tick): about 1 ms
+ * of a 20 ms tick; 4M buckets in about 20 s. */
+#define NODE_REHASH_BUCKETS_PER_TICK 4096u
 
 struct node;
 struct client;
