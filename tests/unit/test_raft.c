@@ -112,6 +112,64 @@ TEST(check_quorum_leader_steps_down) {
     net_free(&net);
 }
 
+/* Lease reads (§6.4.1 with check-quorum). A new leader has no lease until
+ * a quorum acknowledged one of its rounds; a voter that hears a leader
+ * refuses to elect another for an election timeout (what makes the lease
+ * safe); and a leader that started a transfer no longer answers from its
+ * lease. Each check was a mutant that survived both simulators
+ * (tests/mutants/: 794fdd722e57, 602728b12964 and d412c882a99f, 02513e830fe8). */
+TEST(lease_needs_an_acked_round_voters_and_no_transfer) {
+    net_init(&net, 3, 3);
+    net.cfg.check_quorum = true;
+    net.cfg.lease_read = true;
+    for (int id = 1; id <= 3; id++) {
+        net_crash(&net, id);
+        net_start(&net, id, 3);
+    }
+    net_elect(&net, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    /* No round acknowledged yet: no lease, the read waits for one. */
+    CHECK(raft_read_index(net.r[1], 1) == RAFT_OK);
+    net_flush(&net);
+    CHECK_EQ_U64(net.n_reads[1], 0);
+    net_settle(&net);
+    CHECK_EQ_U64(net.n_reads[1], 1);
+    /* Past the boot quiet period, with rounds acknowledged: the lease serves
+     * a read at once. */
+    for (int t = 0; t < (int)net.cfg.election_ticks + 1; t++) net_tick_all(&net, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK(raft_read_index(net.r[1], 2) == RAFT_OK);
+    net_flush(&net);
+    CHECK_EQ_U64(net.n_reads[1], 2);
+    /* Only 3's clock runs: it times out and campaigns while 1 and 2 heard
+     * the leader less than a timeout ago (their clocks stand still): both
+     * refuse. */
+    uint64_t asked = net.sent[RAFT_MSG_PRE_VOTE] + net.sent[RAFT_MSG_VOTE];
+    for (int t = 0; t < 4 * (int)net.cfg.election_ticks; t++) net_tick(&net, 3);
+    CHECK(net.sent[RAFT_MSG_PRE_VOTE] + net.sent[RAFT_MSG_VOTE] > asked); /* it did campaign */
+    CHECK(raft_role(net.r[3]) != RAFT_LEADER);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    net_free(&net);
+    /* A transfer ends the lease: the next read waits for a round. */
+    net_init(&net, 3, 3);
+    net.cfg.check_quorum = true;
+    net.cfg.lease_read = true;
+    for (int id = 1; id <= 3; id++) {
+        net_crash(&net, id);
+        net_start(&net, id, 3);
+    }
+    net_elect(&net, 1);
+    for (int t = 0; t < (int)net.cfg.election_ticks + 1; t++) net_tick_all(&net, 1);
+    CHECK(raft_read_index(net.r[1], 3) == RAFT_OK);
+    net_flush(&net);
+    CHECK_EQ_U64(net.n_reads[1], 1);
+    CHECK(raft_transfer_leader(net.r[1], 2) == RAFT_OK);
+    CHECK(raft_read_index(net.r[1], 4) == RAFT_OK);
+    net_flush(&net);
+    CHECK_EQ_U64(net.n_reads[1], 1);
+    net_free(&net);
+}
+
 /* Campaigns until id leads (a term where others already voted is lost),
  * delivering only until it wins, so its first appends are still queued. */
 static void campaign_until_leader(int id, int attempts) {
@@ -648,6 +706,7 @@ int main(void) {
         TEST_ENTRY(vote_requires_up_to_date_log),
         TEST_ENTRY(pre_vote_keeps_partitioned_node_from_disrupting),
         TEST_ENTRY(check_quorum_leader_steps_down),
+        TEST_ENTRY(lease_needs_an_acked_round_voters_and_no_transfer),
         TEST_ENTRY(figure_3_7_old_term_entries_are_not_committed_by_counting),
         TEST_ENTRY(divergent_log_is_repaired_with_few_round_trips),
         TEST_ENTRY(inflight_appends_and_message_size_are_bounded),

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Mutant canaries: mutants of src/raft/ that once survived the simulators
+# (scripts/mutants.py) and were killed by strengthening them. Each
+# tests/mutants/canaries/NAME.patch is applied to a scratch copy of the tree
+# (build/mutant-canary/NAME), built as a release simulator, and must be
+# caught within the seeds named in the patch's header line
+#   # canary: shoal-sim SEEDS     (or shoal-nsim SEEDS)
+# or, for a mutant the scenario tests must catch (a release test_raft fails),
+#   # canary: test_raft
+# Prints `mutant-canaries: N passed, N failed` last; exits non-zero on any failure.
+set -u
+cd "$(dirname "$0")/.."
+passed=0
+failed=0
+for patch in tests/mutants/canaries/*.patch; do
+  [ -e "$patch" ] || continue
+  name=$(basename "$patch" .patch)
+  read -r _ _ sim seeds < <(grep -m1 '^# canary:' "$patch")
+  dir=build/mutant-canary/$name
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp -r Makefile mk src "$dir"/
+  mkdir -p "$dir/tests" && cp -r tests/unit "$dir/tests/"
+  if [ "$sim" = test_raft ]; then
+    build=(gcc -std=c11 -D_GNU_SOURCE -Isrc -Itests/unit -O2 -o build/test_raft
+           tests/unit/test_raft.c src/raft/raft.c src/raft/raft_log.c src/raft/raft_conf.c)
+  else
+    build=(make -s --no-print-directory "build/$sim")
+  fi
+  if ! patch -s -p1 -d "$dir" <"$patch" ||
+     ! (cd "$dir" && mkdir -p build && "${build[@]}") >"$dir/build.log" 2>&1; then
+    echo "mutant canary $name: does not apply or build (see $dir/build.log)"
+    failed=$((failed + 1))
+    continue
+  fi
+  if [ "$sim" = test_raft ]; then
+    out=$("$dir/build/test_raft" 2>&1)
+    rc=$?
+    caught=$(grep -E '^FAIL ' <<<"$out" | sed -E 's/^FAIL //' | tr '\n' ' ')
+    if [ $rc -ne 0 ] && [ -n "$caught" ]; then
+      echo "mutant canary $name (test_raft): caught by $caught"
+      passed=$((passed + 1))
+    else
+      echo "mutant canary $name (test_raft): NOT caught (exit $rc)"
+      failed=$((failed + 1))
+    fi
+    continue
+  fi
+  t0=$(date +%s%N)
+  out=$("$dir/build/$sim" --seeds "$seeds" --quiet 2>&1)
+  rc=$?
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  if [ $rc -eq 1 ] && grep -q '^VIOLATION seed' <<<"$out"; then
+    what=$(grep -m1 '^VIOLATION seed' <<<"$out" | cut -c1-140)
+    echo "mutant canary $name ($sim): caught in ${ms} ms: $what"
+    passed=$((passed + 1))
+  else
+    echo "mutant canary $name ($sim): NOT caught in $seeds seeds (exit $rc)"
+    failed=$((failed + 1))
+  fi
+done
+echo "mutant-canaries: $passed passed, $failed failed"
+[ $failed -eq 0 ]
