@@ -295,9 +295,14 @@ static void sim__finish_ready(struct sim *s, uint8_t slot) {
         n->last_role = rd->role;
         if (rd->role == RAFT_LEADER) sim_nemesis_new_leader(s, slot);
     }
+    for (uint32_t i = 0; i < rd->n_messages; i++) {
+        const struct raft_msg *m = &rd->messages[i];
+        bool pre = m->type == RAFT_MSG_PRE_VOTE || m->type == RAFT_MSG_PRE_VOTE_RESP;
+        if (!pre && m->term > n->announced_term) n->announced_term = m->term;
 #ifndef CANARY_SEND_BEFORE_FSYNC
-    for (uint32_t i = 0; i < rd->n_messages; i++) sim__net_send(s, slot, &rd->messages[i]);
+        sim__net_send(s, slot, m);
 #endif
+    }
     if (rd->has_snapshot) {
         if (rd->snapshot.index <= n->kv.applied_index) {
             sim_violation(s, "state machine safety: n%llu installs a snapshot at %llu after "
@@ -446,6 +451,12 @@ void sim_node_start(struct sim *s, uint8_t slot) {
                       (unsigned long long)n->id);
         sim_recovered_free(&rec);
         return;
+    }
+    if (raft_term(n->raft) < n->announced_term) {
+        sim_violation(s, "term durability: n%llu restarted at term %llu after sending messages "
+                      "of term %llu", (unsigned long long)n->id,
+                      (unsigned long long)raft_term(n->raft),
+                      (unsigned long long)n->announced_term);
     }
     sim_notef(s, "n%llu start: term %llu commit %llu last %llu snapshot %llu cut %llu bytes",
                (unsigned long long)n->id, (unsigned long long)raft_term(n->raft),

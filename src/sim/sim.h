@@ -186,6 +186,11 @@ struct sim_node {
     uint8_t last_role; /* for the trace */
     uint64_t compact_every;
     bool slow_disk;
+    /* The highest term in a message this replica sent (pre-votes aside:
+     * they ask about the next term without taking it). A replica announces
+     * a term only after the ready that took it is durable, so a restart
+     * must come back at this term or later. */
+    uint64_t announced_term;
 };
 
 /* ---- clients and history ---- */
