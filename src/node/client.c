@@ -104,6 +104,8 @@ static void client__close(struct client *c) {
     struct node *n = c->node;
     shard_forget_client(&n->shard, c);
     proxy_detach(c);
+    if (c->leader_wait_since != 0) n->leader_waiters--;
+    c->leader_wait_since = 0;
     if (c->prev) c->prev->next = c->next;
     else n->clients = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -185,12 +187,28 @@ static void client__reply(struct client *c, const struct resp_out *out) {
 
 /* ---- routing ---- */
 
-enum client__route { ROUTE_NOW, ROUTE_LOCAL, ROUTE_PROXY, ROUTE_NO_LEADER };
+enum client__route {
+    ROUTE_NOW,       /* answered at once from this replica (or by the node) */
+    ROUTE_LOCAL,     /* this node leads the shard: propose or read here */
+    ROUTE_PROXY,     /* forwarded to the leader */
+    ROUTE_NO_LEADER, /* waits for a leader (leader-wait-ms), then CLUSTERDOWN */
+    ROUTE_MOVED,     /* a cluster client is told where the leader is */
+    ROUTE_CROSSSLOT, /* a cluster client's keys span slots */
+};
+
+/* Whether this connection gets MOVED rather than being proxied. */
+static bool client__redirects(const struct client *c) {
+    uint8_t mode = c->node->cfg.cluster_redirect;
+    return mode == NODE_REDIRECT_ALWAYS || (mode == NODE_REDIRECT_AUTO && c->cluster_mode);
+}
 
 static enum client__route client__route(struct client *c, const struct cmd_def *def,
-                                        uint64_t *target) {
+                                        uint32_t argc, const struct resp_arg *argv,
+                                        uint64_t *target, int32_t *slot) {
     struct node *n = c->node;
     if (def == NULL || (def->flags & CMD_NODE)) return ROUTE_NOW;
+    bool redirect = def->first_key > 0 && client__redirects(c);
+    if (redirect && node_cluster_keys_slot(def, argc, argv, slot) != 0) return ROUTE_CROSSSLOT;
     if ((def->flags & CMD_READONLY) && c->readonly) return ROUTE_NOW;
 #ifdef CANARY_FOLLOWER_READS
     /* deliberate bug: a follower answers reads from its replica as if
@@ -200,6 +218,7 @@ static enum client__route client__route(struct client *c, const struct cmd_def *
     if (node_is_leader(n)) return ROUTE_LOCAL;
     *target = node_leader(n);
     if (*target == 0 || node_config_member(&n->cfg, *target) == NULL) return ROUTE_NO_LEADER;
+    if (redirect && *slot >= 0) return ROUTE_MOVED;
     return ROUTE_PROXY;
 }
 
@@ -209,11 +228,29 @@ static bool client__route_free(const struct client *c, enum client__route route,
                                uint64_t target) {
     bool up_busy = proxy_busy(c);
     switch (route) {
-    case ROUTE_NOW: return c->local_pending == 0 && !up_busy;
     case ROUTE_LOCAL: return !up_busy;
     case ROUTE_PROXY: return c->local_pending == 0 && (!up_busy || proxy_target(c) == target);
     default: return c->local_pending == 0 && !up_busy;
     }
+}
+
+/* A command with no leader to run it waits for one, up to leader-wait-ms
+ * (a client sending the instant a cluster starts, or during an election,
+ * sees latency rather than an error); true once the wait is over. */
+static bool client__leader_wait_over(struct client *c) {
+    struct node *n = c->node;
+    uint64_t now = node_mono_ms(n) + 1;
+    if (c->leader_wait_since == 0) {
+        c->leader_wait_since = now;
+        n->leader_waiters++;
+    }
+    return now - c->leader_wait_since >= n->cfg.leader_wait_ms;
+}
+
+static void client__leader_wait_end(struct client *c) {
+    if (c->leader_wait_since == 0) return;
+    c->leader_wait_since = 0;
+    c->node->leader_waiters--;
 }
 
 /* Runs one command; false if the client must pause before it. */
@@ -221,10 +258,15 @@ static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
     struct node *n = c->node;
     const struct cmd_def *def = cmd_lookup(cmd->argv[0].data, cmd->argv[0].len);
     uint64_t target = 0;
-    enum client__route route = client__route(c, def, &target);
+    int32_t slot = -1;
+    bool arity_ok = def != NULL && cmd_arity_ok(def, cmd->argc);
+    enum client__route route =
+        arity_ok ? client__route(c, def, cmd->argc, cmd->argv, &target, &slot) : ROUTE_NOW;
     bool is_node_cmd = def != NULL && (def->flags & CMD_NODE);
     /* Commands about the connection itself need no ordering with the log. */
     if (!(is_node_cmd || def == NULL) && !client__route_free(c, route, target)) return false;
+    if (route == ROUTE_NO_LEADER && !client__leader_wait_over(c)) return false;
+    client__leader_wait_end(c);
     n->stats.commands++;
     c->last_ms = node_now_ms();
     snprintf(c->last_cmd, sizeof(c->last_cmd), "%.*s",
@@ -244,7 +286,12 @@ static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
             cmd_exec(&env, def, cmd->argc, cmd->argv, &out);
         }
     } else if (route == ROUTE_NO_LEADER) {
-        resp_write_errorf(&out, "TRYAGAIN no leader is elected yet");
+        resp_write_errorf(&out, "CLUSTERDOWN no leader is elected yet (waited %u ms); "
+                                "the command was not sent", n->cfg.leader_wait_ms);
+    } else if (route == ROUTE_CROSSSLOT) {
+        resp_write_errorf(&out, "CROSSSLOT Keys in request don't hash to the same slot");
+    } else if (route == ROUTE_MOVED) {
+        node_cluster_moved(n, target, slot, &out);
     } else {
         struct slot *s = client__slot(c);
         if (s == NULL) {

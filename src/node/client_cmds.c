@@ -1,6 +1,6 @@
 /* client_cmds.c: the commands a node answers itself (CMD_NODE): PING,
- * ECHO, HELLO, QUIT, SELECT, TIME, READONLY, READWRITE, INFO, COMMAND,
- * CONFIG and CLIENT, with Redis 7.0's replies. */
+ * ECHO, HELLO, QUIT, SELECT, TIME, READONLY, READWRITE, ASKING, INFO,
+ * COMMAND, CONFIG and CLIENT (CLUSTER: cluster_cmds.c), with Redis 7.0's replies. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,7 +292,13 @@ void client_node_command(struct client *c, const struct cmd_def *def, uint32_t a
         resp_write_bulk(out, us, (size_t)lu);
     } else if (strcmp(name, "readonly") == 0 || strcmp(name, "readwrite") == 0) {
         c->readonly = name[4] == 'o';
+        c->cluster_mode = true; /* only cluster clients send these */
         resp_write_simple(out, "OK", 2);
+    } else if (strcmp(name, "asking") == 0) {
+        c->cluster_mode = true; /* no slot is ever migrating: nothing else to do */
+        resp_write_simple(out, "OK", 2);
+    } else if (strcmp(name, "cluster") == 0) {
+        node_cluster_command(c, argc, argv, out);
     } else if (strcmp(name, "info") == 0) {
         node_info(n, argc > 1 ? argv[1].data : NULL, argc > 1 ? argv[1].len : 0, out);
     } else if (strcmp(name, "command") == 0) {

@@ -42,6 +42,7 @@ enum node__kind {
     NODE__ADDR,    /* IPv4 literal */
     NODE__PATH,    /* string of min..field size - 1 bytes */
     NODE__CLUSTER, /* id=host:port:peer-port,... */
+    NODE__ENUM,    /* one of the words of `arg` ("a|b|c"): its index, a uint8_t */
 };
 
 struct node__key {
@@ -84,6 +85,10 @@ static const struct node__key node__keys[] = {
      "SIZE", "or once the log since then holds SIZE bytes"},
     {"snapshot-chunk-bytes", NODE__SIZE, NODE__FIELD(snapshot_chunk_bytes), 1, 16 << 20, "SIZE",
      "snapshot chunk sent to followers, <= 16mb"},
+    {"leader-wait-ms", NODE__U32, NODE__FIELD(leader_wait_ms), 0, 600000, "MS",
+     "a command for a shard with no leader waits this long"},
+    {"cluster-redirect", NODE__ENUM, NODE__FIELD(cluster_redirect), 0, 2, "auto|always|never",
+     "MOVED to cluster clients (auto), to all, or proxy"},
     {"maxclients", NODE__U32, NODE__FIELD(maxclients), 1, UINT32_MAX, "N",
      "client connections at once"},
     {"proto-max-bulk-len", NODE__SIZE, NODE__FIELD(proto_max_bulk_len), NODE__MB, UINT64_MAX / 4,
@@ -372,6 +377,19 @@ static int node__set(struct node_config *config, const struct node__key *k, cons
         }
         *(bool *)field = strcasecmp(value, "yes") == 0;
         return 0;
+    case NODE__ENUM: {
+        assert(k->size == sizeof(uint8_t));
+        const char *w = k->arg;
+        for (uint8_t i = 0; i <= k->max; i++) {
+            size_t len = strcspn(w, "|");
+            if (strlen(value) == len && strncasecmp(value, w, len) == 0) {
+                *(uint8_t *)field = i;
+                return 0;
+            }
+            w += len + (w[len] == '|');
+        }
+        return node__bad(err, err_cap, where, "not one of the allowed words", value);
+    }
     case NODE__PORT:
         assert(k->size == sizeof(uint16_t));
         if (!node__parse_port(value, (uint16_t *)field)) {
@@ -587,6 +605,8 @@ void node_config_default(struct node_config *config) {
     config->snapshot_entries = 100000;
     config->snapshot_log_bytes = 512ull << 20;
     config->snapshot_chunk_bytes = 1u << 20;
+    config->leader_wait_ms = 2000;
+    config->cluster_redirect = NODE_REDIRECT_AUTO;
     config->maxclients = 10000;
     config->proto_max_bulk_len = 512 * NODE__MB;
     config->client_query_buffer_limit = 1024 * NODE__MB;
@@ -639,6 +659,14 @@ static void node__format_default(const struct node__key *k, const struct node_co
     case NODE__ADDR:
     case NODE__PATH: snprintf(buf, cap, "%s", *field ? field : "\"\""); break;
     case NODE__CLUSTER: snprintf(buf, cap, "(required)"); break;
+    case NODE__ENUM: {
+        const char *w = k->arg;
+        for (uint8_t i = 0; i < *(const uint8_t *)field && w[strcspn(w, "|")] == '|'; i++) {
+            w += strcspn(w, "|") + 1;
+        }
+        snprintf(buf, cap, "%.*s", (int)strcspn(w, "|"), w);
+        break;
+    }
     }
 }
 

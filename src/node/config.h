@@ -21,6 +21,13 @@ struct node_member {
     uint16_t peer_port;
 };
 
+/* Who gets `MOVED` instead of being proxied to the leader (docs/cluster.md). */
+enum node_redirect {
+    NODE_REDIRECT_AUTO = 0,   /* connections that asked for the topology (CLUSTER SLOTS, ...) */
+    NODE_REDIRECT_ALWAYS = 1, /* every connection: all clients are cluster clients */
+    NODE_REDIRECT_NEVER = 2,  /* none: always proxy */
+};
+
 struct node_config {
     uint64_t id;                        /* key "id": this node's id (>= 1) */
     char dir[NODE_PATH_BYTES];          /* "dir": data directory (WAL, snapshots) */
@@ -38,6 +45,9 @@ struct node_config {
     uint64_t snapshot_entries;          /* "snapshot-entries": 100000 applied entries */
     uint64_t snapshot_log_bytes;        /* "snapshot-log-bytes": 512mb of log since the last */
     uint64_t snapshot_chunk_bytes;      /* "snapshot-chunk-bytes": 1mb per chunk sent */
+    /* routing */
+    uint32_t leader_wait_ms;            /* "leader-wait-ms": 2000; then CLUSTERDOWN */
+    uint8_t cluster_redirect;           /* "cluster-redirect": enum node_redirect */
     /* client limits (Redis's names) */
     uint32_t maxclients;                /* "maxclients": 10000 */
     uint64_t proto_max_bulk_len;        /* "proto-max-bulk-len": 512mb */

@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +49,8 @@ struct demo__node {
     char peer_port_text[DEMO__NUMBER_BYTES];
     char *argv[DEMO__ARGS + 1]; /* NULL-terminated; points into this node and the demo */
 };
+
+#define DEMO_READY_MS 20000 /* the banner waits this long for leaders at most */
 
 struct demo {
     unsigned n_nodes;
@@ -423,6 +426,58 @@ static void demo__drain(const sigset_t *set) {
     }
 }
 
+/* ---- waiting for the cluster ------------------------------------------ */
+
+/* Whether the node on this port answers CLUSTER INFO with cluster_state:ok
+ * (a leader for every shard it knows of) within about 500 ms. */
+static bool demo__node_ready(unsigned port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 500000};
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char ask[] = "*2\r\n$7\r\nCLUSTER\r\n$4\r\nINFO\r\n";
+    char reply[2048] = "";
+    size_t got = 0;
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+              write(fd, ask, sizeof(ask) - 1) == (ssize_t)(sizeof(ask) - 1);
+    while (ok && got < sizeof(reply) - 1 && strstr(reply, "cluster_known_nodes") == NULL) {
+        ssize_t r = read(fd, reply + got, sizeof(reply) - 1 - got);
+        if (r <= 0) ok = false;
+        else got += (size_t)r;
+        reply[got] = '\0';
+    }
+    close(fd);
+    return ok && strstr(reply, "cluster_state:ok") != NULL;
+}
+
+/* Waits until every node is ready (DEMO_READY_MS at most), so that a
+ * command sent the moment the banner appears is served at once. Returns
+ * the signal that interrupted the wait, or 0. */
+static int demo__wait_ready(struct demo *d, const sigset_t *set) {
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (unsigned ready = 0; ready < d->n_nodes;) {
+        ready = 0;
+        for (unsigned i = 0; i < d->n_nodes; i++) ready += demo__node_ready(d->port + i);
+        if (ready == d->n_nodes) break;
+        struct timespec now, nap = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - start.tv_sec) * 1000 > DEMO_READY_MS) {
+            printf("shoal demo: %u of %u nodes have a leader for every shard after %d s; "
+                   "see the logs\n", ready, d->n_nodes, DEMO_READY_MS / 1000);
+            break;
+        }
+        int sig = sigtimedwait(set, NULL, &nap);
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) return sig;
+        demo__reap(d, false);
+        if (demo__running(d) < d->n_nodes) break; /* said why; the banner still helps */
+    }
+    return 0;
+}
+
 /* ---- the command ----------------------------------------------------- */
 
 static void demo__banner(const struct demo *d) {
@@ -478,6 +533,9 @@ int node_demo(int argc, char **argv) {
     }
     if (rc == 1) {
         demo__stop(d, &set);
+    } else if (demo__wait_ready(d, &set) != 0) {
+        demo__stop(d, &set);
+        rc = 0;
     } else {
         demo__banner(d);
         rc = demo__supervise(d, &set);

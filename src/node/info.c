@@ -57,7 +57,7 @@ static bool info__want(const char *section, size_t len, const char *name) {
 
 static void info__server(struct node *n, struct info__buf *b) {
     uint64_t up = (node_now_ms() - n->start_ms) / 1000;
-    info__add(b, "# Server\r\nredis_version:7.0.0\r\nshoal_version:0.1.0\r\nredis_mode:standalone\r\n"
+    info__add(b, "# Server\r\nredis_version:7.0.0\r\nshoal_version:0.1.0\r\nredis_mode:cluster\r\n"
                  "os:Linux\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:%d\r\n"
                  "run_id:%016llx%016llx%08llx\r\ntcp_port:%u\r\nuptime_in_seconds:%llu\r\n"
                  "uptime_in_days:%llu\r\nexecutable:shoal\r\nconfig_file:\r\n\r\n",
@@ -154,6 +154,7 @@ void node_info(struct node *n, const char *section, size_t len, struct resp_out 
     }
     if (info__want(section, len, "replication")) info__replication(n, &b);
     if (info__want(section, len, "raft")) info__raft(n, &b);
+    if (info__want(section, len, "cluster")) info__add(&b, "# Cluster\r\ncluster_enabled:1\r\n\r\n");
     if (info__want(section, len, "keyspace")) {
         info__add(&b, "# Keyspace\r\n");
         uint64_t keys = kv_count(n->shard.kv);

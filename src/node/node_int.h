@@ -73,6 +73,8 @@ struct client {
     bool close_after_reply; /* QUIT, protocol error */
     bool paused;            /* reading stopped (backpressure or route change) */
     bool readonly;          /* READONLY: reads served by the local replica */
+    bool cluster_mode;      /* asked for the topology: gets MOVED (cluster_cmds.c) */
+    uint64_t leader_wait_since; /* mono ms + 1 since its held command waits for a leader */
     uint8_t proto;          /* 2 or 3 */
     char name[64];
     char addr[64];
@@ -235,6 +237,7 @@ struct node {
     struct peer_conn *peer_conns;
     struct client *clients;
     uint32_t n_clients;
+    uint32_t leader_waiters; /* clients whose command waits for a leader */
     uint64_t next_client_id;
     struct node_stats stats;
     uint64_t start_ms;
@@ -333,6 +336,17 @@ void client_resume(struct client *c);
 void client_node_command(struct client *c, const struct cmd_def *def, uint32_t argc,
                          const struct resp_arg *argv, struct resp_out *out);
 void client_info_line(const struct client *c, char *buf, size_t cap);
+
+/* cluster_cmds.c: the shard map as Redis Cluster clients see it. */
+void node_cluster_command(struct client *c, uint32_t argc, const struct resp_arg *argv,
+                          struct resp_out *out);
+void node_cluster_node_id(const struct node *n, uint64_t id, char out[41]);
+/* The one slot of a command's keys in *slot (-1: no keys); -1 if they span slots. */
+int node_cluster_keys_slot(const struct cmd_def *def, uint32_t argc,
+                           const struct resp_arg *argv, int32_t *slot);
+/* Writes `-MOVED slot host:port` naming leader (a member). */
+void node_cluster_moved(const struct node *n, uint64_t leader, int32_t slot,
+                        struct resp_out *out);
 
 /* info.c */
 void node_info(struct node *n, const char *section, size_t len, struct resp_out *out);
