@@ -102,7 +102,7 @@ static void client__close(struct client *c) {
     if (c->closing) return;
     c->closing = true;
     struct node *n = c->node;
-    shard_forget_client(&n->shard, c);
+    for (uint32_t i = 0; i < n->n_local; i++) shard_forget_client(n->local[i], c);
     proxy_detach(c);
     if (c->leader_wait_since != 0) n->leader_waiters--;
     c->leader_wait_since = 0;
@@ -193,7 +193,8 @@ enum client__route {
     ROUTE_PROXY,     /* forwarded to the leader */
     ROUTE_NO_LEADER, /* waits for a leader (leader-wait-ms), then CLUSTERDOWN */
     ROUTE_MOVED,     /* a cluster client is told where the leader is */
-    ROUTE_CROSSSLOT, /* a cluster client's keys span slots */
+    ROUTE_CROSSSLOT, /* keys span slots (a cluster client) or shards (any client) */
+    ROUTE_SPANS,     /* a whole-keyspace command while there are several shards */
 };
 
 /* Whether this connection gets MOVED rather than being proxied. */
@@ -202,23 +203,38 @@ static bool client__redirects(const struct client *c) {
     return mode == NODE_REDIRECT_ALWAYS || (mode == NODE_REDIRECT_AUTO && c->cluster_mode);
 }
 
+/* Where a command goes: *shard is the shard it runs on (NULL if no replica
+ * of it is here), *target the node to forward it to or name in MOVED. */
 static enum client__route client__route(struct client *c, const struct cmd_def *def,
                                         uint32_t argc, const struct resp_arg *argv,
-                                        uint64_t *target, int32_t *slot) {
+                                        uint64_t *target, int32_t *slot, struct shard **shard) {
     struct node *n = c->node;
     if (def == NULL || (def->flags & CMD_NODE)) return ROUTE_NOW;
-    bool redirect = def->first_key > 0 && client__redirects(c);
-    if (redirect && node_cluster_keys_slot(def, argc, argv, slot) != 0) return ROUTE_CROSSSLOT;
-    if ((def->flags & CMD_READONLY) && c->readonly) return ROUTE_NOW;
+    uint32_t k = 0;
+    if (def->first_key > 0) {
+        struct node_keys_place place;
+        node_cluster_keys_place(n, def, argc, argv, &place);
+        bool redirect = client__redirects(c);
+        if (place.cross_shard || (redirect && place.cross_slot)) return ROUTE_CROSSSLOT;
+        if (redirect && !place.cross_slot) *slot = place.slot;
+        k = place.shard;
+    } else if (n->map.n_shards > 1) {
+        return ROUTE_SPANS;
+    }
+    struct shard *s = n->shards[k];
+    *shard = s;
+    if ((def->flags & CMD_READONLY) && c->readonly && s != NULL) return ROUTE_NOW;
 #ifdef CANARY_FOLLOWER_READS
     /* deliberate bug: a follower answers reads from its replica as if
      * they were linearizable (stale reads) */
-    if ((def->flags & CMD_READONLY) && !node_is_leader(n)) return ROUTE_NOW;
+    if ((def->flags & CMD_READONLY) && s != NULL && !shard_is_leader(s)) return ROUTE_NOW;
 #endif
-    if (node_is_leader(n)) return ROUTE_LOCAL;
-    *target = node_leader(n);
-    if (*target == 0 || node_config_member(&n->cfg, *target) == NULL) return ROUTE_NO_LEADER;
-    if (redirect && *slot >= 0) return ROUTE_MOVED;
+    if (s != NULL && shard_is_leader(s)) return ROUTE_LOCAL;
+    *target = s != NULL ? raft_leader(s->raft) : node_cluster_guess_leader(n, k);
+    if (*target == 0 || *target == n->cfg.id || node_config_member(&n->cfg, *target) == NULL) {
+        return ROUTE_NO_LEADER;
+    }
+    if (*slot >= 0) return ROUTE_MOVED;
     return ROUTE_PROXY;
 }
 
@@ -259,9 +275,10 @@ static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
     const struct cmd_def *def = cmd_lookup(cmd->argv[0].data, cmd->argv[0].len);
     uint64_t target = 0;
     int32_t slot = -1;
+    struct shard *shard = NULL;
     bool arity_ok = def != NULL && cmd_arity_ok(def, cmd->argc);
     enum client__route route =
-        arity_ok ? client__route(c, def, cmd->argc, cmd->argv, &target, &slot) : ROUTE_NOW;
+        arity_ok ? client__route(c, def, cmd->argc, cmd->argv, &target, &slot, &shard) : ROUTE_NOW;
     bool is_node_cmd = def != NULL && (def->flags & CMD_NODE);
     /* Commands about the connection itself need no ordering with the log. */
     if (!(is_node_cmd || def == NULL) && !client__route_free(c, route, target)) return false;
@@ -281,8 +298,8 @@ static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
         if (is_node_cmd) {
             client_node_command(c, def, cmd->argc, cmd->argv, &out);
         } else {
-            struct cmd_env env = {.kv = n->shard.kv, .now_ms = (int64_t)node_now_ms(),
-                                  .rng = &n->shard.rng, .bulk_max = KV_VALUE_BYTES_LIMIT};
+            struct cmd_env env = {.kv = shard->kv, .now_ms = (int64_t)node_now_ms(),
+                                  .rng = &shard->rng, .bulk_max = KV_VALUE_BYTES_LIMIT};
             cmd_exec(&env, def, cmd->argc, cmd->argv, &out);
         }
     } else if (route == ROUTE_NO_LEADER) {
@@ -290,6 +307,9 @@ static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
                                 "the command was not sent", n->cfg.leader_wait_ms);
     } else if (route == ROUTE_CROSSSLOT) {
         resp_write_errorf(&out, "CROSSSLOT Keys in request don't hash to the same slot");
+    } else if (route == ROUTE_SPANS) {
+        resp_write_errorf(&out, "ERR '%s' over several shards is not supported yet "
+                                "(shards %u); see docs/cluster.md", def->name, n->map.n_shards);
     } else if (route == ROUTE_MOVED) {
         node_cluster_moved(n, target, slot, &out);
     } else {
@@ -303,9 +323,9 @@ static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
             n->stats.proxied++;
             proxy_forward(c, target, s, cmd->argc, cmd->argv);
         } else if (def->flags & CMD_WRITE) {
-            shard_write(n, &n->shard, c, s, cmd->argc, cmd->argv);
+            shard_write(n, shard, c, s, cmd->argc, cmd->argv);
         } else {
-            shard_read(n, &n->shard, c, s, def, cmd->argc, cmd->argv);
+            shard_read(n, shard, c, s, def, cmd->argc, cmd->argv);
         }
         resp_out_free(&out);
         return true;

@@ -64,9 +64,9 @@ static void node__hello(struct client *c, uint32_t argc, const struct resp_arg *
     resp_write_bulk(out, "id", 2);
     resp_write_int(out, (int64_t)c->id);
     resp_write_bulk(out, "mode", 4);
-    resp_write_bulk(out, "standalone", 10);
+    resp_write_bulk(out, "cluster", 7);
     resp_write_bulk(out, "role", 4);
-    if (node_is_leader(n)) resp_write_bulk(out, "master", 6);
+    if (node_leads_any(n)) resp_write_bulk(out, "master", 6);
     else resp_write_bulk(out, "replica", 7);
     resp_write_bulk(out, "modules", 7);
     resp_write_array(out, 0);

@@ -5,8 +5,8 @@
  * docs/cluster.md gives the mapping: a shoal node leads some shards and
  * follows others, which Redis's one-role-per-node model does not have.
  *
- * Until sharding lands the map has one shard, every slot, replicated on
- * every member of the group. */
+ * The map (src/cluster/map.h) is fixed by the configuration: --shards
+ * groups over the slots, --replicas replicas each. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,14 +32,41 @@ struct cluster__shard {
     uint64_t epoch;
     uint8_t n_replicas;
     uint64_t replicas[RAFT_NODES_MAX];
+    const struct shard *local; /* this node's replica, or NULL */
 };
 
-static void cluster__view(const struct node *n, struct cluster__shard *out) {
-    const struct shard *s = &n->shard;
+/* The node to send a shard's commands to when this node holds no replica
+ * of it (so does not see its elections): its first replica this node has
+ * a live link to, preferring the preferred leader. That replica forwards or
+ * redirects to the real leader (docs/cluster.md: one more hop). */
+uint64_t node_cluster_guess_leader(const struct node *n, uint32_t k) {
+    const struct map_shard *ms = &n->map.shards[k];
+    for (uint8_t i = 0; i < ms->n_replicas; i++) {
+        for (uint32_t p = 0; p < n->cfg.n_members; p++) {
+            if (n->peers[p].member != NULL && n->peers[p].member->id == ms->replicas[i] &&
+                n->peers[p].connected) {
+                return ms->replicas[i];
+            }
+        }
+    }
+    return 0;
+}
+
+static void cluster__view(const struct node *n, uint32_t k, struct cluster__shard *out) {
+    const struct map_shard *ms = &n->map.shards[k];
+    const struct shard *s = n->shards[k];
     memset(out, 0, sizeof(*out));
-    out->group = s->group;
-    out->first = 0;
-    out->last = SLOT_COUNT - 1;
+    out->group = ms->group;
+    out->first = ms->first;
+    out->last = ms->last;
+    out->local = s;
+    if (s == NULL) {
+        out->leader = node_cluster_guess_leader(n, k);
+        out->epoch = n->map.epoch;
+        out->n_replicas = ms->n_replicas;
+        memcpy(out->replicas, ms->replicas, ms->n_replicas * sizeof(ms->replicas[0]));
+        return;
+    }
     out->leader = raft_leader(s->raft);
     out->epoch = raft_term(s->raft);
     const struct raft_conf *conf = raft_conf(s->raft);
@@ -98,31 +125,39 @@ static void cluster__slots_node(const struct node *n, const struct node_member *
 }
 
 static void cluster__slots(const struct node *n, struct resp_out *out) {
-    struct cluster__shard sh;
-    cluster__view(n, &sh);
-    const struct node_member *leader = node_config_member(&n->cfg, sh.leader);
-    if (leader == NULL) { /* no leader known: the slots are not served now */
-        resp_write_array(out, 0);
-        return;
+    uint32_t served = 0;
+    for (uint32_t k = 0; k < n->map.n_shards; k++) {
+        struct cluster__shard sh;
+        cluster__view(n, k, &sh);
+        served += node_config_member(&n->cfg, sh.leader) != NULL;
     }
-    uint32_t others = 0;
-    for (uint8_t i = 0; i < sh.n_replicas; i++) {
-        if (sh.replicas[i] != sh.leader && node_config_member(&n->cfg, sh.replicas[i])) others++;
-    }
-    resp_write_array(out, 1);
-    resp_write_array(out, 3 + others);
-    resp_write_int(out, sh.first);
-    resp_write_int(out, sh.last);
-    cluster__slots_node(n, leader, out);
-    for (uint8_t i = 0; i < sh.n_replicas; i++) {
-        const struct node_member *m = node_config_member(&n->cfg, sh.replicas[i]);
-        if (sh.replicas[i] != sh.leader && m != NULL) cluster__slots_node(n, m, out);
+    resp_write_array(out, served); /* shards with no leader known are left out */
+    for (uint32_t k = 0; k < n->map.n_shards; k++) {
+        struct cluster__shard sh;
+        cluster__view(n, k, &sh);
+        const struct node_member *leader = node_config_member(&n->cfg, sh.leader);
+        if (leader == NULL) continue;
+        uint32_t others = 0;
+        for (uint8_t i = 0; i < sh.n_replicas; i++) {
+            if (sh.replicas[i] != sh.leader && node_config_member(&n->cfg, sh.replicas[i])) {
+                others++;
+            }
+        }
+        resp_write_array(out, 3 + others);
+        resp_write_int(out, sh.first);
+        resp_write_int(out, sh.last);
+        cluster__slots_node(n, leader, out);
+        for (uint8_t i = 0; i < sh.n_replicas; i++) {
+            const struct node_member *m = node_config_member(&n->cfg, sh.replicas[i]);
+            if (sh.replicas[i] != sh.leader && m != NULL) cluster__slots_node(n, m, out);
+        }
     }
 }
 
 /* How far a replica's log is known to reach, as Redis's replication offset. */
-static uint64_t cluster__offset(const struct node *n, uint64_t id) {
-    const struct raft *r = n->shard.raft;
+static uint64_t cluster__offset(const struct node *n, const struct shard *s, uint64_t id) {
+    if (s == NULL) return 0;
+    const struct raft *r = s->raft;
     if (id == n->cfg.id) return raft_last_index(r);
     uint64_t match = 0;
     if (raft_role(r) == RAFT_LEADER && raft_match_index(r, id, &match)) return match;
@@ -130,42 +165,44 @@ static uint64_t cluster__offset(const struct node *n, uint64_t id) {
 }
 
 static void cluster__shards(const struct node *n, struct resp_out *out) {
-    struct cluster__shard sh;
-    cluster__view(n, &sh);
-    uint32_t members = 0;
-    for (uint8_t i = 0; i < sh.n_replicas; i++) {
-        if (node_config_member(&n->cfg, sh.replicas[i]) != NULL) members++;
-    }
-    resp_write_array(out, 1);
-    resp_write_map(out, 2);
-    resp_write_bulk(out, "slots", 5);
-    resp_write_array(out, 2);
-    resp_write_int(out, sh.first);
-    resp_write_int(out, sh.last);
-    resp_write_bulk(out, "nodes", 5);
-    resp_write_array(out, members);
-    for (uint8_t i = 0; i < sh.n_replicas; i++) {
-        const struct node_member *m = node_config_member(&n->cfg, sh.replicas[i]);
-        if (m == NULL) continue;
-        char id[41];
-        node_cluster_node_id(n, m->id, id);
-        bool leads = m->id == sh.leader;
-        const char *health = cluster__linked(n, m->id) ? "online" : "failed";
-        resp_write_map(out, 7);
-        resp_write_bulk(out, "id", 2);
-        resp_write_bulk(out, id, 40);
-        resp_write_bulk(out, "port", 4);
-        resp_write_int(out, m->client_port);
-        resp_write_bulk(out, "ip", 2);
-        resp_write_bulk(out, m->host, strlen(m->host));
-        resp_write_bulk(out, "endpoint", 8);
-        resp_write_bulk(out, m->host, strlen(m->host));
-        resp_write_bulk(out, "role", 4);
-        resp_write_bulk(out, leads ? "master" : "replica", leads ? 6 : 7);
-        resp_write_bulk(out, "replication-offset", 18);
-        resp_write_int(out, (int64_t)cluster__offset(n, m->id));
-        resp_write_bulk(out, "health", 6);
-        resp_write_bulk(out, health, strlen(health));
+    resp_write_array(out, n->map.n_shards);
+    for (uint32_t k = 0; k < n->map.n_shards; k++) {
+        struct cluster__shard sh;
+        cluster__view(n, k, &sh);
+        uint32_t members = 0;
+        for (uint8_t i = 0; i < sh.n_replicas; i++) {
+            if (node_config_member(&n->cfg, sh.replicas[i]) != NULL) members++;
+        }
+        resp_write_map(out, 2);
+        resp_write_bulk(out, "slots", 5);
+        resp_write_array(out, 2);
+        resp_write_int(out, sh.first);
+        resp_write_int(out, sh.last);
+        resp_write_bulk(out, "nodes", 5);
+        resp_write_array(out, members);
+        for (uint8_t i = 0; i < sh.n_replicas; i++) {
+            const struct node_member *m = node_config_member(&n->cfg, sh.replicas[i]);
+            if (m == NULL) continue;
+            char id[41];
+            node_cluster_node_id(n, m->id, id);
+            bool leads = m->id == sh.leader;
+            const char *health = cluster__linked(n, m->id) ? "online" : "failed";
+            resp_write_map(out, 7);
+            resp_write_bulk(out, "id", 2);
+            resp_write_bulk(out, id, 40);
+            resp_write_bulk(out, "port", 4);
+            resp_write_int(out, m->client_port);
+            resp_write_bulk(out, "ip", 2);
+            resp_write_bulk(out, m->host, strlen(m->host));
+            resp_write_bulk(out, "endpoint", 8);
+            resp_write_bulk(out, m->host, strlen(m->host));
+            resp_write_bulk(out, "role", 4);
+            resp_write_bulk(out, leads ? "master" : "replica", leads ? 6 : 7);
+            resp_write_bulk(out, "replication-offset", 18);
+            resp_write_int(out, (int64_t)cluster__offset(n, sh.local, m->id));
+            resp_write_bulk(out, "health", 6);
+            resp_write_bulk(out, health, strlen(health));
+        }
     }
 }
 
@@ -195,57 +232,95 @@ __attribute__((format(printf, 2, 3))) static bool cluster__printf(struct cluster
     }
 }
 
-/* A node's line of CLUSTER NODES: a node that leads the shard is a master
- * with its slots; the others are replicas of the leader; with no leader
- * known, every node is a master without slots. */
-static bool cluster__node_line(const struct node *n, const struct cluster__shard *sh,
+/* A node's line of CLUSTER NODES: a node that leads shards is a master
+ * with their slots; one that leads none is a replica of the leader of the
+ * first shard it holds a replica of; with no such leader known, a master
+ * without slots. */
+static bool cluster__node_line(const struct node *n, const struct cluster__shard *view,
                                const struct node_member *m, struct cluster__text *t) {
     char id[41], leader_id[41];
     node_cluster_node_id(n, m->id, id);
     bool myself = m->id == n->cfg.id;
-    bool replica = raft_conf_has(sh->replicas, sh->n_replicas, m->id);
-    bool leads = replica && m->id == sh->leader;
-    bool follows = replica && !leads && sh->leader != 0;
-    if (follows) node_cluster_node_id(n, sh->leader, leader_id);
+    bool leads = false;
+    uint64_t follows = 0, epoch = 0;
+    for (uint32_t k = 0; k < n->map.n_shards; k++) {
+        const struct cluster__shard *sh = &view[k];
+        if (sh->leader == m->id) {
+            leads = true;
+            if (sh->epoch > epoch) epoch = sh->epoch;
+        } else if (follows == 0 && sh->leader != 0 &&
+                   raft_conf_has(sh->replicas, sh->n_replicas, m->id)) {
+            follows = sh->leader;
+            epoch = sh->epoch;
+        }
+    }
+    if (leads) follows = 0;
+    if (follows != 0) node_cluster_node_id(n, follows, leader_id);
     bool linked = cluster__linked(n, m->id);
     bool ok = cluster__printf(t, "%s %s:%u@%u %s%s%s %s 0 %llu %llu %s", id, m->host,
                               m->client_port, m->peer_port, myself ? "myself," : "",
                               follows ? "slave" : "master", linked ? "" : ",fail?",
                               follows ? leader_id : "-",
                               (unsigned long long)(myself ? 0 : node_now_ms()),
-                              (unsigned long long)sh->epoch, linked ? "connected" : "disconnected");
-    if (ok && leads) ok = cluster__printf(t, " %u-%u", sh->first, sh->last);
+                              (unsigned long long)epoch, linked ? "connected" : "disconnected");
+    for (uint32_t k = 0; k < n->map.n_shards && ok && leads; k++) {
+        const struct cluster__shard *sh = &view[k];
+        if (sh->leader != m->id) continue;
+        if (sh->first == sh->last) ok = cluster__printf(t, " %u", sh->first);
+        else ok = cluster__printf(t, " %u-%u", sh->first, sh->last);
+    }
     return ok && cluster__printf(t, "\n");
 }
 
+/* The views of every shard (NULL on ENOMEM). */
+static struct cluster__shard *cluster__views(const struct node *n) {
+    struct cluster__shard *v = calloc(n->map.n_shards, sizeof(*v));
+    for (uint32_t k = 0; v != NULL && k < n->map.n_shards; k++) cluster__view(n, k, &v[k]);
+    return v;
+}
+
 static void cluster__nodes(const struct node *n, struct resp_out *out, const char *only_of) {
-    struct cluster__shard sh;
-    cluster__view(n, &sh);
+    struct cluster__shard *view = cluster__views(n);
     struct cluster__text t = {0};
-    bool ok = true;
+    bool ok = view != NULL;
     for (uint32_t i = 0; i < n->cfg.n_members && ok; i++) {
         const struct node_member *m = &n->cfg.members[i];
-        if (only_of != NULL) { /* CLUSTER REPLICAS <id>: the replicas of that master */
-            char leader_id[41];
-            if (sh.leader == 0) break;
-            node_cluster_node_id(n, sh.leader, leader_id);
-            if (strcmp(only_of, leader_id) != 0 || m->id == sh.leader ||
-                !raft_conf_has(sh.replicas, sh.n_replicas, m->id)) {
-                continue;
+        if (only_of != NULL) { /* CLUSTER REPLICAS <id>: nodes whose line names that master */
+            bool of = false;
+            for (uint32_t k = 0; k < n->map.n_shards && !of; k++) {
+                char leader_id[41];
+                if (view[k].leader == 0 || view[k].leader == m->id) continue;
+                node_cluster_node_id(n, view[k].leader, leader_id);
+                of = strcmp(only_of, leader_id) == 0 &&
+                     raft_conf_has(view[k].replicas, view[k].n_replicas, m->id);
             }
+            if (!of) continue;
         }
-        ok = cluster__node_line(n, &sh, m, &t);
+        ok = cluster__node_line(n, view, m, &t);
     }
     if (!ok) resp_write_errorf(out, "ERR out of memory");
     else resp_write_verbatim(out, "txt", t.data != NULL ? t.data : "", t.len);
     free(t.data);
+    free(view);
 }
 
 static void cluster__info(const struct node *n, struct resp_out *out) {
-    struct cluster__shard sh;
-    cluster__view(n, &sh);
-    bool served = node_config_member(&n->cfg, sh.leader) != NULL;
-    uint32_t slots = sh.last - sh.first + 1u;
+    uint32_t slots_ok = 0, without = 0, masters = 0;
+    uint64_t epoch = 0, my_epoch = 0, leaders[NODE_PEERS_MAX];
+    for (uint32_t k = 0; k < n->map.n_shards; k++) {
+        struct cluster__shard sh;
+        cluster__view(n, k, &sh);
+        if (sh.epoch > epoch) epoch = sh.epoch;
+        if (sh.local != NULL && sh.epoch > my_epoch) my_epoch = sh.epoch;
+        if (node_config_member(&n->cfg, sh.leader) == NULL) {
+            without++;
+            continue;
+        }
+        slots_ok += sh.last - sh.first + 1u;
+        bool seen = false;
+        for (uint32_t i = 0; i < masters; i++) seen = seen || leaders[i] == sh.leader;
+        if (!seen && masters < NODE_PEERS_MAX) leaders[masters++] = sh.leader;
+    }
     char text[1024];
     int w = snprintf(text, sizeof(text),
                      "cluster_state:%s\r\n"
@@ -260,12 +335,13 @@ static void cluster__info(const struct node *n, struct resp_out *out) {
                      "cluster_stats_messages_sent:%llu\r\n"
                      "cluster_stats_messages_received:%llu\r\n"
                      "total_cluster_links_buffer_limit_exceeded:0\r\n"
-                     "shoal_shards:1\r\n"
+                     "shoal_shards:%u\r\n"
+                     "shoal_shards_here:%u\r\n"
                      "shoal_shards_without_leader:%u\r\n",
-                     served ? "ok" : "fail", slots, served ? slots : 0u, served ? 0u : slots,
-                     n->cfg.n_members, served ? 1u : 0u, (unsigned long long)sh.epoch,
-                     (unsigned long long)sh.epoch, (unsigned long long)n->stats.net_out,
-                     (unsigned long long)n->stats.net_in, served ? 0u : 1u);
+                     without == 0 ? "ok" : "fail", SLOT_COUNT, slots_ok, SLOT_COUNT - slots_ok,
+                     n->cfg.n_members, masters, (unsigned long long)epoch,
+                     (unsigned long long)my_epoch, (unsigned long long)n->stats.net_out,
+                     (unsigned long long)n->stats.net_in, n->map.n_shards, n->n_local, without);
     resp_write_verbatim(out, "txt", text, w > 0 ? (size_t)w : 0);
 }
 
@@ -304,21 +380,27 @@ static void cluster__keys_in_slot(const struct node *n, uint16_t slot, int64_t c
                                   struct resp_out *out) {
     struct cluster__in_slot q = {.slot = slot, .max = UINT64_MAX};
     int64_t now = (int64_t)node_now_ms();
+    const struct shard *s = n->shards[map_shard_of_slot(&n->map, slot)];
+    if (s == NULL) { /* no replica here: this node holds no key of the slot */
+        if (count < 0) resp_write_int(out, 0);
+        else resp_write_array(out, 0);
+        return;
+    }
     if (count < 0) {
-        (void)kv_foreach(n->shard.kv, now, cluster__in_slot_cb, &q);
+        (void)kv_foreach(s->kv, now, cluster__in_slot_cb, &q);
         resp_write_int(out, (int64_t)q.count);
         return;
     }
     /* First count, then write: the array's length comes first. */
     q.max = (uint64_t)count;
-    if (count > 0) (void)kv_foreach(n->shard.kv, now, cluster__in_slot_cb, &q);
+    if (count > 0) (void)kv_foreach(s->kv, now, cluster__in_slot_cb, &q);
     uint64_t total = q.count;
     resp_write_array(out, total);
     if (total == 0) return;
     q.count = 0;
     q.max = total;
     q.out = out;
-    (void)kv_foreach(n->shard.kv, now, cluster__in_slot_cb, &q);
+    (void)kv_foreach(s->kv, now, cluster__in_slot_cb, &q);
 }
 
 static const char *const cluster__help[] = {
@@ -399,7 +481,7 @@ void node_cluster_command(struct client *c, uint32_t argc, const struct resp_arg
         resp_write_bulk(out, id, 40);
     } else if (arg_is(sub, "myshardid") && argc == 2) {
         char id[41];
-        cluster__shard_id(n, n->shard.group, id);
+        cluster__shard_id(n, n->n_local > 0 ? n->local[0]->group : 0, id);
         resp_write_bulk(out, id, 40);
     } else if (arg_is(sub, "help") && argc == 2) {
         uint32_t lines = sizeof(cluster__help) / sizeof(cluster__help[0]);
@@ -434,26 +516,31 @@ void node_cluster_command(struct client *c, uint32_t argc, const struct resp_arg
     }
 }
 
-/* The slot a command's keys hash to: 0 and *slot set if they share one
- * (or there is none: *slot = -1), -1 if they span slots. */
-struct cluster__keys_slot {
-    int32_t slot;
-    bool cross;
+struct cluster__place {
+    const struct node *n;
+    struct node_keys_place *out;
+    bool any;
 };
 
 static void cluster__key_cb(void *ctx, const struct resp_arg *key) {
-    struct cluster__keys_slot *k = ctx;
-    int32_t slot = slot_of_key(key->data, key->len);
-    if (k->slot < 0) k->slot = slot;
-    else if (k->slot != slot) k->cross = true;
+    struct cluster__place *p = ctx;
+    uint16_t slot = slot_of_key(key->data, key->len);
+    uint32_t shard = map_shard_of_slot(&p->n->map, slot);
+    if (!p->any) {
+        p->any = true;
+        p->out->slot = slot;
+        p->out->shard = shard;
+        return;
+    }
+    if (slot != p->out->slot) p->out->cross_slot = true;
+    if (shard != p->out->shard) p->out->cross_shard = true;
 }
 
-int node_cluster_keys_slot(const struct cmd_def *def, uint32_t argc,
-                           const struct resp_arg *argv, int32_t *slot) {
-    struct cluster__keys_slot k = {.slot = -1, .cross = false};
-    cmd_keys(def, argc, argv, cluster__key_cb, &k);
-    *slot = k.slot;
-    return k.cross ? -1 : 0;
+void node_cluster_keys_place(const struct node *n, const struct cmd_def *def, uint32_t argc,
+                             const struct resp_arg *argv, struct node_keys_place *out) {
+    memset(out, 0, sizeof(*out));
+    struct cluster__place p = {.n = n, .out = out, .any = false};
+    cmd_keys(def, argc, argv, cluster__key_cb, &p);
 }
 
 void node_cluster_moved(const struct node *n, uint64_t leader, int32_t slot,

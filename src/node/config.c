@@ -85,6 +85,10 @@ static const struct node__key node__keys[] = {
      "SIZE", "or once the log since then holds SIZE bytes"},
     {"snapshot-chunk-bytes", NODE__SIZE, NODE__FIELD(snapshot_chunk_bytes), 1, 16 << 20, "SIZE",
      "snapshot chunk sent to followers, <= 16mb"},
+    {"shards", NODE__U32, NODE__FIELD(shards), 1, 4096, "N",
+     "shards (Raft groups) the 16384 slots are split into"},
+    {"replicas", NODE__U32, NODE__FIELD(replicas), 1, 7, "N",
+     "replicas of each shard (at most the cluster's nodes)"},
     {"leader-wait-ms", NODE__U32, NODE__FIELD(leader_wait_ms), 0, 600000, "MS",
      "a command for a shard with no leader waits this long"},
     {"cluster-redirect", NODE__ENUM, NODE__FIELD(cluster_redirect), 0, 2, "auto|always|never",
@@ -605,6 +609,8 @@ void node_config_default(struct node_config *config) {
     config->snapshot_entries = 100000;
     config->snapshot_log_bytes = 512ull << 20;
     config->snapshot_chunk_bytes = 1u << 20;
+    config->shards = 1;
+    config->replicas = 3;
     config->leader_wait_ms = 2000;
     config->cluster_redirect = NODE_REDIRECT_AUTO;
     config->maxclients = 10000;

@@ -45,6 +45,9 @@ struct node_config {
     uint64_t snapshot_entries;          /* "snapshot-entries": 100000 applied entries */
     uint64_t snapshot_log_bytes;        /* "snapshot-log-bytes": 512mb of log since the last */
     uint64_t snapshot_chunk_bytes;      /* "snapshot-chunk-bytes": 1mb per chunk sent */
+    /* placement (src/cluster/map.h): every node must be given the same */
+    uint32_t shards;                    /* "shards": 1 */
+    uint32_t replicas;                  /* "replicas": 3 (capped at the cluster's nodes) */
     /* routing */
     uint32_t leader_wait_ms;            /* "leader-wait-ms": 2000; then CLUSTERDOWN */
     uint8_t cluster_redirect;           /* "cluster-redirect": enum node_redirect */

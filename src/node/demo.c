@@ -30,7 +30,9 @@
 #include "node/config.h"
 
 #define DEMO__HOST "127.0.0.1"
-#define DEMO__ARGS 16 /* "shoal server" and 7 flags with their values */
+#define DEMO__ARGS 20 /* "shoal server" and 9 flags with their values */
+#define DEMO__SHARDS_MAX 4096
+#define DEMO__REPLICAS_MAX 7
 #define DEMO__NUMBER_BYTES 24
 /* D/nodeI must fit the `dir` key's limit (config.c: 507 bytes). */
 #define DEMO__DIR_LEN_MAX 480
@@ -55,6 +57,8 @@ struct demo__node {
 struct demo {
     unsigned n_nodes;
     unsigned port;       /* client port of node 1 */
+    char shards_text[DEMO__NUMBER_BYTES];
+    char replicas_text[DEMO__NUMBER_BYTES];
     const char *dir_arg; /* --dir, or NULL */
     char dir[PATH_MAX];  /* absolute */
     char exe[PATH_MAX];  /* this binary */
@@ -66,12 +70,15 @@ struct demo {
 
 static void demo__usage(FILE *out) {
     fprintf(out,
-            "usage: shoal demo [--nodes N] [--port P] [--dir D]\n"
-            "  --nodes N  nodes to start, 1..%d (default %d)\n"
+            "usage: shoal demo [--nodes N] [--shards S] [--replicas R] [--port P] [--dir D]\n"
+            "  --nodes N     nodes to start, 1..%d (default %d)\n"
+            "  --shards S    Raft groups the slots are split into, 1..%d (default: N)\n"
+            "  --replicas R  replicas of each shard, 1..%d (default 3, at most N)\n"
             "  --port P   node i serves clients on P+i-1, peers on P+%d+i-1 (default %d)\n"
             "  --dir D    data directory (default: a new /tmp/shoal-demo-XXXXXX);\n"
             "             an existing D is reused: the nodes restart on their data\n",
-            DEMO_NODES_MAX, DEMO_NODES_DEFAULT, DEMO_PEER_PORT_OFFSET, DEMO_PORT_DEFAULT);
+            DEMO_NODES_MAX, DEMO_NODES_DEFAULT, DEMO__SHARDS_MAX, DEMO__REPLICAS_MAX,
+            DEMO_PEER_PORT_OFFSET, DEMO_PORT_DEFAULT);
 }
 
 static bool demo__number(const char *s, unsigned long max, unsigned long *out) {
@@ -86,7 +93,7 @@ static bool demo__number(const char *s, unsigned long max, unsigned long *out) {
 
 /* Returns -1 to go on, or an exit code (0 after --help, 2 for bad flags). */
 static int demo__parse(struct demo *d, int argc, char **argv) {
-    unsigned long nodes = DEMO_NODES_DEFAULT, port = DEMO_PORT_DEFAULT;
+    unsigned long nodes = DEMO_NODES_DEFAULT, port = DEMO_PORT_DEFAULT, shards = 0, replicas = 3;
     for (int i = 0; i < argc; i += 2) {
         const char *flag = argv[i];
         if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
@@ -95,6 +102,18 @@ static int demo__parse(struct demo *d, int argc, char **argv) {
         }
         bool is_nodes = strcmp(flag, "--nodes") == 0;
         bool is_port = strcmp(flag, "--port") == 0;
+        bool is_shards = strcmp(flag, "--shards") == 0;
+        bool is_replicas = strcmp(flag, "--replicas") == 0;
+        if (is_shards || is_replicas) {
+            unsigned long max = is_shards ? DEMO__SHARDS_MAX : DEMO__REPLICAS_MAX;
+            unsigned long *v = is_shards ? &shards : &replicas;
+            if (i + 1 == argc || !demo__number(argv[i + 1], max, v) || *v < 1) {
+                fprintf(stderr, "shoal demo: %s: not a number from 1 to %lu: %.64s\n", flag, max,
+                        i + 1 < argc ? argv[i + 1] : "(missing)");
+                return 2;
+            }
+            continue;
+        }
         if (!is_nodes && !is_port && strcmp(flag, "--dir") != 0) {
             fprintf(stderr, "shoal demo: unknown flag: %.64s\n", flag);
             demo__usage(stderr);
@@ -125,6 +144,9 @@ static int demo__parse(struct demo *d, int argc, char **argv) {
     }
     d->n_nodes = (unsigned)nodes;
     d->port = (unsigned)port;
+    snprintf(d->shards_text, sizeof(d->shards_text), "%lu", shards != 0 ? shards : nodes);
+    snprintf(d->replicas_text, sizeof(d->replicas_text), "%lu",
+             replicas < nodes ? replicas : nodes);
     return -1;
 }
 
@@ -218,7 +240,7 @@ static int demo__command_lines(struct demo *d) {
             d->exe,      "server",   "--id",         n->id_text,    "--bind",
             DEMO__HOST,  "--port",   n->port_text,   "--peer-port", n->peer_port_text,
             "--cluster", d->cluster, "--cluster-id", "1",           "--dir",
-            n->dir,      NULL};
+            n->dir,      "--shards", d->shards_text, "--replicas", d->replicas_text, NULL};
         memcpy(n->argv, argv, sizeof(argv));
         struct node_config config;
         char err[256];

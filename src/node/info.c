@@ -66,16 +66,20 @@ static void info__server(struct node *n, struct info__buf *b) {
               (unsigned long long)up, (unsigned long long)(up / 86400));
 }
 
+/* Replication and the top fields of Raft describe this node's first
+ * replica (the one group, without sharding); `group<id>:` lines give every
+ * group it holds. */
 static void info__replication(struct node *n, struct info__buf *b) {
-    uint64_t leader = node_leader(n);
-    if (node_is_leader(n)) {
+    const struct shard *s = n->n_local > 0 ? n->local[0] : NULL;
+    uint64_t leader = s != NULL ? raft_leader(s->raft) : 0;
+    if (s != NULL && shard_is_leader(s)) {
         info__add(b, "# Replication\r\nrole:master\r\nconnected_slaves:%u\r\n",
-                  n->cfg.n_members > 0 ? n->cfg.n_members - 1 : 0);
+                  s->n_replicas > 0 ? s->n_replicas - 1u : 0u);
         uint32_t k = 0;
         for (uint32_t i = 0; i < n->cfg.n_members; i++) {
             const struct node_member *m = &n->cfg.members[i];
             uint64_t match = 0;
-            if (m->id == n->cfg.id || !raft_match_index(n->shard.raft, m->id, &match)) continue;
+            if (m->id == n->cfg.id || !raft_match_index(s->raft, m->id, &match)) continue;
             info__add(b, "slave%u:ip=%s,port=%u,state=online,offset=%llu,lag=0\r\n", k++, m->host,
                       (unsigned)m->client_port, (unsigned long long)match);
         }
@@ -86,27 +90,51 @@ static void info__replication(struct node *n, struct info__buf *b) {
                   m ? m->host : "", m ? (unsigned)m->client_port : 0u, m ? "up" : "down");
     }
     info__add(b, "master_repl_offset:%llu\r\n\r\n",
-              (unsigned long long)raft_commit_index(n->shard.raft));
+              s != NULL ? (unsigned long long)raft_commit_index(s->raft) : 0ull);
 }
 
+static const char *const info__roles[] = {"follower", "pre-candidate", "candidate", "leader"};
+
 static void info__raft(struct node *n, struct info__buf *b) {
-    struct raft *r = n->shard.raft;
-    static const char *roles[] = {"follower", "pre-candidate", "candidate", "leader"};
-    info__add(b, "# Raft\r\nnode_id:%llu\r\ngroup:%llu\r\nraft_role:%s\r\nterm:%llu\r\nleader:%llu\r\n"
-                 "commit_index:%llu\r\napplied_index:%llu\r\nlast_index:%llu\r\n"
-                 "snapshot_index:%llu\r\nvoters:%u\r\nwal_flushes:%llu\r\n\r\n",
-              (unsigned long long)n->cfg.id, (unsigned long long)n->shard.group,
-              roles[raft_role(r)], (unsigned long long)raft_term(r),
-              (unsigned long long)raft_leader(r), (unsigned long long)raft_commit_index(r),
-              (unsigned long long)n->shard.applied, (unsigned long long)raft_last_index(r),
-              (unsigned long long)raft_snapshot_index(r), (unsigned)raft_conf(r)->n_voters,
-              (unsigned long long)n->stats.flushes);
+    const struct shard *s = n->n_local > 0 ? n->local[0] : NULL;
+    uint32_t led = 0;
+    for (uint32_t i = 0; i < n->n_local; i++) led += shard_is_leader(n->local[i]);
+    if (s != NULL) {
+        struct raft *r = s->raft;
+        info__add(b, "# Raft\r\nnode_id:%llu\r\ngroup:%llu\r\nraft_role:%s\r\nterm:%llu\r\n"
+                     "leader:%llu\r\ncommit_index:%llu\r\napplied_index:%llu\r\n"
+                     "last_index:%llu\r\nsnapshot_index:%llu\r\nvoters:%u\r\n",
+                  (unsigned long long)n->cfg.id, (unsigned long long)s->group,
+                  info__roles[raft_role(r)], (unsigned long long)raft_term(r),
+                  (unsigned long long)raft_leader(r), (unsigned long long)raft_commit_index(r),
+                  (unsigned long long)s->applied, (unsigned long long)raft_last_index(r),
+                  (unsigned long long)raft_snapshot_index(r), (unsigned)raft_conf(r)->n_voters);
+    } else {
+        info__add(b, "# Raft\r\nnode_id:%llu\r\n", (unsigned long long)n->cfg.id);
+    }
+    info__add(b, "wal_flushes:%llu\r\nshards:%u\r\nshards_here:%u\r\nshards_led:%u\r\n",
+              (unsigned long long)n->stats.flushes, n->map.n_shards, n->n_local, led);
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        const struct shard *g = n->local[i];
+        const struct map_shard *ms = &n->map.shards[g->index];
+        info__add(b, "group%llu:slots=%u-%u,role=%s,leader=%llu,term=%llu,commit=%llu,"
+                     "applied=%llu,last=%llu,snapshot=%llu,voters=%u\r\n",
+                  (unsigned long long)g->group, ms->first, ms->last,
+                  info__roles[raft_role(g->raft)], (unsigned long long)raft_leader(g->raft),
+                  (unsigned long long)raft_term(g->raft),
+                  (unsigned long long)raft_commit_index(g->raft), (unsigned long long)g->applied,
+                  (unsigned long long)raft_last_index(g->raft),
+                  (unsigned long long)raft_snapshot_index(g->raft),
+                  (unsigned)raft_conf(g->raft)->n_voters);
+    }
+    info__add(b, "\r\n");
 }
 
 /* Redis's field names where they mean the same (a snapshot is shoal's
  * bgsave), shoal's own for the rest. */
 static void info__persistence(struct node *n, struct info__buf *b) {
-    const struct shard *s = &n->shard;
+    static const struct shard none;
+    const struct shard *s = n->n_local > 0 ? n->local[0] : &none;
     info__add(b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nwal_fsync:always\r\n"
                  "rdb_bgsave_in_progress:%d\r\nrdb_last_bgsave_status:%s\r\n"
                  "snapshots_taken:%llu\r\nlast_snapshot_index:%llu\r\n"
@@ -135,7 +163,8 @@ void node_info(struct node *n, const char *section, size_t len, struct resp_out 
                   n->n_clients, n->cfg.maxclients);
     }
     if (info__want(section, len, "memory")) {
-        uint64_t used = kv_memory_bytes(n->shard.kv);
+        uint64_t used = 0;
+        for (uint32_t i = 0; i < n->n_local; i++) used += kv_memory_bytes(n->local[i]->kv);
         info__add(&b, "# Memory\r\nused_memory:%llu\r\nused_memory_human:%.2fM\r\n"
                       "used_memory_rss:%llu\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
                   (unsigned long long)used, (double)used / (1024.0 * 1024.0),
@@ -157,10 +186,17 @@ void node_info(struct node *n, const char *section, size_t len, struct resp_out 
     if (info__want(section, len, "cluster")) info__add(&b, "# Cluster\r\ncluster_enabled:1\r\n\r\n");
     if (info__want(section, len, "keyspace")) {
         info__add(&b, "# Keyspace\r\n");
-        uint64_t keys = kv_count(n->shard.kv);
+        /* the keys of this node's replicas (with several shards, a part of
+         * the keyspace: a whole-cluster count is DBSIZE's, once it spans
+         * shards) */
+        uint64_t keys = 0, expires = 0;
+        for (uint32_t i = 0; i < n->n_local; i++) {
+            keys += kv_count(n->local[i]->kv);
+            expires += kv_count_expires(n->local[i]->kv);
+        }
         if (keys > 0) {
             info__add(&b, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)keys,
-                      (unsigned long long)kv_count_expires(n->shard.kv));
+                      (unsigned long long)expires);
         }
     }
     /* no trailing blank line, like Redis */

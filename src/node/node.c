@@ -5,6 +5,7 @@
  * (src/nsim/) hosts the same core over simulated time, disks and network. */
 #include "node/node_int.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,9 +98,10 @@ static void node__flush_done(uv_work_t *req, int status) {
  * thread hand-offs, to the worker and back, sat on the follower's leg of
  * every write's critical path: a 1-connection SET's p50 went from 0.33-0.37
  * to 0.30 ms without them (docs/performance.md). The price: replies to
- * commands a follower proxies, and its READONLY reads, wait out its fsync. */
+ * commands a follower proxies, and its READONLY reads, wait out its fsync.
+ * A node that leads any of its groups counts as a leader here. */
 void node_flush_submit(struct node *n) {
-    if (!node_is_leader(n)) {
+    if (!node_leads_any(n)) {
         node_core_flush_done(n, wal_flush_run(n->batch));
         return;
     }
@@ -191,6 +193,52 @@ static int node__start_loop(struct node *n) {
     return 0;
 }
 
+/* The shard layout a data directory was made with (<dir>/layout): a node
+ * restarted with other --shards or --replicas would look for its keys in
+ * the wrong groups, so it refuses to start. A directory with a WAL and no
+ * layout file predates sharding: one shard on every node. */
+static int node__check_layout(struct node *n) {
+    char path[NODE_PATH_BYTES + 16], wal[NODE_PATH_BYTES + 16];
+    snprintf(path, sizeof(path), "%s/layout", n->cfg.dir);
+    snprintf(wal, sizeof(wal), "%s/wal", n->cfg.dir);
+    unsigned shards = 0, replicas = 0;
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        int got = fscanf(f, "shards %u replicas %u", &shards, &replicas);
+        fclose(f);
+        if (got != 2) {
+            node_log(n, "fatal: %s: not a layout file (expected \"shards N replicas R\")", path);
+            return -1;
+        }
+    } else if (access(wal, F_OK) == 0) {
+        shards = 1;
+        replicas = n->cfg.n_members; /* before sharding: every node */
+    }
+    unsigned want_replicas = n->cfg.replicas < n->cfg.n_members ? n->cfg.replicas
+                                                                : n->cfg.n_members;
+    if (shards != 0) {
+        unsigned have_replicas = replicas < n->cfg.n_members ? replicas : n->cfg.n_members;
+        if (shards != n->cfg.shards || have_replicas != want_replicas) {
+            node_log(n, "fatal: the data in %s was made with --shards %u --replicas %u; this "
+                        "node was started with --shards %u --replicas %u (changing the layout "
+                        "of existing data is not supported)",
+                     n->cfg.dir, shards, replicas, n->cfg.shards, n->cfg.replicas);
+            return -1;
+        }
+        if (f != NULL) return 0;
+    }
+    int rc = n->io.mkdir(&n->io, n->cfg.dir);
+    f = rc == 0 || rc == -EEXIST ? fopen(path, "w") : NULL;
+    if (f == NULL || fprintf(f, "shards %u replicas %u\n", n->cfg.shards, want_replicas) < 0 ||
+        fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        node_log(n, "fatal: cannot write %s: %s", path, strerror(errno));
+        if (f != NULL) fclose(f);
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
 int node_run(const struct node_config *config) {
     struct node *n = calloc(1, sizeof(*n));
     if (n == NULL) return 1;
@@ -207,7 +255,7 @@ int node_run(const struct node_config *config) {
     }
     int code = 1;
     io_posix_init(&n->io);
-    if (node_core_open(n) == 0 && node__start_loop(n) == 0) {
+    if (node__check_layout(n) == 0 && node_core_open(n) == 0 && node__start_loop(n) == 0) {
         node_log(n, "ready: clients on %s:%u, peers on %s:%u, data in %s", n->cfg.bind,
                  (unsigned)n->cfg.port, n->cfg.bind, (unsigned)n->cfg.peer_port, n->cfg.dir);
         uv_run(n->loop, UV_RUN_DEFAULT);

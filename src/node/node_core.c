@@ -26,15 +26,34 @@ struct resp_arg *node_argv_copy(uint32_t argc, const struct resp_arg *argv) {
     return copy;
 }
 
-bool node_is_leader(const struct node *n) { return raft_role(n->shard.raft) == RAFT_LEADER; }
+bool shard_is_leader(const struct shard *s) { return raft_role(s->raft) == RAFT_LEADER; }
 
-uint64_t node_leader(const struct node *n) { return raft_leader(n->shard.raft); }
+bool node_leads_any(const struct node *n) {
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        if (shard_is_leader(n->local[i])) return true;
+    }
+    return false;
+}
+
+struct shard *node_shard_of_group(const struct node *n, uint64_t group) {
+    int32_t k = map_shard_of_group(&n->map, group);
+    return k < 0 ? NULL : n->shards[k];
+}
 
 /* ---- the flush (group commit) ---- */
 
 static void node_core__finish_all(struct node *n) {
-    if (n->shard.in_ready) shard_finish(n, &n->shard);
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        if (n->local[i]->in_ready) shard_finish(n, n->local[i]);
+    }
     peer_flush(n);
+}
+
+static bool node_core__any_in_ready(const struct node *n) {
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        if (n->local[i]->in_ready) return true;
+    }
+    return false;
 }
 
 void node_core_flush_done(struct node *n, int result) {
@@ -44,7 +63,10 @@ void node_core_flush_done(struct node *n, int result) {
     if (rc != WAL_OK) node_fatal(n, "%s", wal_error(n->wal)); /* it names the WAL */
     n->stats.flushes++;
     node_core__finish_all(n);
-    shard_flushed(n, &n->shard, n->batch_seq, n->flush_last_index, n->flush_last_term);
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        struct shard *s = n->local[i];
+        shard_flushed(n, s, n->batch_seq, s->flush_last_index, s->flush_last_term);
+    }
     node_wake(n);
 }
 
@@ -52,15 +74,18 @@ static void node_core__start_flush(struct node *n) {
     int rc = wal_flush_begin(n->wal, &n->batch);
     if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
     if (n->batch == NULL) {
-        if (n->shard.in_ready) node_core__finish_all(n);
+        if (node_core__any_in_ready(n)) node_core__finish_all(n);
         return;
     }
     n->flushing = true;
     n->batch_seq++;
-    n->flush_last_index = n->shard.pending_last_index;
-    n->flush_last_term = n->shard.pending_last_term;
-    n->shard.pending_last_index = 0;
-    n->shard.pending_last_term = 0;
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        struct shard *s = n->local[i];
+        s->flush_last_index = s->pending_last_index;
+        s->flush_last_term = s->pending_last_term;
+        s->pending_last_index = 0;
+        s->pending_last_term = 0;
+    }
 #ifdef CANARY_ADVANCE_BEFORE_FSYNC
     /* deliberate bug: messages (a follower's acknowledgement of appends
      * among them), applies and replies go out before the fsync */
@@ -69,21 +94,29 @@ static void node_core__start_flush(struct node *n) {
     node_flush_submit(n);
 }
 
-/* Rounds of: feed Raft and take a ready. A ready that must be durable
- * before it is done with (a follower's, a candidate's, a new term's) is
- * taken only when no flush is in flight, and the pump then waits for its
- * flush; a leader's ready is pipelined behind the flush in flight
- * (shard_pump), and its records start the next flush when that one ends. */
+/* Rounds of: feed every group Raft and take its ready. A ready that must
+ * be durable before it is done with (a follower's, a candidate's, a new
+ * term's) is taken only when no flush is in flight, and then waits for the
+ * flush that carries it, which also carries every other group's records
+ * (one fdatasync for all); a leader's ready is pipelined behind the flush
+ * in flight (shard_pump), and its records start the next flush when that
+ * one ends. */
 void node_core_pump(struct node *n) {
-    for (int round = 0; round < 4 && !n->shard.in_ready; round++) {
-        bool ready = shard_pump(n, &n->shard, n->flushing);
-        if (n->shard.in_ready) {
-            if (wal_has_pending(n->wal)) node_core__start_flush(n);
-            else node_core__finish_all(n);
-            continue;
+    for (int round = 0; round < 4; round++) {
+        bool progressed = false;
+        for (uint32_t i = 0; i < n->n_local; i++) {
+            struct shard *s = n->local[i];
+            if (!s->in_ready && shard_pump(n, s, n->flushing)) progressed = true;
         }
-        if (!n->flushing && wal_has_pending(n->wal)) node_core__start_flush(n);
-        if (!ready) break;
+        if (!n->flushing) {
+            if (wal_has_pending(n->wal)) {
+                node_core__start_flush(n);
+            } else if (node_core__any_in_ready(n)) {
+                node_core__finish_all(n);
+                progressed = true;
+            }
+        }
+        if (!progressed) break;
     }
     /* Replies first: what is still unsent to peers here carries no
      * entries (shard_pump wrote those at once), only commit indexes and
@@ -93,17 +126,64 @@ void node_core_pump(struct node *n) {
     peer_flush(n);
 }
 
+static bool node_core__peer_up(const struct node *n, uint64_t id) {
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        if (n->peers[i].member != NULL && n->peers[i].member->id == id) return n->peers[i].connected;
+    }
+    return false;
+}
+
+/* Spreads leaders over the nodes when there are several shards: a new
+ * group's preferred replica (the first in the map) starts the first
+ * election without waiting for a timeout, and a leader that is not the
+ * preferred replica hands leadership to it once it is connected and has
+ * every entry (after a failure and restart, say). One shard: nothing. */
+static void node_core__balance(struct node *n, struct shard *s) {
+    if (n->map.n_shards <= 1 || s->in_ready) return;
+    uint64_t now = node_mono_ms(n);
+    uint64_t preferred = s->replicas[0];
+    if (s->campaign_due) {
+        if (raft_leader(s->raft) != 0) { /* someone was faster: the balancer takes over */
+            s->campaign_due = false;
+            return;
+        }
+        for (uint8_t i = 1; i < s->n_replicas; i++) {
+            if (!node_core__peer_up(n, s->replicas[i])) return; /* wait for every voter */
+        }
+        s->campaign_due = false;
+        raft_campaign(s->raft);
+        return;
+    }
+    if (!shard_is_leader(s) || preferred == n->cfg.id || raft_leader(s->raft) != n->cfg.id) return;
+    if (s->balance_at_ms == 0) s->balance_at_ms = now + NODE_BALANCE_MS;
+    if (now < s->balance_at_ms) return;
+    s->balance_at_ms = now + NODE_BALANCE_MS;
+    uint64_t match = 0;
+    if (!node_core__peer_up(n, preferred) || !raft_match_index(s->raft, preferred, &match) ||
+        match != raft_last_index(s->raft)) {
+        return;
+    }
+    if (raft_transfer_leader(s->raft, preferred) == 0) {
+        node_log(n, "group %llu: handing leadership to its preferred replica, node %llu",
+                 (unsigned long long)s->group, (unsigned long long)preferred);
+    }
+}
+
 void node_core_tick(struct node *n) {
-    n->shard.ticks_due++;
-    /* A resize moves one bucket per write; driven by writes alone, growing
-     * 4M buckets to 8M took millions of writes, and meanwhile lookups
-     * probed both tables and each moved entry was one more cache miss on
-     * the write path (5M keys: SET 0.49x its 1M ratio to Redis). The tick
-     * finishes it within minutes whatever the load (Redis's activerehashing
-     * does the same from its cron). Paused while a snapshot writer shares
-     * the pages (kv_pause_resize). */
-    if (n->shard.kv != NULL) (void)kv_rehash_step(n->shard.kv, NODE_REHASH_BUCKETS_PER_TICK);
-    shard_poll_snapshot(n, &n->shard);
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        struct shard *s = n->local[i];
+        s->ticks_due++;
+        /* A resize moves one bucket per write; driven by writes alone,
+         * growing 4M buckets to 8M took millions of writes, and meanwhile
+         * lookups probed both tables and each moved entry was one more
+         * cache miss on the write path (5M keys: SET 0.49x its 1M ratio to
+         * Redis). The tick finishes it within minutes whatever the load
+         * (Redis's activerehashing does the same from its cron). Paused
+         * while a snapshot writer shares the pages (kv_pause_resize). */
+        if (s->kv != NULL) (void)kv_rehash_step(s->kv, NODE_REHASH_BUCKETS_PER_TICK);
+        shard_poll_snapshot(n, s);
+        node_core__balance(n, s);
+    }
     node_wake(n);
 }
 
@@ -138,23 +218,52 @@ static int node_core__open_wal(struct node *n, struct wal_recovered *rec) {
 }
 
 int node_core_open(struct node *n) {
+    uint64_t ids[NODE_PEERS_MAX];
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) ids[i] = n->cfg.members[i].id;
+    char err[160];
+    if (map_build(&n->map, ids, n->cfg.n_members, n->cfg.shards, n->cfg.replicas, err,
+                  sizeof(err)) != 0) {
+        node_log(n, "fatal: cluster map: %s", err);
+        return -1;
+    }
+    n->shards = calloc(n->map.n_shards, sizeof(n->shards[0]));
+    n->local = calloc(n->map.n_shards, sizeof(n->local[0]));
+    if (n->shards == NULL || n->local == NULL) {
+        node_log(n, "fatal: out of memory for %u shards", n->map.n_shards);
+        return -1;
+    }
     struct wal_recovered rec;
     memset(&rec, 0, sizeof(rec));
     if (node_core__open_wal(n, &rec) != 0) {
         wal_recovered_free(&rec);
         return -1;
     }
-    const struct wal_group_state *gs = NULL;
-    for (uint32_t i = 0; i < rec.n_groups; i++) {
-        if (rec.groups[i].group == NODE_GROUP_ID) gs = &rec.groups[i];
+    int rc = 0;
+    for (uint32_t k = 0; k < n->map.n_shards && rc == 0; k++) {
+        const struct map_shard *ms = &n->map.shards[k];
+        if (!map_has_replica(ms, n->cfg.id)) continue;
+        const struct wal_group_state *gs = NULL;
+        for (uint32_t i = 0; i < rec.n_groups; i++) {
+            if (rec.groups[i].group == ms->group) gs = &rec.groups[i];
+        }
+        struct shard *s = calloc(1, sizeof(*s));
+        if (s == NULL) {
+            node_log(n, "fatal: out of memory for a shard");
+            rc = -1;
+            break;
+        }
+        n->shards[k] = s;
+        n->local[n->n_local++] = s;
+        rc = shard_open(n, s, k, gs);
+        node_log(n, "group %llu (slots %u-%u): recovered term %llu, commit %llu, last index %llu, "
+                    "snapshot %llu", (unsigned long long)ms->group, ms->first, ms->last,
+                 rc == 0 ? (unsigned long long)raft_term(s->raft) : 0ull,
+                 rc == 0 ? (unsigned long long)raft_commit_index(s->raft) : 0ull,
+                 rc == 0 ? (unsigned long long)raft_last_index(s->raft) : 0ull,
+                 (unsigned long long)s->snapshot_index);
     }
-    int rc = shard_open(n, &n->shard, gs);
-    node_log(n, "recovered: %llu segments, term %llu, commit %llu, last index %llu, "
-                "snapshot %llu", (unsigned long long)rec.segments,
-             rc == 0 ? (unsigned long long)raft_term(n->shard.raft) : 0ull,
-             rc == 0 ? (unsigned long long)raft_commit_index(n->shard.raft) : 0ull,
-             rc == 0 ? (unsigned long long)raft_last_index(n->shard.raft) : 0ull,
-             (unsigned long long)n->shard.snapshot_index);
+    node_log(n, "recovered: %llu segments; %u of %u shards have a replica here",
+             (unsigned long long)rec.segments, n->n_local, n->map.n_shards);
     wal_recovered_free(&rec);
     return rc;
 }
@@ -162,5 +271,14 @@ int node_core_open(struct node *n) {
 void node_core_close(struct node *n) {
     if (n->wal != NULL) wal_close(n->wal);
     n->wal = NULL;
-    shard_close(n, &n->shard);
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        shard_close(n, n->local[i]);
+        free(n->local[i]);
+    }
+    free(n->local);
+    free(n->shards);
+    n->local = NULL;
+    n->shards = NULL;
+    n->n_local = 0;
+    map_free(&n->map);
 }

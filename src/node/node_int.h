@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "cluster/map.h"
 #include "cmd/cmd.h"
 #include "io/io.h"
 #include "kv/kv.h"
@@ -28,7 +29,6 @@
 #include "util/rand.h"
 #include "wal/wal.h"
 
-#define NODE_GROUP_ID 1           /* the one shard, until sharding lands */
 #define NODE_INBOX_MAX 65536      /* peer messages queued per shard per turn */
 #define NODE_READ_BYTES 65536     /* socket read buffer */
 #define NODE_SLOT_BYTES_MAX (512ull << 20)
@@ -36,6 +36,7 @@
 /* Buckets of a keyspace resize moved per tick (node_core_tick): about 1 ms
  * of a 20 ms tick; 4M buckets in about 20 s. */
 #define NODE_REHASH_BUCKETS_PER_TICK 4096u
+#define NODE_BALANCE_MS 5000u /* a leader checks this often whether to hand over */
 
 struct node;
 struct client;
@@ -120,7 +121,19 @@ struct pending_read {
 };
 
 struct shard {
+    struct node *node;
+    uint32_t index; /* in the map */
     uint64_t group;
+    uint8_t n_replicas; /* the map's replicas of this shard: the initial voters */
+    uint64_t replicas[MAP_REPLICAS_MAX];
+    uint32_t my_rank;   /* this node's position among them (snapshot turns) */
+    /* leaders spread (n_shards > 1): the preferred replica campaigns at
+     * once in a new group, and a leader hands over to it when it is back
+     * and caught up, at most every NODE_BALANCE_MS */
+    bool campaign_due;
+    uint64_t balance_at_ms;
+    /* the pipelined entries in the flush in flight end here (0: none) */
+    uint64_t flush_last_index, flush_last_term;
     struct raft *raft;
     struct kv *kv;
     bool in_ready; /* between raft_ready() and raft_advance() */
@@ -229,10 +242,12 @@ struct node {
     int flush_result;
     struct wal_batch *batch;
     uint64_t batch_seq; /* batches started */
-    uint64_t flush_last_index, flush_last_term; /* pipelined entries in the batch in flight */
     struct io io;
     struct wal *wal;
-    struct shard shard;
+    struct map map;
+    struct shard **shards; /* by map index; NULL where this node holds no replica */
+    struct shard **local;  /* the replicas this node holds */
+    uint32_t n_local;
     struct peer peers[NODE_PEERS_MAX];
     struct peer_conn *peer_conns;
     struct client *clients;
@@ -259,8 +274,10 @@ void node_core_tick(struct node *n);  /* every cfg.tick_ms */
 void node_core_flush_done(struct node *n, int result); /* wal_flush_run()'s result */
 /* argv and its bytes copied into one allocation (free() it); NULL on ENOMEM. */
 struct resp_arg *node_argv_copy(uint32_t argc, const struct resp_arg *argv);
-bool node_is_leader(const struct node *n);
-uint64_t node_leader(const struct node *n);
+/* The replica of a group this node holds, or NULL. */
+struct shard *node_shard_of_group(const struct node *n, uint64_t group);
+bool shard_is_leader(const struct shard *s);
+bool node_leads_any(const struct node *n); /* leads at least one of its groups */
 
 /* Host functions: node.c defines them on libuv, src/nsim/ in simulation. */
 uint64_t node_now_ms(void); /* wall clock (expiry, entry timestamps) */
@@ -277,7 +294,9 @@ void node_flush_submit(struct node *n);
 void node_read_buf(char **data, size_t *cap, size_t len, uv_buf_t *buf);
 
 /* shard.c */
-int shard_open(struct node *n, struct shard *s, const struct wal_group_state *recovered);
+/* Opens this node's replica of map shard `index` into s. */
+int shard_open(struct node *n, struct shard *s, uint32_t index,
+               const struct wal_group_state *recovered);
 void shard_close(struct node *n, struct shard *s);
 /* Feeds Raft; true if a ready was taken. While a flush is in flight only
  * a leader's pipelined ready is taken (and done with at once); otherwise
@@ -302,7 +321,7 @@ void shard_kv_config(const struct node *n, const struct shard *s, struct kv_conf
  * it open), streaming the keyspace into s->kv; 0, or -1 after logging why. */
 int shard_snap_load(struct node *n, struct shard *s);
 void shard_snap_close(struct node *n, struct shard *s);
-/* Raft's config.snapshot_read and config.snapshot_recv (ctx: the node). */
+/* Raft's config.snapshot_read and config.snapshot_recv (ctx: the shard). */
 void shard_snap_read(void *ctx, uint64_t offset, uint8_t *buf, uint32_t len);
 int shard_snap_recv(void *ctx, const struct raft_snapshot_meta *meta, uint64_t size,
                     uint64_t offset, const uint8_t *buf, uint32_t len);
@@ -317,7 +336,11 @@ void shard_snap_maybe(struct node *n, struct shard *s);
 
 /* peer.c (host: the transport) */
 int peer_start(struct node *n);
-void peer_send(struct node *n, const struct raft_msg *m);
+void peer_send(struct node *n, uint64_t group, const struct raft_msg *m);
+/* The cluster id peers exchange: the configured one, mixed with the shard
+ * layout when there is more than one shard, so that nodes configured with
+ * different layouts refuse each other. */
+uint64_t node_peer_cluster_id(const struct node *n);
 void peer_flush(struct node *n); /* write this turn's frames */
 void peer_stop(struct node *n);
 
@@ -341,9 +364,17 @@ void client_info_line(const struct client *c, char *buf, size_t cap);
 void node_cluster_command(struct client *c, uint32_t argc, const struct resp_arg *argv,
                           struct resp_out *out);
 void node_cluster_node_id(const struct node *n, uint64_t id, char out[41]);
-/* The one slot of a command's keys in *slot (-1: no keys); -1 if they span slots. */
-int node_cluster_keys_slot(const struct cmd_def *def, uint32_t argc,
-                           const struct resp_arg *argv, int32_t *slot);
+/* Where a command's keys are: the slot and shard of the first, and
+ * whether any other is in another slot or shard. */
+struct node_keys_place {
+    int32_t slot;
+    uint32_t shard;
+    bool cross_slot, cross_shard;
+};
+void node_cluster_keys_place(const struct node *n, const struct cmd_def *def, uint32_t argc,
+                             const struct resp_arg *argv, struct node_keys_place *out);
+/* Where to send a shard's commands when no replica of it is here. */
+uint64_t node_cluster_guess_leader(const struct node *n, uint32_t k);
 /* Writes `-MOVED slot host:port` naming leader (a member). */
 void node_cluster_moved(const struct node *n, uint64_t leader, int32_t slot,
                         struct resp_out *out);

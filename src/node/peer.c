@@ -77,7 +77,7 @@ static void peer__connected_cb(uv_connect_t *req, int status) {
     p->backoff_ms = PEER_BACKOFF_MIN_MS;
     uv_tcp_nodelay(&p->tcp, 1);
     struct peer_buf hello = {0};
-    if (peer_encode_hello(&hello, p->node->cfg.cluster_id, p->node->cfg.id) == 0) {
+    if (peer_encode_hello(&hello, node_peer_cluster_id(p->node), p->node->cfg.id) == 0) {
         peer__write(p, hello.data, hello.len);
     }
     peer_buf_free(&hello);
@@ -98,7 +98,16 @@ static void peer__connect(struct peer *p) {
     }
 }
 
-void peer_send(struct node *n, const struct raft_msg *m) {
+uint64_t node_peer_cluster_id(const struct node *n) {
+    uint64_t id = n->cfg.cluster_id;
+    if (n->map.n_shards <= 1) return id; /* as before sharding: old data keeps working */
+    uint64_t x = id ^ ((uint64_t)n->map.n_shards << 32) ^ n->map.shards[0].n_replicas;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+void peer_send(struct node *n, uint64_t group, const struct raft_msg *m) {
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
         struct peer *p = &n->peers[i];
         if (p->member == NULL || p->member->id != m->to) continue;
@@ -106,7 +115,7 @@ void peer_send(struct node *n, const struct raft_msg *m) {
             p->dropped++;
             return;
         }
-        if (peer_encode_raft(&p->pending, NODE_GROUP_ID, m) != 0) p->dropped++;
+        if (peer_encode_raft(&p->pending, group, m) != 0) p->dropped++;
         return;
     }
 }
@@ -162,17 +171,21 @@ static bool peer__consume(struct peer_conn *c) {
         }
         at += used;
         if (f.type == PEER_FRAME_HELLO) {
-            if (f.cluster_id != n->cfg.cluster_id || node_config_member(&n->cfg, f.node_id) == NULL) {
-                node_log(n, "refused a peer: cluster %llu node %llu",
-                         (unsigned long long)f.cluster_id, (unsigned long long)f.node_id);
+            if (f.cluster_id != node_peer_cluster_id(n) ||
+                node_config_member(&n->cfg, f.node_id) == NULL) {
+                node_log(n, "refused a peer: node %llu of cluster %llu (another cluster id, or "
+                            "another shards/replicas layout; this node: %llu)",
+                         (unsigned long long)f.node_id, (unsigned long long)f.cluster_id,
+                         (unsigned long long)node_peer_cluster_id(n));
                 return false;
             }
             c->from = f.node_id;
-        } else if (c->from == 0 || f.msg.from != c->from || f.group != NODE_GROUP_ID) {
+        } else if (c->from == 0 || f.msg.from != c->from) {
             peer_frame_release(&f);
             return false;
         } else {
-            shard_step(n, &n->shard, &f.msg);
+            struct shard *s = node_shard_of_group(n, f.group);
+            if (s != NULL) shard_step(n, s, &f.msg); /* else: a group not placed here */
         }
         peer_frame_release(&f);
     }

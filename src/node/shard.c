@@ -31,9 +31,18 @@ static struct kv *shard__new_kv(const struct node *n, struct shard *s) {
     return kv_create(&kc);
 }
 
-int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs) {
+int shard_open(struct node *n, struct shard *s, uint32_t index,
+               const struct wal_group_state *gs) {
     memset(s, 0, sizeof(*s));
-    s->group = NODE_GROUP_ID;
+    const struct map_shard *ms = &n->map.shards[index];
+    s->node = n;
+    s->index = index;
+    s->group = ms->group;
+    s->n_replicas = ms->n_replicas;
+    for (uint8_t i = 0; i < ms->n_replicas; i++) {
+        s->replicas[i] = ms->replicas[i];
+        if (ms->replicas[i] == n->cfg.id) s->my_rank = i;
+    }
     s->snap_ref.handle = -1;
     s->snap_next.handle = -1;
     s->snap_err_fd = -1;
@@ -57,7 +66,7 @@ int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs
     rc.max_chunk_bytes = (uint32_t)n->cfg.snapshot_chunk_bytes;
     rc.snapshot_read = shard_snap_read;
     rc.snapshot_recv = shard_snap_recv;
-    rc.snapshot_ctx = n;
+    rc.snapshot_ctx = s;
     /* entries at or before a snapshot newer than the WAL's mark are dropped */
     const struct raft_entry *entries = NULL;
     uint32_t n_entries = 0;
@@ -87,9 +96,7 @@ int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs
         if (mark == WAL_MARK_INSTALLED) n_entries = 0;
     }
     struct raft_conf initial = {0};
-    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
-        initial.voters[initial.n_voters++] = n->cfg.members[i].id;
-    }
+    for (uint8_t i = 0; i < s->n_replicas; i++) initial.voters[initial.n_voters++] = s->replicas[i];
     if (gs != NULL && gs->has_hard_state) {
         s->hs_written = gs->hard_state;
         s->hs_known = true;
@@ -103,6 +110,8 @@ int shard_open(struct node *n, struct shard *s, const struct wal_group_state *gs
                  (unsigned long long)s->group);
         return -1;
     }
+    s->campaign_due = n->map.n_shards > 1 && s->my_rank == 0 && s->n_replicas > 1 &&
+                      (gs == NULL || !gs->has_hard_state) && !found;
     if (mark >= 0 && wal_append_snapshot_mark(n->wal, s->group, meta.index, meta.term,
                                               (enum wal_mark_kind)mark) != WAL_OK) {
         node_log(n, "fatal: wal: cannot mark the snapshot at %llu (%s)",
@@ -438,7 +447,7 @@ static void shard__send_now(struct node *n, struct shard *s, bool leader_only) {
     for (uint32_t i = 0; i < s->rd.n_messages; i++) {
         const struct raft_msg *m = &s->rd.messages[i];
         if (leader_only && !shard__leader_message(m)) continue;
-        peer_send(n, m);
+        peer_send(n, s->group, m);
         carries_entries |= m->n_entries > 0 || m->type == RAFT_MSG_SNAPSHOT;
     }
     if (carries_entries) peer_flush(n);
@@ -655,7 +664,7 @@ void shard_finish(struct node *n, struct shard *s) {
     const struct raft_ready *rd = &s->rd;
     for (uint32_t i = 0; i < rd->n_messages; i++) {
         if (s->sent_early && shard__leader_message(&rd->messages[i])) continue;
-        peer_send(n, &rd->messages[i]);
+        peer_send(n, s->group, &rd->messages[i]);
     }
     if (rd->has_snapshot) {
         shard_snap_install(n, s);

@@ -92,8 +92,8 @@ int shard_snap_load(struct node *n, struct shard *s) {
 /* ---- sending and receiving ---- */
 
 void shard_snap_read(void *ctx, uint64_t offset, uint8_t *buf, uint32_t len) {
-    struct node *n = ctx;
-    struct shard *s = &n->shard;
+    struct shard *s = ctx;
+    struct node *n = s->node;
     size_t got = 0;
     uint64_t at = s->snap_ref.data_offset + offset;
     assert(offset + len <= s->snap_ref.size);
@@ -129,8 +129,8 @@ static int shard_snap__recv_failed(struct node *n, struct shard *s, const char *
 
 int shard_snap_recv(void *ctx, const struct raft_snapshot_meta *meta, uint64_t size,
                     uint64_t offset, const uint8_t *buf, uint32_t len) {
-    struct node *n = ctx;
-    struct shard *s = &n->shard;
+    struct shard *s = ctx;
+    struct node *n = s->node;
     char err[512] = "";
     if (offset == 0) {
         char path[NODE_PATH_BYTES + 64];
@@ -303,11 +303,11 @@ static uint64_t shard_snap__period(const struct node *n, const struct shard *s) 
 static bool shard_snap__due(const struct node *n, const struct shard *s) {
     uint64_t entries = s->applied - s->snapshot_index;
     uint64_t period = shard_snap__period(n, s);
-    uint32_t members = n->cfg.n_members > 0 ? n->cfg.n_members : 1;
+    uint32_t members = s->n_replicas > 0 ? s->n_replicas : 1;
     uint64_t slot = period / members > 0 ? period / members : 1;
     if (entries >= period + slot) return true;
     if (entries + slot < period) return false;
-    uint32_t me = n->self != NULL ? (uint32_t)(n->self - n->cfg.members) : 0;
+    uint32_t me = s->my_rank;
     return (s->applied / slot) % members == me % members;
 }
 
@@ -463,6 +463,11 @@ void shard_snap_maybe(struct node *n, struct shard *s) {
     }
     if (s->snap_child != 0 || s->in_ready || !shard_snap__due(n, s)) return;
     if (s->snap_failures_row > 0 && node_mono_ms(n) < s->snap_retry_at_ms) return;
+    /* One writer per node at a time: each is a fork, and several at once
+     * would multiply the copy-on-write memory and the disk bandwidth. */
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        if (n->local[i]->snap_child != 0) return;
+    }
     shard_snap__start(n, s);
 }
 

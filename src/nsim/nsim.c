@@ -34,6 +34,7 @@
 #define NSIM_KEYS 3
 #define NSIM_EPOCH_MS 1700000000000ull
 #define NSIM_TICK_MS 10
+#define NSIM_GROUP 1 /* the one group (cfg.shards = 1) */
 #define NSIM_OP_TIMEOUT_US 400000
 #define NSIM_APPEND_LIMIT 3000 /* a client SETs a key whose value grew past this */
 
@@ -268,11 +269,11 @@ static int nsim__slot_of(const struct nsim *w, uint64_t id) {
     return -1;
 }
 
-void peer_send(struct node *n, const struct raft_msg *m) {
+void peer_send(struct node *n, uint64_t group, const struct raft_msg *m) {
     struct nsim_host *h = nsim__host(n);
     int to = nsim__slot_of(nsim__w, m->to);
     if (to < 0) return;
-    if (peer_encode_raft(&h->out[to], NODE_GROUP_ID, m) != 0) return; /* dropped: Raft retries */
+    if (peer_encode_raft(&h->out[to], group, m) != 0) return; /* dropped: Raft retries */
 }
 
 /* The frames of this turn leave, one batch per peer (one write per
@@ -333,8 +334,8 @@ void client_release_due(struct node *n) { (void)n; } /* slot_set answers at once
 /* ---- checkers ---- */
 
 static void nsim__check_leader(struct nsim *w, struct nsim_host *h) {
-    if (!h->alive || raft_role(h->n->shard.raft) != RAFT_LEADER) return;
-    uint64_t term = raft_term(h->n->shard.raft);
+    if (!h->alive || raft_role(h->n->shards[0]->raft) != RAFT_LEADER) return;
+    uint64_t term = raft_term(h->n->shards[0]->raft);
     if (term >= w->cap_terms) {
         uint64_t cap = w->cap_terms ? w->cap_terms : 64;
         while (cap <= term) cap *= 2;
@@ -359,12 +360,12 @@ static void nsim__on_apply(struct node *n, const struct raft_entry *e) {
     struct nsim *w = nsim__w;
     struct nsim_host *h = nsim__host(n);
     bool next = e->index == h->applied + 1;
-    bool after_snapshot = e->index == n->shard.snapshot_index + 1 && e->index > h->applied + 1;
+    bool after_snapshot = e->index == n->shards[0]->snapshot_index + 1 && e->index > h->applied + 1;
     if (!next && !after_snapshot) {
         nsim__violation(w, "exactly once: node %llu applied index %llu after %llu "
                            "(snapshot at %llu)", (unsigned long long)h->id,
                         (unsigned long long)e->index, (unsigned long long)h->applied,
-                        (unsigned long long)n->shard.snapshot_index);
+                        (unsigned long long)n->shards[0]->snapshot_index);
     }
     h->applied = e->index;
     if (e->index >= w->cap_applied) {
@@ -419,7 +420,7 @@ static void nsim__stopped(struct nsim *w, struct nsim_host *h) {
 static void nsim__check_fsync_error_seen(struct nsim *w, struct nsim_host *h) {
     if (!h->alive || !h->expect_fatal || nsim_fs_faults(h->fs)->fail_syncs > 0) return;
     h->expect_fatal = false;
-    if (h->n->shard.snap_failures > h->snap_failures_at_fault) return;
+    if (h->n->shards[0]->snap_failures > h->snap_failures_at_fault) return;
     nsim__violation(w, "node %llu went on after an fsync error nobody reported",
                     (unsigned long long)h->id);
 }
@@ -436,8 +437,9 @@ static void nsim__check_fsync_error_seen(struct nsim *w, struct nsim_host *h) {
         }                                            \
     } while (0)
 
+/* After node_core_close() (its shards are gone: their counts were taken). */
 static void nsim__free_node(struct nsim *w, struct nsim_host *h) {
-    if (h->n != NULL) w->st.snapshot_failures += h->n->shard.snap_failures;
+    (void)w;
     while (h->slots) nsim__slot_free(h, h->slots);
     for (uint32_t i = 0; i < NSIM_CLIENTS; i++) {
         free(h->clients[i]);
@@ -482,7 +484,7 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
         nsim__stopped(w, h);
         return;
     }
-    h->applied = n->shard.applied;
+    h->applied = n->shards[0]->applied;
     for (uint32_t i = 0; i < NSIM_CLIENTS; i++) {
         h->clients[i] = calloc(1, sizeof(struct client));
         if (h->clients[i] == NULL) abort();
@@ -492,7 +494,7 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
     }
     nsim__trace(w, "node %llu started (gen %u): commit %llu, applied %llu",
                 (unsigned long long)h->id, h->gen,
-                (unsigned long long)raft_commit_index(n->shard.raft),
+                (unsigned long long)raft_commit_index(n->shards[0]->raft),
                 (unsigned long long)h->applied);
     nsim__push(w, w->now_us + 1000 * (1 + rand_below(&w->rng, NSIM_TICK_MS)),
                (struct nsim_ev){.type = EV_TICK, .node = h->idx, .gen = h->gen});
@@ -513,6 +515,7 @@ static void nsim__crash(struct nsim *w, struct nsim_host *h, bool power_loss) {
         n->batch = NULL;
         n->flushing = false;
     }
+    w->st.snapshot_failures += n->shards[0]->snap_failures;
     node_core_close(n);
     nsim__free_node(w, h);
     h->alive = false;
@@ -595,7 +598,7 @@ static void nsim__client_done(struct nsim *w, struct nsim_client *c, bool retarg
     if (retarget) {
         /* a client library would follow the node's hint; the nodes proxy */
         struct nsim_host *h = &w->hosts[c->target];
-        int hint = h->alive ? nsim__slot_of(w, raft_leader(h->n->shard.raft)) : -1;
+        int hint = h->alive ? nsim__slot_of(w, raft_leader(h->n->shards[0]->raft)) : -1;
         c->target = hint >= 0 && rand_chance(&w->rng, 80)
                         ? (uint8_t)hint
                         : (uint8_t)rand_below(&w->rng, w->n_nodes);
@@ -700,8 +703,8 @@ static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
     struct client *c = h->clients[ev->client];
     struct node *n = h->n;
     NSIM_ON_NODE(w, h, {
-        if (def->flags & CMD_WRITE) shard_write(n, &n->shard, c, &ns->base, cmd.argc, cmd.argv);
-        else shard_read(n, &n->shard, c, &ns->base, def, cmd.argc, cmd.argv);
+        if (def->flags & CMD_WRITE) shard_write(n, n->shards[0], c, &ns->base, cmd.argc, cmd.argv);
+        else shard_read(n, n->shards[0], c, &ns->base, def, cmd.argc, cmd.argv);
     });
 }
 
@@ -712,10 +715,10 @@ static int nsim__leader(const struct nsim *w) {
     uint64_t term = 0;
     for (uint32_t i = 0; i < w->n_nodes; i++) {
         const struct nsim_host *h = &w->hosts[i];
-        if (h->alive && raft_role(h->n->shard.raft) == RAFT_LEADER &&
-            raft_term(h->n->shard.raft) >= term) {
+        if (h->alive && raft_role(h->n->shards[0]->raft) == RAFT_LEADER &&
+            raft_term(h->n->shards[0]->raft) >= term) {
             best = (int)i;
-            term = raft_term(h->n->shard.raft);
+            term = raft_term(h->n->shards[0]->raft);
         }
     }
     return best;
@@ -795,13 +798,13 @@ static void nsim__nemesis(struct nsim *w) {
         if (!h->alive || h->expect_fatal || nsim__down(w) >= max_down) return;
         nsim_fs_faults(h->fs)->fail_syncs = 1;
         h->expect_fatal = true;
-        h->snap_failures_at_fault = h->n->shard.snap_failures;
+        h->snap_failures_at_fault = h->n->shards[0]->snap_failures;
         w->st.fsync_errors++;
         nsim__trace(w, "nemesis: node %llu's next fsync fails", (unsigned long long)h->id);
     } else if (leader >= 0 && w->hosts[leader].alive) { /* leadership transfer */
-        struct raft *r = w->hosts[leader].n->shard.raft;
+        struct raft *r = w->hosts[leader].n->shards[0]->raft;
         uint64_t to = w->hosts[victim].id;
-        if (to != w->hosts[leader].id && !w->hosts[leader].n->shard.in_ready) {
+        if (to != w->hosts[leader].id && !w->hosts[leader].n->shards[0]->in_ready) {
             struct nsim_host *lh = &w->hosts[leader];
             NSIM_ON_NODE(w, lh, {
                 int rc = raft_transfer_leader(r, to);
@@ -816,7 +819,7 @@ static void nsim__nemesis(struct nsim *w) {
 /* ---- the run ---- */
 
 static void nsim__step(struct nsim *w, struct nsim_host *h, const struct raft_msg *m) {
-    NSIM_ON_NODE(w, h, shard_step(h->n, &h->n->shard, m));
+    NSIM_ON_NODE(w, h, shard_step(h->n, h->n->shards[0], m));
 }
 
 /* A batch of frames reaches a node: decoded as peer.c decodes a stream;
@@ -834,7 +837,7 @@ static void nsim__on_frames(struct nsim *w, struct nsim_host *h, const struct ns
         }
         w->st.frames++;
         off += used;
-        if (f.type == PEER_FRAME_RAFT && f.group == NODE_GROUP_ID) nsim__step(w, h, &f.msg);
+        if (f.type == PEER_FRAME_RAFT && f.group == NSIM_GROUP) nsim__step(w, h, &f.msg);
         peer_frame_release(&f);
     }
 }
@@ -972,12 +975,12 @@ static void nsim__check_final(struct nsim *w) {
             first = h;
             continue;
         }
-        uint64_t a = first->n->shard.applied, b = h->n->shard.applied;
+        uint64_t a = first->n->shards[0]->applied, b = h->n->shards[0]->applied;
         if (a != b) {
             nsim__violation(w, "convergence: nodes %llu and %llu applied %llu and %llu",
                             (unsigned long long)first->id, (unsigned long long)h->id,
                             (unsigned long long)a, (unsigned long long)b);
-        } else if (kv_digest(first->n->shard.kv) != kv_digest(h->n->shard.kv)) {
+        } else if (kv_digest(first->n->shards[0]->kv) != kv_digest(h->n->shards[0]->kv)) {
             nsim__violation(w, "convergence: nodes %llu and %llu differ at index %llu",
                             (unsigned long long)first->id, (unsigned long long)h->id,
                             (unsigned long long)a);
@@ -995,6 +998,8 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     w->n_nodes = rand_chance(&w->rng, 25) ? 5 : 3;
     node_config_default(&w->cfg);
     w->cfg.cluster_id = 7;
+    w->cfg.shards = 1; /* one group on every node: NSIM_GROUP */
+    w->cfg.replicas = 7; /* every node (capped at the cluster size) */
     w->cfg.tick_ms = NSIM_TICK_MS;
     w->cfg.election_ticks = 10;
     w->cfg.heartbeat_ticks = 2;
@@ -1047,7 +1052,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     if (!w->violated) nsim__check_history(w);
     for (uint32_t i = 0; i < w->n_nodes; i++) {
         w->st.snapshots += w->hosts[i].n ? w->hosts[i].n->stats.snapshots : 0;
-        w->st.snapshots_installed += w->hosts[i].n ? w->hosts[i].n->shard.snap_installs : 0;
+        w->st.snapshots_installed += w->hosts[i].n ? w->hosts[i].n->shards[0]->snap_installs : 0;
     }
     /* tear down */
     while (w->heap_len > 0) free(nsim__pop(w).bytes);
