@@ -509,6 +509,8 @@ TEST(usage_lists_every_key_with_its_default) {
         "--heartbeat-ticks N                2 ",
         "--lease-read yes|no                no ",
         "--snapshot-entries N               100000 ",
+        "--leader-wait-ms MS                2000 ",
+        "--cluster-redirect auto|always|never auto ",
         "--maxclients N                     10000 ",
         "--proto-max-bulk-len SIZE          512mb ",
         "--client-query-buffer-limit SIZE   1gb ",
