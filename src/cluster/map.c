@@ -36,13 +36,37 @@ int map_build(struct map *m, const uint64_t *node_ids, uint32_t n_nodes, uint32_
     }
     m->epoch = 1;
     m->n_shards = shards;
+    uint32_t leads[MAP_NODES_MAX] = {0}, holds[MAP_NODES_MAX] = {0};
     for (uint32_t k = 0; k < shards; k++) {
         struct map_shard *s = &m->shards[k];
         s->group = k + 1u;
         s->first = (uint16_t)((uint64_t)k * SLOT_COUNT / shards);
         s->last = (uint16_t)((uint64_t)(k + 1) * SLOT_COUNT / shards - 1);
-        s->n_replicas = (uint8_t)replicas;
-        for (uint32_t j = 0; j < replicas; j++) s->replicas[j] = ids[(k + j) % n_nodes];
+        /* the preferred leader: the node leading fewest shards so far (then
+         * holding fewest), looking from position k; then the replicas: the
+         * nodes holding fewest, looking on from the leader */
+        uint32_t best = k % n_nodes;
+        for (uint32_t i = 0; i < n_nodes; i++) {
+            uint32_t p = (k + i) % n_nodes;
+            if (leads[p] < leads[best] || (leads[p] == leads[best] && holds[p] < holds[best])) {
+                best = p;
+            }
+        }
+        bool taken[MAP_NODES_MAX] = {false};
+        s->replicas[s->n_replicas++] = ids[best];
+        taken[best] = true;
+        leads[best]++;
+        holds[best]++;
+        while (s->n_replicas < replicas) {
+            uint32_t pick = n_nodes;
+            for (uint32_t i = 1; i < n_nodes; i++) {
+                uint32_t p = (best + i) % n_nodes;
+                if (!taken[p] && (pick == n_nodes || holds[p] < holds[pick])) pick = p;
+            }
+            s->replicas[s->n_replicas++] = ids[pick];
+            taken[pick] = true;
+            holds[pick]++;
+        }
         for (uint32_t slot = s->first; slot <= s->last; slot++) m->slot_shard[slot] = (uint16_t)k;
     }
     return 0;

@@ -4,10 +4,11 @@
  *
  * Shard k (0-based) is Raft group k + 1 (group 0 is kept for the meta group
  * that will hold the map once it can change), holds the slots
- * [k * 16384 / S, (k + 1) * 16384 / S) and is replicated on R nodes: the
- * members, sorted by id, at positions k, k + 1, ..., k + R - 1 (mod N). Its
- * first replica is its preferred leader, so leaders spread over the nodes
- * as evenly as S and N allow. With S = 1 and R = N this is the one group on
+ * [k * 16384 / S, (k + 1) * 16384 / S) and is replicated on R nodes chosen
+ * greedily, shard by shard: first its preferred leader, the node leading
+ * the fewest shards so far, then the nodes holding the fewest replicas; so
+ * leaders and replicas spread over the nodes as evenly as S, R and N allow
+ * (within one of each other). With S = 1 and R = N this is the one group on
  * every node that shoal had before sharding: group 1, every slot. */
 #ifndef SHOAL_CLUSTER_MAP_H
 #define SHOAL_CLUSTER_MAP_H

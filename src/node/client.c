@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "node/node_int.h"
 #include "node/proxy.h"
@@ -95,6 +96,7 @@ static void client__closed_cb(uv_handle_t *h) {
     }
     free(c->in);
     free(c->held_argv);
+    gather_free(c->gather);
     free(c);
 }
 
@@ -131,6 +133,7 @@ static void client__write_cb(uv_write_t *req, int status) {
 /* Writes every finished slot at the head of the queue, in one write. */
 void client_release(struct client *c) {
     if (c->closing) return;
+    if (c->gather != NULL) (void)gather_step(c); /* a part answered: the next, or the reply */
     size_t total = 0;
     uint32_t count = 0;
     for (struct slot *s = c->head; s != NULL && s->done; s = s->next) {
@@ -195,6 +198,8 @@ enum client__route {
     ROUTE_MOVED,     /* a cluster client is told where the leader is */
     ROUTE_CROSSSLOT, /* keys span slots (a cluster client) or shards (any client) */
     ROUTE_SPANS,     /* a whole-keyspace command while there are several shards */
+    ROUTE_GATHER,    /* over several shards: split, run shard by shard (gather.c) */
+    ROUTE_BAD_SHARD, /* SHOAL.SHARD naming no shard */
 };
 
 /* Whether this connection gets MOVED rather than being proxied. */
@@ -207,19 +212,28 @@ static bool client__redirects(const struct client *c) {
  * of it is here), *target the node to forward it to or name in MOVED. */
 static enum client__route client__route(struct client *c, const struct cmd_def *def,
                                         uint32_t argc, const struct resp_arg *argv,
-                                        uint64_t *target, int32_t *slot, struct shard **shard) {
+                                        int64_t forced, uint64_t *target, int32_t *slot,
+                                        struct shard **shard) {
     struct node *n = c->node;
     if (def == NULL || (def->flags & CMD_NODE)) return ROUTE_NOW;
     uint32_t k = 0;
+    /* a part of a command over several shards names its shard: never
+     * redirected, and its keys must all be there */
+    bool redirect = forced < 0 && client__redirects(c);
+    if (forced >= 0) {
+        if ((uint64_t)forced >= n->map.n_shards) return ROUTE_BAD_SHARD;
+        k = (uint32_t)forced;
+    }
     if (def->first_key > 0) {
         struct node_keys_place place;
         node_cluster_keys_place(n, def, argc, argv, &place);
-        bool redirect = client__redirects(c);
-        if (place.cross_shard || (redirect && place.cross_slot)) return ROUTE_CROSSSLOT;
-        if (redirect && !place.cross_slot) *slot = place.slot;
+        if (redirect && place.cross_slot) return ROUTE_CROSSSLOT;
+        if (forced >= 0 && (place.cross_shard || place.shard != k)) return ROUTE_CROSSSLOT;
+        if (place.cross_shard) return gather_splits(def) ? ROUTE_GATHER : ROUTE_CROSSSLOT;
+        if (redirect) *slot = place.slot;
         k = place.shard;
-    } else if (n->map.n_shards > 1) {
-        return ROUTE_SPANS;
+    } else if (n->map.n_shards > 1 && forced < 0) {
+        return gather_spans(def) ? ROUTE_GATHER : ROUTE_SPANS;
     }
     struct shard *s = n->shards[k];
     *shard = s;
@@ -242,6 +256,7 @@ static enum client__route client__route(struct client *c, const struct cmd_def *
  * commands still in flight on another route. */
 static bool client__route_free(const struct client *c, enum client__route route,
                                uint64_t target) {
+    if (c->gather != NULL) return false; /* its parts are in flight */
     bool up_busy = proxy_busy(c);
     switch (route) {
     case ROUTE_LOCAL: return !up_busy;
@@ -269,70 +284,114 @@ static void client__leader_wait_end(struct client *c) {
     c->node->leader_waiters--;
 }
 
-/* Runs one command; false if the client must pause before it. */
-static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
+static bool client__arg_is(const struct resp_arg *a, const char *w) {
+    size_t len = strlen(w);
+    return a->len == len && strncasecmp(a->data, w, len) == 0;
+}
+
+/* `SHOAL.SHARD <group> <command> ...`: the shard index it names (-2 if the
+ * group is not a number; -1 if not this form), argv and argc moved past it. */
+static int64_t client__unwrap(uint32_t *argc, const struct resp_arg **argv) {
+    if (*argc < 1 || !client__arg_is(&(*argv)[0], "shoal.shard")) return -1;
+    int64_t group;
+    if (*argc < 3 || !cmd_parse_i64((*argv)[1].data, (*argv)[1].len, &group) || group < 1) {
+        return -2;
+    }
+    *argc -= 2;
+    *argv += 2;
+    return group - 1;
+}
+
+/* Runs one command; false if the client must pause before it. With
+ * `into`, the command is a part of a command over several shards: its
+ * reply goes there, and it never waits (the gather keeps the order). */
+static bool client__run(struct client *c, uint32_t full_argc, const struct resp_arg *full_argv,
+                        struct slot *into) {
     struct node *n = c->node;
-    const struct cmd_def *def = cmd_lookup(cmd->argv[0].data, cmd->argv[0].len);
+    uint32_t argc = full_argc;
+    const struct resp_arg *argv = full_argv;
+    int64_t forced = client__unwrap(&argc, &argv);
+    const struct cmd_def *def = forced == -2 ? NULL : cmd_lookup(argv[0].data, argv[0].len);
     uint64_t target = 0;
     int32_t slot = -1;
     struct shard *shard = NULL;
-    bool arity_ok = def != NULL && cmd_arity_ok(def, cmd->argc);
+    bool arity_ok = def != NULL && cmd_arity_ok(def, argc);
     enum client__route route =
-        arity_ok ? client__route(c, def, cmd->argc, cmd->argv, &target, &slot, &shard) : ROUTE_NOW;
+        arity_ok ? client__route(c, def, argc, argv, forced, &target, &slot, &shard) : ROUTE_NOW;
     bool is_node_cmd = def != NULL && (def->flags & CMD_NODE);
-    /* Commands about the connection itself need no ordering with the log. */
-    if (!(is_node_cmd || def == NULL) && !client__route_free(c, route, target)) return false;
-    if (route == ROUTE_NO_LEADER && !client__leader_wait_over(c)) return false;
-    client__leader_wait_end(c);
-    n->stats.commands++;
-    c->last_ms = node_now_ms();
-    snprintf(c->last_cmd, sizeof(c->last_cmd), "%.*s",
-             (int)(cmd->argv[0].len < 20 ? cmd->argv[0].len : 20), cmd->argv[0].data);
+    if (into == NULL) {
+        /* Commands about the connection itself need no ordering with the log. */
+        if (!(is_node_cmd || def == NULL) && !client__route_free(c, route, target)) return false;
+        if (route == ROUTE_NO_LEADER && !client__leader_wait_over(c)) return false;
+        client__leader_wait_end(c);
+        n->stats.commands++;
+        c->last_ms = node_now_ms();
+        snprintf(c->last_cmd, sizeof(c->last_cmd), "%.*s",
+                 (int)(full_argv[0].len < 20 ? full_argv[0].len : 20), full_argv[0].data);
+    }
     struct resp_out out;
     resp_out_init(&out, c->proto, NODE_SLOT_BYTES_MAX, NULL);
-    if (def == NULL) {
-        cmd_reply_unknown(&out, cmd->argc, cmd->argv);
-    } else if (!cmd_arity_ok(def, cmd->argc)) {
+    if (forced == -2) {
+        resp_write_errorf(&out, "ERR SHOAL.SHARD <group> <command> [arg ...]");
+    } else if (def == NULL) {
+        cmd_reply_unknown(&out, argc, argv);
+    } else if (!cmd_arity_ok(def, argc)) {
         cmd_reply_arity(&out, def);
     } else if (is_node_cmd || route == ROUTE_NOW) {
         if (is_node_cmd) {
-            client_node_command(c, def, cmd->argc, cmd->argv, &out);
+            client_node_command(c, def, argc, argv, &out);
         } else {
             struct cmd_env env = {.kv = shard->kv, .now_ms = (int64_t)node_now_ms(),
                                   .rng = &shard->rng, .bulk_max = KV_VALUE_BYTES_LIMIT};
-            cmd_exec(&env, def, cmd->argc, cmd->argv, &out);
+            cmd_exec(&env, def, argc, argv, &out);
         }
     } else if (route == ROUTE_NO_LEADER) {
         resp_write_errorf(&out, "CLUSTERDOWN no leader is elected yet (waited %u ms); "
-                                "the command was not sent", n->cfg.leader_wait_ms);
+                                "the command was not sent", into ? 0u : n->cfg.leader_wait_ms);
     } else if (route == ROUTE_CROSSSLOT) {
         resp_write_errorf(&out, "CROSSSLOT Keys in request don't hash to the same slot");
     } else if (route == ROUTE_SPANS) {
         resp_write_errorf(&out, "ERR '%s' over several shards is not supported yet "
                                 "(shards %u); see docs/cluster.md", def->name, n->map.n_shards);
+    } else if (route == ROUTE_BAD_SHARD) {
+        resp_write_errorf(&out, "ERR SHOAL.SHARD: no group %lld here", (long long)forced + 1);
     } else if (route == ROUTE_MOVED) {
         node_cluster_moved(n, target, slot, &out);
     } else {
-        struct slot *s = client__slot(c);
+        struct slot *s = into != NULL ? into : client__slot(c);
         if (s == NULL) {
             resp_out_free(&out);
             client__close(c);
             return false;
         }
-        if (route == ROUTE_PROXY) {
+        if (route == ROUTE_GATHER) {
+            if (gather_start(c, def, argc, argv, s, client__redirects(c)) != 0) {
+                slot_set_error(c, s, "OOM out of memory for a command over several shards");
+            }
+        } else if (route == ROUTE_PROXY) {
             n->stats.proxied++;
-            proxy_forward(c, target, s, cmd->argc, cmd->argv);
+            proxy_forward(c, target, s, full_argc, full_argv);
         } else if (def->flags & CMD_WRITE) {
-            shard_write(n, shard, c, s, cmd->argc, cmd->argv);
+            shard_write(n, shard, c, s, argc, argv);
         } else {
-            shard_read(n, shard, c, s, def, cmd->argc, cmd->argv);
+            shard_read(n, shard, c, s, def, argc, argv);
         }
         resp_out_free(&out);
         return true;
     }
-    if (resp_out_len(&out) > 0) client__reply(c, &out);
+    if (into != NULL) slot_set(c, into, resp_out_data(&out), resp_out_len(&out));
+    else if (resp_out_len(&out) > 0) client__reply(c, &out);
     resp_out_free(&out);
     return true;
+}
+
+static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
+    return client__run(c, cmd->argc, cmd->argv, NULL);
+}
+
+void client_dispatch_part(struct client *c, uint32_t argc, const struct resp_arg *argv,
+                          struct slot *into) {
+    (void)client__run(c, argc, argv, into);
 }
 
 /* Keeps a parsed command (argv and bytes in one allocation) for later. */

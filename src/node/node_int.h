@@ -36,7 +36,7 @@
 /* Buckets of a keyspace resize moved per tick (node_core_tick): about 1 ms
  * of a 20 ms tick; 4M buckets in about 20 s. */
 #define NODE_REHASH_BUCKETS_PER_TICK 4096u
-#define NODE_BALANCE_MS 5000u /* a leader checks this often whether to hand over */
+#define NODE_BALANCE_MS 2000u /* a leader checks this often whether to hand over */
 
 struct node;
 struct client;
@@ -45,6 +45,7 @@ struct client;
 struct slot {
     struct slot *next;
     bool done;
+    bool gathered; /* a part of a command over several shards (gather.c) */
     size_t len, cap;
     char *data; /* RESP bytes of the reply */
 };
@@ -91,6 +92,7 @@ struct client {
     uint64_t last_write_index; /* its latest proposal: its reads wait for it */
     struct upstream *up;
     uint64_t out_bytes; /* bytes handed to uv_write and not yet written */
+    struct gather *gather;  /* a command over several shards in progress */
     struct resp_arg *held_argv; /* a command waiting for its route to be free */
     uint32_t held_argc;
     bool release_due;            /* on node.release_head: finished replies to write */
@@ -378,6 +380,21 @@ uint64_t node_cluster_guess_leader(const struct node *n, uint32_t k);
 /* Writes `-MOVED slot host:port` naming leader (a member). */
 void node_cluster_moved(const struct node *n, uint64_t leader, int32_t slot,
                         struct resp_out *out);
+
+/* gather.c: commands over several shards. */
+struct gather;
+bool gather_splits(const struct cmd_def *def); /* MGET, DEL, UNLINK, EXISTS */
+bool gather_spans(const struct cmd_def *def);  /* DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSH* */
+/* Starts one into `parent` (-1 on ENOMEM); led_only: only the shards this
+ * node leads (a cluster client's whole-keyspace command). */
+int gather_start(struct client *c, const struct cmd_def *def, uint32_t argc,
+                 const struct resp_arg *argv, struct slot *parent, bool led_only);
+/* Takes a finished part and sends the next or finishes; false if idle. */
+bool gather_step(struct client *c);
+void gather_free(struct gather *g);
+/* client.c: runs a part (SHOAL.SHARD ...) with its reply into `into`. */
+void client_dispatch_part(struct client *c, uint32_t argc, const struct resp_arg *argv,
+                          struct slot *into);
 
 /* info.c */
 void node_info(struct node *n, const char *section, size_t len, struct resp_out *out);

@@ -34,7 +34,7 @@ def free_port():
 
 
 class Cluster:
-    def __init__(self, n=3, extra=()):
+    def __init__(self, n=3, extra=(), wait_leader=True):
         self.dir = tempfile.mkdtemp(prefix="shoal-it-")
         self.ids = list(range(1, n + 1))
         self.ports = {i: free_port() for i in self.ids}
@@ -45,7 +45,8 @@ class Cluster:
             "%d=127.0.0.1:%d:%d" % (i, self.ports[i], self.peer_ports[i]) for i in self.ids)
         for i in self.ids:
             self.start(i)
-        self.leader()
+        if wait_leader:  # of the one group (sharded tests wait for theirs)
+            self.leader()
 
     def cmdline(self, i):
         return [BIN, "server", "--id", str(i), "--dir", os.path.join(self.dir, "n%d" % i),
@@ -142,8 +143,8 @@ def cluster():
 def make_cluster():
     made = []
 
-    def make(n=3, extra=()):
-        c = Cluster(n, extra)
+    def make(n=3, extra=(), **kw):
+        c = Cluster(n, extra, **kw)
         made.append(c)
         return c
 

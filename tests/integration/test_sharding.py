@@ -1,0 +1,172 @@
+"""Sharded clusters (--shards, --replicas): many Raft groups per node,
+routing by slot, commands over several shards (docs/cluster.md)."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from conftest import BIN
+
+
+def group_lines(client):
+    """{group: {"leader": ..., "role": ...}} from INFO raft's group<id> lines."""
+    info = client.info("raft")
+    return {int(k[5:]): v for k, v in info.items() if k.startswith("group") and isinstance(v, dict)}
+
+
+def wait_spread(c, n_shards, timeout=30):
+    """Until every shard has a leader all live nodes agree on; returns {group: leader}."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            views = [group_lines(c.client(i, timeout=2)) for i in c.procs]
+            leaders = {}
+            ok = True
+            for view in views:
+                for g, st in view.items():
+                    lead = int(st["leader"])
+                    ok = ok and lead != 0 and leaders.setdefault(g, lead) == lead
+            if ok and len(leaders) == n_shards:
+                return leaders
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            pass
+        assert time.time() < deadline, "shards without an agreed leader"
+        time.sleep(0.1)
+
+
+def test_three_shards_on_three_nodes_spread_their_leaders(make_cluster):
+    c = make_cluster(3, extra=["--shards", "3"])
+    deadline = time.time() + 30
+    while True:
+        leaders = wait_spread(c, 3)
+        if sorted(leaders.values()) == [1, 2, 3]:
+            break
+        assert time.time() < deadline, leaders
+        time.sleep(0.2)
+    for i in c.ids:
+        slots = c.client(i).execute_command("CLUSTER", "SLOTS")
+        assert sorted((s[0], s[1]) for s in slots) == [(0, 5460), (5461, 10921), (10922, 16383)]
+        for s in slots:
+            assert s[2][1] == c.ports[leaders[1 + [0, 5461, 10922].index(s[0])]]
+        info = c.client(i).execute_command("CLUSTER", "INFO").decode()
+        assert "cluster_state:ok" in info and "cluster_size:3" in info
+    check = subprocess.run(["redis-cli", "--cluster", "check", "127.0.0.1:%d" % c.ports[1]],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and "[OK] All 16384 slots covered." in check.stdout, check.stdout
+
+
+def test_commands_over_several_shards_through_a_plain_client(make_cluster):
+    c = make_cluster(3, extra=["--shards", "3"])
+    wait_spread(c, 3)
+    r = c.client(2)
+    keys = ["k%d" % i for i in range(300)]
+    for k in keys:
+        assert r.set(k, "v" + k)
+    slots = {r.execute_command("CLUSTER", "KEYSLOT", k) for k in keys}
+    assert min(slots) < 5461 and max(slots) > 10921  # every shard holds some
+    assert r.dbsize() == 300
+    assert sorted(x.decode() for x in r.keys("*")) == sorted(keys)
+    assert r.mget(["k1", "nope", "k2", "k250"]) == [b"vk1", None, b"vk2", b"vk250"]
+    assert r.exists("k1", "k2", "nope", "k3") == 3
+    seen = []
+    cursor = 0
+    while True:
+        cursor, page = r.scan(cursor, count=17)
+        seen += [k.decode() for k in page]
+        if cursor == 0:
+            break
+    assert sorted(seen) == sorted(keys)  # every key exactly once
+    assert r.randomkey().decode() in keys
+    with pytest.raises(redis.exceptions.ResponseError, match="^CROSSSLOT"):
+        r.mset({"k1": "changed", "k2": "changed", "k250": "changed"})
+    assert r.mget(["k1", "k2", "k250"]) == [b"vk1", b"vk2", b"vk250"]  # nothing applied
+    assert r.mset({"{t}a": "1", "{t}b": "2"}) and r.mget("{t}a", "{t}b") == [b"1", b"2"]
+    assert r.delete("k1", "k2", "k250", "nope") == 3
+    assert r.dbsize() == 299
+    with pytest.raises(redis.exceptions.ResponseError, match="invalid cursor"):
+        r.scan(1 << 62)
+    assert r.flushall() and r.dbsize() == 0
+    # a cluster client's DBSIZE counts the shards that node leads, as in Redis
+    rc = RedisCluster(host="127.0.0.1", port=c.ports[1], socket_timeout=10)
+    for k in keys[:90]:
+        rc.set(k, "x")
+    assert rc.dbsize() == 90
+    assert sorted(x.decode() for x in rc.keys()) == sorted(keys[:90])
+    rc.close()
+
+
+def test_five_nodes_eight_shards_three_replicas_lose_no_write(make_cluster):
+    c = make_cluster(5, extra=["--shards", "8", "--replicas", "3"], wait_leader=False)
+    wait_spread(c, 8)
+    for i in c.ids:  # each node holds 8 * 3 / 5 replicas: some shards are elsewhere
+        info = c.client(i).info("raft")
+        assert info["shards"] == 8 and 4 <= info["shards_here"] <= 5
+    acked = {}
+    for n, k in enumerate("key%d" % j for j in range(400)):
+        node = c.ids[n % 5]
+        assert c.client(node).set(k, n)
+        acked[k] = n
+    victim = 3
+    c.kill(victim)
+    deadline = time.time() + 30
+    for n in range(400, 500):
+        k = "key%d" % n
+        node = [i for i in c.ids if i != victim][n % 4]
+        while True:
+            try:
+                assert c.client(node).set(k, n)
+                acked[k] = n
+                break
+            except (redis.exceptions.ResponseError, redis.exceptions.ConnectionError) as e:
+                assert time.time() < deadline, str(e)
+                time.sleep(0.1)
+    c.start(victim)
+    wait_spread(c, 8)
+    for i in c.ids:
+        r = c.client(i)
+        got = r.mget(sorted(acked))
+        assert got == [str(acked[k]).encode() for k in sorted(acked)]
+        assert r.dbsize() == len(acked)
+
+
+def test_a_node_refuses_a_changed_layout(make_cluster):
+    c = make_cluster(3, extra=["--shards", "3"])
+    wait_spread(c, 3)
+    c.kill(2, signal.SIGTERM)
+    cmd = c.cmdline(2)
+    cmd[cmd.index("--shards") + 1] = "4"
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "was made with --shards 3" in out.stderr, out.stderr
+    c.start(2)  # the right layout still starts
+
+
+def test_demo_is_sharded_and_serves_cluster_clients(tmp_path):
+    port = 24000 + os.getpid() % 500 * 8
+    demo = subprocess.Popen([BIN, "demo", "--port", str(port), "--dir", str(tmp_path / "d")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        line = ""
+        deadline = time.time() + 60
+        while "node 1:" not in line:
+            line = demo.stdout.readline()
+            assert line and time.time() < deadline
+        # the banner is out: the first command is served at once
+        assert redis.Redis(port=port, socket_timeout=10).set("first", "1")
+        out = subprocess.run(["redis-cli", "-c", "-p", str(port + 1), "get", "first"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.stdout.strip() == "1"
+        bench = subprocess.run(["redis-benchmark", "-p", str(port), "--cluster", "-t", "set,get",
+                                "-n", "20000", "-c", "20", "-P", "8", "-q"],
+                               capture_output=True, text=True, timeout=120)
+        assert bench.returncode == 0, bench.stdout + bench.stderr
+        assert "SET:" in bench.stdout and "GET:" in bench.stdout, bench.stdout
+        assert redis.Redis(port=port + 2).dbsize() >= 1
+    finally:
+        os.killpg(demo.pid, signal.SIGINT)
+        demo.wait(timeout=60)
