@@ -291,8 +291,9 @@ void client_node_command(struct client *c, const struct cmd_def *def, uint32_t a
         resp_write_bulk(out, s, (size_t)ls);
         resp_write_bulk(out, us, (size_t)lu);
     } else if (strcmp(name, "readonly") == 0 || strcmp(name, "readwrite") == 0) {
+        /* not a sign of a cluster client: plain clients use READONLY to
+         * read the local replica (docs/cluster.md) */
         c->readonly = name[4] == 'o';
-        c->cluster_mode = true; /* only cluster clients send these */
         resp_write_simple(out, "OK", 2);
     } else if (strcmp(name, "asking") == 0) {
         c->cluster_mode = true; /* no slot is ever migrating: nothing else to do */
