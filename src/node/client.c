@@ -96,6 +96,7 @@ static void client__closed_cb(uv_handle_t *h) {
     }
     free(c->in);
     free(c->held_argv);
+    free(c->last_write_index);
     gather_free(c->gather);
     free(c);
 }

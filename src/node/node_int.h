@@ -89,7 +89,11 @@ struct client {
     struct slot *head, *tail;
     uint32_t n_slots;
     uint32_t local_pending; /* writes/reads waiting on this node's shard */
-    uint64_t last_write_index; /* its latest proposal: its reads wait for it */
+    /* its latest proposal in each shard (by map index; NULL before its
+     * first write): its reads of that shard wait for it. One index for all
+     * shards made a read wait for another group's log to reach the index
+     * of a write in this one (seconds, or forever in an idle group). */
+    uint64_t *last_write_index;
     struct upstream *up;
     uint64_t out_bytes; /* bytes handed to uv_write and not yet written */
     struct gather *gather;  /* a command over several shards in progress */

@@ -328,7 +328,12 @@ static void shard__propose(struct shard *s, struct pending_read *q) {
     }
     w.c = NULL;
 #endif
-    q->c->last_write_index = index; /* its later reads must see this write */
+    /* its later reads of this shard must see this write */
+    if (q->c->last_write_index == NULL) {
+        q->c->last_write_index = calloc(s->node->map.n_shards, sizeof(uint64_t));
+        if (q->c->last_write_index == NULL) abort();
+    }
+    q->c->last_write_index[s->index] = index;
     shard__push_write(s, &w);
 }
 
@@ -343,7 +348,7 @@ static bool shard__read_index(struct shard *s, struct pending_read *q) {
         s->cap_reads = cap;
     }
     q->context = ++s->next_read_context;
-    q->min_index = q->c->last_write_index;
+    q->min_index = q->c->last_write_index != NULL ? q->c->last_write_index[s->index] : 0;
 #ifdef CANARY_SKIP_READ_INDEX
     /* deliberate bug: a node that believes it leads reads its replica
      * without confirming leadership with a quorum */

@@ -133,6 +133,26 @@ def test_five_nodes_eight_shards_three_replicas_lose_no_write(make_cluster):
         assert r.dbsize() == len(acked)
 
 
+def test_a_read_does_not_wait_for_a_write_in_another_shard(make_cluster):
+    # A connection's reads wait for its own latest write, which is an index
+    # in one group's log; kept as one number for all shards, a read in an
+    # idle shard waited for its log to reach the index of writes in a busy
+    # one (forever here; found by the fault suite: reads timed out with no
+    # fault, on a node leading two groups).
+    c = make_cluster(1, extra=["--shards", "2", "--replicas", "1"], wait_leader=False)
+    wait_spread(c, 2)
+    r = c.client(1, timeout=3)
+    one, two = "a0", next(k for k in ("b%d" % j for j in range(100))
+                          if r.execute_command("CLUSTER", "KEYSLOT", k) >= 8192)
+    assert r.execute_command("CLUSTER", "KEYSLOT", one) < 8192
+    for n in range(50):
+        assert r.set(one, n)
+    assert r.get(two) is None  # timed out before the fix
+    p = r.pipeline(transaction=False)  # still reads its own writes, per shard
+    p.set(two, "x").set(one, "y").get(two).get(one)
+    assert p.execute() == [True, True, b"x", b"y"]
+
+
 def test_a_node_refuses_a_changed_layout(make_cluster):
     c = make_cluster(3, extra=["--shards", "3"])
     wait_spread(c, 3)
