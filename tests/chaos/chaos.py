@@ -2,8 +2,13 @@
 the clients' namespace, after the network is built:
 
   chaos.py --tag T --net 10.77.T --data /tmp/shoalc-T --nodes 5
-           [--seconds N] [--seed S] [--bin build/shoal] [--profile P]
-           [--workers N] [--out DIR]
+           [--shards S] [--replicas R] [--seconds N] [--seed S]
+           [--bin build/shoal] [--profile P] [--workers N] [--out DIR]
+
+Every node gets `--shards S --replicas R` (default 8 shards of 3 replicas;
+--shards 1 without --replicas is the layout before sharding: one group on
+every node). Faults aimed at "the leader" take a node leading the most
+groups; the final replica check runs group by group.
 
 Starts the nodes, the client processes (workload.py) and the nemesis, whose
 faults and their parameters come from one seed (printed; --seed replays the
@@ -134,9 +139,12 @@ class Nemesis:
         """Applies one fault for `dur` seconds, then heals it."""
         rng = random.Random(seed)
         ids = list(self.c.ids)
-        lead = self.c.leader()
+        # "the leader": with several groups, a node leading the most of
+        # them (ties: drawn from this fault's seed)
+        lead = self.c.leader(random.Random(seed + 1))  # the rest stays replayable
         if lead is None:
             lead = rng.choice(ids)
+        led = self.c.led_by(lead) if self.c.shards > 1 else []
         others = [i for i in ids if i != lead]
         t0 = self.now()
         detail = ""
@@ -194,6 +202,8 @@ class Nemesis:
             n = self.c.fill_disk(victim)
             detail = "n%d's data disk filled (%d MB)" % (victim, n >> 20)
             lead = victim
+        if led and kind in ("part-leader", "kill-leader", "pause-leader", "pause-isolate"):
+            detail += " (leads groups %s)" % ",".join(map(str, led))
         log("t=%6.1f fault %-13s %5.1fs  %s" % (t0, kind, dur, detail))
         end = time.monotonic() + dur
         if kind == "pause-isolate":
@@ -225,16 +235,21 @@ class Nemesis:
                 self.restart_dead("quiet")
 
 
-def monitor(c, stop, leaders):
-    """Leader over time, polled every 0.5 s: list of (t, leader or 0)."""
-    last = None
-    for _ in range(100000):
+def monitor(c, stop, changes):
+    """Leaders over time, polled every 0.5 s, per group: appends (t, gid,
+    node) each time a group's leader is seen to be another node than the
+    last one seen (the first leader of each group is not a change; a poll
+    that finds no leader, e.g. while it is paused, changes nothing)."""
+    last = {}
+    for _ in range(1000000):
         if stop.is_set():
             break
-        lead = c.leader() or 0
-        if lead != last:
-            leaders.append((time.monotonic() - c.t_start, lead))
-            last = lead
+        lead = c.group_leaders(c.views())
+        t = time.monotonic() - c.t_start
+        for gid, i in sorted(lead.items()):
+            if gid in last and last[gid] != i:
+                changes.append((t, gid, i))
+            last[gid] = i
         stop.wait(0.5)
 
 
@@ -271,17 +286,22 @@ def final_reads(c, nem, keys, deadline_s=90):
 
 
 def replica_check(c, keys, finals, ops, timeout_s=60):
-    """The leader's values now, read again (linearizable), against the final
+    """The leaders' values now, read again (linearizable; MGET is split by
+    shard and each part read through its group's leader), against the final
     reads: a key may have changed since only through indeterminate writes
     (checker.late_write_explained; seen once in 600 s: an APPEND proxied
     into a partition took effect after it healed, 12 s after its client
-    gave up). Then every replica, once it applied the leader's commit index,
-    holds those values (READONLY reads of its own copy). Returns
-    (anomalies, keys changed late by indeterminate writes)."""
+    gave up). Then, group by group: once every replica of the group (the
+    nodes that hold one; with R < N not every node does) has applied the
+    commit index of the group's leader, its own copy of the group's keys
+    (READONLY reads) holds those values. Returns (anomalies, keys changed
+    late by indeterminate writes, {gid: number of keys})."""
     out = []
     lead = c.wait_leader(timeout=30)
-    if lead is None:
-        return [{"kind": "no-leader", "key": "-", "detail": "no leader after healing"}], []
+    leaders = c.wait_leaders(timeout=30) if lead is not None else None
+    if leaders is None:
+        return [{"kind": "no-leader", "key": "-", "detail": "a group has no leader after healing"}], \
+            [], {}
     ks = sorted(finals)
     now = {}
     cl = c.client(lead, 5)
@@ -298,32 +318,47 @@ def replica_check(c, keys, finals, ops, timeout_s=60):
             out.append({"kind": "final-changed", "key": k, "detail":
                         "the leader's value changed after the final reads, and no "
                         "indeterminate write explains it: %r -> %r" % (finals[k], now[k])})
-    commit = c.raft(lead)["commit_index"]
-    for i in c.ids:
-        deadline = time.monotonic() + timeout_s
-        applied = -1
-        while time.monotonic() < deadline:
-            r = c.raft(i)
-            applied = r["applied_index"] if r else -1
-            if applied >= commit:
-                break
-            time.sleep(0.2)
-        if applied < commit:
-            out.append({"kind": "replica-behind", "key": "-",
-                        "detail": "n%d applied %s < commit %s after %ds" %
-                        (i, applied, commit, timeout_s)})
+    group_of = c.key_groups(ks, lead)
+    per_group = {}
+    for k in ks:
+        per_group.setdefault(group_of[k], []).append(k)
+    for gid in sorted(c.replicas):
+        gks = per_group.get(gid, [])
+        glead = leaders[gid]
+        g = (c.groups(glead) or {}).get(gid)
+        if g is None:
+            out.append({"kind": "no-leader", "key": "-",
+                        "detail": "group %d: its leader n%d does not answer" % (gid, glead)})
             continue
-        cl = c.client(i, 5)
-        cl.execute_command("READONLY")
-        diff = []
-        for j in range(0, len(ks), 200):
-            part = ks[j:j + 200]
-            vals = cl.mget(part)
-            diff += [k for k, v in zip(part, vals) if v != now[k]]
-        if diff:
-            out.append({"kind": "replica-diverges", "key": diff[0],
-                        "detail": "n%d differs from the leader on %d keys" % (i, len(diff))})
-    return out, late
+        commit = g["commit"]
+        for i in c.replicas[gid]:
+            deadline = time.monotonic() + timeout_s
+            applied = -1
+            while time.monotonic() < deadline:
+                mine = (c.groups(i) or {}).get(gid)
+                applied = mine["applied"] if mine else -1
+                if applied >= commit:
+                    break
+                time.sleep(0.2)
+            if applied < commit:
+                out.append({"kind": "replica-behind", "key": "-",
+                            "detail": "group %d: n%d applied %s < commit %s of leader n%d "
+                            "after %ds" % (gid, i, applied, commit, glead, timeout_s)})
+                continue
+            if not gks:
+                continue
+            cl = c.client(i, 5)
+            cl.execute_command("READONLY")
+            diff = []
+            for j in range(0, len(gks), 200):
+                part = gks[j:j + 200]
+                vals = cl.mget(part)
+                diff += [k for k, v in zip(part, vals) if v != now[k]]
+            if diff:
+                out.append({"kind": "replica-diverges", "key": diff[0],
+                            "detail": "group %d: n%d differs from the leader n%d on %d keys" %
+                            (gid, i, glead, len(diff))})
+    return out, late, {g: len(v) for g, v in per_group.items()}
 
 
 def unavailable_windows(ops, faults, t_end, min_s=1.0):
@@ -367,7 +402,7 @@ def plot(path, ops, faults, leaders, title):
         ax.scatter([o["t0"] for o in sel], [max(0.1, (o["t1"] - o["t0"]) * 1000) for o in sel],
                    s=style[typ][1], c=style[typ][0], label="%s (%d)" % (typ, len(sel)),
                    alpha=0.6, lw=0)
-    for t, lead in leaders:
+    for t, _gid, _lead in leaders:
         ax.axvline(t, color="black", lw=0.4, alpha=0.3)
     ax.set_yscale("log")
     ax.set_xlabel("time (s)")
@@ -390,10 +425,16 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "shoal"))
     ap.add_argument("--profile", default="full", choices=sorted(PROFILES))
+    ap.add_argument("--shards", type=int, default=8,
+                    help="Raft groups the slots are split into (1: the layout before sharding)")
+    ap.add_argument("--replicas", type=int, default=None,
+                    help="replicas of each group (default 3; with one shard, every node)")
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--rate", type=float, default=40.0, help="ops/s per client process")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    if a.replicas is None:
+        a.replicas = min(a.nodes, 7) if a.shards == 1 else min(3, a.nodes)
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1, 1 << 31)
     out = a.out or os.path.join(ROOT, "build", "chaos", "seed-%d" % seed)
     os.makedirs(out, exist_ok=True)
@@ -402,12 +443,14 @@ def main():
                 f in ("history.jsonl", "timeline.png", "report.txt"):
             os.unlink(os.path.join(out, f))
     binary = os.path.abspath(a.bin)
-    log("chaos: seed %d (SEED=%d replays the schedule), %.0f s, %d nodes, %d clients, "
-        "profile %s, binary %s" % (seed, seed, a.seconds, a.nodes, a.workers, a.profile,
-                                   os.path.relpath(binary, ROOT)))
+    log("chaos: seed %d (SEED=%d replays the schedule), %.0f s, %d nodes, %d shards of %d "
+        "replicas, %d clients, profile %s, binary %s" % (
+            seed, seed, a.seconds, a.nodes, a.shards, a.replicas, a.workers, a.profile,
+            os.path.relpath(binary, ROOT)))
     log("chaos: output in %s" % os.path.relpath(out, ROOT))
     extra = ["--wal-segment-bytes", "64kb", "--snapshot-entries", "5000"]
-    c = clustermod.Cluster(a.tag, a.net, a.data, a.nodes, binary, out, extra)
+    c = clustermod.Cluster(a.tag, a.net, a.data, a.nodes, binary, out, extra, a.shards,
+                           a.replicas)
     stop_flag = [False]
 
     def on_signal(signum, _frame):
@@ -426,8 +469,20 @@ def main():
                 raise RuntimeError("node %d exited at start: %s" % (i, c.log_tail(i)))
         lead = c.wait_leader(timeout=60)
         if lead is None:
-            raise RuntimeError("no leader within 60 s")
-        log("chaos: leader n%d; starting %d client processes" % (lead, a.workers))
+            raise RuntimeError("not every group has a leader within 60 s")
+        err = c.learn_layout()
+        if err:
+            raise RuntimeError("layout: %s" % err)
+        if a.shards > 1:
+            lead_of = c.wait_leaders(timeout=10) or {}
+            for gid in sorted(c.replicas):
+                log("chaos: group %d slots %d-%d on %s, leader n%s" % (
+                    gid, c.slots[gid][0], c.slots[gid][1],
+                    ",".join("n%d" % i for i in c.replicas[gid]), lead_of.get(gid, "?")))
+            log("chaos: n%d leads the most groups; starting %d client processes" %
+                (lead, a.workers))
+        else:
+            log("chaos: leader n%d; starting %d client processes" % (lead, a.workers))
         nem = Nemesis(c, seed, a.profile, a.seconds)
         plan = nem.schedule()
         log("chaos: schedule of up to %d faults: %s" % (
@@ -492,9 +547,10 @@ def main():
         if unread:
             anomalies.append({"kind": "final-read-failed", "key": unread[0],
                               "detail": "%d keys could not be read after healing" % len(unread)})
-        replica_anomalies, late_keys = replica_check(c, keys, finals, ops)
+        replica_anomalies, late_keys, by_group = replica_check(c, keys, finals, ops)
         anomalies += replica_anomalies
         summary["late_keys"] = late_keys
+        summary["keys_by_group"] = by_group
         for (t, i, rc, during, tail) in nem.exits:
             if during != "disk-full" or rc != 1:
                 anomalies.append({"kind": "node-exit", "key": "-", "detail":
@@ -529,8 +585,10 @@ def report(a, seed, out, c, nem, ops, summary, anomalies, leaders, t_end, check_
     lines = []
     say = lines.append
     client_ops = [o for o in ops if o["p"] != "final"]
-    say("chaos report: seed %d, %.0f s, %d nodes, %d client processes, profile %s, binary %s" %
-        (seed, a.seconds, a.nodes, a.workers, a.profile, os.path.relpath(c.binary, ROOT)))
+    say("chaos report: seed %d, %.0f s, %d nodes, %d shards of %d replicas, %d client "
+        "processes, profile %s, binary %s" %
+        (seed, a.seconds, a.nodes, a.shards, a.replicas, a.workers, a.profile,
+         os.path.relpath(c.binary, ROOT)))
     say("")
     say("faults (%d injected of %d planned):" % (len(nem.faults), planned))
     for (t0, t1, kind, detail) in nem.faults:
@@ -569,7 +627,12 @@ def report(a, seed, out, c, nem, ops, summary, anomalies, leaders, t_end, check_
     for w in sorted(wins, key=lambda w: w[0] - w[1])[:10]:
         say("  %6.1f-%6.1f s (%4.1f s) during %s" % (w[0], w[1], w[1] - w[0],
                                                        ", ".join(w[2]) or "no fault"))
-    say("leader changes seen by the monitor: %d" % max(0, len(leaders) - 1))
+    per = {}
+    for (_t, gid, _i) in leaders:
+        per[gid] = per.get(gid, 0) + 1
+    say("leader changes seen by the monitor: %d%s" % (
+        len(leaders), " (by group: %s)" % ", ".join(
+            "g%d %d" % (g, per.get(g, 0)) for g in sorted(c.replicas)) if c.shards > 1 else ""))
     if nem.outside:
         say("nodes stopped from outside the suite (SIGTERM or SIGKILL; restarted, not "
             "counted): %s" %
@@ -580,6 +643,10 @@ def report(a, seed, out, c, nem, ops, summary, anomalies, leaders, t_end, check_
         for (t, i, rc, during, tail) in exits:
             say("  %6.1f s n%d status %s during %s: %s" % (t, i, rc, during, tail[-200:]))
     say("")
+    byg = summary.get("keys_by_group", {})
+    if c.shards > 1:
+        say("keys by group (CLUSTER KEYSLOT): %s" % ", ".join(
+            "g%d %d" % (g, byg.get(g, 0)) for g in sorted(c.replicas)))
     say("checker: %d keys, largest register history %d ops, %d WGL states, %.2f s; "
         "unchecked (search budget) %d" % (summary["keys"], summary["register_ops_max"],
                                           summary["wgl_states"], check_s,

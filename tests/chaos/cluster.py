@@ -21,14 +21,22 @@ PEER_PORT = 17000
 
 
 class Cluster:
-    def __init__(self, tag, net, data, nodes, binary, out, extra=()):
+    def __init__(self, tag, net, data, nodes, binary, out, extra=(), shards=1, replicas=None):
         self.tag = tag
         self.net = net
         self.data = data
         self.ids = list(range(1, nodes + 1))
         self.binary = binary
         self.out = out
-        self.extra = list(extra)
+        self.shards = shards
+        # one group: on every node, the layout before sharding (the node's
+        # own default is 3 replicas)
+        self.replicas_per_group = replicas if replicas is not None else min(nodes, 7)
+        # the layout: every node gets the same --shards and --replicas
+        self.extra = list(extra) + ["--shards", str(shards),
+                                    "--replicas", str(self.replicas_per_group)]
+        self.replicas = {}  # gid -> nodes holding a replica (learn_layout)
+        self.slots = {}  # gid -> (first slot, last slot)
         self.procs = {}
         self.paused = set()
         self.block_in = {i: set() for i in self.ids}  # peer ids whose packets i drops
@@ -120,26 +128,130 @@ class Cluster:
         except redis.exceptions.RedisError:
             return None
 
-    def leader(self):
-        """The node that says it leads with the highest term, or None."""
-        best = None
-        for i in self.ids:
-            r = self.raft(i)
-            if r and r.get("raft_role") == "leader":
-                if best is None or r["term"] > best[1]:
-                    best = (i, r["term"])
-        return best[0] if best else None
+    # ---- Raft groups (shards). INFO raft has one `group<id>:` line per
+    # group a node holds (slots, role, leader, term, commit, applied, ...);
+    # its top fields describe only the node's first group.
 
-    def wait_leader(self, timeout=60):
+    def groups(self, i, timeout=1.0):
+        """Node i's groups: {gid: {'slots': 'a-b', 'role': ..., 'leader': N,
+        'term': N, 'commit': N, 'applied': N, ...}}, or None if unreachable
+        (paused, down, or no reply)."""
+        r = self.raft(i, timeout)
+        if r is None:
+            return None
+        out = {}
+        for k, v in r.items():
+            if k.startswith("group") and k[5:].isdigit() and isinstance(v, dict):
+                out[int(k[5:])] = v
+        return out
+
+    def views(self):
+        """{node: groups(node) or None} for every node: one poll."""
+        return {i: self.groups(i) for i in self.ids}
+
+    @staticmethod
+    def group_leaders(views):
+        """{gid: node} from one poll: per group, the node that says it leads
+        it with the highest term (an isolated old leader may still say so,
+        with an older term). Groups with no such node are left out."""
+        best = {}
+        for i, gs in views.items():
+            for gid, g in (gs or {}).items():
+                if g.get("role") == "leader" and (gid not in best or g["term"] > best[gid][1]):
+                    best[gid] = (i, g["term"])
+        return {gid: b[0] for gid, b in best.items()}
+
+    def learn_layout(self, timeout=60):
+        """Records which nodes hold which groups and each group's slots,
+        from every node's group lines (all nodes must answer; the map is
+        static, so this holds for the whole run): self.replicas {gid: [node]},
+        self.slots {gid: (first, last)}. Returns an error string or None."""
         deadline = time.monotonic() + timeout
+        views = {}
         while time.monotonic() < deadline:
-            lead = self.leader()
-            if lead is not None:
-                r = self.raft(lead)
-                if r and r.get("leader") == lead:
+            views = self.views()
+            if all(v for v in views.values()):
+                break
+            time.sleep(0.2)
+        missing = [i for i, v in views.items() if not v]
+        if missing:
+            return "nodes %s hold no group or do not answer INFO raft" % missing
+        self.replicas, self.slots = {}, {}
+        for i, gs in sorted(views.items()):
+            for gid, g in gs.items():
+                self.replicas.setdefault(gid, []).append(i)
+                a, b = str(g["slots"]).split("-")
+                self.slots[gid] = (int(a), int(b))
+        want = min(self.replicas_per_group, len(self.ids))
+        if sorted(self.replicas) != list(range(1, self.shards + 1)):
+            return "groups held %s, expected 1..%d" % (sorted(self.replicas), self.shards)
+        bad = {g: r for g, r in self.replicas.items() if len(r) != want}
+        if bad:
+            return "groups without %d replicas: %s" % (want, bad)
+        return None
+
+    def leader(self, rng=None):
+        """The node that leads the most groups (with one group: the leader),
+        or None. Ties are broken by rng (the fault's), else the lowest id."""
+        lead = self.group_leaders(self.views())
+        if not lead:
+            return None
+        count = {}
+        for i in lead.values():
+            count[i] = count.get(i, 0) + 1
+        top = max(count.values())
+        best = sorted(i for i, n in count.items() if n == top)
+        return rng.choice(best) if rng is not None else best[0]
+
+    def led_by(self, i):
+        """The groups node i says it leads (sorted)."""
+        gs = self.groups(i) or {}
+        return sorted(g for g, v in gs.items() if v.get("role") == "leader")
+
+    def wait_leaders(self, timeout=60):
+        """Waits until every group has a leader, seen twice in a row (the
+        second poll confirms the first); returns {gid: node} or None."""
+        deadline = time.monotonic() + timeout
+        prev = None
+        while time.monotonic() < deadline:
+            lead = self.group_leaders(self.views())
+            if len(lead) == self.shards:
+                if lead == prev:
                     return lead
+                prev = lead
+                time.sleep(0.05)
+                continue
+            prev = None
             time.sleep(0.2)
         return None
+
+    def wait_leader(self, timeout=60):
+        """Waits until every group has a leader; returns the node leading
+        the most groups (ties: the lowest id), or None."""
+        lead = self.wait_leaders(timeout)
+        if lead is None:
+            return None
+        count = {}
+        for i in lead.values():
+            count[i] = count.get(i, 0) + 1
+        return min(count, key=lambda i: (-count[i], i))
+
+    def key_groups(self, keys, via):
+        """{key: gid}: each key's slot as node `via` computes it (CLUSTER
+        KEYSLOT), placed in the group whose slot range holds it."""
+        keys = sorted(keys)
+        cl = self.client(via, 5)
+        slots = []
+        for j in range(0, len(keys), 500):
+            pipe = cl.pipeline(transaction=False)
+            for k in keys[j:j + 500]:
+                pipe.execute_command("CLUSTER", "KEYSLOT", k)
+            slots += pipe.execute()
+        out = {}
+        for k, s in zip(keys, slots):
+            s = int(s)
+            out[k] = next(g for g, (a, b) in self.slots.items() if a <= s <= b)
+        return out
 
     # ---- network
 
