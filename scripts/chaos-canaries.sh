@@ -4,6 +4,8 @@
 # report an anomaly or a lost acknowledged write. A suite that passes a
 # broken node proves nothing.
 #   scripts/chaos-canaries.sh [NAME ...]   (default: all three)
+# on CHAOS_SHARDS shards (default 8, of 3 replicas on 5 nodes; 1: one group
+# on every node, the layout before sharding).
 # Prints `chaos-canaries: N passed, N failed` last (passed = caught).
 set -u
 cd "$(dirname "$0")/.."
@@ -41,7 +43,7 @@ for name in $names; do
   caught=0
   for attempt in $(seq 1 "${CHAOS_CANARY_ATTEMPTS:-3}"); do
     bash scripts/chaos.sh --bin "$bin" --profile "$profile" --seconds "$secs" --seed "$seed" \
-      --out "$out" >"$out/run.log" 2>&1
+      --shards "${CHAOS_SHARDS:-8}" --out "$out" >"$out/run.log" 2>&1
     rc=$?
     last=$(grep -E '^chaos: ops [0-9]+' "$out/run.log" | tail -n 1)
     lost=$(sed -E 's/.*lost acknowledged writes ([0-9]+).*/\1/' <<<"$last")
@@ -55,7 +57,8 @@ for name in $names; do
   took=$(( $(date +%s) - start ))
   kinds=$(grep -E '^  by kind:' "$out/run.log" | tail -n 1 | sed 's/^  by kind: //')
   if [ "$caught" -eq 1 ]; then
-    echo "canary $name: caught in ${took} s, attempt $attempt (profile $profile, seed $seed): lost acknowledged" \
+    echo "canary $name: caught in ${took} s, attempt $attempt (profile $profile, seed $seed," \
+      "${CHAOS_SHARDS:-8} shards): lost acknowledged" \
       "writes $lost, anomalies $anomalies ($kinds)"
     passed=$((passed + 1))
   else

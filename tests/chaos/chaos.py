@@ -57,7 +57,10 @@ READS = {"canary-ack": 0.0}
 PINNED = {"canary-ack"}
 # The paused-leader trap: half the clients only read and wait out a pause
 # (stuck on the paused leader, answered when it resumes), the other half
-# only write and give up soon (so they go on through the new leader).
+# only write and give up soon (so they go on through the new leader). With
+# several shards the readers aim, during the trap, at the paused leader and
+# the keys of the groups it leads (workload.aimed_key): it forwards the rest,
+# which hang while it is cut off, and the trap missed every run without it.
 SPLIT_ROLES = {"canary-readindex"}
 DURATION_S = {"full": (4.0, 10.0), "quick": (3.0, 6.0)}
 GAP_S = {"full": (3.0, 6.0), "quick": (2.5, 4.0)}
@@ -79,6 +82,19 @@ class Nemesis:
         self.exits = []  # (t, node, rc, during, log tail)
         self.outside = []  # (t, node, during): stopped by someone else
         self.stop = False
+        self.aim = None  # shared with the trap's readers (workload.aimed_key)
+
+    def set_aim(self, node):
+        """Points the trap's readers at `node` and the slots of the groups
+        it leads (node 0: nothing)."""
+        if self.aim is None:
+            return
+        ranges = [self.c.slots[g] for g in self.c.led_by(node)][:30] if node else []
+        with self.aim.get_lock():
+            self.aim[1] = len(ranges)
+            for j, (a, b) in enumerate(ranges):
+                self.aim[2 + 2 * j], self.aim[3 + 2 * j] = a, b
+            self.aim[0] = node if ranges else 0
 
     def now(self):
         return time.monotonic() - self.c.t_start
@@ -194,6 +210,7 @@ class Nemesis:
         elif kind == "pause-isolate":
             # the stale-read trap: the leader is stopped, cut off from its
             # peers (clients still reach it), resumed while still cut off
+            self.set_aim(lead)
             self.c.pause(lead)
             self.c.partition([[lead], others])
             detail = "SIGSTOP leader n%d, cut from peers, SIGCONT at %.0f%%" % (lead, 60)
@@ -218,6 +235,8 @@ class Nemesis:
             self.c.stop_delay()
         if kind.startswith("pause"):
             self.c.resume(lead)
+        if kind == "pause-isolate":
+            self.set_aim(0)
         if kind == "disk-full":
             self.c.free_disk(lead)
         self.faults.append((t0, self.now(), kind, detail))
@@ -491,6 +510,13 @@ def main():
         t_run = time.monotonic()
         deadline = t_run + a.seconds
         ips = {i: c.ip(i) for i in c.ids}
+        for k in ("r:0:0", "c:7", "a:3:2", "{r:1}:x"):  # the trap's slots are the node's
+            got = c.client(lead).execute_command("CLUSTER", "KEYSLOT", k)
+            if int(got) != workload.key_slot(k):
+                raise RuntimeError("key_slot(%r) = %d, CLUSTER KEYSLOT %s" %
+                                   (k, workload.key_slot(k), got))
+        if a.profile in SPLIT_ROLES and a.shards > 1:
+            nem.aim = multiprocessing.Array("i", 64)
         for w in range(a.workers):
             # a third wait long (past pauses: the stale-read trap), the
             # others give up soon
@@ -502,7 +528,8 @@ def main():
                 target=workload.run,
                 args=(w, ips, clustermod.CLIENT_PORT, c.t_start, deadline, seed, timeout,
                       os.path.join(out, "hist-%d.jsonl" % w), a.rate, None, reads,
-                      c.ids[w % len(c.ids)] if a.profile in PINNED else None), daemon=True)
+                      c.ids[w % len(c.ids)] if a.profile in PINNED else None,
+                      nem.aim if reads > 1.0 else None), daemon=True)
             p.start()
             workers.append(p)
         leaders = []

@@ -37,6 +37,37 @@ SHUN_S = 3.0
 READ_SHARE = {"r": 0.5, "c": 0.2, "a": 0.3}  # of each kind's operations
 
 
+def key_slot(key):
+    """Redis's slot of a key: CRC16 (XMODEM) of it, or of its hash tag, mod
+    16384 (src/cluster/slot.c; chaos.py checks it against CLUSTER KEYSLOT)."""
+    k = key.encode()
+    a = k.find(b"{")
+    if a >= 0:
+        b = k.find(b"}", a + 1)
+        if b > a + 1:
+            k = k[a + 1:b]
+    crc = 0
+    for byte in k:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc % 16384
+
+
+def aimed_key(aim, now, rng):
+    """With sharding, the stale-read trap needs reads of the keys the paused
+    leader itself leads (it forwards the others, and cut off from its peers
+    those hang): a key of this moment's generations whose slot is in one of
+    the ranges in aim ([node, n, first1, last1, ...]), or None."""
+    ranges = [(aim[2 + 2 * j], aim[3 + 2 * j]) for j in range(aim[1])]
+    keys = ["r:%d:%d" % (int(now / REGISTER_PERIOD_S), j) for j in range(REGISTER_KEYS)]
+    keys.append("c:%d" % int(now / COUNTER_PERIOD_S))
+    keys += ["a:%d:%d" % (int(now / APPEND_PERIOD_S), j) for j in range(APPEND_KEYS)]
+    keys = [k for k in keys if any(a <= key_slot(k) <= b for a, b in ranges)]
+    return rng.choice(keys) if keys else None
+
+
 def classify_error(msg):
     for m in NOT_APPLIED:
         if m in msg:
@@ -73,10 +104,12 @@ class Conns:
                 pass
 
 
-def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=None, reads=1.0, pin=None):
+def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=None, reads=1.0, pin=None,
+        aim=None):
     """One client process: operations until the monotonic `deadline`.
     `reads` scales the share of GETs (0: writes only, above 1: reads only); `pin` makes it talk
-    to that one node only. Times in the history are seconds since t_start; at most `rate` operations
+    to that one node only; `aim` (a shared array the nemesis sets, reads-only clients) makes it
+    read, while aim[0] is a node, that node's own keys there (aimed_key). Times in the history are seconds since t_start; at most `rate` operations
     a second (the machine is shared, and the history must stay checkable)."""
     rng = random.Random(seed * 1000 + idx)
     conns = Conns(ips, port, timeout)
@@ -105,7 +138,14 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
         node = pin if pin is not None else rng.choice(up or nodes)
         kind = rng.choices(kinds, weights)[0]
         is_read = reads > 1.0 or rng.random() < READ_SHARE[kind] * reads
-        if kind == "r":
+        aimed = None
+        if aim is not None and is_read and aim[0] in ips:
+            with aim.get_lock():
+                aimed = aimed_key(aim, now, rng)
+                node = aim[0] if aimed is not None else node
+        if aimed is not None:
+            f, v, args, key = "r", None, ("GET", aimed), aimed
+        elif kind == "r":
             key = "r:%d:%d" % (int(now / REGISTER_PERIOD_S), rng.randrange(REGISTER_KEYS))
             v = "%d-%d" % (idx, seq)
             if is_read:
