@@ -4,7 +4,8 @@
 # on exit, after a failure or on Ctrl-C.
 #
 #   scripts/chaos.sh [--seconds N] [--seed S] [--bin PATH] [--profile P]
-#                    [--nodes N] [--out DIR] [--workers N]
+#                    [--nodes N] [--shards S] [--replicas R] [--out DIR]
+#                    [--workers N]   (default 5 nodes, 8 shards of 3 replicas)
 #
 # Network: for a run tag T (0..9, the first free one):
 #   bridge  shoalcTbr (no address: the root namespace cannot reach the nodes)
