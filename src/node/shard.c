@@ -537,7 +537,7 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
     }
     s->applied = e->index;
     s->applied_bytes += e->len;
-    if (n->on_apply != NULL) n->on_apply(n, e);
+    if (n->on_apply != NULL) n->on_apply(n, s, e);
     struct resp_out *out = &s->scratch[w != NULL && w->proto == 3];
     resp_out_consume(out, resp_out_len(out));
     if (e->type == RAFT_ENTRY_NORMAL && e->len > 0) {
