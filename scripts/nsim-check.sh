@@ -43,9 +43,10 @@ for part in a b; do
   failed=$((failed + v))
 done
 echo "whole-node seeds (ASan/UBSan, 2 processes): $seeds in ${ms} ms"
-# Seeds that once found a bug (the fix names the seed), replayed every time.
+# Seeds that once found a bug (the fix names the seed), replayed every time,
+# with the one-shard layout they had then (--shards 1 replays them bit for bit).
 for seed in $regressions; do
-  if build/test/shoal-nsim --seed "$seed" >"$logs/nsim-seed-$seed.log" 2>&1; then
+  if build/test/shoal-nsim --seed "$seed" --shards 1 >"$logs/nsim-seed-$seed.log" 2>&1; then
     passed=$((passed + 1))
   else
     grep -E '^VIOLATION' "$logs/nsim-seed-$seed.log"
