@@ -47,7 +47,10 @@ int shard_open(struct node *n, struct shard *s, uint32_t index,
     s->snap_next.handle = -1;
     s->snap_err_fd = -1;
     s->recv.handle = -1;
-    rand_seed(&s->rng, n->cfg.id * 7919 + node_now_ms());
+    /* the group in the seed: replicas opened in the same millisecond would
+     * otherwise draw the same election timeouts and time out together */
+    rand_seed(&s->rng,
+              (n->cfg.id * 7919 + node_now_ms()) ^ ((s->group - 1) * 0x9e3779b97f4a7c15ull));
     resp_out_init(&s->scratch[0], 2, NODE_SLOT_BYTES_MAX, NULL);
     resp_out_init(&s->scratch[1], 3, NODE_SLOT_BYTES_MAX, NULL);
     s->kv = shard__new_kv(n, s);
