@@ -1185,7 +1185,9 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     w->cfg.election_ticks = 10;
     w->cfg.heartbeat_ticks = 2;
     w->cfg.lease_read = false;
-    w->cfg.snapshot_entries = 20 + rand_below(&w->rng, 300);
+    /* a group of S applies about 1/S of the writes: as many snapshots */
+    w->cfg.snapshot_entries = (20 + rand_below(&w->rng, 300)) / shards;
+    if (w->cfg.snapshot_entries < 10) w->cfg.snapshot_entries = 10;
     w->cfg.wal_segment_bytes = WAL_SEGMENT_BYTES_MIN * (1 + rand_below(&w->rng, 4));
     /* snapshots of many chunks, and a log bounded by bytes as well */
     w->cfg.snapshot_chunk_bytes = 64 + rand_below(&w->rng, 4096);
