@@ -526,6 +526,11 @@ static void cluster__key_cb(void *ctx, const struct resp_arg *key) {
     struct cluster__place *p = ctx;
     uint16_t slot = slot_of_key(key->data, key->len);
     uint32_t shard = map_shard_of_slot(&p->n->map, slot);
+#ifdef CANARY_WRONG_SHARD
+    /* deliberate bug: a key is routed to the next shard, which does not
+     * own its slot (the node serves and applies it there) */
+    shard = (shard + 1) % p->n->map.n_shards;
+#endif
     if (!p->any) {
         p->any = true;
         p->out->slot = slot;

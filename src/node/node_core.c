@@ -150,8 +150,11 @@ static void node_core__balance(struct node *n, struct shard *s) {
         for (uint8_t i = 1; i < s->n_replicas; i++) {
             if (!node_core__peer_up(n, s->replicas[i])) return; /* wait for every voter */
         }
-        s->campaign_due = false;
+        /* Raft does not campaign while a committed configuration is not
+         * applied, as the initial one is until the first flush ends: the
+         * campaign stays due until it starts */
         raft_campaign(s->raft);
+        s->campaign_due = raft_role(s->raft) == RAFT_FOLLOWER;
         return;
     }
     if (!shard_is_leader(s) || preferred == n->cfg.id || raft_leader(s->raft) != n->cfg.id) return;

@@ -266,9 +266,10 @@ struct node {
     int exit_code;
     char snap_path[NODE_PATH_BYTES + 32];
     /* Set by a simulating host: snapshots are written on the loop (no fork),
-     * and every applied entry is reported (checkers). */
+     * and every applied entry is reported with the replica that applies it
+     * (checkers). */
     bool snapshot_inline;
-    void (*on_apply)(struct node *n, const struct raft_entry *e);
+    void (*on_apply)(struct node *n, const struct shard *s, const struct raft_entry *e);
     void *host; /* the host's own state */
 };
 

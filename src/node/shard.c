@@ -47,7 +47,10 @@ int shard_open(struct node *n, struct shard *s, uint32_t index,
     s->snap_next.handle = -1;
     s->snap_err_fd = -1;
     s->recv.handle = -1;
-    rand_seed(&s->rng, n->cfg.id * 7919 + node_now_ms());
+    /* the group in the seed: replicas opened in the same millisecond would
+     * otherwise draw the same election timeouts and time out together */
+    rand_seed(&s->rng,
+              (n->cfg.id * 7919 + node_now_ms()) ^ ((s->group - 1) * 0x9e3779b97f4a7c15ull));
     resp_out_init(&s->scratch[0], 2, NODE_SLOT_BYTES_MAX, NULL);
     resp_out_init(&s->scratch[1], 3, NODE_SLOT_BYTES_MAX, NULL);
     s->kv = shard__new_kv(n, s);
@@ -542,7 +545,7 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
     }
     s->applied = e->index;
     s->applied_bytes += e->len;
-    if (n->on_apply != NULL) n->on_apply(n, e);
+    if (n->on_apply != NULL) n->on_apply(n, s, e);
     struct resp_out *out = &s->scratch[w != NULL && w->proto == 3];
     resp_out_consume(out, resp_out_len(out));
     if (e->type == RAFT_ENTRY_NORMAL && e->len > 0) {

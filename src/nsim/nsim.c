@@ -16,7 +16,12 @@
  *   - linearizability of every key's history (GET, SET, APPEND through RESP)
  *     with src/check/lin.c: no acknowledged write lost, no stale read;
  *   - liveness: after the faults heal, writes succeed again and every
- *     replica converges to the same keyspace (kv_digest). */
+ *     replica converges to the same keyspace (kv_digest);
+ *   - shard ownership: no replica applies an entry or serves a read for a
+ *     key whose slot its shard does not own.
+ *
+ * A seed runs 1-4 shards (Raft groups 1..S over the slots, src/cluster/
+ * map.c), each on R of the nodes; every checker above is per group. */
 #include "nsim/nsim.h"
 
 #include <setjmp.h>
@@ -26,15 +31,16 @@
 #include <string.h>
 
 #include "check/lin.h"
+#include "cluster/slot.h"
 #include "node/node_int.h"
 #include "util/crc32c.h"
 
 #define NSIM_NODES_MAX 5
 #define NSIM_CLIENTS 4
-#define NSIM_KEYS 3
+#define NSIM_KEYS_MAX 4 /* max(3, shards): key i lives in shard i % S */
+#define NSIM_SHARDS_MAX 4
 #define NSIM_EPOCH_MS 1700000000000ull
 #define NSIM_TICK_MS 10
-#define NSIM_GROUP 1 /* the one group (cfg.shards = 1) */
 #define NSIM_OP_TIMEOUT_US 400000
 #define NSIM_APPEND_LIMIT 3000 /* a client SETs a key whose value grew past this */
 
@@ -67,6 +73,9 @@ struct nsim_slot {
     struct nsim_slot *prev, *next;
     uint16_t client;
     uint32_t req;
+    bool read;
+    uint8_t want; /* the shard owning the key's slot (the simulator's own map) */
+    uint8_t ran;  /* the shard the node handed it to */
 };
 
 struct nsim_host {
@@ -85,7 +94,7 @@ struct nsim_host {
     char fatal[600];
     char last_log[600];
     bool pump_due;
-    uint64_t applied;
+    uint64_t applied[NSIM_SHARDS_MAX]; /* by map index: the last index it applied */
     uint64_t disk_us_max;
     uint64_t slow_until_us;
     struct peer_buf out[NSIM_NODES_MAX];
@@ -104,8 +113,17 @@ struct nsim_client {
     uint32_t req;
     bool busy;
     uint32_t op; /* into ops */
-    uint8_t target;
-    uint32_t len_seen[NSIM_KEYS];
+    uint8_t target[NSIM_SHARDS_MAX]; /* the node it sends each shard's commands to */
+    uint32_t len_seen[NSIM_KEYS_MAX];
+};
+
+/* Per group (map index): what its replicas did. */
+struct nsim_group {
+    uint64_t *leader_of_term;
+    uint64_t cap_terms;
+    struct nsim_applied *applied;
+    uint64_t cap_applied;
+    uint64_t ok_after_heal; /* writes acknowledged after the faults healed */
 };
 
 struct nsim {
@@ -118,6 +136,12 @@ struct nsim {
     uint32_t n_nodes;
     struct nsim_host hosts[NSIM_NODES_MAX];
     struct node_config cfg;
+    /* the layout, as clients and checkers see it (built here from the
+     * configuration, not taken from a node) */
+    struct map map;
+    uint32_t n_keys;
+    char keys[NSIM_KEYS_MAX][16];
+    uint8_t key_shard[NSIM_KEYS_MAX];
     /* network */
     bool blocked[NSIM_NODES_MAX][NSIM_NODES_MAX];
     uint32_t drop_percent, dup_percent;
@@ -132,12 +156,8 @@ struct nsim {
     /* phases */
     uint64_t heal_us, quiet_us, end_us;
     bool healed, quiet;
-    uint64_t ok_after_heal;
     /* checkers */
-    uint64_t *leader_of_term;
-    uint64_t cap_terms;
-    struct nsim_applied *applied;
-    uint64_t cap_applied;
+    struct nsim_group groups[NSIM_SHARDS_MAX];
     bool violated;
     char why[768];
 };
@@ -317,6 +337,13 @@ static void nsim__slot_free(struct nsim_host *h, struct nsim_slot *ns) {
 
 void slot_set(struct client *c, struct slot *s, const char *data, size_t len) {
     struct nsim_slot *ns = (struct nsim_slot *)s;
+    /* shard ownership: a read answered from a keyspace was served by the
+     * shard the node handed it to, which must own the key's slot */
+    if (ns->read && ns->ran != ns->want && (len == 0 || data[0] != '-')) {
+        nsim__violation(nsim__w, "shard ownership: node %llu served a read of a key of group "
+                                 "%u from group %u",
+                        (unsigned long long)nsim__host(c->node)->id, ns->want + 1u, ns->ran + 1u);
+    }
     nsim__reply(nsim__w, ns, data, len);
     nsim__slot_free(nsim__host(c->node), ns);
 }
@@ -333,60 +360,112 @@ void client_release_due(struct node *n) { (void)n; } /* slot_set answers at once
 
 /* ---- checkers ---- */
 
-static void nsim__check_leader(struct nsim *w, struct nsim_host *h) {
-    if (!h->alive || raft_role(h->n->shards[0]->raft) != RAFT_LEADER) return;
-    uint64_t term = raft_term(h->n->shards[0]->raft);
-    if (term >= w->cap_terms) {
-        uint64_t cap = w->cap_terms ? w->cap_terms : 64;
+static void nsim__check_leader_of(struct nsim *w, struct nsim_host *h, const struct shard *s) {
+    if (raft_role(s->raft) != RAFT_LEADER) return;
+    struct nsim_group *g = &w->groups[s->index];
+    uint64_t term = raft_term(s->raft);
+    if (term >= g->cap_terms) {
+        uint64_t cap = g->cap_terms ? g->cap_terms : 64;
         while (cap <= term) cap *= 2;
-        w->leader_of_term = realloc(w->leader_of_term, cap * sizeof(uint64_t));
-        if (w->leader_of_term == NULL) abort();
-        memset(w->leader_of_term + w->cap_terms, 0, (cap - w->cap_terms) * sizeof(uint64_t));
-        w->cap_terms = cap;
+        g->leader_of_term = realloc(g->leader_of_term, cap * sizeof(uint64_t));
+        if (g->leader_of_term == NULL) abort();
+        memset(g->leader_of_term + g->cap_terms, 0, (cap - g->cap_terms) * sizeof(uint64_t));
+        g->cap_terms = cap;
     }
-    if (w->leader_of_term[term] == 0) {
-        w->leader_of_term[term] = h->id;
+    if (g->leader_of_term[term] == 0) {
+        g->leader_of_term[term] = h->id;
         w->st.elections++;
-        nsim__trace(w, "node %llu leads term %llu", (unsigned long long)h->id,
-                    (unsigned long long)term);
-    } else if (w->leader_of_term[term] != h->id) {
-        nsim__violation(w, "election safety: nodes %llu and %llu both lead term %llu",
-                        (unsigned long long)w->leader_of_term[term], (unsigned long long)h->id,
-                        (unsigned long long)term);
+        nsim__trace(w, "node %llu leads group %llu term %llu", (unsigned long long)h->id,
+                    (unsigned long long)s->group, (unsigned long long)term);
+    } else if (g->leader_of_term[term] != h->id) {
+        nsim__violation(w, "election safety: nodes %llu and %llu both lead group %llu term %llu",
+                        (unsigned long long)g->leader_of_term[term], (unsigned long long)h->id,
+                        (unsigned long long)s->group, (unsigned long long)term);
     }
 }
 
-static void nsim__on_apply(struct node *n, const struct raft_entry *e) {
+static void nsim__check_leader(struct nsim *w, struct nsim_host *h) {
+    if (!h->alive) return;
+    for (uint32_t i = 0; i < h->n->n_local; i++) nsim__check_leader_of(w, h, h->n->local[i]);
+}
+
+/* The shard (map index) owning a key's slot, by the simulator's map. */
+static uint32_t nsim__shard_of_key(const struct nsim *w, const void *key, size_t len) {
+    return map_shard_of_slot(&w->map, slot_of_key(key, len));
+}
+
+struct nsim__owner_check {
+    struct nsim *w;
+    const struct node *n;
+    const struct shard *s;
+    uint64_t index;
+};
+
+static void nsim__owner_key_cb(void *ctx, const struct resp_arg *key) {
+    struct nsim__owner_check *oc = ctx;
+    uint32_t k = nsim__shard_of_key(oc->w, key->data, key->len);
+    if (k == oc->s->index) return;
+    nsim__violation(oc->w, "shard ownership: node %llu group %llu applied index %llu on key "
+                           "'%.*s' (slot %u) of group %u",
+                    (unsigned long long)nsim__host(oc->n)->id, (unsigned long long)oc->s->group,
+                    (unsigned long long)oc->index, (int)(key->len < 40 ? key->len : 40),
+                    key->data, slot_of_key(key->data, key->len), k + 1u);
+}
+
+/* Every key a committed command touches must be in a slot of the group
+ * applying it (expiry entries name their one key). */
+static void nsim__check_owner(struct nsim *w, const struct node *n, const struct shard *s,
+                              const struct raft_entry *e) {
+    if (e->type != RAFT_ENTRY_NORMAL || e->len == 0) return;
+    int64_t now_ms;
+    uint32_t argc;
+    struct resp_arg *argv;
+    if (cmd_entry_decode(e->data, e->len, &now_ms, &argc, &argv) != 0) return; /* the node stops */
+    struct nsim__owner_check oc = {.w = w, .n = n, .s = s, .index = e->index};
+    const struct cmd_def *def = argc > 0 ? cmd_lookup(argv[0].data, argv[0].len) : NULL;
+    if (def != NULL) {
+        cmd_keys(def, argc, argv, nsim__owner_key_cb, &oc);
+    } else if (argc == 2) { /* __shoal_expire key */
+        nsim__owner_key_cb(&oc, &argv[1]);
+    }
+    free(argv);
+}
+
+static void nsim__on_apply(struct node *n, const struct shard *s, const struct raft_entry *e) {
     struct nsim *w = nsim__w;
     struct nsim_host *h = nsim__host(n);
-    bool next = e->index == h->applied + 1;
-    bool after_snapshot = e->index == n->shards[0]->snapshot_index + 1 && e->index > h->applied + 1;
+    struct nsim_group *g = &w->groups[s->index];
+    uint64_t *applied = &h->applied[s->index];
+    bool next = e->index == *applied + 1;
+    bool after_snapshot = e->index == s->snapshot_index + 1 && e->index > *applied + 1;
     if (!next && !after_snapshot) {
-        nsim__violation(w, "exactly once: node %llu applied index %llu after %llu "
+        nsim__violation(w, "exactly once: node %llu group %llu applied index %llu after %llu "
                            "(snapshot at %llu)", (unsigned long long)h->id,
-                        (unsigned long long)e->index, (unsigned long long)h->applied,
-                        (unsigned long long)n->shards[0]->snapshot_index);
+                        (unsigned long long)s->group, (unsigned long long)e->index,
+                        (unsigned long long)*applied, (unsigned long long)s->snapshot_index);
     }
-    h->applied = e->index;
-    if (e->index >= w->cap_applied) {
-        uint64_t cap = w->cap_applied ? w->cap_applied : 1024;
+    *applied = e->index;
+    nsim__check_owner(w, n, s, e);
+    if (e->index >= g->cap_applied) {
+        uint64_t cap = g->cap_applied ? g->cap_applied : 1024;
         while (cap <= e->index) cap *= 2;
-        w->applied = realloc(w->applied, cap * sizeof(*w->applied));
-        if (w->applied == NULL) abort();
-        memset(w->applied + w->cap_applied, 0, (cap - w->cap_applied) * sizeof(*w->applied));
-        w->cap_applied = cap;
+        g->applied = realloc(g->applied, cap * sizeof(*g->applied));
+        if (g->applied == NULL) abort();
+        memset(g->applied + g->cap_applied, 0, (cap - g->cap_applied) * sizeof(*g->applied));
+        g->cap_applied = cap;
     }
     uint32_t crc = crc32c(e->type, e->data, e->len);
-    struct nsim_applied *a = &w->applied[e->index];
+    struct nsim_applied *a = &g->applied[e->index];
     if (!a->set) {
         a->set = true;
         a->term = e->term;
         a->crc = crc;
         if (e->index > w->st.applied_max) w->st.applied_max = e->index;
     } else if (a->term != e->term || a->crc != crc) {
-        nsim__violation(w, "state machine safety: node %llu applied (%llu, term %llu) where "
-                           "another applied term %llu with different bytes",
-                        (unsigned long long)h->id, (unsigned long long)e->index,
+        nsim__violation(w, "state machine safety: node %llu group %llu applied (%llu, term %llu) "
+                           "where another applied term %llu with different bytes",
+                        (unsigned long long)h->id, (unsigned long long)s->group,
+                        (unsigned long long)e->index,
                         (unsigned long long)e->term, (unsigned long long)a->term);
     }
 }
@@ -414,13 +493,20 @@ static void nsim__stopped(struct nsim *w, struct nsim_host *h) {
                (struct nsim_ev){.type = EV_RESTART, .node = h->idx});
 }
 
+/* Snapshot writer failures, over the node's replicas. */
+static uint64_t nsim__snap_failures(const struct node *n) {
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < n->n_local; i++) sum += n->local[i]->snap_failures;
+    return sum;
+}
+
 /* An injected fsync error was consumed, and the node goes on: only a
  * snapshot writer may take it so (its file is thrown away and written again
  * later), and it must count the failure; anything else swallowed it. */
 static void nsim__check_fsync_error_seen(struct nsim *w, struct nsim_host *h) {
     if (!h->alive || !h->expect_fatal || nsim_fs_faults(h->fs)->fail_syncs > 0) return;
     h->expect_fatal = false;
-    if (h->n->shards[0]->snap_failures > h->snap_failures_at_fault) return;
+    if (nsim__snap_failures(h->n) > h->snap_failures_at_fault) return;
     nsim__violation(w, "node %llu went on after an fsync error nobody reported",
                     (unsigned long long)h->id);
 }
@@ -484,7 +570,7 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
         nsim__stopped(w, h);
         return;
     }
-    h->applied = n->shards[0]->applied;
+    for (uint32_t i = 0; i < n->n_local; i++) h->applied[n->local[i]->index] = n->local[i]->applied;
     for (uint32_t i = 0; i < NSIM_CLIENTS; i++) {
         h->clients[i] = calloc(1, sizeof(struct client));
         if (h->clients[i] == NULL) abort();
@@ -492,10 +578,12 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
         h->clients[i]->proto = 2;
         h->clients[i]->id = n->next_client_id++;
     }
-    nsim__trace(w, "node %llu started (gen %u): commit %llu, applied %llu",
-                (unsigned long long)h->id, h->gen,
-                (unsigned long long)raft_commit_index(n->shards[0]->raft),
-                (unsigned long long)h->applied);
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        nsim__trace(w, "node %llu started (gen %u): group %llu commit %llu, applied %llu",
+                    (unsigned long long)h->id, h->gen, (unsigned long long)n->local[i]->group,
+                    (unsigned long long)raft_commit_index(n->local[i]->raft),
+                    (unsigned long long)n->local[i]->applied);
+    }
     nsim__push(w, w->now_us + 1000 * (1 + rand_below(&w->rng, NSIM_TICK_MS)),
                (struct nsim_ev){.type = EV_TICK, .node = h->idx, .gen = h->gen});
 }
@@ -515,7 +603,7 @@ static void nsim__crash(struct nsim *w, struct nsim_host *h, bool power_loss) {
         n->batch = NULL;
         n->flushing = false;
     }
-    w->st.snapshot_failures += n->shards[0]->snap_failures;
+    w->st.snapshot_failures += nsim__snap_failures(n);
     node_core_close(n);
     nsim__free_node(w, h);
     h->alive = false;
@@ -541,6 +629,17 @@ static uint32_t nsim__store(struct nsim *w, const void *bytes, uint32_t len) {
     return off;
 }
 
+/* A random node holding a replica of shard k (with every node holding it,
+ * the same draw as a random node). */
+static uint8_t nsim__random_holder(struct nsim *w, uint32_t k) {
+    const struct map_shard *ms = &w->map.shards[k];
+    uint32_t r = (uint32_t)rand_below(&w->rng, ms->n_replicas);
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        if (map_has_replica(ms, w->hosts[i].id) && r-- == 0) return (uint8_t)i;
+    }
+    abort();
+}
+
 static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
     if (w->quiet) return;
     if (w->n_ops == w->cap_ops) {
@@ -550,10 +649,11 @@ static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
     }
     struct nsim_op *op = &w->ops[w->n_ops];
     memset(op, 0, sizeof(*op));
-    op->key = (uint8_t)rand_below(&w->rng, NSIM_KEYS);
+    op->key = (uint8_t)rand_below(&w->rng, w->n_keys);
     uint32_t dice = (uint32_t)rand_below(&w->rng, 100);
-    char key[16], arg[32];
-    snprintf(key, sizeof(key), "k%u", op->key);
+    char arg[32];
+    const char *key = w->keys[op->key];
+    uint8_t target = c->target[w->key_shard[op->key]];
     const char *verb = "GET";
     op->lin.kind = LIN_GET;
     if (dice >= 40) {
@@ -582,9 +682,9 @@ static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
     }
     nsim__trace(w, "client %u op %u: %s %s %.*s -> node %llu", c->id, c->op, verb, key,
                 (int)op->lin.arg_len, (const char *)w->arena + op->arg_off,
-                (unsigned long long)w->hosts[c->target].id);
-    struct nsim_ev ev = {.type = EV_REQ, .node = c->target, .client = c->id, .req = c->req,
-                         .gen = w->hosts[c->target].gen, .len = (size_t)len};
+                (unsigned long long)w->hosts[target].id);
+    struct nsim_ev ev = {.type = EV_REQ, .node = target, .client = c->id, .req = c->req,
+                         .gen = w->hosts[target].gen, .len = (size_t)len};
     ev.bytes = malloc((size_t)len);
     if (ev.bytes == NULL) abort();
     memcpy(ev.bytes, buf, (size_t)len);
@@ -596,12 +696,15 @@ static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
 static void nsim__client_done(struct nsim *w, struct nsim_client *c, bool retarget) {
     c->busy = false;
     if (retarget) {
-        /* a client library would follow the node's hint; the nodes proxy */
-        struct nsim_host *h = &w->hosts[c->target];
-        int hint = h->alive ? nsim__slot_of(w, raft_leader(h->n->shards[0]->raft)) : -1;
-        c->target = hint >= 0 && rand_chance(&w->rng, 80)
-                        ? (uint8_t)hint
-                        : (uint8_t)rand_below(&w->rng, w->n_nodes);
+        /* a client library would follow the node's hint for the key's
+         * shard (a cluster client knows the slots, so it asks a replica of
+         * that shard); the nodes proxy */
+        uint32_t k = w->key_shard[w->ops[c->op].key];
+        struct nsim_host *h = &w->hosts[c->target[k]];
+        const struct shard *s = h->alive ? h->n->shards[k] : NULL;
+        int hint = s != NULL ? nsim__slot_of(w, raft_leader(s->raft)) : -1;
+        c->target[k] = hint >= 0 && rand_chance(&w->rng, 80) ? (uint8_t)hint
+                                                            : nsim__random_holder(w, k);
     }
     nsim__push(w, w->now_us + 100 + rand_below(&w->rng, 3000),
                (struct nsim_ev){.type = EV_NEXT, .client = c->id, .req = c->req});
@@ -673,15 +776,16 @@ static void nsim__on_reply(struct nsim *w, const struct nsim_ev *ev) {
             shown[k++] = r[i] == '\r' || r[i] == '\n' ? ' ' : r[i];
         }
         shown[k] = '\0';
-        nsim__trace(w, "client %u op %u: k%u ok %s", c->id, c->op, op->key, shown);
+        nsim__trace(w, "client %u op %u: %s ok %s", c->id, c->op, w->keys[op->key], shown);
     }
     w->st.ops_ok++;
-    if (w->healed && op->lin.kind != LIN_GET) w->ok_after_heal++;
+    if (w->healed && op->lin.kind != LIN_GET) w->groups[w->key_shard[op->key]].ok_after_heal++;
     nsim__client_done(w, c, false);
 }
 
 /* A client's command reaches a node: parsed as the node parses it, then
- * handed to the shard as client.c does for a local route. */
+ * handed to the shard its keys map to, found as client.c finds it
+ * (node_cluster_keys_place), as client.c does for a local route. */
 static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
     struct nsim_host *h = &w->hosts[ev->node];
     if (!h->alive || h->gen != ev->gen) return; /* connection refused: the client times out */
@@ -694,31 +798,43 @@ static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
     }
     const struct cmd_def *def = cmd_lookup(cmd.argv[0].data, cmd.argv[0].len);
     struct nsim_slot *ns = calloc(1, sizeof(*ns));
-    if (def == NULL || ns == NULL) abort();
+    if (def == NULL || ns == NULL || cmd.argc < 2) abort();
     ns->client = ev->client;
     ns->req = ev->req;
+    ns->read = !(def->flags & CMD_WRITE);
+    ns->want = (uint8_t)nsim__shard_of_key(w, cmd.argv[1].data, cmd.argv[1].len);
     ns->next = h->slots;
     if (h->slots) h->slots->prev = ns;
     h->slots = ns;
     struct client *c = h->clients[ev->client];
     struct node *n = h->n;
+    struct node_keys_place place;
+    node_cluster_keys_place(n, def, cmd.argc, cmd.argv, &place);
+    struct shard *s = n->shards[place.shard];
+    ns->ran = (uint8_t)place.shard;
+    if (s == NULL) { /* client.c would proxy it; a client here asks a replica */
+        slot_set_error(c, &ns->base, "TRYAGAIN no replica of the key's shard here; "
+                                     "the command was not applied");
+        return;
+    }
     NSIM_ON_NODE(w, h, {
-        if (def->flags & CMD_WRITE) shard_write(n, n->shards[0], c, &ns->base, cmd.argc, cmd.argv);
-        else shard_read(n, n->shards[0], c, &ns->base, def, cmd.argc, cmd.argv);
+        if (def->flags & CMD_WRITE) shard_write(n, s, c, &ns->base, cmd.argc, cmd.argv);
+        else shard_read(n, s, c, &ns->base, def, cmd.argc, cmd.argv);
     });
 }
 
 /* ---- the nemesis ---- */
 
-static int nsim__leader(const struct nsim *w) {
+/* The node leading shard k in the highest term, or -1. */
+static int nsim__leader(const struct nsim *w, uint32_t k) {
     int best = -1;
     uint64_t term = 0;
     for (uint32_t i = 0; i < w->n_nodes; i++) {
         const struct nsim_host *h = &w->hosts[i];
-        if (h->alive && raft_role(h->n->shards[0]->raft) == RAFT_LEADER &&
-            raft_term(h->n->shards[0]->raft) >= term) {
+        const struct shard *s = h->alive ? h->n->shards[k] : NULL;
+        if (s != NULL && raft_role(s->raft) == RAFT_LEADER && raft_term(s->raft) >= term) {
             best = (int)i;
-            term = raft_term(h->n->shards[0]->raft);
+            term = raft_term(s->raft);
         }
     }
     return best;
@@ -740,7 +856,9 @@ static void nsim__heal_network(struct nsim *w) {
 static void nsim__nemesis(struct nsim *w) {
     uint32_t pick = (uint32_t)rand_below(&w->rng, 100);
     uint32_t victim = (uint32_t)rand_below(&w->rng, w->n_nodes);
-    int leader = nsim__leader(w);
+    /* the group whose leader may be the victim or hand over */
+    uint32_t group = w->map.n_shards > 1 ? (uint32_t)rand_below(&w->rng, w->map.n_shards) : 0;
+    int leader = nsim__leader(w, group);
     if (pick < 35 && leader >= 0 && rand_chance(&w->rng, 50)) victim = (uint32_t)leader;
     struct nsim_host *h = &w->hosts[victim];
     uint32_t max_down = (w->n_nodes - 1) / 2 + 1; /* sometimes one more than a quorum allows */
@@ -798,13 +916,17 @@ static void nsim__nemesis(struct nsim *w) {
         if (!h->alive || h->expect_fatal || nsim__down(w) >= max_down) return;
         nsim_fs_faults(h->fs)->fail_syncs = 1;
         h->expect_fatal = true;
-        h->snap_failures_at_fault = h->n->shards[0]->snap_failures;
+        h->snap_failures_at_fault = nsim__snap_failures(h->n);
         w->st.fsync_errors++;
         nsim__trace(w, "nemesis: node %llu's next fsync fails", (unsigned long long)h->id);
     } else if (leader >= 0 && w->hosts[leader].alive) { /* leadership transfer */
-        struct raft *r = w->hosts[leader].n->shards[0]->raft;
+        struct shard *ls = w->hosts[leader].n->shards[group];
+        struct raft *r = ls->raft;
         uint64_t to = w->hosts[victim].id;
-        if (to != w->hosts[leader].id && !w->hosts[leader].n->shards[0]->in_ready) {
+        if (!map_has_replica(&w->map.shards[group], to)) {
+            to = w->hosts[nsim__random_holder(w, group)].id;
+        }
+        if (to != w->hosts[leader].id && !ls->in_ready) {
             struct nsim_host *lh = &w->hosts[leader];
             NSIM_ON_NODE(w, lh, {
                 int rc = raft_transfer_leader(r, to);
@@ -818,8 +940,23 @@ static void nsim__nemesis(struct nsim *w) {
 
 /* ---- the run ---- */
 
-static void nsim__step(struct nsim *w, struct nsim_host *h, const struct raft_msg *m) {
-    NSIM_ON_NODE(w, h, shard_step(h->n, h->n->shards[0], m));
+/* What peer.c would tell the node about its connections (the leader
+ * balancer of several shards waits for them): a peer is connected when it
+ * is up and no link between the two is cut. */
+static void nsim__peers_up(struct nsim *w, struct nsim_host *h) {
+    struct node *n = h->n;
+    if (n->map.n_shards <= 1) return;
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        if (i == h->idx) continue;
+        n->peers[i].member = &n->cfg.members[i];
+        n->peers[i].connected = w->hosts[i].alive && !w->blocked[h->idx][i] &&
+                                !w->blocked[i][h->idx];
+    }
+}
+
+static void nsim__step(struct nsim *w, struct nsim_host *h, struct shard *s,
+                       const struct raft_msg *m) {
+    NSIM_ON_NODE(w, h, shard_step(h->n, s, m));
 }
 
 /* A batch of frames reaches a node: decoded as peer.c decodes a stream;
@@ -837,7 +974,9 @@ static void nsim__on_frames(struct nsim *w, struct nsim_host *h, const struct ns
         }
         w->st.frames++;
         off += used;
-        if (f.type == PEER_FRAME_RAFT && f.group == NSIM_GROUP) nsim__step(w, h, &f.msg);
+        /* to the replica of the frame's group, as peer.c delivers it */
+        struct shard *s = f.type == PEER_FRAME_RAFT ? node_shard_of_group(h->n, f.group) : NULL;
+        if (s != NULL) nsim__step(w, h, s, &f.msg);
         peer_frame_release(&f);
     }
 }
@@ -853,6 +992,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
             h->disk_full = false;
             nsim__trace(w, "node %llu's disk has room again", (unsigned long long)h->id);
         }
+        nsim__peers_up(w, h);
         NSIM_ON_NODE(w, h, node_core_tick(h->n));
         if (h->alive && h->gen == ev->gen) {
             nsim__push(w, w->now_us + NSIM_TICK_MS * 1000, *ev);
@@ -935,7 +1075,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
 static void nsim__check_history(struct nsim *w) {
     struct lin_op *ops = malloc((w->n_ops + 1) * sizeof(*ops));
     if (ops == NULL) abort();
-    for (uint8_t k = 0; k < NSIM_KEYS && !w->violated; k++) {
+    for (uint8_t k = 0; k < w->n_keys && !w->violated; k++) {
         size_t n = 0;
         for (uint32_t i = 0; i < w->n_ops; i++) {
             struct nsim_op *op = &w->ops[i];
@@ -950,7 +1090,8 @@ static void nsim__check_history(struct nsim *w) {
         w->st.histories++;
         enum lin_result r = lin_check(ops, n, 2000000, why, sizeof(why));
         if (r == LIN_VIOLATION) {
-            nsim__violation(w, "linearizability of key k%u (%zu operations): %s", k, n, why);
+            nsim__violation(w, "linearizability of key %s (group %u, %zu operations): %s",
+                            w->keys[k], w->key_shard[k] + 1u, n, why);
         } else if (r == LIN_UNKNOWN) {
             w->st.lin_unknown++;
         }
@@ -958,32 +1099,62 @@ static void nsim__check_history(struct nsim *w) {
     free(ops);
 }
 
+struct nsim__kv_owner {
+    struct nsim *w;
+    const struct nsim_host *h;
+    const struct shard *s;
+};
+
+static int nsim__kv_owner_cb(void *ctx, const struct kv_item *item) {
+    struct nsim__kv_owner *o = ctx;
+    uint32_t k = nsim__shard_of_key(o->w, item->key, item->key_len);
+    if (k == o->s->index) return 0;
+    nsim__violation(o->w, "shard ownership: node %llu group %llu holds key '%.*s' of group %u",
+                    (unsigned long long)o->h->id, (unsigned long long)o->s->group,
+                    (int)(item->key_len < 40 ? item->key_len : 40), (const char *)item->key,
+                    k + 1u);
+    return 1;
+}
+
 static void nsim__check_final(struct nsim *w) {
-    if (w->ok_after_heal == 0) {
-        nsim__violation(w, "liveness: no write succeeded in the %llu ms after the faults healed",
-                        (unsigned long long)((w->quiet_us - w->heal_us) / 1000));
-        return;
+    for (uint32_t k = 0; k < w->map.n_shards; k++) {
+        if (w->groups[k].ok_after_heal == 0) {
+            nsim__violation(w, "liveness: no write to group %u succeeded in the %llu ms after "
+                               "the faults healed", k + 1u,
+                            (unsigned long long)((w->quiet_us - w->heal_us) / 1000));
+            return;
+        }
     }
-    const struct nsim_host *first = NULL;
-    for (uint32_t i = 0; i < w->n_nodes && !w->violated; i++) {
-        const struct nsim_host *h = &w->hosts[i];
-        if (!h->alive) {
-            nsim__violation(w, "node %llu is down at the end", (unsigned long long)h->id);
-            break;
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        if (!w->hosts[i].alive) {
+            nsim__violation(w, "node %llu is down at the end", (unsigned long long)w->hosts[i].id);
+            return;
         }
-        if (first == NULL) {
-            first = h;
-            continue;
-        }
-        uint64_t a = first->n->shards[0]->applied, b = h->n->shards[0]->applied;
-        if (a != b) {
-            nsim__violation(w, "convergence: nodes %llu and %llu applied %llu and %llu",
-                            (unsigned long long)first->id, (unsigned long long)h->id,
-                            (unsigned long long)a, (unsigned long long)b);
-        } else if (kv_digest(first->n->shards[0]->kv) != kv_digest(h->n->shards[0]->kv)) {
-            nsim__violation(w, "convergence: nodes %llu and %llu differ at index %llu",
-                            (unsigned long long)first->id, (unsigned long long)h->id,
-                            (unsigned long long)a);
+    }
+    /* every group's replicas converge; every key a replica holds is its own */
+    for (uint32_t k = 0; k < w->map.n_shards && !w->violated; k++) {
+        const struct nsim_host *first = NULL;
+        for (uint32_t i = 0; i < w->n_nodes && !w->violated; i++) {
+            const struct nsim_host *h = &w->hosts[i];
+            const struct shard *s = h->n->shards[k];
+            if (s == NULL) continue;
+            struct nsim__kv_owner o = {.w = w, .h = h, .s = s};
+            (void)kv_foreach(s->kv, (int64_t)node_now_ms(), nsim__kv_owner_cb, &o);
+            if (first == NULL) {
+                first = h;
+                continue;
+            }
+            const struct shard *f = first->n->shards[k];
+            if (f->applied != s->applied) {
+                nsim__violation(w, "convergence: nodes %llu and %llu applied %llu and %llu of "
+                                   "group %u", (unsigned long long)first->id,
+                                (unsigned long long)h->id, (unsigned long long)f->applied,
+                                (unsigned long long)s->applied, k + 1u);
+            } else if (kv_digest(f->kv) != kv_digest(s->kv)) {
+                nsim__violation(w, "convergence: nodes %llu and %llu differ at index %llu of "
+                                   "group %u", (unsigned long long)first->id,
+                                (unsigned long long)h->id, (unsigned long long)f->applied, k + 1u);
+            }
         }
     }
 }
@@ -996,15 +1167,27 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     w->opt = *opt;
     rand_seed(&w->rng, opt->seed);
     w->n_nodes = rand_chance(&w->rng, 25) ? 5 : 3;
+    /* The layout comes from a generator of its own, so that a seed with
+     * one shard on every node runs as it did before sharding: 35% of seeds
+     * have one shard (group 1 on every node), the others 2-4, each on
+     * every node or, with 5 nodes, on 3 of them half of the time. */
+    struct rand layout;
+    rand_seed(&layout, opt->seed ^ 0x5a4d5348415244ull);
+    uint32_t shards = rand_chance(&layout, 35) ? 1 : 2 + (uint32_t)rand_below(&layout, 3);
+    if (opt->shards > 0) shards = opt->shards < NSIM_SHARDS_MAX ? opt->shards : NSIM_SHARDS_MAX;
+    uint32_t replicas = shards > 1 && w->n_nodes == 5 && rand_chance(&layout, 50) ? 3 : w->n_nodes;
     node_config_default(&w->cfg);
     w->cfg.cluster_id = 7;
-    w->cfg.shards = 1; /* one group on every node: NSIM_GROUP */
-    w->cfg.replicas = 7; /* every node (capped at the cluster size) */
+    w->cfg.shards = shards;
+    w->cfg.replicas = replicas;
+    w->st.sharded = shards > 1;
     w->cfg.tick_ms = NSIM_TICK_MS;
     w->cfg.election_ticks = 10;
     w->cfg.heartbeat_ticks = 2;
     w->cfg.lease_read = false;
-    w->cfg.snapshot_entries = 20 + rand_below(&w->rng, 300);
+    /* a group of S applies about 1/S of the writes: as many snapshots */
+    w->cfg.snapshot_entries = (20 + rand_below(&w->rng, 300)) / shards;
+    if (w->cfg.snapshot_entries < 10) w->cfg.snapshot_entries = 10;
     w->cfg.wal_segment_bytes = WAL_SEGMENT_BYTES_MIN * (1 + rand_below(&w->rng, 4));
     /* snapshots of many chunks, and a log bounded by bytes as well */
     w->cfg.snapshot_chunk_bytes = 64 + rand_below(&w->rng, 4096);
@@ -1021,6 +1204,23 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
         w->hosts[i].fs = nsim_fs_create();
         w->hosts[i].disk_us_max = 200 + rand_below(&w->rng, 3000);
     }
+    uint64_t ids[NSIM_NODES_MAX];
+    for (uint32_t i = 0; i < w->n_nodes; i++) ids[i] = w->hosts[i].id;
+    char err[160];
+    if (map_build(&w->map, ids, w->n_nodes, shards, replicas, err, sizeof(err)) != 0) abort();
+    /* keys: key i in shard i % S, "k<i>" when that is where it falls */
+    w->n_keys = shards > 3 ? shards : 3;
+    for (uint32_t i = 0; i < w->n_keys; i++) {
+        snprintf(w->keys[i], sizeof(w->keys[i]), "k%u", i);
+        for (uint32_t j = 1; nsim__shard_of_key(w, w->keys[i], strlen(w->keys[i])) != i % shards;
+             j++) {
+            snprintf(w->keys[i], sizeof(w->keys[i]), "k%u.%u", i, j);
+        }
+        w->key_shard[i] = (uint8_t)(i % shards);
+    }
+    nsim__trace(w, "%u nodes, %u shards of %u replicas; keys %s %s %s %s", w->n_nodes, shards,
+                w->map.shards[0].n_replicas, w->keys[0], w->keys[1], w->keys[2],
+                w->n_keys > 3 ? w->keys[3] : "");
     nsim__heal_network(w);
     if (resp_parser_init(&w->parser, NULL, NULL) != RESP_OK) abort();
     w->heal_us = 2000000 + rand_below(&w->rng, 4000000);
@@ -1029,7 +1229,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     for (uint32_t i = 0; i < w->n_nodes; i++) nsim__start(w, &w->hosts[i]);
     for (uint16_t i = 0; i < NSIM_CLIENTS; i++) {
         w->clients[i].id = i;
-        w->clients[i].target = (uint8_t)rand_below(&w->rng, w->n_nodes);
+        for (uint32_t k = 0; k < shards; k++) w->clients[i].target[k] = nsim__random_holder(w, k);
         nsim__push(w, 100000 + rand_below(&w->rng, 5000),
                    (struct nsim_ev){.type = EV_NEXT, .client = i, .req = 0});
     }
@@ -1052,7 +1252,10 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     if (!w->violated) nsim__check_history(w);
     for (uint32_t i = 0; i < w->n_nodes; i++) {
         w->st.snapshots += w->hosts[i].n ? w->hosts[i].n->stats.snapshots : 0;
-        w->st.snapshots_installed += w->hosts[i].n ? w->hosts[i].n->shards[0]->snap_installs : 0;
+        const struct node *n = w->hosts[i].n;
+        for (uint32_t j = 0; n != NULL && j < n->n_local; j++) {
+            w->st.snapshots_installed += n->local[j]->snap_installs;
+        }
     }
     /* tear down */
     while (w->heap_len > 0) free(nsim__pop(w).bytes);
@@ -1071,8 +1274,11 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     free(w->heap);
     free(w->ops);
     free(w->arena);
-    free(w->leader_of_term);
-    free(w->applied);
+    for (uint32_t k = 0; k < NSIM_SHARDS_MAX; k++) {
+        free(w->groups[k].leader_of_term);
+        free(w->groups[k].applied);
+    }
+    map_free(&w->map);
     free(w);
     nsim__w = NULL;
     return rc;

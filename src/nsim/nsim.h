@@ -46,6 +46,7 @@ void nsim_fs_crash(struct nsim_fs *fs, bool power_loss, struct rand *rng);
 struct nsim_options {
     uint64_t seed;
     bool trace; /* every event and node log line, to stdout */
+    uint32_t shards; /* 0: chosen per seed (1-4); else this many */
 };
 
 struct nsim_stats {
@@ -55,6 +56,7 @@ struct nsim_stats {
     uint64_t disk_fulls, snapshot_failures;
     uint64_t restarts, elections, snapshots, snapshots_installed, frames, bad_frames;
     uint64_t histories, lin_unknown;
+    uint64_t sharded; /* seeds with more than one shard */
     uint64_t applied_max;
 };
 

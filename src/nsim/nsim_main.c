@@ -4,6 +4,8 @@
  *                                      violation, naming seed and property
  *   shoal-nsim --seed S [--trace]      replay one seed, optionally traced
  *   shoal-nsim --seconds T [--start S] run seeds until T seconds pass (soak)
+ *   --shards K                         every seed with K shards (1-4), not
+ *                                      the layout the seed chooses
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +36,7 @@ static void nsim_main__add(struct nsim_stats *sum, const struct nsim_stats *s) {
 }
 
 int main(int argc, char **argv) {
-    uint64_t seeds = 0, start = 1, seconds = 0, one = 0;
+    uint64_t seeds = 0, start = 1, seconds = 0, one = 0, shards = 0;
     bool have_one = false, trace = false, quiet = false;
     for (int i = 1; i < argc; i++) {
         bool has_value = i + 1 < argc;
@@ -50,14 +52,17 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--seconds") == 0 && has_value &&
                    nsim_main__u64(argv[i + 1], &seconds)) {
             i++;
+        } else if (strcmp(argv[i], "--shards") == 0 && has_value &&
+                   nsim_main__u64(argv[i + 1], &shards) && shards <= 4) {
+            i++;
         } else if (strcmp(argv[i], "--trace") == 0) {
             trace = true;
         } else if (strcmp(argv[i], "--quiet") == 0) {
             quiet = true;
         } else {
-            fprintf(stderr, "usage: shoal-nsim --seeds N [--start S] [--quiet]\n"
-                            "       shoal-nsim --seed S [--trace]\n"
-                            "       shoal-nsim --seconds T [--start S]\n");
+            fprintf(stderr, "usage: shoal-nsim --seeds N [--start S] [--quiet] [--shards K]\n"
+                            "       shoal-nsim --seed S [--trace] [--shards K]\n"
+                            "       shoal-nsim --seconds T [--start S] [--shards K]\n");
             return 2;
         }
     }
@@ -74,7 +79,7 @@ int main(int argc, char **argv) {
     for (uint64_t seed = start;; seed++) {
         if (seeds > 0 && ran >= seeds) break;
         if (seeds == 0 && nsim_main__now() - began >= (double)seconds) break;
-        struct nsim_options opt = {.seed = seed, .trace = trace};
+        struct nsim_options opt = {.seed = seed, .trace = trace, .shards = (uint32_t)shards};
         struct nsim_stats st;
         char why[1024];
         int rc = nsim_run(&opt, &st, why, sizeof(why));
@@ -103,7 +108,7 @@ int main(int argc, char **argv) {
            "%llu kills, %llu power losses (%llu torn writes), %llu fsync errors, %llu partitions, "
            "%llu slow disks, %llu full disks, %llu restarts, %llu elections, %llu snapshots "
            "(%llu failed, %llu installed from a leader), %llu frames (%llu "
-           "corrupt, dropped), %llu key histories (%llu undecided)\n",
+           "corrupt, dropped), %llu key histories (%llu undecided); %llu seeds sharded\n",
            ran / secs, sum.sim_ms / 1000.0 / secs,
            (unsigned long long)(sum.ops_ok + sum.ops_failed + sum.ops_unknown),
            (unsigned long long)sum.ops_ok, (unsigned long long)sum.ops_failed,
@@ -115,7 +120,8 @@ int main(int argc, char **argv) {
            (unsigned long long)sum.snapshots, (unsigned long long)sum.snapshot_failures,
            (unsigned long long)sum.snapshots_installed,
            (unsigned long long)sum.frames, (unsigned long long)sum.bad_frames,
-           (unsigned long long)sum.histories, (unsigned long long)sum.lin_unknown);
+           (unsigned long long)sum.histories, (unsigned long long)sum.lin_unknown,
+           (unsigned long long)sum.sharded);
     printf("seeds: %llu, violations: 0\n", (unsigned long long)ran);
     return 0;
 }
