@@ -293,6 +293,52 @@ TEST(divergent_log_is_repaired_with_few_round_trips) {
     net_free(&net);
 }
 
+/* Delivers at most max queued messages (and what they cause); true if the
+ * queue ran empty: a leader and follower that keep answering each other
+ * with the same probe never do. */
+static bool deliver_at_most(int max) {
+    net_flush(&net);
+    for (int i = 0; i < max && net.n_queue > 0; i++) net_deliver_at(&net, 0);
+    return net.n_queue == 0;
+}
+
+/* §3.5 and §5 together: the follower's conflicting entry (of an older
+ * term) sits exactly at the leader's snapshot index. Both sides' hints stop
+ * there (the leader cannot look below its snapshot), so the rejection names
+ * the very index it rejected; the leader must go below it, to the
+ * snapshot, not repeat the probe forever. */
+TEST(conflict_at_the_leaders_snapshot_index_is_repaired_by_the_snapshot) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1); /* term 2: its no-op is entry 2 */
+    CHECK_EQ_U64(net_propose(&net, 1, "common"), 3);
+    net_settle(&net);
+    net_isolate(&net, 1, true);
+    CHECK_EQ_U64(net_propose(&net, 1, "stale"), 4);
+    CHECK_EQ_U64(net_propose(&net, 1, "stale"), 5); /* 4 and 5 of term 2, on S1 only */
+    net_crash(&net, 1);
+    net_elect(&net, 2); /* term 3: its no-op is entry 4 */
+    net_elect(&net, 3); /* term 4: last index 4 (term 3) when elected, no-op at 5 */
+    CHECK(raft_role(net.r[3]) == RAFT_LEADER);
+    CHECK_EQ_U64(raft_term(net.r[3]), 4);
+    CHECK_EQ_U64(raft_term_at(net.r[3], 4), 3);
+    CHECK_EQ_U64(raft_commit_index(net.r[3]), 5);
+    CHECK(raft_compact(net.r[3], 4, (const uint8_t *)"image", 5) == RAFT_OK);
+    net_start(&net, 1, 3);
+    net_isolate(&net, 1, false);
+    /* A heartbeat answered lets S3 probe after 4 (term 3); S1 has 4 of term 2. */
+    for (int t = 0; t < 3; t++) {
+        raft_tick(net.r[3]);
+        CHECK(deliver_at_most(200));
+    }
+    CHECK_EQ_U64(net.snapshots_installed[1], 1);
+    CHECK_EQ_U64(raft_term_at(net.r[1], 4), 3);
+    CHECK_EQ_U64(raft_last_index(net.r[1]), 5);
+    CHECK_EQ_U64(raft_term_at(net.r[1], 5), 4);
+    CHECK_EQ_U64(net.applied_to[1], 5);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* §10.2.1: pipelining is bounded: at most max_inflight_msgs unacknowledged
  * appends per follower, at most max_msg_bytes of entries per append (or one
  * entry); everything arrives once the link delivers. */
@@ -608,6 +654,53 @@ TEST(joint_consensus_learner_promotion_and_leader_removal) {
     net_free(&net);
 }
 
+/* §4: the leader keeps no progress for a member it removed. S3 is removed,
+ * loses its disk, and an empty replica under its id is added back as a
+ * learner: the leader must start it from nothing (match 0, probing), not
+ * from what the old S3 had, or it counts entries S3 no longer has and
+ * probes above S3's empty log forever. */
+TEST(a_member_removed_and_added_again_starts_from_nothing) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    for (int i = 0; i < 5; i++) CHECK(net_propose(&net, 1, "data") > 0);
+    net_settle(&net);
+    uint64_t match = 0;
+    CHECK(raft_match_index(net.r[1], 3, &match));
+    CHECK_EQ_U64(match, 7);
+    const uint64_t v12[] = {1, 2};
+    struct raft_conf without3 = conf_of(v12, 2, NULL, 0);
+    CHECK(raft_propose_conf(net.r[1], &without3) == RAFT_OK);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    CHECK_EQ_U64(raft_conf(net.r[1])->n_voters, 2);
+    CHECK_EQ_U64(raft_conf(net.r[1])->n_outgoing, 0);
+    CHECK(!raft_match_index(net.r[1], 3, &match));
+    net_crash(&net, 3);
+    struct net_store *st = &net.store[3];
+    for (uint32_t i = 0; i < st->n_log; i++) free(st->log[i].data);
+    free(st->snap_data);
+    memset(st, 0, sizeof(*st));
+    net_start(&net, 3, 2); /* empty, outside the configuration */
+    const uint64_t l3[] = {3};
+    struct raft_conf add3 = conf_of(v12, 2, l3, 1);
+    CHECK(raft_propose_conf(net.r[1], &add3) == RAFT_OK);
+    net_flush(&net);
+    /* Until the leader applies the change, 3 is no member; then it is new. */
+    while (!raft_match_index(net.r[1], 3, &match) && net.n_queue > 0) net_deliver_at(&net, 0);
+    CHECK(raft_match_index(net.r[1], 3, &match));
+    CHECK_EQ_U64(match, 0);
+    for (int t = 0; t < 3; t++) {
+        raft_tick(net.r[1]);
+        CHECK(deliver_at_most(500));
+    }
+    CHECK_EQ_U64(raft_last_index(net.r[3]), raft_last_index(net.r[1]));
+    CHECK(logs_match(&net, 1, 3));
+    CHECK(raft_match_index(net.r[1], 3, &match));
+    CHECK_EQ_U64(match, raft_last_index(net.r[1]));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* §3.10: leadership transfer: the target is caught up first, then told to
  * campaign at once; it wins the next term; the old leader refuses
  * proposals meanwhile. */
@@ -708,6 +801,7 @@ int main(void) {
         TEST_ENTRY(lease_needs_an_acked_round_voters_and_no_transfer),
         TEST_ENTRY(figure_3_7_old_term_entries_are_not_committed_by_counting),
         TEST_ENTRY(divergent_log_is_repaired_with_few_round_trips),
+        TEST_ENTRY(conflict_at_the_leaders_snapshot_index_is_repaired_by_the_snapshot),
         TEST_ENTRY(inflight_appends_and_message_size_are_bounded),
         TEST_ENTRY(read_index_needs_noop_and_quorum),
         TEST_ENTRY(snapshot_is_sent_in_chunks_and_installed),
@@ -715,6 +809,7 @@ int main(void) {
         TEST_ENTRY(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk),
         TEST_ENTRY(pipelined_leader_counts_itself_once_persisted),
         TEST_ENTRY(joint_consensus_learner_promotion_and_leader_removal),
+        TEST_ENTRY(a_member_removed_and_added_again_starts_from_nothing),
         TEST_ENTRY(leadership_transfer_catches_up_then_hands_over),
         TEST_ENTRY(vote_survives_restart),
         TEST_ENTRY(bad_input_is_refused),
