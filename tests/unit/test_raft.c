@@ -169,6 +169,36 @@ TEST(lease_needs_an_acked_round_voters_and_no_transfer) {
     net_free(&net);
 }
 
+/* The lease is timed from the send time of the newest round a quorum
+ * acknowledged, kept in a ring of RAFT_ROUND_RING (64) rounds. A leader cut
+ * off from its followers whose lease ran out keeps starting rounds (one per
+ * read); once 64 rounds passed the acknowledged one, its ring slot holds the
+ * newest round's time, which must not renew the lease. */
+TEST(lease_is_not_renewed_by_a_reused_round_slot) {
+    lease__elect_1();
+    for (int t = 0; t < (int)net.cfg.election_ticks + 1; t++) net_tick_all(&net, 1);
+    CHECK(raft_read_index(net.r[1], 1) == RAFT_OK);
+    net_flush(&net);
+    CHECK_EQ_U64(net.n_reads[1], 1); /* from the lease */
+    net_isolate(&net, 1, true);
+    uint64_t ctx = 2;
+    for (int t = 0; t < (int)net.cfg.election_ticks && net.n_reads[1] == ctx - 1; t++) {
+        net_tick(&net, 1);
+        CHECK(raft_read_index(net.r[1], ctx++) == RAFT_OK);
+        net_flush(&net);
+    }
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    uint64_t served = net.n_reads[1];
+    CHECK(served < ctx - 1); /* the lease ran out: reads wait for a round */
+    for (int i = 0; i < 2 * 64; i++) {
+        CHECK(raft_read_index(net.r[1], ctx++) == RAFT_OK);
+        net_flush(&net);
+        CHECK_EQ_U64(net.n_reads[1], served);
+    }
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    net_free(&net);
+}
+
 /* Campaigns until id leads (a term where others already voted is lost),
  * delivering only until it wins, so its first appends are still queued. */
 static void campaign_until_leader(int id, int attempts) {
@@ -701,6 +731,46 @@ TEST(a_member_removed_and_added_again_starts_from_nothing) {
     net_free(&net);
 }
 
+/* Configurations take effect when applied (as in etcd), so a replica that
+ * knows a configuration entry is committed but has not applied it yet does
+ * not campaign: on the old configuration it could be elected by voters the
+ * new one no longer has. S2 learns that the
+ * change is committed, its host has not taken the ready yet, and its
+ * election timer runs out. */
+TEST(a_committed_unapplied_configuration_blocks_campaigning) {
+    net_init(&net, 4, 3);
+    net_elect(&net, 1);
+    net_settle(&net);
+    const uint64_t v123[] = {1, 2, 3};
+    const uint64_t l4[] = {4};
+    struct raft_conf add4 = conf_of(v123, 3, l4, 1);
+    CHECK(raft_propose_conf(net.r[1], &add4) == RAFT_OK);
+    uint64_t k = raft_last_index(net.r[1]);
+    net_flush(&net);
+    /* S2 stores the entry; everything else flows until the leader commits it. */
+    for (int guard = 0; guard < 1000 && raft_commit_index(net.r[1]) < k; guard++) {
+        size_t i = 0;
+        while (i < net.n_queue && net.queue[i].m.to == 2 && net.queue[i].m.n_entries == 0) i++;
+        CHECK(i < net.n_queue);
+        net_deliver_at(&net, i);
+    }
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), k);
+    /* The leader's commit reaches S2, whose host does not take the ready. */
+    for (size_t i = 0; i < net.n_queue; i++) {
+        if (net.queue[i].m.to == 2) CHECK(raft_step(net.r[2], &net.queue[i].m) == RAFT_OK);
+    }
+    net_drop_all(&net);
+    CHECK_EQ_U64(raft_commit_index(net.r[2]), k);
+    CHECK(raft_applied_index(net.r[2]) < k);
+    for (uint32_t t = 0; t < 3 * net.cfg.election_ticks; t++) raft_tick(net.r[2]);
+    CHECK(raft_role(net.r[2]) == RAFT_FOLLOWER);
+    net_flush_one(&net, 2);
+    CHECK_EQ_U64(raft_applied_index(net.r[2]), k);
+    CHECK_EQ_U64(raft_conf(net.r[2])->n_learners, 1);
+    net_drop_all(&net);
+    net_free(&net);
+}
+
 /* §3.10: leadership transfer: the target is caught up first, then told to
  * campaign at once; it wins the next term; the old leader refuses
  * proposals meanwhile. */
@@ -799,6 +869,7 @@ int main(void) {
         TEST_ENTRY(pre_vote_keeps_partitioned_node_from_disrupting),
         TEST_ENTRY(check_quorum_leader_steps_down),
         TEST_ENTRY(lease_needs_an_acked_round_voters_and_no_transfer),
+        TEST_ENTRY(lease_is_not_renewed_by_a_reused_round_slot),
         TEST_ENTRY(figure_3_7_old_term_entries_are_not_committed_by_counting),
         TEST_ENTRY(divergent_log_is_repaired_with_few_round_trips),
         TEST_ENTRY(conflict_at_the_leaders_snapshot_index_is_repaired_by_the_snapshot),
@@ -810,6 +881,7 @@ int main(void) {
         TEST_ENTRY(pipelined_leader_counts_itself_once_persisted),
         TEST_ENTRY(joint_consensus_learner_promotion_and_leader_removal),
         TEST_ENTRY(a_member_removed_and_added_again_starts_from_nothing),
+        TEST_ENTRY(a_committed_unapplied_configuration_blocks_campaigning),
         TEST_ENTRY(leadership_transfer_catches_up_then_hands_over),
         TEST_ENTRY(vote_survives_restart),
         TEST_ENTRY(bad_input_is_refused),
