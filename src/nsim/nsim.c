@@ -16,7 +16,9 @@
  *   - linearizability of every key's history (GET, SET, APPEND through RESP)
  *     with src/check/lin.c: no acknowledged write lost, no stale read;
  *   - liveness: after the faults heal, writes succeed again and every
- *     replica converges to the same keyspace (kv_digest). */
+ *     replica converges to the same keyspace (kv_digest);
+ *   - no busy loop: a node's turns are driven by its inputs (at most
+ *     NSIM_PUMPS_PER_INPUT turns per tick, frame, request or flush end). */
 #include "nsim/nsim.h"
 
 #include <setjmp.h>
@@ -36,6 +38,7 @@
 #define NSIM_TICK_MS 10
 #define NSIM_OP_TIMEOUT_US 400000
 #define NSIM_APPEND_LIMIT 3000 /* a client SETs a key whose value grew past this */
+#define NSIM_PUMPS_PER_INPUT 2 /* node turns per input event (seeds 1-1000: at most 0.995) */
 
 enum nsim_ev_type {
     EV_TICK = 1,
@@ -84,6 +87,7 @@ struct nsim_host {
     char fatal[600];
     char last_log[600];
     bool pump_due;
+    uint64_t pumps, inputs; /* the busy-loop check: pumps per input event */
     uint64_t applied;
     uint64_t disk_us_max;
     uint64_t slow_until_us;
@@ -464,6 +468,7 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
     n->start_ms = node_now_ms();
     n->next_client_id = 1;
     h->pump_due = false;
+    h->inputs++;
     h->expect_fatal = false;
     h->disk_full = false;
     h->crash_in_flush = false;
@@ -699,6 +704,7 @@ static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
     h->slots = ns;
     struct client *c = h->clients[ev->client];
     struct node *n = h->n;
+    h->inputs++;
     NSIM_ON_NODE(w, h, {
         if (def->flags & CMD_WRITE) shard_write(n, &n->shard, c, &ns->base, cmd.argc, cmd.argv);
         else shard_read(n, &n->shard, c, &ns->base, def, cmd.argc, cmd.argv);
@@ -803,6 +809,7 @@ static void nsim__nemesis(struct nsim *w) {
         uint64_t to = w->hosts[victim].id;
         if (to != w->hosts[leader].id && !w->hosts[leader].n->shard.in_ready) {
             struct nsim_host *lh = &w->hosts[leader];
+            lh->inputs++;
             NSIM_ON_NODE(w, lh, {
                 int rc = raft_transfer_leader(r, to);
                 (void)rc;
@@ -816,6 +823,7 @@ static void nsim__nemesis(struct nsim *w) {
 /* ---- the run ---- */
 
 static void nsim__step(struct nsim *w, struct nsim_host *h, const struct raft_msg *m) {
+    h->inputs++;
     NSIM_ON_NODE(w, h, shard_step(h->n, &h->n->shard, m));
 }
 
@@ -845,6 +853,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
     case EV_TICK:
         if (!h->alive || h->gen != ev->gen) break;
         w->st.ticks++;
+        h->inputs++;
         if (h->disk_full && w->now_us >= h->full_until_us) {
             nsim_fs_faults(h->fs)->full = false;
             h->disk_full = false;
@@ -858,6 +867,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
     case EV_PUMP:
         if (!h->alive || h->gen != ev->gen) break;
         h->pump_due = false;
+        h->pumps++;
         NSIM_ON_NODE(w, h, node_core_pump(h->n));
         break;
     case EV_FLUSH: {
@@ -873,6 +883,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
             break;
         }
         uint64_t errors = nsim_fs_stats(h->fs)->sync_errors;
+        h->inputs++;
         NSIM_ON_NODE(w, h, {
             int result = wal_flush_run(n->batch);
             bool failed = nsim_fs_stats(h->fs)->sync_errors > errors;
@@ -955,6 +966,23 @@ static void nsim__check_history(struct nsim *w) {
     free(ops);
 }
 
+/* A node wakes itself (node_wake) only for work that is waiting; one that
+ * re-arms its wake-up on every turn never sleeps (libuv's idle handle keeps
+ * the loop polling: a core at 100%). A correct node runs fewer turns than
+ * it has inputs (ticks, frames, requests, flush ends, starts: 0.995 at most
+ * in seeds 1-1000, since wake-ups coalesce); the bound leaves room for
+ * follow-up turns. */
+static void nsim__check_busy(struct nsim *w) {
+    for (uint32_t i = 0; i < w->n_nodes && !w->violated; i++) {
+        const struct nsim_host *h = &w->hosts[i];
+        if (h->pumps > NSIM_PUMPS_PER_INPUT * h->inputs + 100) {
+            nsim__violation(w, "busy loop: node %llu ran %llu turns for %llu inputs",
+                            (unsigned long long)h->id, (unsigned long long)h->pumps,
+                            (unsigned long long)h->inputs);
+        }
+    }
+}
+
 static void nsim__check_final(struct nsim *w) {
     if (w->ok_after_heal == 0) {
         nsim__violation(w, "liveness: no write succeeded in the %llu ms after the faults healed",
@@ -999,6 +1027,10 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     w->cfg.election_ticks = 10;
     w->cfg.heartbeat_ticks = 2;
     w->cfg.lease_read = false;
+    /* above the value limit (512mb; a valid setting, below the 1gb query
+     * buffer limit): a shard must cap its keyspace's limit at the value
+     * limit, or kv_create refuses the configuration and no node starts */
+    w->cfg.proto_max_bulk_len = 768ull << 20;
     w->cfg.snapshot_entries = 20 + rand_below(&w->rng, 300);
     w->cfg.wal_segment_bytes = WAL_SEGMENT_BYTES_MIN * (1 + rand_below(&w->rng, 4));
     /* snapshots of many chunks, and a log bounded by bytes as well */
@@ -1043,6 +1075,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
         free(ev.bytes);
     }
     w->st.sim_ms = w->now_us / 1000;
+    if (!w->violated) nsim__check_busy(w);
     if (!w->violated) nsim__check_final(w);
     if (!w->violated) nsim__check_history(w);
     for (uint32_t i = 0; i < w->n_nodes; i++) {
