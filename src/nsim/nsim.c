@@ -69,6 +69,7 @@ struct nsim_slot {
     struct nsim_slot *prev, *next;
     uint16_t client;
     uint32_t req;
+    uint64_t at_us; /* when the request arrived */
 };
 
 struct nsim_host {
@@ -699,6 +700,7 @@ static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
     if (def == NULL || ns == NULL) abort();
     ns->client = ev->client;
     ns->req = ev->req;
+    ns->at_us = w->now_us;
     ns->next = h->slots;
     if (h->slots) h->slots->prev = ns;
     h->slots = ns;
@@ -995,6 +997,14 @@ static void nsim__check_final(struct nsim *w) {
         if (!h->alive) {
             nsim__violation(w, "node %llu is down at the end", (unsigned long long)h->id);
             break;
+        }
+        for (const struct nsim_slot *ns = h->slots; ns != NULL && !w->violated; ns = ns->next) {
+            if (ns->at_us < w->quiet_us) {
+                nsim__violation(w, "unanswered: node %llu holds a request of client %u from "
+                                   "%llu ms ago (every request is answered or failed)",
+                                (unsigned long long)h->id, (unsigned)ns->client,
+                                (unsigned long long)((w->now_us - ns->at_us) / 1000));
+            }
         }
         if (first == NULL) {
             first = h;
