@@ -52,6 +52,8 @@ enum nsim_ev_type {
     EV_NEMESIS,
     EV_RESTART,
     EV_HEAL,
+    EV_LATE_CUT,  /* the leader isolated just before the clients stop */
+    EV_LATE_HEAL,
 };
 
 struct nsim_ev {
@@ -923,6 +925,23 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
         w->st.restarts++;
         nsim__start(w, h);
         break;
+    case EV_LATE_CUT: {
+        /* A leader cut off with writes in flight just before the clients
+         * stop: the new leader's log may end below them and, with no more
+         * writes coming, no entry ever lands at their indexes; the old
+         * leader must still answer them when it learns it was deposed. */
+        int leader = nsim__leader(w);
+        if (leader < 0) break;
+        for (uint32_t i = 0; i < w->n_nodes; i++) {
+            w->blocked[leader][i] = w->blocked[i][leader] = i != (uint32_t)leader;
+        }
+        nsim__trace(w, "late: leader %llu isolated", (unsigned long long)w->hosts[leader].id);
+        break;
+    }
+    case EV_LATE_HEAL:
+        nsim__heal_network(w);
+        nsim__trace(w, "late: network healed");
+        break;
     case EV_HEAL:
         w->healed = true;
         nsim__heal_network(w);
@@ -1072,6 +1091,8 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     }
     nsim__push(w, 300000 + rand_below(&w->rng, 300000), (struct nsim_ev){.type = EV_NEMESIS});
     nsim__push(w, w->heal_us, (struct nsim_ev){.type = EV_HEAL});
+    nsim__push(w, w->quiet_us - 150000, (struct nsim_ev){.type = EV_LATE_CUT});
+    nsim__push(w, w->quiet_us + 600000, (struct nsim_ev){.type = EV_LATE_HEAL});
     while (w->heap_len > 0 && !w->violated) {
         struct nsim_ev ev = nsim__pop(w);
         if (ev.time > w->end_us) {
