@@ -77,6 +77,28 @@ TEST(vote_requires_up_to_date_log) {
     net_free(&net);
 }
 
+/* §3.6: with an even number of voters a commit needs more than half: two of
+ * four holding an entry are not a majority (the leader's commit index is
+ * the value that a majority of the voters' match indexes reaches). */
+TEST(four_voters_commit_needs_three) {
+    net_init(&net, 4, 4);
+    net_elect(&net, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    uint64_t before = raft_commit_index(net.r[1]);
+    net_isolate(&net, 3, true);
+    net_isolate(&net, 4, true);
+    int index = net_propose(&net, 1, "on-two-of-four");
+    CHECK(index > 0);
+    net_settle(&net);
+    CHECK(raft_entry_at(net.r[2], (uint64_t)index) != NULL);
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), before);
+    net_isolate(&net, 3, false);
+    for (int i = 0; i < 3; i++) net_tick(&net, 1); /* heartbeats reach 3, which catches up */
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), (uint64_t)index);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* §9.6: with pre-vote a partitioned replica does not inflate its term, and
  * rejoining does not depose a healthy leader. */
 TEST(pre_vote_keeps_partitioned_node_from_disrupting) {
@@ -866,6 +888,7 @@ int main(void) {
         TEST_ENTRY(election_and_replication),
         TEST_ENTRY(follower_rejects_proposal_with_leader_hint),
         TEST_ENTRY(vote_requires_up_to_date_log),
+        TEST_ENTRY(four_voters_commit_needs_three),
         TEST_ENTRY(pre_vote_keeps_partitioned_node_from_disrupting),
         TEST_ENTRY(check_quorum_leader_steps_down),
         TEST_ENTRY(lease_needs_an_acked_round_voters_and_no_transfer),
