@@ -86,9 +86,9 @@ static const struct node__key node__keys[] = {
     {"snapshot-chunk-bytes", NODE__SIZE, NODE__FIELD(snapshot_chunk_bytes), 1, 16 << 20, "SIZE",
      "snapshot chunk sent to followers, <= 16mb"},
     {"shards", NODE__U32, NODE__FIELD(shards), 1, 4096, "N",
-     "shards (Raft groups) the 16384 slots are split into"},
-    {"replicas", NODE__U32, NODE__FIELD(replicas), 1, 7, "N",
-     "replicas of each shard (at most the cluster's nodes)"},
+     "Raft groups the slots are split into"},
+    {"replicas", NODE__U32, NODE__FIELD(replicas), 0, 7, "N",
+     "per shard; 0: all nodes (1 shard) or 3"},
     {"leader-wait-ms", NODE__U32, NODE__FIELD(leader_wait_ms), 0, 600000, "MS",
      "wait this long for a shard's leader"},
     {"cluster-redirect", NODE__ENUM, NODE__FIELD(cluster_redirect), 0, 2, "auto|always|never",
@@ -610,7 +610,7 @@ void node_config_default(struct node_config *config) {
     config->snapshot_log_bytes = 512ull << 20;
     config->snapshot_chunk_bytes = 1u << 20;
     config->shards = 1;
-    config->replicas = 3;
+    config->replicas = 0; /* every node with one shard (as before sharding), else 3 */
     config->leader_wait_ms = 2000;
     config->cluster_redirect = NODE_REDIRECT_AUTO;
     config->maxclients = 10000;
@@ -654,7 +654,7 @@ static void node__format_default(const struct node__key *k, const struct node_co
     switch (k->kind) {
     case NODE__U32:
     case NODE__U64:
-        if (v == 0)
+        if (v == 0 && k->kind == NODE__U64) /* id: no default */
             snprintf(buf, cap, "(required)");
         else
             snprintf(buf, cap, "%llu", (unsigned long long)v);
@@ -700,4 +700,10 @@ const struct node_member *node_config_member(const struct node_config *config, u
         if (config->members[i].id == id) return &config->members[i];
     }
     return NULL;
+}
+
+uint32_t node_config_replicas(const struct node_config *config) {
+    uint32_t r = config->replicas;
+    if (r == 0) r = config->shards <= 1 ? config->n_members : 3;
+    return r < config->n_members ? r : config->n_members;
 }

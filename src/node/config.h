@@ -47,7 +47,7 @@ struct node_config {
     uint64_t snapshot_chunk_bytes;      /* "snapshot-chunk-bytes": 1mb per chunk sent */
     /* placement (src/cluster/map.h): every node must be given the same */
     uint32_t shards;                    /* "shards": 1 */
-    uint32_t replicas;                  /* "replicas": 3 (capped at the cluster's nodes) */
+    uint32_t replicas;                  /* "replicas": 0 = every node with one shard, else 3 */
     /* routing */
     uint32_t leader_wait_ms;            /* "leader-wait-ms": 2000; then CLUSTERDOWN */
     uint8_t cluster_redirect;           /* "cluster-redirect": enum node_redirect */
@@ -77,6 +77,10 @@ int node_config_parse(struct node_config *config, int argc, char **argv, char *e
 
 /* Prints the keys, their meaning and defaults (for --help). */
 void node_config_usage(FILE *out);
+
+/* Replicas per shard in effect: `replicas`, or its default (0: every node
+ * with one shard, else 3), at most the cluster's nodes. */
+uint32_t node_config_replicas(const struct node_config *config);
 
 /* The member with this id, or NULL. */
 const struct node_member *node_config_member(const struct node_config *config, uint64_t id);

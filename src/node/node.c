@@ -214,15 +214,14 @@ static int node__check_layout(struct node *n) {
         shards = 1;
         replicas = n->cfg.n_members; /* before sharding: every node */
     }
-    unsigned want_replicas = n->cfg.replicas < n->cfg.n_members ? n->cfg.replicas
-                                                                : n->cfg.n_members;
+    unsigned want_replicas = node_config_replicas(&n->cfg);
     if (shards != 0) {
         unsigned have_replicas = replicas < n->cfg.n_members ? replicas : n->cfg.n_members;
         if (shards != n->cfg.shards || have_replicas != want_replicas) {
             node_log(n, "fatal: the data in %s was made with --shards %u --replicas %u; this "
                         "node was started with --shards %u --replicas %u (changing the layout "
                         "of existing data is not supported)",
-                     n->cfg.dir, shards, replicas, n->cfg.shards, n->cfg.replicas);
+                     n->cfg.dir, shards, replicas, n->cfg.shards, want_replicas);
             return -1;
         }
         if (f != NULL) return 0;

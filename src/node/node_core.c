@@ -224,7 +224,7 @@ int node_core_open(struct node *n) {
     uint64_t ids[NODE_PEERS_MAX];
     for (uint32_t i = 0; i < n->cfg.n_members; i++) ids[i] = n->cfg.members[i].id;
     char err[160];
-    if (map_build(&n->map, ids, n->cfg.n_members, n->cfg.shards, n->cfg.replicas, err,
+    if (map_build(&n->map, ids, n->cfg.n_members, n->cfg.shards, node_config_replicas(&n->cfg), err,
                   sizeof(err)) != 0) {
         node_log(n, "fatal: cluster map: %s", err);
         return -1;

@@ -18,7 +18,9 @@
  *   - liveness: after the faults heal, writes succeed again and every
  *     replica converges to the same keyspace (kv_digest);
  *   - shard ownership: no replica applies an entry or serves a read for a
- *     key whose slot its shard does not own.
+ *     key whose slot its shard does not own;
+ *   - no busy loop: a node's turns are driven by its inputs (at most
+ *     NSIM_PUMPS_PER_INPUT turns per tick, frame, request or flush end).
  *
  * A seed runs 1-4 shards (Raft groups 1..S over the slots, src/cluster/
  * map.c), each on R of the nodes; every checker above is per group. */
@@ -43,6 +45,7 @@
 #define NSIM_TICK_MS 10
 #define NSIM_OP_TIMEOUT_US 400000
 #define NSIM_APPEND_LIMIT 3000 /* a client SETs a key whose value grew past this */
+#define NSIM_PUMPS_PER_INPUT 2 /* node turns per input event (seeds 1-1000: at most 0.995) */
 
 enum nsim_ev_type {
     EV_TICK = 1,
@@ -56,6 +59,8 @@ enum nsim_ev_type {
     EV_NEMESIS,
     EV_RESTART,
     EV_HEAL,
+    EV_LATE_CUT,  /* the leader isolated just before the clients stop */
+    EV_LATE_HEAL,
 };
 
 struct nsim_ev {
@@ -76,6 +81,7 @@ struct nsim_slot {
     bool read;
     uint8_t want; /* the shard owning the key's slot (the simulator's own map) */
     uint8_t ran;  /* the shard the node handed it to */
+    uint64_t at_us; /* when the request arrived */
 };
 
 struct nsim_host {
@@ -94,6 +100,7 @@ struct nsim_host {
     char fatal[600];
     char last_log[600];
     bool pump_due;
+    uint64_t pumps, inputs; /* the busy-loop check: pumps per input event */
     uint64_t applied[NSIM_SHARDS_MAX]; /* by map index: the last index it applied */
     uint64_t disk_us_max;
     uint64_t slow_until_us;
@@ -552,6 +559,7 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
     n->start_ms = node_now_ms();
     n->next_client_id = 1;
     h->pump_due = false;
+    h->inputs++;
     h->expect_fatal = false;
     h->disk_full = false;
     h->crash_in_flush = false;
@@ -803,11 +811,13 @@ static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
     ns->req = ev->req;
     ns->read = !(def->flags & CMD_WRITE);
     ns->want = (uint8_t)nsim__shard_of_key(w, cmd.argv[1].data, cmd.argv[1].len);
+    ns->at_us = w->now_us;
     ns->next = h->slots;
     if (h->slots) h->slots->prev = ns;
     h->slots = ns;
     struct client *c = h->clients[ev->client];
     struct node *n = h->n;
+    h->inputs++;
     struct node_keys_place place;
     node_cluster_keys_place(n, def, cmd.argc, cmd.argv, &place);
     struct shard *s = n->shards[place.shard];
@@ -928,6 +938,7 @@ static void nsim__nemesis(struct nsim *w) {
         }
         if (to != w->hosts[leader].id && !ls->in_ready) {
             struct nsim_host *lh = &w->hosts[leader];
+            lh->inputs++;
             NSIM_ON_NODE(w, lh, {
                 int rc = raft_transfer_leader(r, to);
                 (void)rc;
@@ -956,6 +967,7 @@ static void nsim__peers_up(struct nsim *w, struct nsim_host *h) {
 
 static void nsim__step(struct nsim *w, struct nsim_host *h, struct shard *s,
                        const struct raft_msg *m) {
+    h->inputs++;
     NSIM_ON_NODE(w, h, shard_step(h->n, s, m));
 }
 
@@ -987,6 +999,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
     case EV_TICK:
         if (!h->alive || h->gen != ev->gen) break;
         w->st.ticks++;
+        h->inputs++;
         if (h->disk_full && w->now_us >= h->full_until_us) {
             nsim_fs_faults(h->fs)->full = false;
             h->disk_full = false;
@@ -1001,6 +1014,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
     case EV_PUMP:
         if (!h->alive || h->gen != ev->gen) break;
         h->pump_due = false;
+        h->pumps++;
         NSIM_ON_NODE(w, h, node_core_pump(h->n));
         break;
     case EV_FLUSH: {
@@ -1016,6 +1030,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
             break;
         }
         uint64_t errors = nsim_fs_stats(h->fs)->sync_errors;
+        h->inputs++;
         NSIM_ON_NODE(w, h, {
             int result = wal_flush_run(n->batch);
             bool failed = nsim_fs_stats(h->fs)->sync_errors > errors;
@@ -1052,6 +1067,23 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
         if (h->alive) break;
         w->st.restarts++;
         nsim__start(w, h);
+        break;
+    case EV_LATE_CUT: {
+        /* A leader cut off with writes in flight just before the clients
+         * stop: the new leader's log may end below them and, with no more
+         * writes coming, no entry ever lands at their indexes; the old
+         * leader must still answer them when it learns it was deposed. */
+        int leader = nsim__leader(w, 0); /* group 1's leader */
+        if (leader < 0) break;
+        for (uint32_t i = 0; i < w->n_nodes; i++) {
+            w->blocked[leader][i] = w->blocked[i][leader] = i != (uint32_t)leader;
+        }
+        nsim__trace(w, "late: leader %llu isolated", (unsigned long long)w->hosts[leader].id);
+        break;
+    }
+    case EV_LATE_HEAL:
+        nsim__heal_network(w);
+        nsim__trace(w, "late: network healed");
         break;
     case EV_HEAL:
         w->healed = true;
@@ -1116,6 +1148,23 @@ static int nsim__kv_owner_cb(void *ctx, const struct kv_item *item) {
     return 1;
 }
 
+/* A node wakes itself (node_wake) only for work that is waiting; one that
+ * re-arms its wake-up on every turn never sleeps (libuv's idle handle keeps
+ * the loop polling: a core at 100%). A correct node runs fewer turns than
+ * it has inputs (ticks, frames, requests, flush ends, starts: 0.995 at most
+ * in seeds 1-1000, since wake-ups coalesce); the bound leaves room for
+ * follow-up turns. */
+static void nsim__check_busy(struct nsim *w) {
+    for (uint32_t i = 0; i < w->n_nodes && !w->violated; i++) {
+        const struct nsim_host *h = &w->hosts[i];
+        if (h->pumps > NSIM_PUMPS_PER_INPUT * h->inputs + 100) {
+            nsim__violation(w, "busy loop: node %llu ran %llu turns for %llu inputs",
+                            (unsigned long long)h->id, (unsigned long long)h->pumps,
+                            (unsigned long long)h->inputs);
+        }
+    }
+}
+
 static void nsim__check_final(struct nsim *w) {
     for (uint32_t k = 0; k < w->map.n_shards; k++) {
         if (w->groups[k].ok_after_heal == 0) {
@@ -1129,6 +1178,15 @@ static void nsim__check_final(struct nsim *w) {
         if (!w->hosts[i].alive) {
             nsim__violation(w, "node %llu is down at the end", (unsigned long long)w->hosts[i].id);
             return;
+        }
+        const struct nsim_host *h = &w->hosts[i];
+        for (const struct nsim_slot *ns = h->slots; ns != NULL && !w->violated; ns = ns->next) {
+            if (ns->at_us < w->quiet_us) {
+                nsim__violation(w, "unanswered: node %llu holds a request of client %u from "
+                                   "%llu ms ago (every request is answered or failed)",
+                                (unsigned long long)h->id, (unsigned)ns->client,
+                                (unsigned long long)((w->now_us - ns->at_us) / 1000));
+            }
         }
     }
     /* every group's replicas converge; every key a replica holds is its own */
@@ -1185,6 +1243,10 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     w->cfg.election_ticks = 10;
     w->cfg.heartbeat_ticks = 2;
     w->cfg.lease_read = false;
+    /* above the value limit (512mb; a valid setting, below the 1gb query
+     * buffer limit): a shard must cap its keyspace's limit at the value
+     * limit, or kv_create refuses the configuration and no node starts */
+    w->cfg.proto_max_bulk_len = 768ull << 20;
     /* a group of S applies about 1/S of the writes: as many snapshots */
     w->cfg.snapshot_entries = (20 + rand_below(&w->rng, 300)) / shards;
     if (w->cfg.snapshot_entries < 10) w->cfg.snapshot_entries = 10;
@@ -1225,7 +1287,9 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     if (resp_parser_init(&w->parser, NULL, NULL) != RESP_OK) abort();
     w->heal_us = 2000000 + rand_below(&w->rng, 4000000);
     w->quiet_us = w->heal_us + 3000000;
-    w->end_us = w->quiet_us + 2000000;
+    /* with several shards the leader balancer may hand a group over after
+     * the late heal (NODE_BALANCE_MS): leave it time to settle */
+    w->end_us = w->quiet_us + (w->map.n_shards > 1 ? 4000000 : 2000000);
     for (uint32_t i = 0; i < w->n_nodes; i++) nsim__start(w, &w->hosts[i]);
     for (uint16_t i = 0; i < NSIM_CLIENTS; i++) {
         w->clients[i].id = i;
@@ -1235,6 +1299,8 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     }
     nsim__push(w, 300000 + rand_below(&w->rng, 300000), (struct nsim_ev){.type = EV_NEMESIS});
     nsim__push(w, w->heal_us, (struct nsim_ev){.type = EV_HEAL});
+    nsim__push(w, w->quiet_us - 150000, (struct nsim_ev){.type = EV_LATE_CUT});
+    nsim__push(w, w->quiet_us + 600000, (struct nsim_ev){.type = EV_LATE_HEAL});
     while (w->heap_len > 0 && !w->violated) {
         struct nsim_ev ev = nsim__pop(w);
         if (ev.time > w->end_us) {
@@ -1248,6 +1314,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
         free(ev.bytes);
     }
     w->st.sim_ms = w->now_us / 1000;
+    if (!w->violated) nsim__check_busy(w);
     if (!w->violated) nsim__check_final(w);
     if (!w->violated) nsim__check_history(w);
     for (uint32_t i = 0; i < w->n_nodes; i++) {

@@ -509,6 +509,8 @@ TEST(usage_lists_every_key_with_its_default) {
         "--heartbeat-ticks N                2 ",
         "--lease-read yes|no                no ",
         "--snapshot-entries N               100000 ",
+        "--shards N                         1 ",
+        "--replicas N                       0 ",
         "--leader-wait-ms MS                2000 ",
         "--cluster-redirect auto|always|never auto ",
         "--maxclients N                     10000 ",

@@ -77,6 +77,28 @@ TEST(vote_requires_up_to_date_log) {
     net_free(&net);
 }
 
+/* §3.6: with an even number of voters a commit needs more than half: two of
+ * four holding an entry are not a majority (the leader's commit index is
+ * the value that a majority of the voters' match indexes reaches). */
+TEST(four_voters_commit_needs_three) {
+    net_init(&net, 4, 4);
+    net_elect(&net, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    uint64_t before = raft_commit_index(net.r[1]);
+    net_isolate(&net, 3, true);
+    net_isolate(&net, 4, true);
+    int index = net_propose(&net, 1, "on-two-of-four");
+    CHECK(index > 0);
+    net_settle(&net);
+    CHECK(raft_entry_at(net.r[2], (uint64_t)index) != NULL);
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), before);
+    net_isolate(&net, 3, false);
+    for (int i = 0; i < 3; i++) net_tick(&net, 1); /* heartbeats reach 3, which catches up */
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), (uint64_t)index);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* §9.6: with pre-vote a partitioned replica does not inflate its term, and
  * rejoining does not depose a healthy leader. */
 TEST(pre_vote_keeps_partitioned_node_from_disrupting) {
@@ -166,6 +188,36 @@ TEST(lease_needs_an_acked_round_voters_and_no_transfer) {
     CHECK(raft_read_index(net.r[1], 4) == RAFT_OK);
     net_flush(&net);
     CHECK_EQ_U64(net.n_reads[1], 1);
+    net_free(&net);
+}
+
+/* The lease is timed from the send time of the newest round a quorum
+ * acknowledged, kept in a ring of RAFT_ROUND_RING (64) rounds. A leader cut
+ * off from its followers whose lease ran out keeps starting rounds (one per
+ * read); once 64 rounds passed the acknowledged one, its ring slot holds the
+ * newest round's time, which must not renew the lease. */
+TEST(lease_is_not_renewed_by_a_reused_round_slot) {
+    lease__elect_1();
+    for (int t = 0; t < (int)net.cfg.election_ticks + 1; t++) net_tick_all(&net, 1);
+    CHECK(raft_read_index(net.r[1], 1) == RAFT_OK);
+    net_flush(&net);
+    CHECK_EQ_U64(net.n_reads[1], 1); /* from the lease */
+    net_isolate(&net, 1, true);
+    uint64_t ctx = 2;
+    for (int t = 0; t < (int)net.cfg.election_ticks && net.n_reads[1] == ctx - 1; t++) {
+        net_tick(&net, 1);
+        CHECK(raft_read_index(net.r[1], ctx++) == RAFT_OK);
+        net_flush(&net);
+    }
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    uint64_t served = net.n_reads[1];
+    CHECK(served < ctx - 1); /* the lease ran out: reads wait for a round */
+    for (int i = 0; i < 2 * 64; i++) {
+        CHECK(raft_read_index(net.r[1], ctx++) == RAFT_OK);
+        net_flush(&net);
+        CHECK_EQ_U64(net.n_reads[1], served);
+    }
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
     net_free(&net);
 }
 
@@ -289,6 +341,52 @@ TEST(divergent_log_is_repaired_with_few_round_trips) {
     CHECK(raft_last_index(net.r[1]) < 20);
     CHECK(net.sent[RAFT_MSG_APPEND] - appends_before <= 12);
     CHECK(net.sent[RAFT_MSG_APPEND_RESP] - rejects_before <= 12);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* Delivers at most max queued messages (and what they cause); true if the
+ * queue ran empty: a leader and follower that keep answering each other
+ * with the same probe never do. */
+static bool deliver_at_most(int max) {
+    net_flush(&net);
+    for (int i = 0; i < max && net.n_queue > 0; i++) net_deliver_at(&net, 0);
+    return net.n_queue == 0;
+}
+
+/* §3.5 and §5 together: the follower's conflicting entry (of an older
+ * term) sits exactly at the leader's snapshot index. Both sides' hints stop
+ * there (the leader cannot look below its snapshot), so the rejection names
+ * the very index it rejected; the leader must go below it, to the
+ * snapshot, not repeat the probe forever. */
+TEST(conflict_at_the_leaders_snapshot_index_is_repaired_by_the_snapshot) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1); /* term 2: its no-op is entry 2 */
+    CHECK_EQ_U64(net_propose(&net, 1, "common"), 3);
+    net_settle(&net);
+    net_isolate(&net, 1, true);
+    CHECK_EQ_U64(net_propose(&net, 1, "stale"), 4);
+    CHECK_EQ_U64(net_propose(&net, 1, "stale"), 5); /* 4 and 5 of term 2, on S1 only */
+    net_crash(&net, 1);
+    net_elect(&net, 2); /* term 3: its no-op is entry 4 */
+    net_elect(&net, 3); /* term 4: last index 4 (term 3) when elected, no-op at 5 */
+    CHECK(raft_role(net.r[3]) == RAFT_LEADER);
+    CHECK_EQ_U64(raft_term(net.r[3]), 4);
+    CHECK_EQ_U64(raft_term_at(net.r[3], 4), 3);
+    CHECK_EQ_U64(raft_commit_index(net.r[3]), 5);
+    CHECK(raft_compact(net.r[3], 4, (const uint8_t *)"image", 5) == RAFT_OK);
+    net_start(&net, 1, 3);
+    net_isolate(&net, 1, false);
+    /* A heartbeat answered lets S3 probe after 4 (term 3); S1 has 4 of term 2. */
+    for (int t = 0; t < 3; t++) {
+        raft_tick(net.r[3]);
+        CHECK(deliver_at_most(200));
+    }
+    CHECK_EQ_U64(net.snapshots_installed[1], 1);
+    CHECK_EQ_U64(raft_term_at(net.r[1], 4), 3);
+    CHECK_EQ_U64(raft_last_index(net.r[1]), 5);
+    CHECK_EQ_U64(raft_term_at(net.r[1], 5), 4);
+    CHECK_EQ_U64(net.applied_to[1], 5);
     CHECK(!net.safety_violated);
     net_free(&net);
 }
@@ -608,6 +706,93 @@ TEST(joint_consensus_learner_promotion_and_leader_removal) {
     net_free(&net);
 }
 
+/* §4: the leader keeps no progress for a member it removed. S3 is removed,
+ * loses its disk, and an empty replica under its id is added back as a
+ * learner: the leader must start it from nothing (match 0, probing), not
+ * from what the old S3 had, or it counts entries S3 no longer has and
+ * probes above S3's empty log forever. */
+TEST(a_member_removed_and_added_again_starts_from_nothing) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    for (int i = 0; i < 5; i++) CHECK(net_propose(&net, 1, "data") > 0);
+    net_settle(&net);
+    uint64_t match = 0;
+    CHECK(raft_match_index(net.r[1], 3, &match));
+    CHECK_EQ_U64(match, 7);
+    const uint64_t v12[] = {1, 2};
+    struct raft_conf without3 = conf_of(v12, 2, NULL, 0);
+    CHECK(raft_propose_conf(net.r[1], &without3) == RAFT_OK);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    CHECK_EQ_U64(raft_conf(net.r[1])->n_voters, 2);
+    CHECK_EQ_U64(raft_conf(net.r[1])->n_outgoing, 0);
+    CHECK(!raft_match_index(net.r[1], 3, &match));
+    net_crash(&net, 3);
+    struct net_store *st = &net.store[3];
+    for (uint32_t i = 0; i < st->n_log; i++) free(st->log[i].data);
+    free(st->snap_data);
+    memset(st, 0, sizeof(*st));
+    net_start(&net, 3, 2); /* empty, outside the configuration */
+    const uint64_t l3[] = {3};
+    struct raft_conf add3 = conf_of(v12, 2, l3, 1);
+    CHECK(raft_propose_conf(net.r[1], &add3) == RAFT_OK);
+    net_flush(&net);
+    /* Until the leader applies the change, 3 is no member; then it is new. */
+    while (!raft_match_index(net.r[1], 3, &match) && net.n_queue > 0) net_deliver_at(&net, 0);
+    CHECK(raft_match_index(net.r[1], 3, &match));
+    CHECK_EQ_U64(match, 0);
+    for (int t = 0; t < 3; t++) {
+        raft_tick(net.r[1]);
+        CHECK(deliver_at_most(500));
+    }
+    CHECK_EQ_U64(raft_last_index(net.r[3]), raft_last_index(net.r[1]));
+    CHECK(logs_match(&net, 1, 3));
+    CHECK(raft_match_index(net.r[1], 3, &match));
+    CHECK_EQ_U64(match, raft_last_index(net.r[1]));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* Configurations take effect when applied (as in etcd), so a replica that
+ * knows a configuration entry is committed but has not applied it yet does
+ * not campaign: on the old configuration it could be elected by voters the
+ * new one no longer has. S2 learns that the
+ * change is committed, its host has not taken the ready yet, and its
+ * election timer runs out. */
+TEST(a_committed_unapplied_configuration_blocks_campaigning) {
+    net_init(&net, 4, 3);
+    net_elect(&net, 1);
+    net_settle(&net);
+    const uint64_t v123[] = {1, 2, 3};
+    const uint64_t l4[] = {4};
+    struct raft_conf add4 = conf_of(v123, 3, l4, 1);
+    CHECK(raft_propose_conf(net.r[1], &add4) == RAFT_OK);
+    uint64_t k = raft_last_index(net.r[1]);
+    net_flush(&net);
+    /* S2 stores the entry; everything else flows until the leader commits it. */
+    for (int guard = 0; guard < 1000 && raft_commit_index(net.r[1]) < k; guard++) {
+        size_t i = 0;
+        while (i < net.n_queue && net.queue[i].m.to == 2 && net.queue[i].m.n_entries == 0) i++;
+        CHECK(i < net.n_queue);
+        net_deliver_at(&net, i);
+    }
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), k);
+    /* The leader's commit reaches S2, whose host does not take the ready. */
+    for (size_t i = 0; i < net.n_queue; i++) {
+        if (net.queue[i].m.to == 2) CHECK(raft_step(net.r[2], &net.queue[i].m) == RAFT_OK);
+    }
+    net_drop_all(&net);
+    CHECK_EQ_U64(raft_commit_index(net.r[2]), k);
+    CHECK(raft_applied_index(net.r[2]) < k);
+    for (uint32_t t = 0; t < 3 * net.cfg.election_ticks; t++) raft_tick(net.r[2]);
+    CHECK(raft_role(net.r[2]) == RAFT_FOLLOWER);
+    net_flush_one(&net, 2);
+    CHECK_EQ_U64(raft_applied_index(net.r[2]), k);
+    CHECK_EQ_U64(raft_conf(net.r[2])->n_learners, 1);
+    net_drop_all(&net);
+    net_free(&net);
+}
+
 /* §3.10: leadership transfer: the target is caught up first, then told to
  * campaign at once; it wins the next term; the old leader refuses
  * proposals meanwhile. */
@@ -703,11 +888,14 @@ int main(void) {
         TEST_ENTRY(election_and_replication),
         TEST_ENTRY(follower_rejects_proposal_with_leader_hint),
         TEST_ENTRY(vote_requires_up_to_date_log),
+        TEST_ENTRY(four_voters_commit_needs_three),
         TEST_ENTRY(pre_vote_keeps_partitioned_node_from_disrupting),
         TEST_ENTRY(check_quorum_leader_steps_down),
         TEST_ENTRY(lease_needs_an_acked_round_voters_and_no_transfer),
+        TEST_ENTRY(lease_is_not_renewed_by_a_reused_round_slot),
         TEST_ENTRY(figure_3_7_old_term_entries_are_not_committed_by_counting),
         TEST_ENTRY(divergent_log_is_repaired_with_few_round_trips),
+        TEST_ENTRY(conflict_at_the_leaders_snapshot_index_is_repaired_by_the_snapshot),
         TEST_ENTRY(inflight_appends_and_message_size_are_bounded),
         TEST_ENTRY(read_index_needs_noop_and_quorum),
         TEST_ENTRY(snapshot_is_sent_in_chunks_and_installed),
@@ -715,6 +903,8 @@ int main(void) {
         TEST_ENTRY(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk),
         TEST_ENTRY(pipelined_leader_counts_itself_once_persisted),
         TEST_ENTRY(joint_consensus_learner_promotion_and_leader_removal),
+        TEST_ENTRY(a_member_removed_and_added_again_starts_from_nothing),
+        TEST_ENTRY(a_committed_unapplied_configuration_blocks_campaigning),
         TEST_ENTRY(leadership_transfer_catches_up_then_hands_over),
         TEST_ENTRY(vote_survives_restart),
         TEST_ENTRY(bad_input_is_refused),
