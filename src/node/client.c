@@ -575,7 +575,8 @@ static void client__listener_closed_cb(uv_handle_t *h) { (void)h; }
 
 void client_stop(struct node *n) {
     client_release_due(n); /* replies finished this turn go out first */
-    if (!uv_is_closing((uv_handle_t *)&n->client_listener)) {
+    /* (not initialised if the node stopped before it listened for clients) */
+    if (n->client_listener.loop != NULL && !uv_is_closing((uv_handle_t *)&n->client_listener)) {
         uv_close((uv_handle_t *)&n->client_listener, client__listener_closed_cb);
     }
     while (n->clients != NULL) client__close(n->clients);

@@ -254,12 +254,15 @@ int node_run(const struct node_config *config) {
     }
     int code = 1;
     io_posix_init(&n->io);
-    if (node__check_layout(n) == 0 && node_core_open(n) == 0 && node__start_loop(n) == 0) {
+    /* a failure before the loop's handles exist stops here (closing
+     * handles never initialised would abort in libuv) */
+    bool opened = node__check_layout(n) == 0 && node_core_open(n) == 0;
+    if (opened && node__start_loop(n) == 0) {
         node_log(n, "ready: clients on %s:%u, peers on %s:%u, data in %s", n->cfg.bind,
                  (unsigned)n->cfg.port, n->cfg.bind, (unsigned)n->cfg.peer_port, n->cfg.dir);
         uv_run(n->loop, UV_RUN_DEFAULT);
         code = n->exit_code;
-    } else if (!n->stopping) {
+    } else if (opened && !n->stopping) {
         node__stop(n);
         uv_run(n->loop, UV_RUN_DEFAULT);
     }

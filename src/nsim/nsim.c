@@ -535,6 +535,7 @@ static void nsim__free_node(struct nsim *w, struct nsim_host *h) {
     (void)w;
     while (h->slots) nsim__slot_free(h, h->slots);
     for (uint32_t i = 0; i < NSIM_CLIENTS; i++) {
+        if (h->clients[i] != NULL) free(h->clients[i]->last_write_index); /* shard.c's */
         free(h->clients[i]);
         h->clients[i] = NULL;
     }
