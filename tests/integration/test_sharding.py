@@ -2,6 +2,7 @@
 routing by slot, commands over several shards (docs/cluster.md)."""
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -9,7 +10,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from conftest import BIN
+from conftest import BIN, free_port
 
 
 def group_lines(client):
@@ -165,17 +166,31 @@ def test_a_node_refuses_a_changed_layout(make_cluster):
     c.start(2)  # the right layout still starts
 
 
+def demo_ports_free(base):
+    """Whether the demo's ports (base.. and base+10000.., 3 nodes) are free."""
+    for p in [base + i for i in range(3)] + [base + 10000 + i for i in range(3)]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return False
+    return True
+
+
 def test_demo_is_sharded_and_serves_cluster_clients(tmp_path):
-    port = 24000 + os.getpid() % 500 * 8
+    port = free_port()
+    while not demo_ports_free(port) or port + 10002 > 65535:
+        port = free_port()
     demo = subprocess.Popen([BIN, "demo", "--port", str(port), "--dir", str(tmp_path / "d")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
-        line = ""
+        line, seen = "", ""
         deadline = time.time() + 60
         while "node 1:" not in line:
             line = demo.stdout.readline()
-            assert line and time.time() < deadline
+            seen += line
+            assert line and time.time() < deadline, seen
         # the banner is out: the first command is served at once
         assert redis.Redis(port=port, socket_timeout=10).set("first", "1")
         out = subprocess.run(["redis-cli", "-c", "-p", str(port + 1), "get", "first"],
