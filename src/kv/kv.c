@@ -52,6 +52,7 @@ struct kv *kv_create(const struct kv_config *config) {
 
 void kv_destroy(struct kv *kv) {
     if (kv == NULL) return;
+    assert(kv->walk == NULL); /* kv_walk_end() first */
     kv_dict_clear(kv);
     assert(kv->memory_bytes == sizeof(*kv));
     free(kv);
@@ -133,6 +134,9 @@ static bool kv__find_for_write(struct kv *kv, const void *key, size_t key_len,
     (void)kv_dict_rehash(kv, 1);
     if (key_len > kv->config.key_bytes_max) return false;
     *hash = kv_dict_hash(kv, key, key_len);
+#ifndef CANARY_KV_WALK_NO_TOUCH /* canary: changes land in the snapshot being written */
+    if (kv->walk != NULL) kv_walk_touch(kv->walk, *hash); /* before any change */
+#endif
     return kv_dict_find(kv, *hash, key, key_len, pos);
 }
 
@@ -426,6 +430,7 @@ int kv_rename(struct kv *kv, const void *src, size_t src_len, const void *dst, s
     if (src_len == dst_len && (src_len == 0 || memcmp(src, dst, src_len) == 0)) return KV_OK;
     if (dst_len > kv->config.key_bytes_max) return KV_ETOOBIG;
     uint64_t dst_hash = kv_dict_hash(kv, dst, dst_len);
+    if (kv->walk != NULL) kv_walk_touch(kv->walk, dst_hash);
     const struct kv_entry *d = kv_dict_lookup(kv, dst_hash, dst, dst_len);
     if ((flags & KV_RENAME_NX) && d != NULL && !kv_entry_expired(d, now_ms)) return KV_ENOTSET;
     const struct kv_entry *s = *pos.link;
@@ -441,7 +446,20 @@ int kv_rename(struct kv *kv, const void *src, size_t src_len, const void *dst, s
     return rc;
 }
 
-void kv_flush(struct kv *kv) { kv_dict_clear(kv); }
+void kv_flush(struct kv *kv) {
+    if (kv->walk == NULL) {
+        kv_dict_clear(kv);
+        return;
+    }
+    /* A snapshot walk is reading the tables: it takes them (and frees them
+     * when it ends); the keyspace starts over empty. */
+    kv_walk_detach(kv->walk); /* kv->walk is NULL from here */
+    kv_dict_init(kv);
+    kv->expires = 0;
+    kv->data_bytes = 0;
+    kv->memory_bytes = sizeof(*kv);
+    kv->expire_cursor = 0;
+}
 
 bool kv_rehash_step(struct kv *kv, uint32_t buckets) { return kv_dict_rehash(kv, buckets); }
 

@@ -139,7 +139,7 @@ static int kv__resize(struct kv *kv, uint64_t new_size) {
  * the table keeps working, with longer chains, and the next call retries. */
 static void kv__resize_if_needed_to(struct kv *kv, bool may_shrink) {
     const struct kv_table *t = &kv->t[0];
-    if (kv->rehashing || t->size == 0) return;
+    if (kv->rehashing || t->size == 0 || kv->walk != NULL) return; /* a walk fixes the buckets */
     uint64_t grow_at = kv->resize_paused ? t->size * KV_DICT_FORCE_RESIZE_RATIO : t->size;
     may_shrink = may_shrink && !kv->resize_paused;
     if (t->used >= grow_at && t->size < KV_BUCKETS_LIMIT) {
@@ -191,6 +191,7 @@ static void kv__rehash_finish(struct kv *kv) {
 /* While paused, a resize in progress waits (new keys go to the new table
  * meanwhile), unless the old table is overloaded past the forced ratio. */
 bool kv_dict_rehash(struct kv *kv, uint32_t n) {
+    if (kv->walk != NULL) return kv->rehashing; /* a snapshot walk fixes the buckets */
     if (!kv->rehashing) {
         kv__resize_if_needed(kv);
         return kv->rehashing;
