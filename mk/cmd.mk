@@ -1,6 +1,6 @@
 # cmd/: the command table and keyspace commands (pure). Its test replays
 # replies recorded from a real redis-server (tests/cmd/golden.txt).
-CMD_SRC := src/cmd/cmd.c src/cmd/cmd_string.c src/cmd/cmd_keys.c
+CMD_SRC := src/cmd/cmd.c src/cmd/cmd_string.c src/cmd/cmd_keys.c src/cmd/cmd_multi.c
 # kv and resp sources by wildcard: their fragments sort after this one.
 CMD_DEP_SRC := $(wildcard src/kv/*.c) src/resp/resp.c src/util/crc32c.c
 
@@ -14,3 +14,14 @@ UNIT_TESTS += $(BUILD)/test/test_cmd
 .PHONY: golden
 golden: deps
 	/usr/bin/python3 tests/cmd/gen_golden.py
+
+# Canary: SHOAL.EXEC that ignores the watched digests; test_cmd must fail
+# (scripts/cmd-canary.sh checks it, naming the test).
+$(BUILD)/canary/WATCH_IGNORED/test_cmd: tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC) $(HDRS) \
+		tests/cmd/golden.txt
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_WATCH_IGNORED -Itests/unit -o $@ tests/unit/test_cmd.c \
+		$(CMD_SRC) $(CMD_DEP_SRC) -lm
+
+TEST_DEPS += $(BUILD)/canary/WATCH_IGNORED/test_cmd
+EXTRA_CHECKS += scripts/cmd-canary.sh

@@ -61,6 +61,15 @@ const struct cmd_def cmd_table[] = {
     {"dbsize", cmd_dbsize, 1, R | F, 0, 0, 0, "server", "Return the number of keys in the selected database", "1.0.0"},
     {"flushall", cmd_flushdb, -1, W, 0, 0, 0, "server", "Remove all keys from all databases", "1.0.0"},
     {"flushdb", cmd_flushdb, -1, W, 0, 0, 0, "server", "Remove all keys from the current database", "1.0.0"},
+    /* transactions: MULTI ... EXEC is queued by the node and reaches the
+     * log as one SHOAL.EXEC (cmd_multi.c); SHOAL.WATCH is WATCH's read */
+    {"shoal.exec", cmd_shoal_exec, -3, W, 1, -1, 1, "transactions", "Internal: a transaction as one log entry", "0.1.0"},
+    {"shoal.watch", cmd_shoal_watch, -2, R, 1, -1, 1, "transactions", "Internal: the digests WATCH compares at EXEC", "0.1.0"},
+    {"multi", NULL, 1, N | F, 0, 0, 0, "transactions", "Mark the start of a transaction block", "1.2.0"},
+    {"exec", NULL, 1, N, 0, 0, 0, "transactions", "Execute all commands issued after MULTI", "1.2.0"},
+    {"discard", NULL, 1, N | F, 0, 0, 0, "transactions", "Discard all commands issued after MULTI", "2.0.0"},
+    {"watch", NULL, -2, N | F, 1, -1, 1, "transactions", "Watch the given keys to determine execution of the MULTI/EXEC block", "2.2.0"},
+    {"unwatch", NULL, 1, N | F, 0, 0, 0, "transactions", "Forget about all watched keys", "2.2.0"},
     /* answered by the node */
     {"asking", NULL, 1, N | F, 0, 0, 0, "cluster", "Sent by cluster clients after an -ASK redirect", "3.0.0"},
     {"client", NULL, -2, N, 0, 0, 0, "connection", "A container for client connection commands", "2.4.0"},
@@ -123,6 +132,10 @@ void cmd_reply_arity(struct resp_out *out, const struct cmd_def *def) {
 void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
               void (*cb)(void *ctx, const struct resp_arg *key), void *ctx) {
     if (def->first_key <= 0) return;
+    if (def->exec == cmd_shoal_exec) { /* the keys of every command inside */
+        cmd_multi_keys(argc, argv, cb, ctx);
+        return;
+    }
     int64_t last = def->last_key < 0 ? (int64_t)argc + def->last_key : def->last_key;
     for (int64_t i = def->first_key; i <= last && i < (int64_t)argc; i += def->key_step) {
         cb(ctx, &argv[i]);

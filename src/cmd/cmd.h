@@ -60,6 +60,9 @@ extern const uint32_t cmd_table_count;
 /* The command named name[0, len), case-insensitive, or NULL. */
 const struct cmd_def *cmd_lookup(const char *name, size_t len);
 
+/* Whether the command may be queued in a transaction (SHOAL.EXEC). */
+bool cmd_multi_allowed(const struct cmd_def *def, uint32_t argc);
+
 /* Whether argc fits the command's arity. */
 bool cmd_arity_ok(const struct cmd_def *def, uint32_t argc);
 

@@ -35,6 +35,12 @@ CMD_FN(cmd_incrby);
 CMD_FN(cmd_decrby);
 CMD_FN(cmd_incrbyfloat);
 
+/* transactions (cmd_multi.c) */
+CMD_FN(cmd_shoal_exec);
+CMD_FN(cmd_shoal_watch);
+void cmd_multi_keys(uint32_t argc, const struct resp_arg *argv,
+                    void (*cb)(void *ctx, const struct resp_arg *key), void *ctx);
+
 /* keys (cmd_keys.c) */
 CMD_FN(cmd_del);
 CMD_FN(cmd_exists);

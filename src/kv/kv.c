@@ -229,6 +229,14 @@ static int kv__digest_fn(void *ctx, const struct kv_entry *e) {
     return 0;
 }
 
+uint64_t kv_key_digest(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms) {
+    const struct kv_entry *e = kv__lookup(kv, key, key_len, now_ms);
+    if (e == NULL) return 0;
+    uint64_t sum = 0;
+    (void)kv__digest_fn(&sum, e);
+    return sum != 0 ? sum : 1;
+}
+
 uint64_t kv_digest(const struct kv *kv) {
     uint64_t sum = kv_count(kv);
     (void)kv_dict_foreach(kv, kv__digest_fn, &sum);

@@ -165,6 +165,9 @@ void kv_stats(const struct kv *kv, struct kv_stats *out);
  * expiries, including logically expired keys), independent of the seed:
  * equal on replicas that hold the same content. O(keys). */
 uint64_t kv_digest(const struct kv *kv);
+/* The digest of one key as it is at now_ms (type, value and expiry; the same
+ * on every replica), or 0 if it is absent or expired: what WATCH compares. */
+uint64_t kv_key_digest(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms);
 
 /* A random live key, roughly uniform: KV_OK and *out, or KV_ENOTFOUND if no
  * live key was found in a bounded number of tries (the keyspace is empty, or

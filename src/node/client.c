@@ -32,6 +32,7 @@ static void client__process(struct client *c);
 static struct slot *client__slot(struct client *c) {
     struct slot *s = calloc(1, sizeof(*s));
     if (s == NULL) return NULL;
+    s->watch = c->next_slot_watch;
     if (c->tail) c->tail->next = s;
     else c->head = s;
     c->tail = s;
@@ -98,6 +99,7 @@ static void client__closed_cb(uv_handle_t *h) {
     free(c->held_argv);
     free(c->last_write_index);
     gather_free(c->gather);
+    multi_free(c);
     free(c);
 }
 
@@ -138,6 +140,7 @@ void client_release(struct client *c) {
     size_t total = 0;
     uint32_t count = 0;
     for (struct slot *s = c->head; s != NULL && s->done; s = s->next) {
+        if (s->watch) multi_watch_reply(c, s);
         total += s->len;
         count++;
     }
@@ -387,7 +390,22 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
 }
 
 static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
+    bool ran;
+    if (multi_intercept(c, cmd->argc, cmd->argv, &ran)) return ran;
     return client__run(c, cmd->argc, cmd->argv, NULL);
+}
+
+bool client_run(struct client *c, uint32_t argc, const struct resp_arg *argv) {
+    return client__run(c, argc, argv, NULL);
+}
+
+void client_reply_now(struct client *c, const char *data, size_t len) {
+    struct slot *s = client__slot(c);
+    if (s == NULL) {
+        client__close(c);
+        return;
+    }
+    slot_set(c, s, data, len);
 }
 
 void client_dispatch_part(struct client *c, uint32_t argc, const struct resp_arg *argv,

@@ -46,6 +46,7 @@ struct slot {
     struct slot *next;
     bool done;
     bool gathered; /* a part of a command over several shards (gather.c) */
+    bool watch;    /* WATCH's read: its digests are kept (multi_watch_reply) */
     size_t len, cap;
     char *data; /* RESP bytes of the reply */
 };
@@ -99,6 +100,8 @@ struct client {
     struct gather *gather;  /* a command over several shards in progress */
     struct resp_arg *held_argv; /* a command waiting for its route to be free */
     uint32_t held_argc;
+    struct client_multi *multi;  /* MULTI/WATCH state (multi.c), or NULL */
+    bool next_slot_watch;        /* the next slot is WATCH's read */
     bool release_due;            /* on node.release_head: finished replies to write */
     struct client *release_next;
 };
@@ -279,6 +282,19 @@ void node_core_pump(struct node *n);  /* once per turn, when woken */
 void node_core_tick(struct node *n);  /* every cfg.tick_ms */
 void node_core_flush_done(struct node *n, int result); /* wal_flush_run()'s result */
 /* argv and its bytes copied into one allocation (free() it); NULL on ENOMEM. */
+/* multi.c: transactions (MULTI/EXEC/DISCARD/WATCH/UNWATCH) */
+#define NODE_MULTI_COMMANDS_MAX 100000u /* commands in one transaction */
+#define NODE_MULTI_BYTES_MAX (4u << 20)  /* its arguments: one log entry */
+#define NODE_MULTI_WATCH_MAX 10000u     /* keys one connection watches */
+/* A command the transaction state takes (true; *ran false if it must wait
+ * and be sent again), or false: run it as usual. */
+bool multi_intercept(struct client *c, uint32_t argc, const struct resp_arg *argv, bool *ran);
+void multi_watch_reply(struct client *c, struct slot *s);
+void multi_free(struct client *c);
+/* client.c, for multi.c: an immediate reply in a new slot; a command run
+ * as this connection's next (false: its route is busy, send it again). */
+void client_reply_now(struct client *c, const char *data, size_t len);
+bool client_run(struct client *c, uint32_t argc, const struct resp_arg *argv);
 struct resp_arg *node_argv_copy(uint32_t argc, const struct resp_arg *argv);
 /* The replica of a group this node holds, or NULL. */
 struct shard *node_shard_of_group(const struct node *n, uint64_t group);

@@ -149,11 +149,61 @@ TEST(table_is_consistent) {
     CHECK(cmd_lookup("nosuch", 6) == NULL);
 }
 
+/* One reply of a line, as a C string (the test's replies are short). */
+static const char *reply_of(const struct cmd_env *env, const char *line) {
+    static char text[4096];
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", line);
+    struct resp_out out;
+    resp_out_init(&out, 2, 1 << 20, NULL);
+    run_line(env, buf, &out);
+    snprintf(text, sizeof(text), "%.*s", (int)resp_out_len(&out), resp_out_data(&out));
+    resp_out_free(&out);
+    return text;
+}
+
+/* SHOAL.EXEC: the watched digests decide, then every command runs in order
+ * with its reply in the array; SHOAL.WATCH reads the digests. */
+TEST(transactions_check_watched_digests_then_run_in_order) {
+    struct kv_config kc;
+    kv_config_default(&kc);
+    struct kv *kv = kv_create(&kc);
+    struct cmd_env env = {.kv = kv, .now_ms = now_ms(), .rng = NULL, .bulk_max = 1 << 20};
+    CHECK(strcmp(reply_of(&env, "set k 1"), "+OK\r\n") == 0);
+    char watched[256];
+    snprintf(watched, sizeof(watched), "%s", reply_of(&env, "shoal.watch k nokey"));
+    /* *4 $1 k $16 <hex> $5 nokey $16 0000000000000000 */
+    char digest[17] = "";
+    CHECK(sscanf(watched, "*4\r\n$1\r\nk\r\n$16\r\n%16s", digest) == 1);
+    CHECK(strstr(watched, "$5\r\nnokey\r\n$16\r\n0000000000000000\r\n") != NULL);
+    char line[512];
+    snprintf(line, sizeof(line), "shoal.exec 2 k %s nokey 0000000000000000 3 2 incr k 3 set j x 2 incr j",
+             digest);
+    CHECK(strcmp(reply_of(&env, line),
+                 "*3\r\n:2\r\n+OK\r\n-ERR value is not an integer or out of range\r\n") == 0);
+    /* k is 2 now, not what was watched: nothing runs */
+    snprintf(line, sizeof(line), "shoal.exec 1 k %s 1 3 set k changed", digest);
+    CHECK(strcmp(reply_of(&env, line), "*-1\r\n") == 0);
+    CHECK(strcmp(reply_of(&env, "get k"), "$1\r\n2\r\n") == 0);
+    /* a key created since it was watched absent is a change too */
+    CHECK(strcmp(reply_of(&env, "shoal.exec 1 j 0000000000000000 1 2 del j"), "*-1\r\n") == 0);
+    CHECK(strcmp(reply_of(&env, "shoal.exec 0 2 1 ping 2 echo hi"), "*2\r\n+PONG\r\n$2\r\nhi\r\n") == 0);
+    /* only the form the node builds */
+    const char *bad[] = {"shoal.exec 0 1 2 get", "shoal.exec 0 1 3 get k", "shoal.exec 1 k 12 0",
+                         "shoal.exec 0 1 1 info", "shoal.exec 0 1 2 nosuch k",
+                         "shoal.exec 0 1 4 shoal.exec 0 0 0", "shoal.exec x 0", "shoal.exec 0 2 2 get k"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(strncmp(reply_of(&env, bad[i]), "-ERR SHOAL.EXEC", 15) == 0);
+    }
+    kv_destroy(kv);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(replies_match_redis_byte_for_byte),
         TEST_ENTRY(entry_codec_round_trip_and_refusals),
         TEST_ENTRY(table_is_consistent),
+        TEST_ENTRY(transactions_check_watched_digests_then_run_in_order),
     };
     return test_run("test_cmd", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

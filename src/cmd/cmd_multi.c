@@ -1,0 +1,175 @@
+/* cmd_multi.c: transactions as the log sees them.
+ *
+ * A connection's MULTI ... EXEC (queued by the node, src/node/multi.c)
+ * reaches the log as ONE command, so a transaction is one entry, applied
+ * whole on every replica or not at all:
+ *
+ *   SHOAL.EXEC <w> <key> <digest> ... (w pairs) <n> <argc> <arg> ... (n commands)
+ *
+ * Each watched key comes with the digest it had when WATCH read it
+ * (kv_key_digest, 16 hex digits; 0 for no key). If any differs at apply
+ * time the transaction is aborted: the reply is a null array, as Redis's.
+ * Then each command runs in order and its reply (or error) is one element
+ * of the array reply. `SHOAL.WATCH key ...` is the read behind WATCH: it
+ * answers `key digest` pairs. Both are internal, and refuse anything but
+ * the form the node builds. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd_int.h"
+
+/* Calls on_watch for each watched pair and on_cmd for each command, in
+ * order, after checking the whole form first; -1 if malformed. */
+struct cmd_multi__walk {
+    void (*on_watch)(void *ctx, const struct resp_arg *key, const struct resp_arg *digest);
+    void (*on_cmd)(void *ctx, const struct cmd_def *def, uint32_t argc,
+                   const struct resp_arg *argv);
+    void *ctx;
+};
+
+static bool cmd_multi__count(const struct resp_arg *a, uint64_t max, uint64_t *out) {
+    int64_t v;
+    if (!cmd_parse_i64(a->data, a->len, &v) || v < 0 || (uint64_t)v > max) return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+/* PING and ECHO are answered by the node outside a transaction; inside
+ * one they answer here, in their place in the array. */
+static bool cmd_multi__pure(const struct cmd_def *def, uint32_t argc) {
+    return (strcmp(def->name, "ping") == 0 && argc <= 2) || strcmp(def->name, "echo") == 0;
+}
+
+bool cmd_multi_allowed(const struct cmd_def *def, uint32_t argc) {
+    if (def->exec == cmd_shoal_exec) return false;
+    return def->exec != NULL || cmd_multi__pure(def, argc);
+}
+
+static int cmd_multi__walk(uint32_t argc, const struct resp_arg *argv,
+                           const struct cmd_multi__walk *w) {
+    for (int pass = 0; pass < 2; pass++) { /* check, then call */
+        uint64_t at = 1, n_watch, n_cmds;
+        if (at >= argc || !cmd_multi__count(&argv[at], argc, &n_watch)) return -1;
+        at++;
+        if (n_watch > (argc - at) / 2) return -1;
+        for (uint64_t i = 0; i < n_watch; i++, at += 2) {
+            if (argv[at + 1].len != 16) return -1;
+            if (pass == 1 && w->on_watch) w->on_watch(w->ctx, &argv[at], &argv[at + 1]);
+        }
+        if (at >= argc || !cmd_multi__count(&argv[at], argc, &n_cmds)) return -1;
+        at++;
+        for (uint64_t i = 0; i < n_cmds; i++) {
+            uint64_t sub;
+            if (at >= argc || !cmd_multi__count(&argv[at], argc - at - 1, &sub) || sub == 0) {
+                return -1;
+            }
+            at++;
+            const struct cmd_def *def = cmd_lookup(argv[at].data, argv[at].len);
+            if (def == NULL || !cmd_arity_ok(def, (uint32_t)sub) ||
+                !cmd_multi_allowed(def, (uint32_t)sub)) {
+                return -1;
+            }
+            if (pass == 1 && w->on_cmd) w->on_cmd(w->ctx, def, (uint32_t)sub, &argv[at]);
+            at += sub;
+        }
+        if (at != argc) return -1;
+    }
+    return 0;
+}
+
+/* ---- keys (routing: every key of the transaction) ---- */
+
+struct cmd_multi__keys {
+    void (*cb)(void *ctx, const struct resp_arg *key);
+    void *ctx;
+};
+
+static void cmd_multi__key_of_watch(void *ctx, const struct resp_arg *key,
+                                    const struct resp_arg *digest) {
+    (void)digest;
+    struct cmd_multi__keys *k = ctx;
+    k->cb(k->ctx, key);
+}
+
+static void cmd_multi__keys_of_cmd(void *ctx, const struct cmd_def *def, uint32_t argc,
+                                   const struct resp_arg *argv) {
+    struct cmd_multi__keys *k = ctx;
+    cmd_keys(def, argc, argv, k->cb, k->ctx);
+}
+
+void cmd_multi_keys(uint32_t argc, const struct resp_arg *argv,
+                    void (*cb)(void *ctx, const struct resp_arg *key), void *ctx) {
+    struct cmd_multi__keys k = {.cb = cb, .ctx = ctx};
+    struct cmd_multi__walk w = {cmd_multi__key_of_watch, cmd_multi__keys_of_cmd, &k};
+    (void)cmd_multi__walk(argc, argv, &w);
+}
+
+/* ---- SHOAL.EXEC ---- */
+
+static void cmd_multi__hex(uint64_t v, char out[17]) { snprintf(out, 17, "%016llx", (unsigned long long)v); }
+
+struct cmd_multi__run {
+    const struct cmd_env *env;
+    struct resp_out *out;
+    bool changed;
+    uint64_t n_cmds;
+};
+
+static void cmd_multi__check(void *ctx, const struct resp_arg *key,
+                             const struct resp_arg *digest) {
+    struct cmd_multi__run *r = ctx;
+    char now[17];
+    cmd_multi__hex(kv_key_digest(r->env->kv, key->data, key->len, r->env->now_ms), now);
+#ifdef CANARY_WATCH_IGNORED /* canary: EXEC runs whatever happened to the watched keys */
+    (void)digest;
+#else
+    if (memcmp(now, digest->data, 16) != 0) r->changed = true;
+#endif
+}
+
+static void cmd_multi__count_cmd(void *ctx, const struct cmd_def *def, uint32_t argc,
+                                 const struct resp_arg *argv) {
+    (void)def, (void)argc, (void)argv;
+    ((struct cmd_multi__run *)ctx)->n_cmds++;
+}
+
+static void cmd_multi__run_cmd(void *ctx, const struct cmd_def *def, uint32_t argc,
+                               const struct resp_arg *argv) {
+    struct cmd_multi__run *r = ctx;
+    if (def->exec != NULL) {
+        cmd_exec(r->env, def, argc, argv, r->out);
+    } else if (argc == 1) {
+        resp_write_simple(r->out, "PONG", 4);
+    } else {
+        resp_write_bulk(r->out, argv[1].data, argv[1].len);
+    }
+}
+
+CMD_FN(cmd_shoal_exec) {
+    struct cmd_multi__run r = {.env = env, .out = out};
+    struct cmd_multi__walk check = {cmd_multi__check, cmd_multi__count_cmd, &r};
+    if (cmd_multi__walk(argc, argv, &check) != 0) {
+        resp_write_errorf(out, "ERR SHOAL.EXEC: not a transaction the node built");
+        return;
+    }
+    if (r.changed) {
+        resp_write_null_array(out); /* a watched key changed: nothing runs */
+        return;
+    }
+    resp_write_array(out, r.n_cmds);
+    struct cmd_multi__walk run = {NULL, cmd_multi__run_cmd, &r};
+    (void)cmd_multi__walk(argc, argv, &run);
+}
+
+/* ---- SHOAL.WATCH ---- */
+
+CMD_FN(cmd_shoal_watch) {
+    resp_write_array(out, (uint64_t)(argc - 1) * 2);
+    for (uint32_t i = 1; i < argc; i++) {
+        char hex[17];
+        cmd_multi__hex(kv_key_digest(env->kv, argv[i].data, argv[i].len, env->now_ms), hex);
+        resp_write_bulk(out, argv[i].data, argv[i].len);
+        resp_write_bulk(out, hex, 16);
+    }
+}

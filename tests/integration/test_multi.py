@@ -1,0 +1,128 @@
+"""Transactions: MULTI/EXEC/DISCARD/WATCH through redis-py on a sharded
+cluster, through every node (followers proxy the whole transaction as one
+command). See docs/node.md, "Transactions"."""
+import threading
+
+import pytest
+import redis
+
+
+def test_exec_runs_the_queue_in_order_and_reports_each_reply(make_cluster):
+    c = make_cluster(3, extra=["--shards", "3"])
+    for i in c.ids:
+        r = c.client(i)
+        p = r.pipeline(transaction=True)
+        p.set("{t%d}a" % i, "5").incr("{t%d}a" % i).set("{t%d}s" % i, "x").incr("{t%d}s" % i)
+        p.get("{t%d}a" % i).ping().echo("hi")
+        out = p.execute(raise_on_error=False)
+        assert out[:3] == [True, 6, True]
+        assert isinstance(out[3], redis.exceptions.ResponseError)
+        assert out[4:] == [b"6", True, b"hi"]
+        assert r.get("{t%d}a" % i) == b"6"
+
+
+def raw(conn, *args):
+    conn.send_command(*args)
+    try:
+        return conn.read_response()
+    except redis.exceptions.ResponseError as e:
+        return e
+
+
+def test_a_queueing_error_aborts_and_nothing_runs(make_cluster):
+    c = make_cluster(3, extra=["--shards", "3"])
+    r = c.client(1)
+    conn = r.connection_pool.get_connection("MULTI")
+    assert raw(conn, "MULTI") == b"OK"
+    assert raw(conn, "SET", "{q}a", "1") == b"QUEUED"
+    assert "unknown command" in str(raw(conn, "NOSUCH", "x"))
+    assert "nested" in str(raw(conn, "MULTI"))
+    assert isinstance(raw(conn, "EXEC"), redis.exceptions.ExecAbortError)
+    assert r.get("{q}a") is None
+    assert "EXEC without MULTI" in str(raw(conn, "EXEC"))
+    assert raw(conn, "MULTI") == b"OK"
+    assert raw(conn, "SET", "{q}a", "1") == b"QUEUED"
+    assert raw(conn, "DISCARD") == b"OK"
+    assert r.get("{q}a") is None
+    r.connection_pool.release(conn)
+
+
+def test_keys_in_several_shards_are_refused_whole(make_cluster):
+    c = make_cluster(3, extra=["--shards", "3"])
+    r = c.client(2)
+    keys = ["k%d" % i for i in range(20)]
+    slots = {r.execute_command("CLUSTER", "KEYSLOT", k) for k in keys}
+    assert len(slots) > 1
+    p = r.pipeline(transaction=True)
+    for k in keys:
+        p.set(k, "v")
+    with pytest.raises(redis.exceptions.ResponseError, match="CROSSSLOT"):
+        p.execute()
+    assert r.exists(*keys) == 0
+
+
+def test_watch_aborts_when_the_key_changed(make_cluster):
+    c = make_cluster(3, extra=["--shards", "3"])
+    a, b = c.client(1), c.client(3)
+    a.set("{w}k", "1")
+    with a.pipeline() as p:
+        p.watch("{w}k")
+        b.set("{w}k", "2")
+        p.multi()
+        p.set("{w}k", "from-a")
+        with pytest.raises(redis.exceptions.WatchError):
+            p.execute()
+    assert a.get("{w}k") == b"2"
+    with a.pipeline() as p:  # unchanged: it runs
+        p.watch("{w}k")
+        p.multi()
+        p.set("{w}k", "from-a")
+        assert p.execute() == [True]
+    assert b.get("{w}k") == b"from-a"
+    with a.pipeline() as p:  # expired meanwhile: a change
+        b.set("{w}e", "x", px=50)
+        p.watch("{w}e")
+        import time
+        time.sleep(0.2)
+        p.multi()
+        p.set("{w}e", "y")
+        with pytest.raises(redis.exceptions.WatchError):
+            p.execute()
+    # shoal's rule (docs/node.md): a write that leaves the key as it was is
+    # not a change, where Redis would abort
+    with a.pipeline() as p:
+        p.watch("{w}k")
+        b.set("{w}k", "from-a")
+        p.multi()
+        p.set("{w}k", "again")
+        assert p.execute() == [True]
+
+
+def test_check_and_set_loses_no_increment(make_cluster):
+    """Clients on every node increment one counter with WATCH/GET/MULTI/SET
+    (redis-py's transaction helper retries on WatchError): with WATCH
+    working, no increment is lost."""
+    c = make_cluster(3, extra=["--shards", "3"])
+    c.client(1).set("{cas}n", "0")
+    per, errors = 40, []
+
+    def worker(i):
+        r = c.client(1 + i % 3)
+
+        def incr(p):
+            v = int(p.get("{cas}n"))
+            p.multi()
+            p.set("{cas}n", str(v + 1))
+        try:
+            for _ in range(per):
+                r.transaction(incr, "{cas}n")
+        except Exception as e:  # reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert int(c.client(2).get("{cas}n")) == 6 * per
