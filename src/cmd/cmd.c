@@ -70,6 +70,16 @@ const struct cmd_def cmd_table[] = {
     {"discard", NULL, 1, N | F, 0, 0, 0, "transactions", "Discard all commands issued after MULTI", "2.0.0"},
     {"watch", NULL, -2, N | F, 1, -1, 1, "transactions", "Watch the given keys to determine execution of the MULTI/EXEC block", "2.2.0"},
     {"unwatch", NULL, 1, N | F, 0, 0, 0, "transactions", "Forget about all watched keys", "2.2.0"},
+    /* pub/sub: answered by the node (src/node/pubsub.c) */
+    {"subscribe", NULL, -2, N, 0, 0, 0, "pubsub", "Listen for messages published to the given channels", "2.0.0"},
+    {"unsubscribe", NULL, -1, N, 0, 0, 0, "pubsub", "Stop listening for messages posted to the given channels", "2.0.0"},
+    {"psubscribe", NULL, -2, N, 0, 0, 0, "pubsub", "Listen for messages published to channels matching the given patterns", "2.0.0"},
+    {"punsubscribe", NULL, -1, N, 0, 0, 0, "pubsub", "Stop listening for messages posted to channels matching the given patterns", "2.0.0"},
+    {"ssubscribe", NULL, -2, N, 1, -1, 1, "pubsub", "Listen for messages published to the given shard channels", "7.0.0"},
+    {"sunsubscribe", NULL, -1, N, 1, -1, 1, "pubsub", "Stop listening for messages posted to the given shard channels", "7.0.0"},
+    {"publish", NULL, 3, N | F, 0, 0, 0, "pubsub", "Post a message to a channel", "2.0.0"},
+    {"spublish", NULL, 3, N | F, 1, 1, 1, "pubsub", "Post a message to a shard channel", "7.0.0"},
+    {"pubsub", NULL, -2, N, 0, 0, 0, "pubsub", "A container for Pub/Sub commands", "2.8.0"},
     /* answered by the node */
     {"asking", NULL, 1, N | F, 0, 0, 0, "cluster", "Sent by cluster clients after an -ASK redirect", "3.0.0"},
     {"client", NULL, -2, N, 0, 0, 0, "connection", "A container for client connection commands", "2.4.0"},

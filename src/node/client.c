@@ -109,6 +109,7 @@ static void client__close(struct client *c) {
     struct node *n = c->node;
     for (uint32_t i = 0; i < n->n_local; i++) shard_forget_client(n->local[i], c);
     proxy_detach(c);
+    pubsub_client_gone(c);
     if (c->leader_wait_since != 0) n->leader_waiters--;
     c->leader_wait_since = 0;
     if (c->prev) c->prev->next = c->next;
@@ -247,13 +248,47 @@ static enum client__route client__route(struct client *c, const struct cmd_def *
      * they were linearizable (stale reads) */
     if ((def->flags & CMD_READONLY) && s != NULL && !shard_is_leader(s)) return ROUTE_NOW;
 #endif
-    if (s != NULL && shard_is_leader(s)) return ROUTE_LOCAL;
+    if (s != NULL && shard_is_leader(s)) {
+        /* A write during a leadership handover waits for it to end (an
+         * election timeout at most) and then goes to whoever leads. */
+        if ((def->flags & CMD_WRITE) && raft_transferring(s->raft)) return ROUTE_NO_LEADER;
+        return ROUTE_LOCAL;
+    }
     *target = s != NULL ? raft_leader(s->raft) : node_cluster_guess_leader(n, k);
     if (*target == 0 || *target == n->cfg.id || node_config_member(&n->cfg, *target) == NULL) {
         return ROUTE_NO_LEADER;
     }
     if (*slot >= 0) return ROUTE_MOVED;
     return ROUTE_PROXY;
+}
+
+/* Whether shard k has a leader a command can go to now. */
+static bool client__shard_led(const struct node *n, uint32_t k, bool write) {
+    const struct shard *s = n->shards[k];
+    if (s != NULL && shard_is_leader(s)) return !(write && raft_transferring(s->raft));
+    uint64_t leader = s != NULL ? raft_leader(s->raft) : node_cluster_guess_leader(n, k);
+    return leader != 0 && leader != n->cfg.id && node_config_member(&n->cfg, leader) != NULL;
+}
+
+/* Whether every shard a command over several shards sends a part to has a
+ * leader; if not, the command waits (leader-wait-ms) as a one-shard
+ * command does, then runs and the parts with no leader fail. */
+static bool client__gather_led(const struct client *c, const struct cmd_def *def,
+                               uint32_t argc, const struct resp_arg *argv) {
+    const struct node *n = c->node;
+    bool write = (def->flags & CMD_WRITE) != 0;
+    if (gather_splits(def)) {
+        for (uint32_t i = 1; i < argc; i++) {
+            uint32_t k = map_shard_of_slot(&n->map, slot_of_key(argv[i].data, argv[i].len));
+            if (!client__shard_led(n, k, write)) return false;
+        }
+        return true;
+    }
+    if (client__redirects(c)) return true; /* only the shards this node leads */
+    for (uint32_t k = 0; k < n->map.n_shards; k++) {
+        if (!client__shard_led(n, k, write)) return false;
+    }
+    return true;
 }
 
 /* Whether a command on this route may start now without overtaking
@@ -327,6 +362,10 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
         /* Commands about the connection itself need no ordering with the log. */
         if (!(is_node_cmd || def == NULL) && !client__route_free(c, route, target)) return false;
         if (route == ROUTE_NO_LEADER && !client__leader_wait_over(c)) return false;
+        if (route == ROUTE_GATHER && !client__gather_led(c, def, argc, argv) &&
+            !client__leader_wait_over(c)) {
+            return false;
+        }
         client__leader_wait_end(c);
         n->stats.commands++;
         c->last_ms = node_now_ms();
@@ -391,6 +430,7 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
 
 static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
     bool ran;
+    if (pubsub_intercept(c, cmd->argc, cmd->argv)) return true;
     if (multi_intercept(c, cmd->argc, cmd->argv, &ran)) return ran;
     return client__run(c, cmd->argc, cmd->argv, NULL);
 }

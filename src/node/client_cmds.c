@@ -264,6 +264,9 @@ void client_node_command(struct client *c, const struct cmd_def *def, uint32_t a
     const char *name = def->name;
     if (strcmp(name, "ping") == 0) {
         node__ping(c, argc, argv, out);
+    } else if (strcmp(name, "publish") == 0 || strcmp(name, "spublish") == 0 ||
+               strcmp(name, "pubsub") == 0) {
+        pubsub_command(c, def, argc, argv, out);
     } else if (strcmp(name, "echo") == 0) {
         resp_write_bulk(out, argv[1].data, argv[1].len);
     } else if (strcmp(name, "hello") == 0) {

@@ -57,6 +57,8 @@ static void multi__clear_watch(struct client_multi *m) {
     m->n_watch = 0;
 }
 
+bool multi_active(const struct client *c) { return c->multi != NULL && c->multi->active; }
+
 void multi_free(struct client *c) {
     struct client_multi *m = c->multi;
     if (m == NULL) return;

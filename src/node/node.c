@@ -155,6 +155,7 @@ static void node__stop(struct node *n) {
     node_log(n, "shutting down");
     client_stop(n);
     peer_stop(n);
+    pubsub_free(n);
     uv_timer_stop(&n->tick_timer);
     uv_close((uv_handle_t *)&n->tick_timer, node__close_cb);
     uv_close((uv_handle_t *)&n->sigterm, node__close_cb);

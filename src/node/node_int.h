@@ -101,6 +101,7 @@ struct client {
     struct resp_arg *held_argv; /* a command waiting for its route to be free */
     uint32_t held_argc;
     struct client_multi *multi;  /* MULTI/WATCH state (multi.c), or NULL */
+    struct client_pubsub *pubsub; /* its subscriptions (pubsub.c), or NULL */
     bool next_slot_watch;        /* the next slot is WATCH's read */
     bool release_due;            /* on node.release_head: finished replies to write */
     struct client *release_next;
@@ -235,6 +236,7 @@ struct node_stats {
 };
 
 struct node {
+    struct pubsub *pubsub; /* channels and patterns subscribed here (pubsub.c) */
     struct node_config cfg;
     const struct node_member *self;
     uv_loop_t *loop;
@@ -291,6 +293,26 @@ void node_core_flush_done(struct node *n, int result); /* wal_flush_run()'s resu
 bool multi_intercept(struct client *c, uint32_t argc, const struct resp_arg *argv, bool *ran);
 void multi_watch_reply(struct client *c, struct slot *s);
 void multi_free(struct client *c);
+bool multi_active(const struct client *c);
+
+/* pubsub.c: SUBSCRIBE and friends, PUBLISH, SPUBLISH, PUBSUB */
+#define PUBSUB_NAME_BYTES_MAX 65536u           /* a channel or pattern */
+#define PUBSUB_MESSAGE_BYTES_MAX (32u << 20)   /* fits one peer frame */
+#define PUBSUB_PER_CLIENT_MAX 100000u          /* subscriptions of one connection */
+/* (UN)SUBSCRIBE commands, and the RESP2 subscribed context's gate: true if
+ * it answered the command. */
+bool pubsub_intercept(struct client *c, uint32_t argc, const struct resp_arg *argv);
+/* PUBLISH, SPUBLISH, PUBSUB (node commands). */
+void pubsub_command(struct client *c, const struct cmd_def *def, uint32_t argc,
+                    const struct resp_arg *argv, struct resp_out *out);
+/* Delivers to this node's subscribers; returns how many got it. */
+uint64_t pubsub_deliver(struct node *n, bool sharded, const char *ch, size_t ch_len,
+                        const char *msg, size_t msg_len);
+void pubsub_client_gone(struct client *c);
+void pubsub_free(struct node *n);
+/* peer.c: a published message to every connected peer. */
+void peer_publish(struct node *n, bool sharded, const char *ch, size_t ch_len, const char *msg,
+                  size_t msg_len);
 /* client.c, for multi.c: an immediate reply in a new slot; a command run
  * as this connection's next (false: its route is busy, send it again). */
 void client_reply_now(struct client *c, const char *data, size_t len);

@@ -120,6 +120,21 @@ void peer_send(struct node *n, uint64_t group, const struct raft_msg *m) {
     }
 }
 
+void peer_publish(struct node *n, bool sharded, const char *ch, size_t ch_len, const char *msg,
+                  size_t msg_len) {
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        struct peer *p = &n->peers[i];
+        if (p->member == NULL || !p->connected ||
+            p->write_bytes + p->pending.len > n->cfg.peer_queue_bytes) {
+            continue; /* not connected, or too far behind: the message is not sent there */
+        }
+        if (peer_encode_publish(&p->pending, sharded, ch, (uint32_t)ch_len, msg,
+                                (uint32_t)msg_len) != 0) {
+            p->dropped++;
+        }
+    }
+}
+
 void peer_flush(struct node *n) {
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
         struct peer *p = &n->peers[i];
@@ -180,6 +195,9 @@ static bool peer__consume(struct peer_conn *c) {
                 return false;
             }
             c->from = f.node_id;
+        } else if (f.type == PEER_FRAME_PUBLISH && c->from != 0) {
+            (void)pubsub_deliver(n, f.sharded, (const char *)f.channel, f.channel_len,
+                                 (const char *)f.message, f.message_len);
         } else if (c->from == 0 || f.msg.from != c->from) {
             peer_frame_release(&f);
             return false;

@@ -72,6 +72,23 @@ int peer_encode_hello(struct peer_buf *out, uint64_t cluster_id, uint64_t node_i
     return 0;
 }
 
+int peer_encode_publish(struct peer_buf *out, bool sharded, const void *channel,
+                        uint32_t channel_len, const void *message, uint32_t message_len) {
+    uint64_t payload = 1 + 4 + (uint64_t)channel_len + 4 + message_len;
+    if (payload > PEER_FRAME_BYTES_MAX) return RAFT_ETOOBIG;
+    if (peer__reserve(out, PEER_FRAME_HEADER_BYTES + (size_t)payload) != 0) return RAFT_ENOMEM;
+    uint8_t *frame = out->data + out->len;
+    struct peer__writer w = {frame + PEER_FRAME_HEADER_BYTES};
+    peer__u8(&w, sharded ? 1 : 0);
+    peer__u32(&w, channel_len);
+    peer__bytes(&w, channel, channel_len);
+    peer__u32(&w, message_len);
+    peer__bytes(&w, message, message_len);
+    peer__seal(frame, PEER_FRAME_PUBLISH, (uint32_t)payload);
+    out->len += PEER_FRAME_HEADER_BYTES + (size_t)payload;
+    return 0;
+}
+
 static uint64_t peer__raft_size(const struct raft_msg *m, uint32_t conf_len) {
     uint64_t size = 8 + 1 + 1 + 8 * 8 + 4;
     for (uint32_t i = 0; i < m->n_entries; i++) {
@@ -275,6 +292,21 @@ enum peer_parse_result peer_decode(const uint8_t *buf, size_t len, size_t *consu
         rc = r.short_read || r.p != r.end ? peer__fail(why, why_cap, "bad hello") : PEER_OK;
     } else if (type == PEER_FRAME_RAFT) {
         rc = peer__decode_raft(&r, f, why, why_cap);
+    } else if (type == PEER_FRAME_PUBLISH) {
+        uint8_t flags = (uint8_t)peer__get(&r, 1);
+        f->sharded = (flags & 1) != 0;
+        f->channel_len = (uint32_t)peer__get(&r, 4);
+        if (!r.short_read && (size_t)(r.end - r.p) >= f->channel_len) {
+            f->channel = r.p;
+            r.p += f->channel_len;
+            f->message_len = (uint32_t)peer__get(&r, 4);
+            if (!r.short_read && (size_t)(r.end - r.p) == f->message_len) {
+                f->message = r.p;
+                r.p += f->message_len;
+            }
+        }
+        rc = f->message == NULL || (flags & ~1u) ? peer__fail(why, why_cap, "bad publish")
+                                                 : PEER_OK;
     } else {
         rc = peer__fail(why, why_cap, "unknown frame type");
     }

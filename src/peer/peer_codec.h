@@ -11,6 +11,9 @@
  * anything is buffered for it. Frame types:
  *
  *   PEER_FRAME_HELLO  first frame each way: u64 cluster_id | u64 node_id
+ *   PEER_FRAME_PUBLISH a pub/sub message for the receiver's subscribers:
+ *       u8 flags (bit 0: a shard channel) | u32 channel_len | channel |
+ *       u32 message_len | message
  *   PEER_FRAME_RAFT   one raft_msg of one group:
  *       u64 group | u8 msg type | u8 flags (bit 0: reject) | u64 from | u64 to |
  *       u64 term | u64 log_term | u64 index | u64 commit | u64 context |
@@ -27,6 +30,7 @@
 #ifndef SHOAL_PEER_CODEC_H
 #define SHOAL_PEER_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,7 +46,7 @@
 
 _Static_assert(PEER_FRAME_BYTES_MAX > (4u << 20) + 4096, "a 4 MiB entry fits in a frame");
 
-enum peer_frame_type { PEER_FRAME_HELLO = 1, PEER_FRAME_RAFT = 2 };
+enum peer_frame_type { PEER_FRAME_HELLO = 1, PEER_FRAME_RAFT = 2, PEER_FRAME_PUBLISH = 4 };
 
 enum peer_parse_result {
     PEER_OK = 0,        /* a whole frame was decoded */
@@ -66,6 +70,9 @@ struct peer_frame {
     uint64_t cluster_id; /* HELLO */
     uint64_t node_id;    /* HELLO */
     uint64_t group;      /* RAFT */
+    bool sharded;        /* PUBLISH: a shard channel */
+    const uint8_t *channel, *message; /* PUBLISH: into the input buffer */
+    uint32_t channel_len, message_len;
     struct raft_msg msg; /* RAFT */
 };
 void peer_frame_release(struct peer_frame *f);
@@ -75,6 +82,9 @@ void peer_frame_release(struct peer_frame *f);
 int peer_encode_hello(struct peer_buf *out, uint64_t cluster_id, uint64_t node_id)
     __attribute__((warn_unused_result));
 int peer_encode_raft(struct peer_buf *out, uint64_t group, const struct raft_msg *msg)
+    __attribute__((warn_unused_result));
+int peer_encode_publish(struct peer_buf *out, bool sharded, const void *channel,
+                        uint32_t channel_len, const void *message, uint32_t message_len)
     __attribute__((warn_unused_result));
 
 /* Decodes the frame at the start of buf[0..len). On PEER_OK sets *consumed

@@ -1558,6 +1558,7 @@ void raft_destroy(struct raft *r) {
 uint64_t raft_id(const struct raft *r) { return r->cfg.id; }
 uint64_t raft_term(const struct raft *r) { return r->term; }
 uint64_t raft_leader(const struct raft *r) { return r->leader; }
+bool raft_transferring(const struct raft *r) { return r->transferee != 0; }
 enum raft_role raft_role(const struct raft *r) { return (enum raft_role)r->role; }
 uint64_t raft_commit_index(const struct raft *r) { return r->log.committed; }
 uint64_t raft_applied_index(const struct raft *r) { return r->log.applied; }

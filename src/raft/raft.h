@@ -291,6 +291,8 @@ void raft_snapshot_external(struct raft *r);
 uint64_t raft_id(const struct raft *r);
 uint64_t raft_term(const struct raft *r);
 uint64_t raft_leader(const struct raft *r);
+/* The leader is handing leadership over (proposals get RAFT_EBUSY). */
+bool raft_transferring(const struct raft *r);
 enum raft_role raft_role(const struct raft *r);
 uint64_t raft_commit_index(const struct raft *r);
 uint64_t raft_applied_index(const struct raft *r);

@@ -207,6 +207,37 @@ TEST(hostile_lengths_are_refused_before_buffering) {
     peer_buf_free(&out);
 }
 
+TEST(publish_frames_round_trip_and_lengths_are_checked) {
+    struct peer_buf out = {0};
+    CHECK(peer_encode_publish(&out, false, "news", 4, "hello world", 11) == 0);
+    CHECK(peer_encode_publish(&out, true, "{s}x", 4, "", 0) == 0);
+    struct peer_frame f;
+    size_t used = 0, at = 0;
+    char why[128];
+    CHECK(peer_decode(out.data, out.len, &used, &f, why, sizeof(why)) == PEER_OK);
+    CHECK_EQ_U64(f.type, PEER_FRAME_PUBLISH);
+    CHECK(!f.sharded);
+    CHECK(f.channel_len == 4 && memcmp(f.channel, "news", 4) == 0);
+    CHECK(f.message_len == 11 && memcmp(f.message, "hello world", 11) == 0);
+    peer_frame_release(&f);
+    at = used;
+    CHECK(peer_decode(out.data + at, out.len - at, &used, &f, why, sizeof(why)) == PEER_OK);
+    CHECK(f.sharded && f.channel_len == 4 && f.message_len == 0);
+    peer_frame_release(&f);
+    CHECK_EQ_U64(at + used, out.len);
+    /* a channel length running past the frame is refused */
+    out.len = 0;
+    CHECK(peer_encode_publish(&out, false, "abc", 3, "m", 1) == 0);
+    uint8_t payload[64], frame[128];
+    uint32_t plen = (uint32_t)(out.len - PEER_FRAME_HEADER_BYTES);
+    memcpy(payload, out.data + PEER_FRAME_HEADER_BYTES, plen);
+    CHECK(payload[1] == 3);
+    payload[1] = 60; /* the channel length (after the sharded flag) */
+    size_t flen = forge(frame, PEER_FRAME_PUBLISH, payload, plen);
+    CHECK(peer_decode(frame, flen, &used, &f, why, sizeof(why)) == PEER_EPROTO);
+    peer_buf_free(&out);
+}
+
 TEST(oversized_message_is_not_encoded) {
     static uint8_t big[PEER_FRAME_BYTES_MAX];
     struct raft_entry e = {.term = 1, .index = 1, .len = PEER_FRAME_BYTES_MAX, .data = big};
@@ -223,6 +254,7 @@ int main(void) {
         TEST_ENTRY(random_messages_round_trip_in_one_stream),
         TEST_ENTRY(every_prefix_needs_more_and_every_bit_flip_is_refused),
         TEST_ENTRY(hostile_lengths_are_refused_before_buffering),
+        TEST_ENTRY(publish_frames_round_trip_and_lengths_are_checked),
         TEST_ENTRY(oversized_message_is_not_encoded),
     };
     return test_run("test_peer_codec", cases, (int)(sizeof(cases) / sizeof(cases[0])));
