@@ -518,13 +518,13 @@ TEST(scan_step_work_is_bounded) {
         scan_key('s', i, k);
         CHECK(kv_delete(kv, k, 5, T0) == KV_OK);
         uint32_t visited = 0;
-        cursor = kv_dict_scan_step(kv, cursor, count_visit, &entries, &visited);
+        cursor = kv_dict_scan_step(&kv->dict, cursor, count_visit, &entries, &visited);
         worst = visited > worst ? visited : worst;
         steps++;
     }
     while (kv_rehash_step(kv, 1)) {
         uint32_t visited = 0;
-        cursor = kv_dict_scan_step(kv, cursor, count_visit, &entries, &visited);
+        cursor = kv_dict_scan_step(&kv->dict, cursor, count_visit, &entries, &visited);
         worst = visited > worst ? visited : worst;
     }
     struct kv_stats st;
@@ -957,6 +957,15 @@ static int64_t source_read(void *ctx, uint8_t *buf, size_t cap) {
     return (int64_t)n;
 }
 
+/* Adds one element (C strings; a set's value must be "") to the collection
+ * at key, creating it. */
+static bool put_elem(struct kv *kv, const char *key, uint8_t type, const char *field,
+                     const char *value) {
+    struct kv_coll *c = NULL;
+    if (kv_coll_open(kv, key, strlen(key), 0, type, true, &c) != KV_OK) return false;
+    return kv_coll_put(kv, c, field, strlen(field), value, strlen(value), 0, NULL) == KV_OK;
+}
+
 static struct kv *snapshot_sample(uint64_t seed, size_t big) {
     struct kv *kv = new_kv(seed);
     uint8_t *v = malloc(big);
@@ -966,7 +975,11 @@ static struct kv *snapshot_sample(uint64_t seed, size_t big) {
               kv_set(kv, "a\0b\r\n", 5, "\0\0\0", 3, KV_NO_EXPIRY, 0, 0) == KV_OK &&
               kv_set(kv, "expired", 7, "x", 1, T0 - 5, 0, 0) == KV_OK &&
               kv_set(kv, "big", 3, v, big, T0 + 9, 0, 0) == KV_OK &&
-              kv_set(kv, "n", 1, "1", 1, 0, 0, 0) == KV_OK;
+              kv_set(kv, "n", 1, "1", 1, 0, 0, 0) == KV_OK &&
+              put_elem(kv, "h", KV_TYPE_HASH, "f1", "v1") && put_elem(kv, "h", KV_TYPE_HASH, "", "") &&
+              put_elem(kv, "h", KV_TYPE_HASH, "f\0\r", "\0") &&
+              put_elem(kv, "s", KV_TYPE_SET, "m1", "") && put_elem(kv, "s", KV_TYPE_SET, "", "") &&
+              kv_expire_set(kv, "s", 1, 0, T0 + 7) == KV_OK;
     free(v);
     if (!ok) {
         kv_destroy(kv);
@@ -1092,7 +1105,7 @@ TEST(snapshot_corruption_is_detected_at_every_byte) {
     char err[200];
     struct kv *out = NULL;
     memcpy(p, s.p, s.len);
-    p[8] = 2;
+    p[8] = 3;
     uint32_t crc = crc32c(0, p, 40);
     for (int b = 0; b < 4; b++) p[40 + b] = (uint8_t)(crc >> (8 * b));
     CHECK(kv_snapshot_load_buffer(&c, p, s.len, &out, NULL, err, sizeof(err)) == KV_EVERSION);
