@@ -38,6 +38,23 @@ const struct cmd_def cmd_table[] = {
     {"setnx", cmd_setnx, 3, W | F, 1, 1, 1, "string", "Set the value of a key, only if the key does not exist", "1.0.0"},
     {"setrange", cmd_setrange, 4, W, 1, 1, 1, "string", "Overwrite part of a string at key starting at the specified offset", "2.2.0"},
     {"strlen", cmd_strlen, 2, R | F, 1, 1, 1, "string", "Get the length of the value stored in a key", "2.2.0"},
+    /* hashes */
+    {"hdel", cmd_hdel, -3, W | F, 1, 1, 1, "hash", "Delete one or more hash fields", "2.0.0"},
+    {"hexists", cmd_hexists, 3, R | F, 1, 1, 1, "hash", "Determine if a hash field exists", "2.0.0"},
+    {"hget", cmd_hget, 3, R | F, 1, 1, 1, "hash", "Get the value of a hash field", "2.0.0"},
+    {"hgetall", cmd_hgetall, 2, R, 1, 1, 1, "hash", "Get all the fields and values in a hash", "2.0.0"},
+    {"hincrby", cmd_hincrby, 4, W | F, 1, 1, 1, "hash", "Increment the integer value of a hash field by the given number", "2.0.0"},
+    {"hincrbyfloat", cmd_hincrbyfloat, 4, W | F, 1, 1, 1, "hash", "Increment the float value of a hash field by the given amount", "2.6.0"},
+    {"hkeys", cmd_hkeys, 2, R, 1, 1, 1, "hash", "Get all the fields in a hash", "2.0.0"},
+    {"hlen", cmd_hlen, 2, R | F, 1, 1, 1, "hash", "Get the number of fields in a hash", "2.0.0"},
+    {"hmget", cmd_hmget, -3, R | F, 1, 1, 1, "hash", "Get the values of all the given hash fields", "2.0.0"},
+    {"hmset", cmd_hmset, -4, W | F, 1, 1, 1, "hash", "Set multiple hash fields to multiple values", "2.0.0"},
+    {"hrandfield", cmd_hrandfield, -2, R, 1, 1, 1, "hash", "Get one or multiple random fields from a hash", "6.2.0"},
+    {"hscan", cmd_hscan, -3, R, 1, 1, 1, "hash", "Incrementally iterate hash fields and associated values", "2.8.0"},
+    {"hset", cmd_hset, -4, W | F, 1, 1, 1, "hash", "Set the string value of a hash field", "2.0.0"},
+    {"hsetnx", cmd_hsetnx, 4, W | F, 1, 1, 1, "hash", "Set the value of a hash field, only if the field does not exist", "2.0.0"},
+    {"hstrlen", cmd_hstrlen, 3, R | F, 1, 1, 1, "hash", "Get the length of the value of a hash field", "3.2.0"},
+    {"hvals", cmd_hvals, 2, R, 1, 1, 1, "hash", "Get all the values in a hash", "2.0.0"},
     /* keys */
     {"del", cmd_del, -2, W, 1, -1, 1, "generic", "Delete a key", "1.0.0"},
     {"exists", cmd_exists, -2, R | F, 1, -1, 1, "generic", "Determine if a key exists", "1.0.0"},
@@ -139,9 +156,12 @@ void cmd_reply_kv_error(struct resp_out *out, int err) {
     case KV_ETOOBIG: resp_write_errorf(out, "%s", CMD_ERR_TOO_BIG); break;
     case KV_EFULL: resp_write_errorf(out, "OOM command not allowed: the keyspace is full"); break;
     case KV_ENOMEM: resp_write_errorf(out, "OOM command not allowed when used memory > 'maxmemory'."); break;
+    case KV_EWRONGTYPE: cmd_reply_wrongtype(out); break;
     default: resp_write_errorf(out, "ERR %s", kv_strerror(err)); break;
     }
 }
+
+void cmd_reply_wrongtype(struct resp_out *out) { resp_write_errorf(out, "%s", CMD_ERR_WRONGTYPE); }
 
 bool cmd_parse_i64(const char *s, size_t len, int64_t *out) {
     if (len == 0 || len > 20) return false;
