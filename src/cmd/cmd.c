@@ -55,6 +55,24 @@ const struct cmd_def cmd_table[] = {
     {"hsetnx", cmd_hsetnx, 4, W | F, 1, 1, 1, "hash", "Set the value of a hash field, only if the field does not exist", "2.0.0"},
     {"hstrlen", cmd_hstrlen, 3, R | F, 1, 1, 1, "hash", "Get the length of the value of a hash field", "3.2.0"},
     {"hvals", cmd_hvals, 2, R, 1, 1, 1, "hash", "Get all the values in a hash", "2.0.0"},
+    /* sets */
+    {"sadd", cmd_sadd, -3, W | F, 1, 1, 1, "set", "Add one or more members to a set", "1.0.0"},
+    {"scard", cmd_scard, 2, R | F, 1, 1, 1, "set", "Get the number of members in a set", "1.0.0"},
+    {"sdiff", cmd_sdiff, -2, R, 1, -1, 1, "set", "Subtract multiple sets", "1.0.0"},
+    {"sdiffstore", cmd_sdiffstore, -3, W, 1, -1, 1, "set", "Subtract multiple sets and store the resulting set in a key", "1.0.0"},
+    {"sinter", cmd_sinter, -2, R, 1, -1, 1, "set", "Intersect multiple sets", "1.0.0"},
+    {"sintercard", cmd_sintercard, -3, R | CMD_NUMKEYS, 1, 1, 1, "set", "Intersect multiple sets and return the cardinality of the result", "7.0.0"},
+    {"sinterstore", cmd_sinterstore, -3, W, 1, -1, 1, "set", "Intersect multiple sets and store the resulting set in a key", "1.0.0"},
+    {"sismember", cmd_sismember, 3, R | F, 1, 1, 1, "set", "Determine if a given value is a member of a set", "1.0.0"},
+    {"smembers", cmd_smembers, 2, R, 1, 1, 1, "set", "Get all the members in a set", "1.0.0"},
+    {"smismember", cmd_smismember, -3, R | F, 1, 1, 1, "set", "Returns the membership associated with the given elements for a set", "6.2.0"},
+    {"smove", cmd_smove, 4, W | F, 1, 2, 1, "set", "Move a member from one set to another", "1.0.0"},
+    {"spop", cmd_spop, -2, W | F, 1, 1, 1, "set", "Remove and return one or multiple random members from a set", "1.0.0"},
+    {"srandmember", cmd_srandmember, -2, R, 1, 1, 1, "set", "Get one or multiple random members from a set", "1.0.0"},
+    {"srem", cmd_srem, -3, W | F, 1, 1, 1, "set", "Remove one or more members from a set", "1.0.0"},
+    {"sscan", cmd_sscan, -3, R, 1, 1, 1, "set", "Incrementally iterate Set elements", "2.6.0"},
+    {"sunion", cmd_sunion, -2, R, 1, -1, 1, "set", "Add multiple sets", "1.0.0"},
+    {"sunionstore", cmd_sunionstore, -3, W, 1, -1, 1, "set", "Add multiple sets and store the resulting set in a key", "1.0.0"},
     /* keys */
     {"del", cmd_del, -2, W, 1, -1, 1, "generic", "Delete a key", "1.0.0"},
     {"exists", cmd_exists, -2, R | F, 1, -1, 1, "generic", "Determine if a key exists", "1.0.0"},
@@ -140,6 +158,13 @@ void cmd_reply_arity(struct resp_out *out, const struct cmd_def *def) {
 void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
               void (*cb)(void *ctx, const struct resp_arg *key), void *ctx) {
     if (def->first_key <= 0) return;
+    if (def->flags & CMD_NUMKEYS) {
+        int64_t numkeys = 0;
+        uint32_t at = (uint32_t)def->first_key;
+        if (at >= argc || !cmd_parse_i64(argv[at].data, argv[at].len, &numkeys)) return;
+        for (int64_t i = 0; i < numkeys && at + 1 + i < argc; i++) cb(ctx, &argv[at + 1 + i]);
+        return;
+    }
     int64_t last = def->last_key < 0 ? (int64_t)argc + def->last_key : def->last_key;
     for (int64_t i = def->first_key; i <= last && i < (int64_t)argc; i += def->key_step) {
         cb(ctx, &argv[i]);

@@ -75,6 +75,25 @@ CMD_FN(cmd_hincrbyfloat);
 CMD_FN(cmd_hrandfield);
 CMD_FN(cmd_hscan);
 
+/* sets (cmd_set.c) */
+CMD_FN(cmd_sadd);
+CMD_FN(cmd_srem);
+CMD_FN(cmd_scard);
+CMD_FN(cmd_sismember);
+CMD_FN(cmd_smismember);
+CMD_FN(cmd_smembers);
+CMD_FN(cmd_srandmember);
+CMD_FN(cmd_spop);
+CMD_FN(cmd_smove);
+CMD_FN(cmd_sinter);
+CMD_FN(cmd_sintercard);
+CMD_FN(cmd_sunion);
+CMD_FN(cmd_sdiff);
+CMD_FN(cmd_sinterstore);
+CMD_FN(cmd_sunionstore);
+CMD_FN(cmd_sdiffstore);
+CMD_FN(cmd_sscan);
+
 /* SCAN's options, and those of HSCAN and SSCAN (cmd_keys.c) */
 struct cmd_scan_options {
     int64_t count;
