@@ -1273,6 +1273,276 @@ TEST(snapshot_load_keeps_the_table_sized) {
     free(s.p);
 }
 
+/* ---- Hashes and sets ---- */
+
+#define CM_KEYS 4
+#define CM_FIELDS 24
+
+/* The model: per key a type (-1 none) and per field presence and value. */
+struct cm_key {
+    int type;
+    bool has[CM_FIELDS];
+    char value[CM_FIELDS][8];
+    char string[8];
+};
+
+static void cm_field(int f, char *buf) { snprintf(buf, 16, "f%d", f % CM_FIELDS); }
+
+/* Checks one keyspace against the model. */
+static bool cm_matches(const struct kv *kv, const struct cm_key *m) {
+    for (int k = 0; k < CM_KEYS; k++) {
+        char key[2] = {(char)('a' + k), 0};
+        struct kv_item it;
+        int rc = kv_get(kv, key, 1, T0, &it);
+        if (m[k].type < 0) {
+            if (rc != KV_ENOTFOUND) return false;
+            continue;
+        }
+        if (rc != KV_OK || it.type != m[k].type) return false;
+        if (m[k].type == KV_TYPE_STRING) {
+            if (it.value_len != strlen(m[k].string) ||
+                memcmp(it.value, m[k].string, it.value_len) != 0) {
+                return false;
+            }
+            continue;
+        }
+        const struct kv_coll *c = NULL;
+        if (kv_coll_get(kv, key, 1, T0, (uint8_t)m[k].type, &c) != KV_OK) return false;
+        uint64_t n = 0;
+        for (int f = 0; f < CM_FIELDS; f++) {
+            char field[16];
+            cm_field(f, field);
+            struct kv_elem e;
+            bool in = kv_coll_find(c, field, strlen(field), &e) == KV_OK;
+            if (in != m[k].has[f]) return false;
+            if (!in) continue;
+            n++;
+            if (e.value_len != strlen(m[k].value[f]) ||
+                memcmp(e.value, m[k].value[f], e.value_len) != 0) {
+                return false;
+            }
+        }
+        if (n != kv_coll_count(c) || n == 0) return false;
+    }
+    return true;
+}
+
+/* One random operation on both keyspaces and the model; false if a result
+ * differs from the model's. */
+static bool cm_step(struct kv *kv[2], struct cm_key *m, struct rand *rng) {
+    int k = (int)rand_below(rng, CM_KEYS);
+    int f = (int)rand_below(rng, CM_FIELDS);
+    char key[2] = {(char)('a' + k), 0};
+    char field[16];
+    cm_field(f, field);
+    char value[8];
+    snprintf(value, sizeof(value), "v%u", (unsigned)rand_below(rng, 1000));
+    uint32_t dice = (uint32_t)rand_below(rng, 100);
+    uint8_t type = dice % 2 ? KV_TYPE_HASH : KV_TYPE_SET;
+    const char *v = type == KV_TYPE_HASH ? value : "";
+    for (int i = 0; i < 2; i++) {
+        int rc;
+        if (dice < 60) { /* add */
+            struct kv_coll *c = NULL;
+            rc = kv_coll_open(kv[i], key, 1, T0, type, true, &c);
+            bool wrong = m[k].type >= 0 && m[k].type != type;
+            if (wrong != (rc == KV_EWRONGTYPE)) return false;
+            if (rc == KV_OK && kv_coll_put(kv[i], c, field, strlen(field), v, strlen(v), 0,
+                                           NULL) != KV_OK) {
+                return false;
+            }
+        } else if (dice < 85) { /* remove */
+            struct kv_coll *c = NULL;
+            rc = kv_coll_open(kv[i], key, 1, T0, type, false, &c);
+            if (rc == KV_OK) {
+                bool had = kv_coll_remove(kv[i], c, field, strlen(field)) == KV_OK;
+                if (had != m[k].has[f]) return false;
+                kv_coll_close(kv[i], key, 1, c);
+            }
+        } else if (dice < 90) { /* SET over anything */
+            if (kv_set(kv[i], key, 1, value, strlen(value), KV_NO_EXPIRY, 0, T0) != KV_OK) {
+                return false;
+            }
+        } else if (dice < 94) { /* RENAME onto the next key */
+            char dst[2] = {(char)('a' + (k + 1) % CM_KEYS), 0};
+            rc = kv_rename(kv[i], key, 1, dst, 1, T0, 0);
+            if ((rc == KV_OK) != (m[k].type >= 0)) return false;
+        } else if (dice < 97) { /* an expiry far away, then none: moves the entry */
+            if (kv_expire_set(kv[i], key, 1, T0, T0 + 100000) == KV_OK &&
+                kv_expire_clear(kv[i], key, 1, T0) != KV_OK) {
+                return false;
+            }
+        } else {
+            (void)kv_delete(kv[i], key, 1, T0);
+        }
+    }
+    /* the model */
+    if (dice < 60 && (m[k].type < 0 || m[k].type == type)) {
+        m[k].type = type;
+        m[k].has[f] = true;
+        snprintf(m[k].value[f], 8, "%s", v);
+    } else if (dice >= 60 && dice < 85 && m[k].type == type) {
+        m[k].has[f] = false;
+        bool any = false;
+        for (int j = 0; j < CM_FIELDS; j++) any = any || m[k].has[j];
+        if (!any) m[k].type = -1;
+    } else if (dice >= 85 && dice < 90) {
+        memset(&m[k], 0, sizeof(m[k]));
+        m[k].type = KV_TYPE_STRING;
+        snprintf(m[k].string, 8, "%s", value);
+    } else if (dice >= 90 && dice < 94 && m[k].type >= 0) {
+        int d = (k + 1) % CM_KEYS;
+        m[d] = m[k];
+        memset(&m[k], 0, sizeof(m[k]));
+        m[k].type = -1;
+    } else if (dice >= 97) {
+        memset(&m[k], 0, sizeof(m[k]));
+        m[k].type = -1;
+    }
+    return true;
+}
+
+/* Hashes and sets against a model, on two keyspaces with different seeds
+ * (so different layouts): the same content, the same digest, exact
+ * snapshot sizes, snapshots that load back the same, and memory that
+ * returns to the empty keyspace's. */
+TEST(collections_against_model) {
+    struct kv *kv[2] = {new_kv(41), new_kv(42)};
+    CHECK(kv[0] != NULL && kv[1] != NULL);
+    struct cm_key m[CM_KEYS];
+    memset(m, 0, sizeof(m));
+    for (int k = 0; k < CM_KEYS; k++) m[k].type = -1;
+    struct rand rng;
+    rand_seed(&rng, 43);
+    uint64_t empty_memory = kv_memory_bytes(kv[0]);
+    for (int step = 0; step < 20000; step++) {
+        CHECK(cm_step(kv, m, &rng));
+        if (step % 97 != 0) continue;
+        CHECK(cm_matches(kv[0], m));
+        CHECK(cm_matches(kv[1], m));
+        CHECK_EQ_U64(kv_digest(kv[0]), kv_digest(kv[1]));
+        CHECK_EQ_U64(kv_snapshot_size(kv[0]), kv_snapshot_size(kv[1]));
+        struct sink s = {.fail_at = -1};
+        CHECK(kv_snapshot_write(kv[1], 5, sink_write, &s) == KV_OK);
+        CHECK_EQ_U64(s.len, kv_snapshot_size(kv[1]));
+        struct kv_config c;
+        kv_config_default(&c);
+        c.hash_seed[0] = 99;
+        struct kv *back = NULL;
+        char err[200];
+        CHECK(kv_snapshot_load_buffer(&c, s.p, s.len, &back, NULL, err, sizeof(err)) == KV_OK);
+        free(s.p);
+        CHECK(cm_matches(back, m));
+        CHECK_EQ_U64(kv_digest(back), kv_digest(kv[0]));
+        kv_destroy(back);
+    }
+    for (int i = 0; i < 2; i++) {
+        kv_flush(kv[i]);
+        CHECK_EQ_U64(kv_memory_bytes(kv[i]), empty_memory);
+        CHECK_EQ_U64(kv_snapshot_size(kv[i]), KV_SNAPSHOT_HEADER_BYTES + KV_SNAPSHOT_TRAILER_BYTES);
+        kv_destroy(kv[i]);
+    }
+}
+
+static bool fill_set(struct kv *kv, int n) {
+    struct kv_coll *c = NULL;
+    if (kv_coll_open(kv, "s", 1, T0, KV_TYPE_SET, true, &c) != KV_OK) return false;
+    for (int i = 0; i < n; i++) {
+        char m[16];
+        int len = snprintf(m, sizeof(m), "member%d", i);
+        if (kv_coll_put(kv, c, m, (size_t)len, NULL, 0, 0, NULL) != KV_OK) return false;
+    }
+    return true;
+}
+
+/* SPOP's choice (kv_coll_pick) is the same on keyspaces whose layouts
+ * differ. Canary: a choice by position in the table (kv_coll_sample with
+ * the very same generator) differs between the two, so the comparison
+ * this test makes would catch a SPOP that chose by layout. */
+TEST(pick_is_the_same_whatever_the_layout) {
+    struct kv *a = new_kv(1);
+    struct kv *b = new_kv(2);
+    CHECK(fill_set(a, 200) && fill_set(b, 200));
+    const struct kv_coll *ca = NULL, *cb = NULL;
+    CHECK(kv_coll_get(a, "s", 1, T0, KV_TYPE_SET, &ca) == KV_OK);
+    CHECK(kv_coll_get(b, "s", 1, T0, KV_TYPE_SET, &cb) == KV_OK);
+    int layout_differs = 0;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct kv_elem pa[5], pb[5];
+        uint64_t na = 0, nb = 0;
+        CHECK(kv_coll_pick(ca, seed, pa, 5, &na) == KV_OK);
+        CHECK(kv_coll_pick(cb, seed, pb, 5, &nb) == KV_OK);
+        CHECK_EQ_U64(na, 5);
+        CHECK_EQ_U64(nb, 5);
+        for (int i = 0; i < 5; i++) {
+            CHECK(pa[i].field_len == pb[i].field_len &&
+                  memcmp(pa[i].field, pb[i].field, pa[i].field_len) == 0);
+        }
+        struct rand ra, rb;
+        rand_seed(&ra, seed);
+        rand_seed(&rb, seed);
+        struct kv_elem sa, sb;
+        CHECK(kv_coll_sample(ca, &ra, &sa, 1) == 1);
+        CHECK(kv_coll_sample(cb, &rb, &sb, 1) == 1);
+        layout_differs += sa.field_len != sb.field_len ||
+                          memcmp(sa.field, sb.field, sa.field_len) != 0;
+    }
+    CHECK(layout_differs > 0); /* the canary: the comparison can fail */
+    /* picking more than there are gives them all, once each */
+    struct kv_elem *all = calloc(300, sizeof(*all));
+    uint64_t n = 0;
+    CHECK(kv_coll_pick(ca, 7, all, 300, &n) == KV_OK);
+    CHECK_EQ_U64(n, 200);
+    free(all);
+    kv_destroy(a);
+    kv_destroy(b);
+}
+
+/* A collection key moves with RENAME and keeps its elements through an
+ * expiry set and cleared; SET replaces it; the element limits hold. */
+TEST(collection_keys_move_and_are_replaced) {
+    struct kv *kv = new_kv(5);
+    CHECK(fill_set(kv, 50));
+    uint64_t mem = kv_memory_bytes(kv);
+    CHECK(kv_expire_set(kv, "s", 1, T0, T0 + 1000) == KV_OK);
+    CHECK(kv_rename(kv, "s", 1, "t", 1, T0, 0) == KV_OK);
+    const struct kv_coll *c = NULL;
+    CHECK(kv_coll_get(kv, "t", 1, T0, KV_TYPE_SET, &c) == KV_OK);
+    CHECK_EQ_U64(kv_coll_count(c), 50);
+    CHECK(kv_coll_get(kv, "t", 1, T0 + 1000, KV_TYPE_SET, &c) == KV_ENOTFOUND); /* expired */
+    CHECK(kv_coll_get(kv, "t", 1, T0, KV_TYPE_HASH, &c) == KV_EWRONGTYPE);
+    uint64_t usage = 0;
+    CHECK(kv_memory_usage(kv, "t", 1, T0, &usage) == KV_OK);
+    CHECK(usage > 50 * 8);
+    CHECK(kv_expire_clear(kv, "t", 1, T0) == KV_OK);
+    CHECK(kv_memory_bytes(kv) + 8 >= mem && kv_memory_bytes(kv) <= mem + 8);
+    CHECK(kv_set(kv, "t", 1, "v", 1, KV_NO_EXPIRY, 0, T0) == KV_OK);
+    struct kv_item it;
+    CHECK(kv_get(kv, "t", 1, T0, &it) == KV_OK && it.type == KV_TYPE_STRING);
+    /* an expired collection is replaced by a new one */
+    CHECK(fill_set(kv, 3));
+    CHECK(kv_expire_set(kv, "s", 1, T0, T0 + 1) == KV_OK);
+    struct kv_coll *w = NULL;
+    CHECK(kv_coll_open(kv, "s", 1, T0 + 5, KV_TYPE_HASH, true, &w) == KV_OK);
+    CHECK_EQ_U64(kv_coll_count(w), 0);
+    CHECK(kv_coll_put(kv, w, "f", 1, "v", 1, KV_PUT_NX, NULL) == KV_OK);
+    CHECK(kv_coll_put(kv, w, "f", 1, "w", 1, KV_PUT_NX, NULL) == KV_ENOTSET);
+    kv_coll_close(kv, "s", 1, w);
+    kv_destroy(kv);
+    /* element lengths are bounded by value_bytes_max */
+    struct kv_config cfg;
+    kv_config_default(&cfg);
+    cfg.value_bytes_max = 4;
+    struct kv *small = kv_create(&cfg);
+    CHECK(small != NULL);
+    CHECK(kv_coll_open(small, "h", 1, T0, KV_TYPE_HASH, true, &w) == KV_OK);
+    CHECK(kv_coll_put(small, w, "12345", 5, "v", 1, 0, NULL) == KV_ETOOBIG);
+    CHECK(kv_coll_put(small, w, "f", 1, "12345", 5, 0, NULL) == KV_ETOOBIG);
+    kv_coll_close(small, "h", 1, w);
+    CHECK_EQ_U64(kv_count(small), 0);
+    kv_destroy(small);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(siphash_matches_reference_vectors),
@@ -1291,6 +1561,9 @@ int main(void) {
         TEST_ENTRY(limits_and_bad_input),
         TEST_ENTRY(paused_resize_waits_for_the_forced_ratio),
         TEST_ENTRY(large_values_and_accounting),
+        TEST_ENTRY(collections_against_model),
+        TEST_ENTRY(pick_is_the_same_whatever_the_layout),
+        TEST_ENTRY(collection_keys_move_and_are_replaced),
         TEST_ENTRY(memory_per_key), /* last: the memory-only build runs just this */
     };
     int count = (int)(sizeof(cases) / sizeof(cases[0]));
