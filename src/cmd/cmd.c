@@ -96,6 +96,7 @@ const struct cmd_def cmd_table[] = {
     {"dbsize", cmd_dbsize, 1, R | F, 0, 0, 0, "server", "Return the number of keys in the selected database", "1.0.0"},
     {"flushall", cmd_flushdb, -1, W, 0, 0, 0, "server", "Remove all keys from all databases", "1.0.0"},
     {"flushdb", cmd_flushdb, -1, W, 0, 0, 0, "server", "Remove all keys from the current database", "1.0.0"},
+    {"memory", cmd_memory, -2, R, 2, 2, 1, "server", "A container for memory diagnostics commands (USAGE only)", "4.0.0"},
     /* answered by the node */
     {"asking", NULL, 1, N | F, 0, 0, 0, "cluster", "Sent by cluster clients after an -ASK redirect", "3.0.0"},
     {"client", NULL, -2, N, 0, 0, 0, "connection", "A container for client connection commands", "2.4.0"},

@@ -55,6 +55,7 @@ CMD_FN(cmd_expiretime);
 CMD_FN(cmd_pexpiretime);
 CMD_FN(cmd_persist);
 CMD_FN(cmd_dbsize);
+CMD_FN(cmd_memory);
 CMD_FN(cmd_flushdb);
 
 /* hashes (cmd_hash.c) */

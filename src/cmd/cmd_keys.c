@@ -313,6 +313,44 @@ CMD_FN(cmd_persist) {
     else cmd_reply_kv_error(out, rc);
 }
 
+/* MEMORY USAGE key [SAMPLES n]: the bytes kv_memory_usage() counts (the
+ * whole collection: SAMPLES is parsed and ignored). MEMORY's other
+ * subcommands are not served. */
+CMD_FN(cmd_memory) {
+    if (!cmd_arg_is(&argv[1], "usage")) {
+        resp_write_errorf(out, "ERR unknown subcommand '%.*s'. Try MEMORY HELP.",
+                          (int)(argv[1].len < 128 ? argv[1].len : 128), argv[1].data);
+        return;
+    }
+    if (argc < 3) {
+        resp_write_errorf(out, "ERR wrong number of arguments for 'memory|usage' command");
+        return;
+    }
+    for (uint32_t j = 3; j < argc; j++) {
+        int64_t samples;
+        if (cmd_arg_is(&argv[j], "samples") && j + 1 < argc) {
+            if (!cmd_parse_i64(argv[j + 1].data, argv[j + 1].len, &samples)) {
+                resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
+                return;
+            }
+            if (samples < 0) {
+                resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
+                return;
+            }
+            j++;
+        } else {
+            resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
+            return;
+        }
+    }
+    uint64_t bytes;
+    if (kv_memory_usage(env->kv, argv[2].data, argv[2].len, env->now_ms, &bytes) != KV_OK) {
+        resp_write_null(out);
+    } else {
+        resp_write_int(out, (int64_t)bytes);
+    }
+}
+
 CMD_FN(cmd_dbsize) {
     (void)argc;
     (void)argv;
