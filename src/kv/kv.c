@@ -73,6 +73,7 @@ const char *kv_type_name(uint8_t type) {
     case KV_TYPE_STRING: return "string";
     case KV_TYPE_HASH: return "hash";
     case KV_TYPE_SET: return "set";
+    case KV_TYPE_LIST: return "list";
     default: return "unknown";
     }
 }

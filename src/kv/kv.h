@@ -98,8 +98,14 @@ const char *kv_strerror(int err);
 /* ---- Types ------------------------------------------------------------- */
 
 /* The types a key may hold (the snapshot's record type byte). */
-enum kv_type { KV_TYPE_STRING = 0, KV_TYPE_HASH = 1, KV_TYPE_SET = 2, KV_TYPE_COUNT };
-/* TYPE's name of a type: "string", "hash", "set". */
+enum kv_type {
+    KV_TYPE_STRING = 0,
+    KV_TYPE_HASH = 1,
+    KV_TYPE_SET = 2,
+    KV_TYPE_LIST = 3,
+    KV_TYPE_COUNT
+};
+/* TYPE's name of a type: "string", "hash", "set", "list". */
 const char *kv_type_name(uint8_t type);
 
 /* Expiry "none". Valid expiries are absolute times in ms, >= 0. */
@@ -381,6 +387,48 @@ uint32_t kv_coll_sample(const struct kv_coll *c, struct rand *rng, struct kv_ele
  * KV_OK, or KV_ENOMEM (*n_out is 0). */
 int kv_coll_pick(const struct kv_coll *c, uint64_t seed, struct kv_elem *out, uint64_t max,
                  uint64_t *n_out) __attribute__((warn_unused_result));
+
+/* ---- Lists ------------------------------------------------------------------
+ *
+ * A list is a collection (kv_coll_open() with KV_TYPE_LIST, then
+ * kv_coll_close()) of items in order, index 0 at the head (the left).
+ * kv_coll_count() and kv_coll_foreach() (head to tail; an item is a
+ * kv_elem's field) work on it; the hash and set operations above do not.
+ * Pushes and pops at either end are O(1); an index is found in O(1); an
+ * insertion or removal inside moves the items on the shorter side. An item
+ * is at most value_bytes_max bytes; a list holds at most
+ * KV_COLL_ELEMENTS_MAX items.
+ */
+
+/* Pushes a copy of item at the head (front) or the tail. KV_OK, KV_ETOOBIG,
+ * KV_EFULL, KV_ENOMEM (nothing changed). */
+int kv_list_push(struct kv *kv, struct kv_coll *c, bool front, const void *item, size_t len)
+    __attribute__((warn_unused_result));
+/* Item `index` (0 = head): KV_OK and *out (field, field_len), or
+ * KV_ENOTFOUND when index >= the count. */
+int kv_list_get(const struct kv_coll *c, uint64_t index, struct kv_elem *out);
+/* Removes the head (front) or the tail item; the list must not be empty. */
+void kv_list_pop(struct kv *kv, struct kv_coll *c, bool front);
+/* Replaces item `index` (< count): KV_OK, KV_ETOOBIG, KV_ENOMEM. */
+int kv_list_set(struct kv *kv, struct kv_coll *c, uint64_t index, const void *item, size_t len)
+    __attribute__((warn_unused_result));
+/* Inserts a copy of item so that it becomes item `index` (<= count):
+ * KV_OK, KV_ETOOBIG, KV_EFULL, KV_ENOMEM. */
+int kv_list_insert(struct kv *kv, struct kv_coll *c, uint64_t index, const void *item,
+                   size_t len) __attribute__((warn_unused_result));
+/* LREM: removes items equal to item, at most |count| of them (0: all),
+ * from the head when count >= 0, from the tail when negative, in one pass.
+ * Returns how many were removed. */
+uint64_t kv_list_remove_equal(struct kv *kv, struct kv_coll *c, const void *item, size_t len,
+                              int64_t count);
+/* LTRIM: keeps items [start, stop] (start <= stop < count) and frees the
+ * others. */
+void kv_list_trim(struct kv *kv, struct kv_coll *c, uint64_t start, uint64_t stop);
+/* LMOVE: moves src's head (src_front) or tail item to dst's head or tail
+ * without copying it (src and dst may be the same list; src not empty).
+ * KV_OK, KV_EFULL, KV_ENOMEM (nothing changed). */
+int kv_list_move(struct kv *kv, struct kv_coll *src, bool src_front, struct kv_coll *dst,
+                 bool dst_front) __attribute__((warn_unused_result));
 
 /* MEMORY USAGE: bytes held for the live key (its entry, and for a hash or a
  * set every element and table): KV_OK or KV_ENOTFOUND. */

@@ -20,7 +20,7 @@ static void kv__coll_account(struct kv *kv, const struct kv_coll *c, uint64_t me
 }
 
 struct kv_coll *kv_coll_new(struct kv *kv, uint8_t type) {
-    assert(type == KV_TYPE_HASH || type == KV_TYPE_SET);
+    assert(type == KV_TYPE_HASH || type == KV_TYPE_SET || type == KV_TYPE_LIST);
     struct kv_coll *c = calloc(1, sizeof(*c));
     if (c == NULL) return NULL;
     c->type = type;
@@ -43,7 +43,8 @@ static void kv__elem_free_cb(void *ctx, struct kv_entry *e) { kv__elem_free(ctx,
 void kv_coll_free(struct kv *kv, struct kv_coll *c) {
     uint64_t mem = kv__coll_memory(c);
     uint64_t payload = c->payload_bytes;
-    kv_dict_clear(&c->dict, kv__elem_free_cb, c);
+    if (c->type == KV_TYPE_LIST) kv_list_clear(c);
+    else kv_dict_clear(&c->dict, kv__elem_free_cb, c);
     assert(c->payload_bytes == 0);
     assert(c->memory_bytes == sizeof(*c));
     assert(kv->memory_bytes >= mem && kv->data_bytes >= payload);
@@ -104,6 +105,7 @@ static int kv__coll_digest_fn(void *ctx, const struct kv_entry *e) {
 }
 
 uint64_t kv_coll_digest(const struct kv_coll *c, const uint64_t key[2]) {
+    if (c->type == KV_TYPE_LIST) return kv_list_digest(c, key) + c->type;
     struct kv__digest_ctx d = {.key = key, .sum = kv_coll_count(c) * 0x9e3779b97f4a7c15ull};
     (void)kv_dict_foreach(&c->dict, kv__coll_digest_fn, &d);
     return d.sum + c->type;
@@ -113,7 +115,10 @@ uint64_t kv_coll_digest(const struct kv_coll *c, const uint64_t key[2]) {
 
 uint8_t kv_coll_type(const struct kv_coll *c) { return c->type; }
 
-uint64_t kv_coll_count(const struct kv_coll *c) { return c->dict.t[0].used + c->dict.t[1].used; }
+uint64_t kv_coll_count(const struct kv_coll *c) {
+    if (c->type == KV_TYPE_LIST) return c->list.count;
+    return c->dict.t[0].used + c->dict.t[1].used;
+}
 
 uint64_t kv_coll_memory_bytes(const struct kv_coll *c) { return kv__coll_memory(c); }
 
@@ -133,6 +138,7 @@ static void kv__elem_view(const struct kv_entry *e, struct kv_elem *out) {
 int kv_coll_find(const struct kv_coll *c, const void *field, size_t field_len,
                  struct kv_elem *out) {
     assert(field != NULL || field_len == 0);
+    assert(c->type != KV_TYPE_LIST);
     if (field_len > UINT32_MAX) return KV_ENOTFOUND;
     uint64_t hash = kv_dict_hash(&c->dict, field, field_len);
     const struct kv_entry *e = kv_dict_lookup(&c->dict, hash, field, field_len);
@@ -195,7 +201,7 @@ int kv_coll_put(struct kv *kv, struct kv_coll *c, const void *field, size_t fiel
                 const void *value, size_t value_len, unsigned flags, bool *created) {
     assert(field != NULL || field_len == 0);
     assert(value != NULL || value_len == 0);
-    assert(c->type == KV_TYPE_HASH || value_len == 0);
+    assert(c->type == KV_TYPE_HASH || (c->type == KV_TYPE_SET && value_len == 0));
     bool fresh = false;
     if (created != NULL) *created = false;
     if (flags & ~(unsigned)KV_PUT_NX) return KV_EINVAL;
@@ -212,6 +218,7 @@ int kv_coll_put(struct kv *kv, struct kv_coll *c, const void *field, size_t fiel
 
 int kv_coll_remove(struct kv *kv, struct kv_coll *c, const void *field, size_t field_len) {
     assert(field != NULL || field_len == 0);
+    assert(c->type != KV_TYPE_LIST);
     if (field_len > UINT32_MAX) return KV_ENOTFOUND;
     uint64_t mem = kv__coll_memory(c);
     uint64_t payload = c->payload_bytes;
@@ -240,6 +247,16 @@ static int kv__walk_fn(void *ctx, const struct kv_entry *e) {
 }
 
 int kv_coll_foreach(const struct kv_coll *c, kv_elem_cb cb, void *ctx) {
+    if (c->type == KV_TYPE_LIST) {
+        for (uint64_t i = 0; i < c->list.count; i++) {
+            struct kv_elem e;
+            int rc = kv_list_get(c, i, &e);
+            assert(rc == KV_OK);
+            rc = cb(ctx, &e);
+            if (rc != 0) return rc;
+        }
+        return 0;
+    }
     struct kv__walk_ctx w = {.cb = cb, .ctx = ctx};
     return kv_dict_foreach(&c->dict, kv__walk_fn, &w);
 }

@@ -29,11 +29,36 @@
 #define KV_COLL_SET_ELEM_OVERHEAD 4u
 #define KV_COLL_HASH_ELEM_OVERHEAD 8u
 
+/* A list item: its own allocation, pointed to from a block of the deque. */
+struct kv_litem {
+    uint32_t len;
+    uint8_t data[];
+};
+
+/* Items per block of a list's deque. */
+#define KV_LIST_BLOCK_ITEMS 128u
+
+/* A list: a deque of blocks of item pointers. blocks[first, first+nblocks)
+ * of the map hold the blocks in order; item i is in position head + i
+ * counted from the first block's start. Pushing or popping at either end is
+ * O(1) (a block is allocated or freed every KV_LIST_BLOCK_ITEMS items; the
+ * map, one pointer per block, is re-centred or doubled when an end reaches
+ * it); item i is found in O(1). An empty list holds no block and no map. */
+struct kv_list {
+    struct kv_litem ***blocks;
+    uint64_t map_cap;
+    uint64_t first;
+    uint64_t nblocks;
+    uint64_t head;
+    uint64_t count;
+};
+
 struct kv_coll {
-    uint8_t type;           /* KV_TYPE_HASH or KV_TYPE_SET */
-    uint64_t memory_bytes;  /* the struct and the element entries */
+    uint8_t type;           /* KV_TYPE_HASH, KV_TYPE_SET or KV_TYPE_LIST */
+    uint64_t memory_bytes;  /* the struct, elements, list blocks and map */
     uint64_t payload_bytes; /* snapshot bytes of the elements */
-    struct kv_dict dict;
+    struct kv_dict dict;    /* hash, set */
+    struct kv_list list;    /* list */
 };
 
 static inline bool kv_type_is_coll(uint8_t type) { return type != KV_TYPE_STRING; }
@@ -52,8 +77,21 @@ static inline uint64_t kv_coll_elem_payload(uint8_t type, uint32_t field_len,
                                             uint32_t value_len) {
     if (type == KV_TYPE_HASH) return KV_COLL_HASH_ELEM_OVERHEAD + (uint64_t)field_len + value_len;
     assert(value_len == 0);
-    return KV_COLL_SET_ELEM_OVERHEAD + (uint64_t)field_len;
+    return KV_COLL_SET_ELEM_OVERHEAD + (uint64_t)field_len; /* a set member, a list item */
 }
+
+/* ---- Lists (kv_list.c) ---- */
+
+/* An item of len bytes the caller fills (snapshot load); not counted. */
+struct kv_litem *kv_list_item_alloc(uint32_t len);
+/* Appends an item the caller filled and counts it: KV_OK or KV_ENOMEM (the
+ * caller frees it). */
+int kv_list_link_back(struct kv *kv, struct kv_coll *c, struct kv_litem *item)
+    __attribute__((warn_unused_result));
+/* Frees every item, block and the map (not the kv_coll). */
+void kv_list_clear(struct kv_coll *c);
+/* An order-dependent digest of the items. */
+uint64_t kv_list_digest(const struct kv_coll *c, const uint64_t key[2]);
 
 /* A new empty collection, counted in the keyspace's memory; NULL if out of
  * memory. */

@@ -346,6 +346,21 @@ static int kv__link(struct kv__reader *r, struct kv *kv, struct kv_entry *e, uin
     return KV_OK;
 }
 
+/* Reads one list item (its length already read) onto c's tail. */
+static int kv__load_item(struct kv__reader *r, struct kv *kv, struct kv_coll *c, uint32_t len,
+                         uint32_t *crc, uint64_t at) {
+    struct kv_litem *it = kv_list_item_alloc(len);
+    if (it == NULL) return kv__fail(r, KV_ENOMEM, at, "out of memory");
+    int rc = kv__read(r, it->data, len);
+    if (rc == KV_OK) {
+        *crc = crc32c(*crc, it->data, len);
+        rc = kv_list_link_back(kv, c, it);
+        if (rc != KV_OK) rc = kv__fail(r, rc, at, "cannot insert");
+    }
+    if (rc != KV_OK) free(it);
+    return rc;
+}
+
 /* Reads one element of a collection record into c; *crc follows. */
 static int kv__load_elem(struct kv__reader *r, struct kv *kv, struct kv_coll *c, uint32_t *crc) {
     uint64_t at = r->offset;
@@ -362,6 +377,7 @@ static int kv__load_elem(struct kv__reader *r, struct kv *kv, struct kv_coll *c,
     if (r->offset + (uint64_t)field_len + value_len > r->total - KV_SNAPSHOT_TRAILER_BYTES) {
         return kv__fail(r, KV_ECORRUPT, at, "element runs past the declared size");
     }
+    if (c->type == KV_TYPE_LIST) return kv__load_item(r, kv, c, field_len, crc, at);
     struct kv_entry *e = kv_coll_elem_alloc(field_len, value_len);
     if (e == NULL) return kv__fail(r, KV_ENOMEM, at, "out of memory");
     uint8_t *bytes = (uint8_t *)kv_entry_key(e);

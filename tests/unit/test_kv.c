@@ -966,6 +966,12 @@ static bool put_elem(struct kv *kv, const char *key, uint8_t type, const char *f
     return kv_coll_put(kv, c, field, strlen(field), value, strlen(value), 0, NULL) == KV_OK;
 }
 
+static bool push_item(struct kv *kv, const char *key, const char *item) {
+    struct kv_coll *c = NULL;
+    if (kv_coll_open(kv, key, strlen(key), 0, KV_TYPE_LIST, true, &c) != KV_OK) return false;
+    return kv_list_push(kv, c, false, item, strlen(item) + (item[0] == 'i' && item[1] == 0 ? 1 : 0)) == KV_OK;
+}
+
 static struct kv *snapshot_sample(uint64_t seed, size_t big) {
     struct kv *kv = new_kv(seed);
     uint8_t *v = malloc(big);
@@ -979,6 +985,7 @@ static struct kv *snapshot_sample(uint64_t seed, size_t big) {
               put_elem(kv, "h", KV_TYPE_HASH, "f1", "v1") && put_elem(kv, "h", KV_TYPE_HASH, "", "") &&
               put_elem(kv, "h", KV_TYPE_HASH, "f\0\r", "\0") &&
               put_elem(kv, "s", KV_TYPE_SET, "m1", "") && put_elem(kv, "s", KV_TYPE_SET, "", "") &&
+              push_item(kv, "l", "i1") && push_item(kv, "l", "") && push_item(kv, "l", "i\0") &&
               kv_expire_set(kv, "s", 1, 0, T0 + 7) == KV_OK;
     free(v);
     if (!ok) {
@@ -1543,6 +1550,184 @@ TEST(collection_keys_move_and_are_replaced) {
     kv_destroy(small);
 }
 
+/* ---- Lists ---- */
+
+#define LM_MAX 2000
+
+/* The model: two arrays of small numbers (items are their decimal text). */
+struct lm {
+    int v[2][LM_MAX];
+    int n[2];
+};
+
+static void lm_insert(struct lm *m, int l, int at, int x) {
+    memmove(&m->v[l][at + 1], &m->v[l][at], (size_t)(m->n[l] - at) * sizeof(int));
+    m->v[l][at] = x;
+    m->n[l]++;
+}
+
+static int lm_take(struct lm *m, int l, int at) {
+    int x = m->v[l][at];
+    memmove(&m->v[l][at], &m->v[l][at + 1], (size_t)(m->n[l] - at - 1) * sizeof(int));
+    m->n[l]--;
+    return x;
+}
+
+static bool lm_matches(struct kv *kv, const struct lm *m) {
+    for (int l = 0; l < 2; l++) {
+        char key[2] = {(char)('x' + l), 0};
+        const struct kv_coll *c = NULL;
+        int rc = kv_coll_get(kv, key, 1, T0, KV_TYPE_LIST, &c);
+        if (m->n[l] == 0) {
+            if (rc != KV_ENOTFOUND) return false;
+            continue;
+        }
+        if (rc != KV_OK || kv_coll_count(c) != (uint64_t)m->n[l]) return false;
+        for (int i = 0; i < m->n[l]; i++) {
+            char want[16];
+            int len = snprintf(want, sizeof(want), "%d", m->v[l][i]);
+            struct kv_elem e;
+            if (kv_list_get(c, (uint64_t)i, &e) != KV_OK || e.field_len != (uint32_t)len ||
+                memcmp(e.field, want, (size_t)len) != 0) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* One random list operation on the keyspace and the model. */
+static bool lm_step(struct kv *kv, struct lm *m, struct rand *rng) {
+    int l = (int)rand_below(rng, 2);
+    char key[2] = {(char)('x' + l), 0};
+    int x = (int)rand_below(rng, 8); /* few distinct items: LREM finds some */
+    char item[16];
+    int len = snprintf(item, sizeof(item), "%d", x);
+    uint32_t dice = (uint32_t)rand_below(rng, 100);
+    struct kv_coll *c = NULL;
+    if (dice < 45 && m->n[l] < LM_MAX - 1) { /* push, insert */
+        if (kv_coll_open(kv, key, 1, T0, KV_TYPE_LIST, true, &c) != KV_OK) return false;
+        int at = dice < 20 ? 0 : dice < 40 ? m->n[l] : (int)rand_below(rng, (uint64_t)m->n[l] + 1);
+        int rc = dice < 20   ? kv_list_push(kv, c, true, item, (size_t)len)
+                 : dice < 40 ? kv_list_push(kv, c, false, item, (size_t)len)
+                             : kv_list_insert(kv, c, (uint64_t)at, item, (size_t)len);
+        if (rc != KV_OK) return false;
+        lm_insert(m, l, at, x);
+        return true;
+    }
+    if (kv_coll_open(kv, key, 1, T0, KV_TYPE_LIST, false, &c) != KV_OK) return m->n[l] == 0;
+    if (dice < 70) { /* pop */
+        bool front = dice < 57;
+        kv_list_pop(kv, c, front);
+        (void)lm_take(m, l, front ? 0 : m->n[l] - 1);
+    } else if (dice < 78) { /* set */
+        int at = (int)rand_below(rng, (uint64_t)m->n[l]);
+        if (kv_list_set(kv, c, (uint64_t)at, item, (size_t)len) != KV_OK) return false;
+        m->v[l][at] = x;
+    } else if (dice < 86) { /* LREM */
+        int64_t count = (int64_t)rand_below(rng, 5) - 2;
+        uint64_t removed = kv_list_remove_equal(kv, c, item, (size_t)len, count);
+        uint64_t want = 0;
+        int64_t limit = count == 0 ? LM_MAX : count < 0 ? -count : count;
+        bool drop[LM_MAX] = {false};
+        for (int k = 0; k < m->n[l] && (int64_t)want < limit; k++) {
+            int at = count < 0 ? m->n[l] - 1 - k : k;
+            if (m->v[l][at] == x) {
+                drop[at] = true;
+                want++;
+            }
+        }
+        int w = 0;
+        for (int k = 0; k < m->n[l]; k++) {
+            if (!drop[k]) m->v[l][w++] = m->v[l][k];
+        }
+        m->n[l] = w;
+        if (removed != want) return false;
+    } else if (dice < 90) { /* LTRIM */
+        uint64_t start = rand_below(rng, (uint64_t)m->n[l]);
+        uint64_t stop = start + rand_below(rng, (uint64_t)m->n[l] - start);
+        kv_list_trim(kv, c, start, stop);
+        m->n[l] = (int)(stop - start + 1);
+        memmove(m->v[l], &m->v[l][start], (size_t)m->n[l] * sizeof(int));
+    } else { /* LMOVE to either list, either end */
+        int d = (int)rand_below(rng, 2);
+        char dkey[2] = {(char)('x' + d), 0};
+        struct kv_coll *dc = NULL;
+        bool sf = rand_below(rng, 2), df = rand_below(rng, 2);
+        if (kv_coll_open(kv, dkey, 1, T0, KV_TYPE_LIST, true, &dc) != KV_OK) return false;
+        if (kv_coll_open(kv, key, 1, T0, KV_TYPE_LIST, false, &c) != KV_OK) return false;
+        if (m->n[d] >= LM_MAX - 1) return true;
+        if (kv_list_move(kv, c, sf, dc, df) != KV_OK) return false;
+        int v = lm_take(m, l, sf ? 0 : m->n[l] - 1);
+        lm_insert(m, d, df ? 0 : m->n[d], v);
+        kv_coll_close(kv, dkey, 1, dc);
+    }
+    kv_coll_close(kv, key, 1, c);
+    return true;
+}
+
+/* Lists against arrays: pushes and pops at both ends across many blocks,
+ * inserts, sets, LREM both ways, LTRIM, LMOVE between and within lists;
+ * snapshots load back the same order; memory returns to empty. */
+TEST(lists_against_model) {
+    struct kv *kv = new_kv(61);
+    uint64_t empty_memory = kv_memory_bytes(kv);
+    static struct lm m;
+    memset(&m, 0, sizeof(m));
+    struct rand rng;
+    rand_seed(&rng, 62);
+    for (int step = 0; step < 30000; step++) {
+        CHECK(lm_step(kv, &m, &rng));
+        if (step % 211 != 0) continue;
+        CHECK(lm_matches(kv, &m));
+        struct sink s = {.fail_at = -1};
+        CHECK(kv_snapshot_write(kv, 5, sink_write, &s) == KV_OK);
+        CHECK_EQ_U64(s.len, kv_snapshot_size(kv));
+        struct kv_config c;
+        kv_config_default(&c);
+        struct kv *back = NULL;
+        char err[200];
+        CHECK(kv_snapshot_load_buffer(&c, s.p, s.len, &back, NULL, err, sizeof(err)) == KV_OK);
+        free(s.p);
+        CHECK(lm_matches(back, &m));
+        CHECK_EQ_U64(kv_digest(back), kv_digest(kv));
+        kv_destroy(back);
+    }
+    CHECK(lm_matches(kv, &m));
+    kv_flush(kv);
+    CHECK_EQ_U64(kv_memory_bytes(kv), empty_memory);
+    kv_destroy(kv);
+}
+
+/* A long list grows and shrinks through both ends in O(1) steps: the blocks
+ * and the map follow, and the memory per item stays near its bytes. */
+TEST(list_deque_grows_and_shrinks_at_both_ends) {
+    struct kv *kv = new_kv(63);
+    uint64_t empty_memory = kv_memory_bytes(kv);
+    struct kv_coll *c = NULL;
+    CHECK(kv_coll_open(kv, "l", 1, T0, KV_TYPE_LIST, true, &c) == KV_OK);
+    for (int i = 0; i < 100000; i++) {
+        char item[16];
+        int len = snprintf(item, sizeof(item), "%08d", i);
+        CHECK(kv_list_push(kv, c, i % 3 == 0, item, (size_t)len) == KV_OK);
+    }
+    uint64_t per_item = (kv_memory_bytes(kv) - empty_memory) / 100000;
+    fprintf(stderr, "  kv list: %llu bytes/item requested for 8-byte items\n",
+            (unsigned long long)per_item);
+    CHECK(per_item <= 8 + 12 + 4);
+    struct kv_elem e;
+    CHECK(kv_list_get(c, 0, &e) == KV_OK && memcmp(e.field, "00099999", 8) == 0);
+    CHECK(kv_list_get(c, 99999, &e) == KV_OK && memcmp(e.field, "00099998", 8) == 0);
+    CHECK(kv_list_get(c, 100000, &e) == KV_ENOTFOUND);
+    for (int i = 0; i < 99999; i++) kv_list_pop(kv, c, i % 2 == 0);
+    CHECK_EQ_U64(kv_coll_count(c), 1);
+    kv_list_pop(kv, c, true);
+    kv_coll_close(kv, "l", 1, c);
+    CHECK_EQ_U64(kv_count(kv), 0);
+    CHECK_EQ_U64(kv_memory_bytes(kv) - kv->dict.table_bytes, empty_memory);
+    kv_destroy(kv);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(siphash_matches_reference_vectors),
@@ -1564,6 +1749,8 @@ int main(void) {
         TEST_ENTRY(collections_against_model),
         TEST_ENTRY(pick_is_the_same_whatever_the_layout),
         TEST_ENTRY(collection_keys_move_and_are_replaced),
+        TEST_ENTRY(lists_against_model),
+        TEST_ENTRY(list_deque_grows_and_shrinks_at_both_ends),
         TEST_ENTRY(memory_per_key), /* last: the memory-only build runs just this */
     };
     int count = (int)(sizeof(cases) / sizeof(cases[0]));
