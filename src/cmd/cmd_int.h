@@ -95,6 +95,25 @@ CMD_FN(cmd_sunionstore);
 CMD_FN(cmd_sdiffstore);
 CMD_FN(cmd_sscan);
 
+/* lists (cmd_list.c) */
+CMD_FN(cmd_lpush);
+CMD_FN(cmd_rpush);
+CMD_FN(cmd_lpushx);
+CMD_FN(cmd_rpushx);
+CMD_FN(cmd_lpop);
+CMD_FN(cmd_rpop);
+CMD_FN(cmd_llen);
+CMD_FN(cmd_lrange);
+CMD_FN(cmd_lindex);
+CMD_FN(cmd_lset);
+CMD_FN(cmd_linsert);
+CMD_FN(cmd_lrem);
+CMD_FN(cmd_ltrim);
+CMD_FN(cmd_lpos);
+CMD_FN(cmd_lmove);
+CMD_FN(cmd_rpoplpush);
+CMD_FN(cmd_lmpop);
+
 /* SCAN's options, and those of HSCAN and SSCAN (cmd_keys.c) */
 struct cmd_scan_options {
     int64_t count;

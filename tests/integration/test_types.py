@@ -1,4 +1,4 @@
-"""Hashes and sets on a real 3-node cluster, driven by redis-py: replies
+"""Hashes, sets and lists on a real 3-node cluster, driven by redis-py: replies
 whose order is Redis's hash order compared sorted with a real redis-server,
 RESP3 shapes byte for byte, every replica holding the same content (SPOP
 included), expiry, memory accounting, and the values surviving a leader
@@ -6,6 +6,7 @@ kill and a follower restart from a snapshot."""
 import socket
 import time
 
+import pytest
 import redis
 
 
@@ -108,7 +109,10 @@ def test_resp3_shapes_match_redis(cluster, redis_server):
     script = ["HSET h f v", "HGETALL h", "HGETALL nokey", "HRANDFIELD h 2 WITHVALUES",
               "HRANDFIELD h -2 WITHVALUES", "HKEYS h", "HSCAN h 0", "SADD s m", "SMEMBERS s",
               "SMEMBERS nokey", "SRANDMEMBER s 3", "SINTER s s", "SUNION s nokey", "SDIFF s",
-              "SMISMEMBER s m x", "SPOP nokey 2", "SADD t x", "SPOP t 3", "SPOP s", "TYPE h"]
+              "SMISMEMBER s m x", "SPOP nokey 2", "SADD t x", "SPOP t 3", "SPOP s", "TYPE h",
+              "RPUSH l a b c d", "LPOP l 2", "LPOP l 0", "LPOP nokey 2", "RPOP nokey",
+              "LMPOP 2 nokey l RIGHT COUNT 5", "LMPOP 1 nokey LEFT", "LRANGE nokey 0 -1",
+              "LPOS nokey a", "LPOS nokey a COUNT 0", "TYPE l"]
     ours = resp3(cluster.ports[cluster.followers()[0]], script)
     theirs = resp3(redis_server, script)
     assert list(zip(script, ours)) == list(zip(script, theirs))
@@ -120,6 +124,7 @@ def replica_state(cluster, i):
     r = cluster.client(i)
     r.execute_command("READONLY")
     return {"h": r.hgetall("h"), "s": r.smembers("s"), "n": r.hgetall("n"),
+            "l": r.lrange("l", 0, -1), "l2": r.lrange("l2", 0, -1),
             "types": sorted((k, r.type(k)) for k in r.keys("*")), "dbsize": r.dbsize()}
 
 
@@ -145,7 +150,26 @@ def test_replicas_hold_the_same_hashes_and_sets(cluster):
         c.hincrby("h", "f%d" % i, i)
         c.hincrbyfloat("h", "x", "0.5")
     c.smove("s", "s2", next(iter(c.smembers("s"))))
+    c.rpush("l", *range(300))
+    for i in range(20):
+        c.lmove("l", "l2", "RIGHT", "LEFT")
+        c.linsert("l", "BEFORE", i * 7, "ins%d" % i)
+        c.lrem("l", 1, i * 3)
+        c.lpush("l", "p%d" % i)
+    c.ltrim("l", 5, -5)
+    c.lset("l", 3, "set")
     st = wait_same(cluster)
+    model, model2 = [b"%d" % i for i in range(300)], []
+    for i in range(20):  # the same operations on Python lists
+        model2.insert(0, model.pop())
+        if b"%d" % (i * 7) in model:
+            model.insert(model.index(b"%d" % (i * 7)), b"ins%d" % i)
+        if b"%d" % (i * 3) in model:
+            model.remove(b"%d" % (i * 3))
+        model.insert(0, b"p%d" % i)
+    model = model[5:-4]
+    model[3] = b"set"
+    assert st["l"] == model and st["l2"] == model2
     assert len(st["s"]) == 500 - 30 * 4 - 1
     assert st["h"][b"x"] == b"15"
 
@@ -197,10 +221,16 @@ def test_values_survive_leader_kill_and_snapshot_restart(make_cluster):
     c.sadd("s", *["m%d" % i for i in range(1000)])
     c.hset("n", mapping={b"bin\x00\r\n": b"\x00\xff", b"": b""})
     c.sadd("s2", "")
+    c.rpush("l", *["i%d" % i for i in range(1000)], "", b"\x00\r\n")
     p = c.pipeline(transaction=False)
     for i in range(1500):  # enough entries for a snapshot
         p.hset("h", "g%d" % i, i) if i % 2 else p.srem("s", "m%d" % (i // 2))
+    for i in range(200):
+        p.lpop("l") if i % 2 else p.rpoplpush("l", "l")
     p.execute()
+    expect_l = [b"i%d" % i for i in range(1000)] + [b"", b"\x00\r\n"]
+    for i in range(200):  # the same operations on a Python list
+        expect_l = expect_l[1:] if i % 2 else expect_l[-1:] + expect_l[:-1]
     deadline = time.time() + 30
     while cl.raft(lead)["snapshot_index"] == 0 and time.time() < deadline:
         time.sleep(0.1)
@@ -227,3 +257,48 @@ def test_values_survive_leader_kill_and_snapshot_restart(make_cluster):
     assert len(st["h"]) == 1751 and b"after" in st["s"] and len(st["s"]) == 251
     assert st["n"] == {b"bin\x00\r\n": b"\x00\xff", b"": b""}
     assert (b"s2", b"set") in st["types"] and (b"h", b"hash") in st["types"]
+    assert (b"l", b"list") in st["types"] and st["l"] == expect_l
+
+
+def test_multi_key_commands_route_by_slot_when_sharded(make_cluster):
+    from redis.cluster import RedisCluster
+    cl = make_cluster(3, extra=["--shards", "3"], wait_leader=False)
+    r = cl.client(2)
+    deadline = time.time() + 30
+    while True:  # every shard elected a leader
+        try:
+            r.set("warm{a}", 1), r.set("warm{b}", 1), r.set("warm{c}", 1)
+            break
+        except redis.exceptions.ResponseError:
+            assert time.time() < deadline
+            time.sleep(0.1)
+    slots = {k: r.execute_command("CLUSTER", "KEYSLOT", k) for k in ("a", "b", "c")}
+    assert len({s // 5461 for s in slots.values()}) > 1  # a, b, c are not all in one shard
+    r.sadd("{t}a", 1, 2, 3), r.sadd("{t}b", 2, 3, 4)
+    assert r.sinter("{t}a", "{t}b") == {b"2", b"3"}
+    assert r.execute_command("SINTERCARD", 2, "{t}a", "{t}b", "LIMIT", 1) == 1
+    r.rpush("{t}l", "x", "y")
+    assert r.execute_command("LMPOP", 2, "{t}none", "{t}l", "LEFT") == [b"{t}l", [b"x"]]
+    assert r.lmove("{t}l", "{t}l2", "LEFT", "RIGHT") == b"y"
+    a, c = sorted(("a", "b", "c"), key=lambda k: slots[k])[0::2]
+    for cmd in (("SINTER", a, c), ("SUNIONSTORE", a, c), ("SMOVE", a, c, 1),
+                ("SINTERCARD", 2, a, c), ("LMPOP", 2, a, c, "LEFT"), ("RPOPLPUSH", a, c)):
+        with pytest.raises(redis.exceptions.ResponseError, match="^CROSSSLOT"):
+            r.execute_command(*cmd)
+    r.hset("h1", "f", "v")
+    r.lpush("l1", "x")
+    types = {}
+    for t in ("hash", "set", "list"):
+        cursor = 0
+        while True:
+            cursor, page = r.scan(cursor, _type=t, count=50)
+            types.update({k: t for k in page})
+            if cursor == 0:
+                break
+    assert types == {b"h1": "hash", b"l1": "list", b"{t}a": "set", b"{t}b": "set",
+                     b"{t}l2": "list"}
+    rc = RedisCluster(host="127.0.0.1", port=cl.ports[1], socket_timeout=10)
+    for i in range(30):
+        rc.hset("ch%d" % i, "f", i)
+    assert all(rc.hget("ch%d" % i, "f") == b"%d" % i for i in range(30))
+    rc.close()
