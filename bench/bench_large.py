@@ -16,11 +16,12 @@ default 100; keys as `shoal bench` names them, `key:` and 12 digits):
   3. snapshots: write time (the node's log line `group 1: snapshot at I (MS
      ms in the background)`, or INFO persistence snapshot_last_duration_ms)
      and size (`shard-1.snap`, or snapshot_last_bytes), also per million keys;
-  4. memory during a snapshot under SET load: the leader and its forked
-     snapshot writer, RSS and PSS summed every ~100 ms (RSS counts the pages
-     they share copy-on-write twice, PSS does not), against the leader idle
-     before; the load goes on until a whole snapshot (fork to reap) fell in
-     the window, up to a bound;
+  4. memory during a snapshot under SET load: the leader and its snapshot
+     writer (a thread inside it since 2026-12-05; before, a forked child),
+     RSS and PSS summed every ~100 ms (RSS counts pages a child shares
+     copy-on-write twice, PSS does not), against the leader idle before; the
+     load goes on until a whole snapshot (start to end) fell in the window,
+     up to a bound;
   5. restart: kill -9 of a follower (its process group: the node and a
      snapshot writer it may have), started again with the same command
      line; seconds to its first PONG, and until its applied_index reaches
@@ -131,7 +132,8 @@ def safe_rss(pid):
 
 
 def children(pid):
-    """The live children of pid (shoal's forked snapshot writer)."""
+    """The live children of pid (a forked snapshot writer: shoal's before
+    2026-12-05, redis-server's BGSAVE/AOF rewrite)."""
     out = set()
     for path in glob.glob("/proc/%d/task/*/children" % pid):
         try:
@@ -285,10 +287,24 @@ def wait_caught_up(sh, timeout):
                    lambda i=i: int(sh.raft(i)["applied_index"]) >= target, timeout, 0.1)
 
 
-def wait_no_snapshot_child(pid, timeout):
+def writers(pid, port):
+    """The snapshot writers of the server pid on port: its forked children,
+    or -1 for a writer thread inside it (shoal since 2026-12-05 writes its
+    snapshot from a thread; `rdb_bgsave_in_progress` says one runs)."""
+    kids = children(pid)
+    if kids:
+        return kids
     try:
-        poll_until("the snapshot writer of %d to finish" % pid, lambda: not children(pid),
-                   timeout, 0.1)
+        busy = info(port, "persistence").get("rdb_bgsave_in_progress", "0") == "1"
+    except Exception:
+        busy = False
+    return [-1] if busy else []
+
+
+def wait_no_snapshot_child(pid, timeout, port=None):
+    try:
+        poll_until("the snapshot writer of %d to finish" % pid,
+                   lambda: not (writers(pid, port) if port else children(pid)), timeout, 0.1)
         return True
     except RuntimeError as e:
         log("  warning: %s" % e)
@@ -336,9 +352,9 @@ class Sampler(threading.Thread):
     snapshot writer), and whether a whole snapshot (a child appearing after
     a sample without one, then gone) fell inside the window."""
 
-    def __init__(self, pid, interval=0.1):
+    def __init__(self, pid, port, interval=0.1):
         super().__init__(daemon=True)
-        self.pid, self.interval = pid, interval
+        self.pid, self.port, self.interval = pid, port, interval
         self.stop_ev = threading.Event()
         self.samples = 0
         self.peak = {"rss_sum": 0, "pss_sum": 0, "leader_rss": 0, "leader_pss": 0,
@@ -351,10 +367,10 @@ class Sampler(threading.Thread):
         prev, started = None, set()
         try:
             while not self.stop_ev.is_set():
-                kids = children(self.pid)
+                kids = writers(self.pid, self.port)
                 lr, lp = safe_rss(self.pid), pss_bytes(self.pid)
-                cr = sum(safe_rss(k) for k in kids)
-                cp = sum(pss_bytes(k) for k in kids)
+                cr = sum(safe_rss(k) for k in kids if k > 0)
+                cp = sum(pss_bytes(k) for k in kids if k > 0)
                 self.samples += 1
                 for k, v in (("rss_sum", lr + cr), ("pss_sum", lp + cp), ("leader_rss", lr),
                              ("leader_pss", lp), ("child_rss", cr), ("child_pss", cp)):
@@ -379,13 +395,13 @@ def snapshot_memory(sh, n, value_bytes, seconds):
     sh.refresh()
     leader = sh.leader_id
     pid = sh.pid(leader)
-    wait_no_snapshot_child(pid, 120 + 10 * n / 1e6)
+    wait_no_snapshot_child(pid, 120 + 10 * n / 1e6, sh.ports[leader])
     time.sleep(1)
     idle_rss, idle_pss = safe_rss(pid), pss_bytes(pid)
     taken0 = int(info(sh.ports[leader], "persistence").get("snapshots_taken", 0))
     bound = max(60, 3 * seconds, 60 + 10 * n / 1e6)
     chunk = max(1.0, min(seconds, 10))
-    sampler = Sampler(pid)
+    sampler = Sampler(pid, sh.ports[leader])
     sampler.start()
     t0 = time.time()
     ops, chunks = [], 0
@@ -407,7 +423,7 @@ def snapshot_memory(sh, n, value_bytes, seconds):
                 # let the running writer finish, unloaded, within the bound
                 break
         if sampler.whole < 1 and sampler.children_seen:
-            wait_no_snapshot_child(pid, max(5, bound - (time.time() - t0)))
+            wait_no_snapshot_child(pid, max(5, bound - (time.time() - t0)), sh.ports[leader])
             time.sleep(0.3)
     finally:
         sampler.stop_ev.set()
@@ -540,7 +556,7 @@ def new_replica(sh, n, value_bytes):
     load_s = set_load_until(
         sh, n, value_bytes, lambda: int(info(lport, "raft")["snapshot_index"]) > had,
         max(60, 60 + 5 * n / 1e6), "the leader's snapshot past %d" % had)
-    wait_no_snapshot_child(sh.pid(leader), 120 + 10 * n / 1e6)
+    wait_no_snapshot_child(sh.pid(leader), 120 + 10 * n / 1e6, sh.ports[leader])
     time.sleep(0.5)
     lr = info(lport, "raft")
     target = int(lr["commit_index"])
@@ -783,9 +799,10 @@ def markdown(results, sizes, meta, a, wall):
             num(b / n, "%.0f"), s["source"]))
 
     o.append("\n## Memory of the leader during a snapshot under SET load (MB)\n")
-    o.append("Sampled every ~100 ms: the leader and its forked snapshot writer. RSS counts "
-             "the pages they share copy-on-write twice; PSS divides them, so the PSS peak "
-             "less the idle leader is the memory a snapshot costs.\n")
+    o.append("Sampled every ~100 ms: the leader and its snapshot writer (a thread inside the "
+             "leader: writer columns are 0; a forked child in runs before 2026-12-05). RSS "
+             "counts the pages a child shares copy-on-write twice; PSS divides them, so the "
+             "PSS peak less the idle leader is the memory a snapshot costs.\n")
     o.append("| keys | leader idle RSS | idle PSS | peak RSS leader+writer | peak PSS "
              "leader+writer | PSS peak − idle | peak writer PSS | window s | snapshots in "
              "window | SET ops/s in window |")

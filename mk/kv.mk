@@ -11,3 +11,23 @@ $(BUILD)/kv-mem: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUILD)
 		-o $@ tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC)
 
 UNIT_TESTS += $(BUILD)/test/test_kv
+
+# Canary: changes that do not write their bucket into a snapshot walk first;
+# test_kv must then fail (scripts/kv-canary.sh checks it, naming the test).
+$(BUILD)/canary/KV_WALK_NO_TOUCH/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_KV_WALK_NO_TOUCH -Itests/unit -o $@ tests/unit/test_kv.c \
+		$(KV_SRC) $(UTIL_SRC)
+
+TEST_DEPS += $(BUILD)/canary/KV_WALK_NO_TOUCH/test_kv
+EXTRA_CHECKS += scripts/kv-canary.sh
+
+# Canary: a collection's elements changed without writing its key's bucket
+# into a snapshot walk first (scripts/kv-coll-canary.sh).
+$(BUILD)/canary/KV_COLL_NO_TOUCH/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_KV_COLL_NO_TOUCH -Itests/unit -o $@ tests/unit/test_kv.c \
+		$(KV_SRC) $(UTIL_SRC)
+
+TEST_DEPS += $(BUILD)/canary/KV_COLL_NO_TOUCH/test_kv
+EXTRA_CHECKS += scripts/kv-coll-canary.sh

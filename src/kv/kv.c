@@ -63,6 +63,7 @@ static void kv__clear(struct kv *kv) {
 
 void kv_destroy(struct kv *kv) {
     if (kv == NULL) return;
+    assert(kv->walk == NULL); /* kv_walk_end() first */
     kv__clear(kv);
     assert(kv->memory_bytes == sizeof(*kv));
     free(kv);
@@ -172,6 +173,9 @@ static bool kv__find_for_write(struct kv *kv, const void *key, size_t key_len,
     (void)kv_dict_rehash(&kv->dict, 1);
     if (key_len > kv->config.key_bytes_max) return false;
     *hash = kv_dict_hash(&kv->dict, key, key_len);
+#ifndef CANARY_KV_WALK_NO_TOUCH /* canary: changes land in the snapshot being written */
+    if (kv->walk != NULL) kv_walk_touch(kv->walk, *hash); /* before any change */
+#endif
     return kv_dict_find(&kv->dict, *hash, key, key_len, pos);
 }
 
@@ -470,6 +474,7 @@ int kv_rename(struct kv *kv, const void *src, size_t src_len, const void *dst, s
     if (src_len == dst_len && (src_len == 0 || memcmp(src, dst, src_len) == 0)) return KV_OK;
     if (dst_len > kv->config.key_bytes_max) return KV_ETOOBIG;
     uint64_t dst_hash = kv_dict_hash(&kv->dict, dst, dst_len);
+    if (kv->walk != NULL) kv_walk_touch(kv->walk, dst_hash);
     const struct kv_entry *d = kv_dict_lookup(&kv->dict, dst_hash, dst, dst_len);
     if ((flags & KV_RENAME_NX) && d != NULL && !kv_entry_expired(d, now_ms)) return KV_ENOTSET;
     const struct kv_entry *s = *pos.link;
@@ -513,7 +518,16 @@ int kv_coll_open(struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
     assert(key != NULL || key_len == 0);
     struct kv_pos pos = {NULL, 0};
     uint64_t hash = 0;
+#ifdef CANARY_KV_COLL_NO_TOUCH /* canary: element changes land in the snapshot being written */
+    struct kv_walk *walk = kv->walk;
+    kv->walk = NULL;
     bool found = kv__find_for_write(kv, key, key_len, &pos, &hash);
+    kv->walk = walk;
+#else
+    /* the key's bucket goes into a snapshot being written before any
+     * element of its collection changes (kv_walk_touch) */
+    bool found = kv__find_for_write(kv, key, key_len, &pos, &hash);
+#endif
     if (kv__live_at(pos, found, now_ms)) {
         const struct kv_entry *e = *pos.link;
         if (e->type != type) return KV_EWRONGTYPE;
@@ -571,7 +585,20 @@ int kv_memory_usage(const struct kv *kv, const void *key, size_t key_len, int64_
     return KV_OK;
 }
 
-void kv_flush(struct kv *kv) { kv__clear(kv); }
+void kv_flush(struct kv *kv) {
+    if (kv->walk == NULL) {
+        kv__clear(kv);
+        return;
+    }
+    /* A snapshot walk is reading the tables: it takes them (and frees them,
+     * collections included, when it ends); the keyspace starts over empty. */
+    kv_walk_detach(kv->walk); /* kv->walk is NULL from here */
+    kv_dict_init(&kv->dict, kv->config.hash_seed);
+    kv->expires = 0;
+    kv->data_bytes = 0;
+    kv->memory_bytes = sizeof(*kv);
+    kv->expire_cursor = 0;
+}
 
 bool kv_rehash_step(struct kv *kv, uint32_t buckets) { return kv_dict_rehash(&kv->dict, buckets); }
 

@@ -488,11 +488,34 @@ typedef int (*kv_write_cb)(void *ctx, const uint8_t *data, size_t len);
 /* Exact size in bytes of the snapshot kv_snapshot_write() would write now. */
 uint64_t kv_snapshot_size(const struct kv *kv);
 
-/* Streams the whole keyspace as a snapshot taken at applied_index. The
- * keyspace must not change during the call. KV_OK, KV_EIO if the callback
+/* Streams the whole keyspace as a snapshot taken at applied_index, in one
+ * call (a walk, below, run to its end). KV_OK, KV_EIO if the callback
  * aborted, KV_ENOMEM. */
-int kv_snapshot_write(const struct kv *kv, uint64_t applied_index, kv_write_cb write,
-                      void *ctx) __attribute__((warn_unused_result));
+int kv_snapshot_write(struct kv *kv, uint64_t applied_index, kv_write_cb write, void *ctx)
+    __attribute__((warn_unused_result));
+
+/* A snapshot of the keyspace as it is at kv_walk_begin(), written by steps
+ * while the keyspace keeps changing: no fork, no copy of the keyspace. The
+ * steps may run on another thread (threaded): every change the keyspace's
+ * own thread makes first writes the entries of the bucket it changes, if
+ * the walk has not reached it, into a side buffer that the next step puts
+ * out; past KV_WALK_SIDE_BYTES_MAX of such records a change waits for the
+ * writer (threaded walks only). While a walk runs, the table does not
+ * resize (chains grow instead). kv_flush() hands the tables to the walk.
+ * kv_walk_end() must run on the keyspace's thread after the last step (or
+ * after the writer stopped: kv_walk_cancel() releases a change that waits),
+ * and before kv_destroy(). */
+struct kv_walk;
+int kv_walk_begin(struct kv *kv, uint64_t applied_index, bool threaded, struct kv_walk **out)
+    __attribute__((warn_unused_result));
+/* Writes up to `buckets` more buckets (and the records changes put aside)
+ * through write; *done once the trailer is out. KV_OK, KV_EIO (the callback
+ * failed), KV_ENOMEM, or KV_ECORRUPT if the bytes do not add up to the size
+ * declared (a bug). After an error the walk only ends. */
+int kv_walk_step(struct kv_walk *w, uint32_t buckets, kv_write_cb write, void *ctx, bool *done)
+    __attribute__((warn_unused_result));
+void kv_walk_cancel(struct kv_walk *w);
+void kv_walk_end(struct kv *kv, struct kv_walk *w);
 
 /* Fills buf with up to cap bytes of the snapshot; returns how many (0 at the
  * end of the input), or a negative number on a read error. */

@@ -53,6 +53,12 @@ void kv_coll_free(struct kv *kv, struct kv_coll *c) {
     free(c);
 }
 
+void kv_coll_destroy(struct kv_coll *c) {
+    if (c->type == KV_TYPE_LIST) kv_list_clear(c);
+    else kv_dict_clear(&c->dict, kv__elem_free_cb, c);
+    free(c);
+}
+
 struct kv_entry *kv_coll_elem_alloc(uint32_t field_len, uint32_t value_len) {
     size_t size = kv_entry_size(field_len, value_len, false);
     struct kv_entry *e = malloc(size);

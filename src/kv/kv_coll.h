@@ -109,6 +109,10 @@ int kv_coll_elem_link(struct kv *kv, struct kv_coll *c, struct kv_entry *e)
 /* An order-independent digest of the elements. */
 uint64_t kv_coll_digest(const struct kv_coll *c, const uint64_t key[2]);
 
+/* Frees a collection that no keyspace counts any more (the tables a
+ * snapshot walk took over from kv_flush()). */
+void kv_coll_destroy(struct kv_coll *c);
+
 /* Frees an entry but not the collection it points to (which moved). */
 void kv_entry_free_shell(struct kv *kv, struct kv_entry *e);
 

@@ -142,7 +142,7 @@ static int kv__resize(struct kv_dict *d, uint64_t new_size) {
  * the table keeps working, with longer chains, and the next call retries. */
 static void kv__resize_if_needed_to(struct kv_dict *d, bool may_shrink) {
     const struct kv_table *t = &d->t[0];
-    if (d->rehashing || t->size == 0) return;
+    if (d->rehashing || t->size == 0 || d->fixed) return; /* a walk fixes the buckets */
     uint64_t grow_at = d->resize_paused ? t->size * KV_DICT_FORCE_RESIZE_RATIO : t->size;
     may_shrink = may_shrink && !d->resize_paused;
     if (t->used >= grow_at && t->size < KV_BUCKETS_LIMIT) {
@@ -194,6 +194,7 @@ static void kv__rehash_finish(struct kv_dict *d) {
 /* While paused, a resize in progress waits (new keys go to the new table
  * meanwhile), unless the old table is overloaded past the forced ratio. */
 bool kv_dict_rehash(struct kv_dict *d, uint32_t n) {
+    if (d->fixed) return d->rehashing; /* a snapshot walk fixes the buckets */
     if (!d->rehashing) {
         kv__resize_if_needed(d);
         return d->rehashing;

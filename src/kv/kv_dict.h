@@ -67,6 +67,7 @@ struct kv_dict {
     struct kv_table t[2];
     bool rehashing;
     bool resize_paused;    /* kv_pause_resize(): a forked snapshot writer shares the pages */
+    bool fixed;            /* a snapshot walk reads the buckets: no resize, no rehash step */
     uint64_t rehash_index; /* t[0] buckets below it are moved */
     uint64_t seed[2];      /* SipHash key */
     uint64_t table_bytes;  /* bytes of the bucket arrays */
@@ -79,6 +80,7 @@ struct kv {
     uint64_t data_bytes;    /* sum of key_len + value payload (kv_snapshot_size) */
     uint64_t memory_bytes;  /* bytes asked of the allocator, bucket arrays aside */
     uint64_t expire_cursor; /* kv_expired_sample()'s scan cursor */
+    struct kv_walk *walk;   /* a snapshot being written (kv_snapshot.c), or NULL */
 };
 
 /* Where an entry is: the link that points to it and the table it is in. */
@@ -176,6 +178,13 @@ int kv_dict_foreach(const struct kv_dict *d, int (*fn)(void *ctx, const struct k
  * returns how many (0 only if the dict is empty). */
 uint32_t kv_dict_sample(const struct kv_dict *d, struct rand *rng, const struct kv_entry **out,
                         uint32_t max);
+
+/* ---- A snapshot walk in progress (kv_snapshot.c) ----
+ * Every change to an entry, or to the chain of its bucket, is preceded by
+ * kv_walk_touch() with the key's hash (kv.c does it where it finds a key
+ * for a write): the walk writes the bucket as it was before the change. */
+void kv_walk_touch(struct kv_walk *w, uint64_t hash);
+void kv_walk_detach(struct kv_walk *w);
 
 /* ---- Entries and accounting (kv.c) ---- */
 

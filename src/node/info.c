@@ -142,7 +142,7 @@ static void info__persistence(struct node *n, struct info__buf *b) {
                  "snapshot_failures:%llu\r\nsnapshot_failures_in_a_row:%llu\r\n"
                  "snapshot_last_error:%s\r\nsnapshots_installed:%llu\r\n"
                  "log_entries_since_snapshot:%llu\r\nlog_bytes_since_snapshot:%llu\r\n\r\n",
-              s->snap_child != 0, s->snap_failures_row > 0 ? "err" : "ok",
+              s->snap_job != NULL, s->snap_failures_row > 0 ? "err" : "ok",
               (unsigned long long)n->stats.snapshots, (unsigned long long)s->snapshot_index,
               (unsigned long long)s->snap_last_ms, (unsigned long long)s->snap_last_bytes,
               (unsigned long long)s->snap_failures, (unsigned long long)s->snap_failures_row,

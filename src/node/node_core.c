@@ -182,7 +182,7 @@ void node_core_tick(struct node *n) {
          * cache miss on the write path (5M keys: SET 0.49x its 1M ratio to
          * Redis). The tick finishes it within minutes whatever the load
          * (Redis's activerehashing does the same from its cron). Paused
-         * while a snapshot writer shares the pages (kv_pause_resize). */
+         * while a snapshot walk runs (it needs every key's bucket fixed). */
         if (s->kv != NULL) (void)kv_rehash_step(s->kv, NODE_REHASH_BUCKETS_PER_TICK);
         shard_poll_snapshot(n, s);
         node_core__balance(n, s);

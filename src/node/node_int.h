@@ -159,13 +159,12 @@ struct shard {
      * buffer since the last flush began: reported durable after it */
     uint64_t pending_last_index, pending_last_term;
     /* snapshots (shard_snap.c) */
-    int snap_child;  /* pid of the background snapshot writer, 0 if none */
-    int snap_err_fd; /* read end of its error pipe, -1 if none */
+    struct shard_snap_job *snap_job; /* the snapshot being written, or NULL */
     struct snapshot_ref snap_ref; /* the snapshot file Raft's chunks are read from */
     struct raft_snapshot_meta snap_meta; /* the one being written */
     uint64_t snap_meta_bytes;            /* applied_bytes at snap_meta.index */
     uint64_t snap_started_ms;
-    uint64_t snap_fork_ms;     /* how long the last fork held the loop */
+    uint64_t snap_begin_ms;    /* how long the last walk's start held the loop */
     /* written, but compaction waits for a transfer of the current one */
     struct snapshot_ref snap_next;
     uint64_t snap_next_bytes;

@@ -45,7 +45,6 @@ int shard_open(struct node *n, struct shard *s, uint32_t index,
     }
     s->snap_ref.handle = -1;
     s->snap_next.handle = -1;
-    s->snap_err_fd = -1;
     s->recv.handle = -1;
     /* the group in the seed: replicas opened in the same millisecond would
      * otherwise draw the same election timeouts and time out together */

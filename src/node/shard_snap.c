@@ -1,13 +1,15 @@
 /* shard_snap.c: a shard replica's snapshots, of any size.
  *
  *   writing   every period of entries (shard_snap__due; replicas take
- *             turns) a forked child streams the
- *             copy-on-write image of the keyspace to `<path>.tmp` (fsync,
- *             rename over `<path>`, directory fsync) and exits; the loop
- *             goes on. shard_poll_snapshot() reaps it, lets Raft drop the
- *             log behind it and marks the WAL. A failed writer reports its
- *             reason through a pipe; the next try waits 1 s, 2 s, 4 s, ...
- *             up to SHARD_SNAP_BACKOFF_MS_MAX, and INFO counts failures.
+ *             turns) a writer thread walks the keyspace as it was at the
+ *             snapshot's index while the loop goes on changing it (kv_walk:
+ *             a change first writes the bucket it touches if the walk has
+ *             not, so no fork and no copy-on-write) and streams it to
+ *             `<path>.tmp` (fsync, rename over `<path>`, directory fsync).
+ *             shard_poll_snapshot() joins it, lets Raft drop the log
+ *             behind it and marks the WAL. A failed writer leaves its
+ *             reason; the next try waits 1 s, 2 s, 4 s, ... up to
+ *             SHARD_SNAP_BACKOFF_MS_MAX, and INFO counts failures.
  *   sending   Raft reads the chunks a follower needs from the file
  *             (shard_snap_read); the file stays open, so a writer renaming
  *             a newer one into place does not disturb a transfer, and
@@ -18,15 +20,16 @@
  *             (shard_snap_install); nothing holds the whole in memory.
  *   loading   at start, the file is streamed into the keyspace.
  *
- * In the simulator (node.snapshot_inline) the writer runs on the loop, with
- * the same failure handling. */
+ * In the simulator (node.snapshot_inline) the walk runs on the loop, a few
+ * buckets per tick, so the simulated clients' writes land between its
+ * steps; the failure handling is the same. */
 #include <assert.h>
 #include <fcntl.h>
-#include <signal.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "node/node_int.h"
@@ -37,6 +40,29 @@
 /* A compaction waits for a transfer of the current snapshot until the log
  * since it is this many times what made the next one due. */
 #define SHARD_SNAP_DEFER_FACTOR 2
+/* Buckets per step of the walk: on the writer thread (between steps it
+ * writes and lets the loop's changes through), and per tick in the
+ * simulator (so writes interleave with it). */
+#define SHARD_SNAP_STEP_BUCKETS 4096u
+#define SHARD_SNAP_INLINE_STEP_BUCKETS 16u
+
+/* A snapshot being written: the walk, the file, and how it ended. */
+struct shard_snap_job {
+    struct kv_walk *walk;
+    struct snapshot_writer w;
+    pthread_t thread;
+    bool threaded, begun;
+    atomic_bool cancel;
+    atomic_int state; /* SHARD_SNAP__RUNNING, then __OK or __FAILED */
+    int rc;           /* the walk's result */
+    struct io *io;
+    uint64_t group, size;
+    struct raft_snapshot_meta meta;
+    char dir[NODE_PATH_BYTES];
+    char path[NODE_PATH_BYTES + 64];
+    char err[256];
+};
+enum { SHARD_SNAP__RUNNING, SHARD_SNAP__OK, SHARD_SNAP__FAILED };
 
 static void shard_snap__path(const struct node *n, const struct shard *s, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/shard-%llu.snap", n->cfg.dir, (unsigned long long)s->group);
@@ -158,17 +184,32 @@ int shard_snap_recv(void *ctx, const struct raft_snapshot_meta *meta, uint64_t s
     return 0;
 }
 
-/* A background writer still at work is stopped (it would rename its file
- * over the one about to be installed). */
+/* Ends a job: its thread has stopped (or there is none); the walk ends on
+ * the loop's thread, as kv_walk_end() asks. */
+static void shard_snap__job_free(struct shard *s) {
+    struct shard_snap_job *j = s->snap_job;
+    if (j == NULL) return;
+    if (j->threaded) pthread_join(j->thread, NULL);
+    kv_walk_end(s->kv, j->walk);
+    free(j);
+    s->snap_job = NULL;
+}
+
+/* A writer still at work is stopped (it would rename its file over the one
+ * about to be installed): its temporary file is closed, not renamed. */
 static void shard_snap__stop_writer(struct shard *s) {
-    if (s->snap_child == 0) return;
-    kill(s->snap_child, SIGKILL);
-    while (waitpid(s->snap_child, NULL, 0) < 0 && errno == EINTR) {
+    struct shard_snap_job *j = s->snap_job;
+    if (j == NULL) return;
+    atomic_store(&j->cancel, true);
+    if (j->threaded) {
+        pthread_join(j->thread, NULL);
+        j->threaded = false;
+    } else if (j->begun && atomic_load(&j->state) == SHARD_SNAP__RUNNING) {
+        if (j->w.rc == 0) j->w.rc = -ECANCELED;
+        char err[256];
+        if (snapshot_writer_finish(&j->w, err, sizeof(err)) == 0) abort(); /* it was cancelled */
     }
-    s->snap_child = 0;
-    kv_pause_resize(s->kv, false);
-    if (s->snap_err_fd >= 0) close(s->snap_err_fd);
-    s->snap_err_fd = -1;
+    shard_snap__job_free(s);
 }
 
 void shard_snap_persist(struct node *n, struct shard *s) {
@@ -189,6 +230,7 @@ void shard_snap_persist(struct node *n, struct shard *s) {
 }
 
 void shard_snap_install(struct node *n, struct shard *s) {
+    shard_snap__stop_writer(s); /* persist stopped it; the keyspace it walks goes */
     const struct raft_ready *rd = &s->rd;
     char path[NODE_PATH_BYTES + 64];
     char err[768] = "";
@@ -227,22 +269,36 @@ static int shard_snap__append(void *ctx, const uint8_t *data, size_t len) {
     return snapshot_writer_append(ctx, data, len);
 }
 
-/* Writes the keyspace as of meta.index to path (tmp file, fsync, rename,
- * directory fsync); 0, or -1 with the reason in err. Runs in the forked
- * child, or on the loop in the simulator. */
-static int shard_snap__write(struct node *n, struct shard *s,
-                             const struct raft_snapshot_meta *meta, const char *path, char *err,
-                             size_t err_cap) {
-    uint64_t size = kv_snapshot_size(s->kv);
-    struct snapshot_writer w;
-    if (snapshot_writer_begin(&w, &n->io, n->cfg.dir, path, ".tmp", s->group, meta, size, err,
-                              err_cap) != 0) {
-        return -1;
+/* Up to `buckets` more of the walk into the file; when it is all written,
+ * fsync, rename and directory fsync. Sets the job's state when it ends. */
+static void shard_snap__job_step(struct shard_snap_job *j, uint32_t buckets) {
+    if (!j->begun) {
+        j->begun = true;
+        if (snapshot_writer_begin(&j->w, j->io, j->dir, j->path, ".tmp", j->group, &j->meta,
+                                  j->size, j->err, sizeof(j->err)) != 0) {
+            atomic_store(&j->state, SHARD_SNAP__FAILED);
+            return;
+        }
     }
-    if (kv_snapshot_write(s->kv, meta->index, shard_snap__append, &w) != KV_OK && w.rc == 0) {
-        w.rc = -ENOMEM; /* the keyspace writer's own buffer */
+    bool done = false;
+    j->rc = kv_walk_step(j->walk, buckets, shard_snap__append, &j->w, &done);
+    if (j->rc == KV_OK && !done && !atomic_load(&j->cancel)) return;
+    if (j->rc != KV_OK && j->w.rc == 0) j->w.rc = j->rc == KV_ENOMEM ? -ENOMEM : -EIO;
+    if (!done && j->w.rc == 0) j->w.rc = -ECANCELED;
+    int rc = snapshot_writer_finish(&j->w, j->err, sizeof(j->err));
+    if (rc == 0 && j->rc != KV_OK) {
+        snprintf(j->err, sizeof(j->err), "keyspace walk: %s", kv_strerror(j->rc));
     }
-    return snapshot_writer_finish(&w, err, err_cap) != 0 ? -1 : 0;
+    atomic_store(&j->state, rc == 0 && j->rc == KV_OK ? SHARD_SNAP__OK : SHARD_SNAP__FAILED);
+}
+
+static void *shard_snap__thread(void *arg) {
+    struct shard_snap_job *j = arg;
+    while (atomic_load(&j->state) == SHARD_SNAP__RUNNING) {
+        shard_snap__job_step(j, SHARD_SNAP_STEP_BUCKETS);
+    }
+    kv_walk_cancel(j->walk); /* a change waiting for room goes on */
+    return NULL;
 }
 
 static uint64_t shard_snap__log_bytes(const struct shard *s) {
@@ -333,10 +389,10 @@ static void shard_snap__written(struct node *n, struct shard *s) {
     }
     s->snap_last_bytes = ref.size;
     s->snap_last_ms = node_mono_ms(n) - s->snap_started_ms;
-    node_log(n, "group %llu: snapshot at %llu (%llu ms in the background, %llu MB; fork %llu ms)",
+    node_log(n, "group %llu: snapshot at %llu (%llu ms in the background, %llu MB; start %llu ms)",
              (unsigned long long)s->group, (unsigned long long)s->snap_meta.index,
              (unsigned long long)s->snap_last_ms, (unsigned long long)(ref.size >> 20),
-             (unsigned long long)s->snap_fork_ms);
+             (unsigned long long)s->snap_begin_ms);
     shard_snap__close_ref(n, &s->snap_next);
     s->snap_next = ref;
     s->snap_next_bytes = s->snap_meta_bytes;
@@ -366,87 +422,63 @@ static void shard_snap__failed(struct node *n, struct shard *s, const char *why)
                  : "");
 }
 
-/* Reads the child's reason (it has exited: the pipe holds all it wrote). */
-static void shard_snap__child_reason(struct shard *s, int status, char *why, size_t cap) {
-    ssize_t got = s->snap_err_fd >= 0 ? read(s->snap_err_fd, why, cap - 1) : -1;
-    why[got > 0 ? got : 0] = '\0';
-    if (got <= 0 && WIFSIGNALED(status)) {
-        snprintf(why, cap, "the writer was killed by signal %d", WTERMSIG(status));
-    } else if (got <= 0) {
-        snprintf(why, cap, "the writer exited with status %d and no reason",
-                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    }
-}
-
 void shard_poll_snapshot(struct node *n, struct shard *s) {
-    if (s->snap_child == 0 || s->in_ready) return;
-    int status = 0;
-    pid_t done = waitpid(s->snap_child, &status, WNOHANG);
-    if (done == 0) return;
-    s->snap_child = 0;
-    kv_pause_resize(s->kv, false);
-    char why[256] = "";
-    bool ok = done > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (!ok) shard_snap__child_reason(s, status, why, sizeof(why));
-    if (s->snap_err_fd >= 0) close(s->snap_err_fd);
-    s->snap_err_fd = -1;
-    if (!ok) {
+    struct shard_snap_job *j = s->snap_job;
+    if (j == NULL || s->in_ready) return;
+    if (!j->threaded && atomic_load(&j->state) == SHARD_SNAP__RUNNING) {
+        shard_snap__job_step(j, SHARD_SNAP_INLINE_STEP_BUCKETS);
+    }
+    int state = atomic_load(&j->state);
+    if (state == SHARD_SNAP__RUNNING) return;
+    char why[256];
+    snprintf(why, sizeof(why), "%s", j->err);
+    shard_snap__job_free(s);
+    if (state != SHARD_SNAP__OK) {
         shard_snap__failed(n, s, why);
         return;
     }
     shard_snap__written(n, s);
 }
 
-/* The child: write, report the reason of a failure through the pipe. */
-static void shard_snap__child(struct node *n, struct shard *s, int err_fd, const char *path) {
-    char err[256] = "";
-    int rc = shard_snap__write(n, s, &s->snap_meta, path, err, sizeof(err));
-    if (rc != 0) {
-        ssize_t w = write(err_fd, err, strnlen(err, sizeof(err) - 1));
-        (void)w;
-    }
-    _exit(rc == 0 ? 0 : 1);
-}
-
 static void shard_snap__start(struct node *n, struct shard *s) {
-    char path[NODE_PATH_BYTES + 64];
-    shard_snap__path(n, s, path, sizeof(path));
     s->snap_meta = (struct raft_snapshot_meta){.index = s->applied,
                                                .term = raft_term_at(s->raft, s->applied),
                                                .conf = *raft_conf(s->raft)};
     s->snap_meta_bytes = s->applied_bytes;
     s->snap_started_ms = node_mono_ms(n);
-    if (n->snapshot_inline) {
-        char err[256] = "";
-        if (shard_snap__write(n, s, &s->snap_meta, path, err, sizeof(err)) != 0) {
-            shard_snap__failed(n, s, err);
+    struct shard_snap_job *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        shard_snap__failed(n, s, "out of memory");
+        return;
+    }
+    j->io = &n->io;
+    j->group = s->group;
+    j->meta = s->snap_meta;
+    j->size = kv_snapshot_size(s->kv);
+    snprintf(j->dir, sizeof(j->dir), "%s", n->cfg.dir);
+    shard_snap__path(n, s, j->path, sizeof(j->path));
+    atomic_init(&j->cancel, false);
+    atomic_init(&j->state, SHARD_SNAP__RUNNING);
+    uint64_t before = node_mono_ms(n);
+    if (kv_walk_begin(s->kv, s->applied, !n->snapshot_inline, &j->walk) != KV_OK) {
+        free(j);
+        shard_snap__failed(n, s, "out of memory (the walk's bitmap)");
+        return;
+    }
+    s->snap_job = j;
+    if (!n->snapshot_inline) {
+        j->threaded = true;
+        int rc = pthread_create(&j->thread, NULL, shard_snap__thread, j);
+        if (rc != 0) {
+            j->threaded = false;
+            shard_snap__job_free(s);
+            char why[128];
+            snprintf(why, sizeof(why), "cannot start the writer thread: %s", strerror(rc));
+            shard_snap__failed(n, s, why);
             return;
         }
-        shard_snap__written(n, s);
-        return;
     }
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        shard_snap__failed(n, s, strerror(errno));
-        return;
-    }
-    uint64_t before = node_mono_ms(n);
-    pid_t pid = fork();
-    if (pid > 0) s->snap_fork_ms = node_mono_ms(n) - before;
-    if (pid < 0) {
-        int e = errno;
-        close(fds[0]);
-        close(fds[1]);
-        char why[128];
-        snprintf(why, sizeof(why), "fork failed: %s", strerror(e));
-        shard_snap__failed(n, s, why);
-        return;
-    }
-    if (pid == 0) shard_snap__child(n, s, fds[1], path);
-    close(fds[1]);
-    s->snap_child = pid;
-    kv_pause_resize(s->kv, true); /* rehashing would copy every page the child shares */
-    s->snap_err_fd = fds[0];
+    s->snap_begin_ms = node_mono_ms(n) - before;
 }
 
 void shard_snap_maybe(struct node *n, struct shard *s) {
@@ -461,12 +493,12 @@ void shard_snap_maybe(struct node *n, struct shard *s) {
         shard_snap__compact(n, s, &ref, s->snap_next_bytes);
         return;
     }
-    if (s->snap_child != 0 || s->in_ready || !shard_snap__due(n, s)) return;
+    if (s->snap_job != NULL || s->in_ready || !shard_snap__due(n, s)) return;
     if (s->snap_failures_row > 0 && node_mono_ms(n) < s->snap_retry_at_ms) return;
-    /* One writer per node at a time: each is a fork, and several at once
-     * would multiply the copy-on-write memory and the disk bandwidth. */
+    /* One writer per node at a time: several at once would share the disk
+     * bandwidth and a core between them and finish no sooner. */
     for (uint32_t i = 0; i < n->n_local; i++) {
-        if (n->local[i]->snap_child != 0) return;
+        if (n->local[i]->snap_job != NULL) return;
     }
     shard_snap__start(n, s);
 }
@@ -475,6 +507,5 @@ void shard_snap_close(struct node *n, struct shard *s) {
     shard_snap__close_ref(n, &s->snap_ref);
     shard_snap__close_ref(n, &s->snap_next);
     shard_snap__recv_abort(n, s);
-    if (s->snap_err_fd >= 0) close(s->snap_err_fd);
-    s->snap_err_fd = -1;
+    shard_snap__stop_writer(s);
 }

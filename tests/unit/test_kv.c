@@ -6,6 +6,7 @@
  * Built with -DKV_TEST_MEM_ONLY (target build/kv-mem, release flags) it runs
  * only the memory measurement, with KV_TEST_MEM_KEYS keys. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -1728,6 +1729,242 @@ TEST(list_deque_grows_and_shrinks_at_both_ends) {
     kv_destroy(kv);
 }
 
+/* ---- Snapshots written while the keyspace changes (kv_walk) ---- */
+
+/* One random change: writes of new and existing keys (values that fit in
+ * place and values that do not), deletions, expiries set and cleared,
+ * renames onto new and existing keys, and now and then a flush. */
+/* A change to the hash, set or list at k (or WRONGTYPE, or nothing). */
+static void walk_change_coll(struct kv *kv, struct rand *rng, const char *k, size_t n,
+                             const char *v, uint32_t vl) {
+    static const uint8_t types[3] = {KV_TYPE_HASH, KV_TYPE_SET, KV_TYPE_LIST};
+    uint8_t type = types[rand_below(rng, 3)];
+    struct kv_coll *c = NULL;
+    if (kv_coll_open(kv, k, n, T0, type, true, &c) != KV_OK) return;
+    char f[16];
+    int fl = snprintf(f, sizeof(f), "f%u", (unsigned)rand_below(rng, 20));
+    bool add = rand_below(rng, 3) != 0;
+    int rc = KV_OK;
+    if (type == KV_TYPE_LIST && add) {
+        rc = kv_list_push(kv, c, rand_below(rng, 2), v, vl);
+    } else if (type == KV_TYPE_LIST && kv_coll_count(c) > 0) {
+        kv_list_pop(kv, c, rand_below(rng, 2));
+    } else if (add) {
+        rc = kv_coll_put(kv, c, f, (size_t)fl, v, type == KV_TYPE_HASH ? vl : 0, 0, NULL);
+    } else if (type != KV_TYPE_LIST) {
+        rc = kv_coll_remove(kv, c, f, (size_t)fl);
+    }
+    (void)rc;
+    kv_coll_close(kv, k, n, c);
+}
+
+static void walk_change(struct kv *kv, struct rand *rng, uint32_t keys) {
+    char k[32], d[32], v[600];
+    int rc = KV_OK; /* any outcome will do: the walk must hold the start */
+    int n = snprintf(k, sizeof(k), "key:%u", (unsigned)rand_below(rng, keys * 2));
+    uint32_t vl = (uint32_t)rand_below(rng, 8) == 0 ? 300 + (uint32_t)rand_below(rng, 300)
+                                                      : (uint32_t)rand_below(rng, 24);
+    for (uint32_t i = 0; i < vl; i++) v[i] = (char)('a' + rand_below(rng, 26));
+    switch (rand_below(rng, 1300) / 100) {
+    case 10:
+    case 11:
+    case 12: /* hashes, sets, lists: their elements change, not their entry */
+        walk_change_coll(kv, rng, k, (size_t)n, v, vl);
+        break;
+    case 0:
+    case 1:
+    case 2:
+        rc = kv_set(kv, k, (size_t)n, v, vl, KV_NO_EXPIRY, 0, T0);
+        break;
+    case 3:
+        rc = kv_set(kv, k, (size_t)n, v, vl, T0 + 1000 + (int64_t)rand_below(rng, 9), 0, T0);
+        break;
+    case 4:
+    case 5:
+        rc = kv_delete(kv, k, (size_t)n, T0);
+        break;
+    case 6:
+        rc = kv_expire_set(kv, k, (size_t)n, T0, T0 + (int64_t)rand_below(rng, 5000));
+        break;
+    case 7:
+        rc = kv_expire_clear(kv, k, (size_t)n, T0);
+        break;
+    case 8: {
+        int m = snprintf(d, sizeof(d), "key:%u", (unsigned)rand_below(rng, keys * 2));
+        rc = kv_rename(kv, k, (size_t)n, d, (size_t)m, T0, 0);
+        break;
+    }
+    default:
+        if (rand_below(rng, 400) == 0) {
+            kv_flush(kv);
+        } else {
+            rc = kv_delete_if_expired(kv, k, (size_t)n, T0 + 2500);
+        }
+        break;
+    }
+    (void)rc;
+}
+
+static struct kv *walk_sample(uint64_t seed, struct rand *rng, uint32_t keys) {
+    struct kv *kv = new_kv(seed);
+    for (uint32_t i = 0; i < keys; i++) {
+        char k[32];
+        int n = snprintf(k, sizeof(k), "key:%u", (unsigned)i);
+        int64_t exp = rand_below(rng, 4) == 0 ? T0 + (int64_t)rand_below(rng, 5000) : KV_NO_EXPIRY;
+        if (kv_set(kv, k, (size_t)n, k, (size_t)n, exp, 0, T0) != KV_OK) {
+            kv_destroy(kv);
+            return NULL;
+        }
+        if (i % 8 == 0) { /* a hash, a set or a list of a few elements instead */
+            (void)kv_delete(kv, k, (size_t)n, T0);
+            for (int j = 0; j < 12; j++) walk_change_coll(kv, rng, k, (size_t)n, "x", 1);
+        }
+    }
+    return kv;
+}
+
+static bool walk_loads_as(const struct sink *s, uint64_t digest, uint64_t count) {
+    struct kv_config c;
+    kv_config_default(&c);
+    struct kv *back = NULL;
+    char err[200] = "";
+    uint64_t index = 0;
+    if (kv_snapshot_load_buffer(&c, s->p, s->len, &back, &index, err, sizeof(err)) != KV_OK) {
+        fprintf(stderr, "walk: the snapshot does not load: %s\n", err);
+        return false;
+    }
+    bool same = kv_digest(back) == digest && kv_count(back) == count && index == 77;
+    kv_destroy(back);
+    return same;
+}
+
+/* Steps of a few buckets with random changes between them, on tables
+ * caught in every state (settled, mid-resize): the snapshot loads and holds
+ * exactly the keyspace of the walk's start. */
+TEST(snapshot_walk_holds_the_start_while_the_keyspace_changes) {
+    uint32_t resizing = 0;
+    for (uint64_t seed = 1; seed <= 60; seed++) {
+        struct rand rng;
+        rand_seed(&rng, seed);
+        uint32_t keys = 1 + (uint32_t)rand_below(&rng, 3000);
+        struct kv *kv = walk_sample(seed, &rng, keys);
+        CHECK(kv != NULL);
+        struct kv_stats st;
+        kv_stats(kv, &st);
+        resizing += st.rehashing;
+        uint64_t digest = kv_digest(kv), count = kv_count(kv);
+        struct sink s = {.fail_at = -1};
+        struct kv_walk *w = NULL;
+        CHECK(kv_walk_begin(kv, 77, false, &w) == KV_OK);
+        bool done = false;
+        while (!done) {
+            uint32_t changes = (uint32_t)rand_below(&rng, 6);
+            for (uint32_t i = 0; i < changes; i++) walk_change(kv, &rng, keys);
+            CHECK(kv_walk_step(w, 1 + (uint32_t)rand_below(&rng, 4), sink_write, &s, &done) ==
+                  KV_OK);
+        }
+        kv_walk_end(kv, w);
+        CHECK(s.chunk_max <= KV_SNAPSHOT_CHUNK_BYTES);
+        CHECK(walk_loads_as(&s, digest, count));
+        for (int i = 0; i < 200; i++) walk_change(kv, &rng, keys); /* resizes resume */
+        kv_destroy(kv);
+        free(s.p);
+    }
+    CHECK(resizing > 0); /* some walks began mid-resize */
+}
+
+/* Only elements change during the walk (hashes, sets and lists grow and
+ * shrink in place; their keys' entries stay): the snapshot still holds
+ * every collection as it was at the start. */
+TEST(snapshot_walk_holds_collections_at_the_start) {
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        struct rand rng;
+        rand_seed(&rng, seed + 1000);
+        uint32_t keys = 1 + (uint32_t)rand_below(&rng, 400);
+        struct kv *kv = new_kv(seed);
+        CHECK(kv != NULL);
+        for (uint32_t i = 0; i < keys * 20; i++) {
+            char k[32];
+            int n = snprintf(k, sizeof(k), "c:%u", (unsigned)rand_below(&rng, keys));
+            walk_change_coll(kv, &rng, k, (size_t)n, "start", 5);
+        }
+        uint64_t digest = kv_digest(kv), count = kv_count(kv);
+        struct sink s = {.fail_at = -1};
+        struct kv_walk *w = NULL;
+        CHECK(kv_walk_begin(kv, 77, false, &w) == KV_OK);
+        bool done = false;
+        while (!done) {
+            for (uint32_t i = 0; i < 4; i++) {
+                char k[32];
+                int n = snprintf(k, sizeof(k), "c:%u", (unsigned)rand_below(&rng, keys));
+                walk_change_coll(kv, &rng, k, (size_t)n, "changed", 7);
+            }
+            CHECK(kv_walk_step(w, 1, sink_write, &s, &done) == KV_OK);
+        }
+        kv_walk_end(kv, w);
+        CHECK(walk_loads_as(&s, digest, count));
+        kv_destroy(kv);
+        free(s.p);
+    }
+}
+
+struct walk_thread {
+    struct kv_walk *w;
+    struct sink s;
+    int rc;
+};
+
+static void *walk_thread_run(void *arg) {
+    struct walk_thread *t = arg;
+    bool done = false;
+    while (t->rc == KV_OK && !done) t->rc = kv_walk_step(t->w, 16, sink_write, &t->s, &done);
+    kv_walk_cancel(t->w);
+    return NULL;
+}
+
+/* The same with the writer on its own thread, as the node runs it. */
+TEST(snapshot_walk_on_a_thread) {
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        struct rand rng;
+        rand_seed(&rng, seed + 100);
+        uint32_t keys = 50000;
+        struct kv *kv = walk_sample(seed, &rng, keys);
+        CHECK(kv != NULL);
+        uint64_t digest = kv_digest(kv), count = kv_count(kv);
+        struct walk_thread t = {.s = {.fail_at = -1}, .rc = KV_OK};
+        CHECK(kv_walk_begin(kv, 77, true, &t.w) == KV_OK);
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, walk_thread_run, &t) == 0);
+        for (int i = 0; i < 100000; i++) walk_change(kv, &rng, keys);
+        CHECK(pthread_join(th, NULL) == 0);
+        CHECK(t.rc == KV_OK);
+        kv_walk_end(kv, t.w);
+        CHECK(walk_loads_as(&t.s, digest, count));
+        kv_destroy(kv);
+        free(t.s.p);
+    }
+}
+
+/* A writer that fails mid-way: the step says so, and the walk ends. */
+TEST(snapshot_walk_write_failure) {
+    struct rand rng;
+    rand_seed(&rng, 9);
+    struct kv *kv = walk_sample(9, &rng, 20000);
+    CHECK(kv != NULL);
+    struct sink s = {.fail_at = 3};
+    struct kv_walk *w = NULL;
+    CHECK(kv_walk_begin(kv, 77, false, &w) == KV_OK);
+    bool done = false;
+    int rc = KV_OK;
+    while (rc == KV_OK && !done) rc = kv_walk_step(w, 64, sink_write, &s, &done);
+    CHECK(rc == KV_EIO && !done);
+    CHECK(kv_walk_step(w, 64, sink_write, &s, &done) == KV_EIO);
+    kv_walk_end(kv, w);
+    walk_change(kv, &rng, 20000);
+    kv_destroy(kv);
+    free(s.p);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(siphash_matches_reference_vectors),
@@ -1742,6 +1979,10 @@ int main(void) {
         TEST_ENTRY(random_key_is_quick_when_sparse_and_fair_when_settled),
         TEST_ENTRY(snapshot_round_trip),
         TEST_ENTRY(snapshot_load_keeps_the_table_sized),
+        TEST_ENTRY(snapshot_walk_holds_the_start_while_the_keyspace_changes),
+        TEST_ENTRY(snapshot_walk_holds_collections_at_the_start),
+        TEST_ENTRY(snapshot_walk_on_a_thread),
+        TEST_ENTRY(snapshot_walk_write_failure),
         TEST_ENTRY(snapshot_corruption_is_detected_at_every_byte),
         TEST_ENTRY(limits_and_bad_input),
         TEST_ENTRY(paused_resize_waits_for_the_forced_ratio),
