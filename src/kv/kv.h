@@ -1,6 +1,6 @@
 /* kv.h: the keyspace, one shard's replicated state machine. Binary-safe keys
- * map to typed values (only strings today; the type tag leaves room for the
- * others), each with an optional absolute expiry in milliseconds. It is pure:
+ * map to typed values (strings, hashes, sets, lists), each with an optional
+ * absolute expiry in milliseconds. It is pure:
  * no I/O, no clock, no globals; time is a value passed in (the timestamp the
  * leader stamped on the log entry being applied), randomness comes from a
  * generator passed in. See docs/kv.md.
@@ -91,7 +91,7 @@ enum kv_err {
     KV_ECORRUPT = -7,   /* snapshot: corrupt (the message names the offset) */
     KV_EVERSION = -8,   /* snapshot: unknown format version */
     KV_EIO = -9,        /* snapshot: the read or write callback failed */
-    KV_EWRONGTYPE = -10 /* the key holds another type (for the types to come) */
+    KV_EWRONGTYPE = -10 /* the key holds another type */
 };
 const char *kv_strerror(int err);
 
