@@ -48,7 +48,8 @@ CMD_FN(cmd_strlen) {
     (void)argc;
     struct kv_item it;
     bool found;
-    if (cmd__get_item(env, &argv[1], &it, &found, out)) resp_write_int(out, found ? it.value_len : 0);
+    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    resp_write_int(out, found ? it.value_len : 0);
 }
 
 CMD_FN(cmd_mget) {

@@ -189,7 +189,8 @@ static const struct kv_entry *kv__lookup(const struct kv *kv, const void *key, s
                                          int64_t now_ms) {
     assert(key != NULL || key_len == 0);
     if (key_len > kv->config.key_bytes_max) return NULL;
-    const struct kv_entry *e = kv_dict_lookup(&kv->dict, kv_dict_hash(&kv->dict, key, key_len), key, key_len);
+    uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
+    const struct kv_entry *e = kv_dict_lookup(&kv->dict, hash, key, key_len);
     if (e == NULL || kv_entry_expired(e, now_ms)) return NULL;
     return e;
 }
@@ -461,7 +462,9 @@ int kv_expire_clear(struct kv *kv, const void *key, size_t key_len, int64_t now_
 /* Removes dst (live or expired) if present. */
 static void kv__drop(struct kv *kv, const void *key, size_t key_len, uint64_t hash) {
     struct kv_pos pos = {NULL, 0};
-    if (kv_dict_find(&kv->dict, hash, key, key_len, &pos)) kv_entry_free(kv, kv_dict_unlink(&kv->dict, pos));
+    if (kv_dict_find(&kv->dict, hash, key, key_len, &pos)) {
+        kv_entry_free(kv, kv_dict_unlink(&kv->dict, pos));
+    }
 }
 
 int kv_rename(struct kv *kv, const void *src, size_t src_len, const void *dst, size_t dst_len,

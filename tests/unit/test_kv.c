@@ -970,7 +970,8 @@ static bool put_elem(struct kv *kv, const char *key, uint8_t type, const char *f
 static bool push_item(struct kv *kv, const char *key, const char *item) {
     struct kv_coll *c = NULL;
     if (kv_coll_open(kv, key, strlen(key), 0, KV_TYPE_LIST, true, &c) != KV_OK) return false;
-    return kv_list_push(kv, c, false, item, strlen(item) + (item[0] == 'i' && item[1] == 0 ? 1 : 0)) == KV_OK;
+    size_t len = strlen(item) + (item[0] == 'i' && item[1] == 0 ? 1 : 0); /* "i\0" */
+    return kv_list_push(kv, c, false, item, len) == KV_OK;
 }
 
 static struct kv *snapshot_sample(uint64_t seed, size_t big) {
@@ -983,7 +984,8 @@ static struct kv *snapshot_sample(uint64_t seed, size_t big) {
               kv_set(kv, "expired", 7, "x", 1, T0 - 5, 0, 0) == KV_OK &&
               kv_set(kv, "big", 3, v, big, T0 + 9, 0, 0) == KV_OK &&
               kv_set(kv, "n", 1, "1", 1, 0, 0, 0) == KV_OK &&
-              put_elem(kv, "h", KV_TYPE_HASH, "f1", "v1") && put_elem(kv, "h", KV_TYPE_HASH, "", "") &&
+              put_elem(kv, "h", KV_TYPE_HASH, "f1", "v1") &&
+              put_elem(kv, "h", KV_TYPE_HASH, "", "") &&
               put_elem(kv, "h", KV_TYPE_HASH, "f\0\r", "\0") &&
               put_elem(kv, "s", KV_TYPE_SET, "m1", "") && put_elem(kv, "s", KV_TYPE_SET, "", "") &&
               push_item(kv, "l", "i1") && push_item(kv, "l", "") && push_item(kv, "l", "i\0") &&
