@@ -1,5 +1,5 @@
 # kv.mk: the keyspace (src/kv/) and its unit test.
-KV_SRC := src/kv/kv.c src/kv/kv_dict.c src/kv/kv_glob.c src/kv/kv_snapshot.c
+KV_SRC := src/kv/kv.c src/kv/kv_coll.c src/kv/kv_dict.c src/kv/kv_glob.c src/kv/kv_list.c src/kv/kv_snapshot.c
 
 $(BUILD)/test/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUILD)/test
 	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC)
@@ -21,3 +21,13 @@ $(BUILD)/canary/KV_WALK_NO_TOUCH/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_
 
 TEST_DEPS += $(BUILD)/canary/KV_WALK_NO_TOUCH/test_kv
 EXTRA_CHECKS += scripts/kv-canary.sh
+
+# Canary: a collection's elements changed without writing its key's bucket
+# into a snapshot walk first (scripts/kv-coll-canary.sh).
+$(BUILD)/canary/KV_COLL_NO_TOUCH/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_KV_COLL_NO_TOUCH -Itests/unit -o $@ tests/unit/test_kv.c \
+		$(KV_SRC) $(UTIL_SRC)
+
+TEST_DEPS += $(BUILD)/canary/KV_COLL_NO_TOUCH/test_kv
+EXTRA_CHECKS += scripts/kv-coll-canary.sh

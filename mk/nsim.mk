@@ -4,7 +4,7 @@
 NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c \
             src/node/node_core.c src/node/shard.c src/node/shard_snap.c src/node/snapshot.c \
             src/node/config.c src/node/cluster_cmds.c src/cluster/slot.c src/cluster/map.c \
-            src/cmd/cmd.c src/cmd/cmd_string.c src/cmd/cmd_keys.c src/cmd/cmd_multi.c $(wildcard src/kv/*.c) \
+            $(CMD_SRC) $(wildcard src/kv/*.c) \
             src/resp/resp.c src/wal/wal.c src/peer/peer_codec.c $(RAFT_SRC) $(UTIL_SRC) \
             $(CHECK_SRC)
 NSIM_SEEDS ?= 300

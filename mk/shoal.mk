@@ -5,7 +5,7 @@ NODE_SRC := src/node/node.c src/node/node_core.c src/node/shard.c src/node/shard
             src/node/info.c src/cluster/slot.c src/cluster/map.c \
             src/node/config.c src/node/demo.c src/node/main.c
 NODE_SRC += $(BENCH_SRC)
-SHOAL_ALL := $(NODE_SRC) src/cmd/cmd.c src/cmd/cmd_string.c src/cmd/cmd_keys.c src/cmd/cmd_multi.c \
+SHOAL_ALL := $(NODE_SRC) $(CMD_SRC) \
              $(wildcard src/kv/*.c) src/resp/resp.c src/wal/wal.c src/io/io_posix.c \
              src/peer/peer_codec.c $(RAFT_SRC) $(UTIL_SRC)
 SHOAL_LIBS := -luv -lm -lpthread

@@ -38,6 +38,59 @@ const struct cmd_def cmd_table[] = {
     {"setnx", cmd_setnx, 3, W | F, 1, 1, 1, "string", "Set the value of a key, only if the key does not exist", "1.0.0"},
     {"setrange", cmd_setrange, 4, W, 1, 1, 1, "string", "Overwrite part of a string at key starting at the specified offset", "2.2.0"},
     {"strlen", cmd_strlen, 2, R | F, 1, 1, 1, "string", "Get the length of the value stored in a key", "2.2.0"},
+    /* hashes */
+    {"hdel", cmd_hdel, -3, W | F, 1, 1, 1, "hash", "Delete one or more hash fields", "2.0.0"},
+    {"hexists", cmd_hexists, 3, R | F, 1, 1, 1, "hash", "Determine if a hash field exists", "2.0.0"},
+    {"hget", cmd_hget, 3, R | F, 1, 1, 1, "hash", "Get the value of a hash field", "2.0.0"},
+    {"hgetall", cmd_hgetall, 2, R, 1, 1, 1, "hash", "Get all the fields and values in a hash", "2.0.0"},
+    {"hincrby", cmd_hincrby, 4, W | F, 1, 1, 1, "hash", "Increment the integer value of a hash field by the given number", "2.0.0"},
+    {"hincrbyfloat", cmd_hincrbyfloat, 4, W | F, 1, 1, 1, "hash", "Increment the float value of a hash field by the given amount", "2.6.0"},
+    {"hkeys", cmd_hkeys, 2, R, 1, 1, 1, "hash", "Get all the fields in a hash", "2.0.0"},
+    {"hlen", cmd_hlen, 2, R | F, 1, 1, 1, "hash", "Get the number of fields in a hash", "2.0.0"},
+    {"hmget", cmd_hmget, -3, R | F, 1, 1, 1, "hash", "Get the values of all the given hash fields", "2.0.0"},
+    {"hmset", cmd_hmset, -4, W | F, 1, 1, 1, "hash", "Set multiple hash fields to multiple values", "2.0.0"},
+    {"hrandfield", cmd_hrandfield, -2, R, 1, 1, 1, "hash", "Get one or multiple random fields from a hash", "6.2.0"},
+    {"hscan", cmd_hscan, -3, R, 1, 1, 1, "hash", "Incrementally iterate hash fields and associated values", "2.8.0"},
+    {"hset", cmd_hset, -4, W | F, 1, 1, 1, "hash", "Set the string value of a hash field", "2.0.0"},
+    {"hsetnx", cmd_hsetnx, 4, W | F, 1, 1, 1, "hash", "Set the value of a hash field, only if the field does not exist", "2.0.0"},
+    {"hstrlen", cmd_hstrlen, 3, R | F, 1, 1, 1, "hash", "Get the length of the value of a hash field", "3.2.0"},
+    {"hvals", cmd_hvals, 2, R, 1, 1, 1, "hash", "Get all the values in a hash", "2.0.0"},
+    /* lists */
+    {"lindex", cmd_lindex, 3, R, 1, 1, 1, "list", "Get an element from a list by its index", "1.0.0"},
+    {"linsert", cmd_linsert, 5, W, 1, 1, 1, "list", "Insert an element before or after another element in a list", "2.2.0"},
+    {"llen", cmd_llen, 2, R | F, 1, 1, 1, "list", "Get the length of a list", "1.0.0"},
+    {"lmove", cmd_lmove, 5, W, 1, 2, 1, "list", "Pop an element from a list, push it to another list and return it", "6.2.0"},
+    {"lmpop", cmd_lmpop, -4, W | CMD_NUMKEYS, 1, 1, 1, "list", "Pop elements from a list", "7.0.0"},
+    {"lpop", cmd_lpop, -2, W | F, 1, 1, 1, "list", "Remove and get the first elements in a list", "1.0.0"},
+    {"lpos", cmd_lpos, -3, R, 1, 1, 1, "list", "Return the index of matching elements on a list", "6.0.6"},
+    {"lpush", cmd_lpush, -3, W | F, 1, 1, 1, "list", "Prepend one or multiple elements to a list", "1.0.0"},
+    {"lpushx", cmd_lpushx, -3, W | F, 1, 1, 1, "list", "Prepend an element to a list, only if the list exists", "2.2.0"},
+    {"lrange", cmd_lrange, 4, R, 1, 1, 1, "list", "Get a range of elements from a list", "1.0.0"},
+    {"lrem", cmd_lrem, 4, W, 1, 1, 1, "list", "Remove elements from a list", "1.0.0"},
+    {"lset", cmd_lset, 4, W, 1, 1, 1, "list", "Set the value of an element in a list by its index", "1.0.0"},
+    {"ltrim", cmd_ltrim, 4, W, 1, 1, 1, "list", "Trim a list to the specified range", "1.0.0"},
+    {"rpop", cmd_rpop, -2, W | F, 1, 1, 1, "list", "Remove and get the last elements in a list", "1.0.0"},
+    {"rpoplpush", cmd_rpoplpush, 3, W, 1, 2, 1, "list", "Remove the last element in a list, prepend it to another list and return it", "1.2.0"},
+    {"rpush", cmd_rpush, -3, W | F, 1, 1, 1, "list", "Append one or multiple elements to a list", "1.0.0"},
+    {"rpushx", cmd_rpushx, -3, W | F, 1, 1, 1, "list", "Append an element to a list, only if the list exists", "2.2.0"},
+    /* sets */
+    {"sadd", cmd_sadd, -3, W | F, 1, 1, 1, "set", "Add one or more members to a set", "1.0.0"},
+    {"scard", cmd_scard, 2, R | F, 1, 1, 1, "set", "Get the number of members in a set", "1.0.0"},
+    {"sdiff", cmd_sdiff, -2, R, 1, -1, 1, "set", "Subtract multiple sets", "1.0.0"},
+    {"sdiffstore", cmd_sdiffstore, -3, W, 1, -1, 1, "set", "Subtract multiple sets and store the resulting set in a key", "1.0.0"},
+    {"sinter", cmd_sinter, -2, R, 1, -1, 1, "set", "Intersect multiple sets", "1.0.0"},
+    {"sintercard", cmd_sintercard, -3, R | CMD_NUMKEYS, 1, 1, 1, "set", "Intersect multiple sets and return the cardinality of the result", "7.0.0"},
+    {"sinterstore", cmd_sinterstore, -3, W, 1, -1, 1, "set", "Intersect multiple sets and store the resulting set in a key", "1.0.0"},
+    {"sismember", cmd_sismember, 3, R | F, 1, 1, 1, "set", "Determine if a given value is a member of a set", "1.0.0"},
+    {"smembers", cmd_smembers, 2, R, 1, 1, 1, "set", "Get all the members in a set", "1.0.0"},
+    {"smismember", cmd_smismember, -3, R | F, 1, 1, 1, "set", "Returns the membership associated with the given elements for a set", "6.2.0"},
+    {"smove", cmd_smove, 4, W | F, 1, 2, 1, "set", "Move a member from one set to another", "1.0.0"},
+    {"spop", cmd_spop, -2, W | F, 1, 1, 1, "set", "Remove and return one or multiple random members from a set", "1.0.0"},
+    {"srandmember", cmd_srandmember, -2, R, 1, 1, 1, "set", "Get one or multiple random members from a set", "1.0.0"},
+    {"srem", cmd_srem, -3, W | F, 1, 1, 1, "set", "Remove one or more members from a set", "1.0.0"},
+    {"sscan", cmd_sscan, -3, R, 1, 1, 1, "set", "Incrementally iterate Set elements", "2.6.0"},
+    {"sunion", cmd_sunion, -2, R, 1, -1, 1, "set", "Add multiple sets", "1.0.0"},
+    {"sunionstore", cmd_sunionstore, -3, W, 1, -1, 1, "set", "Add multiple sets and store the resulting set in a key", "1.0.0"},
     /* keys */
     {"del", cmd_del, -2, W, 1, -1, 1, "generic", "Delete a key", "1.0.0"},
     {"exists", cmd_exists, -2, R | F, 1, -1, 1, "generic", "Determine if a key exists", "1.0.0"},
@@ -80,6 +133,7 @@ const struct cmd_def cmd_table[] = {
     {"publish", NULL, 3, N | F, 0, 0, 0, "pubsub", "Post a message to a channel", "2.0.0"},
     {"spublish", NULL, 3, N | F, 1, 1, 1, "pubsub", "Post a message to a shard channel", "7.0.0"},
     {"pubsub", NULL, -2, N, 0, 0, 0, "pubsub", "A container for Pub/Sub commands", "2.8.0"},
+    {"memory", cmd_memory, -2, R, 2, 2, 1, "server", "A container for memory diagnostics commands (USAGE only)", "4.0.0"},
     /* answered by the node */
     {"asking", NULL, 1, N | F, 0, 0, 0, "cluster", "Sent by cluster clients after an -ASK redirect", "3.0.0"},
     {"client", NULL, -2, N, 0, 0, 0, "connection", "A container for client connection commands", "2.4.0"},
@@ -146,6 +200,13 @@ void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *a
         cmd_multi_keys(argc, argv, cb, ctx);
         return;
     }
+    if (def->flags & CMD_NUMKEYS) {
+        int64_t numkeys = 0;
+        uint32_t at = (uint32_t)def->first_key;
+        if (at >= argc || !cmd_parse_i64(argv[at].data, argv[at].len, &numkeys)) return;
+        for (int64_t i = 0; i < numkeys && at + 1 + i < argc; i++) cb(ctx, &argv[at + 1 + i]);
+        return;
+    }
     int64_t last = def->last_key < 0 ? (int64_t)argc + def->last_key : def->last_key;
     for (int64_t i = def->first_key; i <= last && i < (int64_t)argc; i += def->key_step) {
         cb(ctx, &argv[i]);
@@ -162,9 +223,12 @@ void cmd_reply_kv_error(struct resp_out *out, int err) {
     case KV_ETOOBIG: resp_write_errorf(out, "%s", CMD_ERR_TOO_BIG); break;
     case KV_EFULL: resp_write_errorf(out, "OOM command not allowed: the keyspace is full"); break;
     case KV_ENOMEM: resp_write_errorf(out, "OOM command not allowed when used memory > 'maxmemory'."); break;
+    case KV_EWRONGTYPE: cmd_reply_wrongtype(out); break;
     default: resp_write_errorf(out, "ERR %s", kv_strerror(err)); break;
     }
 }
+
+void cmd_reply_wrongtype(struct resp_out *out) { resp_write_errorf(out, "%s", CMD_ERR_WRONGTYPE); }
 
 bool cmd_parse_i64(const char *s, size_t len, int64_t *out) {
     if (len == 0 || len > 20) return false;

@@ -32,6 +32,7 @@ enum cmd_flags {
     CMD_NOSCRIPT = 1 << 5,
     CMD_LOADING = 1 << 6,  /* allowed while loading (COMMAND INFO) */
     CMD_STALE = 1 << 7,    /* allowed with stale data (COMMAND INFO) */
+    CMD_NUMKEYS = 1 << 8,  /* argv[first_key] is a key count, the keys follow it */
 };
 
 struct cmd_env;
@@ -78,7 +79,8 @@ void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *a
 struct cmd_env {
     struct kv *kv;
     int64_t now_ms;       /* the entry's timestamp (writes) or the clock (reads) */
-    struct rand *rng;     /* RANDOMKEY; NULL where nothing random may happen */
+    struct rand *rng;     /* reads only (RANDOMKEY, SRANDMEMBER): replicas differ */
+    uint64_t seed;        /* writes: the same on every replica for one log entry (SPOP) */
     uint64_t bulk_max;    /* proto-max-bulk-len: largest string a command may build */
 };
 

@@ -7,6 +7,7 @@
 #define CMD_ERR_SYNTAX "ERR syntax error"
 #define CMD_ERR_NOT_INT "ERR value is not an integer or out of range"
 #define CMD_ERR_NOT_FLOAT "ERR value is not a valid float"
+#define CMD_ERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
 #define CMD_ERR_TOO_BIG "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 
 #define CMD_FN(name)                                                                   \
@@ -60,10 +61,131 @@ CMD_FN(cmd_expiretime);
 CMD_FN(cmd_pexpiretime);
 CMD_FN(cmd_persist);
 CMD_FN(cmd_dbsize);
+CMD_FN(cmd_memory);
 CMD_FN(cmd_flushdb);
+
+/* hashes (cmd_hash.c) */
+CMD_FN(cmd_hset);
+CMD_FN(cmd_hsetnx);
+CMD_FN(cmd_hmset);
+CMD_FN(cmd_hget);
+CMD_FN(cmd_hmget);
+CMD_FN(cmd_hdel);
+CMD_FN(cmd_hlen);
+CMD_FN(cmd_hstrlen);
+CMD_FN(cmd_hexists);
+CMD_FN(cmd_hkeys);
+CMD_FN(cmd_hvals);
+CMD_FN(cmd_hgetall);
+CMD_FN(cmd_hincrby);
+CMD_FN(cmd_hincrbyfloat);
+CMD_FN(cmd_hrandfield);
+CMD_FN(cmd_hscan);
+
+/* sets (cmd_set.c) */
+CMD_FN(cmd_sadd);
+CMD_FN(cmd_srem);
+CMD_FN(cmd_scard);
+CMD_FN(cmd_sismember);
+CMD_FN(cmd_smismember);
+CMD_FN(cmd_smembers);
+CMD_FN(cmd_srandmember);
+CMD_FN(cmd_spop);
+CMD_FN(cmd_smove);
+CMD_FN(cmd_sinter);
+CMD_FN(cmd_sintercard);
+CMD_FN(cmd_sunion);
+CMD_FN(cmd_sdiff);
+CMD_FN(cmd_sinterstore);
+CMD_FN(cmd_sunionstore);
+CMD_FN(cmd_sdiffstore);
+CMD_FN(cmd_sscan);
+
+/* lists (cmd_list.c) */
+CMD_FN(cmd_lpush);
+CMD_FN(cmd_rpush);
+CMD_FN(cmd_lpushx);
+CMD_FN(cmd_rpushx);
+CMD_FN(cmd_lpop);
+CMD_FN(cmd_rpop);
+CMD_FN(cmd_llen);
+CMD_FN(cmd_lrange);
+CMD_FN(cmd_lindex);
+CMD_FN(cmd_lset);
+CMD_FN(cmd_linsert);
+CMD_FN(cmd_lrem);
+CMD_FN(cmd_ltrim);
+CMD_FN(cmd_lpos);
+CMD_FN(cmd_lmove);
+CMD_FN(cmd_rpoplpush);
+CMD_FN(cmd_lmpop);
+
+/* SCAN's options, and those of HSCAN and SSCAN (cmd_keys.c) */
+struct cmd_scan_options {
+    int64_t count;
+    const struct resp_arg *match; /* NULL: every element */
+    const struct resp_arg *type;  /* SCAN TYPE, or NULL */
+};
+/* Parses argv[from..] as Redis 7.0's scanGenericCommand(); false after
+ * replying an error. */
+bool cmd_parse_scan_options(uint32_t argc, const struct resp_arg *argv, uint32_t from,
+                            bool allow_type, struct cmd_scan_options *opt, struct resp_out *out);
+/* Redis's parseScanCursorOrReply(): strtoull of the whole argument. */
+bool cmd_parse_cursor(const struct resp_arg *arg, uint64_t *cursor);
+/* A SCAN reply's head: the array of 2 and the next cursor; the caller
+ * writes the elements' array. */
+void cmd_reply_cursor(struct resp_out *out, uint64_t next);
+
+/* Redis's string2ld() and ld2string(LD_STR_HUMAN) (cmd_string.c). */
+bool cmd_parse_ld(const char *s, size_t len, long double *out);
+int cmd_format_ld(char *buf, size_t cap, long double v);
+
+/* collections (cmd_coll.c) */
+/* The collection of `type` at key for a read: true with *c (NULL if no live
+ * key), or false after replying WRONGTYPE. */
+bool cmd_coll_read(const struct cmd_env *env, const struct resp_arg *key, uint8_t type,
+                   const struct kv_coll **c, struct resp_out *out);
+/* The same for a write (see kv_coll_open()); false after replying an
+ * error. */
+bool cmd_coll_write(const struct cmd_env *env, const struct resp_arg *key, uint8_t type,
+                    bool create, struct kv_coll **c, struct resp_out *out);
+/* Element views gathered for one reply (valid while the collection is not
+ * changed). */
+struct cmd_elems {
+    struct kv_elem *v;
+    uint64_t n, cap;
+    bool failed; /* out of memory */
+};
+bool cmd_elems_push(struct cmd_elems *l, const struct kv_elem *e);
+void cmd_elems_free(struct cmd_elems *l);
+/* HSCAN/SSCAN after the command's own argument checks: key at argv[1],
+ * cursor at argv[2]. pairs: reply field and value (HSCAN). */
+void cmd_coll_scan(const struct cmd_env *env, uint32_t argc, const struct resp_arg *argv,
+                   uint8_t type, bool pairs, struct resp_out *out);
+/* Writes a collection's fields (and values), as an array (or a map with
+ * values in RESP3 when as_map). */
+void cmd_reply_elems(struct resp_out *out, const struct cmd_elems *l, bool fields, bool values,
+                     bool as_map);
+
+/* Every element of c (views); false if out of memory (l->failed). */
+bool cmd_coll_all(const struct kv_coll *c, struct cmd_elems *l);
+/* HRANDFIELD/SRANDMEMBER with a count (not 0): Redis 7.0's replies; a
+ * negative count allows repeats. values: HRANDFIELD WITHVALUES. */
+void cmd_coll_random(const struct cmd_env *env, const struct kv_coll *c, int64_t count,
+                     bool values, struct resp_out *out);
+
+/* One element at random (c not empty): a view into c. */
+void cmd_coll_random_one(const struct cmd_env *env, const struct kv_coll *c,
+                         struct kv_elem *e);
+/* Elements one HRANDFIELD/SRANDMEMBER/SPOP reply may hold: a reply the node
+ * could not send whole is refused before it is built. */
+#define CMD_RANDOM_REPLY_MAX (1u << 20)
+bool cmd_parse_random_count(const struct resp_arg *arg, int64_t *count, struct resp_out *out);
+bool cmd_random_count_ok(int64_t count, uint64_t size, struct resp_out *out);
 
 /* helpers (cmd.c) */
 bool cmd_arg_is(const struct resp_arg *arg, const char *word); /* case-insensitive */
 void cmd_reply_kv_error(struct resp_out *out, int err);
+void cmd_reply_wrongtype(struct resp_out *out);
 
 #endif

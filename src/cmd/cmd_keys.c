@@ -26,11 +26,12 @@ CMD_FN(cmd_exists) {
 
 CMD_FN(cmd_type) {
     (void)argc;
-    if (kv_exists(env->kv, argv[1].data, argv[1].len, env->now_ms)) {
-        resp_write_simple(out, "string", 6);
-    } else {
-        resp_write_simple(out, "none", 4);
+    struct kv_item it;
+    const char *name = "none";
+    if (kv_get(env->kv, argv[1].data, argv[1].len, env->now_ms, &it) == KV_OK) {
+        name = kv_type_name(it.type);
     }
+    resp_write_simple(out, name, strlen(name));
 }
 
 static void cmd__rename(const struct cmd_env *env, const struct resp_arg *argv, bool nx,
@@ -67,6 +68,7 @@ struct cmd__keylist {
     size_t n, cap;
     bool failed;
     const struct resp_arg *match; /* SCAN MATCH, or NULL */
+    const struct resp_arg *type;  /* SCAN TYPE, or NULL */
 };
 
 static void cmd__keylist_add(struct cmd__keylist *l, const struct kv_item *it) {
@@ -75,6 +77,7 @@ static void cmd__keylist_add(struct cmd__keylist *l, const struct kv_item *it) {
                                            false)) {
         return;
     }
+    if (l->type != NULL && !cmd_arg_is(l->type, kv_type_name(it->type))) return;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         struct resp_arg *k = realloc(l->keys, cap * sizeof(*k));
@@ -122,7 +125,7 @@ CMD_FN(cmd_keys_cmd) {
 }
 
 /* Redis's parseScanCursorOrReply(): strtoull of the whole argument. */
-static bool cmd__parse_cursor(const struct resp_arg *arg, uint64_t *cursor) {
+bool cmd_parse_cursor(const struct resp_arg *arg, uint64_t *cursor) {
     char buf[32];
     if (arg->len == 0 || arg->len >= sizeof(buf)) return false;
     memcpy(buf, arg->data, arg->len);
@@ -135,51 +138,58 @@ static bool cmd__parse_cursor(const struct resp_arg *arg, uint64_t *cursor) {
     return true;
 }
 
+bool cmd_parse_scan_options(uint32_t argc, const struct resp_arg *argv, uint32_t from,
+                            bool allow_type, struct cmd_scan_options *opt,
+                            struct resp_out *out) {
+    opt->count = 10;
+    opt->match = NULL;
+    opt->type = NULL;
+    for (uint32_t i = from; i < argc; i += 2) {
+        bool has_value = i + 1 < argc;
+        if (has_value && cmd_arg_is(&argv[i], "count")) {
+            if (!cmd_parse_i64(argv[i + 1].data, argv[i + 1].len, &opt->count)) {
+                resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
+                return false;
+            }
+            if (opt->count < 1) {
+                resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
+                return false;
+            }
+        } else if (has_value && cmd_arg_is(&argv[i], "match")) {
+            opt->match = &argv[i + 1];
+        } else if (has_value && allow_type && cmd_arg_is(&argv[i], "type")) {
+            opt->type = &argv[i + 1];
+        } else {
+            resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
+            return false;
+        }
+    }
+    if (opt->match != NULL && opt->match->len == 1 && opt->match->data[0] == '*') {
+        opt->match = NULL; /* matches everything */
+    }
+    return true;
+}
+
 CMD_FN(cmd_scan) {
     uint64_t cursor;
-    if (!cmd__parse_cursor(&argv[1], &cursor)) {
+    if (!cmd_parse_cursor(&argv[1], &cursor)) {
         resp_write_errorf(out, "ERR invalid cursor");
         return;
     }
-    int64_t count = 10;
-    const struct resp_arg *match = NULL;
-    const struct resp_arg *type = NULL;
-    for (uint32_t i = 2; i < argc; i += 2) {
-        if (i + 1 >= argc) {
-            resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
-            return;
-        }
-        if (cmd_arg_is(&argv[i], "count")) {
-            if (!cmd_parse_i64(argv[i + 1].data, argv[i + 1].len, &count)) {
-                resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
-                return;
-            }
-            if (count < 1) {
-                resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
-                return;
-            }
-        } else if (cmd_arg_is(&argv[i], "match")) {
-            match = &argv[i + 1];
-        } else if (cmd_arg_is(&argv[i], "type")) {
-            type = &argv[i + 1];
-        } else {
-            resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
-            return;
-        }
-    }
-    bool match_all = match != NULL && match->len == 1 && match->data[0] == '*';
-    struct cmd__keylist l = {.match = match_all ? NULL : match};
-    uint32_t n = count > KV_SCAN_COUNT_MAX ? KV_SCAN_COUNT_MAX : (uint32_t)count;
+    struct cmd_scan_options opt;
+    if (!cmd_parse_scan_options(argc, argv, 2, true, &opt, out)) return;
+    struct cmd__keylist l = {.match = opt.match, .type = opt.type};
+    uint32_t n = opt.count > KV_SCAN_COUNT_MAX ? KV_SCAN_COUNT_MAX : (uint32_t)opt.count;
     uint64_t next = kv_scan(env->kv, cursor, n, env->now_ms, cmd__scan_cb, &l);
-    if (type != NULL && !cmd_arg_is(type, "string")) {
-        for (size_t i = 0; i < l.n; i++) free((void *)l.keys[i].data);
-        l.n = 0; /* only strings exist today */
-    }
+    cmd_reply_cursor(out, next);
+    cmd__keylist_reply(&l, out);
+}
+
+void cmd_reply_cursor(struct resp_out *out, uint64_t next) {
     char buf[32];
     int len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)next);
     resp_write_array(out, 2);
     resp_write_bulk(out, buf, (size_t)len);
-    cmd__keylist_reply(&l, out);
 }
 
 CMD_FN(cmd_randomkey) {
@@ -301,6 +311,44 @@ CMD_FN(cmd_persist) {
     if (rc == KV_OK) resp_write_int(out, 1);
     else if (rc == KV_ENOTSET || rc == KV_ENOTFOUND) resp_write_int(out, 0);
     else cmd_reply_kv_error(out, rc);
+}
+
+/* MEMORY USAGE key [SAMPLES n]: the bytes kv_memory_usage() counts (the
+ * whole collection: SAMPLES is parsed and ignored). MEMORY's other
+ * subcommands are not served. */
+CMD_FN(cmd_memory) {
+    if (!cmd_arg_is(&argv[1], "usage")) {
+        resp_write_errorf(out, "ERR unknown subcommand '%.*s'. Try MEMORY HELP.",
+                          (int)(argv[1].len < 128 ? argv[1].len : 128), argv[1].data);
+        return;
+    }
+    if (argc < 3) {
+        resp_write_errorf(out, "ERR wrong number of arguments for 'memory|usage' command");
+        return;
+    }
+    for (uint32_t j = 3; j < argc; j++) {
+        int64_t samples;
+        if (cmd_arg_is(&argv[j], "samples") && j + 1 < argc) {
+            if (!cmd_parse_i64(argv[j + 1].data, argv[j + 1].len, &samples)) {
+                resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
+                return;
+            }
+            if (samples < 0) {
+                resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
+                return;
+            }
+            j++;
+        } else {
+            resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
+            return;
+        }
+    }
+    uint64_t bytes;
+    if (kv_memory_usage(env->kv, argv[2].data, argv[2].len, env->now_ms, &bytes) != KV_OK) {
+        resp_write_null(out);
+    } else {
+        resp_write_int(out, (int64_t)bytes);
+    }
 }
 
 CMD_FN(cmd_dbsize) {

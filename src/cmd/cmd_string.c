@@ -13,30 +13,51 @@ static void cmd__reply_value(struct resp_out *out, const struct kv_item *it) {
     resp_write_bulk(out, it->value, it->value_len);
 }
 
+/* The live string at key: KV_OK, KV_ENOTFOUND, or KV_EWRONGTYPE (the key
+ * holds a hash or a set). */
+static int cmd__get_string(const struct cmd_env *env, const struct resp_arg *key,
+                           struct kv_item *it) {
+    int rc = kv_get(env->kv, key->data, key->len, env->now_ms, it);
+    if (rc == KV_OK && it->type != KV_TYPE_STRING) return KV_EWRONGTYPE;
+    return rc;
+}
+
+/* The live string at key for a command that reads it: true and *found, or
+ * false after replying WRONGTYPE. */
 static bool cmd__get_item(const struct cmd_env *env, const struct resp_arg *key,
-                          struct kv_item *it) {
-    return kv_get(env->kv, key->data, key->len, env->now_ms, it) == KV_OK;
+                          struct kv_item *it, bool *found, struct resp_out *out) {
+    int rc = cmd__get_string(env, key, it);
+    if (rc == KV_EWRONGTYPE) {
+        cmd_reply_wrongtype(out);
+        return false;
+    }
+    *found = rc == KV_OK;
+    return true;
 }
 
 CMD_FN(cmd_get) {
     (void)argc;
     struct kv_item it;
-    if (cmd__get_item(env, &argv[1], &it)) cmd__reply_value(out, &it);
+    bool found;
+    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (found) cmd__reply_value(out, &it);
     else resp_write_null(out);
 }
 
 CMD_FN(cmd_strlen) {
     (void)argc;
     struct kv_item it;
-    resp_write_int(out, cmd__get_item(env, &argv[1], &it) ? it.value_len : 0);
+    bool found;
+    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    resp_write_int(out, found ? it.value_len : 0);
 }
 
 CMD_FN(cmd_mget) {
     resp_write_array(out, argc - 1);
     for (uint32_t i = 1; i < argc; i++) {
         struct kv_item it;
-        if (cmd__get_item(env, &argv[i], &it)) cmd__reply_value(out, &it);
-        else resp_write_null(out);
+        if (cmd__get_string(env, &argv[i], &it) == KV_OK) cmd__reply_value(out, &it);
+        else resp_write_null(out); /* MGET answers nil for another type, as Redis */
     }
 }
 
@@ -127,7 +148,9 @@ static void cmd__set_generic(const struct cmd_env *env, unsigned flags,
     /* Only GET, NX and XX need the old value: a plain SET looks the key up
      * once, in kv_set (the second lookup was 14% of a leader under SET). */
     struct kv_item old;
-    bool found = (flags & (SET_GET | SET_NX | SET_XX)) && cmd__get_item(env, key, &old);
+    bool found = false;
+    if ((flags & SET_GET) && !cmd__get_item(env, key, &old, &found, out)) return;
+    if (flags & (SET_NX | SET_XX)) found = kv_exists(env->kv, key->data, key->len, env->now_ms);
     if (flags & SET_GET) {
         if (found) cmd__reply_value(out, &old);
         else resp_write_null(out);
@@ -181,7 +204,9 @@ CMD_FN(cmd_getset) {
 CMD_FN(cmd_getdel) {
     (void)argc;
     struct kv_item it;
-    if (!cmd__get_item(env, &argv[1], &it)) {
+    bool found;
+    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (!found) {
         resp_write_null(out);
         return;
     }
@@ -199,7 +224,9 @@ CMD_FN(cmd_getex) {
         return;
     }
     struct kv_item it;
-    if (!cmd__get_item(env, &argv[1], &it)) {
+    bool found;
+    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (!found) {
         resp_write_null(out);
         return;
     }
@@ -258,7 +285,8 @@ static int cmd__overwrite(const struct cmd_env *env, const struct resp_arg *key,
 CMD_FN(cmd_append) {
     (void)argc;
     struct kv_item it;
-    bool found = cmd__get_item(env, &argv[1], &it);
+    bool found;
+    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
     size_t old_len = found ? it.value_len : 0;
     if (old_len + argv[2].len > env->bulk_max) {
         resp_write_errorf(out, "%s", CMD_ERR_TOO_BIG);
@@ -287,7 +315,9 @@ CMD_FN(cmd_getrange) {
         return;
     }
     struct kv_item it;
-    if (!cmd__get_item(env, &argv[1], &it)) {
+    bool found;
+    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (!found) {
         resp_write_bulk(out, "", 0);
         return;
     }
@@ -320,7 +350,8 @@ CMD_FN(cmd_setrange) {
         return;
     }
     struct kv_item it;
-    bool found = cmd__get_item(env, &argv[1], &it);
+    bool found;
+    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
     size_t old_len = found ? it.value_len : 0;
     if (argv[3].len == 0) {
         resp_write_int(out, (int64_t)old_len); /* nothing to write; no key is created */
@@ -350,7 +381,8 @@ CMD_FN(cmd_setrange) {
 static void cmd__incr(const struct cmd_env *env, const struct resp_arg *key, int64_t by,
                       struct resp_out *out) {
     struct kv_item it;
-    bool found = cmd__get_item(env, key, &it);
+    bool found;
+    if (!cmd__get_item(env, key, &it, &found, out)) return;
     int64_t value = 0;
     if (found && !cmd_parse_i64((const char *)it.value, it.value_len, &value)) {
         resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
@@ -404,7 +436,7 @@ CMD_FN(cmd_decrby) {
 
 /* Redis's string2ld(): strtold over the whole string, no leading space,
  * no NaN, no overflow. */
-static bool cmd__parse_ld(const char *s, size_t len, long double *out) {
+bool cmd_parse_ld(const char *s, size_t len, long double *out) {
     char buf[5 * 1024];
     if (len == 0 || len >= sizeof(buf)) return false;
     memcpy(buf, s, len);
@@ -420,7 +452,7 @@ static bool cmd__parse_ld(const char *s, size_t len, long double *out) {
 }
 
 /* Redis's ld2string(LD_STR_HUMAN): "%.17Lf" without trailing zeros. */
-static int cmd__format_ld(char *buf, size_t cap, long double v) {
+int cmd_format_ld(char *buf, size_t cap, long double v) {
     int l = snprintf(buf, cap, "%.17Lf", v);
     if (l < 0 || (size_t)l >= cap) return -1;
     if (strchr(buf, '.') != NULL) {
@@ -440,12 +472,13 @@ CMD_FN(cmd_incrbyfloat) {
     long double by;
     long double value = 0;
     struct kv_item it;
-    bool found = cmd__get_item(env, &argv[1], &it);
-    if (found && !cmd__parse_ld((const char *)it.value, it.value_len, &value)) {
+    bool found;
+    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (found && !cmd_parse_ld((const char *)it.value, it.value_len, &value)) {
         resp_write_errorf(out, "%s", CMD_ERR_NOT_FLOAT);
         return;
     }
-    if (!cmd__parse_ld(argv[2].data, argv[2].len, &by)) {
+    if (!cmd_parse_ld(argv[2].data, argv[2].len, &by)) {
         resp_write_errorf(out, "%s", CMD_ERR_NOT_FLOAT);
         return;
     }
@@ -455,7 +488,7 @@ CMD_FN(cmd_incrbyfloat) {
         return;
     }
     char buf[5 * 1024 + 64];
-    int len = cmd__format_ld(buf, sizeof(buf), value);
+    int len = cmd_format_ld(buf, sizeof(buf), value);
     if (len < 0) {
         resp_write_errorf(out, "%s", CMD_ERR_NOT_FLOAT);
         return;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "kv/kv.h"
+#include "kv/kv_coll.h"
 #include "kv/kv_dict.h"
 #include "util/rand.h"
 
@@ -45,17 +46,37 @@ struct kv *kv_create(const struct kv_config *config) {
     struct kv *kv = calloc(1, sizeof(*kv));
     if (kv == NULL) return NULL;
     kv->config = *config;
-    kv_dict_init(kv);
+    kv_dict_init(&kv->dict, config->hash_seed);
     kv->memory_bytes = sizeof(*kv);
     return kv;
+}
+
+static void kv__free_cb(void *ctx, struct kv_entry *e) { kv_entry_free(ctx, e); }
+
+/* Frees every key and the tables. */
+static void kv__clear(struct kv *kv) {
+    kv_dict_clear(&kv->dict, kv__free_cb, kv);
+    kv->expire_cursor = 0;
+    assert(kv->expires == 0);
+    assert(kv->data_bytes == 0);
 }
 
 void kv_destroy(struct kv *kv) {
     if (kv == NULL) return;
     assert(kv->walk == NULL); /* kv_walk_end() first */
-    kv_dict_clear(kv);
+    kv__clear(kv);
     assert(kv->memory_bytes == sizeof(*kv));
     free(kv);
+}
+
+const char *kv_type_name(uint8_t type) {
+    switch (type) {
+    case KV_TYPE_STRING: return "string";
+    case KV_TYPE_HASH: return "hash";
+    case KV_TYPE_SET: return "set";
+    case KV_TYPE_LIST: return "list";
+    default: return "unknown";
+    }
 }
 
 /* ---- Entries ---- */
@@ -75,7 +96,7 @@ struct kv_entry *kv_entry_alloc(struct kv *kv, uint32_t key_len, uint32_t value_
     e->flags = slot ? KV_ENTRY_EXPIRY_SLOT : 0;
     if (slot) memcpy(e->data, &expire_ms, sizeof(expire_ms));
     kv->memory_bytes += size;
-    kv->data_bytes += (uint64_t)key_len + value_len;
+    kv->data_bytes += (uint64_t)key_len + (kv_type_is_coll(type) ? 0 : value_len);
     kv->expires += expire_ms != KV_NO_EXPIRY;
     return e;
 }
@@ -91,25 +112,41 @@ struct kv_entry *kv_entry_new(struct kv *kv, const void *key, uint32_t key_len,
     return e;
 }
 
-void kv_entry_free(struct kv *kv, struct kv_entry *e) {
+void kv_entry_free_shell(struct kv *kv, struct kv_entry *e) {
     size_t size = kv_entry_alloc_size(e);
+    uint64_t data = (uint64_t)e->key_len + (kv_type_is_coll(e->type) ? 0 : e->value_len);
     assert(kv->memory_bytes >= size);
-    assert(kv->data_bytes >= (uint64_t)e->key_len + e->value_len);
+    assert(kv->data_bytes >= data);
     kv->memory_bytes -= size;
-    kv->data_bytes -= (uint64_t)e->key_len + e->value_len;
+    kv->data_bytes -= data;
     kv->expires -= kv_entry_expire(e) != KV_NO_EXPIRY;
     free(e);
 }
 
+void kv_entry_free(struct kv *kv, struct kv_entry *e) {
+    if (kv_type_is_coll(e->type)) kv_coll_free(kv, kv_entry_coll(e));
+    kv_entry_free_shell(kv, e);
+}
+
 /* Gives the entry at pos a new value, type and expiry: in place when the
  * layout is unchanged, else by a new allocation. `value` may point into the
- * entry itself. */
+ * entry itself: then the value (a collection's pointer too) moves to the new
+ * entry; otherwise a collection the entry held is freed. */
 static int kv__overwrite(struct kv *kv, struct kv_pos pos, const void *value,
                          uint32_t value_len, uint8_t type, int64_t expire_ms) {
     struct kv_entry *e = *pos.link;
+    bool own = value == (const void *)kv_entry_value(e);
+    assert(!own || (type == e->type && value_len == e->value_len));
     bool slot = kv_entry_wants_slot(e->key_len, value_len, expire_ms != KV_NO_EXPIRY);
     bool has_slot = (e->flags & KV_ENTRY_EXPIRY_SLOT) != 0;
-    if (value_len == e->value_len && slot == has_slot) {
+    if (kv_type_is_coll(e->type) && !own) {
+        struct kv_entry *fresh =
+            kv_entry_new(kv, kv_entry_key(e), e->key_len, value, value_len, type, expire_ms);
+        if (fresh == NULL) return KV_ENOMEM;
+        kv_entry_free(kv, kv_dict_replace(pos, fresh));
+        return KV_OK;
+    }
+    if (value_len == e->value_len && slot == has_slot && type == e->type) {
         if (slot) {
             kv->expires -= kv_entry_expire(e) != KV_NO_EXPIRY;
             kv->expires += expire_ms != KV_NO_EXPIRY;
@@ -122,7 +159,9 @@ static int kv__overwrite(struct kv *kv, struct kv_pos pos, const void *value,
     struct kv_entry *fresh =
         kv_entry_new(kv, kv_entry_key(e), e->key_len, value, value_len, type, expire_ms);
     if (fresh == NULL) return KV_ENOMEM;
-    kv_entry_free(kv, kv_dict_replace(pos, fresh));
+    struct kv_entry *old = kv_dict_replace(pos, fresh);
+    if (own) kv_entry_free_shell(kv, old);
+    else kv_entry_free(kv, old);
     return KV_OK;
 }
 
@@ -131,13 +170,13 @@ static int kv__overwrite(struct kv *kv, struct kv_pos pos, const void *value,
 static bool kv__find_for_write(struct kv *kv, const void *key, size_t key_len,
                                struct kv_pos *pos, uint64_t *hash) {
     assert(key != NULL || key_len == 0);
-    (void)kv_dict_rehash(kv, 1);
+    (void)kv_dict_rehash(&kv->dict, 1);
     if (key_len > kv->config.key_bytes_max) return false;
-    *hash = kv_dict_hash(kv, key, key_len);
+    *hash = kv_dict_hash(&kv->dict, key, key_len);
 #ifndef CANARY_KV_WALK_NO_TOUCH /* canary: changes land in the snapshot being written */
     if (kv->walk != NULL) kv_walk_touch(kv->walk, *hash); /* before any change */
 #endif
-    return kv_dict_find(kv, *hash, key, key_len, pos);
+    return kv_dict_find(&kv->dict, *hash, key, key_len, pos);
 }
 
 static bool kv__live_at(struct kv_pos pos, bool found, int64_t now_ms) {
@@ -150,7 +189,8 @@ static const struct kv_entry *kv__lookup(const struct kv *kv, const void *key, s
                                          int64_t now_ms) {
     assert(key != NULL || key_len == 0);
     if (key_len > kv->config.key_bytes_max) return NULL;
-    const struct kv_entry *e = kv_dict_lookup(kv, kv_dict_hash(kv, key, key_len), key, key_len);
+    uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
+    const struct kv_entry *e = kv_dict_lookup(&kv->dict, hash, key, key_len);
     if (e == NULL || kv_entry_expired(e, now_ms)) return NULL;
     return e;
 }
@@ -175,11 +215,13 @@ int kv_expire_get(const struct kv *kv, const void *key, size_t key_len, int64_t 
     return KV_OK;
 }
 
-uint64_t kv_count(const struct kv *kv) { return kv->t[0].used + kv->t[1].used; }
+uint64_t kv_count(const struct kv *kv) { return kv->dict.t[0].used + kv->dict.t[1].used; }
 
 uint64_t kv_count_expires(const struct kv *kv) { return kv->expires; }
 
-uint64_t kv_memory_bytes(const struct kv *kv) { return kv->memory_bytes; }
+uint64_t kv_memory_bytes(const struct kv *kv) {
+    return kv->memory_bytes + kv->dict.table_bytes;
+}
 
 struct kv__count_ctx {
     int64_t now_ms;
@@ -194,7 +236,7 @@ static int kv__count_live_fn(void *ctx, const struct kv_entry *e) {
 
 uint64_t kv_count_live(const struct kv *kv, int64_t now_ms) {
     struct kv__count_ctx c = {.now_ms = now_ms, .live = 0};
-    (void)kv_dict_foreach(kv, kv__count_live_fn, &c);
+    (void)kv_dict_foreach(&kv->dict, kv__count_live_fn, &c);
     assert(c.live <= kv_count(kv));
     return c.live;
 }
@@ -203,10 +245,10 @@ void kv_stats(const struct kv *kv, struct kv_stats *out) {
     out->keys = kv_count(kv);
     out->expires = kv->expires;
     out->data_bytes = kv->data_bytes;
-    out->memory_bytes = kv->memory_bytes;
-    out->buckets[0] = kv->t[0].size;
-    out->buckets[1] = kv->t[1].size;
-    out->rehashing = kv->rehashing;
+    out->memory_bytes = kv_memory_bytes(kv);
+    out->buckets[0] = kv->dict.t[0].size;
+    out->buckets[1] = kv->dict.t[1].size;
+    out->rehashing = kv->dict.rehashing;
 }
 
 /* A fixed key, so that the digest does not depend on the replica's seed. */
@@ -220,8 +262,11 @@ static void kv__put64(uint8_t *p, uint64_t v) {
 static int kv__digest_fn(void *ctx, const struct kv_entry *e) {
     uint64_t *sum = ctx;
     uint8_t buf[40];
+    uint64_t value = kv_type_is_coll(e->type)
+                         ? kv_coll_digest(kv_entry_coll(e), kv__digest_key)
+                         : kv_dict_siphash(kv__digest_key, kv_entry_value(e), e->value_len, 1, 3);
     kv__put64(buf, kv_dict_siphash(kv__digest_key, kv_entry_key(e), e->key_len, 1, 3));
-    kv__put64(buf + 8, kv_dict_siphash(kv__digest_key, kv_entry_value(e), e->value_len, 1, 3));
+    kv__put64(buf + 8, value);
     kv__put64(buf + 16, (uint64_t)kv_entry_expire(e));
     kv__put64(buf + 24, e->type);
     kv__put64(buf + 32, ((uint64_t)e->key_len << 32) | e->value_len);
@@ -239,14 +284,14 @@ uint64_t kv_key_digest(const struct kv *kv, const void *key, size_t key_len, int
 
 uint64_t kv_digest(const struct kv *kv) {
     uint64_t sum = kv_count(kv);
-    (void)kv_dict_foreach(kv, kv__digest_fn, &sum);
+    (void)kv_dict_foreach(&kv->dict, kv__digest_fn, &sum);
     return sum;
 }
 
 int kv_random_key(const struct kv *kv, struct rand *rng, int64_t now_ms, struct kv_item *out) {
     const struct kv_entry *sample[KV__RANDOM_SAMPLE];
     for (uint32_t t = 0; t < KV__RANDOM_TRIES; t++) {
-        uint32_t n = kv_dict_sample(kv, rng, sample, KV__RANDOM_SAMPLE);
+        uint32_t n = kv_dict_sample(&kv->dict, rng, sample, KV__RANDOM_SAMPLE);
         if (n == 0) return KV_ENOTFOUND;
         uint32_t start = (uint32_t)rand_below(rng, n);
         for (uint32_t i = 0; i < n; i++) {
@@ -285,7 +330,7 @@ uint64_t kv_scan(const struct kv *kv, uint64_t cursor, uint32_t count, int64_t n
     uint32_t steps_max = count * KV_SCAN_STEPS_PER_COUNT;
     uint32_t steps = 0;
     do {
-        cursor = kv_dict_scan_step(kv, cursor, kv__scan_visit, &s, NULL);
+        cursor = kv_dict_scan_step(&kv->dict, cursor, kv__scan_visit, &s, NULL);
         steps++;
     } while (cursor != 0 && s.reported < count && steps < steps_max);
     return cursor;
@@ -313,7 +358,7 @@ static int kv__each_fn(void *ctx, const struct kv_entry *e) {
 
 int kv_foreach(const struct kv *kv, int64_t now_ms, kv_item_cb cb, void *ctx) {
     struct kv__each_ctx c = {.cb = cb, .ctx = ctx, .now_ms = now_ms, .pattern = NULL};
-    return kv_dict_foreach(kv, kv__each_fn, &c);
+    return kv_dict_foreach(&kv->dict, kv__each_fn, &c);
 }
 
 static bool kv__glob_is_literal(const uint8_t *p, size_t len) {
@@ -335,7 +380,7 @@ int kv_keys(const struct kv *kv, const void *pattern, size_t pattern_len, int64_
     }
     struct kv__each_ctx c = {
         .cb = cb, .ctx = ctx, .now_ms = now_ms, .pattern = p, .pattern_len = pattern_len};
-    return kv_dict_foreach(kv, kv__each_fn, &c);
+    return kv_dict_foreach(&kv->dict, kv__each_fn, &c);
 }
 
 /* ---- Writes ---- */
@@ -358,7 +403,7 @@ static int kv__add(struct kv *kv, const void *key, uint32_t key_len, const void 
     if (kv_count(kv) >= kv->config.keys_max) return KV_EFULL;
     struct kv_entry *e = kv_entry_new(kv, key, key_len, value, value_len, type, expire_ms);
     if (e == NULL) return KV_ENOMEM;
-    int rc = kv_dict_insert(kv, e, hash);
+    int rc = kv_dict_insert(&kv->dict, e, hash);
     if (rc != KV_OK) kv_entry_free(kv, e);
     return rc;
 }
@@ -387,7 +432,7 @@ int kv_delete(struct kv *kv, const void *key, size_t key_len, int64_t now_ms) {
     bool found = kv__find_for_write(kv, key, key_len, &pos, &hash);
     if (!found) return KV_ENOTFOUND;
     bool live = kv__live_at(pos, found, now_ms);
-    kv_entry_free(kv, kv_dict_unlink(kv, pos));
+    kv_entry_free(kv, kv_dict_unlink(&kv->dict, pos));
     return live ? KV_OK : KV_ENOTFOUND;
 }
 
@@ -397,7 +442,7 @@ int kv_delete_if_expired(struct kv *kv, const void *key, size_t key_len, int64_t
     bool found = kv__find_for_write(kv, key, key_len, &pos, &hash);
     if (!found) return KV_ENOTFOUND;
     if (kv__live_at(pos, found, now_ms)) return KV_ENOTSET;
-    kv_entry_free(kv, kv_dict_unlink(kv, pos));
+    kv_entry_free(kv, kv_dict_unlink(&kv->dict, pos));
     return KV_OK;
 }
 
@@ -425,7 +470,9 @@ int kv_expire_clear(struct kv *kv, const void *key, size_t key_len, int64_t now_
 /* Removes dst (live or expired) if present. */
 static void kv__drop(struct kv *kv, const void *key, size_t key_len, uint64_t hash) {
     struct kv_pos pos = {NULL, 0};
-    if (kv_dict_find(kv, hash, key, key_len, &pos)) kv_entry_free(kv, kv_dict_unlink(kv, pos));
+    if (kv_dict_find(&kv->dict, hash, key, key_len, &pos)) {
+        kv_entry_free(kv, kv_dict_unlink(&kv->dict, pos));
+    }
 }
 
 int kv_rename(struct kv *kv, const void *src, size_t src_len, const void *dst, size_t dst_len,
@@ -437,41 +484,136 @@ int kv_rename(struct kv *kv, const void *src, size_t src_len, const void *dst, s
     if (!kv__live_at(pos, found, now_ms)) return KV_ENOTFOUND;
     if (src_len == dst_len && (src_len == 0 || memcmp(src, dst, src_len) == 0)) return KV_OK;
     if (dst_len > kv->config.key_bytes_max) return KV_ETOOBIG;
-    uint64_t dst_hash = kv_dict_hash(kv, dst, dst_len);
+    uint64_t dst_hash = kv_dict_hash(&kv->dict, dst, dst_len);
     if (kv->walk != NULL) kv_walk_touch(kv->walk, dst_hash);
-    const struct kv_entry *d = kv_dict_lookup(kv, dst_hash, dst, dst_len);
+    const struct kv_entry *d = kv_dict_lookup(&kv->dict, dst_hash, dst, dst_len);
     if ((flags & KV_RENAME_NX) && d != NULL && !kv_entry_expired(d, now_ms)) return KV_ENOTSET;
     const struct kv_entry *s = *pos.link;
     struct kv_entry *moved = kv_entry_new(kv, dst, (uint32_t)dst_len, kv_entry_value(s),
                                           s->value_len, s->type, kv_entry_expire(s));
     if (moved == NULL) return KV_ENOMEM;
     kv__drop(kv, dst, dst_len, dst_hash); /* may move src's link: find it again */
-    found = kv_dict_find(kv, src_hash, src, src_len, &pos);
+    found = kv_dict_find(&kv->dict, src_hash, src, src_len, &pos);
     assert(found);
-    kv_entry_free(kv, kv_dict_unlink(kv, pos));
-    int rc = kv_dict_insert(kv, moved, dst_hash);
+    kv_entry_free_shell(kv, kv_dict_unlink(&kv->dict, pos)); /* the value moved */
+    int rc = kv_dict_insert(&kv->dict, moved, dst_hash);
     assert(rc == KV_OK); /* a table exists: it held src */
     return rc;
 }
 
+/* ---- Collections (the elements' operations are in kv_coll.c) ---- */
+
+int kv_coll_get(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                uint8_t type, const struct kv_coll **out) {
+    assert(kv_type_is_coll(type));
+    const struct kv_entry *e = kv__lookup(kv, key, key_len, now_ms);
+    if (e == NULL) return KV_ENOTFOUND;
+    if (e->type != type) return KV_EWRONGTYPE;
+    *out = kv_entry_coll(e);
+    return KV_OK;
+}
+
+/* Stores c as the value of key (absent, or at pos when found), with no
+ * expiry. On error c is not consumed. */
+static int kv__coll_store(struct kv *kv, const void *key, size_t key_len, struct kv_pos pos,
+                          bool found, uint64_t hash, struct kv_coll *c) {
+    if (!found) {
+        return kv__add(kv, key, (uint32_t)key_len, &c, sizeof(c), c->type, KV_NO_EXPIRY, hash);
+    }
+    return kv__overwrite(kv, pos, &c, sizeof(c), c->type, KV_NO_EXPIRY);
+}
+
+int kv_coll_open(struct kv *kv, const void *key, size_t key_len, int64_t now_ms, uint8_t type,
+                 bool create, struct kv_coll **out) {
+    assert(kv_type_is_coll(type));
+    assert(key != NULL || key_len == 0);
+    struct kv_pos pos = {NULL, 0};
+    uint64_t hash = 0;
+#ifdef CANARY_KV_COLL_NO_TOUCH /* canary: element changes land in the snapshot being written */
+    struct kv_walk *walk = kv->walk;
+    kv->walk = NULL;
+    bool found = kv__find_for_write(kv, key, key_len, &pos, &hash);
+    kv->walk = walk;
+#else
+    /* the key's bucket goes into a snapshot being written before any
+     * element of its collection changes (kv_walk_touch) */
+    bool found = kv__find_for_write(kv, key, key_len, &pos, &hash);
+#endif
+    if (kv__live_at(pos, found, now_ms)) {
+        const struct kv_entry *e = *pos.link;
+        if (e->type != type) return KV_EWRONGTYPE;
+        *out = kv_entry_coll(e);
+        return KV_OK;
+    }
+    if (!create) return KV_ENOTFOUND;
+    if (key_len > kv->config.key_bytes_max) return KV_ETOOBIG;
+    struct kv_coll *c = kv_coll_new(kv, type);
+    if (c == NULL) return KV_ENOMEM;
+    int rc = kv__coll_store(kv, key, key_len, pos, found, hash, c);
+    if (rc != KV_OK) {
+        kv_coll_free(kv, c);
+        return rc;
+    }
+    *out = c;
+    return KV_OK;
+}
+
+void kv_coll_close(struct kv *kv, const void *key, size_t key_len, struct kv_coll *c) {
+    if (kv_coll_count(c) > 0) return;
+    struct kv_pos pos = {NULL, 0};
+    uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
+    bool found = kv_dict_find(&kv->dict, hash, key, key_len, &pos);
+    assert(found);
+    assert(kv_entry_coll(*pos.link) == c);
+    kv_entry_free(kv, kv_dict_unlink(&kv->dict, pos));
+}
+
+int kv_coll_install(struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                    struct kv_coll *c) {
+    assert(key != NULL || key_len == 0);
+    if (kv_coll_count(c) == 0) {
+        kv_coll_free(kv, c);
+        (void)kv_delete(kv, key, key_len, now_ms);
+        return KV_OK;
+    }
+    int rc = KV_ETOOBIG;
+    struct kv_pos pos = {NULL, 0};
+    uint64_t hash = 0;
+    bool found = kv__find_for_write(kv, key, key_len, &pos, &hash);
+    if (key_len <= kv->config.key_bytes_max) {
+        rc = kv__coll_store(kv, key, key_len, pos, found, hash, c);
+    }
+    if (rc != KV_OK) kv_coll_free(kv, c);
+    return rc;
+}
+
+int kv_memory_usage(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                    uint64_t *bytes) {
+    const struct kv_entry *e = kv__lookup(kv, key, key_len, now_ms);
+    if (e == NULL) return KV_ENOTFOUND;
+    *bytes = kv_entry_alloc_size(e);
+    if (kv_type_is_coll(e->type)) *bytes += kv_coll_memory_bytes(kv_entry_coll(e));
+    return KV_OK;
+}
+
 void kv_flush(struct kv *kv) {
     if (kv->walk == NULL) {
-        kv_dict_clear(kv);
+        kv__clear(kv);
         return;
     }
-    /* A snapshot walk is reading the tables: it takes them (and frees them
-     * when it ends); the keyspace starts over empty. */
+    /* A snapshot walk is reading the tables: it takes them (and frees them,
+     * collections included, when it ends); the keyspace starts over empty. */
     kv_walk_detach(kv->walk); /* kv->walk is NULL from here */
-    kv_dict_init(kv);
+    kv_dict_init(&kv->dict, kv->config.hash_seed);
     kv->expires = 0;
     kv->data_bytes = 0;
     kv->memory_bytes = sizeof(*kv);
     kv->expire_cursor = 0;
 }
 
-bool kv_rehash_step(struct kv *kv, uint32_t buckets) { return kv_dict_rehash(kv, buckets); }
+bool kv_rehash_step(struct kv *kv, uint32_t buckets) { return kv_dict_rehash(&kv->dict, buckets); }
 
-void kv_pause_resize(struct kv *kv, bool paused) { kv->resize_paused = paused; }
+void kv_pause_resize(struct kv *kv, bool paused) { kv->dict.resize_paused = paused; }
 
 /* ---- Expiry sampling ---- */
 
@@ -496,13 +638,13 @@ static void kv__expire_visit(void *ctx, const struct kv_entry *e) {
 uint32_t kv_expired_sample(struct kv *kv, int64_t now_ms, struct kv_item *out, uint32_t max) {
     if (max > KV_EXPIRE_SAMPLE_MAX) max = KV_EXPIRE_SAMPLE_MAX;
     if (max == 0 || kv->expires == 0) return 0;
-    assert(kv->t[0].size > 0);
+    assert(kv->dict.t[0].size > 0);
     struct kv__expire_ctx x = {.out = out, .max = max, .found = 0, .now_ms = now_ms};
     uint32_t budget = max * KV_EXPIRE_BUCKETS_PER_KEY;
     uint32_t visited = 0;
     uint64_t cursor = kv->expire_cursor;
     while (visited < budget && x.found < max) {
-        uint64_t next = kv_dict_scan_step(kv, cursor, kv__expire_visit, &x, &visited);
+        uint64_t next = kv_dict_scan_step(&kv->dict, cursor, kv__expire_visit, &x, &visited);
         if (x.overflow) break; /* this step again next time: it has more */
         cursor = next;
         if (cursor == 0) break; /* one pass at most: no key twice */

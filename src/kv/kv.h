@@ -1,6 +1,6 @@
 /* kv.h: the keyspace, one shard's replicated state machine. Binary-safe keys
- * map to typed values (only strings today; the type tag leaves room for the
- * others), each with an optional absolute expiry in milliseconds. It is pure:
+ * map to typed values (strings, hashes, sets, lists), each with an optional
+ * absolute expiry in milliseconds. It is pure:
  * no I/O, no clock, no globals; time is a value passed in (the timestamp the
  * leader stamped on the log entry being applied), randomness comes from a
  * generator passed in. See docs/kv.md.
@@ -62,6 +62,9 @@
  * one call may ask for. */
 #define KV_EXPIRE_BUCKETS_PER_KEY 20u
 #define KV_EXPIRE_SAMPLE_MAX 1024u
+/* Elements of one hash or set: a snapshot record stores the count in 32
+ * bits. Each element is also bounded by value_bytes_max. */
+#define KV_COLL_ELEMENTS_MAX UINT32_MAX
 
 _Static_assert(KV_KEY_BYTES_LIMIT <= UINT32_MAX, "key lengths are stored in 32 bits");
 _Static_assert(KV_VALUE_BYTES_LIMIT <= UINT32_MAX, "value lengths are stored in 32 bits");
@@ -88,18 +91,28 @@ enum kv_err {
     KV_ECORRUPT = -7,   /* snapshot: corrupt (the message names the offset) */
     KV_EVERSION = -8,   /* snapshot: unknown format version */
     KV_EIO = -9,        /* snapshot: the read or write callback failed */
-    KV_EWRONGTYPE = -10 /* the key holds another type (for the types to come) */
+    KV_EWRONGTYPE = -10 /* the key holds another type */
 };
 const char *kv_strerror(int err);
 
 /* ---- Types ------------------------------------------------------------- */
 
-enum kv_type { KV_TYPE_STRING = 0, KV_TYPE_COUNT };
+/* The types a key may hold (the snapshot's record type byte). */
+enum kv_type {
+    KV_TYPE_STRING = 0,
+    KV_TYPE_HASH = 1,
+    KV_TYPE_SET = 2,
+    KV_TYPE_LIST = 3,
+    KV_TYPE_COUNT
+};
+/* TYPE's name of a type: "string", "hash", "set", "list". */
+const char *kv_type_name(uint8_t type);
 
 /* Expiry "none". Valid expiries are absolute times in ms, >= 0. */
 #define KV_NO_EXPIRY INT64_C(-1)
 
-/* A borrowed view of one entry (see "Memory" above). */
+/* A borrowed view of one entry (see "Memory" above). For a hash or a set,
+ * value is NULL and value_len 0: its elements are read with kv_coll_*(). */
 struct kv_item {
     const uint8_t *key;
     uint32_t key_len;
@@ -287,13 +300,151 @@ void kv_pause_resize(struct kv *kv, bool paused);
  * Returns the number of items written to out (views, see "Memory"). */
 uint32_t kv_expired_sample(struct kv *kv, int64_t now_ms, struct kv_item *out, uint32_t max);
 
+/* ---- Collections: hashes and sets -----------------------------------------
+ *
+ * A hash maps fields to values; a set holds members (elements with an empty
+ * value). Both are unordered (their order follows the table, like the
+ * keyspace's) and never empty: a command that removes the last element
+ * calls kv_coll_close(), which deletes the key, as Redis does.
+ *
+ * A write opens the key's collection with kv_coll_open(), changes it with
+ * kv_coll_put()/kv_coll_remove(), then calls kv_coll_close(). A collection
+ * pointer stays valid until its key is deleted, overwritten or renamed;
+ * element views (struct kv_elem) until the next change to that collection.
+ * Each element is a copy of the bytes passed in.
+ */
+struct kv_coll; /* opaque */
+
+/* A borrowed view of one element: a hash field and its value, or a set
+ * member (value_len 0). */
+struct kv_elem {
+    const uint8_t *field;
+    uint32_t field_len;
+    const uint8_t *value;
+    uint32_t value_len;
+};
+
+/* The live key's collection, which must be of `type`: KV_OK and *out,
+ * KV_ENOTFOUND (no live key), KV_EWRONGTYPE (the key holds another type). */
+int kv_coll_get(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                uint8_t type, const struct kv_coll **out);
+/* The same for a write. With `create`, a key with no live value gets a new
+ * empty collection (a logically expired value is replaced), which the
+ * caller fills and then closes. Errors: KV_ENOTFOUND (no live key, no
+ * create), KV_EWRONGTYPE, KV_ETOOBIG (key), KV_EFULL, KV_ENOMEM. */
+int kv_coll_open(struct kv *kv, const void *key, size_t key_len, int64_t now_ms, uint8_t type,
+                 bool create, struct kv_coll **out) __attribute__((warn_unused_result));
+/* Ends a write on the key's collection c: deletes the key if c is empty. */
+void kv_coll_close(struct kv *kv, const void *key, size_t key_len, struct kv_coll *c);
+/* A detached collection of `type` (for SINTERSTORE and friends: built while
+ * the sources are read, then put in place by kv_coll_install()); NULL if
+ * out of memory. Counted in the keyspace's memory meanwhile. */
+struct kv_coll *kv_coll_create(struct kv *kv, uint8_t type);
+/* Stores detached collection c at key, replacing any value of any type,
+ * with no expiry; an empty c deletes the key instead. c is consumed in
+ * every case. KV_OK, KV_ETOOBIG (key), KV_EFULL, KV_ENOMEM. */
+int kv_coll_install(struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                    struct kv_coll *c) __attribute__((warn_unused_result));
+/* Frees a detached collection. */
+void kv_coll_discard(struct kv *kv, struct kv_coll *c);
+
+uint8_t kv_coll_type(const struct kv_coll *c);
+/* Elements. O(1). */
+uint64_t kv_coll_count(const struct kv_coll *c);
+/* Bytes the collection asked of the allocator (MEMORY USAGE). O(1). */
+uint64_t kv_coll_memory_bytes(const struct kv_coll *c);
+
+/* The element `field`: KV_OK and *out (may be NULL), or KV_ENOTFOUND. */
+int kv_coll_find(const struct kv_coll *c, const void *field, size_t field_len,
+                 struct kv_elem *out);
+enum kv_put_flags {
+    KV_PUT_NX = 1 << 0, /* only if the field is absent (HSETNX) */
+};
+/* Adds or replaces the element `field` (a set's value must be empty).
+ * *created (may be NULL) tells whether it was new. KV_OK; KV_ENOTSET under
+ * NX if present; KV_ETOOBIG (field or value over value_bytes_max), KV_EFULL
+ * (KV_COLL_ELEMENTS_MAX), KV_ENOMEM: nothing changed. */
+int kv_coll_put(struct kv *kv, struct kv_coll *c, const void *field, size_t field_len,
+                const void *value, size_t value_len, unsigned flags, bool *created)
+    __attribute__((warn_unused_result));
+/* Removes the element `field`: KV_OK or KV_ENOTFOUND. */
+int kv_coll_remove(struct kv *kv, struct kv_coll *c, const void *field, size_t field_len);
+
+/* Callback for element walks: 0 to go on, anything else stops the walk and
+ * is returned. It must not change the collection. */
+typedef int (*kv_elem_cb)(void *ctx, const struct kv_elem *e);
+/* Every element, in table order. O(elements). */
+int kv_coll_foreach(const struct kv_coll *c, kv_elem_cb cb, void *ctx);
+/* HSCAN/SSCAN: as kv_scan() over the elements (same cursor, same bounds,
+ * same guarantee); cb's return value is ignored. */
+uint64_t kv_coll_scan(const struct kv_coll *c, uint64_t cursor, uint32_t count, kv_elem_cb cb,
+                      void *ctx);
+/* Up to max (>= 1) elements near a random position (for HRANDFIELD,
+ * SRANDMEMBER: reads, any replica may answer differently); returns how many
+ * (>= 1 unless empty). Bounded work. */
+uint32_t kv_coll_sample(const struct kv_coll *c, struct rand *rng, struct kv_elem *out,
+                        uint32_t max);
+/* The min(max, count) elements whose SipHash under a key made from `seed`
+ * is smallest, in that order: the same elements on every replica whatever
+ * its table layout (SPOP, a write, picks its members so). O(elements);
+ * KV_OK, or KV_ENOMEM (*n_out is 0). */
+int kv_coll_pick(const struct kv_coll *c, uint64_t seed, struct kv_elem *out, uint64_t max,
+                 uint64_t *n_out) __attribute__((warn_unused_result));
+
+/* ---- Lists ------------------------------------------------------------------
+ *
+ * A list is a collection (kv_coll_open() with KV_TYPE_LIST, then
+ * kv_coll_close()) of items in order, index 0 at the head (the left).
+ * kv_coll_count() and kv_coll_foreach() (head to tail; an item is a
+ * kv_elem's field) work on it; the hash and set operations above do not.
+ * Pushes and pops at either end are O(1); an index is found in O(1); an
+ * insertion or removal inside moves the items on the shorter side. An item
+ * is at most value_bytes_max bytes; a list holds at most
+ * KV_COLL_ELEMENTS_MAX items.
+ */
+
+/* Pushes a copy of item at the head (front) or the tail. KV_OK, KV_ETOOBIG,
+ * KV_EFULL, KV_ENOMEM (nothing changed). */
+int kv_list_push(struct kv *kv, struct kv_coll *c, bool front, const void *item, size_t len)
+    __attribute__((warn_unused_result));
+/* Item `index` (0 = head): KV_OK and *out (field, field_len), or
+ * KV_ENOTFOUND when index >= the count. */
+int kv_list_get(const struct kv_coll *c, uint64_t index, struct kv_elem *out);
+/* Removes the head (front) or the tail item; the list must not be empty. */
+void kv_list_pop(struct kv *kv, struct kv_coll *c, bool front);
+/* Replaces item `index` (< count): KV_OK, KV_ETOOBIG, KV_ENOMEM. */
+int kv_list_set(struct kv *kv, struct kv_coll *c, uint64_t index, const void *item, size_t len)
+    __attribute__((warn_unused_result));
+/* Inserts a copy of item so that it becomes item `index` (<= count):
+ * KV_OK, KV_ETOOBIG, KV_EFULL, KV_ENOMEM. */
+int kv_list_insert(struct kv *kv, struct kv_coll *c, uint64_t index, const void *item,
+                   size_t len) __attribute__((warn_unused_result));
+/* LREM: removes items equal to item, at most |count| of them (0: all),
+ * from the head when count >= 0, from the tail when negative, in one pass.
+ * Returns how many were removed. */
+uint64_t kv_list_remove_equal(struct kv *kv, struct kv_coll *c, const void *item, size_t len,
+                              int64_t count);
+/* LTRIM: keeps items [start, stop] (start <= stop < count) and frees the
+ * others. */
+void kv_list_trim(struct kv *kv, struct kv_coll *c, uint64_t start, uint64_t stop);
+/* LMOVE: moves src's head (src_front) or tail item to dst's head or tail
+ * without copying it (src and dst may be the same list; src not empty).
+ * KV_OK, KV_EFULL, KV_ENOMEM (nothing changed). */
+int kv_list_move(struct kv *kv, struct kv_coll *src, bool src_front, struct kv_coll *dst,
+                 bool dst_front) __attribute__((warn_unused_result));
+
+/* MEMORY USAGE: bytes held for the live key (its entry, and for a hash or a
+ * set every element and table): KV_OK or KV_ENOTFOUND. */
+int kv_memory_usage(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                    uint64_t *bytes);
+
 /* ---- Snapshots -------------------------------------------------------------
  *
- * Format, version 1, all integers little-endian:
+ * Format, version 2, all integers little-endian:
  *
  *   header (44 bytes)
  *     0   8  magic "SHOALKV\n"
- *     8   4  format version (1)
+ *     8   4  format version (2; a loader also takes 1, which has strings only)
  *    12   4  flags (0; reserved)
  *    16   8  applied index
  *    24   8  key count
@@ -303,9 +454,15 @@ uint32_t kv_expired_sample(struct kv *kv, int64_t now_ms, struct kv_item *out, u
  *     0   1  type (enum kv_type)
  *     1   1  flags: bit 0 = has expiry; other bits 0
  *     2   4  key length  (<= key_bytes_max of the loader)
- *     6   4  value length (<= value_bytes_max of the loader)
+ *     6   4  string: value length (<= value_bytes_max of the loader);
+ *            hash, set: element count (>= 1)
  *    10   8  expiry in ms, >= 0 (only if flags bit 0)
- *     .   .  key bytes, then value bytes
+ *     .   .  key bytes, then the value:
+ *              string  its bytes
+ *              set     per member: u32 length | bytes
+ *              hash    per field:  u32 field length | u32 value length |
+ *                                  field bytes | value bytes
+ *            (every element length <= value_bytes_max of the loader)
  *     .   4  crc32c of the record's bytes before this field
  *   trailer (12 bytes)
  *     0   8  magic "SHOALEND"
@@ -313,14 +470,16 @@ uint32_t kv_expired_sample(struct kv *kv, int64_t now_ms, struct kv_item *out, u
  *             (4 bytes each), then the trailer magic: binds the records'
  *             order and number to the header
  *
- * Records are in table order (which depends on the seed); logically expired
- * keys are included (they are state until deleted). The loader refuses any
- * mismatch: magic, version, crc, a length over a limit or past the declared
- * total, a duplicate key, an unknown type or flag, a short or long input;
- * the error message names the byte offset. It checks every declared size
- * against the limits before allocating for it.
+ * Records are in table order (which depends on the seed), and so are the
+ * elements of a collection; logically expired keys are included (they are
+ * state until deleted). The loader refuses any mismatch: magic, version,
+ * crc, a length over a limit or past the declared total, a duplicate key or
+ * element, an empty collection, an unknown type or flag, a short or long
+ * input; the error message names the byte offset. It checks every declared
+ * size against the limits before allocating for it.
  */
-#define KV_SNAPSHOT_VERSION 1u
+#define KV_SNAPSHOT_VERSION 2u
+#define KV_SNAPSHOT_VERSION_STRINGS 1u
 #define KV_SNAPSHOT_HEADER_BYTES 44u
 #define KV_SNAPSHOT_TRAILER_BYTES 12u
 #define KV_SNAPSHOT_RECORD_MIN_BYTES 14u /* no expiry, empty key and value */

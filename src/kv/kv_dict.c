@@ -65,8 +65,8 @@ uint64_t kv_dict_siphash(const uint64_t k[2], const void *data, size_t len, int 
     return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
 }
 
-uint64_t kv_dict_hash(const struct kv *kv, const void *key, size_t key_len) {
-    return kv_dict_siphash(kv->config.hash_seed, key, key_len, 1, 3);
+uint64_t kv_dict_hash(const struct kv_dict *d, const void *key, size_t key_len) {
+    return kv_dict_siphash(d->seed, key, key_len, 1, 3);
 }
 
 /* ---- Tables ---- */
@@ -77,7 +77,7 @@ static uint64_t kv__next_pow2(uint64_t n) {
     return size;
 }
 
-static int kv__table_alloc(struct kv *kv, struct kv_table *t, uint64_t size) {
+static int kv__table_alloc(struct kv_dict *d, struct kv_table *t, uint64_t size) {
     assert(size >= KV_DICT_SIZE_MIN && size <= KV_BUCKETS_LIMIT);
     assert((size & (size - 1)) == 0);
     if (size > SIZE_MAX / sizeof(struct kv_entry *)) return KV_ENOMEM;
@@ -85,51 +85,54 @@ static int kv__table_alloc(struct kv *kv, struct kv_table *t, uint64_t size) {
     if (t->buckets == NULL) return KV_ENOMEM;
     t->size = size;
     t->used = 0;
-    kv->memory_bytes += size * sizeof(struct kv_entry *);
+    d->table_bytes += size * sizeof(struct kv_entry *);
     return KV_OK;
 }
 
-static void kv__table_free(struct kv *kv, struct kv_table *t) {
+static void kv__table_free(struct kv_dict *d, struct kv_table *t) {
     assert(t->used == 0);
-    kv->memory_bytes -= t->size * sizeof(struct kv_entry *);
+    d->table_bytes -= t->size * sizeof(struct kv_entry *);
     free(t->buckets);
     memset(t, 0, sizeof(*t));
 }
 
-void kv_dict_init(struct kv *kv) {
-    memset(kv->t, 0, sizeof(kv->t));
-    kv->rehashing = false;
-    kv->rehash_index = 0;
+void kv_dict_init(struct kv_dict *d, const uint64_t seed[2]) {
+    uint64_t s0 = seed[0];
+    uint64_t s1 = seed[1];
+    bool paused = d->resize_paused;
+    memset(d, 0, sizeof(*d));
+    d->seed[0] = s0;
+    d->seed[1] = s1;
+    d->resize_paused = paused;
 }
 
-void kv_dict_clear(struct kv *kv) {
+void kv_dict_clear(struct kv_dict *d, kv_dict_free_fn free_fn, void *ctx) {
     for (int i = 0; i < 2; i++) {
-        struct kv_table *t = &kv->t[i];
+        struct kv_table *t = &d->t[i];
         for (uint64_t b = 0; b < t->size; b++) {
             struct kv_entry *e = t->buckets[b];
             while (e != NULL) {
                 struct kv_entry *next = e->next;
-                kv_entry_free(kv, e);
+                free_fn(ctx, e);
                 e = next;
                 t->used--;
             }
         }
-        kv__table_free(kv, t);
+        kv__table_free(d, t);
     }
-    kv_dict_init(kv);
-    kv->expire_cursor = 0;
-    assert(kv->expires == 0 && kv->data_bytes == 0);
+    kv_dict_init(d, d->seed);
+    assert(d->table_bytes == 0);
 }
 
 /* Starts moving every key to a table of new_size (t[0] empty: at once). */
-static int kv__resize(struct kv *kv, uint64_t new_size) {
-    assert(!kv->rehashing);
-    if (new_size == kv->t[0].size) return KV_OK;
-    int rc = kv__table_alloc(kv, &kv->t[1], new_size);
+static int kv__resize(struct kv_dict *d, uint64_t new_size) {
+    assert(!d->rehashing);
+    if (new_size == d->t[0].size) return KV_OK;
+    int rc = kv__table_alloc(d, &d->t[1], new_size);
     if (rc != KV_OK) return rc;
-    kv->rehashing = true;
-    kv->rehash_index = 0;
-    if (kv->t[0].used == 0) (void)kv_dict_rehash(kv, 1);
+    d->rehashing = true;
+    d->rehash_index = 0;
+    if (d->t[0].used == 0) (void)kv_dict_rehash(d, 1);
     return KV_OK;
 }
 
@@ -137,20 +140,20 @@ static int kv__resize(struct kv *kv, uint64_t new_size) {
  * most KV_DICT_RESIZE_RATIO_MAX at a time (the next resize follows when this
  * one ends), which bounds a scan step. A failed allocation is not an error:
  * the table keeps working, with longer chains, and the next call retries. */
-static void kv__resize_if_needed_to(struct kv *kv, bool may_shrink) {
-    const struct kv_table *t = &kv->t[0];
-    if (kv->rehashing || t->size == 0 || kv->walk != NULL) return; /* a walk fixes the buckets */
-    uint64_t grow_at = kv->resize_paused ? t->size * KV_DICT_FORCE_RESIZE_RATIO : t->size;
-    may_shrink = may_shrink && !kv->resize_paused;
+static void kv__resize_if_needed_to(struct kv_dict *d, bool may_shrink) {
+    const struct kv_table *t = &d->t[0];
+    if (d->rehashing || t->size == 0 || d->fixed) return; /* a walk fixes the buckets */
+    uint64_t grow_at = d->resize_paused ? t->size * KV_DICT_FORCE_RESIZE_RATIO : t->size;
+    may_shrink = may_shrink && !d->resize_paused;
     if (t->used >= grow_at && t->size < KV_BUCKETS_LIMIT) {
         uint64_t size = kv__next_pow2(t->used + 1);
         uint64_t cap = t->size * KV_DICT_RESIZE_RATIO_MAX;
-        (void)kv__resize(kv, size < cap ? size : cap);
+        (void)kv__resize(d, size < cap ? size : cap);
     } else if (may_shrink && t->size > KV_DICT_SIZE_MIN &&
                t->used * KV_DICT_SHRINK_RATIO < t->size) {
         uint64_t size = kv__next_pow2(t->used);
         uint64_t least = t->size / KV_DICT_RESIZE_RATIO_MAX;
-        (void)kv__resize(kv, size > least ? size : least);
+        (void)kv__resize(d, size > least ? size : least);
     }
 }
 
@@ -160,15 +163,15 @@ static void kv__resize_if_needed_to(struct kv *kv, bool may_shrink) {
  * table to 4, the next resize started a rehash nothing drove during the
  * load, and every key went into 8 buckets: a restart from that snapshot
  * took minutes instead of a fraction of a second. */
-static void kv__resize_if_needed(struct kv *kv) { kv__resize_if_needed_to(kv, true); }
+static void kv__resize_if_needed(struct kv_dict *d) { kv__resize_if_needed_to(d, true); }
 
-static void kv__rehash_bucket(struct kv *kv, uint64_t index) {
-    struct kv_table *from = &kv->t[0];
-    struct kv_table *to = &kv->t[1];
+static void kv__rehash_bucket(struct kv_dict *d, uint64_t index) {
+    struct kv_table *from = &d->t[0];
+    struct kv_table *to = &d->t[1];
     struct kv_entry *e = from->buckets[index];
     while (e != NULL) {
         struct kv_entry *next = e->next;
-        uint64_t b = kv_dict_hash(kv, kv_entry_key(e), e->key_len) & (to->size - 1);
+        uint64_t b = kv_dict_hash(d, kv_entry_key(e), e->key_len) & (to->size - 1);
         e->next = to->buckets[b];
         to->buckets[b] = e;
         from->used--;
@@ -178,59 +181,59 @@ static void kv__rehash_bucket(struct kv *kv, uint64_t index) {
     from->buckets[index] = NULL;
 }
 
-static void kv__rehash_finish(struct kv *kv) {
-    assert(kv->t[0].used == 0);
-    kv__table_free(kv, &kv->t[0]);
-    kv->t[0] = kv->t[1];
-    memset(&kv->t[1], 0, sizeof(kv->t[1]));
-    kv->rehashing = false;
-    kv->rehash_index = 0;
-    kv__resize_if_needed(kv); /* keys came and went meanwhile */
+static void kv__rehash_finish(struct kv_dict *d) {
+    assert(d->t[0].used == 0);
+    kv__table_free(d, &d->t[0]);
+    d->t[0] = d->t[1];
+    memset(&d->t[1], 0, sizeof(d->t[1]));
+    d->rehashing = false;
+    d->rehash_index = 0;
+    kv__resize_if_needed(d); /* keys came and went meanwhile */
 }
 
 /* While paused, a resize in progress waits (new keys go to the new table
  * meanwhile), unless the old table is overloaded past the forced ratio. */
-bool kv_dict_rehash(struct kv *kv, uint32_t n) {
-    if (kv->walk != NULL) return kv->rehashing; /* a snapshot walk fixes the buckets */
-    if (!kv->rehashing) {
-        kv__resize_if_needed(kv);
-        return kv->rehashing;
+bool kv_dict_rehash(struct kv_dict *d, uint32_t n) {
+    if (d->fixed) return d->rehashing; /* a snapshot walk fixes the buckets */
+    if (!d->rehashing) {
+        kv__resize_if_needed(d);
+        return d->rehashing;
     }
-    if (kv->resize_paused && kv->t[1].used < kv->t[1].size * KV_DICT_FORCE_RESIZE_RATIO) {
+    if (d->resize_paused && d->t[1].used < d->t[1].size * KV_DICT_FORCE_RESIZE_RATIO) {
         return true;
     }
     uint64_t empty_visits = (uint64_t)n * KV_DICT_EMPTY_VISITS;
-    struct kv_table *t0 = &kv->t[0];
+    struct kv_table *t0 = &d->t[0];
     for (uint32_t i = 0; i < n && t0->used > 0; i++) {
-        while (t0->buckets[kv->rehash_index] == NULL) {
-            kv->rehash_index++;
-            assert(kv->rehash_index < t0->size); /* used > 0: a full bucket is ahead */
+        while (t0->buckets[d->rehash_index] == NULL) {
+            d->rehash_index++;
+            assert(d->rehash_index < t0->size); /* used > 0: a full bucket is ahead */
             if (--empty_visits == 0) return true;
         }
-        kv__rehash_bucket(kv, kv->rehash_index);
-        kv->rehash_index++;
+        kv__rehash_bucket(d, d->rehash_index);
+        d->rehash_index++;
     }
-    if (t0->used == 0) kv__rehash_finish(kv);
-    return kv->rehashing;
+    if (t0->used == 0) kv__rehash_finish(d);
+    return d->rehashing;
 }
 
-int kv_dict_reserve(struct kv *kv, uint64_t n) {
-    assert(kv->t[0].size == 0 && !kv->rehashing);
+int kv_dict_reserve(struct kv_dict *d, uint64_t n) {
+    assert(d->t[0].size == 0 && !d->rehashing);
     if (n > KV_BUCKETS_LIMIT) return KV_EINVAL;
-    return kv__table_alloc(kv, &kv->t[0], kv__next_pow2(n));
+    return kv__table_alloc(d, &d->t[0], kv__next_pow2(n));
 }
 
 /* ---- Lookup, insert, unlink ---- */
 
-static struct kv_entry **kv__find_link(const struct kv *kv, uint64_t hash, const void *key,
+static struct kv_entry **kv__find_link(const struct kv_dict *d, uint64_t hash, const void *key,
                                        size_t key_len, int *table) {
     for (int i = 0; i < 2; i++) {
-        const struct kv_table *t = &kv->t[i];
+        const struct kv_table *t = &d->t[i];
         if (t->size == 0) break;
         /* The old table's buckets below rehash_index have all moved: a key
          * there is looked up in the new table only (one cache miss, not
          * two, for every lookup while a resize runs). */
-        if (i == 0 && kv->rehashing && (hash & (t->size - 1)) < kv->rehash_index) continue;
+        if (i == 0 && d->rehashing && (hash & (t->size - 1)) < d->rehash_index) continue;
         struct kv_entry **link = &t->buckets[hash & (t->size - 1)];
         for (; *link != NULL; link = &(*link)->next) {
             if (kv_entry_key_is(*link, key, key_len)) {
@@ -238,32 +241,32 @@ static struct kv_entry **kv__find_link(const struct kv *kv, uint64_t hash, const
                 return link;
             }
         }
-        if (!kv->rehashing) break;
+        if (!d->rehashing) break;
     }
     return NULL;
 }
 
-bool kv_dict_find(struct kv *kv, uint64_t hash, const void *key, size_t key_len,
+bool kv_dict_find(struct kv_dict *d, uint64_t hash, const void *key, size_t key_len,
                   struct kv_pos *pos) {
-    pos->link = kv__find_link(kv, hash, key, key_len, &pos->table);
+    pos->link = kv__find_link(d, hash, key, key_len, &pos->table);
     return pos->link != NULL;
 }
 
-const struct kv_entry *kv_dict_lookup(const struct kv *kv, uint64_t hash, const void *key,
+const struct kv_entry *kv_dict_lookup(const struct kv_dict *d, uint64_t hash, const void *key,
                                       size_t key_len) {
     int table;
-    struct kv_entry **link = kv__find_link(kv, hash, key, key_len, &table);
+    struct kv_entry **link = kv__find_link(d, hash, key, key_len, &table);
     return link == NULL ? NULL : *link;
 }
 
-int kv_dict_insert(struct kv *kv, struct kv_entry *e, uint64_t hash) {
+int kv_dict_insert(struct kv_dict *d, struct kv_entry *e, uint64_t hash) {
     assert(e->next == NULL);
-    if (kv->t[0].size == 0) {
-        int rc = kv__table_alloc(kv, &kv->t[0], KV_DICT_SIZE_MIN);
+    if (d->t[0].size == 0) {
+        int rc = kv__table_alloc(d, &d->t[0], KV_DICT_SIZE_MIN);
         if (rc != KV_OK) return rc;
     }
-    kv__resize_if_needed_to(kv, false);
-    struct kv_table *t = kv->rehashing ? &kv->t[1] : &kv->t[0];
+    kv__resize_if_needed_to(d, false);
+    struct kv_table *t = d->rehashing ? &d->t[1] : &d->t[0];
     uint64_t b = hash & (t->size - 1);
     e->next = t->buckets[b];
     t->buckets[b] = e;
@@ -271,14 +274,14 @@ int kv_dict_insert(struct kv *kv, struct kv_entry *e, uint64_t hash) {
     return KV_OK;
 }
 
-struct kv_entry *kv_dict_unlink(struct kv *kv, struct kv_pos pos) {
+struct kv_entry *kv_dict_unlink(struct kv_dict *d, struct kv_pos pos) {
     struct kv_entry *e = *pos.link;
     assert(e != NULL);
-    assert(kv->t[pos.table].used > 0);
+    assert(d->t[pos.table].used > 0);
     *pos.link = e->next;
     e->next = NULL;
-    kv->t[pos.table].used--;
-    kv__resize_if_needed(kv);
+    d->t[pos.table].used--;
+    kv__resize_if_needed(d);
     return e;
 }
 
@@ -324,21 +327,21 @@ static void kv__visit_bucket(const struct kv_table *t, uint64_t b, kv_dict_visit
  * holds exactly the keys of the big buckets that share its low bits. While
  * resizing, the step visits the cursor's bucket in the smaller table and all
  * its expansions in the larger one, so neither table's order is broken. */
-uint64_t kv_dict_scan_step(const struct kv *kv, uint64_t v, kv_dict_visit_fn fn, void *ctx,
+uint64_t kv_dict_scan_step(const struct kv_dict *d, uint64_t v, kv_dict_visit_fn fn, void *ctx,
                            uint32_t *buckets) {
     uint32_t visited = 0;
-    if (kv->t[0].size == 0) return 0;
-    if (!kv->rehashing) {
-        uint64_t m0 = kv->t[0].size - 1;
-        kv__visit_bucket(&kv->t[0], v & m0, fn, ctx);
+    if (d->t[0].size == 0) return 0;
+    if (!d->rehashing) {
+        uint64_t m0 = d->t[0].size - 1;
+        kv__visit_bucket(&d->t[0], v & m0, fn, ctx);
         visited++;
         v = kv__cursor_next(v, m0);
     } else {
-        const struct kv_table *small = &kv->t[0];
-        const struct kv_table *large = &kv->t[1];
+        const struct kv_table *small = &d->t[0];
+        const struct kv_table *large = &d->t[1];
         if (small->size > large->size) {
-            small = &kv->t[1];
-            large = &kv->t[0];
+            small = &d->t[1];
+            large = &d->t[0];
         }
         uint64_t m0 = small->size - 1;
         uint64_t m1 = large->size - 1;
@@ -356,10 +359,10 @@ uint64_t kv_dict_scan_step(const struct kv *kv, uint64_t v, kv_dict_visit_fn fn,
 
 #define KV_DICT_PREFETCH 8 /* buckets ahead */
 
-int kv_dict_foreach(const struct kv *kv, int (*fn)(void *ctx, const struct kv_entry *e),
+int kv_dict_foreach(const struct kv_dict *d, int (*fn)(void *ctx, const struct kv_entry *e),
                     void *ctx) {
     for (int i = 0; i < 2; i++) {
-        const struct kv_table *t = &kv->t[i];
+        const struct kv_table *t = &d->t[i];
         for (uint64_t b = 0; b < t->size; b++) {
             /* The walk is a cache miss per entry (a snapshot of 1M keys:
              * kv__write_record was 60% of the writer's time, perf): fetch
@@ -382,18 +385,18 @@ int kv_dict_foreach(const struct kv *kv, int (*fn)(void *ctx, const struct kv_en
  * rehash_index, then t[1]'s. The walk is bounded by total and ends early
  * once max entries are collected; with the shrink rule (load >= 1/10 outside
  * a resize) it is short on average. */
-uint32_t kv_dict_sample(const struct kv *kv, struct rand *rng, const struct kv_entry **out,
+uint32_t kv_dict_sample(const struct kv_dict *d, struct rand *rng, const struct kv_entry **out,
                         uint32_t max) {
     assert(max >= 1);
-    if (kv->t[0].used + kv->t[1].used == 0) return 0;
-    uint64_t skip = kv->rehashing ? kv->rehash_index : 0;
-    uint64_t n0 = kv->t[0].size - skip;
-    uint64_t total = n0 + kv->t[1].size;
+    if (d->t[0].used + d->t[1].used == 0) return 0;
+    uint64_t skip = d->rehashing ? d->rehash_index : 0;
+    uint64_t n0 = d->t[0].size - skip;
+    uint64_t total = n0 + d->t[1].size;
     uint64_t pos = rand_below(rng, total);
     uint32_t got = 0;
     for (uint64_t i = 0; i < total && got < max; i++) {
         const struct kv_entry *e =
-            pos < n0 ? kv->t[0].buckets[skip + pos] : kv->t[1].buckets[pos - n0];
+            pos < n0 ? d->t[0].buckets[skip + pos] : d->t[1].buckets[pos - n0];
         for (; e != NULL && got < max; e = e->next) out[got++] = e;
         pos = pos + 1 == total ? 0 : pos + 1;
     }

@@ -62,15 +62,23 @@ struct kv_table {
     uint64_t used; /* entries in this table */
 };
 
-struct kv {
-    struct kv_config config;
+/* One hash table: the keyspace's, or a hash's or a set's (kv_coll.h). */
+struct kv_dict {
     struct kv_table t[2];
     bool rehashing;
-    bool resize_paused;     /* kv_pause_resize(): a forked snapshot writer shares the pages */
-    uint64_t rehash_index;  /* t[0] buckets below it are moved */
+    bool resize_paused;    /* kv_pause_resize(): a forked snapshot writer shares the pages */
+    bool fixed;            /* a snapshot walk reads the buckets: no resize, no rehash step */
+    uint64_t rehash_index; /* t[0] buckets below it are moved */
+    uint64_t seed[2];      /* SipHash key */
+    uint64_t table_bytes;  /* bytes of the bucket arrays */
+};
+
+struct kv {
+    struct kv_config config;
+    struct kv_dict dict;
     uint64_t expires;       /* entries with an expiry */
-    uint64_t data_bytes;    /* sum of key_len + value_len */
-    uint64_t memory_bytes;  /* bytes asked of the allocator */
+    uint64_t data_bytes;    /* sum of key_len + value payload (kv_snapshot_size) */
+    uint64_t memory_bytes;  /* bytes asked of the allocator, bucket arrays aside */
     uint64_t expire_cursor; /* kv_expired_sample()'s scan cursor */
     struct kv_walk *walk;   /* a snapshot being written (kv_snapshot.c), or NULL */
 };
@@ -114,10 +122,11 @@ static inline bool kv_entry_key_is(const struct kv_entry *e, const void *key, si
     return e->key_len == key_len && (key_len == 0 || memcmp(kv_entry_key(e), key, key_len) == 0);
 }
 static inline void kv_entry_item(const struct kv_entry *e, struct kv_item *out) {
+    bool string = e->type == KV_TYPE_STRING;
     out->key = kv_entry_key(e);
     out->key_len = e->key_len;
-    out->value = kv_entry_value(e);
-    out->value_len = e->value_len;
+    out->value = string ? kv_entry_value(e) : NULL;
+    out->value_len = string ? e->value_len : 0;
     out->type = e->type;
     out->expire_ms = kv_entry_expire(e);
 }
@@ -129,44 +138,45 @@ static inline void kv_entry_item(const struct kv_entry *e, struct kv_item *out) 
  * published vector). */
 uint64_t kv_dict_siphash(const uint64_t k[2], const void *data, size_t len, int c_rounds,
                          int d_rounds);
-uint64_t kv_dict_hash(const struct kv *kv, const void *key, size_t key_len);
+uint64_t kv_dict_hash(const struct kv_dict *d, const void *key, size_t key_len);
 
 /* ---- Table ---- */
 
-void kv_dict_init(struct kv *kv);
+void kv_dict_init(struct kv_dict *d, const uint64_t seed[2]);
 /* Frees every entry and both tables; the dict is empty and table-less. */
-void kv_dict_clear(struct kv *kv);
+typedef void (*kv_dict_free_fn)(void *ctx, struct kv_entry *e);
+void kv_dict_clear(struct kv_dict *d, kv_dict_free_fn free_fn, void *ctx);
 /* Finds the entry for key; false if absent. */
-bool kv_dict_find(struct kv *kv, uint64_t hash, const void *key, size_t key_len,
+bool kv_dict_find(struct kv_dict *d, uint64_t hash, const void *key, size_t key_len,
                   struct kv_pos *pos);
-const struct kv_entry *kv_dict_lookup(const struct kv *kv, uint64_t hash, const void *key,
+const struct kv_entry *kv_dict_lookup(const struct kv_dict *d, uint64_t hash, const void *key,
                                       size_t key_len);
 /* Links a new entry (whose key is absent) in; grows the table first if
  * needed. KV_ENOMEM only if there is no table at all and none could be
  * allocated (a failed growth just leaves longer chains). */
-int kv_dict_insert(struct kv *kv, struct kv_entry *e, uint64_t hash)
+int kv_dict_insert(struct kv_dict *d, struct kv_entry *e, uint64_t hash)
     __attribute__((warn_unused_result));
 /* Unlinks the entry at pos (the caller frees it); may start a shrink. */
-struct kv_entry *kv_dict_unlink(struct kv *kv, struct kv_pos pos);
+struct kv_entry *kv_dict_unlink(struct kv_dict *d, struct kv_pos pos);
 /* Puts `fresh` where the entry at pos is (same key); returns the old one. */
 struct kv_entry *kv_dict_replace(struct kv_pos pos, struct kv_entry *fresh);
 /* Moves up to n buckets of a resize in progress; true if still resizing. */
-bool kv_dict_rehash(struct kv *kv, uint32_t n);
+bool kv_dict_rehash(struct kv_dict *d, uint32_t n);
 /* Sizes an empty, table-less dict for n keys (snapshot load). */
-int kv_dict_reserve(struct kv *kv, uint64_t n) __attribute__((warn_unused_result));
+int kv_dict_reserve(struct kv_dict *d, uint64_t n) __attribute__((warn_unused_result));
 
 typedef void (*kv_dict_visit_fn)(void *ctx, const struct kv_entry *e);
 /* One reverse-binary scan step from cursor v: visits every entry of the
  * cursor's bucket (both tables while resizing); returns the next cursor (0 at
  * the end) and adds the buckets visited to *buckets (may be NULL). */
-uint64_t kv_dict_scan_step(const struct kv *kv, uint64_t v, kv_dict_visit_fn fn, void *ctx,
+uint64_t kv_dict_scan_step(const struct kv_dict *d, uint64_t v, kv_dict_visit_fn fn, void *ctx,
                            uint32_t *buckets);
 /* Calls fn for every entry (expired ones too) until it returns non-zero. */
-int kv_dict_foreach(const struct kv *kv, int (*fn)(void *ctx, const struct kv_entry *e),
+int kv_dict_foreach(const struct kv_dict *d, int (*fn)(void *ctx, const struct kv_entry *e),
                     void *ctx);
 /* Collects up to max (>= 1) entries walking forward from a random bucket;
  * returns how many (0 only if the dict is empty). */
-uint32_t kv_dict_sample(const struct kv *kv, struct rand *rng, const struct kv_entry **out,
+uint32_t kv_dict_sample(const struct kv_dict *d, struct rand *rng, const struct kv_entry **out,
                         uint32_t max);
 
 /* ---- A snapshot walk in progress (kv_snapshot.c) ----

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "kv/kv.h"
+#include "kv/kv_coll.h"
 #include "kv/kv_dict.h"
 #include "util/crc32c.h"
 
@@ -117,24 +118,61 @@ static void kv__bytes_free(struct kv__bytes *b) {
     memset(b, 0, sizeof(*b));
 }
 
-/* Appends one record (format in kv.h) and its crc. */
+struct kv__elem_writer {
+    uint8_t *p; /* where the next element goes */
+    uint8_t type;
+};
+
+/* Puts one element of a hash, set or list record (the layout is in kv.h). */
+static int kv__write_elem(void *ctx, const struct kv_elem *el) {
+    struct kv__elem_writer *ew = ctx;
+    assert(ew->type == KV_TYPE_HASH || el->value_len == 0);
+    kv__put32(ew->p, el->field_len);
+    ew->p += 4;
+    if (ew->type == KV_TYPE_HASH) {
+        kv__put32(ew->p, el->value_len);
+        ew->p += 4;
+    }
+    if (el->field_len > 0) memcpy(ew->p, el->field, el->field_len);
+    ew->p += el->field_len;
+    if (el->value_len > 0) memcpy(ew->p, el->value, el->value_len);
+    ew->p += el->value_len;
+    return 0;
+}
+
+/* Appends one record (format in kv.h) and its crc. A collection's record
+ * holds every element: it is as large as its snapshot payload. */
 static void kv__record(struct kv__bytes *b, const struct kv_entry *e) {
     size_t n = KV__RECORD_FIXED;
     int64_t expire_ms = kv_entry_expire(e);
+    bool coll = kv_type_is_coll(e->type);
+    const struct kv_coll *c = coll ? kv_entry_coll(e) : NULL;
+    uint64_t value_bytes = coll ? c->payload_bytes : e->value_len;
+    assert(!coll || kv_coll_count(c) <= KV_COLL_ELEMENTS_MAX);
     if (expire_ms != KV_NO_EXPIRY) n += 8;
-    if (!kv__bytes_reserve(b, n + (size_t)e->key_len + e->value_len + 4)) return;
+    if (value_bytes > SIZE_MAX / 2) {
+        b->failed = true;
+        return;
+    }
+    if (!kv__bytes_reserve(b, n + (size_t)e->key_len + (size_t)value_bytes + 4)) return;
     uint8_t *h = b->data + b->len;
     h[0] = e->type;
     h[1] = expire_ms != KV_NO_EXPIRY ? KV__RECORD_HAS_EXPIRY : 0;
     kv__put32(h + 2, e->key_len);
-    kv__put32(h + 6, e->value_len);
+    kv__put32(h + 6, coll ? (uint32_t)kv_coll_count(c) : e->value_len);
     if (expire_ms != KV_NO_EXPIRY) {
         assert(expire_ms >= 0);
         kv__put64(h + KV__RECORD_FIXED, (uint64_t)expire_ms);
     }
     memcpy(h + n, kv_entry_key(e), e->key_len);
-    memcpy(h + n + e->key_len, kv_entry_value(e), e->value_len);
-    size_t body = n + (size_t)e->key_len + e->value_len;
+    if (coll) {
+        struct kv__elem_writer ew = {.p = h + n + e->key_len, .type = e->type};
+        (void)kv_coll_foreach(c, kv__write_elem, &ew);
+        assert(ew.p == h + n + e->key_len + value_bytes);
+    } else {
+        memcpy(h + n + e->key_len, kv_entry_value(e), e->value_len);
+    }
+    size_t body = n + (size_t)e->key_len + (size_t)value_bytes;
     uint32_t crc = crc32c(0, h, body);
     kv__put32(h + body, crc);
     b->len += body + 4;
@@ -162,11 +200,11 @@ int kv_walk_begin(struct kv *kv, uint64_t applied_index, bool threaded, struct k
     struct kv_walk *w = calloc(1, sizeof(*w));
     if (w == NULL) return KV_ENOMEM;
     w->kv = kv;
-    w->t[0] = kv->t[0];
-    w->t[1] = kv->t[1];
-    w->skip = kv->rehashing ? kv->rehash_index : 0;
-    w->n0 = kv->t[0].size - w->skip;
-    w->total = w->n0 + kv->t[1].size;
+    w->t[0] = kv->dict.t[0];
+    w->t[1] = kv->dict.t[1];
+    w->skip = kv->dict.rehashing ? kv->dict.rehash_index : 0;
+    w->n0 = kv->dict.t[0].size - w->skip;
+    w->total = w->n0 + kv->dict.t[1].size;
     w->done = calloc((size_t)(w->total / 64 + 1), sizeof(uint64_t));
     if (w->done == NULL || pthread_mutex_init(&w->mu, NULL) != 0) {
         free(w->done);
@@ -184,6 +222,7 @@ int kv_walk_begin(struct kv *kv, uint64_t applied_index, bool threaded, struct k
     w->count = kv_count(kv);
     w->size = kv_snapshot_size(kv);
     kv->walk = w;
+    kv->dict.fixed = true;
     *out = w;
     return KV_OK;
 }
@@ -212,6 +251,7 @@ void kv_walk_detach(struct kv_walk *w) {
     pthread_mutex_lock(&w->mu);
     w->detached = true;
     w->kv->walk = NULL; /* its new tables are the keyspace's own: they may resize */
+    w->kv->dict.fixed = false;
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -325,6 +365,7 @@ static void kv__walk_free_tables(struct kv_walk *w) {
         for (uint64_t b = 0; b < t->size; b++) {
             for (struct kv_entry *e = t->buckets[b], *next; e != NULL; e = next) {
                 next = e->next;
+                if (kv_type_is_coll(e->type)) kv_coll_destroy(kv_entry_coll(e));
                 free(e);
             }
         }
@@ -334,7 +375,10 @@ static void kv__walk_free_tables(struct kv_walk *w) {
 
 void kv_walk_end(struct kv *kv, struct kv_walk *w) {
     assert(kv->walk == w || w->detached);
-    if (kv->walk == w) kv->walk = NULL;
+    if (kv->walk == w) {
+        kv->walk = NULL;
+        kv->dict.fixed = false;
+    }
     if (w->detached) kv__walk_free_tables(w);
     pthread_cond_destroy(&w->drained);
     pthread_mutex_destroy(&w->mu);
@@ -363,6 +407,7 @@ struct kv__reader {
     size_t pos, len;
     uint64_t offset; /* of the next byte handed out */
     uint64_t total;  /* declared in the header */
+    uint32_t version;
     uint32_t chain;
     char *err;
     size_t err_cap;
@@ -442,7 +487,8 @@ static int kv__read_header(struct kv__reader *r, const struct kv_config *c,
     rc = kv__read_crc(r, crc32c(0, h, sizeof(h)), 0, "header");
     if (rc != KV_OK) return rc;
     uint32_t version = kv__get32(h + 8);
-    if (version != KV_SNAPSHOT_VERSION) {
+    r->version = version;
+    if (version != KV_SNAPSHOT_VERSION && version != KV_SNAPSHOT_VERSION_STRINGS) {
         return kv__fail(r, KV_EVERSION, 8, "unknown format version %" PRIu32, version);
     }
     if (kv__get32(h + 12) != 0) return kv__fail(r, KV_ECORRUPT, 12, "unknown header flags");
@@ -481,13 +527,17 @@ static int kv__read_record_head(struct kv__reader *r, const struct kv_config *c,
     rec->value_len = kv__get32(rec->head + 6);
     rec->head_len = KV__RECORD_FIXED;
     rec->expire_ms = KV_NO_EXPIRY;
-    if (rec->type >= KV_TYPE_COUNT) return kv__fail(r, KV_ECORRUPT, at, "unknown type");
+    bool coll = kv_type_is_coll(rec->type);
+    if (rec->type >= KV_TYPE_COUNT || (coll && r->version == KV_SNAPSHOT_VERSION_STRINGS)) {
+        return kv__fail(r, KV_ECORRUPT, at, "unknown type");
+    }
     if (flags & ~KV__RECORD_HAS_EXPIRY) return kv__fail(r, KV_ECORRUPT, at + 1, "bad flags");
     if (rec->key_len > c->key_bytes_max) {
         return kv__fail(r, KV_ECORRUPT, at + 2, "key length %" PRIu32 " over the limit",
                         rec->key_len);
     }
-    if (rec->value_len > c->value_bytes_max) {
+    if (coll && rec->value_len == 0) return kv__fail(r, KV_ECORRUPT, at + 6, "empty collection");
+    if (!coll && rec->value_len > c->value_bytes_max) {
         return kv__fail(r, KV_ECORRUPT, at + 6, "value length %" PRIu32 " over the limit",
                         rec->value_len);
     }
@@ -499,7 +549,12 @@ static int kv__read_record_head(struct kv__reader *r, const struct kv_config *c,
         rec->expire_ms = (int64_t)e;
         rec->head_len += 8;
     }
-    uint64_t end = r->offset + (uint64_t)rec->key_len + rec->value_len + 4;
+    /* a collection's elements take at least their length fields */
+    uint64_t value_min = !coll ? rec->value_len
+                         : (uint64_t)rec->value_len * (rec->type == KV_TYPE_HASH
+                                                           ? KV_COLL_HASH_ELEM_OVERHEAD
+                                                           : KV_COLL_SET_ELEM_OVERHEAD);
+    uint64_t end = r->offset + (uint64_t)rec->key_len + value_min + 4;
     if (end > r->total - KV_SNAPSHOT_TRAILER_BYTES) {
         return kv__fail(r, KV_ECORRUPT, at, "record runs past the declared size");
     }
@@ -507,14 +562,73 @@ static int kv__read_record_head(struct kv__reader *r, const struct kv_config *c,
 }
 
 static int kv__link(struct kv__reader *r, struct kv *kv, struct kv_entry *e, uint64_t at) {
-    uint64_t hash = kv_dict_hash(kv, kv_entry_key(e), e->key_len);
-    if (kv_dict_lookup(kv, hash, kv_entry_key(e), e->key_len) != NULL) {
+    uint64_t hash = kv_dict_hash(&kv->dict, kv_entry_key(e), e->key_len);
+    if (kv_dict_lookup(&kv->dict, hash, kv_entry_key(e), e->key_len) != NULL) {
         return kv__fail(r, KV_ECORRUPT, at, "duplicate key");
     }
-    if (kv->rehashing) (void)kv_dict_rehash(kv, 1); /* as every write does */
-    int rc = kv_dict_insert(kv, e, hash);
+    if (kv->dict.rehashing) (void)kv_dict_rehash(&kv->dict, 1); /* as every write does */
+    int rc = kv_dict_insert(&kv->dict, e, hash);
     if (rc != KV_OK) return kv__fail(r, rc, at, "cannot insert");
     return KV_OK;
+}
+
+/* Reads one list item (its length already read) onto c's tail. */
+static int kv__load_item(struct kv__reader *r, struct kv *kv, struct kv_coll *c, uint32_t len,
+                         uint32_t *crc, uint64_t at) {
+    struct kv_litem *it = kv_list_item_alloc(len);
+    if (it == NULL) return kv__fail(r, KV_ENOMEM, at, "out of memory");
+    int rc = kv__read(r, it->data, len);
+    if (rc == KV_OK) {
+        *crc = crc32c(*crc, it->data, len);
+        rc = kv_list_link_back(kv, c, it);
+        if (rc != KV_OK) rc = kv__fail(r, rc, at, "cannot insert");
+    }
+    if (rc != KV_OK) free(it);
+    return rc;
+}
+
+/* Reads one element of a collection record into c; *crc follows. */
+static int kv__load_elem(struct kv__reader *r, struct kv *kv, struct kv_coll *c, uint32_t *crc) {
+    uint64_t at = r->offset;
+    uint8_t h[8] = {0};
+    size_t n = c->type == KV_TYPE_HASH ? 8 : 4;
+    int rc = kv__read(r, h, n);
+    if (rc != KV_OK) return rc;
+    *crc = crc32c(*crc, h, n);
+    uint32_t field_len = kv__get32(h);
+    uint32_t value_len = kv__get32(h + 4);
+    if (field_len > kv->config.value_bytes_max || value_len > kv->config.value_bytes_max) {
+        return kv__fail(r, KV_ECORRUPT, at, "element length over the limit");
+    }
+    if (r->offset + (uint64_t)field_len + value_len > r->total - KV_SNAPSHOT_TRAILER_BYTES) {
+        return kv__fail(r, KV_ECORRUPT, at, "element runs past the declared size");
+    }
+    if (c->type == KV_TYPE_LIST) return kv__load_item(r, kv, c, field_len, crc, at);
+    struct kv_entry *e = kv_coll_elem_alloc(field_len, value_len);
+    if (e == NULL) return kv__fail(r, KV_ENOMEM, at, "out of memory");
+    uint8_t *bytes = (uint8_t *)kv_entry_key(e);
+    size_t len = (size_t)field_len + value_len;
+    rc = kv__read(r, bytes, len);
+    if (rc == KV_OK) {
+        *crc = crc32c(*crc, bytes, len);
+        rc = kv_coll_elem_link(kv, c, e);
+        if (rc == KV_ECORRUPT) rc = kv__fail(r, rc, at, "duplicate element");
+        else if (rc != KV_OK) rc = kv__fail(r, rc, at, "cannot insert");
+    }
+    if (rc != KV_OK) free(e);
+    return rc;
+}
+
+/* The value of a collection record: its elements into a new collection,
+ * which e (allocated with the pointer's 8 value bytes) then owns. */
+static int kv__load_coll(struct kv__reader *r, struct kv *kv, struct kv_entry *e,
+                         uint32_t count, uint32_t *crc) {
+    struct kv_coll *c = kv_coll_new(kv, e->type);
+    if (c == NULL) return kv__fail(r, KV_ENOMEM, r->offset, "out of memory");
+    memcpy((uint8_t *)kv_entry_value(e), &c, sizeof(c));
+    int rc = KV_OK;
+    for (uint32_t i = 0; i < count && rc == KV_OK; i++) rc = kv__load_elem(r, kv, c, crc);
+    return rc;
 }
 
 /* Reads one record straight into a new entry and links it in. */
@@ -523,17 +637,24 @@ static int kv__load_record(struct kv__reader *r, struct kv *kv) {
     uint64_t at = r->offset;
     int rc = kv__read_record_head(r, &kv->config, &rec);
     if (rc != KV_OK) return rc;
-    struct kv_entry *e = kv_entry_alloc(kv, rec.key_len, rec.value_len, rec.type, rec.expire_ms);
+    bool coll = kv_type_is_coll(rec.type);
+    uint32_t value_len = coll ? (uint32_t)sizeof(struct kv_coll *) : rec.value_len;
+    struct kv_entry *e = kv_entry_alloc(kv, rec.key_len, value_len, rec.type, rec.expire_ms);
     if (e == NULL) return kv__fail(r, KV_ENOMEM, at, "out of memory");
-    uint8_t *bytes = (uint8_t *)kv_entry_key(e); /* key, then value */
-    size_t len = (size_t)rec.key_len + rec.value_len;
+    if (coll) memset((uint8_t *)kv_entry_value(e), 0, sizeof(struct kv_coll *));
+    uint8_t *bytes = (uint8_t *)kv_entry_key(e); /* key, then a string's value */
+    size_t len = (size_t)rec.key_len + (coll ? 0 : rec.value_len);
     rc = kv__read(r, bytes, len);
-    if (rc == KV_OK) {
-        uint32_t crc = crc32c(crc32c(0, rec.head, rec.head_len), bytes, len);
-        rc = kv__read_crc(r, crc, at, "record");
-    }
+    uint32_t crc = crc32c(crc32c(0, rec.head, rec.head_len), bytes, len);
+    if (rc == KV_OK && coll) rc = kv__load_coll(r, kv, e, rec.value_len, &crc);
+    if (rc == KV_OK) rc = kv__read_crc(r, crc, at, "record");
     if (rc == KV_OK) rc = kv__link(r, kv, e, at);
-    if (rc != KV_OK) kv_entry_free(kv, e);
+    if (rc != KV_OK) {
+        struct kv_coll *c = NULL;
+        if (coll) memcpy(&c, kv_entry_value(e), sizeof(c));
+        if (coll && c == NULL) kv_entry_free_shell(kv, e); /* no collection yet */
+        else kv_entry_free(kv, e);
+    }
     return rc;
 }
 
@@ -565,7 +686,7 @@ static int kv__load(struct kv__reader *r, const struct kv_config *config, struct
     struct kv *kv = kv_create(config);
     if (kv == NULL) return kv__fail(r, KV_ENOMEM, r->offset, "out of memory");
     if (h.count > 0) {
-        rc = kv_dict_reserve(kv, h.count);
+        rc = kv_dict_reserve(&kv->dict, h.count);
         if (rc != KV_OK) rc = kv__fail(r, rc, 24, "cannot size the table");
     }
     for (uint64_t i = 0; i < h.count && rc == KV_OK; i++) rc = kv__load_record(r, kv);

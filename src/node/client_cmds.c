@@ -73,13 +73,14 @@ static void node__hello(struct client *c, uint32_t argc, const struct resp_arg *
 }
 
 static void node__command_flags(const struct cmd_def *d, struct resp_out *out) {
-    const char *flags[6];
+    const char *flags[7];
     int n = 0;
     if (d->flags & CMD_WRITE) flags[n++] = "write";
     if (d->flags & CMD_READONLY) flags[n++] = "readonly";
     if (d->flags & CMD_FAST) flags[n++] = "fast";
     if (d->flags & CMD_NODE) flags[n++] = "loading";
     if (d->flags & CMD_NODE) flags[n++] = "stale";
+    if (d->flags & CMD_NUMKEYS) flags[n++] = "movablekeys";
     resp_write_set(out, (uint64_t)n);
     for (int i = 0; i < n; i++) resp_write_simple(out, flags[i], strlen(flags[i]));
 }
@@ -89,9 +90,10 @@ static void node__command_info(const struct cmd_def *d, struct resp_out *out) {
     resp_write_bulk(out, d->name, strlen(d->name));
     resp_write_int(out, d->arity);
     node__command_flags(d, out);
-    resp_write_int(out, d->first_key);
-    resp_write_int(out, d->last_key);
-    resp_write_int(out, d->key_step);
+    bool movable = (d->flags & CMD_NUMKEYS) != 0; /* Redis shows 0 0 0 and "movablekeys" */
+    resp_write_int(out, movable ? 0 : d->first_key);
+    resp_write_int(out, movable ? 0 : d->last_key);
+    resp_write_int(out, movable ? 0 : d->key_step);
     resp_write_set(out, 0); /* ACL categories */
     resp_write_set(out, 0); /* tips */
     resp_write_array(out, 0); /* key specs */

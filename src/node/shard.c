@@ -520,10 +520,14 @@ void shard_flushed(struct node *n, struct shard *s, uint64_t batch, uint64_t las
 
 /* ---- applying (after the flush) ---- */
 
-static void shard__exec(struct shard *s, int64_t now_ms, const struct cmd_def *def,
+/* A write (index > 0: its log index) gets no generator, only a seed that
+ * every replica derives alike; a read (index 0) may draw from the
+ * replica's generator. */
+static void shard__exec(struct shard *s, int64_t now_ms, uint64_t index, const struct cmd_def *def,
                         uint32_t argc, const struct resp_arg *argv, struct resp_out *out) {
-    struct cmd_env env = {.kv = s->kv, .now_ms = now_ms, .rng = &s->rng,
-                          .bulk_max = KV_VALUE_BYTES_LIMIT};
+    assert(index == 0 || (def->flags & CMD_WRITE));
+    struct cmd_env env = {.kv = s->kv, .now_ms = now_ms, .rng = index == 0 ? &s->rng : NULL,
+                          .seed = index, .bulk_max = KV_VALUE_BYTES_LIMIT};
     if (!cmd_arity_ok(def, argc)) cmd_reply_arity(out, def);
     else cmd_exec(&env, def, argc, argv, out);
 }
@@ -562,7 +566,7 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
                 n->stats.expired++;
             }
         } else if (def != NULL && (def->flags & CMD_WRITE)) {
-            shard__exec(s, now_ms, def, argc, argv, out);
+            shard__exec(s, now_ms, e->index, def, argc, argv, out);
         } else {
             node_fatal(n, "group %llu: committed entry at index %llu is not a write",
                        (unsigned long long)s->group, (unsigned long long)e->index);
@@ -588,7 +592,7 @@ static void shard__serve_reads(struct shard *s) {
         }
         struct resp_out *out = &s->scratch[r->proto == 3];
         resp_out_consume(out, resp_out_len(out));
-        shard__exec(s, now, r->def, r->argc, r->argv, out);
+        shard__exec(s, now, 0, r->def, r->argc, r->argv, out);
         shard__done(r, resp_out_data(out), resp_out_len(out));
         resp_out_consume(out, resp_out_len(out));
         free(r->argv);

@@ -711,6 +711,8 @@ void resp_out_free(struct resp_out *out) {
     out->cap = out->len = out->head = 0;
 }
 
+uint8_t resp_out_proto(const struct resp_out *out) { return out->proto; }
+
 void resp_out_set_proto(struct resp_out *out, uint8_t proto) {
     assert(proto == 2 || proto == 3);
     out->proto = proto;

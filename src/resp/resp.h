@@ -206,6 +206,8 @@ void resp_out_init(struct resp_out *out, uint8_t proto, size_t bytes_max,
 void resp_out_free(struct resp_out *out);
 /* Switches the protocol for the following writes (HELLO 3). */
 void resp_out_set_proto(struct resp_out *out, uint8_t proto);
+/* The protocol the buffer writes (2 or 3). */
+uint8_t resp_out_proto(const struct resp_out *out);
 /* The pending bytes: resp_out_len() of them at resp_out_data(). The pointer
  * is valid until the next resp_out_* or resp_write_* call. The caller
  * compares resp_out_len() with its client output-buffer limit. */

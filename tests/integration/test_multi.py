@@ -126,3 +126,24 @@ def test_check_and_set_loses_no_increment(make_cluster):
         t.join(120)
     assert not errors, errors
     assert int(c.client(2).get("{cas}n")) == 6 * per
+
+
+def test_transactions_carry_hashes_sets_and_lists_and_watch_them(make_cluster):
+    c = make_cluster(3, extra=["--shards", "3"])
+    a, b = c.client(2), c.client(3)
+    p = a.pipeline(transaction=True)
+    p.hset("{h}obj", mapping={"f": "1", "g": "2"}).sadd("{h}set", "x", "y")
+    p.rpush("{h}list", "a", "b").hincrby("{h}obj", "f", 5).lpop("{h}list").incr("{h}obj")
+    out = p.execute(raise_on_error=False)
+    assert out[:5] == [2, 2, 2, 6, b"a"]
+    assert "WRONGTYPE" in str(out[5])
+    assert b.hgetall("{h}obj") == {b"f": b"6", b"g": b"2"}
+    # WATCH on a hash: a change of one field aborts
+    with a.pipeline() as w:
+        w.watch("{h}obj")
+        b.hset("{h}obj", "g", "3")
+        w.multi()
+        w.hset("{h}obj", "g", "from-a")
+        with pytest.raises(redis.exceptions.WatchError):
+            w.execute()
+    assert b.hget("{h}obj", "g") == b"3"

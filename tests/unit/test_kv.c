@@ -519,13 +519,13 @@ TEST(scan_step_work_is_bounded) {
         scan_key('s', i, k);
         CHECK(kv_delete(kv, k, 5, T0) == KV_OK);
         uint32_t visited = 0;
-        cursor = kv_dict_scan_step(kv, cursor, count_visit, &entries, &visited);
+        cursor = kv_dict_scan_step(&kv->dict, cursor, count_visit, &entries, &visited);
         worst = visited > worst ? visited : worst;
         steps++;
     }
     while (kv_rehash_step(kv, 1)) {
         uint32_t visited = 0;
-        cursor = kv_dict_scan_step(kv, cursor, count_visit, &entries, &visited);
+        cursor = kv_dict_scan_step(&kv->dict, cursor, count_visit, &entries, &visited);
         worst = visited > worst ? visited : worst;
     }
     struct kv_stats st;
@@ -958,6 +958,22 @@ static int64_t source_read(void *ctx, uint8_t *buf, size_t cap) {
     return (int64_t)n;
 }
 
+/* Adds one element (C strings; a set's value must be "") to the collection
+ * at key, creating it. */
+static bool put_elem(struct kv *kv, const char *key, uint8_t type, const char *field,
+                     const char *value) {
+    struct kv_coll *c = NULL;
+    if (kv_coll_open(kv, key, strlen(key), 0, type, true, &c) != KV_OK) return false;
+    return kv_coll_put(kv, c, field, strlen(field), value, strlen(value), 0, NULL) == KV_OK;
+}
+
+static bool push_item(struct kv *kv, const char *key, const char *item) {
+    struct kv_coll *c = NULL;
+    if (kv_coll_open(kv, key, strlen(key), 0, KV_TYPE_LIST, true, &c) != KV_OK) return false;
+    size_t len = strlen(item) + (item[0] == 'i' && item[1] == 0 ? 1 : 0); /* "i\0" */
+    return kv_list_push(kv, c, false, item, len) == KV_OK;
+}
+
 static struct kv *snapshot_sample(uint64_t seed, size_t big) {
     struct kv *kv = new_kv(seed);
     uint8_t *v = malloc(big);
@@ -967,7 +983,13 @@ static struct kv *snapshot_sample(uint64_t seed, size_t big) {
               kv_set(kv, "a\0b\r\n", 5, "\0\0\0", 3, KV_NO_EXPIRY, 0, 0) == KV_OK &&
               kv_set(kv, "expired", 7, "x", 1, T0 - 5, 0, 0) == KV_OK &&
               kv_set(kv, "big", 3, v, big, T0 + 9, 0, 0) == KV_OK &&
-              kv_set(kv, "n", 1, "1", 1, 0, 0, 0) == KV_OK;
+              kv_set(kv, "n", 1, "1", 1, 0, 0, 0) == KV_OK &&
+              put_elem(kv, "h", KV_TYPE_HASH, "f1", "v1") &&
+              put_elem(kv, "h", KV_TYPE_HASH, "", "") &&
+              put_elem(kv, "h", KV_TYPE_HASH, "f\0\r", "\0") &&
+              put_elem(kv, "s", KV_TYPE_SET, "m1", "") && put_elem(kv, "s", KV_TYPE_SET, "", "") &&
+              push_item(kv, "l", "i1") && push_item(kv, "l", "") && push_item(kv, "l", "i\0") &&
+              kv_expire_set(kv, "s", 1, 0, T0 + 7) == KV_OK;
     free(v);
     if (!ok) {
         kv_destroy(kv);
@@ -1093,7 +1115,7 @@ TEST(snapshot_corruption_is_detected_at_every_byte) {
     char err[200];
     struct kv *out = NULL;
     memcpy(p, s.p, s.len);
-    p[8] = 2;
+    p[8] = 3;
     uint32_t crc = crc32c(0, p, 40);
     for (int b = 0; b < 4; b++) p[40 + b] = (uint8_t)(crc >> (8 * b));
     CHECK(kv_snapshot_load_buffer(&c, p, s.len, &out, NULL, err, sizeof(err)) == KV_EVERSION);
@@ -1261,11 +1283,483 @@ TEST(snapshot_load_keeps_the_table_sized) {
     free(s.p);
 }
 
+/* ---- Hashes and sets ---- */
+
+#define CM_KEYS 4
+#define CM_FIELDS 24
+
+/* The model: per key a type (-1 none) and per field presence and value. */
+struct cm_key {
+    int type;
+    bool has[CM_FIELDS];
+    char value[CM_FIELDS][8];
+    char string[8];
+};
+
+static void cm_field(int f, char *buf) { snprintf(buf, 16, "f%d", f % CM_FIELDS); }
+
+/* Checks one keyspace against the model. */
+static bool cm_matches(const struct kv *kv, const struct cm_key *m) {
+    for (int k = 0; k < CM_KEYS; k++) {
+        char key[2] = {(char)('a' + k), 0};
+        struct kv_item it;
+        int rc = kv_get(kv, key, 1, T0, &it);
+        if (m[k].type < 0) {
+            if (rc != KV_ENOTFOUND) return false;
+            continue;
+        }
+        if (rc != KV_OK || it.type != m[k].type) return false;
+        if (m[k].type == KV_TYPE_STRING) {
+            if (it.value_len != strlen(m[k].string) ||
+                memcmp(it.value, m[k].string, it.value_len) != 0) {
+                return false;
+            }
+            continue;
+        }
+        const struct kv_coll *c = NULL;
+        if (kv_coll_get(kv, key, 1, T0, (uint8_t)m[k].type, &c) != KV_OK) return false;
+        uint64_t n = 0;
+        for (int f = 0; f < CM_FIELDS; f++) {
+            char field[16];
+            cm_field(f, field);
+            struct kv_elem e;
+            bool in = kv_coll_find(c, field, strlen(field), &e) == KV_OK;
+            if (in != m[k].has[f]) return false;
+            if (!in) continue;
+            n++;
+            if (e.value_len != strlen(m[k].value[f]) ||
+                memcmp(e.value, m[k].value[f], e.value_len) != 0) {
+                return false;
+            }
+        }
+        if (n != kv_coll_count(c) || n == 0) return false;
+    }
+    return true;
+}
+
+/* One random operation on both keyspaces and the model; false if a result
+ * differs from the model's. */
+static bool cm_step(struct kv *kv[2], struct cm_key *m, struct rand *rng) {
+    int k = (int)rand_below(rng, CM_KEYS);
+    int f = (int)rand_below(rng, CM_FIELDS);
+    char key[2] = {(char)('a' + k), 0};
+    char field[16];
+    cm_field(f, field);
+    char value[8];
+    snprintf(value, sizeof(value), "v%u", (unsigned)rand_below(rng, 1000));
+    uint32_t dice = (uint32_t)rand_below(rng, 100);
+    uint8_t type = dice % 2 ? KV_TYPE_HASH : KV_TYPE_SET;
+    const char *v = type == KV_TYPE_HASH ? value : "";
+    for (int i = 0; i < 2; i++) {
+        int rc;
+        if (dice < 60) { /* add */
+            struct kv_coll *c = NULL;
+            rc = kv_coll_open(kv[i], key, 1, T0, type, true, &c);
+            bool wrong = m[k].type >= 0 && m[k].type != type;
+            if (wrong != (rc == KV_EWRONGTYPE)) return false;
+            if (rc == KV_OK && kv_coll_put(kv[i], c, field, strlen(field), v, strlen(v), 0,
+                                           NULL) != KV_OK) {
+                return false;
+            }
+        } else if (dice < 85) { /* remove */
+            struct kv_coll *c = NULL;
+            rc = kv_coll_open(kv[i], key, 1, T0, type, false, &c);
+            if (rc == KV_OK) {
+                bool had = kv_coll_remove(kv[i], c, field, strlen(field)) == KV_OK;
+                if (had != m[k].has[f]) return false;
+                kv_coll_close(kv[i], key, 1, c);
+            }
+        } else if (dice < 90) { /* SET over anything */
+            if (kv_set(kv[i], key, 1, value, strlen(value), KV_NO_EXPIRY, 0, T0) != KV_OK) {
+                return false;
+            }
+        } else if (dice < 94) { /* RENAME onto the next key */
+            char dst[2] = {(char)('a' + (k + 1) % CM_KEYS), 0};
+            rc = kv_rename(kv[i], key, 1, dst, 1, T0, 0);
+            if ((rc == KV_OK) != (m[k].type >= 0)) return false;
+        } else if (dice < 97) { /* an expiry far away, then none: moves the entry */
+            if (kv_expire_set(kv[i], key, 1, T0, T0 + 100000) == KV_OK &&
+                kv_expire_clear(kv[i], key, 1, T0) != KV_OK) {
+                return false;
+            }
+        } else {
+            (void)kv_delete(kv[i], key, 1, T0);
+        }
+    }
+    /* the model */
+    if (dice < 60 && (m[k].type < 0 || m[k].type == type)) {
+        m[k].type = type;
+        m[k].has[f] = true;
+        snprintf(m[k].value[f], 8, "%s", v);
+    } else if (dice >= 60 && dice < 85 && m[k].type == type) {
+        m[k].has[f] = false;
+        bool any = false;
+        for (int j = 0; j < CM_FIELDS; j++) any = any || m[k].has[j];
+        if (!any) m[k].type = -1;
+    } else if (dice >= 85 && dice < 90) {
+        memset(&m[k], 0, sizeof(m[k]));
+        m[k].type = KV_TYPE_STRING;
+        snprintf(m[k].string, 8, "%s", value);
+    } else if (dice >= 90 && dice < 94 && m[k].type >= 0) {
+        int d = (k + 1) % CM_KEYS;
+        m[d] = m[k];
+        memset(&m[k], 0, sizeof(m[k]));
+        m[k].type = -1;
+    } else if (dice >= 97) {
+        memset(&m[k], 0, sizeof(m[k]));
+        m[k].type = -1;
+    }
+    return true;
+}
+
+/* Hashes and sets against a model, on two keyspaces with different seeds
+ * (so different layouts): the same content, the same digest, exact
+ * snapshot sizes, snapshots that load back the same, and memory that
+ * returns to the empty keyspace's. */
+TEST(collections_against_model) {
+    struct kv *kv[2] = {new_kv(41), new_kv(42)};
+    CHECK(kv[0] != NULL && kv[1] != NULL);
+    struct cm_key m[CM_KEYS];
+    memset(m, 0, sizeof(m));
+    for (int k = 0; k < CM_KEYS; k++) m[k].type = -1;
+    struct rand rng;
+    rand_seed(&rng, 43);
+    uint64_t empty_memory = kv_memory_bytes(kv[0]);
+    for (int step = 0; step < 20000; step++) {
+        CHECK(cm_step(kv, m, &rng));
+        if (step % 97 != 0) continue;
+        CHECK(cm_matches(kv[0], m));
+        CHECK(cm_matches(kv[1], m));
+        CHECK_EQ_U64(kv_digest(kv[0]), kv_digest(kv[1]));
+        CHECK_EQ_U64(kv_snapshot_size(kv[0]), kv_snapshot_size(kv[1]));
+        struct sink s = {.fail_at = -1};
+        CHECK(kv_snapshot_write(kv[1], 5, sink_write, &s) == KV_OK);
+        CHECK_EQ_U64(s.len, kv_snapshot_size(kv[1]));
+        struct kv_config c;
+        kv_config_default(&c);
+        c.hash_seed[0] = 99;
+        struct kv *back = NULL;
+        char err[200];
+        CHECK(kv_snapshot_load_buffer(&c, s.p, s.len, &back, NULL, err, sizeof(err)) == KV_OK);
+        free(s.p);
+        CHECK(cm_matches(back, m));
+        CHECK_EQ_U64(kv_digest(back), kv_digest(kv[0]));
+        kv_destroy(back);
+    }
+    for (int i = 0; i < 2; i++) {
+        kv_flush(kv[i]);
+        CHECK_EQ_U64(kv_memory_bytes(kv[i]), empty_memory);
+        CHECK_EQ_U64(kv_snapshot_size(kv[i]), KV_SNAPSHOT_HEADER_BYTES + KV_SNAPSHOT_TRAILER_BYTES);
+        kv_destroy(kv[i]);
+    }
+}
+
+static bool fill_set(struct kv *kv, int n) {
+    struct kv_coll *c = NULL;
+    if (kv_coll_open(kv, "s", 1, T0, KV_TYPE_SET, true, &c) != KV_OK) return false;
+    for (int i = 0; i < n; i++) {
+        char m[16];
+        int len = snprintf(m, sizeof(m), "member%d", i);
+        if (kv_coll_put(kv, c, m, (size_t)len, NULL, 0, 0, NULL) != KV_OK) return false;
+    }
+    return true;
+}
+
+/* SPOP's choice (kv_coll_pick) is the same on keyspaces whose layouts
+ * differ. Canary: a choice by position in the table (kv_coll_sample with
+ * the very same generator) differs between the two, so the comparison
+ * this test makes would catch a SPOP that chose by layout. */
+TEST(pick_is_the_same_whatever_the_layout) {
+    struct kv *a = new_kv(1);
+    struct kv *b = new_kv(2);
+    CHECK(fill_set(a, 200) && fill_set(b, 200));
+    const struct kv_coll *ca = NULL, *cb = NULL;
+    CHECK(kv_coll_get(a, "s", 1, T0, KV_TYPE_SET, &ca) == KV_OK);
+    CHECK(kv_coll_get(b, "s", 1, T0, KV_TYPE_SET, &cb) == KV_OK);
+    int layout_differs = 0;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct kv_elem pa[5], pb[5];
+        uint64_t na = 0, nb = 0;
+        CHECK(kv_coll_pick(ca, seed, pa, 5, &na) == KV_OK);
+        CHECK(kv_coll_pick(cb, seed, pb, 5, &nb) == KV_OK);
+        CHECK_EQ_U64(na, 5);
+        CHECK_EQ_U64(nb, 5);
+        for (int i = 0; i < 5; i++) {
+            CHECK(pa[i].field_len == pb[i].field_len &&
+                  memcmp(pa[i].field, pb[i].field, pa[i].field_len) == 0);
+        }
+        struct rand ra, rb;
+        rand_seed(&ra, seed);
+        rand_seed(&rb, seed);
+        struct kv_elem sa, sb;
+        CHECK(kv_coll_sample(ca, &ra, &sa, 1) == 1);
+        CHECK(kv_coll_sample(cb, &rb, &sb, 1) == 1);
+        layout_differs += sa.field_len != sb.field_len ||
+                          memcmp(sa.field, sb.field, sa.field_len) != 0;
+    }
+    CHECK(layout_differs > 0); /* the canary: the comparison can fail */
+    /* picking more than there are gives them all, once each */
+    struct kv_elem *all = calloc(300, sizeof(*all));
+    uint64_t n = 0;
+    CHECK(kv_coll_pick(ca, 7, all, 300, &n) == KV_OK);
+    CHECK_EQ_U64(n, 200);
+    free(all);
+    kv_destroy(a);
+    kv_destroy(b);
+}
+
+/* A collection key moves with RENAME and keeps its elements through an
+ * expiry set and cleared; SET replaces it; the element limits hold. */
+TEST(collection_keys_move_and_are_replaced) {
+    struct kv *kv = new_kv(5);
+    CHECK(fill_set(kv, 50));
+    uint64_t mem = kv_memory_bytes(kv);
+    CHECK(kv_expire_set(kv, "s", 1, T0, T0 + 1000) == KV_OK);
+    CHECK(kv_rename(kv, "s", 1, "t", 1, T0, 0) == KV_OK);
+    const struct kv_coll *c = NULL;
+    CHECK(kv_coll_get(kv, "t", 1, T0, KV_TYPE_SET, &c) == KV_OK);
+    CHECK_EQ_U64(kv_coll_count(c), 50);
+    CHECK(kv_coll_get(kv, "t", 1, T0 + 1000, KV_TYPE_SET, &c) == KV_ENOTFOUND); /* expired */
+    CHECK(kv_coll_get(kv, "t", 1, T0, KV_TYPE_HASH, &c) == KV_EWRONGTYPE);
+    uint64_t usage = 0;
+    CHECK(kv_memory_usage(kv, "t", 1, T0, &usage) == KV_OK);
+    CHECK(usage > 50 * 8);
+    CHECK(kv_expire_clear(kv, "t", 1, T0) == KV_OK);
+    CHECK(kv_memory_bytes(kv) + 8 >= mem && kv_memory_bytes(kv) <= mem + 8);
+    CHECK(kv_set(kv, "t", 1, "v", 1, KV_NO_EXPIRY, 0, T0) == KV_OK);
+    struct kv_item it;
+    CHECK(kv_get(kv, "t", 1, T0, &it) == KV_OK && it.type == KV_TYPE_STRING);
+    /* an expired collection is replaced by a new one */
+    CHECK(fill_set(kv, 3));
+    CHECK(kv_expire_set(kv, "s", 1, T0, T0 + 1) == KV_OK);
+    struct kv_coll *w = NULL;
+    CHECK(kv_coll_open(kv, "s", 1, T0 + 5, KV_TYPE_HASH, true, &w) == KV_OK);
+    CHECK_EQ_U64(kv_coll_count(w), 0);
+    CHECK(kv_coll_put(kv, w, "f", 1, "v", 1, KV_PUT_NX, NULL) == KV_OK);
+    CHECK(kv_coll_put(kv, w, "f", 1, "w", 1, KV_PUT_NX, NULL) == KV_ENOTSET);
+    kv_coll_close(kv, "s", 1, w);
+    kv_destroy(kv);
+    /* element lengths are bounded by value_bytes_max */
+    struct kv_config cfg;
+    kv_config_default(&cfg);
+    cfg.value_bytes_max = 4;
+    struct kv *small = kv_create(&cfg);
+    CHECK(small != NULL);
+    CHECK(kv_coll_open(small, "h", 1, T0, KV_TYPE_HASH, true, &w) == KV_OK);
+    CHECK(kv_coll_put(small, w, "12345", 5, "v", 1, 0, NULL) == KV_ETOOBIG);
+    CHECK(kv_coll_put(small, w, "f", 1, "12345", 5, 0, NULL) == KV_ETOOBIG);
+    kv_coll_close(small, "h", 1, w);
+    CHECK_EQ_U64(kv_count(small), 0);
+    kv_destroy(small);
+}
+
+/* ---- Lists ---- */
+
+#define LM_MAX 2000
+
+/* The model: two arrays of small numbers (items are their decimal text). */
+struct lm {
+    int v[2][LM_MAX];
+    int n[2];
+};
+
+static void lm_insert(struct lm *m, int l, int at, int x) {
+    memmove(&m->v[l][at + 1], &m->v[l][at], (size_t)(m->n[l] - at) * sizeof(int));
+    m->v[l][at] = x;
+    m->n[l]++;
+}
+
+static int lm_take(struct lm *m, int l, int at) {
+    int x = m->v[l][at];
+    memmove(&m->v[l][at], &m->v[l][at + 1], (size_t)(m->n[l] - at - 1) * sizeof(int));
+    m->n[l]--;
+    return x;
+}
+
+static bool lm_matches(struct kv *kv, const struct lm *m) {
+    for (int l = 0; l < 2; l++) {
+        char key[2] = {(char)('x' + l), 0};
+        const struct kv_coll *c = NULL;
+        int rc = kv_coll_get(kv, key, 1, T0, KV_TYPE_LIST, &c);
+        if (m->n[l] == 0) {
+            if (rc != KV_ENOTFOUND) return false;
+            continue;
+        }
+        if (rc != KV_OK || kv_coll_count(c) != (uint64_t)m->n[l]) return false;
+        for (int i = 0; i < m->n[l]; i++) {
+            char want[16];
+            int len = snprintf(want, sizeof(want), "%d", m->v[l][i]);
+            struct kv_elem e;
+            if (kv_list_get(c, (uint64_t)i, &e) != KV_OK || e.field_len != (uint32_t)len ||
+                memcmp(e.field, want, (size_t)len) != 0) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* One random list operation on the keyspace and the model. */
+static bool lm_step(struct kv *kv, struct lm *m, struct rand *rng) {
+    int l = (int)rand_below(rng, 2);
+    char key[2] = {(char)('x' + l), 0};
+    int x = (int)rand_below(rng, 8); /* few distinct items: LREM finds some */
+    char item[16];
+    int len = snprintf(item, sizeof(item), "%d", x);
+    uint32_t dice = (uint32_t)rand_below(rng, 100);
+    struct kv_coll *c = NULL;
+    if (dice < 45 && m->n[l] < LM_MAX - 1) { /* push, insert */
+        if (kv_coll_open(kv, key, 1, T0, KV_TYPE_LIST, true, &c) != KV_OK) return false;
+        int at = dice < 20 ? 0 : dice < 40 ? m->n[l] : (int)rand_below(rng, (uint64_t)m->n[l] + 1);
+        int rc = dice < 20   ? kv_list_push(kv, c, true, item, (size_t)len)
+                 : dice < 40 ? kv_list_push(kv, c, false, item, (size_t)len)
+                             : kv_list_insert(kv, c, (uint64_t)at, item, (size_t)len);
+        if (rc != KV_OK) return false;
+        lm_insert(m, l, at, x);
+        return true;
+    }
+    if (kv_coll_open(kv, key, 1, T0, KV_TYPE_LIST, false, &c) != KV_OK) return m->n[l] == 0;
+    if (dice < 70) { /* pop */
+        bool front = dice < 57;
+        kv_list_pop(kv, c, front);
+        (void)lm_take(m, l, front ? 0 : m->n[l] - 1);
+    } else if (dice < 78) { /* set */
+        int at = (int)rand_below(rng, (uint64_t)m->n[l]);
+        if (kv_list_set(kv, c, (uint64_t)at, item, (size_t)len) != KV_OK) return false;
+        m->v[l][at] = x;
+    } else if (dice < 86) { /* LREM */
+        int64_t count = (int64_t)rand_below(rng, 5) - 2;
+        uint64_t removed = kv_list_remove_equal(kv, c, item, (size_t)len, count);
+        uint64_t want = 0;
+        int64_t limit = count == 0 ? LM_MAX : count < 0 ? -count : count;
+        bool drop[LM_MAX] = {false};
+        for (int k = 0; k < m->n[l] && (int64_t)want < limit; k++) {
+            int at = count < 0 ? m->n[l] - 1 - k : k;
+            if (m->v[l][at] == x) {
+                drop[at] = true;
+                want++;
+            }
+        }
+        int w = 0;
+        for (int k = 0; k < m->n[l]; k++) {
+            if (!drop[k]) m->v[l][w++] = m->v[l][k];
+        }
+        m->n[l] = w;
+        if (removed != want) return false;
+    } else if (dice < 90) { /* LTRIM */
+        uint64_t start = rand_below(rng, (uint64_t)m->n[l]);
+        uint64_t stop = start + rand_below(rng, (uint64_t)m->n[l] - start);
+        kv_list_trim(kv, c, start, stop);
+        m->n[l] = (int)(stop - start + 1);
+        memmove(m->v[l], &m->v[l][start], (size_t)m->n[l] * sizeof(int));
+    } else { /* LMOVE to either list, either end */
+        int d = (int)rand_below(rng, 2);
+        char dkey[2] = {(char)('x' + d), 0};
+        struct kv_coll *dc = NULL;
+        bool sf = rand_below(rng, 2), df = rand_below(rng, 2);
+        if (kv_coll_open(kv, dkey, 1, T0, KV_TYPE_LIST, true, &dc) != KV_OK) return false;
+        if (kv_coll_open(kv, key, 1, T0, KV_TYPE_LIST, false, &c) != KV_OK) return false;
+        if (m->n[d] >= LM_MAX - 1) return true;
+        if (kv_list_move(kv, c, sf, dc, df) != KV_OK) return false;
+        int v = lm_take(m, l, sf ? 0 : m->n[l] - 1);
+        lm_insert(m, d, df ? 0 : m->n[d], v);
+        kv_coll_close(kv, dkey, 1, dc);
+    }
+    kv_coll_close(kv, key, 1, c);
+    return true;
+}
+
+/* Lists against arrays: pushes and pops at both ends across many blocks,
+ * inserts, sets, LREM both ways, LTRIM, LMOVE between and within lists;
+ * snapshots load back the same order; memory returns to empty. */
+TEST(lists_against_model) {
+    struct kv *kv = new_kv(61);
+    uint64_t empty_memory = kv_memory_bytes(kv);
+    static struct lm m;
+    memset(&m, 0, sizeof(m));
+    struct rand rng;
+    rand_seed(&rng, 62);
+    for (int step = 0; step < 30000; step++) {
+        CHECK(lm_step(kv, &m, &rng));
+        if (step % 211 != 0) continue;
+        CHECK(lm_matches(kv, &m));
+        struct sink s = {.fail_at = -1};
+        CHECK(kv_snapshot_write(kv, 5, sink_write, &s) == KV_OK);
+        CHECK_EQ_U64(s.len, kv_snapshot_size(kv));
+        struct kv_config c;
+        kv_config_default(&c);
+        struct kv *back = NULL;
+        char err[200];
+        CHECK(kv_snapshot_load_buffer(&c, s.p, s.len, &back, NULL, err, sizeof(err)) == KV_OK);
+        free(s.p);
+        CHECK(lm_matches(back, &m));
+        CHECK_EQ_U64(kv_digest(back), kv_digest(kv));
+        kv_destroy(back);
+    }
+    CHECK(lm_matches(kv, &m));
+    kv_flush(kv);
+    CHECK_EQ_U64(kv_memory_bytes(kv), empty_memory);
+    kv_destroy(kv);
+}
+
+/* A long list grows and shrinks through both ends in O(1) steps: the blocks
+ * and the map follow, and the memory per item stays near its bytes. */
+TEST(list_deque_grows_and_shrinks_at_both_ends) {
+    struct kv *kv = new_kv(63);
+    uint64_t empty_memory = kv_memory_bytes(kv);
+    struct kv_coll *c = NULL;
+    CHECK(kv_coll_open(kv, "l", 1, T0, KV_TYPE_LIST, true, &c) == KV_OK);
+    for (int i = 0; i < 100000; i++) {
+        char item[16];
+        int len = snprintf(item, sizeof(item), "%08d", i);
+        CHECK(kv_list_push(kv, c, i % 3 == 0, item, (size_t)len) == KV_OK);
+    }
+    uint64_t per_item = (kv_memory_bytes(kv) - empty_memory) / 100000;
+    fprintf(stderr, "  kv list: %llu bytes/item requested for 8-byte items\n",
+            (unsigned long long)per_item);
+    CHECK(per_item <= 8 + 12 + 4);
+    struct kv_elem e;
+    CHECK(kv_list_get(c, 0, &e) == KV_OK && memcmp(e.field, "00099999", 8) == 0);
+    CHECK(kv_list_get(c, 99999, &e) == KV_OK && memcmp(e.field, "00099998", 8) == 0);
+    CHECK(kv_list_get(c, 100000, &e) == KV_ENOTFOUND);
+    for (int i = 0; i < 99999; i++) kv_list_pop(kv, c, i % 2 == 0);
+    CHECK_EQ_U64(kv_coll_count(c), 1);
+    kv_list_pop(kv, c, true);
+    kv_coll_close(kv, "l", 1, c);
+    CHECK_EQ_U64(kv_count(kv), 0);
+    CHECK_EQ_U64(kv_memory_bytes(kv) - kv->dict.table_bytes, empty_memory);
+    kv_destroy(kv);
+}
+
 /* ---- Snapshots written while the keyspace changes (kv_walk) ---- */
 
 /* One random change: writes of new and existing keys (values that fit in
  * place and values that do not), deletions, expiries set and cleared,
  * renames onto new and existing keys, and now and then a flush. */
+/* A change to the hash, set or list at k (or WRONGTYPE, or nothing). */
+static void walk_change_coll(struct kv *kv, struct rand *rng, const char *k, size_t n,
+                             const char *v, uint32_t vl) {
+    static const uint8_t types[3] = {KV_TYPE_HASH, KV_TYPE_SET, KV_TYPE_LIST};
+    uint8_t type = types[rand_below(rng, 3)];
+    struct kv_coll *c = NULL;
+    if (kv_coll_open(kv, k, n, T0, type, true, &c) != KV_OK) return;
+    char f[16];
+    int fl = snprintf(f, sizeof(f), "f%u", (unsigned)rand_below(rng, 20));
+    bool add = rand_below(rng, 3) != 0;
+    int rc = KV_OK;
+    if (type == KV_TYPE_LIST && add) {
+        rc = kv_list_push(kv, c, rand_below(rng, 2), v, vl);
+    } else if (type == KV_TYPE_LIST && kv_coll_count(c) > 0) {
+        kv_list_pop(kv, c, rand_below(rng, 2));
+    } else if (add) {
+        rc = kv_coll_put(kv, c, f, (size_t)fl, v, type == KV_TYPE_HASH ? vl : 0, 0, NULL);
+    } else if (type != KV_TYPE_LIST) {
+        rc = kv_coll_remove(kv, c, f, (size_t)fl);
+    }
+    (void)rc;
+    kv_coll_close(kv, k, n, c);
+}
+
 static void walk_change(struct kv *kv, struct rand *rng, uint32_t keys) {
     char k[32], d[32], v[600];
     int rc = KV_OK; /* any outcome will do: the walk must hold the start */
@@ -1273,7 +1767,12 @@ static void walk_change(struct kv *kv, struct rand *rng, uint32_t keys) {
     uint32_t vl = (uint32_t)rand_below(rng, 8) == 0 ? 300 + (uint32_t)rand_below(rng, 300)
                                                       : (uint32_t)rand_below(rng, 24);
     for (uint32_t i = 0; i < vl; i++) v[i] = (char)('a' + rand_below(rng, 26));
-    switch (rand_below(rng, 1000) / 100) {
+    switch (rand_below(rng, 1300) / 100) {
+    case 10:
+    case 11:
+    case 12: /* hashes, sets, lists: their elements change, not their entry */
+        walk_change_coll(kv, rng, k, (size_t)n, v, vl);
+        break;
     case 0:
     case 1:
     case 2:
@@ -1317,6 +1816,10 @@ static struct kv *walk_sample(uint64_t seed, struct rand *rng, uint32_t keys) {
         if (kv_set(kv, k, (size_t)n, k, (size_t)n, exp, 0, T0) != KV_OK) {
             kv_destroy(kv);
             return NULL;
+        }
+        if (i % 8 == 0) { /* a hash, a set or a list of a few elements instead */
+            (void)kv_delete(kv, k, (size_t)n, T0);
+            for (int j = 0; j < 12; j++) walk_change_coll(kv, rng, k, (size_t)n, "x", 1);
         }
     }
     return kv;
@@ -1370,6 +1873,41 @@ TEST(snapshot_walk_holds_the_start_while_the_keyspace_changes) {
         free(s.p);
     }
     CHECK(resizing > 0); /* some walks began mid-resize */
+}
+
+/* Only elements change during the walk (hashes, sets and lists grow and
+ * shrink in place; their keys' entries stay): the snapshot still holds
+ * every collection as it was at the start. */
+TEST(snapshot_walk_holds_collections_at_the_start) {
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        struct rand rng;
+        rand_seed(&rng, seed + 1000);
+        uint32_t keys = 1 + (uint32_t)rand_below(&rng, 400);
+        struct kv *kv = new_kv(seed);
+        CHECK(kv != NULL);
+        for (uint32_t i = 0; i < keys * 20; i++) {
+            char k[32];
+            int n = snprintf(k, sizeof(k), "c:%u", (unsigned)rand_below(&rng, keys));
+            walk_change_coll(kv, &rng, k, (size_t)n, "start", 5);
+        }
+        uint64_t digest = kv_digest(kv), count = kv_count(kv);
+        struct sink s = {.fail_at = -1};
+        struct kv_walk *w = NULL;
+        CHECK(kv_walk_begin(kv, 77, false, &w) == KV_OK);
+        bool done = false;
+        while (!done) {
+            for (uint32_t i = 0; i < 4; i++) {
+                char k[32];
+                int n = snprintf(k, sizeof(k), "c:%u", (unsigned)rand_below(&rng, keys));
+                walk_change_coll(kv, &rng, k, (size_t)n, "changed", 7);
+            }
+            CHECK(kv_walk_step(w, 1, sink_write, &s, &done) == KV_OK);
+        }
+        kv_walk_end(kv, w);
+        CHECK(walk_loads_as(&s, digest, count));
+        kv_destroy(kv);
+        free(s.p);
+    }
 }
 
 struct walk_thread {
@@ -1444,12 +1982,18 @@ int main(void) {
         TEST_ENTRY(snapshot_round_trip),
         TEST_ENTRY(snapshot_load_keeps_the_table_sized),
         TEST_ENTRY(snapshot_walk_holds_the_start_while_the_keyspace_changes),
+        TEST_ENTRY(snapshot_walk_holds_collections_at_the_start),
         TEST_ENTRY(snapshot_walk_on_a_thread),
         TEST_ENTRY(snapshot_walk_write_failure),
         TEST_ENTRY(snapshot_corruption_is_detected_at_every_byte),
         TEST_ENTRY(limits_and_bad_input),
         TEST_ENTRY(paused_resize_waits_for_the_forced_ratio),
         TEST_ENTRY(large_values_and_accounting),
+        TEST_ENTRY(collections_against_model),
+        TEST_ENTRY(pick_is_the_same_whatever_the_layout),
+        TEST_ENTRY(collection_keys_move_and_are_replaced),
+        TEST_ENTRY(lists_against_model),
+        TEST_ENTRY(list_deque_grows_and_shrinks_at_both_ends),
         TEST_ENTRY(memory_per_key), /* last: the memory-only build runs just this */
     };
     int count = (int)(sizeof(cases) / sizeof(cases[0]));

@@ -1,0 +1,119 @@
+/* kv_coll.h: collections, the values of hash and set keys (internal to
+ * src/kv/; the public operations are in kv.h).
+ *
+ * A key whose type is not KV_TYPE_STRING holds, as its 8 value bytes, a
+ * pointer to a struct kv_coll, which the key's entry owns: freeing the entry
+ * (kv_entry_free) frees the collection; moving it to another entry (RENAME,
+ * a new expiry slot) copies the pointer and frees only the old entry's shell
+ * (kv_entry_free_shell).
+ *
+ * Hashes and sets keep their elements in a kv_dict of their own (the
+ * keyspace's table: SipHash under the keyspace's seed, incremental resize,
+ * reverse-binary scan), one kv_entry per element with no expiry slot: a
+ * hash field is the entry's key and its value the entry's value; a set
+ * member is the key, with an empty value.
+ *
+ * Accounting: c->memory_bytes counts the struct and its element entries,
+ * c->dict.table_bytes its bucket arrays; c->payload_bytes the bytes its
+ * elements take in a snapshot record (kv.h). Every change to a collection is
+ * added to the keyspace's memory_bytes and data_bytes at once, so
+ * kv_memory_bytes() and kv_snapshot_size() stay exact.
+ */
+#ifndef SHOAL_KV_COLL_H
+#define SHOAL_KV_COLL_H
+
+#include "kv/kv_dict.h"
+
+/* Snapshot payload of one element: a set member is u32 length | bytes; a
+ * hash field is u32 field length | u32 value length | field | value. */
+#define KV_COLL_SET_ELEM_OVERHEAD 4u
+#define KV_COLL_HASH_ELEM_OVERHEAD 8u
+
+/* A list item: its own allocation, pointed to from a block of the deque. */
+struct kv_litem {
+    uint32_t len;
+    uint8_t data[];
+};
+
+/* Items per block of a list's deque. */
+#define KV_LIST_BLOCK_ITEMS 128u
+
+/* A list: a deque of blocks of item pointers. blocks[first, first+nblocks)
+ * of the map hold the blocks in order; item i is in position head + i
+ * counted from the first block's start. Pushing or popping at either end is
+ * O(1) (a block is allocated or freed every KV_LIST_BLOCK_ITEMS items; the
+ * map, one pointer per block, is re-centred or doubled when an end reaches
+ * it); item i is found in O(1). An empty list holds no block and no map. */
+struct kv_list {
+    struct kv_litem ***blocks;
+    uint64_t map_cap;
+    uint64_t first;
+    uint64_t nblocks;
+    uint64_t head;
+    uint64_t count;
+};
+
+struct kv_coll {
+    uint8_t type;           /* KV_TYPE_HASH, KV_TYPE_SET or KV_TYPE_LIST */
+    uint64_t memory_bytes;  /* the struct, elements, list blocks and map */
+    uint64_t payload_bytes; /* snapshot bytes of the elements */
+    struct kv_dict dict;    /* hash, set */
+    struct kv_list list;    /* list */
+};
+
+static inline bool kv_type_is_coll(uint8_t type) { return type != KV_TYPE_STRING; }
+
+/* The collection a collection key's entry points to. */
+static inline struct kv_coll *kv_entry_coll(const struct kv_entry *e) {
+    assert(kv_type_is_coll(e->type));
+    assert(e->value_len == sizeof(struct kv_coll *));
+    struct kv_coll *c;
+    memcpy(&c, kv_entry_value(e), sizeof(c));
+    assert(c != NULL && c->type == e->type);
+    return c;
+}
+
+static inline uint64_t kv_coll_elem_payload(uint8_t type, uint32_t field_len,
+                                            uint32_t value_len) {
+    if (type == KV_TYPE_HASH) return KV_COLL_HASH_ELEM_OVERHEAD + (uint64_t)field_len + value_len;
+    assert(value_len == 0);
+    return KV_COLL_SET_ELEM_OVERHEAD + (uint64_t)field_len; /* a set member, a list item */
+}
+
+/* ---- Lists (kv_list.c) ---- */
+
+/* An item of len bytes the caller fills (snapshot load); not counted. */
+struct kv_litem *kv_list_item_alloc(uint32_t len);
+/* Appends an item the caller filled and counts it: KV_OK or KV_ENOMEM (the
+ * caller frees it). */
+int kv_list_link_back(struct kv *kv, struct kv_coll *c, struct kv_litem *item)
+    __attribute__((warn_unused_result));
+/* Frees every item, block and the map (not the kv_coll). */
+void kv_list_clear(struct kv_coll *c);
+/* An order-dependent digest of the items. */
+uint64_t kv_list_digest(const struct kv_coll *c, const uint64_t key[2]);
+
+/* A new empty collection, counted in the keyspace's memory; NULL if out of
+ * memory. */
+struct kv_coll *kv_coll_new(struct kv *kv, uint8_t type);
+/* Frees the collection and every element, and takes them out of the
+ * keyspace's accounting. */
+void kv_coll_free(struct kv *kv, struct kv_coll *c);
+/* An element entry whose field and value bytes the caller fills (snapshot
+ * load); not yet counted nor linked. */
+struct kv_entry *kv_coll_elem_alloc(uint32_t field_len, uint32_t value_len);
+/* Links an element filled by the caller and counts it: KV_OK, KV_ECORRUPT if
+ * the field is already there (the caller frees e), KV_ENOMEM. */
+int kv_coll_elem_link(struct kv *kv, struct kv_coll *c, struct kv_entry *e)
+    __attribute__((warn_unused_result));
+/* An order-independent digest of the elements. */
+uint64_t kv_coll_digest(const struct kv_coll *c, const uint64_t key[2]);
+
+/* Frees a collection that no keyspace counts any more (the tables a
+ * snapshot walk took over from kv_flush()). */
+void kv_coll_destroy(struct kv_coll *c);
+
+/* Frees an entry but not the collection it points to (which moved). */
+void kv_entry_free_shell(struct kv *kv, struct kv_entry *e);
+
+#endif
