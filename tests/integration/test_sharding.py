@@ -284,3 +284,47 @@ def test_scan_returns_every_key_once_while_leaders_change(make_cluster):
         "missing %d (%s), doubled %d (%s), extra %s" % (
             len(missing), sorted(missing)[:5], len(doubled), doubled[:5],
             sorted(set(seen) - set(keys))[:5]))
+
+
+def test_a_failing_part_fails_the_command_and_the_other_parts_still_run(make_cluster):
+    # docs/cluster.md, "When a part fails": the parts of a command over
+    # several shards run at once; the reply is the error of the part that
+    # failed, and the other parts ran (as a Redis Cluster client that splits
+    # DEL by slot sees it). Shard A loses two of its three replicas; shard B
+    # keeps a majority and a leader.
+    c = make_cluster(5, extra=["--shards", "8", "--replicas", "3"], wait_leader=False)
+    wait_spread(c, 8)
+    holders = {}  # group -> nodes holding a replica
+    for i in c.ids:
+        for g in group_lines(c.client(i)):
+            holders.setdefault(g, set()).add(i)
+    a, b, dead = next((a, b, sorted(holders[a])[:2]) for a in sorted(holders)
+                      for b in sorted(holders, reverse=True)
+                      if b > a and len(holders[b] & set(sorted(holders[a])[:2])) <= 1)
+    live = next(i for i in c.ids if i not in dead)
+    r = c.client(live, timeout=10)
+    key_in = {}
+    for j in range(2000):
+        k = "p%d" % j
+        g = 1 + r.execute_command("CLUSTER", "KEYSLOT", k) * 8 // 16384
+        key_in.setdefault(g, k)
+        if a in key_in and b in key_in:
+            break
+    ka, kb = key_in[a], key_in[b]
+    assert r.set(ka, "a") and r.set(kb, "b")
+    for i in dead:
+        c.kill(i)
+    deadline = time.time() + 30
+    while True:  # until shard B has a leader among the live nodes
+        views = [group_lines(c.client(i)).get(b) for i in c.procs if i in holders[b]]
+        if all(v is not None and int(v["leader"]) in c.procs for v in views):
+            break
+        assert time.time() < deadline, views
+        time.sleep(0.1)
+    with pytest.raises(redis.exceptions.ResponseError, match="^(TRYAGAIN|CLUSTERDOWN)"):
+        r.delete(ka, kb)
+    assert r.get(kb) is None  # shard B's part ran
+    for i in dead:
+        c.start(i)
+    wait_spread(c, 8)
+    assert r.get(ka) == b"a"  # shard A's did not
