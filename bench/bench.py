@@ -106,7 +106,7 @@ def free_range(count, start=24100, also=()):
     """A base port such that base..base+count-1 (and each + every offset in
     `also`) are free: away from the defaults (6379, 2379/2380, 7001...)."""
     base = start
-    while base < 60000 - count:
+    while base + count + max(also, default=0) < 65536:
         ports = [base + i + off for i in range(count) for off in (0,) + tuple(also)]
         if all(port_free(p) for p in ports):
             return base
