@@ -59,6 +59,7 @@ struct upstream {
     uv_tcp_t tcp;
     uv_connect_t connect_req;
     uint64_t target; /* node id */
+    uint8_t proto;   /* the RESP version its commands are answered in */
     bool connected, closing;
     struct slot **waiting; /* FIFO of slots awaiting a reply */
     uint32_t n_waiting, cap_waiting, head_waiting;

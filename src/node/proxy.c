@@ -240,14 +240,21 @@ static struct upstream *proxy__open(struct client *c, uint64_t target) {
     }
     u->next = c->ups;
     c->ups = u;
-    if (c->proto == 3) {
-        /* the leader must answer in the client's protocol; its HELLO reply
-         * is read and dropped */
-        struct resp_arg hello[2] = {{"HELLO", 5}, {"3", 1}};
-        proxy__wait(u, NULL);
-        proxy__send_command(u, 2, hello);
-    }
+    u->proto = 2; /* a new connection's */
     return u;
+}
+
+/* The leader must answer in the client's protocol, which HELLO may have
+ * changed since the upstream was opened: a HELLO goes first, its reply is
+ * read and dropped. false without memory. */
+static bool proxy__match_proto(struct upstream *u, uint8_t proto) {
+    assert(proto == 2 || proto == 3);
+    if (u->proto == proto) return true;
+    struct resp_arg hello[2] = {{"HELLO", 5}, {proto == 3 ? "3" : "2", 1}};
+    if (!proxy__wait(u, NULL)) return false;
+    proxy__send_command(u, 2, hello);
+    u->proto = proto;
+    return true;
 }
 
 /* The client's upstream to node `target`, or NULL. */
@@ -266,7 +273,7 @@ void proxy_forward(struct client *c, uint64_t target, struct slot *s, uint32_t a
     assert(target != c->node->cfg.id);
     struct upstream *u = proxy__find(c, target);
     if (u == NULL) u = proxy__open(c, target);
-    if (u == NULL || !proxy__wait(u, s)) {
+    if (u == NULL || !proxy__match_proto(u, c->proto) || !proxy__wait(u, s)) {
         slot_set_error(c, s, "TRYAGAIN cannot reach the leader; the command was not sent");
         return;
     }

@@ -328,3 +328,43 @@ def test_a_failing_part_fails_the_command_and_the_other_parts_still_run(make_clu
         c.start(i)
     wait_spread(c, 8)
     assert r.get(ka) == b"a"  # shard A's did not
+
+
+def test_proxied_replies_follow_the_clients_protocol_after_hello(make_cluster):
+    # A connection keeps its upstream to a node (proxy.c); a HELLO that
+    # changes the protocol must reach that upstream too, or the leader goes
+    # on answering in the old one (a RESP3 null `_` to a RESP2 client).
+    c = make_cluster(3, extra=["--shards", "3"])
+    leaders = wait_preferred(c)
+    r = c.client(1)
+    key = next(k for k in ("h%d" % j for j in range(1000))
+               if leaders[1 + r.execute_command("CLUSTER", "KEYSLOT", k) * 3 // 16384] != 1)
+    with socket.create_connection(("127.0.0.1", c.ports[1]), timeout=10) as s:
+        f = s.makefile("rb")
+
+        def call(*args):
+            s.sendall(b"*%d\r\n" % len(args) +
+                      b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+
+        def reply():  # one whole reply: the first line, then what it announces
+            line = f.readline()
+            if line[:1] in (b"%", b"*"):
+                n = int(line[1:]) * (2 if line[:1] == b"%" else 1)
+                for _ in range(n):
+                    reply()
+            elif line[:1] == b"$" and int(line[1:]) >= 0:
+                f.read(int(line[1:]) + 2)
+            return line
+
+        call(b"HELLO", b"3")
+        assert reply().startswith(b"%")
+        call(b"GET", key.encode())
+        assert reply() == b"_\r\n"  # proxied, RESP3
+        call(b"HELLO", b"2")
+        assert reply().startswith(b"*")
+        call(b"GET", key.encode())
+        assert reply() == b"$-1\r\n"  # the same upstream, now RESP2
+        call(b"HELLO", b"3")
+        assert reply().startswith(b"%")
+        call(b"MGET", key.encode(), b"h-other")
+        assert reply() == b"*2\r\n"
