@@ -6,6 +6,8 @@ Started here on loopback, data in one temporary directory, stopped at the end
 (also on Ctrl-C, SIGTERM, or an error; each server also gets SIGKILL if this
 script dies, via PR_SET_PDEATHSIG):
   shoal     3 x `build/shoal server`                    (Raft, fsync per batch)
+  shoal3    3 x `build/shoal server --shards 3 --replicas 3`: three Raft
+            groups, each node leading one; driven in cluster mode, like rcluster
   redis     1 x redis-server, appendonly yes, appendfsync always
   rcluster  6 x redis-server --cluster-enabled yes (3 masters, 3 replicas),
             appendfsync always, made with redis-cli --cluster create
@@ -18,8 +20,8 @@ Repetitions are interleaved (every system once per round, the order of the
 systems reversed every other round), and the medians are reported.
 
 Usage: bench/bench.py [--quick] [--reps N] [--seconds S] [--keys N]
-                      [--systems shoal,redis,rcluster,etcd] [--out DIR]
-                      [--workloads set:50:16,...] [--no-client-check]
+                      [--systems shoal,shoal3,redis,rcluster,etcd] [--out DIR]
+                      [--workloads set:50:16,...] [--no-client-check] [--name NAME]
 SHOAL_BIN=path runs another shoal binary (an A/B of two builds).
 """
 import argparse
@@ -41,8 +43,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOAL = os.environ.get("SHOAL_BIN") or os.path.join(ROOT, "build", "shoal")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SYSTEMS = ["shoal", "redis", "rcluster", "etcd"]
-PEERS = ["redis", "rcluster", "etcd"]
+SYSTEMS = ["shoal", "shoal3", "redis", "rcluster", "etcd"]
+PEERS = ["redis", "rcluster", "etcd"]  # what the ratio columns divide shoal by
 
 
 def log(msg):
@@ -104,7 +106,7 @@ def free_range(count, start=24100, also=()):
     """A base port such that base..base+count-1 (and each + every offset in
     `also`) are free: away from the defaults (6379, 2379/2380, 7001...)."""
     base = start
-    while base < 60000 - count:
+    while base + count + max(also, default=0) < 65536:
         ports = [base + i + off for i in range(count) for off in (0,) + tuple(also)]
         if all(port_free(p) for p in ports):
             return base
@@ -251,6 +253,45 @@ class Shoal(System):
         return [self.procs[self.leader_id - 1].pid]
 
 
+class ShoalSharded(System):
+    """3 nodes, 3 shards of 3 replicas: each node leads one shard (its
+    preferred one), so all three take writes; a cluster client routes each
+    key to its shard's leader, as with the Redis Cluster."""
+    name = "shoal3"
+    copies = 3  # every node holds a replica of every shard
+
+    def __init__(self, procs, tmp, binary=SHOAL):
+        base = free_range(6, 24400)
+        self.ports = {i: base + i - 1 for i in (1, 2, 3)}
+        peers = {i: base + 3 + i - 1 for i in (1, 2, 3)}
+        cluster = ",".join("%d=127.0.0.1:%d:%d" % (i, self.ports[i], peers[i])
+                           for i in (1, 2, 3))
+        self.procs = []
+        for i in (1, 2, 3):
+            d = os.path.join(tmp, "shoal3", "n%d" % i)
+            os.makedirs(d)
+            self.procs.append(procs.start("shoal3-%d" % i, [
+                binary, "server", "--id", str(i), "--dir", d, "--cluster", cluster,
+                "--shards", "3", "--replicas", "3"]))
+        self.refresh()
+
+    def _spread(self):
+        """Each node leads one shard (after a start or a restart the
+        preferred replicas take their shards back within seconds)."""
+        led = [sum(1 for k, v in info(self.ports[i], "raft").items()
+                   if k.startswith("group") and "role=leader" in v) for i in (1, 2, 3)]
+        return led == [1, 1, 1] or None
+
+    def refresh(self):
+        wait_for("shoal3 leaders spread", self._spread, timeout=30)
+
+    def targets(self):
+        return ["--mode", "cluster", "--targets", "127.0.0.1:%d" % self.ports[1]]
+
+    def data_pids(self):
+        return self.pids()
+
+
 class Redis(System):
     name = "redis"
 
@@ -360,7 +401,8 @@ class Etcd(System):
         return [self.procs[self._leader() - 1].pid]
 
 
-STARTERS = {"shoal": Shoal, "redis": Redis, "rcluster": RedisCluster, "etcd": Etcd}
+STARTERS = {"shoal": Shoal, "shoal3": ShoalSharded, "redis": Redis, "rcluster": RedisCluster,
+            "etcd": Etcd}
 
 
 # ---- runs ----------------------------------------------------------------
@@ -414,7 +456,8 @@ def load_keys(system, keys, seconds_max):
         "%+.1f MB (all processes)" % (system.name, done, time.time() - t0,
                                        r["ops_per_sec"], (rss1 - rss0) / 2**20,
                                        (all1 - all0) / 2**20))
-    return {"keys": done, "bytes_per_key": (rss1 - rss0) / done if done else float("nan"),
+    copies = getattr(system, "copies", 1)  # data_pids holding more than one copy
+    return {"keys": done, "bytes_per_key": (rss1 - rss0) / copies / done if done else float("nan"),
             "all_bytes_per_key": (all1 - all0) / done if done else float("nan"),
             "complete": done == keys}
 
@@ -503,12 +546,41 @@ def goals(med, memory):
     r = ratio(memory.get("shoal", {}).get("bytes_per_key", float("nan")),
               memory.get("redis", {}).get("bytes_per_key", float("nan")))
     row("memory per key vs redis", r, "≤ 1.5x", r <= 1.5)
+    for t in ("set", "get"):  # sharded: shoal3 against the Redis Cluster
+        r = ratio(get(med, "shoal3", t, 50, 16, "ops_per_sec"),
+                  get(med, "rcluster", t, 50, 16, "ops_per_sec"))
+        row("%s c50 P16 ops/s, 3 shards vs Redis Cluster" % t.upper(), r, "≥ 1.0x", r >= 1.0)
+        r = ratio(get(med, "shoal3", t, 50, 16, "p99_ms"),
+                  get(med, "rcluster", t, 50, 16, "p99_ms"))
+        row("%s c50 P16 p99, 3 shards vs Redis Cluster" % t.upper(), r, "≤ 2x", r <= 2)
     return g
+
+
+def sharded_table(med, wl):
+    """shoal3 (3 nodes, 3 shards, cluster client) against the Redis Cluster."""
+    out = ["\n## Sharded: shoal3 (3 nodes, 3 shards) / rcluster (3 masters + 3 replicas), "
+           "both in cluster mode\n",
+           "| workload | conns | P | shoal3 ops/s | rcluster ops/s | ops/s ratio | "
+           "p50 ms shoal3 / rcluster | p99 ms shoal3 / rcluster | p99 ratio |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for t, c, p in wl:
+        a, b = (get(med, s, t, c, p, "ops_per_sec") for s in ("shoal3", "rcluster"))
+        if a != a or b != b:
+            continue
+        out.append("| %s | %d | %d | %s | %s | %s | %s / %s | %s / %s | %s |" % (
+            t, c, p, fmt_ops(a), fmt_ops(b), fmt_ratio(ratio(a, b)),
+            fmt_ms(get(med, "shoal3", t, c, p, "p50_ms")),
+            fmt_ms(get(med, "rcluster", t, c, p, "p50_ms")),
+            fmt_ms(get(med, "shoal3", t, c, p, "p99_ms")),
+            fmt_ms(get(med, "rcluster", t, c, p, "p99_ms")),
+            fmt_ratio(ratio(get(med, "shoal3", t, c, p, "p99_ms"),
+                            get(med, "rcluster", t, c, p, "p99_ms")))))
+    return out
 
 
 def markdown(med, memory, names, wl, meta, client_check):
     out = []
-    peers = [s for s in names if s != "shoal"]
+    peers = [s for s in names if s in PEERS]
     out.append("## Throughput (ops/s, median of %s) and ratios shoal/peer\n" % meta["reps"])
     hdr = "| workload | conns | P | " + " | ".join(names) + " | " + \
         " | ".join("shoal/%s" % s for s in peers) + " |"
@@ -563,7 +635,9 @@ def markdown(med, memory, names, wl, meta, client_check):
             fmt_ratio(ratio(memory.get("shoal", {}).get("bytes_per_key", float("nan")),
                             m["bytes_per_key"]))))
     out.append("\nOne copy: the shoal leader, the redis-server, the three Redis Cluster "
-               "masters together, the etcd leader.\n")
+               "masters together, the etcd leader; shoal3: its three nodes divided by 3.\n")
+    if "shoal3" in names and "rcluster" in names:
+        out += sharded_table(med, wl) + [""]
     out.append("## Goals (issue 4)\n")
     out.append("| goal | measured | target | |")
     out.append("|---|---|---|---|")
@@ -650,6 +724,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--workloads", help="only these cells, e.g. set:50:16,set:1:1 "
                     "(type:connections:pipeline)")
+    ap.add_argument("--name", default="bench",
+                    help="results file stem: bench/results/<date>-<name>.md")
     ap.add_argument("--no-client-check", action="store_true",
                     help="skip the one-thread/two-thread client check")
     a = ap.parse_args()
@@ -746,7 +822,7 @@ def main():
     print(text)
     if not a.quick:
         os.makedirs(a.out, exist_ok=True)
-        stem = os.path.join(a.out, datetime.datetime.utcnow().strftime("%Y-%m-%d") + "-bench")
+        stem = os.path.join(a.out, datetime.datetime.utcnow().strftime("%Y-%m-%d") + "-" + a.name)
         with open(stem + ".md", "w") as f:
             f.write(text)
             f.write("\n![chart](%s)\n" % os.path.basename(stem + ".png"))

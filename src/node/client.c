@@ -5,8 +5,8 @@
  * commands (which wait for the leader) it pipelines.
  *
  * Routing: the leader runs commands itself; any other node forwards them
- * to the leader over a per-connection upstream (proxy.c) and relays the
- * replies. A connection never has commands in flight on two routes at
+ * to the leader over the connection's upstream to that node (proxy.c) and
+ * relays the replies. A connection never has commands in flight on two routes at
  * once: when the route changes (a new leader), it stops reading until the
  * old route drained, so a pipelined write can never be overtaken by a
  * later command on another path. */
@@ -296,11 +296,10 @@ static bool client__gather_led(const struct client *c, const struct cmd_def *def
 static bool client__route_free(const struct client *c, enum client__route route,
                                uint64_t target) {
     if (c->gather != NULL) return false; /* its parts are in flight */
-    bool up_busy = proxy_busy(c);
     switch (route) {
-    case ROUTE_LOCAL: return !up_busy;
-    case ROUTE_PROXY: return c->local_pending == 0 && (!up_busy || proxy_target(c) == target);
-    default: return c->local_pending == 0 && !up_busy;
+    case ROUTE_LOCAL: return !proxy_busy_except(c, 0);
+    case ROUTE_PROXY: return c->local_pending == 0 && !proxy_busy_except(c, target);
+    default: return c->local_pending == 0 && !proxy_busy_except(c, 0);
     }
 }
 

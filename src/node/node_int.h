@@ -52,12 +52,15 @@ struct slot {
 };
 
 /* A connection to another node's client port, carrying a client's
- * commands there in order (proxying). */
+ * commands there in order (proxying). A client keeps one per node it has
+ * sent commands to, reused until it fails or the client goes away. */
 struct upstream {
     struct client *owner;
+    struct upstream *next; /* the owner's other upstreams */
     uv_tcp_t tcp;
     uv_connect_t connect_req;
     uint64_t target; /* node id */
+    uint8_t proto;   /* the RESP version its commands are answered in */
     bool connected, closing;
     struct slot **waiting; /* FIFO of slots awaiting a reply */
     uint32_t n_waiting, cap_waiting, head_waiting;
@@ -95,7 +98,7 @@ struct client {
      * shards made a read wait for another group's log to reach the index
      * of a write in this one (seconds, or forever in an idle group). */
     uint64_t *last_write_index;
-    struct upstream *up;
+    struct upstream *ups; /* at most one per other node (proxy.c) */
     uint64_t out_bytes; /* bytes handed to uv_write and not yet written */
     struct gather *gather;  /* a command over several shards in progress */
     struct resp_arg *held_argv; /* a command waiting for its route to be free */

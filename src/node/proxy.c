@@ -1,6 +1,7 @@
 /* proxy.c: see proxy.h. */
 #include "node/proxy.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,19 +73,31 @@ static void proxy__closed_cb(uv_handle_t *h) {
     free(u);
 }
 
-/* Fails every waiting slot and closes; the client may go on. */
+/* Takes u out of its owner's list. */
+static void proxy__unlink(struct upstream *u) {
+    struct client *c = u->owner;
+    if (c == NULL) return;
+    struct upstream **link = &c->ups;
+    while (*link != NULL && *link != u) link = &(*link)->next;
+    if (*link == u) *link = u->next;
+    u->next = NULL;
+}
+
+/* Fails every waiting slot and closes; the client may go on (its next
+ * command to that node opens a new upstream). */
 static void proxy__fail(struct upstream *u, const char *why) {
     struct client *c = u->owner;
     if (u->closing) return;
     u->closing = true;
+    proxy__unlink(u);
     if (c != NULL) {
-        c->up = NULL;
         for (uint32_t i = 0; i < u->n_waiting; i++) {
             struct slot *s = u->waiting[(u->head_waiting + i) % u->cap_waiting];
             if (s != NULL) slot_set_error(c, s, why);
         }
     }
     u->n_waiting = 0;
+    u->owner = NULL;
     uv_close((uv_handle_t *)&u->tcp, proxy__closed_cb);
     if (c != NULL) client_resume(c);
 }
@@ -225,42 +238,62 @@ static struct upstream *proxy__open(struct client *c, uint64_t target) {
         uv_close((uv_handle_t *)&u->tcp, proxy__closed_cb);
         return NULL;
     }
-    c->up = u;
-    if (c->proto == 3) {
-        /* the leader must answer in the client's protocol; its HELLO reply
-         * is read and dropped */
-        struct resp_arg hello[2] = {{"HELLO", 5}, {"3", 1}};
-        proxy__wait(u, NULL);
-        proxy__send_command(u, 2, hello);
-    }
+    u->next = c->ups;
+    c->ups = u;
+    u->proto = 2; /* a new connection's */
     return u;
+}
+
+/* The leader must answer in the client's protocol, which HELLO may have
+ * changed since the upstream was opened: a HELLO goes first, its reply is
+ * read and dropped. false without memory. */
+static bool proxy__match_proto(struct upstream *u, uint8_t proto) {
+    assert(proto == 2 || proto == 3);
+    if (u->proto == proto) return true;
+    struct resp_arg hello[2] = {{"HELLO", 5}, {proto == 3 ? "3" : "2", 1}};
+    if (!proxy__wait(u, NULL)) return false;
+    proxy__send_command(u, 2, hello);
+    u->proto = proto;
+    return true;
+}
+
+/* The client's upstream to node `target`, or NULL. */
+static struct upstream *proxy__find(const struct client *c, uint64_t target) {
+    uint32_t seen = 0;
+    for (struct upstream *u = c->ups; u != NULL; u = u->next) {
+        assert(!u->closing);
+        assert(++seen <= NODE_PEERS_MAX);
+        if (u->target == target) return u;
+    }
+    return NULL;
 }
 
 void proxy_forward(struct client *c, uint64_t target, struct slot *s, uint32_t argc,
                    const struct resp_arg *argv) {
-    struct upstream *u = c->up;
-    if (u != NULL && u->target != target && u->n_waiting == 0) {
-        proxy_detach(c);
-        u = NULL;
-    }
+    assert(target != c->node->cfg.id);
+    struct upstream *u = proxy__find(c, target);
     if (u == NULL) u = proxy__open(c, target);
-    if (u == NULL || !proxy__wait(u, s)) {
+    if (u == NULL || !proxy__match_proto(u, c->proto) || !proxy__wait(u, s)) {
         slot_set_error(c, s, "TRYAGAIN cannot reach the leader; the command was not sent");
         return;
     }
     proxy__send_command(u, argc, argv);
 }
 
-bool proxy_busy(const struct client *c) { return c->up != NULL && c->up->n_waiting > 0; }
-
-uint64_t proxy_target(const struct client *c) { return c->up ? c->up->target : 0; }
+bool proxy_busy_except(const struct client *c, uint64_t target) {
+    for (const struct upstream *u = c->ups; u != NULL; u = u->next) {
+        if (u->target != target && u->n_waiting > 0) return true;
+    }
+    return false;
+}
 
 void proxy_detach(struct client *c) {
-    struct upstream *u = c->up;
-    if (u == NULL) return;
-    c->up = NULL;
-    u->owner = NULL;
-    if (!u->closing) {
+    while (c->ups != NULL) {
+        struct upstream *u = c->ups;
+        c->ups = u->next;
+        u->next = NULL;
+        u->owner = NULL;
+        assert(!u->closing);
         u->closing = true;
         uv_close((uv_handle_t *)&u->tcp, proxy__closed_cb);
     }

@@ -1,5 +1,6 @@
 """Sharded clusters (--shards, --replicas): many Raft groups per node,
 routing by slot, commands over several shards (docs/cluster.md)."""
+import collections
 import os
 import signal
 import socket
@@ -39,15 +40,22 @@ def wait_spread(c, n_shards, timeout=30):
         time.sleep(0.1)
 
 
-def test_three_shards_on_three_nodes_spread_their_leaders(make_cluster):
-    c = make_cluster(3, extra=["--shards", "3"])
-    deadline = time.time() + 30
+def wait_preferred(c, timeout=30):
+    """3 nodes, 3 shards: until each node leads one shard, its preferred one
+    (a leader elsewhere hands over within seconds, and writes meanwhile may
+    get `TRYAGAIN leadership is being transferred`); returns {group: leader}."""
+    deadline = time.time() + timeout
     while True:
         leaders = wait_spread(c, 3)
         if sorted(leaders.values()) == [1, 2, 3]:
-            break
+            return leaders
         assert time.time() < deadline, leaders
         time.sleep(0.2)
+
+
+def test_three_shards_on_three_nodes_spread_their_leaders(make_cluster):
+    c = make_cluster(3, extra=["--shards", "3"])
+    leaders = wait_preferred(c)
     for i in c.ids:
         slots = c.client(i).execute_command("CLUSTER", "SLOTS")
         assert sorted((s[0], s[1]) for s in slots) == [(0, 5460), (5461, 10921), (10922, 16383)]
@@ -62,7 +70,7 @@ def test_three_shards_on_three_nodes_spread_their_leaders(make_cluster):
 
 def test_commands_over_several_shards_through_a_plain_client(make_cluster):
     c = make_cluster(3, extra=["--shards", "3"])
-    wait_spread(c, 3)
+    wait_preferred(c)
     r = c.client(2)
     keys = ["k%d" % i for i in range(300)]
     for k in keys:
@@ -205,3 +213,158 @@ def test_demo_is_sharded_and_serves_cluster_clients(tmp_path):
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         demo.wait(timeout=60)
+
+
+def scan_page(clients, order, cursor, deadline):
+    """One SCAN call, retried with the same cursor (SCAN changes nothing) on
+    the nodes in `order` while a leader is being replaced."""
+    while True:
+        for i in order:
+            try:
+                return clients[i].scan(cursor, count=10)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                pass
+            except redis.exceptions.ResponseError as e:
+                assert str(e).startswith(("TRYAGAIN", "CLUSTERDOWN")), str(e)
+            assert time.time() < deadline, "SCAN of cursor %d did not get through" % cursor
+            time.sleep(0.1)
+
+
+def test_scan_returns_every_key_once_while_leaders_change(make_cluster):
+    # docs/cluster.md, "SCAN": the cursor names a shard (bits 40 and up) and
+    # a place in that shard's hash table, which every replica of the group
+    # lays out alike (one seed per group), so a scan goes on where it was on
+    # the next leader, through any node. Each shard's leader is replaced in
+    # the middle of that shard's pages: paused (SIGSTOP), killed (-9) and
+    # restarted, paused again; it takes leadership back once it is back.
+    c = make_cluster(3, extra=["--shards", "3"])
+    wait_preferred(c)
+    keys = ["scan:%d" % j for j in range(3000)]
+    p = c.client(1).pipeline(transaction=False)
+    for k in keys:
+        p.set(k, "v")
+    assert all(p.execute())
+    assert c.client(2).dbsize() == len(keys)
+    clients = {i: c.client(i, timeout=2) for i in c.ids}
+    seen = []
+    cursor, pages, changed = 0, 0, set()
+    deadline = time.time() + 180
+    faults = {0: "stop", 1: "kill", 2: "stop"}
+    victim, healed_at, shard, shard_pages = None, None, 0, 0
+    while True:
+        shard_pages = shard_pages + 1 if cursor >> 40 == shard else 0
+        shard = cursor >> 40
+        if shard in faults and shard_pages == 40 and victim is None:
+            victim = wait_spread(c, 3)[shard + 1]
+            if faults.pop(shard) == "stop":
+                c.procs[victim].send_signal(signal.SIGSTOP)
+            else:
+                c.kill(victim)
+            healed_at = pages + 20
+        if victim is not None and pages == healed_at:
+            leaders = group_lines(clients[next(i for i in c.ids if i != victim)])
+            if int(leaders[shard + 1]["leader"]) not in (0, victim):
+                changed.add(shard)  # another node led it meanwhile
+            if victim in c.procs:
+                c.procs[victim].send_signal(signal.SIGCONT)
+            else:
+                c.start(victim)
+            victim = None
+        order = [i for i in c.ids if i != victim]
+        cursor, page = scan_page(clients, order[pages % len(order):] + order, cursor, deadline)
+        seen += [k.decode() for k in page]
+        pages += 1
+        assert pages < 10000
+        if cursor == 0:
+            break
+    assert changed == {0, 1, 2}, changed  # every shard's leader changed during its pages
+    missing = set(keys) - set(seen)
+    doubled = sorted(k for k, n in collections.Counter(seen).items() if n > 1)
+    assert not missing and not doubled and len(seen) == len(keys), (
+        "missing %d (%s), doubled %d (%s), extra %s" % (
+            len(missing), sorted(missing)[:5], len(doubled), doubled[:5],
+            sorted(set(seen) - set(keys))[:5]))
+
+
+def test_a_failing_part_fails_the_command_and_the_other_parts_still_run(make_cluster):
+    # docs/cluster.md, "When a part fails": the parts of a command over
+    # several shards run at once; the reply is the error of the part that
+    # failed, and the other parts ran (as a Redis Cluster client that splits
+    # DEL by slot sees it). Shard A loses two of its three replicas; shard B
+    # keeps a majority and a leader.
+    c = make_cluster(5, extra=["--shards", "8", "--replicas", "3"], wait_leader=False)
+    wait_spread(c, 8)
+    holders = {}  # group -> nodes holding a replica
+    for i in c.ids:
+        for g in group_lines(c.client(i)):
+            holders.setdefault(g, set()).add(i)
+    a, b, dead = next((a, b, sorted(holders[a])[:2]) for a in sorted(holders)
+                      for b in sorted(holders, reverse=True)
+                      if b > a and len(holders[b] & set(sorted(holders[a])[:2])) <= 1)
+    live = next(i for i in c.ids if i not in dead)
+    r = c.client(live, timeout=10)
+    key_in = {}
+    for j in range(2000):
+        k = "p%d" % j
+        g = 1 + r.execute_command("CLUSTER", "KEYSLOT", k) * 8 // 16384
+        key_in.setdefault(g, k)
+        if a in key_in and b in key_in:
+            break
+    ka, kb = key_in[a], key_in[b]
+    assert r.set(ka, "a") and r.set(kb, "b")
+    for i in dead:
+        c.kill(i)
+    deadline = time.time() + 30
+    while True:  # until shard B has a leader among the live nodes
+        views = [group_lines(c.client(i)).get(b) for i in c.procs if i in holders[b]]
+        if all(v is not None and int(v["leader"]) in c.procs for v in views):
+            break
+        assert time.time() < deadline, views
+        time.sleep(0.1)
+    with pytest.raises(redis.exceptions.ResponseError, match="^(TRYAGAIN|CLUSTERDOWN)"):
+        r.delete(ka, kb)
+    assert r.get(kb) is None  # shard B's part ran
+    for i in dead:
+        c.start(i)
+    wait_spread(c, 8)
+    assert r.get(ka) == b"a"  # shard A's did not
+
+
+def test_proxied_replies_follow_the_clients_protocol_after_hello(make_cluster):
+    # A connection keeps its upstream to a node (proxy.c); a HELLO that
+    # changes the protocol must reach that upstream too, or the leader goes
+    # on answering in the old one (a RESP3 null `_` to a RESP2 client).
+    c = make_cluster(3, extra=["--shards", "3"])
+    leaders = wait_preferred(c)
+    r = c.client(1)
+    key = next(k for k in ("h%d" % j for j in range(1000))
+               if leaders[1 + r.execute_command("CLUSTER", "KEYSLOT", k) * 3 // 16384] != 1)
+    with socket.create_connection(("127.0.0.1", c.ports[1]), timeout=10) as s:
+        f = s.makefile("rb")
+
+        def call(*args):
+            s.sendall(b"*%d\r\n" % len(args) +
+                      b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+
+        def reply():  # one whole reply: the first line, then what it announces
+            line = f.readline()
+            if line[:1] in (b"%", b"*"):
+                n = int(line[1:]) * (2 if line[:1] == b"%" else 1)
+                for _ in range(n):
+                    reply()
+            elif line[:1] == b"$" and int(line[1:]) >= 0:
+                f.read(int(line[1:]) + 2)
+            return line
+
+        call(b"HELLO", b"3")
+        assert reply().startswith(b"%")
+        call(b"GET", key.encode())
+        assert reply() == b"_\r\n"  # proxied, RESP3
+        call(b"HELLO", b"2")
+        assert reply().startswith(b"*")
+        call(b"GET", key.encode())
+        assert reply() == b"$-1\r\n"  # the same upstream, now RESP2
+        call(b"HELLO", b"3")
+        assert reply().startswith(b"%")
+        call(b"MGET", key.encode(), b"h-other")
+        assert reply() == b"*2\r\n"
