@@ -7,6 +7,7 @@
  * the host functions in node_int.h. */
 #include "node/node_int.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,18 +43,51 @@ struct shard *node_shard_of_group(const struct node *n, uint64_t group) {
 
 /* ---- the flush (group commit) ---- */
 
+/* Only awake replicas are visited: a replica leaves node.awake only when
+ * nothing is in flight for it (node_core__idle), so a quiet one is never in
+ * a ready and has no entries in a flush. Replicas woken meanwhile are
+ * appended, and visited by the same loop. */
 static void node_core__finish_all(struct node *n) {
-    for (uint32_t i = 0; i < n->n_local; i++) {
-        if (n->local[i]->in_ready) shard_finish(n, n->local[i]);
+    for (uint32_t i = 0; i < n->n_awake; i++) {
+        if (n->awake[i]->in_ready) shard_finish(n, n->awake[i]);
     }
     peer_flush(n);
 }
 
 static bool node_core__any_in_ready(const struct node *n) {
-    for (uint32_t i = 0; i < n->n_local; i++) {
-        if (n->local[i]->in_ready) return true;
+    for (uint32_t i = 0; i < n->n_awake; i++) {
+        if (n->awake[i]->in_ready) return true;
     }
     return false;
+}
+
+static void node_core__add_awake(struct node *n, struct shard *s) {
+    if (!s->awake) {
+        s->idle_ticks = 0;
+        assert(n->n_awake < n->n_local);
+        s->awake = true;
+        s->awake_pos = n->n_awake;
+        n->awake[n->n_awake++] = s;
+    }
+    assert(n->awake[s->awake_pos] == s);
+}
+
+void node_core_wake(struct node *n, struct shard *s, bool raft_too) {
+    node_core__add_awake(n, s);
+    if (raft_too) s->wake_due = true;
+    node_wake(n);
+}
+
+/* Takes a quiet, idle replica off node.awake (swap with the last). */
+static void node_core__sleep(struct node *n, struct shard *s) {
+    assert(s->awake && n->awake[s->awake_pos] == s);
+    assert(!s->in_ready);
+    struct shard *last = n->awake[--n->n_awake];
+    n->awake[s->awake_pos] = last;
+    last->awake_pos = s->awake_pos;
+    s->awake = false;
+    s->ticks_due = 0;
+    s->idle_ticks = 0;
 }
 
 void node_core_flush_done(struct node *n, int result) {
@@ -63,9 +97,11 @@ void node_core_flush_done(struct node *n, int result) {
     if (rc != WAL_OK) node_fatal(n, "%s", wal_error(n->wal)); /* it names the WAL */
     n->stats.flushes++;
     node_core__finish_all(n);
-    for (uint32_t i = 0; i < n->n_local; i++) {
-        struct shard *s = n->local[i];
+    for (uint32_t i = 0; i < n->n_awake; i++) {
+        struct shard *s = n->awake[i];
         shard_flushed(n, s, n->batch_seq, s->flush_last_index, s->flush_last_term);
+        s->flush_last_index = 0;
+        s->flush_last_term = 0;
     }
     node_wake(n);
 }
@@ -79,8 +115,8 @@ static void node_core__start_flush(struct node *n) {
     }
     n->flushing = true;
     n->batch_seq++;
-    for (uint32_t i = 0; i < n->n_local; i++) {
-        struct shard *s = n->local[i];
+    for (uint32_t i = 0; i < n->n_awake; i++) {
+        struct shard *s = n->awake[i];
         s->flush_last_index = s->pending_last_index;
         s->flush_last_term = s->pending_last_term;
         s->pending_last_index = 0;
@@ -104,8 +140,8 @@ static void node_core__start_flush(struct node *n) {
 void node_core_pump(struct node *n) {
     for (int round = 0; round < 4; round++) {
         bool progressed = false;
-        for (uint32_t i = 0; i < n->n_local; i++) {
-            struct shard *s = n->local[i];
+        for (uint32_t i = 0; i < n->n_awake; i++) {
+            struct shard *s = n->awake[i];
             if (!s->in_ready && shard_pump(n, s, n->flushing)) progressed = true;
         }
         if (!n->flushing) {
@@ -172,21 +208,117 @@ static void node_core__balance(struct node *n, struct shard *s) {
     }
 }
 
-void node_core_tick(struct node *n) {
+/* Nothing waits on the replica and no timer of the node's own runs for
+ * it: a quiet Raft may leave node.awake, and a leader may ask to be quiet. */
+static bool node_core__idle(const struct node *n, const struct shard *s) {
+    if (s->in_ready || s->wake_due || s->n_inbox > 0 || s->n_queued > 0 || s->n_reads > 0) {
+        return false;
+    }
+    if (s->head_writes != s->n_writes || s->pending_last_index != 0 || s->campaign_due) {
+        return false;
+    }
+    if (s->snap_child != 0 || s->gc_due || s->snap_next.handle >= 0 || s->recv_open) return false;
+    if (s->rehashing) return false;
+    /* only a leader expires keys (shard__expire): it stays awake for them */
+    if (shard_is_leader(s) && s->kv != NULL && kv_count_expires(s->kv) > 0) return false;
+    (void)n;
+    return !raft_has_ready(s->raft);
+}
+
+/* A leader that the balancer would hand over stays awake until it has. */
+static bool node_core__may_quiesce(const struct node *n, const struct shard *s) {
+    if (!shard_is_leader(s)) return false;
+    if (n->map.n_shards <= 1 || s->replicas[0] == n->cfg.id) return true;
+    return !node_core__peer_up(n, s->replicas[0]);
+}
+
+/* One replica's tick; false if it went to sleep (left node.awake). */
+static bool node_core__tick_shard(struct node *n, struct shard *s) {
+    s->ticks_due++;
+    /* A resize moves one bucket per write; driven by writes alone,
+     * growing 4M buckets to 8M took millions of writes, and meanwhile
+     * lookups probed both tables and each moved entry was one more
+     * cache miss on the write path (5M keys: SET 0.49x its 1M ratio to
+     * Redis). The tick finishes it within minutes whatever the load
+     * (Redis's activerehashing does the same from its cron). Paused
+     * while a snapshot writer shares the pages (kv_pause_resize). */
+    s->rehashing = s->kv != NULL && kv_rehash_step(s->kv, NODE_REHASH_BUCKETS_PER_TICK);
+    shard_poll_snapshot(n, s);
+    node_core__balance(n, s);
+    if (!node_core__idle(n, s)) {
+        s->idle_ticks = 0;
+        return true;
+    }
+    if (raft_is_quiet(s->raft)) {
+        node_core__sleep(n, s);
+        return false;
+    }
+    s->idle_ticks++;
+    uint32_t quiet_after = NODE_QUIET_HEARTBEATS * n->cfg.heartbeat_ticks;
+    if (s->idle_ticks >= quiet_after && node_core__may_quiesce(n, s) && raft_quiesce(s->raft)) {
+        s->idle_ticks = 0; /* its QUIESCE messages leave with the next pump */
+    }
+    return true;
+}
+
+/* Which groups a link event wakes: those with a replica on that node. */
+static void node_core__wake_groups_of(struct node *n, uint64_t id) {
+#ifdef CANARY_QUIET_NO_WAKE
+    /* deliberate bug: a lost link wakes nothing, so a quiet follower
+     * whose leader died never runs its election timer */
+    (void)n;
+    (void)id;
+    return;
+#endif
     for (uint32_t i = 0; i < n->n_local; i++) {
         struct shard *s = n->local[i];
-        s->ticks_due++;
-        /* A resize moves one bucket per write; driven by writes alone,
-         * growing 4M buckets to 8M took millions of writes, and meanwhile
-         * lookups probed both tables and each moved entry was one more
-         * cache miss on the write path (5M keys: SET 0.49x its 1M ratio to
-         * Redis). The tick finishes it within minutes whatever the load
-         * (Redis's activerehashing does the same from its cron). Paused
-         * while a snapshot writer shares the pages (kv_pause_resize). */
-        if (s->kv != NULL) (void)kv_rehash_step(s->kv, NODE_REHASH_BUCKETS_PER_TICK);
-        shard_poll_snapshot(n, s);
-        node_core__balance(n, s);
+        for (uint8_t j = 0; j < s->n_replicas; j++) {
+            if (s->replicas[j] == id) {
+                node_core_wake(n, s, true);
+                break;
+            }
+        }
     }
+}
+
+void node_core_heard(struct node *n, uint64_t id) {
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        if (n->cfg.members[i].id != id) continue;
+        n->heard_ms[i] = node_mono_ms(n);
+        if (n->link_lost[i]) {
+            /* it is back: a quiet leader lets its replica catch up, the
+             * balancer may hand it its groups */
+            n->link_lost[i] = false;
+            node_core__wake_groups_of(n, id);
+        }
+        return;
+    }
+}
+
+/* The node-level failure detector: a peer silent for an election timeout
+ * (its beats and frames stopped) wakes every group it has a replica in, so
+ * that a quiet follower runs its election timer again and a quiet leader
+ * its check-quorum. Costs O(groups) per link event, none per tick. */
+static void node_core__watch_links(struct node *n) {
+    uint64_t now = node_mono_ms(n);
+    uint64_t timeout_ms = (uint64_t)n->cfg.election_ticks * n->cfg.tick_ms;
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        uint64_t id = n->cfg.members[i].id;
+        if (id == n->cfg.id || n->link_lost[i] || now - n->heard_ms[i] <= timeout_ms) continue;
+        n->link_lost[i] = true;
+        node_log(n, "no frame from node %llu for %llu ms: waking its groups",
+                 (unsigned long long)id, (unsigned long long)(now - n->heard_ms[i]));
+        node_core__wake_groups_of(n, id);
+    }
+}
+
+void node_core_tick(struct node *n) {
+    n->ticks++;
+    if (n->ticks % n->cfg.heartbeat_ticks == 0) peer_beat(n);
+    node_core__watch_links(n);
+    /* backwards: a replica that goes to sleep swaps in the last one, which
+     * was visited already */
+    for (uint32_t i = n->n_awake; i-- > 0;) (void)node_core__tick_shard(n, n->awake[i]);
     node_wake(n);
 }
 
@@ -231,7 +363,8 @@ int node_core_open(struct node *n) {
     }
     n->shards = calloc(n->map.n_shards, sizeof(n->shards[0]));
     n->local = calloc(n->map.n_shards, sizeof(n->local[0]));
-    if (n->shards == NULL || n->local == NULL) {
+    n->awake = calloc(n->map.n_shards, sizeof(n->awake[0]));
+    if (n->shards == NULL || n->local == NULL || n->awake == NULL) {
         node_log(n, "fatal: out of memory for %u shards", n->map.n_shards);
         return -1;
     }
@@ -265,6 +398,11 @@ int node_core_open(struct node *n) {
                  rc == 0 ? (unsigned long long)raft_last_index(s->raft) : 0ull,
                  (unsigned long long)s->snapshot_index);
     }
+    for (uint32_t i = 0; i < n->n_local; i++) node_core__add_awake(n, n->local[i]);
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        n->link_lost[i] = true; /* until heard: the first frame wakes nothing new */
+        n->heard_ms[i] = node_mono_ms(n);
+    }
     node_log(n, "recovered: %llu segments; %u of %u shards have a replica here",
              (unsigned long long)rec.segments, n->n_local, n->map.n_shards);
     wal_recovered_free(&rec);
@@ -280,6 +418,9 @@ void node_core_close(struct node *n) {
     }
     free(n->local);
     free(n->shards);
+    free(n->awake);
+    n->awake = NULL;
+    n->n_awake = 0;
     n->local = NULL;
     n->shards = NULL;
     n->n_local = 0;

@@ -176,7 +176,7 @@ void shard_step(struct node *n, struct shard *s, const struct raft_msg *m) {
         memcpy(c->chunk, m->chunk, m->chunk_len);
     }
     s->n_inbox++;
-    node_wake(n);
+    node_core_wake(n, s, false); /* raft_step wakes its Raft, knowing the sender */
 }
 
 static struct pending_read *shard__queue(struct shard *s) {
@@ -210,7 +210,8 @@ static void shard__enqueue(struct node *n, struct shard *s, bool is_write, struc
     q->argc = argc;
     q->argv = copy;
     c->local_pending++;
-    node_wake(n);
+    s->idle_ticks = 0; /* a command: not idle (a peer message may be a heartbeat) */
+    node_core_wake(n, s, false); /* raft_propose / raft_read_index wake its Raft */
 }
 
 void shard_write(struct node *n, struct shard *s, struct client *c, struct slot *slot,
@@ -373,6 +374,10 @@ static bool shard__read_index(struct shard *s, struct pending_read *q) {
 }
 
 static void shard__feed(struct node *n, struct shard *s) {
+    if (s->wake_due) {
+        s->wake_due = false;
+        raft_wake(s->raft);
+    }
     for (uint32_t i = 0; i < s->n_inbox; i++) {
         struct raft_msg *m = &s->inbox[i];
         int rc = raft_step(s->raft, m);

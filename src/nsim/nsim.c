@@ -105,6 +105,7 @@ struct nsim_host {
     uint64_t disk_us_max;
     uint64_t slow_until_us;
     struct peer_buf out[NSIM_NODES_MAX];
+    bool sent_since_beat[NSIM_NODES_MAX];
     struct client *clients[NSIM_CLIENTS];
     struct nsim_slot *slots;
 };
@@ -301,6 +302,18 @@ void peer_send(struct node *n, uint64_t group, const struct raft_msg *m) {
     int to = nsim__slot_of(nsim__w, m->to);
     if (to < 0) return;
     if (peer_encode_raft(&h->out[to], group, m) != 0) return; /* dropped: Raft retries */
+    h->sent_since_beat[to] = true;
+}
+
+/* As peer.c: a beat to each peer that got no frame since the last call. */
+void peer_beat(struct node *n) {
+    struct nsim_host *h = nsim__host(n);
+    for (uint32_t to = 0; to < nsim__w->n_nodes; to++) {
+        if (to == h->idx) continue;
+        bool beat = !h->sent_since_beat[to];
+        h->sent_since_beat[to] = false;
+        if (beat && peer_encode_beat(&h->out[to]) != 0) return;
+    }
 }
 
 /* The frames of this turn leave, one batch per peer (one write per
@@ -972,10 +985,20 @@ static void nsim__step(struct nsim *w, struct nsim_host *h, struct shard *s,
     NSIM_ON_NODE(w, h, shard_step(h->n, s, m));
 }
 
+static void nsim__heard(struct nsim *w, struct nsim_host *h, uint64_t from) {
+    NSIM_ON_NODE(w, h, node_core_heard(h->n, from));
+}
+
 /* A batch of frames reaches a node: decoded as peer.c decodes a stream;
  * the first bad frame drops the rest (the connection would close). */
 static void nsim__on_frames(struct nsim *w, struct nsim_host *h, const struct nsim_ev *ev) {
     size_t off = 0;
+    if (!h->alive || h->gen != ev->gen) return;
+    /* the link is alive (peer.c tells the node at every frame; once per
+     * batch is the same to its failure detector); a lone beat is an input
+     * of its own */
+    if (ev->len == PEER_FRAME_HEADER_BYTES) h->inputs++;
+    nsim__heard(w, h, w->hosts[ev->from].id);
     while (off < ev->len && h->alive && h->gen == ev->gen) {
         struct peer_frame f;
         size_t used = 0;

@@ -11,6 +11,10 @@
  * anything is buffered for it. Frame types:
  *
  *   PEER_FRAME_HELLO  first frame each way: u64 cluster_id | u64 node_id
+ *   PEER_FRAME_BEAT   the coalesced node heartbeat: no payload. One per
+ *                     heartbeat interval on a link that carried nothing
+ *                     else, whatever the number of groups (docs/node.md,
+ *                     "Quiet groups")
  *   PEER_FRAME_RAFT   one raft_msg of one group:
  *       u64 group | u8 msg type | u8 flags (bit 0: reject) | u64 from | u64 to |
  *       u64 term | u64 log_term | u64 index | u64 commit | u64 context |
@@ -42,7 +46,7 @@
 
 _Static_assert(PEER_FRAME_BYTES_MAX > (4u << 20) + 4096, "a 4 MiB entry fits in a frame");
 
-enum peer_frame_type { PEER_FRAME_HELLO = 1, PEER_FRAME_RAFT = 2 };
+enum peer_frame_type { PEER_FRAME_HELLO = 1, PEER_FRAME_RAFT = 2, PEER_FRAME_BEAT = 3 };
 
 enum peer_parse_result {
     PEER_OK = 0,        /* a whole frame was decoded */
@@ -76,6 +80,7 @@ int peer_encode_hello(struct peer_buf *out, uint64_t cluster_id, uint64_t node_i
     __attribute__((warn_unused_result));
 int peer_encode_raft(struct peer_buf *out, uint64_t group, const struct raft_msg *msg)
     __attribute__((warn_unused_result));
+int peer_encode_beat(struct peer_buf *out) __attribute__((warn_unused_result));
 
 /* Decodes the frame at the start of buf[0..len). On PEER_OK sets *consumed
  * (the frame's total size) and fills *f; on PEER_EPROTO writes a reason into
