@@ -180,7 +180,7 @@ struct shard {
     uint64_t applied_bytes;    /* entry bytes applied since start */
     uint64_t snap_bytes_at;    /* applied_bytes at snapshot_index */
     /* a snapshot being received from the leader, written to <path>.recv */
-    struct snapshot_writer recv;
+    struct snapshot_writer *recv; /* NULL until the first snapshot received */
     struct raft_snapshot_meta recv_meta;
     bool recv_open;
     uint64_t recv_errors;
@@ -195,6 +195,7 @@ struct shard {
      * arrives for it puts it back (node_core_wake). */
     bool awake;
     uint32_t awake_pos;
+    bool due; /* on node.due: the next pump feeds it */
     bool wake_due;       /* raft_wake() at the next pump (a link was lost or came back) */
     uint32_t idle_ticks; /* ticks in a row with nothing to do */
     bool rehashing;      /* its keyspace was resizing at the last tick */
@@ -266,14 +267,23 @@ struct node {
     struct shard **shards; /* by map index; NULL where this node holds no replica */
     struct shard **local;  /* the replicas this node holds */
     uint32_t n_local;
-    struct shard **awake;  /* the replicas not quiet: the only ones pumped and ticked */
+    struct shard **awake;  /* the replicas not quiet: the only ones ticked */
     uint32_t n_awake;
+    /* The replicas the pump visits: those something happened to (a
+     * message, a command, a tick, a flush) until nothing is left to do;
+     * and those holding a ready until their flush ends. A turn costs
+     * O(due), not O(replicas). */
+    struct shard **due;
+    uint32_t n_due;
+    struct shard **in_ready; /* in a ready, waiting for the flush */
+    uint32_t n_in_ready;
     /* The node-level failure detector, by member index: when a frame last
      * came from each peer (any frame; an idle link carries the coalesced
      * beat, peer_beat), and whether the link counts as lost (nothing for
      * an election timeout). */
     uint64_t heard_ms[NODE_PEERS_MAX];
     bool link_lost[NODE_PEERS_MAX];
+    uint64_t watch_ms; /* when the links were last watched (node_core_tick) */
     uint64_t ticks; /* node_core_tick calls */
     struct peer peers[NODE_PEERS_MAX];
     struct peer_conn *peer_conns;

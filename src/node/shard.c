@@ -46,7 +46,6 @@ int shard_open(struct node *n, struct shard *s, uint32_t index,
     s->snap_ref.handle = -1;
     s->snap_next.handle = -1;
     s->snap_err_fd = -1;
-    s->recv.handle = -1;
     /* the group in the seed: replicas opened in the same millisecond would
      * otherwise draw the same election timeouts and time out together */
     rand_seed(&s->rng,
@@ -148,7 +147,8 @@ void shard_close(struct node *n, struct shard *s) {
 void shard_step(struct node *n, struct shard *s, const struct raft_msg *m) {
     if (s->n_inbox >= NODE_INBOX_MAX) return; /* dropped: Raft retries */
     if (s->n_inbox == s->cap_inbox) {
-        uint32_t cap = s->cap_inbox ? s->cap_inbox * 2 : 64;
+        /* small at first: thousands of mostly idle replicas each have one */
+        uint32_t cap = s->cap_inbox ? s->cap_inbox * 2 : 4;
         struct raft_msg *p = realloc(s->inbox, cap * sizeof(*p));
         if (p == NULL) return;
         s->inbox = p;

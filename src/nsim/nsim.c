@@ -974,7 +974,7 @@ static void nsim__nemesis(struct nsim *w) {
             NSIM_ON_NODE(w, lh, {
                 int rc = raft_transfer_leader(r, to);
                 (void)rc;
-                node_wake(lh->n);
+                node_core_wake(lh->n, ls, false); /* the pump takes its ready */
             });
             nsim__trace(w, "nemesis: transfer leadership to %llu", (unsigned long long)to);
         }

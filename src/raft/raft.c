@@ -82,13 +82,15 @@ struct raft {
     uint64_t transferee;
     bool quiet; /* quiescent: ticks are no-ops (raft_quiesce) */
     /* reads */
-    struct raft_pending_read reads[RAFT_READS_MAX];
-    uint32_t n_reads;
+    /* grown on demand up to RAFT_READS_MAX: an idle group of thousands on
+     * a node holds none */
+    struct raft_pending_read *reads;
+    uint32_t n_reads, cap_reads;
     uint64_t round;           /* last heartbeat round broadcast */
     bool round_wanted;        /* a read waits for a new round */
     uint64_t round_tick[RAFT_ROUND_RING];
-    struct raft_read_state read_states[RAFT_READS_MAX];
-    uint32_t n_read_states;
+    struct raft_read_state *read_states;
+    uint32_t n_read_states, cap_read_states;
     /* snapshot we hold (to send), and one being received */
     uint8_t *snapshot_data;
     uint64_t snapshot_size;
@@ -625,8 +627,24 @@ static bool raft__maybe_commit(struct raft *r) {
 
 /* ---- reads ---- */
 
+/* Room for one more element in *array (of n, capacity *cap, at most
+ * RAFT_READS_MAX elements of `size` bytes); aborts without memory, as the
+ * outbox does. */
+static void raft__reads_reserve(void **array, uint32_t n, uint32_t *cap, size_t size) {
+    assert(n < RAFT_READS_MAX);
+    if (n < *cap) return;
+    uint32_t grown = *cap == 0 ? 4 : *cap * 2;
+    if (grown > RAFT_READS_MAX) grown = RAFT_READS_MAX;
+    void *p = realloc(*array, grown * size);
+    if (p == NULL) abort();
+    *array = p;
+    *cap = grown;
+}
+
 static void raft__read_ready(struct raft *r, uint64_t context, uint64_t index) {
     assert(r->n_read_states < RAFT_READS_MAX);
+    raft__reads_reserve((void **)&r->read_states, r->n_read_states, &r->cap_read_states,
+                        sizeof(r->read_states[0]));
     r->read_states[r->n_read_states].context = context;
     r->read_states[r->n_read_states].index = index;
     r->n_read_states++;
@@ -686,6 +704,7 @@ int raft_read_index(struct raft *r, uint64_t context) {
         raft__read_ready(r, context, r->log.committed);
         return RAFT_OK;
     }
+    raft__reads_reserve((void **)&r->reads, r->n_reads, &r->cap_reads, sizeof(r->reads[0]));
     struct raft_pending_read *pr = &r->reads[r->n_reads++];
     pr->context = context;
     pr->index = in_term ? r->log.committed : 0;
@@ -1658,6 +1677,8 @@ void raft_destroy(struct raft *r) {
     free(r->snapshot_data);
     free(r->recv_data);
     free(r->msgs);
+    free(r->reads);
+    free(r->read_states);
     raft__arena_reset(r);
     free(r->arena);
     free(r);
