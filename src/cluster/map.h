@@ -18,9 +18,11 @@
 
 #include "cluster/slot.h"
 
-#define MAP_SHARDS_MAX 4096u  /* shards of one cluster (configuration bound) */
+#define MAP_SHARDS_MAX 16384u /* shards of one cluster: one per slot at most */
 #define MAP_REPLICAS_MAX 7u   /* replicas of one shard */
 #define MAP_NODES_MAX 64u     /* nodes the map can place on */
+
+_Static_assert(MAP_SHARDS_MAX <= SLOT_COUNT, "a shard holds at least one slot");
 
 struct map_shard {
     uint64_t group;  /* Raft group id: index + 1 */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/map.h"
 #include "wal/wal.h"
 
 #define NODE__ARGS_MAX 256    /* words after `shoal server` */
@@ -85,7 +86,7 @@ static const struct node__key node__keys[] = {
      "SIZE", "or once the log since then holds SIZE bytes"},
     {"snapshot-chunk-bytes", NODE__SIZE, NODE__FIELD(snapshot_chunk_bytes), 1, 16 << 20, "SIZE",
      "snapshot chunk sent to followers, <= 16mb"},
-    {"shards", NODE__U32, NODE__FIELD(shards), 1, 4096, "N",
+    {"shards", NODE__U32, NODE__FIELD(shards), 1, MAP_SHARDS_MAX, "N",
      "Raft groups the slots are split into"},
     {"replicas", NODE__U32, NODE__FIELD(replicas), 0, 7, "N",
      "per shard; 0: all nodes (1 shard) or 3"},

@@ -27,11 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/map.h"
 #include "node/config.h"
 
 #define DEMO__HOST "127.0.0.1"
 #define DEMO__ARGS 20 /* "shoal server" and 9 flags with their values */
-#define DEMO__SHARDS_MAX 4096
+#define DEMO__SHARDS_MAX MAP_SHARDS_MAX
 #define DEMO__REPLICAS_MAX 7
 #define DEMO__NUMBER_BYTES 24
 /* D/nodeI must fit the `dir` key's limit (config.c: 507 bytes). */

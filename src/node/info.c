@@ -112,20 +112,24 @@ static void info__raft(struct node *n, struct info__buf *b) {
     } else {
         info__add(b, "# Raft\r\nnode_id:%llu\r\n", (unsigned long long)n->cfg.id);
     }
-    info__add(b, "wal_flushes:%llu\r\nshards:%u\r\nshards_here:%u\r\nshards_led:%u\r\n",
-              (unsigned long long)n->stats.flushes, n->map.n_shards, n->n_local, led);
+    uint32_t quiet = 0;
+    for (uint32_t i = 0; i < n->n_local; i++) quiet += raft_is_quiet(n->local[i]->raft);
+    info__add(b, "wal_flushes:%llu\r\nshards:%u\r\nshards_here:%u\r\nshards_led:%u\r\n"
+                 "shards_awake:%u\r\nshards_quiet:%u\r\n",
+              (unsigned long long)n->stats.flushes, n->map.n_shards, n->n_local, led, n->n_awake,
+              quiet);
     for (uint32_t i = 0; i < n->n_local; i++) {
         const struct shard *g = n->local[i];
         const struct map_shard *ms = &n->map.shards[g->index];
         info__add(b, "group%llu:slots=%u-%u,role=%s,leader=%llu,term=%llu,commit=%llu,"
-                     "applied=%llu,last=%llu,snapshot=%llu,voters=%u\r\n",
+                     "applied=%llu,last=%llu,snapshot=%llu,voters=%u,quiet=%d\r\n",
                   (unsigned long long)g->group, ms->first, ms->last,
                   info__roles[raft_role(g->raft)], (unsigned long long)raft_leader(g->raft),
                   (unsigned long long)raft_term(g->raft),
                   (unsigned long long)raft_commit_index(g->raft), (unsigned long long)g->applied,
                   (unsigned long long)raft_last_index(g->raft),
                   (unsigned long long)raft_snapshot_index(g->raft),
-                  (unsigned)raft_conf(g->raft)->n_voters);
+                  (unsigned)raft_conf(g->raft)->n_voters, raft_is_quiet(g->raft) ? 1 : 0);
     }
     info__add(b, "\r\n");
 }

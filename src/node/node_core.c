@@ -7,6 +7,7 @@
  * the host functions in node_int.h. */
 #include "node/node_int.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,18 +43,66 @@ struct shard *node_shard_of_group(const struct node *n, uint64_t group) {
 
 /* ---- the flush (group commit) ---- */
 
+/* The readies taken this turn are done with (after their flush). */
 static void node_core__finish_all(struct node *n) {
-    for (uint32_t i = 0; i < n->n_local; i++) {
-        if (n->local[i]->in_ready) shard_finish(n, n->local[i]);
+    for (uint32_t i = 0; i < n->n_in_ready; i++) {
+        assert(n->in_ready[i]->in_ready);
+        shard_finish(n, n->in_ready[i]);
     }
+    n->n_in_ready = 0;
     peer_flush(n);
 }
 
-static bool node_core__any_in_ready(const struct node *n) {
-    for (uint32_t i = 0; i < n->n_local; i++) {
-        if (n->local[i]->in_ready) return true;
+static bool node_core__any_in_ready(const struct node *n) { return n->n_in_ready > 0; }
+
+static void node_core__mark_due(struct node *n, struct shard *s) {
+    if (s->due) return;
+    assert(n->n_due < n->n_local);
+    s->due = true;
+    n->due[n->n_due++] = s;
+}
+
+/* Something is left for the pump to do with it. */
+static bool node_core__still_due(const struct shard *s) {
+    if (s->in_ready || s->n_queued > 0 || s->n_inbox > 0 || s->wake_due || s->ticks_due > 0) {
+        return true;
     }
-    return false;
+    return raft_has_ready(s->raft);
+}
+
+static void node_core__add_awake(struct node *n, struct shard *s) {
+    if (!s->awake) {
+        s->idle_ticks = 0;
+        assert(n->n_awake < n->n_local);
+        s->awake = true;
+        s->awake_pos = n->n_awake;
+        n->awake[n->n_awake++] = s;
+    }
+    assert(n->awake[s->awake_pos] == s);
+}
+
+void node_core_wake(struct node *n, struct shard *s, bool raft_too) {
+    node_core__add_awake(n, s);
+    if (raft_too) s->wake_due = true;
+    node_core__mark_due(n, s);
+    node_wake(n);
+}
+
+/* Takes a quiet, idle replica off node.awake (swap with the last). */
+static void node_core__sleep(struct node *n, struct shard *s) {
+    assert(s->awake && n->awake[s->awake_pos] == s);
+    assert(!s->in_ready);
+    struct shard *last = n->awake[--n->n_awake];
+    n->awake[s->awake_pos] = last;
+    last->awake_pos = s->awake_pos;
+    s->awake = false;
+    s->ticks_due = 0;
+    s->idle_ticks = 0;
+    /* a quiet replica keeps no buffers: its inbox is empty */
+    assert(s->n_inbox == 0);
+    free(s->inbox);
+    s->inbox = NULL;
+    s->cap_inbox = 0;
 }
 
 void node_core_flush_done(struct node *n, int result) {
@@ -63,9 +112,14 @@ void node_core_flush_done(struct node *n, int result) {
     if (rc != WAL_OK) node_fatal(n, "%s", wal_error(n->wal)); /* it names the WAL */
     n->stats.flushes++;
     node_core__finish_all(n);
-    for (uint32_t i = 0; i < n->n_local; i++) {
-        struct shard *s = n->local[i];
+    /* only awake replicas: one leaves node.awake only when nothing is in
+     * flight for it (node_core__may_sleep) */
+    for (uint32_t i = 0; i < n->n_awake; i++) {
+        struct shard *s = n->awake[i];
         shard_flushed(n, s, n->batch_seq, s->flush_last_index, s->flush_last_term);
+        s->flush_last_index = 0;
+        s->flush_last_term = 0;
+        if (raft_has_ready(s->raft)) node_core__mark_due(n, s);
     }
     node_wake(n);
 }
@@ -79,8 +133,8 @@ static void node_core__start_flush(struct node *n) {
     }
     n->flushing = true;
     n->batch_seq++;
-    for (uint32_t i = 0; i < n->n_local; i++) {
-        struct shard *s = n->local[i];
+    for (uint32_t i = 0; i < n->n_awake; i++) {
+        struct shard *s = n->awake[i];
         s->flush_last_index = s->pending_last_index;
         s->flush_last_term = s->pending_last_term;
         s->pending_last_index = 0;
@@ -104,10 +158,18 @@ static void node_core__start_flush(struct node *n) {
 void node_core_pump(struct node *n) {
     for (int round = 0; round < 4; round++) {
         bool progressed = false;
-        for (uint32_t i = 0; i < n->n_local; i++) {
-            struct shard *s = n->local[i];
-            if (!s->in_ready && shard_pump(n, s, n->flushing)) progressed = true;
+        /* replicas made due meanwhile are appended, and visited too */
+        uint32_t keep = 0;
+        for (uint32_t i = 0; i < n->n_due; i++) {
+            struct shard *s = n->due[i];
+            if (!s->in_ready && shard_pump(n, s, n->flushing)) {
+                progressed = true;
+                if (s->in_ready) n->in_ready[n->n_in_ready++] = s; /* waits for the flush */
+            }
+            if (node_core__still_due(s)) n->due[keep++] = s;
+            else s->due = false;
         }
+        n->n_due = keep;
         if (!n->flushing) {
             if (wal_has_pending(n->wal)) {
                 node_core__start_flush(n);
@@ -172,21 +234,138 @@ static void node_core__balance(struct node *n, struct shard *s) {
     }
 }
 
-void node_core_tick(struct node *n) {
+/* No work waits on the replica and no timer of the node's own runs for it
+ * (peer messages in its inbox and a ready in progress are not work: under
+ * many groups heartbeat answers are always arriving; the leader's Raft
+ * decides whether they leave anything to do). */
+static bool node_core__idle(const struct shard *s) {
+    if (s->wake_due || s->n_queued > 0 || s->n_reads > 0) return false;
+    if (s->head_writes != s->n_writes || s->pending_last_index != 0 || s->campaign_due) {
+        return false;
+    }
+    if (s->snap_job != NULL || s->gc_due || s->snap_next.handle >= 0 || s->recv_open) return false;
+    if (s->rehashing) return false;
+    /* only a leader expires keys (shard__expire): it stays awake for them */
+    return !(shard_is_leader(s) && s->kv != NULL && kv_count_expires(s->kv) > 0);
+}
+
+/* Idle, quiet and nothing in flight: it may leave node.awake. */
+static bool node_core__may_sleep(const struct shard *s) {
+    return node_core__idle(s) && !s->in_ready && s->n_inbox == 0 && raft_is_quiet(s->raft) &&
+           !raft_has_ready(s->raft);
+}
+
+/* A leader that the balancer would hand over stays awake until it has. */
+static bool node_core__may_quiesce(const struct node *n, const struct shard *s) {
+    if (!shard_is_leader(s)) return false;
+    if (n->map.n_shards <= 1 || s->replicas[0] == n->cfg.id) return true;
+    return !node_core__peer_up(n, s->replicas[0]);
+}
+
+/* One replica's tick; false if it went to sleep (left node.awake). */
+static bool node_core__tick_shard(struct node *n, struct shard *s) {
+    s->ticks_due++;
+    node_core__mark_due(n, s);
+    /* A resize moves one bucket per write; driven by writes alone,
+     * growing 4M buckets to 8M took millions of writes, and meanwhile
+     * lookups probed both tables and each moved entry was one more
+     * cache miss on the write path (5M keys: SET 0.49x its 1M ratio to
+     * Redis). The tick finishes it within minutes whatever the load
+     * (Redis's activerehashing does the same from its cron). Paused
+     * while a snapshot walk runs (it needs every key's bucket fixed). */
+    s->rehashing = s->kv != NULL && kv_rehash_step(s->kv, NODE_REHASH_BUCKETS_PER_TICK);
+    shard_poll_snapshot(n, s);
+    node_core__balance(n, s);
+    if (node_core__may_sleep(s)) {
+        node_core__sleep(n, s);
+        return false;
+    }
+    if (!node_core__idle(s)) {
+        s->idle_ticks = 0;
+        return true;
+    }
+    s->idle_ticks++;
+    uint32_t quiet_after = NODE_QUIET_HEARTBEATS * n->cfg.heartbeat_ticks;
+    if (s->idle_ticks >= quiet_after && !s->in_ready && node_core__may_quiesce(n, s) &&
+        raft_quiesce(s->raft)) {
+        s->idle_ticks = 0;
+        node_wake(n); /* its QUIESCE messages leave with the next pump */
+    }
+    return true;
+}
+
+/* Which groups a link event wakes. A lost link: the groups that peer
+ * leads here, so that their quiet followers run their election timers. A
+ * link back: the groups this node leads with a replica there, so that a
+ * quiet leader catches it up (and one deposed meanwhile learns it). */
+static void node_core__wake_groups_of(struct node *n, uint64_t id, bool lost) {
+#ifdef CANARY_QUIET_NO_WAKE
+    /* deliberate bug: a lost link wakes nothing, so a quiet follower
+     * whose leader died never runs its election timer */
+    if (lost) return;
+#endif
     for (uint32_t i = 0; i < n->n_local; i++) {
         struct shard *s = n->local[i];
-        s->ticks_due++;
-        /* A resize moves one bucket per write; driven by writes alone,
-         * growing 4M buckets to 8M took millions of writes, and meanwhile
-         * lookups probed both tables and each moved entry was one more
-         * cache miss on the write path (5M keys: SET 0.49x its 1M ratio to
-         * Redis). The tick finishes it within minutes whatever the load
-         * (Redis's activerehashing does the same from its cron). Paused
-         * while a snapshot walk runs (it needs every key's bucket fixed). */
-        if (s->kv != NULL) (void)kv_rehash_step(s->kv, NODE_REHASH_BUCKETS_PER_TICK);
-        shard_poll_snapshot(n, s);
-        node_core__balance(n, s);
+        if (lost) {
+            if (raft_leader(s->raft) == id) node_core_wake(n, s, true);
+            continue;
+        }
+        if (!shard_is_leader(s)) continue;
+        for (uint8_t j = 0; j < s->n_replicas; j++) {
+            if (s->replicas[j] == id) {
+                node_core_wake(n, s, true);
+                break;
+            }
+        }
     }
+}
+
+void node_core_heard(struct node *n, uint64_t id) {
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        if (n->cfg.members[i].id != id) continue;
+        n->heard_ms[i] = node_mono_ms(n);
+        if (n->link_lost[i]) {
+            /* it is back: a quiet leader lets its replica catch up, the
+             * balancer may hand it its groups */
+            n->link_lost[i] = false;
+            node_core__wake_groups_of(n, id, false);
+        }
+        return;
+    }
+}
+
+/* The node-level failure detector: a peer silent for two election
+ * timeouts (its beats and frames stopped) wakes the groups it leads here,
+ * so that their quiet followers run their election timers again. Two: a
+ * peer busy with thousands of awake groups may be held one timeout, and a
+ * false alarm wakes a third of the groups. Costs O(groups) per link event,
+ * none per tick. */
+static void node_core__watch_links(struct node *n) {
+    uint64_t now = node_mono_ms(n);
+    uint64_t timeout_ms = 2ull * n->cfg.election_ticks * n->cfg.tick_ms;
+    /* A tick this late means our own loop was held: the frames waiting
+     * unread say nothing about the peers. Each gets a new timeout, or a
+     * busy node would wake every group, be held longer, and so on. */
+    bool stalled = n->watch_ms != 0 && now - n->watch_ms > 3ull * n->cfg.tick_ms;
+    n->watch_ms = now;
+    for (uint32_t i = 0; i < n->cfg.n_members && stalled; i++) n->heard_ms[i] = now;
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        uint64_t id = n->cfg.members[i].id;
+        if (id == n->cfg.id || n->link_lost[i] || now - n->heard_ms[i] <= timeout_ms) continue;
+        n->link_lost[i] = true;
+        node_log(n, "no frame from node %llu for %llu ms: waking its groups",
+                 (unsigned long long)id, (unsigned long long)(now - n->heard_ms[i]));
+        node_core__wake_groups_of(n, id, true);
+    }
+}
+
+void node_core_tick(struct node *n) {
+    n->ticks++;
+    if (n->ticks % n->cfg.heartbeat_ticks == 0) peer_beat(n);
+    node_core__watch_links(n);
+    /* backwards: a replica that goes to sleep swaps in the last one, which
+     * was visited already */
+    for (uint32_t i = n->n_awake; i-- > 0;) (void)node_core__tick_shard(n, n->awake[i]);
     node_wake(n);
 }
 
@@ -231,7 +410,11 @@ int node_core_open(struct node *n) {
     }
     n->shards = calloc(n->map.n_shards, sizeof(n->shards[0]));
     n->local = calloc(n->map.n_shards, sizeof(n->local[0]));
-    if (n->shards == NULL || n->local == NULL) {
+    n->awake = calloc(n->map.n_shards, sizeof(n->awake[0]));
+    n->due = calloc(n->map.n_shards, sizeof(n->due[0]));
+    n->in_ready = calloc(n->map.n_shards, sizeof(n->in_ready[0]));
+    if (n->shards == NULL || n->local == NULL || n->awake == NULL || n->due == NULL ||
+        n->in_ready == NULL) {
         node_log(n, "fatal: out of memory for %u shards", n->map.n_shards);
         return -1;
     }
@@ -265,6 +448,14 @@ int node_core_open(struct node *n) {
                  rc == 0 ? (unsigned long long)raft_last_index(s->raft) : 0ull,
                  (unsigned long long)s->snapshot_index);
     }
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        node_core__add_awake(n, n->local[i]);
+        node_core__mark_due(n, n->local[i]);
+    }
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        n->link_lost[i] = true; /* until heard: the first frame wakes nothing new */
+        n->heard_ms[i] = node_mono_ms(n);
+    }
     node_log(n, "recovered: %llu segments; %u of %u shards have a replica here",
              (unsigned long long)rec.segments, n->n_local, n->map.n_shards);
     wal_recovered_free(&rec);
@@ -280,6 +471,15 @@ void node_core_close(struct node *n) {
     }
     free(n->local);
     free(n->shards);
+    free(n->awake);
+    free(n->due);
+    free(n->in_ready);
+    n->awake = NULL;
+    n->due = NULL;
+    n->in_ready = NULL;
+    n->n_awake = 0;
+    n->n_due = 0;
+    n->n_in_ready = 0;
     n->local = NULL;
     n->shards = NULL;
     n->n_local = 0;

@@ -37,6 +37,9 @@
  * of a 20 ms tick; 4M buckets in about 20 s. */
 #define NODE_REHASH_BUCKETS_PER_TICK 4096u
 #define NODE_BALANCE_MS 2000u /* a leader checks this often whether to hand over */
+/* A leader whose group had nothing to do for this many heartbeat intervals
+ * asks Raft to make it quiet (raft_quiesce; docs/node.md, "Quiet groups"). */
+#define NODE_QUIET_HEARTBEATS 4u
 
 struct node;
 struct client;
@@ -183,7 +186,7 @@ struct shard {
     uint64_t applied_bytes;    /* entry bytes applied since start */
     uint64_t snap_bytes_at;    /* applied_bytes at snapshot_index */
     /* a snapshot being received from the leader, written to <path>.recv */
-    struct snapshot_writer recv;
+    struct snapshot_writer *recv; /* NULL until the first snapshot received */
     struct raft_snapshot_meta recv_meta;
     bool recv_open;
     uint64_t recv_errors;
@@ -193,6 +196,15 @@ struct shard {
     uint64_t last_leader;
     uint8_t last_role;
     uint32_t ticks_due;
+    /* On node.awake (at awake_pos): pumped and ticked. A group leaves it
+     * only when its Raft is quiet and nothing waits on it; anything that
+     * arrives for it puts it back (node_core_wake). */
+    bool awake;
+    uint32_t awake_pos;
+    bool due; /* on node.due: the next pump feeds it */
+    bool wake_due;       /* raft_wake() at the next pump (a link was lost or came back) */
+    uint32_t idle_ticks; /* ticks in a row with nothing to do */
+    bool rehashing;      /* its keyspace was resizing at the last tick */
     /* peer messages received this turn (deep copies) */
     struct raft_msg *inbox;
     uint32_t n_inbox, cap_inbox;
@@ -221,6 +233,7 @@ struct peer {
     struct peer_buf pending; /* frames of this turn, written once per turn */
     uint64_t write_bytes;    /* handed to uv_write, not yet written */
     uint64_t dropped;
+    bool sent_since_beat;    /* a frame went out since the last peer_beat */
 };
 
 struct peer_conn { /* an accepted connection from another node */
@@ -261,6 +274,24 @@ struct node {
     struct shard **shards; /* by map index; NULL where this node holds no replica */
     struct shard **local;  /* the replicas this node holds */
     uint32_t n_local;
+    struct shard **awake;  /* the replicas not quiet: the only ones ticked */
+    uint32_t n_awake;
+    /* The replicas the pump visits: those something happened to (a
+     * message, a command, a tick, a flush) until nothing is left to do;
+     * and those holding a ready until their flush ends. A turn costs
+     * O(due), not O(replicas). */
+    struct shard **due;
+    uint32_t n_due;
+    struct shard **in_ready; /* in a ready, waiting for the flush */
+    uint32_t n_in_ready;
+    /* The node-level failure detector, by member index: when a frame last
+     * came from each peer (any frame; an idle link carries the coalesced
+     * beat, peer_beat), and whether the link counts as lost (nothing for
+     * an election timeout). */
+    uint64_t heard_ms[NODE_PEERS_MAX];
+    bool link_lost[NODE_PEERS_MAX];
+    uint64_t watch_ms; /* when the links were last watched (node_core_tick) */
+    uint64_t ticks; /* node_core_tick calls */
     struct peer peers[NODE_PEERS_MAX];
     struct peer_conn *peer_conns;
     struct client *clients;
@@ -325,6 +356,12 @@ struct resp_arg *node_argv_copy(uint32_t argc, const struct resp_arg *argv);
 struct shard *node_shard_of_group(const struct node *n, uint64_t group);
 bool shard_is_leader(const struct shard *s);
 bool node_leads_any(const struct node *n); /* leads at least one of its groups */
+/* Puts a replica on node.awake (pumped and ticked) and wakes the loop;
+ * with raft_too its Raft is woken at the next pump (raft_wake). Anything
+ * queued for a replica wakes it: peer messages (shard_step), commands. */
+void node_core_wake(struct node *n, struct shard *s, bool raft_too);
+/* The host received a frame (of any kind) from peer `id`. */
+void node_core_heard(struct node *n, uint64_t id);
 
 /* Host functions: node.c defines them on libuv, src/nsim/ in simulation. */
 uint64_t node_now_ms(void); /* wall clock (expiry, entry timestamps) */
@@ -382,6 +419,11 @@ void shard_poll_snapshot(struct node *n, struct shard *s);
 void shard_snap_maybe(struct node *n, struct shard *s);
 
 /* peer.c (host: the transport) */
+/* The coalesced node heartbeat: a PEER_FRAME_BEAT to every peer that got
+ * no frame since the last call (node_core_tick calls it every heartbeat
+ * interval), so every link carries something that often however many
+ * groups are quiet. */
+void peer_beat(struct node *n);
 int peer_start(struct node *n);
 void peer_send(struct node *n, uint64_t group, const struct raft_msg *m);
 /* The cluster id peers exchange: the configured one, mixed with the shard

@@ -116,6 +116,7 @@ void peer_send(struct node *n, uint64_t group, const struct raft_msg *m) {
             return;
         }
         if (peer_encode_raft(&p->pending, group, m) != 0) p->dropped++;
+        p->sent_since_beat = true;
         return;
     }
 }
@@ -132,6 +133,16 @@ void peer_publish(struct node *n, bool sharded, const char *ch, size_t ch_len, c
                                 (uint32_t)msg_len) != 0) {
             p->dropped++;
         }
+    }
+}
+
+void peer_beat(struct node *n) {
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        struct peer *p = &n->peers[i];
+        if (p->member == NULL) continue;
+        bool beat = !p->sent_since_beat && p->connected;
+        p->sent_since_beat = false;
+        if (beat && peer_encode_beat(&p->pending) != 0) p->dropped++;
     }
 }
 
@@ -195,13 +206,20 @@ static bool peer__consume(struct peer_conn *c) {
                 return false;
             }
             c->from = f.node_id;
-        } else if (f.type == PEER_FRAME_PUBLISH && c->from != 0) {
+        } else if (c->from == 0) {
+            peer_frame_release(&f);
+            return false;
+        } else if (f.type == PEER_FRAME_BEAT) {
+            node_core_heard(n, c->from);
+        } else if (f.type == PEER_FRAME_PUBLISH) {
+            node_core_heard(n, c->from);
             (void)pubsub_deliver(n, f.sharded, (const char *)f.channel, f.channel_len,
                                  (const char *)f.message, f.message_len);
-        } else if (c->from == 0 || f.msg.from != c->from) {
+        } else if (f.msg.from != c->from) {
             peer_frame_release(&f);
             return false;
         } else {
+            node_core_heard(n, c->from);
             struct shard *s = node_shard_of_group(n, f.group);
             if (s != NULL) shard_step(n, s, &f.msg); /* else: a group not placed here */
         }

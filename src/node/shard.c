@@ -45,7 +45,6 @@ int shard_open(struct node *n, struct shard *s, uint32_t index,
     }
     s->snap_ref.handle = -1;
     s->snap_next.handle = -1;
-    s->recv.handle = -1;
     /* the group in the seed: replicas opened in the same millisecond would
      * otherwise draw the same election timeouts and time out together */
     rand_seed(&s->rng,
@@ -147,7 +146,8 @@ void shard_close(struct node *n, struct shard *s) {
 void shard_step(struct node *n, struct shard *s, const struct raft_msg *m) {
     if (s->n_inbox >= NODE_INBOX_MAX) return; /* dropped: Raft retries */
     if (s->n_inbox == s->cap_inbox) {
-        uint32_t cap = s->cap_inbox ? s->cap_inbox * 2 : 64;
+        /* small at first: thousands of mostly idle replicas each have one */
+        uint32_t cap = s->cap_inbox ? s->cap_inbox * 2 : 4;
         struct raft_msg *p = realloc(s->inbox, cap * sizeof(*p));
         if (p == NULL) return;
         s->inbox = p;
@@ -175,7 +175,7 @@ void shard_step(struct node *n, struct shard *s, const struct raft_msg *m) {
         memcpy(c->chunk, m->chunk, m->chunk_len);
     }
     s->n_inbox++;
-    node_wake(n);
+    node_core_wake(n, s, false); /* raft_step wakes its Raft, knowing the sender */
 }
 
 static struct pending_read *shard__queue(struct shard *s) {
@@ -209,7 +209,8 @@ static void shard__enqueue(struct node *n, struct shard *s, bool is_write, struc
     q->argc = argc;
     q->argv = copy;
     c->local_pending++;
-    node_wake(n);
+    s->idle_ticks = 0; /* a command: not idle (a peer message may be a heartbeat) */
+    node_core_wake(n, s, false); /* raft_propose / raft_read_index wake its Raft */
 }
 
 void shard_write(struct node *n, struct shard *s, struct client *c, struct slot *slot,
@@ -372,6 +373,10 @@ static bool shard__read_index(struct shard *s, struct pending_read *q) {
 }
 
 static void shard__feed(struct node *n, struct shard *s) {
+    if (s->wake_due) {
+        s->wake_due = false;
+        raft_wake(s->raft);
+    }
     for (uint32_t i = 0; i < s->n_inbox; i++) {
         struct raft_msg *m = &s->inbox[i];
         int rc = raft_step(s->raft, m);

@@ -135,8 +135,8 @@ void shard_snap_read(void *ctx, uint64_t offset, uint8_t *buf, uint32_t len) {
 
 static void shard_snap__recv_abort(struct node *n, struct shard *s) {
     if (!s->recv_open) return;
-    if (s->recv.handle >= 0) n->io.close(&n->io, s->recv.handle);
-    s->recv.handle = -1;
+    if (s->recv->handle >= 0) n->io.close(&n->io, s->recv->handle);
+    s->recv->handle = -1;
     s->recv_open = false;
 }
 
@@ -162,23 +162,27 @@ int shard_snap_recv(void *ctx, const struct raft_snapshot_meta *meta, uint64_t s
         char path[NODE_PATH_BYTES + 64];
         shard_snap__path(n, s, path, sizeof(path));
         shard_snap__recv_abort(n, s);
-        if (snapshot_writer_begin(&s->recv, &n->io, n->cfg.dir, path, ".recv",
+        /* allocated at the first transfer: 12 KB of paths, on thousands
+         * of replicas that may never receive one */
+        if (s->recv == NULL) s->recv = calloc(1, sizeof(*s->recv));
+        if (s->recv == NULL) return shard_snap__recv_failed(n, s, "out of memory");
+        if (snapshot_writer_begin(s->recv, &n->io, n->cfg.dir, path, ".recv",
                                   s->group, meta, size, err, sizeof(err)) != 0) {
             return shard_snap__recv_failed(n, s, err);
         }
         s->recv_open = true;
-        if (snapshot_writer_preallocate(&s->recv, err, sizeof(err)) != 0) {
+        if (snapshot_writer_preallocate(s->recv, err, sizeof(err)) != 0) {
             return shard_snap__recv_failed(n, s, err);
         }
         s->recv_meta = *meta;
     }
     if (!s->recv_open) return -1;
-    assert(s->recv.offset - s->recv.data_start == offset);
+    assert(s->recv->offset - s->recv->data_start == offset);
     assert(s->recv_meta.index == meta->index);
-    int rc = snapshot_writer_append(&s->recv, buf, len);
+    int rc = snapshot_writer_append(s->recv, buf, len);
     if (rc != 0) {
-        snprintf(err, sizeof(err), "snapshot %.300s: write failed at offset %llu: %s", s->recv.tmp,
-                 (unsigned long long)s->recv.offset, io_strerror(rc));
+        snprintf(err, sizeof(err), "snapshot %.300s: write failed at offset %llu: %s", s->recv->tmp,
+                 (unsigned long long)s->recv->offset, io_strerror(rc));
         return shard_snap__recv_failed(n, s, err);
     }
     return 0;
@@ -218,7 +222,7 @@ void shard_snap_persist(struct node *n, struct shard *s) {
     assert(rd->snapshot_data == NULL); /* received through shard_snap_recv */
     if (!s->recv_open || s->recv_meta.index != rd->snapshot.index ||
         s->recv_meta.term != rd->snapshot.term ||
-        s->recv.offset - s->recv.data_start != rd->snapshot_size) {
+        s->recv->offset - s->recv->data_start != rd->snapshot_size) {
         node_fatal(n, "group %llu: the snapshot at %llu to install is not the one received",
                    (unsigned long long)s->group, (unsigned long long)rd->snapshot.index);
     }
@@ -226,7 +230,7 @@ void shard_snap_persist(struct node *n, struct shard *s) {
     shard_snap__close_ref(n, &s->snap_next);
     char err[512] = "";
     s->recv_open = false;
-    if (snapshot_writer_finish(&s->recv, err, sizeof(err)) != 0) node_fatal(n, "%s", err);
+    if (snapshot_writer_finish(s->recv, err, sizeof(err)) != 0) node_fatal(n, "%s", err);
 }
 
 void shard_snap_install(struct node *n, struct shard *s) {
@@ -508,4 +512,6 @@ void shard_snap_close(struct node *n, struct shard *s) {
     shard_snap__close_ref(n, &s->snap_next);
     shard_snap__recv_abort(n, s);
     shard_snap__stop_writer(s);
+    free(s->recv);
+    s->recv = NULL;
 }

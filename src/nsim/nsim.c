@@ -39,8 +39,15 @@
 
 #define NSIM_NODES_MAX 5
 #define NSIM_CLIENTS 4
-#define NSIM_KEYS_MAX 4 /* max(3, shards): key i lives in shard i % S */
-#define NSIM_SHARDS_MAX 4
+#define NSIM_KEYS_MAX 16 /* max(3, shards): key i lives in shard i % S */
+#define NSIM_SHARDS_MAX 16
+/* The quiet-group scenario (docs/nsim.md): clients pause, groups go quiet,
+ * the node leading most quiet groups is killed or cut off, and every group
+ * it led must have another leader within NSIM_QUIET_ELECT_US. The bound:
+ * the failure detector's election timeout (100 ms), an election timeout
+ * of 100-200 ms, and room for two split votes. */
+#define NSIM_QUIET_IDLE_US 700000
+#define NSIM_QUIET_ELECT_US 800000
 #define NSIM_EPOCH_MS 1700000000000ull
 #define NSIM_TICK_MS 10
 #define NSIM_OP_TIMEOUT_US 400000
@@ -61,6 +68,9 @@ enum nsim_ev_type {
     EV_HEAL,
     EV_LATE_CUT,  /* the leader isolated just before the clients stop */
     EV_LATE_HEAL,
+    EV_IDLE,        /* quiet-group scenario: the clients pause */
+    EV_QUIET_FAULT, /* the leader of the most quiet groups is killed or cut off */
+    EV_QUIET_CHECK, /* each of its groups has another leader; faults heal, clients resume */
 };
 
 struct nsim_ev {
@@ -105,6 +115,7 @@ struct nsim_host {
     uint64_t disk_us_max;
     uint64_t slow_until_us;
     struct peer_buf out[NSIM_NODES_MAX];
+    bool sent_since_beat[NSIM_NODES_MAX];
     struct client *clients[NSIM_CLIENTS];
     struct nsim_slot *slots;
 };
@@ -122,6 +133,7 @@ struct nsim_client {
     uint32_t op; /* into ops */
     uint8_t target[NSIM_SHARDS_MAX]; /* the node it sends each shard's commands to */
     uint32_t len_seen[NSIM_KEYS_MAX];
+    bool parked; /* its next operation waits for the clients to resume */
 };
 
 /* Per group (map index): what its replicas did. */
@@ -162,7 +174,14 @@ struct nsim {
     struct resp_parser parser;
     /* phases */
     uint64_t heal_us, quiet_us, end_us;
-    bool healed, quiet;
+    bool healed, quiet, drained;
+    /* the quiet-group scenario */
+    bool quiet_test, clients_paused;
+    int quiet_victim; /* -1: none */
+    bool quiet_killed;
+    uint64_t quiet_fault_us;
+    bool quiet_led[NSIM_SHARDS_MAX]; /* quiet, and led by the victim, at the fault */
+    bool quiet_recovered[NSIM_SHARDS_MAX];
     /* checkers */
     struct nsim_group groups[NSIM_SHARDS_MAX];
     bool violated;
@@ -301,6 +320,18 @@ void peer_send(struct node *n, uint64_t group, const struct raft_msg *m) {
     int to = nsim__slot_of(nsim__w, m->to);
     if (to < 0) return;
     if (peer_encode_raft(&h->out[to], group, m) != 0) return; /* dropped: Raft retries */
+    h->sent_since_beat[to] = true;
+}
+
+/* As peer.c: a beat to each peer that got no frame since the last call. */
+void peer_beat(struct node *n) {
+    struct nsim_host *h = nsim__host(n);
+    for (uint32_t to = 0; to < nsim__w->n_nodes; to++) {
+        if (to == h->idx) continue;
+        bool beat = !h->sent_since_beat[to];
+        h->sent_since_beat[to] = false;
+        if (beat && peer_encode_beat(&h->out[to]) != 0) return;
+    }
 }
 
 /* The frames of this turn leave, one batch per peer (one write per
@@ -943,7 +974,7 @@ static void nsim__nemesis(struct nsim *w) {
             NSIM_ON_NODE(w, lh, {
                 int rc = raft_transfer_leader(r, to);
                 (void)rc;
-                node_wake(lh->n);
+                node_core_wake(lh->n, ls, false); /* the pump takes its ready */
             });
             nsim__trace(w, "nemesis: transfer leadership to %llu", (unsigned long long)to);
         }
@@ -972,10 +1003,20 @@ static void nsim__step(struct nsim *w, struct nsim_host *h, struct shard *s,
     NSIM_ON_NODE(w, h, shard_step(h->n, s, m));
 }
 
+static void nsim__heard(struct nsim *w, struct nsim_host *h, uint64_t from) {
+    NSIM_ON_NODE(w, h, node_core_heard(h->n, from));
+}
+
 /* A batch of frames reaches a node: decoded as peer.c decodes a stream;
  * the first bad frame drops the rest (the connection would close). */
 static void nsim__on_frames(struct nsim *w, struct nsim_host *h, const struct nsim_ev *ev) {
     size_t off = 0;
+    if (!h->alive || h->gen != ev->gen) return;
+    /* the link is alive (peer.c tells the node at every frame; once per
+     * batch is the same to its failure detector); a lone beat is an input
+     * of its own */
+    if (ev->len == PEER_FRAME_HEADER_BYTES) h->inputs++;
+    nsim__heard(w, h, w->hosts[ev->from].id);
     while (off < ev->len && h->alive && h->gen == ev->gen) {
         struct peer_frame f;
         size_t used = 0;
@@ -994,6 +1035,104 @@ static void nsim__on_frames(struct nsim *w, struct nsim_host *h, const struct ns
     }
 }
 
+/* ---- the quiet-group scenario ---- */
+
+/* Every live replica of group k is quiet. */
+static bool nsim__group_quiet(const struct nsim *w, uint32_t k) {
+    bool any = false;
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        const struct nsim_host *h = &w->hosts[i];
+        const struct shard *s = h->alive ? h->n->shards[k] : NULL;
+        if (s == NULL) continue;
+        if (!raft_is_quiet(s->raft)) return false;
+        any = true;
+    }
+    return any;
+}
+
+/* The clients have paused long enough for idle groups to go quiet: the
+ * node that leads the most quiet groups dies (killed) or is cut off. */
+static void nsim__quiet_fault(struct nsim *w) {
+    uint32_t led[NSIM_NODES_MAX] = {0};
+    bool quiet[NSIM_SHARDS_MAX] = {false};
+    for (uint32_t k = 0; k < w->map.n_shards; k++) {
+        int leader = nsim__leader(w, k);
+        quiet[k] = nsim__group_quiet(w, k);
+        w->st.quiet_groups += quiet[k];
+        if (quiet[k] && leader >= 0) led[leader]++;
+    }
+    int victim = -1;
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        if (led[i] > 0 && (victim < 0 || led[i] > led[victim])) victim = (int)i;
+    }
+    w->quiet_fault_us = w->now_us;
+    if (victim < 0) {
+        nsim__trace(w, "quiet scenario: no quiet group");
+        return;
+    }
+    for (uint32_t k = 0; k < w->map.n_shards; k++) {
+        w->quiet_led[k] = quiet[k] && nsim__leader(w, k) == victim;
+        w->quiet_recovered[k] = false;
+    }
+    w->st.quiet_led += led[victim];
+    w->quiet_victim = victim;
+    struct nsim_host *h = &w->hosts[victim];
+    w->quiet_killed = rand_chance(&w->rng, 50);
+    if (w->quiet_killed) {
+        nsim__crash(w, h, false);
+        w->st.kills++;
+    } else {
+        for (uint32_t i = 0; i < w->n_nodes; i++) {
+            w->blocked[victim][i] = w->blocked[i][victim] = i != (uint32_t)victim;
+        }
+    }
+    nsim__trace(w, "quiet scenario: node %llu, leader of %u quiet groups, %s",
+                (unsigned long long)h->id, led[victim], w->quiet_killed ? "killed" : "isolated");
+}
+
+/* A group the victim led has recovered once another replica leads it. */
+static void nsim__quiet_progress(struct nsim *w) {
+    for (uint32_t k = 0; k < w->map.n_shards; k++) {
+        if (!w->quiet_led[k] || w->quiet_recovered[k]) continue;
+        int leader = nsim__leader(w, k);
+        if (leader < 0 || leader == w->quiet_victim) continue;
+        w->quiet_recovered[k] = true;
+        uint64_t ms = (w->now_us - w->quiet_fault_us) / 1000;
+        if (ms > w->st.quiet_elect_ms) w->st.quiet_elect_ms = ms;
+    }
+}
+
+/* Liveness of quiet groups: each group the victim led has another leader
+ * within the bound. Then the fault heals and the clients resume. */
+static void nsim__quiet_check(struct nsim *w) {
+    if (w->quiet_victim >= 0) {
+        nsim__quiet_progress(w);
+        for (uint32_t k = 0; k < w->map.n_shards && !w->violated; k++) {
+            if (!w->quiet_led[k] || w->quiet_recovered[k]) continue;
+            nsim__violation(w, "liveness of a quiet group: group %u was quiet when its leader, "
+                               "node %llu, was %s; no other replica leads it %llu ms later",
+                            k + 1u, (unsigned long long)w->hosts[w->quiet_victim].id,
+                            w->quiet_killed ? "killed" : "cut off",
+                            (unsigned long long)((w->now_us - w->quiet_fault_us) / 1000));
+        }
+        struct nsim_host *h = &w->hosts[w->quiet_victim];
+        if (w->quiet_killed && !h->alive) {
+            nsim__push(w, w->now_us + 1000, (struct nsim_ev){.type = EV_RESTART, .node = h->idx});
+        }
+        w->quiet_victim = -1;
+    }
+    nsim__heal_network(w);
+    w->clients_paused = false;
+    for (uint16_t i = 0; i < NSIM_CLIENTS; i++) {
+        struct nsim_client *c = &w->clients[i];
+        if (!c->parked) continue;
+        c->parked = false;
+        nsim__push(w, w->now_us + 100 + rand_below(&w->rng, 3000),
+                   (struct nsim_ev){.type = EV_NEXT, .client = c->id, .req = c->req});
+    }
+    nsim__trace(w, "quiet scenario: healed, clients resume");
+}
+
 static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
     struct nsim_host *h = &w->hosts[ev->node];
     switch (ev->type) {
@@ -1008,6 +1147,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
         }
         nsim__peers_up(w, h);
         NSIM_ON_NODE(w, h, node_core_tick(h->n));
+        if (w->quiet_victim >= 0) nsim__quiet_progress(w);
         if (h->alive && h->gen == ev->gen) {
             nsim__push(w, w->now_us + NSIM_TICK_MS * 1000, *ev);
         }
@@ -1056,9 +1196,17 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
     }
     case EV_NEXT: {
         struct nsim_client *c = &w->clients[ev->client];
-        if (!c->busy && c->req == ev->req) nsim__next_op(w, c);
+        if (c->busy || c->req != ev->req) break;
+        if (w->clients_paused) c->parked = true;
+        else nsim__next_op(w, c);
         break;
     }
+    case EV_IDLE:
+        w->clients_paused = true;
+        nsim__trace(w, "quiet scenario: clients pause");
+        break;
+    case EV_QUIET_FAULT: nsim__quiet_fault(w); break;
+    case EV_QUIET_CHECK: nsim__quiet_check(w); break;
     case EV_NEMESIS:
         if (w->healed) break;
         nsim__nemesis(w);
@@ -1166,6 +1314,21 @@ static void nsim__check_busy(struct nsim *w) {
     }
 }
 
+/* Every group's live replicas have applied the same index. */
+static bool nsim__converged(const struct nsim *w) {
+    for (uint32_t k = 0; k < w->map.n_shards; k++) {
+        uint64_t applied = UINT64_MAX;
+        for (uint32_t i = 0; i < w->n_nodes; i++) {
+            const struct nsim_host *h = &w->hosts[i];
+            if (!h->alive || h->n == NULL || h->n->shards[k] == NULL) continue;
+            uint64_t a = raft_applied_index(h->n->shards[k]->raft);
+            if (applied != UINT64_MAX && a != applied) return false;
+            applied = a;
+        }
+    }
+    return true;
+}
+
 static void nsim__check_final(struct nsim *w) {
     for (uint32_t k = 0; k < w->map.n_shards; k++) {
         if (w->groups[k].ok_after_heal == 0) {
@@ -1233,6 +1396,16 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     struct rand layout;
     rand_seed(&layout, opt->seed ^ 0x5a4d5348415244ull);
     uint32_t shards = rand_chance(&layout, 35) ? 1 : 2 + (uint32_t)rand_below(&layout, 3);
+    /* The quiet-group scenario, from a generator of its own too: 40% of
+     * seeds, half of them with 6-16 shards (most groups idle at any time) */
+    struct rand quietgen;
+    rand_seed(&quietgen, opt->seed ^ 0x51554945544c59ull);
+    w->quiet_test = rand_chance(&quietgen, 40);
+    w->quiet_victim = -1;
+    if (w->quiet_test && rand_chance(&quietgen, 50)) {
+        shards = 6 + (uint32_t)rand_below(&quietgen, NSIM_SHARDS_MAX - 5);
+    }
+    w->st.quiet_seeds = w->quiet_test;
     if (opt->shards > 0) shards = opt->shards < NSIM_SHARDS_MAX ? opt->shards : NSIM_SHARDS_MAX;
     uint32_t replicas = shards > 1 && w->n_nodes == 5 && rand_chance(&layout, 50) ? 3 : w->n_nodes;
     node_config_default(&w->cfg);
@@ -1301,10 +1474,28 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     nsim__push(w, 300000 + rand_below(&w->rng, 300000), (struct nsim_ev){.type = EV_NEMESIS});
     nsim__push(w, w->heal_us, (struct nsim_ev){.type = EV_HEAL});
     nsim__push(w, w->quiet_us - 150000, (struct nsim_ev){.type = EV_LATE_CUT});
+    if (w->quiet_test) {
+        uint64_t idle = w->heal_us + 400000;
+        nsim__push(w, idle, (struct nsim_ev){.type = EV_IDLE});
+        nsim__push(w, idle + NSIM_QUIET_IDLE_US, (struct nsim_ev){.type = EV_QUIET_FAULT});
+        nsim__push(w, idle + NSIM_QUIET_IDLE_US + NSIM_QUIET_ELECT_US,
+                   (struct nsim_ev){.type = EV_QUIET_CHECK});
+    }
     nsim__push(w, w->quiet_us + 600000, (struct nsim_ev){.type = EV_LATE_HEAL});
     while (w->heap_len > 0 && !w->violated) {
         struct nsim_ev ev = nsim__pop(w);
         if (ev.time > w->end_us) {
+            /* A handover at the very end (the balancer retries every
+             * NODE_BALANCE_MS) leaves followers one heartbeat behind the new
+             * leader's no-op: give the groups one drain period, with no
+             * clients and no faults, before checking they converged (seed
+             * 102 ended 4 ms after such an election). */
+            if (!w->drained && !nsim__converged(w)) {
+                w->drained = true;
+                w->end_us += 1000000;
+                nsim__push(w, ev.time, ev);
+                continue;
+            }
             free(ev.bytes);
             break;
         }

@@ -58,6 +58,10 @@ struct nsim_stats {
     uint64_t histories, lin_unknown;
     uint64_t sharded; /* seeds with more than one shard */
     uint64_t applied_max;
+    /* the quiet-group scenario: seeds that ran it, groups quiet on every
+     * replica at its fault, of them led by the victim, and the slowest
+     * new leader of one (ms after the fault; the sum over seeds) */
+    uint64_t quiet_seeds, quiet_groups, quiet_led, quiet_elect_ms;
 };
 
 /* Runs one seed; 0 if every check passed, 1 with a message in why. */

@@ -89,6 +89,13 @@ int peer_encode_publish(struct peer_buf *out, bool sharded, const void *channel,
     return 0;
 }
 
+int peer_encode_beat(struct peer_buf *out) {
+    if (peer__reserve(out, PEER_FRAME_HEADER_BYTES) != 0) return RAFT_ENOMEM;
+    peer__seal(out->data + out->len, PEER_FRAME_BEAT, 0);
+    out->len += PEER_FRAME_HEADER_BYTES;
+    return 0;
+}
+
 static uint64_t peer__raft_size(const struct raft_msg *m, uint32_t conf_len) {
     uint64_t size = 8 + 1 + 1 + 8 * 8 + 4;
     for (uint32_t i = 0; i < m->n_entries; i++) {
@@ -307,6 +314,8 @@ enum peer_parse_result peer_decode(const uint8_t *buf, size_t len, size_t *consu
         }
         rc = f->message == NULL || (flags & ~1u) ? peer__fail(why, why_cap, "bad publish")
                                                  : PEER_OK;
+    } else if (type == PEER_FRAME_BEAT) {
+        rc = payload_len == 0 ? PEER_OK : peer__fail(why, why_cap, "bad beat");
     } else {
         rc = peer__fail(why, why_cap, "unknown frame type");
     }

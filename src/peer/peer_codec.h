@@ -11,6 +11,10 @@
  * anything is buffered for it. Frame types:
  *
  *   PEER_FRAME_HELLO  first frame each way: u64 cluster_id | u64 node_id
+ *   PEER_FRAME_BEAT   the coalesced node heartbeat: no payload. One per
+ *                     heartbeat interval on a link that carried nothing
+ *                     else, whatever the number of groups (docs/node.md,
+ *                     "Quiet groups")
  *   PEER_FRAME_PUBLISH a pub/sub message for the receiver's subscribers:
  *       u8 flags (bit 0: a shard channel) | u32 channel_len | channel |
  *       u32 message_len | message
@@ -46,7 +50,12 @@
 
 _Static_assert(PEER_FRAME_BYTES_MAX > (4u << 20) + 4096, "a 4 MiB entry fits in a frame");
 
-enum peer_frame_type { PEER_FRAME_HELLO = 1, PEER_FRAME_RAFT = 2, PEER_FRAME_PUBLISH = 4 };
+enum peer_frame_type {
+    PEER_FRAME_HELLO = 1,
+    PEER_FRAME_RAFT = 2,
+    PEER_FRAME_BEAT = 3,
+    PEER_FRAME_PUBLISH = 4,
+};
 
 enum peer_parse_result {
     PEER_OK = 0,        /* a whole frame was decoded */
@@ -83,6 +92,7 @@ int peer_encode_hello(struct peer_buf *out, uint64_t cluster_id, uint64_t node_i
     __attribute__((warn_unused_result));
 int peer_encode_raft(struct peer_buf *out, uint64_t group, const struct raft_msg *msg)
     __attribute__((warn_unused_result));
+int peer_encode_beat(struct peer_buf *out) __attribute__((warn_unused_result));
 int peer_encode_publish(struct peer_buf *out, bool sharded, const void *channel,
                         uint32_t channel_len, const void *message, uint32_t message_len)
     __attribute__((warn_unused_result));

@@ -80,14 +80,17 @@ struct raft {
     uint32_t randomized_election_ticks;
     uint64_t now_ticks;
     uint64_t transferee;
+    bool quiet; /* quiescent: ticks are no-ops (raft_quiesce) */
     /* reads */
-    struct raft_pending_read reads[RAFT_READS_MAX];
-    uint32_t n_reads;
+    /* grown on demand up to RAFT_READS_MAX: an idle group of thousands on
+     * a node holds none */
+    struct raft_pending_read *reads;
+    uint32_t n_reads, cap_reads;
     uint64_t round;           /* last heartbeat round broadcast */
     bool round_wanted;        /* a read waits for a new round */
     uint64_t round_tick[RAFT_ROUND_RING];
-    struct raft_read_state read_states[RAFT_READS_MAX];
-    uint32_t n_read_states;
+    struct raft_read_state *read_states;
+    uint32_t n_read_states, cap_read_states;
     /* snapshot we hold (to send), and one being received */
     uint8_t *snapshot_data;
     uint64_t snapshot_size;
@@ -112,6 +115,7 @@ static void raft__send_append(struct raft *r, struct raft_progress *pr);
 static bool raft__maybe_send_append(struct raft *r, struct raft_progress *pr, bool if_empty);
 static void raft__become_follower(struct raft *r, uint64_t term, uint64_t leader);
 static void raft__bcast_append(struct raft *r);
+static void raft__wake(struct raft *r, uint64_t from);
 
 const char *raft_strerror(int err) {
     switch (err) {
@@ -454,6 +458,7 @@ static void raft__hup(struct raft *r, bool transfer) {
 
 void raft_campaign(struct raft *r) {
     assert(!r->ready_out);
+    raft__wake(r, 0);
     raft__hup(r, true);
 }
 
@@ -622,8 +627,24 @@ static bool raft__maybe_commit(struct raft *r) {
 
 /* ---- reads ---- */
 
+/* Room for one more element in *array (of n, capacity *cap, at most
+ * RAFT_READS_MAX elements of `size` bytes); aborts without memory, as the
+ * outbox does. */
+static void raft__reads_reserve(void **array, uint32_t n, uint32_t *cap, size_t size) {
+    assert(n < RAFT_READS_MAX);
+    if (n < *cap) return;
+    uint32_t grown = *cap == 0 ? 4 : *cap * 2;
+    if (grown > RAFT_READS_MAX) grown = RAFT_READS_MAX;
+    void *p = realloc(*array, grown * size);
+    if (p == NULL) abort();
+    *array = p;
+    *cap = grown;
+}
+
 static void raft__read_ready(struct raft *r, uint64_t context, uint64_t index) {
     assert(r->n_read_states < RAFT_READS_MAX);
+    raft__reads_reserve((void **)&r->read_states, r->n_read_states, &r->cap_read_states,
+                        sizeof(r->read_states[0]));
     r->read_states[r->n_read_states].context = context;
     r->read_states[r->n_read_states].index = index;
     r->n_read_states++;
@@ -670,6 +691,7 @@ static bool raft__lease_valid(struct raft *r) {
 int raft_read_index(struct raft *r, uint64_t context) {
     assert(!r->ready_out);
     if (r->role != RAFT_LEADER) return RAFT_ENOTLEADER;
+    raft__wake(r, 0);
     if (r->n_reads >= RAFT_READS_MAX || r->n_read_states >= RAFT_READS_MAX) {
         return RAFT_ETOOBIG;
     }
@@ -682,6 +704,7 @@ int raft_read_index(struct raft *r, uint64_t context) {
         raft__read_ready(r, context, r->log.committed);
         return RAFT_OK;
     }
+    raft__reads_reserve((void **)&r->reads, r->n_reads, &r->cap_reads, sizeof(r->reads[0]));
     struct raft_pending_read *pr = &r->reads[r->n_reads++];
     pr->context = context;
     pr->index = in_term ? r->log.committed : 0;
@@ -745,6 +768,24 @@ static void raft__handle_heartbeat(struct raft *r, const struct raft_msg *m) {
     raft__commit_to(r, m->commit < last ? m->commit : last);
     struct raft_msg *resp = raft__msg(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
     resp->context = m->context;
+}
+
+/* The leader says the group goes quiet with its log ending at (index,
+ * log_term) and committed to commit. A follower whose log ends there holds
+ * the leader's log (log matching), so it may commit that far; it goes
+ * quiet. Any other follower answers: the answer wakes the leader, whose
+ * heartbeats then bring the follower up to date. */
+static void raft__handle_quiesce(struct raft *r, const struct raft_msg *m) {
+    bool same_log = raft_log_last_index(&r->log) == m->index &&
+                    raft_log_match_term(&r->log, m->index, m->log_term) && m->commit <= m->index;
+    if (same_log) {
+        raft__commit_to(r, m->commit < raft_log_last_index(&r->log) ? m->commit
+                                                                      : raft_log_last_index(&r->log));
+        r->quiet = true;
+        return;
+    }
+    struct raft_msg *resp = raft__msg(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
+    resp->context = 0;
 }
 
 /* Installs a fully received snapshot; false if it is not newer than what we
@@ -963,6 +1004,10 @@ static void raft__step_candidate(struct raft *r, const struct raft_msg *m) {
         raft__become_follower(r, m->term, m->from);
         raft__handle_snapshot(r, m);
         return;
+    case RAFT_MSG_QUIESCE:
+        raft__become_follower(r, m->term, m->from);
+        raft__handle_quiesce(r, m);
+        return;
     default:
         break;
     }
@@ -992,6 +1037,11 @@ static void raft__step_follower(struct raft *r, const struct raft_msg *m) {
         break;
     case RAFT_MSG_TIMEOUT_NOW:
         raft__hup(r, true);
+        break;
+    case RAFT_MSG_QUIESCE:
+        r->election_elapsed = 0;
+        r->leader = m->from;
+        raft__handle_quiesce(r, m);
         break;
     default:
         break;
@@ -1037,13 +1087,14 @@ static bool raft__step_term(struct raft *r, const struct raft_msg *m) {
             return true; /* pre-votes do not move terms */
         }
         bool from_leader = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
-                           m->type == RAFT_MSG_SNAPSHOT;
+                           m->type == RAFT_MSG_SNAPSHOT || m->type == RAFT_MSG_QUIESCE;
         raft__become_follower(r, m->term, from_leader ? m->from : 0);
         return true;
     }
     if (m->term < r->term) {
         if ((r->cfg.check_quorum || r->cfg.pre_vote) &&
-            (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT)) {
+            (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+             m->type == RAFT_MSG_QUIESCE)) {
             raft__msg(r, RAFT_MSG_APPEND_RESP, m->from); /* tells a stale leader our term */
         } else if (m->type == RAFT_MSG_PRE_VOTE) {
             struct raft_msg *resp = raft__msg(r, RAFT_MSG_PRE_VOTE_RESP, m->from);
@@ -1073,6 +1124,7 @@ static bool raft__msg_valid(const struct raft *r, const struct raft_msg *m) {
 int raft_step(struct raft *r, const struct raft_msg *m) {
     assert(!r->ready_out);
     if (!raft__msg_valid(r, m)) return RAFT_EINVAL;
+    if (m->type != RAFT_MSG_QUIESCE) raft__wake(r, m->from);
     if (!raft__step_term(r, m)) return RAFT_OK;
     if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE) {
         raft__step_vote(r, m);
@@ -1119,6 +1171,7 @@ static void raft__tick_leader(struct raft *r) {
 
 void raft_tick(struct raft *r) {
     assert(!r->ready_out);
+    if (r->quiet) return; /* no timer runs in a quiet group */
     r->now_ticks++;
     (void)raft_log_release(&r->log, RAFT_LOG_RELEASE_SLABS);
     if (r->role == RAFT_LEADER) {
@@ -1132,12 +1185,86 @@ void raft_tick(struct raft *r) {
     }
 }
 
+/* ---- quiescence ---- */
+
+static int raft__holds_log_of(void *ctx, uint64_t id) {
+    struct raft *r = ctx;
+    if (id == r->cfg.id) return 1;
+    struct raft_progress *pr = raft__progress(r, id);
+    if (pr == NULL || !pr->recent_active) return -1;
+    return pr->match == raft_log_last_index(&r->log) ? 1 : -1;
+}
+
+/* Nothing a leader's timers would do: see raft_quiesce() in raft.h. */
+static bool raft__can_quiesce(const struct raft *r) {
+    uint64_t last = raft_log_last_index(&r->log);
+    if (r->role != RAFT_LEADER || r->quiet || r->cfg.lease_read || r->transferee != 0) return false;
+    if (r->n_reads > 0 || r->round_wanted || r->n_read_states > 0 || r->n_msgs > 0) return false;
+    if (r->snapshot_pending || raft_conf_is_joint(&r->conf)) return false;
+    if (r->log.durable != last || r->log.committed != last || r->log.applied != last) return false;
+    if (!raft__committed_in_term(r) || raft_has_ready(r)) return false;
+    for (uint32_t i = 0; i < r->n_progress; i++) {
+        const struct raft_progress *pr = &r->progress[i];
+        if (pr->id == r->cfg.id) continue;
+        if (pr->state == PROGRESS_SNAPSHOT) return false;
+        /* one we heard from lately must hold it all; a silent one is
+         * told too, and its answer, if any, wakes us */
+        if (pr->recent_active && pr->match != last) return false;
+    }
+    return true;
+}
+
+bool raft_quiesce(struct raft *r) {
+    assert(!r->ready_out);
+    if (!raft__can_quiesce(r)) return false;
+    if (raft_conf_tally(&r->conf, raft__holds_log_of, r) != RAFT_VOTE_WON) return false;
+    uint64_t last = raft_log_last_index(&r->log);
+    for (uint32_t i = 0; i < r->n_progress; i++) {
+        uint64_t id = r->progress[i].id;
+        if (id == r->cfg.id) continue;
+        struct raft_msg *m = raft__msg(r, RAFT_MSG_QUIESCE, id);
+        m->index = last;
+        m->log_term = raft_log_term(&r->log, last);
+        m->commit = r->log.committed;
+    }
+    r->quiet = true;
+    return true;
+}
+
+/* Wakes a quiet replica (see raft_wake() in raft.h); `from` is the sender
+ * of the message that woke it, 0 for a local call. */
+static void raft__wake(struct raft *r, uint64_t from) {
+    if (!r->quiet) return;
+    r->quiet = false;
+    r->election_elapsed = 0;
+    if (r->role == RAFT_LEADER) {
+        /* a new check-quorum window: the members answered before we
+         * went quiet, and answer the heartbeat that follows now */
+        for (uint32_t i = 0; i < r->n_progress; i++) r->progress[i].recent_active = true;
+        r->heartbeat_elapsed = 0;
+        raft__bcast_heartbeat(r);
+        return;
+    }
+    if (r->leader != 0 && from != r->leader) {
+        struct raft_msg *m = raft__msg(r, RAFT_MSG_HEARTBEAT_RESP, r->leader);
+        m->context = 0;
+    }
+}
+
+void raft_wake(struct raft *r) {
+    assert(!r->ready_out);
+    raft__wake(r, 0);
+}
+
+bool raft_is_quiet(const struct raft *r) { return r->quiet; }
+
 /* ---- proposals ---- */
 
 int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, uint64_t *index,
                  uint64_t *term) {
     assert(!r->ready_out);
     if (r->role != RAFT_LEADER) return RAFT_ENOTLEADER;
+    raft__wake(r, 0);
     if (r->transferee != 0) return RAFT_EBUSY;
     if (len == 0 || len > r->cfg.max_entry_bytes) return len == 0 ? RAFT_EINVAL : RAFT_ETOOBIG;
     int rc = raft__append_local(r, RAFT_ENTRY_NORMAL, data, len, index);
@@ -1167,6 +1294,7 @@ static int raft__append_conf(struct raft *r, const struct raft_conf *conf) {
 int raft_propose_conf(struct raft *r, const struct raft_conf *target) {
     assert(!r->ready_out);
     if (r->role != RAFT_LEADER) return RAFT_ENOTLEADER;
+    raft__wake(r, 0);
     if (r->transferee != 0 || raft_conf_is_joint(&r->conf) || raft__conf_pending(r)) {
         return RAFT_EBUSY;
     }
@@ -1192,6 +1320,7 @@ int raft_propose_conf(struct raft *r, const struct raft_conf *target) {
 int raft_transfer_leader(struct raft *r, uint64_t target) {
     assert(!r->ready_out);
     if (r->role != RAFT_LEADER) return RAFT_ENOTLEADER;
+    raft__wake(r, 0);
     if (target == r->cfg.id) return RAFT_OK;
     if (!raft_conf_is_voter(&r->conf, target)) return RAFT_EINVAL;
     struct raft_progress *pr = raft__progress(r, target);
@@ -1548,6 +1677,8 @@ void raft_destroy(struct raft *r) {
     free(r->snapshot_data);
     free(r->recv_data);
     free(r->msgs);
+    free(r->reads);
+    free(r->read_states);
     raft__arena_reset(r);
     free(r->arena);
     free(r);

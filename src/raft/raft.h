@@ -112,6 +112,7 @@ enum raft_msg_type {
     RAFT_MSG_SNAPSHOT, /* one chunk of a snapshot */
     RAFT_MSG_SNAPSHOT_RESP,
     RAFT_MSG_TIMEOUT_NOW,
+    RAFT_MSG_QUIESCE, /* leader: the group goes quiet at (term, index, log_term, commit) */
     RAFT_MSG_TYPE_COUNT
 };
 
@@ -245,6 +246,33 @@ int raft_read_index(struct raft *r, uint64_t context) __attribute__((warn_unused
 int raft_transfer_leader(struct raft *r, uint64_t target) __attribute__((warn_unused_result));
 /* Starts an election now (for tests and for a replica told to lead). */
 void raft_campaign(struct raft *r);
+
+/* Quiescence (docs/raft.md, "Quiet groups"): an idle group stops its
+ * timers. Safety never depends on it; only ticks and heartbeats stop.
+ *
+ * raft_quiesce(): a leader with nothing pending (no reads, no transfer,
+ * no snapshot to send, every entry durable, committed and applied, every
+ * follower heard from in this election timeout holding the whole log, and
+ * those a quorum with the leader, no joint configuration, no lease reads)
+ * sends RAFT_MSG_QUIESCE to each member and goes quiet; returns true if it
+ * did. False (nothing changed) otherwise, or on a follower.
+ * A follower goes quiet when it steps a QUIESCE of its leader whose
+ * (index, log_term) is its own last entry; otherwise it answers, which
+ * wakes the leader.
+ * While quiet, raft_tick() is a no-op: no heartbeat, no election timer,
+ * no check-quorum. Any call that changes the replica wakes it first
+ * (raft_step() of any message but QUIESCE, raft_propose(),
+ * raft_propose_conf(), raft_read_index(), raft_transfer_leader(),
+ * raft_campaign()). A woken leader heartbeats at once and counts every
+ * member active for a new election timeout; a woken follower restarts its
+ * election timer and tells its leader (which wakes it too), unless the
+ * wake came from the leader's own message.
+ * raft_wake() wakes explicitly: the caller's failure detector calls it
+ * when the link to the leader is lost (or for any other reason); then the
+ * follower's election timer runs as before. A no-op on an awake replica. */
+bool raft_quiesce(struct raft *r) __attribute__((warn_unused_result));
+void raft_wake(struct raft *r);
+bool raft_is_quiet(const struct raft *r);
 
 bool raft_has_ready(const struct raft *r);
 void raft_ready(struct raft *r, struct raft_ready *out);

@@ -135,7 +135,8 @@ static uint64_t sim__latency(struct sim *s) {
 static const char *sim__msg_name(uint8_t type) {
     static const char *names[] = {"?", "app", "app-resp", "vote", "vote-resp", "prevote",
                                   "prevote-resp", "hb", "hb-resp", "snap", "snap-resp",
-                                  "timeout-now"};
+                                  "timeout-now", "quiesce"};
+    _Static_assert(sizeof(names) / sizeof(names[0]) == RAFT_MSG_TYPE_COUNT, "a name per type");
     return type < RAFT_MSG_TYPE_COUNT ? names[type] : "?";
 }
 

@@ -249,8 +249,27 @@ TEST(oversized_message_is_not_encoded) {
     peer_buf_free(&out);
 }
 
+TEST(beat_round_trips_and_a_beat_with_a_payload_is_refused) {
+    struct peer_buf out = {0};
+    CHECK(peer_encode_beat(&out) == 0);
+    CHECK_EQ_U64(out.len, PEER_FRAME_HEADER_BYTES);
+    struct peer_frame f;
+    size_t used = 0;
+    char why[128];
+    CHECK(peer_decode(out.data, out.len, &used, &f, why, sizeof(why)) == PEER_OK);
+    CHECK_EQ_U64(f.type, PEER_FRAME_BEAT);
+    CHECK_EQ_U64(used, PEER_FRAME_HEADER_BYTES);
+    peer_frame_release(&f);
+    uint8_t frame[64];
+    uint8_t payload[4] = {1, 2, 3, 4};
+    size_t flen = forge(frame, PEER_FRAME_BEAT, payload, sizeof(payload));
+    CHECK(peer_decode(frame, flen, &used, &f, why, sizeof(why)) == PEER_EPROTO);
+    peer_buf_free(&out);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
+        TEST_ENTRY(beat_round_trips_and_a_beat_with_a_payload_is_refused),
         TEST_ENTRY(random_messages_round_trip_in_one_stream),
         TEST_ENTRY(every_prefix_needs_more_and_every_bit_flip_is_refused),
         TEST_ENTRY(hostile_lengths_are_refused_before_buffering),

@@ -883,6 +883,171 @@ TEST(bad_input_is_refused) {
     net_free(&net);
 }
 
+/* ---- quiet groups (raft_quiesce, raft_wake; docs/raft.md) ---- */
+
+static uint64_t sent_total(const struct net *n) {
+    uint64_t total = 0;
+    for (int t = 0; t < RAFT_MSG_TYPE_COUNT; t++) total += n->sent[t];
+    return total;
+}
+
+/* Three replicas, 1 leads, two entries committed and applied everywhere,
+ * then the leader quiesces and every follower agrees. */
+static bool quiet__scene(void) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    bool ok = net_propose(&net, 1, "a") > 0 && net_propose(&net, 1, "b") > 0;
+    net_settle(&net);
+    net_tick_all(&net, 2); /* heartbeats carry the final commit index */
+    ok = ok && raft_quiesce(net.r[1]);
+    net_settle(&net);
+    for (int id = 1; id <= 3; id++) ok = ok && raft_is_quiet(net.r[id]);
+    return ok;
+}
+
+/* A quiet group sends nothing and elects nobody however long it is idle;
+ * a proposal wakes the leader, its messages wake the followers, and the
+ * entry commits everywhere. */
+TEST(quiet_group_stops_its_timers_until_a_proposal_wakes_it) {
+    CHECK(quiet__scene());
+    uint64_t sent = sent_total(&net);
+    uint64_t term = raft_term(net.r[1]);
+    net_tick_all(&net, 10 * (int)net.cfg.election_ticks);
+    CHECK_EQ_U64(sent_total(&net), sent);
+    CHECK_EQ_U64(raft_term(net.r[2]), term);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    int index = net_propose(&net, 1, "c");
+    CHECK(index > 0);
+    CHECK(!raft_is_quiet(net.r[1]));
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    for (int id = 1; id <= 3; id++) {
+        CHECK(!raft_is_quiet(net.r[id]));
+        CHECK_EQ_U64(net.applied_to[id], (uint64_t)index);
+    }
+    /* idle again: it may go quiet again */
+    CHECK(raft_quiesce(net.r[1]));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* Only a leader with nothing pending goes quiet. */
+TEST(quiesce_is_refused_while_anything_is_pending) {
+    net_init(&net, 3, 3);
+    net_flush(&net);
+    CHECK(!raft_quiesce(net.r[2])); /* a follower */
+    raft_campaign(net.r[1]);
+    net_flush(&net);
+    while (raft_role(net.r[1]) != RAFT_LEADER && net.n_queue > 0) net_deliver_at(&net, 0);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK(!raft_quiesce(net.r[1])); /* its no-op is not committed */
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    /* a follower heard from lately lacks an entry */
+    net_isolate(&net, 3, true);
+    CHECK(net_propose(&net, 1, "x") > 0);
+    net_settle(&net);
+    CHECK(!raft_quiesce(net.r[1]));
+    net_heal(&net);
+    net_tick_all(&net, 2);
+    /* a read waits for its round */
+    CHECK(raft_read_index(net.r[1], 5) == RAFT_OK);
+    CHECK(!raft_quiesce(net.r[1]));
+    net_settle(&net);
+    /* a leadership transfer */
+    net_isolate(&net, 3, true);
+    CHECK(net_propose(&net, 1, "y") > 0);
+    net_settle(&net);
+    CHECK(raft_transfer_leader(net.r[1], 3) == RAFT_OK);
+    net_heal(&net);
+    CHECK(!raft_quiesce(net.r[1]));
+    net_free(&net);
+    /* lease reads: a frozen clock would stretch a lease, never quiet */
+    lease__elect_1();
+    net_tick_all(&net, 2);
+    CHECK(!raft_quiesce(net.r[1]));
+    net_free(&net);
+}
+
+/* A follower that was silent when the leader quiesced, and lacks entries,
+ * answers the QUIESCE: the answer wakes the leader, whose heartbeats bring
+ * it up to date. */
+TEST(a_lagging_follower_answers_quiesce_and_wakes_the_leader) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 3, true);
+    CHECK(net_propose(&net, 1, "a") > 0);
+    net_settle(&net);
+    /* one election timeout: 3 is no longer counted active */
+    for (int t = 0; t < (int)net.cfg.election_ticks; t++) {
+        raft_tick(net.r[1]);
+        raft_tick(net.r[2]);
+        net_settle(&net);
+    }
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK(raft_quiesce(net.r[1]));
+    net_heal(&net);
+    net_settle(&net);
+    CHECK(!raft_is_quiet(net.r[1]));
+    CHECK(!raft_is_quiet(net.r[3]));
+    net_tick_all(&net, 2);
+    CHECK(logs_match(&net, 1, 3));
+    CHECK_EQ_U64(raft_commit_index(net.r[3]), raft_commit_index(net.r[1]));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* Liveness rests on the caller's failure detector: quiet followers of a
+ * dead leader elect nobody until raft_wake(); then their election timers
+ * run as before and one of them leads. */
+TEST(quiet_followers_of_a_dead_leader_elect_once_woken) {
+    CHECK(quiet__scene());
+    net_crash(&net, 1);
+    net_tick_all(&net, 10 * (int)net.cfg.election_ticks);
+    CHECK_EQ_U64(net_leader(&net), 0);
+    raft_wake(net.r[2]);
+    raft_wake(net.r[3]);
+    net_tick_all(&net, 4 * (int)net.cfg.election_ticks);
+    int leader = net_leader(&net);
+    CHECK(leader == 2 || leader == 3);
+    CHECK(net_propose(&net, leader, "after") > 0);
+    net_settle(&net);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* Reads stay linearizable: a read on a quiet leader wakes it and waits
+ * for a heartbeat round; a quiet leader deposed while cut off wakes on the
+ * read, never confirms it, and steps down by check-quorum. */
+TEST(a_read_on_a_quiet_leader_needs_a_quorum_round) {
+    CHECK(quiet__scene());
+    uint64_t heartbeats = net.sent[RAFT_MSG_HEARTBEAT];
+    CHECK(raft_read_index(net.r[1], 42) == RAFT_OK);
+    net_settle(&net);
+    CHECK(net.sent[RAFT_MSG_HEARTBEAT] > heartbeats);
+    CHECK_EQ_U64(net.n_reads[1], 1);
+    CHECK_EQ_U64(net.reads[1][0].context, 42);
+    CHECK(raft_quiesce(net.r[1]));
+    net_settle(&net);
+    net_isolate(&net, 1, true);
+    raft_wake(net.r[2]); /* their failure detector lost the leader */
+    raft_wake(net.r[3]);
+    net_tick_all(&net, 4 * (int)net.cfg.election_ticks);
+    int leader = net_leader(&net);
+    CHECK(leader == 2 || leader == 3);
+    CHECK(net_propose(&net, leader, "new") > 0);
+    net_settle(&net);
+    /* 1 never ticked meanwhile (quiet): it still thinks it leads */
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK(raft_read_index(net.r[1], 43) == RAFT_OK);
+    CHECK(!raft_is_quiet(net.r[1]));
+    for (int t = 0; t < 3 * (int)net.cfg.election_ticks; t++) net_tick(&net, 1);
+    CHECK_EQ_U64(net.n_reads[1], 1); /* 43 never confirmed */
+    CHECK(raft_role(net.r[1]) != RAFT_LEADER);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(election_and_replication),
@@ -908,6 +1073,11 @@ int main(void) {
         TEST_ENTRY(leadership_transfer_catches_up_then_hands_over),
         TEST_ENTRY(vote_survives_restart),
         TEST_ENTRY(bad_input_is_refused),
+        TEST_ENTRY(quiet_group_stops_its_timers_until_a_proposal_wakes_it),
+        TEST_ENTRY(quiesce_is_refused_while_anything_is_pending),
+        TEST_ENTRY(a_lagging_follower_answers_quiesce_and_wakes_the_leader),
+        TEST_ENTRY(quiet_followers_of_a_dead_leader_elect_once_woken),
+        TEST_ENTRY(a_read_on_a_quiet_leader_needs_a_quorum_round),
     };
     return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
