@@ -30,6 +30,9 @@ UNIT_CANARIES := VOTE_ANY_LOG COMMIT_OLD_TERM KEEP_CONFLICTS READ_WITHOUT_QUORUM
                  UNSYNCED_COUNTS_SELF
 
 SEEDS ?= 2000
+# of which the ASan/UBSan build runs (the optimized build runs SEEDS)
+SIM_ASAN_SEEDS ?= 300
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 SECONDS ?= 600
 
 .PHONY: all deps demo sim-demo test canaries canaries-deep soak clean format
@@ -85,11 +88,12 @@ demo: deps $(BUILD)/shoal
 sim-demo: deps $(BUILD)/shoal-sim
 	$(BUILD)/shoal-sim --demo --seed 3
 
-# make test: unit tests, SEEDS simulator seeds under ASan/UBSan, canaries.
+# make test: unit tests, SEEDS simulator seeds (SIM_ASAN_SEEDS more under
+# ASan/UBSan), canaries, and every EXTRA_CHECKS suite. Builds on every core.
 test: deps
-	@$(MAKE) --no-print-directory $(UNIT_TESTS) $(TEST_DEPS) $(BUILD)/test/shoal-sim $(BUILD)/shoal-sim \
+	@$(MAKE) -j$(NPROC) --no-print-directory $(UNIT_TESTS) $(TEST_DEPS) $(BUILD)/test/shoal-sim $(BUILD)/shoal-sim \
 		$(CANARY_BINS)
-	@UNIT_TESTS="$(UNIT_TESTS)" EXTRA_CHECKS="$(EXTRA_CHECKS)" \
+	@UNIT_TESTS="$(UNIT_TESTS)" EXTRA_CHECKS="$(EXTRA_CHECKS)" SIM_ASAN_SEEDS=$(SIM_ASAN_SEEDS) \
 		bash scripts/run-tests.sh $(SEEDS) "$(CANARIES)" "$(UNIT_CANARIES)"
 
 canaries: deps

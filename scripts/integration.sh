@@ -7,7 +7,15 @@ cd "$(dirname "$0")/.."
 export SHOAL_BIN=${SHOAL_BIN:-build/test/shoal}
 log=build/test-logs/integration-pytest.log
 mkdir -p build/test-logs
-timeout 900 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration >"$log" 2>&1
+# Two workers (pytest-xdist): the tests mostly wait on elections, restarts
+# and timeouts, so two at once halve the wall time on two cores. Each
+# worker scans its own port range (conftest.py). INTEGRATION_WORKERS=0 runs
+# them one after the other.
+workers=${INTEGRATION_WORKERS:-2}
+xdist=()
+[ "$workers" -gt 0 ] && xdist=(-n "$workers" --dist loadscope)
+timeout 900 /usr/bin/python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" --durations 15 \
+  tests/integration >"$log" 2>&1
 rc=$?
 summary=$(tail -n 1 "$log")
 passed=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || true)

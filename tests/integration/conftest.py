@@ -17,7 +17,14 @@ import redis
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("SHOAL_BIN", os.path.join(ROOT, "build", "test", "shoal"))
-_next_port = [21000 + (os.getpid() % 200) * 40]
+# Ports below Linux's ephemeral range (32768-60999). Under pytest-xdist
+# (scripts/integration.sh runs two workers) each worker scans its own range,
+# so that two workers never probe the same port at once.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and _worker[2:].isdigit():
+    _next_port = [20000 + (int(_worker[2:]) % 2) * 6000 + (os.getpid() % 50) * 40]
+else:
+    _next_port = [21000 + (os.getpid() % 200) * 40]
 
 
 def free_port():
