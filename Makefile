@@ -31,7 +31,7 @@ UNIT_CANARIES := VOTE_ANY_LOG COMMIT_OLD_TERM KEEP_CONFLICTS READ_WITHOUT_QUORUM
 
 SEEDS ?= 2000
 # of which the ASan/UBSan build runs (the optimized build runs SEEDS)
-SIM_ASAN_SEEDS ?= 300
+SIM_ASAN_SEEDS ?= 200
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 SECONDS ?= 600
 

@@ -13,7 +13,7 @@ mkdir -p build/test-logs
 # them one after the other.
 workers=${INTEGRATION_WORKERS:-2}
 xdist=()
-[ "$workers" -gt 0 ] && xdist=(-n "$workers" --dist loadscope)
+[ "$workers" -gt 0 ] && xdist=(-n "$workers" --dist load)
 timeout 900 /usr/bin/python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" --durations 15 \
   tests/integration >"$log" 2>&1
 rc=$?

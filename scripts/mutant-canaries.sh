@@ -10,10 +10,10 @@
 # Prints `mutant-canaries: N passed, N failed` last; exits non-zero on any failure.
 set -u
 cd "$(dirname "$0")/.."
-passed=0
-failed=0
-for patch in tests/mutants/canaries/*.patch; do
-  [ -e "$patch" ] || continue
+jobs=${MUTANT_CANARY_JOBS:-2}
+# One canary: prints its result line, the last word of which is PASS or FAIL.
+one() {
+  local patch=$1 name sim seeds dir build out rc caught t0 ms what
   name=$(basename "$patch" .patch)
   read -r _ _ sim seeds < <(grep -m1 '^# canary:' "$patch")
   dir=build/mutant-canary/$name
@@ -29,22 +29,19 @@ for patch in tests/mutants/canaries/*.patch; do
   fi
   if ! patch -s -p1 -d "$dir" <"$patch" ||
      ! (cd "$dir" && mkdir -p build && "${build[@]}") >"$dir/build.log" 2>&1; then
-    echo "mutant canary $name: does not apply or build (see $dir/build.log)"
-    failed=$((failed + 1))
-    continue
+    echo "mutant canary $name: does not apply or build (see $dir/build.log) FAIL"
+    return
   fi
   if [ "$sim" = test_raft ]; then
     out=$("$dir/build/test_raft" 2>&1)
     rc=$?
     caught=$(grep -E '^FAIL ' <<<"$out" | sed -E 's/^FAIL //' | tr '\n' ' ')
     if [ $rc -ne 0 ] && [ -n "$caught" ]; then
-      echo "mutant canary $name (test_raft): caught by $caught"
-      passed=$((passed + 1))
+      echo "mutant canary $name (test_raft): caught by ${caught}PASS"
     else
-      echo "mutant canary $name (test_raft): NOT caught (exit $rc)"
-      failed=$((failed + 1))
+      echo "mutant canary $name (test_raft): NOT caught (exit $rc) FAIL"
     fi
-    continue
+    return
   fi
   t0=$(date +%s%N)
   out=$("$dir/build/$sim" --seeds "$seeds" --quiet 2>&1)
@@ -52,12 +49,36 @@ for patch in tests/mutants/canaries/*.patch; do
   ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   if [ $rc -eq 1 ] && grep -q '^VIOLATION seed' <<<"$out"; then
     what=$(grep -m1 '^VIOLATION seed' <<<"$out" | cut -c1-140)
-    echo "mutant canary $name ($sim): caught in ${ms} ms: $what"
-    passed=$((passed + 1))
+    echo "mutant canary $name ($sim): caught in ${ms} ms: $what PASS"
   else
-    echo "mutant canary $name ($sim): NOT caught in $seeds seeds (exit $rc)"
-    failed=$((failed + 1))
+    echo "mutant canary $name ($sim): NOT caught in $seeds seeds (exit $rc) FAIL"
   fi
+}
+# MUTANT_CANARY_JOBS at a time (two cores: two builds, then two runs)
+results=build/mutant-canary/results
+mkdir -p "$results"
+rm -f "$results"/*
+running=0
+for patch in tests/mutants/canaries/*.patch; do
+  [ -e "$patch" ] || continue
+  one "$patch" >"$results/$(basename "$patch" .patch)" &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+done
+wait
+passed=0
+failed=0
+for r in "$results"/*; do
+  [ -e "$r" ] || continue
+  line=$(cat "$r")
+  echo "${line% *}"
+  case $line in
+    *PASS) passed=$((passed + 1)) ;;
+    *) failed=$((failed + 1)) ;;
+  esac
 done
 echo "mutant-canaries: $passed passed, $failed failed"
 [ $failed -eq 0 ]

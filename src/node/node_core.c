@@ -244,6 +244,9 @@ static bool node_core__idle(const struct shard *s) {
         return false;
     }
     if (s->snap_job != NULL || s->gc_due || s->snap_next.handle >= 0 || s->recv_open) return false;
+    /* a failed snapshot is retried (with backoff) by the tick: the log
+     * stays bounded only if the group stays awake until one succeeds */
+    if (s->snap_failures_row > 0) return false;
     if (s->rehashing) return false;
     /* only a leader expires keys (shard__expire): it stays awake for them */
     return !(shard_is_leader(s) && s->kv != NULL && kv_count_expires(s->kv) > 0);
