@@ -4,14 +4,14 @@
 # planted on purpose). It must fail, and the test case MUST must be among
 # those that catch it; a canary that is not caught means a test that cannot
 # fail. Builds nothing: `make test` builds the binaries (TEST_DEPS).
-# Prints `LABEL: N passed, N failed` (LABEL: the test's name less `test_`,
-# then `_canary`); exits non-zero if not caught.
+# Prints `LABEL: N passed, N failed` (LABEL: UNIT_CANARY_LABEL, or the
+# test's name less `test_`, then `_canary`); exits non-zero if not caught.
 set -u
 cd "$(dirname "$0")/.."
 canary=$1
 test=$2
 must=$3
-label="${test#test_}_canary"
+label=${UNIT_CANARY_LABEL:-${test#test_}_canary}
 bin=build/canary/$canary/$test
 if [ ! -x "$bin" ]; then
   echo "canary $canary: $bin is missing (make $bin)"

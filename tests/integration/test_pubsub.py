@@ -27,16 +27,50 @@ def wait_numsub(r, channel, want, timeout=5.0):
     raise AssertionError("NUMSUB %s never reached %d" % (channel, want))
 
 
+def wait_links(c, subs, timeout=20.0):
+    """A message reaches the nodes connected at that moment (at most once,
+    as in Redis Cluster): right after a start, a peer link may still be in
+    its reconnect backoff. Publishes on "warm" from every node until every
+    subscriber has one from each, then drains what is left."""
+    for i in c.ids:
+        want = set(range(len(subs)))
+        end = time.time() + timeout
+        while want and time.time() < end:
+            c.client(i).publish("warm", str(i))
+            for j in list(want):
+                m = subs[j].get_message(ignore_subscribe_messages=True, timeout=0.1)
+                if m is not None and m["channel"] == b"warm" and m["data"] == str(i).encode():
+                    want.discard(j)
+        assert not want, "node %d's messages never reached subscribers %s" % (i, want)
+    time.sleep(0.3)
+    for ps in subs:
+        while ps.get_message(ignore_subscribe_messages=True, timeout=0.1) is not None:
+            pass
+
+
+def wait_connected(c, timeout=20.0):
+    """Every node's links to its peers are up (CLUSTER NODES link state)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        text = "\n".join(c.client(i).execute_command("CLUSTER", "NODES").decode()
+                         for i in c.ids)
+        if "disconnected" not in text:
+            return
+        time.sleep(0.1)
+    raise AssertionError("peer links still down: %s" % text)
+
+
 def test_publish_on_any_node_reaches_subscribers_on_every_node(make_cluster):
     c = make_cluster(3, extra=["--shards", "3"])
     subs = []
     for i in c.ids:
         ps = c.client(i).pubsub()
-        ps.subscribe("news")
+        ps.subscribe("news", "warm")
         ps.psubscribe("n*")
         subs.append(ps)
     for i in c.ids:
         wait_numsub(c.client(i), "news", 1)
+    wait_links(c, subs)
     for i in c.ids:
         # the node it was sent to answers its own receivers (channel + pattern)
         assert c.client(i).publish("news", "from %d" % i) == 2
@@ -57,8 +91,9 @@ def test_publish_on_any_node_reaches_subscribers_on_every_node(make_cluster):
 def test_messages_of_one_publisher_arrive_in_order(make_cluster):
     c = make_cluster(3)
     ps = c.client(3).pubsub()
-    ps.subscribe("seq")
+    ps.subscribe("seq", "warm")
     wait_numsub(c.client(3), "seq", 1)
+    wait_links(c, [ps])
     pub = c.client(1)
     for k in range(200):
         pub.publish("seq", str(k))
@@ -97,6 +132,7 @@ def test_resp2_subscribed_context_and_unsubscribe_counts(make_cluster):
 def test_pubsub_introspection(make_cluster):
     c = make_cluster(3)
     r = c.client(2)
+    wait_connected(c)
     ps = r.pubsub()
     ps.subscribe("chan1", "chan2")
     ps.psubscribe("p1*", "p2*")
@@ -130,6 +166,7 @@ def test_pubsub_introspection(make_cluster):
 def test_resp3_pushes_and_commands_while_subscribed(make_cluster):
     # redis-py 4.3 (Debian's) speaks RESP2 only: raw RESP3 on a socket
     c = make_cluster(3)
+    wait_connected(c)
     sock = socket.create_connection(("127.0.0.1", c.ports[1]), timeout=5)
     f = sock.makefile("rb")
     sock.sendall(b"HELLO 3\r\n")
