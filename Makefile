@@ -41,11 +41,29 @@ all: $(BUILD)/shoal-sim $(BUILD)/shoal
 deps:
 	@bash scripts/deps.sh
 
-$(BUILD)/shoal-sim: $(SIM_ALL) $(HDRS) | $(BUILD)
-	$(CC) $(RELEASE_CFLAGS) -o $@ $(SIM_ALL)
+# Release objects, one per source, shared by the release binaries and the
+# canaries: a canary recompiles only the sources that name it
+# (scripts/canary-build.sh), so the twenty canary builds of `make test`
+# cost seconds rather than minutes.
+OBJ := $(BUILD)/obj/release
+release_objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
+$(OBJ)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RELEASE_CFLAGS) -c -o $@ $<
+# The same for the ASan/UBSan build of the node and the simulators.
+TOBJ := $(BUILD)/obj/test
+test_objs = $(patsubst %.c,$(TOBJ)/%.o,$(1))
+$(TOBJ)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -c -o $@ $<
+# canary_build NAME-pattern, sources, libraries
+canary_build = bash scripts/canary-build.sh $* $@ $(OBJ) "$(CC) $(RELEASE_CFLAGS)" "$(3)" $(2)
 
-$(BUILD)/test/shoal-sim: $(SIM_ALL) $(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -o $@ $(SIM_ALL)
+$(BUILD)/shoal-sim: $(call release_objs,$(SIM_ALL)) | $(BUILD)
+	$(CC) $(RELEASE_CFLAGS) -o $@ $(call release_objs,$(SIM_ALL))
+
+$(BUILD)/test/shoal-sim: $(call test_objs,$(SIM_ALL)) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,$(SIM_ALL))
 
 $(BUILD)/test/test_raft: tests/unit/test_raft.c $(RAFT_SRC) $(HDRS) | $(BUILD)/test
 	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_raft.c $(RAFT_SRC)
@@ -58,9 +76,9 @@ $(BUILD)/test/test_sim_disk: tests/unit/test_sim_disk.c src/sim/sim_disk.c $(RAF
 	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_sim_disk.c src/sim/sim_disk.c \
 		$(RAFT_SRC) $(UTIL_SRC)
 
-$(BUILD)/canary/%/shoal-sim: $(SIM_ALL) $(HDRS)
+$(BUILD)/canary/%/shoal-sim: $(call release_objs,$(SIM_ALL)) $(SIM_ALL) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(RELEASE_CFLAGS) -DCANARY_$* -o $@ $(SIM_ALL)
+	$(call canary_build,,$(SIM_ALL),)
 
 $(BUILD)/canary/%/test_raft: tests/unit/test_raft.c $(RAFT_SRC) $(HDRS)
 	@mkdir -p $(dir $@)

@@ -11,15 +11,15 @@ NSIM_SEEDS ?= 300
 NSIM_CANARIES := ACK_BEFORE_FSYNC ADVANCE_BEFORE_FSYNC WAL_ACCEPT_BAD_CRC SNAPSHOT_SILENT_FAIL \
                  WRONG_SHARD QUIET_NO_WAKE
 
-$(BUILD)/shoal-nsim: $(NSIM_ALL) $(HDRS) | $(BUILD)
-	$(CC) $(RELEASE_CFLAGS) -o $@ $(NSIM_ALL) -lm
+$(BUILD)/shoal-nsim: $(call release_objs,$(NSIM_ALL)) | $(BUILD)
+	$(CC) $(RELEASE_CFLAGS) -o $@ $(call release_objs,$(NSIM_ALL)) -lm
 
-$(BUILD)/test/shoal-nsim: $(NSIM_ALL) $(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -o $@ $(NSIM_ALL) -lm
+$(BUILD)/test/shoal-nsim: $(call test_objs,$(NSIM_ALL)) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,$(NSIM_ALL)) -lm
 
-$(BUILD)/canary/%/shoal-nsim: $(NSIM_ALL) $(HDRS)
+$(BUILD)/canary/%/shoal-nsim: $(call release_objs,$(NSIM_ALL)) $(NSIM_ALL) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(RELEASE_CFLAGS) -DCANARY_$* -o $@ $(NSIM_ALL) -lm
+	$(call canary_build,,$(NSIM_ALL),-lm)
 
 TEST_DEPS += $(BUILD)/test/shoal-nsim $(foreach c,$(NSIM_CANARIES),$(BUILD)/canary/$(c)/shoal-nsim)
 EXTRA_CHECKS += scripts/nsim-check.sh

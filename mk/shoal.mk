@@ -10,11 +10,11 @@ SHOAL_ALL := $(NODE_SRC) $(CMD_SRC) \
              src/peer/peer_codec.c $(RAFT_SRC) $(UTIL_SRC)
 SHOAL_LIBS := -luv -lm -lpthread
 
-$(BUILD)/shoal: $(SHOAL_ALL) $(HDRS) | $(BUILD)
-	$(CC) $(RELEASE_CFLAGS) -o $@ $(SHOAL_ALL) $(SHOAL_LIBS)
+$(BUILD)/shoal: $(call release_objs,$(SHOAL_ALL)) | $(BUILD)
+	$(CC) $(RELEASE_CFLAGS) -o $@ $(call release_objs,$(SHOAL_ALL)) $(SHOAL_LIBS)
 
-$(BUILD)/test/shoal: $(SHOAL_ALL) $(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -o $@ $(SHOAL_ALL) $(SHOAL_LIBS)
+$(BUILD)/test/shoal: $(call test_objs,$(SHOAL_ALL)) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,$(SHOAL_ALL)) $(SHOAL_LIBS)
 
 # make test runs the integration suite against the sanitized binary.
 TEST_DEPS += $(BUILD)/test/shoal
@@ -24,6 +24,6 @@ EXTRA_CHECKS += scripts/integration.sh
 # ACK_BEFORE_FSYNC (OK before the write is durable and committed),
 # FOLLOWER_READS (followers answer reads from their replica),
 # SKIP_READ_INDEX (a leader reads without confirming its leadership).
-$(BUILD)/canary/%/shoal: $(SHOAL_ALL) $(HDRS)
+$(BUILD)/canary/%/shoal: $(call release_objs,$(SHOAL_ALL)) $(SHOAL_ALL) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(RELEASE_CFLAGS) -DCANARY_$* -o $@ $(SHOAL_ALL) $(SHOAL_LIBS)
+	$(call canary_build,,$(SHOAL_ALL),$(SHOAL_LIBS))
