@@ -359,11 +359,15 @@ static uint64_t shard_snap__period(const struct node *n, const struct shard *s) 
  * large keyspace, fall at different times and a majority stays responsive
  * (all three at once cost two leader changes per snapshot at 5M keys). A
  * replica starts up to a slot early and waits at most one slot past the
- * period: the log stays within (1 + 1 / members) periods. */
+ * period: the log stays within (1 + 1 / members) periods. A lone replica
+ * starts at the period. */
 static bool shard_snap__due(const struct node *n, const struct shard *s) {
     uint64_t entries = s->applied - s->snapshot_index;
     uint64_t period = shard_snap__period(n, s);
     uint32_t members = s->n_replicas > 0 ? s->n_replicas : 1;
+    /* One replica has nobody to take turns with; its "slot early" would be
+     * a whole period early, that is at once after every snapshot. */
+    if (members == 1) return entries >= period;
     uint64_t slot = period / members > 0 ? period / members : 1;
     if (entries >= period + slot) return true;
     if (entries + slot < period) return false;
