@@ -76,6 +76,11 @@ static void shard_snap__close_ref(struct node *n, struct snapshot_ref *ref) {
 /* Raft's chunks now come from the file `ref` has open. */
 static void shard_snap__set_ref(struct node *n, struct shard *s, struct snapshot_ref *ref) {
     assert(ref->handle >= 0);
+    /* The old file was renamed over: this close frees its blocks. */
+    if (s->snap_ref.handle >= 0 && n->io.close_in_background != NULL) {
+        n->io.close_in_background(&n->io, s->snap_ref.handle);
+        s->snap_ref.handle = -1;
+    }
     shard_snap__close_ref(n, &s->snap_ref);
     s->snap_ref = *ref;
 }
