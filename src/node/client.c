@@ -40,7 +40,7 @@ static struct slot *client__slot(struct client *c) {
     return s;
 }
 
-void slot_set(struct client *c, struct slot *s, const char *data, size_t len) {
+void client_reply(struct client *c, struct slot *s, const char *data, size_t len) {
     if (s->done) return;
     s->data = malloc(len ? len : 1);
     if (s->data != NULL) {
@@ -63,7 +63,7 @@ void slot_set(struct client *c, struct slot *s, const char *data, size_t len) {
     }
 }
 
-void client_release_due(struct node *n) {
+void client_release_turn(struct node *n) {
     while (n->release_head != NULL) {
         struct client *c = n->release_head;
         n->release_head = c->release_next;
@@ -71,12 +71,6 @@ void client_release_due(struct node *n) {
         c->release_next = NULL;
         client_release(c);
     }
-}
-
-void slot_set_error(struct client *c, struct slot *s, const char *msg) {
-    char buf[512];
-    int len = snprintf(buf, sizeof(buf), "-%s\r\n", msg);
-    slot_set(c, s, buf, (size_t)len);
 }
 
 /* ---- closing ---- */
@@ -367,7 +361,7 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
         }
         client__leader_wait_end(c);
         n->stats.commands++;
-        c->last_ms = node_now_ms();
+        c->last_ms = node_now_ms(c->node);
         snprintf(c->last_cmd, sizeof(c->last_cmd), "%.*s",
                  (int)(full_argv[0].len < 20 ? full_argv[0].len : 20), full_argv[0].data);
     }
@@ -383,7 +377,7 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
         if (is_node_cmd) {
             client_node_command(c, def, argc, argv, &out);
         } else {
-            struct cmd_env env = {.kv = shard->kv, .now_ms = (int64_t)node_now_ms(),
+            struct cmd_env env = {.kv = shard->kv, .now_ms = (int64_t)node_now_ms(c->node),
                                   .rng = &shard->rng, .bulk_max = KV_VALUE_BYTES_LIMIT};
             cmd_exec(&env, def, argc, argv, &out);
         }
@@ -525,7 +519,7 @@ static void client__process(struct client *c) {
     }
 }
 
-void client_resume_all(struct node *n) {
+void client_resume_held(struct node *n) {
     for (struct client *c = n->clients; c != NULL; c = c->next) {
         if (c->paused) client__process(c);
     }
@@ -578,7 +572,7 @@ static void client__accept_cb(uv_stream_t *server, int status) {
     c->node = n;
     c->id = n->next_client_id++;
     c->proto = 2;
-    c->created_ms = c->last_ms = node_now_ms();
+    c->created_ms = c->last_ms = node_now_ms(c->node);
     struct resp_limits limits;
     resp_limits_default(&limits);
     limits.bulk_bytes_max = n->cfg.proto_max_bulk_len;
@@ -640,7 +634,7 @@ void client_stop(struct node *n) {
 }
 
 void client_info_line(const struct client *c, char *buf, size_t cap) {
-    uint64_t now = node_now_ms();
+    uint64_t now = node_now_ms(c->node);
     snprintf(buf, cap,
              "id=%llu addr=%s laddr=? fd=-1 name=%s age=%llu idle=%llu flags=%s db=0 sub=0 "
              "psub=0 ssub=0 multi=-1 qbuf=%zu qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=%u "

@@ -261,7 +261,7 @@ static bool cluster__node_line(const struct node *n, const struct cluster__shard
                               m->client_port, m->peer_port, myself ? "myself," : "",
                               follows ? "slave" : "master", linked ? "" : ",fail?",
                               follows ? leader_id : "-",
-                              (unsigned long long)(myself ? 0 : node_now_ms()),
+                              (unsigned long long)(myself ? 0 : node_now_ms(n)),
                               (unsigned long long)epoch, linked ? "connected" : "disconnected");
     for (uint32_t k = 0; k < n->map.n_shards && ok && leads; k++) {
         const struct cluster__shard *sh = &view[k];
@@ -379,7 +379,7 @@ static int cluster__in_slot_cb(void *ctx, const struct kv_item *item) {
 static void cluster__keys_in_slot(const struct node *n, uint16_t slot, int64_t count,
                                   struct resp_out *out) {
     struct cluster__in_slot q = {.slot = slot, .max = UINT64_MAX};
-    int64_t now = (int64_t)node_now_ms();
+    int64_t now = (int64_t)node_now_ms(n);
     const struct shard *s = n->shards[map_shard_of_slot(&n->map, slot)];
     if (s == NULL) { /* no replica here: this node holds no key of the slot */
         if (count < 0) resp_write_int(out, 0);

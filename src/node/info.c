@@ -56,7 +56,7 @@ static bool info__want(const char *section, size_t len, const char *name) {
 }
 
 static void info__server(struct node *n, struct info__buf *b) {
-    uint64_t up = (node_now_ms() - n->start_ms) / 1000;
+    uint64_t up = (node_now_ms(n) - n->start_ms) / 1000;
     info__add(b, "# Server\r\nredis_version:7.0.0\r\nshoal_version:0.1.0\r\nredis_mode:cluster\r\n"
                  "os:Linux\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:%d\r\n"
                  "run_id:%016llx%016llx%08llx\r\ntcp_port:%u\r\nuptime_in_seconds:%llu\r\n"

@@ -1,5 +1,6 @@
-/* node.c: the node on libuv: the host functions node_int.h asks for (clock,
- * logging, fail-stop, wake-ups, the WAL flush on a worker thread), the tick
+/* node.c: the node on libuv: the host table node_int.h asks for (struct
+ * node_host: clock, logging, fail-stop, wake-ups, the WAL flush on a worker
+ * thread, and peer.c's and client.c's functions), the tick
  * timer, the pump (a prepare handle: once per loop turn), signals and
  * shutdown. What happens in a turn is node_core.c's; the simulator
  * (src/nsim/) hosts the same core over simulated time, disks and network. */
@@ -13,45 +14,35 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t node_now_ms(void) {
+static uint64_t node__now_ms(void *ctx) {
+    (void)ctx;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-uint64_t node_mono_ms(const struct node *n) {
+static uint64_t node__mono_ms(void *ctx) {
+    struct node *n = ctx;
     uv_update_time(n->loop);
     return uv_now(n->loop);
 }
 
-static void node__vlog(const struct node *n, const char *fmt, va_list ap) {
+static void node__log(void *ctx, const char *line) {
+    const struct node *n = ctx;
     char when[32];
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    char msg[1024];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    fprintf(stderr, "%s node %llu: %s\n", when, (unsigned long long)n->cfg.id, msg);
+    fprintf(stderr, "%s node %llu: %s\n", when, (unsigned long long)n->cfg.id, line);
     fflush(stderr);
-}
-
-void node_log(const struct node *n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    node__vlog(n, fmt, ap);
-    va_end(ap);
 }
 
 /* Fail stop: after a failed fsync or corruption nothing may be trusted, so
  * the process exits at once (what reached the disk is re-read on restart). */
-void node_fatal(struct node *n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char msg[1024];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    node_log(n, "FATAL: %s; stopping", msg);
+static void node__fatal(void *ctx, const char *line) {
+    struct node *n = ctx;
+    node_log(n, "FATAL: %s; stopping", line);
     _exit(1);
 }
 
@@ -73,7 +64,8 @@ void node_read_buf(char **data, size_t *cap, size_t len, uv_buf_t *buf) {
 static void node__idle_cb(uv_idle_t *h) { (void)h; }
 
 /* Keeps the loop from blocking while work is queued for the pump. */
-void node_wake(struct node *n) {
+static void node__wake(void *ctx) {
+    struct node *n = ctx;
     if (n->idle_on || n->stopping) return;
     n->idle_on = true;
     uv_idle_start(&n->idle, node__idle_cb);
@@ -100,7 +92,8 @@ static void node__flush_done(uv_work_t *req, int status) {
  * to 0.30 ms without them (docs/performance.md). The price: replies to
  * commands a follower proxies, and its READONLY reads, wait out its fsync.
  * A node that leads any of its groups counts as a leader here. */
-void node_flush_submit(struct node *n) {
+static void node__flush_submit(void *ctx) {
+    struct node *n = ctx;
     if (!node_leads_any(n)) {
         node_core_flush_done(n, wal_flush_run(n->batch));
         return;
@@ -109,6 +102,37 @@ void node_flush_submit(struct node *n) {
     if (uv_queue_work(n->loop, &n->flush_work, node__flush_work, node__flush_done) != 0) {
         node_fatal(n, "could not start the WAL flush");
     }
+}
+
+static void node__peer_send(void *ctx, uint64_t group, const struct raft_msg *m) {
+    peer_net_send(ctx, group, m);
+}
+static void node__peer_beat(void *ctx) { peer_net_beat(ctx); }
+static void node__peer_flush(void *ctx) { peer_net_flush(ctx); }
+static void node__reply(void *ctx, struct client *c, struct slot *s, const char *data,
+                        size_t len) {
+    (void)ctx;
+    client_reply(c, s, data, len);
+}
+static void node__resume_clients(void *ctx) { client_resume_held(ctx); }
+static void node__release_replies(void *ctx) { client_release_turn(ctx); }
+
+void node_host_libuv(struct node *n) {
+    n->host = (struct node_host){
+        .ctx = n,
+        .now_ms = node__now_ms,
+        .mono_ms = node__mono_ms,
+        .log = node__log,
+        .fatal = node__fatal,
+        .wake = node__wake,
+        .flush_submit = node__flush_submit,
+        .peer_send = node__peer_send,
+        .peer_beat = node__peer_beat,
+        .peer_flush = node__peer_flush,
+        .reply = node__reply,
+        .resume_clients = node__resume_clients,
+        .release_replies = node__release_replies,
+    };
 }
 
 /* Once per loop turn: feed what arrived to Raft, take readies, flush. */
@@ -245,7 +269,8 @@ int node_run(const struct node_config *config) {
     n->cfg = *config;
     n->self = node_config_member(&n->cfg, n->cfg.id);
     n->loop = uv_default_loop();
-    n->start_ms = node_now_ms();
+    node_host_libuv(n);
+    n->start_ms = node_now_ms(n);
     n->next_client_id = 1;
     signal(SIGPIPE, SIG_IGN);
     if (n->cfg.logfile[0] != '\0' && freopen(n->cfg.logfile, "a", stderr) == NULL) {

@@ -251,6 +251,33 @@ struct node_stats {
     uint64_t flushes, flush_us_total, net_in, net_out;
 };
 
+/* The host: what the node core (node_core.c, shard.c, shard_snap.c and
+ * the commands they run) asks of the program around it, as one table of
+ * functions and the context they get. node.c fills it on libuv
+ * (node_host_libuv: the clock, stderr, the loop's wake-up, a worker thread
+ * for the flush, peer.c's connections, client.c's replies); src/nsim/
+ * fills it over simulated time, disks, network and clients, with no global
+ * state. The core calls it through the functions declared under "Host
+ * functions" below (node_host.c), never directly. */
+struct node_host {
+    void *ctx;
+    uint64_t (*now_ms)(void *ctx);  /* wall clock (expiry, entry timestamps) */
+    uint64_t (*mono_ms)(void *ctx); /* monotonic: ticks, timeouts, durations */
+    void (*log)(void *ctx, const char *line);
+    void (*fatal)(void *ctx, const char *line); /* fail stop: must not return */
+    void (*wake)(void *ctx);                    /* run node_core_pump() again soon */
+    /* Runs wal_flush_run(n->batch), on or off the loop, then
+     * node_core_flush_done(). */
+    void (*flush_submit)(void *ctx);
+    void (*peer_send)(void *ctx, uint64_t group, const struct raft_msg *m);
+    void (*peer_beat)(void *ctx);  /* see peer_beat() */
+    void (*peer_flush)(void *ctx); /* write this turn's frames */
+    /* A command's reply is ready: data is copied before the call returns. */
+    void (*reply)(void *ctx, struct client *c, struct slot *s, const char *data, size_t len);
+    void (*resume_clients)(void *ctx);  /* a leader appeared: retry held commands */
+    void (*release_replies)(void *ctx); /* write the replies finished this turn */
+};
+
 struct node {
     struct pubsub *pubsub; /* channels and patterns subscribed here (pubsub.c) */
     struct node_config cfg;
@@ -308,7 +335,7 @@ struct node {
      * (checkers). */
     bool snapshot_inline;
     void (*on_apply)(struct node *n, const struct shard *s, const struct raft_entry *e);
-    void *host; /* the host's own state */
+    struct node_host host; /* the program around the core: node.c on libuv, or src/nsim/ */
 };
 
 /* node_core.c: one turn of the node, with no event loop (see above). */
@@ -363,16 +390,18 @@ void node_core_wake(struct node *n, struct shard *s, bool raft_too);
 /* The host received a frame (of any kind) from peer `id`. */
 void node_core_heard(struct node *n, uint64_t id);
 
-/* Host functions: node.c defines them on libuv, src/nsim/ in simulation. */
-uint64_t node_now_ms(void); /* wall clock (expiry, entry timestamps) */
+/* Host functions (node_host.c): each calls n->host (struct node_host). */
+uint64_t node_now_ms(const struct node *n); /* wall clock (expiry, entry timestamps) */
 uint64_t node_mono_ms(const struct node *n);
 void node_log(const struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Fail stop: never returns. */
 void node_fatal(struct node *n, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
 void node_wake(struct node *n); /* run node_core_pump() again soon */
-/* Runs wal_flush_run(n->batch) off the loop, then node_core_flush_done(). */
+/* Runs wal_flush_run(n->batch), then node_core_flush_done(). */
 void node_flush_submit(struct node *n);
+/* node.c: the libuv host's table, with n as its context. */
+void node_host_libuv(struct node *n);
 /* A libuv read buffer: grows data[0, *cap) so that NODE_READ_BYTES fit
  * after len, and points buf there (an empty buf on ENOMEM). */
 void node_read_buf(char **data, size_t *cap, size_t len, uv_buf_t *buf);
@@ -418,31 +447,41 @@ void shard_snap_install(struct node *n, struct shard *s);
 void shard_poll_snapshot(struct node *n, struct shard *s);
 void shard_snap_maybe(struct node *n, struct shard *s);
 
-/* peer.c (host: the transport) */
+/* Host functions for the transport (node_host.c, through n->host). */
 /* The coalesced node heartbeat: a PEER_FRAME_BEAT to every peer that got
  * no frame since the last call (node_core_tick calls it every heartbeat
  * interval), so every link carries something that often however many
  * groups are quiet. */
 void peer_beat(struct node *n);
-int peer_start(struct node *n);
 void peer_send(struct node *n, uint64_t group, const struct raft_msg *m);
+void peer_flush(struct node *n); /* write this turn's frames */
+
+/* peer.c (the libuv host's transport; peer_net_* fill its table) */
+int peer_start(struct node *n);
+void peer_net_beat(struct node *n);
+void peer_net_send(struct node *n, uint64_t group, const struct raft_msg *m);
+void peer_net_flush(struct node *n);
 /* The cluster id peers exchange: the configured one, mixed with the shard
  * layout when there is more than one shard, so that nodes configured with
  * different layouts refuse each other. */
 uint64_t node_peer_cluster_id(const struct node *n);
-void peer_flush(struct node *n); /* write this turn's frames */
 void peer_stop(struct node *n);
 
-/* client.c (host: the clients; shard.c calls slot_set, slot_set_error and
- * client_resume_all) */
-int client_start(struct node *n);
-void client_stop(struct node *n);
+/* Host functions for the clients (node_host.c, through c->node->host). */
 void slot_set(struct client *c, struct slot *s, const char *data, size_t len);
-void slot_set_error(struct client *c, struct slot *s, const char *msg);
-void client_release(struct client *c); /* write finished slots at the head */
+void slot_set_error(struct client *c, struct slot *s, const char *msg); /* "-msg\r\n" */
 /* Writes the replies finished during this turn: one write per client. */
 void client_release_due(struct node *n);
 void client_resume_all(struct node *n);
+
+/* client.c (the libuv host's clients; client_reply, client_release_turn
+ * and client_resume_held fill its table) */
+int client_start(struct node *n);
+void client_stop(struct node *n);
+void client_reply(struct client *c, struct slot *s, const char *data, size_t len);
+void client_release_turn(struct node *n);
+void client_resume_held(struct node *n);
+void client_release(struct client *c); /* write finished slots at the head */
 void client_resume(struct client *c);
 /* client_cmds.c: the commands the node answers itself (CMD_NODE). */
 void client_node_command(struct client *c, const struct cmd_def *def, uint32_t argc,

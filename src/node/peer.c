@@ -107,7 +107,7 @@ uint64_t node_peer_cluster_id(const struct node *n) {
     return x ^ (x >> 31);
 }
 
-void peer_send(struct node *n, uint64_t group, const struct raft_msg *m) {
+void peer_net_send(struct node *n, uint64_t group, const struct raft_msg *m) {
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
         struct peer *p = &n->peers[i];
         if (p->member == NULL || p->member->id != m->to) continue;
@@ -136,7 +136,7 @@ void peer_publish(struct node *n, bool sharded, const char *ch, size_t ch_len, c
     }
 }
 
-void peer_beat(struct node *n) {
+void peer_net_beat(struct node *n) {
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
         struct peer *p = &n->peers[i];
         if (p->member == NULL) continue;
@@ -146,7 +146,7 @@ void peer_beat(struct node *n) {
     }
 }
 
-void peer_flush(struct node *n) {
+void peer_net_flush(struct node *n) {
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
         struct peer *p = &n->peers[i];
         if (p->member == NULL || p->pending.len == 0) continue;

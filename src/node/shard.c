@@ -48,7 +48,7 @@ int shard_open(struct node *n, struct shard *s, uint32_t index,
     /* the group in the seed: replicas opened in the same millisecond would
      * otherwise draw the same election timeouts and time out together */
     rand_seed(&s->rng,
-              (n->cfg.id * 7919 + node_now_ms()) ^ ((s->group - 1) * 0x9e3779b97f4a7c15ull));
+              (n->cfg.id * 7919 + node_now_ms(n)) ^ ((s->group - 1) * 0x9e3779b97f4a7c15ull));
     resp_out_init(&s->scratch[0], 2, NODE_SLOT_BYTES_MAX, NULL);
     resp_out_init(&s->scratch[1], 3, NODE_SLOT_BYTES_MAX, NULL);
     s->kv = shard__new_kv(n, s);
@@ -309,7 +309,7 @@ static void shard__propose(struct shard *s, struct pending_read *q) {
         shard__fail(q, "OOM command not allowed when used memory > 'maxmemory'.");
         return;
     }
-    cmd_entry_encode(buf, (int64_t)node_now_ms(), q->argc, q->argv);
+    cmd_entry_encode(buf, (int64_t)node_now_ms(s->node), q->argc, q->argv);
     uint64_t index;
     uint64_t term;
     int rc = raft_propose(s->raft, buf, (uint32_t)size, &index, &term);
@@ -620,7 +620,7 @@ static bool shard__read_servable(const struct shard *s, const struct pending_rea
  * see docs/performance.md). */
 static void shard__serve_reads(struct shard *s) {
     uint32_t keep = 0;
-    int64_t now = (int64_t)node_now_ms();
+    int64_t now = (int64_t)node_now_ms(s->node);
     if (s->n_reads > 1) {
         for (int stage = 0; stage < 2; stage++) {
             for (uint32_t i = 0; i < s->n_reads; i++) {
@@ -675,7 +675,7 @@ static void shard__fail_unconfirmed_reads(struct shard *s) {
 }
 
 static void shard__expire(struct node *n, struct shard *s) {
-    uint64_t now = node_now_ms();
+    uint64_t now = node_now_ms(n);
     if (raft_role(s->raft) != RAFT_LEADER || now - s->expire_proposed_at < 100) return;
     s->expire_proposed_at = now;
     struct kv_item items[NODE_EXPIRE_BATCH];

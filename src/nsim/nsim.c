@@ -95,6 +95,7 @@ struct nsim_slot {
 };
 
 struct nsim_host {
+    struct nsim *w; /* the world it lives in */
     uint8_t idx;
     uint64_t id;
     bool alive;
@@ -194,7 +195,6 @@ struct nsim_applied {
     bool set;
 };
 
-static struct nsim *nsim__w; /* the world the host functions serve */
 
 static void nsim__violation(struct nsim *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -263,46 +263,43 @@ static uint64_t nsim__net_delay(struct nsim *w) {
     return 50 + rand_below(&w->rng, w->delay_us_max + 1);
 }
 
-/* ---- host functions (see src/node/node_int.h) ---- */
+/* ---- the host table (struct node_host in src/node/node_int.h) ---- */
 
-static struct nsim_host *nsim__host(const struct node *n) { return n->host; }
+static struct nsim_host *nsim__host(const struct node *n) { return n->host.ctx; }
 
-uint64_t node_now_ms(void) { return NSIM_EPOCH_MS + nsim__w->now_us / 1000; }
-
-uint64_t node_mono_ms(const struct node *n) {
-    (void)n;
-    return nsim__w->now_us / 1000;
+static uint64_t nsim__now_ms(void *ctx) {
+    const struct nsim_host *h = ctx;
+    return NSIM_EPOCH_MS + h->w->now_us / 1000;
 }
 
-void node_log(const struct node *n, const char *fmt, ...) {
-    struct nsim_host *h = nsim__host(n);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(h->last_log, sizeof(h->last_log), fmt, ap);
-    va_end(ap);
-    nsim__trace(nsim__w, "node %llu: %s", (unsigned long long)h->id, h->last_log);
+static uint64_t nsim__mono_ms(void *ctx) {
+    const struct nsim_host *h = ctx;
+    return h->w->now_us / 1000;
 }
 
-void node_fatal(struct node *n, const char *fmt, ...) {
-    struct nsim_host *h = nsim__host(n);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(h->fatal, sizeof(h->fatal), fmt, ap);
-    va_end(ap);
+static void nsim__log(void *ctx, const char *line) {
+    struct nsim_host *h = ctx;
+    snprintf(h->last_log, sizeof(h->last_log), "%s", line);
+    nsim__trace(h->w, "node %llu: %s", (unsigned long long)h->id, h->last_log);
+}
+
+static void nsim__fatal(void *ctx, const char *line) {
+    struct nsim_host *h = ctx;
+    snprintf(h->fatal, sizeof(h->fatal), "%s", line);
     longjmp(h->jmp, 1);
 }
 
-void node_wake(struct node *n) {
-    struct nsim_host *h = nsim__host(n);
+static void nsim__wake(void *ctx) {
+    struct nsim_host *h = ctx;
     if (h->pump_due) return;
     h->pump_due = true;
-    nsim__push(nsim__w, nsim__w->now_us + 5,
+    nsim__push(h->w, h->w->now_us + 5,
                (struct nsim_ev){.type = EV_PUMP, .node = h->idx, .gen = h->gen});
 }
 
-void node_flush_submit(struct node *n) {
-    struct nsim_host *h = nsim__host(n);
-    struct nsim *w = nsim__w;
+static void nsim__flush_submit(void *ctx) {
+    struct nsim_host *h = ctx;
+    struct nsim *w = h->w;
     uint64_t max = h->slow_until_us > w->now_us ? 20000 + h->disk_us_max : h->disk_us_max;
     nsim__push(w, w->now_us + 20 + rand_below(&w->rng, max + 1),
                (struct nsim_ev){.type = EV_FLUSH, .node = h->idx, .gen = h->gen});
@@ -315,18 +312,18 @@ static int nsim__slot_of(const struct nsim *w, uint64_t id) {
     return -1;
 }
 
-void peer_send(struct node *n, uint64_t group, const struct raft_msg *m) {
-    struct nsim_host *h = nsim__host(n);
-    int to = nsim__slot_of(nsim__w, m->to);
+static void nsim__peer_send(void *ctx, uint64_t group, const struct raft_msg *m) {
+    struct nsim_host *h = ctx;
+    int to = nsim__slot_of(h->w, m->to);
     if (to < 0) return;
     if (peer_encode_raft(&h->out[to], group, m) != 0) return; /* dropped: Raft retries */
     h->sent_since_beat[to] = true;
 }
 
 /* As peer.c: a beat to each peer that got no frame since the last call. */
-void peer_beat(struct node *n) {
-    struct nsim_host *h = nsim__host(n);
-    for (uint32_t to = 0; to < nsim__w->n_nodes; to++) {
+static void nsim__peer_beat(void *ctx) {
+    struct nsim_host *h = ctx;
+    for (uint32_t to = 0; to < h->w->n_nodes; to++) {
         if (to == h->idx) continue;
         bool beat = !h->sent_since_beat[to];
         h->sent_since_beat[to] = false;
@@ -336,9 +333,9 @@ void peer_beat(struct node *n) {
 
 /* The frames of this turn leave, one batch per peer (one write per
  * connection); the network may lose, duplicate or delay the batch. */
-void peer_flush(struct node *n) {
-    struct nsim_host *h = nsim__host(n);
-    struct nsim *w = nsim__w;
+static void nsim__peer_flush(void *ctx) {
+    struct nsim_host *h = ctx;
+    struct nsim *w = h->w;
     for (uint32_t to = 0; to < w->n_nodes; to++) {
         struct peer_buf *b = &h->out[to];
         if (b->len == 0) continue;
@@ -373,28 +370,40 @@ static void nsim__slot_free(struct nsim_host *h, struct nsim_slot *ns) {
     free(ns);
 }
 
-void slot_set(struct client *c, struct slot *s, const char *data, size_t len) {
+static void nsim__slot_set(void *ctx, struct client *c, struct slot *s, const char *data,
+                           size_t len) {
+    struct nsim_host *h = ctx;
+    (void)c;
     struct nsim_slot *ns = (struct nsim_slot *)s;
     /* shard ownership: a read answered from a keyspace was served by the
      * shard the node handed it to, which must own the key's slot */
     if (ns->read && ns->ran != ns->want && (len == 0 || data[0] != '-')) {
-        nsim__violation(nsim__w, "shard ownership: node %llu served a read of a key of group "
-                                 "%u from group %u",
-                        (unsigned long long)nsim__host(c->node)->id, ns->want + 1u, ns->ran + 1u);
+        nsim__violation(h->w, "shard ownership: node %llu served a read of a key of group "
+                              "%u from group %u",
+                        (unsigned long long)h->id, ns->want + 1u, ns->ran + 1u);
     }
-    nsim__reply(nsim__w, ns, data, len);
-    nsim__slot_free(nsim__host(c->node), ns);
+    nsim__reply(h->w, ns, data, len);
+    nsim__slot_free(h, ns);
 }
 
-void slot_set_error(struct client *c, struct slot *s, const char *msg) {
-    char buf[512];
-    int len = snprintf(buf, sizeof(buf), "-%s\r\n", msg);
-    slot_set(c, s, buf, (size_t)len);
-}
+static void nsim__resume_clients(void *ctx) { (void)ctx; }
 
-void client_resume_all(struct node *n) { (void)n; }
+static void nsim__release_replies(void *ctx) { (void)ctx; } /* slot_set answers at once */
 
-void client_release_due(struct node *n) { (void)n; } /* slot_set answers at once */
+static const struct node_host nsim__host_table = {
+    .now_ms = nsim__now_ms,
+    .mono_ms = nsim__mono_ms,
+    .log = nsim__log,
+    .fatal = nsim__fatal,
+    .wake = nsim__wake,
+    .flush_submit = nsim__flush_submit,
+    .peer_send = nsim__peer_send,
+    .peer_beat = nsim__peer_beat,
+    .peer_flush = nsim__peer_flush,
+    .reply = nsim__slot_set,
+    .resume_clients = nsim__resume_clients,
+    .release_replies = nsim__release_replies,
+};
 
 /* ---- checkers ---- */
 
@@ -470,8 +479,8 @@ static void nsim__check_owner(struct nsim *w, const struct node *n, const struct
 }
 
 static void nsim__on_apply(struct node *n, const struct shard *s, const struct raft_entry *e) {
-    struct nsim *w = nsim__w;
     struct nsim_host *h = nsim__host(n);
+    struct nsim *w = h->w;
     struct nsim_group *g = &w->groups[s->index];
     uint64_t *applied = &h->applied[s->index];
     bool next = e->index == *applied + 1;
@@ -587,8 +596,9 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
     nsim_fs_io(h->fs, &n->io);
     n->snapshot_inline = true;
     n->on_apply = nsim__on_apply;
-    n->host = h;
-    n->start_ms = node_now_ms();
+    n->host = nsim__host_table;
+    n->host.ctx = h;
+    n->start_ms = node_now_ms(n);
     n->next_client_id = 1;
     h->pump_due = false;
     h->inputs++;
@@ -1361,7 +1371,7 @@ static void nsim__check_final(struct nsim *w) {
             const struct shard *s = h->n->shards[k];
             if (s == NULL) continue;
             struct nsim__kv_owner o = {.w = w, .h = h, .s = s};
-            (void)kv_foreach(s->kv, (int64_t)node_now_ms(), nsim__kv_owner_cb, &o);
+            (void)kv_foreach(s->kv, (int64_t)node_now_ms(h->n), nsim__kv_owner_cb, &o);
             if (first == NULL) {
                 first = h;
                 continue;
@@ -1385,7 +1395,6 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
              size_t why_cap) {
     struct nsim *w = calloc(1, sizeof(*w));
     if (w == NULL) abort();
-    nsim__w = w;
     w->opt = *opt;
     rand_seed(&w->rng, opt->seed);
     w->n_nodes = rand_chance(&w->rng, 25) ? 5 : 3;
@@ -1435,6 +1444,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
         snprintf(m->host, sizeof(m->host), "10.0.0.%u", i + 1);
         m->client_port = 7001;
         m->peer_port = 17001;
+        w->hosts[i].w = w;
         w->hosts[i].idx = (uint8_t)i;
         w->hosts[i].id = i + 1;
         w->hosts[i].fs = nsim_fs_create();
@@ -1539,6 +1549,5 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     }
     map_free(&w->map);
     free(w);
-    nsim__w = NULL;
     return rc;
 }
