@@ -997,6 +997,31 @@ TEST(a_lagging_follower_answers_quiesce_and_wakes_the_leader) {
     net_free(&net);
 }
 
+/* An answer to the leader's last heartbeat that arrives after the leader
+ * went quiet (a long turn of a node hosting many groups) does not wake it:
+ * with 10,000 groups a node, such answers kept every group awake. */
+TEST(a_late_heartbeat_answer_does_not_wake_a_quiet_leader) {
+    CHECK(quiet__scene());
+    uint64_t term = raft_term(net.r[1]);
+    raft_wake(net.r[1]); /* its heartbeats go out */
+    net_flush(&net);
+    size_t heartbeats = net.n_queue;
+    CHECK(heartbeats == 2);
+    for (size_t k = 0; k < heartbeats; k++) net_deliver_at(&net, 0);
+    /* the followers' answers wait in the queue while the leader quiesces */
+    CHECK(net.n_queue == 2);
+    CHECK(net.queue[0].m.type == RAFT_MSG_HEARTBEAT_RESP);
+    CHECK(raft_quiesce(net.r[1]));
+    net_settle(&net);
+    for (int id = 1; id <= 3; id++) CHECK(raft_is_quiet(net.r[id]));
+    uint64_t sent = sent_total(&net);
+    net_tick_all(&net, 10 * (int)net.cfg.election_ticks);
+    CHECK_EQ_U64(sent_total(&net), sent);
+    CHECK_EQ_U64(raft_term(net.r[2]), term);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* Liveness rests on the caller's failure detector: quiet followers of a
  * dead leader elect nobody until raft_wake(); then their election timers
  * run as before and one of them leads. */
@@ -1076,6 +1101,7 @@ int main(void) {
         TEST_ENTRY(quiet_group_stops_its_timers_until_a_proposal_wakes_it),
         TEST_ENTRY(quiesce_is_refused_while_anything_is_pending),
         TEST_ENTRY(a_lagging_follower_answers_quiesce_and_wakes_the_leader),
+        TEST_ENTRY(a_late_heartbeat_answer_does_not_wake_a_quiet_leader),
         TEST_ENTRY(quiet_followers_of_a_dead_leader_elect_once_woken),
         TEST_ENTRY(a_read_on_a_quiet_leader_needs_a_quorum_round),
     };
