@@ -247,7 +247,7 @@ int raft_transfer_leader(struct raft *r, uint64_t target) __attribute__((warn_un
 /* Starts an election now (for tests and for a replica told to lead). */
 void raft_campaign(struct raft *r);
 
-/* Quiescence (docs/raft.md, "Quiet groups"): an idle group stops its
+/* Quiescence (docs/node.md, "Quiet groups"): an idle group stops its
  * timers. Safety never depends on it; only ticks and heartbeats stop.
  *
  * raft_quiesce(): a leader with nothing pending (no reads, no transfer,
@@ -261,7 +261,10 @@ void raft_campaign(struct raft *r);
  * wakes the leader.
  * While quiet, raft_tick() is a no-op: no heartbeat, no election timer,
  * no check-quorum. Any call that changes the replica wakes it first
- * (raft_step() of any message but QUIESCE, raft_propose(),
+ * (raft_step() of any message but QUIESCE, and but a heartbeat answer of
+ * the leader's term from a follower that holds its whole log, which a quiet
+ * leader drops: it arrives late when a node's turn is long, and woke the
+ * group each time; raft_propose(),
  * raft_propose_conf(), raft_read_index(), raft_transfer_leader(),
  * raft_campaign()). A woken leader heartbeats at once and counts every
  * member active for a new election timeout; a woken follower restarts its
