@@ -35,6 +35,20 @@ CMD_FN(cmd_decr);
 CMD_FN(cmd_incrby);
 CMD_FN(cmd_decrby);
 CMD_FN(cmd_incrbyfloat);
+/* The live string at key for a command that reads it: true and *found, or
+ * false after replying WRONGTYPE. */
+bool cmd_string_item(const struct cmd_env *env, const struct resp_arg *key, struct kv_item *it,
+                     bool *found, struct resp_out *out);
+/* Stores buf as key's value, keeping its expiry if it existed. */
+int cmd_string_put(const struct cmd_env *env, const struct resp_arg *key, const void *buf,
+                   size_t len, bool existed);
+
+/* bitmaps (cmd_bit.c) */
+CMD_FN(cmd_setbit);
+CMD_FN(cmd_getbit);
+CMD_FN(cmd_bitcount);
+CMD_FN(cmd_bitpos);
+CMD_FN(cmd_bitop);
 
 /* transactions (cmd_multi.c) */
 CMD_FN(cmd_shoal_exec);

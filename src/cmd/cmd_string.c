@@ -24,8 +24,8 @@ static int cmd__get_string(const struct cmd_env *env, const struct resp_arg *key
 
 /* The live string at key for a command that reads it: true and *found, or
  * false after replying WRONGTYPE. */
-static bool cmd__get_item(const struct cmd_env *env, const struct resp_arg *key,
-                          struct kv_item *it, bool *found, struct resp_out *out) {
+bool cmd_string_item(const struct cmd_env *env, const struct resp_arg *key, struct kv_item *it,
+                     bool *found, struct resp_out *out) {
     int rc = cmd__get_string(env, key, it);
     if (rc == KV_EWRONGTYPE) {
         cmd_reply_wrongtype(out);
@@ -39,7 +39,7 @@ CMD_FN(cmd_get) {
     (void)argc;
     struct kv_item it;
     bool found;
-    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (!cmd_string_item(env, &argv[1], &it, &found, out)) return;
     if (found) cmd__reply_value(out, &it);
     else resp_write_null(out);
 }
@@ -48,7 +48,7 @@ CMD_FN(cmd_strlen) {
     (void)argc;
     struct kv_item it;
     bool found;
-    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (!cmd_string_item(env, &argv[1], &it, &found, out)) return;
     resp_write_int(out, found ? it.value_len : 0);
 }
 
@@ -149,7 +149,7 @@ static void cmd__set_generic(const struct cmd_env *env, unsigned flags,
      * once, in kv_set (the second lookup was 14% of a leader under SET). */
     struct kv_item old;
     bool found = false;
-    if ((flags & SET_GET) && !cmd__get_item(env, key, &old, &found, out)) return;
+    if ((flags & SET_GET) && !cmd_string_item(env, key, &old, &found, out)) return;
     if (flags & (SET_NX | SET_XX)) found = kv_exists(env->kv, key->data, key->len, env->now_ms);
     if (flags & SET_GET) {
         if (found) cmd__reply_value(out, &old);
@@ -205,7 +205,7 @@ CMD_FN(cmd_getdel) {
     (void)argc;
     struct kv_item it;
     bool found;
-    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (!cmd_string_item(env, &argv[1], &it, &found, out)) return;
     if (!found) {
         resp_write_null(out);
         return;
@@ -225,7 +225,7 @@ CMD_FN(cmd_getex) {
     }
     struct kv_item it;
     bool found;
-    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (!cmd_string_item(env, &argv[1], &it, &found, out)) return;
     if (!found) {
         resp_write_null(out);
         return;
@@ -276,8 +276,8 @@ CMD_FN(cmd_msetnx) {
 }
 
 /* Stores buf as key's new value, keeping its expiry. */
-static int cmd__overwrite(const struct cmd_env *env, const struct resp_arg *key,
-                          const void *buf, size_t len, bool existed) {
+int cmd_string_put(const struct cmd_env *env, const struct resp_arg *key, const void *buf,
+                   size_t len, bool existed) {
     return kv_set(env->kv, key->data, key->len, buf, len, KV_NO_EXPIRY,
                   existed ? KV_SET_KEEPTTL : 0, env->now_ms);
 }
@@ -286,7 +286,7 @@ CMD_FN(cmd_append) {
     (void)argc;
     struct kv_item it;
     bool found;
-    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (!cmd_string_item(env, &argv[1], &it, &found, out)) return;
     size_t old_len = found ? it.value_len : 0;
     if (old_len + argv[2].len > env->bulk_max) {
         resp_write_errorf(out, "%s", CMD_ERR_TOO_BIG);
@@ -299,7 +299,7 @@ CMD_FN(cmd_append) {
     }
     if (old_len > 0) memcpy(buf, it.value, old_len);
     if (argv[2].len > 0) memcpy(buf + old_len, argv[2].data, argv[2].len);
-    int rc = cmd__overwrite(env, &argv[1], buf, old_len + argv[2].len, found);
+    int rc = cmd_string_put(env, &argv[1], buf, old_len + argv[2].len, found);
     free(buf);
     if (rc != KV_OK) cmd_reply_kv_error(out, rc);
     else resp_write_int(out, (int64_t)(old_len + argv[2].len));
@@ -316,7 +316,7 @@ CMD_FN(cmd_getrange) {
     }
     struct kv_item it;
     bool found;
-    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (!cmd_string_item(env, &argv[1], &it, &found, out)) return;
     if (!found) {
         resp_write_bulk(out, "", 0);
         return;
@@ -351,7 +351,7 @@ CMD_FN(cmd_setrange) {
     }
     struct kv_item it;
     bool found;
-    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (!cmd_string_item(env, &argv[1], &it, &found, out)) return;
     size_t old_len = found ? it.value_len : 0;
     if (argv[3].len == 0) {
         resp_write_int(out, (int64_t)old_len); /* nothing to write; no key is created */
@@ -370,7 +370,7 @@ CMD_FN(cmd_setrange) {
     }
     if (old_len > 0) memcpy(buf, it.value, old_len);
     memcpy(buf + offset, argv[3].data, argv[3].len);
-    int rc = cmd__overwrite(env, &argv[1], buf, new_len, found);
+    int rc = cmd_string_put(env, &argv[1], buf, new_len, found);
     free(buf);
     if (rc != KV_OK) cmd_reply_kv_error(out, rc);
     else resp_write_int(out, (int64_t)new_len);
@@ -382,7 +382,7 @@ static void cmd__incr(const struct cmd_env *env, const struct resp_arg *key, int
                       struct resp_out *out) {
     struct kv_item it;
     bool found;
-    if (!cmd__get_item(env, key, &it, &found, out)) return;
+    if (!cmd_string_item(env, key, &it, &found, out)) return;
     int64_t value = 0;
     if (found && !cmd_parse_i64((const char *)it.value, it.value_len, &value)) {
         resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
@@ -396,7 +396,7 @@ static void cmd__incr(const struct cmd_env *env, const struct resp_arg *key, int
     value += by;
     char buf[32];
     int len = snprintf(buf, sizeof(buf), "%lld", (long long)value);
-    int rc = cmd__overwrite(env, key, buf, (size_t)len, found);
+    int rc = cmd_string_put(env, key, buf, (size_t)len, found);
     if (rc != KV_OK) cmd_reply_kv_error(out, rc);
     else resp_write_int(out, value);
 }
@@ -473,7 +473,7 @@ CMD_FN(cmd_incrbyfloat) {
     long double value = 0;
     struct kv_item it;
     bool found;
-    if (!cmd__get_item(env, &argv[1], &it, &found, out)) return;
+    if (!cmd_string_item(env, &argv[1], &it, &found, out)) return;
     if (found && !cmd_parse_ld((const char *)it.value, it.value_len, &value)) {
         resp_write_errorf(out, "%s", CMD_ERR_NOT_FLOAT);
         return;
@@ -493,7 +493,7 @@ CMD_FN(cmd_incrbyfloat) {
         resp_write_errorf(out, "%s", CMD_ERR_NOT_FLOAT);
         return;
     }
-    int rc = cmd__overwrite(env, &argv[1], buf, (size_t)len, found);
+    int rc = cmd_string_put(env, &argv[1], buf, (size_t)len, found);
     if (rc != KV_OK) cmd_reply_kv_error(out, rc);
     else resp_write_bulk(out, buf, (size_t)len);
 }
