@@ -40,6 +40,8 @@ const struct cmd_def cmd_table[] = {
     {"strlen", cmd_strlen, 2, R | F, 1, 1, 1, "string", "Get the length of the value stored in a key", "2.2.0"},
     /* bitmaps */
     {"bitcount", cmd_bitcount, -2, R, 1, 1, 1, "bitmap", "Count set bits in a string", "2.6.0"},
+    {"bitfield", cmd_bitfield, -2, W, 1, 1, 1, "bitmap", "Perform arbitrary bitfield integer operations on strings", "3.2.0"},
+    {"bitfield_ro", cmd_bitfield_ro, -2, R, 1, 1, 1, "bitmap", "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD", "6.0.0"},
     {"bitop", cmd_bitop, -4, W, 2, -1, 1, "bitmap", "Perform bitwise operations between strings", "2.6.0"},
     {"bitpos", cmd_bitpos, -3, R, 1, 1, 1, "bitmap", "Find first bit set or clear in a string", "2.8.7"},
     {"getbit", cmd_getbit, 3, R | F, 1, 1, 1, "bitmap", "Returns the bit value at offset in the string value stored at key", "2.2.0"},

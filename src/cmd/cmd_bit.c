@@ -292,3 +292,224 @@ CMD_FN(cmd_bitop) {
     if (rc != KV_OK) cmd_reply_kv_error(out, rc);
     else resp_write_int(out, (int64_t)len);
 }
+
+/* ---- BITFIELD, BITFIELD_RO ---- */
+
+enum cmd__bf_op { CMD_BF_GET, CMD_BF_SET, CMD_BF_INCRBY };
+enum cmd__bf_overflow { CMD_BF_WRAP, CMD_BF_SAT, CMD_BF_FAIL };
+
+struct cmd__bf {
+    uint8_t op;       /* enum cmd__bf_op */
+    uint8_t overflow; /* enum cmd__bf_overflow, in force at this op */
+    bool sign;
+    uint8_t bits;    /* 1-64 signed, 1-63 unsigned */
+    uint64_t offset; /* in bits */
+    int64_t value;   /* SET's value, INCRBY's increment */
+};
+
+#define CMD_ERR_BF_TYPE                                                                  \
+    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported " \
+    "but i64 is."
+
+static bool cmd__bf_type(const struct resp_arg *arg, bool *sign, uint8_t *bits,
+                         struct resp_out *out) {
+    int64_t n;
+    if (arg->len < 2 || (arg->data[0] != 'i' && arg->data[0] != 'u') ||
+        !cmd_parse_i64(arg->data + 1, arg->len - 1, &n) || n < 1 ||
+        n > (arg->data[0] == 'i' ? 64 : 63)) {
+        resp_write_errorf(out, "%s", CMD_ERR_BF_TYPE);
+        return false;
+    }
+    *sign = arg->data[0] == 'i';
+    *bits = (uint8_t)n;
+    return true;
+}
+
+/* An offset in bits, or `#N`: N fields of this width. */
+static bool cmd__bf_offset(const struct cmd_env *env, const struct resp_arg *arg, uint8_t bits,
+                           uint64_t *offset, struct resp_out *out) {
+    bool fields = arg->len > 0 && arg->data[0] == '#';
+    int64_t v;
+    bool ok = cmd_parse_i64(arg->data + fields, arg->len - fields, &v);
+    if (ok && fields) ok = !__builtin_mul_overflow(v, (int64_t)bits, &v);
+    if (!ok || v < 0 || (uint64_t)(v >> 3) >= env->bulk_max) {
+        resp_write_errorf(out, "%s", CMD_ERR_BIT_OFFSET);
+        return false;
+    }
+    *offset = (uint64_t)v;
+    return true;
+}
+
+/* The field's bits as an unsigned number (bits past len read as zeros). */
+static uint64_t cmd__bf_read(const uint8_t *p, size_t len, uint64_t offset, uint8_t bits) {
+    uint64_t v = 0;
+    for (uint8_t i = 0; i < bits; i++) v = (v << 1) | (uint64_t)cmd__bit_at(p, len, offset + i);
+    return v;
+}
+
+static void cmd__bf_write(uint8_t *p, uint64_t offset, uint8_t bits, uint64_t v) {
+    for (uint8_t i = 0; i < bits; i++) {
+        uint64_t bit = offset + i;
+        uint8_t mask = (uint8_t)(1u << (7 - (bit & 7)));
+        if ((v >> (bits - 1 - i)) & 1) p[bit >> 3] |= mask;
+        else p[bit >> 3] &= (uint8_t)~mask;
+    }
+}
+
+static int64_t cmd__bf_signed(uint64_t raw, uint8_t bits) {
+    if (bits == 64) return (int64_t)raw;
+    uint64_t sign = UINT64_C(1) << (bits - 1);
+    return (int64_t)((raw ^ sign) - sign); /* sign-extended */
+}
+
+/* value + incr in the field's type under the overflow rule: false if it
+ * overflowed and the rule is FAIL; else *out holds the bits to store. */
+static bool cmd__bf_add(const struct cmd__bf *f, __int128 value, int64_t incr, uint64_t *raw) {
+    __int128 r = value + incr;
+    __int128 max = f->sign ? ((__int128)1 << (f->bits - 1)) - 1 : ((__int128)1 << f->bits) - 1;
+    __int128 min = f->sign ? -((__int128)1 << (f->bits - 1)) : 0;
+    uint64_t mask = f->bits == 64 ? UINT64_MAX : (UINT64_C(1) << f->bits) - 1;
+    if (r >= min && r <= max) {
+        *raw = (uint64_t)r & mask;
+        return true;
+    }
+    if (f->overflow == CMD_BF_FAIL) return false;
+    if (f->overflow == CMD_BF_SAT) *raw = (uint64_t)(r > max ? max : min) & mask;
+    else *raw = (uint64_t)r & mask; /* WRAP: two's complement, modulo 2^bits */
+    return true;
+}
+
+static void cmd__bitfield(const struct cmd_env *env, uint32_t argc, const struct resp_arg *argv,
+                          struct resp_out *out, bool readonly_cmd) {
+    struct cmd__bf *ops = calloc(argc, sizeof(*ops));
+    if (ops == NULL) {
+        cmd_reply_kv_error(out, KV_ENOMEM);
+        return;
+    }
+    uint32_t n = 0;
+    uint8_t overflow = CMD_BF_WRAP;
+    bool writes = false;
+    uint64_t highest = 0; /* the last bit a write reaches */
+    for (uint32_t j = 2; j < argc; j++) {
+        const struct resp_arg *a = &argv[j];
+        uint32_t rest = argc - j - 1;
+        struct cmd__bf f = {.overflow = overflow};
+        if (a->len == 3 && strncasecmp(a->data, "get", 3) == 0 && rest >= 2) {
+            f.op = CMD_BF_GET;
+        } else if (a->len == 3 && strncasecmp(a->data, "set", 3) == 0 && rest >= 3) {
+            f.op = CMD_BF_SET;
+        } else if (a->len == 6 && strncasecmp(a->data, "incrby", 6) == 0 && rest >= 3) {
+            f.op = CMD_BF_INCRBY;
+        } else if (a->len == 8 && strncasecmp(a->data, "overflow", 8) == 0 && rest >= 1) {
+            const struct resp_arg *t = &argv[++j];
+            if (t->len == 4 && strncasecmp(t->data, "wrap", 4) == 0) overflow = CMD_BF_WRAP;
+            else if (t->len == 3 && strncasecmp(t->data, "sat", 3) == 0) overflow = CMD_BF_SAT;
+            else if (t->len == 4 && strncasecmp(t->data, "fail", 4) == 0) overflow = CMD_BF_FAIL;
+            else {
+                resp_write_errorf(out, "ERR Invalid OVERFLOW type specified");
+                free(ops);
+                return;
+            }
+            continue;
+        } else {
+            resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
+            free(ops);
+            return;
+        }
+        if (!cmd__bf_type(&argv[j + 1], &f.sign, &f.bits, out) ||
+            !cmd__bf_offset(env, &argv[j + 2], f.bits, &f.offset, out)) {
+            free(ops);
+            return;
+        }
+        if (f.op != CMD_BF_GET) {
+            writes = true;
+            if (f.offset + f.bits - 1 > highest) highest = f.offset + f.bits - 1;
+            if (!cmd_parse_i64(argv[j + 3].data, argv[j + 3].len, &f.value)) {
+                resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
+                free(ops);
+                return;
+            }
+        }
+        ops[n++] = f;
+        j += f.op == CMD_BF_GET ? 2 : 3;
+    }
+    if (writes && readonly_cmd) {
+        resp_write_errorf(out, "ERR BITFIELD_RO only supports the GET subcommand");
+        free(ops);
+        return;
+    }
+    struct kv_item it;
+    bool found;
+    if (!cmd_string_item(env, &argv[1], &it, &found, out)) {
+        free(ops);
+        return;
+    }
+    size_t len = found ? it.value_len : 0;
+    uint8_t *buf = NULL;
+    if (writes) { /* the string grows to the last bit written, even if no write happens */
+        size_t need = (size_t)(highest >> 3) + 1;
+        if (need > len) len = need;
+        buf = calloc(1, len);
+        if (buf == NULL) {
+            free(ops);
+            cmd_reply_kv_error(out, KV_ENOMEM);
+            return;
+        }
+        if (found && it.value_len > 0) memcpy(buf, it.value, it.value_len);
+    }
+    const uint8_t *p = writes ? buf : (found ? it.value : NULL);
+    /* The replies are worked out first: a store that fails (out of memory)
+     * is then answered with its error instead of the replies. */
+    int64_t *res = calloc(n ? n : 1, sizeof(*res));
+    bool *nil = calloc(n ? n : 1, sizeof(*nil));
+    if (res == NULL || nil == NULL) {
+        free(res);
+        free(nil);
+        free(buf);
+        free(ops);
+        cmd_reply_kv_error(out, KV_ENOMEM);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const struct cmd__bf *f = &ops[i];
+        uint64_t raw = p != NULL ? cmd__bf_read(p, len, f->offset, f->bits) : 0;
+        __int128 old = f->sign ? (__int128)cmd__bf_signed(raw, f->bits) : (__int128)raw;
+        res[i] = (int64_t)old;
+        if (f->op == CMD_BF_GET) continue;
+        uint64_t stored;
+        bool ok;
+        if (f->op == CMD_BF_SET) {
+            /* an unsigned field takes the value's bits as unsigned: -1 is
+             * 2^64 - 1, past any unsigned maximum */
+            __int128 v = f->sign ? (__int128)f->value : (__int128)(uint64_t)f->value;
+            ok = cmd__bf_add(f, v, 0, &stored);
+        } else {
+            ok = cmd__bf_add(f, old, f->value, &stored);
+        }
+        if (!ok) {
+            nil[i] = true;
+            continue;
+        }
+        cmd__bf_write(buf, f->offset, f->bits, stored);
+        if (f->op == CMD_BF_INCRBY) {
+            res[i] = f->sign ? cmd__bf_signed(stored, f->bits) : (int64_t)stored;
+        }
+    }
+    int rc = writes ? cmd_string_put(env, &argv[1], buf, len, found) : KV_OK;
+    if (rc != KV_OK) {
+        cmd_reply_kv_error(out, rc);
+    } else {
+        resp_write_array(out, n);
+        for (uint32_t i = 0; i < n; i++) {
+            if (nil[i]) resp_write_null(out);
+            else resp_write_int(out, res[i]);
+        }
+    }
+    free(res);
+    free(nil);
+    free(buf);
+    free(ops);
+}
+
+CMD_FN(cmd_bitfield) { cmd__bitfield(env, argc, argv, out, false); }
+CMD_FN(cmd_bitfield_ro) { cmd__bitfield(env, argc, argv, out, true); }

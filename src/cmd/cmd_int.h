@@ -49,6 +49,8 @@ CMD_FN(cmd_getbit);
 CMD_FN(cmd_bitcount);
 CMD_FN(cmd_bitpos);
 CMD_FN(cmd_bitop);
+CMD_FN(cmd_bitfield);
+CMD_FN(cmd_bitfield_ro);
 
 /* transactions (cmd_multi.c) */
 CMD_FN(cmd_shoal_exec);

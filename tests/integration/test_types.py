@@ -321,7 +321,9 @@ def test_bitmaps_through_a_follower_match_redis(cluster, redis_server):
     for cmd in (("BITCOUNT", "bm"), ("BITCOUNT", "bm", 100, 20000), ("BITCOUNT", "bm", 5, 99999, "BIT"),
                 ("BITPOS", "bm", 1), ("BITPOS", "bm", 0), ("BITPOS", "bm", 1, 1000),
                 ("BITPOS", "bm", 0, 7, 70000, "BIT"), ("BITOP", "XOR", "dst", "bm", "other"),
-                ("GET", "dst"), ("BITOP", "NOT", "dst", "other"), ("GET", "dst"), ("STRLEN", "bm")):
+                ("GET", "dst"), ("BITOP", "NOT", "dst", "other"), ("GET", "dst"), ("STRLEN", "bm"),
+                ("BITFIELD", "bf", "SET", "i16", "#3", -300, "OVERFLOW", "SAT", "INCRBY", "u8", 7, 300),
+                ("BITFIELD_RO", "bf", "GET", "i16", "#3", "GET", "u8", 7), ("GET", "bf")):
         assert ours.execute_command(*cmd) == theirs.execute_command(*cmd), cmd
     lead = cluster.leader()
     commit = cluster.raft(lead)["commit_index"]
