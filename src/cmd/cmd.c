@@ -29,6 +29,7 @@ const struct cmd_def cmd_table[] = {
     {"incr", cmd_incr, 2, W | F, 1, 1, 1, "string", "Increment the integer value of a key by one", "1.0.0"},
     {"incrby", cmd_incrby, 3, W | F, 1, 1, 1, "string", "Increment the integer value of a key by the given amount", "1.0.0"},
     {"incrbyfloat", cmd_incrbyfloat, 3, W | F, 1, 1, 1, "string", "Increment the float value of a key by the given amount", "2.6.0"},
+    {"lcs", cmd_lcs, -3, R, 1, 2, 1, "string", "Find longest common substring", "7.0.0"},
     {"mget", cmd_mget, -2, R | F, 1, -1, 1, "string", "Get the values of all the given keys", "1.0.0"},
     {"mset", cmd_mset, -3, W, 1, -1, 2, "string", "Set multiple keys to multiple values", "1.0.1"},
     {"msetnx", cmd_msetnx, -3, W, 1, -1, 2, "string", "Set multiple keys to multiple values, only if none of the keys exist", "1.0.1"},

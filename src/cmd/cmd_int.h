@@ -35,6 +35,7 @@ CMD_FN(cmd_decr);
 CMD_FN(cmd_incrby);
 CMD_FN(cmd_decrby);
 CMD_FN(cmd_incrbyfloat);
+CMD_FN(cmd_lcs);
 /* The live string at key for a command that reads it: true and *found, or
  * false after replying WRONGTYPE. */
 bool cmd_string_item(const struct cmd_env *env, const struct resp_arg *key, struct kv_item *it,

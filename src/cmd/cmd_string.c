@@ -497,3 +497,149 @@ CMD_FN(cmd_incrbyfloat) {
     if (rc != KV_OK) cmd_reply_kv_error(out, rc);
     else resp_write_bulk(out, buf, (size_t)len);
 }
+
+/* ---- LCS ---- */
+
+struct cmd__lcs_range {
+    uint32_t a_start, a_end, b_start, b_end;
+};
+
+/* LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN], as Redis 7.0:
+ * the classic table of LCS lengths of every pair of prefixes, then a walk
+ * back from the end that emits the matched ranges last to first. Missing
+ * keys read as empty strings. The table costs 4 bytes a cell: refused past
+ * proto-max-bulk-len bytes (Redis 7.2's bound). */
+CMD_FN(cmd_lcs) {
+    struct kv_item ia;
+    struct kv_item ib;
+    int ra = kv_get(env->kv, argv[1].data, argv[1].len, env->now_ms, &ia);
+    int rb = kv_get(env->kv, argv[2].data, argv[2].len, env->now_ms, &ib);
+    if ((ra == KV_OK && ia.type != KV_TYPE_STRING) || (rb == KV_OK && ib.type != KV_TYPE_STRING)) {
+        resp_write_errorf(out, "ERR The specified keys must contain string values");
+        return;
+    }
+    const uint8_t *a = ra == KV_OK ? ia.value : (const uint8_t *)"";
+    const uint8_t *b = rb == KV_OK ? ib.value : (const uint8_t *)"";
+    uint32_t alen = ra == KV_OK ? ia.value_len : 0;
+    uint32_t blen = rb == KV_OK ? ib.value_len : 0;
+    bool idx = false, len_only = false, with_len = false;
+    int64_t min_len = 0;
+    for (uint32_t j = 3; j < argc; j++) {
+        const struct resp_arg *o = &argv[j];
+        if (o->len == 3 && strncasecmp(o->data, "idx", 3) == 0) {
+            idx = true;
+        } else if (o->len == 3 && strncasecmp(o->data, "len", 3) == 0) {
+            len_only = true;
+        } else if (o->len == 12 && strncasecmp(o->data, "withmatchlen", 12) == 0) {
+            with_len = true;
+        } else if (o->len == 11 && strncasecmp(o->data, "minmatchlen", 11) == 0 && j + 1 < argc) {
+            if (!cmd_parse_i64(argv[j + 1].data, argv[j + 1].len, &min_len)) {
+                resp_write_errorf(out, "%s", CMD_ERR_NOT_INT);
+                return;
+            }
+            if (min_len < 0) min_len = 0;
+            j++;
+        } else {
+            resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
+            return;
+        }
+    }
+    if (idx && len_only) {
+        resp_write_errorf(out, "ERR If you want both the length and indexes, please just use IDX.");
+        return;
+    }
+    uint64_t cells = (uint64_t)(alen + 1) * (blen + 1);
+    if (cells > env->bulk_max / sizeof(uint32_t)) {
+        resp_write_errorf(out, "ERR Insufficient memory, transient memory for LCS exceeds "
+                               "proto-max-bulk-len");
+        return;
+    }
+    uint32_t *dp = malloc((size_t)cells * sizeof(uint32_t));
+    uint8_t *text = malloc((size_t)(alen < blen ? alen : blen) + 1);
+    struct cmd__lcs_range *ranges = NULL;
+    if (dp == NULL || text == NULL) goto oom;
+#define CMD_LCS(i, j) dp[(size_t)(i) * (blen + 1) + (j)]
+    for (uint32_t i = 0; i <= alen; i++) {
+        for (uint32_t j = 0; j <= blen; j++) {
+            if (i == 0 || j == 0) CMD_LCS(i, j) = 0;
+            else if (a[i - 1] == b[j - 1]) CMD_LCS(i, j) = CMD_LCS(i - 1, j - 1) + 1;
+            else if (CMD_LCS(i - 1, j) > CMD_LCS(i, j - 1)) CMD_LCS(i, j) = CMD_LCS(i - 1, j);
+            else CMD_LCS(i, j) = CMD_LCS(i, j - 1);
+        }
+    }
+    uint32_t total = CMD_LCS(alen, blen);
+    if (len_only) {
+        resp_write_int(out, total);
+        goto done;
+    }
+    /* Walk back: a match takes a byte and extends the current range down;
+     * a mismatch moves toward the larger neighbour (j on a tie) and closes
+     * the range. A range is also closed at the first byte of either
+     * string. */
+    uint32_t n_ranges = 0;
+    uint32_t cap = 0;
+    uint32_t at = total;
+    uint32_t i = alen, j = blen;
+    bool open = false;
+    struct cmd__lcs_range cur = {0, 0, 0, 0};
+    while (i > 0 && j > 0) {
+        bool close = false;
+        if (a[i - 1] == b[j - 1]) {
+            text[--at] = a[i - 1];
+            if (!open) {
+                cur = (struct cmd__lcs_range){i - 1, i - 1, j - 1, j - 1};
+                open = true;
+            } else {
+                cur.a_start--;
+                cur.b_start--;
+            }
+            if (cur.a_start == 0 || cur.b_start == 0) close = true;
+            i--;
+            j--;
+        } else {
+            if (CMD_LCS(i - 1, j) > CMD_LCS(i, j - 1)) i--;
+            else j--;
+            close = open;
+        }
+        if (close && open) {
+            open = false;
+            if (idx && (int64_t)(cur.a_end - cur.a_start + 1) >= min_len) {
+                if (n_ranges == cap) {
+                    cap = cap ? cap * 2 : 16;
+                    struct cmd__lcs_range *p = realloc(ranges, cap * sizeof(*p));
+                    if (p == NULL) goto oom;
+                    ranges = p;
+                }
+                ranges[n_ranges++] = cur;
+            }
+        }
+    }
+#undef CMD_LCS
+    if (!idx) {
+        resp_write_bulk(out, text, total);
+        goto done;
+    }
+    resp_write_map(out, 2);
+    resp_write_bulk(out, "matches", 7);
+    resp_write_array(out, n_ranges);
+    for (uint32_t k = 0; k < n_ranges; k++) {
+        const struct cmd__lcs_range *r = &ranges[k];
+        resp_write_array(out, with_len ? 3 : 2);
+        resp_write_array(out, 2);
+        resp_write_int(out, r->a_start);
+        resp_write_int(out, r->a_end);
+        resp_write_array(out, 2);
+        resp_write_int(out, r->b_start);
+        resp_write_int(out, r->b_end);
+        if (with_len) resp_write_int(out, (int64_t)(r->a_end - r->a_start + 1));
+    }
+    resp_write_bulk(out, "len", 3);
+    resp_write_int(out, total);
+    goto done;
+oom:
+    cmd_reply_kv_error(out, KV_ENOMEM);
+done:
+    free(dp);
+    free(text);
+    free(ranges);
+}
