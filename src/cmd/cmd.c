@@ -47,6 +47,10 @@ const struct cmd_def cmd_table[] = {
     {"bitpos", cmd_bitpos, -3, R, 1, 1, 1, "bitmap", "Find first bit set or clear in a string", "2.8.7"},
     {"getbit", cmd_getbit, 3, R | F, 1, 1, 1, "bitmap", "Returns the bit value at offset in the string value stored at key", "2.2.0"},
     {"setbit", cmd_setbit, 4, W, 1, 1, 1, "bitmap", "Sets or clears the bit at offset in the string value stored at key", "2.2.0"},
+    /* HyperLogLog */
+    {"pfadd", cmd_pfadd, -2, W | F, 1, 1, 1, "hyperloglog", "Adds the specified elements to the specified HyperLogLog.", "2.8.9"},
+    {"pfcount", cmd_pfcount, -2, R, 1, -1, 1, "hyperloglog", "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).", "2.8.9"},
+    {"pfmerge", cmd_pfmerge, -2, W, 1, -1, 1, "hyperloglog", "Merge N different HyperLogLogs into a single one.", "2.8.9"},
     /* hashes */
     {"hdel", cmd_hdel, -3, W | F, 1, 1, 1, "hash", "Delete one or more hash fields", "2.0.0"},
     {"hexists", cmd_hexists, 3, R | F, 1, 1, 1, "hash", "Determine if a hash field exists", "2.0.0"},

@@ -53,6 +53,11 @@ CMD_FN(cmd_bitop);
 CMD_FN(cmd_bitfield);
 CMD_FN(cmd_bitfield_ro);
 
+/* HyperLogLog (cmd_hll.c) */
+CMD_FN(cmd_pfadd);
+CMD_FN(cmd_pfcount);
+CMD_FN(cmd_pfmerge);
+
 /* transactions (cmd_multi.c) */
 CMD_FN(cmd_shoal_exec);
 CMD_FN(cmd_shoal_watch);

@@ -332,3 +332,25 @@ def test_bitmaps_through_a_follower_match_redis(cluster, redis_server):
         r = cluster.client(i)
         r.execute_command("READONLY")
         assert r.get("bm") == theirs.get("bm") and r.get("dst") == theirs.get("dst"), i
+
+
+def test_hyperloglog_counts_match_redis(cluster, redis_server):
+    """PFADD through a follower goes through the log; PFCOUNT and PFMERGE
+    give redis-server's numbers for the same elements (Redis's hash,
+    registers and estimator), on every replica."""
+    ours, theirs = both(cluster, redis_server)
+    for r in (ours, theirs):
+        p = r.pipeline(transaction=False)
+        for k in range(20):
+            p.pfadd("hll%d" % (k % 3), *["e%d" % i for i in range(k * 500, k * 500 + 500)])
+        p.execute()
+        r.pfmerge("all", "hll0", "hll1", "hll2")
+    want = [theirs.pfcount("hll0"), theirs.pfcount("all"), theirs.pfcount("hll1", "hll2")]
+    assert 9000 < want[1] < 11000
+    lead = cluster.leader()
+    commit = cluster.raft(lead)["commit_index"]
+    for i in cluster.procs:
+        cluster.wait_applied(i, commit, timeout=30)
+        r = cluster.client(i)
+        r.execute_command("READONLY")
+        assert [r.pfcount("hll0"), r.pfcount("all"), r.pfcount("hll1", "hll2")] == want, i

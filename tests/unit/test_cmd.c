@@ -42,13 +42,19 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A recorded command has at most this many arguments of 511 bytes, on a
+ * line of at most TEST_CMD_LINE_BYTES (PFADD of a thousand elements). */
+#define TEST_CMD_ARGS_MAX 2048
+#define TEST_CMD_LINE_BYTES 65536
+
 /* Runs one command line through the command layer into out. */
 static void run_line(const struct cmd_env *env, char *line, struct resp_out *out) {
-    struct resp_arg argv[64];
-    static char bufs[64][512];
+    static struct resp_arg argv[TEST_CMD_ARGS_MAX];
+    static char bufs[TEST_CMD_ARGS_MAX][512];
     uint32_t argc = 0;
     char *save = NULL;
-    for (char *tok = strtok_r(line, " ", &save); tok && argc < 64; tok = strtok_r(NULL, " ", &save)) {
+    for (char *tok = strtok_r(line, " ", &save); tok && argc < TEST_CMD_ARGS_MAX;
+         tok = strtok_r(NULL, " ", &save)) {
         argv[argc].len = unescape(tok, strlen(tok), bufs[argc]);
         argv[argc].data = bufs[argc];
         argc++;
@@ -69,9 +75,9 @@ TEST(replies_match_redis_byte_for_byte) {
     CHECK(kv != NULL);
     struct rand rng;
     rand_seed(&rng, 1);
-    static char line[8192];
-    static char cmd_line[8192];
-    static char want[8192];
+    static char line[TEST_CMD_LINE_BYTES];
+    static char cmd_line[TEST_CMD_LINE_BYTES];
+    static char want[TEST_CMD_LINE_BYTES];
     int compared = 0;
     int mismatches = 0;
     /* one clock reading for the whole script: PTTL right after SET PX must
@@ -90,7 +96,7 @@ TEST(replies_match_redis_byte_for_byte) {
                               .bulk_max = 512u << 20};
         struct resp_out out;
         resp_out_init(&out, 2, 1u << 20, NULL);
-        char shown[8192];
+        static char shown[TEST_CMD_LINE_BYTES];
         snprintf(shown, sizeof(shown), "%s", cmd_line);
         run_line(&env, cmd_line, &out);
         compared++;
