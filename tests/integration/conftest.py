@@ -107,6 +107,19 @@ class Cluster:
         lead = self.leader()
         return [i for i in self.procs if i != lead]
 
+    def wait_connected(self, timeout=20.0):
+        """Every node's links to its peers are up (CLUSTER NODES link
+        state): a link refused at start retries with a growing backoff, so
+        on a loaded machine one can still be down after the first leader."""
+        end = time.time() + timeout
+        while time.time() < end:
+            text = "\n".join(self.client(i).execute_command("CLUSTER", "NODES").decode()
+                             for i in self.procs)
+            if "disconnected" not in text:
+                return
+            time.sleep(0.1)
+        raise AssertionError("peer links still down: %s" % text)
+
     def wait_applied(self, i, index, timeout=20):
         deadline = time.time() + timeout
         while time.time() < deadline:

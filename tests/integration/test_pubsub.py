@@ -49,15 +49,7 @@ def wait_links(c, subs, timeout=20.0):
 
 
 def wait_connected(c, timeout=20.0):
-    """Every node's links to its peers are up (CLUSTER NODES link state)."""
-    end = time.time() + timeout
-    while time.time() < end:
-        text = "\n".join(c.client(i).execute_command("CLUSTER", "NODES").decode()
-                         for i in c.ids)
-        if "disconnected" not in text:
-            return
-        time.sleep(0.1)
-    raise AssertionError("peer links still down: %s" % text)
+    c.wait_connected(timeout)
 
 
 def test_publish_on_any_node_reaches_subscribers_on_every_node(make_cluster):

@@ -102,6 +102,7 @@ def test_without_a_leader_a_command_waits_then_gets_clusterdown(make_cluster):
 
 def test_cluster_slots_shards_and_nodes_agree_with_the_group(cluster):
     lead = cluster.leader()
+    cluster.wait_connected()  # the link state is one of the fields checked
     ids = {}
     for i in cluster.ids:
         ids[i] = cluster.client(i).execute_command("CLUSTER", "MYID").decode()
