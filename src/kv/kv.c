@@ -196,7 +196,8 @@ static const struct kv_entry *kv__lookup(const struct kv *kv, const void *key, s
 }
 
 void kv_prefetch(const struct kv *kv, const void *key, size_t key_len, int stage) {
-    if (key_len > kv->config.key_bytes_max) return;
+    /* a long key costs more to hash again than a miss */
+    if (key_len > KV_PREFETCH_KEY_BYTES_MAX || key_len > kv->config.key_bytes_max) return;
     uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
     if (stage == 0) kv_dict_prefetch_bucket(&kv->dict, hash);
     else kv_dict_prefetch_entry(&kv->dict, hash);

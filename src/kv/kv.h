@@ -159,6 +159,7 @@ int kv_expire_get(const struct kv *kv, const void *key, size_t key_len, int64_t 
  * kv_prefetch(kv, key, len, 0) for each of their keys, then stage 1 for
  * each, then runs them, so the misses overlap instead of following one
  * another. */
+#define KV_PREFETCH_KEY_BYTES_MAX 256u /* longer keys are not prefetched */
 void kv_prefetch(const struct kv *kv, const void *key, size_t key_len, int stage);
 /* Stored keys, including logically expired ones not yet deleted (this is
  * what Redis's DBSIZE reports). O(1). */
