@@ -1,5 +1,6 @@
 # kv.mk: the keyspace (src/kv/) and its unit test.
-KV_SRC := src/kv/kv.c src/kv/kv_coll.c src/kv/kv_dict.c src/kv/kv_glob.c src/kv/kv_list.c src/kv/kv_snapshot.c
+KV_SRC := src/kv/kv.c src/kv/kv_coll.c src/kv/kv_dict.c src/kv/kv_glob.c src/kv/kv_list.c \
+          src/kv/kv_snapshot.c src/kv/kv_zset.c
 
 $(BUILD)/test/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUILD)/test
 	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC)
@@ -31,3 +32,14 @@ $(BUILD)/canary/KV_COLL_NO_TOUCH/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_
 
 TEST_DEPS += $(BUILD)/canary/KV_COLL_NO_TOUCH/test_kv
 EXTRA_CHECKS += scripts/kv-coll-canary.sh
+
+# Sorted sets against a naive model (tests/unit/test_zset.c), and their
+# memory figures (docs/kv.md): `make build/zset-mem && build/zset-mem`.
+$(BUILD)/test/test_zset: tests/unit/test_zset.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_zset.c $(KV_SRC) $(UTIL_SRC) -lm
+
+$(BUILD)/zset-mem: tests/unit/test_zset.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUILD)
+	$(CC) $(RELEASE_CFLAGS) -DZSET_TEST_MEM_ONLY -Itests/unit -o $@ tests/unit/test_zset.c \
+		$(KV_SRC) $(UTIL_SRC) -lm
+
+UNIT_TESTS += $(BUILD)/test/test_zset

@@ -1115,7 +1115,7 @@ TEST(snapshot_corruption_is_detected_at_every_byte) {
     char err[200];
     struct kv *out = NULL;
     memcpy(p, s.p, s.len);
-    p[8] = 3;
+    p[8] = KV_SNAPSHOT_VERSION + 1;
     uint32_t crc = crc32c(0, p, 40);
     for (int b = 0; b < 4; b++) p[40 + b] = (uint8_t)(crc >> (8 * b));
     CHECK(kv_snapshot_load_buffer(&c, p, s.len, &out, NULL, err, sizeof(err)) == KV_EVERSION);
