@@ -452,6 +452,10 @@ int kv_list_move(struct kv *kv, struct kv_coll *src, bool src_front, struct kv_c
  * and stays so. Member lookups are O(1) or O(n) packed; ranks, bounds and
  * changes O(log^2 n) (a bound is a binary search over ranks).
  *
+ * A score of -0 is stored as 0, whatever the encoding: Redis 7.0 answers 0
+ * for it from a listpack (which keeps it as text) and -0 from a skiplist;
+ * shoal's encodings differ between replicas, so it keeps one answer.
+ *
  * Views (struct kv_zelem) borrow the collection's memory and stay valid
  * until its next change. Each member is at most value_bytes_max bytes; a
  * sorted set holds at most KV_COLL_ELEMENTS_MAX members.
@@ -488,7 +492,7 @@ typedef int (*kv_zelem_cb)(void *ctx, const struct kv_zelem *e);
 int kv_zset_walk(const struct kv_coll *c, uint64_t from, uint64_t to, bool reverse,
                  kv_zelem_cb cb, void *ctx);
 /* Adds member with score, or sets the score of an existing member (score
- * not NaN). *created (may be NULL) tells whether it was new. KV_OK;
+ * not NaN; -0 is stored as 0). *created (may be NULL) tells whether it was new. KV_OK;
  * KV_ETOOBIG (member over value_bytes_max), KV_EFULL, KV_ENOMEM: nothing
  * changed. */
 int kv_zset_add(struct kv *kv, struct kv_coll *c, const void *member, size_t len, double score,

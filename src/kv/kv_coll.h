@@ -61,7 +61,7 @@ struct kv_list {
  *
  * a score being one byte t < 0xF0 for the integers -16..223 (t - 16), or
  * 0xF0 and an int16, 0xF1 and an int32, 0xF2 and the double's 8 bytes (all
- * little-endian; -0 is a double). */
+ * little-endian). */
 struct kv_zbig;
 struct kv_zset {
     union {

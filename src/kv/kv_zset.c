@@ -97,7 +97,6 @@ static uint64_t kv__get_le(const uint8_t *p, int bytes) {
 
 /* Score bytes: 1 (an integer -16..223), 3 (int16), 5 (int32) or 9. */
 static size_t kv__score_bytes(double s) {
-    if (s == 0 && signbit(s)) return 9;
     if (s >= -16 && s <= 223 && s == floor(s)) return 1;
     if (s >= INT16_MIN && s <= INT16_MAX && s == floor(s)) return 3;
     if (s >= INT32_MIN && s <= INT32_MAX && s == floor(s)) return 5;
@@ -847,6 +846,7 @@ int kv_zset_add(struct kv *kv, struct kv_coll *c, const void *member, size_t len
     bool fresh = false;
     if (created != NULL) *created = false;
     if (len > kv->config.value_bytes_max) return KV_ETOOBIG;
+    if (score == 0) score = 0.0; /* -0 is stored as 0 (see kv.h) */
     uint64_t mem = kv__total(c);
     uint64_t payload = c->payload_bytes;
     if (c->zset.is_big) (void)kv_dict_rehash(&c->zset.big->dict, 1);
@@ -889,7 +889,7 @@ int kv_zset_remove(struct kv *kv, struct kv_coll *c, const void *member, size_t 
 int kv_zset_append(struct kv *kv, struct kv_coll *c, const void *member, uint32_t len,
                    double score) {
     assert(c->type == KV_TYPE_ZSET);
-    if (isnan(score)) return KV_ECORRUPT;
+    if (isnan(score) || (score == 0 && signbit(score))) return KV_ECORRUPT;
     if (len > kv->config.value_bytes_max) return KV_ETOOBIG;
     uint64_t n = kv_zset_count(c);
     if (n > 0) {

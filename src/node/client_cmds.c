@@ -90,10 +90,13 @@ static void node__command_info(const struct cmd_def *d, struct resp_out *out) {
     resp_write_bulk(out, d->name, strlen(d->name));
     resp_write_int(out, d->arity);
     node__command_flags(d, out);
-    bool movable = (d->flags & CMD_NUMKEYS) != 0; /* Redis shows 0 0 0 and "movablekeys" */
-    resp_write_int(out, movable ? 0 : d->first_key);
-    resp_write_int(out, movable ? 0 : d->last_key);
-    resp_write_int(out, movable ? 0 : d->key_step);
+    /* Redis shows "movablekeys" and the fixed keys: 0 0 0, or 1 1 1 when a
+     * destination comes first (ZUNIONSTORE) */
+    bool movable = (d->flags & CMD_NUMKEYS) != 0;
+    int fixed = (d->flags & CMD_DSTKEY) ? 1 : 0;
+    resp_write_int(out, movable ? fixed : d->first_key);
+    resp_write_int(out, movable ? fixed : d->last_key);
+    resp_write_int(out, movable ? fixed : d->key_step);
     resp_write_set(out, 0); /* ACL categories */
     resp_write_set(out, 0); /* tips */
     resp_write_array(out, 0); /* key specs */
