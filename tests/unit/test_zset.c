@@ -329,7 +329,7 @@ static void memory_figures(void) {
     }
     struct mallinfo2 a1 = mallinfo2();
     uint64_t m1 = kv_memory_bytes(kv);
-    printf("zset memory: %u sorted sets of %u members (16 B members, integer scores): "
+    printf("zset memory: %u sorted sets of %u members (15 B members, integer scores): "
            "%.1f bytes/member requested, %.1f from the allocator\n",
            keys, per, (double)(m1 - m0) / (keys * per),
            (double)(a1.uordblks - a0.uordblks) / (keys * per));
@@ -347,7 +347,7 @@ static void memory_figures(void) {
     }
     a1 = mallinfo2();
     m1 = kv_memory_bytes(kv);
-    printf("zset memory: one sorted set of %u members (16 B members): %.1f bytes/member "
+    printf("zset memory: one sorted set of %u members (15 B members): %.1f bytes/member "
            "requested, %.1f from the allocator\n",
            one, (double)(m1 - m0) / one, (double)(a1.uordblks - a0.uordblks) / one);
     kv_destroy(kv);
