@@ -251,6 +251,60 @@ static void kv__leaf_insert(struct kv__leaf *l, uint32_t at, struct kv_entry *e)
     l->n++;
 }
 
+/* The path to the slot where rank (<= count) goes in; returns how many of
+ * its nodes, from the leaf up, are full (and so split). */
+static uint32_t kv__insert_path(const struct kv_zbig *b, uint64_t rank, struct kv__path *path) {
+    void *node = b->root;
+    for (uint32_t level = b->height; level > 0; level--) {
+        struct kv__inner *in = node;
+        uint32_t i = 0;
+        while (i + 1 < in->n && rank > in->count[i]) rank -= in->count[i++];
+        path->node[level] = in;
+        path->idx[level] = i;
+        node = in->child[i];
+    }
+    path->node[0] = node;
+    path->idx[0] = (uint32_t)rank;
+    uint32_t full = 0;
+    while (full <= b->height && kv__node_n(path->node[full], full) == KV__FAN) full++;
+    return full;
+}
+
+/* need new nodes, fresh[l] for level l (a leaf at 0); all or none. */
+static int kv__alloc_nodes(struct kv_coll *c, uint32_t need, void **fresh) {
+    for (uint32_t l = 0; l < need; l++) {
+        size_t size = l == 0 ? sizeof(struct kv__leaf) : sizeof(struct kv__inner);
+        fresh[l] = calloc(1, size);
+        if (fresh[l] == NULL) {
+            for (uint32_t k = 0; k < l; k++) {
+                free(fresh[k]);
+                kv__mem(c, -(int64_t)(k == 0 ? sizeof(struct kv__leaf)
+                                             : sizeof(struct kv__inner)));
+            }
+            return KV_ENOMEM;
+        }
+        kv__mem(c, (int64_t)size);
+    }
+    return KV_OK;
+}
+
+/* Splits the full leaf in two halves, the right one r, and inserts e at
+ * position at of the whole. */
+static void kv__leaf_split(struct kv_zbig *b, struct kv__leaf *leaf, struct kv__leaf *r,
+                           uint32_t at, struct kv_entry *e) {
+    assert(leaf->n == KV__FAN);
+    r->n = KV__FAN / 2;
+    memcpy(r->e, &leaf->e[KV__FAN / 2], r->n * sizeof(r->e[0]));
+    leaf->n = KV__FAN / 2;
+    if (at <= leaf->n) kv__leaf_insert(leaf, at, e);
+    else kv__leaf_insert(r, at - leaf->n, e);
+    r->prev = leaf;
+    r->next = leaf->next;
+    if (leaf->next != NULL) leaf->next->prev = r;
+    else b->last = r;
+    leaf->next = r;
+}
+
 /* Inserts e so that it becomes rank `rank` (<= count). Every node a split
  * needs is allocated first: on KV_ENOMEM nothing changed. */
 static int kv__tree_insert(struct kv_coll *c, uint64_t rank, struct kv_entry *e) {
@@ -264,53 +318,19 @@ static int kv__tree_insert(struct kv_coll *c, uint64_t rank, struct kv_entry *e)
         b->height = 0;
     }
     struct kv__path path;
-    void *node = b->root;
-    for (uint32_t level = b->height; level > 0; level--) {
-        struct kv__inner *in = node;
-        uint32_t i = 0;
-        while (i + 1 < in->n && rank > in->count[i]) rank -= in->count[i++];
-        path.node[level] = in;
-        path.idx[level] = i;
-        node = in->child[i];
-    }
-    path.node[0] = node;
-    path.idx[0] = (uint32_t)rank;
-    /* the full nodes from the leaf up split; a full root adds a level */
-    uint32_t full = 0;
-    while (full <= b->height && kv__node_n(path.node[full], full) == KV__FAN) full++;
+    uint32_t full = kv__insert_path(b, rank, &path);
     assert(b->height + (full > b->height) <= KV__DEPTH_MAX);
     void *fresh[KV__DEPTH_MAX + 2] = {0};
-    uint32_t need = full + (full > b->height);
-    for (uint32_t l = 0; l < need; l++) {
-        size_t size = l == 0 ? sizeof(struct kv__leaf) : sizeof(struct kv__inner);
-        fresh[l] = calloc(1, size);
-        if (fresh[l] == NULL) {
-            for (uint32_t k = 0; k < l; k++) free(fresh[k]);
-            return KV_ENOMEM;
-        }
-        kv__mem(c, (int64_t)size);
-    }
-    /* the leaf */
+    if (kv__alloc_nodes(c, full + (full > b->height), fresh) != KV_OK) return KV_ENOMEM;
     struct kv__leaf *leaf = path.node[0];
-    uint32_t at = path.idx[0];
-    void *split = NULL;      /* the new right node of the level below */
-    uint32_t split_n = 0;    /* its element count */
+    void *split = NULL;   /* the new right node of the level below */
+    uint32_t split_n = 0; /* its element count */
     if (leaf->n < KV__FAN) {
-        kv__leaf_insert(leaf, at, e);
+        kv__leaf_insert(leaf, path.idx[0], e);
     } else {
-        struct kv__leaf *r = fresh[0];
-        r->n = KV__FAN / 2;
-        memcpy(r->e, &leaf->e[KV__FAN / 2], r->n * sizeof(r->e[0]));
-        leaf->n = KV__FAN / 2;
-        if (at <= leaf->n) kv__leaf_insert(leaf, at, e);
-        else kv__leaf_insert(r, at - leaf->n, e);
-        r->prev = leaf;
-        r->next = leaf->next;
-        if (leaf->next != NULL) leaf->next->prev = r;
-        else b->last = r;
-        leaf->next = r;
-        split = r;
-        split_n = r->n;
+        kv__leaf_split(b, leaf, fresh[0], path.idx[0], e);
+        split = fresh[0];
+        split_n = ((struct kv__leaf *)split)->n;
     }
     /* up the path: counts, and the splits below */
     for (uint32_t level = 1; level <= b->height; level++) {
