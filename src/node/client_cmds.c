@@ -147,8 +147,8 @@ static void node__command(uint32_t argc, const struct resp_arg *argv, struct res
 /* CONFIG GET: the node's settings by Redis-style name. */
 static void node__config_get(struct node *n, uint32_t argc, const struct resp_arg *argv,
                              struct resp_out *out) {
-    char values[16][64];
-    const char *names[16];
+    char values[24][64];
+    const char *names[24];
     int count = 0;
 #define CONFIG_ITEM(name_, fmt_, value_)                                          \
     do {                                                                          \
@@ -172,8 +172,12 @@ static void node__config_get(struct node *n, uint32_t argc, const struct resp_ar
     CONFIG_ITEM("snapshot-entries", "%llu", (unsigned long long)n->cfg.snapshot_entries);
     CONFIG_ITEM("snapshot-log-bytes", "%llu", (unsigned long long)n->cfg.snapshot_log_bytes);
     CONFIG_ITEM("snapshot-chunk-bytes", "%llu", (unsigned long long)n->cfg.snapshot_chunk_bytes);
+    /* fixed: a sorted set is packed up to these (docs/kv.md) */
+    CONFIG_ITEM("zset-max-listpack-entries", "%u", KV_ZSET_PACK_ENTRIES);
+    CONFIG_ITEM("zset-max-listpack-value", "%u", KV_ZSET_PACK_MEMBER_BYTES);
 #undef CONFIG_ITEM
-    bool match[16] = {false};
+    assert(count <= 24);
+    bool match[24] = {false};
     int matched = 0;
     for (int i = 0; i < count; i++) {
         for (uint32_t a = 2; a < argc && !match[i]; a++) {

@@ -341,6 +341,7 @@ def test_sorted_sets_through_a_follower_match_redis(cluster, redis_server):
     got = ours.zrandmember("z", 20, withscores=True)
     assert len(got) == 40 and all(seen[got[i]] == float(got[i + 1]) for i in range(0, 40, 2))
     assert len(ours.zrandmember("z", -500)) == 500
+    assert ours.config_get("zset-max-listpack-*") == theirs.config_get("zset-max-listpack-*")
     ours.pexpire("small", 150)
     time.sleep(0.5)
     assert ours.zcard("small") == 0 and ours.exists("small") == 0
