@@ -44,3 +44,16 @@ $(BUILD)/zset-mem: tests/unit/test_zset.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUIL
 		$(KV_SRC) $(UTIL_SRC) -lm
 
 UNIT_TESTS += $(BUILD)/test/test_zset
+
+# Canaries of test_zset: a packed int16 score that loses its high byte
+# (scripts/zset-canary.sh: zset_against_model must fail), and a large set
+# that searches one element after another, whose lex ranges over mixed
+# scores then differ from a packed set's (searches_depend_on_the_elements_only).
+ZSET_CANARIES := ZSET_INT16_LOW_BYTE ZSET_SEARCH_LINEAR
+$(BUILD)/canary/ZSET_%/test_zset: tests/unit/test_zset.c $(KV_SRC) $(UTIL_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_ZSET_$* -Itests/unit -o $@ tests/unit/test_zset.c \
+		$(KV_SRC) $(UTIL_SRC) -lm
+
+TEST_DEPS += $(foreach c,$(ZSET_CANARIES),$(BUILD)/canary/$(c)/test_zset)
+EXTRA_CHECKS += scripts/zset-canary.sh

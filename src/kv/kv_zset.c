@@ -115,7 +115,11 @@ static size_t kv__pack_put(uint8_t *p, const void *m, uint32_t len, double s) {
         q[0] = (uint8_t)((int)s + 16);
     } else if (sb == 3) {
         q[0] = 0xF0;
+#ifdef CANARY_ZSET_INT16_LOW_BYTE /* canary: a packed int16 score loses its high byte */
+        kv__put_le(q + 1, (uint8_t)(int16_t)s, 2);
+#else
         kv__put_le(q + 1, (uint16_t)(int16_t)s, 2);
+#endif
     } else if (sb == 5) {
         q[0] = 0xF1;
         kv__put_le(q + 1, (uint32_t)(int32_t)s, 4);
@@ -539,6 +543,12 @@ uint64_t kv_zset_search(const struct kv_coll *c, uint64_t lo, uint64_t hi, kv_zp
     struct kv_zelem v[KV_ZSET_PACK_ENTRIES];
     bool packed = !c->zset.is_big;
     if (packed) (void)kv__pack_all(&c->zset, v, NULL);
+#ifdef CANARY_ZSET_SEARCH_LINEAR /* canary: a large set searches from lo, one by one */
+    for (struct kv_zelem e; !packed && lo < hi; lo++) {
+        kv_zset_at(c, lo, &e);
+        if (pred(ctx, &e)) return lo;
+    }
+#endif
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
         struct kv_zelem e;
