@@ -8,7 +8,9 @@ default 100; keys as `shoal bench` names them, `key:` and 12 digits):
      unless --snapshot-entries) and one redis-server (`appendonly yes`,
      `appendfsync always`), data in a temporary directory on a real disk;
      N keys loaded into each (`shoal bench --sequential`);
-  2. SET and GET at 50 connections, pipeline 16, uniform over the same N
+  2. once no shoal node is writing a snapshot and redis-server is not
+     rewriting its AOF (both start by themselves after a large load),
+     SET and GET at 50 connections, pipeline 16, uniform over the same N
      keys (SETs overwrite: the data stays N keys), --reps interleaved rounds
      of --seconds against the shoal leader and redis-server, medians; the
      ratio shoal/redis at each size and that ratio over the ratio at the
@@ -309,6 +311,30 @@ def wait_no_snapshot_child(pid, timeout, port=None):
     except RuntimeError as e:
         log("  warning: %s" % e)
         return False
+
+
+def settle(sh, redis, timeout):
+    """Starts the rounds from a quiet state: no snapshot being written on any
+    shoal node and no AOF rewrite in redis-server (one starts by itself
+    when the loaded AOF has doubled: in the 2026-12-05 run, redis's SET at
+    20M keys ran at 8k/s beside one, 2-10x below its other rounds).
+    Compactions that fall inside the rounds still count, for both."""
+    def quiet():
+        for i in (1, 2, 3):
+            if writers(sh.pid(i), sh.ports[i]):
+                return False
+        p = info(redis.port, "persistence")
+        return (p.get("aof_rewrite_in_progress", "0") == "0" and
+                p.get("aof_rewrite_scheduled", "0") == "0" and
+                p.get("rdb_bgsave_in_progress", "0") == "0")
+    try:
+        _, waited = poll_until("shoal snapshots and redis's AOF rewrite to end", quiet,
+                               timeout, 0.2)
+        log("  settled in %.1f s (no snapshot, no AOF rewrite running)" % waited)
+        return waited
+    except RuntimeError as e:
+        log("  warning: %s" % e)
+        return None
 
 
 def node_memory(sh, redis):
@@ -647,6 +673,7 @@ def one_size(n, a, root, extra, results):
         res["memory_after_load"] = node_memory(sh, redis)
         # snapshots from here on hold the whole keyspace
         offsets = {i: os.path.getsize(sh.log_path(i)) for i in (1, 2, 3)}
+        res["settle_s"] = settle(sh, redis, 120 + 10 * n / 1e6)
         res["throughput"] = throughput(sh, redis, n, a.value_bytes, a.reps, a.seconds)
 
         # the steps below are independent: one failing does not stop the rest
@@ -720,7 +747,8 @@ def markdown(results, sizes, meta, a, wall):
     o.append("Versions: %s; %s." % (meta["shoal"], meta["redis"]))
     o.append("Method: for each size a fresh 3-node shoal (%s) and one redis-server "
              "(`appendonly yes`, `appendfsync always`), N keys of %d bytes with %d-byte values "
-             "loaded into each; then SET and GET at %d connections, pipeline %d, uniform over "
+             "loaded into each; then, once no shoal snapshot and no redis AOF rewrite was running, "
+             "SET and GET at %d connections, pipeline %d, uniform over "
              "the same N keys, %d interleaved rounds of %.1f s, medians (from `shoal bench`); "
              "then a SET load while the leader and its snapshot writer are sampled every "
              "~100 ms; then a follower killed with kill -9 and restarted, and a follower "

@@ -331,6 +331,25 @@ void cmd_entry_encode(uint8_t *buf, int64_t now_ms, uint32_t argc, const struct 
     assert((size_t)(p - buf) == cmd_entry_size(argc, argv));
 }
 
+int cmd_entry_arg(const uint8_t *buf, size_t len, uint32_t i, struct resp_arg *out) {
+    if (len < 13 || buf[0] != CMD_ENTRY_VERSION) return -1;
+    uint32_t n = (uint32_t)cmd__get(buf + 9, 4);
+    if (i >= n) return -1;
+    size_t at = 13;
+    for (uint32_t k = 0;; k++) {
+        if (len - at < 4) return -1;
+        uint64_t l = cmd__get(buf + at, 4);
+        at += 4;
+        if (len - at < l) return -1;
+        if (k == i) {
+            out->data = (const char *)buf + at;
+            out->len = (size_t)l;
+            return 0;
+        }
+        at += l;
+    }
+}
+
 int cmd_entry_decode(const uint8_t *buf, size_t len, int64_t *now_ms, uint32_t *argc,
                      struct resp_arg **argv) {
     *argv = NULL;

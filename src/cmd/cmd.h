@@ -104,6 +104,9 @@ void cmd_exec(const struct cmd_env *env, const struct cmd_def *def, uint32_t arg
 size_t cmd_entry_size(uint32_t argc, const struct resp_arg *argv);
 /* Encodes into buf (of cmd_entry_size() bytes). */
 void cmd_entry_encode(uint8_t *buf, int64_t now_ms, uint32_t argc, const struct resp_arg *argv);
+/* Argument i of an encoded entry, without decoding the rest or allocating:
+ * 0, or -1 if the entry is malformed or has no argument i. */
+int cmd_entry_arg(const uint8_t *buf, size_t len, uint32_t i, struct resp_arg *out);
 /* Decodes; *argv is allocated (free() it). Returns 0 or -1 on a malformed
  * entry (which a replica treats as corruption: it stops). */
 int cmd_entry_decode(const uint8_t *buf, size_t len, int64_t *now_ms, uint32_t *argc,

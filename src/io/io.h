@@ -69,6 +69,11 @@ struct io {
     int (*mkdir)(struct io *io, const char *path); /* -EEXIST if present */
     int (*dir_sync)(struct io *io, const char *dir);
     int (*list)(struct io *io, const char *dir, io_list_cb cb, void *arg);
+    /* Closes a handle whose file may be large and already unlinked (a
+     * snapshot replaced by a newer one) without waiting: the last close of
+     * such a file frees its blocks, 0.8 s for 1.5 GB on ext4, which on the
+     * event loop would hold every group. NULL: the caller uses close(). */
+    void (*close_in_background)(struct io *io, int handle);
 
     /* Later versions add, after this line and without reordering the above:
      *   clock:   monotonic and wall time in nanoseconds;

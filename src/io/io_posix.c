@@ -4,6 +4,9 @@
 #include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -169,12 +172,33 @@ static int io_posix__list(struct io *io, const char *dir, io_list_cb cb, void *a
     return rc;
 }
 
+static void *io_posix__closer(void *arg) {
+    (void)close((int)(intptr_t)arg); /* a read-only handle: nothing to report */
+    return NULL;
+}
+
+static void io_posix__close_in_background(struct io *io, int handle) {
+    assert(handle >= 0);
+    pthread_attr_t attr;
+    pthread_t thread;
+    bool started = false;
+    if (pthread_attr_init(&attr) == 0) {
+        if (pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+            pthread_create(&thread, &attr, io_posix__closer, (void *)(intptr_t)handle) == 0) {
+            started = true;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) (void)io_posix__close(io, handle); /* no thread: wait, once */
+}
+
 void io_posix_init(struct io *io) {
     memset(io, 0, sizeof(*io));
     io->version = IO_VERSION;
     io->data = NULL;
     io->open = io_posix__open;
     io->close = io_posix__close;
+    io->close_in_background = io_posix__close_in_background;
     io->pread = io_posix__pread;
     io->pwrite = io_posix__pwrite;
     io->fdatasync = io_posix__fdatasync;

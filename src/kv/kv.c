@@ -196,6 +196,13 @@ static const struct kv_entry *kv__lookup(const struct kv *kv, const void *key, s
     return e;
 }
 
+void kv_prefetch(const struct kv *kv, const void *key, size_t key_len, int stage) {
+    if (key_len > kv->config.key_bytes_max) return;
+    uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
+    if (stage == 0) kv_dict_prefetch_bucket(&kv->dict, hash);
+    else kv_dict_prefetch_entry(&kv->dict, hash);
+}
+
 int kv_get(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
            struct kv_item *out) {
     const struct kv_entry *e = kv__lookup(kv, key, key_len, now_ms);

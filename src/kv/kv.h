@@ -154,6 +154,13 @@ bool kv_exists(const struct kv *kv, const void *key, size_t key_len, int64_t now
 int kv_expire_get(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
                   int64_t *expire_ms);
 
+/* Prefetch hints for a batch of commands (no effect on any result): a
+ * lookup of a key in a large keyspace waits on two cache misses, the
+ * bucket and the entry; a caller about to run many commands calls
+ * kv_prefetch(kv, key, len, 0) for each of their keys, then stage 1 for
+ * each, then runs them, so the misses overlap instead of following one
+ * another. */
+void kv_prefetch(const struct kv *kv, const void *key, size_t key_len, int stage);
 /* Stored keys, including logically expired ones not yet deleted (this is
  * what Redis's DBSIZE reports). O(1). */
 uint64_t kv_count(const struct kv *kv);

@@ -149,6 +149,11 @@ void kv_dict_clear(struct kv_dict *d, kv_dict_free_fn free_fn, void *ctx);
 /* Finds the entry for key; false if absent. */
 bool kv_dict_find(struct kv_dict *d, uint64_t hash, const void *key, size_t key_len,
                   struct kv_pos *pos);
+/* Prefetch hints for a batch of lookups (no effect on the result of any
+ * call): the bucket a hash falls in, then the first entry of its chain once
+ * the bucket is in cache. Both are no-ops on an empty table. */
+void kv_dict_prefetch_bucket(const struct kv_dict *d, uint64_t hash);
+void kv_dict_prefetch_entry(const struct kv_dict *d, uint64_t hash);
 const struct kv_entry *kv_dict_lookup(const struct kv_dict *d, uint64_t hash, const void *key,
                                       size_t key_len);
 /* Links a new entry (whose key is absent) in; grows the table first if

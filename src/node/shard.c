@@ -594,13 +594,44 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
     resp_out_consume(out, resp_out_len(out));
 }
 
-/* Serves the reads whose index the keyspace has reached. */
+/* Prefetches the keys of one read or write (at most SHARD_PREFETCH_KEYS of
+ * them): see kv_prefetch. */
+#define SHARD_PREFETCH_KEYS 16
+static void shard__prefetch(const struct shard *s, const struct cmd_def *def, uint32_t argc,
+                            const struct resp_arg *argv, int stage) {
+    if (def == NULL || def->first_key <= 0 || (uint32_t)def->first_key >= argc) return;
+    int64_t last = def->last_key < 0 ? (int64_t)argc + def->last_key : def->last_key;
+    if (last >= (int64_t)argc) last = (int64_t)argc - 1;
+    int64_t step = def->key_step > 0 ? def->key_step : 1;
+    uint32_t n = 0;
+    for (int64_t k = def->first_key; k <= last && n < SHARD_PREFETCH_KEYS; k += step, n++) {
+        kv_prefetch(s->kv, argv[k].data, argv[k].len, stage);
+    }
+}
+
+static bool shard__read_servable(const struct shard *s, const struct pending_read *r) {
+    return r->index != 0 && r->index <= s->applied && r->min_index <= s->applied;
+}
+
+/* Serves the reads whose index the keyspace has reached. With pipelined
+ * clients hundreds are served at once: their keys are prefetched first
+ * (buckets, then entries), so that in a keyspace far larger than the
+ * caches the lookups' misses overlap rather than queue (GET at 20M keys:
+ * see docs/performance.md). */
 static void shard__serve_reads(struct shard *s) {
     uint32_t keep = 0;
     int64_t now = (int64_t)node_now_ms();
+    if (s->n_reads > 1) {
+        for (int stage = 0; stage < 2; stage++) {
+            for (uint32_t i = 0; i < s->n_reads; i++) {
+                const struct pending_read *r = &s->reads[i];
+                if (shard__read_servable(s, r)) shard__prefetch(s, r->def, r->argc, r->argv, stage);
+            }
+        }
+    }
     for (uint32_t i = 0; i < s->n_reads; i++) {
         struct pending_read *r = &s->reads[i];
-        if (r->index == 0 || r->index > s->applied || r->min_index > s->applied) {
+        if (!shard__read_servable(s, r)) {
             s->reads[keep++] = *r;
             continue;
         }
@@ -673,10 +704,31 @@ static void shard__expire(struct node *n, struct shard *s) {
  * for the fsync of the ready's new entries, so under load every write paid
  * one more leader fsync between commit and reply. A ready that installs a
  * snapshot applies after it, in shard_finish. */
+/* Prefetches the first key of committed entries [from, to) (kv_prefetch):
+ * a ready under load carries hundreds of writes. */
+static void shard__prefetch_committed(const struct shard *s, uint32_t from, uint32_t to) {
+    const struct raft_ready *rd = &s->rd;
+    if (to - from < 2) return;
+    for (int stage = 0; stage < 2; stage++) {
+        for (uint32_t i = from; i < to; i++) {
+            const struct raft_entry *e = &rd->committed[i];
+            struct resp_arg arg[2];
+            if (e->type != RAFT_ENTRY_NORMAL || cmd_entry_arg(e->data, e->len, 0, &arg[0]) != 0) {
+                continue;
+            }
+            const struct cmd_def *def = cmd_lookup(arg[0].data, arg[0].len);
+            if (def == NULL || def->first_key <= 0) continue;
+            if (cmd_entry_arg(e->data, e->len, (uint32_t)def->first_key, &arg[1]) != 0) continue;
+            kv_prefetch(s->kv, arg[1].data, arg[1].len, stage);
+        }
+    }
+}
+
 static void shard__apply_early(struct node *n, struct shard *s) {
     const struct raft_ready *rd = &s->rd;
     s->n_applied_early = 0;
     if (rd->has_snapshot) return;
+    shard__prefetch_committed(s, 0, rd->n_committed);
     for (uint32_t i = 0; i < rd->n_committed; i++) shard__apply(n, s, &rd->committed[i]);
     s->n_applied_early = rd->n_committed;
     for (uint32_t i = 0; i < rd->n_reads; i++) shard__confirm_read(s, &rd->reads[i]);
@@ -698,6 +750,7 @@ void shard_finish(struct node *n, struct shard *s) {
                               "TRYAGAIN replica replaced by a snapshot; outcome unknown");
         }
     }
+    shard__prefetch_committed(s, s->n_applied_early, rd->n_committed);
     for (uint32_t i = s->n_applied_early; i < rd->n_committed; i++) {
         shard__apply(n, s, &rd->committed[i]);
     }

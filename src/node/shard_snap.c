@@ -76,6 +76,11 @@ static void shard_snap__close_ref(struct node *n, struct snapshot_ref *ref) {
 /* Raft's chunks now come from the file `ref` has open. */
 static void shard_snap__set_ref(struct node *n, struct shard *s, struct snapshot_ref *ref) {
     assert(ref->handle >= 0);
+    /* The old file was renamed over: this close frees its blocks. */
+    if (s->snap_ref.handle >= 0 && n->io.close_in_background != NULL) {
+        n->io.close_in_background(&n->io, s->snap_ref.handle);
+        s->snap_ref.handle = -1;
+    }
     shard_snap__close_ref(n, &s->snap_ref);
     s->snap_ref = *ref;
 }
@@ -359,11 +364,15 @@ static uint64_t shard_snap__period(const struct node *n, const struct shard *s) 
  * large keyspace, fall at different times and a majority stays responsive
  * (all three at once cost two leader changes per snapshot at 5M keys). A
  * replica starts up to a slot early and waits at most one slot past the
- * period: the log stays within (1 + 1 / members) periods. */
+ * period: the log stays within (1 + 1 / members) periods. A lone replica
+ * starts at the period. */
 static bool shard_snap__due(const struct node *n, const struct shard *s) {
     uint64_t entries = s->applied - s->snapshot_index;
     uint64_t period = shard_snap__period(n, s);
     uint32_t members = s->n_replicas > 0 ? s->n_replicas : 1;
+    /* One replica has nobody to take turns with; its "slot early" would be
+     * a whole period early, that is at once after every snapshot. */
+    if (members == 1) return entries >= period;
     uint64_t slot = period / members > 0 ? period / members : 1;
     if (entries >= period + slot) return true;
     if (entries + slot < period) return false;
