@@ -1,5 +1,6 @@
 # kv.mk: the keyspace (src/kv/) and its unit test.
-KV_SRC := src/kv/kv.c src/kv/kv_coll.c src/kv/kv_dict.c src/kv/kv_glob.c src/kv/kv_list.c src/kv/kv_snapshot.c
+KV_SRC := src/kv/kv.c src/kv/kv_coll.c src/kv/kv_dict.c src/kv/kv_glob.c src/kv/kv_list.c \
+          src/kv/kv_snapshot.c src/kv/kv_zset.c
 
 $(BUILD)/test/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUILD)/test
 	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC)
@@ -31,3 +32,28 @@ $(BUILD)/canary/KV_COLL_NO_TOUCH/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_
 
 TEST_DEPS += $(BUILD)/canary/KV_COLL_NO_TOUCH/test_kv
 EXTRA_CHECKS += scripts/kv-coll-canary.sh
+
+# Sorted sets against a naive model (tests/unit/test_zset.c), and their
+# memory figures (docs/kv.md): `make build/zset-mem && build/zset-mem`.
+$(BUILD)/test/test_zset: tests/unit/test_zset.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_zset.c $(KV_SRC) $(UTIL_SRC) -lm
+
+$(BUILD)/zset-mem: tests/unit/test_zset.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUILD)
+	$(CC) $(RELEASE_CFLAGS) -Wno-unused-function -DZSET_TEST_MEM_ONLY -Itests/unit -o $@ \
+		tests/unit/test_zset.c \
+		$(KV_SRC) $(UTIL_SRC) -lm
+
+UNIT_TESTS += $(BUILD)/test/test_zset
+
+# Canaries of test_zset: a packed int16 score that loses its high byte
+# (scripts/zset-canary.sh: zset_against_model must fail), and a large set
+# that searches one element after another, whose lex ranges over mixed
+# scores then differ from a packed set's (searches_depend_on_the_elements_only).
+ZSET_CANARIES := ZSET_INT16_LOW_BYTE ZSET_SEARCH_LINEAR
+$(BUILD)/canary/ZSET_%/test_zset: tests/unit/test_zset.c $(KV_SRC) $(UTIL_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_ZSET_$* -Itests/unit -o $@ tests/unit/test_zset.c \
+		$(KV_SRC) $(UTIL_SRC) -lm
+
+TEST_DEPS += $(foreach c,$(ZSET_CANARIES),$(BUILD)/canary/$(c)/test_zset)
+EXTRA_CHECKS += scripts/zset-canary.sh

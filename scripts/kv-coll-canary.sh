@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The collections' canary: a hash, set or list opened for a write without
+# The collections' canary: a hash, set, list or sorted set opened for a write without
 # first writing its key's bucket into a snapshot walk
 # (-DCANARY_KV_COLL_NO_TOUCH) must be caught by test_kv's
 # snapshot_walk_holds_collections_at_the_start. See scripts/unit-canary.sh.

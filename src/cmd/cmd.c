@@ -104,6 +104,39 @@ const struct cmd_def cmd_table[] = {
     {"sscan", cmd_sscan, -3, R, 1, 1, 1, "set", "Incrementally iterate Set elements", "2.6.0"},
     {"sunion", cmd_sunion, -2, R, 1, -1, 1, "set", "Add multiple sets", "1.0.0"},
     {"sunionstore", cmd_sunionstore, -3, W, 1, -1, 1, "set", "Add multiple sets and store the resulting set in a key", "1.0.0"},
+    /* sorted sets */
+    {"zadd", cmd_zadd, -4, W | F, 1, 1, 1, "sorted_set", "Add one or more members to a sorted set, or update its score if it already exists", "1.2.0"},
+    {"zcard", cmd_zcard, 2, R | F, 1, 1, 1, "sorted_set", "Get the number of members in a sorted set", "1.2.0"},
+    {"zcount", cmd_zcount, 4, R | F, 1, 1, 1, "sorted_set", "Count the members in a sorted set with scores within the given values", "2.0.0"},
+    {"zdiff", cmd_zdiff, -3, R | CMD_NUMKEYS, 1, 1, 1, "sorted_set", "Subtract multiple sorted sets", "6.2.0"},
+    {"zdiffstore", cmd_zdiffstore, -4, W | CMD_NUMKEYS | CMD_DSTKEY, 2, 2, 1, "sorted_set", "Subtract multiple sorted sets and store the resulting sorted set in a new key", "6.2.0"},
+    {"zincrby", cmd_zincrby, 4, W | F, 1, 1, 1, "sorted_set", "Increment the score of a member in a sorted set", "1.2.0"},
+    {"zinter", cmd_zinter, -3, R | CMD_NUMKEYS, 1, 1, 1, "sorted_set", "Intersect multiple sorted sets", "6.2.0"},
+    {"zintercard", cmd_zintercard, -3, R | CMD_NUMKEYS, 1, 1, 1, "sorted_set", "Intersect multiple sorted sets and return the cardinality of the result", "7.0.0"},
+    {"zinterstore", cmd_zinterstore, -4, W | CMD_NUMKEYS | CMD_DSTKEY, 2, 2, 1, "sorted_set", "Intersect multiple sorted sets and store the resulting sorted set in a new key", "2.0.0"},
+    {"zlexcount", cmd_zlexcount, 4, R | F, 1, 1, 1, "sorted_set", "Count the number of members in a sorted set between a given lexicographical range", "2.8.9"},
+    {"zmpop", cmd_zmpop, -4, W | CMD_NUMKEYS, 1, 1, 1, "sorted_set", "Remove and return members with scores in a sorted set", "7.0.0"},
+    {"zmscore", cmd_zmscore, -3, R | F, 1, 1, 1, "sorted_set", "Get the score associated with the given members in a sorted set", "6.2.0"},
+    {"zpopmax", cmd_zpopmax, -2, W | F, 1, 1, 1, "sorted_set", "Remove and return members with the highest scores in a sorted set", "5.0.0"},
+    {"zpopmin", cmd_zpopmin, -2, W | F, 1, 1, 1, "sorted_set", "Remove and return members with the lowest scores in a sorted set", "5.0.0"},
+    {"zrandmember", cmd_zrandmember, -2, R, 1, 1, 1, "sorted_set", "Get one or multiple random elements from a sorted set", "6.2.0"},
+    {"zrange", cmd_zrange, -4, R, 1, 1, 1, "sorted_set", "Return a range of members in a sorted set", "1.2.0"},
+    {"zrangebylex", cmd_zrangebylex, -4, R, 1, 1, 1, "sorted_set", "Return a range of members in a sorted set, by lexicographical range", "2.8.9"},
+    {"zrangebyscore", cmd_zrangebyscore, -4, R, 1, 1, 1, "sorted_set", "Return a range of members in a sorted set, by score", "1.0.5"},
+    {"zrangestore", cmd_zrangestore, -5, W, 1, 2, 1, "sorted_set", "Store a range of members from sorted set into another key", "6.2.0"},
+    {"zrank", cmd_zrank, 3, R | F, 1, 1, 1, "sorted_set", "Determine the index of a member in a sorted set", "2.0.0"},
+    {"zrem", cmd_zrem, -3, W | F, 1, 1, 1, "sorted_set", "Remove one or more members from a sorted set", "1.2.0"},
+    {"zremrangebylex", cmd_zremrangebylex, 4, W, 1, 1, 1, "sorted_set", "Remove all members in a sorted set between the given lexicographical range", "2.8.9"},
+    {"zremrangebyrank", cmd_zremrangebyrank, 4, W, 1, 1, 1, "sorted_set", "Remove all members in a sorted set within the given indexes", "2.0.0"},
+    {"zremrangebyscore", cmd_zremrangebyscore, 4, W, 1, 1, 1, "sorted_set", "Remove all members in a sorted set within the given scores", "1.2.0"},
+    {"zrevrange", cmd_zrevrange, -4, R, 1, 1, 1, "sorted_set", "Return a range of members in a sorted set, by index, with scores ordered from high to low", "1.2.0"},
+    {"zrevrangebylex", cmd_zrevrangebylex, -4, R, 1, 1, 1, "sorted_set", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.", "2.8.9"},
+    {"zrevrangebyscore", cmd_zrevrangebyscore, -4, R, 1, 1, 1, "sorted_set", "Return a range of members in a sorted set, by score, with scores ordered from high to low", "2.2.0"},
+    {"zrevrank", cmd_zrevrank, 3, R | F, 1, 1, 1, "sorted_set", "Determine the index of a member in a sorted set, with scores ordered from high to low", "2.0.0"},
+    {"zscan", cmd_zscan, -3, R, 1, 1, 1, "sorted_set", "Incrementally iterate sorted sets elements and associated scores", "2.8.0"},
+    {"zscore", cmd_zscore, 3, R | F, 1, 1, 1, "sorted_set", "Get the score associated with the given member in a sorted set", "1.2.0"},
+    {"zunion", cmd_zunion, -3, R | CMD_NUMKEYS, 1, 1, 1, "sorted_set", "Add multiple sorted sets", "6.2.0"},
+    {"zunionstore", cmd_zunionstore, -4, W | CMD_NUMKEYS | CMD_DSTKEY, 2, 2, 1, "sorted_set", "Add multiple sorted sets and store the resulting sorted set in a new key", "2.0.0"},
     /* keys */
     {"del", cmd_del, -2, W, 1, -1, 1, "generic", "Delete a key", "1.0.0"},
     {"exists", cmd_exists, -2, R | F, 1, -1, 1, "generic", "Determine if a key exists", "1.0.0"},
@@ -250,6 +283,7 @@ void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *a
     if (def->flags & CMD_NUMKEYS) {
         int64_t numkeys = 0;
         uint32_t at = (uint32_t)def->first_key;
+        if ((def->flags & CMD_DSTKEY) && argc > 1) cb(ctx, &argv[1]);
         if (at >= argc || !cmd_parse_i64(argv[at].data, argv[at].len, &numkeys)) return;
         for (int64_t i = 0; i < numkeys && at + 1 + i < argc; i++) cb(ctx, &argv[at + 1 + i]);
         return;

@@ -33,6 +33,7 @@ enum cmd_flags {
     CMD_LOADING = 1 << 6,  /* allowed while loading (COMMAND INFO) */
     CMD_STALE = 1 << 7,    /* allowed with stale data (COMMAND INFO) */
     CMD_NUMKEYS = 1 << 8,  /* argv[first_key] is a key count, the keys follow it */
+    CMD_DSTKEY = 1 << 9,   /* with CMD_NUMKEYS: argv[1] is a key too (ZUNIONSTORE) */
 };
 
 struct cmd_env;
@@ -110,6 +111,19 @@ int cmd_entry_arg(const uint8_t *buf, size_t len, uint32_t i, struct resp_arg *o
  * entry (which a replica treats as corruption: it stops). */
 int cmd_entry_decode(const uint8_t *buf, size_t len, int64_t *now_ms, uint32_t *argc,
                      struct resp_arg **argv) __attribute__((warn_unused_result));
+
+/* Pops from sorted sets, as Redis 7.0's genericZpopCommand(): from the
+ * first of keys[0, nkeys) that exists (WRONGTYPE if it is not a sorted
+ * set), up to count elements (-1: one) from the lowest (or the highest,
+ * max), each member then its score; the reply's shape: emit_key puts the
+ * key first (ZMPOP, BZPOPMIN), nested makes each element a 2-array and
+ * the elements one array (ZMPOP; ZPOPMIN with a count in RESP3); with no
+ * key, a null array (nil_when_empty) or an empty one. A write: run it where
+ * writes run (the log's apply), as ZPOPMIN/ZMPOP do; the blocking forms
+ * call it when their key has elements. */
+void cmd_zset_pop(const struct cmd_env *env, const struct resp_arg *keys, uint32_t nkeys,
+                  bool max, int64_t count, bool emit_key, bool nested, bool nil_when_empty,
+                  struct resp_out *out);
 
 /* Redis's string2ll: strict decimal, no sign '+', no leading zeros or
  * spaces, within int64. */

@@ -142,6 +142,40 @@ CMD_FN(cmd_lmove);
 CMD_FN(cmd_rpoplpush);
 CMD_FN(cmd_lmpop);
 
+/* sorted sets (cmd_zset.c) */
+CMD_FN(cmd_zadd);
+CMD_FN(cmd_zincrby);
+CMD_FN(cmd_zrem);
+CMD_FN(cmd_zcard);
+CMD_FN(cmd_zscore);
+CMD_FN(cmd_zmscore);
+CMD_FN(cmd_zrank);
+CMD_FN(cmd_zrevrank);
+CMD_FN(cmd_zcount);
+CMD_FN(cmd_zlexcount);
+CMD_FN(cmd_zrange);
+CMD_FN(cmd_zrangestore);
+CMD_FN(cmd_zrevrange);
+CMD_FN(cmd_zrangebyscore);
+CMD_FN(cmd_zrevrangebyscore);
+CMD_FN(cmd_zrangebylex);
+CMD_FN(cmd_zrevrangebylex);
+CMD_FN(cmd_zremrangebyrank);
+CMD_FN(cmd_zremrangebyscore);
+CMD_FN(cmd_zremrangebylex);
+CMD_FN(cmd_zpopmin);
+CMD_FN(cmd_zpopmax);
+CMD_FN(cmd_zmpop);
+CMD_FN(cmd_zrandmember);
+CMD_FN(cmd_zunion);
+CMD_FN(cmd_zinter);
+CMD_FN(cmd_zdiff);
+CMD_FN(cmd_zintercard);
+CMD_FN(cmd_zunionstore);
+CMD_FN(cmd_zinterstore);
+CMD_FN(cmd_zdiffstore);
+CMD_FN(cmd_zscan);
+
 /* SCAN's options, and those of HSCAN and SSCAN (cmd_keys.c) */
 struct cmd_scan_options {
     int64_t count;

@@ -75,6 +75,7 @@ const char *kv_type_name(uint8_t type) {
     case KV_TYPE_HASH: return "hash";
     case KV_TYPE_SET: return "set";
     case KV_TYPE_LIST: return "list";
+    case KV_TYPE_ZSET: return "zset";
     default: return "unknown";
     }
 }

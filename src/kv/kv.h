@@ -1,5 +1,5 @@
 /* kv.h: the keyspace, one shard's replicated state machine. Binary-safe keys
- * map to typed values (strings, hashes, sets, lists), each with an optional
+ * map to typed values (strings, hashes, sets, lists, sorted sets), each with an optional
  * absolute expiry in milliseconds. It is pure:
  * no I/O, no clock, no globals; time is a value passed in (the timestamp the
  * leader stamped on the log entry being applied), randomness comes from a
@@ -103,9 +103,10 @@ enum kv_type {
     KV_TYPE_HASH = 1,
     KV_TYPE_SET = 2,
     KV_TYPE_LIST = 3,
+    KV_TYPE_ZSET = 4,
     KV_TYPE_COUNT
 };
-/* TYPE's name of a type: "string", "hash", "set", "list". */
+/* TYPE's name of a type: "string", "hash", "set", "list", "zset". */
 const char *kv_type_name(uint8_t type);
 
 /* Expiry "none". Valid expiries are absolute times in ms, >= 0. */
@@ -441,6 +442,79 @@ void kv_list_trim(struct kv *kv, struct kv_coll *c, uint64_t start, uint64_t sto
 int kv_list_move(struct kv *kv, struct kv_coll *src, bool src_front, struct kv_coll *dst,
                  bool dst_front) __attribute__((warn_unused_result));
 
+/* ---- Sorted sets ------------------------------------------------------------
+ *
+ * A sorted set is a collection (kv_coll_open() with KV_TYPE_ZSET, then
+ * kv_coll_close()) of distinct members, each with a score (a double, never
+ * NaN), ordered by (score, member): scores numerically (-0 equals 0), equal
+ * scores by the members' bytes (memcmp, then the shorter first), as Redis
+ * orders them. Rank 0 is the lowest. kv_coll_count() works on it; the hash,
+ * set and list operations above do not.
+ *
+ * Two encodings, which replicas may hold differently (a snapshot load picks
+ * by size) and which nothing observable depends on but ZSCAN's paging: up
+ * to KV_ZSET_PACK_ENTRIES members of at most KV_ZSET_PACK_MEMBER_BYTES
+ * bytes live in one packed buffer (Redis's listpack defaults); a larger set
+ * becomes a hash table of members (for lookups by member, SCAN and its
+ * memory) plus a B+tree of element pointers counted by subtree (for ranks),
+ * and stays so. Member lookups are O(1) or O(n) packed; ranks, bounds and
+ * changes O(log^2 n) (a bound is a binary search over ranks).
+ *
+ * A score of -0 is stored as 0, whatever the encoding: Redis 7.0 answers 0
+ * for it from a listpack (which keeps it as text) and -0 from a skiplist;
+ * shoal's encodings differ between replicas, so it keeps one answer.
+ *
+ * Views (struct kv_zelem) borrow the collection's memory and stay valid
+ * until its next change. Each member is at most value_bytes_max bytes; a
+ * sorted set holds at most KV_COLL_ELEMENTS_MAX members.
+ */
+#define KV_ZSET_PACK_ENTRIES 128u      /* zset-max-listpack-entries */
+#define KV_ZSET_PACK_MEMBER_BYTES 64u  /* zset-max-listpack-value */
+
+struct kv_zelem {
+    const uint8_t *member;
+    uint32_t member_len;
+    double score;
+};
+
+/* The score of member: KV_OK and *score, or KV_ENOTFOUND. */
+int kv_zset_score(const struct kv_coll *c, const void *member, size_t len, double *score);
+/* The rank (from the lowest) of member: KV_OK and *rank, or KV_ENOTFOUND. */
+int kv_zset_rank(const struct kv_coll *c, const void *member, size_t len, uint64_t *rank);
+/* The element at rank (< count). */
+void kv_zset_at(const struct kv_coll *c, uint64_t rank, struct kv_zelem *out);
+/* Predicate for kv_zset_search(). */
+typedef bool (*kv_zpred)(void *ctx, const struct kv_zelem *e);
+/* The first rank in [lo, hi) where pred holds, found by a binary search
+ * with fixed midpoints (hi if none): exact when pred is false then true
+ * along the ranks (a score bound; a lex bound over equal scores), and in
+ * every case a function of the elements alone, never of the layout (a lex
+ * range over mixed scores is a write's input: replicas must agree). */
+uint64_t kv_zset_search(const struct kv_coll *c, uint64_t lo, uint64_t hi, kv_zpred pred,
+                        void *ctx);
+/* Callback for walks: 0 to go on, anything else stops and is returned. It
+ * must not change the collection. */
+typedef int (*kv_zelem_cb)(void *ctx, const struct kv_zelem *e);
+/* The elements of ranks [from, to) (to <= count), lowest first, or highest
+ * first when reverse. O(log n + to - from). */
+int kv_zset_walk(const struct kv_coll *c, uint64_t from, uint64_t to, bool reverse,
+                 kv_zelem_cb cb, void *ctx);
+/* Adds member with score, or sets the score of an existing member (score
+ * not NaN; -0 is stored as 0). *created (may be NULL) tells whether it was new. KV_OK;
+ * KV_ETOOBIG (member over value_bytes_max), KV_EFULL, KV_ENOMEM: nothing
+ * changed. */
+int kv_zset_add(struct kv *kv, struct kv_coll *c, const void *member, size_t len, double score,
+                bool *created) __attribute__((warn_unused_result));
+/* Removes member: KV_OK or KV_ENOTFOUND. */
+int kv_zset_remove(struct kv *kv, struct kv_coll *c, const void *member, size_t len);
+/* Removes the elements of ranks [from, to) (to <= count). */
+void kv_zset_remove_range(struct kv *kv, struct kv_coll *c, uint64_t from, uint64_t to);
+/* ZSCAN: packed, every element in one call (cursor 0 back, as Redis does
+ * for a listpack); else as kv_scan() over the members' table (same bounds
+ * and guarantee). cb's return value is ignored. */
+uint64_t kv_zset_scan(const struct kv_coll *c, uint64_t cursor, uint32_t count, kv_zelem_cb cb,
+                      void *ctx);
+
 /* MEMORY USAGE: bytes held for the live key (its entry, and for a hash or a
  * set every element and table): KV_OK or KV_ENOTFOUND. */
 int kv_memory_usage(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
@@ -448,11 +522,12 @@ int kv_memory_usage(const struct kv *kv, const void *key, size_t key_len, int64_
 
 /* ---- Snapshots -------------------------------------------------------------
  *
- * Format, version 2, all integers little-endian:
+ * Format, version 3, all integers little-endian:
  *
  *   header (44 bytes)
  *     0   8  magic "SHOALKV\n"
- *     8   4  format version (2; a loader also takes 1, which has strings only)
+ *     8   4  format version (3; a loader also takes 2, which has no sorted
+ *            sets, and 1, which has strings only)
  *    12   4  flags (0; reserved)
  *    16   8  applied index
  *    24   8  key count
@@ -463,13 +538,17 @@ int kv_memory_usage(const struct kv *kv, const void *key, size_t key_len, int64_
  *     1   1  flags: bit 0 = has expiry; other bits 0
  *     2   4  key length  (<= key_bytes_max of the loader)
  *     6   4  string: value length (<= value_bytes_max of the loader);
- *            hash, set: element count (>= 1)
+ *            hash, set, list, zset: element count (>= 1)
  *    10   8  expiry in ms, >= 0 (only if flags bit 0)
  *     .   .  key bytes, then the value:
  *              string  its bytes
  *              set     per member: u32 length | bytes
+ *              list    per item:   u32 length | bytes (head first)
  *              hash    per field:  u32 field length | u32 value length |
  *                                  field bytes | value bytes
+ *              zset    per member: u32 length | u64 score (IEEE 754
+ *                                  binary64 bits, never NaN) | bytes,
+ *                                  in (score, member) order, lowest first
  *            (every element length <= value_bytes_max of the loader)
  *     .   4  crc32c of the record's bytes before this field
  *   trailer (12 bytes)
@@ -479,14 +558,16 @@ int kv_memory_usage(const struct kv *kv, const void *key, size_t key_len, int64_
  *             order and number to the header
  *
  * Records are in table order (which depends on the seed), and so are the
- * elements of a collection; logically expired keys are included (they are
+ * elements of a hash or a set (a list's are in list order, a sorted set's
+ * in its order, which the loader checks); logically expired keys are included (they are
  * state until deleted). The loader refuses any mismatch: magic, version,
  * crc, a length over a limit or past the declared total, a duplicate key or
  * element, an empty collection, an unknown type or flag, a short or long
  * input; the error message names the byte offset. It checks every declared
  * size against the limits before allocating for it.
  */
-#define KV_SNAPSHOT_VERSION 2u
+#define KV_SNAPSHOT_VERSION 3u
+#define KV_SNAPSHOT_VERSION_COLLECTIONS 2u /* no sorted sets */
 #define KV_SNAPSHOT_VERSION_STRINGS 1u
 #define KV_SNAPSHOT_HEADER_BYTES 44u
 #define KV_SNAPSHOT_TRAILER_BYTES 12u

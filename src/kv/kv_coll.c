@@ -7,6 +7,8 @@
 #include "util/rand.h"
 
 static uint64_t kv__coll_memory(const struct kv_coll *c) {
+    if (c->type == KV_TYPE_ZSET) return c->memory_bytes + kv_zset_table_bytes(c);
+    if (c->type == KV_TYPE_LIST) return c->memory_bytes;
     return c->memory_bytes + c->dict.table_bytes;
 }
 
@@ -20,13 +22,16 @@ static void kv__coll_account(struct kv *kv, const struct kv_coll *c, uint64_t me
 }
 
 struct kv_coll *kv_coll_new(struct kv *kv, uint8_t type) {
-    assert(type == KV_TYPE_HASH || type == KV_TYPE_SET || type == KV_TYPE_LIST);
-    struct kv_coll *c = calloc(1, sizeof(*c));
-    if (c == NULL) return NULL;
+    assert(type == KV_TYPE_HASH || type == KV_TYPE_SET || type == KV_TYPE_LIST ||
+           type == KV_TYPE_ZSET);
+    size_t size = kv_coll_struct_bytes(type);
+    void *mem = calloc(1, size);
+    if (mem == NULL) return NULL;
+    struct kv_coll *c = mem;
     c->type = type;
-    kv_dict_init(&c->dict, kv->config.hash_seed);
-    c->memory_bytes = sizeof(*c);
-    kv->memory_bytes += sizeof(*c);
+    if (type == KV_TYPE_HASH || type == KV_TYPE_SET) kv_dict_init(&c->dict, kv->config.hash_seed);
+    c->memory_bytes = size;
+    kv->memory_bytes += size;
     return c;
 }
 
@@ -44,9 +49,10 @@ void kv_coll_free(struct kv *kv, struct kv_coll *c) {
     uint64_t mem = kv__coll_memory(c);
     uint64_t payload = c->payload_bytes;
     if (c->type == KV_TYPE_LIST) kv_list_clear(c);
+    else if (c->type == KV_TYPE_ZSET) kv_zset_clear(c);
     else kv_dict_clear(&c->dict, kv__elem_free_cb, c);
     assert(c->payload_bytes == 0);
-    assert(c->memory_bytes == sizeof(*c));
+    assert(c->memory_bytes == kv_coll_struct_bytes(c->type));
     assert(kv->memory_bytes >= mem && kv->data_bytes >= payload);
     kv->memory_bytes -= mem;
     kv->data_bytes -= payload;
@@ -55,6 +61,7 @@ void kv_coll_free(struct kv *kv, struct kv_coll *c) {
 
 void kv_coll_destroy(struct kv_coll *c) {
     if (c->type == KV_TYPE_LIST) kv_list_clear(c);
+    else if (c->type == KV_TYPE_ZSET) kv_zset_clear(c);
     else kv_dict_clear(&c->dict, kv__elem_free_cb, c);
     free(c);
 }
@@ -112,6 +119,7 @@ static int kv__coll_digest_fn(void *ctx, const struct kv_entry *e) {
 
 uint64_t kv_coll_digest(const struct kv_coll *c, const uint64_t key[2]) {
     if (c->type == KV_TYPE_LIST) return kv_list_digest(c, key) + c->type;
+    if (c->type == KV_TYPE_ZSET) return kv_zset_digest(c, key) + c->type;
     struct kv__digest_ctx d = {.key = key, .sum = kv_coll_count(c) * 0x9e3779b97f4a7c15ull};
     (void)kv_dict_foreach(&c->dict, kv__coll_digest_fn, &d);
     return d.sum + c->type;
@@ -123,6 +131,7 @@ uint8_t kv_coll_type(const struct kv_coll *c) { return c->type; }
 
 uint64_t kv_coll_count(const struct kv_coll *c) {
     if (c->type == KV_TYPE_LIST) return c->list.count;
+    if (c->type == KV_TYPE_ZSET) return kv_zset_count(c);
     return c->dict.t[0].used + c->dict.t[1].used;
 }
 
@@ -253,6 +262,7 @@ static int kv__walk_fn(void *ctx, const struct kv_entry *e) {
 }
 
 int kv_coll_foreach(const struct kv_coll *c, kv_elem_cb cb, void *ctx) {
+    assert(c->type != KV_TYPE_ZSET); /* kv_zset_walk() */
     if (c->type == KV_TYPE_LIST) {
         for (uint64_t i = 0; i < c->list.count; i++) {
             struct kv_elem e;

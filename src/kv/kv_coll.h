@@ -53,13 +53,45 @@ struct kv_list {
     uint64_t count;
 };
 
-struct kv_coll {
-    uint8_t type;           /* KV_TYPE_HASH, KV_TYPE_SET or KV_TYPE_LIST */
-    uint64_t memory_bytes;  /* the struct, elements, list blocks and map */
-    uint64_t payload_bytes; /* snapshot bytes of the elements */
-    struct kv_dict dict;    /* hash, set */
-    struct kv_list list;    /* list */
+/* A sorted set (kv_zset.c): packed, or a table and a B+tree (struct
+ * kv_zbig, private to kv_zset.c). The packed buffer holds the elements in
+ * order, each:
+ *
+ *   u8 member length (<= KV_ZSET_PACK_MEMBER_BYTES) | member | score
+ *
+ * a score being one byte t < 0xF0 for the integers -16..223 (t - 16), or
+ * 0xF0 and an int16, 0xF1 and an int32, 0xF2 and the double's 8 bytes (all
+ * little-endian). */
+struct kv_zbig;
+struct kv_zset {
+    union {
+        uint8_t *pack;       /* packed: pack_bytes bytes, NULL when empty */
+        struct kv_zbig *big; /* is_big */
+    };
+    uint16_t pack_bytes;
+    uint8_t pack_count;
+    bool is_big;
 };
+#define KV_ZSET_SCORE_BYTES 8u
+#define KV_COLL_ZSET_ELEM_OVERHEAD 12u /* snapshot: u32 length | u64 score bits */
+
+struct kv_coll {
+    uint8_t type;           /* KV_TYPE_HASH, _SET, _LIST or _ZSET */
+    uint64_t memory_bytes;  /* the struct, elements, list blocks and map, zset nodes */
+    uint64_t payload_bytes; /* snapshot bytes of the elements */
+    union {                 /* a zset's struct is allocated only up to its member */
+        struct kv_dict dict; /* hash, set */
+        struct kv_list list; /* list */
+        struct kv_zset zset; /* sorted set */
+    };
+};
+
+/* Bytes of a collection's struct: a sorted set's stops after its member
+ * (small sorted sets are many; their struct is 40 bytes, not 120). */
+static inline size_t kv_coll_struct_bytes(uint8_t type) {
+    if (type == KV_TYPE_ZSET) return offsetof(struct kv_coll, zset) + sizeof(struct kv_zset);
+    return sizeof(struct kv_coll);
+}
 
 static inline bool kv_type_is_coll(uint8_t type) { return type != KV_TYPE_STRING; }
 
@@ -75,10 +107,25 @@ static inline struct kv_coll *kv_entry_coll(const struct kv_entry *e) {
 
 static inline uint64_t kv_coll_elem_payload(uint8_t type, uint32_t field_len,
                                             uint32_t value_len) {
+    if (type == KV_TYPE_ZSET) return KV_COLL_ZSET_ELEM_OVERHEAD + (uint64_t)field_len;
     if (type == KV_TYPE_HASH) return KV_COLL_HASH_ELEM_OVERHEAD + (uint64_t)field_len + value_len;
     assert(value_len == 0);
     return KV_COLL_SET_ELEM_OVERHEAD + (uint64_t)field_len; /* a set member, a list item */
 }
+
+/* ---- Sorted sets (kv_zset.c) ---- */
+
+uint64_t kv_zset_count(const struct kv_coll *c);
+/* Bytes of the members' table (the rest is in memory_bytes). */
+uint64_t kv_zset_table_bytes(const struct kv_coll *c);
+/* Frees every element and node (not the kv_coll). */
+void kv_zset_clear(struct kv_coll *c);
+uint64_t kv_zset_digest(const struct kv_coll *c, const uint64_t key[2]);
+/* Snapshot load: appends member after every element (KV_ECORRUPT if it is
+ * not greater in (score, member) order, or a duplicate, or the score is
+ * NaN); KV_ETOOBIG, KV_ENOMEM. */
+int kv_zset_append(struct kv *kv, struct kv_coll *c, const void *member, uint32_t len,
+                   double score) __attribute__((warn_unused_result));
 
 /* ---- Lists (kv_list.c) ---- */
 

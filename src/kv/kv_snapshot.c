@@ -140,6 +140,19 @@ static int kv__write_elem(void *ctx, const struct kv_elem *el) {
     return 0;
 }
 
+/* Puts one element of a sorted set's record: u32 length | u64 score bits
+ * | member. */
+static int kv__write_zelem(void *ctx, const struct kv_zelem *e) {
+    struct kv__elem_writer *ew = ctx;
+    uint64_t bits;
+    memcpy(&bits, &e->score, sizeof(bits));
+    kv__put32(ew->p, e->member_len);
+    kv__put64(ew->p + 4, bits);
+    if (e->member_len > 0) memcpy(ew->p + 12, e->member, e->member_len);
+    ew->p += 12 + e->member_len;
+    return 0;
+}
+
 /* Appends one record (format in kv.h) and its crc. A collection's record
  * holds every element: it is as large as its snapshot payload. */
 static void kv__record(struct kv__bytes *b, const struct kv_entry *e) {
@@ -167,7 +180,11 @@ static void kv__record(struct kv__bytes *b, const struct kv_entry *e) {
     memcpy(h + n, kv_entry_key(e), e->key_len);
     if (coll) {
         struct kv__elem_writer ew = {.p = h + n + e->key_len, .type = e->type};
-        (void)kv_coll_foreach(c, kv__write_elem, &ew);
+        if (e->type == KV_TYPE_ZSET) {
+            (void)kv_zset_walk(c, 0, kv_coll_count(c), false, kv__write_zelem, &ew);
+        } else {
+            (void)kv_coll_foreach(c, kv__write_elem, &ew);
+        }
         assert(ew.p == h + n + e->key_len + value_bytes);
     } else {
         memcpy(h + n + e->key_len, kv_entry_value(e), e->value_len);
@@ -488,7 +505,8 @@ static int kv__read_header(struct kv__reader *r, const struct kv_config *c,
     if (rc != KV_OK) return rc;
     uint32_t version = kv__get32(h + 8);
     r->version = version;
-    if (version != KV_SNAPSHOT_VERSION && version != KV_SNAPSHOT_VERSION_STRINGS) {
+    if (version != KV_SNAPSHOT_VERSION && version != KV_SNAPSHOT_VERSION_COLLECTIONS &&
+        version != KV_SNAPSHOT_VERSION_STRINGS) {
         return kv__fail(r, KV_EVERSION, 8, "unknown format version %" PRIu32, version);
     }
     if (kv__get32(h + 12) != 0) return kv__fail(r, KV_ECORRUPT, 12, "unknown header flags");
@@ -528,7 +546,8 @@ static int kv__read_record_head(struct kv__reader *r, const struct kv_config *c,
     rec->head_len = KV__RECORD_FIXED;
     rec->expire_ms = KV_NO_EXPIRY;
     bool coll = kv_type_is_coll(rec->type);
-    if (rec->type >= KV_TYPE_COUNT || (coll && r->version == KV_SNAPSHOT_VERSION_STRINGS)) {
+    if (rec->type >= KV_TYPE_COUNT || (coll && r->version == KV_SNAPSHOT_VERSION_STRINGS) ||
+        (rec->type == KV_TYPE_ZSET && r->version == KV_SNAPSHOT_VERSION_COLLECTIONS)) {
         return kv__fail(r, KV_ECORRUPT, at, "unknown type");
     }
     if (flags & ~KV__RECORD_HAS_EXPIRY) return kv__fail(r, KV_ECORRUPT, at + 1, "bad flags");
@@ -550,10 +569,10 @@ static int kv__read_record_head(struct kv__reader *r, const struct kv_config *c,
         rec->head_len += 8;
     }
     /* a collection's elements take at least their length fields */
-    uint64_t value_min = !coll ? rec->value_len
-                         : (uint64_t)rec->value_len * (rec->type == KV_TYPE_HASH
-                                                           ? KV_COLL_HASH_ELEM_OVERHEAD
-                                                           : KV_COLL_SET_ELEM_OVERHEAD);
+    uint64_t elem_min = rec->type == KV_TYPE_HASH   ? KV_COLL_HASH_ELEM_OVERHEAD
+                        : rec->type == KV_TYPE_ZSET ? KV_COLL_ZSET_ELEM_OVERHEAD
+                                                    : KV_COLL_SET_ELEM_OVERHEAD;
+    uint64_t value_min = !coll ? rec->value_len : (uint64_t)rec->value_len * elem_min;
     uint64_t end = r->offset + (uint64_t)rec->key_len + value_min + 4;
     if (end > r->total - KV_SNAPSHOT_TRAILER_BYTES) {
         return kv__fail(r, KV_ECORRUPT, at, "record runs past the declared size");
@@ -587,8 +606,41 @@ static int kv__load_item(struct kv__reader *r, struct kv *kv, struct kv_coll *c,
     return rc;
 }
 
+/* Reads one element of a sorted set's record onto c's end (each must come
+ * after the one before in (score, member) order). */
+static int kv__load_zelem(struct kv__reader *r, struct kv *kv, struct kv_coll *c,
+                          uint32_t *crc) {
+    uint64_t at = r->offset;
+    uint8_t h[12];
+    int rc = kv__read(r, h, sizeof(h));
+    if (rc != KV_OK) return rc;
+    *crc = crc32c(*crc, h, sizeof(h));
+    uint32_t len = kv__get32(h);
+    uint64_t bits = kv__get64(h + 4);
+    double score;
+    memcpy(&score, &bits, sizeof(score));
+    if (len > kv->config.value_bytes_max) {
+        return kv__fail(r, KV_ECORRUPT, at, "element length over the limit");
+    }
+    if (r->offset + (uint64_t)len > r->total - KV_SNAPSHOT_TRAILER_BYTES) {
+        return kv__fail(r, KV_ECORRUPT, at, "element runs past the declared size");
+    }
+    uint8_t *member = malloc(len > 0 ? len : 1);
+    if (member == NULL) return kv__fail(r, KV_ENOMEM, at, "out of memory");
+    rc = kv__read(r, member, len);
+    if (rc == KV_OK) {
+        *crc = crc32c(*crc, member, len);
+        rc = kv_zset_append(kv, c, member, len, score);
+        if (rc == KV_ECORRUPT) rc = kv__fail(r, rc, at, "sorted set element out of order");
+        else if (rc != KV_OK) rc = kv__fail(r, rc, at, "cannot insert");
+    }
+    free(member);
+    return rc;
+}
+
 /* Reads one element of a collection record into c; *crc follows. */
 static int kv__load_elem(struct kv__reader *r, struct kv *kv, struct kv_coll *c, uint32_t *crc) {
+    if (c->type == KV_TYPE_ZSET) return kv__load_zelem(r, kv, c, crc);
     uint64_t at = r->offset;
     uint8_t h[8] = {0};
     size_t n = c->type == KV_TYPE_HASH ? 8 : 4;

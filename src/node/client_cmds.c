@@ -90,10 +90,13 @@ static void node__command_info(const struct cmd_def *d, struct resp_out *out) {
     resp_write_bulk(out, d->name, strlen(d->name));
     resp_write_int(out, d->arity);
     node__command_flags(d, out);
-    bool movable = (d->flags & CMD_NUMKEYS) != 0; /* Redis shows 0 0 0 and "movablekeys" */
-    resp_write_int(out, movable ? 0 : d->first_key);
-    resp_write_int(out, movable ? 0 : d->last_key);
-    resp_write_int(out, movable ? 0 : d->key_step);
+    /* Redis shows "movablekeys" and the fixed keys: 0 0 0, or 1 1 1 when a
+     * destination comes first (ZUNIONSTORE) */
+    bool movable = (d->flags & CMD_NUMKEYS) != 0;
+    int fixed = (d->flags & CMD_DSTKEY) ? 1 : 0;
+    resp_write_int(out, movable ? fixed : d->first_key);
+    resp_write_int(out, movable ? fixed : d->last_key);
+    resp_write_int(out, movable ? fixed : d->key_step);
     resp_write_set(out, 0); /* ACL categories */
     resp_write_set(out, 0); /* tips */
     resp_write_array(out, 0); /* key specs */
@@ -144,8 +147,8 @@ static void node__command(uint32_t argc, const struct resp_arg *argv, struct res
 /* CONFIG GET: the node's settings by Redis-style name. */
 static void node__config_get(struct node *n, uint32_t argc, const struct resp_arg *argv,
                              struct resp_out *out) {
-    char values[16][64];
-    const char *names[16];
+    char values[24][64];
+    const char *names[24];
     int count = 0;
 #define CONFIG_ITEM(name_, fmt_, value_)                                          \
     do {                                                                          \
@@ -169,8 +172,12 @@ static void node__config_get(struct node *n, uint32_t argc, const struct resp_ar
     CONFIG_ITEM("snapshot-entries", "%llu", (unsigned long long)n->cfg.snapshot_entries);
     CONFIG_ITEM("snapshot-log-bytes", "%llu", (unsigned long long)n->cfg.snapshot_log_bytes);
     CONFIG_ITEM("snapshot-chunk-bytes", "%llu", (unsigned long long)n->cfg.snapshot_chunk_bytes);
+    /* fixed: a sorted set is packed up to these (docs/kv.md) */
+    CONFIG_ITEM("zset-max-listpack-entries", "%u", KV_ZSET_PACK_ENTRIES);
+    CONFIG_ITEM("zset-max-listpack-value", "%u", KV_ZSET_PACK_MEMBER_BYTES);
 #undef CONFIG_ITEM
-    bool match[16] = {false};
+    assert(count <= 24);
+    bool match[24] = {false};
     int matched = 0;
     for (int i = 0; i < count; i++) {
         for (uint32_t a = 2; a < argc && !match[i]; a++) {

@@ -3,6 +3,8 @@
 redis-server on a loopback port and writes tests/cmd/golden.txt, one
 `> command` line and one `< reply` line per command (raw RESP2 bytes,
 escaped). test_cmd replays them through src/cmd and compares bytes.
+`@resp3` and `@resp2` switch the connection's protocol (HELLO 3 / HELLO 2,
+whose reply is not recorded); they are copied to golden.txt as they are.
 
 Usage: gen_golden.py [redis-server binary]   (run by `make golden`)
 """
@@ -49,21 +51,26 @@ def escape(data):
 
 
 def read_reply(f):
-    """Returns the raw bytes of one RESP2 reply read from file f."""
+    """Returns the raw bytes of one RESP2 or RESP3 reply read from file f."""
     line = f.readline()
     kind = line[:1]
-    if kind in (b"+", b"-", b":"):
+    if kind in (b"+", b"-", b":", b"_", b",", b"#", b"("):
         return line
-    if kind == b"$":
+    if kind in (b"$", b"=", b"!"):
         n = int(line[1:-2])
         return line if n < 0 else line + f.read(n + 2)
-    if kind == b"*":
-        n = int(line[1:-2])
+    if kind in (b"*", b"~", b">", b"%", b"|"):
+        n = int(line[1:-2]) * (2 if kind in (b"%", b"|") else 1)
         raw = line
         for _ in range(max(n, 0)):
             raw += read_reply(f)
         return raw
     raise RuntimeError("bad reply line %r" % line)
+
+
+def protocol_switch(line):
+    """The HELLO of a `@resp3` / `@resp2` line, or None."""
+    return {"@resp3": [b"hello", b"3"], "@resp2": [b"hello", b"2"]}.get(line)
 
 
 def encode(args):
@@ -94,6 +101,11 @@ def main():
             for raw in open(os.path.join(HERE, "commands.txt")):
                 raw = raw.rstrip("\n")
                 if not raw or raw.startswith("#"):
+                    continue
+                if protocol_switch(raw):
+                    sock.sendall(encode(protocol_switch(raw)))
+                    read_reply(f)
+                    lines.append(raw)
                     continue
                 args = [b"flushall"] if raw == "@flush" else [unescape(a) for a in shlex.split(raw)]
                 sock.sendall(encode(args))

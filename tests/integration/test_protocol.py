@@ -41,6 +41,10 @@ def run_script(port):
         line = line.rstrip("\n")
         if not line or line.startswith("#"):
             continue
+        if gen_golden.protocol_switch(line):
+            s.sendall(gen_golden.encode(gen_golden.protocol_switch(line)))
+            gen_golden.read_reply(f)
+            continue
         args = [b"flushall"] if line == "@flush" else [
             gen_golden.unescape(a) for a in shlex.split(line)]
         s.sendall(gen_golden.encode(args))

@@ -83,9 +83,14 @@ TEST(replies_match_redis_byte_for_byte) {
     /* one clock reading for the whole script: PTTL right after SET PX must
      * not depend on how long a command took under the sanitizers */
     int64_t now = now_ms();
+    uint8_t proto = 2; /* `@resp3` / `@resp2` lines switch it */
     while (fgets(line, sizeof(line), f) != NULL) {
         size_t len = strlen(line);
         if (len > 0 && line[len - 1] == '\n') line[--len] = '\0';
+        if (strcmp(line, "@resp3") == 0 || strcmp(line, "@resp2") == 0) {
+            proto = line[5] == '3' ? 3 : 2;
+            continue;
+        }
         if (strncmp(line, "> ", 2) == 0) {
             snprintf(cmd_line, sizeof(cmd_line), "%s", line + 2);
             continue;
@@ -95,7 +100,7 @@ TEST(replies_match_redis_byte_for_byte) {
         struct cmd_env env = {.kv = kv, .now_ms = now, .rng = &rng,
                               .bulk_max = 512u << 20};
         struct resp_out out;
-        resp_out_init(&out, 2, 1u << 20, NULL);
+        resp_out_init(&out, proto, 1u << 20, NULL);
         static char shown[TEST_CMD_LINE_BYTES];
         snprintf(shown, sizeof(shown), "%s", cmd_line);
         run_line(&env, cmd_line, &out);

@@ -1115,7 +1115,7 @@ TEST(snapshot_corruption_is_detected_at_every_byte) {
     char err[200];
     struct kv *out = NULL;
     memcpy(p, s.p, s.len);
-    p[8] = 3;
+    p[8] = KV_SNAPSHOT_VERSION + 1;
     uint32_t crc = crc32c(0, p, 40);
     for (int b = 0; b < 4; b++) p[40 + b] = (uint8_t)(crc >> (8 * b));
     CHECK(kv_snapshot_load_buffer(&c, p, s.len, &out, NULL, err, sizeof(err)) == KV_EVERSION);
@@ -1739,15 +1739,21 @@ TEST(list_deque_grows_and_shrinks_at_both_ends) {
 /* A change to the hash, set or list at k (or WRONGTYPE, or nothing). */
 static void walk_change_coll(struct kv *kv, struct rand *rng, const char *k, size_t n,
                              const char *v, uint32_t vl) {
-    static const uint8_t types[3] = {KV_TYPE_HASH, KV_TYPE_SET, KV_TYPE_LIST};
-    uint8_t type = types[rand_below(rng, 3)];
+    static const uint8_t types[4] = {KV_TYPE_HASH, KV_TYPE_SET, KV_TYPE_LIST, KV_TYPE_ZSET};
+    uint8_t type = types[rand_below(rng, 4)];
     struct kv_coll *c = NULL;
     if (kv_coll_open(kv, k, n, T0, type, true, &c) != KV_OK) return;
     char f[16];
-    int fl = snprintf(f, sizeof(f), "f%u", (unsigned)rand_below(rng, 20));
+    /* a sorted set grows past its packed size (128) */
+    uint32_t fields = type == KV_TYPE_ZSET ? 300 : 20;
+    int fl = snprintf(f, sizeof(f), "f%u", (unsigned)rand_below(rng, fields));
     bool add = rand_below(rng, 3) != 0;
     int rc = KV_OK;
-    if (type == KV_TYPE_LIST && add) {
+    if (type == KV_TYPE_ZSET && add) {
+        rc = kv_zset_add(kv, c, f, (size_t)fl, (double)vl - rand_below(rng, 50), NULL);
+    } else if (type == KV_TYPE_ZSET) {
+        rc = kv_zset_remove(kv, c, f, (size_t)fl);
+    } else if (type == KV_TYPE_LIST && add) {
         rc = kv_list_push(kv, c, rand_below(rng, 2), v, vl);
     } else if (type == KV_TYPE_LIST && kv_coll_count(c) > 0) {
         kv_list_pop(kv, c, rand_below(rng, 2));
@@ -1770,7 +1776,7 @@ static void walk_change(struct kv *kv, struct rand *rng, uint32_t keys) {
     switch (rand_below(rng, 1300) / 100) {
     case 10:
     case 11:
-    case 12: /* hashes, sets, lists: their elements change, not their entry */
+    case 12: /* hashes, sets, lists, sorted sets: their elements change, not their entry */
         walk_change_coll(kv, rng, k, (size_t)n, v, vl);
         break;
     case 0:
