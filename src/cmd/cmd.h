@@ -72,6 +72,8 @@ bool cmd_arity_ok(const struct cmd_def *def, uint32_t argc);
 void cmd_reply_unknown(struct resp_out *out, uint32_t argc, const struct resp_arg *argv);
 void cmd_reply_arity(struct resp_out *out, const struct cmd_def *def);
 
+/* COMMAND GETKEYS answers at most this many keys. */
+#define CMD_GETKEYS_MAX 100000u
 /* The keys of a command, from its key spec: calls cb for each. */
 void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
               void (*cb)(void *ctx, const struct resp_arg *key), void *ctx);

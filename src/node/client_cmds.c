@@ -114,6 +114,48 @@ static void node__command_doc(const struct cmd_def *d, struct resp_out *out) {
     resp_write_bulk(out, d->group, strlen(d->group));
 }
 
+struct node__keys {
+    const struct resp_arg *keys[CMD_GETKEYS_MAX];
+    uint32_t n;
+    bool truncated;
+};
+
+static void node__key_cb(void *ctx, const struct resp_arg *key) {
+    struct node__keys *k = ctx;
+    if (k->n < CMD_GETKEYS_MAX) k->keys[k->n++] = key;
+    else k->truncated = true;
+}
+
+/* COMMAND GETKEYS cmd arg...: the keys the command names, as Redis finds
+ * them (cluster clients ask it for the commands whose keys follow a count,
+ * flagged movablekeys: ZUNIONSTORE, LMPOP, ...). */
+static void node__command_getkeys(uint32_t argc, const struct resp_arg *argv,
+                                  struct resp_out *out) {
+    const struct cmd_def *d = cmd_lookup(argv[0].data, argv[0].len);
+    if (d == NULL) {
+        resp_write_errorf(out, "ERR Invalid command specified");
+        return;
+    }
+    if (!cmd_arity_ok(d, argc)) {
+        resp_write_errorf(out, "ERR Invalid number of arguments specified for command");
+        return;
+    }
+    static struct node__keys k; /* the loop thread's alone */
+    k.n = 0;
+    k.truncated = false;
+    cmd_keys(d, argc, argv, node__key_cb, &k);
+    if (k.truncated) {
+        resp_write_errorf(out, "ERR more than %u keys", CMD_GETKEYS_MAX);
+        return;
+    }
+    if (k.n == 0) {
+        resp_write_errorf(out, "ERR The command has no key arguments");
+        return;
+    }
+    resp_write_array(out, k.n);
+    for (uint32_t i = 0; i < k.n; i++) resp_write_bulk(out, k.keys[i]->data, k.keys[i]->len);
+}
+
 static void node__command(uint32_t argc, const struct resp_arg *argv, struct resp_out *out) {
     if (argc == 1) {
         resp_write_array(out, cmd_table_count);
@@ -127,6 +169,8 @@ static void node__command(uint32_t argc, const struct resp_arg *argv, struct res
             if (d) node__command_info(d, out);
             else resp_write_null_array(out);
         }
+    } else if (arg_is(&argv[1], "getkeys") && argc >= 3) {
+        node__command_getkeys(argc - 2, argv + 2, out);
     } else if (arg_is(&argv[1], "docs")) {
         uint32_t found = 0;
         for (uint32_t i = 2; i < argc; i++) found += cmd_lookup(argv[i].data, argv[i].len) != 0;

@@ -232,3 +232,28 @@ def test_redis_cli_in_cluster_mode(cluster):
     assert check.returncode == 0, check.stdout + check.stderr
     assert "[OK] All nodes agree about slots configuration." in check.stdout
     assert "[OK] All 16384 slots covered." in check.stdout
+
+
+def test_movable_key_commands_route_through_command_getkeys(cluster):
+    """redis-py's RedisCluster asks COMMAND GETKEYS for the keys of the
+    commands flagged movablekeys (the keys follow a count): without it they
+    could not be routed at all."""
+    c = cluster.client(cluster.followers()[0])
+    c.set_response_callback("COMMAND", lambda r, **kw: r)  # the raw GETKEYS reply
+    assert c.execute_command("COMMAND", "GETKEYS", "ZUNIONSTORE", "d", 2, "a", "b") == \
+        [b"d", b"a", b"b"]
+    assert c.execute_command("COMMAND", "GETKEYS", "LMPOP", 2, "x", "y", "LEFT") == [b"x", b"y"]
+    assert c.execute_command("COMMAND", "GETKEYS", "MSET", "k1", "v1", "k2", "v2") == \
+        [b"k1", b"k2"]
+    for bad, msg in ((("NOSUCH", "k"), "Invalid command"), (("GET",), "Invalid number"),
+                     (("PING",), "no key arguments")):
+        with pytest.raises(redis.exceptions.ResponseError, match=msg):
+            c.execute_command("COMMAND", "GETKEYS", *bad)
+    rc = RedisCluster(host="127.0.0.1", port=cluster.ports[cluster.leader()], socket_timeout=10)
+    rc.zadd("{z}a", {"m1": 1, "m2": 2})
+    rc.zadd("{z}b", {"m2": 3, "m3": 4})
+    assert rc.zunionstore("{z}d", ["{z}a", "{z}b"]) == 3
+    assert rc.zrange("{z}d", 0, -1, withscores=True) == [(b"m1", 1.0), (b"m3", 4.0), (b"m2", 5.0)]
+    rc.rpush("{l}x", "a", "b")
+    assert rc.lmpop(2, "{l}y", "{l}x", direction="LEFT") == [b"{l}x", [b"a"]]
+    rc.close()
