@@ -309,11 +309,26 @@ void block_start(struct client *c, struct shard *s, struct slot *slot, const str
 
 /* ---- answers from the log (shard.c) ---- */
 
+static void block__touch_cb(void *ctx, const struct resp_arg *key);
+
+/* An attempt ended: its keys are looked at again by the next block_serve.
+ * The attempt was counted against each of them while in flight, and may
+ * have popped from another (BLPOP a b at its deadline) or nothing; without
+ * this, a waiter on the key it did not pop from would wait for the next
+ * write there. */
+static void block__touch_keys(struct block *b) {
+    if (b->s->blocked == NULL) return;
+    for (uint32_t i = 0; i < b->spec.key_count; i++) {
+        block__touch_cb(b->s->blocked, &b->argv[b->spec.key_first + i]);
+    }
+}
+
 void block_reply(struct client *c, const char *data, size_t len) {
     struct block *b = c->block;
     assert(b != NULL);
     assert(b->in_flight);
     b->in_flight = false;
+    block__touch_keys(b);
     if (!cmd_reply_is_null(data, len)) block__answer(b, data, len); /* popped, or an error */
     else if (b->error != NULL) block__answer_error(b, b->error);
     else if (b->timed_out) block__answer_timeout(b);
@@ -328,6 +343,7 @@ void block_fail(struct client *c, const char *msg) {
     assert(b != NULL);
     assert(b->in_flight);
     b->in_flight = false;
+    block__touch_keys(b);
     block__answer_error(b, msg);
 }
 

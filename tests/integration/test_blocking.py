@@ -145,6 +145,22 @@ def test_first_blocked_is_first_served(cluster):
     assert r.exists("fifo") == 0
 
 
+def test_a_waiter_on_two_keys_starves_no_one(cluster):
+    """X waits on a and b, Y on b; one transaction pushes to both: X is
+    served from a (its attempt counted against b while in flight), and Y
+    still gets b's element."""
+    lead = cluster.leader()
+    x = Call(cluster.client(lead), "BLPOP", "{s}a", "{s}b", "0")
+    wait_for(lambda: blocked(cluster, lead) == 1, what="X to block")
+    y = Call(cluster.client(lead), "BLPOP", "{s}b", "0")
+    wait_for(lambda: blocked(cluster, lead) == 2, what="Y to block")
+    p = cluster.client(lead).pipeline(transaction=True)
+    p.rpush("{s}a", "1").rpush("{s}b", "2")
+    p.execute()
+    assert tuple(x.get()) == (b"{s}a", b"1")
+    assert tuple(y.get()) == (b"{s}b", b"2")
+
+
 def test_blmove_and_blmpop_into_other_keys(cluster):
     lead = cluster.leader()
     r = cluster.client(cluster.followers()[1])
