@@ -1,7 +1,7 @@
 # The shoal binary: `shoal server` (a node) and `shoal demo`.
 NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/shard.c src/node/shard_snap.c \
             src/node/snapshot.c src/node/peer.c \
-            src/node/client.c src/node/client_cmds.c src/node/cluster_cmds.c src/node/gather.c src/node/multi.c src/node/pubsub.c src/node/proxy.c \
+            src/node/client.c src/node/client_cmds.c src/node/cluster_cmds.c src/node/gather.c src/node/multi.c src/node/block.c src/node/pubsub.c src/node/proxy.c \
             src/node/info.c src/cluster/slot.c src/cluster/map.c \
             src/node/config.c src/node/demo.c src/node/main.c
 NODE_SRC += $(BENCH_SRC)
@@ -27,3 +27,9 @@ EXTRA_CHECKS += scripts/integration.sh
 $(BUILD)/canary/%/shoal: $(call release_objs,$(SHOAL_ALL)) $(SHOAL_ALL) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(call canary_build,,$(SHOAL_ALL),$(SHOAL_LIBS))
+
+# The blocking pops' canary: the leader pops for a blocked client without
+# a log entry; the work-queue check of test_blocking.py must catch it
+# (scripts/block-canary.sh).
+TEST_DEPS += $(BUILD)/canary/BLOCK_POP_WITHOUT_LOG/shoal
+EXTRA_CHECKS += scripts/block-canary.sh

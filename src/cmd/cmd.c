@@ -69,6 +69,11 @@ const struct cmd_def cmd_table[] = {
     {"hstrlen", cmd_hstrlen, 3, R | F, 1, 1, 1, "hash", "Get the length of the value of a hash field", "3.2.0"},
     {"hvals", cmd_hvals, 2, R, 1, 1, 1, "hash", "Get all the values in a hash", "2.0.0"},
     /* lists */
+    {"blmove", cmd_blmove, 6, W | CMD_BLOCKING, 1, 2, 1, "list", "Pop an element from a list, push it to another list and return it; or block until one is available", "6.2.0"},
+    {"blmpop", cmd_blmpop, -5, W | CMD_BLOCKING | CMD_NUMKEYS, 2, 2, 1, "list", "Pop elements from a list, or block until one is available", "7.0.0"},
+    {"blpop", cmd_blpop, -3, W | CMD_BLOCKING, 1, -2, 1, "list", "Remove and get the first element in a list, or block until one is available", "2.0.0"},
+    {"brpop", cmd_brpop, -3, W | CMD_BLOCKING, 1, -2, 1, "list", "Remove and get the last element in a list, or block until one is available", "2.0.0"},
+    {"brpoplpush", cmd_brpoplpush, 4, W | CMD_BLOCKING, 1, 2, 1, "list", "Pop an element from a list, push it to another list and return it; or block until one is available", "2.2.0"},
     {"lindex", cmd_lindex, 3, R, 1, 1, 1, "list", "Get an element from a list by its index", "1.0.0"},
     {"linsert", cmd_linsert, 5, W, 1, 1, 1, "list", "Insert an element before or after another element in a list", "2.2.0"},
     {"llen", cmd_llen, 2, R | F, 1, 1, 1, "list", "Get the length of a list", "1.0.0"},

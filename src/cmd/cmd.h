@@ -34,6 +34,7 @@ enum cmd_flags {
     CMD_STALE = 1 << 7,    /* allowed with stale data (COMMAND INFO) */
     CMD_NUMKEYS = 1 << 8,  /* argv[first_key] is a key count, the keys follow it */
     CMD_DSTKEY = 1 << 9,   /* with CMD_NUMKEYS: argv[1] is a key too (ZUNIONSTORE) */
+    CMD_BLOCKING = 1 << 10, /* may wait for its keys (BLPOP, BLMOVE, ...): see cmd_block */
 };
 
 struct cmd_env;
@@ -77,6 +78,36 @@ void cmd_reply_arity(struct resp_out *out, const struct cmd_def *def);
 /* The keys of a command, from its key spec: calls cb for each. */
 void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
               void (*cb)(void *ctx, const struct resp_arg *key), void *ctx);
+
+/* ---- blocking commands ------------------------------------------------
+ *
+ * A CMD_BLOCKING command (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP) is
+ * executed by cmd_exec() as Redis executes it inside MULTI: it never
+ * waits. It pops if one of its keys holds something, answers an error
+ * (WRONGTYPE, syntax), or answers a null (RESP2 `*-1` or `$-1`, RESP3 `_`)
+ * when every key it waits on is empty: "would block". The waiting itself
+ * is the node's (src/node/block.c): it holds the client and sends the same
+ * command through the log again when one of the keys may hold something.
+ * So a blocking pop is always an ordinary write, applied alike on every
+ * replica, and the framework knows nothing of lists: a blocking command
+ * of another type (BZPOPMIN) needs a table entry, cmd_exec's would-block
+ * null, and a case in cmd_block_spec. */
+struct cmd_block {
+    uint64_t timeout_ms;  /* 0: wait forever; saturated at UINT64_MAX */
+    uint32_t key_first;   /* the keys it waits on: argv[key_first, key_first + key_count) */
+    uint32_t key_count;
+    uint32_t numkeys_arg; /* the argument holding key_count (BLMPOP), or 0 */
+    uint8_t type;         /* the kv type those keys must hold (KV_TYPE_LIST) */
+};
+
+/* Checks a CMD_BLOCKING command's arguments (all but the keyspace) in
+ * Redis's order and fills *spec; false after writing the error to out. */
+bool cmd_block_spec(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
+                    struct cmd_block *spec, struct resp_out *out);
+
+/* Whether a reply is a null: RESP2 `*-1` or `$-1`, RESP3 `_`. A blocking
+ * command's null is "would block" (see above). */
+bool cmd_reply_is_null(const char *data, size_t len);
 
 /* Where a command runs. */
 struct cmd_env {

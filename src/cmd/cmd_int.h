@@ -140,6 +140,11 @@ CMD_FN(cmd_ltrim);
 CMD_FN(cmd_lpos);
 CMD_FN(cmd_lmove);
 CMD_FN(cmd_rpoplpush);
+CMD_FN(cmd_blpop);
+CMD_FN(cmd_brpop);
+CMD_FN(cmd_blmove);
+CMD_FN(cmd_brpoplpush);
+CMD_FN(cmd_blmpop);
 CMD_FN(cmd_lmpop);
 
 /* sorted sets (cmd_zset.c) */

@@ -1,7 +1,9 @@
-/* cmd_list.c: the list commands (not the blocking forms), as Redis 7.0's
- * t_list.c answers them (checks in the same order, so the same error wins).
- * A list left empty is deleted. Replies copy an item's bytes before it is
- * popped. */
+/* cmd_list.c: the list commands, as Redis 7.0's t_list.c answers them
+ * (checks in the same order, so the same error wins). A list left empty is
+ * deleted. Replies copy an item's bytes before it is popped. The blocking
+ * forms (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP) never wait here: they
+ * answer as Redis does inside MULTI, a null when there is nothing to pop
+ * (cmd.h, "blocking commands"; the node does the waiting). */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,38 +370,47 @@ CMD_FN(cmd_rpoplpush) {
     cmd__lmove(env, &argv[1], &argv[2], false, true, out);
 }
 
-CMD_FN(cmd_lmpop) {
+/* LMPOP's and BLMPOP's arguments after the key count at argv[at]: false
+ * after replying an error. */
+static bool cmd__mpop_args(uint32_t argc, const struct resp_arg *argv, uint32_t at,
+                           uint32_t *where, bool *front, int64_t *count, struct resp_out *out) {
     int64_t numkeys;
-    if (!cmd_parse_i64(argv[1].data, argv[1].len, &numkeys) || numkeys < 1) {
+    if (!cmd_parse_i64(argv[at].data, argv[at].len, &numkeys) || numkeys < 1) {
         resp_write_errorf(out, "ERR numkeys should be greater than 0");
-        return;
+        return false;
     }
-    if (numkeys > (int64_t)argc - 2) {
+    if (numkeys > (int64_t)argc - (int64_t)at - 1) {
         resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
-        return;
+        return false;
     }
-    uint32_t where = 2 + (uint32_t)numkeys;
-    bool front;
-    if (where >= argc) {
+    *where = at + 1 + (uint32_t)numkeys;
+    if (*where >= argc) {
         resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
-        return;
+        return false;
     }
-    if (!cmd__side(&argv[where], &front, out)) return;
-    int64_t count = -1;
-    for (uint32_t j = where + 1; j < argc; j++) {
-        if (count == -1 && cmd_arg_is(&argv[j], "count") && j + 1 < argc) {
+    if (!cmd__side(&argv[*where], front, out)) return false;
+    *count = -1;
+    for (uint32_t j = *where + 1; j < argc; j++) {
+        if (*count == -1 && cmd_arg_is(&argv[j], "count") && j + 1 < argc) {
             j++;
-            if (!cmd_parse_i64(argv[j].data, argv[j].len, &count) || count < 1) {
+            if (!cmd_parse_i64(argv[j].data, argv[j].len, count) || *count < 1) {
                 resp_write_errorf(out, "ERR count should be greater than 0");
-                return;
+                return false;
             }
         } else {
             resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
-            return;
+            return false;
         }
     }
-    if (count == -1) count = 1;
-    for (uint32_t i = 2; i < where; i++) {
+    if (*count == -1) *count = 1;
+    return true;
+}
+
+/* Pops from the first non-empty list of argv[from, to): [key, [items]], or
+ * a null array when all are empty. */
+static void cmd__mpop(const struct cmd_env *env, const struct resp_arg *argv, uint32_t from,
+                      uint32_t to, bool front, int64_t count, struct resp_out *out) {
+    for (uint32_t i = from; i < to; i++) {
         struct kv_coll *l;
         if (!cmd_coll_write(env, &argv[i], KV_TYPE_LIST, false, &l, out)) return;
         if (l == NULL) continue;
@@ -410,4 +421,119 @@ CMD_FN(cmd_lmpop) {
         return;
     }
     resp_write_null_array(out);
+}
+
+CMD_FN(cmd_lmpop) {
+    uint32_t where;
+    bool front;
+    int64_t count;
+    if (!cmd__mpop_args(argc, argv, 1, &where, &front, &count, out)) return;
+    cmd__mpop(env, argv, 2, where, front, count, out);
+}
+
+/* ---- the blocking forms (never blocking here: see the top) ---- */
+
+/* Redis 7.0's getTimeoutFromObjectOrReply in seconds: a long double, times
+ * 1000, truncated; what does not fit a long long becomes LLONG_MIN on
+ * x86-64 (so "inf" and 1e300 are negative there, and here). 0 waits
+ * forever, as does anything under a millisecond. */
+static bool cmd__timeout(const struct resp_arg *arg, uint64_t *timeout_ms,
+                         struct resp_out *out) {
+    long double seconds;
+    if (!cmd_parse_ld(arg->data, arg->len, &seconds)) {
+        resp_write_errorf(out, "ERR timeout is not a float or out of range");
+        return false;
+    }
+    long double ms = seconds * 1000.0L;
+    if (!(ms < 0x1p63L) || !(ms > -0x1p63L) || (long long)ms < 0) {
+        resp_write_errorf(out, "ERR timeout is negative");
+        return false;
+    }
+    *timeout_ms = (uint64_t)(long long)ms;
+    return true;
+}
+
+bool cmd_block_spec(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
+                    struct cmd_block *spec, struct resp_out *out) {
+    assert(def->flags & CMD_BLOCKING);
+    assert(cmd_arity_ok(def, argc));
+    memset(spec, 0, sizeof(*spec));
+    spec->type = KV_TYPE_LIST;
+    spec->key_first = 1;
+    spec->key_count = 1;
+    bool front;
+    if (def->exec == cmd_blpop || def->exec == cmd_brpop) {
+        spec->key_count = argc - 2;
+        return cmd__timeout(&argv[argc - 1], &spec->timeout_ms, out);
+    }
+    if (def->exec == cmd_blmove) {
+        if (!cmd__side(&argv[3], &front, out) || !cmd__side(&argv[4], &front, out)) return false;
+        return cmd__timeout(&argv[5], &spec->timeout_ms, out);
+    }
+    if (def->exec == cmd_brpoplpush) return cmd__timeout(&argv[3], &spec->timeout_ms, out);
+    assert(def->exec == cmd_blmpop);
+    uint32_t where;
+    int64_t count;
+    if (!cmd__mpop_args(argc, argv, 2, &where, &front, &count, out)) return false;
+    spec->numkeys_arg = 2;
+    spec->key_first = 3;
+    spec->key_count = where - 3;
+    return cmd__timeout(&argv[1], &spec->timeout_ms, out);
+}
+
+bool cmd_reply_is_null(const char *data, size_t len) {
+    return (len == 5 && (memcmp(data, "*-1\r\n", 5) == 0 || memcmp(data, "$-1\r\n", 5) == 0)) ||
+           (len == 3 && memcmp(data, "_\r\n", 3) == 0);
+}
+
+/* BLPOP and BRPOP: [key, item] from the first non-empty list. */
+static void cmd__bpop(const struct cmd_env *env, uint32_t argc, const struct resp_arg *argv,
+                      bool front, struct resp_out *out) {
+    uint64_t timeout_ms;
+    if (!cmd__timeout(&argv[argc - 1], &timeout_ms, out)) return;
+    for (uint32_t i = 1; i < argc - 1; i++) {
+        struct kv_coll *l;
+        if (!cmd_coll_write(env, &argv[i], KV_TYPE_LIST, false, &l, out)) return;
+        if (l == NULL) continue;
+        struct kv_elem e;
+        int rc = kv_list_get(l, front ? 0 : kv_coll_count(l) - 1, &e);
+        assert(rc == KV_OK);
+        (void)rc;
+        resp_write_array(out, 2);
+        resp_write_bulk(out, argv[i].data, argv[i].len);
+        resp_write_bulk(out, e.field, e.field_len);
+        kv_list_pop(env->kv, l, front);
+        kv_coll_close(env->kv, argv[i].data, argv[i].len, l);
+        return;
+    }
+    resp_write_null_array(out);
+}
+
+CMD_FN(cmd_blpop) { cmd__bpop(env, argc, argv, true, out); }
+CMD_FN(cmd_brpop) { cmd__bpop(env, argc, argv, false, out); }
+
+CMD_FN(cmd_blmove) {
+    (void)argc;
+    bool src_front, dst_front;
+    uint64_t timeout_ms;
+    if (!cmd__side(&argv[3], &src_front, out) || !cmd__side(&argv[4], &dst_front, out)) return;
+    if (!cmd__timeout(&argv[5], &timeout_ms, out)) return;
+    cmd__lmove(env, &argv[1], &argv[2], src_front, dst_front, out);
+}
+
+CMD_FN(cmd_brpoplpush) {
+    (void)argc;
+    uint64_t timeout_ms;
+    if (!cmd__timeout(&argv[3], &timeout_ms, out)) return;
+    cmd__lmove(env, &argv[1], &argv[2], false, true, out);
+}
+
+CMD_FN(cmd_blmpop) {
+    uint32_t where;
+    bool front;
+    int64_t count;
+    uint64_t timeout_ms;
+    if (!cmd__mpop_args(argc, argv, 2, &where, &front, &count, out)) return;
+    if (!cmd__timeout(&argv[1], &timeout_ms, out)) return;
+    cmd__mpop(env, argv, 3, where, front, count, out);
 }

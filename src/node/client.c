@@ -102,6 +102,7 @@ static void client__close(struct client *c) {
     c->closing = true;
     struct node *n = c->node;
     for (uint32_t i = 0; i < n->n_local; i++) shard_forget_client(n->local[i], c);
+    block_client_gone(c);
     proxy_detach(c);
     pubsub_client_gone(c);
     if (c->leader_wait_since != 0) n->leader_waiters--;
@@ -407,6 +408,8 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
         } else if (route == ROUTE_PROXY) {
             n->stats.proxied++;
             proxy_forward(c, target, s, full_argc, full_argv);
+        } else if ((def->flags & CMD_BLOCKING) && into == NULL) {
+            block_start(c, shard, s, def, argc, argv);
         } else if (def->flags & CMD_WRITE) {
             shard_write(n, shard, c, s, argc, argv);
         } else {
@@ -423,6 +426,9 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
 
 static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
     bool ran;
+    /* A blocked client runs nothing more until its command is answered, as
+     * in Redis (a later LPUSH of its own must not wake it). */
+    if (c->block != NULL) return false;
     if (pubsub_intercept(c, cmd->argc, cmd->argv)) return true;
     if (multi_intercept(c, cmd->argc, cmd->argv, &ran)) return ran;
     return client__run(c, cmd->argc, cmd->argv, NULL);
@@ -641,7 +647,8 @@ void client_info_line(const struct client *c, char *buf, size_t cap) {
              "omem=%llu tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%u",
              (unsigned long long)c->id, c->addr, c->name,
              (unsigned long long)((now - c->created_ms) / 1000),
-             (unsigned long long)((now - c->last_ms) / 1000), c->readonly ? "r" : "N",
+             (unsigned long long)((now - c->last_ms) / 1000),
+             block_is_blocked(c) ? "b" : c->readonly ? "r" : "N",
              c->in_len - c->in_off, c->n_slots, (unsigned long long)c->out_bytes,
              c->last_cmd[0] ? c->last_cmd : "NULL", (unsigned)c->proto);
 }

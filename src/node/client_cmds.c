@@ -73,10 +73,11 @@ static void node__hello(struct client *c, uint32_t argc, const struct resp_arg *
 }
 
 static void node__command_flags(const struct cmd_def *d, struct resp_out *out) {
-    const char *flags[7];
+    const char *flags[8];
     int n = 0;
     if (d->flags & CMD_WRITE) flags[n++] = "write";
     if (d->flags & CMD_READONLY) flags[n++] = "readonly";
+    if (d->flags & CMD_BLOCKING) flags[n++] = "blocking";
     if (d->flags & CMD_FAST) flags[n++] = "fast";
     if (d->flags & CMD_NODE) flags[n++] = "loading";
     if (d->flags & CMD_NODE) flags[n++] = "stale";
@@ -266,6 +267,29 @@ static void node__config(struct node *n, uint32_t argc, const struct resp_arg *a
     }
 }
 
+/* CLIENT UNBLOCK id [TIMEOUT|ERROR]: a client blocked on this node. */
+static void node__client_unblock(struct node *n, uint32_t argc, const struct resp_arg *argv,
+                                 struct resp_out *out) {
+    bool error = false;
+    int64_t id;
+    if (argc != 3 && argc != 4) {
+        resp_write_errorf(out, "ERR wrong number of arguments for 'client|unblock' command");
+        return;
+    }
+    if (argc == 4) {
+        error = arg_is(&argv[3], "error");
+        if (!error && !arg_is(&argv[3], "timeout")) {
+            resp_write_errorf(out, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+            return;
+        }
+    }
+    if (!cmd_parse_i64(argv[2].data, argv[2].len, &id)) {
+        resp_write_errorf(out, "ERR value is not an integer or out of range");
+        return;
+    }
+    resp_write_int(out, id < 0 ? 0 : block_unblock(n, (uint64_t)id, error));
+}
+
 static void node__client(struct client *c, uint32_t argc, const struct resp_arg *argv,
                          struct resp_out *out) {
     struct node *n = c->node;
@@ -305,6 +329,8 @@ static void node__client(struct client *c, uint32_t argc, const struct resp_arg 
         free(all);
     } else if (arg_is(&argv[1], "setinfo") && argc == 4) {
         resp_write_simple(out, "OK", 2);
+    } else if (arg_is(&argv[1], "unblock")) {
+        node__client_unblock(n, argc, argv, out);
     } else {
         resp_write_errorf(out, "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
                                "Try CLIENT HELP.", (int)argv[1].len, argv[1].data);

@@ -163,8 +163,9 @@ void node_info(struct node *n, const char *section, size_t len, struct resp_out 
     }
     if (info__want(section, len, "server")) info__server(n, &b);
     if (info__want(section, len, "clients")) {
-        info__add(&b, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\nblocked_clients:0\r\n\r\n",
-                  n->n_clients, n->cfg.maxclients);
+        info__add(&b, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n"
+                      "blocked_clients:%u\r\n\r\n",
+                  n->n_clients, n->cfg.maxclients, n->n_blocked);
     }
     if (info__want(section, len, "memory")) {
         uint64_t used = 0;

@@ -248,6 +248,9 @@ static bool node_core__idle(const struct shard *s) {
      * stays bounded only if the group stays awake until one succeeds */
     if (s->snap_failures_row > 0) return false;
     if (s->rehashing) return false;
+    /* clients blocked here: its leader must notice a lost quorum
+     * (check-quorum needs ticks) and unblock them (docs/node.md) */
+    if (block_waiting(s)) return false;
     /* only a leader expires keys (shard__expire): it stays awake for them */
     return !(shard_is_leader(s) && s->kv != NULL && kv_count_expires(s->kv) > 0);
 }
@@ -369,6 +372,7 @@ void node_core_tick(struct node *n) {
     /* backwards: a replica that goes to sleep swaps in the last one, which
      * was visited already */
     for (uint32_t i = n->n_awake; i-- > 0;) (void)node_core__tick_shard(n, n->awake[i]);
+    block_tick(n); /* blocked clients' deadlines */
     node_wake(n);
 }
 

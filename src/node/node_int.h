@@ -108,6 +108,7 @@ struct client {
     uint32_t held_argc;
     struct client_multi *multi;  /* MULTI/WATCH state (multi.c), or NULL */
     struct client_pubsub *pubsub; /* its subscriptions (pubsub.c), or NULL */
+    struct block *block;         /* its blocking command (block.c), or NULL */
     bool next_slot_watch;        /* the next slot is WATCH's read */
     bool release_due;            /* on node.release_head: finished replies to write */
     struct client *release_next;
@@ -119,12 +120,14 @@ struct pending_write {
     struct client *c; /* NULL once the client went away */
     struct slot *s;
     uint8_t proto;
+    bool blocking; /* an attempt of c's block: answered through block_reply/block_fail */
 };
 
 /* A command queued by a client this turn (is_write), or a linearizable
  * read waiting for its read index and then for apply. */
 struct pending_read {
     bool is_write;
+    bool blocking; /* a write that is an attempt of c's block (block.c) */
     uint64_t context;
     uint64_t index; /* 0 until confirmed */
     uint64_t min_index; /* the client's last write before it: pipelined order */
@@ -216,6 +219,7 @@ struct shard {
     struct pending_read *reads;
     uint32_t n_reads, cap_reads;
     uint64_t next_read_context;
+    struct block_table *blocked; /* keys clients wait on here (block.c), or NULL */
     /* expiry: keys whose deletion this leader proposed, in flight */
     uint64_t expire_proposed_at;
     struct resp_out scratch[2]; /* reply buffers for RESP2 and RESP3 */
@@ -324,6 +328,8 @@ struct node {
     struct client *clients;
     uint32_t n_clients;
     uint32_t leader_waiters; /* clients whose command waits for a leader */
+    struct block *blocks;    /* every client's blocking command (block.c) */
+    uint32_t n_blocked;      /* of them, those waiting: INFO's blocked_clients */
     uint64_t next_client_id;
     struct node_stats stats;
     uint64_t start_ms;
@@ -355,6 +361,34 @@ bool multi_intercept(struct client *c, uint32_t argc, const struct resp_arg *arg
 void multi_watch_reply(struct client *c, struct slot *s);
 void multi_free(struct client *c);
 bool multi_active(const struct client *c);
+
+/* block.c: clients blocked on keys (BLPOP, BLMOVE, ...; docs/node.md,
+ * "Blocking commands"). Only the leader of the keys' shard holds blocks;
+ * every pop is the command itself sent through the log. */
+struct block;
+struct block_table;
+/* Starts c's blocking command (route: this node leads s): answers a syntax
+ * error, or sends an attempt through the log, or waits for the keys. */
+void block_start(struct client *c, struct shard *s, struct slot *slot, const struct cmd_def *def,
+                 uint32_t argc, const struct resp_arg *argv);
+/* shard.c: the applied reply of c's attempt (it answers c, or c waits on),
+ * or the attempt's failure (answered). */
+void block_reply(struct client *c, const char *data, size_t len);
+void block_fail(struct client *c, const char *msg);
+/* shard.c: an applied write touched these keys; after the apply, attempts
+ * for the waiters of the keys that hold something. */
+void block_touched(struct shard *s, const struct cmd_def *def, uint32_t argc,
+                   const struct resp_arg *argv);
+void block_serve(struct node *n, struct shard *s);
+void block_tick(struct node *n); /* deadlines; keys left ready during a transfer */
+void block_lost(struct node *n, struct shard *s); /* s's leadership was lost */
+void block_client_gone(struct client *c);
+bool block_is_blocked(const struct client *c); /* waiting (CLIENT LIST's flag b) */
+bool block_waiting(const struct shard *s);     /* someone waits on its keys: stay awake */
+/* CLIENT UNBLOCK: 1 if client `id` was blocked here (its answer: the
+ * timeout's or -UNBLOCKED), else 0. */
+int block_unblock(struct node *n, uint64_t id, bool error);
+void block_free_shard(struct shard *s);
 
 /* pubsub.c: SUBSCRIBE and friends, PUBLISH, SPUBLISH, PUBSUB */
 #define PUBSUB_NAME_BYTES_MAX 65536u           /* a channel or pattern */
@@ -424,6 +458,9 @@ void shard_step(struct node *n, struct shard *s, const struct raft_msg *m); /* q
 /* Proposes a write for client c (leader only); the reply goes to slot. */
 void shard_write(struct node *n, struct shard *s, struct client *c, struct slot *slot,
                  uint32_t argc, const struct resp_arg *argv);
+/* The same for an attempt of c's blocking command (block.c). */
+void shard_write_block(struct node *n, struct shard *s, struct client *c, struct slot *slot,
+                       uint32_t argc, const struct resp_arg *argv);
 void shard_read(struct node *n, struct shard *s, struct client *c, struct slot *slot,
                 const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv);
 void shard_forget_client(struct shard *s, const struct client *c);

@@ -139,6 +139,7 @@ void shard_close(struct node *n, struct shard *s) {
     free(s->writes);
     resp_out_free(&s->scratch[0]);
     resp_out_free(&s->scratch[1]);
+    block_free_shard(s);
 }
 
 /* ---- queueing (during the turn) ---- */
@@ -191,17 +192,20 @@ static struct pending_read *shard__queue(struct shard *s) {
     return q;
 }
 
-static void shard__enqueue(struct node *n, struct shard *s, bool is_write, struct client *c,
-                           struct slot *slot, const struct cmd_def *def, uint32_t argc,
-                           const struct resp_arg *argv) {
+static void shard__enqueue(struct node *n, struct shard *s, bool is_write, bool blocking,
+                           struct client *c, struct slot *slot, const struct cmd_def *def,
+                           uint32_t argc, const struct resp_arg *argv) {
     struct pending_read *q = shard__queue(s);
     struct resp_arg *copy = q ? node_argv_copy(argc, argv) : NULL;
     if (copy == NULL) {
+        static const char oom[] = "OOM command not allowed when used memory > 'maxmemory'.";
         if (q != NULL) s->n_queued--;
-        slot_set_error(c, slot, "OOM command not allowed when used memory > 'maxmemory'.");
+        if (blocking) block_fail(c, oom);
+        else slot_set_error(c, slot, oom);
         return;
     }
     q->is_write = is_write;
+    q->blocking = blocking;
     q->c = c;
     q->s = slot;
     q->proto = c->proto;
@@ -215,12 +219,18 @@ static void shard__enqueue(struct node *n, struct shard *s, bool is_write, struc
 
 void shard_write(struct node *n, struct shard *s, struct client *c, struct slot *slot,
                  uint32_t argc, const struct resp_arg *argv) {
-    shard__enqueue(n, s, true, c, slot, NULL, argc, argv);
+    shard__enqueue(n, s, true, false, c, slot, NULL, argc, argv);
+}
+
+void shard_write_block(struct node *n, struct shard *s, struct client *c, struct slot *slot,
+                       uint32_t argc, const struct resp_arg *argv) {
+    assert(c->block != NULL);
+    shard__enqueue(n, s, true, true, c, slot, NULL, argc, argv);
 }
 
 void shard_read(struct node *n, struct shard *s, struct client *c, struct slot *slot,
                 const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv) {
-    shard__enqueue(n, s, false, c, slot, def, argc, argv);
+    shard__enqueue(n, s, false, false, c, slot, def, argc, argv);
 }
 
 void shard_forget_client(struct shard *s, const struct client *c) {
@@ -237,8 +247,11 @@ void shard_forget_client(struct shard *s, const struct client *c) {
 
 /* ---- replies ---- */
 
+/* A blocking command's attempt is answered by block.c, which may keep its
+ * client waiting rather than write the reply. */
 static void shard__done(struct pending_read *p, const char *data, size_t len) {
     if (p->c == NULL) return;
+    assert(!p->blocking);
     p->c->local_pending--;
     slot_set(p->c, p->s, data, len);
 }
@@ -246,19 +259,22 @@ static void shard__done(struct pending_read *p, const char *data, size_t len) {
 static void shard__fail(struct pending_read *p, const char *msg) {
     if (p->c == NULL) return;
     p->c->local_pending--;
-    slot_set_error(p->c, p->s, msg);
+    if (p->blocking) block_fail(p->c, msg);
+    else slot_set_error(p->c, p->s, msg);
 }
 
 static void shard__write_done(struct pending_write *w, const char *data, size_t len) {
     if (w->c == NULL) return;
     w->c->local_pending--;
-    slot_set(w->c, w->s, data, len);
+    if (w->blocking) block_reply(w->c, data, len);
+    else slot_set(w->c, w->s, data, len);
 }
 
 static void shard__write_fail(struct pending_write *w, const char *msg) {
     if (w->c == NULL) return;
     w->c->local_pending--;
-    slot_set_error(w->c, w->s, msg);
+    if (w->blocking) block_fail(w->c, msg);
+    else slot_set_error(w->c, w->s, msg);
 }
 
 /* ---- feeding Raft (the pump) ---- */
@@ -320,7 +336,7 @@ static void shard__propose(struct shard *s, struct pending_read *q) {
         return;
     }
     struct pending_write w = {.index = index, .term = term, .c = q->c, .s = q->s,
-                              .proto = q->proto};
+                              .proto = q->proto, .blocking = q->blocking};
 #ifdef CANARY_ACK_BEFORE_FSYNC
     /* deliberate bug: OK before the entry is durable or committed */
     q->c->local_pending--;
@@ -581,6 +597,7 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
             }
         } else if (def != NULL && (def->flags & CMD_WRITE)) {
             shard__exec(s, now_ms, e->index, def, argc, argv, out);
+            block_touched(s, def, argc, argv); /* its keys' waiters: block_serve */
         } else {
             node_fatal(n, "group %llu: committed entry at index %llu is not a write",
                        (unsigned long long)s->group, (unsigned long long)e->index);
@@ -731,6 +748,7 @@ static void shard__apply_early(struct node *n, struct shard *s) {
     shard__prefetch_committed(s, 0, rd->n_committed);
     for (uint32_t i = 0; i < rd->n_committed; i++) shard__apply(n, s, &rd->committed[i]);
     s->n_applied_early = rd->n_committed;
+    block_serve(n, s); /* attempts queued, proposed at the next pump */
     for (uint32_t i = 0; i < rd->n_reads; i++) shard__confirm_read(s, &rd->reads[i]);
     s->reads_confirmed_early = true;
     shard__serve_reads(s);
@@ -754,6 +772,7 @@ void shard_finish(struct node *n, struct shard *s) {
     for (uint32_t i = s->n_applied_early; i < rd->n_committed; i++) {
         shard__apply(n, s, &rd->committed[i]);
     }
+    block_serve(n, s);
     for (uint32_t i = 0; !s->reads_confirmed_early && i < rd->n_reads; i++) {
         shard__confirm_read(s, &rd->reads[i]);
     }
@@ -786,6 +805,7 @@ static void shard__after_advance(struct node *n, struct shard *s) {
     if (s->last_role == RAFT_LEADER && role != RAFT_LEADER) {
         shard__fail_unconfirmed_reads(s);
         shard__fail_uncommitted_writes(s);
+        block_lost(n, s);
     }
     if (role != s->last_role || raft_leader(s->raft) != s->last_leader) {
         node_log(n, "group %llu: %s, leader %llu, term %llu", (unsigned long long)s->group,
