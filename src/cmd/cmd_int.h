@@ -145,6 +145,15 @@ CMD_FN(cmd_brpop);
 CMD_FN(cmd_blmove);
 CMD_FN(cmd_brpoplpush);
 CMD_FN(cmd_blmpop);
+/* A blocking command's timeout in seconds (fractions allowed), as Redis 7.0
+ * parses it: false after writing the error. */
+bool cmd_block_timeout(const struct resp_arg *arg, uint64_t *timeout_ms, struct resp_out *out);
+/* ZMPOP's arguments from argv[at] (numkeys) on; false after the error. */
+bool cmd_zmpop_args(uint32_t argc, const struct resp_arg *argv, uint32_t at, uint32_t *numkeys,
+                    bool *max, int64_t *count, struct resp_out *out);
+CMD_FN(cmd_bzpopmin);
+CMD_FN(cmd_bzpopmax);
+CMD_FN(cmd_bzmpop);
 CMD_FN(cmd_lmpop);
 
 /* sorted sets (cmd_zset.c) */

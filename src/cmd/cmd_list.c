@@ -437,8 +437,7 @@ CMD_FN(cmd_lmpop) {
  * 1000, truncated; what does not fit a long long becomes LLONG_MIN on
  * x86-64 (so "inf" and 1e300 are negative there, and here). 0 waits
  * forever, as does anything under a millisecond. */
-static bool cmd__timeout(const struct resp_arg *arg, uint64_t *timeout_ms,
-                         struct resp_out *out) {
+bool cmd_block_timeout(const struct resp_arg *arg, uint64_t *timeout_ms, struct resp_out *out) {
     long double seconds;
     if (!cmd_parse_ld(arg->data, arg->len, &seconds)) {
         resp_write_errorf(out, "ERR timeout is not a float or out of range");
@@ -464,13 +463,29 @@ bool cmd_block_spec(const struct cmd_def *def, uint32_t argc, const struct resp_
     bool front;
     if (def->exec == cmd_blpop || def->exec == cmd_brpop) {
         spec->key_count = argc - 2;
-        return cmd__timeout(&argv[argc - 1], &spec->timeout_ms, out);
+        return cmd_block_timeout(&argv[argc - 1], &spec->timeout_ms, out);
     }
     if (def->exec == cmd_blmove) {
         if (!cmd__side(&argv[3], &front, out) || !cmd__side(&argv[4], &front, out)) return false;
-        return cmd__timeout(&argv[5], &spec->timeout_ms, out);
+        return cmd_block_timeout(&argv[5], &spec->timeout_ms, out);
     }
-    if (def->exec == cmd_brpoplpush) return cmd__timeout(&argv[3], &spec->timeout_ms, out);
+    if (def->exec == cmd_brpoplpush) return cmd_block_timeout(&argv[3], &spec->timeout_ms, out);
+    if (def->exec == cmd_bzpopmin || def->exec == cmd_bzpopmax) {
+        spec->type = KV_TYPE_ZSET;
+        spec->key_count = argc - 2;
+        return cmd_block_timeout(&argv[argc - 1], &spec->timeout_ms, out);
+    }
+    if (def->exec == cmd_bzmpop) {
+        uint32_t numkeys;
+        bool max;
+        int64_t zcount;
+        spec->type = KV_TYPE_ZSET;
+        if (!cmd_zmpop_args(argc, argv, 2, &numkeys, &max, &zcount, out)) return false;
+        spec->numkeys_arg = 2;
+        spec->key_first = 3;
+        spec->key_count = numkeys;
+        return cmd_block_timeout(&argv[1], &spec->timeout_ms, out);
+    }
     assert(def->exec == cmd_blmpop);
     uint32_t where;
     int64_t count;
@@ -478,7 +493,7 @@ bool cmd_block_spec(const struct cmd_def *def, uint32_t argc, const struct resp_
     spec->numkeys_arg = 2;
     spec->key_first = 3;
     spec->key_count = where - 3;
-    return cmd__timeout(&argv[1], &spec->timeout_ms, out);
+    return cmd_block_timeout(&argv[1], &spec->timeout_ms, out);
 }
 
 bool cmd_reply_is_null(const char *data, size_t len) {
@@ -490,7 +505,7 @@ bool cmd_reply_is_null(const char *data, size_t len) {
 static void cmd__bpop(const struct cmd_env *env, uint32_t argc, const struct resp_arg *argv,
                       bool front, struct resp_out *out) {
     uint64_t timeout_ms;
-    if (!cmd__timeout(&argv[argc - 1], &timeout_ms, out)) return;
+    if (!cmd_block_timeout(&argv[argc - 1], &timeout_ms, out)) return;
     for (uint32_t i = 1; i < argc - 1; i++) {
         struct kv_coll *l;
         if (!cmd_coll_write(env, &argv[i], KV_TYPE_LIST, false, &l, out)) return;
@@ -517,14 +532,14 @@ CMD_FN(cmd_blmove) {
     bool src_front, dst_front;
     uint64_t timeout_ms;
     if (!cmd__side(&argv[3], &src_front, out) || !cmd__side(&argv[4], &dst_front, out)) return;
-    if (!cmd__timeout(&argv[5], &timeout_ms, out)) return;
+    if (!cmd_block_timeout(&argv[5], &timeout_ms, out)) return;
     cmd__lmove(env, &argv[1], &argv[2], src_front, dst_front, out);
 }
 
 CMD_FN(cmd_brpoplpush) {
     (void)argc;
     uint64_t timeout_ms;
-    if (!cmd__timeout(&argv[3], &timeout_ms, out)) return;
+    if (!cmd_block_timeout(&argv[3], &timeout_ms, out)) return;
     cmd__lmove(env, &argv[1], &argv[2], false, true, out);
 }
 
@@ -534,6 +549,6 @@ CMD_FN(cmd_blmpop) {
     int64_t count;
     uint64_t timeout_ms;
     if (!cmd__mpop_args(argc, argv, 2, &where, &front, &count, out)) return;
-    if (!cmd__timeout(&argv[1], &timeout_ms, out)) return;
+    if (!cmd_block_timeout(&argv[1], &timeout_ms, out)) return;
     cmd__mpop(env, argv, 3, where, front, count, out);
 }

@@ -689,37 +689,72 @@ static void cmd__zpop(const struct cmd_env *env, uint32_t argc, const struct res
 CMD_FN(cmd_zpopmin) { cmd__zpop(env, argc, argv, false, out); }
 CMD_FN(cmd_zpopmax) { cmd__zpop(env, argc, argv, true, out); }
 
-CMD_FN(cmd_zmpop) {
-    int64_t numkeys;
-    if (!cmd_parse_i64(argv[1].data, argv[1].len, &numkeys) || numkeys < 1) {
+/* ZMPOP's arguments from argv[at] (numkeys) on, in Redis's order: false
+ * after writing the error. */
+bool cmd_zmpop_args(uint32_t argc, const struct resp_arg *argv, uint32_t at, uint32_t *numkeys,
+                    bool *max, int64_t *count, struct resp_out *out) {
+    int64_t n;
+    if (!cmd_parse_i64(argv[at].data, argv[at].len, &n) || n < 1) {
         resp_write_errorf(out, "ERR numkeys should be greater than 0");
-        return;
+        return false;
     }
-    if (numkeys >= (int64_t)argc - 2) {
+    if (n >= (int64_t)argc - at - 1) {
         resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
-        return;
+        return false;
     }
-    uint32_t where = 2 + (uint32_t)numkeys;
-    bool max = cmd_arg_is(&argv[where], "max");
-    if (!max && !cmd_arg_is(&argv[where], "min")) {
+    uint32_t where = at + 1 + (uint32_t)n;
+    *max = cmd_arg_is(&argv[where], "max");
+    if (!*max && !cmd_arg_is(&argv[where], "min")) {
         resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
-        return;
+        return false;
     }
-    int64_t count = -1;
+    *count = -1;
     for (uint32_t j = where + 1; j < argc; j++) {
-        if (count == -1 && cmd_arg_is(&argv[j], "count") && j + 1 < argc) {
+        if (*count == -1 && cmd_arg_is(&argv[j], "count") && j + 1 < argc) {
             j++;
-            if (!cmd_parse_i64(argv[j].data, argv[j].len, &count) || count < 1) {
+            if (!cmd_parse_i64(argv[j].data, argv[j].len, count) || *count < 1) {
                 resp_write_errorf(out, "ERR count should be greater than 0");
-                return;
+                return false;
             }
         } else {
             resp_write_errorf(out, "%s", CMD_ERR_SYNTAX);
-            return;
+            return false;
         }
     }
-    if (count == -1) count = 1;
-    cmd_zset_pop(env, &argv[2], (uint32_t)numkeys, max, count, true, true, true, out);
+    if (*count == -1) *count = 1;
+    *numkeys = (uint32_t)n;
+    return true;
+}
+
+CMD_FN(cmd_zmpop) {
+    uint32_t numkeys;
+    bool max;
+    int64_t count;
+    if (!cmd_zmpop_args(argc, argv, 1, &numkeys, &max, &count, out)) return;
+    cmd_zset_pop(env, &argv[2], numkeys, max, count, true, true, true, out);
+}
+
+/* The blocking forms, as the log applies them: they never wait (the node
+ * does, src/node/block.c); with every key empty, a null array, as Redis
+ * answers inside MULTI. */
+static void cmd__bzpop(const struct cmd_env *env, uint32_t argc, const struct resp_arg *argv,
+                       bool max, struct resp_out *out) {
+    uint64_t timeout_ms;
+    if (!cmd_block_timeout(&argv[argc - 1], &timeout_ms, out)) return;
+    cmd_zset_pop(env, &argv[1], argc - 2, max, -1, true, false, true, out);
+}
+
+CMD_FN(cmd_bzpopmin) { cmd__bzpop(env, argc, argv, false, out); }
+CMD_FN(cmd_bzpopmax) { cmd__bzpop(env, argc, argv, true, out); }
+
+CMD_FN(cmd_bzmpop) {
+    uint32_t numkeys;
+    bool max;
+    int64_t count;
+    uint64_t timeout_ms;
+    if (!cmd_zmpop_args(argc, argv, 2, &numkeys, &max, &count, out)) return;
+    if (!cmd_block_timeout(&argv[1], &timeout_ms, out)) return;
+    cmd_zset_pop(env, &argv[3], numkeys, max, count, true, true, true, out);
 }
 
 /* ---- ZRANDMEMBER ---- */

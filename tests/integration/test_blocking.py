@@ -388,3 +388,24 @@ def test_work_queue_across_a_leader_failover(cluster):
               len(errors), killed))
     assert consumed > 150
     check_queue(acked, got, final)
+
+
+def test_bzpopmin_and_bzmpop_are_woken_by_zadd_on_another_node(cluster):
+    """The sorted set pops wait as the list pops do: on the leader, woken by
+    an applied ZADD, the pop itself through the log."""
+    lead = cluster.leader()
+    f1, f2 = cluster.followers()
+    waiter = Call(cluster.client(f1), "BZPOPMIN", "z1", "z2", "0")
+    wait_for(lambda: blocked(cluster, lead) == 1, what="the proxied BZPOPMIN to block")
+    assert cluster.client(f2).zadd("z2", {"b": 2, "a": 1}) == 2
+    assert tuple(waiter.get()) == (b"z2", b"a", 1.0)  # redis-py parses the score
+    waiter = Call(cluster.client(f2), "BZMPOP", "0", "2", "z3", "z4", "MAX", "COUNT", "5")
+    wait_for(lambda: blocked(cluster, lead) == 1, what="the proxied BZMPOP to block")
+    assert cluster.client(f1).zadd("z4", {"x": 10, "y": 20}) == 2
+    assert waiter.get() == [b"z4", [[b"y", b"20"], [b"x", b"10"]]]
+    assert cluster.client(lead).zrange("z2", 0, -1) == [b"b"]
+    for i in cluster.ids:  # every replica popped them
+        r = cluster.client(i)
+        r.execute_command("READONLY")
+        wait_for(lambda: r.zrange("z2", 0, -1) == [b"b"] and r.exists("z4") == 0,
+                 what="replica %d" % i)
