@@ -56,6 +56,7 @@ struct net {
     struct raft_read_state reads[NET_NODES_MAX + 1][64];
     uint32_t n_reads[NET_NODES_MAX + 1];
     uint64_t sent[RAFT_MSG_TYPE_COUNT]; /* messages handed out, by type */
+    uint64_t entries_to[NET_NODES_MAX + 1]; /* entries handed out in appends, by receiver */
     uint64_t max_entries_per_append;
     bool safety_violated;
     /* where received snapshots land when cfg.snapshot_recv is set (the
@@ -81,6 +82,8 @@ static inline void net__copy_entry(struct raft_entry *dst, const struct raft_ent
 
 static inline void net__enqueue(struct net *net, const struct raft_msg *m) {
     net->sent[m->type]++;
+    assert(m->to <= NET_NODES_MAX);
+    if (m->type == RAFT_MSG_APPEND) net->entries_to[m->to] += m->n_entries;
     if (m->type == RAFT_MSG_APPEND && m->n_entries > net->max_entries_per_append) {
         net->max_entries_per_append = m->n_entries;
     }

@@ -345,6 +345,41 @@ TEST(divergent_log_is_repaired_with_few_round_trips) {
     net_free(&net);
 }
 
+/* §3.5: both logs diverge for a long stretch: after a common prefix (3..32)
+ * S1 holds 60 entries of term 2 that never committed, and the leader S3
+ * 61 of terms 3 and 4 at the same indexes. The follower's hint (its last
+ * entry at or below the probe whose term is at most the probe's) and the
+ * leader's answer to it (its last entry whose term is at most the
+ * follower's) meet at the common prefix in one round trip: the leader
+ * resends the divergent suffix, neither entry by entry nor from the start. */
+TEST(long_divergence_on_both_sides_is_repaired_in_one_round_trip) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1); /* term 2: its no-op is entry 2 */
+    for (int i = 0; i < 30; i++) CHECK(net_propose(&net, 1, "common") > 0);
+    net_settle(&net);
+    net_isolate(&net, 1, true);
+    for (int i = 0; i < 60; i++) CHECK(net_propose(&net, 1, "stale-term-2") > 0);
+    net_settle(&net);
+    net_crash(&net, 1); /* 33..92 of term 2 on S1 only */
+    net_elect(&net, 2); /* term 3: its no-op is entry 33 */
+    for (int i = 0; i < 60; i++) CHECK(net_propose(&net, 2, "term-3") > 0);
+    net_settle(&net);
+    net_elect(&net, 3); /* term 4: no-op at 94; S3's guess for S1 is its own end */
+    CHECK(raft_role(net.r[3]) == RAFT_LEADER);
+    CHECK_EQ_U64(raft_last_index(net.r[3]), 94);
+    net_start(&net, 1, 3);
+    CHECK_EQ_U64(raft_last_index(net.r[1]), 92);
+    net_isolate(&net, 1, false);
+    uint64_t appends_before = net.sent[RAFT_MSG_APPEND];
+    uint64_t entries_before = net.entries_to[1];
+    net_tick_all(&net, 3);
+    CHECK(logs_match(&net, 1, 3));
+    CHECK(net.sent[RAFT_MSG_APPEND] - appends_before <= 12);
+    CHECK(net.entries_to[1] - entries_before <= 62 + 8); /* 33..94, not 1..94 */
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* Delivers at most max queued messages (and what they cause); true if the
  * queue ran empty: a leader and follower that keep answering each other
  * with the same probe never do. */
@@ -706,6 +741,50 @@ TEST(joint_consensus_learner_promotion_and_leader_removal) {
     net_free(&net);
 }
 
+/* §4.1: a new leader proposes no configuration before an entry of its own
+ * term is committed: until then it cannot know that the latest
+ * configuration in its log is the latest committed one (the correction to
+ * single-server changes; with joint consensus and configurations taking
+ * effect when applied it is defence in depth, and raft.h's contract). */
+TEST(a_new_leader_changes_the_configuration_only_after_its_first_commit) {
+    net_init(&net, 4, 3); /* 4 starts empty, outside the configuration */
+    campaign_until_leader(1, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK(raft_commit_index(net.r[1]) < raft_last_index(net.r[1])); /* its no-op waits */
+    const uint64_t v123[] = {1, 2, 3};
+    const uint64_t l4[] = {4};
+    struct raft_conf add_learner = conf_of(v123, 3, l4, 1);
+    CHECK(raft_propose_conf(net.r[1], &add_learner) == RAFT_EBUSY);
+    net_settle(&net);
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), raft_last_index(net.r[1]));
+    CHECK(raft_propose_conf(net.r[1], &add_learner) == RAFT_OK);
+    net_settle(&net);
+    net_tick_all(&net, 3);
+    CHECK(raft_conf(net.r[1])->n_learners == 1);
+    CHECK_EQ_U64(net.applied_to[4], raft_applied_index(net.r[1]));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* A group of one voter: nothing is sent, so a proposal's unpersisted entry
+ * alone must make a ready; once persisted it is committed by the leader's
+ * own vote and applied. */
+TEST(a_single_voter_commits_and_applies_its_own_entries) {
+    net_init(&net, 1, 1);
+    net_elect(&net, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    for (int i = 0; i < 3; i++) {
+        int index = net_propose(&net, 1, "alone");
+        CHECK(index > 0);
+        CHECK_EQ_U64(raft_commit_index(net.r[1]), (uint64_t)index);
+        CHECK_EQ_U64(net.applied_to[1], (uint64_t)index);
+    }
+    CHECK(!raft_has_ready(net.r[1]));
+    CHECK_EQ_U64(net.n_queue, 0);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* §4: the leader keeps no progress for a member it removed. S3 is removed,
  * loses its disk, and an empty replica under its id is added back as a
  * learner: the leader must start it from nothing (match 0, probing), not
@@ -1060,6 +1139,7 @@ int main(void) {
         TEST_ENTRY(lease_is_not_renewed_by_a_reused_round_slot),
         TEST_ENTRY(figure_3_7_old_term_entries_are_not_committed_by_counting),
         TEST_ENTRY(divergent_log_is_repaired_with_few_round_trips),
+        TEST_ENTRY(long_divergence_on_both_sides_is_repaired_in_one_round_trip),
         TEST_ENTRY(conflict_at_the_leaders_snapshot_index_is_repaired_by_the_snapshot),
         TEST_ENTRY(inflight_appends_and_message_size_are_bounded),
         TEST_ENTRY(read_index_needs_noop_and_quorum),
@@ -1068,6 +1148,8 @@ int main(void) {
         TEST_ENTRY(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk),
         TEST_ENTRY(pipelined_leader_counts_itself_once_persisted),
         TEST_ENTRY(joint_consensus_learner_promotion_and_leader_removal),
+        TEST_ENTRY(a_new_leader_changes_the_configuration_only_after_its_first_commit),
+        TEST_ENTRY(a_single_voter_commits_and_applies_its_own_entries),
         TEST_ENTRY(a_member_removed_and_added_again_starts_from_nothing),
         TEST_ENTRY(a_committed_unapplied_configuration_blocks_campaigning),
         TEST_ENTRY(leadership_transfer_catches_up_then_hands_over),
