@@ -191,8 +191,9 @@ static inline void net_flush(struct net *net) {
     for (int id = 1; id <= net->n; id++) net_flush_one(net, id);
 }
 
-/* Delivers the queued message at position i (removing it). */
-static inline void net_deliver_at(struct net *net, size_t i) {
+/* Delivers the queued message at position i (removing it); the receiver's
+ * readies are run when flush is set, else left to the test. */
+static inline void net__deliver(struct net *net, size_t i, bool flush) {
     assert(i < net->n_queue);
     struct net_msg q = net->queue[i];
     memmove(&net->queue[i], &net->queue[i + 1], (net->n_queue - i - 1) * sizeof(q));
@@ -202,10 +203,12 @@ static inline void net_deliver_at(struct net *net, size_t i) {
         int rc = raft_step(net->r[to], &q.m);
         assert(rc == RAFT_OK);
         (void)rc;
-        net_flush_one(net, to);
+        if (flush) net_flush_one(net, to);
     }
     net__free_msg(&q);
 }
+
+static inline void net_deliver_at(struct net *net, size_t i) { net__deliver(net, i, true); }
 
 /* Delivers messages (and what they cause) until none are left. */
 static inline void net_settle(struct net *net) {

@@ -678,6 +678,72 @@ TEST(pipelined_leader_counts_itself_once_persisted) {
     net_free(&net);
 }
 
+/* Runs replica id's readies as a pipelined leader does: handed to storage
+ * and sent at once, durable only when the test calls raft_persisted(). */
+static void flush_unsynced(int id) {
+    struct raft *r = net.r[id];
+    while (raft_has_ready(r)) {
+        bool unsynced = raft_can_advance_unsynced(r);
+        struct raft_ready rd;
+        raft_ready(r, &rd);
+        net__persist(&net, id, &rd);
+        for (uint32_t i = 0; i < rd.n_messages; i++) net__enqueue(&net, &rd.messages[i]);
+        net__apply(&net, id, &rd);
+        if (unsynced) {
+            raft_advance_unsynced(r);
+        } else {
+            raft_advance(r);
+        }
+    }
+}
+
+/* Delivers everything queued; replica id's readies are pipelined. */
+static void settle_unsynced(int id) {
+    for (int o = 1; o <= net.n; o++) {
+        if (o != id) net_flush_one(&net, o);
+    }
+    flush_unsynced(id);
+    for (int guard = 0; guard < 10000 && net.n_queue > 0; guard++) {
+        bool to_id = net.queue[0].m.to == (uint64_t)id;
+        net__deliver(&net, 0, !to_id);
+        if (to_id) flush_unsynced(id);
+    }
+}
+
+/* A new leader's no-op is an entry like any other: a pipelined leader
+ * (raft_advance_unsynced) hands it out before its own write is durable and
+ * counts itself towards it only once raft_persisted() says so; one
+ * follower's acknowledgement is one vote of three. */
+TEST(a_new_leaders_noop_counts_the_leader_once_persisted) {
+    net_init(&net, 3, 3);
+    net_flush(&net);
+    net_isolate(&net, 3, true);
+    raft_campaign(net.r[1]);
+    net_flush(&net);
+    while (raft_role(net.r[1]) != RAFT_LEADER && net.n_queue > 0) {
+        bool to_1 = net.queue[0].m.to == 1;
+        net__deliver(&net, 0, !to_1);
+        if (to_1 && raft_role(net.r[1]) != RAFT_LEADER) flush_unsynced(1);
+    }
+    struct raft *l = net.r[1];
+    CHECK(raft_role(l) == RAFT_LEADER);
+    uint64_t noop = raft_last_index(l);
+    CHECK_EQ_U64(raft_term_at(l, noop), raft_term(l));
+    CHECK_EQ_U64(raft_durable_index(l), noop - 1);
+    settle_unsynced(1); /* follower 2 stores the no-op and acknowledges */
+    CHECK_EQ_U64(raft_durable_index(l), noop - 1);
+    uint64_t match = 0;
+    CHECK(raft_match_index(l, 2, &match));
+    CHECK_EQ_U64(match, noop);
+    CHECK(raft_commit_index(l) < noop);
+    raft_persisted(l, noop, raft_term(l));
+    CHECK_EQ_U64(raft_commit_index(l), noop);
+    settle_unsynced(1);
+    CHECK_EQ_U64(net.applied_to[2], noop);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 static struct raft_conf conf_of(const uint64_t *voters, int nv, const uint64_t *learners, int nl) {
     struct raft_conf c = {0};
     for (int i = 0; i < nv; i++) c.voters[c.n_voters++] = voters[i];
@@ -1147,6 +1213,7 @@ int main(void) {
         TEST_ENTRY(external_snapshot_is_read_through_the_callback),
         TEST_ENTRY(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk),
         TEST_ENTRY(pipelined_leader_counts_itself_once_persisted),
+        TEST_ENTRY(a_new_leaders_noop_counts_the_leader_once_persisted),
         TEST_ENTRY(joint_consensus_learner_promotion_and_leader_removal),
         TEST_ENTRY(a_new_leader_changes_the_configuration_only_after_its_first_commit),
         TEST_ENTRY(a_single_voter_commits_and_applies_its_own_entries),
