@@ -989,6 +989,46 @@ TEST(vote_survives_restart) {
     net_free(&net);
 }
 
+/* §3.4, §4: a candidate counts the votes of its configuration's voters, each
+ * once: a grant from a replica outside the configuration (a member removed
+ * since the request, or a stray peer) is ignored, and a voter's first
+ * answer stands against a late duplicate. */
+TEST(a_candidate_counts_each_voter_once_and_no_stranger) {
+    net_init(&net, 5, 5);
+    net.cfg.pre_vote = false;
+    for (int id = 1; id <= 5; id++) {
+        net_crash(&net, id);
+        net_start(&net, id, 5);
+    }
+    net_flush(&net);
+    for (int id = 2; id <= 5; id++) net_isolate(&net, id, true);
+    raft_campaign(net.r[1]);
+    net_flush(&net);
+    net_drop_all(&net);
+    CHECK(raft_role(net.r[1]) == RAFT_CANDIDATE);
+    uint64_t term = raft_term(net.r[1]);
+    struct raft_msg grant = {.type = RAFT_MSG_VOTE_RESP, .from = 7, .to = 1, .term = term};
+    CHECK(raft_step(net.r[1], &grant) == RAFT_OK); /* 7 is not a member */
+    net_flush(&net);
+    CHECK(raft_role(net.r[1]) == RAFT_CANDIDATE);
+    struct raft_msg no = {.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = term,
+                          .reject = true};
+    CHECK(raft_step(net.r[1], &no) == RAFT_OK);
+    net_flush(&net);
+    grant.from = 3;
+    CHECK(raft_step(net.r[1], &grant) == RAFT_OK);
+    net_flush(&net);
+    grant.from = 2; /* a duplicate that contradicts 2's answer */
+    CHECK(raft_step(net.r[1], &grant) == RAFT_OK);
+    net_flush(&net);
+    CHECK(raft_role(net.r[1]) == RAFT_CANDIDATE); /* 1 and 3 of 5 */
+    grant.from = 4;
+    CHECK(raft_step(net.r[1], &grant) == RAFT_OK);
+    net_flush(&net);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    net_free(&net);
+}
+
 /* Bad input is refused with a named error and changes nothing. */
 TEST(bad_input_is_refused) {
     net_init(&net, 3, 3);
@@ -1221,6 +1261,7 @@ int main(void) {
         TEST_ENTRY(a_committed_unapplied_configuration_blocks_campaigning),
         TEST_ENTRY(leadership_transfer_catches_up_then_hands_over),
         TEST_ENTRY(vote_survives_restart),
+        TEST_ENTRY(a_candidate_counts_each_voter_once_and_no_stranger),
         TEST_ENTRY(bad_input_is_refused),
         TEST_ENTRY(quiet_group_stops_its_timers_until_a_proposal_wakes_it),
         TEST_ENTRY(quiesce_is_refused_while_anything_is_pending),
