@@ -380,6 +380,28 @@ TEST(long_divergence_on_both_sides_is_repaired_in_one_round_trip) {
     net_free(&net);
 }
 
+/* §3.5: a follower that missed a stretch of entries (S3, cut off while 60
+ * entries committed) and a new leader whose first guess is its own end: the
+ * rejection names the follower's last index, and the leader jumps there in
+ * one round trip instead of walking back entry by entry. */
+TEST(a_lagging_follower_is_caught_up_in_one_round_trip) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 3, true);
+    for (int i = 0; i < 60; i++) CHECK(net_propose(&net, 1, "while-3-is-away") > 0);
+    net_settle(&net);
+    net_elect(&net, 2); /* S2's guess for S3 is its own end, 60 entries past S3's */
+    CHECK(raft_role(net.r[2]) == RAFT_LEADER);
+    CHECK_EQ_U64(raft_last_index(net.r[3]), 2);
+    net_isolate(&net, 3, false);
+    uint64_t appends_before = net.sent[RAFT_MSG_APPEND];
+    net_tick_all(&net, 3);
+    CHECK(logs_match(&net, 2, 3));
+    CHECK(net.sent[RAFT_MSG_APPEND] - appends_before <= 12);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* Delivers at most max queued messages (and what they cause); true if the
  * queue ran empty: a leader and follower that keep answering each other
  * with the same probe never do. */
@@ -1246,6 +1268,7 @@ int main(void) {
         TEST_ENTRY(figure_3_7_old_term_entries_are_not_committed_by_counting),
         TEST_ENTRY(divergent_log_is_repaired_with_few_round_trips),
         TEST_ENTRY(long_divergence_on_both_sides_is_repaired_in_one_round_trip),
+        TEST_ENTRY(a_lagging_follower_is_caught_up_in_one_round_trip),
         TEST_ENTRY(conflict_at_the_leaders_snapshot_index_is_repaired_by_the_snapshot),
         TEST_ENTRY(inflight_appends_and_message_size_are_bounded),
         TEST_ENTRY(read_index_needs_noop_and_quorum),
