@@ -661,6 +661,40 @@ TEST(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk) {
     net_free(&net);
 }
 
+/* raft.h: a snapshot received into memory may not exceed
+ * RAFT_SNAPSHOT_MEMORY_BYTES_MAX; one streamed to the caller (snapshot_recv)
+ * has no cap tied to memory. A first chunk declaring one byte more is
+ * dropped unanswered by the first, and stored and answered by the second. */
+static bool snapshot_over_memory_cap_is_answered(int to) {
+    uint64_t resps = net.sent[RAFT_MSG_SNAPSHOT_RESP];
+    uint8_t chunk[4] = {1, 2, 3, 4};
+    struct raft_msg m = {.type = RAFT_MSG_SNAPSHOT, .from = 1, .to = (uint64_t)to,
+                         .term = raft_term(net.r[1]), .chunk = chunk, .chunk_len = 4,
+                         .snapshot_size = RAFT_SNAPSHOT_MEMORY_BYTES_MAX + 1ull};
+    m.snapshot.index = raft_last_index(net.r[1]) + 100;
+    m.snapshot.term = raft_term(net.r[1]);
+    int rc = raft_step(net.r[to], &m);
+    assert(rc == RAFT_OK);
+    (void)rc;
+    net_flush(&net);
+    net_drop_all(&net);
+    return net.sent[RAFT_MSG_SNAPSHOT_RESP] > resps;
+}
+
+TEST(a_snapshot_over_the_memory_cap_is_refused_unless_streamed) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    CHECK(!snapshot_over_memory_cap_is_answered(2));
+    net_free(&net);
+    snapshot_scene(ext_read, sink_recv, &ext_reads);
+    sink_calls = 0;
+    sink_fail_at = 0;
+    sink_out_of_order = 0;
+    CHECK(snapshot_over_memory_cap_is_answered(2));
+    CHECK_EQ_U64(sink_calls, 1); /* handed to the caller (which refuses this size) */
+    net_free(&net);
+}
+
 /* A pipelined leader (raft_advance_unsynced) hands its entries out and
  * goes on, but counts itself towards their commit only once the caller
  * reports them durable: a follower's acknowledgement alone is one vote of
@@ -1275,6 +1309,7 @@ int main(void) {
         TEST_ENTRY(snapshot_is_sent_in_chunks_and_installed),
         TEST_ENTRY(external_snapshot_is_read_through_the_callback),
         TEST_ENTRY(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk),
+        TEST_ENTRY(a_snapshot_over_the_memory_cap_is_refused_unless_streamed),
         TEST_ENTRY(pipelined_leader_counts_itself_once_persisted),
         TEST_ENTRY(a_new_leaders_noop_counts_the_leader_once_persisted),
         TEST_ENTRY(joint_consensus_learner_promotion_and_leader_removal),
