@@ -661,6 +661,25 @@ TEST(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk) {
     net_free(&net);
 }
 
+/* §5: a snapshot may be empty (a state machine with nothing in it): its one
+ * chunk starts at its end, offset 0 of 0 bytes, and is installed. */
+TEST(an_empty_snapshot_is_sent_and_installed) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 3, true);
+    for (int i = 0; i < 5; i++) CHECK(net_propose(&net, 1, "x") > 0);
+    net_settle(&net);
+    uint64_t applied = raft_applied_index(net.r[1]);
+    CHECK(raft_compact(net.r[1], applied, (const uint8_t *)"", 0) == RAFT_OK);
+    net_isolate(&net, 3, false);
+    net_tick_all(&net, 3);
+    CHECK_EQ_U64(net.snapshots_installed[3], 1);
+    CHECK_EQ_U64(net.store[3].snap_size, 0);
+    CHECK_EQ_U64(net.applied_to[3], raft_applied_index(net.r[1]));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* raft.h: a snapshot received into memory may not exceed
  * RAFT_SNAPSHOT_MEMORY_BYTES_MAX; one streamed to the caller (snapshot_recv)
  * has no cap tied to memory. A first chunk declaring one byte more is
@@ -1310,6 +1329,7 @@ int main(void) {
         TEST_ENTRY(external_snapshot_is_read_through_the_callback),
         TEST_ENTRY(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk),
         TEST_ENTRY(a_snapshot_over_the_memory_cap_is_refused_unless_streamed),
+        TEST_ENTRY(an_empty_snapshot_is_sent_and_installed),
         TEST_ENTRY(pipelined_leader_counts_itself_once_persisted),
         TEST_ENTRY(a_new_leaders_noop_counts_the_leader_once_persisted),
         TEST_ENTRY(joint_consensus_learner_promotion_and_leader_removal),
