@@ -191,6 +191,28 @@ TEST(lease_needs_an_acked_round_voters_and_no_transfer) {
     net_free(&net);
 }
 
+/* §6.4.1: the lease runs election_ticks - lease_drift_ticks ticks from the
+ * send of the newest round a quorum acknowledged (a follower refuses votes
+ * for election_ticks after hearing it; the rest is the margin for clock
+ * drift): a leader cut off right after such a round serves reads from its
+ * lease for exactly that long. */
+TEST(the_lease_lasts_the_timeout_less_the_drift_margin) {
+    lease__elect_1();
+    for (int t = 0; t < (int)net.cfg.election_ticks + 1; t++) net_tick_all(&net, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER); /* its last round, sent now, is acknowledged */
+    net_isolate(&net, 1, true);
+    uint32_t window = net.cfg.election_ticks - net.cfg.lease_drift_ticks;
+    for (uint32_t j = 0; j <= window; j++) {
+        if (j > 0) net_tick(&net, 1);
+        CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+        uint32_t served = net.n_reads[1];
+        CHECK(raft_read_index(net.r[1], 100 + j) == RAFT_OK);
+        net_flush(&net);
+        CHECK_EQ_U64(net.n_reads[1] - served, j < window ? 1 : 0);
+    }
+    net_free(&net);
+}
+
 /* The lease is timed from the send time of the newest round a quorum
  * acknowledged, kept in a ring of RAFT_ROUND_RING (64) rounds. A leader cut
  * off from its followers whose lease ran out keeps starting rounds (one per
@@ -1318,6 +1340,7 @@ int main(void) {
         TEST_ENTRY(check_quorum_leader_steps_down),
         TEST_ENTRY(lease_needs_an_acked_round_voters_and_no_transfer),
         TEST_ENTRY(lease_is_not_renewed_by_a_reused_round_slot),
+        TEST_ENTRY(the_lease_lasts_the_timeout_less_the_drift_margin),
         TEST_ENTRY(figure_3_7_old_term_entries_are_not_committed_by_counting),
         TEST_ENTRY(divergent_log_is_repaired_with_few_round_trips),
         TEST_ENTRY(long_divergence_on_both_sides_is_repaired_in_one_round_trip),
