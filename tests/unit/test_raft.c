@@ -213,6 +213,28 @@ TEST(the_lease_lasts_the_timeout_less_the_drift_margin) {
     net_free(&net);
 }
 
+/* raft.h: at most RAFT_READS_MAX reads wait for a round, and at most as
+ * many confirmed ones wait for the next ready; the next is refused with
+ * RAFT_ETOOBIG, not queued past the bound. */
+TEST(reads_waiting_are_bounded) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 1, true); /* no round is acknowledged */
+    for (uint64_t i = 0; i < RAFT_READS_MAX; i++) CHECK(raft_read_index(net.r[1], i) == RAFT_OK);
+    CHECK(raft_read_index(net.r[1], RAFT_READS_MAX) == RAFT_ETOOBIG);
+    net_flush(&net);
+    CHECK_EQ_U64(net.n_reads[1], 0);
+    net_free(&net);
+    lease__elect_1();
+    for (int t = 0; t < (int)net.cfg.election_ticks + 1; t++) net_tick_all(&net, 1);
+    /* served from the lease, held until the next ready */
+    for (uint64_t i = 0; i < RAFT_READS_MAX; i++) CHECK(raft_read_index(net.r[1], i) == RAFT_OK);
+    CHECK(raft_read_index(net.r[1], RAFT_READS_MAX) == RAFT_ETOOBIG);
+    net_flush(&net);
+    CHECK(net.n_reads[1] > 0);
+    net_free(&net);
+}
+
 /* The lease is timed from the send time of the newest round a quorum
  * acknowledged, kept in a ring of RAFT_ROUND_RING (64) rounds. A leader cut
  * off from its followers whose lease ran out keeps starting rounds (one per
@@ -1341,6 +1363,7 @@ int main(void) {
         TEST_ENTRY(lease_needs_an_acked_round_voters_and_no_transfer),
         TEST_ENTRY(lease_is_not_renewed_by_a_reused_round_slot),
         TEST_ENTRY(the_lease_lasts_the_timeout_less_the_drift_margin),
+        TEST_ENTRY(reads_waiting_are_bounded),
         TEST_ENTRY(figure_3_7_old_term_entries_are_not_committed_by_counting),
         TEST_ENTRY(divergent_log_is_repaired_with_few_round_trips),
         TEST_ENTRY(long_divergence_on_both_sides_is_repaired_in_one_round_trip),
