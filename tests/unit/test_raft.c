@@ -213,6 +213,24 @@ TEST(the_lease_lasts_the_timeout_less_the_drift_margin) {
     net_free(&net);
 }
 
+/* §6.4: a read is served at an index no lower than the leader's no-op,
+ * even in a group of one: before its no-op commits a new leader does not
+ * know that its commit index covers every entry committed before it. */
+TEST(a_single_voter_serves_reads_only_from_its_noop_on) {
+    net_init(&net, 1, 1);
+    net_flush(&net);
+    raft_campaign(net.r[1]);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    uint64_t noop = raft_last_index(net.r[1]);
+    CHECK(raft_commit_index(net.r[1]) < noop);
+    CHECK(raft_read_index(net.r[1], 5) == RAFT_OK);
+    for (int t = 0; t < 3 && net.n_reads[1] == 0; t++) net_tick(&net, 1);
+    CHECK_EQ_U64(net.n_reads[1], 1);
+    CHECK_EQ_U64(net.reads[1][0].context, 5);
+    CHECK(net.reads[1][0].index >= noop);
+    net_free(&net);
+}
+
 /* raft.h: at most RAFT_READS_MAX reads wait for a round, and at most as
  * many confirmed ones wait for the next ready; the next is refused with
  * RAFT_ETOOBIG, not queued past the bound. */
@@ -1364,6 +1382,7 @@ int main(void) {
         TEST_ENTRY(lease_is_not_renewed_by_a_reused_round_slot),
         TEST_ENTRY(the_lease_lasts_the_timeout_less_the_drift_margin),
         TEST_ENTRY(reads_waiting_are_bounded),
+        TEST_ENTRY(a_single_voter_serves_reads_only_from_its_noop_on),
         TEST_ENTRY(figure_3_7_old_term_entries_are_not_committed_by_counting),
         TEST_ENTRY(divergent_log_is_repaired_with_few_round_trips),
         TEST_ENTRY(long_divergence_on_both_sides_is_repaired_in_one_round_trip),
