@@ -512,7 +512,7 @@ TEST(conflict_at_the_leaders_snapshot_index_is_repaired_by_the_snapshot) {
 
 /* §10.2.1: pipelining is bounded: at most max_inflight_msgs unacknowledged
  * appends per follower, at most max_msg_bytes of entries per append (or one
- * entry); everything arrives once the link delivers. */
+ * entry); everything arrives once the link delivers, and only once. */
 TEST(inflight_appends_and_message_size_are_bounded) {
     net_init(&net, 3, 3);
     net.cfg.max_inflight_msgs = 4;
@@ -525,6 +525,7 @@ TEST(inflight_appends_and_message_size_are_bounded) {
     net.max_entries_per_append = 0;
     size_t queued_before = net.n_queue;
     CHECK_EQ_U64(queued_before, 0);
+    uint64_t entries_before = net.entries_to[2];
     char cmd[48];
     memset(cmd, 'v', sizeof(cmd) - 1);
     cmd[sizeof(cmd) - 1] = '\0';
@@ -543,6 +544,7 @@ TEST(inflight_appends_and_message_size_are_bounded) {
     net_tick_all(&net, 2);
     CHECK_EQ_U64(net.applied_to[2], 102);
     CHECK_EQ_U64(net.applied_to[3], 102);
+    CHECK_EQ_U64(net.entries_to[2] - entries_before, 100); /* a link that loses nothing: each once */
     net_free(&net);
 }
 
