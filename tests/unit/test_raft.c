@@ -464,6 +464,28 @@ TEST(a_lagging_follower_is_caught_up_in_one_round_trip) {
     net_free(&net);
 }
 
+/* §10.2.1: once a lagging follower's probe is accepted the leader streams
+ * the rest, refilling the pipeline (max_inflight_msgs appends of one entry
+ * here) as each acknowledgement comes back, not one append per heartbeat. */
+TEST(a_lagging_follower_is_streamed_without_waiting_for_heartbeats) {
+    net_init(&net, 3, 3);
+    net.cfg.max_msg_bytes = 1; /* one entry per append */
+    net.cfg.max_inflight_msgs = 4;
+    for (int id = 1; id <= 3; id++) {
+        net_crash(&net, id);
+        net_start(&net, id, 3);
+    }
+    net_elect(&net, 1);
+    net_isolate(&net, 3, true);
+    for (int i = 0; i < 40; i++) CHECK(net_propose(&net, 1, "while-3-is-away") > 0);
+    net_settle(&net);
+    net_isolate(&net, 3, false);
+    net_tick(&net, 1); /* one heartbeat: 3 answers, and the rest follows */
+    CHECK(logs_match(&net, 1, 3));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* Delivers at most max queued messages (and what they cause); true if the
  * queue ran empty: a leader and follower that keep answering each other
  * with the same probe never do. */
@@ -1389,6 +1411,7 @@ int main(void) {
         TEST_ENTRY(divergent_log_is_repaired_with_few_round_trips),
         TEST_ENTRY(long_divergence_on_both_sides_is_repaired_in_one_round_trip),
         TEST_ENTRY(a_lagging_follower_is_caught_up_in_one_round_trip),
+        TEST_ENTRY(a_lagging_follower_is_streamed_without_waiting_for_heartbeats),
         TEST_ENTRY(conflict_at_the_leaders_snapshot_index_is_repaired_by_the_snapshot),
         TEST_ENTRY(inflight_appends_and_message_size_are_bounded),
         TEST_ENTRY(read_index_needs_noop_and_quorum),
