@@ -253,6 +253,29 @@ TEST(reads_waiting_are_bounded) {
     net_free(&net);
 }
 
+/* §6.4.1 across a restart: a voter that acknowledged the leader's round
+ * may have promised its lease just before it crashed. Restarted, it refuses
+ * votes for its first election timeout, so no other leader is elected inside
+ * that lease; once its own clock has run a timeout it votes again. */
+TEST(a_restarted_voter_keeps_quiet_for_a_timeout_under_leases) {
+    lease__elect_1();
+    for (int t = 0; t < (int)net.cfg.election_ticks + 1; t++) net_tick_all(&net, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    net_crash(&net, 2);
+    net_start(&net, 2, 3);
+    net_isolate(&net, 1, true);
+    uint64_t asked = net.sent[RAFT_MSG_PRE_VOTE] + net.sent[RAFT_MSG_VOTE];
+    for (int t = 0; t < 4 * (int)net.cfg.election_ticks; t++) net_tick(&net, 3); /* 2's clock stands */
+    CHECK(net.sent[RAFT_MSG_PRE_VOTE] + net.sent[RAFT_MSG_VOTE] > asked); /* 3 did campaign */
+    CHECK(raft_role(net.r[3]) != RAFT_LEADER);
+    CHECK(raft_role(net.r[2]) != RAFT_LEADER);
+    for (int t = 0; t < 4 * (int)net.cfg.election_ticks; t++) net_tick_all(&net, 1);
+    int leader = net_leader(&net);
+    CHECK(leader == 2 || leader == 3);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* The lease is timed from the send time of the newest round a quorum
  * acknowledged, kept in a ring of RAFT_ROUND_RING (64) rounds. A leader cut
  * off from its followers whose lease ran out keeps starting rounds (one per
@@ -1405,6 +1428,7 @@ int main(void) {
         TEST_ENTRY(lease_needs_an_acked_round_voters_and_no_transfer),
         TEST_ENTRY(lease_is_not_renewed_by_a_reused_round_slot),
         TEST_ENTRY(the_lease_lasts_the_timeout_less_the_drift_margin),
+        TEST_ENTRY(a_restarted_voter_keeps_quiet_for_a_timeout_under_leases),
         TEST_ENTRY(reads_waiting_are_bounded),
         TEST_ENTRY(a_single_voter_serves_reads_only_from_its_noop_on),
         TEST_ENTRY(figure_3_7_old_term_entries_are_not_committed_by_counting),
