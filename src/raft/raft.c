@@ -1458,6 +1458,7 @@ static void raft__advance(struct raft *r, bool synced) {
     if (rd->has_snapshot) {
         r->snapshot_pending = false;
         r->log.applied = rd->snapshot.index;
+        assert(r->log.applied <= r->log.committed);
     }
     if (rd->n_entries > 0) {
         r->log.stable = rd->entries[rd->n_entries - 1].index;

@@ -123,7 +123,8 @@ uint32_t raft_conf_members(const struct raft_conf *conf, uint64_t *out) {
 static uint64_t raft_conf__majority_value(const uint64_t *ids, uint8_t n,
                                           uint64_t (*value_of)(void *, uint64_t), void *ctx) {
     if (n == 0) return UINT64_MAX;
-    uint64_t values[RAFT_NODES_MAX];
+    /* zeroed: a slot past n reads 0 (agrees to nothing), never stack garbage */
+    uint64_t values[RAFT_NODES_MAX] = {0};
     for (uint8_t i = 0; i < n; i++) values[i] = value_of(ctx, ids[i]);
     /* insertion sort, descending: n <= 16 */
     for (uint8_t i = 1; i < n; i++) {

@@ -126,6 +126,7 @@ void raft_log_truncate(struct raft_log *log, uint64_t from) {
     log->count = pos; /* the bytes stay in their slabs until compaction */
     if (log->stable >= from) log->stable = from - 1;
     if (log->durable >= from) log->durable = from - 1;
+    assert(log->durable <= log->stable);
 }
 
 void raft_log_compact(struct raft_log *log, uint64_t index, uint64_t term) {

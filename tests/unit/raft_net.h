@@ -56,6 +56,7 @@ struct net {
     struct raft_read_state reads[NET_NODES_MAX + 1][64];
     uint32_t n_reads[NET_NODES_MAX + 1];
     uint64_t sent[RAFT_MSG_TYPE_COUNT]; /* messages handed out, by type */
+    uint64_t entries_to[NET_NODES_MAX + 1]; /* entries handed out in appends, by receiver */
     uint64_t max_entries_per_append;
     bool safety_violated;
     /* where received snapshots land when cfg.snapshot_recv is set (the
@@ -81,6 +82,8 @@ static inline void net__copy_entry(struct raft_entry *dst, const struct raft_ent
 
 static inline void net__enqueue(struct net *net, const struct raft_msg *m) {
     net->sent[m->type]++;
+    assert(m->to <= NET_NODES_MAX);
+    if (m->type == RAFT_MSG_APPEND) net->entries_to[m->to] += m->n_entries;
     if (m->type == RAFT_MSG_APPEND && m->n_entries > net->max_entries_per_append) {
         net->max_entries_per_append = m->n_entries;
     }
@@ -188,8 +191,9 @@ static inline void net_flush(struct net *net) {
     for (int id = 1; id <= net->n; id++) net_flush_one(net, id);
 }
 
-/* Delivers the queued message at position i (removing it). */
-static inline void net_deliver_at(struct net *net, size_t i) {
+/* Delivers the queued message at position i (removing it); the receiver's
+ * readies are run when flush is set, else left to the test. */
+static inline void net__deliver(struct net *net, size_t i, bool flush) {
     assert(i < net->n_queue);
     struct net_msg q = net->queue[i];
     memmove(&net->queue[i], &net->queue[i + 1], (net->n_queue - i - 1) * sizeof(q));
@@ -199,10 +203,12 @@ static inline void net_deliver_at(struct net *net, size_t i) {
         int rc = raft_step(net->r[to], &q.m);
         assert(rc == RAFT_OK);
         (void)rc;
-        net_flush_one(net, to);
+        if (flush) net_flush_one(net, to);
     }
     net__free_msg(&q);
 }
+
+static inline void net_deliver_at(struct net *net, size_t i) { net__deliver(net, i, true); }
 
 /* Delivers messages (and what they cause) until none are left. */
 static inline void net_settle(struct net *net) {

@@ -191,6 +191,91 @@ TEST(lease_needs_an_acked_round_voters_and_no_transfer) {
     net_free(&net);
 }
 
+/* §6.4.1: the lease runs election_ticks - lease_drift_ticks ticks from the
+ * send of the newest round a quorum acknowledged (a follower refuses votes
+ * for election_ticks after hearing it; the rest is the margin for clock
+ * drift): a leader cut off right after such a round serves reads from its
+ * lease for exactly that long. */
+TEST(the_lease_lasts_the_timeout_less_the_drift_margin) {
+    lease__elect_1();
+    for (int t = 0; t < (int)net.cfg.election_ticks + 1; t++) net_tick_all(&net, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER); /* its last round, sent now, is acknowledged */
+    net_isolate(&net, 1, true);
+    uint32_t window = net.cfg.election_ticks - net.cfg.lease_drift_ticks;
+    for (uint32_t j = 0; j <= window; j++) {
+        if (j > 0) net_tick(&net, 1);
+        CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+        uint32_t served = net.n_reads[1];
+        CHECK(raft_read_index(net.r[1], 100 + j) == RAFT_OK);
+        net_flush(&net);
+        CHECK_EQ_U64(net.n_reads[1] - served, j < window ? 1 : 0);
+    }
+    net_free(&net);
+}
+
+/* §6.4: a read is served at an index no lower than the leader's no-op,
+ * even in a group of one: before its no-op commits a new leader does not
+ * know that its commit index covers every entry committed before it. */
+TEST(a_single_voter_serves_reads_only_from_its_noop_on) {
+    net_init(&net, 1, 1);
+    net_flush(&net);
+    raft_campaign(net.r[1]);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    uint64_t noop = raft_last_index(net.r[1]);
+    CHECK(raft_commit_index(net.r[1]) < noop);
+    CHECK(raft_read_index(net.r[1], 5) == RAFT_OK);
+    for (int t = 0; t < 3 && net.n_reads[1] == 0; t++) net_tick(&net, 1);
+    CHECK_EQ_U64(net.n_reads[1], 1);
+    CHECK_EQ_U64(net.reads[1][0].context, 5);
+    CHECK(net.reads[1][0].index >= noop);
+    net_free(&net);
+}
+
+/* raft.h: at most RAFT_READS_MAX reads wait for a round, and at most as
+ * many confirmed ones wait for the next ready; the next is refused with
+ * RAFT_ETOOBIG, not queued past the bound. */
+TEST(reads_waiting_are_bounded) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 1, true); /* no round is acknowledged */
+    for (uint64_t i = 0; i < RAFT_READS_MAX; i++) CHECK(raft_read_index(net.r[1], i) == RAFT_OK);
+    CHECK(raft_read_index(net.r[1], RAFT_READS_MAX) == RAFT_ETOOBIG);
+    net_flush(&net);
+    CHECK_EQ_U64(net.n_reads[1], 0);
+    net_free(&net);
+    lease__elect_1();
+    for (int t = 0; t < (int)net.cfg.election_ticks + 1; t++) net_tick_all(&net, 1);
+    /* served from the lease, held until the next ready */
+    for (uint64_t i = 0; i < RAFT_READS_MAX; i++) CHECK(raft_read_index(net.r[1], i) == RAFT_OK);
+    CHECK(raft_read_index(net.r[1], RAFT_READS_MAX) == RAFT_ETOOBIG);
+    net_flush(&net);
+    CHECK(net.n_reads[1] > 0);
+    net_free(&net);
+}
+
+/* §6.4.1 across a restart: a voter that acknowledged the leader's round
+ * may have promised its lease just before it crashed. Restarted, it refuses
+ * votes for its first election timeout, so no other leader is elected inside
+ * that lease; once its own clock has run a timeout it votes again. */
+TEST(a_restarted_voter_keeps_quiet_for_a_timeout_under_leases) {
+    lease__elect_1();
+    for (int t = 0; t < (int)net.cfg.election_ticks + 1; t++) net_tick_all(&net, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    net_crash(&net, 2);
+    net_start(&net, 2, 3);
+    net_isolate(&net, 1, true);
+    uint64_t asked = net.sent[RAFT_MSG_PRE_VOTE] + net.sent[RAFT_MSG_VOTE];
+    for (int t = 0; t < 4 * (int)net.cfg.election_ticks; t++) net_tick(&net, 3); /* 2's clock stands */
+    CHECK(net.sent[RAFT_MSG_PRE_VOTE] + net.sent[RAFT_MSG_VOTE] > asked); /* 3 did campaign */
+    CHECK(raft_role(net.r[3]) != RAFT_LEADER);
+    CHECK(raft_role(net.r[2]) != RAFT_LEADER);
+    for (int t = 0; t < 4 * (int)net.cfg.election_ticks; t++) net_tick_all(&net, 1);
+    int leader = net_leader(&net);
+    CHECK(leader == 2 || leader == 3);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* The lease is timed from the send time of the newest round a quorum
  * acknowledged, kept in a ring of RAFT_ROUND_RING (64) rounds. A leader cut
  * off from its followers whose lease ran out keeps starting rounds (one per
@@ -345,6 +430,85 @@ TEST(divergent_log_is_repaired_with_few_round_trips) {
     net_free(&net);
 }
 
+/* §3.5: both logs diverge for a long stretch: after a common prefix (3..32)
+ * S1 holds 60 entries of term 2 that never committed, and the leader S3
+ * 61 of terms 3 and 4 at the same indexes. The follower's hint (its last
+ * entry at or below the probe whose term is at most the probe's) and the
+ * leader's answer to it (its last entry whose term is at most the
+ * follower's) meet at the common prefix in one round trip: the leader
+ * resends the divergent suffix, neither entry by entry nor from the start. */
+TEST(long_divergence_on_both_sides_is_repaired_in_one_round_trip) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1); /* term 2: its no-op is entry 2 */
+    for (int i = 0; i < 30; i++) CHECK(net_propose(&net, 1, "common") > 0);
+    net_settle(&net);
+    net_isolate(&net, 1, true);
+    for (int i = 0; i < 60; i++) CHECK(net_propose(&net, 1, "stale-term-2") > 0);
+    net_settle(&net);
+    net_crash(&net, 1); /* 33..92 of term 2 on S1 only */
+    net_elect(&net, 2); /* term 3: its no-op is entry 33 */
+    for (int i = 0; i < 60; i++) CHECK(net_propose(&net, 2, "term-3") > 0);
+    net_settle(&net);
+    net_elect(&net, 3); /* term 4: no-op at 94; S3's guess for S1 is its own end */
+    CHECK(raft_role(net.r[3]) == RAFT_LEADER);
+    CHECK_EQ_U64(raft_last_index(net.r[3]), 94);
+    net_start(&net, 1, 3);
+    CHECK_EQ_U64(raft_last_index(net.r[1]), 92);
+    net_isolate(&net, 1, false);
+    uint64_t appends_before = net.sent[RAFT_MSG_APPEND];
+    uint64_t entries_before = net.entries_to[1];
+    net_tick_all(&net, 3);
+    CHECK(logs_match(&net, 1, 3));
+    CHECK(net.sent[RAFT_MSG_APPEND] - appends_before <= 12);
+    CHECK(net.entries_to[1] - entries_before <= 62 + 8); /* 33..94, not 1..94 */
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* §3.5: a follower that missed a stretch of entries (S3, cut off while 60
+ * entries committed) and a new leader whose first guess is its own end: the
+ * rejection names the follower's last index, and the leader jumps there in
+ * one round trip instead of walking back entry by entry. */
+TEST(a_lagging_follower_is_caught_up_in_one_round_trip) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 3, true);
+    for (int i = 0; i < 60; i++) CHECK(net_propose(&net, 1, "while-3-is-away") > 0);
+    net_settle(&net);
+    net_elect(&net, 2); /* S2's guess for S3 is its own end, 60 entries past S3's */
+    CHECK(raft_role(net.r[2]) == RAFT_LEADER);
+    CHECK_EQ_U64(raft_last_index(net.r[3]), 2);
+    net_isolate(&net, 3, false);
+    uint64_t appends_before = net.sent[RAFT_MSG_APPEND];
+    net_tick_all(&net, 3);
+    CHECK(logs_match(&net, 2, 3));
+    CHECK(net.sent[RAFT_MSG_APPEND] - appends_before <= 12);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* §10.2.1: once a lagging follower's probe is accepted the leader streams
+ * the rest, refilling the pipeline (max_inflight_msgs appends of one entry
+ * here) as each acknowledgement comes back, not one append per heartbeat. */
+TEST(a_lagging_follower_is_streamed_without_waiting_for_heartbeats) {
+    net_init(&net, 3, 3);
+    net.cfg.max_msg_bytes = 1; /* one entry per append */
+    net.cfg.max_inflight_msgs = 4;
+    for (int id = 1; id <= 3; id++) {
+        net_crash(&net, id);
+        net_start(&net, id, 3);
+    }
+    net_elect(&net, 1);
+    net_isolate(&net, 3, true);
+    for (int i = 0; i < 40; i++) CHECK(net_propose(&net, 1, "while-3-is-away") > 0);
+    net_settle(&net);
+    net_isolate(&net, 3, false);
+    net_tick(&net, 1); /* one heartbeat: 3 answers, and the rest follows */
+    CHECK(logs_match(&net, 1, 3));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* Delivers at most max queued messages (and what they cause); true if the
  * queue ran empty: a leader and follower that keep answering each other
  * with the same probe never do. */
@@ -393,7 +557,7 @@ TEST(conflict_at_the_leaders_snapshot_index_is_repaired_by_the_snapshot) {
 
 /* §10.2.1: pipelining is bounded: at most max_inflight_msgs unacknowledged
  * appends per follower, at most max_msg_bytes of entries per append (or one
- * entry); everything arrives once the link delivers. */
+ * entry); everything arrives once the link delivers, and only once. */
 TEST(inflight_appends_and_message_size_are_bounded) {
     net_init(&net, 3, 3);
     net.cfg.max_inflight_msgs = 4;
@@ -406,6 +570,7 @@ TEST(inflight_appends_and_message_size_are_bounded) {
     net.max_entries_per_append = 0;
     size_t queued_before = net.n_queue;
     CHECK_EQ_U64(queued_before, 0);
+    uint64_t entries_before = net.entries_to[2];
     char cmd[48];
     memset(cmd, 'v', sizeof(cmd) - 1);
     cmd[sizeof(cmd) - 1] = '\0';
@@ -424,6 +589,7 @@ TEST(inflight_appends_and_message_size_are_bounded) {
     net_tick_all(&net, 2);
     CHECK_EQ_U64(net.applied_to[2], 102);
     CHECK_EQ_U64(net.applied_to[3], 102);
+    CHECK_EQ_U64(net.entries_to[2] - entries_before, 100); /* a link that loses nothing: each once */
     net_free(&net);
 }
 
@@ -604,6 +770,59 @@ TEST(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk) {
     net_free(&net);
 }
 
+/* §5: a snapshot may be empty (a state machine with nothing in it): its one
+ * chunk starts at its end, offset 0 of 0 bytes, and is installed. */
+TEST(an_empty_snapshot_is_sent_and_installed) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 3, true);
+    for (int i = 0; i < 5; i++) CHECK(net_propose(&net, 1, "x") > 0);
+    net_settle(&net);
+    uint64_t applied = raft_applied_index(net.r[1]);
+    CHECK(raft_compact(net.r[1], applied, (const uint8_t *)"", 0) == RAFT_OK);
+    net_isolate(&net, 3, false);
+    net_tick_all(&net, 3);
+    CHECK_EQ_U64(net.snapshots_installed[3], 1);
+    CHECK_EQ_U64(net.store[3].snap_size, 0);
+    CHECK_EQ_U64(net.applied_to[3], raft_applied_index(net.r[1]));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* raft.h: a snapshot received into memory may not exceed
+ * RAFT_SNAPSHOT_MEMORY_BYTES_MAX; one streamed to the caller (snapshot_recv)
+ * has no cap tied to memory. A first chunk declaring one byte more is
+ * dropped unanswered by the first, and stored and answered by the second. */
+static bool snapshot_over_memory_cap_is_answered(int to) {
+    uint64_t resps = net.sent[RAFT_MSG_SNAPSHOT_RESP];
+    uint8_t chunk[4] = {1, 2, 3, 4};
+    struct raft_msg m = {.type = RAFT_MSG_SNAPSHOT, .from = 1, .to = (uint64_t)to,
+                         .term = raft_term(net.r[1]), .chunk = chunk, .chunk_len = 4,
+                         .snapshot_size = RAFT_SNAPSHOT_MEMORY_BYTES_MAX + 1ull};
+    m.snapshot.index = raft_last_index(net.r[1]) + 100;
+    m.snapshot.term = raft_term(net.r[1]);
+    int rc = raft_step(net.r[to], &m);
+    assert(rc == RAFT_OK);
+    (void)rc;
+    net_flush(&net);
+    net_drop_all(&net);
+    return net.sent[RAFT_MSG_SNAPSHOT_RESP] > resps;
+}
+
+TEST(a_snapshot_over_the_memory_cap_is_refused_unless_streamed) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    CHECK(!snapshot_over_memory_cap_is_answered(2));
+    net_free(&net);
+    snapshot_scene(ext_read, sink_recv, &ext_reads);
+    sink_calls = 0;
+    sink_fail_at = 0;
+    sink_out_of_order = 0;
+    CHECK(snapshot_over_memory_cap_is_answered(2));
+    CHECK_EQ_U64(sink_calls, 1); /* handed to the caller (which refuses this size) */
+    net_free(&net);
+}
+
 /* A pipelined leader (raft_advance_unsynced) hands its entries out and
  * goes on, but counts itself towards their commit only once the caller
  * reports them durable: a follower's acknowledgement alone is one vote of
@@ -639,6 +858,72 @@ TEST(pipelined_leader_counts_itself_once_persisted) {
     CHECK_EQ_U64(raft_commit_index(l), idx);
     net_settle(&net);
     CHECK_EQ_U64(net.applied_to[2], idx);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* Runs replica id's readies as a pipelined leader does: handed to storage
+ * and sent at once, durable only when the test calls raft_persisted(). */
+static void flush_unsynced(int id) {
+    struct raft *r = net.r[id];
+    while (raft_has_ready(r)) {
+        bool unsynced = raft_can_advance_unsynced(r);
+        struct raft_ready rd;
+        raft_ready(r, &rd);
+        net__persist(&net, id, &rd);
+        for (uint32_t i = 0; i < rd.n_messages; i++) net__enqueue(&net, &rd.messages[i]);
+        net__apply(&net, id, &rd);
+        if (unsynced) {
+            raft_advance_unsynced(r);
+        } else {
+            raft_advance(r);
+        }
+    }
+}
+
+/* Delivers everything queued; replica id's readies are pipelined. */
+static void settle_unsynced(int id) {
+    for (int o = 1; o <= net.n; o++) {
+        if (o != id) net_flush_one(&net, o);
+    }
+    flush_unsynced(id);
+    for (int guard = 0; guard < 10000 && net.n_queue > 0; guard++) {
+        bool to_id = net.queue[0].m.to == (uint64_t)id;
+        net__deliver(&net, 0, !to_id);
+        if (to_id) flush_unsynced(id);
+    }
+}
+
+/* A new leader's no-op is an entry like any other: a pipelined leader
+ * (raft_advance_unsynced) hands it out before its own write is durable and
+ * counts itself towards it only once raft_persisted() says so; one
+ * follower's acknowledgement is one vote of three. */
+TEST(a_new_leaders_noop_counts_the_leader_once_persisted) {
+    net_init(&net, 3, 3);
+    net_flush(&net);
+    net_isolate(&net, 3, true);
+    raft_campaign(net.r[1]);
+    net_flush(&net);
+    while (raft_role(net.r[1]) != RAFT_LEADER && net.n_queue > 0) {
+        bool to_1 = net.queue[0].m.to == 1;
+        net__deliver(&net, 0, !to_1);
+        if (to_1 && raft_role(net.r[1]) != RAFT_LEADER) flush_unsynced(1);
+    }
+    struct raft *l = net.r[1];
+    CHECK(raft_role(l) == RAFT_LEADER);
+    uint64_t noop = raft_last_index(l);
+    CHECK_EQ_U64(raft_term_at(l, noop), raft_term(l));
+    CHECK_EQ_U64(raft_durable_index(l), noop - 1);
+    settle_unsynced(1); /* follower 2 stores the no-op and acknowledges */
+    CHECK_EQ_U64(raft_durable_index(l), noop - 1);
+    uint64_t match = 0;
+    CHECK(raft_match_index(l, 2, &match));
+    CHECK_EQ_U64(match, noop);
+    CHECK(raft_commit_index(l) < noop);
+    raft_persisted(l, noop, raft_term(l));
+    CHECK_EQ_U64(raft_commit_index(l), noop);
+    settle_unsynced(1);
+    CHECK_EQ_U64(net.applied_to[2], noop);
     CHECK(!net.safety_violated);
     net_free(&net);
 }
@@ -702,6 +987,50 @@ TEST(joint_consensus_learner_promotion_and_leader_removal) {
     net_tick_all(&net, 2);
     uint64_t last = raft_last_index(net.r[leader]);
     for (int id = 2; id <= 4; id++) CHECK_EQ_U64(net.applied_to[id], last);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* §4.1: a new leader proposes no configuration before an entry of its own
+ * term is committed: until then it cannot know that the latest
+ * configuration in its log is the latest committed one (the correction to
+ * single-server changes; with joint consensus and configurations taking
+ * effect when applied it is defence in depth, and raft.h's contract). */
+TEST(a_new_leader_changes_the_configuration_only_after_its_first_commit) {
+    net_init(&net, 4, 3); /* 4 starts empty, outside the configuration */
+    campaign_until_leader(1, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK(raft_commit_index(net.r[1]) < raft_last_index(net.r[1])); /* its no-op waits */
+    const uint64_t v123[] = {1, 2, 3};
+    const uint64_t l4[] = {4};
+    struct raft_conf add_learner = conf_of(v123, 3, l4, 1);
+    CHECK(raft_propose_conf(net.r[1], &add_learner) == RAFT_EBUSY);
+    net_settle(&net);
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), raft_last_index(net.r[1]));
+    CHECK(raft_propose_conf(net.r[1], &add_learner) == RAFT_OK);
+    net_settle(&net);
+    net_tick_all(&net, 3);
+    CHECK(raft_conf(net.r[1])->n_learners == 1);
+    CHECK_EQ_U64(net.applied_to[4], raft_applied_index(net.r[1]));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* A group of one voter: nothing is sent, so a proposal's unpersisted entry
+ * alone must make a ready; once persisted it is committed by the leader's
+ * own vote and applied. */
+TEST(a_single_voter_commits_and_applies_its_own_entries) {
+    net_init(&net, 1, 1);
+    net_elect(&net, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    for (int i = 0; i < 3; i++) {
+        int index = net_propose(&net, 1, "alone");
+        CHECK(index > 0);
+        CHECK_EQ_U64(raft_commit_index(net.r[1]), (uint64_t)index);
+        CHECK_EQ_U64(net.applied_to[1], (uint64_t)index);
+    }
+    CHECK(!raft_has_ready(net.r[1]));
+    CHECK_EQ_U64(net.n_queue, 0);
     CHECK(!net.safety_violated);
     net_free(&net);
 }
@@ -841,6 +1170,46 @@ TEST(vote_survives_restart) {
     }
     raft_advance(net.r[2]);
     CHECK(!granted);
+    net_free(&net);
+}
+
+/* §3.4, §4: a candidate counts the votes of its configuration's voters, each
+ * once: a grant from a replica outside the configuration (a member removed
+ * since the request, or a stray peer) is ignored, and a voter's first
+ * answer stands against a late duplicate. */
+TEST(a_candidate_counts_each_voter_once_and_no_stranger) {
+    net_init(&net, 5, 5);
+    net.cfg.pre_vote = false;
+    for (int id = 1; id <= 5; id++) {
+        net_crash(&net, id);
+        net_start(&net, id, 5);
+    }
+    net_flush(&net);
+    for (int id = 2; id <= 5; id++) net_isolate(&net, id, true);
+    raft_campaign(net.r[1]);
+    net_flush(&net);
+    net_drop_all(&net);
+    CHECK(raft_role(net.r[1]) == RAFT_CANDIDATE);
+    uint64_t term = raft_term(net.r[1]);
+    struct raft_msg grant = {.type = RAFT_MSG_VOTE_RESP, .from = 7, .to = 1, .term = term};
+    CHECK(raft_step(net.r[1], &grant) == RAFT_OK); /* 7 is not a member */
+    net_flush(&net);
+    CHECK(raft_role(net.r[1]) == RAFT_CANDIDATE);
+    struct raft_msg no = {.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = term,
+                          .reject = true};
+    CHECK(raft_step(net.r[1], &no) == RAFT_OK);
+    net_flush(&net);
+    grant.from = 3;
+    CHECK(raft_step(net.r[1], &grant) == RAFT_OK);
+    net_flush(&net);
+    grant.from = 2; /* a duplicate that contradicts 2's answer */
+    CHECK(raft_step(net.r[1], &grant) == RAFT_OK);
+    net_flush(&net);
+    CHECK(raft_role(net.r[1]) == RAFT_CANDIDATE); /* 1 and 3 of 5 */
+    grant.from = 4;
+    CHECK(raft_step(net.r[1], &grant) == RAFT_OK);
+    net_flush(&net);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
     net_free(&net);
 }
 
@@ -1083,20 +1452,33 @@ int main(void) {
         TEST_ENTRY(check_quorum_leader_steps_down),
         TEST_ENTRY(lease_needs_an_acked_round_voters_and_no_transfer),
         TEST_ENTRY(lease_is_not_renewed_by_a_reused_round_slot),
+        TEST_ENTRY(the_lease_lasts_the_timeout_less_the_drift_margin),
+        TEST_ENTRY(a_restarted_voter_keeps_quiet_for_a_timeout_under_leases),
+        TEST_ENTRY(reads_waiting_are_bounded),
+        TEST_ENTRY(a_single_voter_serves_reads_only_from_its_noop_on),
         TEST_ENTRY(figure_3_7_old_term_entries_are_not_committed_by_counting),
         TEST_ENTRY(divergent_log_is_repaired_with_few_round_trips),
+        TEST_ENTRY(long_divergence_on_both_sides_is_repaired_in_one_round_trip),
+        TEST_ENTRY(a_lagging_follower_is_caught_up_in_one_round_trip),
+        TEST_ENTRY(a_lagging_follower_is_streamed_without_waiting_for_heartbeats),
         TEST_ENTRY(conflict_at_the_leaders_snapshot_index_is_repaired_by_the_snapshot),
         TEST_ENTRY(inflight_appends_and_message_size_are_bounded),
         TEST_ENTRY(read_index_needs_noop_and_quorum),
         TEST_ENTRY(snapshot_is_sent_in_chunks_and_installed),
         TEST_ENTRY(external_snapshot_is_read_through_the_callback),
         TEST_ENTRY(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk),
+        TEST_ENTRY(a_snapshot_over_the_memory_cap_is_refused_unless_streamed),
+        TEST_ENTRY(an_empty_snapshot_is_sent_and_installed),
         TEST_ENTRY(pipelined_leader_counts_itself_once_persisted),
+        TEST_ENTRY(a_new_leaders_noop_counts_the_leader_once_persisted),
         TEST_ENTRY(joint_consensus_learner_promotion_and_leader_removal),
+        TEST_ENTRY(a_new_leader_changes_the_configuration_only_after_its_first_commit),
+        TEST_ENTRY(a_single_voter_commits_and_applies_its_own_entries),
         TEST_ENTRY(a_member_removed_and_added_again_starts_from_nothing),
         TEST_ENTRY(a_committed_unapplied_configuration_blocks_campaigning),
         TEST_ENTRY(leadership_transfer_catches_up_then_hands_over),
         TEST_ENTRY(vote_survives_restart),
+        TEST_ENTRY(a_candidate_counts_each_voter_once_and_no_stranger),
         TEST_ENTRY(bad_input_is_refused),
         TEST_ENTRY(quiet_group_stops_its_timers_until_a_proposal_wakes_it),
         TEST_ENTRY(quiesce_is_refused_while_anything_is_pending),
