@@ -10,7 +10,7 @@
 set -u
 cd "$(dirname "$0")/.."
 seeds=${NSIM_SEEDS:-300}
-canaries=${NSIM_CANARIES:-ACK_BEFORE_FSYNC ADVANCE_BEFORE_FSYNC WAL_ACCEPT_BAD_CRC SNAPSHOT_SILENT_FAIL WRONG_SHARD QUIET_NO_WAKE}
+canaries=${NSIM_CANARIES:-ACK_BEFORE_FSYNC ADVANCE_BEFORE_FSYNC WAL_ACCEPT_BAD_CRC SNAPSHOT_SILENT_FAIL WRONG_SHARD QUIET_NO_WAKE ZADD_KEEPS_SCORE}
 max=${NSIM_CANARY_SEEDS:-1000}
 regressions="309 439"
 logs=build/test-logs
@@ -44,9 +44,10 @@ for part in a b; do
 done
 echo "whole-node seeds (ASan/UBSan, 2 processes): $seeds in ${ms} ms"
 # Seeds that once found a bug (the fix names the seed), replayed every time,
-# with the one-shard layout they had then (--shards 1 replays them bit for bit).
+# with the one-shard layout and the string-only workload they had then
+# (--shards 1 --strings-only replays them bit for bit).
 for seed in $regressions; do
-  if build/test/shoal-nsim --seed "$seed" --shards 1 >"$logs/nsim-seed-$seed.log" 2>&1; then
+  if build/test/shoal-nsim --seed "$seed" --shards 1 --strings-only >"$logs/nsim-seed-$seed.log" 2>&1; then
     passed=$((passed + 1))
   else
     grep -E '^VIOLATION' "$logs/nsim-seed-$seed.log"

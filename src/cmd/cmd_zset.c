@@ -281,6 +281,11 @@ static int cmd__zadd_one(const struct cmd_env *env, struct kv_coll *z, const str
         res->processed++;
         if (score == cur) return KV_OK; /* -0 and 0 too: unchanged, as Redis */
         res->updated++;
+#ifdef CANARY_ZADD_KEEPS_SCORE
+        /* deliberate bug: an existing member keeps its score (shoal-nsim's
+         * sorted-set register must catch it) */
+        return KV_OK;
+#endif
         return kv_zset_add(env->kv, z, m->data, m->len, score, NULL);
     }
     if (f & CMD__XX) return KV_OK;

@@ -39,7 +39,14 @@
 
 #define NSIM_NODES_MAX 5
 #define NSIM_CLIENTS 4
-#define NSIM_KEYS_MAX 16 /* max(3, shards): key i lives in shard i % S */
+#define NSIM_KEYS_MAX (NSIM_SHARDS_MAX + 2) /* max(3, shards) + 2: key i in shard i % S */
+
+/* What a key holds. A string key is a register read with GET and written
+ * with SET or APPEND; a hash key is a register in one field (HGET, HSET);
+ * a sorted-set key is a register in one member's score (ZSCORE, ZADD),
+ * each write a unique integer score. All three are checked for
+ * linearizability alike, so the apply path of every type is. */
+enum nsim_key_type { NSIM_KEY_STRING = 0, NSIM_KEY_HASH = 1, NSIM_KEY_ZSET = 2 };
 #define NSIM_SHARDS_MAX 16
 /* The quiet-group scenario (docs/nsim.md): clients pause, groups go quiet,
  * the node leading most quiet groups is killed or cut off, and every group
@@ -162,6 +169,7 @@ struct nsim {
     uint32_t n_keys;
     char keys[NSIM_KEYS_MAX][16];
     uint8_t key_shard[NSIM_KEYS_MAX];
+    uint8_t key_type[NSIM_KEYS_MAX]; /* enum nsim_key_type */
     /* network */
     bool blocked[NSIM_NODES_MAX][NSIM_NODES_MAX];
     uint32_t drop_percent, dup_percent;
@@ -704,13 +712,19 @@ static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
     char arg[32];
     const char *key = w->keys[op->key];
     uint8_t target = c->target[w->key_shard[op->key]];
+    uint8_t type = w->key_type[op->key];
     const char *verb = "GET";
     op->lin.kind = LIN_GET;
     if (dice >= 40) {
-        bool append = dice >= 70 && c->len_seen[op->key] < NSIM_APPEND_LIMIT;
+        /* APPEND only on strings: the other registers are overwritten */
+        bool append = type == NSIM_KEY_STRING && dice >= 70 &&
+                      c->len_seen[op->key] < NSIM_APPEND_LIMIT;
         verb = append ? "APPEND" : "SET";
         op->lin.kind = append ? LIN_APPEND : LIN_PUT;
-        int len = snprintf(arg, sizeof(arg), append ? "%u.%u," : "v%u.%u", c->id, c->req + 1);
+        int len = type == NSIM_KEY_ZSET
+                      ? snprintf(arg, sizeof(arg), "%u", (c->id + 1u) * 1000000u + c->req + 1)
+                      : snprintf(arg, sizeof(arg), append ? "%u.%u," : "v%u.%u", c->id,
+                                 c->req + 1);
         op->arg_off = nsim__store(w, arg, (uint32_t)len);
         op->lin.arg_len = (uint32_t)len;
         if (!append) c->len_seen[op->key] = (uint32_t)len;
@@ -723,12 +737,29 @@ static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
     /* the request as a client sends it */
     char buf[160];
     int len;
-    if (op->lin.kind == LIN_GET) {
+    const char *val = (const char *)w->arena + op->arg_off;
+    int vlen = (int)op->lin.arg_len;
+    if (type == NSIM_KEY_HASH) {
+        verb = op->lin.kind == LIN_GET ? "HGET" : "HSET";
+        len = op->lin.kind == LIN_GET
+                  ? snprintf(buf, sizeof(buf), "*3\r\n$4\r\nHGET\r\n$%zu\r\n%s\r\n$1\r\nf\r\n",
+                             strlen(key), key)
+                  : snprintf(buf, sizeof(buf),
+                             "*4\r\n$4\r\nHSET\r\n$%zu\r\n%s\r\n$1\r\nf\r\n$%d\r\n%.*s\r\n",
+                             strlen(key), key, vlen, vlen, val);
+    } else if (type == NSIM_KEY_ZSET) {
+        verb = op->lin.kind == LIN_GET ? "ZSCORE" : "ZADD";
+        len = op->lin.kind == LIN_GET
+                  ? snprintf(buf, sizeof(buf), "*3\r\n$6\r\nZSCORE\r\n$%zu\r\n%s\r\n$1\r\nm\r\n",
+                             strlen(key), key)
+                  : snprintf(buf, sizeof(buf),
+                             "*4\r\n$4\r\nZADD\r\n$%zu\r\n%s\r\n$%d\r\n%.*s\r\n$1\r\nm\r\n",
+                             strlen(key), key, vlen, vlen, val);
+    } else if (op->lin.kind == LIN_GET) {
         len = snprintf(buf, sizeof(buf), "*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n", strlen(key), key);
     } else {
-        len = snprintf(buf, sizeof(buf), "*3\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n$%u\r\n%.*s\r\n",
-                       strlen(verb), verb, strlen(key), key, op->lin.arg_len,
-                       (int)op->lin.arg_len, (const char *)w->arena + op->arg_off);
+        len = snprintf(buf, sizeof(buf), "*3\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n$%d\r\n%.*s\r\n",
+                       strlen(verb), verb, strlen(key), key, vlen, vlen, val);
     }
     nsim__trace(w, "client %u op %u: %s %s %.*s -> node %llu", c->id, c->op, verb, key,
                 (int)op->lin.arg_len, (const char *)w->arena + op->arg_off,
@@ -805,6 +836,9 @@ static void nsim__on_reply(struct nsim *w, const struct nsim_ev *ev) {
             c->len_seen[op->key] = (uint32_t)n;
             ok = true;
         }
+    } else if (op->lin.kind == LIN_PUT && w->key_type[op->key] != NSIM_KEY_STRING) {
+        /* HSET and ZADD answer how many fields or members they added */
+        ok = len == 4 && (r[1] == '0' || r[1] == '1') && r[0] == ':';
     } else if (op->lin.kind == LIN_PUT) {
         ok = len == 5 && memcmp(r, "+OK\r\n", 5) == 0;
     } else if (op->lin.kind == LIN_APPEND && len > 0 && r[0] == ':') {
@@ -1454,15 +1488,21 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     for (uint32_t i = 0; i < w->n_nodes; i++) ids[i] = w->hosts[i].id;
     char err[160];
     if (map_build(&w->map, ids, w->n_nodes, shards, replicas, err, sizeof(err)) != 0) abort();
-    /* keys: key i in shard i % S, "k<i>" when that is where it falls */
-    w->n_keys = shards > 3 ? shards : 3;
+    /* keys: key i in shard i % S, "k<i>" when that is where it falls;
+     * the last two a hash ("h") and a sorted set ("z") */
+    uint32_t n_strings = shards > 3 ? shards : 3;
+    w->n_keys = n_strings + (opt->strings_only ? 0 : 2);
     for (uint32_t i = 0; i < w->n_keys; i++) {
-        snprintf(w->keys[i], sizeof(w->keys[i]), "k%u", i);
+        uint8_t type = i < n_strings ? NSIM_KEY_STRING
+                                     : (i == n_strings ? NSIM_KEY_HASH : NSIM_KEY_ZSET);
+        const char prefix = type == NSIM_KEY_STRING ? 'k' : (type == NSIM_KEY_HASH ? 'h' : 'z');
+        snprintf(w->keys[i], sizeof(w->keys[i]), "%c%u", prefix, i);
         for (uint32_t j = 1; nsim__shard_of_key(w, w->keys[i], strlen(w->keys[i])) != i % shards;
              j++) {
-            snprintf(w->keys[i], sizeof(w->keys[i]), "k%u.%u", i, j);
+            snprintf(w->keys[i], sizeof(w->keys[i]), "%c%u.%u", prefix, i, j);
         }
         w->key_shard[i] = (uint8_t)(i % shards);
+        w->key_type[i] = type;
     }
     nsim__trace(w, "%u nodes, %u shards of %u replicas; keys %s %s %s %s", w->n_nodes, shards,
                 w->map.shards[0].n_replicas, w->keys[0], w->keys[1], w->keys[2],

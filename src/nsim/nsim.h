@@ -47,6 +47,8 @@ struct nsim_options {
     uint64_t seed;
     bool trace; /* every event and node log line, to stdout */
     uint32_t shards; /* 0: chosen per seed (1-4); else this many */
+    bool strings_only; /* no hash or sorted-set keys: the workload of the
+                        * seeds recorded before they existed (replays) */
 };
 
 struct nsim_stats {

@@ -6,6 +6,9 @@
  *   shoal-nsim --seconds T [--start S] run seeds until T seconds pass (soak)
  *   --shards K                         every seed with K shards (1-4), not
  *                                      the layout the seed chooses
+ *   --strings-only                     string keys only (no hash or sorted-set
+ *                                      register): the workload before those,
+ *                                      to replay a seed recorded then
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +43,7 @@ static void nsim_main__add(struct nsim_stats *sum, const struct nsim_stats *s) {
 
 int main(int argc, char **argv) {
     uint64_t seeds = 0, start = 1, seconds = 0, one = 0, shards = 0;
-    bool have_one = false, trace = false, quiet = false;
+    bool have_one = false, trace = false, quiet = false, strings_only = false;
     for (int i = 1; i < argc; i++) {
         bool has_value = i + 1 < argc;
         if (strcmp(argv[i], "--seeds") == 0 && has_value && nsim_main__u64(argv[i + 1], &seeds)) {
@@ -62,8 +65,10 @@ int main(int argc, char **argv) {
             trace = true;
         } else if (strcmp(argv[i], "--quiet") == 0) {
             quiet = true;
+        } else if (strcmp(argv[i], "--strings-only") == 0) {
+            strings_only = true;
         } else {
-            fprintf(stderr, "usage: shoal-nsim --seeds N [--start S] [--quiet] [--shards K]\n"
+            fprintf(stderr, "usage: shoal-nsim --seeds N [--start S] [--quiet] [--shards K] [--strings-only]\n"
                             "       shoal-nsim --seed S [--trace] [--shards K]\n"
                             "       shoal-nsim --seconds T [--start S] [--shards K]\n");
             return 2;
@@ -82,7 +87,8 @@ int main(int argc, char **argv) {
     for (uint64_t seed = start;; seed++) {
         if (seeds > 0 && ran >= seeds) break;
         if (seeds == 0 && nsim_main__now() - began >= (double)seconds) break;
-        struct nsim_options opt = {.seed = seed, .trace = trace, .shards = (uint32_t)shards};
+        struct nsim_options opt = {.seed = seed, .trace = trace, .shards = (uint32_t)shards,
+                                   .strings_only = strings_only};
         struct nsim_stats st;
         char why[1024];
         int rc = nsim_run(&opt, &st, why, sizeof(why));
