@@ -291,7 +291,7 @@ def final_reads(c, nem, keys, deadline_s=90):
         for n, k in enumerate(pending):
             t0 = time.monotonic()
             try:
-                v = cl.get(k)
+                v = workload.read_one(cl, k)
             except Exception:  # noqa: BLE001
                 left = pending[n:]  # find the leader again
                 time.sleep(0.5)
@@ -326,7 +326,7 @@ def replica_check(c, keys, finals, ops, timeout_s=60):
     cl = c.client(lead, 5)
     for j in range(0, len(ks), 200):
         part = ks[j:j + 200]
-        now.update(zip(part, cl.mget(part)))
+        now.update(zip(part, workload.read_many(cl, part)))
     late = []
     for k in ks:
         if now[k] == finals[k]:
@@ -371,7 +371,7 @@ def replica_check(c, keys, finals, ops, timeout_s=60):
             diff = []
             for j in range(0, len(gks), 200):
                 part = gks[j:j + 200]
-                vals = cl.mget(part)
+                vals = workload.read_many(cl, part)
                 diff += [k for k, v in zip(part, vals) if v != now[k]]
             if diff:
                 out.append({"kind": "replica-diverges", "key": diff[0],

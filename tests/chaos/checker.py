@@ -355,7 +355,7 @@ def check_history(ops, finals):
     states = 0
     for k, kops in sorted(by_key.items()):
         kind = k.split(":", 1)[0]
-        if kind == "r":
+        if kind in ("r", "h", "z"):  # strings, hash fields, sorted-set members
             a, st = check_register(k, kops)
             max_ops = max(max_ops, st["ops"])
             states += st["states"]

@@ -113,6 +113,18 @@ def register_rmw_ok_and_bad():
 
 
 @test
+def typed_registers_go_through_the_register_check():
+    """h: (a hash field) and z: (a sorted-set member) keys are registers: a
+    stale read of either is flagged by check_history, a valid one is not."""
+    for k, v1, v2 in (("h:0:4", "1-1", "1-2"), ("z:0:5", "1000000001", "1000000002")):
+        good = [op("w", k, v1, 0, 1), op("w", k, v2, 2, 3), op("r", k, None, 4, 5, r=v2)]
+        assert checker.check_history(good, {k: v2})["anomalies"] == [], k
+        stale = good[:2] + [op("r", k, None, 4, 5, r=v1)]
+        got = kinds(checker.check_history(stale, {k: v2})["anomalies"])
+        assert got == ["nonlinearizable"], (k, got)
+
+
+@test
 def register_random_valid_histories_accepted():
     # simulate a linearizable register with random overlapping intervals
     rng = random.Random(7)

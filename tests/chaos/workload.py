@@ -2,8 +2,10 @@
 through its own redis-py connections and writes one JSON line per operation.
 
 Operations (see checker.py for the record): registers r:G:J (GET, SET of a
-unique value, SET ... GET), counters c:G (INCRBY 1, GET), append lists a:G:J
-(APPEND of a unique token 'P.N,', GET). G is a generation number that
+unique value, SET ... GET), and registers held by the other types: h:G:J, a
+hash's field f (HGET, HSET), and z:G:J, a sorted set's member m (ZSCORE,
+ZADD of a unique integer score); counters c:G (INCRBY 1, GET), append lists
+a:G:J (APPEND of a unique token 'P.N,', GET). G is a generation number that
 advances with time, so each key sees a bounded number of operations (the
 register check is a search whose cost grows with the history of one key).
 Every operation goes to a random node; followers proxy to the leader.
@@ -55,13 +57,50 @@ def key_slot(key):
     return crc % 16384
 
 
+def register_key(gen, j):
+    """Register j of generation gen: the last two of REGISTER_KEYS are a hash
+    field and a sorted-set member, the others strings."""
+    prefix = "h" if j == REGISTER_KEYS - 2 else ("z" if j == REGISTER_KEYS - 1 else "r")
+    return "%s:%d:%d" % (prefix, gen, j)
+
+
+def read_args(key):
+    """The command that reads a key's value, by its kind."""
+    if key.startswith("h:"):
+        return ("HGET", key, "f")
+    if key.startswith("z:"):
+        return ("ZSCORE", key, "m")
+    return ("GET", key)
+
+
+def read_one(client, key):
+    """A key's value through a redis-py client, as the history records it
+    (the raw reply's string: redis-py turns a ZSCORE into a float, whose
+    integral scores are written back as the integer the ZADD sent)."""
+    v = client.execute_command(*read_args(key))
+    if isinstance(v, float):
+        v = str(int(v)) if v.is_integer() else repr(v)
+    return v
+
+
+def read_many(client, keys):
+    """Values of keys through a redis-py client: MGET for the strings (split
+    by shard by the node), one typed read for each of the others."""
+    strings = [k for k in keys if not k.startswith(("h:", "z:"))]
+    vals = dict(zip(strings, client.mget(strings))) if strings else {}
+    for k in keys:
+        if k not in vals:
+            vals[k] = read_one(client, k)
+    return [vals[k] for k in keys]
+
+
 def aimed_key(aim, now, rng):
     """With sharding, the stale-read trap needs reads of the keys the paused
     leader itself leads (it forwards the others, and cut off from its peers
     those hang): a key of this moment's generations whose slot is in one of
     the ranges in aim ([node, n, first1, last1, ...]), or None."""
     ranges = [(aim[2 + 2 * j], aim[3 + 2 * j]) for j in range(aim[1])]
-    keys = ["r:%d:%d" % (int(now / REGISTER_PERIOD_S), j) for j in range(REGISTER_KEYS)]
+    keys = [register_key(int(now / REGISTER_PERIOD_S), j) for j in range(REGISTER_KEYS)]
     keys.append("c:%d" % int(now / COUNTER_PERIOD_S))
     keys += ["a:%d:%d" % (int(now / APPEND_PERIOD_S), j) for j in range(APPEND_KEYS)]
     keys = [k for k in keys if any(a <= key_slot(k) <= b for a, b in ranges)]
@@ -144,12 +183,17 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
                 aimed = aimed_key(aim, now, rng)
                 node = aim[0] if aimed is not None else node
         if aimed is not None:
-            f, v, args, key = "r", None, ("GET", aimed), aimed
+            f, v, args, key = "r", None, read_args(aimed), aimed
         elif kind == "r":
-            key = "r:%d:%d" % (int(now / REGISTER_PERIOD_S), rng.randrange(REGISTER_KEYS))
+            key = register_key(int(now / REGISTER_PERIOD_S), rng.randrange(REGISTER_KEYS))
             v = "%d-%d" % (idx, seq)
             if is_read:
-                f, v, args = "r", None, ("GET", key)
+                f, v, args = "r", None, read_args(key)
+            elif key.startswith("h:"):
+                f, args = "w", ("HSET", key, "f", v)
+            elif key.startswith("z:"):
+                v = str(idx * 1_000_000_000 + seq)  # a unique integer score
+                f, args = "w", ("ZADD", key, v, "m")
             elif rng.random() < 0.7:
                 f, args = "w", ("SET", key, v)
             else:
