@@ -556,7 +556,7 @@ def main():
                             ops.append(json.loads(line))
                         except ValueError:
                             pass  # a line cut by a killed client
-        keys = {o["k"] for o in ops}
+        keys = {o["k"] for o in ops} | {o["dst"] for o in ops if o.get("dst")}
         finals, fops, unread = final_reads(c, nem, keys)
         nem.restart_dead("final reads")
         ops += fops

@@ -3,7 +3,10 @@
 An operation is a dict:
   p     client process (any hashable)
   f     'w' (SET k v), 'r' (GET k), 'rmw' (SET k v GET),
-        'incr' (INCRBY k 1), 'append' (APPEND k token)
+        'incr' (INCRBY k 1), 'append' (APPEND k token); on the work queue:
+        'push' (LPUSH queue item), 'pop' (BLMOVE queue dst: r is the item
+        taken, or None), 'ack' (LREM dst 1 item); 'dst' names the consumer's
+        own list
   k     key
   v     argument: the value written / the token appended (None for reads)
   t0,t1 invocation and completion times (seconds, one monotonic clock)
@@ -313,6 +316,94 @@ def check_append(key, ops, final):
     return out, lost
 
 
+# ---------------------------------------------------------------- work queue
+
+def check_queue(ops, finals):
+    """The work queue (workload.QUEUE): producers LPUSH unique items, each
+    consumer BLMOVEs one into its own list and then LREMs it there. `finals`
+    holds the lists read after healing (the queue and every consumer's
+    list). Every acknowledged push must be taken exactly once or still be
+    waiting: nothing lost, nothing handed to two consumers, nothing taken
+    and still in the queue, nothing that was never (or definitely not)
+    pushed. Returns (anomalies, lost)."""
+    out = []
+    key = None
+    pushed = {}   # item -> push op (ok or info)
+    failed = set()
+    taken = {}    # item -> the pop that handed it over
+    unsure_pop = set()  # consumers with an indeterminate pop (it may have moved an item)
+    acked = {}    # item -> True when LREM answered 1
+    for o in ops:
+        if o.get("p") == "final":
+            continue
+        key = o["k"]
+        f, typ = o["f"], o["type"]
+        if f == "push":
+            if typ == "fail":
+                failed.add(o["v"])
+            else:
+                pushed[o["v"]] = o
+        elif f == "pop":
+            if typ == "ok" and o.get("r") is not None:
+                item = o["r"]
+                if item in taken:
+                    out.append(_anomaly("queue-double-delivery", key, "item %s handed to "
+                                        "consumer %s and again to %s" %
+                                        (item, taken[item]["p"], o["p"])))
+                taken[item] = o
+            elif typ == "info":
+                unsure_pop.add(o.get("dst"))
+        elif f == "ack" and typ == "ok" and o.get("r") == 1:
+            acked[o["v"]] = True
+    queue = finals.get(key if key else "", None)
+    lists = {k: v for k, v in finals.items() if k != key}
+    waiting = list(queue or [])
+    seen = {}
+    for where, items in [(key, waiting)] + sorted(lists.items()):
+        for item in items or []:
+            if item in seen:
+                out.append(_anomaly("queue-duplicate", key, "item %s is in %s and in %s "
+                                    "after healing" % (item, seen[item], where)))
+            seen[item] = where
+    for item, where in seen.items():
+        if item not in pushed:
+            kind = "queue-failed-push-applied" if item in failed else "queue-phantom"
+            out.append(_anomaly(kind, key, "item %s in %s was never pushed (or its push "
+                                "failed)" % (item, where)))
+        elif where == key and item in taken:
+            out.append(_anomaly("queue-taken-still-queued", key, "item %s was handed to "
+                                "consumer %s and is still in the queue" %
+                                (item, taken[item]["p"])))
+        elif where != key:
+            t = taken.get(item)
+            if t is not None and t.get("dst") != where:
+                out.append(_anomaly("queue-double-delivery", key, "item %s handed to consumer "
+                                    "%s is in another consumer's list %s" % (item, t["p"], where)))
+            elif t is None and where not in unsure_pop:
+                out.append(_anomaly("queue-phantom", key, "item %s is in %s, which no pop "
+                                    "of that consumer may have moved" % (item, where)))
+            elif item in acked:
+                out.append(_anomaly("queue-ack-undone", key, "item %s was removed from %s "
+                                    "(LREM answered 1) and is there again" % (item, where)))
+    for item in taken:
+        if item not in pushed:
+            out.append(_anomaly("queue-failed-push-applied" if item in failed else
+                                "queue-phantom", key, "item %s was handed to a consumer but "
+                                "never pushed (or its push failed)" % item))
+    lost = 0
+    if queue is not None:
+        for item, o in pushed.items():
+            if o["type"] == "ok" and item not in taken and item not in seen:
+                lost += 1
+                if lost == 1:
+                    out.append(_anomaly("queue-lost", key, "acknowledged push of %s (at %.3f s) "
+                                        "was never handed out and is in no list" %
+                                        (item, o["t1"])))
+    elif pushed:
+        out.append(_anomaly("final-read-failed", key or "-", "the queue was not read"))
+    return out, lost
+
+
 # ---------------------------------------------------------------- whole history
 
 def late_write_explained(key, before, after, ops):
@@ -321,6 +412,9 @@ def late_write_explained(key, before, after, ops):
     a timeout, a closed connection) may take effect that late, e.g. a
     command proxied through a partition and delivered once it healed. True
     if such writes to key explain the change from `before` to `after`."""
+    if key.startswith("q:"):  # the queue and the consumers' lists change together
+        return any(o["k"].startswith("q:") and o["type"] == "info" and o["p"] != "final"
+                   for o in ops)
     infos = [o for o in ops if o["k"] == key and o["type"] == "info" and o["p"] != "final"]
     if not infos:
         return False
@@ -353,8 +447,12 @@ def check_history(ops, finals):
     unchecked = []
     max_ops = 0
     states = 0
+    queue_ops = []
     for k, kops in sorted(by_key.items()):
         kind = k.split(":", 1)[0]
+        if kind == "q":  # the queue and the consumers' lists: one check below
+            queue_ops += kops
+            continue
         if kind in ("r", "h", "z"):  # strings, hash fields, sorted-set members
             a, st = check_register(k, kops)
             max_ops = max(max_ops, st["ops"])
@@ -371,6 +469,10 @@ def check_history(ops, finals):
         else:
             a = [_anomaly("unknown-key", k, "no checker for this key")]
         anomalies += a
+    if queue_ops:
+        a, l = check_queue(queue_ops, {k: v for k, v in finals.items() if k.startswith("q:")})
+        anomalies += a
+        lost += l
     acked = sum(1 for o in ops if o["type"] == "ok" and o["f"] != "r")
     return {"anomalies": anomalies, "lost": lost, "acked": acked, "keys": len(by_key),
             "unchecked": unchecked, "register_ops_max": max_ops, "wgl_states": states}

@@ -340,6 +340,75 @@ def late_change_without_an_indeterminate_write_is_flagged():
     assert not checker.late_write_explained("r:1", "1-1", "8-8", h)  # a value nobody wrote
 
 
+# ---- the work queue
+
+Q = "q:{queue}"
+
+
+def qop(f, v=None, r=None, p=0, typ="ok", t0=0.0, t1=1.0):
+    o = op(f, Q, v, t0, t1, typ, r, p)
+    if f in ("pop", "ack"):
+        o["dst"] = "%s:w:%d" % (Q, p)
+    return o
+
+
+def queue_kinds(ops, finals):
+    return kinds(checker.check_history(ops, finals)["anomalies"])
+
+
+@test
+def queue_each_item_once_ok():
+    h = [qop("push", "a", r=1), qop("push", "b", r=2), qop("push", "c", r=3),
+         qop("pop", r="a", p=1), qop("ack", "a", r=1, p=1),
+         qop("pop", r="b", p=2),            # taken, not yet acked: in 2's list
+         qop("pop", typ="info", p=3),       # may have moved c into 3's list
+         qop("push", "d", typ="info")]      # may or may not be there
+    finals = {Q: [], Q + ":w:1": [], Q + ":w:2": ["b"], Q + ":w:3": ["c"]}
+    assert queue_kinds(h, finals) == [], queue_kinds(h, finals)
+    assert checker.check_history(h, finals)["lost"] == 0
+
+
+@test
+def queue_double_delivery_flagged():
+    h = [qop("push", "a", r=1), qop("pop", r="a", p=1), qop("pop", r="a", p=2)]
+    assert queue_kinds(h, {Q: []}) == ["queue-double-delivery"]
+    # taken by 1, found in 2's list
+    h = [qop("push", "a", r=1), qop("pop", r="a", p=1), qop("pop", typ="info", p=2)]
+    assert queue_kinds(h, {Q: [], Q + ":w:2": ["a"]}) == ["queue-double-delivery"]
+
+
+@test
+def queue_lost_push_flagged():
+    h = [qop("push", "a", r=1), qop("push", "b", r=2), qop("pop", r="a", p=1)]
+    r = checker.check_history(h, {Q: [], Q + ":w:1": ["a"]})
+    assert kinds(r["anomalies"]) == ["queue-lost"] and r["lost"] == 1, r
+
+
+@test
+def queue_taken_item_still_queued_flagged():
+    h = [qop("push", "a", r=1), qop("pop", r="a", p=1)]
+    assert queue_kinds(h, {Q: ["a"]}) == ["queue-taken-still-queued"]
+
+
+@test
+def queue_phantom_and_failed_push_flagged():
+    h = [qop("push", "a", typ="fail"), qop("push", "b", r=1)]
+    assert queue_kinds(h, {Q: ["a", "b"]}) == ["queue-failed-push-applied"]
+    h = [qop("push", "b", r=1), qop("pop", r="z", p=1)]
+    assert "queue-phantom" in queue_kinds(h, {Q: ["b"]})
+    # in a consumer's list that no pop of it could have filled
+    h = [qop("push", "b", r=1)]
+    assert queue_kinds(h, {Q: [], Q + ":w:4": ["b"]}) == ["queue-phantom"]
+
+
+@test
+def queue_ack_undone_and_duplicate_flagged():
+    h = [qop("push", "a", r=1), qop("pop", r="a", p=1), qop("ack", "a", r=1, p=1)]
+    assert queue_kinds(h, {Q: [], Q + ":w:1": ["a"]}) == ["queue-ack-undone"]
+    h = [qop("push", "a", r=1)]
+    assert queue_kinds(h, {Q: ["a", "a"]}) == ["queue-duplicate"]
+
+
 def main():
     passed = failed = 0
     for fn in TESTS:

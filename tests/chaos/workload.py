@@ -5,7 +5,9 @@ Operations (see checker.py for the record): registers r:G:J (GET, SET of a
 unique value, SET ... GET), and registers held by the other types: h:G:J, a
 hash's field f (HGET, HSET), and z:G:J, a sorted set's member m (ZSCORE,
 ZADD of a unique integer score); counters c:G (INCRBY 1, GET), append lists
-a:G:J (APPEND of a unique token 'P.N,', GET). G is a generation number that
+a:G:J (APPEND of a unique token 'P.N,', GET); and a work queue q:{queue}
+(LPUSH of a unique item by producers; consumers BLMOVE an item into their
+own list q:{queue}:w:P, then LREM it there: the item is done). G is a generation number that
 advances with time, so each key sees a bounded number of operations (the
 register check is a search whose cost grows with the history of one key).
 Every operation goes to a random node; followers proxy to the leader.
@@ -36,7 +38,15 @@ COUNTER_PERIOD_S = 30.0
 APPEND_KEYS = 3
 APPEND_PERIOD_S = 20.0
 SHUN_S = 3.0
-READ_SHARE = {"r": 0.5, "c": 0.2, "a": 0.3}  # of each kind's operations
+READ_SHARE = {"r": 0.5, "c": 0.2, "a": 0.3, "q": 0.5}  # of each kind's operations
+# (for the queue: the share of consumer operations)
+QUEUE = "q:{queue}"
+QUEUE_POP_TIMEOUT = "0.1"  # BLMOVE's timeout, seconds
+
+
+def queue_worklist(idx):
+    """Consumer idx's own list (the same hash tag: the queue's shard)."""
+    return "%s:w:%d" % (QUEUE, idx)
 
 
 def key_slot(key):
@@ -70,6 +80,8 @@ def read_args(key):
         return ("HGET", key, "f")
     if key.startswith("z:"):
         return ("ZSCORE", key, "m")
+    if key.startswith("q:"):
+        return ("LRANGE", key, "0", "-1")
     return ("GET", key)
 
 
@@ -86,7 +98,7 @@ def read_one(client, key):
 def read_many(client, keys):
     """Values of keys through a redis-py client: MGET for the strings (split
     by shard by the node), one typed read for each of the others."""
-    strings = [k for k in keys if not k.startswith(("h:", "z:"))]
+    strings = [k for k in keys if not k.startswith(("h:", "z:", "q:"))]
     vals = dict(zip(strings, client.mget(strings))) if strings else {}
     for k in keys:
         if k not in vals:
@@ -154,7 +166,7 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
     conns = Conns(ips, port, timeout)
     nodes = sorted(ips)
     seq = 0
-    mix = mix or {"r": 0.5, "c": 0.2, "a": 0.3}
+    mix = mix or {"r": 0.45, "c": 0.15, "a": 0.25, "q": 0.15}
     kinds = list(mix)
     weights = [mix[k] for k in kinds]
     out = open(path, "w")
@@ -162,6 +174,7 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
     ops = 0
     next_at = 0.0
     shun = {}
+    ack = None  # (node, item): the item this consumer took, to LREM next
     while time.monotonic() < deadline and ops < 2_000_000:
         ops += 1
         seq += 1
@@ -175,15 +188,31 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
         # paused node); when all are shunned, any will do
         up = [i for i in nodes if shun.get(i, 0) <= time.monotonic()]
         node = pin if pin is not None else rng.choice(up or nodes)
-        kind = rng.choices(kinds, weights)[0]
-        is_read = reads > 1.0 or rng.random() < READ_SHARE[kind] * reads
+        kind = "ack" if ack is not None else rng.choices(kinds, weights)[0]
+        is_read = kind != "ack" and (reads > 1.0 or rng.random() < READ_SHARE[kind] * reads)
         aimed = None
         if aim is not None and is_read and aim[0] in ips:
             with aim.get_lock():
                 aimed = aimed_key(aim, now, rng)
                 node = aim[0] if aimed is not None else node
+        dst = None
         if aimed is not None:
             f, v, args, key = "r", None, read_args(aimed), aimed
+        elif kind == "ack":
+            # the item is done: out of this consumer's list (once)
+            node, v = ack
+            ack = None
+            key, dst = QUEUE, queue_worklist(idx)
+            f, args = "ack", ("LREM", dst, "1", v)
+        elif kind == "q":
+            key = QUEUE
+            if is_read:
+                dst = queue_worklist(idx)
+                f, v, args = "pop", None, ("BLMOVE", QUEUE, dst, "RIGHT", "LEFT",
+                                           QUEUE_POP_TIMEOUT)
+            else:
+                v = "%d.%d" % (idx, seq)
+                f, args = "push", ("LPUSH", QUEUE, v)
         elif kind == "r":
             key = register_key(int(now / REGISTER_PERIOD_S), rng.randrange(REGISTER_KEYS))
             v = "%d-%d" % (idx, seq)
@@ -212,6 +241,8 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
                 v = "%d.%d" % (idx, seq)
                 f, args = "append", ("APPEND", key, v + ",")
         rec = {"p": idx, "f": f, "k": key, "v": v, "node": node}
+        if dst is not None:
+            rec["dst"] = dst
         t0 = time.monotonic()
         try:
             conn = conns.get(node)
@@ -228,6 +259,8 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
             r = conn.read_response()
             t1 = time.monotonic()
             rec.update(type="ok", r=r)
+            if f == "pop" and r is not None:
+                ack = (node, r)
         except redis.exceptions.ResponseError as e:
             t1 = time.monotonic()
             msg = str(e)
