@@ -222,6 +222,10 @@ static void node_core__balance(struct node *n, struct shard *s) {
     if (!shard_is_leader(s) || preferred == n->cfg.id || raft_leader(s->raft) != n->cfg.id) return;
     if (s->balance_at_ms == 0) s->balance_at_ms = now + NODE_BALANCE_MS;
     if (now < s->balance_at_ms) return;
+    /* Commands routed here and not yet proposed (shard_pump proposes them)
+     * were let through because no handover was running; one started now
+     * would fail their proposals with TRYAGAIN. Try again next tick. */
+    if (s->n_queued > 0) return;
     s->balance_at_ms = now + NODE_BALANCE_MS;
     uint64_t match = 0;
     if (!node_core__peer_up(n, preferred) || !raft_match_index(s->raft, preferred, &match) ||
