@@ -196,6 +196,11 @@ static const struct kv_entry *kv__lookup(const struct kv *kv, const void *key, s
     return e;
 }
 
+const struct kv_entry *kv_entry_lookup(const struct kv *kv, const void *key, size_t key_len,
+                                       int64_t now_ms) {
+    return kv__lookup(kv, key, key_len, now_ms);
+}
+
 void kv_prefetch(const struct kv *kv, const void *key, size_t key_len, int stage) {
     /* a long key costs more to hash again than a miss */
     if (key_len > KV_PREFETCH_KEY_BYTES_MAX || key_len > kv->config.key_bytes_max) return;
