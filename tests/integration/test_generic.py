@@ -120,6 +120,14 @@ def test_object_and_generic_replies_match_redis(cluster, redis_server):
                 replies.append(str(e))
         out.append(replies)
     assert out[0] == out[1]
+    # each refuses the other's payload with Redis's error
+    for src, dst in ((ours, theirs), (theirs, ours)):
+        for key in KEYS:
+            try:
+                dst.restore("foreign", 0, src.dump(key), replace=True)
+                assert False, "a foreign payload must be refused"
+            except redis.exceptions.ResponseError as e:
+                assert str(e) == "DUMP payload version or checksum are wrong"
 
 
 def test_expire_works_on_every_type(cluster):
