@@ -166,6 +166,8 @@ const struct cmd_def cmd_table[] = {
     {"restore", cmd_restore, -4, W, 1, 1, 1, "generic", "Create a key using the provided serialized value, previously obtained using DUMP.", "2.6.0"},
     {"scan", cmd_scan, -2, R, 0, 0, 0, "generic", "Incrementally iterate the keys space", "2.8.0"},
     {"touch", cmd_exists, -2, R | F, 1, -1, 1, "generic", "Alters the last access time of a key(s). Returns the number of existing keys specified.", "3.2.1"},
+    {"sort", cmd_sort, -2, W, 1, 1, 1, "generic", "Sort the elements in a list, set or sorted set", "1.0.0"},
+    {"sort_ro", cmd_sort_ro, -2, R, 1, 1, 1, "generic", "Sort the elements in a list, set or sorted set. Read-only variant of SORT.", "7.0.0"},
     {"ttl", cmd_ttl, 2, R | F, 1, 1, 1, "generic", "Get the time to live for a key in seconds", "1.0.0"},
     {"type", cmd_type, 2, R | F, 1, 1, 1, "generic", "Determine the type stored at key", "1.0.0"},
     {"unlink", cmd_del, -2, W | F, 1, -1, 1, "generic", "Delete a key asynchronously in another thread", "4.0.0"},
@@ -291,6 +293,10 @@ void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *a
     if (def->first_key <= 0) return;
     if (def->exec == cmd_shoal_exec) { /* the keys of every command inside */
         cmd_multi_keys(argc, argv, cb, ctx);
+        return;
+    }
+    if (def->exec == cmd_sort) { /* STORE's destination is a key too */
+        cmd_sort_keys(argc, argv, cb, ctx);
         return;
     }
     if (def->flags & CMD_NUMKEYS) {

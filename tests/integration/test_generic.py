@@ -158,3 +158,52 @@ def wait_same(cluster, keys, timeout=30):
         states[i] = {k: (content(r, k), r.pexpiretime(k)) for k in keys}
     for i, st in states.items():
         assert st == states[lead], "replica %d differs from the leader %d" % (i, lead)
+
+
+def test_sort_store_is_the_same_on_every_replica(cluster):
+    f = cluster.client(cluster.followers()[0])
+    f.sadd("{s}set", *["m%d" % i for i in range(300)])
+    f.rpush("{s}l", *[str((i * 7919) % 1000) for i in range(500)])
+    for i in range(0, 1000, 3):
+        f.set("{s}w_%d" % i, -i)
+    assert f.sort("{s}set", by="nosort", store="{s}a") == 300  # a set is sorted to store
+    assert f.lrange("{s}a", 0, -1) == sorted(b"m%d" % i for i in range(300))
+    assert f.sort("{s}l", by="{s}w_*", get=["#", "{s}w_*"], store="{s}b") == 1000
+    assert f.sort("{s}l", alpha=True, desc=True, start=10, num=20, store="{s}c") == 20
+    got = f.sort("{s}l", by="{s}w_*", get="#")
+    assert got == f.lrange("{s}b", 0, -1)[0::2]
+    values = sorted({(i * 7919) % 1000 for i in range(500)})
+    assert f.execute_command("SORT_RO", "{s}l", "LIMIT", 0, 3) == [b"%d" % v for v in values[:3]]
+    # by weight (-i for multiples of 3, 0 for the rest), ties by the element's bytes
+    model = sorted([str((i * 7919) % 1000) for i in range(500)],
+                   key=lambda x: (-int(x) if int(x) % 3 == 0 else 0, x.encode()))
+    assert got == [x.encode() for x in model]
+    wait_same(cluster, ["{s}a", "{s}b", "{s}c"])
+
+
+def test_sort_copy_and_help_route_by_slot_when_sharded(make_cluster):
+    cl = make_cluster(3, extra=["--shards", "3"], wait_leader=False)
+    r = cl.client(2)
+    deadline = time.time() + 30
+    while True:  # every shard elected a leader
+        try:
+            r.set("warm{a}", 1), r.set("warm{b}", 1), r.set("warm{c}", 1)
+            break
+        except redis.exceptions.ResponseError:
+            assert time.time() < deadline
+            time.sleep(0.1)
+    slots = {k: r.execute_command("CLUSTER", "KEYSLOT", k) for k in ("a", "b", "c")}
+    a, c = sorted(("a", "b", "c"), key=lambda k: slots[k])[0::2]
+    r.rpush(a, 3, 1, 2)
+    assert r.sort(a) == [b"1", b"2", b"3"]
+    assert r.copy(a, "{%s}copy" % a) == 1
+    assert r.sort("{%s}copy" % a, store="{%s}dst" % a) == 3
+    for cmd in (("SORT", a, "STORE", c), ("COPY", a, c)):
+        try:
+            r.execute_command(*cmd)
+            assert False, "keys of two shards must be refused"
+        except redis.exceptions.ResponseError as e:
+            assert str(e).startswith("CROSSSLOT")
+    assert len(r.execute_command("OBJECT HELP")) == 15
+    assert len(r.execute_command("MEMORY HELP")) == 14
+    assert r.object("encoding", a) == b"quicklist"
