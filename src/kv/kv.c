@@ -33,12 +33,21 @@ void kv_config_default(struct kv_config *config) {
     config->key_bytes_max = KV_KEY_BYTES_DEFAULT;
     config->value_bytes_max = KV_VALUE_BYTES_LIMIT;
     config->keys_max = KV_KEYS_LIMIT;
+    config->zset_pack_entries = KV_ZSET_PACK_ENTRIES;
+    config->zset_pack_member_bytes = KV_ZSET_PACK_MEMBER_BYTES;
+}
+
+void kv_set_zset_pack(struct kv *kv, uint32_t entries, uint32_t member_bytes) {
+    kv->config.zset_pack_entries = entries < KV_ZSET_PACK_ENTRIES ? entries : KV_ZSET_PACK_ENTRIES;
+    kv->config.zset_pack_member_bytes =
+        member_bytes < KV_ZSET_PACK_MEMBER_BYTES ? member_bytes : KV_ZSET_PACK_MEMBER_BYTES;
 }
 
 bool kv_config_ok(const struct kv_config *c) {
     return c->key_bytes_max >= 1 && c->key_bytes_max <= KV_KEY_BYTES_LIMIT &&
            c->value_bytes_max <= KV_VALUE_BYTES_LIMIT && c->keys_max >= 1 &&
-           c->keys_max <= KV_KEYS_LIMIT;
+           c->keys_max <= KV_KEYS_LIMIT && c->zset_pack_entries <= KV_ZSET_PACK_ENTRIES &&
+           c->zset_pack_member_bytes <= KV_ZSET_PACK_MEMBER_BYTES;
 }
 
 struct kv *kv_create(const struct kv_config *config) {

@@ -128,6 +128,13 @@ struct kv_config {
     uint32_t key_bytes_max;   /* <= KV_KEY_BYTES_LIMIT, >= 1 */
     uint32_t value_bytes_max; /* <= KV_VALUE_BYTES_LIMIT */
     uint64_t keys_max;        /* <= KV_KEYS_LIMIT, >= 1 */
+    /* A sorted set stays packed up to this many members of at most this
+     * many bytes (CONFIG's zset-max-listpack-entries/-value; at most
+     * KV_ZSET_PACK_ENTRIES and KV_ZSET_PACK_MEMBER_BYTES). They change the
+     * memory layout only, never a reply or the content, so replicas may
+     * differ in them (kv_set_zset_pack()). */
+    uint32_t zset_pack_entries;
+    uint32_t zset_pack_member_bytes;
 };
 
 /* Sets the defaults (hard limits for values and keys count, the default key
@@ -137,6 +144,11 @@ void kv_config_default(struct kv_config *config);
 
 struct kv; /* opaque */
 struct rand;
+
+/* Changes the sorted sets' packing thresholds (see kv_config) for the sets
+ * that grow from now on (a packed set over them stays packed until its
+ * next insertion; a table-and-tree set stays one). Clamped to the maxima. */
+void kv_set_zset_pack(struct kv *kv, uint32_t entries, uint32_t member_bytes);
 
 /* Creates an empty keyspace; the config is copied. NULL on an invalid config
  * or allocation failure. */
@@ -468,8 +480,8 @@ int kv_list_move(struct kv *kv, struct kv_coll *src, bool src_front, struct kv_c
  * until its next change. Each member is at most value_bytes_max bytes; a
  * sorted set holds at most KV_COLL_ELEMENTS_MAX members.
  */
-#define KV_ZSET_PACK_ENTRIES 128u      /* zset-max-listpack-entries */
-#define KV_ZSET_PACK_MEMBER_BYTES 64u  /* zset-max-listpack-value */
+#define KV_ZSET_PACK_ENTRIES 128u      /* most zset-max-listpack-entries (the default) */
+#define KV_ZSET_PACK_MEMBER_BYTES 64u  /* most zset-max-listpack-value (the default) */
 
 struct kv_zelem {
     const uint8_t *member;

@@ -207,3 +207,48 @@ def test_sort_copy_and_help_route_by_slot_when_sharded(make_cluster):
     assert len(r.execute_command("OBJECT HELP")) == 15
     assert len(r.execute_command("MEMORY HELP")) == 14
     assert r.object("encoding", a) == b"quicklist"
+
+
+def test_config_set_zset_packing_is_honoured_per_node(cluster):
+    lead = cluster.leader()
+    c = cluster.client(lead)
+    assert c.config_set("zset-max-listpack-entries", 2) is True
+    assert c.config_get("zset-max-ziplist-entries") == {"zset-max-ziplist-entries": "2"}
+    for i in cluster.followers():  # a node's own setting: layout may differ, content not
+        r = cluster.client(i)
+        assert r.config_get("zset-max-listpack-entries")["zset-max-listpack-entries"] == "128"
+    c.zadd("z3", {"a": 1, "b": 2, "c": 3})
+    c.zadd("z2", {"a": 1, "b": 2})
+    assert c.object("encoding", "z3") == b"skiplist"  # the leader answers reads
+    assert c.object("encoding", "z2") == b"listpack"
+    c.config_set("zset-max-listpack-value", 0)
+    c.zadd("zv", {"m": 1})
+    assert c.object("encoding", "zv") == b"skiplist"
+    c.config_set("zset-max-listpack-entries", 128)
+    c.config_set("zset-max-listpack-value", 64)
+    c.zadd("z4", {"a": 1, "b": 2, "c": 3})
+    assert c.object("encoding", "z4") == b"listpack"
+    try:
+        c.config_set("zset-max-listpack-entries", 129)
+        assert False, "past the packed format's capacity"
+    except redis.exceptions.ResponseError as e:
+        assert "between 0 and 128" in str(e)
+    lead_again = cluster.leader()
+    assert lead_again == lead
+    c.config_set("busy-reply-threshold", 1234)
+    assert c.config_get("lua-time-limit") == {"lua-time-limit": "1234"}
+    wait_same_z(cluster, ["z3", "z2", "zv", "z4"])
+
+
+def wait_same_z(cluster, keys, timeout=30):
+    lead = cluster.leader()
+    commit = cluster.raft(lead)["commit_index"]
+    for i in cluster.procs:
+        cluster.wait_applied(i, commit, timeout=timeout)
+    states = {}
+    for i in cluster.procs:
+        r = cluster.client(i)
+        r.execute_command("READONLY")
+        states[i] = {k: r.zrange(k, 0, -1, withscores=True) for k in keys}
+    for i, st in states.items():
+        assert st == states[lead], "replica %d differs from the leader %d" % (i, lead)

@@ -1246,6 +1246,34 @@ TEST(copy_is_deep_for_every_type) {
     kv_destroy(kv);
 }
 
+/* zset-max-listpack-entries/-value: the sets that grow from then on follow
+ * them; the content is the same either way. */
+TEST(zset_packing_thresholds_follow_the_config) {
+    struct kv *kv = new_kv(41);
+    CHECK(kv != NULL);
+    const struct kv_coll *c = NULL;
+    kv_set_zset_pack(kv, 2, 64);
+    CHECK(zadd_one(kv, "a", "x", 1, 1) && zadd_one(kv, "a", "y", 1, 2));
+    CHECK(kv_coll_get(kv, "a", 1, 0, KV_TYPE_ZSET, &c) == KV_OK);
+    CHECK(strcmp(kv_coll_encoding(c), "listpack") == 0);
+    CHECK(zadd_one(kv, "a", "z", 1, 3));
+    CHECK(strcmp(kv_coll_encoding(c), "skiplist") == 0);
+    kv_set_zset_pack(kv, 1000, 1000); /* clamped to the packed format's capacity */
+    CHECK(zadd_one(kv, "b", "0123456789012345678901234567890123456789012345678901234567890123",
+                   64, 1));
+    CHECK(kv_coll_get(kv, "b", 1, 0, KV_TYPE_ZSET, &c) == KV_OK);
+    CHECK(strcmp(kv_coll_encoding(c), "listpack") == 0);
+    kv_set_zset_pack(kv, 0, 0);
+    CHECK(zadd_one(kv, "c", "m", 1, 1));
+    CHECK(kv_coll_get(kv, "c", 1, 0, KV_TYPE_ZSET, &c) == KV_OK);
+    CHECK(strcmp(kv_coll_encoding(c), "skiplist") == 0);
+    struct kv_config bad;
+    kv_config_default(&bad);
+    bad.zset_pack_entries = KV_ZSET_PACK_ENTRIES + 1;
+    CHECK(kv_create(&bad) == NULL);
+    kv_destroy(kv);
+}
+
 static void put_crc(uint8_t *p, size_t len) {
     uint32_t crc = crc32c(0, p, len - 4);
     for (int b = 0; b < 4; b++) p[len - 4 + b] = (uint8_t)(crc >> (8 * b));
@@ -2167,6 +2195,7 @@ int main(void) {
         TEST_ENTRY(dump_restore_round_trips_every_type),
         TEST_ENTRY(copy_is_deep_for_every_type),
         TEST_ENTRY(dump_payload_corruption_is_refused),
+        TEST_ENTRY(zset_packing_thresholds_follow_the_config),
         TEST_ENTRY(paused_resize_waits_for_the_forced_ratio),
         TEST_ENTRY(large_values_and_accounting),
         TEST_ENTRY(collections_against_model),
