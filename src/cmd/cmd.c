@@ -210,6 +210,7 @@ const struct cmd_def cmd_table[] = {
     {"readwrite", NULL, 1, N | F, 0, 0, 0, "cluster", "Disables read queries for a connection to a cluster replica node", "3.0.0"},
     {"select", NULL, 2, N | F, 0, 0, 0, "connection", "Change the selected database for the current connection", "1.0.0"},
     {"time", NULL, 1, N | F, 0, 0, 0, "server", "Return the current server time", "2.6.0"},
+    {"wait", NULL, 3, N, 0, 0, 0, "generic", "Wait for the synchronous replication of all the write commands sent in the context of the current connection", "3.0.0"},
 };
 const uint32_t cmd_table_count = sizeof(cmd_table) / sizeof(cmd_table[0]);
 

@@ -356,6 +356,7 @@ static void shard__propose(struct shard *s, struct pending_read *q) {
         if (q->c->last_write_index == NULL) abort();
     }
     q->c->last_write_index[s->index] = index;
+    q->c->last_write_shard = s->index + 1;
     shard__push_write(s, &w);
 }
 

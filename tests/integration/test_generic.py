@@ -252,3 +252,23 @@ def wait_same_z(cluster, keys, timeout=30):
         states[i] = {k: r.zrange(k, 0, -1, withscores=True) for k in keys}
     for i, st in states.items():
         assert st == states[lead], "replica %d differs from the leader %d" % (i, lead)
+
+
+def test_wait_counts_the_followers_holding_the_last_write(cluster):
+    lead = cluster.leader()
+    c = cluster.client(lead)
+    assert c.wait(0, 0) == 0  # no write yet on this connection
+    c.set("w", 1)
+    assert c.wait(1, 0) >= 1  # acknowledged: a majority holds it
+    deadline = time.time() + 10
+    while c.wait(2, 0) != 2:  # both followers, once they acknowledged it
+        assert time.time() < deadline
+        time.sleep(0.05)
+    f = cluster.client(cluster.followers()[0])
+    f.set("w2", 1)  # proxied to the leader: not this node's proposal
+    assert f.wait(1, 0) == 0
+    try:
+        c.wait(1, -1)
+        assert False
+    except redis.exceptions.ResponseError as e:
+        assert str(e) == "timeout is negative"
