@@ -57,3 +57,13 @@ $(BUILD)/canary/ZSET_%/test_zset: tests/unit/test_zset.c $(KV_SRC) $(UTIL_SRC) $
 
 TEST_DEPS += $(foreach c,$(ZSET_CANARIES),$(BUILD)/canary/$(c)/test_zset)
 EXTRA_CHECKS += scripts/zset-canary.sh
+
+# Canary: RESTORE without the payload's checksum check (kv_dump_check); test_kv
+# must then fail (scripts/dump-canary.sh checks it, naming the test).
+$(BUILD)/canary/DUMP_NO_CRC/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_DUMP_NO_CRC -Itests/unit -o $@ tests/unit/test_kv.c \
+		$(KV_SRC) $(UTIL_SRC)
+
+TEST_DEPS += $(BUILD)/canary/DUMP_NO_CRC/test_kv
+EXTRA_CHECKS += scripts/dump-canary.sh

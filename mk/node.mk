@@ -1,7 +1,7 @@
 # node.mk: the node's configuration (src/node/config.c) and its unit test.
 # The `shoal` binary (main.c, config.c, demo.c, node.c, libuv) has its rule
 # with the node's sources.
-NODE_CONFIG_SRC := src/node/config.c
+NODE_CONFIG_SRC := src/node/config.c src/node/config_redis.c
 
 $(BUILD)/test/test_config: tests/unit/test_config.c $(NODE_CONFIG_SRC) $(HDRS) | $(BUILD)/test
 	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_config.c $(NODE_CONFIG_SRC)

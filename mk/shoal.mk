@@ -3,7 +3,7 @@ NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/s
             src/node/snapshot.c src/node/peer.c \
             src/node/client.c src/node/client_cmds.c src/node/cluster_cmds.c src/node/gather.c src/node/multi.c src/node/block.c src/node/pubsub.c src/node/proxy.c \
             src/node/info.c src/cluster/slot.c src/cluster/map.c \
-            src/node/config.c src/node/demo.c src/node/main.c
+            src/node/config.c src/node/config_redis.c src/node/demo.c src/node/main.c
 NODE_SRC += $(BENCH_SRC)
 SHOAL_ALL := $(NODE_SRC) $(CMD_SRC) \
              $(wildcard src/kv/*.c) src/resp/resp.c src/wal/wal.c src/io/io_posix.c \

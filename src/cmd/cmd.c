@@ -146,12 +146,15 @@ const struct cmd_def cmd_table[] = {
     {"zunion", cmd_zunion, -3, R | CMD_NUMKEYS, 1, 1, 1, "sorted_set", "Add multiple sorted sets", "6.2.0"},
     {"zunionstore", cmd_zunionstore, -4, W | CMD_NUMKEYS | CMD_DSTKEY, 2, 2, 1, "sorted_set", "Add multiple sorted sets and store the resulting sorted set in a new key", "2.0.0"},
     /* keys */
+    {"copy", cmd_copy, -3, W, 1, 2, 1, "generic", "Copy a key", "6.2.0"},
     {"del", cmd_del, -2, W, 1, -1, 1, "generic", "Delete a key", "1.0.0"},
+    {"dump", cmd_dump, 2, R, 1, 1, 1, "generic", "Return a serialized version of the value stored at the specified key.", "2.6.0"},
     {"exists", cmd_exists, -2, R | F, 1, -1, 1, "generic", "Determine if a key exists", "1.0.0"},
     {"expire", cmd_expire, -3, W | F, 1, 1, 1, "generic", "Set a key's time to live in seconds", "1.0.0"},
     {"expireat", cmd_expireat, -3, W | F, 1, 1, 1, "generic", "Set the expiration for a key as a UNIX timestamp", "1.2.0"},
     {"expiretime", cmd_expiretime, 2, R | F, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key", "7.0.0"},
     {"keys", cmd_keys_cmd, 2, R, 0, 0, 0, "generic", "Find all keys matching the given pattern", "1.0.0"},
+    {"object", cmd_object, -2, R, 2, 2, 1, "generic", "A container for object introspection commands", "2.2.3"},
     {"persist", cmd_persist, 2, W | F, 1, 1, 1, "generic", "Remove the expiration from a key", "2.2.0"},
     {"pexpire", cmd_pexpire, -3, W | F, 1, 1, 1, "generic", "Set a key's time to live in milliseconds", "2.6.0"},
     {"pexpireat", cmd_pexpireat, -3, W | F, 1, 1, 1, "generic", "Set the expiration for a key as a UNIX timestamp specified in milliseconds", "2.6.0"},
@@ -160,7 +163,11 @@ const struct cmd_def cmd_table[] = {
     {"randomkey", cmd_randomkey, 1, R, 0, 0, 0, "generic", "Return a random key from the keyspace", "1.0.0"},
     {"rename", cmd_rename, 3, W, 1, 2, 1, "generic", "Rename a key", "1.0.0"},
     {"renamenx", cmd_renamenx, 3, W | F, 1, 2, 1, "generic", "Rename a key, only if the new key does not exist", "1.0.0"},
+    {"restore", cmd_restore, -4, W, 1, 1, 1, "generic", "Create a key using the provided serialized value, previously obtained using DUMP.", "2.6.0"},
     {"scan", cmd_scan, -2, R, 0, 0, 0, "generic", "Incrementally iterate the keys space", "2.8.0"},
+    {"touch", cmd_exists, -2, R | F, 1, -1, 1, "generic", "Alters the last access time of a key(s). Returns the number of existing keys specified.", "3.2.1"},
+    {"sort", cmd_sort, -2, W, 1, 1, 1, "generic", "Sort the elements in a list, set or sorted set", "1.0.0"},
+    {"sort_ro", cmd_sort_ro, -2, R, 1, 1, 1, "generic", "Sort the elements in a list, set or sorted set. Read-only variant of SORT.", "7.0.0"},
     {"ttl", cmd_ttl, 2, R | F, 1, 1, 1, "generic", "Get the time to live for a key in seconds", "1.0.0"},
     {"type", cmd_type, 2, R | F, 1, 1, 1, "generic", "Determine the type stored at key", "1.0.0"},
     {"unlink", cmd_del, -2, W | F, 1, -1, 1, "generic", "Delete a key asynchronously in another thread", "4.0.0"},
@@ -203,6 +210,7 @@ const struct cmd_def cmd_table[] = {
     {"readwrite", NULL, 1, N | F, 0, 0, 0, "cluster", "Disables read queries for a connection to a cluster replica node", "3.0.0"},
     {"select", NULL, 2, N | F, 0, 0, 0, "connection", "Change the selected database for the current connection", "1.0.0"},
     {"time", NULL, 1, N | F, 0, 0, 0, "server", "Return the current server time", "2.6.0"},
+    {"wait", NULL, 3, N, 0, 0, 0, "generic", "Wait for the synchronous replication of all the write commands sent in the context of the current connection", "3.0.0"},
 };
 const uint32_t cmd_table_count = sizeof(cmd_table) / sizeof(cmd_table[0]);
 
@@ -286,6 +294,10 @@ void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *a
     if (def->first_key <= 0) return;
     if (def->exec == cmd_shoal_exec) { /* the keys of every command inside */
         cmd_multi_keys(argc, argv, cb, ctx);
+        return;
+    }
+    if (def->exec == cmd_sort) { /* STORE's destination is a key too */
+        cmd_sort_keys(argc, argv, cb, ctx);
         return;
     }
     if (def->flags & CMD_NUMKEYS) {

@@ -86,6 +86,21 @@ CMD_FN(cmd_dbsize);
 CMD_FN(cmd_memory);
 CMD_FN(cmd_flushdb);
 
+/* DUMP, RESTORE, COPY, OBJECT (cmd_object.c) */
+CMD_FN(cmd_dump);
+CMD_FN(cmd_restore);
+CMD_FN(cmd_copy);
+CMD_FN(cmd_object);
+/* A HELP reply: an array of simple strings. */
+void cmd_reply_help(struct resp_out *out, const char *const *lines, size_t n);
+
+/* SORT, SORT_RO (cmd_sort.c) */
+CMD_FN(cmd_sort);
+CMD_FN(cmd_sort_ro);
+/* SORT's keys: the sorted key, and STORE's destination if any. */
+void cmd_sort_keys(uint32_t argc, const struct resp_arg *argv,
+                   void (*cb)(void *ctx, const struct resp_arg *key), void *ctx);
+
 /* hashes (cmd_hash.c) */
 CMD_FN(cmd_hset);
 CMD_FN(cmd_hsetnx);

@@ -314,9 +314,35 @@ CMD_FN(cmd_persist) {
 }
 
 /* MEMORY USAGE key [SAMPLES n]: the bytes kv_memory_usage() counts (the
- * whole collection: SAMPLES is parsed and ignored). MEMORY's other
- * subcommands are not served. */
+ * whole collection: SAMPLES is parsed and ignored), and MEMORY HELP
+ * (Redis's text). DOCTOR, STATS, MALLOC-STATS and PURGE are not served. */
+static const char *const cmd__memory_help[] = {
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return memory problems reports.",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value. Nested values are",
+    "    sampled up to <count> times (default: 5, 0 means sample all).",
+    "HELP",
+    "    Prints this help.",
+};
+
 CMD_FN(cmd_memory) {
+    if (cmd_arg_is(&argv[1], "help")) {
+        if (argc != 2) {
+            resp_write_errorf(out, "ERR wrong number of arguments for 'memory|help' command");
+            return;
+        }
+        cmd_reply_help(out, cmd__memory_help,
+                       sizeof(cmd__memory_help) / sizeof(cmd__memory_help[0]));
+        return;
+    }
     if (!cmd_arg_is(&argv[1], "usage")) {
         resp_write_errorf(out, "ERR unknown subcommand '%.*s'. Try MEMORY HELP.",
                           (int)(argv[1].len < 128 ? argv[1].len : 128), argv[1].data);

@@ -33,12 +33,21 @@ void kv_config_default(struct kv_config *config) {
     config->key_bytes_max = KV_KEY_BYTES_DEFAULT;
     config->value_bytes_max = KV_VALUE_BYTES_LIMIT;
     config->keys_max = KV_KEYS_LIMIT;
+    config->zset_pack_entries = KV_ZSET_PACK_ENTRIES;
+    config->zset_pack_member_bytes = KV_ZSET_PACK_MEMBER_BYTES;
+}
+
+void kv_set_zset_pack(struct kv *kv, uint32_t entries, uint32_t member_bytes) {
+    kv->config.zset_pack_entries = entries < KV_ZSET_PACK_ENTRIES ? entries : KV_ZSET_PACK_ENTRIES;
+    kv->config.zset_pack_member_bytes =
+        member_bytes < KV_ZSET_PACK_MEMBER_BYTES ? member_bytes : KV_ZSET_PACK_MEMBER_BYTES;
 }
 
 bool kv_config_ok(const struct kv_config *c) {
     return c->key_bytes_max >= 1 && c->key_bytes_max <= KV_KEY_BYTES_LIMIT &&
            c->value_bytes_max <= KV_VALUE_BYTES_LIMIT && c->keys_max >= 1 &&
-           c->keys_max <= KV_KEYS_LIMIT;
+           c->keys_max <= KV_KEYS_LIMIT && c->zset_pack_entries <= KV_ZSET_PACK_ENTRIES &&
+           c->zset_pack_member_bytes <= KV_ZSET_PACK_MEMBER_BYTES;
 }
 
 struct kv *kv_create(const struct kv_config *config) {
@@ -194,6 +203,11 @@ static const struct kv_entry *kv__lookup(const struct kv *kv, const void *key, s
     const struct kv_entry *e = kv_dict_lookup(&kv->dict, hash, key, key_len);
     if (e == NULL || kv_entry_expired(e, now_ms)) return NULL;
     return e;
+}
+
+const struct kv_entry *kv_entry_lookup(const struct kv *kv, const void *key, size_t key_len,
+                                       int64_t now_ms) {
+    return kv__lookup(kv, key, key_len, now_ms);
 }
 
 void kv_prefetch(const struct kv *kv, const void *key, size_t key_len, int stage) {

@@ -128,6 +128,13 @@ struct kv_config {
     uint32_t key_bytes_max;   /* <= KV_KEY_BYTES_LIMIT, >= 1 */
     uint32_t value_bytes_max; /* <= KV_VALUE_BYTES_LIMIT */
     uint64_t keys_max;        /* <= KV_KEYS_LIMIT, >= 1 */
+    /* A sorted set stays packed up to this many members of at most this
+     * many bytes (CONFIG's zset-max-listpack-entries/-value; at most
+     * KV_ZSET_PACK_ENTRIES and KV_ZSET_PACK_MEMBER_BYTES). They change the
+     * memory layout only, never a reply or the content, so replicas may
+     * differ in them (kv_set_zset_pack()). */
+    uint32_t zset_pack_entries;
+    uint32_t zset_pack_member_bytes;
 };
 
 /* Sets the defaults (hard limits for values and keys count, the default key
@@ -137,6 +144,11 @@ void kv_config_default(struct kv_config *config);
 
 struct kv; /* opaque */
 struct rand;
+
+/* Changes the sorted sets' packing thresholds (see kv_config) for the sets
+ * that grow from now on (a packed set over them stays packed until its
+ * next insertion; a table-and-tree set stays one). Clamped to the maxima. */
+void kv_set_zset_pack(struct kv *kv, uint32_t entries, uint32_t member_bytes);
 
 /* Creates an empty keyspace; the config is copied. NULL on an invalid config
  * or allocation failure. */
@@ -468,8 +480,8 @@ int kv_list_move(struct kv *kv, struct kv_coll *src, bool src_front, struct kv_c
  * until its next change. Each member is at most value_bytes_max bytes; a
  * sorted set holds at most KV_COLL_ELEMENTS_MAX members.
  */
-#define KV_ZSET_PACK_ENTRIES 128u      /* zset-max-listpack-entries */
-#define KV_ZSET_PACK_MEMBER_BYTES 64u  /* zset-max-listpack-value */
+#define KV_ZSET_PACK_ENTRIES 128u      /* most zset-max-listpack-entries (the default) */
+#define KV_ZSET_PACK_MEMBER_BYTES 64u  /* most zset-max-listpack-value (the default) */
 
 struct kv_zelem {
     const uint8_t *member;
@@ -519,6 +531,52 @@ uint64_t kv_zset_scan(const struct kv_coll *c, uint64_t cursor, uint32_t count, 
  * set every element and table): KV_OK or KV_ENOTFOUND. */
 int kv_memory_usage(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
                     uint64_t *bytes);
+
+/* ---- DUMP, RESTORE, COPY, OBJECT ENCODING (kv_snapshot.c) --------------------
+ *
+ * A DUMP payload is one key's value in the snapshot's record encoding,
+ * versioned and checksummed (format version 1, integers little-endian):
+ *
+ *     0   1  type (enum kv_type, the snapshot record's type byte)
+ *     1   4  string: value length; hash, set, list, zset: element count (>= 1)
+ *     5   .  the value, exactly as a snapshot record holds it (drawn below)
+ *     .   2  dump format version (KV_DUMP_VERSION)
+ *     .   4  crc32c of every byte before this field
+ *
+ * It carries neither the key nor the expiry (RESTORE takes both as
+ * arguments). kv_restore() checks the footer first, then every length,
+ * element, order and duplicate as the snapshot loader does (it is the same
+ * code); nothing is stored unless the whole payload is valid. A new type
+ * is covered by its snapshot record: DUMP, RESTORE and COPY go through it. */
+#define KV_DUMP_VERSION 1u
+#define KV_DUMP_HEAD_BYTES 5u
+#define KV_DUMP_FOOTER_BYTES 6u
+
+/* The payload of the live key's value, in *out (malloc'd, the caller frees
+ * it) of *out_len bytes. KV_OK; KV_ENOTFOUND; KV_ETOOBIG if it would be
+ * over max_bytes (nothing allocated); KV_ENOMEM. */
+int kv_dump(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+            size_t max_bytes, uint8_t **out, size_t *out_len) __attribute__((warn_unused_result));
+/* Whether a payload's version and checksum are right (what RESTORE answers
+ * "DUMP payload version or checksum are wrong" for): KV_OK or KV_EVERSION. */
+int kv_dump_check(const uint8_t *payload, size_t len);
+/* RESTORE: stores the payload's value at key with expire_ms (KV_NO_EXPIRY
+ * or absolute), replacing any value. KV_OK; KV_EVERSION (version or
+ * checksum wrong); KV_ECORRUPT (the checksum holds but the content does
+ * not: a length, an order, a duplicate, an unknown type); KV_ETOOBIG,
+ * KV_EFULL, KV_ENOMEM. On any error the keyspace is unchanged. */
+int kv_restore(struct kv *kv, const void *key, size_t key_len, const uint8_t *payload,
+               size_t len, int64_t expire_ms, int64_t now_ms) __attribute__((warn_unused_result));
+/* COPY: a deep copy of src's value and expiry at dst (src != dst). KV_OK;
+ * KV_ENOTFOUND (src not live); KV_ENOTSET if dst is live and !replace;
+ * KV_ETOOBIG, KV_EFULL, KV_ENOMEM (nothing changed). A collection is
+ * copied through its DUMP payload: a transient buffer of its size. */
+int kv_copy(struct kv *kv, const void *src, size_t src_len, const void *dst, size_t dst_len,
+            int64_t now_ms, bool replace) __attribute__((warn_unused_result));
+/* OBJECT ENCODING of a collection, in Redis's names: "hashtable" (hashes,
+ * sets), "quicklist" (lists), "listpack" or "skiplist" (packed or
+ * table-and-tree sorted sets). Strings are the caller's (by content). */
+const char *kv_coll_encoding(const struct kv_coll *c);
 
 /* ---- Snapshots -------------------------------------------------------------
  *

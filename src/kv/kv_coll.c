@@ -139,6 +139,14 @@ uint64_t kv_coll_memory_bytes(const struct kv_coll *c) { return kv__coll_memory(
 
 struct kv_coll *kv_coll_create(struct kv *kv, uint8_t type) { return kv_coll_new(kv, type); }
 
+const char *kv_coll_encoding(const struct kv_coll *c) {
+    switch (c->type) {
+    case KV_TYPE_LIST: return "quicklist"; /* a deque of blocks of items */
+    case KV_TYPE_ZSET: return c->zset.is_big ? "skiplist" : "listpack";
+    default: return "hashtable"; /* hashes and sets: a kv_dict */
+    }
+}
+
 void kv_coll_discard(struct kv *kv, struct kv_coll *c) {
     if (c != NULL) kv_coll_free(kv, c);
 }

@@ -202,5 +202,8 @@ struct kv_entry *kv_entry_new(struct kv *kv, const void *key, uint32_t key_len,
                               const void *value, uint32_t value_len, uint8_t type,
                               int64_t expire_ms);
 void kv_entry_free(struct kv *kv, struct kv_entry *e);
+/* The live entry of key at now_ms, or NULL (kv.c). */
+const struct kv_entry *kv_entry_lookup(const struct kv *kv, const void *key, size_t key_len,
+                                       int64_t now_ms);
 
 #endif

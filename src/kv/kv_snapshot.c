@@ -153,6 +153,25 @@ static int kv__write_zelem(void *ctx, const struct kv_zelem *e) {
     return 0;
 }
 
+/* Writes the value of e's record (value_bytes of them: a string's bytes,
+ * or a collection's elements, in the layout drawn in kv.h) at p. Shared by
+ * the snapshot's records and DUMP payloads. */
+static void kv__record_value(uint8_t *p, const struct kv_entry *e, uint64_t value_bytes) {
+    if (!kv_type_is_coll(e->type)) {
+        assert(value_bytes == e->value_len);
+        if (e->value_len > 0) memcpy(p, kv_entry_value(e), e->value_len);
+        return;
+    }
+    const struct kv_coll *c = kv_entry_coll(e);
+    struct kv__elem_writer ew = {.p = p, .type = e->type};
+    if (e->type == KV_TYPE_ZSET) {
+        (void)kv_zset_walk(c, 0, kv_coll_count(c), false, kv__write_zelem, &ew);
+    } else {
+        (void)kv_coll_foreach(c, kv__write_elem, &ew);
+    }
+    assert(ew.p == p + value_bytes);
+}
+
 /* Appends one record (format in kv.h) and its crc. A collection's record
  * holds every element: it is as large as its snapshot payload. */
 static void kv__record(struct kv__bytes *b, const struct kv_entry *e) {
@@ -178,17 +197,7 @@ static void kv__record(struct kv__bytes *b, const struct kv_entry *e) {
         kv__put64(h + KV__RECORD_FIXED, (uint64_t)expire_ms);
     }
     memcpy(h + n, kv_entry_key(e), e->key_len);
-    if (coll) {
-        struct kv__elem_writer ew = {.p = h + n + e->key_len, .type = e->type};
-        if (e->type == KV_TYPE_ZSET) {
-            (void)kv_zset_walk(c, 0, kv_coll_count(c), false, kv__write_zelem, &ew);
-        } else {
-            (void)kv_coll_foreach(c, kv__write_elem, &ew);
-        }
-        assert(ew.p == h + n + e->key_len + value_bytes);
-    } else {
-        memcpy(h + n + e->key_len, kv_entry_value(e), e->value_len);
-    }
+    kv__record_value(h + n + e->key_len, e, value_bytes);
     size_t body = n + (size_t)e->key_len + (size_t)value_bytes;
     uint32_t crc = crc32c(0, h, body);
     kv__put32(h + body, crc);
@@ -788,4 +797,144 @@ int kv_snapshot_load_buffer(const struct kv_config *config, const uint8_t *buf, 
     assert(buf != NULL || len == 0);
     struct kv__mem m = {.p = buf, .len = len, .pos = 0};
     return kv_snapshot_load(config, kv__mem_read, &m, out, applied_index, err, err_cap);
+}
+
+/* ---- DUMP, RESTORE, COPY (payload drawn in kv.h) ----
+ *
+ * A payload's value is a snapshot record's value: kv__record_value() writes
+ * it and the loader's kv__load_elem() reads it, so the two formats cannot
+ * drift apart and a new type needs only its record code. */
+
+static void kv__put16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+int kv_dump(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+            size_t max_bytes, uint8_t **out, size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    const struct kv_entry *e = kv_entry_lookup(kv, key, key_len, now_ms);
+    if (e == NULL) return KV_ENOTFOUND;
+    bool coll = kv_type_is_coll(e->type);
+    uint64_t value_bytes = coll ? kv_entry_coll(e)->payload_bytes : e->value_len;
+    uint64_t n = KV_DUMP_HEAD_BYTES + value_bytes + KV_DUMP_FOOTER_BYTES;
+    if (n > max_bytes || n > SIZE_MAX / 2) return KV_ETOOBIG;
+    uint8_t *p = malloc((size_t)n);
+    if (p == NULL) return KV_ENOMEM;
+    p[0] = e->type;
+    kv__put32(p + 1, coll ? (uint32_t)kv_coll_count(kv_entry_coll(e)) : e->value_len);
+    kv__record_value(p + KV_DUMP_HEAD_BYTES, e, value_bytes);
+    size_t body = (size_t)n - KV_DUMP_FOOTER_BYTES;
+    kv__put16(p + body, (uint16_t)KV_DUMP_VERSION);
+    kv__put32(p + body + 2, crc32c(0, p, body + 2));
+    *out = p;
+    *out_len = (size_t)n;
+    return KV_OK;
+}
+
+int kv_dump_check(const uint8_t *payload, size_t len) {
+    if (len < KV_DUMP_HEAD_BYTES + KV_DUMP_FOOTER_BYTES) return KV_EVERSION;
+    size_t body = len - KV_DUMP_FOOTER_BYTES;
+    uint16_t version = (uint16_t)(payload[body] | payload[body + 1] << 8);
+    if (version != KV_DUMP_VERSION) return KV_EVERSION;
+#ifndef CANARY_DUMP_NO_CRC
+    if (kv__get32(payload + body + 2) != crc32c(0, payload, body + 2)) return KV_EVERSION;
+#endif
+    return KV_OK;
+}
+
+/* A payload's value, decoded: a string's bytes (borrowed from the payload)
+ * or a detached collection (owned; kv_coll_install() or kv_coll_discard()). */
+struct kv__dumped {
+    uint8_t type;
+    const uint8_t *str;
+    uint32_t str_len;
+    struct kv_coll *c;
+};
+
+/* Decodes a payload whose footer was checked; every element is checked as
+ * the snapshot loader checks it. KV_OK, KV_ECORRUPT, KV_ENOMEM. */
+static int kv__dump_decode(struct kv *kv, const uint8_t *p, size_t len, struct kv__dumped *v) {
+    assert(len >= KV_DUMP_HEAD_BYTES + KV_DUMP_FOOTER_BYTES);
+    size_t value_len = len - KV_DUMP_HEAD_BYTES - KV_DUMP_FOOTER_BYTES;
+    v->type = p[0];
+    v->c = NULL;
+    uint32_t count = kv__get32(p + 1);
+    if (v->type >= KV_TYPE_COUNT) return KV_ECORRUPT;
+    if (!kv_type_is_coll(v->type)) {
+        if (count != value_len) return KV_ECORRUPT;
+        if (count > kv->config.value_bytes_max) return KV_ECORRUPT;
+        v->str = p + KV_DUMP_HEAD_BYTES;
+        v->str_len = count;
+        return KV_OK;
+    }
+    if (count == 0) return KV_ECORRUPT;
+    uint64_t elem_min = v->type == KV_TYPE_HASH   ? KV_COLL_HASH_ELEM_OVERHEAD
+                        : v->type == KV_TYPE_ZSET ? KV_COLL_ZSET_ELEM_OVERHEAD
+                                                  : KV_COLL_SET_ELEM_OVERHEAD;
+    if ((uint64_t)count * elem_min > value_len) return KV_ECORRUPT;
+    /* the loader reads the value as records' bytes: `total` bounds every
+     * element at the value's end (the loader keeps room for a trailer) */
+    struct kv__mem m = {.p = p + KV_DUMP_HEAD_BYTES, .len = value_len, .pos = 0};
+    struct kv__reader r = {.cb = kv__mem_read, .ctx = &m, .version = KV_SNAPSHOT_VERSION,
+                           .total = value_len + KV_SNAPSHOT_TRAILER_BYTES};
+    r.buf = malloc(KV_SNAPSHOT_CHUNK_BYTES);
+    v->c = r.buf != NULL ? kv_coll_create(kv, v->type) : NULL;
+    int rc = v->c != NULL ? KV_OK : KV_ENOMEM;
+    uint32_t crc = 0;
+    for (uint32_t i = 0; i < count && rc == KV_OK; i++) rc = kv__load_elem(&r, kv, v->c, &crc);
+    if (rc == KV_OK && r.offset != value_len) rc = KV_ECORRUPT; /* bytes after the elements */
+    free(r.buf);
+    if (rc != KV_OK) {
+        kv_coll_discard(kv, v->c);
+        v->c = NULL;
+        return rc == KV_ENOMEM ? KV_ENOMEM : KV_ECORRUPT;
+    }
+    assert(kv_coll_count(v->c) == count);
+    return KV_OK;
+}
+
+/* Stores a decoded value at key with expire_ms; v->c is consumed. */
+static int kv__dumped_store(struct kv *kv, const void *key, size_t key_len, struct kv__dumped *v,
+                            int64_t expire_ms, int64_t now_ms) {
+    if (v->c == NULL) {
+        return kv_set(kv, key, key_len, v->str, v->str_len, expire_ms, 0, now_ms);
+    }
+    int rc = kv_coll_install(kv, key, key_len, now_ms, v->c);
+    v->c = NULL;
+    if (rc != KV_OK || expire_ms == KV_NO_EXPIRY) return rc;
+    rc = kv_expire_set(kv, key, key_len, now_ms, expire_ms);
+    if (rc != KV_OK) (void)kv_delete(kv, key, key_len, now_ms); /* nothing half-stored */
+    return rc;
+}
+
+int kv_restore(struct kv *kv, const void *key, size_t key_len, const uint8_t *payload,
+               size_t len, int64_t expire_ms, int64_t now_ms) {
+    assert(expire_ms == KV_NO_EXPIRY || expire_ms >= 0);
+    if (kv_dump_check(payload, len) != KV_OK) return KV_EVERSION;
+    if (key_len > kv->config.key_bytes_max) return KV_ETOOBIG;
+    struct kv__dumped v;
+    int rc = kv__dump_decode(kv, payload, len, &v);
+    if (rc != KV_OK) return rc;
+    return kv__dumped_store(kv, key, key_len, &v, expire_ms, now_ms);
+}
+
+int kv_copy(struct kv *kv, const void *src, size_t src_len, const void *dst, size_t dst_len,
+            int64_t now_ms, bool replace) {
+    const struct kv_entry *e = kv_entry_lookup(kv, src, src_len, now_ms);
+    if (e == NULL) return KV_ENOTFOUND;
+    if (!replace && kv_exists(kv, dst, dst_len, now_ms)) return KV_ENOTSET;
+    if (dst_len > kv->config.key_bytes_max) return KV_ETOOBIG;
+    int64_t expire_ms = kv_entry_expire(e);
+    uint8_t *p = NULL;
+    size_t len = 0;
+    int rc = kv_dump(kv, src, src_len, now_ms, SIZE_MAX, &p, &len);
+    if (rc != KV_OK) return rc;
+    struct kv__dumped v;
+    rc = kv__dump_decode(kv, p, len, &v); /* e may move from here on: not used again */
+    assert(rc != KV_ECORRUPT);
+    if (rc == KV_OK) rc = kv__dumped_store(kv, dst, dst_len, &v, expire_ms, now_ms);
+    free(p);
+    return rc;
 }

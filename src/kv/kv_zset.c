@@ -849,7 +849,8 @@ static int kv__add(struct kv *kv, struct kv_coll *c, const void *m, uint32_t len
     }
     if (kv_zset_count(c) >= KV_COLL_ELEMENTS_MAX) return KV_EFULL;
     if (!z->is_big &&
-        (z->pack_count >= KV_ZSET_PACK_ENTRIES || len > KV_ZSET_PACK_MEMBER_BYTES)) {
+        (z->pack_count >= kv->config.zset_pack_entries ||
+         len > kv->config.zset_pack_member_bytes)) {
         int rc = kv__to_big(kv, c);
         if (rc != KV_OK) return rc;
     }

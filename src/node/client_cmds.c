@@ -189,11 +189,13 @@ static void node__command(uint32_t argc, const struct resp_arg *argv, struct res
     }
 }
 
-/* CONFIG GET: the node's settings by Redis-style name. */
+/* CONFIG GET: the node's settings by Redis-style name, then Redis's
+ * parameters (config_redis.c) by their names and old aliases. */
+#define NODE__CONFIG_ITEMS_MAX 64
 static void node__config_get(struct node *n, uint32_t argc, const struct resp_arg *argv,
                              struct resp_out *out) {
-    char values[24][64];
-    const char *names[24];
+    char values[NODE__CONFIG_ITEMS_MAX][64];
+    const char *names[NODE__CONFIG_ITEMS_MAX];
     int count = 0;
 #define CONFIG_ITEM(name_, fmt_, value_)                                          \
     do {                                                                          \
@@ -208,21 +210,24 @@ static void node__config_get(struct node *n, uint32_t argc, const struct resp_ar
     CONFIG_ITEM("proto-max-bulk-len", "%llu", (unsigned long long)n->cfg.proto_max_bulk_len);
     CONFIG_ITEM("client-query-buffer-limit", "%llu",
                 (unsigned long long)n->cfg.client_query_buffer_limit);
-    CONFIG_ITEM("appendonly", "%s", "yes");
-    CONFIG_ITEM("appendfsync", "%s", "always");
-    CONFIG_ITEM("save", "%s", "");
     CONFIG_ITEM("databases", "%d", 1);
     CONFIG_ITEM("tick-ms", "%u", n->cfg.tick_ms);
     CONFIG_ITEM("election-ticks", "%u", n->cfg.election_ticks);
     CONFIG_ITEM("snapshot-entries", "%llu", (unsigned long long)n->cfg.snapshot_entries);
     CONFIG_ITEM("snapshot-log-bytes", "%llu", (unsigned long long)n->cfg.snapshot_log_bytes);
     CONFIG_ITEM("snapshot-chunk-bytes", "%llu", (unsigned long long)n->cfg.snapshot_chunk_bytes);
-    /* fixed: a sorted set is packed up to these (docs/kv.md) */
-    CONFIG_ITEM("zset-max-listpack-entries", "%u", KV_ZSET_PACK_ENTRIES);
-    CONFIG_ITEM("zset-max-listpack-value", "%u", KV_ZSET_PACK_MEMBER_BYTES);
 #undef CONFIG_ITEM
-    assert(count <= 24);
-    bool match[24] = {false};
+    for (int p = 0; p < NODE_REDIS_COUNT; p++) {
+        for (int alias = 0; alias < 2; alias++) {
+            const char *name = node_redis_name(p, alias);
+            if (name == NULL) continue;
+            assert(count < NODE__CONFIG_ITEMS_MAX);
+            names[count] = name;
+            node_redis_value(&n->cfg, p, values[count], sizeof(values[count]));
+            count++;
+        }
+    }
+    bool match[NODE__CONFIG_ITEMS_MAX] = {false};
     int matched = 0;
     for (int i = 0; i < count; i++) {
         for (uint32_t a = 2; a < argc && !match[i]; a++) {
@@ -238,23 +243,61 @@ static void node__config_get(struct node *n, uint32_t argc, const struct resp_ar
     }
 }
 
+/* CONFIG SET name value [name value ...], all or nothing as in Redis 7.0:
+ * maxclients and Redis's parameters (config_redis.c). A setting is this
+ * node's: the sorted sets' packing thresholds go to every replica here
+ * (they change the memory layout, never a reply or the content, so nodes
+ * may differ in them; docs/operations.md, "Redis's parameters"). */
+static void node__config_set(struct node *n, uint32_t argc, const struct resp_arg *argv,
+                             struct resp_out *out) {
+    struct node_config next = n->cfg;
+    for (uint32_t i = 2; i < argc; i += 2) {
+        const struct resp_arg *name = &argv[i], *value = &argv[i + 1];
+        for (uint32_t j = 2; j < i; j += 2) {
+            if (argv[j].len == name->len && strncasecmp(argv[j].data, name->data, name->len) == 0) {
+                resp_write_errorf(out, "ERR CONFIG SET failed (possibly related to argument "
+                                       "'%.*s') - duplicate parameter", (int)name->len, name->data);
+                return;
+            }
+        }
+        int64_t v;
+        int param = node_redis_find(name->data, name->len);
+        char why[256];
+        if (arg_is(name, "maxclients")) {
+            if (!cmd_parse_i64(value->data, value->len, &v) || v <= 0 || v > UINT32_MAX) {
+                resp_write_errorf(out, "ERR CONFIG SET failed (possibly related to argument "
+                                       "'maxclients') - argument must be between 1 and %u "
+                                       "inclusive", UINT32_MAX);
+                return;
+            }
+            next.maxclients = (uint32_t)v;
+        } else if (param < 0) {
+            resp_write_errorf(out, "ERR Unknown option or number of arguments for CONFIG SET "
+                                   "- '%.*s'", (int)(name->len < 128 ? name->len : 128), name->data);
+            return;
+        } else if (node_redis_set(&next, param, value->data, value->len, why, sizeof(why)) != 0) {
+            resp_write_errorf(out, "ERR CONFIG SET failed (possibly related to argument '%.*s') "
+                                   "- %s", (int)(name->len < 128 ? name->len : 128), name->data,
+                              why);
+            return;
+        }
+    }
+    n->cfg = next;
+    for (uint32_t k = 0; k < n->map.n_shards; k++) {
+        struct shard *s = n->shards[k];
+        if (s == NULL || s->kv == NULL) continue;
+        kv_set_zset_pack(s->kv, (uint32_t)n->cfg.redis[NODE_REDIS_ZSET_ENTRIES],
+                         (uint32_t)n->cfg.redis[NODE_REDIS_ZSET_VALUE]);
+    }
+    resp_write_simple(out, "OK", 2);
+}
+
 static void node__config(struct node *n, uint32_t argc, const struct resp_arg *argv,
                          struct resp_out *out) {
     if (arg_is(&argv[1], "get") && argc >= 3) {
         node__config_get(n, argc, argv, out);
     } else if (arg_is(&argv[1], "set") && argc >= 4 && argc % 2 == 0) {
-        for (uint32_t i = 2; i < argc; i += 2) {
-            int64_t v;
-            if (arg_is(&argv[i], "maxclients") && cmd_parse_i64(argv[i + 1].data,
-                                                                argv[i + 1].len, &v) && v > 0) {
-                n->cfg.maxclients = (uint32_t)v;
-            } else {
-                resp_write_errorf(out, "ERR Unknown option or number of arguments for CONFIG SET "
-                                       "- '%.*s'", (int)argv[i].len, argv[i].data);
-                return;
-            }
-        }
-        resp_write_simple(out, "OK", 2);
+        node__config_set(n, argc, argv, out);
     } else if (arg_is(&argv[1], "resetstat") && argc == 2) {
         memset(&n->stats, 0, sizeof(n->stats));
         resp_write_simple(out, "OK", 2);
@@ -337,6 +380,45 @@ static void node__client(struct client *c, uint32_t argc, const struct resp_arg 
     }
 }
 
+/* WAIT numreplicas timeout: the replicas (leader aside) of the shard of the
+ * client's latest write known to hold it: with Raft the leader knows, from
+ * each follower's match index. Answered at once: a write is acknowledged
+ * only once a majority holds it, so the figure a client can wait for is
+ * already there; shoal does not wait for more (docs/node.md, "WAIT"). A
+ * write this node did not propose (proxied to another node's leader), or
+ * no write, counts 0; so does a write whose shard this node no longer
+ * leads. */
+static void node__wait(struct client *c, const struct resp_arg *argv, struct resp_out *out) {
+    struct node *n = c->node;
+    int64_t want, timeout;
+    if (!cmd_parse_i64(argv[1].data, argv[1].len, &want)) {
+        resp_write_errorf(out, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (!cmd_parse_i64(argv[2].data, argv[2].len, &timeout)) {
+        resp_write_errorf(out, "ERR timeout is not an integer or out of range");
+        return;
+    }
+    if (timeout < 0) {
+        resp_write_errorf(out, "ERR timeout is negative");
+        return;
+    }
+    int64_t count = 0;
+    uint32_t k = c->last_write_shard;
+    struct shard *s = k > 0 && k - 1 < n->map.n_shards ? n->shards[k - 1] : NULL;
+    if (s != NULL && raft_role(s->raft) == RAFT_LEADER) {
+        uint64_t index = c->last_write_index[k - 1];
+        const struct raft_conf *conf = raft_conf(s->raft);
+        for (uint8_t i = 0; i < conf->n_voters; i++) {
+            uint64_t match = 0, id = conf->voters[i];
+            if (id != n->cfg.id && raft_match_index(s->raft, id, &match) && match >= index) {
+                count++;
+            }
+        }
+    }
+    resp_write_int(out, count);
+}
+
 void client_node_command(struct client *c, const struct cmd_def *def, uint32_t argc,
                          const struct resp_arg *argv, struct resp_out *out) {
     struct node *n = c->node;
@@ -386,6 +468,8 @@ void client_node_command(struct client *c, const struct cmd_def *def, uint32_t a
         node_info(n, argc > 1 ? argv[1].data : NULL, argc > 1 ? argv[1].len : 0, out);
     } else if (strcmp(name, "command") == 0) {
         node__command(argc, argv, out);
+    } else if (strcmp(name, "wait") == 0) {
+        node__wait(c, argv, out);
     } else if (strcmp(name, "config") == 0) {
         node__config(n, argc, argv, out);
     } else if (strcmp(name, "client") == 0) {

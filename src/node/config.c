@@ -409,6 +409,16 @@ static int node__set(struct node_config *config, const struct node__key *k, cons
     return -1;
 }
 
+/* One of Redis's parameters (config_redis.c), as CONFIG SET checks it. */
+static int node__set_redis(struct node_config *config, int param, const char *value,
+                           const char *where, char *err, size_t err_cap) {
+    char why[256];
+    if (node_redis_set(config, param, value, strlen(value), why, sizeof(why)) != 0) {
+        return node__bad(err, err_cap, where, why, value);
+    }
+    return 0;
+}
+
 /* ---- the config file ------------------------------------------------- */
 
 /* Reads one line into buf (without its newline). Returns 1, 0 at the end
@@ -451,12 +461,14 @@ static int node__file_line(struct node_config *config, const char *path, unsigne
     snprintf(where, sizeof(where), "%s:%u: %s", path, line_no, key);
     if (strcmp(key, "config") == 0) return node__error(err, err_cap, "%s: not in a file", where);
     const struct node__key *k = node__find_key(key);
-    if (k == NULL) {
+    int redis = k == NULL ? node_redis_find(key, strlen(key)) : -1;
+    if (k == NULL && redis < 0) {
         snprintf(where, sizeof(where), "%s:%u: ", path, line_no);
         return node__unknown(err, err_cap, where, key);
     }
-    if (*value == '\0') return node__error(err, err_cap, "%s: missing value", where);
+    if (*value == '\0' && redis < 0) return node__error(err, err_cap, "%s: missing value", where);
     if (node__unquote(&value, where, err, err_cap) != 0) return -1;
+    if (redis >= 0) return node__set_redis(config, redis, value, where, err, err_cap);
     return node__set(config, k, value, where, err, err_cap);
 }
 
@@ -526,9 +538,14 @@ static int node__apply_flags(struct node_config *config, int argc, char **argv, 
         const char *name = argv[i] + 2;
         if (strcmp(name, "config") == 0) continue;
         const struct node__key *k = node__find_key(name);
-        if (k == NULL) return node__unknown(err, err_cap, "", argv[i]);
+        int redis = k == NULL ? node_redis_find(name, strlen(name)) : -1;
+        if (k == NULL && redis < 0) return node__unknown(err, err_cap, "", argv[i]);
         char where[NODE__WHERE_BYTES];
-        snprintf(where, sizeof(where), "--%s", k->name);
+        snprintf(where, sizeof(where), "--%s", k != NULL ? k->name : name);
+        if (redis >= 0) {
+            if (node__set_redis(config, redis, argv[i + 1], where, err, err_cap) != 0) return -1;
+            continue;
+        }
         if (node__set(config, k, argv[i + 1], where, err, err_cap) != 0) return -1;
     }
     return 0;
@@ -622,6 +639,7 @@ void node_config_default(struct node_config *config) {
     config->peer_queue_bytes = 64 * NODE__MB;
     config->wal_segment_bytes = 64 * NODE__MB;
     config->verbose = false;
+    node_redis_defaults(config);
 }
 
 int node_config_parse(struct node_config *config, int argc, char **argv, char *err,

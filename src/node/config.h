@@ -28,6 +28,28 @@ enum node_redirect {
     NODE_REDIRECT_NEVER = 2,  /* none: always proxy */
 };
 
+/* Redis's parameters that shoal takes by Redis's names (config_redis.c;
+ * docs/operations.md, "Redis's parameters"): CONFIG GET/SET on a node, the
+ * config file and the flags. */
+enum node_redis_param {
+    NODE_REDIS_ZSET_ENTRIES,     /* zset-max-listpack-entries: honoured, 0..128 */
+    NODE_REDIS_ZSET_VALUE,       /* zset-max-listpack-value: honoured, 0..64 */
+    NODE_REDIS_HASH_ENTRIES,     /* hash-max-listpack-entries: accepted, no packed hashes */
+    NODE_REDIS_HASH_VALUE,       /* hash-max-listpack-value */
+    NODE_REDIS_SET_INTSET,       /* set-max-intset-entries: accepted, no packed sets */
+    NODE_REDIS_SET_ENTRIES,      /* set-max-listpack-entries */
+    NODE_REDIS_SET_VALUE,        /* set-max-listpack-value */
+    NODE_REDIS_LIST_SIZE,        /* list-max-listpack-size: accepted, no packed lists */
+    NODE_REDIS_STREAM_BYTES,     /* stream-node-max-bytes (for streams) */
+    NODE_REDIS_STREAM_ENTRIES,   /* stream-node-max-entries (for streams) */
+    NODE_REDIS_BUSY_REPLY_MS,    /* busy-reply-threshold, alias lua-time-limit (for scripts) */
+    NODE_REDIS_MAXMEMORY_POLICY, /* noeviction only: shoal never evicts */
+    NODE_REDIS_APPENDONLY,       /* accepted, no effect: always durable (yes) */
+    NODE_REDIS_APPENDFSYNC,      /* accepted, no effect: always */
+    NODE_REDIS_SAVE,             /* accepted, no effect: "" */
+    NODE_REDIS_COUNT
+};
+
 struct node_config {
     uint64_t id;                        /* key "id": this node's id (>= 1) */
     char dir[NODE_PATH_BYTES];          /* "dir": data directory (WAL, snapshots) */
@@ -63,7 +85,21 @@ struct node_config {
     /* logging */
     char logfile[NODE_PATH_BYTES];      /* "logfile": "" = stderr */
     bool verbose;                       /* "verbose": no */
+    int64_t redis[NODE_REDIS_COUNT];    /* Redis's parameters, by enum node_redis_param */
 };
+
+/* Redis's parameters (config_redis.c). */
+void node_redis_defaults(struct node_config *config);
+/* The parameter named name[0, len) (or its alias), case-insensitive, or -1. */
+int node_redis_find(const char *name, size_t len);
+/* Its name, or its old alias (NULL if none). */
+const char *node_redis_name(int param, bool alias);
+/* Its value as CONFIG GET shows it. */
+void node_redis_value(const struct node_config *config, int param, char *buf, size_t cap);
+/* Checks and sets value[0, len): 0, or -1 with Redis's reason in why
+ * ("argument couldn't be parsed into an integer", ...). */
+int node_redis_set(struct node_config *config, int param, const char *value, size_t len,
+                   char *why, size_t why_cap) __attribute__((warn_unused_result));
 
 /* Sets every default (no id, no cluster). */
 void node_config_default(struct node_config *config);

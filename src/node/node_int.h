@@ -101,6 +101,7 @@ struct client {
      * shards made a read wait for another group's log to reach the index
      * of a write in this one (seconds, or forever in an idle group). */
     uint64_t *last_write_index;
+    uint32_t last_write_shard; /* map index + 1 of its latest proposal here, 0: none (WAIT) */
     struct upstream *ups; /* at most one per other node (proxy.c) */
     uint64_t out_bytes; /* bytes handed to uv_write and not yet written */
     struct gather *gather;  /* a command over several shards in progress */

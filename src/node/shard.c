@@ -23,6 +23,9 @@ void shard_kv_config(const struct node *n, const struct shard *s, struct kv_conf
     kc->hash_seed[1] = s->group * 0xc2b2ae3d27d4eb4full + 0x5348;
     uint64_t bulk = n->cfg.proto_max_bulk_len;
     kc->value_bytes_max = bulk < KV_VALUE_BYTES_LIMIT ? (uint32_t)bulk : KV_VALUE_BYTES_LIMIT;
+    /* this node's (CONFIG SET): memory layout only, replicas may differ */
+    kc->zset_pack_entries = (uint32_t)n->cfg.redis[NODE_REDIS_ZSET_ENTRIES];
+    kc->zset_pack_member_bytes = (uint32_t)n->cfg.redis[NODE_REDIS_ZSET_VALUE];
 }
 
 static struct kv *shard__new_kv(const struct node *n, struct shard *s) {
@@ -353,6 +356,7 @@ static void shard__propose(struct shard *s, struct pending_read *q) {
         if (q->c->last_write_index == NULL) abort();
     }
     q->c->last_write_index[s->index] = index;
+    q->c->last_write_shard = s->index + 1;
     shard__push_write(s, &w);
 }
 

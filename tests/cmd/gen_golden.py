@@ -82,7 +82,7 @@ def encode(args):
 
 def main():
     server = sys.argv[1] if len(sys.argv) > 1 else "redis-server"
-    port = 26379
+    port = int(os.environ.get("SHOAL_GOLDEN_PORT", "26379"))  # parallel runs pick theirs
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1",
                                  "--save", "", "--appendonly", "no", "--dir", tmp],

@@ -175,6 +175,50 @@ TEST(file_is_read_first_and_flags_override_it) {
     CHECK_EQ_U64(c.n_members, 3);
 }
 
+/* Redis's parameters (config_redis.c) by their names and old aliases, in a
+ * file and as flags, checked as CONFIG SET checks them. */
+TEST(redis_parameters_are_read_from_file_and_flags) {
+    static const char text[] = "id 1\n"
+                               "cluster " CLUSTER3 "\n"
+                               "zset-max-ziplist-entries 16\n"
+                               "lua-time-limit 250\n"
+                               "stream-node-max-bytes 8kb\n"
+                               "list-max-ziplist-size -3\n"
+                               "maxmemory-policy noeviction\n"
+                               "appendonly no\n"
+                               "save \"\"\n";
+    char path[64];
+    write_file(path, sizeof(path), text, sizeof(text) - 1);
+    char line[256];
+    snprintf(line, sizeof(line), "--config %s --zset-max-listpack-value 32", path);
+    struct node_config c;
+    char err[256];
+    int rc = parse(&c, line, err, sizeof(err));
+    unlink(path);
+    if (rc != 0) fprintf(stderr, "  %s\n", err);
+    CHECK(rc == 0);
+    CHECK(c.redis[NODE_REDIS_ZSET_ENTRIES] == 16);
+    CHECK(c.redis[NODE_REDIS_ZSET_VALUE] == 32);
+    CHECK(c.redis[NODE_REDIS_BUSY_REPLY_MS] == 250);
+    CHECK(c.redis[NODE_REDIS_STREAM_BYTES] == 8192);
+    CHECK(c.redis[NODE_REDIS_LIST_SIZE] == -3);
+    CHECK(c.redis[NODE_REDIS_HASH_ENTRIES] == 512); /* the default */
+    char value[32];
+    node_redis_value(&c, NODE_REDIS_APPENDONLY, value, sizeof(value));
+    CHECK(strcmp(value, "yes") == 0); /* accepted, and shoal is durable all the same */
+    CHECK(parse(&c, "--id 1 --cluster " CLUSTER3 " --zset-max-listpack-entries 129", err,
+                sizeof(err)) != 0);
+    CHECK(strstr(err, "between 0 and 128") != NULL);
+    CHECK(parse(&c, "--id 1 --cluster " CLUSTER3 " --maxmemory-policy allkeys-lru", err,
+                sizeof(err)) != 0);
+    CHECK(strstr(err, "only noeviction") != NULL);
+    CHECK(parse(&c, "--id 1 --cluster " CLUSTER3 " --busy-reply-threshold x", err,
+                sizeof(err)) != 0);
+    CHECK(strstr(err, "--busy-reply-threshold") != NULL);
+    CHECK(node_redis_find("ZSET-MAX-ZIPLIST-ENTRIES", 24) == NODE_REDIS_ZSET_ENTRIES);
+    CHECK(node_redis_find("nosuch", 6) == -1);
+}
+
 TEST(sizes_take_redis_units) {
     static const struct {
         const char *text;
@@ -558,6 +602,7 @@ int main(void) {
         TEST_ENTRY(bad_config_files_are_refused_with_file_and_line),
         TEST_ENTRY(long_lines_nul_bytes_and_long_files_are_refused),
         TEST_ENTRY(a_directory_as_config_file_is_refused),
+        TEST_ENTRY(redis_parameters_are_read_from_file_and_flags),
         TEST_ENTRY(usage_lists_every_key_with_its_default),
     };
     return test_run("test_config", cases, (int)(sizeof(cases) / sizeof(cases[0])));

@@ -1,0 +1,274 @@
+"""DUMP, RESTORE, COPY, OBJECT and the EXPIRE family on every type, through a
+follower of a real 3-node cluster, driven by redis-py. DUMP's payload is
+shoal's own (docs/kv.md), so its round trips are checked here: DUMP then
+RESTORE gives back every type; each replica holds the same restored and
+copied values; replies that do not show the payload match redis-server."""
+import time
+
+import redis
+
+
+def fill(r):
+    r.set("str", "hello\x00\r\nworld")
+    r.set("int", 12345)
+    r.set("big", "x" * 100000)
+    r.hset("h", mapping={"f%d" % i: "v%d" % i for i in range(300)})
+    r.sadd("s", *["m%d" % i for i in range(200)])
+    r.rpush("l", *["i%d" % i for i in range(500)])
+    r.zadd("zs", {"a": 1, "b": 2.5, "c": -3})
+    r.zadd("zb", {"m%d" % i: (i * 7919) % 1000 / 4 for i in range(300)})
+
+
+def content(r, key):
+    t = r.type(key)
+    if t == b"string":
+        return t, r.get(key)
+    if t == b"hash":
+        return t, r.hgetall(key)
+    if t == b"set":
+        return t, r.smembers(key)
+    if t == b"list":
+        return t, r.lrange(key, 0, -1)
+    if t == b"zset":
+        return t, r.zrange(key, 0, -1, withscores=True)
+    return t, None
+
+
+KEYS = ["str", "int", "big", "h", "s", "l", "zs", "zb"]
+
+
+def test_dump_restore_round_trips_every_type_through_a_follower(cluster):
+    f = cluster.client(cluster.followers()[0])
+    fill(f)
+    for key in KEYS:
+        payload = f.dump(key)
+        assert payload is not None
+        assert f.restore(key + ":back", 0, payload) == b"OK"
+        assert content(f, key + ":back") == content(f, key)
+        # BUSYKEY, then REPLACE over a value of another type
+        try:
+            f.restore(key + ":back", 0, payload)
+            assert False, "RESTORE over an existing key must fail"
+        except redis.exceptions.ResponseError as e:
+            assert str(e).endswith("Target key name already exists.")
+        assert f.restore("str:back", 0, payload, replace=True) == b"OK"
+        assert content(f, "str:back") == content(f, key)
+        # a corrupt payload is refused and changes nothing
+        bad = bytearray(payload)
+        bad[len(bad) // 2] ^= 0x20
+        try:
+            f.restore("str:back", 0, bytes(bad), replace=True)
+            assert False, "a corrupt payload must be refused"
+        except redis.exceptions.ResponseError as e:
+            assert str(e) == "DUMP payload version or checksum are wrong"
+        assert content(f, "str:back") == content(f, key)
+    # TTL and ABSTTL
+    payload = f.dump("h")
+    f.restore("ttl", 100000, payload)
+    assert 99000 < f.pttl("ttl") <= 100000
+    f.restore("abs", int(time.time() * 1000) + 50000, payload, absttl=True)
+    assert 49 <= f.ttl("abs") <= 50
+    f.restore("gone", 1, payload, absttl=True)  # already expired: stored as nothing
+    assert f.exists("gone") == 0
+    assert f.dump("nokey") is None
+    assert f.restore("idle", 0, payload, idletime=10) == b"OK"
+    assert f.restore("freq", 0, payload, frequency=10) == b"OK"
+    wait_same(cluster, KEYS + [k + ":back" for k in KEYS] + ["ttl", "abs", "idle", "freq"])
+
+
+def test_copy_of_every_type_is_deep_and_the_same_on_every_replica(cluster):
+    f = cluster.client(cluster.followers()[0])
+    fill(f)
+    for key in KEYS:
+        assert f.copy(key, key + ":copy") == 1
+        assert f.copy(key, key + ":copy") == 0
+        assert content(f, key + ":copy") == content(f, key)
+    f.expire("h", 1000)
+    assert f.copy("h", "h:copy", replace=True) == 1
+    assert 990 < f.ttl("h:copy") <= 1000
+    before = {k: content(f, k + ":copy") for k in KEYS}
+    f.delete(*KEYS)
+    for key in KEYS:
+        assert content(f, key + ":copy") == before[key]
+    try:
+        f.copy("h:copy", "x", destination_db=1)
+        assert False, "COPY DB 1 must be refused"
+    except redis.exceptions.ResponseError as e:
+        assert "not allowed in cluster mode" in str(e)
+    wait_same(cluster, [k + ":copy" for k in KEYS])
+
+
+def test_object_and_generic_replies_match_redis(cluster, redis_server):
+    ours = cluster.client(cluster.followers()[0])
+    theirs = redis.Redis(port=redis_server)
+    out = []
+    for r in (ours, theirs):
+        r.flushall()
+        fill(r)
+        replies = []
+        for cmd in (["OBJECT ENCODING", "str"], ["OBJECT ENCODING", "int"],
+                    ["OBJECT ENCODING", "big"], ["OBJECT ENCODING", "l"],
+                    ["OBJECT ENCODING", "zs"], ["OBJECT ENCODING", "zb"],
+                    ["OBJECT ENCODING", "nokey"], ["OBJECT REFCOUNT", "big"],
+                    ["COPY", "zb", "zb2"], ["ZRANGE", "zb2", "0", "-1", "WITHSCORES"],
+                    ["COPY", "l", "l2"], ["LRANGE", "l2", "0", "-1"],
+                    ["TOUCH", "str", "h", "nokey"], ["RESTORE", "str", "0", "xx"],
+                    ["RESTORE", "new", "0", "not a payload"], ["DUMP", "nokey"]):
+            try:
+                replies.append(r.execute_command(*cmd))
+            except redis.exceptions.ResponseError as e:
+                replies.append(str(e))
+        out.append(replies)
+    assert out[0] == out[1]
+    # each refuses the other's payload with Redis's error
+    for src, dst in ((ours, theirs), (theirs, ours)):
+        for key in KEYS:
+            try:
+                dst.restore("foreign", 0, src.dump(key), replace=True)
+                assert False, "a foreign payload must be refused"
+            except redis.exceptions.ResponseError as e:
+                assert str(e) == "DUMP payload version or checksum are wrong"
+
+
+def test_expire_works_on_every_type(cluster):
+    f = cluster.client(cluster.followers()[0])
+    fill(f)
+    for key in KEYS:
+        assert f.pexpire(key, 300) == 1
+        assert 0 < f.pttl(key) <= 300
+    f.persist("l")
+    time.sleep(0.7)
+    for key in KEYS:
+        assert f.exists(key) == (1 if key == "l" else 0)
+    deadline = time.time() + 10  # the leader deletes them through the log
+    while f.dbsize() != 1 and time.time() < deadline:
+        time.sleep(0.05)
+    assert f.dbsize() == 1
+
+
+def wait_same(cluster, keys, timeout=30):
+    lead = cluster.leader()
+    commit = cluster.raft(lead)["commit_index"]
+    for i in cluster.procs:
+        cluster.wait_applied(i, commit, timeout=timeout)
+    states = {}
+    for i in cluster.procs:
+        r = cluster.client(i)
+        r.execute_command("READONLY")
+        states[i] = {k: (content(r, k), r.pexpiretime(k)) for k in keys}
+    for i, st in states.items():
+        assert st == states[lead], "replica %d differs from the leader %d" % (i, lead)
+
+
+def test_sort_store_is_the_same_on_every_replica(cluster):
+    f = cluster.client(cluster.followers()[0])
+    f.sadd("{s}set", *["m%d" % i for i in range(300)])
+    f.rpush("{s}l", *[str((i * 7919) % 1000) for i in range(500)])
+    for i in range(0, 1000, 3):
+        f.set("{s}w_%d" % i, -i)
+    assert f.sort("{s}set", by="nosort", store="{s}a") == 300  # a set is sorted to store
+    assert f.lrange("{s}a", 0, -1) == sorted(b"m%d" % i for i in range(300))
+    assert f.sort("{s}l", by="{s}w_*", get=["#", "{s}w_*"], store="{s}b") == 1000
+    assert f.sort("{s}l", alpha=True, desc=True, start=10, num=20, store="{s}c") == 20
+    got = f.sort("{s}l", by="{s}w_*", get="#")
+    assert got == f.lrange("{s}b", 0, -1)[0::2]
+    values = sorted({(i * 7919) % 1000 for i in range(500)})
+    assert f.execute_command("SORT_RO", "{s}l", "LIMIT", 0, 3) == [b"%d" % v for v in values[:3]]
+    # by weight (-i for multiples of 3, 0 for the rest), ties by the element's bytes
+    model = sorted([str((i * 7919) % 1000) for i in range(500)],
+                   key=lambda x: (-int(x) if int(x) % 3 == 0 else 0, x.encode()))
+    assert got == [x.encode() for x in model]
+    wait_same(cluster, ["{s}a", "{s}b", "{s}c"])
+
+
+def test_sort_copy_and_help_route_by_slot_when_sharded(make_cluster):
+    cl = make_cluster(3, extra=["--shards", "3"], wait_leader=False)
+    r = cl.client(2)
+    deadline = time.time() + 30
+    while True:  # every shard elected a leader
+        try:
+            r.set("warm{a}", 1), r.set("warm{b}", 1), r.set("warm{c}", 1)
+            break
+        except redis.exceptions.ResponseError:
+            assert time.time() < deadline
+            time.sleep(0.1)
+    slots = {k: r.execute_command("CLUSTER", "KEYSLOT", k) for k in ("a", "b", "c")}
+    a, c = sorted(("a", "b", "c"), key=lambda k: slots[k])[0::2]
+    r.rpush(a, 3, 1, 2)
+    assert r.sort(a) == [b"1", b"2", b"3"]
+    assert r.copy(a, "{%s}copy" % a) == 1
+    assert r.sort("{%s}copy" % a, store="{%s}dst" % a) == 3
+    for cmd in (("SORT", a, "STORE", c), ("COPY", a, c)):
+        try:
+            r.execute_command(*cmd)
+            assert False, "keys of two shards must be refused"
+        except redis.exceptions.ResponseError as e:
+            assert str(e).startswith("CROSSSLOT")
+    assert len(r.execute_command("OBJECT HELP")) == 15
+    assert len(r.execute_command("MEMORY HELP")) == 14
+    assert r.object("encoding", a) == b"quicklist"
+
+
+def test_config_set_zset_packing_is_honoured_per_node(cluster):
+    lead = cluster.leader()
+    c = cluster.client(lead)
+    assert c.config_set("zset-max-listpack-entries", 2) is True
+    assert c.config_get("zset-max-ziplist-entries") == {"zset-max-ziplist-entries": "2"}
+    for i in cluster.followers():  # a node's own setting: layout may differ, content not
+        r = cluster.client(i)
+        assert r.config_get("zset-max-listpack-entries")["zset-max-listpack-entries"] == "128"
+    c.zadd("z3", {"a": 1, "b": 2, "c": 3})
+    c.zadd("z2", {"a": 1, "b": 2})
+    assert c.object("encoding", "z3") == b"skiplist"  # the leader answers reads
+    assert c.object("encoding", "z2") == b"listpack"
+    c.config_set("zset-max-listpack-value", 0)
+    c.zadd("zv", {"m": 1})
+    assert c.object("encoding", "zv") == b"skiplist"
+    c.config_set("zset-max-listpack-entries", 128)
+    c.config_set("zset-max-listpack-value", 64)
+    c.zadd("z4", {"a": 1, "b": 2, "c": 3})
+    assert c.object("encoding", "z4") == b"listpack"
+    try:
+        c.config_set("zset-max-listpack-entries", 129)
+        assert False, "past the packed format's capacity"
+    except redis.exceptions.ResponseError as e:
+        assert "between 0 and 128" in str(e)
+    lead_again = cluster.leader()
+    assert lead_again == lead
+    c.config_set("busy-reply-threshold", 1234)
+    assert c.config_get("lua-time-limit") == {"lua-time-limit": "1234"}
+    wait_same_z(cluster, ["z3", "z2", "zv", "z4"])
+
+
+def wait_same_z(cluster, keys, timeout=30):
+    lead = cluster.leader()
+    commit = cluster.raft(lead)["commit_index"]
+    for i in cluster.procs:
+        cluster.wait_applied(i, commit, timeout=timeout)
+    states = {}
+    for i in cluster.procs:
+        r = cluster.client(i)
+        r.execute_command("READONLY")
+        states[i] = {k: r.zrange(k, 0, -1, withscores=True) for k in keys}
+    for i, st in states.items():
+        assert st == states[lead], "replica %d differs from the leader %d" % (i, lead)
+
+
+def test_wait_counts_the_followers_holding_the_last_write(cluster):
+    lead = cluster.leader()
+    c = cluster.client(lead)
+    assert c.wait(0, 0) == 0  # no write yet on this connection
+    c.set("w", 1)
+    assert c.wait(1, 0) >= 1  # acknowledged: a majority holds it
+    deadline = time.time() + 10
+    while c.wait(2, 0) != 2:  # both followers, once they acknowledged it
+        assert time.time() < deadline
+        time.sleep(0.05)
+    f = cluster.client(cluster.followers()[0])
+    f.set("w2", 1)  # proxied to the leader: not this node's proposal
+    assert f.wait(1, 0) == 0
+    try:
+        c.wait(1, -1)
+        assert False
+    except redis.exceptions.ResponseError as e:
+        assert str(e) == "timeout is negative"
