@@ -602,10 +602,12 @@ int kv_memory_usage(const struct kv *kv, const void *key, size_t key_len, int64_
  *             (4 bytes each), then the trailer magic: binds the records'
  *             order and number to the header
  *
- * Records are in table order (which depends on the seed), and so are the
- * elements of a hash or a set (a list's are in list order, a sorted set's
- * in its order, which the loader checks); logically expired keys are included (they are
- * state until deleted). The loader refuses any mismatch: magic, version,
+ * Records are in table order (which depends on the seed); the elements of
+ * a hash or a set in their encoding's order (packed: insertion; intset:
+ * ascending, as text; table: the table's, which depends on the seed), and
+ * the loader puts them in that order (packing what fits); a list's are in
+ * list order, a sorted set's in its order, which the loader checks.
+ * Logically expired keys are included (they are state until deleted). The loader refuses any mismatch: magic, version,
  * crc, a length over a limit or past the declared total, a duplicate key or
  * element, an empty collection, an unknown type or flag, a short or long
  * input; the error message names the byte offset. It checks every declared

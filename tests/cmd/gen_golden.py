@@ -7,6 +7,7 @@ escaped). test_cmd replays them through src/cmd and compares bytes.
 whose reply is not recorded); they are copied to golden.txt as they are.
 
 Usage: gen_golden.py [redis-server binary]   (run by `make golden`)
+The server listens on port 26379, or $GOLDEN_PORT.
 """
 import os
 import shlex
@@ -82,7 +83,7 @@ def encode(args):
 
 def main():
     server = sys.argv[1] if len(sys.argv) > 1 else "redis-server"
-    port = 26379
+    port = int(os.environ.get("GOLDEN_PORT", "26379"))
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1",
                                  "--save", "", "--appendonly", "no", "--dir", tmp],
