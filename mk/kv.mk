@@ -67,3 +67,25 @@ $(BUILD)/canary/DUMP_NO_CRC/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) 
 
 TEST_DEPS += $(BUILD)/canary/DUMP_NO_CRC/test_kv
 EXTRA_CHECKS += scripts/dump-canary.sh
+
+# Hashes and sets against a naive model through their three encodings
+# (tests/unit/test_hset.c), and their memory figures (docs/kv.md):
+# `make build/hset-mem && build/hset-mem`.
+$(BUILD)/test/test_hset: tests/unit/test_hset.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_hset.c $(KV_SRC) $(UTIL_SRC) -lm
+
+$(BUILD)/hset-mem: tests/unit/test_hset.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUILD)
+	$(CC) $(RELEASE_CFLAGS) -Wno-unused-function -DHSET_TEST_MEM_ONLY -Itests/unit -o $@ \
+		tests/unit/test_hset.c $(KV_SRC) $(UTIL_SRC) -lm
+
+UNIT_TESTS += $(BUILD)/test/test_hset
+
+# Canary of test_hset: an intset that is not widened for a member that
+# needs more bytes (scripts/hset-canary.sh: hset_against_model must fail).
+$(BUILD)/canary/HSET_INTSET_NO_WIDEN/test_hset: tests/unit/test_hset.c $(KV_SRC) $(UTIL_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_HSET_INTSET_NO_WIDEN -Itests/unit -o $@ \
+		tests/unit/test_hset.c $(KV_SRC) $(UTIL_SRC) -lm
+
+TEST_DEPS += $(BUILD)/canary/HSET_INTSET_NO_WIDEN/test_hset
+EXTRA_CHECKS += scripts/hset-canary.sh

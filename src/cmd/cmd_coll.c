@@ -37,8 +37,45 @@ bool cmd_coll_write(const struct cmd_env *env, const struct resp_arg *key, uint8
     return true;
 }
 
+struct cmd_elems_block {
+    struct cmd_elems_block *next;
+    size_t used, cap;
+    uint8_t data[];
+};
+
+#define CMD__ELEMS_BLOCK_BYTES 4096u
+
+/* A copy of a transient view's field bytes, in the list's blocks. */
+static const uint8_t *cmd__elems_copy(struct cmd_elems *l, const uint8_t *bytes, uint32_t len) {
+    struct cmd_elems_block *b = l->blocks;
+    if (b == NULL || b->cap - b->used < len) {
+        size_t cap = len > CMD__ELEMS_BLOCK_BYTES ? len : CMD__ELEMS_BLOCK_BYTES;
+        b = malloc(sizeof(*b) + cap);
+        if (b == NULL) return NULL;
+        b->next = l->blocks;
+        b->used = 0;
+        b->cap = cap;
+        l->blocks = b;
+    }
+    uint8_t *p = b->data + b->used;
+    if (len > 0) memcpy(p, bytes, len);
+    b->used += len;
+    return p;
+}
+
 bool cmd_elems_push(struct cmd_elems *l, const struct kv_elem *e) {
     if (l->failed) return false;
+    struct kv_elem kept = *e;
+    if (e->transient) { /* a set's member: no value */
+        assert(e->value_len == 0);
+        kept.field = cmd__elems_copy(l, e->field, e->field_len);
+        if (kept.field == NULL) {
+            l->failed = true;
+            return false;
+        }
+        kept.value = kept.field;
+        kept.transient = false;
+    }
     if (l->n == l->cap) {
         uint64_t cap = l->cap ? l->cap * 2 : 16;
         struct kv_elem *v = cap > SIZE_MAX / sizeof(*v) ? NULL : realloc(l->v, cap * sizeof(*v));
@@ -49,11 +86,16 @@ bool cmd_elems_push(struct cmd_elems *l, const struct kv_elem *e) {
         l->v = v;
         l->cap = cap;
     }
-    l->v[l->n++] = *e;
+    l->v[l->n++] = kept;
     return true;
 }
 
 void cmd_elems_free(struct cmd_elems *l) {
+    while (l->blocks != NULL) {
+        struct cmd_elems_block *next = l->blocks->next;
+        free(l->blocks);
+        l->blocks = next;
+    }
     free(l->v);
     memset(l, 0, sizeof(*l));
 }
@@ -118,10 +160,10 @@ void cmd_coll_scan(const struct cmd_env *env, uint32_t argc, const struct resp_a
 
 /* One element at random: a view into c. */
 void cmd_coll_random_one(const struct cmd_env *env, const struct kv_coll *c,
-                         struct kv_elem *e) {
-    uint32_t n = env->rng != NULL ? kv_coll_sample(c, env->rng, e, 1) : 0;
+                         struct kv_elem *e, struct kv_elem_text *text) {
+    uint32_t n = env->rng != NULL ? kv_coll_sample(c, env->rng, e, 1, text) : 0;
     uint64_t got = 0;
-    if (n == 0 && kv_coll_pick(c, (uint64_t)env->now_ms, e, 1, &got) != KV_OK) got = 0;
+    if (n == 0 && kv_coll_pick(c, (uint64_t)env->now_ms, e, 1, text, &got) != KV_OK) got = 0;
     assert(n == 1 || got == 1 || kv_coll_count(c) == 0);
 }
 
@@ -158,7 +200,8 @@ void cmd_coll_random(const struct cmd_env *env, const struct kv_coll *c, int64_t
         cmd__reply_random_head(out, n, values);
         for (uint64_t i = 0; i < n; i++) {
             struct kv_elem e;
-            cmd_coll_random_one(env, c, &e);
+            struct kv_elem_text text;
+            cmd_coll_random_one(env, c, &e, &text);
             cmd__reply_random_elem(out, &e, values);
         }
         return;

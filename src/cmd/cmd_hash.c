@@ -234,7 +234,8 @@ CMD_FN(cmd_hrandfield) {
             return;
         }
         struct kv_elem e;
-        cmd_coll_random_one(env, h, &e);
+        struct kv_elem_text text;
+        cmd_coll_random_one(env, h, &e, &text);
         resp_write_bulk(out, e.field, e.field_len);
         return;
     }

@@ -235,11 +235,14 @@ bool cmd_coll_read(const struct cmd_env *env, const struct resp_arg *key, uint8_
 bool cmd_coll_write(const struct cmd_env *env, const struct resp_arg *key, uint8_t type,
                     bool create, struct kv_coll **c, struct resp_out *out);
 /* Element views gathered for one reply (valid while the collection is not
- * changed). */
+ * changed). The bytes of a transient view (an intset's member) are copied
+ * into blocks the list owns. */
+struct cmd_elems_block;
 struct cmd_elems {
     struct kv_elem *v;
     uint64_t n, cap;
     bool failed; /* out of memory */
+    struct cmd_elems_block *blocks;
 };
 bool cmd_elems_push(struct cmd_elems *l, const struct kv_elem *e);
 void cmd_elems_free(struct cmd_elems *l);
@@ -259,9 +262,10 @@ bool cmd_coll_all(const struct kv_coll *c, struct cmd_elems *l);
 void cmd_coll_random(const struct cmd_env *env, const struct kv_coll *c, int64_t count,
                      bool values, struct resp_out *out);
 
-/* One element at random (c not empty): a view into c. */
+/* One element at random (c not empty): a view into c (or into *text, for
+ * an intset's member). */
 void cmd_coll_random_one(const struct cmd_env *env, const struct kv_coll *c,
-                         struct kv_elem *e);
+                         struct kv_elem *e, struct kv_elem_text *text);
 /* Elements one HRANDFIELD/SRANDMEMBER/SPOP reply may hold: a reply the node
  * could not send whole is refused before it is built. */
 #define CMD_RANDOM_REPLY_MAX (1u << 20)

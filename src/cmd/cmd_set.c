@@ -92,7 +92,8 @@ CMD_FN(cmd_srandmember) {
             return;
         }
         struct kv_elem e;
-        cmd_coll_random_one(env, s, &e);
+        struct kv_elem_text text;
+        cmd_coll_random_one(env, s, &e, &text);
         resp_write_bulk(out, e.field, e.field_len);
         return;
     }
@@ -107,6 +108,32 @@ CMD_FN(cmd_srandmember) {
     cmd_coll_random(env, s, count, false, out);
 }
 
+/* The members kv_coll_pick() chooses, as copies (a removal from a packed
+ * set moves the other members' bytes; a table's frees only the member
+ * removed, so a large set's views are kept as they are). */
+static bool cmd__spop_pick(const struct cmd_env *env, const struct kv_coll *s, uint64_t want,
+                           struct cmd_elems *l) {
+    struct kv_elem *picked = calloc((size_t)want, sizeof(*picked));
+    /* an intset's members are written as text there (it has at most
+     * KV_SET_INTSET_ENTRIES) */
+    size_t texts = want < KV_SET_INTSET_ENTRIES ? (size_t)want : KV_SET_INTSET_ENTRIES;
+    struct kv_elem_text *text = calloc(texts, sizeof(*text));
+    uint64_t n = 0;
+    bool ok = picked != NULL && text != NULL &&
+              kv_coll_pick(s, env->seed ^ (uint64_t)env->now_ms, picked, want, text, &n) ==
+                  KV_OK;
+    assert(!ok || n == want);
+    bool copy = kv_coll_count(s) <= KV_SET_INTSET_ENTRIES; /* every small set */
+    for (uint64_t i = 0; ok && i < n; i++) {
+        struct kv_elem e = picked[i];
+        e.transient = e.transient || copy;
+        ok = cmd_elems_push(l, &e);
+    }
+    free(picked);
+    free(text);
+    return ok;
+}
+
 /* SPOP key [count]: the members kv_coll_pick() chooses for this entry. */
 static void cmd__spop(const struct cmd_env *env, const struct resp_arg *key, int64_t count,
                       bool single, struct resp_out *out) {
@@ -119,24 +146,20 @@ static void cmd__spop(const struct cmd_env *env, const struct resp_arg *key, int
     }
     if (!cmd_random_count_ok(count, kv_coll_count(s), out)) return;
     uint64_t want = (uint64_t)count < kv_coll_count(s) ? (uint64_t)count : kv_coll_count(s);
-    struct kv_elem *picked = calloc((size_t)want, sizeof(*picked));
-    uint64_t n = 0;
-    if (picked == NULL ||
-        kv_coll_pick(s, env->seed ^ (uint64_t)env->now_ms, picked, want, &n) != KV_OK) {
-        free(picked);
+    struct cmd_elems l = {0};
+    if (!cmd__spop_pick(env, s, want, &l)) {
+        cmd_elems_free(&l);
         cmd_reply_kv_error(out, KV_ENOMEM);
         return;
     }
-    assert(n == want);
-    if (!single) resp_write_set(out, n);
-    for (uint64_t i = 0; i < n; i++) resp_write_bulk(out, picked[i].field, picked[i].field_len);
-    /* removing one member leaves the others' views valid */
-    for (uint64_t i = 0; i < n; i++) {
-        int rc = kv_coll_remove(env->kv, s, picked[i].field, picked[i].field_len);
+    if (!single) resp_write_set(out, l.n);
+    for (uint64_t i = 0; i < l.n; i++) resp_write_bulk(out, l.v[i].field, l.v[i].field_len);
+    for (uint64_t i = 0; i < l.n; i++) {
+        int rc = kv_coll_remove(env->kv, s, l.v[i].field, l.v[i].field_len);
         assert(rc == KV_OK);
         (void)rc;
     }
-    free(picked);
+    cmd_elems_free(&l);
     kv_coll_close(env->kv, key->data, key->len, s);
 }
 

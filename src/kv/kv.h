@@ -324,9 +324,27 @@ uint32_t kv_expired_sample(struct kv *kv, int64_t now_ms, struct kv_item *out, u
 /* ---- Collections: hashes and sets -----------------------------------------
  *
  * A hash maps fields to values; a set holds members (elements with an empty
- * value). Both are unordered (their order follows the table, like the
- * keyspace's) and never empty: a command that removes the last element
+ * value). Both are never empty: a command that removes the last element
  * calls kv_coll_close(), which deletes the key, as Redis does.
+ *
+ * Encodings (docs/kv.md), which replicas may hold differently (a snapshot
+ * load packs a small collection that grew and shrank) and which nothing
+ * depends on but the order of walks and HSCAN/SSCAN's paging:
+ *   - packed: up to KV_HASH_PACK_ENTRIES fields of at most
+ *     KV_HASH_PACK_VALUE_BYTES (field and value), or KV_SET_PACK_ENTRIES
+ *     members of at most KV_SET_PACK_VALUE_BYTES, in one buffer in
+ *     insertion order (Redis's listpack: HGETALL answers in Redis's order);
+ *   - intset: a set of up to KV_SET_INTSET_ENTRIES integers (members that
+ *     are the canonical text of an int64, as Redis's string2ll() takes
+ *     them) kept as binary integers in ascending order, as Redis's intset;
+ *   - table: one kv_entry per element in a hash table (the keyspace's:
+ *     table order; HSCAN/SSCAN with SCAN's cursor and guarantee).
+ * A collection passing a threshold becomes a table for good (an intset
+ * given a non-integer becomes packed when it fits, as in Redis 7.2).
+ * Packed and intset collections are scanned whole in one call (cursor 0
+ * back, as Redis answers them). The thresholds are Redis's defaults, in
+ * one place here (the set-max-listpack ones are Redis 7.2's: Redis 7.0
+ * keeps small string sets in a table).
  *
  * A write opens the key's collection with kv_coll_open(), changes it with
  * kv_coll_put()/kv_coll_remove(), then calls kv_coll_close(). A collection
@@ -336,13 +354,36 @@ uint32_t kv_expired_sample(struct kv *kv, int64_t now_ms, struct kv_item *out, u
  */
 struct kv_coll; /* opaque */
 
+#define KV_HASH_PACK_ENTRIES 128u    /* hash-max-listpack-entries */
+#define KV_HASH_PACK_VALUE_BYTES 64u /* hash-max-listpack-value (field and value) */
+#define KV_SET_INTSET_ENTRIES 512u   /* set-max-intset-entries */
+#define KV_SET_PACK_ENTRIES 128u     /* set-max-listpack-entries (Redis 7.2) */
+#define KV_SET_PACK_VALUE_BYTES 64u  /* set-max-listpack-value (Redis 7.2) */
+_Static_assert(KV_HASH_PACK_VALUE_BYTES <= 255 && KV_SET_PACK_VALUE_BYTES <= 255,
+               "a packed length is one byte");
+_Static_assert(KV_SET_INTSET_ENTRIES <= UINT16_MAX && KV_HASH_PACK_ENTRIES <= UINT16_MAX &&
+                   KV_SET_PACK_ENTRIES <= UINT16_MAX,
+               "a packed count is 16 bits");
+
 /* A borrowed view of one element: a hash field and its value, or a set
- * member (value_len 0). */
+ * member (value_len 0). An intset keeps integers, not their text: the view
+ * of one of its members is written as text somewhere short-lived, and
+ * `transient` says so: the field bytes are then valid only during the
+ * callback that got the view (walks), or as long as the kv_elem_text the
+ * caller passed (samples, picks), or the bytes the caller looked up
+ * (kv_coll_find). Whoever keeps such a view longer copies its bytes. */
 struct kv_elem {
     const uint8_t *field;
     uint32_t field_len;
+    bool transient;
     const uint8_t *value;
     uint32_t value_len;
+};
+
+/* Room for the text of one integer member ("-9223372036854775808"). */
+#define KV_ELEM_TEXT_BYTES 24u
+struct kv_elem_text {
+    uint8_t bytes[KV_ELEM_TEXT_BYTES];
 };
 
 /* The live key's collection, which must be of `type`: KV_OK and *out,
@@ -394,23 +435,27 @@ int kv_coll_remove(struct kv *kv, struct kv_coll *c, const void *field, size_t f
 /* Callback for element walks: 0 to go on, anything else stops the walk and
  * is returned. It must not change the collection. */
 typedef int (*kv_elem_cb)(void *ctx, const struct kv_elem *e);
-/* Every element, in table order. O(elements). */
+/* Every element, in the encoding's order (packed: insertion; intset:
+ * ascending; table: the table's). O(elements). */
 int kv_coll_foreach(const struct kv_coll *c, kv_elem_cb cb, void *ctx);
-/* HSCAN/SSCAN: as kv_scan() over the elements (same cursor, same bounds,
- * same guarantee); cb's return value is ignored. */
+/* HSCAN/SSCAN: packed or intset, every element in one call (cursor 0
+ * back, as Redis does); else as kv_scan() over the elements (same cursor,
+ * same bounds, same guarantee). cb's return value is ignored. */
 uint64_t kv_coll_scan(const struct kv_coll *c, uint64_t cursor, uint32_t count, kv_elem_cb cb,
                       void *ctx);
 /* Up to max (>= 1) elements near a random position (for HRANDFIELD,
  * SRANDMEMBER: reads, any replica may answer differently); returns how many
- * (>= 1 unless empty). Bounded work. */
+ * (>= 1 unless empty). Bounded work. text: room for min(max,
+ * KV_SET_INTSET_ENTRIES) texts, where an intset's views are written. */
 uint32_t kv_coll_sample(const struct kv_coll *c, struct rand *rng, struct kv_elem *out,
-                        uint32_t max);
+                        uint32_t max, struct kv_elem_text *text);
 /* The min(max, count) elements whose SipHash under a key made from `seed`
  * is smallest, in that order: the same elements on every replica whatever
- * its table layout (SPOP, a write, picks its members so). O(elements);
- * KV_OK, or KV_ENOMEM (*n_out is 0). */
+ * its encoding or table layout (SPOP, a write, picks its members so).
+ * O(elements); KV_OK, or KV_ENOMEM (*n_out is 0). text as for
+ * kv_coll_sample(). */
 int kv_coll_pick(const struct kv_coll *c, uint64_t seed, struct kv_elem *out, uint64_t max,
-                 uint64_t *n_out) __attribute__((warn_unused_result));
+                 struct kv_elem_text *text, uint64_t *n_out) __attribute__((warn_unused_result));
 
 /* ---- Lists ------------------------------------------------------------------
  *
@@ -615,10 +660,12 @@ const char *kv_coll_encoding(const struct kv_coll *c);
  *             (4 bytes each), then the trailer magic: binds the records'
  *             order and number to the header
  *
- * Records are in table order (which depends on the seed), and so are the
- * elements of a hash or a set (a list's are in list order, a sorted set's
- * in its order, which the loader checks); logically expired keys are included (they are
- * state until deleted). The loader refuses any mismatch: magic, version,
+ * Records are in table order (which depends on the seed); the elements of
+ * a hash or a set in their encoding's order (packed: insertion; intset:
+ * ascending, as text; table: the table's, which depends on the seed), and
+ * the loader puts them in that order (packing what fits); a list's are in
+ * list order, a sorted set's in its order, which the loader checks.
+ * Logically expired keys are included (they are state until deleted). The loader refuses any mismatch: magic, version,
  * crc, a length over a limit or past the declared total, a duplicate key or
  * element, an empty collection, an unknown type or flag, a short or long
  * input; the error message names the byte offset. It checks every declared

@@ -7,14 +7,23 @@
  * a new expiry slot) copies the pointer and frees only the old entry's shell
  * (kv_entry_free_shell).
  *
- * Hashes and sets keep their elements in a kv_dict of their own (the
- * keyspace's table: SipHash under the keyspace's seed, incremental resize,
- * reverse-binary scan), one kv_entry per element with no expiry slot: a
- * hash field is the entry's key and its value the entry's value; a set
- * member is the key, with an empty value.
+ * Hashes and sets (struct kv_hset) have three encodings (kv.h):
+ *   packed  one buffer of elements in insertion order, each
+ *             hash: u8 field length | field | u8 value length | value
+ *             set:  u8 member length | member
+ *           (lengths <= KV_HASH_PACK_VALUE_BYTES / KV_SET_PACK_VALUE_BYTES)
+ *   intset  a set's integers in ascending order, each `width` bytes (2, 4
+ *           or 8: the least that holds every member, widened as needed,
+ *           never narrowed), little-endian two's complement
+ *   table   a kv_dict of its own (the keyspace's table: SipHash under the
+ *           keyspace's seed, incremental resize, reverse-binary scan), one
+ *           kv_entry per element with no expiry slot: a hash field is the
+ *           entry's key and its value the entry's value; a set member is
+ *           the key, with an empty value.
  *
- * Accounting: c->memory_bytes counts the struct and its element entries,
- * c->dict.table_bytes its bucket arrays; c->payload_bytes the bytes its
+ * Accounting: c->memory_bytes counts the struct, the packed buffer, or the
+ * dict's struct and its element entries, the dict's table_bytes its bucket
+ * arrays; c->payload_bytes the bytes its
  * elements take in a snapshot record (kv.h). Every change to a collection is
  * added to the keyspace's memory_bytes and data_bytes at once, so
  * kv_memory_bytes() and kv_snapshot_size() stay exact.
@@ -75,21 +84,38 @@ struct kv_zset {
 #define KV_ZSET_SCORE_BYTES 8u
 #define KV_COLL_ZSET_ELEM_OVERHEAD 12u /* snapshot: u32 length | u64 score bits */
 
+/* A hash or a set (kv_coll.c); the encodings are drawn above. */
+enum kv_hset_enc { KV_HSET_PACK = 0, KV_HSET_INTSET = 1, KV_HSET_DICT = 2 };
+struct kv_hset {
+    union {
+        uint8_t *pack;        /* packed or intset: pack_bytes bytes, NULL when empty */
+        struct kv_dict *dict; /* table */
+    };
+    uint32_t pack_bytes;
+    uint16_t pack_count;
+    uint8_t enc;   /* enum kv_hset_enc */
+    uint8_t width; /* intset: bytes per integer */
+};
+
 struct kv_coll {
     uint8_t type;           /* KV_TYPE_HASH, _SET, _LIST or _ZSET */
     uint64_t memory_bytes;  /* the struct, elements, list blocks and map, zset nodes */
     uint64_t payload_bytes; /* snapshot bytes of the elements */
-    union {                 /* a zset's struct is allocated only up to its member */
-        struct kv_dict dict; /* hash, set */
+    union {                 /* a zset's or hset's struct stops after its member */
+        struct kv_hset hset; /* hash, set */
         struct kv_list list; /* list */
         struct kv_zset zset; /* sorted set */
     };
 };
 
-/* Bytes of a collection's struct: a sorted set's stops after its member
- * (small sorted sets are many; their struct is 40 bytes, not 120). */
+/* Bytes of a collection's struct: a sorted set's, a hash's and a set's
+ * stop after their member (small ones are many; their struct is 40 bytes,
+ * not 72). */
 static inline size_t kv_coll_struct_bytes(uint8_t type) {
     if (type == KV_TYPE_ZSET) return offsetof(struct kv_coll, zset) + sizeof(struct kv_zset);
+    if (type == KV_TYPE_HASH || type == KV_TYPE_SET) {
+        return offsetof(struct kv_coll, hset) + sizeof(struct kv_hset);
+    }
     return sizeof(struct kv_coll);
 }
 
@@ -149,8 +175,9 @@ void kv_coll_free(struct kv *kv, struct kv_coll *c);
 /* An element entry whose field and value bytes the caller fills (snapshot
  * load); not yet counted nor linked. */
 struct kv_entry *kv_coll_elem_alloc(uint32_t field_len, uint32_t value_len);
-/* Links an element filled by the caller and counts it: KV_OK, KV_ECORRUPT if
- * the field is already there (the caller frees e), KV_ENOMEM. */
+/* Links an element filled by the caller and counts it (a packed or intset
+ * collection copies it and frees e): KV_OK, KV_ECORRUPT if the field is
+ * already there (the caller frees e), KV_ENOMEM. */
 int kv_coll_elem_link(struct kv *kv, struct kv_coll *c, struct kv_entry *e)
     __attribute__((warn_unused_result));
 /* An order-independent digest of the elements. */

@@ -7,6 +7,7 @@ escaped). test_cmd replays them through src/cmd and compares bytes.
 whose reply is not recorded); they are copied to golden.txt as they are.
 
 Usage: gen_golden.py [redis-server binary]   (run by `make golden`)
+The server listens on port 26379, or $GOLDEN_PORT.
 """
 import os
 import shlex

@@ -1678,9 +1678,10 @@ TEST(pick_is_the_same_whatever_the_layout) {
     int layout_differs = 0;
     for (uint64_t seed = 1; seed <= 20; seed++) {
         struct kv_elem pa[5], pb[5];
+        struct kv_elem_text ta[5], tb[5];
         uint64_t na = 0, nb = 0;
-        CHECK(kv_coll_pick(ca, seed, pa, 5, &na) == KV_OK);
-        CHECK(kv_coll_pick(cb, seed, pb, 5, &nb) == KV_OK);
+        CHECK(kv_coll_pick(ca, seed, pa, 5, ta, &na) == KV_OK);
+        CHECK(kv_coll_pick(cb, seed, pb, 5, tb, &nb) == KV_OK);
         CHECK_EQ_U64(na, 5);
         CHECK_EQ_U64(nb, 5);
         for (int i = 0; i < 5; i++) {
@@ -1691,16 +1692,19 @@ TEST(pick_is_the_same_whatever_the_layout) {
         rand_seed(&ra, seed);
         rand_seed(&rb, seed);
         struct kv_elem sa, sb;
-        CHECK(kv_coll_sample(ca, &ra, &sa, 1) == 1);
-        CHECK(kv_coll_sample(cb, &rb, &sb, 1) == 1);
+        struct kv_elem_text xa, xb;
+        CHECK(kv_coll_sample(ca, &ra, &sa, 1, &xa) == 1);
+        CHECK(kv_coll_sample(cb, &rb, &sb, 1, &xb) == 1);
         layout_differs += sa.field_len != sb.field_len ||
                           memcmp(sa.field, sb.field, sa.field_len) != 0;
     }
     CHECK(layout_differs > 0); /* the canary: the comparison can fail */
     /* picking more than there are gives them all, once each */
     struct kv_elem *all = calloc(300, sizeof(*all));
+    struct kv_elem_text *text = calloc(300, sizeof(*text));
     uint64_t n = 0;
-    CHECK(kv_coll_pick(ca, 7, all, 300, &n) == KV_OK);
+    CHECK(kv_coll_pick(ca, 7, all, 300, text, &n) == KV_OK);
+    free(text);
     CHECK_EQ_U64(n, 200);
     free(all);
     kv_destroy(a);
