@@ -35,6 +35,7 @@ enum cmd_flags {
     CMD_NUMKEYS = 1 << 8,  /* argv[first_key] is a key count, the keys follow it */
     CMD_DSTKEY = 1 << 9,   /* with CMD_NUMKEYS: argv[1] is a key too (ZUNIONSTORE) */
     CMD_BLOCKING = 1 << 10, /* may wait for its keys (BLPOP, BLMOVE, ...): see cmd_block */
+    CMD_STREAMKEYS = 1 << 11, /* the keys follow STREAMS (XREAD, XREADGROUP): movable */
 };
 
 struct cmd_env;
@@ -157,6 +158,11 @@ int cmd_entry_decode(const uint8_t *buf, size_t len, int64_t *now_ms, uint32_t *
 void cmd_zset_pop(const struct cmd_env *env, const struct resp_arg *keys, uint32_t nkeys,
                   bool max, int64_t count, bool emit_key, bool nested, bool nil_when_empty,
                   struct resp_out *out);
+
+/* XREAD's and XREADGROUP's keys, as Redis's xreadGetKeys(): true with
+ * argv[*first, *first + *count), false if there are none. */
+bool cmd_xread_keys(uint32_t argc, const struct resp_arg *argv, uint32_t *first,
+                    uint32_t *count);
 
 /* Redis's string2ll: strict decimal, no sign '+', no leading zeros or
  * spaces, within int64. */

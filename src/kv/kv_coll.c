@@ -8,7 +8,7 @@
 
 static uint64_t kv__coll_memory(const struct kv_coll *c) {
     if (c->type == KV_TYPE_ZSET) return c->memory_bytes + kv_zset_table_bytes(c);
-    if (c->type == KV_TYPE_LIST) return c->memory_bytes;
+    if (c->type == KV_TYPE_LIST || c->type == KV_TYPE_STREAM) return c->memory_bytes;
     return c->memory_bytes + c->dict.table_bytes;
 }
 
@@ -23,7 +23,7 @@ static void kv__coll_account(struct kv *kv, const struct kv_coll *c, uint64_t me
 
 struct kv_coll *kv_coll_new(struct kv *kv, uint8_t type) {
     assert(type == KV_TYPE_HASH || type == KV_TYPE_SET || type == KV_TYPE_LIST ||
-           type == KV_TYPE_ZSET);
+           type == KV_TYPE_ZSET || type == KV_TYPE_STREAM);
     size_t size = kv_coll_struct_bytes(type);
     void *mem = calloc(1, size);
     if (mem == NULL) return NULL;
@@ -32,6 +32,10 @@ struct kv_coll *kv_coll_new(struct kv *kv, uint8_t type) {
     if (type == KV_TYPE_HASH || type == KV_TYPE_SET) kv_dict_init(&c->dict, kv->config.hash_seed);
     c->memory_bytes = size;
     kv->memory_bytes += size;
+    if (type == KV_TYPE_STREAM) {
+        kv_stream_init(c);
+        kv->data_bytes += c->payload_bytes;
+    }
     return c;
 }
 
@@ -50,6 +54,7 @@ void kv_coll_free(struct kv *kv, struct kv_coll *c) {
     uint64_t payload = c->payload_bytes;
     if (c->type == KV_TYPE_LIST) kv_list_clear(c);
     else if (c->type == KV_TYPE_ZSET) kv_zset_clear(c);
+    else if (c->type == KV_TYPE_STREAM) kv_stream_clear(c);
     else kv_dict_clear(&c->dict, kv__elem_free_cb, c);
     assert(c->payload_bytes == 0);
     assert(c->memory_bytes == kv_coll_struct_bytes(c->type));
@@ -62,6 +67,7 @@ void kv_coll_free(struct kv *kv, struct kv_coll *c) {
 void kv_coll_destroy(struct kv_coll *c) {
     if (c->type == KV_TYPE_LIST) kv_list_clear(c);
     else if (c->type == KV_TYPE_ZSET) kv_zset_clear(c);
+    else if (c->type == KV_TYPE_STREAM) kv_stream_clear(c);
     else kv_dict_clear(&c->dict, kv__elem_free_cb, c);
     free(c);
 }
@@ -120,6 +126,7 @@ static int kv__coll_digest_fn(void *ctx, const struct kv_entry *e) {
 uint64_t kv_coll_digest(const struct kv_coll *c, const uint64_t key[2]) {
     if (c->type == KV_TYPE_LIST) return kv_list_digest(c, key) + c->type;
     if (c->type == KV_TYPE_ZSET) return kv_zset_digest(c, key) + c->type;
+    if (c->type == KV_TYPE_STREAM) return kv_stream_digest(c, key) + c->type;
     struct kv__digest_ctx d = {.key = key, .sum = kv_coll_count(c) * 0x9e3779b97f4a7c15ull};
     (void)kv_dict_foreach(&c->dict, kv__coll_digest_fn, &d);
     return d.sum + c->type;
@@ -132,6 +139,7 @@ uint8_t kv_coll_type(const struct kv_coll *c) { return c->type; }
 uint64_t kv_coll_count(const struct kv_coll *c) {
     if (c->type == KV_TYPE_LIST) return c->list.count;
     if (c->type == KV_TYPE_ZSET) return kv_zset_count(c);
+    if (c->type == KV_TYPE_STREAM) return c->stream.length;
     return c->dict.t[0].used + c->dict.t[1].used;
 }
 

@@ -178,7 +178,11 @@ static void kv__record(struct kv__bytes *b, const struct kv_entry *e) {
         kv__put64(h + KV__RECORD_FIXED, (uint64_t)expire_ms);
     }
     memcpy(h + n, kv_entry_key(e), e->key_len);
-    if (coll) {
+    if (e->type == KV_TYPE_STREAM) {
+        assert(kv_stream_of(c)->n_nodes <= UINT32_MAX);
+        kv__put32(h + 6, (uint32_t)kv_stream_of(c)->n_nodes);
+        kv_stream_write(c, h + n + e->key_len);
+    } else if (coll) {
         struct kv__elem_writer ew = {.p = h + n + e->key_len, .type = e->type};
         if (e->type == KV_TYPE_ZSET) {
             (void)kv_zset_walk(c, 0, kv_coll_count(c), false, kv__write_zelem, &ew);
@@ -505,8 +509,8 @@ static int kv__read_header(struct kv__reader *r, const struct kv_config *c,
     if (rc != KV_OK) return rc;
     uint32_t version = kv__get32(h + 8);
     r->version = version;
-    if (version != KV_SNAPSHOT_VERSION && version != KV_SNAPSHOT_VERSION_COLLECTIONS &&
-        version != KV_SNAPSHOT_VERSION_STRINGS) {
+    if (version != KV_SNAPSHOT_VERSION && version != KV_SNAPSHOT_VERSION_ZSETS &&
+        version != KV_SNAPSHOT_VERSION_COLLECTIONS && version != KV_SNAPSHOT_VERSION_STRINGS) {
         return kv__fail(r, KV_EVERSION, 8, "unknown format version %" PRIu32, version);
     }
     if (kv__get32(h + 12) != 0) return kv__fail(r, KV_ECORRUPT, 12, "unknown header flags");
@@ -547,15 +551,19 @@ static int kv__read_record_head(struct kv__reader *r, const struct kv_config *c,
     rec->expire_ms = KV_NO_EXPIRY;
     bool coll = kv_type_is_coll(rec->type);
     if (rec->type >= KV_TYPE_COUNT || (coll && r->version == KV_SNAPSHOT_VERSION_STRINGS) ||
-        (rec->type == KV_TYPE_ZSET && r->version == KV_SNAPSHOT_VERSION_COLLECTIONS)) {
+        (rec->type == KV_TYPE_ZSET && r->version == KV_SNAPSHOT_VERSION_COLLECTIONS) ||
+        (rec->type == KV_TYPE_STREAM && r->version != KV_SNAPSHOT_VERSION)) {
         return kv__fail(r, KV_ECORRUPT, at, "unknown type");
     }
+    bool stream = rec->type == KV_TYPE_STREAM; /* value length: its nodes, maybe 0 */
     if (flags & ~KV__RECORD_HAS_EXPIRY) return kv__fail(r, KV_ECORRUPT, at + 1, "bad flags");
     if (rec->key_len > c->key_bytes_max) {
         return kv__fail(r, KV_ECORRUPT, at + 2, "key length %" PRIu32 " over the limit",
                         rec->key_len);
     }
-    if (coll && rec->value_len == 0) return kv__fail(r, KV_ECORRUPT, at + 6, "empty collection");
+    if (coll && !stream && rec->value_len == 0) {
+        return kv__fail(r, KV_ECORRUPT, at + 6, "empty collection");
+    }
     if (!coll && rec->value_len > c->value_bytes_max) {
         return kv__fail(r, KV_ECORRUPT, at + 6, "value length %" PRIu32 " over the limit",
                         rec->value_len);
@@ -573,6 +581,7 @@ static int kv__read_record_head(struct kv__reader *r, const struct kv_config *c,
                         : rec->type == KV_TYPE_ZSET ? KV_COLL_ZSET_ELEM_OVERHEAD
                                                     : KV_COLL_SET_ELEM_OVERHEAD;
     uint64_t value_min = !coll ? rec->value_len : (uint64_t)rec->value_len * elem_min;
+    if (stream) value_min = KV_SNAPSHOT_STREAM_MIN_BYTES + (uint64_t)rec->value_len * 24u;
     uint64_t end = r->offset + (uint64_t)rec->key_len + value_min + 4;
     if (end > r->total - KV_SNAPSHOT_TRAILER_BYTES) {
         return kv__fail(r, KV_ECORRUPT, at, "record runs past the declared size");
@@ -671,6 +680,33 @@ static int kv__load_elem(struct kv__reader *r, struct kv *kv, struct kv_coll *c,
     return rc;
 }
 
+/* A stream's body (u64 length, then what kv_stream_load() checks), read
+ * whole: the loader holds one stream's record at a time. */
+static int kv__load_stream(struct kv__reader *r, struct kv *kv, struct kv_coll *c,
+                           uint32_t n_nodes, uint32_t *crc) {
+    uint64_t at = r->offset;
+    uint8_t h[8];
+    int rc = kv__read(r, h, sizeof(h));
+    if (rc != KV_OK) return rc;
+    *crc = crc32c(*crc, h, sizeof(h));
+    uint64_t len = kv__get64(h);
+    if (len > r->total - KV_SNAPSHOT_TRAILER_BYTES - r->offset || len > SIZE_MAX / 2) {
+        return kv__fail(r, KV_ECORRUPT, at, "stream runs past the declared size");
+    }
+    uint8_t *body = malloc(len > 0 ? (size_t)len : 1);
+    if (body == NULL) return kv__fail(r, KV_ENOMEM, at, "out of memory");
+    rc = kv__read(r, body, (size_t)len);
+    if (rc == KV_OK) {
+        *crc = crc32c(*crc, body, (size_t)len);
+        const char *what = "stream";
+        rc = kv_stream_load(kv, c, body, len, n_nodes, &what);
+        if (rc == KV_ECORRUPT) rc = kv__fail(r, rc, at, "corrupt stream (%s)", what);
+        else if (rc != KV_OK) rc = kv__fail(r, rc, at, "cannot load a stream");
+    }
+    free(body);
+    return rc;
+}
+
 /* The value of a collection record: its elements into a new collection,
  * which e (allocated with the pointer's 8 value bytes) then owns. */
 static int kv__load_coll(struct kv__reader *r, struct kv *kv, struct kv_entry *e,
@@ -678,6 +714,7 @@ static int kv__load_coll(struct kv__reader *r, struct kv *kv, struct kv_entry *e
     struct kv_coll *c = kv_coll_new(kv, e->type);
     if (c == NULL) return kv__fail(r, KV_ENOMEM, r->offset, "out of memory");
     memcpy((uint8_t *)kv_entry_value(e), &c, sizeof(c));
+    if (e->type == KV_TYPE_STREAM) return kv__load_stream(r, kv, c, count, crc);
     int rc = KV_OK;
     for (uint32_t i = 0; i < count && rc == KV_OK; i++) rc = kv__load_elem(r, kv, c, crc);
     return rc;
