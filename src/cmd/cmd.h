@@ -99,7 +99,30 @@ struct cmd_block {
     uint32_t key_count;
     uint32_t numkeys_arg; /* the argument holding key_count (BLMPOP), or 0 */
     uint8_t type;         /* the kv type those keys must hold (KV_TYPE_LIST) */
+    bool ids_follow;      /* key i's id is argv[key_first + key_count + i] (XREAD) */
 };
+
+/* Whether this call of a CMD_BLOCKING command may wait: XREAD and
+ * XREADGROUP only with BLOCK (without, they are a read and a write). */
+bool cmd_block_wanted(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv);
+
+/* Before a client first waits: XREAD's `$` ids become the stream's last id
+ * now (Redis does the same), so a later attempt through the log does not
+ * skip what was added meanwhile. Rewrites argv[i] to point into bufs
+ * (CMD_XID_BYTES per key of spec). */
+#define CMD_XID_BYTES 48u
+void cmd_block_resolve(const struct kv *kv, int64_t now_ms, const struct cmd_def *def,
+                       const struct cmd_block *spec, struct resp_arg *argv, char *bufs);
+
+/* How many attempts key i of a waiting command may usefully get now: the
+ * elements of a list or sorted set; for XREAD, unbounded if the stream has
+ * an entry after the waiter's id, else 0; for XREADGROUP, the entries after
+ * the group's last id (at most CMD_XREADGROUP_READY_MAX; 1 if the group is
+ * gone: the attempt answers NOGROUP). */
+#define CMD_XREADGROUP_READY_MAX 1024u
+uint64_t cmd_block_available(const struct kv *kv, int64_t now_ms, const struct cmd_def *def,
+                             const struct cmd_block *spec, uint32_t argc,
+                             const struct resp_arg *argv, uint32_t i);
 
 /* Checks a CMD_BLOCKING command's arguments (all but the keyspace) in
  * Redis's order and fills *spec; false after writing the error to out. */

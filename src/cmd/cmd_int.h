@@ -245,6 +245,9 @@ struct cmd_xread {
 };
 bool cmd_xread_parse(uint32_t argc, const struct resp_arg *argv, bool group,
                      struct cmd_xread *r, struct resp_out *out);
+/* cmd_block_spec() of XREAD and XREADGROUP (with BLOCK). */
+bool cmd_xblock_spec(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
+                     struct cmd_block *spec, struct resp_out *out);
 
 /* SCAN's options, and those of HSCAN and SSCAN (cmd_keys.c) */
 struct cmd_scan_options {

@@ -646,3 +646,98 @@ CMD_FN(cmd_xsetid) {
     }
     kv_coll_close(env->kv, argv[1].data, argv[1].len, c);
 }
+
+/* ---- blocking (cmd.h, "blocking commands") ---- */
+
+bool cmd_block_wanted(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv) {
+    if (def->exec != cmd_xread && def->exec != cmd_xreadgroup) return true;
+    for (uint32_t i = 1; i + 1 < argc; i++) {
+        const struct resp_arg *a = &argv[i];
+        if (cmd_arg_is(a, "block")) return true;
+        if (cmd_arg_is(a, "streams")) return false;
+        if (cmd_arg_is(a, "count")) i++;
+        else if (cmd_arg_is(a, "group")) i += 2;
+    }
+    return false;
+}
+
+bool cmd_xblock_spec(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
+                     struct cmd_block *spec, struct resp_out *out) {
+    struct cmd_xread r;
+    if (!cmd_xread_parse(argc, argv, def->exec == cmd_xreadgroup, &r, out)) return false;
+    if (r.n_streams > CMD_XREAD_STREAMS_MAX) {
+        resp_write_errorf(out, "ERR too many streams (at most %u)", CMD_XREAD_STREAMS_MAX);
+        return false;
+    }
+    spec->type = KV_TYPE_STREAM;
+    spec->key_first = r.streams_arg;
+    spec->key_count = r.n_streams;
+    spec->ids_follow = true;
+    spec->timeout_ms = r.timeout_ms < 0 ? 0 : (uint64_t)r.timeout_ms;
+    return true;
+}
+
+void cmd_block_resolve(const struct kv *kv, int64_t now_ms, const struct cmd_def *def,
+                       const struct cmd_block *spec, struct resp_arg *argv, char *bufs) {
+    if (def->exec != cmd_xread) return;
+    for (uint32_t i = 0; i < spec->key_count; i++) {
+        struct resp_arg *ida = &argv[spec->key_first + spec->key_count + i];
+        if (ida->len != 1 || ida->data[0] != '$') continue;
+        const struct resp_arg *key = &argv[spec->key_first + i];
+        const struct kv_coll *c = NULL;
+        struct kv_sid id = {0, 0};
+        if (kv_coll_get(kv, key->data, key->len, now_ms, KV_TYPE_STREAM, &c) == KV_OK) {
+            id = kv_stream_of(c)->last_id;
+        }
+        char *b = bufs + (size_t)i * CMD_XID_BYTES;
+        int n = snprintf(b, CMD_XID_BYTES, "%llu-%llu", (unsigned long long)id.ms,
+                         (unsigned long long)id.seq);
+        *ida = (struct resp_arg){b, (size_t)n};
+    }
+}
+
+static int cmd__count_cb(void *ctx, const struct kv_xentry *e) {
+    (void)e;
+    return ++*(uint64_t *)ctx >= CMD_XREADGROUP_READY_MAX;
+}
+
+static uint64_t cmd__xblock_available(const struct kv_coll *c, const struct cmd_def *def,
+                                      const struct resp_arg *argv, const struct cmd_block *spec,
+                                      uint32_t i) {
+    static const struct kv_sid max = {UINT64_MAX, UINT64_MAX};
+    struct kv_sid top;
+    if (!kv_stream_edge(c, false, &top)) return 0;
+    if (def->exec == cmd_xread) {
+        struct kv_sid id;
+        const struct resp_arg *ida = &argv[spec->key_first + spec->key_count + i];
+        if (!cmd_xid_parse(ida, 0, true, &id, NULL, NULL)) return 1; /* its error answers */
+        return kv_sid_cmp(&top, &id) > 0 ? UINT64_MAX : 0;
+    }
+    struct cmd_xread r;
+    uint32_t argc = spec->key_first + 2 * spec->key_count;
+    struct resp_out scratch;
+    resp_out_init(&scratch, 2, 4096, NULL);
+    bool ok = cmd_xread_parse(argc, argv, true, &r, &scratch);
+    resp_out_free(&scratch);
+    if (!ok) return 1;
+    const struct kv_xgroup *g = kv_stream_group(c, r.group->data, r.group->len);
+    if (g == NULL) return 1;
+    struct kv_sid start = g->last_id;
+    if (kv_sid_cmp(&top, &start) <= 0 || !cmd_xid_incr(&start)) return 0;
+    uint64_t n = 0;
+    (void)kv_stream_range(c, start, max, false, CMD_XREADGROUP_READY_MAX, cmd__count_cb, &n);
+    return n;
+}
+
+uint64_t cmd_block_available(const struct kv *kv, int64_t now_ms, const struct cmd_def *def,
+                             const struct cmd_block *spec, uint32_t argc,
+                             const struct resp_arg *argv, uint32_t i) {
+    (void)argc;
+    const struct resp_arg *key = &argv[spec->key_first + i];
+    const struct kv_coll *c = NULL;
+    if (kv_coll_get(kv, key->data, key->len, now_ms, spec->type, &c) != KV_OK || c == NULL) {
+        return 0;
+    }
+    if (spec->type != KV_TYPE_STREAM) return kv_coll_count(c);
+    return cmd__xblock_available(c, def, argv, spec, i);
+}

@@ -165,7 +165,7 @@ static bool kv__xcur_init(struct kv__xcur *x, const struct kv_xnode *n) {
         return false;
     }
     x->master = x->p;
-    struct kv_xbytes b;
+    struct kv_xbytes b = {NULL, 0};
     for (uint64_t i = 0; i < x->nmaster; i++) {
         if (!kv__xbytes(x, &b)) return false;
     }
@@ -1129,7 +1129,7 @@ static bool kv__node_check(struct kv_xnode *n, struct kv_sid *prev, bool first, 
     if (!kv__xcur_init(&x, n)) return false;
     struct kv__xcur m = x;
     m.p = x.master;
-    struct kv_xbytes b;
+    struct kv_xbytes b = {NULL, 0};
     for (uint64_t i = 0; i < x.nmaster; i++) {
         if (!kv__xbytes(&m, &b) || b.len > vmax) return false;
     }

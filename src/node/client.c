@@ -408,7 +408,8 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
         } else if (route == ROUTE_PROXY) {
             n->stats.proxied++;
             proxy_forward(c, target, s, full_argc, full_argv);
-        } else if ((def->flags & CMD_BLOCKING) && into == NULL) {
+        } else if ((def->flags & CMD_BLOCKING) && into == NULL &&
+                   cmd_block_wanted(def, argc, argv)) {
             block_start(c, shard, s, def, argc, argv);
         } else if (def->flags & CMD_WRITE) {
             shard_write(n, shard, c, s, argc, argv);
