@@ -189,3 +189,46 @@ def test_consumer_group_across_a_leader_kill(cluster):
     claimed, unread = check_group(cluster, acked_adds, delivered, acked, dropped)
     print("stream group: %d claimed by XAUTOCLAIM, %d unread at the end" % (
         len(claimed), len(unread)))
+
+
+def full_info(cl, i, key):
+    r = cl.client(i, timeout=10)
+    r.execute_command("READONLY")
+    return r.execute_command("XINFO", "STREAM", key, "FULL", "COUNT", "0")
+
+
+def test_streams_survive_snapshots_and_restarts_alike_on_every_replica(make_cluster):
+    """Snapshots every 50 entries: a follower that was down catches up from
+    a snapshot; after a full restart every replica holds the same stream,
+    groups, consumers and pending entries, delivery times included (they
+    are the log entries' timestamps, not each replica's clock)."""
+    cl = make_cluster(extra=["--snapshot-entries", "50"])
+    lead = cl.leader()
+    r = cl.client(lead)
+    r.xgroup_create("ev", "g1", id="0", mkstream=True)
+    r.xgroup_create("ev", "g2", id="$")
+    for i in range(120):
+        r.xadd("ev", {"n": str(i), "kind": "a" if i % 2 else "b"})
+    r.xreadgroup("g1", "alice", {"ev": ">"}, count=30)
+    r.xreadgroup("g1", "bob", {"ev": ">"}, count=20)
+    victim = cl.followers()[0]
+    cl.kill(victim)
+    for i in range(200):
+        r.xadd("ev", {"n": "late%d" % i}, maxlen=250, approximate=True)
+    r.xdel("ev", *[e[0] for e in r.xrange("ev", count=5)])
+    r.xack("ev", "g1", *[p["message_id"] for p in r.xpending_range("ev", "g1", "-", "+", 7)])
+    r.xclaim("ev", "g1", "carol", 0, [p["message_id"] for p in
+                                     r.xpending_range("ev", "g1", "-", "+", 3, "bob")])
+    r.xreadgroup("g2", "dave", {"ev": ">"}, count=10)
+    cl.start(victim)
+    want = full_info(cl, lead, "ev")
+    wait_for(lambda: full_info(cl, victim, "ev") == want, timeout=30,
+             what="the restarted follower's stream")
+    for i in list(cl.procs):
+        cl.kill(i)
+    for i in cl.ids:
+        cl.start(i)
+    cl.leader(timeout=30)
+    for i in cl.ids:
+        wait_for(lambda: full_info(cl, i, "ev") == want, timeout=30, what="replica %d" % i)
+    assert cl.client(cl.leader()).xlen("ev") == want[1]
