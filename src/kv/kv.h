@@ -1,5 +1,5 @@
 /* kv.h: the keyspace, one shard's replicated state machine. Binary-safe keys
- * map to typed values (strings, hashes, sets, lists, sorted sets), each with an optional
+ * map to typed values (strings, hashes, sets, lists, sorted sets, streams), each with an optional
  * absolute expiry in milliseconds. It is pure:
  * no I/O, no clock, no globals; time is a value passed in (the timestamp the
  * leader stamped on the log entry being applied), randomness comes from a
