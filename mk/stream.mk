@@ -21,3 +21,14 @@ $(BUILD)/canary/XREADGROUP_NO_PEL/test_cmd: tests/unit/test_cmd.c $(CMD_SRC) $(C
 
 TEST_DEPS += $(BUILD)/canary/XREADGROUP_NO_PEL/test_cmd $(BUILD)/canary/XREADGROUP_NO_PEL/shoal
 EXTRA_CHECKS += scripts/stream-canary.sh
+
+# Canary of test_stream: a node search by first ids rather than last ids
+# (a range that starts inside a node skips it); stream_against_model must
+# catch it (scripts/stream-canary.sh).
+$(BUILD)/canary/STREAM_SEEK_BY_MASTER/test_stream: tests/unit/test_stream.c $(KV_SRC) $(UTIL_SRC) \
+		$(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_STREAM_SEEK_BY_MASTER -Itests/unit -o $@ tests/unit/test_stream.c \
+		$(KV_SRC) $(UTIL_SRC)
+
+TEST_DEPS += $(BUILD)/canary/STREAM_SEEK_BY_MASTER/test_stream

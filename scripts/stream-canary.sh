@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The streams' canaries. XREADGROUP that hands out entries without
+# The streams' canaries. A node search by first ids rather than last ids
+# (-DCANARY_STREAM_SEEK_BY_MASTER) must be caught by test_stream's
+# stream_against_model. XREADGROUP that hands out entries without
 # recording them as pending (-DCANARY_XREADGROUP_NO_PEL) must be caught by
 # test_cmd's replies_match_redis_byte_for_byte (XPENDING, XACK and XCLAIM
 # then answer otherwise than redis-server) and by the consumer group check
@@ -15,6 +17,12 @@ passed=0
 failed=0
 if UNIT_CANARY_LABEL=stream_unit_canary bash scripts/unit-canary.sh XREADGROUP_NO_PEL test_cmd \
     replies_match_redis_byte_for_byte; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
+if UNIT_CANARY_LABEL=stream_unit_canary bash scripts/unit-canary.sh STREAM_SEEK_BY_MASTER \
+    test_stream stream_against_model; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1))

@@ -14,6 +14,7 @@
 #include "cmd/cmd_int.h"
 #include "kv/kv_stream.h"
 
+static const struct kv_sid cmd__xmin = {0, 0};
 static const struct kv_sid cmd__xmax = {UINT64_MAX, UINT64_MAX};
 
 static bool cmd__ll(const struct resp_arg *a, int64_t *v, const char *msg,
@@ -384,7 +385,9 @@ CMD_FN(cmd_xack) {
     }
     if (ok) {
         int64_t acked = 0;
-        for (uint32_t j = 3; j < argc; j++) acked += kv_stream_nack_remove(env->kv, c, g, ids[j - 3]);
+        for (uint32_t j = 3; j < argc; j++) {
+            acked += kv_stream_nack_remove(env->kv, c, g, ids[j - 3]);
+        }
         resp_write_int(out, acked);
     }
     free(ids);
@@ -744,7 +747,9 @@ static void cmd__lag(const struct kv_stream *s, const struct kv_xgroup *g, struc
         resp_write_int(out, (int64_t)s->entries_added - g->entries_read);
     } else {
         int64_t read = kv_stream_estimate_read(s, &g->last_id);
-        if (read != KV_XGROUP_NO_ENTRIES_READ) resp_write_int(out, (int64_t)s->entries_added - read);
+        if (read != KV_XGROUP_NO_ENTRIES_READ) {
+            resp_write_int(out, (int64_t)s->entries_added - read);
+        }
         else resp_write_null(out);
     }
 }
@@ -872,11 +877,11 @@ static void cmd__xinfo_stream(const struct kv_coll *c, uint32_t argc, const stru
         cmd__bulk(out, "groups");
         resp_write_int(out, s->n_groups);
         cmd__bulk(out, "first-entry");
-        if (kv_stream_range(c, (struct kv_sid){0, 0}, cmd__xmax, false, 1, cmd__xrg_one_cb, out) != 1) {
+        if (kv_stream_range(c, cmd__xmin, cmd__xmax, false, 1, cmd__xrg_one_cb, out) != 1) {
             resp_write_null(out);
         }
         cmd__bulk(out, "last-entry");
-        if (kv_stream_range(c, (struct kv_sid){0, 0}, cmd__xmax, true, 1, cmd__xrg_one_cb, out) != 1) {
+        if (kv_stream_range(c, cmd__xmin, cmd__xmax, true, 1, cmd__xrg_one_cb, out) != 1) {
             resp_write_null(out);
         }
         return;

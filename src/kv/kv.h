@@ -1,6 +1,6 @@
 /* kv.h: the keyspace, one shard's replicated state machine. Binary-safe keys
- * map to typed values (strings, hashes, sets, lists, sorted sets, streams), each with an optional
- * absolute expiry in milliseconds. It is pure:
+ * map to typed values (strings, hashes, sets, lists, sorted sets, streams),
+ * each with an optional absolute expiry in milliseconds. It is pure:
  * no I/O, no clock, no globals; time is a value passed in (the timestamp the
  * leader stamped on the log entry being applied), randomness comes from a
  * generator passed in. See docs/kv.md.

@@ -309,7 +309,9 @@ TEST(groups_consumers_pending) {
     CHECK(kv_coll_open(kv, "s", 1, 0, KV_TYPE_STREAM, true, &c) == KV_OK);
     struct model md = {0};
     uint64_t seed = 11;
-    for (uint64_t i = 1; i <= 30; i++) CHECK(append(kv, c, &md, (struct kv_sid){i, 0}, &seed) == KV_OK);
+    for (uint64_t i = 1; i <= 30; i++) {
+        CHECK(append(kv, c, &md, (struct kv_sid){i, 0}, &seed) == KV_OK);
+    }
     int err = 0;
     struct kv_xgroup *g = kv_stream_group_create(kv, c, "gb", 2, (struct kv_sid){0, 0}, 0, &err);
     CHECK(g != NULL);
