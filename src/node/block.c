@@ -317,9 +317,14 @@ void block_start(struct client *c, struct shard *s, struct slot *slot, const str
     c->block = b;
     /* All absent here: wait for a write to touch one. This keyspace may
      * lag the log (a write committed but not applied yet), which only
-     * delays the attempt: the write wakes us when it applies. */
-    if (block__any_key_exists(b)) block__attempt(b, b->argc, b->argv);
-    else block__wait(b);
+     * delays the attempt: the write wakes us when it applies. A stream
+     * command always makes its first attempt: its errors do not wait for
+     * its keys (XREADGROUP on a missing key answers NOGROUP at once). */
+    if (spec.type == KV_TYPE_STREAM || block__any_key_exists(b)) {
+        block__attempt(b, b->argc, b->argv);
+    } else {
+        block__wait(b);
+    }
 }
 
 /* ---- answers from the log (shard.c) ---- */

@@ -237,7 +237,9 @@ static enum client__route client__route(struct client *c, const struct cmd_def *
     }
     struct shard *s = n->shards[k];
     *shard = s;
-    if ((def->flags & CMD_READONLY) && c->readonly && s != NULL) return ROUTE_NOW;
+    /* XREAD BLOCK waits on the leader, READONLY or not */
+    bool waits = (def->flags & CMD_BLOCKING) && cmd_block_wanted(def, argc, argv);
+    if ((def->flags & CMD_READONLY) && c->readonly && s != NULL && !waits) return ROUTE_NOW;
 #ifdef CANARY_FOLLOWER_READS
     /* deliberate bug: a follower answers reads from its replica as if
      * they were linearizable (stale reads) */

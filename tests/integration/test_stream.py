@@ -52,6 +52,18 @@ def test_xread_block_is_woken_by_xadd_on_another_node(cluster):
     t0 = time.time()
     assert cluster.client(f1).xread({"w": "$"}, block=300) == []
     assert time.time() - t0 >= 0.25
+    # on a READONLY connection it still waits (on the leader)
+    ro = cluster.client(f2)
+    ro.execute_command("READONLY")
+    waiter = Call(ro, "XREAD", "BLOCK", "0", "STREAMS", "w", "$")
+    wait_for(lambda: blocked(cluster, lead) == 1, what="the READONLY XREAD to block")
+    newer = r2.xadd("w", {"newer": "3"})
+    assert waiter.get() == [[b"w", [(newer, {b"newer": b"3"})]]]
+    # errors do not wait for the keys
+    with pytest.raises(redis.ResponseError, match="NOGROUP"):
+        cluster.client(f1).xreadgroup("g", "c", {"nokey": ">"}, block=0)
+    with pytest.raises(redis.ResponseError, match="Invalid stream ID"):
+        cluster.client(f1).xread({"nokey": "abc"}, block=0)
     # XREADGROUP BLOCK: the entry is pending on every replica before the reply
     r2.xgroup_create("w", "g", id="$")
     waiter = Call(cluster.client(f1), "XREADGROUP", "GROUP", "g", "alice", "BLOCK", "0",
