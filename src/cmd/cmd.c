@@ -184,6 +184,22 @@ const struct cmd_def cmd_table[] = {
     {"discard", NULL, 1, N | F, 0, 0, 0, "transactions", "Discard all commands issued after MULTI", "2.0.0"},
     {"watch", NULL, -2, N | F, 1, -1, 1, "transactions", "Watch the given keys to determine execution of the MULTI/EXEC block", "2.2.0"},
     {"unwatch", NULL, 1, N | F, 0, 0, 0, "transactions", "Forget about all watched keys", "2.2.0"},
+    /* streams */
+    {"xack", cmd_xack, -4, W | F, 1, 1, 1, "stream", "Marks a pending message as correctly processed, effectively removing it from the pending entries list of the consumer group. Return value of the command is the number of messages successfully acknowledged, that is, the IDs we were actually able to resolve in the PEL.", "5.0.0"},
+    {"xadd", cmd_xadd, -5, W | F, 1, 1, 1, "stream", "Appends a new entry to a stream", "5.0.0"},
+    {"xautoclaim", cmd_xautoclaim, -6, W | F, 1, 1, 1, "stream", "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer.", "6.2.0"},
+    {"xclaim", cmd_xclaim, -6, W | F, 1, 1, 1, "stream", "Changes (or acquires) ownership of a message in a consumer group, as if the message was delivered to the specified consumer.", "5.0.0"},
+    {"xdel", cmd_xdel, -3, W | F, 1, 1, 1, "stream", "Removes the specified entries from the stream. Returns the number of items actually deleted, that may be different from the number of IDs passed in case certain IDs do not exist.", "5.0.0"},
+    {"xgroup", cmd_xgroup, -2, W, 2, 2, 1, "stream", "A container for consumer groups commands", "5.0.0"},
+    {"xinfo", cmd_xinfo, -2, R, 2, 2, 1, "stream", "A container for stream introspection commands", "5.0.0"},
+    {"xlen", cmd_xlen, 2, R | F, 1, 1, 1, "stream", "Return the number of entries in a stream", "5.0.0"},
+    {"xpending", cmd_xpending, -3, R, 1, 1, 1, "stream", "Return information and entries from a stream consumer group pending entries list, that are messages fetched but never acknowledged.", "5.0.0"},
+    {"xrange", cmd_xrange, -4, R, 1, 1, 1, "stream", "Return a range of elements in a stream, with IDs matching the specified IDs interval", "5.0.0"},
+    {"xread", cmd_xread, -4, R | CMD_BLOCKING | CMD_STREAMKEYS, 1, 1, 1, "stream", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.", "5.0.0"},
+    {"xreadgroup", cmd_xreadgroup, -7, W | CMD_BLOCKING | CMD_STREAMKEYS, 1, 1, 1, "stream", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block.", "5.0.0"},
+    {"xrevrange", cmd_xrevrange, -4, R, 1, 1, 1, "stream", "Return a range of elements in a stream, with IDs matching the specified IDs interval, in reverse order (from greater to smaller IDs) compared to XRANGE", "5.0.0"},
+    {"xsetid", cmd_xsetid, -3, W | F, 1, 1, 1, "stream", "An internal command for replicating stream values", "5.0.0"},
+    {"xtrim", cmd_xtrim, -4, W, 1, 1, 1, "stream", "Trims the stream to (approximately if '~' is passed) a certain size", "5.0.0"},
     /* pub/sub: answered by the node (src/node/pubsub.c) */
     {"subscribe", NULL, -2, N, 0, 0, 0, "pubsub", "Listen for messages published to the given channels", "2.0.0"},
     {"unsubscribe", NULL, -1, N, 0, 0, 0, "pubsub", "Stop listening for messages posted to the given channels", "2.0.0"},
@@ -298,6 +314,12 @@ void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *a
     }
     if (def->exec == cmd_sort) { /* STORE's destination is a key too */
         cmd_sort_keys(argc, argv, cb, ctx);
+        return;
+    }
+    if (def->flags & CMD_STREAMKEYS) {
+        uint32_t first, count;
+        if (!cmd_xread_keys(argc, argv, &first, &count)) return;
+        for (uint32_t i = 0; i < count; i++) cb(ctx, &argv[first + i]);
         return;
     }
     if (def->flags & CMD_NUMKEYS) {

@@ -35,6 +35,7 @@ enum cmd_flags {
     CMD_NUMKEYS = 1 << 8,  /* argv[first_key] is a key count, the keys follow it */
     CMD_DSTKEY = 1 << 9,   /* with CMD_NUMKEYS: argv[1] is a key too (ZUNIONSTORE) */
     CMD_BLOCKING = 1 << 10, /* may wait for its keys (BLPOP, BLMOVE, ...): see cmd_block */
+    CMD_STREAMKEYS = 1 << 11, /* the keys follow STREAMS (XREAD, XREADGROUP): movable */
 };
 
 struct cmd_env;
@@ -98,7 +99,30 @@ struct cmd_block {
     uint32_t key_count;
     uint32_t numkeys_arg; /* the argument holding key_count (BLMPOP), or 0 */
     uint8_t type;         /* the kv type those keys must hold (KV_TYPE_LIST) */
+    bool ids_follow;      /* key i's id is argv[key_first + key_count + i] (XREAD) */
 };
+
+/* Whether this call of a CMD_BLOCKING command may wait: XREAD and
+ * XREADGROUP only with BLOCK (without, they are a read and a write). */
+bool cmd_block_wanted(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv);
+
+/* Before a client first waits: XREAD's `$` ids become the stream's last id
+ * now (Redis does the same), so a later attempt through the log does not
+ * skip what was added meanwhile. Rewrites argv[i] to point into bufs
+ * (CMD_XID_BYTES per key of spec). */
+#define CMD_XID_BYTES 48u
+void cmd_block_resolve(const struct kv *kv, int64_t now_ms, const struct cmd_def *def,
+                       const struct cmd_block *spec, struct resp_arg *argv, char *bufs);
+
+/* How many attempts key i of a waiting command may usefully get now: the
+ * elements of a list or sorted set; for XREAD, unbounded if the stream has
+ * an entry after the waiter's id, else 0; for XREADGROUP, the entries after
+ * the group's last id (at most CMD_XREADGROUP_READY_MAX; 1 if the group is
+ * gone: the attempt answers NOGROUP). */
+#define CMD_XREADGROUP_READY_MAX 1024u
+uint64_t cmd_block_available(const struct kv *kv, int64_t now_ms, const struct cmd_def *def,
+                             const struct cmd_block *spec, uint32_t argc,
+                             const struct resp_arg *argv, uint32_t i);
 
 /* Checks a CMD_BLOCKING command's arguments (all but the keyspace) in
  * Redis's order and fills *spec; false after writing the error to out. */
@@ -157,6 +181,11 @@ int cmd_entry_decode(const uint8_t *buf, size_t len, int64_t *now_ms, uint32_t *
 void cmd_zset_pop(const struct cmd_env *env, const struct resp_arg *keys, uint32_t nkeys,
                   bool max, int64_t count, bool emit_key, bool nested, bool nil_when_empty,
                   struct resp_out *out);
+
+/* XREAD's and XREADGROUP's keys, as Redis's xreadGetKeys(): true with
+ * argv[*first, *first + *count), false if there are none. */
+bool cmd_xread_keys(uint32_t argc, const struct resp_arg *argv, uint32_t *first,
+                    uint32_t *count);
 
 /* Redis's string2ll: strict decimal, no sign '+', no leading zeros or
  * spaces, within int64. */

@@ -205,6 +205,65 @@ CMD_FN(cmd_zinterstore);
 CMD_FN(cmd_zdiffstore);
 CMD_FN(cmd_zscan);
 
+/* streams (cmd_stream.c, cmd_xgroup.c) */
+CMD_FN(cmd_xadd);
+CMD_FN(cmd_xlen);
+CMD_FN(cmd_xrange);
+CMD_FN(cmd_xrevrange);
+CMD_FN(cmd_xdel);
+CMD_FN(cmd_xtrim);
+CMD_FN(cmd_xread);
+CMD_FN(cmd_xsetid);
+CMD_FN(cmd_xgroup);
+CMD_FN(cmd_xreadgroup);
+CMD_FN(cmd_xack);
+CMD_FN(cmd_xpending);
+CMD_FN(cmd_xclaim);
+CMD_FN(cmd_xautoclaim);
+CMD_FN(cmd_xinfo);
+struct kv_sid;
+struct kv_coll;
+struct kv_xentry;
+/* Redis's streamGenericParseIDOrReply(): missing_seq when the id has no
+ * sequence; strict refuses `-` and `+`; seq_given (may be NULL: `ms-*` is
+ * then invalid) is false for `ms-*`. false after the error (out may be
+ * NULL: no reply). */
+bool cmd_xid_parse(const struct resp_arg *a, uint64_t missing_seq, bool strict,
+                   struct kv_sid *id, bool *seq_given, struct resp_out *out);
+/* An interval bound: `(id` is exclusive (*exclude). */
+bool cmd_xid_interval(const struct resp_arg *a, uint64_t missing_seq, struct kv_sid *id,
+                      bool *exclude, struct resp_out *out);
+bool cmd_xid_incr(struct kv_sid *id); /* false at the last id */
+void cmd_xid_reply(struct resp_out *out, struct kv_sid id);
+/* A reply whose element count is known at its end: the elements go to
+ * body, cmd_defer_end() writes the header (an array, or a map of n pairs)
+ * and them. */
+struct cmd_defer {
+    struct resp_out body;
+    uint64_t n;
+};
+void cmd_defer_init(struct cmd_defer *d, const struct resp_out *out);
+void cmd_defer_end(struct cmd_defer *d, struct resp_out *out, bool as_map);
+/* An entry: [id, [field, value, ...]]. */
+void cmd_xentry_reply(struct resp_out *out, const struct kv_xentry *e);
+/* The live entries in [start, end] (at most count, 0: all) as an array. */
+int cmd_xrange_reply(const struct kv_coll *c, struct kv_sid start, struct kv_sid end,
+                     bool reverse, uint64_t count, struct resp_out *out);
+/* XREAD's and XREADGROUP's options (Redis's xreadCommand()). */
+#define CMD_XREAD_STREAMS_MAX 4096u
+struct cmd_xread {
+    int64_t timeout_ms; /* -1: no BLOCK */
+    int64_t count;      /* 0: all */
+    uint32_t streams_arg, n_streams;
+    const struct resp_arg *group, *consumer;
+    bool noack;
+};
+bool cmd_xread_parse(uint32_t argc, const struct resp_arg *argv, bool group,
+                     struct cmd_xread *r, struct resp_out *out);
+/* cmd_block_spec() of XREAD and XREADGROUP (with BLOCK). */
+bool cmd_xblock_spec(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
+                     struct cmd_block *spec, struct resp_out *out);
+
 /* SCAN's options, and those of HSCAN and SSCAN (cmd_keys.c) */
 struct cmd_scan_options {
     int64_t count;

@@ -475,6 +475,9 @@ bool cmd_block_spec(const struct cmd_def *def, uint32_t argc, const struct resp_
         spec->key_count = argc - 2;
         return cmd_block_timeout(&argv[argc - 1], &spec->timeout_ms, out);
     }
+    if (def->exec == cmd_xread || def->exec == cmd_xreadgroup) {
+        return cmd_xblock_spec(def, argc, argv, spec, out);
+    }
     if (def->exec == cmd_bzmpop) {
         uint32_t numkeys;
         bool max;

@@ -85,6 +85,7 @@ const char *kv_type_name(uint8_t type) {
     case KV_TYPE_SET: return "set";
     case KV_TYPE_LIST: return "list";
     case KV_TYPE_ZSET: return "zset";
+    case KV_TYPE_STREAM: return "stream";
     default: return "unknown";
     }
 }
@@ -582,7 +583,7 @@ int kv_coll_open(struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
 }
 
 void kv_coll_close(struct kv *kv, const void *key, size_t key_len, struct kv_coll *c) {
-    if (kv_coll_count(c) > 0) return;
+    if (kv_coll_count(c) > 0 || c->type == KV_TYPE_STREAM) return; /* a stream may be empty */
     struct kv_pos pos = {NULL, 0};
     uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
     bool found = kv_dict_find(&kv->dict, hash, key, key_len, &pos);

@@ -1,6 +1,6 @@
 /* kv.h: the keyspace, one shard's replicated state machine. Binary-safe keys
- * map to typed values (strings, hashes, sets, lists, sorted sets), each with an optional
- * absolute expiry in milliseconds. It is pure:
+ * map to typed values (strings, hashes, sets, lists, sorted sets, streams),
+ * each with an optional absolute expiry in milliseconds. It is pure:
  * no I/O, no clock, no globals; time is a value passed in (the timestamp the
  * leader stamped on the log entry being applied), randomness comes from a
  * generator passed in. See docs/kv.md.
@@ -104,9 +104,10 @@ enum kv_type {
     KV_TYPE_SET = 2,
     KV_TYPE_LIST = 3,
     KV_TYPE_ZSET = 4,
+    KV_TYPE_STREAM = 5, /* kv_stream.h */
     KV_TYPE_COUNT
 };
-/* TYPE's name of a type: "string", "hash", "set", "list", "zset". */
+/* TYPE's name of a type: "string", "hash", "set", "list", "zset", "stream". */
 const char *kv_type_name(uint8_t type);
 
 /* Expiry "none". Valid expiries are absolute times in ms, >= 0. */
@@ -625,12 +626,13 @@ const char *kv_coll_encoding(const struct kv_coll *c);
 
 /* ---- Snapshots -------------------------------------------------------------
  *
- * Format, version 3, all integers little-endian:
+ * Format, version 4, all integers little-endian:
  *
  *   header (44 bytes)
  *     0   8  magic "SHOALKV\n"
- *     8   4  format version (3; a loader also takes 2, which has no sorted
- *            sets, and 1, which has strings only)
+ *     8   4  format version (4; a loader also takes 3, which has no
+ *            streams, 2, which has no sorted sets, and 1, which has
+ *            strings only)
  *    12   4  flags (0; reserved)
  *    16   8  applied index
  *    24   8  key count
@@ -652,6 +654,19 @@ const char *kv_coll_encoding(const struct kv_coll *c);
  *              zset    per member: u32 length | u64 score (IEEE 754
  *                                  binary64 bits, never NaN) | bytes,
  *                                  in (score, member) order, lowest first
+ *              stream  (the value length field is its node count, 0 or
+ *                      more) u64 bytes that follow | u64 length |
+ *                      u64 entries added | id last | id first |
+ *                      id max deleted (an id: u64 ms | u64 seq) |
+ *                      per node: id master | u32 listpack bytes |
+ *                        u32 n | n bytes of node data (kv_stream.c) |
+ *                      u32 groups | per group (by name): u32 name
+ *                        length | name | id last delivered | i64
+ *                        entries read (-1: unknown) | u32 consumers |
+ *                        per consumer (by name): u32 name length |
+ *                          name | i64 seen ms | u32 pending | per
+ *                          pending entry (by id): id | i64 delivery ms
+ *                          | u64 deliveries
  *            (every element length <= value_bytes_max of the loader)
  *     .   4  crc32c of the record's bytes before this field
  *   trailer (12 bytes)
@@ -671,8 +686,10 @@ const char *kv_coll_encoding(const struct kv_coll *c);
  * input; the error message names the byte offset. It checks every declared
  * size against the limits before allocating for it.
  */
-#define KV_SNAPSHOT_VERSION 3u
+#define KV_SNAPSHOT_VERSION 4u
+#define KV_SNAPSHOT_VERSION_ZSETS 3u       /* no streams */
 #define KV_SNAPSHOT_VERSION_COLLECTIONS 2u /* no sorted sets */
+#define KV_SNAPSHOT_STREAM_MIN_BYTES 76u   /* a stream's body with no node, no group */
 #define KV_SNAPSHOT_VERSION_STRINGS 1u
 #define KV_SNAPSHOT_HEADER_BYTES 44u
 #define KV_SNAPSHOT_TRAILER_BYTES 12u

@@ -12,7 +12,7 @@ static bool kv__is_hset(const struct kv_coll *c) {
 
 static uint64_t kv__coll_memory(const struct kv_coll *c) {
     if (c->type == KV_TYPE_ZSET) return c->memory_bytes + kv_zset_table_bytes(c);
-    if (c->type == KV_TYPE_LIST) return c->memory_bytes;
+    if (c->type == KV_TYPE_LIST || c->type == KV_TYPE_STREAM) return c->memory_bytes;
     if (c->hset.enc == KV_HSET_DICT) return c->memory_bytes + c->hset.dict->table_bytes;
     return c->memory_bytes;
 }
@@ -28,7 +28,7 @@ static void kv__coll_account(struct kv *kv, const struct kv_coll *c, uint64_t me
 
 struct kv_coll *kv_coll_new(struct kv *kv, uint8_t type) {
     assert(type == KV_TYPE_HASH || type == KV_TYPE_SET || type == KV_TYPE_LIST ||
-           type == KV_TYPE_ZSET);
+           type == KV_TYPE_ZSET || type == KV_TYPE_STREAM);
     size_t size = kv_coll_struct_bytes(type);
     void *mem = calloc(1, size);
     if (mem == NULL) return NULL;
@@ -40,6 +40,10 @@ struct kv_coll *kv_coll_new(struct kv *kv, uint8_t type) {
     }
     c->memory_bytes = size;
     kv->memory_bytes += size;
+    if (type == KV_TYPE_STREAM) {
+        kv_stream_init(c);
+        kv->data_bytes += c->payload_bytes;
+    }
     return c;
 }
 
@@ -385,6 +389,7 @@ void kv_coll_free(struct kv *kv, struct kv_coll *c) {
     uint64_t payload = c->payload_bytes;
     if (c->type == KV_TYPE_LIST) kv_list_clear(c);
     else if (c->type == KV_TYPE_ZSET) kv_zset_clear(c);
+    else if (c->type == KV_TYPE_STREAM) kv_stream_clear(c);
     else kv__hset_clear(c);
     assert(c->payload_bytes == 0);
     assert(c->memory_bytes == kv_coll_struct_bytes(c->type));
@@ -397,6 +402,7 @@ void kv_coll_free(struct kv *kv, struct kv_coll *c) {
 void kv_coll_destroy(struct kv_coll *c) {
     if (c->type == KV_TYPE_LIST) kv_list_clear(c);
     else if (c->type == KV_TYPE_ZSET) kv_zset_clear(c);
+    else if (c->type == KV_TYPE_STREAM) kv_stream_clear(c);
     else kv__hset_clear(c);
     free(c);
 }
@@ -643,6 +649,7 @@ static int kv__coll_digest_fn(void *ctx, const struct kv_elem *e) {
 uint64_t kv_coll_digest(const struct kv_coll *c, const uint64_t key[2]) {
     if (c->type == KV_TYPE_LIST) return kv_list_digest(c, key) + c->type;
     if (c->type == KV_TYPE_ZSET) return kv_zset_digest(c, key) + c->type;
+    if (c->type == KV_TYPE_STREAM) return kv_stream_digest(c, key) + c->type;
     struct kv__digest_ctx d = {.key = key, .sum = kv_coll_count(c) * 0x9e3779b97f4a7c15ull};
     (void)kv_coll_foreach(c, kv__coll_digest_fn, &d);
     return d.sum + c->type;
@@ -655,6 +662,7 @@ uint8_t kv_coll_type(const struct kv_coll *c) { return c->type; }
 uint64_t kv_coll_count(const struct kv_coll *c) {
     if (c->type == KV_TYPE_LIST) return c->list.count;
     if (c->type == KV_TYPE_ZSET) return kv_zset_count(c);
+    if (c->type == KV_TYPE_STREAM) return c->stream.length;
     if (c->hset.enc != KV_HSET_DICT) return c->hset.pack_count;
     return c->hset.dict->t[0].used + c->hset.dict->t[1].used;
 }

@@ -32,6 +32,7 @@
 #define SHOAL_KV_COLL_H
 
 #include "kv/kv_dict.h"
+#include "kv/kv_stream.h"
 
 /* Snapshot payload of one element: a set member is u32 length | bytes; a
  * hash field is u32 field length | u32 value length | field | value. */
@@ -98,13 +99,14 @@ struct kv_hset {
 };
 
 struct kv_coll {
-    uint8_t type;           /* KV_TYPE_HASH, _SET, _LIST or _ZSET */
+    uint8_t type;           /* KV_TYPE_HASH, _SET, _LIST, _ZSET or _STREAM */
     uint64_t memory_bytes;  /* the struct, elements, list blocks and map, zset nodes */
     uint64_t payload_bytes; /* snapshot bytes of the elements */
     union {                 /* a zset's or hset's struct stops after its member */
         struct kv_hset hset; /* hash, set */
         struct kv_list list; /* list */
         struct kv_zset zset; /* sorted set */
+        struct kv_stream stream; /* stream (kv_stream.h) */
     };
 };
 

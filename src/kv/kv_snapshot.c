@@ -156,7 +156,24 @@ static int kv__write_zelem(void *ctx, const struct kv_zelem *e) {
 /* Writes the value of e's record (value_bytes of them: a string's bytes,
  * or a collection's elements, in the layout drawn in kv.h) at p. Shared by
  * the snapshot's records and DUMP payloads. */
+/* The count a record (or a DUMP payload) carries: a string's length, a
+ * collection's elements, a stream's nodes (its body says the rest). */
+static uint32_t kv__record_count(const struct kv_entry *e) {
+    if (!kv_type_is_coll(e->type)) return e->value_len;
+    const struct kv_coll *c = kv_entry_coll(e);
+    if (e->type == KV_TYPE_STREAM) {
+        assert(kv_stream_of(c)->n_nodes <= UINT32_MAX);
+        return (uint32_t)kv_stream_of(c)->n_nodes;
+    }
+    return (uint32_t)kv_coll_count(c);
+}
+
 static void kv__record_value(uint8_t *p, const struct kv_entry *e, uint64_t value_bytes) {
+    if (e->type == KV_TYPE_STREAM) {
+        kv_stream_write(kv_entry_coll(e), p);
+        (void)value_bytes;
+        return;
+    }
     if (!kv_type_is_coll(e->type)) {
         assert(value_bytes == e->value_len);
         if (e->value_len > 0) memcpy(p, kv_entry_value(e), e->value_len);
@@ -191,7 +208,7 @@ static void kv__record(struct kv__bytes *b, const struct kv_entry *e) {
     h[0] = e->type;
     h[1] = expire_ms != KV_NO_EXPIRY ? KV__RECORD_HAS_EXPIRY : 0;
     kv__put32(h + 2, e->key_len);
-    kv__put32(h + 6, coll ? (uint32_t)kv_coll_count(c) : e->value_len);
+    kv__put32(h + 6, kv__record_count(e));
     if (expire_ms != KV_NO_EXPIRY) {
         assert(expire_ms >= 0);
         kv__put64(h + KV__RECORD_FIXED, (uint64_t)expire_ms);
@@ -514,8 +531,8 @@ static int kv__read_header(struct kv__reader *r, const struct kv_config *c,
     if (rc != KV_OK) return rc;
     uint32_t version = kv__get32(h + 8);
     r->version = version;
-    if (version != KV_SNAPSHOT_VERSION && version != KV_SNAPSHOT_VERSION_COLLECTIONS &&
-        version != KV_SNAPSHOT_VERSION_STRINGS) {
+    if (version != KV_SNAPSHOT_VERSION && version != KV_SNAPSHOT_VERSION_ZSETS &&
+        version != KV_SNAPSHOT_VERSION_COLLECTIONS && version != KV_SNAPSHOT_VERSION_STRINGS) {
         return kv__fail(r, KV_EVERSION, 8, "unknown format version %" PRIu32, version);
     }
     if (kv__get32(h + 12) != 0) return kv__fail(r, KV_ECORRUPT, 12, "unknown header flags");
@@ -556,15 +573,19 @@ static int kv__read_record_head(struct kv__reader *r, const struct kv_config *c,
     rec->expire_ms = KV_NO_EXPIRY;
     bool coll = kv_type_is_coll(rec->type);
     if (rec->type >= KV_TYPE_COUNT || (coll && r->version == KV_SNAPSHOT_VERSION_STRINGS) ||
-        (rec->type == KV_TYPE_ZSET && r->version == KV_SNAPSHOT_VERSION_COLLECTIONS)) {
+        (rec->type == KV_TYPE_ZSET && r->version == KV_SNAPSHOT_VERSION_COLLECTIONS) ||
+        (rec->type == KV_TYPE_STREAM && r->version != KV_SNAPSHOT_VERSION)) {
         return kv__fail(r, KV_ECORRUPT, at, "unknown type");
     }
+    bool stream = rec->type == KV_TYPE_STREAM; /* value length: its nodes, maybe 0 */
     if (flags & ~KV__RECORD_HAS_EXPIRY) return kv__fail(r, KV_ECORRUPT, at + 1, "bad flags");
     if (rec->key_len > c->key_bytes_max) {
         return kv__fail(r, KV_ECORRUPT, at + 2, "key length %" PRIu32 " over the limit",
                         rec->key_len);
     }
-    if (coll && rec->value_len == 0) return kv__fail(r, KV_ECORRUPT, at + 6, "empty collection");
+    if (coll && !stream && rec->value_len == 0) {
+        return kv__fail(r, KV_ECORRUPT, at + 6, "empty collection");
+    }
     if (!coll && rec->value_len > c->value_bytes_max) {
         return kv__fail(r, KV_ECORRUPT, at + 6, "value length %" PRIu32 " over the limit",
                         rec->value_len);
@@ -582,6 +603,7 @@ static int kv__read_record_head(struct kv__reader *r, const struct kv_config *c,
                         : rec->type == KV_TYPE_ZSET ? KV_COLL_ZSET_ELEM_OVERHEAD
                                                     : KV_COLL_SET_ELEM_OVERHEAD;
     uint64_t value_min = !coll ? rec->value_len : (uint64_t)rec->value_len * elem_min;
+    if (stream) value_min = KV_SNAPSHOT_STREAM_MIN_BYTES + (uint64_t)rec->value_len * 24u;
     uint64_t end = r->offset + (uint64_t)rec->key_len + value_min + 4;
     if (end > r->total - KV_SNAPSHOT_TRAILER_BYTES) {
         return kv__fail(r, KV_ECORRUPT, at, "record runs past the declared size");
@@ -680,6 +702,33 @@ static int kv__load_elem(struct kv__reader *r, struct kv *kv, struct kv_coll *c,
     return rc;
 }
 
+/* A stream's body (u64 length, then what kv_stream_load() checks), read
+ * whole: the loader holds one stream's record at a time. */
+static int kv__load_stream(struct kv__reader *r, struct kv *kv, struct kv_coll *c,
+                           uint32_t n_nodes, uint32_t *crc) {
+    uint64_t at = r->offset;
+    uint8_t h[8];
+    int rc = kv__read(r, h, sizeof(h));
+    if (rc != KV_OK) return rc;
+    *crc = crc32c(*crc, h, sizeof(h));
+    uint64_t len = kv__get64(h);
+    if (len > r->total - KV_SNAPSHOT_TRAILER_BYTES - r->offset || len > SIZE_MAX / 2) {
+        return kv__fail(r, KV_ECORRUPT, at, "stream runs past the declared size");
+    }
+    uint8_t *body = malloc(len > 0 ? (size_t)len : 1);
+    if (body == NULL) return kv__fail(r, KV_ENOMEM, at, "out of memory");
+    rc = kv__read(r, body, (size_t)len);
+    if (rc == KV_OK) {
+        *crc = crc32c(*crc, body, (size_t)len);
+        const char *what = "stream";
+        rc = kv_stream_load(kv, c, body, len, n_nodes, &what);
+        if (rc == KV_ECORRUPT) rc = kv__fail(r, rc, at, "corrupt stream (%s)", what);
+        else if (rc != KV_OK) rc = kv__fail(r, rc, at, "cannot load a stream");
+    }
+    free(body);
+    return rc;
+}
+
 /* The value of a collection record: its elements into a new collection,
  * which e (allocated with the pointer's 8 value bytes) then owns. */
 static int kv__load_coll(struct kv__reader *r, struct kv *kv, struct kv_entry *e,
@@ -687,6 +736,7 @@ static int kv__load_coll(struct kv__reader *r, struct kv *kv, struct kv_entry *e
     struct kv_coll *c = kv_coll_new(kv, e->type);
     if (c == NULL) return kv__fail(r, KV_ENOMEM, r->offset, "out of memory");
     memcpy((uint8_t *)kv_entry_value(e), &c, sizeof(c));
+    if (e->type == KV_TYPE_STREAM) return kv__load_stream(r, kv, c, count, crc);
     int rc = KV_OK;
     for (uint32_t i = 0; i < count && rc == KV_OK; i++) rc = kv__load_elem(r, kv, c, crc);
     return rc;
@@ -823,7 +873,7 @@ int kv_dump(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms
     uint8_t *p = malloc((size_t)n);
     if (p == NULL) return KV_ENOMEM;
     p[0] = e->type;
-    kv__put32(p + 1, coll ? (uint32_t)kv_coll_count(kv_entry_coll(e)) : e->value_len);
+    kv__put32(p + 1, kv__record_count(e));
     kv__record_value(p + KV_DUMP_HEAD_BYTES, e, value_bytes);
     size_t body = (size_t)n - KV_DUMP_FOOTER_BYTES;
     kv__put16(p + body, (uint16_t)KV_DUMP_VERSION);
@@ -867,6 +917,23 @@ static int kv__dump_decode(struct kv *kv, const uint8_t *p, size_t len, struct k
         if (count > kv->config.value_bytes_max) return KV_ECORRUPT;
         v->str = p + KV_DUMP_HEAD_BYTES;
         v->str_len = count;
+        return KV_OK;
+    }
+    if (v->type == KV_TYPE_STREAM) { /* count: its nodes; the body checks itself */
+        struct kv__mem m = {.p = p + KV_DUMP_HEAD_BYTES, .len = value_len, .pos = 0};
+        struct kv__reader r = {.cb = kv__mem_read, .ctx = &m, .version = KV_SNAPSHOT_VERSION,
+                               .total = value_len + KV_SNAPSHOT_TRAILER_BYTES};
+        r.buf = malloc(KV_SNAPSHOT_CHUNK_BYTES);
+        v->c = r.buf != NULL ? kv_coll_create(kv, v->type) : NULL;
+        uint32_t crc = 0;
+        int rc = v->c != NULL ? kv__load_stream(&r, kv, v->c, count, &crc) : KV_ENOMEM;
+        if (rc == KV_OK && r.offset != value_len) rc = KV_ECORRUPT;
+        free(r.buf);
+        if (rc != KV_OK) {
+            if (v->c != NULL) kv_coll_discard(kv, v->c);
+            v->c = NULL;
+            return rc == KV_ENOMEM ? KV_ENOMEM : KV_ECORRUPT;
+        }
         return KV_OK;
     }
     if (count == 0) return KV_ECORRUPT;

@@ -1,6 +1,6 @@
 /* block.c: clients blocked on keys: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH,
- * BLMPOP, and any later CMD_BLOCKING command (docs/node.md, "Blocking
- * commands").
+ * BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP, XREAD BLOCK, XREADGROUP BLOCK
+ * (docs/node.md, "Blocking commands").
  *
  * A blocking command is served by the leader of its keys' shard (a client
  * on another node is proxied there, and the proxy's upstream connection is
@@ -246,14 +246,18 @@ static void block__attempt_key(struct block *b, uint32_t i) {
         block__attempt(b, b->argc, b->argv);
         return;
     }
-    uint32_t argc = b->argc - sp->key_count + 1;
+    uint32_t per_key = sp->ids_follow ? 2 : 1; /* XREAD: the key's id goes too */
+    uint32_t argc = b->argc - per_key * (sp->key_count - 1);
     struct resp_arg *argv = malloc(argc * sizeof(*argv));
     if (argv == NULL) abort();
     uint32_t at = 0;
     for (uint32_t j = 0; j < sp->key_first; j++) argv[at++] = b->argv[j];
     if (sp->numkeys_arg > 0) argv[sp->numkeys_arg] = (struct resp_arg){"1", 1};
     argv[at++] = b->argv[sp->key_first + i];
-    for (uint32_t j = sp->key_first + sp->key_count; j < b->argc; j++) argv[at++] = b->argv[j];
+    if (sp->ids_follow) argv[at++] = b->argv[sp->key_first + sp->key_count + i];
+    for (uint32_t j = sp->key_first + per_key * sp->key_count; j < b->argc; j++) {
+        argv[at++] = b->argv[j];
+    }
     assert(at == argc);
     block__attempt(b, argc, argv);
     free(argv);
@@ -281,7 +285,18 @@ void block_start(struct client *c, struct shard *s, struct slot *slot, const str
     resp_out_free(&out);
     if (!ok) return;
     struct block *b = calloc(1, sizeof(*b));
-    struct resp_arg *copy = node_argv_copy(argc, argv);
+    /* XREAD's `$` is the stream's last id now, in the copy that waits */
+    struct resp_arg *tmp = spec.ids_follow ? malloc(argc * sizeof(*tmp)) : NULL;
+    char *ids = spec.ids_follow ? malloc((size_t)spec.key_count * CMD_XID_BYTES) : NULL;
+    if (tmp != NULL && ids != NULL) {
+        memcpy(tmp, argv, argc * sizeof(*tmp));
+        cmd_block_resolve(s->kv, (int64_t)node_now_ms(n), def, &spec, tmp, ids);
+        argv = tmp;
+    }
+    struct resp_arg *copy = (!spec.ids_follow || (tmp != NULL && ids != NULL))
+                                ? node_argv_copy(argc, argv) : NULL;
+    free(tmp);
+    free(ids);
     struct block_wait *waits = calloc(spec.key_count, sizeof(*waits));
     if (b == NULL || copy == NULL || waits == NULL) {
         free(b);
@@ -302,9 +317,14 @@ void block_start(struct client *c, struct shard *s, struct slot *slot, const str
     c->block = b;
     /* All absent here: wait for a write to touch one. This keyspace may
      * lag the log (a write committed but not applied yet), which only
-     * delays the attempt: the write wakes us when it applies. */
-    if (block__any_key_exists(b)) block__attempt(b, argc, argv);
-    else block__wait(b);
+     * delays the attempt: the write wakes us when it applies. A stream
+     * command always makes its first attempt: its errors do not wait for
+     * its keys (XREADGROUP on a missing key answers NOGROUP at once). */
+    if (spec.type == KV_TYPE_STREAM || block__any_key_exists(b)) {
+        block__attempt(b, b->argc, b->argv);
+    } else {
+        block__wait(b);
+    }
 }
 
 /* ---- answers from the log (shard.c) ---- */
@@ -366,11 +386,12 @@ void block_touched(struct shard *s, const struct cmd_def *def, uint32_t argc,
     cmd_keys(def, argc, argv, block__touch_cb, s->blocked);
 }
 
-/* How many elements of the type b waits for the key holds now. */
-static uint64_t block__available(const struct block *b, const struct block_key *k) {
-    const struct kv_coll *coll = NULL;
-    int rc = kv_coll_get(b->s->kv, k->data, k->len, (int64_t)node_now_ms(b->s->node), b->spec.type, &coll);
-    return rc == KV_OK && coll != NULL ? kv_coll_count(coll) : 0;
+/* How many attempts b's key i may usefully get now: the elements of the
+ * type b waits for the key holds (cmd_block_available: for a stream, what
+ * the waiter would read). */
+static uint64_t block__available(const struct block *b, uint32_t i) {
+    return cmd_block_available(b->s->kv, (int64_t)node_now_ms(b->s->node), b->def, &b->spec,
+                               b->argc, b->argv, i);
 }
 
 /* One ready key: an attempt for each waiter not in flight, in the order
@@ -383,9 +404,10 @@ static void block__serve_key(struct block_key *k) {
     while (w != NULL) {
         struct block_wait *next = w->next;
         struct block *b = w->b;
-        if (!b->in_flight && block__available(b, k) > in_flight) {
+        uint32_t i = (uint32_t)(w - b->waits);
+        if (!b->in_flight && block__available(b, i) > in_flight) {
             in_flight++;
-            block__attempt_key(b, (uint32_t)(w - b->waits));
+            block__attempt_key(b, i);
         }
         w = next;
     }

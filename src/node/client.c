@@ -237,7 +237,9 @@ static enum client__route client__route(struct client *c, const struct cmd_def *
     }
     struct shard *s = n->shards[k];
     *shard = s;
-    if ((def->flags & CMD_READONLY) && c->readonly && s != NULL) return ROUTE_NOW;
+    /* XREAD BLOCK waits on the leader, READONLY or not */
+    bool waits = (def->flags & CMD_BLOCKING) && cmd_block_wanted(def, argc, argv);
+    if ((def->flags & CMD_READONLY) && c->readonly && s != NULL && !waits) return ROUTE_NOW;
 #ifdef CANARY_FOLLOWER_READS
     /* deliberate bug: a follower answers reads from its replica as if
      * they were linearizable (stale reads) */
@@ -408,7 +410,8 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
         } else if (route == ROUTE_PROXY) {
             n->stats.proxied++;
             proxy_forward(c, target, s, full_argc, full_argv);
-        } else if ((def->flags & CMD_BLOCKING) && into == NULL) {
+        } else if ((def->flags & CMD_BLOCKING) && into == NULL &&
+                   cmd_block_wanted(def, argc, argv)) {
             block_start(c, shard, s, def, argc, argv);
         } else if (def->flags & CMD_WRITE) {
             shard_write(n, shard, c, s, argc, argv);

@@ -81,7 +81,7 @@ static void node__command_flags(const struct cmd_def *d, struct resp_out *out) {
     if (d->flags & CMD_FAST) flags[n++] = "fast";
     if (d->flags & CMD_NODE) flags[n++] = "loading";
     if (d->flags & CMD_NODE) flags[n++] = "stale";
-    if (d->flags & CMD_NUMKEYS) flags[n++] = "movablekeys";
+    if (d->flags & (CMD_NUMKEYS | CMD_STREAMKEYS)) flags[n++] = "movablekeys";
     resp_write_set(out, (uint64_t)n);
     for (int i = 0; i < n; i++) resp_write_simple(out, flags[i], strlen(flags[i]));
 }
@@ -93,7 +93,7 @@ static void node__command_info(const struct cmd_def *d, struct resp_out *out) {
     node__command_flags(d, out);
     /* Redis shows "movablekeys" and the fixed keys: 0 0 0, or 1 1 1 when a
      * destination comes first (ZUNIONSTORE) */
-    bool movable = (d->flags & CMD_NUMKEYS) != 0;
+    bool movable = (d->flags & (CMD_NUMKEYS | CMD_STREAMKEYS)) != 0;
     int fixed = (d->flags & CMD_DSTKEY) ? 1 : 0;
     resp_write_int(out, movable ? fixed : d->first_key);
     resp_write_int(out, movable ? fixed : d->last_key);

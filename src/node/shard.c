@@ -559,7 +559,7 @@ void shard_flushed(struct node *n, struct shard *s, uint64_t batch, uint64_t las
  * replica's generator. */
 static void shard__exec(struct shard *s, int64_t now_ms, uint64_t index, const struct cmd_def *def,
                         uint32_t argc, const struct resp_arg *argv, struct resp_out *out) {
-    assert(index == 0 || (def->flags & CMD_WRITE));
+    assert(index == 0 || (def->flags & (CMD_WRITE | CMD_BLOCKING)));
     struct cmd_env env = {.kv = s->kv, .now_ms = now_ms, .rng = index == 0 ? &s->rng : NULL,
                           .seed = index, .bulk_max = KV_VALUE_BYTES_LIMIT};
     if (!cmd_arity_ok(def, argc)) cmd_reply_arity(out, def);
@@ -599,7 +599,8 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
             if (kv_delete_if_expired(s->kv, argv[1].data, argv[1].len, now_ms) == KV_OK) {
                 n->stats.expired++;
             }
-        } else if (def != NULL && (def->flags & CMD_WRITE)) {
+        } else if (def != NULL && (def->flags & (CMD_WRITE | CMD_BLOCKING))) {
+            /* a blocking read (XREAD BLOCK) is attempted through the log too */
             shard__exec(s, now_ms, e->index, def, argc, argv, out);
             block_touched(s, def, argc, argv); /* its keys' waiters: block_serve */
         } else {
