@@ -209,6 +209,7 @@ struct cmd__sort_vec {
     struct cmd__sort_elem *v;
     uint64_t n, cap;
     bool failed;
+    struct cmd_elems kept; /* copies of transient views (an intset's members) */
 };
 
 static void cmd__vec_push(struct cmd__sort_vec *vec, const uint8_t *p, uint32_t len) {
@@ -227,7 +228,15 @@ static void cmd__vec_push(struct cmd__sort_vec *vec, const uint8_t *p, uint32_t 
 }
 
 static int cmd__vec_elem_cb(void *ctx, const struct kv_elem *e) {
-    cmd__vec_push(ctx, e->field, e->field_len);
+    struct cmd__sort_vec *vec = ctx;
+    if (e->transient) { /* valid only during this call: keep a copy */
+        if (!cmd_elems_push(&vec->kept, e)) {
+            vec->failed = true;
+            return 0;
+        }
+        e = &vec->kept.v[vec->kept.n - 1];
+    }
+    cmd__vec_push(vec, e->field, e->field_len);
     return 0;
 }
 
@@ -357,7 +366,7 @@ static void cmd__sort(const struct cmd_env *env, uint32_t argc, const struct res
     o.gets = malloc((size_t)argc * sizeof(*o.gets));
     char *buf = NULL;
     size_t cap = 0;
-    struct cmd__sort_vec vec = {NULL, 0, 0, false};
+    struct cmd__sort_vec vec = {.v = NULL};
     if (o.gets == NULL) {
         cmd_reply_kv_error(out, KV_ENOMEM);
         return;
@@ -395,6 +404,7 @@ static void cmd__sort(const struct cmd_env *env, uint32_t argc, const struct res
     cmd__sort_output(env, &o, &vec, start, end, &buf, &cap, out);
 done:
     free(vec.v);
+    cmd_elems_free(&vec.kept);
     free(buf);
     free(o.gets);
 }
