@@ -144,6 +144,11 @@ int kv_list_append(struct kv *kv, struct kv_coll *c, const void *item, uint32_t 
 void kv_list_clear(struct kv_coll *c);
 /* An order-dependent digest of the items. */
 uint64_t kv_list_digest(const struct kv_coll *c, const uint64_t key[2]);
+/* The list's invariants (for tests): the nodes' counts add up, each
+ * node's entries walk exactly its bytes both ways, no node of several items
+ * is over KV_LIST_NODE_BYTES, and memory_bytes and payload_bytes are the
+ * sums of what it holds. O(items). */
+bool kv_list_valid(const struct kv_coll *c);
 
 /* A new empty collection, counted in the keyspace's memory; NULL if out of
  * memory. */

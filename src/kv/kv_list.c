@@ -683,3 +683,30 @@ int kv_list_move(struct kv *kv, struct kv_coll *src, bool src_front, struct kv_c
     kv_list_pop(kv, src, src_front);
     return KV_OK;
 }
+
+bool kv_list_valid(const struct kv_coll *c) {
+    const struct kv_list *l = &c->list;
+    uint64_t memory = kv_coll_struct_bytes(KV_TYPE_LIST) + l->map_cap * sizeof(*l->nodes);
+    uint64_t payload = 0;
+    uint64_t count = 0;
+    if (l->first + l->nnodes > l->map_cap || (l->nnodes == 0) != (l->count == 0)) return false;
+    for (uint64_t k = 0; k < l->nnodes; k++) {
+        const struct kv_lnode *n = kv__node(l, k);
+        if (n->count == 0 || n->start > n->end || n->end > n->cap) return false;
+        if (n->count > 1 && n->end - n->start > KV__NODE) return false;
+        uint32_t off = n->start;
+        for (uint32_t i = 0; i < n->count; i++) {
+            uint32_t hdr, back;
+            if (off >= n->end) return false;
+            uint32_t len = kv__eget(n->buf + off, &hdr);
+            if ((uint64_t)off + 2 * hdr + len > n->end) return false;
+            off += 2 * hdr + len;
+            if (kv__eget_back(n->buf + off, &back) != len || back != hdr) return false;
+            payload += (uint64_t)kv__item_payload(len);
+        }
+        if (off != n->end) return false;
+        count += n->count;
+        memory += n->cap;
+    }
+    return count == l->count && memory == c->memory_bytes && payload == c->payload_bytes;
+}

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "kv/kv.h"
+#include "kv/kv_coll.h"
 #include "kv/kv_dict.h"
 #include "test.h"
 #include "util/crc32c.h"
@@ -1611,6 +1612,7 @@ static bool lm_matches(struct kv *kv, const struct lm *m) {
             continue;
         }
         if (rc != KV_OK || kv_coll_count(c) != (uint64_t)m->n[l]) return false;
+        if (!kv_list_valid(c)) return false;
         static uint8_t want[LM_ITEM_MAX];
         for (int i = 0; i < m->n[l]; i++) {
             uint32_t len = lm_item(m, m->v[l][i], want);
