@@ -90,20 +90,35 @@ static uint32_t kv__used(const struct kv_lnode *n) { return n->end - n->start; }
 static void kv__locate(const struct kv_list *l, uint64_t index, uint64_t *k, uint32_t *pos) {
     assert(index <= l->count && l->nnodes > 0);
     const struct kv_lnode *map = l->nodes + l->first;
+    /* four nodes a step first: their counts load independently */
     if (index < l->count / 2) {
-        const struct kv_lnode *p = map;
-        while (index >= p->count) index -= (p++)->count;
-        *k = (uint64_t)(p - map);
+        uint64_t j = 0;
+        while (j + 4 <= l->nnodes) {
+            uint64_t four = (uint64_t)map[j].count + map[j + 1].count + map[j + 2].count +
+                            map[j + 3].count;
+            if (index < four) break;
+            index -= four;
+            j += 4;
+        }
+        while (index >= map[j].count) index -= map[j++].count;
+        *k = j;
         *pos = (uint32_t)index;
         assert(*k < l->nnodes);
         return;
     }
     uint64_t after = l->count - index; /* items from index to the end */
-    const struct kv_lnode *p = map + l->nnodes - 1;
-    while (after > p->count) after -= (p--)->count;
-    *k = (uint64_t)(p - map);
-    *pos = p->count - (uint32_t)after;
-    assert(*pos <= p->count);
+    uint64_t j = l->nnodes - 1;
+    while (j >= 3) {
+        uint64_t four = (uint64_t)map[j].count + map[j - 1].count + map[j - 2].count +
+                        map[j - 3].count;
+        if (after <= four) break;
+        after -= four;
+        j -= 4;
+    }
+    while (after > map[j].count) after -= map[j--].count;
+    *k = j;
+    *pos = map[j].count - (uint32_t)after;
+    assert(*pos <= map[j].count);
 }
 
 /* The byte offset in n->buf of item pos (<= count), walked from the nearer end. */
