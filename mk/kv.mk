@@ -90,3 +90,19 @@ $(BUILD)/canary/HSET_INTSET_NO_WIDEN/test_hset: tests/unit/test_hset.c $(KV_SRC)
 
 TEST_DEPS += $(BUILD)/canary/HSET_INTSET_NO_WIDEN/test_hset
 EXTRA_CHECKS += scripts/hset-canary.sh
+
+# Canary of the lists' packed nodes: a split that cuts one item late, so an
+# insertion lands after the item it should precede (scripts/list-canary.sh:
+# lists_of_large_items_against_model must fail).
+$(BUILD)/canary/LIST_SPLIT_OFF_BY_ONE/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_LIST_SPLIT_OFF_BY_ONE -Itests/unit -o $@ tests/unit/test_kv.c \
+		$(KV_SRC) $(UTIL_SRC)
+
+TEST_DEPS += $(BUILD)/canary/LIST_SPLIT_OFF_BY_ONE/test_kv
+EXTRA_CHECKS += scripts/list-canary.sh
+
+# The lists' memory and speed figures (docs/kv.md): `make build/list-mem &&
+# build/list-mem`.
+$(BUILD)/list-mem: tests/unit/list_mem.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUILD)
+	$(CC) $(RELEASE_CFLAGS) -Itests/unit -o $@ tests/unit/list_mem.c $(KV_SRC) $(UTIL_SRC)

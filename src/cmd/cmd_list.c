@@ -34,6 +34,11 @@ CMD_FN(cmd_rpush) { cmd__push(env, argc, argv, false, false, out); }
 CMD_FN(cmd_lpushx) { cmd__push(env, argc, argv, true, true, out); }
 CMD_FN(cmd_rpushx) { cmd__push(env, argc, argv, false, true, out); }
 
+static int cmd__write_item(void *ctx, const struct kv_elem *e) {
+    resp_write_bulk(ctx, e->field, e->field_len);
+    return 0;
+}
+
 /* Writes up to n items popped from one end of l (tail first from the
  * right, as Redis), as an array, then pops them. */
 static void cmd__pop_range(const struct cmd_env *env, struct kv_coll *l, bool front, uint64_t n,
@@ -41,13 +46,7 @@ static void cmd__pop_range(const struct cmd_env *env, struct kv_coll *l, bool fr
     uint64_t len = kv_coll_count(l);
     if (n > len) n = len;
     resp_write_array(out, n);
-    for (uint64_t i = 0; i < n; i++) {
-        struct kv_elem e;
-        int rc = kv_list_get(l, front ? i : len - 1 - i, &e);
-        assert(rc == KV_OK);
-        (void)rc;
-        resp_write_bulk(out, e.field, e.field_len);
-    }
+    (void)kv_list_walk(l, front ? 0 : len - n, front ? n : len, !front, cmd__write_item, out);
     for (uint64_t i = 0; i < n; i++) kv_list_pop(env->kv, l, front);
 }
 
@@ -127,13 +126,7 @@ CMD_FN(cmd_lrange) {
         return;
     }
     resp_write_array(out, to - from + 1);
-    for (uint64_t i = from; i <= to; i++) {
-        struct kv_elem e;
-        int rc = kv_list_get(l, i, &e);
-        assert(rc == KV_OK);
-        (void)rc;
-        resp_write_bulk(out, e.field, e.field_len);
-    }
+    (void)kv_list_walk(l, from, to + 1, false, cmd__write_item, out);
 }
 
 CMD_FN(cmd_ltrim) {
@@ -203,6 +196,19 @@ static bool cmd__item_is(const struct kv_elem *e, const struct resp_arg *a) {
     return e->field_len == a->len && (a->len == 0 || memcmp(e->field, a->data, a->len) == 0);
 }
 
+/* Walks to the first item equal to item: index counts the items before. */
+struct cmd__find {
+    const struct resp_arg *item;
+    uint64_t index;
+};
+
+static int cmd__find_cb(void *ctx, const struct kv_elem *e) {
+    struct cmd__find *f = ctx;
+    if (cmd__item_is(e, f->item)) return 1;
+    f->index++;
+    return 0;
+}
+
 CMD_FN(cmd_linsert) {
     (void)argc;
     bool after = cmd_arg_is(&argv[2], "after");
@@ -216,18 +222,15 @@ CMD_FN(cmd_linsert) {
         resp_write_int(out, 0);
         return;
     }
-    uint64_t len = kv_coll_count(l);
-    for (uint64_t i = 0; i < len; i++) {
-        struct kv_elem e;
-        int rc = kv_list_get(l, i, &e);
-        assert(rc == KV_OK);
-        if (!cmd__item_is(&e, &argv[3])) continue;
-        rc = kv_list_insert(env->kv, l, after ? i + 1 : i, argv[4].data, argv[4].len);
-        if (rc != KV_OK) cmd_reply_kv_error(out, rc);
-        else resp_write_int(out, (int64_t)kv_coll_count(l));
+    struct cmd__find pivot = {.item = &argv[3], .index = 0};
+    if (kv_list_walk(l, 0, kv_coll_count(l), false, cmd__find_cb, &pivot) == 0) {
+        resp_write_int(out, -1);
         return;
     }
-    resp_write_int(out, -1);
+    uint64_t i = pivot.index;
+    int rc = kv_list_insert(env->kv, l, after ? i + 1 : i, argv[4].data, argv[4].len);
+    if (rc != KV_OK) cmd_reply_kv_error(out, rc);
+    else resp_write_int(out, (int64_t)kv_coll_count(l));
 }
 
 CMD_FN(cmd_lrem) {
@@ -278,6 +281,38 @@ static bool cmd__lpos_options(uint32_t argc, const struct resp_arg *argv, int64_
     return true;
 }
 
+/* LPOS's walk: the matches' indexes from want_rank on, up to count. */
+struct cmd__lpos {
+    const struct resp_arg *item;
+    bool from_tail;
+    bool failed;
+    uint64_t len;
+    uint64_t want_rank;
+    int64_t count;
+    uint64_t k; /* items seen */
+    uint64_t matches;
+    uint64_t *found;
+    uint64_t n, cap;
+};
+
+static int cmd__lpos_cb(void *ctx, const struct kv_elem *e) {
+    struct cmd__lpos *p = ctx;
+    uint64_t i = p->from_tail ? p->len - 1 - p->k : p->k;
+    p->k++;
+    if (!cmd__item_is(e, p->item) || ++p->matches < p->want_rank) return 0;
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 16;
+        uint64_t *grown = realloc(p->found, p->cap * sizeof(*p->found));
+        if (grown == NULL) {
+            p->failed = true;
+            return 1;
+        }
+        p->found = grown;
+    }
+    p->found[p->n++] = i;
+    return p->count == -1 || (p->count > 0 && p->n >= (uint64_t)p->count);
+}
+
 CMD_FN(cmd_lpos) {
     int64_t rank = 1, count = -1, maxlen = 0;
     if (!cmd__lpos_options(argc, argv, &rank, &count, &maxlen, out)) return;
@@ -292,30 +327,15 @@ CMD_FN(cmd_lpos) {
         else resp_write_null(out);
         return;
     }
-    uint64_t *found = NULL; /* the matches' indexes */
-    uint64_t n = 0, cap = 0;
-    bool failed = false;
     uint64_t len = kv_coll_count(l);
-    uint64_t matches = 0;
-    for (uint64_t k = 0; k < len && (maxlen == 0 || k < (uint64_t)maxlen); k++) {
-        uint64_t i = from_tail ? len - 1 - k : k;
-        struct kv_elem e;
-        int rc = kv_list_get(l, i, &e);
-        assert(rc == KV_OK);
-        (void)rc;
-        if (!cmd__item_is(&e, &argv[2]) || ++matches < want_rank) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            uint64_t *grown = realloc(found, cap * sizeof(*found));
-            if (grown == NULL) {
-                failed = true;
-                break;
-            }
-            found = grown;
-        }
-        found[n++] = i;
-        if (count == -1 || (count > 0 && n >= (uint64_t)count)) break;
-    }
+    uint64_t scan = maxlen == 0 || (uint64_t)maxlen > len ? len : (uint64_t)maxlen;
+    struct cmd__lpos p = {.item = &argv[2], .from_tail = from_tail, .len = len,
+                          .want_rank = want_rank, .count = count};
+    (void)kv_list_walk(l, from_tail ? len - scan : 0, from_tail ? len : scan, from_tail,
+                       cmd__lpos_cb, &p);
+    uint64_t *found = p.found;
+    uint64_t n = p.n;
+    bool failed = p.failed;
     if (failed) {
         cmd_reply_kv_error(out, KV_ENOMEM);
     } else if (count == -1) {
@@ -348,12 +368,11 @@ static void cmd__lmove(const struct cmd_env *env, const struct resp_arg *src_key
         return;
     }
     if (!cmd_coll_write(env, dst_key, KV_TYPE_LIST, true, &dst, out)) return;
+    int rc = kv_list_move(env->kv, src, src_front, dst, dst_front);
     struct kv_elem e;
-    int rc = kv_list_get(src, src_front ? 0 : kv_coll_count(src) - 1, &e);
-    assert(rc == KV_OK);
-    rc = kv_list_move(env->kv, src, src_front, dst, dst_front);
+    if (rc == KV_OK) rc = kv_list_get(dst, dst_front ? 0 : kv_coll_count(dst) - 1, &e);
     if (rc != KV_OK) cmd_reply_kv_error(out, rc);
-    else resp_write_bulk(out, e.field, e.field_len); /* the item moved, not its bytes */
+    else resp_write_bulk(out, e.field, e.field_len); /* the item where it went */
     kv_coll_close(env->kv, dst_key->data, dst_key->len, dst);
     if (src != dst) kv_coll_close(env->kv, src_key->data, src_key->len, src);
 }

@@ -464,9 +464,12 @@ int kv_coll_pick(const struct kv_coll *c, uint64_t seed, struct kv_elem *out, ui
  * kv_coll_close()) of items in order, index 0 at the head (the left).
  * kv_coll_count() and kv_coll_foreach() (head to tail; an item is a
  * kv_elem's field) work on it; the hash and set operations above do not.
- * Pushes and pops at either end are O(1); an index is found in O(1); an
- * insertion or removal inside moves the items on the shorter side. An item
- * is at most value_bytes_max bytes; a list holds at most
+ * The items are packed in nodes of up to 8 KB (kv_coll.h): pushes and pops
+ * at either end are O(1) amortized; an index is found in O(nodes) plus a
+ * walk inside one node; an insertion or removal inside moves bytes within
+ * its node only (a full node splits, small neighbours merge). Views
+ * (struct kv_elem) borrow the list's memory and stay valid until its next
+ * change. An item is at most value_bytes_max bytes; a list holds at most
  * KV_COLL_ELEMENTS_MAX items.
  */
 
@@ -477,6 +480,11 @@ int kv_list_push(struct kv *kv, struct kv_coll *c, bool front, const void *item,
 /* Item `index` (0 = head): KV_OK and *out (field, field_len), or
  * KV_ENOTFOUND when index >= the count. */
 int kv_list_get(const struct kv_coll *c, uint64_t index, struct kv_elem *out);
+/* The items [from, to) (to <= count) head first, or tail first when
+ * reverse, as kv_elem fields; cb's non-zero return stops the walk and is
+ * returned. cb must not change the list. O(nodes + to - from). */
+int kv_list_walk(const struct kv_coll *c, uint64_t from, uint64_t to, bool reverse,
+                 kv_elem_cb cb, void *ctx);
 /* Removes the head (front) or the tail item; the list must not be empty. */
 void kv_list_pop(struct kv *kv, struct kv_coll *c, bool front);
 /* Replaces item `index` (< count): KV_OK, KV_ETOOBIG, KV_ENOMEM. */
@@ -494,8 +502,8 @@ uint64_t kv_list_remove_equal(struct kv *kv, struct kv_coll *c, const void *item
 /* LTRIM: keeps items [start, stop] (start <= stop < count) and frees the
  * others. */
 void kv_list_trim(struct kv *kv, struct kv_coll *c, uint64_t start, uint64_t stop);
-/* LMOVE: moves src's head (src_front) or tail item to dst's head or tail
- * without copying it (src and dst may be the same list; src not empty).
+/* LMOVE: moves src's head (src_front) or tail item to dst's head or tail,
+ * copying its bytes (src and dst may be the same list; src not empty).
  * KV_OK, KV_EFULL, KV_ENOMEM (nothing changed). */
 int kv_list_move(struct kv *kv, struct kv_coll *src, bool src_front, struct kv_coll *dst,
                  bool dst_front) __attribute__((warn_unused_result));

@@ -790,16 +790,7 @@ static int kv__walk_fn(void *ctx, const struct kv_entry *e) {
 
 int kv_coll_foreach(const struct kv_coll *c, kv_elem_cb cb, void *ctx) {
     assert(c->type != KV_TYPE_ZSET); /* kv_zset_walk() */
-    if (c->type == KV_TYPE_LIST) {
-        for (uint64_t i = 0; i < c->list.count; i++) {
-            struct kv_elem e = {0};
-            int rc = kv_list_get(c, i, &e);
-            assert(rc == KV_OK);
-            rc = cb(ctx, &e);
-            if (rc != 0) return rc;
-        }
-        return 0;
-    }
+    if (c->type == KV_TYPE_LIST) return kv_list_walk(c, 0, c->list.count, false, cb, ctx);
     if (c->hset.enc != KV_HSET_DICT) return kv__small_foreach(c, cb, ctx);
     struct kv__walk_ctx w = {.cb = cb, .ctx = ctx};
     return kv_dict_foreach(c->hset.dict, kv__walk_fn, &w);

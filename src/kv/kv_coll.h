@@ -39,27 +39,32 @@
 #define KV_COLL_SET_ELEM_OVERHEAD 4u
 #define KV_COLL_HASH_ELEM_OVERHEAD 8u
 
-/* A list item: its own allocation, pointed to from a block of the deque. */
-struct kv_litem {
-    uint32_t len;
-    uint8_t data[];
+/* A list (kv_list.c): a deque of nodes, each a buffer of items packed as
+ *
+ *   LEB128 length | bytes | the length's LEB128 bytes in reverse order
+ *
+ * (as a listpack's entry: the length at both ends lets a walk go either
+ * way). A node's bytes are buf[start, end) of cap; the slack on either side
+ * takes pushes at that end. A node holds at most KV_LIST_NODE_BYTES bytes
+ * (Redis's list-max-listpack-size -2: 8 KB) unless it holds one larger item.
+ * The map nodes[first, first + nnodes) keeps the nodes in order with their
+ * counts, so an index is found by a walk over the map (from the nearer end)
+ * and then inside one node (from its nearer end). The map has room at both
+ * ends and is re-centred in twice the nodes when an end reaches it. An
+ * empty list holds no node and no map. */
+#define KV_LIST_NODE_BYTES 8192u
+struct kv_lnode {
+    uint8_t *buf;
+    uint32_t cap;
+    uint32_t start;
+    uint32_t end;
+    uint32_t count;
 };
-
-/* Items per block of a list's deque. */
-#define KV_LIST_BLOCK_ITEMS 128u
-
-/* A list: a deque of blocks of item pointers. blocks[first, first+nblocks)
- * of the map hold the blocks in order; item i is in position head + i
- * counted from the first block's start. Pushing or popping at either end is
- * O(1) (a block is allocated or freed every KV_LIST_BLOCK_ITEMS items; the
- * map, one pointer per block, is re-centred or doubled when an end reaches
- * it); item i is found in O(1). An empty list holds no block and no map. */
 struct kv_list {
-    struct kv_litem ***blocks;
+    struct kv_lnode *nodes;
     uint64_t map_cap;
     uint64_t first;
-    uint64_t nblocks;
-    uint64_t head;
+    uint64_t nnodes;
     uint64_t count;
 };
 
@@ -110,11 +115,12 @@ struct kv_coll {
     };
 };
 
-/* Bytes of a collection's struct: a sorted set's, a hash's and a set's
- * stop after their member (small ones are many; their struct is 40 bytes,
- * not 72). */
+/* Bytes of a collection's struct: a sorted set's, a list's, a hash's and a
+ * set's stop after their member (small ones are many: their struct is
+ * 40-64 bytes, not the union's whole size). */
 static inline size_t kv_coll_struct_bytes(uint8_t type) {
     if (type == KV_TYPE_ZSET) return offsetof(struct kv_coll, zset) + sizeof(struct kv_zset);
+    if (type == KV_TYPE_LIST) return offsetof(struct kv_coll, list) + sizeof(struct kv_list);
     if (type == KV_TYPE_HASH || type == KV_TYPE_SET) {
         return offsetof(struct kv_coll, hset) + sizeof(struct kv_hset);
     }
@@ -157,16 +163,19 @@ int kv_zset_append(struct kv *kv, struct kv_coll *c, const void *member, uint32_
 
 /* ---- Lists (kv_list.c) ---- */
 
-/* An item of len bytes the caller fills (snapshot load); not counted. */
-struct kv_litem *kv_list_item_alloc(uint32_t len);
-/* Appends an item the caller filled and counts it: KV_OK or KV_ENOMEM (the
- * caller frees it). */
-int kv_list_link_back(struct kv *kv, struct kv_coll *c, struct kv_litem *item)
+/* Appends a copy of item (snapshot load; its length already checked):
+ * KV_OK, KV_EFULL, KV_ENOMEM (nothing changed). */
+int kv_list_append(struct kv *kv, struct kv_coll *c, const void *item, uint32_t len)
     __attribute__((warn_unused_result));
-/* Frees every item, block and the map (not the kv_coll). */
+/* Frees every node and the map (not the kv_coll). */
 void kv_list_clear(struct kv_coll *c);
 /* An order-dependent digest of the items. */
 uint64_t kv_list_digest(const struct kv_coll *c, const uint64_t key[2]);
+/* The list's invariants (for tests): the nodes' counts add up, each
+ * node's entries walk exactly its bytes both ways, no node of several items
+ * is over KV_LIST_NODE_BYTES, and memory_bytes and payload_bytes are the
+ * sums of what it holds. O(items). */
+bool kv_list_valid(const struct kv_coll *c);
 
 /* A new empty collection, counted in the keyspace's memory; NULL if out of
  * memory. */

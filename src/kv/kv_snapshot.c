@@ -625,15 +625,16 @@ static int kv__link(struct kv__reader *r, struct kv *kv, struct kv_entry *e, uin
 /* Reads one list item (its length already read) onto c's tail. */
 static int kv__load_item(struct kv__reader *r, struct kv *kv, struct kv_coll *c, uint32_t len,
                          uint32_t *crc, uint64_t at) {
-    struct kv_litem *it = kv_list_item_alloc(len);
-    if (it == NULL) return kv__fail(r, KV_ENOMEM, at, "out of memory");
-    int rc = kv__read(r, it->data, len);
+    uint8_t small[256];
+    uint8_t *item = len <= sizeof(small) ? small : malloc(len);
+    if (item == NULL) return kv__fail(r, KV_ENOMEM, at, "out of memory");
+    int rc = kv__read(r, item, len);
     if (rc == KV_OK) {
-        *crc = crc32c(*crc, it->data, len);
-        rc = kv_list_link_back(kv, c, it);
+        *crc = crc32c(*crc, item, len);
+        rc = kv_list_append(kv, c, item, len);
         if (rc != KV_OK) rc = kv__fail(r, rc, at, "cannot insert");
     }
-    if (rc != KV_OK) free(it);
+    if (item != small) free(item);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "kv/kv.h"
+#include "kv/kv_coll.h"
 #include "kv/kv_dict.h"
 #include "test.h"
 #include "util/crc32c.h"
@@ -1760,11 +1761,22 @@ TEST(collection_keys_move_and_are_replaced) {
 
 #define LM_MAX 2000
 
-/* The model: two arrays of small numbers (items are their decimal text). */
+#define LM_ITEM_MAX 20000 /* the large model's value_bytes_max */
+
+/* The model: two arrays of small numbers, at most max each. An item is its
+ * number's decimal text, or with lens, lens[x] bytes of a pattern of x. */
 struct lm {
     int v[2][LM_MAX];
     int n[2];
+    int max;
+    const uint32_t *lens;
 };
+
+static uint32_t lm_item(const struct lm *m, int x, uint8_t *buf) {
+    if (m->lens == NULL) return (uint32_t)snprintf((char *)buf, 16, "%d", x);
+    for (uint32_t i = 0; i < m->lens[x]; i++) buf[i] = (uint8_t)(x * 31 + i * 7);
+    return m->lens[x];
+}
 
 static void lm_insert(struct lm *m, int l, int at, int x) {
     memmove(&m->v[l][at + 1], &m->v[l][at], (size_t)(m->n[l] - at) * sizeof(int));
@@ -1779,6 +1791,20 @@ static int lm_take(struct lm *m, int l, int at) {
     return x;
 }
 
+/* kv_list_walk() checked against the model, either way. */
+struct lm_walk {
+    const struct lm *m;
+    int l, i, step;
+};
+
+static int lm_walk_cb(void *ctx, const struct kv_elem *e) {
+    struct lm_walk *w = ctx;
+    static uint8_t want[LM_ITEM_MAX];
+    uint32_t len = lm_item(w->m, w->m->v[w->l][w->i], want);
+    w->i += w->step;
+    return e->field_len != len || (len > 0 && memcmp(e->field, want, len) != 0);
+}
+
 static bool lm_matches(struct kv *kv, const struct lm *m) {
     for (int l = 0; l < 2; l++) {
         char key[2] = {(char)('x' + l), 0};
@@ -1789,15 +1815,20 @@ static bool lm_matches(struct kv *kv, const struct lm *m) {
             continue;
         }
         if (rc != KV_OK || kv_coll_count(c) != (uint64_t)m->n[l]) return false;
+        if (!kv_list_valid(c)) return false;
+        static uint8_t want[LM_ITEM_MAX];
         for (int i = 0; i < m->n[l]; i++) {
-            char want[16];
-            int len = snprintf(want, sizeof(want), "%d", m->v[l][i]);
+            uint32_t len = lm_item(m, m->v[l][i], want);
             struct kv_elem e;
-            if (kv_list_get(c, (uint64_t)i, &e) != KV_OK || e.field_len != (uint32_t)len ||
-                memcmp(e.field, want, (size_t)len) != 0) {
+            if (kv_list_get(c, (uint64_t)i, &e) != KV_OK || e.field_len != len ||
+                (len > 0 && memcmp(e.field, want, len) != 0)) {
                 return false;
             }
         }
+        struct lm_walk w = {.m = m, .l = l, .i = 0, .step = 1};
+        if (kv_list_walk(c, 0, (uint64_t)m->n[l], false, lm_walk_cb, &w) != 0) return false;
+        w = (struct lm_walk){.m = m, .l = l, .i = m->n[l] - 1, .step = -1};
+        if (kv_list_walk(c, 0, (uint64_t)m->n[l], true, lm_walk_cb, &w) != 0) return false;
     }
     return true;
 }
@@ -1807,11 +1838,11 @@ static bool lm_step(struct kv *kv, struct lm *m, struct rand *rng) {
     int l = (int)rand_below(rng, 2);
     char key[2] = {(char)('x' + l), 0};
     int x = (int)rand_below(rng, 8); /* few distinct items: LREM finds some */
-    char item[16];
-    int len = snprintf(item, sizeof(item), "%d", x);
+    static uint8_t item[LM_ITEM_MAX];
+    uint32_t len = lm_item(m, x, item);
     uint32_t dice = (uint32_t)rand_below(rng, 100);
     struct kv_coll *c = NULL;
-    if (dice < 45 && m->n[l] < LM_MAX - 1) { /* push, insert */
+    if (dice < 45 && m->n[l] < m->max - 1) { /* push, insert */
         if (kv_coll_open(kv, key, 1, T0, KV_TYPE_LIST, true, &c) != KV_OK) return false;
         int at = dice < 20 ? 0 : dice < 40 ? m->n[l] : (int)rand_below(rng, (uint64_t)m->n[l] + 1);
         int rc = dice < 20   ? kv_list_push(kv, c, true, item, (size_t)len)
@@ -1862,7 +1893,7 @@ static bool lm_step(struct kv *kv, struct lm *m, struct rand *rng) {
         bool sf = rand_below(rng, 2), df = rand_below(rng, 2);
         if (kv_coll_open(kv, dkey, 1, T0, KV_TYPE_LIST, true, &dc) != KV_OK) return false;
         if (kv_coll_open(kv, key, 1, T0, KV_TYPE_LIST, false, &c) != KV_OK) return false;
-        if (m->n[d] >= LM_MAX - 1) return true;
+        if (m->n[d] >= m->max - 1) return true;
         if (kv_list_move(kv, c, sf, dc, df) != KV_OK) return false;
         int v = lm_take(m, l, sf ? 0 : m->n[l] - 1);
         lm_insert(m, d, df ? 0 : m->n[d], v);
@@ -1880,6 +1911,7 @@ TEST(lists_against_model) {
     uint64_t empty_memory = kv_memory_bytes(kv);
     static struct lm m;
     memset(&m, 0, sizeof(m));
+    m.max = LM_MAX;
     struct rand rng;
     rand_seed(&rng, 62);
     for (int step = 0; step < 30000; step++) {
@@ -1905,6 +1937,53 @@ TEST(lists_against_model) {
     kv_destroy(kv);
 }
 
+/* Items of 0 to LM_ITEM_MAX (value_bytes_max) bytes, so that the lists span
+ * many nodes, full, split, merged and single-item ones (over the node
+ * size): every operation against the model, both walks, snapshots; an item
+ * one byte over the limit is refused by every write. */
+TEST(lists_of_large_items_against_model) {
+    struct kv_config cfg;
+    kv_config_default(&cfg);
+    cfg.value_bytes_max = LM_ITEM_MAX;
+    struct kv *kv = kv_create(&cfg);
+    uint64_t empty_memory = kv_memory_bytes(kv);
+    static const uint32_t lens[8] = {0, 1, 7, 60, 300, 2000, 8186, LM_ITEM_MAX};
+    static struct lm m;
+    memset(&m, 0, sizeof(m));
+    m.max = 400;
+    m.lens = lens;
+    struct rand rng;
+    rand_seed(&rng, 64);
+    for (int step = 0; step < 12000; step++) {
+        CHECK(lm_step(kv, &m, &rng));
+        if (step % 53 != 0) continue;
+        CHECK(lm_matches(kv, &m));
+        if (step % (53 * 8) != 0) continue;
+        struct sink s = {.fail_at = -1};
+        CHECK(kv_snapshot_write(kv, 5, sink_write, &s) == KV_OK);
+        CHECK_EQ_U64(s.len, kv_snapshot_size(kv));
+        struct kv *back = NULL;
+        char err[200];
+        CHECK(kv_snapshot_load_buffer(&cfg, s.p, s.len, &back, NULL, err, sizeof(err)) == KV_OK);
+        free(s.p);
+        CHECK(lm_matches(back, &m));
+        CHECK_EQ_U64(kv_digest(back), kv_digest(kv));
+        kv_destroy(back);
+    }
+    CHECK(lm_matches(kv, &m));
+    static uint8_t big[LM_ITEM_MAX + 1];
+    struct kv_coll *c = NULL;
+    CHECK(kv_coll_open(kv, "x", 1, T0, KV_TYPE_LIST, true, &c) == KV_OK);
+    CHECK(kv_list_push(kv, c, true, big, LM_ITEM_MAX + 1) == KV_ETOOBIG);
+    CHECK(kv_list_insert(kv, c, 0, big, LM_ITEM_MAX + 1) == KV_ETOOBIG);
+    CHECK(kv_list_push(kv, c, false, big, LM_ITEM_MAX) == KV_OK);
+    CHECK(kv_list_set(kv, c, 0, big, LM_ITEM_MAX + 1) == KV_ETOOBIG);
+    kv_coll_close(kv, "x", 1, c);
+    kv_flush(kv);
+    CHECK_EQ_U64(kv_memory_bytes(kv), empty_memory);
+    kv_destroy(kv);
+}
+
 /* A long list grows and shrinks through both ends in O(1) steps: the blocks
  * and the map follow, and the memory per item stays near its bytes. */
 TEST(list_deque_grows_and_shrinks_at_both_ends) {
@@ -1920,7 +1999,7 @@ TEST(list_deque_grows_and_shrinks_at_both_ends) {
     uint64_t per_item = (kv_memory_bytes(kv) - empty_memory) / 100000;
     fprintf(stderr, "  kv list: %llu bytes/item requested for 8-byte items\n",
             (unsigned long long)per_item);
-    CHECK(per_item <= 8 + 12 + 4);
+    CHECK(per_item <= 8 + 2 + 1); /* the bytes, the length at both ends, a node's slack */
     struct kv_elem e;
     CHECK(kv_list_get(c, 0, &e) == KV_OK && memcmp(e.field, "00099999", 8) == 0);
     CHECK(kv_list_get(c, 99999, &e) == KV_OK && memcmp(e.field, "00099998", 8) == 0);
@@ -2206,6 +2285,7 @@ int main(void) {
         TEST_ENTRY(pick_is_the_same_whatever_the_layout),
         TEST_ENTRY(collection_keys_move_and_are_replaced),
         TEST_ENTRY(lists_against_model),
+        TEST_ENTRY(lists_of_large_items_against_model),
         TEST_ENTRY(list_deque_grows_and_shrinks_at_both_ends),
         TEST_ENTRY(memory_per_key), /* last: the memory-only build runs just this */
     };
