@@ -99,6 +99,7 @@ struct nsim_slot {
     uint8_t want; /* the shard owning the key's slot (the simulator's own map) */
     uint8_t ran;  /* the shard the node handed it to */
     uint64_t at_us; /* when the request arrived */
+    bool closed; /* its connection was closed: the node must not answer it */
 };
 
 struct nsim_host {
@@ -126,6 +127,8 @@ struct nsim_host {
     bool sent_since_beat[NSIM_NODES_MAX];
     struct client *clients[NSIM_CLIENTS];
     struct nsim_slot *slots;
+    struct client **gone; /* clients whose connection closed, kept until the node goes */
+    uint32_t n_gone, cap_gone;
 };
 
 struct nsim_op {
@@ -383,6 +386,12 @@ static void nsim__slot_set(void *ctx, struct client *c, struct slot *s, const ch
     struct nsim_host *h = ctx;
     (void)c;
     struct nsim_slot *ns = (struct nsim_slot *)s;
+    if (ns->closed) { /* client.c would have freed the client: a use after free */
+        nsim__violation(h->w, "closed connection: node %llu answered a request of client %u "
+                              "after its connection closed",
+                        (unsigned long long)h->id, (unsigned)ns->client);
+        return;
+    }
     /* shard ownership: a read answered from a keyspace was served by the
      * shard the node handed it to, which must own the key's slot */
     if (ns->read && ns->ran != ns->want && (len == 0 || data[0] != '-')) {
@@ -582,6 +591,13 @@ static void nsim__check_fsync_error_seen(struct nsim *w, struct nsim_host *h) {
 static void nsim__free_node(struct nsim *w, struct nsim_host *h) {
     (void)w;
     while (h->slots) nsim__slot_free(h, h->slots);
+    for (uint32_t i = 0; i < h->n_gone; i++) {
+        free(h->gone[i]->last_write_index);
+        free(h->gone[i]);
+    }
+    free(h->gone);
+    h->gone = NULL;
+    h->n_gone = h->cap_gone = 0;
     for (uint32_t i = 0; i < NSIM_CLIENTS; i++) {
         if (h->clients[i] != NULL) free(h->clients[i]->last_write_index); /* shard.c's */
         free(h->clients[i]);
@@ -772,6 +788,38 @@ static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
     nsim__push(w, w->now_us + nsim__net_delay(w), ev);
     nsim__push(w, w->now_us + NSIM_OP_TIMEOUT_US,
                (struct nsim_ev){.type = EV_TIMEOUT, .client = c->id, .req = c->req});
+}
+
+/* A client that gave up on a request closes its connection to the node (as
+ * a client library does after a timeout), as client.c's close does for the
+ * shards: they forget the client, whose requests they hold are then never
+ * answered (the client is freed). The node gets a new connection from it. */
+static void nsim__close_connection(struct nsim *w, struct nsim_host *h, uint16_t client) {
+    if (!h->alive) return;
+    struct client *old = h->clients[client];
+    struct node *n = h->n;
+    NSIM_ON_NODE(w, h, {
+        for (uint32_t i = 0; i < n->n_local; i++) shard_forget_client(n->local[i], old);
+    });
+    if (!h->alive) return;
+    for (struct nsim_slot *ns = h->slots; ns != NULL; ns = ns->next) {
+        if (ns->client == client) ns->closed = true;
+    }
+    if (h->n_gone == h->cap_gone) {
+        uint32_t cap = h->cap_gone ? 2 * h->cap_gone : 8;
+        struct client **p = realloc(h->gone, cap * sizeof(*p));
+        if (p == NULL) abort();
+        h->gone = p;
+        h->cap_gone = cap;
+    }
+    h->gone[h->n_gone++] = old;
+    struct client *c = calloc(1, sizeof(*c));
+    if (c == NULL) abort();
+    c->node = n;
+    c->proto = 2;
+    c->id = n->next_client_id++;
+    h->clients[client] = c;
+    w->st.conns_closed++;
 }
 
 static void nsim__client_done(struct nsim *w, struct nsim_client *c, bool retarget) {
@@ -1234,6 +1282,12 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
         struct nsim_client *c = &w->clients[ev->client];
         if (c->busy && c->req == ev->req) {
             w->st.ops_unknown++;
+            /* every other timeout closes the connection (no random draw:
+             * the seeds' schedules stay as they were) */
+            if ((c->id + c->req) % 2 == 0) {
+                uint8_t target = c->target[w->key_shard[w->ops[c->op].key]];
+                nsim__close_connection(w, &w->hosts[target], c->id);
+            }
             nsim__client_done(w, c, true);
         }
         break;
@@ -1389,7 +1443,7 @@ static void nsim__check_final(struct nsim *w) {
         }
         const struct nsim_host *h = &w->hosts[i];
         for (const struct nsim_slot *ns = h->slots; ns != NULL && !w->violated; ns = ns->next) {
-            if (ns->at_us < w->quiet_us) {
+            if (ns->at_us < w->quiet_us && !ns->closed) {
                 nsim__violation(w, "unanswered: node %llu holds a request of client %u from "
                                    "%llu ms ago (every request is answered or failed)",
                                 (unsigned long long)h->id, (unsigned)ns->client,

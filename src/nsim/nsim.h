@@ -54,6 +54,7 @@ struct nsim_options {
 struct nsim_stats {
     uint64_t sim_ms, ticks, events;
     uint64_t ops_ok, ops_failed, ops_unknown;
+    uint64_t conns_closed; /* connections a client closed after a timeout */
     uint64_t kills, power_losses, torn_writes, fsync_errors, partitions, slow_disks;
     uint64_t disk_fulls, snapshot_failures;
     uint64_t restarts, elections, snapshots, snapshots_installed, frames, bad_frames;

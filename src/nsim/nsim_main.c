@@ -113,7 +113,8 @@ int main(int argc, char **argv) {
         }
     }
     double secs = nsim_main__now() - began;
-    printf("%.1f seeds/s, %.0f simulated s/s; %llu ops (ok %llu, failed %llu, unknown %llu), "
+    printf("%.1f seeds/s, %.0f simulated s/s; %llu ops (ok %llu, failed %llu, unknown %llu; "
+           "%llu connections closed after a timeout), "
            "%llu kills, %llu power losses (%llu torn writes), %llu fsync errors, %llu partitions, "
            "%llu slow disks, %llu full disks, %llu restarts, %llu elections, %llu snapshots "
            "(%llu failed, %llu installed from a leader), %llu frames (%llu "
@@ -123,7 +124,8 @@ int main(int argc, char **argv) {
            ran / secs, sum.sim_ms / 1000.0 / secs,
            (unsigned long long)(sum.ops_ok + sum.ops_failed + sum.ops_unknown),
            (unsigned long long)sum.ops_ok, (unsigned long long)sum.ops_failed,
-           (unsigned long long)sum.ops_unknown, (unsigned long long)sum.kills,
+           (unsigned long long)sum.ops_unknown, (unsigned long long)sum.conns_closed,
+           (unsigned long long)sum.kills,
            (unsigned long long)sum.power_losses, (unsigned long long)sum.torn_writes,
            (unsigned long long)sum.fsync_errors, (unsigned long long)sum.partitions,
            (unsigned long long)sum.slow_disks, (unsigned long long)sum.disk_fulls,

@@ -677,6 +677,11 @@ static void raft__confirm_reads(struct raft *r) {
     }
     memmove(r->reads, r->reads + done, (r->n_reads - done) * sizeof(r->reads[0]));
     r->n_reads -= done;
+    /* The ready is full: the rest of the confirmed go out in the next one
+     * (a single voter hears no answer that would bring us back here). */
+    if (r->n_reads > 0 && r->reads[0].round != 0 && r->reads[0].round <= acked) {
+        r->round_wanted = true;
+    }
 }
 
 static bool raft__lease_valid(struct raft *r) {
@@ -1181,6 +1186,7 @@ static void raft__tick_leader(struct raft *r) {
     if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
         raft__bcast_heartbeat(r);
+        raft__confirm_reads(r); /* a single voter confirms its own round */
     }
 }
 
@@ -1411,11 +1417,12 @@ bool raft_has_ready(const struct raft *r) {
 
 void raft_ready(struct raft *r, struct raft_ready *out) {
     assert(!r->ready_out);
-    if (r->round_wanted && r->role == RAFT_LEADER) {
+    bool round = r->round_wanted && r->role == RAFT_LEADER;
+    r->round_wanted = false;
+    if (round) {
         raft__bcast_heartbeat(r);
         raft__confirm_reads(r); /* a single voter confirms its own round */
     }
-    r->round_wanted = false;
     memset(out, 0, sizeof(*out));
     struct raft_hard_state hs = raft__hard_state(r);
     out->hard_state = hs;

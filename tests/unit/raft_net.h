@@ -55,6 +55,7 @@ struct net {
     uint64_t snapshots_installed[NET_NODES_MAX + 1];
     struct raft_read_state reads[NET_NODES_MAX + 1][64];
     uint32_t n_reads[NET_NODES_MAX + 1];
+    uint64_t reads_total[NET_NODES_MAX + 1]; /* all served, past the 64 kept */
     uint64_t sent[RAFT_MSG_TYPE_COUNT]; /* messages handed out, by type */
     uint64_t entries_to[NET_NODES_MAX + 1]; /* entries handed out in appends, by receiver */
     uint64_t max_entries_per_append;
@@ -169,6 +170,7 @@ static inline void net__apply(struct net *net, int id, const struct raft_ready *
             if (b->term != a->term || b->len != a->len) net->safety_violated = true;
         }
     }
+    net->reads_total[id] += rd->n_reads;
     for (uint32_t i = 0; i < rd->n_reads && net->n_reads[id] < 64; i++) {
         net->reads[id][net->n_reads[id]++] = rd->reads[i];
     }
