@@ -627,9 +627,10 @@ int kv_restore(struct kv *kv, const void *key, size_t key_len, const uint8_t *pa
  * copied through its DUMP payload: a transient buffer of its size. */
 int kv_copy(struct kv *kv, const void *src, size_t src_len, const void *dst, size_t dst_len,
             int64_t now_ms, bool replace) __attribute__((warn_unused_result));
-/* OBJECT ENCODING of a collection, in Redis's names: "hashtable" (hashes,
- * sets), "quicklist" (lists), "listpack" or "skiplist" (packed or
- * table-and-tree sorted sets). Strings are the caller's (by content). */
+/* OBJECT ENCODING of a collection, in Redis's names: "listpack" (packed
+ * hashes, sets and sorted sets), "intset", "hashtable" (hashes and sets in a
+ * table), "skiplist" (table-and-tree sorted sets), "quicklist" (lists),
+ * "stream". Strings are the caller's (by content). */
 const char *kv_coll_encoding(const struct kv_coll *c);
 
 /* ---- Snapshots -------------------------------------------------------------

@@ -675,7 +675,11 @@ const char *kv_coll_encoding(const struct kv_coll *c) {
     switch (c->type) {
     case KV_TYPE_LIST: return "quicklist"; /* a deque of blocks of items */
     case KV_TYPE_ZSET: return c->zset.is_big ? "skiplist" : "listpack";
-    default: return "hashtable"; /* hashes and sets: a kv_dict */
+    case KV_TYPE_STREAM: return "stream";
+    default: /* hashes and sets */
+        if (c->hset.enc == KV_HSET_INTSET) return "intset";
+        /* a packed small set is Redis 7.2's listpack (7.0 has none) */
+        return c->hset.enc == KV_HSET_PACK ? "listpack" : "hashtable";
     }
 }
 
