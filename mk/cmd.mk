@@ -25,3 +25,13 @@ $(BUILD)/canary/WATCH_IGNORED/test_cmd: tests/unit/test_cmd.c $(CMD_SRC) $(CMD_D
 
 TEST_DEPS += $(BUILD)/canary/WATCH_IGNORED/test_cmd
 EXTRA_CHECKS += scripts/cmd-canary.sh
+
+# Canary: SHOAL.SCRIPT that ignores the digests of the script's keys
+# (scripts/script-canary.sh, with the node's SCRIPT_NO_UNDO in shoal.mk).
+$(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd: tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC) \
+		$(HDRS) tests/cmd/golden.txt
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_SCRIPT_DIGEST_IGNORED -Itests/unit -o $@ tests/unit/test_cmd.c \
+		$(CMD_SRC) $(CMD_DEP_SRC) -lm
+
+TEST_DEPS += $(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd

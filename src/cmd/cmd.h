@@ -35,6 +35,7 @@ enum cmd_flags {
     CMD_NUMKEYS = 1 << 8,  /* argv[first_key] is a key count, the keys follow it */
     CMD_DSTKEY = 1 << 9,   /* with CMD_NUMKEYS: argv[1] is a key too (ZUNIONSTORE) */
     CMD_BLOCKING = 1 << 10, /* may wait for its keys (BLPOP, BLMOVE, ...): see cmd_block */
+    CMD_SCRIPT = 1 << 11,  /* EVAL and friends: run by the node's Lua engine (src/script/) */
 };
 
 struct cmd_env;
