@@ -35,3 +35,11 @@ $(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd: tests/unit/test_cmd.c $(CMD_SRC)
 		$(CMD_SRC) $(CMD_DEP_SRC) -lm
 
 TEST_DEPS += $(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd
+
+# The Lua engine (src/script/) over a keyspace: undo, entries, time limit.
+$(BUILD)/test/test_script: tests/unit/test_script.c src/script/script.c $(CMD_SRC) $(CMD_DEP_SRC) \
+		$(HDRS) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_script.c src/script/script.c \
+		$(CMD_SRC) $(CMD_DEP_SRC) -lm $(LUA_LIBS)
+
+UNIT_TESTS += $(BUILD)/test/test_script
