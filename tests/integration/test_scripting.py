@@ -479,3 +479,18 @@ def test_cross_shard_keys(make_cluster):
     with pytest.raises(redis.exceptions.ResponseError, match="non local key"):
         r.eval("return redis.call('get', ARGV[1])", 1, k1, k2)
     assert r.eval("return redis.call('incr', KEYS[1])", 1, k2) >= 1
+
+
+def test_a_scripts_push_wakes_a_blocked_pop(cluster):
+    """BLPOP waits on the leader; a script's RPUSH reaches it through the
+    script's one entry (its keys are the entry's keys)."""
+    lead = cluster.leader()
+    got = []
+    t = threading.Thread(target=lambda: got.append(
+        cluster.client(cluster.followers()[0], timeout=20).blpop("{q}list", 15)))
+    t.start()
+    time.sleep(0.3)
+    assert cluster.client(lead).eval(
+        "return redis.call('rpush', KEYS[1], 'job')", 1, "{q}list") == 1
+    t.join(20)
+    assert got == [(b"{q}list", b"job")]
