@@ -212,7 +212,9 @@ void eval_script_command(struct client *c, uint32_t argc, const struct resp_arg 
     if (eval__is(sub, "help") && argc == 2) {
         size_t lines = sizeof(eval__help) / sizeof(eval__help[0]);
         resp_write_array(out, lines);
-        for (size_t i = 0; i < lines; i++) resp_write_simple(out, eval__help[i], strlen(eval__help[i]));
+        for (size_t i = 0; i < lines; i++) {
+            resp_write_simple(out, eval__help[i], strlen(eval__help[i]));
+        }
     } else if (eval__is(sub, "load")) {
         if (argc != 3) return eval__arity(out, "load");
         char sha[41];
@@ -226,7 +228,9 @@ void eval_script_command(struct client *c, uint32_t argc, const struct resp_arg 
             resp_write_int(out, script_exists(e, argv[i].data, argv[i].len) ? 1 : 0);
         }
     } else if (eval__is(sub, "flush")) {
-        if (argc > 3 || (argc == 3 && !eval__is(&argv[2], "sync") && !eval__is(&argv[2], "async"))) {
+        bool mode_ok = argc == 2 || (argc == 3 && (eval__is(&argv[2], "sync") ||
+                                                    eval__is(&argv[2], "async")));
+        if (!mode_ok) {
             resp_write_errorf(out, "ERR SCRIPT FLUSH only support SYNC|ASYNC option");
             return;
         }

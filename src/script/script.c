@@ -112,7 +112,9 @@ static void script__sha1_block(uint32_t h[5], const uint8_t *p) {
         w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
                (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
     }
-    for (int i = 16; i < 80; i++) w[i] = script__rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    for (int i = 16; i < 80; i++) {
+        w[i] = script__rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    }
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
     for (int i = 0; i < 80; i++) {
         uint32_t f, k;
@@ -510,7 +512,9 @@ static const char *script__command(struct script_engine *e, uint32_t argc,
         }
         return "This Redis command is not allowed from script";
     }
-    if (def->flags & (CMD_NOSCRIPT | CMD_BLOCKING)) {
+    /* internal forms (SHOAL.EXEC, SHOAL.SCRIPT) and EVAL itself cannot be
+     * one of the writes of a SHOAL.SCRIPT */
+    if ((def->flags & (CMD_NOSCRIPT | CMD_BLOCKING)) || !cmd_multi_allowed(def, argc)) {
         return "This Redis command is not allowed from script";
     }
     bool write = (def->flags & CMD_WRITE) != 0;
@@ -631,7 +635,9 @@ static int script__status_reply(lua_State *L) { return script__reply_table(L, "o
 
 static int script__log(lua_State *L) {
     if (lua_gettop(L) < 2) return script__raise(L, "redis.log() requires two arguments or more.");
-    if (!lua_isnumber(L, 1)) return script__raise(L, "First argument must be a number (log level).");
+    if (!lua_isnumber(L, 1)) {
+        return script__raise(L, "First argument must be a number (log level).");
+    }
     int level = (int)lua_tonumber(L, 1);
     if (level < 0 || level > 3) return script__raise(L, "Invalid debug level.");
     return 0; /* shoal keeps no script log (docs/scripting.md) */
@@ -718,7 +724,9 @@ static int script__setmetatable(lua_State *L) {
     int t = lua_type(L, 2);
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_argcheck(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table expected");
-    if (luaL_getmetafield(L, 1, "__metatable")) luaL_error(L, "cannot change a protected metatable");
+    if (luaL_getmetafield(L, 1, "__metatable")) {
+        luaL_error(L, "cannot change a protected metatable");
+    }
     lua_settop(L, 2);
     lua_setmetatable(L, 1);
     return 1;
@@ -731,7 +739,8 @@ static const char script__proxy_code[] =
     "mt.__index = function(t, n)\n"
     "  local v = rawget(backing, n)\n"
     "  if v == nil and strict then\n"
-    "    error(\"Script attempted to access nonexistent global variable '\"..tostring(n)..\"'\", 2)\n"
+    "    error(\"Script attempted to access nonexistent global variable '\"\n"
+    "          ..tostring(n)..\"'\", 2)\n"
     "  end\n"
     "  return v\n"
     "end\n"
@@ -962,7 +971,9 @@ static lua_State *script__state(struct script_engine *e) {
 
 /* ---- the cache ---- */
 
-static uint32_t script__bucket(const char *sha) { return (uint32_t)(script__hash(sha, 40) % SCRIPT__BUCKETS); }
+static uint32_t script__bucket(const char *sha) {
+    return (uint32_t)(script__hash(sha, 40) % SCRIPT__BUCKETS);
+}
 
 static struct script__cached *script__find(const struct script_engine *e, const char *sha) {
     for (struct script__cached *c = e->buckets[script__bucket(sha)]; c != NULL; c = c->next) {

@@ -112,6 +112,12 @@ TEST(a_run_undoes_its_writes_and_its_entry_redoes_them) {
     CHECK(res.argc > 0 && strncmp(reply, "-ERR user_script:1: x script:", 29) == 0);
     CHECK(kv_digest(w.kv) == after);
     script_result_free(&res);
+    /* the log's internal forms are no script's writes */
+    CHECK(eval(e, &w, "return redis.pcall('shoal.exec', '0', '1', '2', 'del', KEYS[1])", 1,
+               keys, &res, reply, sizeof(reply)) == 0);
+    CHECK(res.argc == 0);
+    CHECK(strcmp(reply, "-ERR This Redis command is not allowed from script\r\n") == 0);
+    CHECK(kv_digest(w.kv) == after);
     kv_destroy(w.kv);
     script_engine_destroy(e);
 }
