@@ -3,7 +3,11 @@
 CC ?= gcc
 BUILD := build
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wimplicit-fallthrough -Werror
-BASE := -std=c11 -D_GNU_SOURCE -Isrc -g $(WARN)
+# Lua 5.1 for scripting (src/script/): Debian's liblua5.1-0-dev, lua-cjson-dev,
+# lua-bitop-dev (scripts/deps.sh installs them).
+LUA_CFLAGS := $(shell pkg-config --cflags lua5.1 2>/dev/null)
+LUA_LIBS := $(shell pkg-config --libs lua5.1 lua5.1-cjson lua5.1-bitop 2>/dev/null)
+BASE := -std=c11 -D_GNU_SOURCE -Isrc -g $(WARN) $(LUA_CFLAGS)
 RELEASE_CFLAGS := $(BASE) -O2
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 TEST_CFLAGS := $(BASE) -O1 $(SAN)

@@ -25,3 +25,21 @@ $(BUILD)/canary/WATCH_IGNORED/test_cmd: tests/unit/test_cmd.c $(CMD_SRC) $(CMD_D
 
 TEST_DEPS += $(BUILD)/canary/WATCH_IGNORED/test_cmd
 EXTRA_CHECKS += scripts/cmd-canary.sh
+
+# Canary: SHOAL.SCRIPT that ignores the digests of the script's keys
+# (scripts/script-canary.sh, with the node's SCRIPT_NO_UNDO in shoal.mk).
+$(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd: tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC) \
+		$(HDRS) tests/cmd/golden.txt
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_SCRIPT_DIGEST_IGNORED -Itests/unit -o $@ tests/unit/test_cmd.c \
+		$(CMD_SRC) $(CMD_DEP_SRC) -lm
+
+TEST_DEPS += $(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd
+
+# The Lua engine (src/script/) over a keyspace: undo, entries, time limit.
+$(BUILD)/test/test_script: tests/unit/test_script.c src/script/script.c $(CMD_SRC) $(CMD_DEP_SRC) \
+		$(HDRS) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_script.c src/script/script.c \
+		$(CMD_SRC) $(CMD_DEP_SRC) -lm $(LUA_LIBS)
+
+UNIT_TESTS += $(BUILD)/test/test_script

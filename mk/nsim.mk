@@ -3,6 +3,7 @@
 # under ASan/UBSan and checks its canaries (scripts/nsim-check.sh).
 NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c \
             src/node/node_host.c src/node/node_core.c src/node/shard.c src/node/block.c \
+            src/node/eval.c src/script/script.c \
             src/node/shard_snap.c src/node/snapshot.c \
             src/node/config.c src/node/config_redis.c src/node/cluster_cmds.c src/cluster/slot.c src/cluster/map.c \
             $(CMD_SRC) $(wildcard src/kv/*.c) \
@@ -13,14 +14,14 @@ NSIM_CANARIES := ACK_BEFORE_FSYNC ADVANCE_BEFORE_FSYNC WAL_ACCEPT_BAD_CRC SNAPSH
                  WRONG_SHARD QUIET_NO_WAKE ZADD_KEEPS_SCORE
 
 $(BUILD)/shoal-nsim: $(call release_objs,$(NSIM_ALL)) | $(BUILD)
-	$(CC) $(RELEASE_CFLAGS) -o $@ $(call release_objs,$(NSIM_ALL)) -lm
+	$(CC) $(RELEASE_CFLAGS) -o $@ $(call release_objs,$(NSIM_ALL)) -lm $(LUA_LIBS)
 
 $(BUILD)/test/shoal-nsim: $(call test_objs,$(NSIM_ALL)) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,$(NSIM_ALL)) -lm
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,$(NSIM_ALL)) -lm $(LUA_LIBS)
 
 $(BUILD)/canary/%/shoal-nsim: $(call release_objs,$(NSIM_ALL)) $(NSIM_ALL) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(call canary_build,,$(NSIM_ALL),-lm)
+	$(call canary_build,,$(NSIM_ALL),-lm $(LUA_LIBS))
 
 TEST_DEPS += $(BUILD)/test/shoal-nsim $(foreach c,$(NSIM_CANARIES),$(BUILD)/canary/$(c)/shoal-nsim)
 EXTRA_CHECKS += scripts/nsim-check.sh

@@ -1,14 +1,15 @@
 # The shoal binary: `shoal server` (a node) and `shoal demo`.
 NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/shard.c src/node/shard_snap.c \
             src/node/snapshot.c src/node/peer.c \
-            src/node/client.c src/node/client_cmds.c src/node/cluster_cmds.c src/node/gather.c src/node/multi.c src/node/block.c src/node/pubsub.c src/node/proxy.c \
+            src/node/client.c src/node/client_cmds.c src/node/cluster_cmds.c src/node/gather.c src/node/multi.c src/node/eval.c src/node/block.c src/node/pubsub.c src/node/proxy.c \
             src/node/info.c src/cluster/slot.c src/cluster/map.c \
             src/node/config.c src/node/config_redis.c src/node/demo.c src/node/main.c
 NODE_SRC += $(BENCH_SRC)
-SHOAL_ALL := $(NODE_SRC) $(CMD_SRC) \
+SCRIPT_SRC := src/script/script.c
+SHOAL_ALL := $(NODE_SRC) $(CMD_SRC) $(SCRIPT_SRC) \
              $(wildcard src/kv/*.c) src/resp/resp.c src/wal/wal.c src/io/io_posix.c \
              src/peer/peer_codec.c $(RAFT_SRC) $(UTIL_SRC)
-SHOAL_LIBS := -luv -lm -lpthread
+SHOAL_LIBS := -luv -lm -lpthread $(LUA_LIBS)
 
 $(BUILD)/shoal: $(call release_objs,$(SHOAL_ALL)) | $(BUILD)
 	$(CC) $(RELEASE_CFLAGS) -o $@ $(call release_objs,$(SHOAL_ALL)) $(SHOAL_LIBS)
@@ -33,3 +34,9 @@ $(BUILD)/canary/%/shoal: $(call release_objs,$(SHOAL_ALL)) $(SHOAL_ALL) $(HDRS)
 # (scripts/block-canary.sh).
 TEST_DEPS += $(BUILD)/canary/BLOCK_POP_WITHOUT_LOG/shoal
 EXTRA_CHECKS += scripts/block-canary.sh
+
+# Scripting's node canary: the leader keeps a script's writes from its run
+# (no undo), so they are applied before the entry commits and again when
+# it applies; test_scripting.py must catch it (scripts/script-canary.sh).
+TEST_DEPS += $(BUILD)/canary/SCRIPT_NO_UNDO/shoal
+EXTRA_CHECKS += scripts/script-canary.sh

@@ -179,6 +179,15 @@ const struct cmd_def cmd_table[] = {
      * log as one SHOAL.EXEC (cmd_multi.c); SHOAL.WATCH is WATCH's read */
     {"shoal.exec", cmd_shoal_exec, -3, W, 1, -1, 1, "transactions", "Internal: a transaction as one log entry", "0.1.0"},
     {"shoal.watch", cmd_shoal_watch, -2, R, 1, -1, 1, "transactions", "Internal: the digests WATCH compares at EXEC", "0.1.0"},
+    /* scripting: EVAL and friends are routed by their keys like writes and
+     * run by the node (src/node/script.c, src/script/); what a script
+     * writes reaches the log as one SHOAL.SCRIPT (cmd_multi.c) */
+    {"eval", cmd_eval_elsewhere, -3, W | CMD_SCRIPT | CMD_NUMKEYS | CMD_NOSCRIPT, 2, 2, 1, "scripting", "Execute a Lua script server side", "2.6.0"},
+    {"evalsha", cmd_eval_elsewhere, -3, W | CMD_SCRIPT | CMD_NUMKEYS | CMD_NOSCRIPT, 2, 2, 1, "scripting", "Execute a Lua script server side", "2.6.0"},
+    {"eval_ro", cmd_eval_elsewhere, -3, W | CMD_SCRIPT | CMD_NUMKEYS | CMD_NOSCRIPT, 2, 2, 1, "scripting", "Execute a read-only Lua script server side", "7.0.0"},
+    {"evalsha_ro", cmd_eval_elsewhere, -3, W | CMD_SCRIPT | CMD_NUMKEYS | CMD_NOSCRIPT, 2, 2, 1, "scripting", "Execute a read-only Lua script server side", "7.0.0"},
+    {"script", NULL, -2, N | CMD_NOSCRIPT, 0, 0, 0, "scripting", "A container for Lua scripts management commands", "2.6.0"},
+    {"shoal.script", cmd_shoal_script, -6, W | CMD_NOSCRIPT, 1, -1, 1, "scripting", "Internal: a script's writes as one log entry", "0.1.0"},
     {"multi", NULL, 1, N | F, 0, 0, 0, "transactions", "Mark the start of a transaction block", "1.2.0"},
     {"exec", NULL, 1, N, 0, 0, 0, "transactions", "Execute all commands issued after MULTI", "1.2.0"},
     {"discard", NULL, 1, N | F, 0, 0, 0, "transactions", "Discard all commands issued after MULTI", "2.0.0"},
@@ -320,6 +329,10 @@ void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *a
         uint32_t first, count;
         if (!cmd_xread_keys(argc, argv, &first, &count)) return;
         for (uint32_t i = 0; i < count; i++) cb(ctx, &argv[first + i]);
+        return;
+    }
+    if (def->exec == cmd_shoal_script) { /* past now_ms and seed: a SHOAL.EXEC */
+        if (argc > 2) cmd_multi_keys(argc - 2, argv + 2, cb, ctx);
         return;
     }
     if (def->flags & CMD_NUMKEYS) {

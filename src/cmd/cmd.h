@@ -36,6 +36,7 @@ enum cmd_flags {
     CMD_DSTKEY = 1 << 9,   /* with CMD_NUMKEYS: argv[1] is a key too (ZUNIONSTORE) */
     CMD_BLOCKING = 1 << 10, /* may wait for its keys (BLPOP, BLMOVE, ...): see cmd_block */
     CMD_STREAMKEYS = 1 << 11, /* the keys follow STREAMS (XREAD, XREADGROUP): movable */
+    CMD_SCRIPT = 1 << 12,  /* EVAL and friends: run by the node's Lua engine (src/script/) */
 };
 
 struct cmd_env;

@@ -61,6 +61,8 @@ CMD_FN(cmd_pfmerge);
 /* transactions (cmd_multi.c) */
 CMD_FN(cmd_shoal_exec);
 CMD_FN(cmd_shoal_watch);
+CMD_FN(cmd_shoal_script);
+CMD_FN(cmd_eval_elsewhere);
 void cmd_multi_keys(uint32_t argc, const struct resp_arg *argv,
                     void (*cb)(void *ctx, const struct resp_arg *key), void *ctx);
 

@@ -42,7 +42,8 @@ static bool cmd_multi__pure(const struct cmd_def *def, uint32_t argc) {
 }
 
 bool cmd_multi_allowed(const struct cmd_def *def, uint32_t argc) {
-    if (def->exec == cmd_shoal_exec) return false;
+    if (def->exec == cmd_shoal_exec || def->exec == cmd_shoal_script) return false;
+    if (def->flags & CMD_SCRIPT) return false; /* run by the node, never inside an entry */
     return def->exec != NULL || cmd_multi__pure(def, argc);
 }
 
@@ -172,4 +173,56 @@ CMD_FN(cmd_shoal_watch) {
         resp_write_bulk(out, argv[i].data, argv[i].len);
         resp_write_bulk(out, hex, 16);
     }
+}
+
+/* ---- SHOAL.SCRIPT ----
+ *
+ *   SHOAL.SCRIPT <now_ms> <seed> <w> <key> <digest> ... <n> <argc> <arg> ...
+ *
+ * A script's writes (src/script/script.h): past now_ms and seed, the form
+ * of SHOAL.EXEC. The leader ran the script with this now_ms and seed and
+ * took each key's digest before the script touched it; if every key still
+ * has it here, the writes run with the same now_ms and seed (so SPOP picks
+ * the same members, an EX the same expiry) and the reply is +OK; else
+ * none runs and the reply is a null array: the leader runs the script
+ * again. The writes' own replies are not kept: the client's reply is the
+ * one the leader's run produced, which the same writes on the same keys
+ * reproduce. */
+
+CMD_FN(cmd_shoal_script) {
+    int64_t now_ms, seed;
+    if (argc < 6 || !cmd_parse_i64(argv[1].data, argv[1].len, &now_ms) ||
+        !cmd_parse_i64(argv[2].data, argv[2].len, &seed)) {
+        resp_write_errorf(out, "ERR SHOAL.SCRIPT: not a script the node built");
+        return;
+    }
+    struct cmd_env at = *env;
+    at.now_ms = now_ms;
+    at.seed = (uint64_t)seed;
+    struct cmd_multi__run r = {.env = &at, .out = out};
+    struct cmd_multi__walk check = {cmd_multi__check, cmd_multi__count_cmd, &r};
+    if (cmd_multi__walk(argc - 2, argv + 2, &check) != 0) {
+        resp_write_errorf(out, "ERR SHOAL.SCRIPT: not a script the node built");
+        return;
+    }
+#ifdef CANARY_SCRIPT_DIGEST_IGNORED /* canary: a script's writes run whatever changed its keys */
+    r.changed = false;
+#endif
+    if (r.changed) {
+        resp_write_null_array(out);
+        return;
+    }
+    struct resp_out discard;
+    resp_out_init(&discard, resp_out_proto(out), (size_t)1 << 30, NULL);
+    r.out = &discard;
+    struct cmd_multi__walk run = {NULL, cmd_multi__run_cmd, &r};
+    (void)cmd_multi__walk(argc - 2, argv + 2, &run);
+    resp_out_free(&discard);
+    resp_write_simple(out, "OK", 2);
+}
+
+CMD_FN(cmd_eval_elsewhere) {
+    (void)env, (void)argc;
+    resp_write_errorf(out, "ERR '%.*s' is run by the node, not inside a log entry",
+                      (int)(argv[0].len < 32 ? argv[0].len : 32), argv[0].data);
 }

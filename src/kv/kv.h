@@ -581,6 +581,14 @@ void kv_zset_remove_range(struct kv *kv, struct kv_coll *c, uint64_t from, uint6
 uint64_t kv_zset_scan(const struct kv_coll *c, uint64_t cursor, uint32_t count, kv_zelem_cb cb,
                       void *ctx);
 
+/* Makes dst's `key` what src's is: the same type, value and expiry, even
+ * a logically expired entry (kv_copy.c); no key in src deletes it from dst.
+ * dst != src. KV_OK, or KV_ENOMEM/KV_EFULL/KV_ETOOBIG (dst's key is then
+ * gone). Scripts keep the keys they change so in an undo keyspace
+ * (docs/scripting.md). O(elements). */
+int kv_key_copy(struct kv *dst, const struct kv *src, const void *key, size_t key_len)
+    __attribute__((warn_unused_result));
+
 /* MEMORY USAGE: bytes held for the live key (its entry, and for a hash or a
  * set every element and table): KV_OK or KV_ENOTFOUND. */
 int kv_memory_usage(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,

@@ -293,6 +293,9 @@ static bool client__gather_led(const struct client *c, const struct cmd_def *def
 static bool client__route_free(const struct client *c, enum client__route route,
                                uint64_t target) {
     if (c->gather != NULL) return false; /* its parts are in flight */
+    /* a script's writes are proposed only after its run: what follows it
+     * waits for its reply, so a pipelined read sees them */
+    if (c->evals_pending > 0) return false;
     switch (route) {
     case ROUTE_LOCAL: return !proxy_busy_except(c, 0);
     case ROUTE_PROXY: return c->local_pending == 0 && !proxy_busy_except(c, target);
@@ -409,7 +412,13 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
             }
         } else if (route == ROUTE_PROXY) {
             n->stats.proxied++;
-            proxy_forward(c, target, s, full_argc, full_argv);
+            /* the leader may not have this node's scripts: send the body */
+            struct resp_arg *body = (def->flags & CMD_SCRIPT) && forced < 0
+                                        ? eval_sha_to_body(n, argc, argv) : NULL;
+            proxy_forward(c, target, s, body ? argc : full_argc, body ? body : full_argv);
+            free(body);
+        } else if (def->flags & CMD_SCRIPT) {
+            eval_start(c, shard, s, def, argc, argv);
         } else if ((def->flags & CMD_BLOCKING) && into == NULL &&
                    cmd_block_wanted(def, argc, argv)) {
             block_start(c, shard, s, def, argc, argv);

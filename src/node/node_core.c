@@ -482,6 +482,7 @@ void node_core_close(struct node *n) {
     }
     free(n->local);
     free(n->shards);
+    eval_free(n);
     free(n->awake);
     free(n->due);
     free(n->in_ready);

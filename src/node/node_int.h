@@ -96,6 +96,7 @@ struct client {
     struct slot *head, *tail;
     uint32_t n_slots;
     uint32_t local_pending; /* writes/reads waiting on this node's shard */
+    uint32_t evals_pending; /* its scripts not answered yet: later commands wait */
     /* its latest proposal in each shard (by map index; NULL before its
      * first write): its reads of that shard wait for it. One index for all
      * shards made a read wait for another group's log to reach the index
@@ -122,6 +123,7 @@ struct pending_write {
     struct slot *s;
     uint8_t proto;
     bool blocking; /* an attempt of c's block: answered through block_reply/block_fail */
+    struct eval_job *job; /* a script's SHOAL.SCRIPT (eval.c): answered with its run's reply */
 };
 
 /* A command queued by a client this turn (is_write), or a linearizable
@@ -138,6 +140,7 @@ struct pending_read {
     const struct cmd_def *def;
     uint32_t argc;
     struct resp_arg *argv; /* one allocation with the bytes after the array */
+    struct eval_job *job; /* a script (eval.c): run at its read point, or its writes */
 };
 
 struct shard {
@@ -253,6 +256,7 @@ struct peer_conn { /* an accepted connection from another node */
 
 struct node_stats {
     uint64_t commands, connections, rejected, proxied, expired, snapshots;
+    uint64_t scripts, scripts_stopped; /* runs (eval.c); stopped at the time limit */
     uint64_t flushes, flush_us_total, net_in, net_out;
 };
 
@@ -342,6 +346,7 @@ struct node {
      * (checkers). */
     bool snapshot_inline;
     void (*on_apply)(struct node *n, const struct shard *s, const struct raft_entry *e);
+    struct script_engine *scripts; /* the Lua engine (eval.c), made at the first script */
     struct node_host host; /* the program around the core: node.c on libuv, or src/nsim/ */
 };
 
@@ -390,6 +395,43 @@ bool block_waiting(const struct shard *s);     /* someone waits on its keys: sta
  * timeout's or -UNBLOCKED), else 0. */
 int block_unblock(struct node *n, uint64_t id, bool error);
 void block_free_shard(struct shard *s);
+
+/* eval.c: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT on the node
+ * (docs/scripting.md). A script runs on its keys' leader at a read point
+ * (ReadIndex, like a read); what it writes is proposed as one SHOAL.SCRIPT
+ * entry and its client is answered with the run's reply once that entry
+ * applied; an entry refused (a key changed in between) runs the script
+ * again, once nothing else is in flight. */
+#define EVAL_TRIES_MAX 8u
+struct eval_job;
+struct script_result;
+/* Starts c's script (route: this node leads s). */
+void eval_start(struct client *c, struct shard *s, struct slot *slot, const struct cmd_def *def,
+                uint32_t argc, const struct resp_arg *argv);
+void eval_job_free(struct eval_job *j); /* NULL: nothing */
+/* Whether the job may run now (a retry waits until nothing is in flight). */
+bool eval_ready(const struct shard *s, const struct eval_job *j);
+bool eval_quiet(const struct shard *s);
+/* Runs the job's script (shard.c, at its read point): the reply in out,
+ * its writes in res (script_result_free). */
+void eval_run(struct shard *s, struct eval_job *j, uint8_t proto, struct resp_out *out,
+              struct script_result *res);
+/* Keeps the run's reply for when its entry applies; false if out of memory. */
+bool eval_keep_reply(struct eval_job *j, const struct resp_out *out);
+const char *eval_reply(const struct eval_job *j, size_t *len);
+/* A retry: true (quiesce set) while tries remain. */
+bool eval_retry(struct eval_job *j);
+void eval_job_argv(const struct eval_job *j, uint32_t *argc, const struct resp_arg **argv);
+/* shard.c: queues the job (a read with it, or its SHOAL.SCRIPT write). */
+void shard_eval(struct node *n, struct shard *s, struct client *c, struct slot *slot,
+                bool is_write, uint32_t argc, const struct resp_arg *argv, struct eval_job *j);
+/* SCRIPT LOAD/EXISTS/FLUSH/KILL/HELP (node command). */
+void eval_script_command(struct client *c, uint32_t argc, const struct resp_arg *argv,
+                         struct resp_out *out);
+/* A proxied EVALSHA whose script this node has becomes an EVAL (the
+ * leader may not have it): a new argv (free() it) or NULL. */
+struct resp_arg *eval_sha_to_body(struct node *n, uint32_t argc, const struct resp_arg *argv);
+void eval_free(struct node *n);
 
 /* pubsub.c: SUBSCRIBE and friends, PUBLISH, SPUBLISH, PUBSUB */
 #define PUBSUB_NAME_BYTES_MAX 65536u           /* a channel or pattern */

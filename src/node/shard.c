@@ -9,6 +9,7 @@
 
 #include "node/node_int.h"
 #include "node/snapshot.h"
+#include "script/script.h"
 
 
 #define SHARD_EXPIRE_KEY "__shoal_expire"
@@ -135,8 +136,15 @@ void shard_close(struct node *n, struct shard *s) {
         free(s->inbox[i].chunk);
     }
     free(s->inbox);
-    for (uint32_t i = 0; i < s->n_queued; i++) free(s->queued[i].argv);
-    for (uint32_t i = 0; i < s->n_reads; i++) free(s->reads[i].argv);
+    for (uint32_t i = 0; i < s->n_queued; i++) {
+        free(s->queued[i].argv);
+        eval_job_free(s->queued[i].job);
+    }
+    for (uint32_t i = 0; i < s->n_reads; i++) {
+        free(s->reads[i].argv);
+        eval_job_free(s->reads[i].job);
+    }
+    for (uint32_t i = s->head_writes; i < s->n_writes; i++) eval_job_free(s->writes[i].job);
     free(s->queued);
     free(s->reads);
     free(s->writes);
@@ -197,12 +205,14 @@ static struct pending_read *shard__queue(struct shard *s) {
 
 static void shard__enqueue(struct node *n, struct shard *s, bool is_write, bool blocking,
                            struct client *c, struct slot *slot, const struct cmd_def *def,
-                           uint32_t argc, const struct resp_arg *argv) {
+                           uint32_t argc, const struct resp_arg *argv, struct eval_job *job) {
     struct pending_read *q = shard__queue(s);
     struct resp_arg *copy = q ? node_argv_copy(argc, argv) : NULL;
     if (copy == NULL) {
         static const char oom[] = "OOM command not allowed when used memory > 'maxmemory'.";
         if (q != NULL) s->n_queued--;
+        if (job != NULL) c->evals_pending--;
+        eval_job_free(job);
         if (blocking) block_fail(c, oom);
         else slot_set_error(c, slot, oom);
         return;
@@ -215,6 +225,7 @@ static void shard__enqueue(struct node *n, struct shard *s, bool is_write, bool 
     q->def = def;
     q->argc = argc;
     q->argv = copy;
+    q->job = job;
     c->local_pending++;
     s->idle_ticks = 0; /* a command: not idle (a peer message may be a heartbeat) */
     node_core_wake(n, s, false); /* raft_propose / raft_read_index wake its Raft */
@@ -222,18 +233,23 @@ static void shard__enqueue(struct node *n, struct shard *s, bool is_write, bool 
 
 void shard_write(struct node *n, struct shard *s, struct client *c, struct slot *slot,
                  uint32_t argc, const struct resp_arg *argv) {
-    shard__enqueue(n, s, true, false, c, slot, NULL, argc, argv);
+    shard__enqueue(n, s, true, false, c, slot, NULL, argc, argv, NULL);
+}
+
+void shard_eval(struct node *n, struct shard *s, struct client *c, struct slot *slot,
+                bool is_write, uint32_t argc, const struct resp_arg *argv, struct eval_job *j) {
+    shard__enqueue(n, s, is_write, false, c, slot, NULL, argc, argv, j);
 }
 
 void shard_write_block(struct node *n, struct shard *s, struct client *c, struct slot *slot,
                        uint32_t argc, const struct resp_arg *argv) {
     assert(c->block != NULL);
-    shard__enqueue(n, s, true, true, c, slot, NULL, argc, argv);
+    shard__enqueue(n, s, true, true, c, slot, NULL, argc, argv, NULL);
 }
 
 void shard_read(struct node *n, struct shard *s, struct client *c, struct slot *slot,
                 const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv) {
-    shard__enqueue(n, s, false, false, c, slot, def, argc, argv);
+    shard__enqueue(n, s, false, false, c, slot, def, argc, argv, NULL);
 }
 
 void shard_forget_client(struct shard *s, const struct client *c) {
@@ -253,6 +269,9 @@ void shard_forget_client(struct shard *s, const struct client *c) {
 /* A blocking command's attempt is answered by block.c, which may keep its
  * client waiting rather than write the reply. */
 static void shard__done(struct pending_read *p, const char *data, size_t len) {
+    if (p->job != NULL && p->c != NULL) p->c->evals_pending--;
+    eval_job_free(p->job);
+    p->job = NULL;
     if (p->c == NULL) return;
     assert(!p->blocking);
     p->c->local_pending--;
@@ -260,6 +279,9 @@ static void shard__done(struct pending_read *p, const char *data, size_t len) {
 }
 
 static void shard__fail(struct pending_read *p, const char *msg) {
+    if (p->job != NULL && p->c != NULL) p->c->evals_pending--;
+    eval_job_free(p->job);
+    p->job = NULL;
     if (p->c == NULL) return;
     p->c->local_pending--;
     if (p->blocking) block_fail(p->c, msg);
@@ -267,6 +289,9 @@ static void shard__fail(struct pending_read *p, const char *msg) {
 }
 
 static void shard__write_done(struct pending_write *w, const char *data, size_t len) {
+    if (w->job != NULL && w->c != NULL) w->c->evals_pending--;
+    eval_job_free(w->job);
+    w->job = NULL;
     if (w->c == NULL) return;
     w->c->local_pending--;
     if (w->blocking) block_reply(w->c, data, len);
@@ -274,6 +299,9 @@ static void shard__write_done(struct pending_write *w, const char *data, size_t 
 }
 
 static void shard__write_fail(struct pending_write *w, const char *msg) {
+    if (w->job != NULL && w->c != NULL) w->c->evals_pending--;
+    eval_job_free(w->job);
+    w->job = NULL;
     if (w->c == NULL) return;
     w->c->local_pending--;
     if (w->blocking) block_fail(w->c, msg);
@@ -339,7 +367,8 @@ static void shard__propose(struct shard *s, struct pending_read *q) {
         return;
     }
     struct pending_write w = {.index = index, .term = term, .c = q->c, .s = q->s,
-                              .proto = q->proto, .blocking = q->blocking};
+                              .proto = q->proto, .blocking = q->blocking, .job = q->job};
+    q->job = NULL; /* the write owns it now */
 #ifdef CANARY_ACK_BEFORE_FSYNC
     /* deliberate bug: OK before the entry is durable or committed */
     q->c->local_pending--;
@@ -416,6 +445,7 @@ static void shard__feed(struct node *n, struct shard *s) {
         struct pending_read *q = &s->queued[i];
         if (q->c == NULL) {
             free(q->argv);
+            eval_job_free(q->job);
         } else if (q->is_write) {
             shard__propose(s, q);
             free(q->argv);
@@ -566,6 +596,73 @@ static void shard__exec(struct shard *s, int64_t now_ms, uint64_t index, const s
     else cmd_exec(&env, def, argc, argv, out);
 }
 
+/* A script's SHOAL.SCRIPT applied (eval.c): +OK answers its client with
+ * the run's reply; a null (a key changed since the run) runs it again. */
+static void shard__eval_applied(struct node *n, struct shard *s, struct pending_write *w,
+                                const struct resp_out *out) {
+    const char *data = resp_out_data(out);
+    size_t len = resp_out_len(out);
+    if (w->c != NULL && len >= 3 && memcmp(data, "+OK", 3) == 0) {
+        struct eval_job *job = w->job;
+        w->job = NULL;
+        w->c->evals_pending--;
+        size_t reply_len;
+        const char *reply = eval_reply(job, &reply_len);
+        shard__write_done(w, reply, reply_len); /* copies the reply */
+        eval_job_free(job);
+        return;
+    }
+    if (w->c != NULL && cmd_reply_is_null(data, len)) {
+        if (!eval_retry(w->job)) {
+            shard__write_fail(w, "TRYAGAIN the script's keys kept changing under it; "
+                                 "nothing it wrote was applied");
+            return;
+        }
+        uint32_t argc;
+        const struct resp_arg *argv;
+        eval_job_argv(w->job, &argc, &argv);
+        struct eval_job *job = w->job;
+        w->job = NULL;
+        w->c->local_pending--; /* the new read counts it again */
+        shard__enqueue(n, s, false, false, w->c, w->s, NULL, argc, argv, job);
+        return;
+    }
+    shard__write_done(w, data, len); /* an error (a malformed entry), or no client */
+}
+
+/* A script at its read point: run it, then answer, or propose its writes,
+ * or (it read the whole keyspace and other writes are in flight) run it
+ * again once they applied. */
+static void shard__serve_eval(struct shard *s, struct pending_read *r) {
+    if (r->c == NULL) {
+        eval_job_free(r->job);
+        r->job = NULL;
+        return;
+    }
+    struct resp_out *out = &s->scratch[r->proto == 3];
+    resp_out_consume(out, resp_out_len(out));
+    struct script_result res;
+    eval_run(s, r->job, r->proto, out, &res);
+    if (res.argc == 0) {
+        shard__done(r, resp_out_data(out), resp_out_len(out));
+    } else if (res.keyspace_read && !eval_quiet(s) && eval_retry(r->job)) {
+        uint32_t argc;
+        const struct resp_arg *argv;
+        eval_job_argv(r->job, &argc, &argv);
+        r->c->local_pending--;
+        shard__enqueue(s->node, s, false, false, r->c, r->s, NULL, argc, argv, r->job);
+        r->job = NULL;
+    } else if (!eval_keep_reply(r->job, out)) {
+        shard__fail(r, "OOM out of memory keeping the script's reply");
+    } else {
+        r->c->local_pending--;
+        shard__enqueue(s->node, s, true, false, r->c, r->s, NULL, res.argc, res.argv, r->job);
+        r->job = NULL;
+    }
+    script_result_free(&res);
+    resp_out_consume(out, resp_out_len(out));
+}
+
 /* Applies one committed entry and answers the proposal waiting on it. */
 static void shard__apply(struct node *n, struct shard *s, const struct raft_entry *e) {
     /* Every proposal at this index is decided now: the one whose term
@@ -609,7 +706,9 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
         }
         free(argv);
     }
-    if (w != NULL) {
+    if (w != NULL && w->job != NULL) {
+        shard__eval_applied(n, s, w, out);
+    } else if (w != NULL) {
         if (resp_out_len(out) == 0) resp_write_simple(out, "OK", 2);
         shard__write_done(w, resp_out_data(out), resp_out_len(out));
     }
@@ -653,8 +752,13 @@ static void shard__serve_reads(struct shard *s) {
     }
     for (uint32_t i = 0; i < s->n_reads; i++) {
         struct pending_read *r = &s->reads[i];
-        if (!shard__read_servable(s, r)) {
+        if (!shard__read_servable(s, r) || (r->job != NULL && !eval_ready(s, r->job))) {
             s->reads[keep++] = *r;
+            continue;
+        }
+        if (r->job != NULL) {
+            shard__serve_eval(s, r);
+            free(r->argv);
             continue;
         }
         struct resp_out *out = &s->scratch[r->proto == 3];

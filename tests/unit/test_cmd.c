@@ -264,6 +264,44 @@ TEST(transactions_check_watched_digests_then_run_in_order) {
     kv_destroy(kv);
 }
 
+/* SHOAL.SCRIPT (a script's writes as one entry): the writes run with the
+ * entry's own now_ms and seed when every key still has the digest the
+ * leader's run saw, and none runs otherwise. The canary
+ * SCRIPT_DIGEST_IGNORED must fail here (scripts/cmd-canary.sh). */
+TEST(scripts_check_digests_then_run_the_writes) {
+    struct kv_config kc;
+    kv_config_default(&kc);
+    struct kv *kv = kv_create(&kc);
+    struct cmd_env env = {.kv = kv, .now_ms = now_ms(), .rng = NULL, .bulk_max = 1 << 20};
+    CHECK(strcmp(reply_of(&env, "set k 1"), "+OK\r\n") == 0);
+    char watched[256];
+    snprintf(watched, sizeof(watched), "%s", reply_of(&env, "shoal.watch k"));
+    char digest[17] = "";
+    CHECK(sscanf(watched, "*2\r\n$1\r\nk\r\n$16\r\n%16s", digest) == 1);
+    char line[512];
+    /* the writes' replies are not the entry's: +OK; PX is from the entry's now_ms */
+    snprintf(line, sizeof(line),
+             "shoal.script 1000 7 2 k %s j 0000000000000000 3 2 incr k 3 set j x 5 set t y px 10",
+             digest);
+    CHECK(strcmp(reply_of(&env, line), "+OK\r\n") == 0);
+    CHECK(strcmp(reply_of(&env, "get k"), "$1\r\n2\r\n") == 0);
+    CHECK(strcmp(reply_of(&env, "get j"), "$1\r\nx\r\n") == 0);
+    CHECK(strcmp(reply_of(&env, "exists t"), ":0\r\n") == 0); /* expired at 1010 */
+    /* k changed since: nothing runs, the reply is a null array */
+    snprintf(line, sizeof(line), "shoal.script 1000 7 1 k %s 1 3 set k changed", digest);
+    CHECK(strcmp(reply_of(&env, line), "*-1\r\n") == 0);
+    CHECK(strcmp(reply_of(&env, "get k"), "$1\r\n2\r\n") == 0);
+    CHECK(strcmp(reply_of(&env, "shoal.script 1000 7 1 j 0000000000000000 1 2 del j"),
+                 "*-1\r\n") == 0);
+    CHECK(strcmp(reply_of(&env, "get j"), "$1\r\nx\r\n") == 0);
+    const char *bad[] = {"shoal.script x 7 0 1 2 get k", "shoal.script 1 7 0 1 4 eval x 0 k",
+                         "shoal.script 1 7 0 1 3 get k", "shoal.script 1 7 0 2 2 get k"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(strncmp(reply_of(&env, bad[i]), "-ERR SHOAL.SCRIPT", 17) == 0);
+    }
+    kv_destroy(kv);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(replies_match_redis_byte_for_byte),
@@ -271,6 +309,7 @@ int main(void) {
         TEST_ENTRY(table_is_consistent),
         TEST_ENTRY(transactions_check_watched_digests_then_run_in_order),
         TEST_ENTRY(sort_patterns_must_stay_in_the_slot),
+        TEST_ENTRY(scripts_check_digests_then_run_the_writes),
     };
     return test_run("test_cmd", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

@@ -1,0 +1,264 @@
+/* eval.c: scripts on the node: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and
+ * SCRIPT (docs/scripting.md). The Lua engine (src/script/) is pure; this
+ * file gives it the shard's keyspace, the clock and the shard test, and
+ * shard.c moves a job through the log:
+ *
+ *   1. eval_start queues the job as a read: it waits for a ReadIndex, so
+ *      its run sees every write acknowledged before it;
+ *   2. at the read point shard.c calls eval_run: the script runs against
+ *      the applied keyspace, which it leaves as it found it. No writes:
+ *      the reply goes to the client now. Writes: the reply is kept and
+ *      SHOAL.SCRIPT is queued as a write;
+ *   3. when that entry applies (on every replica, this one included) its
+ *      digests are checked: +OK, and the client gets the kept reply; a
+ *      null (a key changed between the run and the entry), and the job
+ *      runs again (eval_retry), this time only once nothing else of the
+ *      shard is in flight, so that the next entry follows the state the
+ *      run saw. A script that read the whole keyspace (DBSIZE, KEYS, SCAN)
+ *      and wrote waits for that before its first run is proposed.
+ *
+ * A script that errors after writes keeps them (Redis does); one stopped at
+ * the time limit keeps none. The engine's scripts cache is this node's, as
+ * in Redis Cluster: a proxy that knows an EVALSHA's script forwards it as
+ * EVAL (eval_sha_to_body). */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "node/node_int.h"
+#include "script/script.h"
+
+struct eval_job {
+    unsigned mode; /* enum script_mode */
+    uint32_t argc;
+    struct resp_arg *argv; /* node_argv_copy of the EVAL */
+    uint32_t tries;
+    bool quiesce; /* run only when nothing else of the shard is in flight */
+    char *reply;
+    size_t reply_len;
+};
+
+static struct script_engine *eval__engine(struct node *n) {
+    if (n->scripts == NULL) n->scripts = script_engine_create();
+    return n->scripts;
+}
+
+void eval_free(struct node *n) {
+    script_engine_destroy(n->scripts);
+    n->scripts = NULL;
+}
+
+void eval_job_free(struct eval_job *j) {
+    if (j == NULL) return;
+    free(j->argv);
+    free(j->reply);
+    free(j);
+}
+
+static unsigned eval__mode(const char *name) {
+    unsigned mode = SCRIPT_EVAL;
+    if (strncmp(name, "evalsha", 7) == 0) mode |= SCRIPT_SHA;
+    if (strlen(name) > 3 && strcmp(name + strlen(name) - 3, "_ro") == 0) mode |= SCRIPT_RO;
+    return mode;
+}
+
+void eval_start(struct client *c, struct shard *s, struct slot *slot, const struct cmd_def *def,
+                uint32_t argc, const struct resp_arg *argv) {
+    struct eval_job *j = calloc(1, sizeof(*j));
+    if (j != NULL) j->argv = node_argv_copy(argc, argv);
+    if (j == NULL || j->argv == NULL) {
+        free(j);
+        slot_set_error(c, slot, "OOM out of memory for the script");
+        return;
+    }
+    j->mode = eval__mode(def->name);
+    j->argc = argc;
+    c->evals_pending++; /* until answered (shard.c): a pipelined command waits */
+    shard_eval(c->node, s, c, slot, false, argc, argv, j);
+}
+
+bool eval_quiet(const struct shard *s) {
+    if (s->applied != raft_last_index(s->raft)) return false;
+    for (uint32_t i = 0; i < s->n_queued; i++) {
+        if (s->queued[i].is_write && s->queued[i].c != NULL) return false;
+    }
+    return true;
+}
+
+bool eval_ready(const struct shard *s, const struct eval_job *j) {
+    return !j->quiesce || eval_quiet(s);
+}
+
+bool eval_retry(struct eval_job *j) {
+    if (j->tries >= EVAL_TRIES_MAX) return false;
+    j->tries++;
+    j->quiesce = true;
+    free(j->reply);
+    j->reply = NULL;
+    j->reply_len = 0;
+    return true;
+}
+
+void eval_job_argv(const struct eval_job *j, uint32_t *argc, const struct resp_arg **argv) {
+    *argc = j->argc;
+    *argv = j->argv;
+}
+
+bool eval_keep_reply(struct eval_job *j, const struct resp_out *out) {
+    size_t len = resp_out_len(out);
+    free(j->reply);
+    j->reply = malloc(len ? len : 1);
+    if (j->reply == NULL) return false;
+    memcpy(j->reply, resp_out_data(out), len);
+    j->reply_len = len;
+    return true;
+}
+
+const char *eval_reply(const struct eval_job *j, size_t *len) {
+    *len = j->reply_len;
+    return j->reply;
+}
+
+struct eval__here {
+    const struct node *n;
+    uint32_t shard;
+};
+
+static bool eval__key_here(void *ctx, const struct resp_arg *key) {
+    const struct eval__here *h = ctx;
+    return map_shard_of_slot(&h->n->map, slot_of_key(key->data, key->len)) == h->shard;
+}
+
+static uint64_t eval__clock(void *ctx) { return node_mono_ms(ctx); }
+
+void eval_run(struct shard *s, struct eval_job *j, uint8_t proto, struct resp_out *out,
+              struct script_result *res) {
+    struct node *n = s->node;
+    memset(res, 0, sizeof(*res));
+    struct script_engine *e = eval__engine(n);
+    if (e == NULL) {
+        resp_write_errorf(out, "OOM out of memory for the Lua engine");
+        return;
+    }
+    /* a script blocks the loop, and with it this node's heartbeats: it
+     * stops well before a follower would call an election */
+    uint32_t limit = n->cfg.tick_ms * n->cfg.election_ticks / 2;
+    if (n->cfg.lua_time_limit_ms < limit) limit = n->cfg.lua_time_limit_ms;
+    struct eval__here here = {.n = n, .shard = s->index};
+    struct script_ctx ctx = {
+        .kv = s->kv,
+        .rng = &s->rng,
+        .now_ms = (int64_t)node_now_ms(n),
+        .seed = rand_u64(&s->rng) >> 1, /* carried in the entry: < 2^63 */
+        .bulk_max = KV_VALUE_BYTES_LIMIT,
+        .proto = proto,
+        .time_limit_ms = limit,
+        .clock_ms = eval__clock,
+        .clock_ctx = n,
+        .key_here = eval__key_here,
+        .key_ctx = &here,
+    };
+    if (script_eval(e, &ctx, j->mode, j->argc, j->argv, out, res) != 0) {
+        node_fatal(n, "group %llu: a script's written key could not be put back (out of "
+                      "memory): the keyspace no longer matches the log",
+                   (unsigned long long)s->group);
+    }
+    if (res->stopped) n->stats.scripts_stopped++;
+    n->stats.scripts++;
+}
+
+/* ---- SCRIPT ---- */
+
+static bool eval__is(const struct resp_arg *a, const char *w) {
+    size_t len = strlen(w);
+    return a->len == len && strncasecmp(a->data, w, len) == 0;
+}
+
+static const char *const eval__help[] = {
+    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DEBUG (YES|SYNC|NO)",
+    "    Set the debug mode for subsequent scripts executed.",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+    "HELP",
+    "    Prints this help.",
+};
+
+static void eval__arity(struct resp_out *out, const char *sub) {
+    resp_write_errorf(out, "ERR wrong number of arguments for 'script|%s' command", sub);
+}
+
+void eval_script_command(struct client *c, uint32_t argc, const struct resp_arg *argv,
+                         struct resp_out *out) {
+    struct node *n = c->node;
+    const struct resp_arg *sub = &argv[1];
+    struct script_engine *e = eval__engine(n);
+    if (e == NULL) {
+        resp_write_errorf(out, "OOM out of memory for the Lua engine");
+        return;
+    }
+    if (eval__is(sub, "help") && argc == 2) {
+        size_t lines = sizeof(eval__help) / sizeof(eval__help[0]);
+        resp_write_array(out, lines);
+        for (size_t i = 0; i < lines; i++) {
+            resp_write_simple(out, eval__help[i], strlen(eval__help[i]));
+        }
+    } else if (eval__is(sub, "load")) {
+        if (argc != 3) return eval__arity(out, "load");
+        char sha[41];
+        if (script_load(e, argv[2].data, argv[2].len, sha, out) == 0) {
+            resp_write_bulk(out, sha, 40);
+        }
+    } else if (eval__is(sub, "exists")) {
+        if (argc < 3) return eval__arity(out, "exists");
+        resp_write_array(out, argc - 2);
+        for (uint32_t i = 2; i < argc; i++) {
+            resp_write_int(out, script_exists(e, argv[i].data, argv[i].len) ? 1 : 0);
+        }
+    } else if (eval__is(sub, "flush")) {
+        bool mode_ok = argc == 2 || (argc == 3 && (eval__is(&argv[2], "sync") ||
+                                                    eval__is(&argv[2], "async")));
+        if (!mode_ok) {
+            resp_write_errorf(out, "ERR SCRIPT FLUSH only support SYNC|ASYNC option");
+            return;
+        }
+        script_flush(e);
+        resp_write_simple(out, "OK", 2);
+    } else if (eval__is(sub, "kill")) {
+        if (argc != 2) return eval__arity(out, "kill");
+        /* A script runs within one turn of the loop, so none is ever running
+         * when a command is read: the time limit stops long ones. */
+        resp_write_errorf(out, "NOTBUSY No scripts in execution right now.");
+    } else if (eval__is(sub, "debug")) {
+        resp_write_errorf(out, "ERR SCRIPT DEBUG is not supported by shoal");
+    } else {
+        resp_write_errorf(out, "ERR unknown subcommand '%.*s'. Try SCRIPT HELP.",
+                          (int)(sub->len < 128 ? sub->len : 128), sub->data);
+    }
+}
+
+struct resp_arg *eval_sha_to_body(struct node *n, uint32_t argc, const struct resp_arg *argv) {
+    if (n->scripts == NULL || argc < 3) return NULL;
+    size_t len;
+    const char *body = script_body(n->scripts, argv[1].data, argv[1].len, &len);
+    if (body == NULL) return NULL;
+    struct resp_arg *copy = malloc(argc * sizeof(*copy));
+    if (copy == NULL) return NULL;
+    memcpy(copy, argv, argc * sizeof(*copy));
+    bool ro = argv[0].len == 10; /* evalsha_ro */
+    copy[0] = ro ? (struct resp_arg){"eval_ro", 7} : (struct resp_arg){"eval", 4};
+    copy[1] = (struct resp_arg){body, len};
+    return copy;
+}
