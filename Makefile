@@ -5,8 +5,11 @@ BUILD := build
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wimplicit-fallthrough -Werror
 # Lua 5.1 for scripting (src/script/): Debian's liblua5.1-0-dev, lua-cjson-dev,
 # lua-bitop-dev (scripts/deps.sh installs them).
-LUA_CFLAGS := $(shell pkg-config --cflags lua5.1 2>/dev/null)
-LUA_LIBS := $(shell pkg-config --libs lua5.1 lua5.1-cjson lua5.1-bitop 2>/dev/null)
+# Before scripts/deps.sh has run (a fresh machine: `make demo` parses this
+# file before its deps step installs pkg-config and Lua), Debian's paths.
+LUA_CFLAGS := $(or $(shell pkg-config --cflags lua5.1 2>/dev/null),-I/usr/include/lua5.1)
+LUA_LIBS := $(or $(shell pkg-config --libs lua5.1 lua5.1-cjson lua5.1-bitop 2>/dev/null),\
+                 -llua5.1-cjson -llua5.1-bitop -llua5.1)
 BASE := -std=c11 -D_GNU_SOURCE -Isrc -g $(WARN) $(LUA_CFLAGS)
 RELEASE_CFLAGS := $(BASE) -O2
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
