@@ -92,8 +92,6 @@ static const struct node__key node__keys[] = {
      "per shard; 0: all nodes (1 shard) or 3"},
     {"leader-wait-ms", NODE__U32, NODE__FIELD(leader_wait_ms), 0, 600000, "MS",
      "wait this long for a shard's leader"},
-    {"lua-time-limit", NODE__U32, NODE__FIELD(lua_time_limit_ms), 1, 600000, "MS",
-     "scripts stop at min(this, election/2)"},
     {"cluster-redirect", NODE__ENUM, NODE__FIELD(cluster_redirect), 0, 2, "auto|always|never",
      "who gets MOVED (docs/cluster.md)"},
     {"maxclients", NODE__U32, NODE__FIELD(maxclients), 1, UINT32_MAX, "N",
@@ -632,7 +630,6 @@ void node_config_default(struct node_config *config) {
     config->shards = 1;
     config->replicas = 0; /* every node with one shard (as before sharding), else 3 */
     config->leader_wait_ms = 2000;
-    config->lua_time_limit_ms = 5000;
     config->cluster_redirect = NODE_REDIRECT_AUTO;
     config->maxclients = 10000;
     config->proto_max_bulk_len = 512 * NODE__MB;

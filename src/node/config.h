@@ -72,8 +72,6 @@ struct node_config {
     uint32_t replicas;                  /* "replicas": 0 = every node with one shard, else 3 */
     /* routing */
     uint32_t leader_wait_ms;            /* "leader-wait-ms": 2000; then CLUSTERDOWN */
-    uint32_t lua_time_limit_ms;         /* "lua-time-limit": 5000; a script stops at
-                                           min(this, half the election timeout) */
     uint8_t cluster_redirect;           /* "cluster-redirect": enum node_redirect */
     /* client limits (Redis's names) */
     uint32_t maxclients;                /* "maxclients": 10000 */

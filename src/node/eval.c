@@ -145,7 +145,9 @@ void eval_run(struct shard *s, struct eval_job *j, uint8_t proto, struct resp_ou
     /* a script blocks the loop, and with it this node's heartbeats: it
      * stops well before a follower would call an election */
     uint32_t limit = n->cfg.tick_ms * n->cfg.election_ticks / 2;
-    if (n->cfg.lua_time_limit_ms < limit) limit = n->cfg.lua_time_limit_ms;
+    /* busy-reply-threshold (alias lua-time-limit; CONFIG SET takes it) */
+    int64_t busy = n->cfg.redis[NODE_REDIS_BUSY_REPLY_MS];
+    if (busy > 0 && busy < (int64_t)limit) limit = (uint32_t)busy;
     struct eval__here here = {.n = n, .shard = s->index};
     struct script_ctx ctx = {
         .kv = s->kv,
