@@ -42,7 +42,7 @@ SIM_ASAN_SEEDS ?= 200
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 SECONDS ?= 600
 
-.PHONY: all deps demo sim-demo test canaries canaries-deep soak clean format
+.PHONY: all deps demo sim-demo test test-bins canaries canaries-deep soak clean format
 all: $(BUILD)/shoal-sim $(BUILD)/shoal
 
 deps:
@@ -62,7 +62,12 @@ TOBJ := $(BUILD)/obj/test
 test_objs = $(patsubst %.c,$(TOBJ)/%.o,$(1))
 $(TOBJ)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -c -o $@ $<
+	$(CC) $(TEST_CFLAGS) -Itests/unit -c -o $@ $<
+# The unit tests link the same objects (one compile of each source for every
+# test that uses it), and their canaries recompile only the sources that
+# name the canary: unit_canary NAME, sources, libraries.
+unit_canary = bash scripts/canary-build.sh $(1) $@ $(TOBJ) "$(CC) $(TEST_CFLAGS) -Itests/unit" "$(3)" \
+              $(2)
 # canary_build NAME-pattern, sources, libraries
 canary_build = bash scripts/canary-build.sh $* $@ $(OBJ) "$(CC) $(RELEASE_CFLAGS)" "$(3)" $(2)
 
@@ -72,24 +77,25 @@ $(BUILD)/shoal-sim: $(call release_objs,$(SIM_ALL)) | $(BUILD)
 $(BUILD)/test/shoal-sim: $(call test_objs,$(SIM_ALL)) | $(BUILD)/test
 	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,$(SIM_ALL))
 
-$(BUILD)/test/test_raft: tests/unit/test_raft.c $(RAFT_SRC) $(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_raft.c $(RAFT_SRC)
+$(BUILD)/test/test_raft: $(call test_objs,tests/unit/test_raft.c $(RAFT_SRC)) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,tests/unit/test_raft.c $(RAFT_SRC))
 
-$(BUILD)/test/test_lin: tests/unit/test_lin.c $(CHECK_SRC) $(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_lin.c $(CHECK_SRC)
+$(BUILD)/test/test_lin: $(call test_objs,tests/unit/test_lin.c $(CHECK_SRC)) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,tests/unit/test_lin.c $(CHECK_SRC))
 
-$(BUILD)/test/test_sim_disk: tests/unit/test_sim_disk.c src/sim/sim_disk.c $(RAFT_SRC) \
-		$(UTIL_SRC) $(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_sim_disk.c src/sim/sim_disk.c \
-		$(RAFT_SRC) $(UTIL_SRC)
+$(BUILD)/test/test_sim_disk: $(call test_objs,tests/unit/test_sim_disk.c src/sim/sim_disk.c \
+		$(RAFT_SRC) $(UTIL_SRC)) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,tests/unit/test_sim_disk.c src/sim/sim_disk.c \
+		$(RAFT_SRC) $(UTIL_SRC))
 
 $(BUILD)/canary/%/shoal-sim: $(call release_objs,$(SIM_ALL)) $(SIM_ALL) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(call canary_build,,$(SIM_ALL),)
 
-$(BUILD)/canary/%/test_raft: tests/unit/test_raft.c $(RAFT_SRC) $(HDRS)
+$(BUILD)/canary/%/test_raft: $(call test_objs,tests/unit/test_raft.c $(RAFT_SRC)) \
+		tests/unit/test_raft.c $(RAFT_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -DCANARY_$* -Itests/unit -o $@ tests/unit/test_raft.c $(RAFT_SRC)
+	$(call unit_canary,$*,tests/unit/test_raft.c $(RAFT_SRC),)
 
 $(BUILD) $(BUILD)/test:
 	@mkdir -p $@
@@ -97,6 +103,9 @@ $(BUILD) $(BUILD)/test:
 UNIT_TESTS := $(BUILD)/test/test_raft $(BUILD)/test/test_lin $(BUILD)/test/test_sim_disk
 # EXTRA_CHECKS: other scripts `make test` runs; each prints `NAME: N passed, N failed`.
 EXTRA_CHECKS :=
+# LIVE_CHECKS: those of EXTRA_CHECKS that run real nodes; they run in a lane
+# of their own, alongside the CPU-bound suites (scripts/run-tests.sh).
+LIVE_CHECKS :=
 
 # Each module may add its sources, unit tests (UNIT_TESTS += ...), fuzz
 # targets and extra checks in its own fragment.
@@ -116,10 +125,12 @@ sim-demo: deps $(BUILD)/shoal-sim
 # make test: unit tests, SEEDS simulator seeds (SIM_ASAN_SEEDS more under
 # ASan/UBSan), canaries, and every EXTRA_CHECKS suite. Builds on every core.
 test: deps
-	@$(MAKE) -j$(NPROC) --no-print-directory $(UNIT_TESTS) $(TEST_DEPS) $(BUILD)/test/shoal-sim $(BUILD)/shoal-sim \
-		$(CANARY_BINS)
-	@UNIT_TESTS="$(UNIT_TESTS)" EXTRA_CHECKS="$(EXTRA_CHECKS)" SIM_ASAN_SEEDS=$(SIM_ASAN_SEEDS) \
+	@$(MAKE) -j$(NPROC) --no-print-directory test-bins
+	@UNIT_TESTS="$(UNIT_TESTS)" EXTRA_CHECKS="$(EXTRA_CHECKS)" LIVE_CHECKS="$(LIVE_CHECKS)" SIM_ASAN_SEEDS=$(SIM_ASAN_SEEDS) \
 		bash scripts/run-tests.sh $(SEEDS) "$(CANARIES)" "$(UNIT_CANARIES)"
+
+# Every binary `make test` runs (without running anything).
+test-bins: $(UNIT_TESTS) $(TEST_DEPS) $(BUILD)/test/shoal-sim $(BUILD)/shoal-sim $(CANARY_BINS)
 
 canaries: deps
 	@$(MAKE) --no-print-directory $(CANARY_BINS)

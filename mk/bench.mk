@@ -5,8 +5,9 @@
 # large key counts).
 BENCH_SRC := src/bench/bench.c src/bench/bench_loop.c src/bench/bench_proto.c
 
-$(BUILD)/test/test_bench: tests/unit/test_bench.c src/bench/bench_proto.c $(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_bench.c src/bench/bench_proto.c
+$(BUILD)/test/test_bench: $(call test_objs,tests/unit/test_bench.c src/bench/bench_proto.c) | \
+		$(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,tests/unit/test_bench.c src/bench/bench_proto.c)
 
 UNIT_TESTS += $(BUILD)/test/test_bench
 

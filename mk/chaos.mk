@@ -22,3 +22,4 @@ chaos-canaries: deps $(BUILD)/shoal $(CHAOS_CANARY_BINS)
 
 TEST_DEPS += $(BUILD)/shoal $(CHAOS_CANARY_BINS)
 EXTRA_CHECKS += scripts/chaos-test.sh
+LIVE_CHECKS += scripts/chaos-test.sh

@@ -4,9 +4,9 @@ CMD_SRC := $(wildcard src/cmd/*.c)
 # kv and resp sources by wildcard: their fragments sort after this one.
 CMD_DEP_SRC := $(wildcard src/kv/*.c) src/resp/resp.c src/util/crc32c.c src/cluster/slot.c
 
-$(BUILD)/test/test_cmd: tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC) $(HDRS) \
+$(BUILD)/test/test_cmd: $(call test_objs,tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC)) \
 		tests/cmd/golden.txt | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC) -lm
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC)) -lm
 
 UNIT_TESTS += $(BUILD)/test/test_cmd
 
@@ -17,29 +17,28 @@ golden: deps
 
 # Canary: SHOAL.EXEC that ignores the watched digests; test_cmd must fail
 # (scripts/cmd-canary.sh checks it, naming the test).
-$(BUILD)/canary/WATCH_IGNORED/test_cmd: tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC) $(HDRS) \
-		tests/cmd/golden.txt
+$(BUILD)/canary/WATCH_IGNORED/test_cmd: $(call test_objs,tests/unit/test_cmd.c $(CMD_SRC) \
+		$(CMD_DEP_SRC)) tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC) $(HDRS) tests/cmd/golden.txt
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -DCANARY_WATCH_IGNORED -Itests/unit -o $@ tests/unit/test_cmd.c \
-		$(CMD_SRC) $(CMD_DEP_SRC) -lm
+	$(call unit_canary,WATCH_IGNORED,tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC),-lm)
 
 TEST_DEPS += $(BUILD)/canary/WATCH_IGNORED/test_cmd
 EXTRA_CHECKS += scripts/cmd-canary.sh
 
 # Canary: SHOAL.SCRIPT that ignores the digests of the script's keys
 # (scripts/script-canary.sh, with the node's SCRIPT_NO_UNDO in shoal.mk).
-$(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd: tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC) \
-		$(HDRS) tests/cmd/golden.txt
+$(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd: $(call test_objs,tests/unit/test_cmd.c \
+		$(CMD_SRC) $(CMD_DEP_SRC)) tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC) $(HDRS) \
+		tests/cmd/golden.txt
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -DCANARY_SCRIPT_DIGEST_IGNORED -Itests/unit -o $@ tests/unit/test_cmd.c \
-		$(CMD_SRC) $(CMD_DEP_SRC) -lm
+	$(call unit_canary,SCRIPT_DIGEST_IGNORED,tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC),-lm)
 
 TEST_DEPS += $(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd
 
 # The Lua engine (src/script/) over a keyspace: undo, entries, time limit.
-$(BUILD)/test/test_script: tests/unit/test_script.c src/script/script.c $(CMD_SRC) $(CMD_DEP_SRC) \
-		$(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_script.c src/script/script.c \
-		$(CMD_SRC) $(CMD_DEP_SRC) -lm $(LUA_LIBS)
+$(BUILD)/test/test_script: $(call test_objs,tests/unit/test_script.c src/script/script.c \
+		$(CMD_SRC) $(CMD_DEP_SRC)) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,tests/unit/test_script.c src/script/script.c \
+		$(CMD_SRC) $(CMD_DEP_SRC)) -lm $(LUA_LIBS)
 
 UNIT_TESTS += $(BUILD)/test/test_script

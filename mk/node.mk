@@ -3,7 +3,8 @@
 # with the node's sources.
 NODE_CONFIG_SRC := src/node/config.c src/node/config_redis.c
 
-$(BUILD)/test/test_config: tests/unit/test_config.c $(NODE_CONFIG_SRC) $(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_config.c $(NODE_CONFIG_SRC)
+$(BUILD)/test/test_config: $(call test_objs,tests/unit/test_config.c $(NODE_CONFIG_SRC)) | \
+		$(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,tests/unit/test_config.c $(NODE_CONFIG_SRC))
 
 UNIT_TESTS += $(BUILD)/test/test_config

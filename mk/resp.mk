@@ -1,8 +1,8 @@
 # resp: the RESP2/RESP3 request parser and reply writer (src/resp/).
 RESP_SRC := src/resp/resp.c
 
-$(BUILD)/test/test_resp: tests/unit/test_resp.c $(RESP_SRC) $(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_resp.c $(RESP_SRC) -lm
+$(BUILD)/test/test_resp: $(call test_objs,tests/unit/test_resp.c $(RESP_SRC)) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,tests/unit/test_resp.c $(RESP_SRC)) -lm
 
 UNIT_TESTS += $(BUILD)/test/test_resp
 # scripts/fuzz-resp.sh builds the libFuzzer target with clang-14 itself, runs

@@ -20,6 +20,7 @@ $(BUILD)/test/shoal: $(call test_objs,$(SHOAL_ALL)) | $(BUILD)/test
 # make test runs the integration suite against the sanitized binary.
 TEST_DEPS += $(BUILD)/test/shoal
 EXTRA_CHECKS += scripts/integration.sh
+LIVE_CHECKS += scripts/integration.sh
 
 # Node canaries (deliberate bugs for the fault suites; see docs/node.md):
 # ACK_BEFORE_FSYNC (OK before the write is durable and committed),
@@ -34,9 +35,11 @@ $(BUILD)/canary/%/shoal: $(call release_objs,$(SHOAL_ALL)) $(SHOAL_ALL) $(HDRS)
 # (scripts/block-canary.sh).
 TEST_DEPS += $(BUILD)/canary/BLOCK_POP_WITHOUT_LOG/shoal
 EXTRA_CHECKS += scripts/block-canary.sh
+LIVE_CHECKS += scripts/block-canary.sh
 
 # Scripting's node canary: the leader keeps a script's writes from its run
 # (no undo), so they are applied before the entry commits and again when
 # it applies; test_scripting.py must catch it (scripts/script-canary.sh).
 TEST_DEPS += $(BUILD)/canary/SCRIPT_NO_UNDO/shoal
 EXTRA_CHECKS += scripts/script-canary.sh
+LIVE_CHECKS += scripts/script-canary.sh

@@ -5,14 +5,15 @@ IO_SRC := src/io/io_posix.c src/io/io_fault.c
 WAL_SRC := src/wal/wal.c
 WAL_TEST_SRC := tests/unit/test_wal.c $(WAL_SRC) $(IO_SRC) src/util/crc32c.c
 
-$(BUILD)/test/test_wal: $(WAL_TEST_SRC) $(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ $(WAL_TEST_SRC)
+$(BUILD)/test/test_wal: $(call test_objs,$(WAL_TEST_SRC)) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,$(WAL_TEST_SRC))
 
 # Canary: a reader that skips the CRC check; test_wal must then fail
 # (scripts/wal-canary.sh checks that it does, naming the test that caught it).
-$(BUILD)/canary/WAL_ACCEPT_BAD_CRC/test_wal: $(WAL_TEST_SRC) $(HDRS)
+$(BUILD)/canary/WAL_ACCEPT_BAD_CRC/test_wal: $(call test_objs,$(WAL_TEST_SRC)) $(WAL_TEST_SRC) \
+		$(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -DCANARY_WAL_ACCEPT_BAD_CRC -Itests/unit -o $@ $(WAL_TEST_SRC)
+	$(call unit_canary,WAL_ACCEPT_BAD_CRC,$(WAL_TEST_SRC),)
 
 UNIT_TESTS += $(BUILD)/test/test_wal
 TEST_DEPS += $(BUILD)/canary/WAL_ACCEPT_BAD_CRC/test_wal

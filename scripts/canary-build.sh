@@ -14,7 +14,9 @@ cc=$4
 libs=$5
 shift 5
 mark="CANARY_$name"
-own=$(dirname "$out")/obj
+# objects of their own per binary: a canary may be built into several
+# binaries (a node and a unit test) with different flags
+own=$(dirname "$out")/obj-$(basename "$out")
 mkdir -p "$own"
 all=0
 if grep -rqw --include='*.h' "$mark" src; then all=1; fi

@@ -30,30 +30,45 @@ count() {
 
 # UNIT_TESTS (from the Makefile): the sanitized unit-test binaries.
 # EXTRA_CHECKS: further commands, each ending with `NAME: N passed, N failed`.
+# LIVE_CHECKS: the EXTRA_CHECKS that run real nodes on loopback (integration,
+# the fault suite, the node canaries). They mostly wait on elections,
+# restarts and timeouts, so they run in a second lane, at the same time as
+# the CPU-bound suites, which run at a lower priority (nice) so that the
+# nodes' timing is not disturbed. Each suite's log and exit code go to
+# $logs/NAME.log and $logs/NAME.rc; the counts are added up in one order
+# once both lanes are done.
 unit_tests=${UNIT_TESTS:-build/test/test_raft build/test/test_lin build/test/test_sim_disk}
+live_checks=${LIVE_CHECKS:-}
+cpu_checks=""
+for check in ${EXTRA_CHECKS:-}; do
+  case " $live_checks " in
+    *" $check "*) ;;
+    *) cpu_checks="$cpu_checks $check" ;;
+  esac
+done
+name_of() { basename "$1" | sed -E 's/\.[a-z]+$//'; }
+run_check() { # NICENESS SCRIPT: runs it, timed, into $logs/NAME.{log,rc}
+  local t start
+  t=$(name_of "$2")
+  start=$(date +%s)
+  nice -n "$1" bash "$2" >"$logs/$t.log" 2>&1
+  echo $? >"$logs/$t.rc"
+  echo "$t $(( $(date +%s) - start ))" >>"$logs/times"
+}
+rm -f "$logs/times"
+(
+  for check in $live_checks; do run_check 0 "$check"; done
+) &
+live_pid=$!
+
 for bin in $unit_tests; do
   t=$(basename "$bin")
-  "$bin" >"$logs/$t.log" 2>&1
-  rc=$?
-  count "$t" "$logs/$t.log"
-  if [ $rc -ne 0 ] && ! grep -qE ' [1-9][0-9]* failed' "$logs/$t.log"; then
-    echo "$t: exited $rc (see $logs/$t.log)"
-    total_failed=$((total_failed + 1))
-  fi
-  grep -E '^FAIL|CHECK failed|ERROR' "$logs/$t.log" | head -n 20
+  start=$(date +%s)
+  nice -n 10 "$bin" >"$logs/$t.log" 2>&1
+  echo $? >"$logs/$t.rc"
+  echo "$t $(( $(date +%s) - start ))" >>"$logs/times"
 done
-
-for check in ${EXTRA_CHECKS:-}; do
-  t=$(basename "$check" | sed -E 's/\.[a-z]+$//')
-  bash "$check" >"$logs/$t.log" 2>&1
-  rc=$?
-  count "$t" "$logs/$t.log"
-  if [ $rc -ne 0 ] && ! grep -qE ' [1-9][0-9]* failed' "$logs/$t.log"; then
-    echo "$t: exited $rc (see $logs/$t.log)"
-    total_failed=$((total_failed + 1))
-  fi
-done
-
+for check in $cpu_checks; do run_check 10 "$check"; done
 # Simulator seeds, each run split over two processes (two cores): SEEDS of
 # the optimized build (the search for protocol bugs), then SIM_ASAN_SEEDS of
 # the ASan/UBSan build (memory and undefined behaviour; about 6x slower).
@@ -62,9 +77,9 @@ sim_failed=0
 sim_run() { # BINARY SEEDS START TAG
   local bin=$1 n=$2 first=$3 tag=$4 half ra rb part log line k v
   half=$((n / 2))
-  "$bin" --seeds "$half" --start "$first" >"$logs/sim-$tag-a.log" 2>&1 &
+  nice -n 10 "$bin" --seeds "$half" --start "$first" >"$logs/sim-$tag-a.log" 2>&1 &
   local pa=$!
-  "$bin" --seeds $((n - half)) --start $((first + half)) >"$logs/sim-$tag-b.log" 2>&1 &
+  nice -n 10 "$bin" --seeds $((n - half)) --start $((first + half)) >"$logs/sim-$tag-b.log" 2>&1 &
   local pb=$!
   wait $pa; ra=$?
   wait $pb; rb=$?
@@ -87,18 +102,44 @@ sim_run() { # BINARY SEEDS START TAG
     sim_failed=$((sim_failed + 1))
   fi
 }
-sim_run build/shoal-sim "$seeds" 1 release
+start=$(date +%s)
+sim_run build/shoal-sim "$seeds" 1 release >"$logs/sim-summary"
 # the sanitized seeds start past the optimized ones: more distinct schedules
-sim_run build/test/shoal-sim "${SIM_ASAN_SEEDS:-300}" $((seeds + 1)) asan
+sim_run build/test/shoal-sim "${SIM_ASAN_SEEDS:-300}" $((seeds + 1)) asan >>"$logs/sim-summary"
+echo "sim $(( $(date +%s) - start ))" >>"$logs/times"
+
+if [ -n "$canaries" ]; then
+  start=$(date +%s)
+  nice -n 10 bash scripts/canaries.sh "$canaries" "$unit_canaries" "$seeds" >"$logs/canaries.log" 2>&1
+  echo "canaries $(( $(date +%s) - start ))" >>"$logs/times"
+fi
+
+wait "$live_pid"
+# the counts, in one order: unit tests, checks, simulators, canaries
+report() { # NAME: the summary line of $logs/NAME.log, and a non-zero exit without one
+  local t=$1 rc
+  count "$t" "$logs/$t.log"
+  rc=$(cat "$logs/$t.rc" 2>/dev/null || echo 1)
+  if [ "$rc" -ne 0 ] && ! grep -qE ' [1-9][0-9]* failed' "$logs/$t.log"; then
+    echo "$t: exited $rc (see $logs/$t.log)"
+    total_failed=$((total_failed + 1))
+  fi
+}
+for bin in $unit_tests; do
+  t=$(basename "$bin")
+  report "$t"
+  grep -E '^FAIL|CHECK failed|ERROR' "$logs/$t.log" | head -n 20
+done
+for check in ${EXTRA_CHECKS:-}; do report "$(name_of "$check")"; done
+cat "$logs/sim-summary"
 echo "sim: $sim_passed passed, $sim_failed failed"
 total_passed=$((total_passed + sim_passed))
 total_failed=$((total_failed + sim_failed))
-
 if [ -n "$canaries" ]; then
-  bash scripts/canaries.sh "$canaries" "$unit_canaries" "$seeds" >"$logs/canaries.log" 2>&1
   grep -vE '^canaries:' "$logs/canaries.log"
   count canaries "$logs/canaries.log"
 fi
+echo "seconds per suite (wall; the two lanes overlap): $(sort -k2 -nr "$logs/times" | awk '{printf "%s%s %s", (NR>1?", ":""), $1, $2}')"
 
 echo "tests: $total_passed passed, $total_failed failed"
 [ "$total_failed" -eq 0 ]

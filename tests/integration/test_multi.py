@@ -102,10 +102,13 @@ def test_watch_aborts_when_the_key_changed(make_cluster):
 def test_check_and_set_loses_no_increment(make_cluster):
     """Clients on every node increment one counter with WATCH/GET/MULTI/SET
     (redis-py's transaction helper retries on WatchError): with WATCH
-    working, no increment is lost."""
+    working, no increment is lost. An EXEC cut by a leader change ("outcome
+    unknown") may or may not have applied: the client retries it, so the
+    counter may end up to one past the target for each of those, never
+    below it."""
     c = make_cluster(3, extra=["--shards", "3"])
     c.client(1).set("{cas}n", "0")
-    per, errors = 40, []
+    per, errors, unknown = 40, [], []
     # Replies that say nothing was applied (a read not confirmed, a write
     # refused before it was proposed): a client retries them, as redis-py's
     # cluster client retries TRYAGAIN. On a loaded machine an election can
@@ -128,7 +131,9 @@ def test_check_and_set_loses_no_increment(make_cluster):
                     r.transaction(incr, "{cas}n")
                     done += 1
                 except redis.exceptions.ResponseError as e:
-                    if not any(m in str(e) for m in not_applied) or retries >= 50:
+                    if "outcome unknown" in str(e) and retries < 50:
+                        unknown.append(i)
+                    elif not any(m in str(e) for m in not_applied) or retries >= 50:
                         raise
                     retries += 1
                     time.sleep(0.05)
@@ -141,7 +146,8 @@ def test_check_and_set_loses_no_increment(make_cluster):
     for t in threads:
         t.join(120)
     assert not errors, errors
-    assert int(c.client(2).get("{cas}n")) == 6 * per
+    got = int(c.client(2).get("{cas}n"))
+    assert 6 * per <= got <= 6 * per + len(unknown), (got, len(unknown))
 
 
 def test_transactions_carry_hashes_sets_and_lists_and_watch_them(make_cluster):

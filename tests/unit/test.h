@@ -6,6 +6,7 @@
 #define SHOAL_TEST_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct test_case {
@@ -37,13 +38,17 @@ struct test_case {
         }                                                                    \
     } while (0)
 
-/* Runs every case; prints the summary line; returns the process exit code. */
+/* Runs every case (only the one named by the environment's TEST_ONLY, when
+ * set: the canaries run just the case that must catch them); prints the
+ * summary line; returns the process exit code. */
 static inline int test_run(const char *suite, const struct test_case *cases,
                            int count) {
     int passed = 0;
     int failed = 0;
+    const char *only = getenv("TEST_ONLY");
     for (int i = 0; i < count; i++) {
         int case_failed = 0;
+        if (only != NULL && *only != '\0' && strcmp(only, cases[i].name) != 0) continue;
         cases[i].fn(&case_failed);
         if (case_failed) {
             fprintf(stderr, "FAIL %s.%s\n", suite, cases[i].name);
