@@ -214,6 +214,22 @@ static struct lin__value lin__value_of(const struct lin__search *s, const struct
                                .len = st->len, .expire = st->expire, .time = time};
 }
 
+/* Whether a completed op's answer (found, out: a GET's, or the value a SET
+ * ... GET replaced) is the value of st at *time, or later: a key found
+ * absent may have expired within the op's interval, which moves *time to
+ * the deadline. */
+static bool lin__old_matches(const struct lin__search *s, const struct lin_op *op,
+                             const struct lin__state *st, uint64_t *time, bool *live) {
+    if (op->found && !*live) return false;
+    if (!op->found && *live) {
+        if (st->expire == 0 || st->expire > op->complete_time) return false;
+        *time = st->expire;
+        *live = false;
+    }
+    return !*live || (op->out_len == st->len &&
+                      (st->len == 0 || memcmp(op->out, s->bytes + st->off, st->len) == 0));
+}
+
 /* Applies op to state `from`. Returns false when the op's recorded answer
  * is impossible from that state; otherwise sets *to (UINT32_MAX on memory
  * exhaustion, which the caller treats as "unknown"). The op takes effect at
@@ -229,19 +245,13 @@ static bool lin__step(struct lin__search *s, const struct lin_op *op, uint32_t f
     switch (op->kind) {
     case LIN_GET:
         if (!op->completed) return true;
-        if (op->found && !live) return false;
-        if (!op->found && live) {
-            /* absent only from the deadline on, within the GET's interval */
-            if (st.expire == 0 || st.expire > op->complete_time) return false;
-            time = st.expire;
-            live = false;
-        }
-        if (live && (op->out_len != st.len || (st.len > 0 && memcmp(op->out, cur, st.len) != 0))) {
-            return false;
-        }
+        if (!lin__old_matches(s, op, &st, &time, &live)) return false;
         *to = lin__intern_value(s, lin__value_of(s, &st, time));
         return true;
     case LIN_PUT:
+        if (op->completed && op->returns_old && !lin__old_matches(s, op, &st, &time, &live)) {
+            return false;
+        }
         *to = lin__intern_value(s, (struct lin__value){.present = true, .v = op->arg,
                                                        .len = op->arg_len,
                                                        .expire = op->expire_time,

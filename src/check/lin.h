@@ -57,6 +57,7 @@ struct lin_op {
     bool cas_ok;            /* CAS answer: swapped; APPEND answer: applied (fit) */
     uint64_t id;            /* for messages only */
     uint64_t expire_time;   /* PUT: the value is gone at times >= this; 0: never */
+    bool returns_old;       /* PUT (SET ... GET): found/out are the value it replaced */
 };
 
 /* Decides whether ops[0..n) is linearizable, starting from an absent key.

@@ -125,6 +125,8 @@ struct nsim_host {
     uint64_t pumps, inputs; /* the busy-loop check: pumps per input event */
     uint64_t applied[NSIM_SHARDS_MAX]; /* by map index: the last index it applied */
     uint64_t durable[NSIM_SHARDS_MAX]; /* by map index: raft_durable_index when it went down */
+    uint64_t term_sent[NSIM_SHARDS_MAX]; /* by map index: the highest term it sent */
+    uint64_t vote_term[NSIM_SHARDS_MAX], vote_for[NSIM_SHARDS_MAX]; /* its last vote granted */
     uint64_t disk_us_max;
     uint64_t slow_until_us;
     struct peer_buf out[NSIM_NODES_MAX];
@@ -327,8 +329,23 @@ static int nsim__slot_of(const struct nsim *w, uint64_t id) {
     return -1;
 }
 
+/* What a replica told its peers that it must remember after a crash: the
+ * highest term it sent (a pre-vote names a term it has not taken), and the
+ * last vote it granted. Checked at the restart (nsim__check_durable). */
+static void nsim__note_sent(struct nsim_host *h, uint64_t group, const struct raft_msg *m) {
+    if (m->type == RAFT_MSG_PRE_VOTE || m->type == RAFT_MSG_PRE_VOTE_RESP) return;
+    const struct shard *s = node_shard_of_group(h->n, group);
+    if (s == NULL) return;
+    if (m->term > h->term_sent[s->index]) h->term_sent[s->index] = m->term;
+    if (m->type == RAFT_MSG_VOTE_RESP && !m->reject) {
+        h->vote_term[s->index] = m->term;
+        h->vote_for[s->index] = m->to;
+    }
+}
+
 static void nsim__peer_send(void *ctx, uint64_t group, const struct raft_msg *m) {
     struct nsim_host *h = ctx;
+    nsim__note_sent(h, group, m);
     int to = nsim__slot_of(h->w, m->to);
     if (to < 0) return;
     if (peer_encode_raft(&h->out[to], group, m) != 0) return; /* dropped: Raft retries */
@@ -570,6 +587,23 @@ static void nsim__check_durable(struct nsim *w, struct nsim_host *h) {
                             (unsigned long long)last);
         }
         h->durable[s->index] = 0;
+        /* the recovered hard state holds every term and vote it sent */
+        struct raft_hard_state hs = {0};
+        if (s->hs_known) hs = s->hs_written;
+        if (hs.term < h->term_sent[s->index]) {
+            nsim__violation(w, "durability: node %llu group %llu sent term %llu and recovered "
+                               "term %llu", (unsigned long long)h->id,
+                            (unsigned long long)s->group,
+                            (unsigned long long)h->term_sent[s->index],
+                            (unsigned long long)hs.term);
+        } else if (hs.term == h->vote_term[s->index] && hs.vote != h->vote_for[s->index]) {
+            nsim__violation(w, "durability: node %llu group %llu granted its vote in term %llu "
+                               "to %llu and recovered a vote for %llu",
+                            (unsigned long long)h->id, (unsigned long long)s->group,
+                            (unsigned long long)hs.term,
+                            (unsigned long long)h->vote_for[s->index],
+                            (unsigned long long)hs.vote);
+        }
     }
 }
 
@@ -755,7 +789,9 @@ static uint8_t nsim__random_holder(struct nsim *w, uint32_t k) {
 
 /* The request of an operation on the key with expiry: GET, or SET, three
  * times in four with an absolute deadline (PXAT) 0-24 ms after the send
- * (so sometimes already past when the leader applies it). The deadline is
+ * (so sometimes already past when the leader applies it), else a plain SET
+ * (with --set-get, SET ... GET: its answer, the value it replaced, is
+ * checked as a GET's; off by default, see nsim.h). The deadline is
  * the client's, not the leader's clock: the checker knows it exactly
  * (lin.h, "Expiry"). Returns the request's length. */
 static int nsim__ttl_request(struct nsim *w, struct nsim_op *op, const char *key, char *buf,
@@ -766,7 +802,13 @@ static int nsim__ttl_request(struct nsim *w, struct nsim_op *op, const char *key
     const char *val = (const char *)w->arena + op->arg_off;
     int vlen = (int)op->lin.arg_len;
     if (rand_below(&w->rng, 4) == 0) {
-        return snprintf(buf, cap, "*3\r\n$3\r\nSET\r\n$%zu\r\n%s\r\n$%d\r\n%.*s\r\n",
+        if (!w->opt.set_get) {
+            return snprintf(buf, cap, "*3\r\n$3\r\nSET\r\n$%zu\r\n%s\r\n$%d\r\n%.*s\r\n",
+                            strlen(key), key, vlen, vlen, val);
+        }
+        op->lin.returns_old = true; /* --set-get: the value it replaced, checked */
+        return snprintf(buf, cap,
+                        "*4\r\n$3\r\nSET\r\n$%zu\r\n%s\r\n$%d\r\n%.*s\r\n$3\r\nGET\r\n",
                         strlen(key), key, vlen, vlen, val);
     }
     uint64_t at_ms = w->now_us / 1000 + rand_below(&w->rng, NSIM_TTL_MS_MAX);
@@ -940,10 +982,11 @@ static void nsim__on_reply(struct nsim *w, const struct nsim_ev *ev) {
         return;
     }
     bool ok = false;
-    if (op->lin.kind == LIN_GET && len >= 5 && memcmp(r, "$-1\r\n", 5) == 0) {
+    bool reads = op->lin.kind == LIN_GET || op->lin.returns_old; /* a RESP2 bulk or null */
+    if (reads && len >= 5 && memcmp(r, "$-1\r\n", 5) == 0) {
         op->lin.found = false;
         ok = true;
-    } else if (op->lin.kind == LIN_GET && len > 0 && r[0] == '$') {
+    } else if (reads && len > 0 && r[0] == '$') {
         const char *crlf = memchr(r, '\r', len);
         long n = strtol(r + 1, NULL, 10);
         if (crlf != NULL && n >= 0 && (size_t)(crlf - r) + 4 + (size_t)n == len) {
@@ -1529,6 +1572,18 @@ static void nsim__check_all_durable(struct nsim *w, const struct nsim_host *h,
                     (unsigned long long)durable, (unsigned long long)last);
 }
 
+/* Every entry a replica applied went through the apply hook (on_apply),
+ * which the checkers above stand on: what the hook saw last is what the
+ * replica applied, unless a snapshot installed since. */
+static void nsim__check_hook_saw(struct nsim *w, const struct nsim_host *h,
+                                 const struct shard *s) {
+    if (h->applied[s->index] == s->applied || s->applied == s->snapshot_index) return;
+    nsim__violation(w, "apply hook: node %llu group %llu applied up to %llu, the hook saw %llu",
+                    (unsigned long long)h->id, (unsigned long long)s->group,
+                    (unsigned long long)s->applied,
+                    (unsigned long long)h->applied[s->index]);
+}
+
 static void nsim__check_final(struct nsim *w) {
     for (uint32_t k = 0; k < w->map.n_shards; k++) {
         if (w->groups[k].ok_after_heal == 0) {
@@ -1564,6 +1619,7 @@ static void nsim__check_final(struct nsim *w) {
             (void)kv_foreach(s->kv, (int64_t)node_now_ms(h->n), nsim__kv_owner_cb, &o);
             if (!w->violated) nsim__check_expired_deleted(w, h, s);
             if (!w->violated) nsim__check_all_durable(w, h, s);
+            if (!w->violated) nsim__check_hook_saw(w, h, s);
             if (first == NULL) {
                 first = h;
                 continue;

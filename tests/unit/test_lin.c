@@ -204,6 +204,27 @@ TEST(expiry_orders_reads_in_time) {
     CHECK(check(ap2, 4) == LIN_OK); /* it keeps a's deadline */
 }
 
+static struct lin_op set_get(uint64_t t0, uint64_t t1, const char *v, const char *old) {
+    struct lin_op op = put(t0, t1, v);
+    op.returns_old = true;
+    op.found = old != NULL;
+    op.out = (const uint8_t *)old;
+    op.out_len = old ? (uint32_t)strlen(old) : 0;
+    return op;
+}
+
+TEST(set_get_answers_the_value_it_replaced) {
+    struct lin_op ok1[] = {put_until(0, 10, "a", 100), set_get(20, 30, "b", "a"),
+                           get(40, 50, "b"), get(300, 310, "b")};
+    CHECK(check(ok1, 4) == LIN_OK);
+    struct lin_op late[] = {put_until(0, 10, "a", 100), set_get(120, 130, "b", "a")};
+    CHECK(check(late, 2) == LIN_VIOLATION); /* a had expired */
+    struct lin_op spans[] = {put_until(0, 10, "a", 100), set_get(90, 130, "b", NULL)};
+    CHECK(check(spans, 2) == LIN_OK); /* it may have landed after the deadline */
+    struct lin_op wrong[] = {put(0, 10, "a"), set_get(20, 30, "b", "z")};
+    CHECK(check(wrong, 2) == LIN_VIOLATION);
+}
+
 TEST(search_is_bounded) {
     /* 40 concurrent writes of distinct values, then reads that contradict
      * each other: a big search space; a tiny step budget must give up. */
@@ -330,6 +351,7 @@ int main(void) {
         TEST_ENTRY(append_beyond_limit_is_refused),
         TEST_ENTRY(a_value_is_gone_from_its_deadline_on),
         TEST_ENTRY(expiry_orders_reads_in_time),
+        TEST_ENTRY(set_get_answers_the_value_it_replaced),
         TEST_ENTRY(search_is_bounded),
         TEST_ENTRY(random_real_histories_pass_and_corrupted_ones_fail),
     };
