@@ -1028,6 +1028,20 @@ static void nsim__on_reply(struct nsim *w, const struct nsim_ev *ev) {
     nsim__client_done(w, c, false);
 }
 
+/* One request in 53 (by client and request number, no random draw) is
+ * followed at once by its client closing the connection, as a client that
+ * crashes or is killed does: the shard holds a request whose client it
+ * forgot, and must fail or answer it into nothing (the NULL-client guards
+ * of shard.c; a closed connection's timeouts alone rarely leave one). The
+ * client learns it 1 ms later (a timeout: the outcome is unknown). */
+static void nsim__maybe_hang_up(struct nsim *w, struct nsim_host *h, const struct nsim_ev *ev) {
+    if ((ev->client * 7919u + ev->req) % 53 != 0) return;
+    nsim__close_connection(w, h, ev->client);
+    /* the client sees its connection closed: the outcome is unknown */
+    nsim__push(w, w->now_us + 1000,
+               (struct nsim_ev){.type = EV_TIMEOUT, .client = ev->client, .req = ev->req});
+}
+
 /* A client's command reaches a node: parsed as the node parses it, then
  * handed to the shard its keys map to, found as client.c finds it
  * (node_cluster_keys_place), as client.c does for a local route. */
@@ -1068,6 +1082,7 @@ static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
         if (def->flags & CMD_WRITE) shard_write(n, s, c, &ns->base, cmd.argc, cmd.argv);
         else shard_read(n, s, c, &ns->base, def, cmd.argc, cmd.argv);
     });
+    nsim__maybe_hang_up(w, h, ev);
 }
 
 /* ---- the nemesis ---- */
