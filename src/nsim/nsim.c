@@ -1029,16 +1029,19 @@ static void nsim__on_reply(struct nsim *w, const struct nsim_ev *ev) {
 }
 
 /* One request in 53 (by client and request number, no random draw) is
- * followed at once by its client closing the connection, as a client that
- * crashes or is killed does: the shard holds a request whose client it
- * forgot, and must fail or answer it into nothing (the NULL-client guards
- * of shard.c; a closed connection's timeouts alone rarely leave one). The
- * client learns it 1 ms later (a timeout: the outcome is unknown). */
-static void nsim__maybe_hang_up(struct nsim *w, struct nsim_host *h, const struct nsim_ev *ev) {
-    if ((ev->client * 7919u + ev->req) % 53 != 0) return;
-    nsim__close_connection(w, h, ev->client);
-    /* the client sees its connection closed: the outcome is unknown */
-    nsim__push(w, w->now_us + 1000,
+ * followed 2 ms later by its client hanging up, as a client that crashes or
+ * is killed does: by then the shard has proposed the write or asked Raft
+ * for the read's point, so it holds a request whose client it forgot and
+ * must fail or answer it into nothing (the NULL-client guards of shard.c; a
+ * closed connection's timeouts alone rarely leave one). The hang-up is an
+ * early timeout (EV_TIMEOUT closes the connection): the outcome is unknown. */
+static bool nsim__hangs_up(uint16_t client, uint32_t req) {
+    return (client * 7919u + req) % 53 == 0;
+}
+
+static void nsim__maybe_hang_up(struct nsim *w, const struct nsim_ev *ev) {
+    if (!nsim__hangs_up(ev->client, ev->req)) return;
+    nsim__push(w, w->now_us + 2000,
                (struct nsim_ev){.type = EV_TIMEOUT, .client = ev->client, .req = ev->req});
 }
 
@@ -1082,7 +1085,7 @@ static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
         if (def->flags & CMD_WRITE) shard_write(n, s, c, &ns->base, cmd.argc, cmd.argv);
         else shard_read(n, s, c, &ns->base, def, cmd.argc, cmd.argv);
     });
-    nsim__maybe_hang_up(w, h, ev);
+    nsim__maybe_hang_up(w, ev);
 }
 
 /* ---- the nemesis ---- */
@@ -1412,7 +1415,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
             w->st.ops_unknown++;
             /* every other timeout closes the connection (no random draw:
              * the seeds' schedules stay as they were) */
-            if ((c->id + c->req) % 2 == 0) {
+            if ((c->id + c->req) % 2 == 0 || nsim__hangs_up(c->id, c->req)) {
                 uint8_t target = c->target[w->key_shard[w->ops[c->op].key]];
                 nsim__close_connection(w, &w->hosts[target], c->id);
             }
