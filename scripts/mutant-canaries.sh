@@ -19,8 +19,14 @@ one() {
   dir=build/mutant-canary/$name
   rm -rf "$dir"
   mkdir -p "$dir"
-  cp -r Makefile mk src "$dir"/
-  mkdir -p "$dir/tests" && cp -r tests/unit "$dir/tests/"
+  # mtimes kept, and the release objects with them: make rebuilds only
+  # what the patch touched (and what is stale here too), so a shoal-nsim
+  # canary costs one compile and a link rather than the whole node
+  cp -rp Makefile mk src "$dir"/
+  mkdir -p "$dir/tests" && cp -rp tests/unit "$dir/tests/"
+  if [ "$sim" != test_raft ] && [ -d build/obj/release ]; then
+    mkdir -p "$dir/build/obj" && cp -rp build/obj/release "$dir/build/obj/"
+  fi
   if [ "$sim" = test_raft ]; then
     build=(gcc -std=c11 -D_GNU_SOURCE -Isrc -Itests/unit -O2 -o build/test_raft
            tests/unit/test_raft.c src/raft/raft.c src/raft/raft_log.c src/raft/raft_conf.c)

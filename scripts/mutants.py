@@ -339,6 +339,9 @@ class Builder:
         nsim = make_var("NSIM_ALL")
         self.links = {"test_raft": ["tests/unit/test_raft.c"] + self.raft, "shoal-sim": sim,
                       "shoal-nsim": nsim}
+        # the node links Lua (src/script): the Makefile's flags, Debian's paths by default
+        self.lua_cflags = make_var("LUA_CFLAGS")
+        self.lua_libs = make_var("LUA_LIBS")
         self.obj = os.path.join(WORK, "obj")
         os.makedirs(self.obj, exist_ok=True)
         srcs = sorted(set(s for v in self.links.values() for s in v))
@@ -356,7 +359,8 @@ class Builder:
         return os.path.join(self.obj, src.replace("/", "__") + ".o")
 
     def compile(self, src, obj, src_path=None):
-        cmd = ["gcc"] + CFLAGS + ["-Isrc", "-Itests/unit", "-c", "-o", obj, src_path or src]
+        cmd = ["gcc"] + CFLAGS + self.lua_cflags + ["-Isrc", "-Itests/unit", "-c", "-o", obj,
+                                                   src_path or src]
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         return None if r.returncode == 0 else r.stderr[-2000:]
 
@@ -376,7 +380,8 @@ class Builder:
             return err
         for name, srcs in self.links.items():
             objs = [mobj if s == mutant["file"] else self.objpath(s) for s in srcs]
-            r = subprocess.run(["gcc", "-o", os.path.join(jobdir, name)] + objs + ["-lm"],
+            r = subprocess.run(["gcc", "-o", os.path.join(jobdir, name)] + objs + ["-lm"] +
+                               self.lua_libs,
                                cwd=ROOT, capture_output=True, text=True)
             if r.returncode:
                 return r.stderr[-2000:]

@@ -27,11 +27,25 @@ struct lin__event {
     uint32_t match;      /* call <-> return */
 };
 
+/* The register, and (histories with deadlines only) the time: the earliest
+ * at which the next operation can take effect. A value past its deadline
+ * at that time is interned as absent. */
 struct lin__state {
     bool present;
     uint32_t len;
     uint64_t off; /* into bytes */
     uint64_t hash;
+    uint64_t expire; /* present: its deadline, 0 for none */
+    uint64_t time;
+};
+
+/* A state before interning. */
+struct lin__value {
+    bool present;
+    const uint8_t *v;
+    uint32_t len;
+    uint64_t expire;
+    uint64_t time;
 };
 
 struct lin__memo {
@@ -48,6 +62,7 @@ struct lin__frame {
 struct lin__search {
     const struct lin_op *ops;
     size_t n;
+    bool timed; /* some PUT has a deadline: states carry the time */
     struct lin__event *ev;
     uint32_t head;
     /* interned register states */
@@ -113,6 +128,12 @@ static bool lin__state_equal(const struct lin__search *s, const struct lin__stat
     return len == 0 || memcmp(s->bytes + st->off, v, len) == 0;
 }
 
+static bool lin__value_equal(const struct lin__search *s, const struct lin__state *st,
+                             const struct lin__value *x) {
+    return st->expire == x->expire && st->time == x->time &&
+           lin__state_equal(s, st, x->present, x->v, x->len);
+}
+
 static bool lin__state_slots_grow(struct lin__search *s) {
     size_t cap = s->cap_state_slots ? s->cap_state_slots * 2 : 1024;
     if (s->memory + cap * sizeof(uint32_t) > LIN__MEMORY_BYTES_MAX) {
@@ -136,11 +157,22 @@ static bool lin__state_slots_grow(struct lin__search *s) {
     return true;
 }
 
-/* Returns the index of the state (present, v[0..len)), adding it if new;
- * UINT32_MAX when out of memory. */
-static uint32_t lin__intern(struct lin__search *s, bool present, const uint8_t *v,
-                            uint32_t len) {
-    uint64_t h = lin__mix(lin__hash_bytes(present ? 7 : 3, v, len)) | 1;
+/* Returns the index of the state x, adding it if new; UINT32_MAX when out
+ * of memory. An untimed search keeps time 0; a value past its deadline is
+ * absent. */
+static uint32_t lin__intern_value(struct lin__search *s, struct lin__value x) {
+    if (!s->timed) x.time = 0;
+    if (x.present && x.expire != 0 && x.expire <= x.time) x.present = false;
+    if (!x.present) {
+        x.v = NULL;
+        x.len = 0;
+        x.expire = 0;
+    }
+    const uint8_t *v = x.v;
+    uint32_t len = x.len;
+    bool present = x.present;
+    uint64_t h = lin__hash_bytes(present ? 7 : 3, v, len);
+    h = lin__mix(h ^ lin__mix(x.expire * 0x9e3779b97f4a7c15ull + x.time)) | 1;
     if (2 * (s->n_states + 1) > s->cap_state_slots && !lin__state_slots_grow(s)) {
         return UINT32_MAX;
     }
@@ -148,60 +180,109 @@ static uint32_t lin__intern(struct lin__search *s, bool present, const uint8_t *
     size_t j = h & mask;
     while (s->state_slots[j] != 0) {
         uint32_t i = s->state_slots[j] - 1;
-        if (s->states[i].hash == h && lin__state_equal(s, &s->states[i], present, v, len)) {
+        if (s->states[i].hash == h && lin__value_equal(s, &s->states[i], &x)) {
             return i;
         }
         j = (j + 1) & mask;
     }
+    /* a value of a state (a read or a timed step) lies in bytes, which may move */
+    bool inside = len > 0 && s->bytes != NULL && v >= s->bytes && v < s->bytes + s->n_bytes;
+    size_t v_off = inside ? (size_t)(v - s->bytes) : 0;
     if (!lin__reserve(s, (void **)&s->states, &s->cap_states, s->n_states + 1,
                       sizeof(*s->states)) ||
         !lin__reserve(s, (void **)&s->bytes, &s->cap_bytes, s->n_bytes + len + 1, 1)) {
         return UINT32_MAX;
     }
+    if (inside) v = s->bytes + v_off;
     struct lin__state *st = &s->states[s->n_states];
     st->present = present;
     st->len = len;
     st->off = s->n_bytes;
     st->hash = h;
+    st->expire = x.expire;
+    st->time = x.time;
     if (len > 0) memcpy(s->bytes + s->n_bytes, v, len);
     s->n_bytes += len;
     s->state_slots[j] = (uint32_t)s->n_states + 1;
     return (uint32_t)s->n_states++;
 }
 
+/* The value of a state, at time `time`. */
+static struct lin__value lin__value_of(const struct lin__search *s, const struct lin__state *st,
+                                       uint64_t time) {
+    return (struct lin__value){.present = st->present, .v = s->bytes + st->off,
+                               .len = st->len, .expire = st->expire, .time = time};
+}
+
+/* Whether a completed op's answer (found, out: a GET's, or the value a SET
+ * ... GET replaced) is the value of st at *time, or later: a key found
+ * absent may have expired within the op's interval, which moves *time to
+ * the deadline. */
+static bool lin__old_matches(const struct lin__search *s, const struct lin_op *op,
+                             const struct lin__state *st, uint64_t *time, bool *live) {
+    if (op->found && !*live) return false;
+    if (!op->found && *live) {
+        if (st->expire == 0 || st->expire > op->complete_time) return false;
+        *time = st->expire;
+        *live = false;
+    }
+    return !*live || (op->out_len == st->len &&
+                      (st->len == 0 || memcmp(op->out, s->bytes + st->off, st->len) == 0));
+}
+
 /* Applies op to state `from`. Returns false when the op's recorded answer
  * is impossible from that state; otherwise sets *to (UINT32_MAX on memory
- * exhaustion, which the caller treats as "unknown"). */
+ * exhaustion, which the caller treats as "unknown"). The op takes effect at
+ * the earliest time it can (the state's time or its invocation), except a
+ * GET that found the key absent, which may wait for the deadline. */
 static bool lin__step(struct lin__search *s, const struct lin_op *op, uint32_t from,
                       uint32_t *to) {
     const struct lin__state st = s->states[from];
     const uint8_t *cur = s->bytes + st.off;
+    uint64_t time = st.time > op->invoke_time ? st.time : op->invoke_time;
+    bool live = st.present && (st.expire == 0 || time < st.expire);
     *to = from;
     switch (op->kind) {
     case LIN_GET:
         if (!op->completed) return true;
-        if (op->found != st.present) return false;
-        return !st.present || (op->out_len == st.len &&
-                               (st.len == 0 || memcmp(op->out, cur, st.len) == 0));
+        if (!lin__old_matches(s, op, &st, &time, &live)) return false;
+        *to = lin__intern_value(s, lin__value_of(s, &st, time));
+        return true;
     case LIN_PUT:
-        *to = lin__intern(s, true, op->arg, op->arg_len);
+        if (op->completed && op->returns_old && !lin__old_matches(s, op, &st, &time, &live)) {
+            return false;
+        }
+        *to = lin__intern_value(s, (struct lin__value){.present = true, .v = op->arg,
+                                                       .len = op->arg_len,
+                                                       .expire = op->expire_time,
+                                                       .time = time});
         return true;
     case LIN_CAS: {
-        bool match = op->expect_present ? lin__state_equal(s, &st, true, op->expect,
-                                                           op->expect_len)
-                                        : !st.present;
+        bool match = op->expect_present ? live && lin__state_equal(s, &st, true, op->expect,
+                                                                   op->expect_len)
+                                        : !live;
         if (op->completed && op->cas_ok != match) return false;
-        if (match) *to = lin__intern(s, true, op->arg, op->arg_len);
+        struct lin__value x = lin__value_of(s, &st, time);
+        if (match) x = (struct lin__value){.present = true, .v = op->arg, .len = op->arg_len,
+                                           .time = time};
+        *to = lin__intern_value(s, x);
         return true;
     }
     case LIN_APPEND: {
-        uint32_t base = st.present ? st.len : 0;
+        uint32_t base = live ? st.len : 0;
         bool fits = (uint64_t)base + op->arg_len <= LIN_VALUE_BYTES_MAX;
         if (op->completed && op->cas_ok != fits) return false;
-        if (!fits) return true;
+        if (!fits) {
+            *to = lin__intern_value(s, lin__value_of(s, &st, time));
+            return true;
+        }
         if (base > 0) memcpy(s->scratch, cur, base);
         if (op->arg_len > 0) memcpy(s->scratch + base, op->arg, op->arg_len);
-        *to = lin__intern(s, true, s->scratch, base + op->arg_len);
+        /* APPEND keeps a live key's deadline */
+        *to = lin__intern_value(s, (struct lin__value){.present = true, .v = s->scratch,
+                                                       .len = base + op->arg_len,
+                                                       .expire = live ? st.expire : 0,
+                                                       .time = time});
         return true;
     }
     default:
@@ -359,7 +440,7 @@ static void lin__explain(const struct lin__search *s, uint32_t op_index, size_t 
 /* The search proper. */
 static enum lin_result lin__search(struct lin__search *s, struct lin__frame *stack,
                                    uint64_t max_steps, char *why, size_t why_cap) {
-    uint32_t state = lin__intern(s, false, NULL, 0);
+    uint32_t state = lin__intern_value(s, (struct lin__value){.present = false});
     if (state == UINT32_MAX) return LIN_UNKNOWN;
     size_t depth = 0;
     size_t best_depth = 0;
@@ -416,6 +497,7 @@ enum lin_result lin_check(const struct lin_op *ops, size_t n, uint64_t max_steps
     if (n > UINT32_MAX / 4) return LIN_UNKNOWN;
     struct lin__search s = {.ops = ops, .n = n};
     s.words = (n + 63) / 64;
+    for (size_t i = 0; i < n; i++) s.timed |= ops[i].kind == LIN_PUT && ops[i].expire_time != 0;
     enum lin_result r = LIN_UNKNOWN;
     struct lin__frame *stack = malloc(n * sizeof(*stack));
     s.linearized = calloc(s.words, sizeof(uint64_t));

@@ -9,7 +9,18 @@
  * invocation, or never. The checker searches for a total order of the
  * operations that respects real time (an operation that completed before
  * another was invoked comes first) and in which every answer is what the
- * sequential register would have given. Pure: no I/O, no globals. */
+ * sequential register would have given. Pure: no I/O, no globals.
+ *
+ * Expiry: a PUT may carry an absolute deadline (expire_time, in the unit
+ * of the history's times): the value it stores is gone from that time on.
+ * Whether a key has expired depends on *when* an operation takes effect,
+ * not only on its place in the order, so for a history with deadlines the
+ * search also carries the earliest time the next operation can take
+ * effect: an operation takes effect at a time inside its own interval, no
+ * earlier than the one before it. A GET that finds the key takes effect
+ * before its deadline; one that finds it absent at or after it (and no
+ * later than its own answer). A store's deadline is fixed by the client
+ * (SET ... PXAT), so the model needs no clock of the server's. */
 #ifndef SHOAL_LIN_H
 #define SHOAL_LIN_H
 
@@ -45,6 +56,8 @@ struct lin_op {
     uint32_t out_len;
     bool cas_ok;            /* CAS answer: swapped; APPEND answer: applied (fit) */
     uint64_t id;            /* for messages only */
+    uint64_t expire_time;   /* PUT: the value is gone at times >= this; 0: never */
+    bool returns_old;       /* PUT (SET ... GET): found/out are the value it replaced */
 };
 
 /* Decides whether ops[0..n) is linearizable, starting from an absent key.

@@ -39,14 +39,17 @@
 
 #define NSIM_NODES_MAX 5
 #define NSIM_CLIENTS 4
-#define NSIM_KEYS_MAX (NSIM_SHARDS_MAX + 2) /* max(3, shards) + 2: key i in shard i % S */
+#define NSIM_KEYS_MAX (NSIM_SHARDS_MAX + 3) /* max(3, shards) + 3: key i in shard i % S */
 
 /* What a key holds. A string key is a register read with GET and written
  * with SET or APPEND; a hash key is a register in one field (HGET, HSET);
  * a sorted-set key is a register in one member's score (ZSCORE, ZADD),
- * each write a unique integer score. All three are checked for
+ * each write a unique integer score; a key with expiry is a string register
+ * written with SET, most of the time with a deadline (PXAT) 0-24 ms ahead,
+ * so that it often expires between writes. All are checked for
  * linearizability alike, so the apply path of every type is. */
-enum nsim_key_type { NSIM_KEY_STRING = 0, NSIM_KEY_HASH = 1, NSIM_KEY_ZSET = 2 };
+enum nsim_key_type { NSIM_KEY_STRING = 0, NSIM_KEY_HASH = 1, NSIM_KEY_ZSET = 2, NSIM_KEY_TTL = 3 };
+#define NSIM_TTL_MS_MAX 25 /* a deadline is 0-24 ms after the client sends the SET */
 #define NSIM_SHARDS_MAX 16
 /* The quiet-group scenario (docs/nsim.md): clients pause, groups go quiet,
  * the node leading most quiet groups is killed or cut off, and every group
@@ -78,6 +81,7 @@ enum nsim_ev_type {
     EV_IDLE,        /* quiet-group scenario: the clients pause */
     EV_QUIET_FAULT, /* the leader of the most quiet groups is killed or cut off */
     EV_QUIET_CHECK, /* each of its groups has another leader; faults heal, clients resume */
+    EV_VOTE_CRASH,  /* a node loses power just after granting a vote */
 };
 
 struct nsim_ev {
@@ -121,6 +125,9 @@ struct nsim_host {
     bool pump_due;
     uint64_t pumps, inputs; /* the busy-loop check: pumps per input event */
     uint64_t applied[NSIM_SHARDS_MAX]; /* by map index: the last index it applied */
+    uint64_t durable[NSIM_SHARDS_MAX]; /* by map index: raft_durable_index when it went down */
+    uint64_t term_sent[NSIM_SHARDS_MAX]; /* by map index: the highest term it sent */
+    uint64_t vote_term[NSIM_SHARDS_MAX], vote_for[NSIM_SHARDS_MAX]; /* its last vote granted */
     uint64_t disk_us_max;
     uint64_t slow_until_us;
     struct peer_buf out[NSIM_NODES_MAX];
@@ -323,8 +330,30 @@ static int nsim__slot_of(const struct nsim *w, uint64_t id) {
     return -1;
 }
 
+/* What a replica told its peers that it must remember after a crash: the
+ * highest term it sent (a pre-vote names a term it has not taken), and the
+ * last vote it granted. Checked at the restart (nsim__check_durable). */
+static void nsim__note_sent(struct nsim_host *h, uint64_t group, const struct raft_msg *m) {
+    if (m->type == RAFT_MSG_PRE_VOTE || m->type == RAFT_MSG_PRE_VOTE_RESP) return;
+    const struct shard *s = node_shard_of_group(h->n, group);
+    if (s == NULL) return;
+    if (m->term > h->term_sent[s->index]) h->term_sent[s->index] = m->term;
+    if (m->type == RAFT_MSG_VOTE_RESP && !m->reject) {
+        h->vote_term[s->index] = m->term;
+        h->vote_for[s->index] = m->to;
+        /* a quarter of the votes granted during the faults (by term and
+         * node, no random draw) are followed by a power loss 0.5 ms later:
+         * the vote must be on disk (the check above) */
+        if (!h->w->healed && (m->term * 31 + h->id) % 4 == 0) {
+            nsim__push(h->w, h->w->now_us + 500,
+                       (struct nsim_ev){.type = EV_VOTE_CRASH, .node = h->idx, .gen = h->gen});
+        }
+    }
+}
+
 static void nsim__peer_send(void *ctx, uint64_t group, const struct raft_msg *m) {
     struct nsim_host *h = ctx;
+    nsim__note_sent(h, group, m);
     int to = nsim__slot_of(h->w, m->to);
     if (to < 0) return;
     if (peer_encode_raft(&h->out[to], group, m) != 0) return; /* dropped: Raft retries */
@@ -536,6 +565,56 @@ static void nsim__on_apply(struct node *n, const struct shard *s, const struct r
 
 /* ---- nodes ---- */
 
+/* Durability: what a leader's Raft counts as on stable storage (its
+ * durable index, with which it counts itself towards a commit) must be
+ * there after any crash. Noted as the node goes down, checked when it is
+ * back (nsim__check_durable). A pipelined leader reports its flushes' last
+ * entries itself (shard_flushed): reported one past, an entry of the next,
+ * unsynced batch would count. Leaders only: a follower's Raft counts a
+ * snapshot it received as durable before the host has synced it (it
+ * acknowledges nothing until then). */
+static void nsim__note_durable(struct nsim_host *h) {
+    const struct node *n = h->n;
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        const struct shard *s = n->local[i];
+        bool leader = raft_role(s->raft) == RAFT_LEADER;
+        h->durable[s->index] = leader ? raft_durable_index(s->raft) : 0;
+    }
+}
+
+static void nsim__check_durable(struct nsim *w, struct nsim_host *h) {
+    const struct node *n = h->n;
+    for (uint32_t i = 0; i < n->n_local && !w->violated; i++) {
+        const struct shard *s = n->local[i];
+        uint64_t last = raft_last_index(s->raft);
+        if (last < h->durable[s->index]) {
+            nsim__violation(w, "durability: node %llu group %llu counted index %llu durable "
+                               "before it went down and recovered its log up to %llu",
+                            (unsigned long long)h->id, (unsigned long long)s->group,
+                            (unsigned long long)h->durable[s->index],
+                            (unsigned long long)last);
+        }
+        h->durable[s->index] = 0;
+        /* the recovered hard state holds every term and vote it sent */
+        struct raft_hard_state hs = {0};
+        if (s->hs_known) hs = s->hs_written;
+        if (hs.term < h->term_sent[s->index]) {
+            nsim__violation(w, "durability: node %llu group %llu sent term %llu and recovered "
+                               "term %llu", (unsigned long long)h->id,
+                            (unsigned long long)s->group,
+                            (unsigned long long)h->term_sent[s->index],
+                            (unsigned long long)hs.term);
+        } else if (hs.term == h->vote_term[s->index] && hs.vote != h->vote_for[s->index]) {
+            nsim__violation(w, "durability: node %llu group %llu granted its vote in term %llu "
+                               "to %llu and recovered a vote for %llu",
+                            (unsigned long long)h->id, (unsigned long long)s->group,
+                            (unsigned long long)hs.term,
+                            (unsigned long long)h->vote_for[s->index],
+                            (unsigned long long)hs.vote);
+        }
+    }
+}
+
 static void nsim__crash(struct nsim *w, struct nsim_host *h, bool power_loss);
 
 /* A node stopped itself (node_fatal). Only an injected fsync error may do
@@ -645,6 +724,7 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
         return;
     }
     for (uint32_t i = 0; i < n->n_local; i++) h->applied[n->local[i]->index] = n->local[i]->applied;
+    nsim__check_durable(w, h);
     for (uint32_t i = 0; i < NSIM_CLIENTS; i++) {
         h->clients[i] = calloc(1, sizeof(struct client));
         if (h->clients[i] == NULL) abort();
@@ -678,6 +758,7 @@ static void nsim__crash(struct nsim *w, struct nsim_host *h, bool power_loss) {
         n->flushing = false;
     }
     w->st.snapshot_failures += nsim__snap_failures(n);
+    nsim__note_durable(h);
     node_core_close(n);
     nsim__free_node(w, h);
     h->alive = false;
@@ -712,6 +793,40 @@ static uint8_t nsim__random_holder(struct nsim *w, uint32_t k) {
         if (map_has_replica(ms, w->hosts[i].id) && r-- == 0) return (uint8_t)i;
     }
     abort();
+}
+
+/* The request of an operation on the key with expiry: GET, or SET, three
+ * times in four with an absolute deadline (PXAT) 0-24 ms after the send
+ * (so sometimes already past when the leader applies it), else a plain SET
+ * (with --set-get, SET ... GET: its answer, the value it replaced, is
+ * checked as a GET's; off by default, see nsim.h). The deadline is
+ * the client's, not the leader's clock: the checker knows it exactly
+ * (lin.h, "Expiry"). Returns the request's length. */
+static int nsim__ttl_request(struct nsim *w, struct nsim_op *op, const char *key, char *buf,
+                             size_t cap) {
+    if (op->lin.kind == LIN_GET) {
+        return snprintf(buf, cap, "*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n", strlen(key), key);
+    }
+    const char *val = (const char *)w->arena + op->arg_off;
+    int vlen = (int)op->lin.arg_len;
+    if (rand_below(&w->rng, 4) == 0) {
+        if (!w->opt.set_get) {
+            return snprintf(buf, cap, "*3\r\n$3\r\nSET\r\n$%zu\r\n%s\r\n$%d\r\n%.*s\r\n",
+                            strlen(key), key, vlen, vlen, val);
+        }
+        op->lin.returns_old = true; /* --set-get: the value it replaced, checked */
+        return snprintf(buf, cap,
+                        "*4\r\n$3\r\nSET\r\n$%zu\r\n%s\r\n$%d\r\n%.*s\r\n$3\r\nGET\r\n",
+                        strlen(key), key, vlen, vlen, val);
+    }
+    uint64_t at_ms = w->now_us / 1000 + rand_below(&w->rng, NSIM_TTL_MS_MAX);
+    op->lin.expire_time = at_ms * 1000; /* the node's ms clock, on the history's us axis */
+    char at[24];
+    int at_len = snprintf(at, sizeof(at), "%llu", (unsigned long long)(NSIM_EPOCH_MS + at_ms));
+    return snprintf(buf, cap,
+                    "*5\r\n$3\r\nSET\r\n$%zu\r\n%s\r\n$%d\r\n%.*s\r\n$4\r\nPXAT\r\n"
+                    "$%d\r\n%s\r\n",
+                    strlen(key), key, vlen, vlen, val, at_len, at);
 }
 
 static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
@@ -771,14 +886,18 @@ static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
                   : snprintf(buf, sizeof(buf),
                              "*4\r\n$4\r\nZADD\r\n$%zu\r\n%s\r\n$%d\r\n%.*s\r\n$1\r\nm\r\n",
                              strlen(key), key, vlen, vlen, val);
+    } else if (type == NSIM_KEY_TTL) {
+        len = nsim__ttl_request(w, op, key, buf, sizeof(buf));
     } else if (op->lin.kind == LIN_GET) {
         len = snprintf(buf, sizeof(buf), "*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n", strlen(key), key);
     } else {
         len = snprintf(buf, sizeof(buf), "*3\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n$%d\r\n%.*s\r\n",
                        strlen(verb), verb, strlen(key), key, vlen, vlen, val);
     }
-    nsim__trace(w, "client %u op %u: %s %s %.*s -> node %llu", c->id, c->op, verb, key,
+    nsim__trace(w, "client %u op %u: %s %s %.*s%s%llu -> node %llu", c->id, c->op, verb, key,
                 (int)op->lin.arg_len, (const char *)w->arena + op->arg_off,
+                op->lin.expire_time ? " until " : "",
+                (unsigned long long)(op->lin.expire_time / 1000),
                 (unsigned long long)w->hosts[target].id);
     struct nsim_ev ev = {.type = EV_REQ, .node = target, .client = c->id, .req = c->req,
                          .gen = w->hosts[target].gen, .len = (size_t)len};
@@ -871,10 +990,11 @@ static void nsim__on_reply(struct nsim *w, const struct nsim_ev *ev) {
         return;
     }
     bool ok = false;
-    if (op->lin.kind == LIN_GET && len >= 5 && memcmp(r, "$-1\r\n", 5) == 0) {
+    bool reads = op->lin.kind == LIN_GET || op->lin.returns_old; /* a RESP2 bulk or null */
+    if (reads && len >= 5 && memcmp(r, "$-1\r\n", 5) == 0) {
         op->lin.found = false;
         ok = true;
-    } else if (op->lin.kind == LIN_GET && len > 0 && r[0] == '$') {
+    } else if (reads && len > 0 && r[0] == '$') {
         const char *crlf = memchr(r, '\r', len);
         long n = strtol(r + 1, NULL, 10);
         if (crlf != NULL && n >= 0 && (size_t)(crlf - r) + 4 + (size_t)n == len) {
@@ -884,7 +1004,8 @@ static void nsim__on_reply(struct nsim *w, const struct nsim_ev *ev) {
             c->len_seen[op->key] = (uint32_t)n;
             ok = true;
         }
-    } else if (op->lin.kind == LIN_PUT && w->key_type[op->key] != NSIM_KEY_STRING) {
+    } else if (op->lin.kind == LIN_PUT && (w->key_type[op->key] == NSIM_KEY_HASH ||
+                                           w->key_type[op->key] == NSIM_KEY_ZSET)) {
         /* HSET and ZADD answer how many fields or members they added */
         ok = len == 4 && (r[1] == '0' || r[1] == '1') && r[0] == ':';
     } else if (op->lin.kind == LIN_PUT) {
@@ -913,6 +1034,23 @@ static void nsim__on_reply(struct nsim *w, const struct nsim_ev *ev) {
     w->st.ops_ok++;
     if (w->healed && op->lin.kind != LIN_GET) w->groups[w->key_shard[op->key]].ok_after_heal++;
     nsim__client_done(w, c, false);
+}
+
+/* One request in 53 (by client and request number, no random draw) is
+ * followed 2 ms later by its client hanging up, as a client that crashes or
+ * is killed does: by then the shard has proposed the write or asked Raft
+ * for the read's point, so it holds a request whose client it forgot and
+ * must fail or answer it into nothing (the NULL-client guards of shard.c; a
+ * closed connection's timeouts alone rarely leave one). The hang-up is an
+ * early timeout (EV_TIMEOUT closes the connection): the outcome is unknown. */
+static bool nsim__hangs_up(uint16_t client, uint32_t req) {
+    return (client * 7919u + req) % 53 == 0;
+}
+
+static void nsim__maybe_hang_up(struct nsim *w, const struct nsim_ev *ev) {
+    if (!nsim__hangs_up(ev->client, ev->req)) return;
+    nsim__push(w, w->now_us + 2000,
+               (struct nsim_ev){.type = EV_TIMEOUT, .client = ev->client, .req = ev->req});
 }
 
 /* A client's command reaches a node: parsed as the node parses it, then
@@ -955,6 +1093,7 @@ static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
         if (def->flags & CMD_WRITE) shard_write(n, s, c, &ns->base, cmd.argc, cmd.argv);
         else shard_read(n, s, c, &ns->base, def, cmd.argc, cmd.argv);
     });
+    nsim__maybe_hang_up(w, ev);
 }
 
 /* ---- the nemesis ---- */
@@ -1284,7 +1423,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
             w->st.ops_unknown++;
             /* every other timeout closes the connection (no random draw:
              * the seeds' schedules stay as they were) */
-            if ((c->id + c->req) % 2 == 0) {
+            if ((c->id + c->req) % 2 == 0 || nsim__hangs_up(c->id, c->req)) {
                 uint8_t target = c->target[w->key_shard[w->ops[c->op].key]];
                 nsim__close_connection(w, &w->hosts[target], c->id);
             }
@@ -1309,6 +1448,13 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
         if (w->healed) break;
         nsim__nemesis(w);
         nsim__push(w, w->now_us + 50000 + rand_below(&w->rng, 400000), *ev);
+        break;
+    case EV_VOTE_CRASH:
+        if (!h->alive || h->gen != ev->gen || nsim__down(w) >= (w->n_nodes - 1) / 2 + 1) break;
+        nsim__crash(w, h, true);
+        w->st.power_losses++;
+        nsim__push(w, w->now_us + 10000 + rand_below(&w->rng, 400000),
+                   (struct nsim_ev){.type = EV_RESTART, .node = h->idx});
         break;
     case EV_RESTART:
         if (h->alive) break;
@@ -1427,6 +1573,53 @@ static bool nsim__converged(const struct nsim *w) {
     return true;
 }
 
+/* Expiry is logical (kv.h): an expired key reads as absent, and the
+ * leader's expiry cycle (shard__expire) deletes it through the log. At the
+ * end, seconds after the last SET with a deadline, no replica may still
+ * hold an expired key: one that does leaks it (as Redis's DBSIZE and
+ * memory would show). */
+static void nsim__check_expired_deleted(struct nsim *w, const struct nsim_host *h,
+                                        const struct shard *s) {
+    int64_t now = (int64_t)node_now_ms(h->n);
+    uint64_t stored = kv_count(s->kv);
+    uint64_t live = kv_count_live(s->kv, now);
+    if (stored == live) return;
+    nsim__violation(w, "expiry: node %llu group %llu still holds %llu expired keys at the end "
+                       "(the leader deletes them through the log)",
+                    (unsigned long long)h->id, (unsigned long long)s->group,
+                    (unsigned long long)(stored - live));
+}
+
+/* At the end, seconds after the last write, every replica's log is on
+ * stable storage and its Raft knows it: a pipelined leader that never
+ * reported a flush (shard_flushed), or reported it short or with the wrong
+ * term, would count itself towards no commit, and its group would stop
+ * whenever one follower of three is down. */
+static void nsim__check_all_durable(struct nsim *w, const struct nsim_host *h,
+                                    const struct shard *s) {
+    /* a write in flight (a leader handed over at the very end appends its
+     * no-op) is not yet durable: only an idle replica is held to it */
+    if (h->n->flushing || s->in_ready || s->pending_last_index != 0) return;
+    uint64_t durable = raft_durable_index(s->raft);
+    uint64_t last = raft_last_index(s->raft);
+    if (durable == last) return;
+    nsim__violation(w, "durability: node %llu group %llu counts index %llu durable of %llu at "
+                       "the end", (unsigned long long)h->id, (unsigned long long)s->group,
+                    (unsigned long long)durable, (unsigned long long)last);
+}
+
+/* Every entry a replica applied went through the apply hook (on_apply),
+ * which the checkers above stand on: what the hook saw last is what the
+ * replica applied, unless a snapshot installed since. */
+static void nsim__check_hook_saw(struct nsim *w, const struct nsim_host *h,
+                                 const struct shard *s) {
+    if (h->applied[s->index] == s->applied || s->applied == s->snapshot_index) return;
+    nsim__violation(w, "apply hook: node %llu group %llu applied up to %llu, the hook saw %llu",
+                    (unsigned long long)h->id, (unsigned long long)s->group,
+                    (unsigned long long)s->applied,
+                    (unsigned long long)h->applied[s->index]);
+}
+
 static void nsim__check_final(struct nsim *w) {
     for (uint32_t k = 0; k < w->map.n_shards; k++) {
         if (w->groups[k].ok_after_heal == 0) {
@@ -1460,6 +1653,9 @@ static void nsim__check_final(struct nsim *w) {
             if (s == NULL) continue;
             struct nsim__kv_owner o = {.w = w, .h = h, .s = s};
             (void)kv_foreach(s->kv, (int64_t)node_now_ms(h->n), nsim__kv_owner_cb, &o);
+            if (!w->violated) nsim__check_expired_deleted(w, h, s);
+            if (!w->violated) nsim__check_all_durable(w, h, s);
+            if (!w->violated) nsim__check_hook_saw(w, h, s);
             if (first == NULL) {
                 first = h;
                 continue;
@@ -1543,13 +1739,14 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     char err[160];
     if (map_build(&w->map, ids, w->n_nodes, shards, replicas, err, sizeof(err)) != 0) abort();
     /* keys: key i in shard i % S, "k<i>" when that is where it falls;
-     * the last two a hash ("h") and a sorted set ("z") */
+     * the last three a hash ("h"), a sorted set ("z") and a string with
+     * expiry ("t") */
     uint32_t n_strings = shards > 3 ? shards : 3;
-    w->n_keys = n_strings + (opt->strings_only ? 0 : 2);
+    w->n_keys = n_strings + (opt->strings_only ? 0 : 3);
     for (uint32_t i = 0; i < w->n_keys; i++) {
-        uint8_t type = i < n_strings ? NSIM_KEY_STRING
-                                     : (i == n_strings ? NSIM_KEY_HASH : NSIM_KEY_ZSET);
-        const char prefix = type == NSIM_KEY_STRING ? 'k' : (type == NSIM_KEY_HASH ? 'h' : 'z');
+        static const uint8_t typed[] = {NSIM_KEY_HASH, NSIM_KEY_ZSET, NSIM_KEY_TTL};
+        uint8_t type = i < n_strings ? NSIM_KEY_STRING : typed[i - n_strings];
+        const char prefix = "khzt"[type];
         snprintf(w->keys[i], sizeof(w->keys[i]), "%c%u", prefix, i);
         for (uint32_t j = 1; nsim__shard_of_key(w, w->keys[i], strlen(w->keys[i])) != i % shards;
              j++) {

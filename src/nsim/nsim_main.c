@@ -44,6 +44,7 @@ static void nsim_main__add(struct nsim_stats *sum, const struct nsim_stats *s) {
 int main(int argc, char **argv) {
     uint64_t seeds = 0, start = 1, seconds = 0, one = 0, shards = 0;
     bool have_one = false, trace = false, quiet = false, strings_only = false;
+    bool set_get = false;
     for (int i = 1; i < argc; i++) {
         bool has_value = i + 1 < argc;
         if (strcmp(argv[i], "--seeds") == 0 && has_value && nsim_main__u64(argv[i + 1], &seeds)) {
@@ -67,8 +68,10 @@ int main(int argc, char **argv) {
             quiet = true;
         } else if (strcmp(argv[i], "--strings-only") == 0) {
             strings_only = true;
+        } else if (strcmp(argv[i], "--set-get") == 0) {
+            set_get = true;
         } else {
-            fprintf(stderr, "usage: shoal-nsim --seeds N [--start S] [--quiet] [--shards K] [--strings-only]\n"
+            fprintf(stderr, "usage: shoal-nsim --seeds N [--start S] [--quiet] [--shards K] [--strings-only] [--set-get]\n"
                             "       shoal-nsim --seed S [--trace] [--shards K]\n"
                             "       shoal-nsim --seconds T [--start S] [--shards K]\n");
             return 2;
@@ -88,7 +91,7 @@ int main(int argc, char **argv) {
         if (seeds > 0 && ran >= seeds) break;
         if (seeds == 0 && nsim_main__now() - began >= (double)seconds) break;
         struct nsim_options opt = {.seed = seed, .trace = trace, .shards = (uint32_t)shards,
-                                   .strings_only = strings_only};
+                                   .strings_only = strings_only, .set_get = set_get};
         struct nsim_stats st;
         char why[1024];
         int rc = nsim_run(&opt, &st, why, sizeof(why));

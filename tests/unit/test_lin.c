@@ -151,6 +151,80 @@ TEST(append_beyond_limit_is_refused) {
     CHECK(check(h, 3) == LIN_VIOLATION);
 }
 
+static struct lin_op put_until(uint64_t t0, uint64_t t1, const char *v, uint64_t deadline) {
+    struct lin_op op = put(t0, t1, v);
+    op.expire_time = deadline;
+    return op;
+}
+
+TEST(a_value_is_gone_from_its_deadline_on) {
+    /* stored with deadline 100: present before, absent from 100 on */
+    struct lin_op ok1[] = {put_until(0, 10, "a", 100), get(20, 30, "a"), get(120, 130, NULL)};
+    CHECK(check(ok1, 3) == LIN_OK);
+    /* a read that finds it absent must end at or after the deadline */
+    struct lin_op early[] = {put_until(0, 10, "a", 100), get(20, 99, NULL)};
+    CHECK(check(early, 2) == LIN_VIOLATION);
+    struct lin_op at[] = {put_until(0, 10, "a", 100), get(20, 100, NULL)};
+    CHECK(check(at, 2) == LIN_OK);
+    /* a read that finds it must begin before the deadline */
+    struct lin_op late[] = {put_until(0, 10, "a", 100), get(100, 130, "a")};
+    CHECK(check(late, 2) == LIN_VIOLATION);
+    struct lin_op spans[] = {put_until(0, 10, "a", 100), get(90, 130, "a")};
+    CHECK(check(spans, 2) == LIN_OK);
+    /* a deadline already past when stored: never read */
+    struct lin_op past[] = {put_until(50, 60, "a", 40), get(70, 80, "a")};
+    CHECK(check(past, 2) == LIN_VIOLATION);
+    /* a put without deadline after it: present for good */
+    struct lin_op again[] = {put_until(0, 10, "a", 100), put(20, 30, "b"), get(200, 210, "b")};
+    CHECK(check(again, 3) == LIN_OK);
+    struct lin_op gone[] = {put_until(0, 10, "a", 100), put(20, 30, "b"), get(200, 210, NULL)};
+    CHECK(check(gone, 3) == LIN_VIOLATION);
+}
+
+TEST(expiry_orders_reads_in_time) {
+    /* an absent read takes effect at the deadline (100) at the earliest, so
+     * a read ordered after it cannot find the value: r1 [50,150] absent,
+     * then r2 [120,130] present is a violation, r2 [60,70] present is not
+     * (it goes first) */
+    struct lin_op bad[] = {put_until(0, 10, "a", 100), get(50, 150, NULL), get(120, 130, "a")};
+    CHECK(check(bad, 3) == LIN_VIOLATION);
+    struct lin_op good[] = {put_until(0, 10, "a", 100), get(50, 150, NULL), get(60, 70, "a")};
+    CHECK(check(good, 3) == LIN_OK);
+    /* a write concurrent with the deadline: b (no deadline) may land after
+     * a expired, and a read [110,120] of absent needs it to land later */
+    struct lin_op w[] = {put_until(0, 10, "a", 100), put(90, 200, "b"), get(110, 120, NULL),
+                         get(210, 220, "b")};
+    CHECK(check(w, 4) == LIN_OK);
+    /* an append to an expired key starts a new value, without deadline */
+    struct lin_op ap[] = {put_until(0, 10, "a", 100), append(110, 120, "x"),
+                          get(300, 310, "x")};
+    CHECK(check(ap, 3) == LIN_OK);
+    struct lin_op ap2[] = {put_until(0, 10, "a", 100), append(20, 30, "x"),
+                           get(40, 50, "ax"), get(300, 310, NULL)};
+    CHECK(check(ap2, 4) == LIN_OK); /* it keeps a's deadline */
+}
+
+static struct lin_op set_get(uint64_t t0, uint64_t t1, const char *v, const char *old) {
+    struct lin_op op = put(t0, t1, v);
+    op.returns_old = true;
+    op.found = old != NULL;
+    op.out = (const uint8_t *)old;
+    op.out_len = old ? (uint32_t)strlen(old) : 0;
+    return op;
+}
+
+TEST(set_get_answers_the_value_it_replaced) {
+    struct lin_op ok1[] = {put_until(0, 10, "a", 100), set_get(20, 30, "b", "a"),
+                           get(40, 50, "b"), get(300, 310, "b")};
+    CHECK(check(ok1, 4) == LIN_OK);
+    struct lin_op late[] = {put_until(0, 10, "a", 100), set_get(120, 130, "b", "a")};
+    CHECK(check(late, 2) == LIN_VIOLATION); /* a had expired */
+    struct lin_op spans[] = {put_until(0, 10, "a", 100), set_get(90, 130, "b", NULL)};
+    CHECK(check(spans, 2) == LIN_OK); /* it may have landed after the deadline */
+    struct lin_op wrong[] = {put(0, 10, "a"), set_get(20, 30, "b", "z")};
+    CHECK(check(wrong, 2) == LIN_VIOLATION);
+}
+
 TEST(search_is_bounded) {
     /* 40 concurrent writes of distinct values, then reads that contradict
      * each other: a big search space; a tiny step budget must give up. */
@@ -275,6 +349,9 @@ int main(void) {
         TEST_ENTRY(cas_semantics),
         TEST_ENTRY(append_semantics),
         TEST_ENTRY(append_beyond_limit_is_refused),
+        TEST_ENTRY(a_value_is_gone_from_its_deadline_on),
+        TEST_ENTRY(expiry_orders_reads_in_time),
+        TEST_ENTRY(set_get_answers_the_value_it_replaced),
         TEST_ENTRY(search_is_bounded),
         TEST_ENTRY(random_real_histories_pass_and_corrupted_ones_fail),
     };
