@@ -286,8 +286,9 @@ static void node__config_set(struct node *n, uint32_t argc, const struct resp_ar
     for (uint32_t k = 0; k < n->map.n_shards; k++) {
         struct shard *s = n->shards[k];
         if (s == NULL || s->kv == NULL) continue;
-        kv_set_zset_pack(s->kv, (uint32_t)n->cfg.redis[NODE_REDIS_ZSET_ENTRIES],
-                         (uint32_t)n->cfg.redis[NODE_REDIS_ZSET_VALUE]);
+        struct kv_config kc; /* the layout parameters: this node's alone */
+        shard_kv_config(n, s, &kc);
+        kv_set_layout(s->kv, &kc);
     }
     resp_write_simple(out, "OK", 2);
 }

@@ -272,3 +272,71 @@ def test_wait_counts_the_followers_holding_the_last_write(cluster):
         assert False
     except redis.exceptions.ResponseError as e:
         assert str(e) == "timeout is negative"
+
+
+def test_layout_parameters_match_redis_encodings(cluster, redis_server):
+    """hash-max-listpack-*, set-max-intset-entries and list-max-listpack-size
+    set alike on a node and on redis-server 7.0: the same OBJECT ENCODING
+    after every step (conversion on the insertion past a threshold, never
+    back) and the same replies. shoal's set-max-listpack-entries (Redis
+    7.2's) is set to 0 on shoal, where Redis 7.0 has no set listpack."""
+    lead = cluster.leader()
+    ours = cluster.client(lead)
+    theirs = redis.Redis(port=redis_server)
+    ours.config_set("set-max-listpack-entries", 0)
+    params = [("hash-max-listpack-entries", "2"), ("hash-max-ziplist-value", "3"),
+              ("set-max-intset-entries", "2"), ("list-max-listpack-size", "2")]
+    for name, value in params:
+        for r in (ours, theirs):
+            assert r.config_set(name, value) is True
+            assert r.config_get(name) == {name: value}
+    steps = [
+        ("HSET", "h", "a", "1", "b", "2"), ("HSET", "h", "c", "3"), ("HDEL", "h", "c", "a"),
+        ("HSET", "hv", "f", "1234"), ("HSET", "hf", "abcd", "1"), ("HSET", "hs", "abc", "123"),
+        ("HINCRBY", "hi", "n", "1000"), ("HSETNX", "hn", "x", "1"),
+        ("SADD", "s", "1", "2"), ("SADD", "s", "3"), ("SREM", "s", "3", "2"),
+        ("SADD", "t", "x"), ("SADD", "u", "-5"),
+        ("RPUSH", "l", "a", "b", "c", "d", "e"), ("LPUSH", "l", "z"),
+    ]
+    for cmd in steps:
+        assert ours.execute_command(*cmd) == theirs.execute_command(*cmd), cmd
+        key = cmd[1]
+        assert ours.object("encoding", key) == theirs.object("encoding", key), cmd
+    for key in ("h", "hv", "hf", "hs", "hi", "hn"):
+        assert ours.hgetall(key) == theirs.hgetall(key)
+    for key in ("s", "t", "u"):
+        assert ours.smembers(key) == theirs.smembers(key)
+    assert ours.lrange("l", 0, -1) == theirs.lrange("l", 0, -1)
+    assert ours.object("encoding", "h") == b"hashtable"
+    assert ours.object("encoding", "hs") == b"listpack"
+    assert ours.object("encoding", "s") == b"hashtable"
+    # Redis's defaults back: a new key packs again, a converted one stays
+    for name, value in (("hash-max-listpack-entries", "512"), ("hash-max-listpack-value", "64"),
+                        ("set-max-intset-entries", "512")):
+        ours.config_set(name, value)
+        theirs.config_set(name, value)
+    for cmd in (("HSET", "h2", "a", "1", "b", "2", "c", "3"), ("HSET", "h", "q", "1"),
+                ("SADD", "s2", "1", "2", "3")):
+        assert ours.execute_command(*cmd) == theirs.execute_command(*cmd), cmd
+        assert ours.object("encoding", cmd[1]) == theirs.object("encoding", cmd[1]), cmd
+    # a node's own: the followers kept their defaults, and hold the same content
+    for i in cluster.followers():
+        r = cluster.client(i)
+        assert r.config_get("hash-max-listpack-entries") == {"hash-max-listpack-entries": "512"}
+        assert r.config_get("list-max-listpack-size") == {"list-max-listpack-size": "-2"}
+    commit = cluster.raft(lead)["commit_index"]
+    for i in cluster.followers():
+        cluster.wait_applied(i, commit)
+        r = cluster.client(i)
+        r.execute_command("READONLY")
+        assert r.hgetall("h") == ours.hgetall("h")
+        assert r.object("encoding", "h2") == b"listpack"
+        assert r.lrange("l", 0, -1) == ours.lrange("l", 0, -1)
+    # past the packed formats' capacity: refused, with the range
+    for name, most in (("hash-max-listpack-entries", 512), ("hash-max-listpack-value", 64),
+                       ("set-max-intset-entries", 512), ("set-max-listpack-entries", 128)):
+        try:
+            ours.config_set(name, most + 1)
+            assert False, name
+        except redis.exceptions.ResponseError as e:
+            assert "between 0 and %d" % most in str(e)
