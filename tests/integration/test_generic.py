@@ -3,6 +3,9 @@ follower of a real 3-node cluster, driven by redis-py. DUMP's payload is
 shoal's own (docs/kv.md), so its round trips are checked here: DUMP then
 RESTORE gives back every type; each replica holds the same restored and
 copied values; replies that do not show the payload match redis-server."""
+import os
+import signal
+import threading
 import time
 
 import redis
@@ -255,23 +258,59 @@ def wait_same_z(cluster, keys, timeout=30):
 
 
 def test_wait_counts_the_followers_holding_the_last_write(cluster):
+    """WAIT answers the followers whose log holds the connection's latest
+    write (the leader's match indexes), blocking until numreplicas or the
+    timeout; through a follower it follows the write to the leader."""
     lead = cluster.leader()
     c = cluster.client(lead)
     assert c.wait(0, 0) == 0  # no write yet on this connection
     c.set("w", 1)
-    assert c.wait(1, 0) >= 1  # acknowledged: a majority holds it
-    deadline = time.time() + 10
-    while c.wait(2, 0) != 2:  # both followers, once they acknowledged it
-        assert time.time() < deadline
-        time.sleep(0.05)
+    assert c.wait(1, 0) >= 1  # acknowledged: a majority holds it, at once
+    assert c.wait(2, 5000) == 2  # both followers, once they acknowledged it
     f = cluster.client(cluster.followers()[0])
-    f.set("w2", 1)  # proxied to the leader: not this node's proposal
-    assert f.wait(1, 0) == 0
+    f.set("w2", 1)  # proxied to the leader: the WAIT follows it there
+    assert f.wait(2, 5000) == 2
+    assert f.wait(1, 0) >= 1
     try:
         c.wait(1, -1)
         assert False
     except redis.exceptions.ResponseError as e:
         assert str(e) == "timeout is negative"
+    stopped = cluster.followers()[1]
+    os.kill(cluster.procs[stopped].pid, signal.SIGSTOP)
+    try:
+        c.set("w3", 1)  # commits with the other follower
+        assert c.wait(1, 0) == 1
+        t0 = time.time()
+        assert c.wait(2, 400) == 1  # one follower paused: the timeout, then 1
+        assert time.time() - t0 >= 0.35
+        p = c.pipeline(transaction=False)  # WAIT counts the write before it
+        p.set("w4", 1).wait(2, 300)
+        assert p.execute() == [True, 1]
+        # timeout 0 waits for ever: CLIENT UNBLOCK ends it with the count
+        blocked = cluster.client(lead)
+        got = []
+        blocked.set("w5", 1)
+        bid = blocked.client_id()
+        th = threading.Thread(target=lambda: got.append(blocked.wait(2, 0)))
+        th.start()
+        time.sleep(0.3)
+        assert got == [] and th.is_alive()
+        assert c.ping()  # others are served meanwhile
+        assert c.client_unblock(bid) is True
+        th.join(5)
+        assert got == [1]
+        assert c.client_unblock(bid) is False  # no longer waiting
+        # a WAIT through a follower blocks on the leader the same way
+        t0 = time.time()
+        f.set("w6", 1)
+        assert f.wait(2, 300) == 1 and time.time() - t0 >= 0.25
+    finally:
+        os.kill(cluster.procs[stopped].pid, signal.SIGCONT)
+    assert c.wait(2, 10000) == 2  # it catches up: the write reaches it
+    p = c.pipeline(transaction=False)
+    p.set("w7", 1).wait(2, 5000).get("w7")
+    assert p.execute() == [True, 2, b"1"]
 
 
 def test_layout_parameters_match_redis_encodings(cluster, redis_server):
