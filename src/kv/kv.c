@@ -311,6 +311,7 @@ void kv_stats(const struct kv *kv, struct kv_stats *out) {
     out->expires = kv->expires;
     out->data_bytes = kv->data_bytes;
     out->memory_bytes = kv_memory_bytes(kv);
+    out->table_bytes = kv->dict.table_bytes;
     out->buckets[0] = kv->dict.t[0].size;
     out->buckets[1] = kv->dict.t[1].size;
     out->rehashing = kv->dict.rehashing;

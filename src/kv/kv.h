@@ -217,6 +217,7 @@ struct kv_stats {
     uint64_t expires;
     uint64_t data_bytes;   /* sum of key and value lengths */
     uint64_t memory_bytes; /* as kv_memory_bytes() */
+    uint64_t table_bytes;  /* of them, the bucket arrays (MEMORY STATS's overhead) */
     uint64_t buckets[2];   /* table sizes; [1] is non-zero while rehashing */
     bool rehashing;
 };

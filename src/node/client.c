@@ -355,9 +355,14 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
     int32_t slot = -1;
     struct shard *shard = NULL;
     bool arity_ok = def != NULL && cmd_arity_ok(def, argc);
-    enum client__route route =
-        arity_ok ? client__route(c, def, argc, argv, forced, &target, &slot, &shard) : ROUTE_NOW;
-    bool is_node_cmd = def != NULL && (def->flags & CMD_NODE);
+    /* MEMORY STATS and friends: about the node, not a key (memory.c) */
+    bool is_memory = arity_ok && forced < 0 && strcmp(def->name, "memory") == 0 &&
+                     memory_is_node_sub(argc, argv);
+    enum client__route route = arity_ok && !is_memory
+                                   ? client__route(c, def, argc, argv, forced, &target, &slot,
+                                                   &shard)
+                                   : ROUTE_NOW;
+    bool is_node_cmd = def != NULL && ((def->flags & CMD_NODE) || is_memory);
     bool is_wait = into == NULL && is_node_cmd && arity_ok && strcmp(def->name, "wait") == 0;
     if (into == NULL) {
         /* Commands about the connection itself need no ordering with the
@@ -392,7 +397,9 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
     } else if (!cmd_arity_ok(def, argc)) {
         cmd_reply_arity(&out, def);
     } else if (is_node_cmd || route == ROUTE_NOW) {
-        if (is_node_cmd) {
+        if (is_memory) {
+            memory_command(n, argc, argv, &out);
+        } else if (is_node_cmd) {
             client_node_command(c, def, argc, argv, &out);
         } else {
             struct cmd_env env = {.kv = shard->kv, .now_ms = (int64_t)node_now_ms(c->node),

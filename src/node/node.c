@@ -169,6 +169,7 @@ static void node__tick_cb(uv_timer_t *t) {
     n->last_tick_ms = now;
     node_core_tick(n);
     wait_check(n); /* WAITs' timeouts */
+    memory_tick(n); /* MEMORY STATS's peak */
     /* Commands waiting for a leader: run the ones whose wait is over. */
     if (n->leader_waiters > 0) client_resume_all(n);
 }

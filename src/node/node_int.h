@@ -338,6 +338,7 @@ struct node {
     struct block *blocks;    /* every client's blocking command (block.c) */
     uint32_t n_blocked;      /* of them, those waiting: INFO's blocked_clients */
     uint32_t n_waits;        /* clients in WAIT (wait.c) */
+    uint64_t memory_peak_bytes; /* MEMORY STATS's peak.allocated (memory.c) */
     uint64_t next_client_id;
     struct node_stats stats;
     uint64_t start_ms;
@@ -583,6 +584,13 @@ void wait_client_gone(struct client *c);
 /* CLIENT UNBLOCK of a client in WAIT: answered with its count (TIMEOUT) or
  * Redis's -UNBLOCKED error (ERROR); 1 if it was in WAIT. */
 int wait_unblock(struct node *n, uint64_t id, bool error);
+/* memory.c: MEMORY STATS, DOCTOR, MALLOC-STATS, PURGE (docs/node.md,
+ * "MEMORY"). Whether argv is one of them (the node answers it, not a
+ * keyspace); the command; the peak's keeping, each tick. */
+bool memory_is_node_sub(uint32_t argc, const struct resp_arg *argv);
+void memory_command(struct node *n, uint32_t argc, const struct resp_arg *argv,
+                    struct resp_out *out);
+void memory_tick(struct node *n);
 /* client_cmds.c: the commands the node answers itself (CMD_NODE). */
 void client_node_command(struct client *c, const struct cmd_def *def, uint32_t argc,
                          const struct resp_arg *argv, struct resp_out *out);

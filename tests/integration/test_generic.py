@@ -5,6 +5,7 @@ RESTORE gives back every type; each replica holds the same restored and
 copied values; replies that do not show the payload match redis-server."""
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -379,3 +380,83 @@ def test_layout_parameters_match_redis_encodings(cluster, redis_server):
             assert False, name
         except redis.exceptions.ResponseError as e:
             assert "between 0 and %d" % most in str(e)
+
+
+def test_memory_stats_and_doctor_have_redis_shapes(cluster, redis_server):
+    """MEMORY STATS: Redis 7.0's fields in its order and types (db.0 only
+    with keys), in RESP2 and RESP3; MEMORY DOCTOR's text on a small node;
+    MALLOC-STATS and PURGE; on any node (the node's own replicas)."""
+    theirs = redis.Redis(port=redis_server)
+
+    def shape(r):
+        st = r.execute_command("MEMORY STATS")
+        assert isinstance(st, dict), st
+        return [(k, type(v).__name__ if not isinstance(v, dict) else sorted(v)) for k, v in st.items()]
+
+    for i in cluster.procs:  # no key yet anywhere
+        assert shape(cluster.client(i)) == shape(theirs)
+    lead = cluster.leader()
+    c = cluster.client(lead)
+    c.mset({"ma%d" % i: "x" * 100 for i in range(500)})
+    theirs.set("ma", "x")
+    assert shape(c) == shape(theirs)
+    st = c.execute_command("MEMORY STATS")
+    assert st["keys.count"] == 500
+    assert st["db.0"]["overhead.hashtable.main"] > 0
+    assert st["dataset.bytes"] > 500 * 100
+    assert st["total.allocated"] == st["overhead.total"] + st["dataset.bytes"]
+    assert st["peak.allocated"] >= st["total.allocated"]
+    assert st["allocator.resident"] > 0
+    ours3, theirs3 = resp3_stats(cluster.ports[lead]), resp3_stats(redis_server)
+    assert ours3 == theirs3  # a map; doubles as doubles, the doctor verbatim
+    assert ours3[0] == "%28" and ("peak.percentage", ",") in ours3
+    doctor = theirs.execute_command("MEMORY DOCTOR")  # under 5 MB: the same words
+    assert c.execute_command("MEMORY DOCTOR") == doctor
+    assert doctor.startswith(b"Hi Sam, this instance is empty")
+    assert c.execute_command("MEMORY PURGE") == theirs.execute_command("MEMORY PURGE")
+    assert c.execute_command("MEMORY MALLOC-STATS").startswith(b"Stats not supported")
+    for cmd in (("MEMORY", "STATS", "x"), ("MEMORY", "doctor", "x")):
+        for r in (c, theirs):
+            try:
+                r.execute_command(*cmd)
+                assert False
+            except redis.exceptions.ResponseError as e:
+                assert "wrong number of arguments for 'memory|" in str(e)
+    f = cluster.client(cluster.followers()[0])  # its own replicas: the same keys
+    commit = cluster.raft(lead)["commit_index"]
+    cluster.wait_applied(cluster.followers()[0], commit)
+    assert f.execute_command("MEMORY STATS")["keys.count"] == 500
+
+
+def resp3_stats(port):
+    """MEMORY STATS and DOCTOR after HELLO 3 on a raw connection: the map's
+    header, then (field, type byte) per pair, then the doctor's type."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    f = s.makefile("rb")
+    s.sendall(b"HELLO 3\r\n")
+    read3(f)
+    s.sendall(b"MEMORY STATS\r\nMEMORY DOCTOR\r\n")
+    head = f.readline().rstrip(b"\r\n").decode()
+    shape = [head]
+    for _ in range(int(head[1:])):
+        name = read3(f)
+        kind = f.peek(1)[:1].decode()
+        read3(f)
+        shape.append((name.decode(), kind))
+    shape.append(f.peek(1)[:1].decode())
+    read3(f)
+    s.close()
+    return shape
+
+
+def read3(f):
+    """One RESP3 value (the types MEMORY STATS and HELLO use)."""
+    line = f.readline().rstrip(b"\r\n")
+    t, rest = line[:1], line[1:]
+    if t in (b"$", b"="):
+        data = f.read(int(rest) + 2)[:-2]
+        return data
+    if t in (b"%", b"*"):
+        n = int(rest) * (2 if t == b"%" else 1)
+        return [read3(f) for _ in range(n)]
+    return rest
