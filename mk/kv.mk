@@ -34,6 +34,17 @@ $(BUILD)/canary/KV_COLL_NO_TOUCH/test_kv: $(call test_objs,tests/unit/test_kv.c 
 TEST_DEPS += $(BUILD)/canary/KV_COLL_NO_TOUCH/test_kv
 EXTRA_CHECKS += scripts/kv-coll-canary.sh
 
+# Canary: packed hashes and sets that ignore the configured thresholds
+# (hash-max-listpack-*, set-max-listpack-*); test_kv's
+# layout_thresholds_follow_the_config must fail (scripts/layout-canary.sh).
+$(BUILD)/canary/LAYOUT_FIXED/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DCANARY_LAYOUT_FIXED -Itests/unit -o $@ tests/unit/test_kv.c \
+		$(KV_SRC) $(UTIL_SRC)
+
+TEST_DEPS += $(BUILD)/canary/LAYOUT_FIXED/test_kv
+EXTRA_CHECKS += scripts/layout-canary.sh
+
 # Sorted sets against a naive model (tests/unit/test_zset.c), and their
 # memory figures (docs/kv.md): `make build/zset-mem && build/zset-mem`.
 $(BUILD)/test/test_zset: $(call test_objs,tests/unit/test_zset.c $(KV_SRC) $(UTIL_SRC)) | \

@@ -1,7 +1,7 @@
 # The shoal binary: `shoal server` (a node) and `shoal demo`.
 NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/shard.c src/node/shard_snap.c \
             src/node/snapshot.c src/node/peer.c \
-            src/node/client.c src/node/client_cmds.c src/node/cluster_cmds.c src/node/gather.c src/node/multi.c src/node/eval.c src/node/block.c src/node/pubsub.c src/node/proxy.c \
+            src/node/client.c src/node/client_cmds.c src/node/cluster_cmds.c src/node/gather.c src/node/multi.c src/node/eval.c src/node/block.c src/node/wait.c src/node/memory.c src/node/pubsub.c src/node/proxy.c \
             src/node/info.c src/cluster/slot.c src/cluster/map.c \
             src/node/config.c src/node/config_redis.c src/node/demo.c src/node/main.c
 NODE_SRC += $(BENCH_SRC)
@@ -36,6 +36,11 @@ $(BUILD)/canary/%/shoal: $(call release_objs,$(SHOAL_ALL)) $(SHOAL_ALL) $(HDRS)
 TEST_DEPS += $(BUILD)/canary/BLOCK_POP_WITHOUT_LOG/shoal
 EXTRA_CHECKS += scripts/block-canary.sh
 LIVE_CHECKS += scripts/block-canary.sh
+
+# WAIT's canary: a leader that counts every follower whatever it holds;
+# the WAIT test of test_generic.py must catch it (scripts/wait-canary.sh).
+TEST_DEPS += $(BUILD)/canary/WAIT_ANY_MATCH/shoal
+EXTRA_CHECKS += scripts/wait-canary.sh
 
 # Scripting's node canary: the leader keeps a script's writes from its run
 # (no undo), so they are applied before the entry commits and again when

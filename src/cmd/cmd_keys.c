@@ -315,7 +315,9 @@ CMD_FN(cmd_persist) {
 
 /* MEMORY USAGE key [SAMPLES n]: the bytes kv_memory_usage() counts (the
  * whole collection: SAMPLES is parsed and ignored), and MEMORY HELP
- * (Redis's text). DOCTOR, STATS, MALLOC-STATS and PURGE are not served. */
+ * (Redis's text). DOCTOR, STATS, MALLOC-STATS and PURGE are about the node,
+ * which answers them (src/node/memory.c); here only their arity errors, and
+ * an error where the node cannot answer them (inside MULTI, a script). */
 static const char *const cmd__memory_help[] = {
     "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "DOCTOR",
@@ -341,6 +343,18 @@ CMD_FN(cmd_memory) {
         }
         cmd_reply_help(out, cmd__memory_help,
                        sizeof(cmd__memory_help) / sizeof(cmd__memory_help[0]));
+        return;
+    }
+    static const char *const node_subs[] = {"stats", "doctor", "malloc-stats", "purge"};
+    for (size_t i = 0; i < sizeof(node_subs) / sizeof(node_subs[0]); i++) {
+        if (!cmd_arg_is(&argv[1], node_subs[i])) continue;
+        if (argc != 2) {
+            resp_write_errorf(out, "ERR wrong number of arguments for 'memory|%s' command",
+                              node_subs[i]);
+        } else {
+            resp_write_errorf(out, "ERR MEMORY %s is answered by the node: not inside MULTI or "
+                                   "a script", node_subs[i]);
+        }
         return;
     }
     if (!cmd_arg_is(&argv[1], "usage")) {

@@ -1,5 +1,6 @@
 /* kv.c: the keyspace's operations over the hash table of kv_dict.c. See kv.h
  * for the contract and docs/kv.md for the design. */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "kv/kv.h"
@@ -35,6 +36,40 @@ void kv_config_default(struct kv_config *config) {
     config->keys_max = KV_KEYS_LIMIT;
     config->zset_pack_entries = KV_ZSET_PACK_ENTRIES;
     config->zset_pack_member_bytes = KV_ZSET_PACK_MEMBER_BYTES;
+    config->hash_pack_entries = KV_HASH_PACK_ENTRIES;
+    config->hash_pack_value_bytes = KV_HASH_PACK_VALUE_BYTES;
+    config->set_intset_entries = KV_SET_INTSET_ENTRIES;
+    config->set_pack_entries = KV_SET_PACK_ENTRIES;
+    config->set_pack_value_bytes = KV_SET_PACK_VALUE_BYTES;
+    config->list_node_bytes = KV_LIST_NODE_BYTES;
+    config->list_node_items = 0;
+}
+
+static uint32_t kv__min(uint32_t a, uint32_t b) { return a < b ? a : b; }
+
+void kv_set_layout(struct kv *kv, const struct kv_config *from) {
+    struct kv_config *c = &kv->config;
+    kv_set_zset_pack(kv, from->zset_pack_entries, from->zset_pack_member_bytes);
+    c->hash_pack_entries = kv__min(from->hash_pack_entries, KV_HASH_PACK_ENTRIES);
+    c->hash_pack_value_bytes = kv__min(from->hash_pack_value_bytes, KV_HASH_PACK_VALUE_BYTES);
+    c->set_intset_entries = kv__min(from->set_intset_entries, KV_SET_INTSET_ENTRIES);
+    c->set_pack_entries = kv__min(from->set_pack_entries, KV_SET_PACK_ENTRIES);
+    c->set_pack_value_bytes = kv__min(from->set_pack_value_bytes, KV_SET_PACK_VALUE_BYTES);
+    c->list_node_bytes = kv__min(from->list_node_bytes, KV_LIST_NODE_BYTES_MAX);
+    if (c->list_node_bytes == 0) c->list_node_bytes = KV_LIST_NODE_BYTES;
+    c->list_node_items = from->list_node_items;
+    assert(kv_config_ok(c));
+}
+
+void kv_list_node_size(int64_t size, uint32_t *node_bytes, uint32_t *node_items) {
+    if (size >= 0) { /* items a node, under Redis's 8 KB safety limit; 0 is one */
+        *node_bytes = KV_LIST_NODE_BYTES;
+        *node_items = size == 0 ? 1 : size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+        return;
+    }
+    int64_t level = -size > 5 ? 5 : -size; /* below -5 as -5, as Redis */
+    *node_bytes = 4096u << (level - 1);
+    *node_items = 0;
 }
 
 void kv_set_zset_pack(struct kv *kv, uint32_t entries, uint32_t member_bytes) {
@@ -47,7 +82,13 @@ bool kv_config_ok(const struct kv_config *c) {
     return c->key_bytes_max >= 1 && c->key_bytes_max <= KV_KEY_BYTES_LIMIT &&
            c->value_bytes_max <= KV_VALUE_BYTES_LIMIT && c->keys_max >= 1 &&
            c->keys_max <= KV_KEYS_LIMIT && c->zset_pack_entries <= KV_ZSET_PACK_ENTRIES &&
-           c->zset_pack_member_bytes <= KV_ZSET_PACK_MEMBER_BYTES;
+           c->zset_pack_member_bytes <= KV_ZSET_PACK_MEMBER_BYTES &&
+           c->hash_pack_entries <= KV_HASH_PACK_ENTRIES &&
+           c->hash_pack_value_bytes <= KV_HASH_PACK_VALUE_BYTES &&
+           c->set_intset_entries <= KV_SET_INTSET_ENTRIES &&
+           c->set_pack_entries <= KV_SET_PACK_ENTRIES &&
+           c->set_pack_value_bytes <= KV_SET_PACK_VALUE_BYTES && c->list_node_bytes >= 1 &&
+           c->list_node_bytes <= KV_LIST_NODE_BYTES_MAX;
 }
 
 struct kv *kv_create(const struct kv_config *config) {
@@ -270,6 +311,7 @@ void kv_stats(const struct kv *kv, struct kv_stats *out) {
     out->expires = kv->expires;
     out->data_bytes = kv->data_bytes;
     out->memory_bytes = kv_memory_bytes(kv);
+    out->table_bytes = kv->dict.table_bytes;
     out->buckets[0] = kv->dict.t[0].size;
     out->buckets[1] = kv->dict.t[1].size;
     out->rehashing = kv->dict.rehashing;

@@ -136,6 +136,20 @@ struct kv_config {
      * differ in them (kv_set_zset_pack()). */
     uint32_t zset_pack_entries;
     uint32_t zset_pack_member_bytes;
+    /* The same for hashes and sets (hash-max-listpack-entries/-value,
+     * set-max-intset-entries, set-max-listpack-entries/-value; at most the
+     * KV_HASH_PACK_* and KV_SET_* constants) and for lists' nodes
+     * (list-max-listpack-size: list_node_bytes is the most bytes a node of
+     * more than one item holds, at most KV_LIST_NODE_BYTES_MAX;
+     * list_node_items, when not 0, the most items a node holds). Layout
+     * only, as the sorted sets' (kv_set_layout()). */
+    uint32_t hash_pack_entries;
+    uint32_t hash_pack_value_bytes;
+    uint32_t set_intset_entries;
+    uint32_t set_pack_entries;
+    uint32_t set_pack_value_bytes;
+    uint32_t list_node_bytes;
+    uint32_t list_node_items;
 };
 
 /* Sets the defaults (hard limits for values and keys count, the default key
@@ -150,6 +164,18 @@ struct rand;
  * that grow from now on (a packed set over them stays packed until its
  * next insertion; a table-and-tree set stays one). Clamped to the maxima. */
 void kv_set_zset_pack(struct kv *kv, uint32_t entries, uint32_t member_bytes);
+/* Changes every layout threshold of kv_config (the sorted sets' included)
+ * to from's, clamped to the maxima, for the collections that grow from now
+ * on: a hash or a set over a new threshold stays packed (or an intset)
+ * until its next insertion, then becomes a table for good, as in Redis; a
+ * list's nodes keep their size until they are next split or merged. */
+void kv_set_layout(struct kv *kv, const struct kv_config *from);
+/* The list_node_bytes and list_node_items of Redis's list-max-listpack-size
+ * (-1..-5: 4, 8, 16, 32, 64 KB a node, below -5 as -5; n >= 0: n items a
+ * node (0 as 1, as Redis's quicklist ends up), at most 8 KB unless one item
+ * is larger, as Redis's safety limit). */
+void kv_list_node_size(int64_t list_max_listpack_size, uint32_t *node_bytes,
+                       uint32_t *node_items);
 
 /* Creates an empty keyspace; the config is copied. NULL on an invalid config
  * or allocation failure. */
@@ -191,6 +217,7 @@ struct kv_stats {
     uint64_t expires;
     uint64_t data_bytes;   /* sum of key and value lengths */
     uint64_t memory_bytes; /* as kv_memory_bytes() */
+    uint64_t table_bytes;  /* of them, the bucket arrays (MEMORY STATS's overhead) */
     uint64_t buckets[2];   /* table sizes; [1] is non-zero while rehashing */
     bool rehashing;
 };
@@ -331,11 +358,11 @@ uint32_t kv_expired_sample(struct kv *kv, int64_t now_ms, struct kv_item *out, u
  * Encodings (docs/kv.md), which replicas may hold differently (a snapshot
  * load packs a small collection that grew and shrank) and which nothing
  * depends on but the order of walks and HSCAN/SSCAN's paging:
- *   - packed: up to KV_HASH_PACK_ENTRIES fields of at most
- *     KV_HASH_PACK_VALUE_BYTES (field and value), or KV_SET_PACK_ENTRIES
- *     members of at most KV_SET_PACK_VALUE_BYTES, in one buffer in
+ *   - packed: up to hash_pack_entries fields of at most
+ *     hash_pack_value_bytes (field and value), or set_pack_entries
+ *     members of at most set_pack_value_bytes (kv_config), in one buffer in
  *     insertion order (Redis's listpack: HGETALL answers in Redis's order);
- *   - intset: a set of up to KV_SET_INTSET_ENTRIES integers (members that
+ *   - intset: a set of up to set_intset_entries integers (members that
  *     are the canonical text of an int64, as Redis's string2ll() takes
  *     them) kept as binary integers in ascending order, as Redis's intset;
  *   - table: one kv_entry per element in a hash table (the keyspace's:
@@ -343,9 +370,10 @@ uint32_t kv_expired_sample(struct kv *kv, int64_t now_ms, struct kv_item *out, u
  * A collection passing a threshold becomes a table for good (an intset
  * given a non-integer becomes packed when it fits, as in Redis 7.2).
  * Packed and intset collections are scanned whole in one call (cursor 0
- * back, as Redis answers them). The thresholds are Redis's defaults, in
- * one place here (the set-max-listpack ones are Redis 7.2's: Redis 7.0
- * keeps small string sets in a table).
+ * back, as Redis answers them). The thresholds default to Redis's
+ * defaults, which are also the most they can be set to (the constants
+ * below; the set-max-listpack ones are Redis 7.2's: Redis 7.0 keeps small
+ * string sets in a table, as set_pack_entries 0 does).
  *
  * A write opens the key's collection with kv_coll_open(), changes it with
  * kv_coll_put()/kv_coll_remove(), then calls kv_coll_close(). A collection
@@ -355,7 +383,8 @@ uint32_t kv_expired_sample(struct kv *kv, int64_t now_ms, struct kv_item *out, u
  */
 struct kv_coll; /* opaque */
 
-#define KV_HASH_PACK_ENTRIES 128u    /* hash-max-listpack-entries */
+/* Each the default and the most CONFIG may set (kv_config). */
+#define KV_HASH_PACK_ENTRIES 512u    /* hash-max-listpack-entries (Redis 7.0's default) */
 #define KV_HASH_PACK_VALUE_BYTES 64u /* hash-max-listpack-value (field and value) */
 #define KV_SET_INTSET_ENTRIES 512u   /* set-max-intset-entries */
 #define KV_SET_PACK_ENTRIES 128u     /* set-max-listpack-entries (Redis 7.2) */

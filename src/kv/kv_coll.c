@@ -530,14 +530,14 @@ static int kv__dict_put(struct kv_coll *c, const void *field, uint32_t field_len
 /* Returned by a small put that needs another encoding first. */
 #define KV__CONVERT 1
 
-static int kv__iset_put(struct kv_coll *c, const void *field, uint32_t field_len,
-                        unsigned flags, bool *created) {
+static int kv__iset_put(const struct kv *kv, struct kv_coll *c, const void *field,
+                        uint32_t field_len, unsigned flags, bool *created) {
     struct kv_hset *s = &c->hset;
     int64_t v;
     if (!kv__int_parse(field, field_len, &v)) return KV__CONVERT;
     uint32_t at;
     if (kv__iset_search(s, v, &at)) return (flags & KV_PUT_NX) ? KV_ENOTSET : KV_OK;
-    if (s->pack_count >= KV_SET_INTSET_ENTRIES) return KV__CONVERT;
+    if (s->pack_count >= kv->config.set_intset_entries) return KV__CONVERT;
     int rc = kv__iset_insert(c, v);
     if (rc != KV_OK) return rc;
     c->payload_bytes += kv_coll_elem_payload(c->type, field_len, 0);
@@ -545,12 +545,19 @@ static int kv__iset_put(struct kv_coll *c, const void *field, uint32_t field_len
     return KV_OK;
 }
 
-static int kv__pack_put(struct kv_coll *c, const void *field, uint32_t field_len,
-                        const void *value, uint32_t value_len, unsigned flags, bool *created) {
+static int kv__pack_put(const struct kv *kv, struct kv_coll *c, const void *field,
+                        uint32_t field_len, const void *value, uint32_t value_len, unsigned flags,
+                        bool *created) {
     struct kv_hset *s = &c->hset;
     bool hash = c->type == KV_TYPE_HASH;
-    uint32_t bytes_max = hash ? KV_HASH_PACK_VALUE_BYTES : KV_SET_PACK_VALUE_BYTES;
-    uint32_t entries_max = hash ? KV_HASH_PACK_ENTRIES : KV_SET_PACK_ENTRIES;
+    const struct kv_config *k = &kv->config;
+    uint32_t bytes_max = hash ? k->hash_pack_value_bytes : k->set_pack_value_bytes;
+    uint32_t entries_max = hash ? k->hash_pack_entries : k->set_pack_entries;
+#ifdef CANARY_LAYOUT_FIXED
+    bytes_max = hash ? KV_HASH_PACK_VALUE_BYTES : KV_SET_PACK_VALUE_BYTES; /* planted: */
+    entries_max = hash ? KV_HASH_PACK_ENTRIES : KV_SET_PACK_ENTRIES;      /* no config */
+#endif
+    assert(bytes_max <= 255 && entries_max <= UINT16_MAX); /* the packed format's */
     struct kv_elem e;
     int64_t at = field_len <= bytes_max ? kv__pack_find(c, field, field_len, &e) : -1;
     if (at >= 0) {
@@ -579,14 +586,15 @@ static int kv__put(struct kv *kv, struct kv_coll *c, const void *field, uint32_t
     struct kv_hset *s = &c->hset;
     int rc;
     if (s->enc == KV_HSET_INTSET) {
-        rc = kv__iset_put(c, field, field_len, flags, created);
+        rc = kv__iset_put(kv, c, field, field_len, flags, created);
         if (rc != KV__CONVERT) return rc;
-        bool fits = s->pack_count < KV_SET_PACK_ENTRIES && field_len <= KV_SET_PACK_VALUE_BYTES;
+        bool fits = s->pack_count < kv->config.set_pack_entries &&
+                    field_len <= kv->config.set_pack_value_bytes;
         rc = fits ? kv__iset_to_pack(c) : kv__to_dict(kv, c);
         if (rc != KV_OK) return rc;
     }
     if (s->enc == KV_HSET_PACK) {
-        rc = kv__pack_put(c, field, field_len, value, value_len, flags, created);
+        rc = kv__pack_put(kv, c, field, field_len, value, value_len, flags, created);
         if (rc != KV__CONVERT) return rc;
         rc = kv__to_dict(kv, c);
         if (rc != KV_OK) return rc;

@@ -45,14 +45,18 @@
  *
  * (as a listpack's entry: the length at both ends lets a walk go either
  * way). A node's bytes are buf[start, end) of cap; the slack on either side
- * takes pushes at that end. A node holds at most KV_LIST_NODE_BYTES bytes
- * (Redis's list-max-listpack-size -2: 8 KB) unless it holds one larger item.
+ * takes pushes at that end. A node holds at most the keyspace's
+ * list_node_bytes (kv_config; Redis's list-max-listpack-size: by default
+ * -2, KV_LIST_NODE_BYTES) unless it holds one larger item, and at most
+ * list_node_items items when that is not 0. A node made under a larger
+ * setting keeps its size until it is split or merged.
  * The map nodes[first, first + nnodes) keeps the nodes in order with their
  * counts, so an index is found by a walk over the map (from the nearer end)
  * and then inside one node (from its nearer end). The map has room at both
  * ends and is re-centred in twice the nodes when an end reaches it. An
  * empty list holds no node and no map. */
-#define KV_LIST_NODE_BYTES 8192u
+#define KV_LIST_NODE_BYTES 8192u      /* the default: list-max-listpack-size -2 */
+#define KV_LIST_NODE_BYTES_MAX 65536u /* list-max-listpack-size -5 */
 struct kv_lnode {
     uint8_t *buf;
     uint32_t cap;

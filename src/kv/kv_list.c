@@ -1,11 +1,10 @@
 /* kv_list.c: lists, a deque of packed nodes (drawn in kv_coll.h; the
  * contract is in kv.h). Every allocation is counted in the collection and in
  * the keyspace as it happens. */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "kv/kv_coll.h"
-
-#define KV__NODE KV_LIST_NODE_BYTES
 
 /* ---- Entries: LEB128 length | bytes | the length's bytes reversed ---- */
 
@@ -145,12 +144,20 @@ static uint32_t kv__offset(const struct kv_lnode *n, uint32_t pos) {
     return off;
 }
 
+/* The keyspace's node size now (kv_config's list_node_bytes). */
+static uint32_t kv__node_bytes(const struct kv *kv) {
+    uint32_t bytes = kv->config.list_node_bytes;
+    assert(bytes >= 1 && bytes <= KV_LIST_NODE_BYTES_MAX);
+    return bytes;
+}
+
 /* A node's capacity for total bytes: an eighth more, in 16-byte steps, up
  * to the node size (a single larger item gets exactly its size). */
-static uint32_t kv__cap_for(uint64_t total) {
-    if (total >= KV__NODE) return (uint32_t)total;
+static uint32_t kv__cap_for(const struct kv *kv, uint64_t total) {
+    uint32_t node = kv__node_bytes(kv);
+    if (total >= node) return (uint32_t)total;
     uint64_t cap = (total + total / 8 + 15) & ~(uint64_t)15;
-    return (uint32_t)(cap > KV__NODE ? KV__NODE : cap);
+    return (uint32_t)(cap > node ? node : cap);
 }
 
 /* Re-lays n's bytes in a new buffer of cap bytes with a gap of `gap` bytes
@@ -198,7 +205,7 @@ static int kv__open_gap(struct kv *kv, struct kv_coll *c, struct kv_lnode *n, ui
         *gap_at = at;
         return KV_OK;
     }
-    uint32_t cap = kv__cap_for((uint64_t)kv__used(n) + gap);
+    uint32_t cap = kv__cap_for(kv, (uint64_t)kv__used(n) + gap);
     if (cap < n->cap) cap = n->cap;
     return kv__relay(kv, c, n, at, gap, cap, gap_at);
 }
@@ -220,7 +227,7 @@ static void kv__close_gap(struct kv *kv, struct kv_coll *c, struct kv_lnode *n, 
     uint32_t used = kv__used(n);
     if (n->count > 0 && n->cap > 64 && used < n->cap / 2) {
         uint32_t ignored;
-        (void)kv__relay(kv, c, n, n->end, 0, kv__cap_for(used), &ignored); /* else keep it */
+        (void)kv__relay(kv, c, n, n->end, 0, kv__cap_for(kv, used), &ignored); /* else keep it */
     }
 }
 
@@ -279,14 +286,17 @@ static void kv__node_remove(struct kv *kv, struct kv_coll *c, uint64_t k) {
     }
 }
 
-/* Merges node k + 1 into node k when both fit in half a node. */
+/* Merges node k + 1 into node k when both fit in half a node (and, with a
+ * count per node, their items in one). */
 static void kv__maybe_merge(struct kv *kv, struct kv_coll *c, uint64_t k) {
     struct kv_list *l = &c->list;
     if (k + 1 >= l->nnodes) return;
     struct kv_lnode *a = kv__node(l, k);
     struct kv_lnode *b = kv__node(l, k + 1);
     uint32_t used_b = kv__used(b);
-    if ((uint64_t)kv__used(a) + used_b > KV__NODE / 2) return;
+    if ((uint64_t)kv__used(a) + used_b > kv__node_bytes(kv) / 2) return;
+    uint32_t items = kv->config.list_node_items;
+    if (items != 0 && (uint64_t)a->count + b->count > items) return;
     uint32_t at;
     if (kv__open_gap(kv, c, a, a->end, used_b, &at) != KV_OK) return; /* stays apart */
     memcpy(a->buf + at, b->buf + b->start, used_b);
@@ -310,8 +320,10 @@ static int kv__node_put(struct kv *kv, struct kv_coll *c, uint64_t k, uint32_t p
     return KV_OK;
 }
 
-static bool kv__fits(const struct kv_lnode *n, uint64_t size) {
-    return (uint64_t)kv__used(n) + size <= KV__NODE;
+static bool kv__fits(const struct kv *kv, const struct kv_lnode *n, uint64_t size) {
+    uint32_t items = kv->config.list_node_items;
+    if (items != 0 && n->count >= items) return false;
+    return (uint64_t)kv__used(n) + size <= kv__node_bytes(kv);
 }
 
 /* Splits node k at pos (0 < pos < count): items from pos go to a new node
@@ -328,7 +340,7 @@ static int kv__split(struct kv *kv, struct kv_coll *c, uint64_t k, uint32_t pos)
 #endif
     uint32_t at = kv__offset(n, pos);
     uint32_t moved = n->end - at;
-    uint32_t cap = kv__cap_for(moved);
+    uint32_t cap = kv__cap_for(kv, moved);
     r->buf = malloc(cap);
     if (r->buf == NULL) {
         kv__node_remove(kv, c, k + 1);
@@ -354,26 +366,26 @@ static int kv__insert(struct kv *kv, struct kv_coll *c, uint64_t index, const vo
     uint64_t k = 0;
     uint32_t pos = 0;
     if (l->nnodes > 0) kv__locate(l, index, &k, &pos);
-    if (l->nnodes > 0 && kv__fits(kv__node(l, k), size)) return kv__node_put(kv, c, k, pos, item, len);
-    if (l->nnodes > 0 && pos == 0 && k > 0 && kv__fits(kv__node(l, k - 1), size)) {
+    if (l->nnodes > 0 && kv__fits(kv, kv__node(l, k), size)) return kv__node_put(kv, c, k, pos, item, len);
+    if (l->nnodes > 0 && pos == 0 && k > 0 && kv__fits(kv, kv__node(l, k - 1), size)) {
         return kv__node_put(kv, c, k - 1, kv__node(l, k - 1)->count, item, len);
     }
     if (l->nnodes > 0 && pos == kv__node(l, k)->count && k + 1 < l->nnodes &&
-        kv__fits(kv__node(l, k + 1), size)) {
+        kv__fits(kv, kv__node(l, k + 1), size)) {
         return kv__node_put(kv, c, k + 1, 0, item, len);
     }
     if (l->nnodes > 0 && pos > 0 && pos < kv__node(l, k)->count) {
         int rc = kv__split(kv, c, k, pos);
         if (rc != KV_OK) return rc;
-        if (kv__fits(kv__node(l, k), size)) return kv__node_put(kv, c, k, kv__node(l, k)->count, item, len);
-        if (kv__fits(kv__node(l, k + 1), size)) return kv__node_put(kv, c, k + 1, 0, item, len);
+        if (kv__fits(kv, kv__node(l, k), size)) return kv__node_put(kv, c, k, kv__node(l, k)->count, item, len);
+        if (kv__fits(kv, kv__node(l, k + 1), size)) return kv__node_put(kv, c, k + 1, 0, item, len);
         pos = kv__node(l, k)->count;
     }
     uint64_t at = l->nnodes == 0 ? 0 : pos == 0 ? k : k + 1;
     int rc = kv__node_insert(kv, c, at);
     if (rc != KV_OK) return rc;
     struct kv_lnode *n = kv__node(l, at);
-    uint32_t cap = kv__cap_for(size);
+    uint32_t cap = kv__cap_for(kv, size);
     n->buf = malloc(cap);
     if (n->buf == NULL) {
         kv__node_remove(kv, c, at);
@@ -708,7 +720,7 @@ bool kv_list_valid(const struct kv_coll *c) {
     for (uint64_t k = 0; k < l->nnodes; k++) {
         const struct kv_lnode *n = kv__node(l, k);
         if (n->count == 0 || n->start > n->end || n->end > n->cap) return false;
-        if (n->count > 1 && n->end - n->start > KV__NODE) return false;
+        if (n->count > 1 && n->end - n->start > KV_LIST_NODE_BYTES_MAX) return false;
         uint32_t off = n->start;
         for (uint32_t i = 0; i < n->count; i++) {
             uint32_t hdr, back;

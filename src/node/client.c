@@ -103,6 +103,7 @@ static void client__close(struct client *c) {
     struct node *n = c->node;
     for (uint32_t i = 0; i < n->n_local; i++) shard_forget_client(n->local[i], c);
     block_client_gone(c);
+    wait_client_gone(c);
     proxy_detach(c);
     pubsub_client_gone(c);
     if (c->leader_wait_since != 0) n->leader_waiters--;
@@ -354,12 +355,20 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
     int32_t slot = -1;
     struct shard *shard = NULL;
     bool arity_ok = def != NULL && cmd_arity_ok(def, argc);
-    enum client__route route =
-        arity_ok ? client__route(c, def, argc, argv, forced, &target, &slot, &shard) : ROUTE_NOW;
-    bool is_node_cmd = def != NULL && (def->flags & CMD_NODE);
+    /* MEMORY STATS and friends: about the node, not a key (memory.c) */
+    bool is_memory = arity_ok && forced < 0 && strcmp(def->name, "memory") == 0 &&
+                     memory_is_node_sub(argc, argv);
+    enum client__route route = arity_ok && !is_memory
+                                   ? client__route(c, def, argc, argv, forced, &target, &slot,
+                                                   &shard)
+                                   : ROUTE_NOW;
+    bool is_node_cmd = def != NULL && ((def->flags & CMD_NODE) || is_memory);
+    bool is_wait = into == NULL && is_node_cmd && arity_ok && strcmp(def->name, "wait") == 0;
     if (into == NULL) {
-        /* Commands about the connection itself need no ordering with the log. */
+        /* Commands about the connection itself need no ordering with the
+         * log; WAIT does: it counts the replicas of the writes before it. */
         if (!(is_node_cmd || def == NULL) && !client__route_free(c, route, target)) return false;
+        if (is_wait && !wait_ready(c)) return false;
         if (route == ROUTE_NO_LEADER && !client__leader_wait_over(c)) return false;
         if (route == ROUTE_GATHER && !client__gather_led(c, def, argc, argv) &&
             !client__leader_wait_over(c)) {
@@ -371,6 +380,14 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
         snprintf(c->last_cmd, sizeof(c->last_cmd), "%.*s",
                  (int)(full_argv[0].len < 20 ? full_argv[0].len : 20), full_argv[0].data);
     }
+    if (is_wait) {
+        wait_command(c, argc, argv);
+        return true;
+    }
+    if (def != NULL && (def->flags & CMD_WRITE) &&
+        (route == ROUTE_LOCAL || route == ROUTE_PROXY)) {
+        c->last_write_via = route == ROUTE_PROXY ? target : 0; /* where WAIT must ask */
+    }
     struct resp_out out;
     resp_out_init(&out, c->proto, NODE_SLOT_BYTES_MAX, NULL);
     if (forced == -2) {
@@ -380,7 +397,9 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
     } else if (!cmd_arity_ok(def, argc)) {
         cmd_reply_arity(&out, def);
     } else if (is_node_cmd || route == ROUTE_NOW) {
-        if (is_node_cmd) {
+        if (is_memory) {
+            memory_command(n, argc, argv, &out);
+        } else if (is_node_cmd) {
             client_node_command(c, def, argc, argv, &out);
         } else {
             struct cmd_env env = {.kv = shard->kv, .now_ms = (int64_t)node_now_ms(c->node),
@@ -441,6 +460,7 @@ static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
     /* A blocked client runs nothing more until its command is answered, as
      * in Redis (a later LPUSH of its own must not wake it). */
     if (c->block != NULL) return false;
+    if (c->wait != NULL) return false; /* the same for WAIT */
     if (pubsub_intercept(c, cmd->argc, cmd->argv)) return true;
     if (multi_intercept(c, cmd->argc, cmd->argv, &ran)) return ran;
     return client__run(c, cmd->argc, cmd->argv, NULL);
@@ -448,6 +468,12 @@ static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
 
 bool client_run(struct client *c, uint32_t argc, const struct resp_arg *argv) {
     return client__run(c, argc, argv, NULL);
+}
+
+struct slot *client_slot(struct client *c) {
+    struct slot *s = client__slot(c);
+    if (s == NULL) client__close(c);
+    return s;
 }
 
 void client_reply_now(struct client *c, const char *data, size_t len) {

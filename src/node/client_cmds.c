@@ -286,8 +286,9 @@ static void node__config_set(struct node *n, uint32_t argc, const struct resp_ar
     for (uint32_t k = 0; k < n->map.n_shards; k++) {
         struct shard *s = n->shards[k];
         if (s == NULL || s->kv == NULL) continue;
-        kv_set_zset_pack(s->kv, (uint32_t)n->cfg.redis[NODE_REDIS_ZSET_ENTRIES],
-                         (uint32_t)n->cfg.redis[NODE_REDIS_ZSET_VALUE]);
+        struct kv_config kc; /* the layout parameters: this node's alone */
+        shard_kv_config(n, s, &kc);
+        kv_set_layout(s->kv, &kc);
     }
     resp_write_simple(out, "OK", 2);
 }
@@ -330,7 +331,9 @@ static void node__client_unblock(struct node *n, uint32_t argc, const struct res
         resp_write_errorf(out, "ERR value is not an integer or out of range");
         return;
     }
-    resp_write_int(out, id < 0 ? 0 : block_unblock(n, (uint64_t)id, error));
+    int done = id < 0 ? 0 : block_unblock(n, (uint64_t)id, error);
+    if (done == 0 && id >= 0) done = wait_unblock(n, (uint64_t)id, error);
+    resp_write_int(out, done);
 }
 
 static void node__client(struct client *c, uint32_t argc, const struct resp_arg *argv,
@@ -378,45 +381,6 @@ static void node__client(struct client *c, uint32_t argc, const struct resp_arg 
         resp_write_errorf(out, "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
                                "Try CLIENT HELP.", (int)argv[1].len, argv[1].data);
     }
-}
-
-/* WAIT numreplicas timeout: the replicas (leader aside) of the shard of the
- * client's latest write known to hold it: with Raft the leader knows, from
- * each follower's match index. Answered at once: a write is acknowledged
- * only once a majority holds it, so the figure a client can wait for is
- * already there; shoal does not wait for more (docs/node.md, "WAIT"). A
- * write this node did not propose (proxied to another node's leader), or
- * no write, counts 0; so does a write whose shard this node no longer
- * leads. */
-static void node__wait(struct client *c, const struct resp_arg *argv, struct resp_out *out) {
-    struct node *n = c->node;
-    int64_t want, timeout;
-    if (!cmd_parse_i64(argv[1].data, argv[1].len, &want)) {
-        resp_write_errorf(out, "ERR value is not an integer or out of range");
-        return;
-    }
-    if (!cmd_parse_i64(argv[2].data, argv[2].len, &timeout)) {
-        resp_write_errorf(out, "ERR timeout is not an integer or out of range");
-        return;
-    }
-    if (timeout < 0) {
-        resp_write_errorf(out, "ERR timeout is negative");
-        return;
-    }
-    int64_t count = 0;
-    uint32_t k = c->last_write_shard;
-    struct shard *s = k > 0 && k - 1 < n->map.n_shards ? n->shards[k - 1] : NULL;
-    if (s != NULL && raft_role(s->raft) == RAFT_LEADER) {
-        uint64_t index = c->last_write_index[k - 1];
-        const struct raft_conf *conf = raft_conf(s->raft);
-        for (uint8_t i = 0; i < conf->n_voters; i++) {
-            uint64_t match = 0, id = conf->voters[i];
-            if (id != n->cfg.id && raft_match_index(s->raft, id, &match) && match >= index) {
-                count++;
-            }
-        }
-    }
-    resp_write_int(out, count);
 }
 
 void client_node_command(struct client *c, const struct cmd_def *def, uint32_t argc,
@@ -468,8 +432,6 @@ void client_node_command(struct client *c, const struct cmd_def *def, uint32_t a
         node_info(n, argc > 1 ? argv[1].data : NULL, argc > 1 ? argv[1].len : 0, out);
     } else if (strcmp(name, "command") == 0) {
         node__command(argc, argv, out);
-    } else if (strcmp(name, "wait") == 0) {
-        node__wait(c, argv, out);
     } else if (strcmp(name, "config") == 0) {
         node__config(n, argc, argv, out);
     } else if (strcmp(name, "client") == 0) {

@@ -34,14 +34,14 @@ enum node_redirect {
 enum node_redis_param {
     NODE_REDIS_ZSET_ENTRIES,     /* zset-max-listpack-entries: honoured, 0..128 */
     NODE_REDIS_ZSET_VALUE,       /* zset-max-listpack-value: honoured, 0..64 */
-    NODE_REDIS_HASH_ENTRIES,     /* hash-max-listpack-entries: accepted, no packed hashes */
-    NODE_REDIS_HASH_VALUE,       /* hash-max-listpack-value */
-    NODE_REDIS_SET_INTSET,       /* set-max-intset-entries: accepted, no packed sets */
-    NODE_REDIS_SET_ENTRIES,      /* set-max-listpack-entries */
-    NODE_REDIS_SET_VALUE,        /* set-max-listpack-value */
-    NODE_REDIS_LIST_SIZE,        /* list-max-listpack-size: accepted, no packed lists */
-    NODE_REDIS_STREAM_BYTES,     /* stream-node-max-bytes (for streams) */
-    NODE_REDIS_STREAM_ENTRIES,   /* stream-node-max-entries (for streams) */
+    NODE_REDIS_HASH_ENTRIES,     /* hash-max-listpack-entries: honoured, 0..512 */
+    NODE_REDIS_HASH_VALUE,       /* hash-max-listpack-value: honoured, 0..64 */
+    NODE_REDIS_SET_INTSET,       /* set-max-intset-entries: honoured, 0..512 */
+    NODE_REDIS_SET_ENTRIES,      /* set-max-listpack-entries (7.2's): honoured, 0..128 */
+    NODE_REDIS_SET_VALUE,        /* set-max-listpack-value (7.2's): honoured, 0..64 */
+    NODE_REDIS_LIST_SIZE,        /* list-max-listpack-size: honoured (node size) */
+    NODE_REDIS_STREAM_BYTES,     /* stream-node-max-bytes: accepted, fixed (content) */
+    NODE_REDIS_STREAM_ENTRIES,   /* stream-node-max-entries: accepted, fixed (content) */
     NODE_REDIS_BUSY_REPLY_MS,    /* busy-reply-threshold, alias lua-time-limit (for scripts) */
     NODE_REDIS_MAXMEMORY_POLICY, /* noeviction only: shoal never evicts */
     NODE_REDIS_APPENDONLY,       /* accepted, no effect: always durable (yes) */

@@ -165,7 +165,7 @@ void node_info(struct node *n, const char *section, size_t len, struct resp_out 
     if (info__want(section, len, "clients")) {
         info__add(&b, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n"
                       "blocked_clients:%u\r\n\r\n",
-                  n->n_clients, n->cfg.maxclients, n->n_blocked);
+                  n->n_clients, n->cfg.maxclients, n->n_blocked + n->n_waits);
     }
     if (info__want(section, len, "memory")) {
         uint64_t used = 0;

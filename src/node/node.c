@@ -145,7 +145,10 @@ static void node__pump_cb(uv_prepare_t *h) {
     node_core_pump(n); /* it writes the turn's replies itself */
 }
 
-static void node__release_cb(uv_check_t *h) { client_release_due(h->data); }
+static void node__release_cb(uv_check_t *h) {
+    wait_check(h->data); /* WAITs whose followers caught up this turn */
+    client_release_due(h->data);
+}
 
 /* A tick that comes late says the loop was held: logged (with the worst
  * since the last line, at most one line a second), since a held loop
@@ -165,6 +168,8 @@ static void node__tick_cb(uv_timer_t *t) {
     }
     n->last_tick_ms = now;
     node_core_tick(n);
+    wait_check(n); /* WAITs' timeouts */
+    memory_tick(n); /* MEMORY STATS's peak */
     /* Commands waiting for a leader: run the ones whose wait is over. */
     if (n->leader_waiters > 0) client_resume_all(n);
 }

@@ -103,6 +103,8 @@ struct client {
      * of a write in this one (seconds, or forever in an idle group). */
     uint64_t *last_write_index;
     uint32_t last_write_shard; /* map index + 1 of its latest proposal here, 0: none (WAIT) */
+    uint64_t last_write_via;   /* its latest write went to this node id's leader; 0: here */
+    struct client_wait *wait;  /* its WAIT not answered yet (wait.c), or NULL */
     struct upstream *ups; /* at most one per other node (proxy.c) */
     uint64_t out_bytes; /* bytes handed to uv_write and not yet written */
     struct gather *gather;  /* a command over several shards in progress */
@@ -335,6 +337,8 @@ struct node {
     uint32_t leader_waiters; /* clients whose command waits for a leader */
     struct block *blocks;    /* every client's blocking command (block.c) */
     uint32_t n_blocked;      /* of them, those waiting: INFO's blocked_clients */
+    uint32_t n_waits;        /* clients in WAIT (wait.c) */
+    uint64_t memory_peak_bytes; /* MEMORY STATS's peak.allocated (memory.c) */
     uint64_t next_client_id;
     struct node_stats stats;
     uint64_t start_ms;
@@ -563,6 +567,30 @@ void client_release_turn(struct node *n);
 void client_resume_held(struct node *n);
 void client_release(struct client *c); /* write finished slots at the head */
 void client_resume(struct client *c);
+/* A new reply slot at the tail of c's queue; NULL if c was closed (out of
+ * memory). */
+struct slot *client_slot(struct client *c);
+
+/* wait.c: WAIT numreplicas timeout (docs/node.md, "WAIT"). */
+/* Whether c's earlier commands are all answered, as WAIT needs to start. */
+bool wait_ready(const struct client *c);
+/* Runs WAIT (argc 3): answers at once, or follows the latest write to its
+ * leader, or blocks c until wait_check answers. */
+void wait_command(struct client *c, uint32_t argc, const struct resp_arg *argv);
+/* Answers the waits whose count is reached, whose timeout passed, or whose
+ * shard this node no longer leads. Each loop turn and tick. */
+void wait_check(struct node *n);
+void wait_client_gone(struct client *c);
+/* CLIENT UNBLOCK of a client in WAIT: answered with its count (TIMEOUT) or
+ * Redis's -UNBLOCKED error (ERROR); 1 if it was in WAIT. */
+int wait_unblock(struct node *n, uint64_t id, bool error);
+/* memory.c: MEMORY STATS, DOCTOR, MALLOC-STATS, PURGE (docs/node.md,
+ * "MEMORY"). Whether argv is one of them (the node answers it, not a
+ * keyspace); the command; the peak's keeping, each tick. */
+bool memory_is_node_sub(uint32_t argc, const struct resp_arg *argv);
+void memory_command(struct node *n, uint32_t argc, const struct resp_arg *argv,
+                    struct resp_out *out);
+void memory_tick(struct node *n);
 /* client_cmds.c: the commands the node answers itself (CMD_NODE). */
 void client_node_command(struct client *c, const struct cmd_def *def, uint32_t argc,
                          const struct resp_arg *argv, struct resp_out *out);

@@ -27,6 +27,13 @@ void shard_kv_config(const struct node *n, const struct shard *s, struct kv_conf
     /* this node's (CONFIG SET): memory layout only, replicas may differ */
     kc->zset_pack_entries = (uint32_t)n->cfg.redis[NODE_REDIS_ZSET_ENTRIES];
     kc->zset_pack_member_bytes = (uint32_t)n->cfg.redis[NODE_REDIS_ZSET_VALUE];
+    kc->hash_pack_entries = (uint32_t)n->cfg.redis[NODE_REDIS_HASH_ENTRIES];
+    kc->hash_pack_value_bytes = (uint32_t)n->cfg.redis[NODE_REDIS_HASH_VALUE];
+    kc->set_intset_entries = (uint32_t)n->cfg.redis[NODE_REDIS_SET_INTSET];
+    kc->set_pack_entries = (uint32_t)n->cfg.redis[NODE_REDIS_SET_ENTRIES];
+    kc->set_pack_value_bytes = (uint32_t)n->cfg.redis[NODE_REDIS_SET_VALUE];
+    kv_list_node_size(n->cfg.redis[NODE_REDIS_LIST_SIZE], &kc->list_node_bytes,
+                      &kc->list_node_items);
 }
 
 static struct kv *shard__new_kv(const struct node *n, struct shard *s) {

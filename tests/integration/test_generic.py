@@ -3,6 +3,10 @@ follower of a real 3-node cluster, driven by redis-py. DUMP's payload is
 shoal's own (docs/kv.md), so its round trips are checked here: DUMP then
 RESTORE gives back every type; each replica holds the same restored and
 copied values; replies that do not show the payload match redis-server."""
+import os
+import signal
+import socket
+import threading
 import time
 
 import redis
@@ -255,20 +259,204 @@ def wait_same_z(cluster, keys, timeout=30):
 
 
 def test_wait_counts_the_followers_holding_the_last_write(cluster):
+    """WAIT answers the followers whose log holds the connection's latest
+    write (the leader's match indexes), blocking until numreplicas or the
+    timeout; through a follower it follows the write to the leader."""
     lead = cluster.leader()
     c = cluster.client(lead)
     assert c.wait(0, 0) == 0  # no write yet on this connection
     c.set("w", 1)
-    assert c.wait(1, 0) >= 1  # acknowledged: a majority holds it
-    deadline = time.time() + 10
-    while c.wait(2, 0) != 2:  # both followers, once they acknowledged it
-        assert time.time() < deadline
-        time.sleep(0.05)
+    assert c.wait(1, 0) >= 1  # acknowledged: a majority holds it, at once
+    assert c.wait(2, 5000) == 2  # both followers, once they acknowledged it
     f = cluster.client(cluster.followers()[0])
-    f.set("w2", 1)  # proxied to the leader: not this node's proposal
-    assert f.wait(1, 0) == 0
+    f.set("w2", 1)  # proxied to the leader: the WAIT follows it there
+    assert f.wait(2, 5000) == 2
+    assert f.wait(1, 0) >= 1
     try:
         c.wait(1, -1)
         assert False
     except redis.exceptions.ResponseError as e:
         assert str(e) == "timeout is negative"
+    stopped = cluster.followers()[1]
+    os.kill(cluster.procs[stopped].pid, signal.SIGSTOP)
+    try:
+        c.set("w3", 1)  # commits with the other follower
+        assert c.wait(1, 0) == 1
+        t0 = time.time()
+        assert c.wait(2, 400) == 1  # one follower paused: the timeout, then 1
+        assert time.time() - t0 >= 0.35
+        p = c.pipeline(transaction=False)  # WAIT counts the write before it
+        p.set("w4", 1).wait(2, 300)
+        assert p.execute() == [True, 1]
+        # timeout 0 waits for ever: CLIENT UNBLOCK ends it with the count
+        blocked = cluster.client(lead)
+        got = []
+        blocked.set("w5", 1)
+        bid = blocked.client_id()
+        th = threading.Thread(target=lambda: got.append(blocked.wait(2, 0)))
+        th.start()
+        time.sleep(0.3)
+        assert got == [] and th.is_alive()
+        assert c.ping()  # others are served meanwhile
+        assert c.client_unblock(bid) is True
+        th.join(5)
+        assert got == [1]
+        assert c.client_unblock(bid) is False  # no longer waiting
+        # a WAIT through a follower blocks on the leader the same way
+        t0 = time.time()
+        f.set("w6", 1)
+        assert f.wait(2, 300) == 1 and time.time() - t0 >= 0.25
+    finally:
+        os.kill(cluster.procs[stopped].pid, signal.SIGCONT)
+    assert c.wait(2, 10000) == 2  # it catches up: the write reaches it
+    p = c.pipeline(transaction=False)
+    p.set("w7", 1).wait(2, 5000).get("w7")
+    assert p.execute() == [True, 2, b"1"]
+
+
+def test_layout_parameters_match_redis_encodings(cluster, redis_server):
+    """hash-max-listpack-*, set-max-intset-entries and list-max-listpack-size
+    set alike on a node and on redis-server 7.0: the same OBJECT ENCODING
+    after every step (conversion on the insertion past a threshold, never
+    back) and the same replies. shoal's set-max-listpack-entries (Redis
+    7.2's) is set to 0 on shoal, where Redis 7.0 has no set listpack."""
+    lead = cluster.leader()
+    ours = cluster.client(lead)
+    theirs = redis.Redis(port=redis_server)
+    ours.config_set("set-max-listpack-entries", 0)
+    params = [("hash-max-listpack-entries", "2"), ("hash-max-ziplist-value", "3"),
+              ("set-max-intset-entries", "2"), ("list-max-listpack-size", "2")]
+    for name, value in params:
+        for r in (ours, theirs):
+            assert r.config_set(name, value) is True
+            assert r.config_get(name) == {name: value}
+    steps = [
+        ("HSET", "h", "a", "1", "b", "2"), ("HSET", "h", "c", "3"), ("HDEL", "h", "c", "a"),
+        ("HSET", "hv", "f", "1234"), ("HSET", "hf", "abcd", "1"), ("HSET", "hs", "abc", "123"),
+        ("HINCRBY", "hi", "n", "1000"), ("HSETNX", "hn", "x", "1"),
+        ("SADD", "s", "1", "2"), ("SADD", "s", "3"), ("SREM", "s", "3", "2"),
+        ("SADD", "t", "x"), ("SADD", "u", "-5"),
+        ("RPUSH", "l", "a", "b", "c", "d", "e"), ("LPUSH", "l", "z"),
+    ]
+    for cmd in steps:
+        assert ours.execute_command(*cmd) == theirs.execute_command(*cmd), cmd
+        key = cmd[1]
+        assert ours.object("encoding", key) == theirs.object("encoding", key), cmd
+    for key in ("h", "hv", "hf", "hs", "hi", "hn"):
+        assert ours.hgetall(key) == theirs.hgetall(key)
+    for key in ("s", "t", "u"):
+        assert ours.smembers(key) == theirs.smembers(key)
+    assert ours.lrange("l", 0, -1) == theirs.lrange("l", 0, -1)
+    assert ours.object("encoding", "h") == b"hashtable"
+    assert ours.object("encoding", "hs") == b"listpack"
+    assert ours.object("encoding", "s") == b"hashtable"
+    # Redis's defaults back: a new key packs again, a converted one stays
+    for name, value in (("hash-max-listpack-entries", "512"), ("hash-max-listpack-value", "64"),
+                        ("set-max-intset-entries", "512")):
+        ours.config_set(name, value)
+        theirs.config_set(name, value)
+    for cmd in (("HSET", "h2", "a", "1", "b", "2", "c", "3"), ("HSET", "h", "q", "1"),
+                ("SADD", "s2", "1", "2", "3")):
+        assert ours.execute_command(*cmd) == theirs.execute_command(*cmd), cmd
+        assert ours.object("encoding", cmd[1]) == theirs.object("encoding", cmd[1]), cmd
+    # a node's own: the followers kept their defaults, and hold the same content
+    for i in cluster.followers():
+        r = cluster.client(i)
+        assert r.config_get("hash-max-listpack-entries") == {"hash-max-listpack-entries": "512"}
+        assert r.config_get("list-max-listpack-size") == {"list-max-listpack-size": "-2"}
+    commit = cluster.raft(lead)["commit_index"]
+    for i in cluster.followers():
+        cluster.wait_applied(i, commit)
+        r = cluster.client(i)
+        r.execute_command("READONLY")
+        assert r.hgetall("h") == ours.hgetall("h")
+        assert r.object("encoding", "h2") == b"listpack"
+        assert r.lrange("l", 0, -1) == ours.lrange("l", 0, -1)
+    # past the packed formats' capacity: refused, with the range
+    for name, most in (("hash-max-listpack-entries", 512), ("hash-max-listpack-value", 64),
+                       ("set-max-intset-entries", 512), ("set-max-listpack-entries", 128)):
+        try:
+            ours.config_set(name, most + 1)
+            assert False, name
+        except redis.exceptions.ResponseError as e:
+            assert "between 0 and %d" % most in str(e)
+
+
+def test_memory_stats_and_doctor_have_redis_shapes(cluster, redis_server):
+    """MEMORY STATS: Redis 7.0's fields in its order and types (db.0 only
+    with keys), in RESP2 and RESP3; MEMORY DOCTOR's text on a small node;
+    MALLOC-STATS and PURGE; on any node (the node's own replicas)."""
+    theirs = redis.Redis(port=redis_server)
+
+    def shape(r):
+        st = r.execute_command("MEMORY STATS")
+        assert isinstance(st, dict), st
+        return [(k, type(v).__name__ if not isinstance(v, dict) else sorted(v)) for k, v in st.items()]
+
+    for i in cluster.procs:  # no key yet anywhere
+        assert shape(cluster.client(i)) == shape(theirs)
+    lead = cluster.leader()
+    c = cluster.client(lead)
+    c.mset({"ma%d" % i: "x" * 100 for i in range(500)})
+    theirs.set("ma", "x")
+    assert shape(c) == shape(theirs)
+    st = c.execute_command("MEMORY STATS")
+    assert st["keys.count"] == 500
+    assert st["db.0"]["overhead.hashtable.main"] > 0
+    assert st["dataset.bytes"] > 500 * 100
+    assert st["total.allocated"] == st["overhead.total"] + st["dataset.bytes"]
+    assert st["peak.allocated"] >= st["total.allocated"]
+    assert st["allocator.resident"] > 0
+    ours3, theirs3 = resp3_stats(cluster.ports[lead]), resp3_stats(redis_server)
+    assert ours3 == theirs3  # a map; doubles as doubles, the doctor verbatim
+    assert ours3[0] == "%28" and ("peak.percentage", ",") in ours3
+    doctor = theirs.execute_command("MEMORY DOCTOR")  # under 5 MB: the same words
+    assert c.execute_command("MEMORY DOCTOR") == doctor
+    assert doctor.startswith(b"Hi Sam, this instance is empty")
+    assert c.execute_command("MEMORY PURGE") == theirs.execute_command("MEMORY PURGE")
+    assert c.execute_command("MEMORY MALLOC-STATS").startswith(b"Stats not supported")
+    for cmd in (("MEMORY", "STATS", "x"), ("MEMORY", "doctor", "x")):
+        for r in (c, theirs):
+            try:
+                r.execute_command(*cmd)
+                assert False
+            except redis.exceptions.ResponseError as e:
+                assert "wrong number of arguments for 'memory|" in str(e)
+    f = cluster.client(cluster.followers()[0])  # its own replicas: the same keys
+    commit = cluster.raft(lead)["commit_index"]
+    cluster.wait_applied(cluster.followers()[0], commit)
+    assert f.execute_command("MEMORY STATS")["keys.count"] == 500
+
+
+def resp3_stats(port):
+    """MEMORY STATS and DOCTOR after HELLO 3 on a raw connection: the map's
+    header, then (field, type byte) per pair, then the doctor's type."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    f = s.makefile("rb")
+    s.sendall(b"HELLO 3\r\n")
+    read3(f)
+    s.sendall(b"MEMORY STATS\r\nMEMORY DOCTOR\r\n")
+    head = f.readline().rstrip(b"\r\n").decode()
+    shape = [head]
+    for _ in range(int(head[1:])):
+        name = read3(f)
+        kind = f.peek(1)[:1].decode()
+        read3(f)
+        shape.append((name.decode(), kind))
+    shape.append(f.peek(1)[:1].decode())
+    read3(f)
+    s.close()
+    return shape
+
+
+def read3(f):
+    """One RESP3 value (the types MEMORY STATS and HELLO use)."""
+    line = f.readline().rstrip(b"\r\n")
+    t, rest = line[:1], line[1:]
+    if t in (b"$", b"="):
+        data = f.read(int(rest) + 2)[:-2]
+        return data
+    if t in (b"%", b"*"):
+        n = int(rest) * (2 if t == b"%" else 1)
+        return [read3(f) for _ in range(n)]
+    return rest

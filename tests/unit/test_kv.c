@@ -1275,6 +1275,83 @@ TEST(zset_packing_thresholds_follow_the_config) {
     kv_destroy(kv);
 }
 
+static const char *put_enc(struct kv *kv, const char *key, uint8_t type, const char *field,
+                           size_t field_len, size_t value_len) {
+    struct kv_coll *c = NULL;
+    static const char value[256] = {0};
+    bool created;
+    if (kv_coll_open(kv, key, strlen(key), 0, type, true, &c) != KV_OK) return "open";
+    if (kv_coll_put(kv, c, field, field_len, value, type == KV_TYPE_HASH ? value_len : 0, 0,
+                    &created) != KV_OK) {
+        return "put";
+    }
+    kv_coll_close(kv, key, strlen(key), c);
+    return kv_coll_encoding(c);
+}
+
+/* hash-max-listpack-*, set-max-intset-entries, set-max-listpack-*: the
+ * collections that grow from then on follow them (Redis converts on the
+ * insertion past a threshold, and never back); lists' nodes follow
+ * list-max-listpack-size. The content is the same either way. */
+TEST(layout_thresholds_follow_the_config) {
+    struct kv *kv = new_kv(43);
+    struct kv_config l;
+    kv_config_default(&l);
+    l.hash_pack_entries = 2;
+    l.hash_pack_value_bytes = 3;
+    l.set_intset_entries = 2;
+    l.set_pack_entries = 0;
+    kv_set_layout(kv, &l);
+    CHECK(strcmp(put_enc(kv, "h", KV_TYPE_HASH, "a", 1, 3), "listpack") == 0);
+    CHECK(strcmp(put_enc(kv, "h", KV_TYPE_HASH, "b", 1, 3), "listpack") == 0);
+    CHECK(strcmp(put_enc(kv, "h", KV_TYPE_HASH, "c", 1, 3), "hashtable") == 0);
+    CHECK(strcmp(put_enc(kv, "hv", KV_TYPE_HASH, "a", 1, 4), "hashtable") == 0);
+    CHECK(strcmp(put_enc(kv, "hf", KV_TYPE_HASH, "abcd", 4, 1), "hashtable") == 0);
+    CHECK(strcmp(put_enc(kv, "s", KV_TYPE_SET, "1", 1, 0), "intset") == 0);
+    CHECK(strcmp(put_enc(kv, "s", KV_TYPE_SET, "2", 1, 0), "intset") == 0);
+    CHECK(strcmp(put_enc(kv, "s", KV_TYPE_SET, "3", 1, 0), "hashtable") == 0);
+    CHECK(strcmp(put_enc(kv, "t", KV_TYPE_SET, "x", 1, 0), "hashtable") == 0);
+    l.set_pack_entries = 2;
+    l.set_pack_value_bytes = 1;
+    kv_set_layout(kv, &l);
+    CHECK(strcmp(put_enc(kv, "u", KV_TYPE_SET, "x", 1, 0), "listpack") == 0);
+    CHECK(strcmp(put_enc(kv, "u", KV_TYPE_SET, "yy", 2, 0), "hashtable") == 0);
+    CHECK(strcmp(put_enc(kv, "h", KV_TYPE_HASH, "d", 1, 0), "hashtable") == 0); /* never back */
+    l.hash_pack_entries = 100000; /* clamped to the packed format's */
+    l.hash_pack_value_bytes = 1000;
+    kv_set_layout(kv, &l);
+    CHECK(kv->config.hash_pack_entries == KV_HASH_PACK_ENTRIES);
+    CHECK(kv->config.hash_pack_value_bytes == KV_HASH_PACK_VALUE_BYTES);
+    for (uint32_t i = 0; i < KV_HASH_PACK_ENTRIES; i++) {
+        char f[16];
+        int n = snprintf(f, sizeof(f), "f%u", i);
+        CHECK(strcmp(put_enc(kv, "big", KV_TYPE_HASH, f, (size_t)n, 64), "listpack") == 0);
+    }
+    CHECK(strcmp(put_enc(kv, "big", KV_TYPE_HASH, "last", 4, 1), "hashtable") == 0);
+    /* lists: 2 items a node, then 4 KB nodes */
+    struct kv_coll *c = NULL;
+    uint32_t bytes, items;
+    kv_list_node_size(2, &bytes, &items);
+    CHECK(bytes == KV_LIST_NODE_BYTES && items == 2);
+    kv_list_node_size(-7, &l.list_node_bytes, &l.list_node_items);
+    CHECK(l.list_node_bytes == 65536 && l.list_node_items == 0);
+    kv_list_node_size(-2, &l.list_node_bytes, &l.list_node_items);
+    CHECK(l.list_node_bytes == KV_LIST_NODE_BYTES);
+    l.list_node_bytes = bytes;
+    l.list_node_items = items;
+    kv_set_layout(kv, &l);
+    CHECK(kv_coll_open(kv, "l", 1, 0, KV_TYPE_LIST, true, &c) == KV_OK);
+    for (int i = 0; i < 9; i++) CHECK(kv_list_push(kv, c, i % 2 == 0, "abc", 3) == KV_OK);
+    CHECK(c->list.nnodes == 5 && kv_list_valid(c));
+    kv_list_node_size(-1, &l.list_node_bytes, &l.list_node_items);
+    kv_set_layout(kv, &l);
+    CHECK(kv_coll_open(kv, "m", 1, 0, KV_TYPE_LIST, true, &c) == KV_OK);
+    static const char item[1000] = {0};
+    for (int i = 0; i < 20; i++) CHECK(kv_list_push(kv, c, false, item, sizeof(item)) == KV_OK);
+    CHECK(c->list.nnodes == 5 && kv_list_valid(c)); /* 4 items of 1,004 bytes a node */
+    kv_destroy(kv);
+}
+
 static void put_crc(uint8_t *p, size_t len) {
     uint32_t crc = crc32c(0, p, len - 4);
     for (int b = 0; b < 4; b++) p[len - 4 + b] = (uint8_t)(crc >> (8 * b));
@@ -2279,6 +2356,7 @@ int main(void) {
         TEST_ENTRY(copy_is_deep_for_every_type),
         TEST_ENTRY(dump_payload_corruption_is_refused),
         TEST_ENTRY(zset_packing_thresholds_follow_the_config),
+        TEST_ENTRY(layout_thresholds_follow_the_config),
         TEST_ENTRY(paused_resize_waits_for_the_forced_ratio),
         TEST_ENTRY(large_values_and_accounting),
         TEST_ENTRY(collections_against_model),

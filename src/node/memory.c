@@ -1,0 +1,188 @@
+/* memory.c: MEMORY STATS, DOCTOR, MALLOC-STATS and PURGE, answered by the
+ * node over every replica it holds, in Redis 7.0's reply shapes (MEMORY
+ * USAGE and HELP are the keyspace's: src/cmd/cmd_keys.c). Which fields are
+ * measured, which approximated and which 0 is in docs/node.md, "MEMORY". */
+#include <assert.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "node/node_int.h"
+
+struct memory__figures {
+    uint64_t peak, total, clients, tables, overhead, keys, dataset, rss;
+};
+
+static uint64_t memory__rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) return 0;
+    unsigned long long pages_total = 0, pages_rss = 0;
+    if (fscanf(f, "%llu %llu", &pages_total, &pages_rss) != 2) pages_rss = 0;
+    fclose(f);
+    return pages_rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* What the clients' connections hold: their structs, input buffers,
+ * replies not yet written and replies queued in slots. */
+static uint64_t memory__clients(const struct node *n) {
+    uint64_t bytes = 0;
+    uint32_t seen = 0;
+    for (const struct client *c = n->clients; c != NULL; c = c->next) {
+        bytes += sizeof(*c) + c->in_cap + c->out_bytes;
+        for (const struct slot *s = c->head; s != NULL; s = s->next) bytes += sizeof(*s) + s->len;
+        seen++;
+    }
+    assert(seen <= n->n_clients + 1);
+    return bytes;
+}
+
+static void memory__measure(struct node *n, struct memory__figures *f) {
+    memset(f, 0, sizeof(*f));
+    uint64_t kv_bytes = 0;
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        struct kv_stats st;
+        kv_stats(n->local[i]->kv, &st);
+        kv_bytes += st.memory_bytes;
+        f->tables += st.table_bytes;
+        f->keys += st.keys;
+    }
+    assert(f->tables <= kv_bytes);
+    f->clients = memory__clients(n);
+    f->overhead = f->clients + f->tables;
+    f->dataset = kv_bytes - f->tables;
+    f->total = f->overhead + f->dataset;
+    if (f->total > n->memory_peak_bytes) n->memory_peak_bytes = f->total;
+    f->peak = n->memory_peak_bytes;
+    f->rss = memory__rss_bytes();
+}
+
+void memory_tick(struct node *n) {
+    uint64_t kv_bytes = 0; /* the keyspaces' part of the peak: O(replicas) */
+    for (uint32_t i = 0; i < n->n_local; i++) kv_bytes += kv_memory_bytes(n->local[i]->kv);
+    if (kv_bytes > n->memory_peak_bytes) n->memory_peak_bytes = kv_bytes;
+}
+
+static void memory__field(struct resp_out *out, const char *name, uint64_t v) {
+    resp_write_bulk(out, name, strlen(name));
+    resp_write_int(out, v > INT64_MAX ? INT64_MAX : (int64_t)v);
+}
+
+static void memory__ratio(struct resp_out *out, const char *name, double v) {
+    resp_write_bulk(out, name, strlen(name));
+    resp_write_double(out, v);
+}
+
+static void memory__stats(struct node *n, struct resp_out *out) {
+    struct memory__figures f;
+    memory__measure(n, &f);
+    double total = f.total > 0 ? (double)f.total : 1.0;
+    /* no allocator statistics: the allocator's figures are shoal's own count */
+    double rss_ratio = (double)f.rss / total;
+    int64_t rss_extra = (int64_t)f.rss - (int64_t)f.total;
+    resp_write_map(out, f.keys > 0 ? 28 : 27);
+    memory__field(out, "peak.allocated", f.peak);
+    memory__field(out, "total.allocated", f.total);
+    memory__field(out, "startup.allocated", 0);
+    memory__field(out, "replication.backlog", 0);
+    memory__field(out, "clients.slaves", 0);
+    memory__field(out, "clients.normal", f.clients);
+    memory__field(out, "cluster.links", 0);
+    memory__field(out, "aof.buffer", 0);
+    memory__field(out, "lua.caches", 0);
+    memory__field(out, "functions.caches", 0);
+    if (f.keys > 0) { /* every replica here as one db, as shoal has db 0 only */
+        resp_write_bulk(out, "db.0", 4);
+        resp_write_map(out, 3);
+        memory__field(out, "overhead.hashtable.main", f.tables);
+        memory__field(out, "overhead.hashtable.expires", 0);
+        memory__field(out, "overhead.hashtable.slot-to-keys", 0);
+    }
+    memory__field(out, "overhead.total", f.overhead);
+    memory__field(out, "keys.count", f.keys);
+    memory__field(out, "keys.bytes-per-key", f.keys > 0 ? f.total / f.keys : 0);
+    memory__field(out, "dataset.bytes", f.dataset);
+    memory__ratio(out, "dataset.percentage", (double)f.dataset * 100.0 / total);
+    memory__ratio(out, "peak.percentage", (double)f.total * 100.0 / (f.peak ? (double)f.peak : 1));
+    memory__field(out, "allocator.allocated", f.total);
+    memory__field(out, "allocator.active", f.total);
+    memory__field(out, "allocator.resident", f.rss);
+    memory__ratio(out, "allocator-fragmentation.ratio", 1.0);
+    memory__field(out, "allocator-fragmentation.bytes", 0);
+    memory__ratio(out, "allocator-rss.ratio", rss_ratio);
+    resp_write_bulk(out, "allocator-rss.bytes", 19);
+    resp_write_int(out, rss_extra);
+    memory__ratio(out, "rss-overhead.ratio", 1.0);
+    memory__field(out, "rss-overhead.bytes", 0);
+    memory__ratio(out, "fragmentation", rss_ratio);
+    resp_write_bulk(out, "fragmentation.bytes", 19);
+    resp_write_int(out, rss_extra);
+}
+
+/* Redis's words for the two findings shoal can make (an empty node, a
+ * past peak); the fragmentation findings need the allocator's figures. */
+static const char memory__empty[] =
+    "Hi Sam, this instance is empty or is using very little memory, my issues detector can't "
+    "be used in these conditions. Please, leave for your mission on Earth and fill it with "
+    "some data. The new Sam and I will be back to our programming as soon as I finished "
+    "rebooting.\n";
+static const char memory__fine[] = "Hi Sam, I can't find any memory issue in your instance. I "
+                                   "can only account for what occurs on this base.\n";
+static const char memory__issues[] =
+    "Sam, I detected a few issues in this Redis instance memory implants:\n\n"
+    " * Peak memory: In the past this instance used more than 150% the memory that is "
+    "currently using. The allocator is normally not able to release memory after a peak, so "
+    "you can expect to see a big fragmentation ratio, however this is actually harmless and is "
+    "only due to the memory peak, and if the Redis instance Resident Set Size (RSS) is "
+    "currently bigger than expected, the memory will be used as soon as you fill the Redis "
+    "instance with more data. If the memory peak was only occasional and you want to try to "
+    "reclaim memory, please try the MEMORY PURGE command, otherwise the only other option is "
+    "to shutdown and restart the instance.\n\n"
+    "I'm here to keep you safe, Sam. I want to help you.\n";
+
+#define MEMORY__EMPTY_BYTES (5u << 20) /* Redis's: under 5 MB it says nothing */
+
+static void memory__doctor(struct node *n, struct resp_out *out) {
+    struct memory__figures f;
+    memory__measure(n, &f);
+    const char *s = f.total < MEMORY__EMPTY_BYTES    ? memory__empty
+                    : (double)f.peak / (double)f.total > 1.5 ? memory__issues
+                                                             : memory__fine;
+    resp_write_verbatim(out, "txt", s, strlen(s));
+}
+
+static bool memory__is(const struct resp_arg *a, const char *w) {
+    size_t len = strlen(w);
+    return a->len == len && strncasecmp(a->data, w, len) == 0;
+}
+
+bool memory_is_node_sub(uint32_t argc, const struct resp_arg *argv) {
+    return argc >= 2 && (memory__is(&argv[1], "stats") || memory__is(&argv[1], "doctor") ||
+                         memory__is(&argv[1], "malloc-stats") || memory__is(&argv[1], "purge"));
+}
+
+void memory_command(struct node *n, uint32_t argc, const struct resp_arg *argv,
+                    struct resp_out *out) {
+    assert(memory_is_node_sub(argc, argv));
+    if (argc != 2) {
+        static const char *const subs[] = {"stats", "doctor", "malloc-stats", "purge"};
+        const char *sub = "purge";
+        for (size_t i = 0; i < 4; i++) {
+            if (memory__is(&argv[1], subs[i])) sub = subs[i];
+        }
+        resp_write_errorf(out, "ERR wrong number of arguments for 'memory|%s' command", sub);
+        return;
+    }
+    if (memory__is(&argv[1], "stats")) {
+        memory__stats(n, out);
+    } else if (memory__is(&argv[1], "doctor")) {
+        memory__doctor(n, out);
+    } else if (memory__is(&argv[1], "malloc-stats")) {
+        static const char none[] = "Stats not supported for the current allocator";
+        resp_write_simple(out, none, sizeof(none) - 1); /* Redis's without jemalloc */
+    } else {
+        (void)malloc_trim(0); /* glibc's: free pages back to the system */
+        resp_write_simple(out, "OK", 2);
+    }
+}
