@@ -37,9 +37,9 @@ $(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd: tests/unit/test_cmd.c $(CMD_SRC)
 TEST_DEPS += $(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd
 
 # The Lua engine (src/script/) over a keyspace: undo, entries, time limit.
-$(BUILD)/test/test_script: tests/unit/test_script.c src/script/script.c $(CMD_SRC) $(CMD_DEP_SRC) \
+$(BUILD)/test/test_script: tests/unit/test_script.c $(wildcard src/script/*.c) $(CMD_SRC) $(CMD_DEP_SRC) \
 		$(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_script.c src/script/script.c \
+	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_script.c $(wildcard src/script/*.c) \
 		$(CMD_SRC) $(CMD_DEP_SRC) -lm $(LUA_LIBS)
 
 UNIT_TESTS += $(BUILD)/test/test_script

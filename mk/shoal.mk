@@ -5,7 +5,7 @@ NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/s
             src/node/info.c src/cluster/slot.c src/cluster/map.c \
             src/node/config.c src/node/config_redis.c src/node/demo.c src/node/main.c
 NODE_SRC += $(BENCH_SRC)
-SCRIPT_SRC := src/script/script.c
+SCRIPT_SRC := $(wildcard src/script/*.c)
 SHOAL_ALL := $(NODE_SRC) $(CMD_SRC) $(SCRIPT_SRC) \
              $(wildcard src/kv/*.c) src/resp/resp.c src/wal/wal.c src/io/io_posix.c \
              src/peer/peer_codec.c $(RAFT_SRC) $(UTIL_SRC)

@@ -3,8 +3,8 @@
  * Lua 5.1 (Debian's liblua5.1) with the libraries Redis 7.0 gives scripts:
  * base (less dofile, loadfile, print, require, module, getfenv, setfenv,
  * newproxy), table, string, math (random seeded as Redis seeds it),
- * cjson and bit; struct and cmsgpack are not there (Debian ships neither
- * for Lua 5.1). Globals and library tables are read-only as in Redis
+ * cjson and bit (Debian's builds), struct and cmsgpack (lua_struct.c and
+ * lua_msgpack.c: Debian ships neither for Lua 5.1). Globals and library tables are read-only as in Redis
  * 7.0.15: the global table is an empty proxy whose metatable reads a
  * hidden table and refuses writes; rawset, rawget and setmetatable know
  * the proxies. */
@@ -26,6 +26,8 @@
 
 int luaopen_cjson(lua_State *L);
 int luaopen_bit(lua_State *L);
+int luaopen_struct(lua_State *L);   /* lua_struct.c */
+int luaopen_cmsgpack(lua_State *L); /* lua_msgpack.c */
 
 #define SCRIPT__BUCKETS 4096u
 #define SCRIPT__VERSION "7.0.0"
@@ -777,8 +779,8 @@ static const char *const script__globals_allowed[] = {
     "assert", "collectgarbage", "error", "gcinfo", "getmetatable", "ipairs", "load",
     "loadstring", "next", "pairs", "pcall", "rawequal", "rawget", "rawset", "select",
     "setmetatable", "tonumber", "tostring", "type", "unpack", "xpcall", "_G", "_VERSION",
-    "coroutine", "string", "table", "math", "bit", "cjson", "redis", "__redis__err__handler",
-    NULL};
+    "coroutine", "string", "table", "math", "bit", "cjson", "struct", "cmsgpack", "redis",
+    "__redis__err__handler", NULL};
 
 static bool script__allowed(const char *name) {
     for (const char *const *a = script__globals_allowed; *a != NULL; a++) {
@@ -898,6 +900,8 @@ static lua_State *script__state(struct script_engine *e) {
     script__lib(L, luaopen_debug, LUA_DBLIBNAME);
     script__lib(L, luaopen_cjson, "cjson");
     script__lib(L, luaopen_bit, "bit");
+    script__lib(L, luaopen_struct, "struct");
+    script__lib(L, luaopen_cmsgpack, "cmsgpack");
     lua_getglobal(L, "error");
     lua_setfield(L, LUA_REGISTRYINDEX, "shoal_error");
     lua_getglobal(L, "tostring");
@@ -949,7 +953,7 @@ static lua_State *script__state(struct script_engine *e) {
     }
     /* library tables, then the globals, read-only */
     static const char *const libs[] = {"coroutine", "string", "table", "math", "bit", "cjson",
-                                       "redis"};
+                                       "struct", "cmsgpack", "redis"};
     for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
         lua_getglobal(L, libs[i]);
         if (!lua_istable(L, -1)) {
