@@ -1,7 +1,7 @@
 # kv.mk: the keyspace (src/kv/) and its unit test.
 KV_SRC := src/kv/kv.c src/kv/kv_coll.c src/kv/kv_dict.c src/kv/kv_glob.c src/kv/kv_list.c \
           src/kv/kv_stream.c \
-          src/kv/kv_snapshot.c src/kv/kv_zset.c
+          src/kv/kv_snapshot.c src/kv/kv_zset.c src/kv/kv_func.c
 
 $(BUILD)/test/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS) | $(BUILD)/test
 	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC)

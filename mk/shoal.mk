@@ -40,3 +40,8 @@ EXTRA_CHECKS += scripts/block-canary.sh
 # it applies; test_scripting.py must catch it (scripts/script-canary.sh).
 TEST_DEPS += $(BUILD)/canary/SCRIPT_NO_UNDO/shoal
 EXTRA_CHECKS += scripts/script-canary.sh
+
+# Functions' canary: FUNCTION LOAD applied on the receiving node only, not
+# through the log; test_functions.py must catch it (scripts/function-canary.sh).
+TEST_DEPS += $(BUILD)/canary/FUNCTION_LOCAL_ONLY/shoal
+EXTRA_CHECKS += scripts/function-canary.sh
