@@ -219,7 +219,15 @@ static void gather__finish(struct client *c, struct gather *g) {
         if (g->acc_len > 0) resp_write_raw(&out, g->acc, g->acc_len);
         else resp_write_null(&out);
         break;
-    case GATHER_SAME: resp_write_raw(&out, g->acc, g->acc_len); break;
+    case GATHER_SAME:
+        /* a cluster client's FUNCTION at a node that leads no shard */
+        if (g->acc_len == 0) {
+            resp_write_errorf(&out, "ERR this node leads no shard: send FUNCTION to a "
+                                    "shard's leader (CLUSTER SHARDS)");
+        } else {
+            resp_write_raw(&out, g->acc, g->acc_len);
+        }
+        break;
     case GATHER_SCAN: {
         uint64_t cursor = 0;
         if (g->scan_inner != 0) { /* more of this shard */
