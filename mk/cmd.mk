@@ -36,9 +36,9 @@ $(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd: $(call test_objs,tests/unit/test
 TEST_DEPS += $(BUILD)/canary/SCRIPT_DIGEST_IGNORED/test_cmd
 
 # The Lua engine (src/script/) over a keyspace: undo, entries, time limit.
-$(BUILD)/test/test_script: $(call test_objs,tests/unit/test_script.c src/script/script.c \
+$(BUILD)/test/test_script: $(call test_objs,tests/unit/test_script.c $(wildcard src/script/*.c) \
 		$(CMD_SRC) $(CMD_DEP_SRC)) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,tests/unit/test_script.c src/script/script.c \
+	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,tests/unit/test_script.c $(wildcard src/script/*.c) \
 		$(CMD_SRC) $(CMD_DEP_SRC)) -lm $(LUA_LIBS)
 
 UNIT_TESTS += $(BUILD)/test/test_script

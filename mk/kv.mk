@@ -1,7 +1,7 @@
 # kv.mk: the keyspace (src/kv/) and its unit test.
 KV_SRC := src/kv/kv.c src/kv/kv_coll.c src/kv/kv_dict.c src/kv/kv_glob.c src/kv/kv_list.c \
           src/kv/kv_stream.c \
-          src/kv/kv_snapshot.c src/kv/kv_zset.c
+          src/kv/kv_snapshot.c src/kv/kv_zset.c src/kv/kv_func.c
 
 $(BUILD)/test/test_kv: $(call test_objs,tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC)) | $(BUILD)/test
 	$(CC) $(TEST_CFLAGS) -o $@ $(call test_objs,tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC))
@@ -37,10 +37,10 @@ EXTRA_CHECKS += scripts/kv-coll-canary.sh
 # Canary: packed hashes and sets that ignore the configured thresholds
 # (hash-max-listpack-*, set-max-listpack-*); test_kv's
 # layout_thresholds_follow_the_config must fail (scripts/layout-canary.sh).
-$(BUILD)/canary/LAYOUT_FIXED/test_kv: tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS)
+$(BUILD)/canary/LAYOUT_FIXED/test_kv: $(call test_objs,tests/unit/test_kv.c $(KV_SRC) \
+		$(UTIL_SRC)) tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -DCANARY_LAYOUT_FIXED -Itests/unit -o $@ tests/unit/test_kv.c \
-		$(KV_SRC) $(UTIL_SRC)
+	$(call unit_canary,LAYOUT_FIXED,tests/unit/test_kv.c $(KV_SRC) $(UTIL_SRC),)
 
 TEST_DEPS += $(BUILD)/canary/LAYOUT_FIXED/test_kv
 EXTRA_CHECKS += scripts/layout-canary.sh

@@ -3,7 +3,7 @@
 # under ASan/UBSan and checks its canaries (scripts/nsim-check.sh).
 NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c \
             src/node/node_host.c src/node/node_core.c src/node/shard.c src/node/block.c \
-            src/node/eval.c src/script/script.c \
+            src/node/eval.c $(wildcard src/script/*.c) \
             src/node/shard_snap.c src/node/snapshot.c \
             src/node/config.c src/node/config_redis.c src/node/cluster_cmds.c src/cluster/slot.c src/cluster/map.c \
             $(CMD_SRC) $(wildcard src/kv/*.c) \

@@ -5,7 +5,7 @@ NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/s
             src/node/info.c src/cluster/slot.c src/cluster/map.c \
             src/node/config.c src/node/config_redis.c src/node/demo.c src/node/main.c
 NODE_SRC += $(BENCH_SRC)
-SCRIPT_SRC := src/script/script.c
+SCRIPT_SRC := $(wildcard src/script/*.c)
 SHOAL_ALL := $(NODE_SRC) $(CMD_SRC) $(SCRIPT_SRC) \
              $(wildcard src/kv/*.c) src/resp/resp.c src/wal/wal.c src/io/io_posix.c \
              src/peer/peer_codec.c $(RAFT_SRC) $(UTIL_SRC)
@@ -41,6 +41,7 @@ LIVE_CHECKS += scripts/block-canary.sh
 # the WAIT test of test_generic.py must catch it (scripts/wait-canary.sh).
 TEST_DEPS += $(BUILD)/canary/WAIT_ANY_MATCH/shoal
 EXTRA_CHECKS += scripts/wait-canary.sh
+LIVE_CHECKS += scripts/wait-canary.sh
 
 # Scripting's node canary: the leader keeps a script's writes from its run
 # (no undo), so they are applied before the entry commits and again when
@@ -48,3 +49,9 @@ EXTRA_CHECKS += scripts/wait-canary.sh
 TEST_DEPS += $(BUILD)/canary/SCRIPT_NO_UNDO/shoal
 EXTRA_CHECKS += scripts/script-canary.sh
 LIVE_CHECKS += scripts/script-canary.sh
+
+# Functions' canary: FUNCTION LOAD applied on the receiving node only, not
+# through the log; test_functions.py must catch it (scripts/function-canary.sh).
+TEST_DEPS += $(BUILD)/canary/FUNCTION_LOCAL_ONLY/shoal
+EXTRA_CHECKS += scripts/function-canary.sh
+LIVE_CHECKS += scripts/function-canary.sh

@@ -188,6 +188,13 @@ const struct cmd_def cmd_table[] = {
     {"evalsha_ro", cmd_eval_elsewhere, -3, W | CMD_SCRIPT | CMD_NUMKEYS | CMD_NOSCRIPT, 2, 2, 1, "scripting", "Execute a read-only Lua script server side", "7.0.0"},
     {"script", NULL, -2, N | CMD_NOSCRIPT, 0, 0, 0, "scripting", "A container for Lua scripts management commands", "2.6.0"},
     {"shoal.script", cmd_shoal_script, -6, W | CMD_NOSCRIPT, 1, -1, 1, "scripting", "Internal: a script's writes as one log entry", "0.1.0"},
+    /* functions: FCALL runs as EVAL does; FUNCTION's reads run here, its
+     * writes reach the log as SHOAL.FUNCTION, checked by the node first
+     * (cmd_func.c, src/node/eval.c) */
+    {"fcall", cmd_eval_elsewhere, -3, W | CMD_SCRIPT | CMD_NUMKEYS | CMD_NOSCRIPT, 2, 2, 1, "scripting", "Invoke a function", "7.0.0"},
+    {"fcall_ro", cmd_eval_elsewhere, -3, W | CMD_SCRIPT | CMD_NUMKEYS | CMD_NOSCRIPT, 2, 2, 1, "scripting", "Invoke a read-only function", "7.0.0"},
+    {"function", cmd_function, -2, R | CMD_NOSCRIPT, 0, 0, 0, "scripting", "A container for function commands", "7.0.0"},
+    {"shoal.function", cmd_shoal_function, -2, W | CMD_NOSCRIPT, 0, 0, 0, "scripting", "Internal: FUNCTION LOAD, DELETE, FLUSH, RESTORE as one log entry", "0.1.0"},
     {"multi", NULL, 1, N | F, 0, 0, 0, "transactions", "Mark the start of a transaction block", "1.2.0"},
     {"exec", NULL, 1, N, 0, 0, 0, "transactions", "Execute all commands issued after MULTI", "1.2.0"},
     {"discard", NULL, 1, N | F, 0, 0, 0, "transactions", "Discard all commands issued after MULTI", "2.0.0"},

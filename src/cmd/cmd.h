@@ -192,4 +192,17 @@ bool cmd_xread_keys(uint32_t argc, const struct resp_arg *argv, uint32_t *first,
  * spaces, within int64. */
 bool cmd_parse_i64(const char *s, size_t len, int64_t *out);
 
+/* ---- FUNCTION (cmd_func.c) ---- */
+
+/* FUNCTION's subcommand and arity checked as Redis does: true, or false
+ * after writing the error to out. */
+bool cmd_function_args_ok(uint32_t argc, const struct resp_arg *argv, struct resp_out *out);
+/* Whether it is LOAD, DELETE, FLUSH or RESTORE (the node makes those a
+ * SHOAL.FUNCTION entry). */
+bool cmd_function_is_write(uint32_t argc, const struct resp_arg *argv);
+/* A FUNCTION DUMP payload's block of libraries (version, checksum and
+ * every record checked): true and *block, or false. */
+bool cmd_function_payload(const uint8_t *p, size_t len, const uint8_t **block,
+                          size_t *block_len);
+
 #endif

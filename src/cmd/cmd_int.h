@@ -88,6 +88,9 @@ CMD_FN(cmd_dbsize);
 CMD_FN(cmd_memory);
 CMD_FN(cmd_flushdb);
 
+/* FUNCTION's reads, SHOAL.FUNCTION (cmd_func.c) */
+CMD_FN(cmd_function);
+CMD_FN(cmd_shoal_function);
 /* DUMP, RESTORE, COPY, OBJECT (cmd_object.c) */
 CMD_FN(cmd_dump);
 CMD_FN(cmd_restore);

@@ -115,6 +115,7 @@ void kv_destroy(struct kv *kv) {
     if (kv == NULL) return;
     assert(kv->walk == NULL); /* kv_walk_end() first */
     kv__clear(kv);
+    kv_lib_flush(kv);
     assert(kv->memory_bytes == sizeof(*kv));
     free(kv);
 }

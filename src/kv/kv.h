@@ -672,18 +672,21 @@ const char *kv_coll_encoding(const struct kv_coll *c);
 
 /* ---- Snapshots -------------------------------------------------------------
  *
- * Format, version 4, all integers little-endian:
+ * Format, version 5, all integers little-endian:
  *
  *   header (44 bytes)
  *     0   8  magic "SHOALKV\n"
- *     8   4  format version (4; a loader also takes 3, which has no
- *            streams, 2, which has no sorted sets, and 1, which has
- *            strings only)
+ *     8   4  format version (5; a loader also takes 4, which has no
+ *            libraries section, 3, which has no streams either, 2, which
+ *            has no sorted sets, and 1, which has strings only)
  *    12   4  flags (0; reserved)
  *    16   8  applied index
  *    24   8  key count
  *    32   8  total bytes of the snapshot, header and trailer included
  *    40   4  crc32c of bytes 0..39
+ *   libraries (version 5): u32 block length | the function libraries
+ *     (kv_libs_block_write, "Function libraries" below) | u32 crc32c of
+ *     the length and the block, chained into the trailer as a record's
  *   records, key count of them, each:
  *     0   1  type (enum kv_type)
  *     1   1  flags: bit 0 = has expiry; other bits 0
@@ -732,13 +735,15 @@ const char *kv_coll_encoding(const struct kv_coll *c);
  * input; the error message names the byte offset. It checks every declared
  * size against the limits before allocating for it.
  */
-#define KV_SNAPSHOT_VERSION 4u
+#define KV_SNAPSHOT_VERSION 5u
+#define KV_SNAPSHOT_VERSION_STREAMS 4u     /* no function libraries */
 #define KV_SNAPSHOT_VERSION_ZSETS 3u       /* no streams */
 #define KV_SNAPSHOT_VERSION_COLLECTIONS 2u /* no sorted sets */
 #define KV_SNAPSHOT_STREAM_MIN_BYTES 76u   /* a stream's body with no node, no group */
 #define KV_SNAPSHOT_VERSION_STRINGS 1u
 #define KV_SNAPSHOT_HEADER_BYTES 44u
 #define KV_SNAPSHOT_TRAILER_BYTES 12u
+#define KV_SNAPSHOT_LIBS_EMPTY_BYTES 12u /* the libraries section with none */
 #define KV_SNAPSHOT_RECORD_MIN_BYTES 14u /* no expiry, empty key and value */
 
 /* Receives the next `len` (1..KV_SNAPSHOT_CHUNK_BYTES) bytes of a snapshot;
@@ -794,5 +799,70 @@ int kv_snapshot_load(const struct kv_config *config, kv_read_cb read, void *ctx,
 int kv_snapshot_load_buffer(const struct kv_config *config, const uint8_t *buf, size_t len,
                             struct kv **out, uint64_t *applied_index, char *err,
                             size_t err_cap) __attribute__((warn_unused_result));
+
+/* ---- Function libraries (FUNCTION LOAD, FCALL: docs/scripting.md) --------
+ *
+ * A keyspace also holds the function libraries: replicated state like the
+ * keys (they change only through the log, SHOAL.FUNCTION), kept apart from
+ * them (FLUSHALL keeps them, KEYS never shows them) and carried by the
+ * snapshot (version 5). Each library is one record, made by the node's Lua
+ * engine when it checked the code (the replicas never run Lua for it):
+ *
+ *   u32 name length | name | u32 code length | code | u32 functions |
+ *   per function (registration order): u32 name length | name |
+ *     u32 flags (KV_FN_*) | u32 description length + 1 (0: none) | description
+ *
+ * little-endian, lengths bounded by KV_LIB_BYTES_MAX. */
+#define KV_LIBS_MAX 1000u               /* libraries in a keyspace */
+#define KV_LIB_BYTES_MAX (4u << 20)     /* one library's record */
+#define KV_LIB_FUNCS_MAX 1000u          /* functions of one library */
+#define KV_LIBS_BYTES_MAX (64u << 20)   /* every record of a keyspace */
+enum kv_fn_flags {
+    KV_FN_NO_WRITES = 1 << 0,
+    KV_FN_ALLOW_OOM = 1 << 1,
+    KV_FN_ALLOW_STALE = 1 << 2,
+    KV_FN_NO_CLUSTER = 1 << 3,
+    KV_FN_ALLOW_CROSS_SLOT = 1 << 4,
+};
+#define KV_FN_FLAGS_ALL 0x1fu
+
+struct kv_fn {
+    const char *name, *desc; /* desc NULL: none */
+    uint32_t name_len, desc_len, flags;
+};
+struct kv_lib {
+    const char *name, *code;
+    uint32_t name_len, code_len, n_funcs;
+    const uint8_t *rec; /* the record (the functions are read from it) */
+    uint32_t rec_len;
+};
+
+/* Checks a record and fills lib (pointing into rec): KV_OK or KV_ECORRUPT. */
+int kv_lib_parse(const uint8_t *rec, size_t len, struct kv_lib *lib);
+/* Function i (< lib->n_funcs) of a parsed library. */
+void kv_lib_fn(const struct kv_lib *lib, uint32_t i, struct kv_fn *fn);
+/* Library i (< kv_lib_count) in name order, or the named one (NULL). */
+uint32_t kv_lib_count(const struct kv *kv);
+const struct kv_lib *kv_lib_at(const struct kv *kv, uint32_t i);
+const struct kv_lib *kv_lib_find(const struct kv *kv, const char *name, size_t len);
+/* The library holding function name, and the function: NULL if none. */
+const struct kv_lib *kv_fn_find(const struct kv *kv, const char *name, size_t len,
+                                struct kv_fn *fn);
+/* Adds a checked record (kv_lib_parse), replacing the library of its name:
+ * KV_OK, KV_ENOMEM, KV_ECORRUPT (bad record), KV_EINVAL (past a limit). */
+int kv_lib_put(struct kv *kv, const uint8_t *rec, size_t len);
+bool kv_lib_delete(struct kv *kv, const char *name, size_t len);
+void kv_lib_flush(struct kv *kv);
+/* Exchanges the libraries of a and b. */
+void kv_libs_swap(struct kv *a, struct kv *b);
+/* The libraries as one block (the snapshot's, after its header; FUNCTION
+ * DUMP's body): u32 count | per library: u32 record length | record. */
+uint64_t kv_libs_block_bytes(const struct kv *kv);
+void kv_libs_block_write(const struct kv *kv, uint8_t *out);
+/* Replaces kv's libraries with a block's: KV_OK, KV_ECORRUPT, KV_ENOMEM,
+ * KV_EINVAL (a limit). Nothing changes on error. */
+int kv_libs_block_load(struct kv *kv, const uint8_t *block, size_t len);
+/* Checks a block without loading it (same codes). */
+int kv_libs_block_check(const uint8_t *block, size_t len);
 
 #endif

@@ -81,6 +81,9 @@ struct kv {
     uint64_t memory_bytes;  /* bytes asked of the allocator, bucket arrays aside */
     uint64_t expire_cursor; /* kv_expired_sample()'s scan cursor */
     struct kv_walk *walk;   /* a snapshot being written (kv_snapshot.c), or NULL */
+    struct kv_lib *libs;    /* function libraries, by name (kv_func.c) */
+    uint32_t n_libs;
+    uint64_t libs_bytes;    /* their records' bytes */
 };
 
 /* Where an entry is: the link that points to it and the table it is in. */

@@ -45,8 +45,14 @@ static uint64_t kv__get64(const uint8_t *p) {
     return v;
 }
 
+/* Version 5: the function libraries, after the header: u32 block length |
+ * block (kv_libs_block_write) | u32 crc32c of the length and the block,
+ * chained into the trailer like a record's. */
+#define KV__LIBS_FIXED 8u
+
 uint64_t kv_snapshot_size(const struct kv *kv) {
-    return KV_SNAPSHOT_HEADER_BYTES + KV_SNAPSHOT_TRAILER_BYTES +
+    return KV_SNAPSHOT_HEADER_BYTES + KV_SNAPSHOT_TRAILER_BYTES + KV__LIBS_FIXED +
+           kv_libs_block_bytes(kv) +
            kv_count(kv) * KV_SNAPSHOT_RECORD_MIN_BYTES + kv->expires * 8 + kv->data_bytes;
 }
 
@@ -260,6 +266,24 @@ int kv_walk_begin(struct kv *kv, uint64_t applied_index, bool threaded, struct k
         free(w);
         return KV_ENOMEM;
     }
+    /* the libraries go first: the first step puts `side` out before any
+     * bucket (they are few and small: copied now, as they are now) */
+    uint64_t block = kv_libs_block_bytes(kv);
+    if (!kv__bytes_reserve(&w->side, (size_t)block + KV__LIBS_FIXED)) {
+        kv__bytes_free(&w->side);
+        pthread_cond_destroy(&w->drained);
+        pthread_mutex_destroy(&w->mu);
+        free(w->done);
+        free(w);
+        return KV_ENOMEM;
+    }
+    uint8_t *lp = w->side.data;
+    kv__put32(lp, (uint32_t)block);
+    kv_libs_block_write(kv, lp + 4);
+    uint32_t lcrc = crc32c(0, lp, (size_t)block + 4);
+    kv__put32(lp + 4 + block, lcrc);
+    w->side.len = (size_t)block + KV__LIBS_FIXED;
+    w->side.crcs[w->side.n_crcs++] = lcrc;
     w->threaded = threaded;
     w->applied = applied_index;
     w->count = kv_count(kv);
@@ -531,7 +555,8 @@ static int kv__read_header(struct kv__reader *r, const struct kv_config *c,
     if (rc != KV_OK) return rc;
     uint32_t version = kv__get32(h + 8);
     r->version = version;
-    if (version != KV_SNAPSHOT_VERSION && version != KV_SNAPSHOT_VERSION_ZSETS &&
+    if (version != KV_SNAPSHOT_VERSION && version != KV_SNAPSHOT_VERSION_STREAMS &&
+        version != KV_SNAPSHOT_VERSION_ZSETS &&
         version != KV_SNAPSHOT_VERSION_COLLECTIONS && version != KV_SNAPSHOT_VERSION_STRINGS) {
         return kv__fail(r, KV_EVERSION, 8, "unknown format version %" PRIu32, version);
     }
@@ -574,7 +599,7 @@ static int kv__read_record_head(struct kv__reader *r, const struct kv_config *c,
     bool coll = kv_type_is_coll(rec->type);
     if (rec->type >= KV_TYPE_COUNT || (coll && r->version == KV_SNAPSHOT_VERSION_STRINGS) ||
         (rec->type == KV_TYPE_ZSET && r->version == KV_SNAPSHOT_VERSION_COLLECTIONS) ||
-        (rec->type == KV_TYPE_STREAM && r->version != KV_SNAPSHOT_VERSION)) {
+        (rec->type == KV_TYPE_STREAM && r->version < KV_SNAPSHOT_VERSION_STREAMS)) {
         return kv__fail(r, KV_ECORRUPT, at, "unknown type");
     }
     bool stream = rec->type == KV_TYPE_STREAM; /* value length: its nodes, maybe 0 */
@@ -790,6 +815,28 @@ static int kv__read_trailer(struct kv__reader *r) {
     return KV_OK;
 }
 
+/* Version 5's libraries section (after the header). */
+static int kv__load_libs(struct kv__reader *r, struct kv *kv) {
+    uint64_t at = r->offset;
+    uint8_t lb[4];
+    int rc = kv__read(r, lb, 4);
+    if (rc != KV_OK) return rc;
+    uint32_t len = kv__get32(lb);
+    if (len > KV_LIBS_BYTES_MAX + 4 + 4 * KV_LIBS_MAX ||
+        len > r->total - KV_SNAPSHOT_TRAILER_BYTES - r->offset) {
+        return kv__fail(r, KV_ECORRUPT, at, "libraries length %" PRIu32 " over the limit", len);
+    }
+    uint8_t *block = malloc(len ? len : 1);
+    if (block == NULL) return kv__fail(r, KV_ENOMEM, at, "out of memory");
+    rc = kv__read(r, block, len);
+    if (rc == KV_OK) rc = kv__read_crc(r, crc32c(crc32c(0, lb, 4), block, len), at, "libraries");
+    if (rc == KV_OK && kv_libs_block_load(kv, block, len) != KV_OK) {
+        rc = kv__fail(r, KV_ECORRUPT, at + 4, "bad function library");
+    }
+    free(block);
+    return rc;
+}
+
 static int kv__load(struct kv__reader *r, const struct kv_config *config, struct kv **out,
                     uint64_t *applied_index) {
     struct kv__header h = {0, 0};
@@ -797,7 +844,8 @@ static int kv__load(struct kv__reader *r, const struct kv_config *config, struct
     if (rc != KV_OK) return rc;
     struct kv *kv = kv_create(config);
     if (kv == NULL) return kv__fail(r, KV_ENOMEM, r->offset, "out of memory");
-    if (h.count > 0) {
+    if (r->version >= KV_SNAPSHOT_VERSION) rc = kv__load_libs(r, kv);
+    if (rc == KV_OK && h.count > 0) {
         rc = kv_dict_reserve(&kv->dict, h.count);
         if (rc != KV_OK) rc = kv__fail(r, rc, 24, "cannot size the table");
     }
@@ -808,7 +856,9 @@ static int kv__load(struct kv__reader *r, const struct kv_config *config, struct
         return rc;
     }
     assert(kv_count(kv) == h.count);
-    assert(kv_snapshot_size(kv) == r->total);
+    /* an older version has no libraries section */
+    assert(kv_snapshot_size(kv) ==
+           r->total + (r->version < KV_SNAPSHOT_VERSION ? KV__LIBS_FIXED + 4 : 0));
     *out = kv;
     if (applied_index != NULL) *applied_index = h.applied;
     return KV_OK;

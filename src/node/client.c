@@ -341,6 +341,9 @@ static int64_t client__unwrap(uint32_t *argc, const struct resp_arg **argv) {
     return group - 1;
 }
 
+static bool client__run_function(struct client *c, uint32_t argc, const struct resp_arg *argv,
+                                 struct slot *into);
+
 /* Runs one command; false if the client must pause before it. With
  * `into`, the command is a part of a command over several shards: its
  * reply goes there, and it never waits (the gather keeps the order). */
@@ -351,6 +354,11 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
     const struct resp_arg *argv = full_argv;
     int64_t forced = client__unwrap(&argc, &argv);
     const struct cmd_def *def = forced == -2 ? NULL : cmd_lookup(argv[0].data, argv[0].len);
+    /* FUNCTION LOAD/DELETE/FLUSH/RESTORE: checked here (the code by this
+     * node's Lua engine), then a SHOAL.FUNCTION write to every shard */
+    if (def != NULL && strcmp(def->name, "function") == 0 && cmd_function_is_write(argc, argv)) {
+        return client__run_function(c, argc, argv, into);
+    }
     uint64_t target = 0;
     int32_t slot = -1;
     struct shard *shard = NULL;
@@ -453,6 +461,42 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
     else if (resp_out_len(&out) > 0) client__reply(c, &out);
     resp_out_free(&out);
     return true;
+}
+
+static bool client__run_function(struct client *c, uint32_t argc, const struct resp_arg *argv,
+                                 struct slot *into) {
+    struct resp_out out;
+    resp_out_init(&out, c->proto, NODE_SLOT_BYTES_MAX, NULL);
+    struct eval_function f;
+    bool ran = true;
+    if (eval_function_prepare(c->node, argc, argv, &f, &out)) {
+#ifdef CANARY_FUNCTION_LOCAL_ONLY
+        /* deliberate bug: the libraries change on this node's replicas
+         * only, not through the log (test_functions.py must catch it) */
+        const struct cmd_def *def = cmd_lookup("shoal.function", 14);
+        for (uint32_t k = 0; k < c->node->map.n_shards; k++) {
+            struct shard *s = c->node->shards[k];
+            if (s == NULL) continue;
+            resp_out_consume(&out, resp_out_len(&out));
+            struct cmd_env env = {.kv = s->kv, .now_ms = (int64_t)node_now_ms(c->node),
+                                  .rng = &s->rng, .bulk_max = KV_VALUE_BYTES_LIMIT};
+            cmd_exec(&env, def, f.argc, f.argv, &out);
+        }
+        if (into != NULL) slot_set(c, into, resp_out_data(&out), resp_out_len(&out));
+        else client__reply(c, &out);
+#else
+        ran = client__run(c, f.argc, f.argv, into);
+#endif
+    } else if (into != NULL) {
+        slot_set(c, into, resp_out_data(&out), resp_out_len(&out));
+    } else if (!client__route_free(c, ROUTE_NOW, 0)) {
+        ran = false; /* its error waits for the replies before it */
+    } else {
+        client__reply(c, &out);
+    }
+    eval_function_free(&f);
+    resp_out_free(&out);
+    return ran;
 }
 
 static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {

@@ -60,6 +60,7 @@ void eval_job_free(struct eval_job *j) {
 static unsigned eval__mode(const char *name) {
     unsigned mode = SCRIPT_EVAL;
     if (strncmp(name, "evalsha", 7) == 0) mode |= SCRIPT_SHA;
+    if (strncmp(name, "fcall", 5) == 0) mode |= SCRIPT_FCALL;
     if (strlen(name) > 3 && strcmp(name + strlen(name) - 3, "_ro") == 0) mode |= SCRIPT_RO;
     return mode;
 }
@@ -252,7 +253,10 @@ void eval_script_command(struct client *c, uint32_t argc, const struct resp_arg 
 }
 
 struct resp_arg *eval_sha_to_body(struct node *n, uint32_t argc, const struct resp_arg *argv) {
-    if (n->scripts == NULL || argc < 3) return NULL;
+    if (n->scripts == NULL || argc < 3 || argv[0].len < 7 ||
+        strncasecmp(argv[0].data, "evalsha", 7) != 0) {
+        return NULL;
+    }
     size_t len;
     const char *body = script_body(n->scripts, argv[1].data, argv[1].len, &len);
     if (body == NULL) return NULL;
@@ -263,4 +267,105 @@ struct resp_arg *eval_sha_to_body(struct node *n, uint32_t argc, const struct re
     copy[0] = ro ? (struct resp_arg){"eval_ro", 7} : (struct resp_arg){"eval", 4};
     copy[1] = (struct resp_arg){body, len};
     return copy;
+}
+
+/* ---- FUNCTION LOAD, DELETE, FLUSH, RESTORE ---- */
+
+void eval_function_free(struct eval_function *f) {
+    free(f->mem);
+    memset(f, 0, sizeof(*f));
+}
+
+/* FUNCTION LOAD [REPLACE] <code>: the library checked by this node's
+ * engine, as SHOAL.FUNCTION LOAD <0|1> <record>. */
+static bool eval__function_load(struct script_engine *e, uint32_t argc,
+                                const struct resp_arg *argv, struct eval_function *f,
+                                struct resp_out *out) {
+    bool replace = false;
+    for (uint32_t i = 2; i + 1 < argc; i++) {
+        if (!eval__is(&argv[i], "replace")) {
+            resp_write_errorf(out, "ERR Unknown option given: %.*s",
+                              (int)(argv[i].len < 128 ? argv[i].len : 128), argv[i].data);
+            return false;
+        }
+        replace = true;
+    }
+    size_t len;
+    if (script_library_check(e, argv[argc - 1].data, argv[argc - 1].len, &f->mem, &len, out) != 0) {
+        return false;
+    }
+    f->argc = 4;
+    f->argv[2] = replace ? (struct resp_arg){"1", 1} : (struct resp_arg){"0", 1};
+    f->argv[3] = (struct resp_arg){f->mem, len};
+    return true;
+}
+
+/* FUNCTION RESTORE <payload> [policy]: every library checked again here
+ * (its record made anew from its code), as SHOAL.FUNCTION RESTORE
+ * <policy> <block>. */
+static bool eval__function_restore(struct script_engine *e, uint32_t argc,
+                                   const struct resp_arg *argv, struct eval_function *f,
+                                   struct resp_out *out) {
+    const struct resp_arg *policy = argc == 4 ? &argv[3] : NULL;
+    if (policy != NULL && !eval__is(policy, "flush") && !eval__is(policy, "append") &&
+        !eval__is(policy, "replace")) {
+        resp_write_errorf(out, "ERR Wrong restore policy given, value should be either FLUSH, "
+                               "APPEND or REPLACE.");
+        return false;
+    }
+    const uint8_t *block;
+    size_t block_len;
+    struct kv_config kc;
+    kv_config_default(&kc);
+    struct kv *in = kv_create(&kc);
+    if (!cmd_function_payload((const uint8_t *)argv[2].data, argv[2].len, &block, &block_len) ||
+        in == NULL || kv_libs_block_load(in, block, block_len) != KV_OK) {
+        kv_destroy(in);
+        resp_write_errorf(out, "ERR DUMP payload version or checksum are wrong");
+        return false;
+    }
+    struct kv *checked = kv_create(&kc);
+    bool ok = checked != NULL;
+    for (uint32_t i = 0; ok && i < kv_lib_count(in); i++) {
+        const struct kv_lib *lib = kv_lib_at(in, i);
+        char *rec = NULL;
+        size_t rec_len;
+        ok = script_library_check(e, lib->code, lib->code_len, &rec, &rec_len, out) == 0;
+        if (ok && kv_lib_put(checked, (const uint8_t *)rec, rec_len) != KV_OK) {
+            resp_write_errorf(out, "ERR DUMP payload version or checksum are wrong");
+            ok = false;
+        }
+        free(rec);
+    }
+    if (ok) {
+        size_t len = (size_t)kv_libs_block_bytes(checked);
+        f->mem = malloc(len);
+        if (f->mem != NULL) kv_libs_block_write(checked, (uint8_t *)f->mem);
+        else resp_write_errorf(out, "OOM out of memory for FUNCTION RESTORE");
+        ok = f->mem != NULL;
+        f->argc = 4;
+        f->argv[2] = policy != NULL ? *policy : (struct resp_arg){"append", 6};
+        f->argv[3] = (struct resp_arg){f->mem, len};
+    }
+    kv_destroy(in);
+    kv_destroy(checked);
+    return ok;
+}
+
+bool eval_function_prepare(struct node *n, uint32_t argc, const struct resp_arg *argv,
+                           struct eval_function *f, struct resp_out *out) {
+    memset(f, 0, sizeof(*f));
+    if (!cmd_function_args_ok(argc, argv, out)) return false;
+    struct script_engine *e = eval__engine(n);
+    if (e == NULL) {
+        resp_write_errorf(out, "OOM out of memory for the Lua engine");
+        return false;
+    }
+    f->argv[0] = (struct resp_arg){"shoal.function", 14};
+    f->argv[1] = argv[1];
+    f->argc = 2;
+    if (eval__is(&argv[1], "load")) return eval__function_load(e, argc, argv, f, out);
+    if (eval__is(&argv[1], "restore")) return eval__function_restore(e, argc, argv, f, out);
+    if (eval__is(&argv[1], "delete")) f->argv[f->argc++] = argv[2];
+    return true; /* FLUSH [SYNC|ASYNC]: the mode changes nothing here */
 }

@@ -2,8 +2,8 @@
  * put back together (docs/cluster.md, "Commands over several shards").
  *
  * A plain client's MGET, DEL, UNLINK and EXISTS whose keys fall in several
- * shards are split by shard; DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSHALL and
- * FLUSHDB go to every shard (a cluster client's: to the shards this node
+ * shards are split by shard; DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSHALL,
+ * FLUSHDB, FUNCTION and its entry SHOAL.FUNCTION go to every shard (a cluster client's: to the shards this node
  * leads, as a Redis master answers for its own slots). Each part is sent as
  * `SHOAL.SHARD <group> <command> <args>`, which a node runs on its replica
  * of that group (or forwards to its leader), through the same routes as any
@@ -24,7 +24,10 @@
 
 #define GATHER__SCAN_SHIFT 40 /* SCAN cursor: shard index above, its own cursor below */
 
-enum gather__kind { GATHER_SUM, GATHER_OK, GATHER_CONCAT, GATHER_MGET, GATHER_FIRST, GATHER_SCAN };
+enum gather__kind {
+    GATHER_SUM, GATHER_OK, GATHER_CONCAT, GATHER_MGET, GATHER_FIRST, GATHER_SCAN,
+    GATHER_SAME, /* FUNCTION: every shard holds the same libraries: the first reply */
+};
 
 struct gather {
     enum gather__kind kind;
@@ -60,7 +63,8 @@ bool gather_splits(const struct cmd_def *def) {
 bool gather_spans(const struct cmd_def *def) {
     return gather__name_is(def, "dbsize") || gather__name_is(def, "keys") ||
            gather__name_is(def, "scan") || gather__name_is(def, "randomkey") ||
-           gather__name_is(def, "flushall") || gather__name_is(def, "flushdb");
+           gather__name_is(def, "flushall") || gather__name_is(def, "flushdb") ||
+           gather__name_is(def, "function") || gather__name_is(def, "shoal.function");
 }
 
 void gather_free(struct gather *g) {
@@ -146,6 +150,9 @@ static bool gather__take(struct gather *g, uint32_t k, const char *r, size_t len
     case GATHER_OK:
         if (len >= 3 && r[0] == '+') return true;
         break;
+    case GATHER_SAME:
+        if (g->acc_len > 0) return true;
+        return gather__append(g, r, len);
     case GATHER_CONCAT:
         if (!gather__aggregate(r, len, &count, &rest) || count < 0) break;
         g->n_elems += (uint64_t)count;
@@ -211,6 +218,15 @@ static void gather__finish(struct client *c, struct gather *g) {
     case GATHER_FIRST:
         if (g->acc_len > 0) resp_write_raw(&out, g->acc, g->acc_len);
         else resp_write_null(&out);
+        break;
+    case GATHER_SAME:
+        /* a cluster client's FUNCTION at a node that leads no shard */
+        if (g->acc_len == 0) {
+            resp_write_errorf(&out, "ERR this node leads no shard: send FUNCTION to a "
+                                    "shard's leader (CLUSTER SHARDS)");
+        } else {
+            resp_write_raw(&out, g->acc, g->acc_len);
+        }
         break;
     case GATHER_SCAN: {
         uint64_t cursor = 0;
@@ -371,6 +387,9 @@ int gather_start(struct client *c, const struct cmd_def *def, uint32_t argc,
     if (gather__name_is(def, "randomkey")) g->kind = GATHER_FIRST;
     if (gather__name_is(def, "mget")) g->kind = GATHER_MGET;
     if (gather__name_is(def, "scan")) g->kind = GATHER_SCAN;
+    if (gather__name_is(def, "function") || gather__name_is(def, "shoal.function")) {
+        g->kind = GATHER_SAME;
+    }
     if (!gather__plan(n, g, def, argc, argv, led_only)) {
         gather_free(g);
         return -1;

@@ -436,6 +436,18 @@ void eval_script_command(struct client *c, uint32_t argc, const struct resp_arg 
  * leader may not have it): a new argv (free() it) or NULL. */
 struct resp_arg *eval_sha_to_body(struct node *n, uint32_t argc, const struct resp_arg *argv);
 void eval_free(struct node *n);
+/* FUNCTION LOAD/DELETE/FLUSH/RESTORE as the SHOAL.FUNCTION entry that
+ * carries it (cmd_func.c), the code checked by this node's Lua engine:
+ * true and *f (free it with eval_function_free), or false after the error
+ * in out. */
+struct eval_function {
+    uint32_t argc;
+    struct resp_arg argv[4];
+    char *mem;
+};
+bool eval_function_prepare(struct node *n, uint32_t argc, const struct resp_arg *argv,
+                           struct eval_function *f, struct resp_out *out);
+void eval_function_free(struct eval_function *f);
 
 /* pubsub.c: SUBSCRIBE and friends, PUBLISH, SPUBLISH, PUBSUB */
 #define PUBSUB_NAME_BYTES_MAX 65536u           /* a channel or pattern */

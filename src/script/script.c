@@ -3,8 +3,8 @@
  * Lua 5.1 (Debian's liblua5.1) with the libraries Redis 7.0 gives scripts:
  * base (less dofile, loadfile, print, require, module, getfenv, setfenv,
  * newproxy), table, string, math (random seeded as Redis seeds it),
- * cjson and bit; struct and cmsgpack are not there (Debian ships neither
- * for Lua 5.1). Globals and library tables are read-only as in Redis
+ * cjson and bit (Debian's builds), struct and cmsgpack (lua_struct.c and
+ * lua_msgpack.c: Debian ships neither for Lua 5.1). Globals and library tables are read-only as in Redis
  * 7.0.15: the global table is an empty proxy whose metatable reads a
  * hidden table and refuses writes; rawset, rawget and setmetatable know
  * the proxies. */
@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,8 @@
 
 int luaopen_cjson(lua_State *L);
 int luaopen_bit(lua_State *L);
+int luaopen_struct(lua_State *L);   /* lua_struct.c */
+int luaopen_cmsgpack(lua_State *L); /* lua_msgpack.c */
 
 #define SCRIPT__BUCKETS 4096u
 #define SCRIPT__VERSION "7.0.0"
@@ -71,6 +74,8 @@ struct script_engine {
     struct script__buf writes; /* per command: u32 argc, then per arg u32 len | bytes */
     uint32_t n_writes;
     char sha[41];
+    char run_name[256]; /* errors name it: the script's sha, or the function */
+    uint32_t libs_cached; /* libraries compiled for FCALL (registry shoal_libs) */
 };
 
 /* ---- small helpers ---- */
@@ -777,8 +782,8 @@ static const char *const script__globals_allowed[] = {
     "assert", "collectgarbage", "error", "gcinfo", "getmetatable", "ipairs", "load",
     "loadstring", "next", "pairs", "pcall", "rawequal", "rawget", "rawset", "select",
     "setmetatable", "tonumber", "tostring", "type", "unpack", "xpcall", "_G", "_VERSION",
-    "coroutine", "string", "table", "math", "bit", "cjson", "redis", "__redis__err__handler",
-    NULL};
+    "coroutine", "string", "table", "math", "bit", "cjson", "struct", "cmsgpack", "redis",
+    "__redis__err__handler", NULL};
 
 static bool script__allowed(const char *name) {
     for (const char *const *a = script__globals_allowed; *a != NULL; a++) {
@@ -898,6 +903,8 @@ static lua_State *script__state(struct script_engine *e) {
     script__lib(L, luaopen_debug, LUA_DBLIBNAME);
     script__lib(L, luaopen_cjson, "cjson");
     script__lib(L, luaopen_bit, "bit");
+    script__lib(L, luaopen_struct, "struct");
+    script__lib(L, luaopen_cmsgpack, "cmsgpack");
     lua_getglobal(L, "error");
     lua_setfield(L, LUA_REGISTRYINDEX, "shoal_error");
     lua_getglobal(L, "tostring");
@@ -949,7 +956,7 @@ static lua_State *script__state(struct script_engine *e) {
     }
     /* library tables, then the globals, read-only */
     static const char *const libs[] = {"coroutine", "string", "table", "math", "bit", "cjson",
-                                       "redis"};
+                                       "struct", "cmsgpack", "redis"};
     for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
         lua_getglobal(L, libs[i]);
         if (!lua_istable(L, -1)) {
@@ -1258,7 +1265,7 @@ static void script__write_run_error(struct script_engine *e, lua_State *L,
     }
     if (!lua_istable(L, -1)) {
         const char *m = lua_isstring(L, -1) ? lua_tostring(L, -1) : "execution failure";
-        resp_write_errorf(out, "ERR Error running script %s, %.100s", e->sha, m);
+        resp_write_errorf(out, "ERR Error running script %s, %.100s", e->run_name, m);
         return;
     }
     lua_getfield(L, -1, "err");
@@ -1272,7 +1279,7 @@ static void script__write_run_error(struct script_engine *e, lua_State *L,
     luaL_addstring(&b, msg ? msg : "");
     if (line != NULL && source != NULL) {
         luaL_addstring(&b, " script: ");
-        luaL_addstring(&b, e->sha);
+        luaL_addstring(&b, e->run_name);
         luaL_addstring(&b, ", on ");
         luaL_addstring(&b, source);
         luaL_addchar(&b, ':');
@@ -1374,39 +1381,17 @@ static bool script__numkeys(uint32_t argc, const struct resp_arg *argv, int64_t 
     return true;
 }
 
-int script_eval(struct script_engine *e, const struct script_ctx *ctx, unsigned mode,
-                uint32_t argc, const struct resp_arg *argv, struct resp_out *reply,
-                struct script_result *res) {
-    assert(argc >= 3);
-    memset(res, 0, sizeof(*res));
-    int64_t numkeys;
-    if (!script__numkeys(argc, argv, &numkeys, reply)) return 0;
-    if (mode & SCRIPT_SHA) {
-        if (argv[1].len != 40 || !script_exists(e, argv[1].data, 40)) {
-            resp_write_errorf(reply, "NOSCRIPT No matching script. Please use EVAL.");
-            return 0;
-        }
-        script__lower_sha(argv[1].data, e->sha);
-    } else {
-        char sha[41];
-        if (script_load(e, argv[1].data, argv[1].len, sha, reply) != 0) return 0;
-        memcpy(e->sha, sha, 41);
-    }
+/* Runs the function at the top of L (the error handler below it) with
+ * nargs arguments above it; writes the reply; fills res. */
+static int script__run(struct script_engine *e, const struct script_ctx *ctx, bool ro, int base,
+                       int nargs, struct resp_out *reply, struct script_result *res) {
     lua_State *L = e->L;
-    int base = lua_gettop(L);
-    script__set_args(L, "KEYS", (uint32_t)numkeys, argv + 3);
-    script__set_args(L, "ARGV", argc - 3 - (uint32_t)numkeys, argv + 3 + numkeys);
     e->ctx = ctx;
-    e->ro = (mode & SCRIPT_RO) != 0;
+    e->ro = ro;
     script__run_reset(e);
     e->started_ms = ctx->clock_ms ? ctx->clock_ms(ctx->clock_ctx) : 0;
-    lua_getfield(L, LUA_REGISTRYINDEX, "shoal_err_handler");
-    char name[43] = "f_";
-    memcpy(name + 2, e->sha, 41);
-    lua_getfield(L, LUA_REGISTRYINDEX, name);
-    assert(lua_isfunction(L, -1));
     lua_sethook(L, script__hook, LUA_MASKCOUNT, SCRIPT_HOOK_INSTRUCTIONS);
-    int rc = lua_pcall(L, 0, 1, -2);
+    int rc = lua_pcall(L, nargs, 1, base + 1);
     lua_sethook(L, NULL, 0, 0);
     if (rc != 0) script__write_run_error(e, L, reply);
     else script__write_value(e, L, reply, 0);
@@ -1424,4 +1409,486 @@ int script_eval(struct script_engine *e, const struct script_ctx *ctx, unsigned 
         resp_write_errorf(reply, "OOM out of memory for the script's log entry");
     }
     return undo_rc;
+}
+
+static int script__fcall(struct script_engine *e, const struct script_ctx *ctx, unsigned mode,
+                         uint32_t argc, const struct resp_arg *argv, struct resp_out *reply,
+                         struct script_result *res);
+
+int script_eval(struct script_engine *e, const struct script_ctx *ctx, unsigned mode,
+                uint32_t argc, const struct resp_arg *argv, struct resp_out *reply,
+                struct script_result *res) {
+    assert(argc >= 3);
+    memset(res, 0, sizeof(*res));
+    if (mode & SCRIPT_FCALL) return script__fcall(e, ctx, mode, argc, argv, reply, res);
+    int64_t numkeys;
+    if (!script__numkeys(argc, argv, &numkeys, reply)) return 0;
+    if (mode & SCRIPT_SHA) {
+        if (argv[1].len != 40 || !script_exists(e, argv[1].data, 40)) {
+            resp_write_errorf(reply, "NOSCRIPT No matching script. Please use EVAL.");
+            return 0;
+        }
+        script__lower_sha(argv[1].data, e->sha);
+    } else {
+        char sha[41];
+        if (script_load(e, argv[1].data, argv[1].len, sha, reply) != 0) return 0;
+        memcpy(e->sha, sha, 41);
+    }
+    memcpy(e->run_name, e->sha, 41);
+    lua_State *L = e->L;
+    int base = lua_gettop(L);
+    script__set_args(L, "KEYS", (uint32_t)numkeys, argv + 3);
+    script__set_args(L, "ARGV", argc - 3 - (uint32_t)numkeys, argv + 3 + numkeys);
+    lua_getfield(L, LUA_REGISTRYINDEX, "shoal_err_handler");
+    char name[43] = "f_";
+    memcpy(name + 2, e->sha, 41);
+    lua_getfield(L, LUA_REGISTRYINDEX, name);
+    assert(lua_isfunction(L, -1));
+    return script__run(e, ctx, (mode & SCRIPT_RO) != 0, base, 0, reply, res);
+}
+
+/* ---- functions: FUNCTION LOAD's check, FCALL ---- */
+
+#define SCRIPT__LOAD_HOOKS_MAX 1000 /* a library's load: 10M Lua instructions */
+#define SCRIPT__LIBS_CACHED_MAX 1000u
+#define SCRIPT__NAME_ERR                                                                      \
+    "Library names can only contain letters, numbers, or underscores(_) and must be at "   \
+    "least one character long"
+
+static bool script__name_ok(const char *s, size_t n) {
+    if (n == 0) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && c != '_') return false;
+    }
+    return true;
+}
+
+/* The shebang line `#!lua name=<lib>`: 0 and the name, or -1 after the
+ * error (Redis's words). */
+static int script__lib_meta(const char *code, size_t len, const char **name, size_t *name_len,
+                            struct resp_out *err) {
+    if (len < 2 || memcmp(code, "#!", 2) != 0) {
+        resp_write_errorf(err, "ERR Missing library metadata");
+        return -1;
+    }
+    const char *nl = memchr(code, '\n', len);
+    if (nl == NULL) {
+        resp_write_errorf(err, "ERR Invalid library metadata");
+        return -1;
+    }
+    const char *engine = NULL, *p = code;
+    size_t engine_len = 0;
+    *name = NULL;
+    while (p < nl) {
+        while (p < nl && *p == ' ') p++;
+        const char *t = p;
+        while (p < nl && *p != ' ') p++;
+        size_t tl = (size_t)(p - t);
+        if (tl == 0) break;
+        if (engine == NULL) {
+            engine = t + 2;
+            engine_len = tl - 2;
+        } else if (tl >= 5 && memcmp(t, "name=", 5) == 0) {
+            *name = t + 5;
+            *name_len = tl - 5;
+        } else {
+            resp_write_errorf(err, "ERR Invalid metadata value given: %.*s",
+                              (int)(tl < 200 ? tl : 200), t);
+            return -1;
+        }
+    }
+    if (*name == NULL) {
+        resp_write_errorf(err, "ERR Library name was not given");
+        return -1;
+    }
+    if (engine_len != 3 || strncasecmp(engine, "lua", 3) != 0) {
+        resp_write_errorf(err, "ERR Engine '%.*s' not found",
+                          (int)(engine_len < 100 ? engine_len : 100), engine);
+        return -1;
+    }
+    if (!script__name_ok(*name, *name_len)) {
+        resp_write_errorf(err, "ERR " SCRIPT__NAME_ERR);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *const script__fn_flag_names[] = {"no-writes", "allow-oom", "allow-stale",
+                                                    "no-cluster", "allow-cross-slot-keys"};
+
+/* The flags table at idx: the bits, or -1. */
+static int script__fn_flags(lua_State *L, int idx) {
+    int flags = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        size_t n;
+        const char *f = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+        int bit = -1;
+        for (int i = 0; f != NULL && i < 5; i++) {
+            if (strlen(script__fn_flag_names[i]) == n && memcmp(f, script__fn_flag_names[i], n) == 0) {
+                bit = i;
+            }
+        }
+        lua_pop(L, 1);
+        if (bit < 0) {
+            lua_pop(L, 1);
+            return -1;
+        }
+        flags |= 1 << bit;
+    }
+    return flags;
+}
+
+/* redis.register_function(name, callback) or ({function_name=, callback=,
+ * flags=, description=}): appends {name, fn, flags, desc} to the load's
+ * list (upvalue 1). */
+static int script__register_function(lua_State *L) {
+    int n = lua_gettop(L);
+    int name_idx = 0, fn_idx = 0, desc_idx = 0, flags = 0;
+    if (n == 1 && lua_istable(L, 1)) {
+        lua_pushnil(L);
+        while (lua_next(L, 1) != 0) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+            int v = lua_gettop(L);
+            if (strcmp(k, "function_name") == 0) {
+                if (!lua_isstring(L, v)) {
+                    return script__raise(L, "function_name argument given to "
+                                            "redis.register_function must be a string");
+                }
+                name_idx = 1;
+            } else if (strcmp(k, "callback") == 0) {
+                if (!lua_isfunction(L, v)) {
+                    return script__raise(L, "callback argument given to "
+                                            "redis.register_function must be a function");
+                }
+                fn_idx = 1;
+            } else if (strcmp(k, "description") == 0) {
+                if (!lua_isstring(L, v)) {
+                    return script__raise(L, "description argument given to "
+                                            "redis.register_function must be a string");
+                }
+                desc_idx = 1;
+            } else if (strcmp(k, "flags") == 0) {
+                if (!lua_istable(L, v)) {
+                    return script__raise(L, "flags argument to redis.register_function must "
+                                            "be a table representing function flags");
+                }
+                flags = script__fn_flags(L, v);
+                if (flags < 0) return script__raise(L, "unknown flag given");
+            } else {
+                return script__raise(L, "unknown argument given to redis.register_function");
+            }
+            lua_pop(L, 1);
+        }
+        lua_getfield(L, 1, "function_name"); /* at n + 1, n + 2, n + 3 */
+        lua_getfield(L, 1, "callback");
+        lua_getfield(L, 1, "description");
+        name_idx = name_idx ? n + 1 : 0;
+        fn_idx = fn_idx ? n + 2 : 0;
+        desc_idx = desc_idx ? n + 3 : 0;
+        if (name_idx == 0) {
+            return script__raise(L, "redis.register_function must get a function name argument");
+        }
+        if (fn_idx == 0) return script__raise(L, "redis.register_function must get a callback argument");
+    } else if (n == 2) {
+        if (!lua_isstring(L, 1)) {
+            return script__raise(L, "first argument to redis.register_function must be a string");
+        }
+        if (!lua_isfunction(L, 2)) {
+            return script__raise(L, "second argument to redis.register_function must be a function");
+        }
+        name_idx = 1;
+        fn_idx = 2;
+    } else {
+        return script__raise(L, "wrong number of arguments to redis.register_function");
+    }
+    size_t name_len;
+    const char *name = lua_tolstring(L, name_idx, &name_len);
+    if (!script__name_ok(name, name_len)) return script__raise(L, SCRIPT__NAME_ERR);
+    int list = lua_upvalueindex(1);
+    int count = (int)lua_objlen(L, list);
+    for (int i = 1; i <= count; i++) {
+        lua_rawgeti(L, list, i);
+        lua_getfield(L, -1, "name");
+        bool same = lua_rawequal(L, -1, name_idx) ||
+                    (lua_tostring(L, -1) != NULL && strcmp(lua_tostring(L, -1), name) == 0);
+        lua_pop(L, 2);
+        if (same) return script__raise(L, "Function already exists in the library");
+    }
+    if (count >= (int)KV_LIB_FUNCS_MAX) return script__raise(L, "too many functions in a library");
+    lua_newtable(L);
+    lua_pushlstring(L, name, name_len);
+    lua_setfield(L, -2, "name");
+    lua_pushvalue(L, fn_idx);
+    lua_setfield(L, -2, "fn");
+    lua_pushinteger(L, flags);
+    lua_setfield(L, -2, "flags");
+    if (desc_idx != 0) {
+        lua_pushstring(L, lua_tostring(L, desc_idx));
+        lua_setfield(L, -2, "desc");
+    }
+    lua_rawseti(L, list, count + 1);
+    return 0;
+}
+
+static void script__load_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    lua_getfield(L, LUA_REGISTRYINDEX, "shoal_load_hooks");
+    lua_Integer n = lua_tointeger(L, -1) + 1;
+    lua_pop(L, 1);
+    lua_pushinteger(L, n);
+    lua_setfield(L, LUA_REGISTRYINDEX, "shoal_load_hooks");
+    if (n > SCRIPT__LOAD_HOOKS_MAX) {
+        lua_sethook(L, script__load_hook, LUA_MASKLINE, 0);
+        script__raise(L, "loading the library ran past 10M Lua instructions");
+    }
+}
+
+/* The load's redis table: register_function, log and the constants only,
+ * read-only and strict (as Redis 7.0's). Leaves it on the stack. */
+static void script__load_redis(lua_State *L, struct script_engine *e) {
+    lua_newtable(L);
+    lua_newtable(L); /* the registrations */
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "shoal_load_list");
+    lua_pushcclosure(L, script__register_function, 1);
+    lua_setfield(L, -2, "register_function");
+    script__fn(L, e, "log", script__log);
+    static const struct { const char *name; int v; } consts[] = {
+        {"LOG_DEBUG", 0}, {"LOG_VERBOSE", 1}, {"LOG_NOTICE", 2}, {"LOG_WARNING", 3},
+        {"REDIS_VERSION_NUM", SCRIPT__VERSION_NUM}};
+    for (size_t i = 0; i < sizeof(consts) / sizeof(consts[0]); i++) {
+        lua_pushinteger(L, consts[i].v);
+        lua_setfield(L, -2, consts[i].name);
+    }
+    lua_pushstring(L, SCRIPT__VERSION);
+    lua_setfield(L, -2, "REDIS_VERSION");
+    script__protect(L, true);
+}
+
+/* Compiles and runs a library's code (after its shebang line): 0 and, on
+ * the stack, the list of its registrations ({name, fn, flags, desc}), or -1
+ * after Redis's error. The functions' globals are then the script globals
+ * (less KEYS and ARGV), as at FCALL. */
+static int script__lib_compile(struct script_engine *e, const char *code, size_t len,
+                               struct resp_out *err) {
+    lua_State *L = e->L;
+    const char *name;
+    size_t name_len;
+    if (script__lib_meta(code, len, &name, &name_len, err) != 0) return -1;
+    if (len > SCRIPT_BODY_BYTES_MAX) {
+        resp_write_errorf(err, "ERR a library is at most %u bytes in shoal", SCRIPT_BODY_BYTES_MAX);
+        return -1;
+    }
+    const char *nl = memchr(code, '\n', len);
+    /* the shebang line stays a line (an empty one), so line numbers match */
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, nl, len - (size_t)(nl - code));
+    luaL_pushresult(&b);
+    size_t body_len;
+    const char *body = lua_tolstring(L, -1, &body_len);
+    int rc = luaL_loadbuffer(L, body, body_len, "@user_function");
+    lua_remove(L, -2);
+    if (rc != 0) {
+        resp_write_errorf(err, "ERR Error compiling function: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    int chunk = lua_gettop(L);
+    lua_newtable(L); /* the globals' backing: only redis while loading */
+    int backing = lua_gettop(L);
+    script__load_redis(L, e);
+    lua_setfield(L, backing, "redis");
+    lua_pushvalue(L, backing);
+    script__protect(L, true);
+    lua_setfenv(L, chunk);
+    lua_pushinteger(L, 0);
+    lua_setfield(L, LUA_REGISTRYINDEX, "shoal_load_hooks");
+    lua_pushvalue(L, chunk);
+    lua_sethook(L, script__load_hook, LUA_MASKCOUNT, SCRIPT_HOOK_INSTRUCTIONS);
+    rc = lua_pcall(L, 0, 0, 0);
+    lua_sethook(L, NULL, 0, 0);
+    if (rc != 0) {
+        const char *m = NULL;
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "err");
+            m = lua_tostring(L, -1);
+            resp_write_errorf(err, "ERR Error registering functions: %s", m ? m : "?");
+        } else {
+            m = lua_tostring(L, -1);
+            resp_write_errorf(err, "ERR Error registering functions: ERR %s", m ? m : "?");
+        }
+        lua_settop(L, chunk - 1);
+        return -1;
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, "shoal_load_list");
+    if (lua_objlen(L, -1) == 0) {
+        resp_write_errorf(err, "ERR No functions registered");
+        lua_settop(L, chunk - 1);
+        return -1;
+    }
+    /* from now on the functions see the script globals */
+    lua_getfield(L, LUA_REGISTRYINDEX, "shoal_globals");
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (k != NULL && strcmp(k, "KEYS") != 0 && strcmp(k, "ARGV") != 0) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, backing);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    lua_replace(L, chunk); /* the list where the chunk was */
+    lua_settop(L, chunk);
+    return 0;
+}
+
+int script_library_check(struct script_engine *e, const char *code, size_t len, char **rec,
+                         size_t *rec_len, struct resp_out *err) {
+    lua_State *L = e->L;
+    int base = lua_gettop(L);
+    *rec = NULL;
+    if (script__lib_compile(e, code, len, err) != 0) {
+        lua_settop(L, base);
+        return -1;
+    }
+    const char *name;
+    size_t name_len;
+    (void)script__lib_meta(code, len, &name, &name_len, err);
+    struct script__buf out = {0};
+    uint32_t v = (uint32_t)name_len;
+    script__buf_add(&out, &v, 4);
+    script__buf_add(&out, name, name_len);
+    v = (uint32_t)len;
+    script__buf_add(&out, &v, 4);
+    script__buf_add(&out, code, len);
+    uint32_t n = (uint32_t)lua_objlen(L, -1);
+    script__buf_add(&out, &n, 4);
+    for (uint32_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        size_t fl, dl = 0;
+        lua_getfield(L, -1, "name");
+        const char *fname = lua_tolstring(L, -1, &fl);
+        v = (uint32_t)fl;
+        script__buf_add(&out, &v, 4);
+        script__buf_add(&out, fname, fl);
+        lua_getfield(L, -2, "flags");
+        v = (uint32_t)lua_tointeger(L, -1);
+        script__buf_add(&out, &v, 4);
+        lua_getfield(L, -3, "desc");
+        const char *desc = lua_tolstring(L, -1, &dl);
+        v = desc != NULL ? (uint32_t)dl + 1 : 0;
+        script__buf_add(&out, &v, 4);
+        if (desc != NULL) script__buf_add(&out, desc, dl);
+        lua_pop(L, 4);
+    }
+    lua_settop(L, base);
+    if (out.failed || out.len > KV_LIB_BYTES_MAX) {
+        script__buf_free(&out);
+        resp_write_errorf(err, "ERR a library is at most %u bytes in shoal", KV_LIB_BYTES_MAX);
+        return -1;
+    }
+    *rec = out.data;
+    *rec_len = out.len;
+    return 0;
+}
+
+/* Pushes function fname of library lib (compiled once per code, cached
+ * by the code's sha1); false after the error. */
+static bool script__lib_function(struct script_engine *e, const struct kv_lib *lib,
+                                 const struct resp_arg *fname, struct resp_out *reply) {
+    lua_State *L = e->L;
+    char sha[41];
+    script_sha1hex(lib->code, lib->code_len, sha);
+    lua_getfield(L, LUA_REGISTRYINDEX, "shoal_libs");
+    if (!lua_istable(L, -1) || e->libs_cached >= SCRIPT__LIBS_CACHED_MAX) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "shoal_libs");
+        e->libs_cached = 0;
+    }
+    lua_getfield(L, -1, sha);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        if (script__lib_compile(e, lib->code, lib->code_len, reply) != 0) {
+            lua_pop(L, 1);
+            return false;
+        }
+        lua_newtable(L); /* name -> function */
+        for (int i = 1; i <= (int)lua_objlen(L, -2); i++) {
+            lua_rawgeti(L, -2, i);
+            lua_getfield(L, -1, "name");
+            lua_getfield(L, -2, "fn");
+            lua_rawset(L, -4);
+            lua_pop(L, 1);
+        }
+        lua_remove(L, -2);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, sha);
+        e->libs_cached++;
+    }
+    lua_pushlstring(L, fname->data, fname->len);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+    lua_remove(L, -2);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        resp_write_errorf(reply, "ERR Function not found");
+        return false;
+    }
+    return true;
+}
+
+static void script__push_strings(lua_State *L, uint32_t n, const struct resp_arg *v) {
+    lua_createtable(L, (int)n, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        lua_pushlstring(L, v[i].data, v[i].len);
+        lua_rawseti(L, -2, (int)(i + 1));
+    }
+}
+
+static int script__fcall(struct script_engine *e, const struct script_ctx *ctx, unsigned mode,
+                         uint32_t argc, const struct resp_arg *argv, struct resp_out *reply,
+                         struct script_result *res) {
+    struct kv_fn fn;
+    const struct kv_lib *lib = kv_fn_find(ctx->kv, argv[1].data, argv[1].len, &fn);
+    if (lib == NULL) {
+        resp_write_errorf(reply, "ERR Function not found");
+        return 0;
+    }
+    int64_t numkeys;
+    if (!cmd_parse_i64(argv[2].data, argv[2].len, &numkeys)) {
+        resp_write_errorf(reply, "ERR Bad number of keys provided");
+        return 0;
+    }
+    if (numkeys > (int64_t)argc - 3) {
+        resp_write_errorf(reply, "ERR Number of keys can't be greater than number of args");
+        return 0;
+    }
+    if (numkeys < 0) {
+        resp_write_errorf(reply, "ERR Number of keys can't be negative");
+        return 0;
+    }
+    bool no_writes = (fn.flags & KV_FN_NO_WRITES) != 0;
+    if ((mode & SCRIPT_RO) && !no_writes) {
+        resp_write_errorf(reply, "ERR Can not execute a script with write flag using *_ro command.");
+        return 0;
+    }
+    snprintf(e->run_name, sizeof(e->run_name), "%.*s", (int)fn.name_len, fn.name);
+    lua_State *L = e->L;
+    int base = lua_gettop(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "shoal_err_handler");
+    if (!script__lib_function(e, lib, &argv[1], reply)) {
+        lua_settop(L, base);
+        return 0;
+    }
+    script__push_strings(L, (uint32_t)numkeys, argv + 3);
+    script__push_strings(L, argc - 3 - (uint32_t)numkeys, argv + 3 + numkeys);
+    return script__run(e, ctx, (mode & SCRIPT_RO) || no_writes, base, 2, reply, res);
 }

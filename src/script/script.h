@@ -81,7 +81,8 @@ struct script_ctx {
 enum script_mode {
     SCRIPT_EVAL = 0,
     SCRIPT_SHA = 1 << 0,      /* argv[1] is a sha */
-    SCRIPT_RO = 1 << 1,       /* EVAL_RO, EVALSHA_RO: no writes */
+    SCRIPT_RO = 1 << 1,       /* EVAL_RO, EVALSHA_RO, FCALL_RO: no writes */
+    SCRIPT_FCALL = 1 << 2,    /* FCALL, FCALL_RO: argv[1] names a function of ctx->kv */
 };
 
 struct script_result {
@@ -101,6 +102,15 @@ int script_eval(struct script_engine *e, const struct script_ctx *ctx, unsigned 
                 uint32_t argc, const struct resp_arg *argv, struct resp_out *reply,
                 struct script_result *res) __attribute__((warn_unused_result));
 void script_result_free(struct script_result *res);
+
+/* FUNCTION LOAD's check: parses the `#!lua name=<lib>` line, compiles the
+ * code and runs it with Redis 7.0's load-time globals (redis.
+ * register_function, redis.log), with a budget of 10M Lua instructions.
+ * 0 and *rec (malloc'd, *rec_len bytes): the library record of kv.h
+ * ("Function libraries") for SHOAL.FUNCTION; or -1 after writing Redis's
+ * error to err. Deterministic: the same code gives the same record. */
+int script_library_check(struct script_engine *e, const char *code, size_t len, char **rec,
+                         size_t *rec_len, struct resp_out *err);
 
 /* SHA1 of data as 40 lower-case hex digits and a NUL (redis.sha1hex). */
 void script_sha1hex(const void *data, size_t len, char out[41]);

@@ -1061,7 +1061,8 @@ TEST(snapshot_round_trip) {
     struct kv *empty = new_kv(1);
     struct sink s4 = {.fail_at = -1};
     CHECK(kv_snapshot_write(empty, 0, sink_write, &s4) == KV_OK);
-    CHECK_EQ_U64(s4.len, KV_SNAPSHOT_HEADER_BYTES + KV_SNAPSHOT_TRAILER_BYTES);
+    CHECK_EQ_U64(s4.len, KV_SNAPSHOT_HEADER_BYTES + KV_SNAPSHOT_TRAILER_BYTES +
+                                 KV_SNAPSHOT_LIBS_EMPTY_BYTES);
     struct kv *empty_back = NULL;
     CHECK(kv_snapshot_load_buffer(&c, s4.p, s4.len, &empty_back, NULL, err, 0) == KV_OK);
     CHECK_EQ_U64(kv_count(empty_back), 0);
@@ -1726,7 +1727,8 @@ TEST(collections_against_model) {
     for (int i = 0; i < 2; i++) {
         kv_flush(kv[i]);
         CHECK_EQ_U64(kv_memory_bytes(kv[i]), empty_memory);
-        CHECK_EQ_U64(kv_snapshot_size(kv[i]), KV_SNAPSHOT_HEADER_BYTES + KV_SNAPSHOT_TRAILER_BYTES);
+        CHECK_EQ_U64(kv_snapshot_size(kv[i]), KV_SNAPSHOT_HEADER_BYTES + KV_SNAPSHOT_TRAILER_BYTES +
+                                                  KV_SNAPSHOT_LIBS_EMPTY_BYTES);
         kv_destroy(kv[i]);
     }
 }
@@ -2332,6 +2334,64 @@ TEST(snapshot_walk_write_failure) {
     free(s.p);
 }
 
+/* A library record (kv.h, "Function libraries") with one function. */
+static size_t lib_record(uint8_t *p, const char *name, const char *code, const char *fn) {
+    size_t at = 0;
+    const char *parts[2] = {name, code};
+    for (int i = 0; i < 2; i++) {
+        uint32_t n = (uint32_t)strlen(parts[i]);
+        memcpy(p + at, &n, 4);
+        memcpy(p + at + 4, parts[i], n);
+        at += 4 + n;
+    }
+    uint32_t one = 1, fl = (uint32_t)strlen(fn), flags = KV_FN_NO_WRITES, desc = 0;
+    memcpy(p + at, &one, 4);
+    memcpy(p + at + 4, &fl, 4);
+    memcpy(p + at + 8, fn, fl);
+    at += 8 + fl;
+    memcpy(p + at, &flags, 4);
+    memcpy(p + at + 4, &desc, 4);
+    return at + 8;
+}
+
+/* The function libraries travel in the snapshot (version 5), survive a
+ * FLUSHALL of the keys, and a corrupted libraries section is refused. */
+TEST(function_libraries_in_snapshots) {
+    struct kv *kv = new_kv(5);
+    uint8_t rec[256];
+    size_t n = lib_record(rec, "libone", "#!lua name=libone\ncode", "fone");
+    CHECK(kv_lib_put(kv, rec, n) == KV_OK);
+    n = lib_record(rec, "libtwo", "#!lua name=libtwo\nmore code", "ftwo");
+    CHECK(kv_lib_put(kv, rec, n) == KV_OK);
+    rec[0] = 0; /* an empty name */
+    CHECK(kv_lib_put(kv, rec, n) == KV_ECORRUPT);
+    CHECK(kv_set(kv, "k", 1, "v", 1, -1, 0, 0) == KV_OK);
+    struct sink s = {.fail_at = -1};
+    CHECK(kv_snapshot_write(kv, 7, sink_write, &s) == KV_OK);
+    CHECK_EQ_U64(s.len, kv_snapshot_size(kv));
+    struct kv_config c;
+    kv_config_default(&c);
+    struct kv *back = NULL;
+    char err[200];
+    CHECK(kv_snapshot_load_buffer(&c, s.p, s.len, &back, NULL, err, sizeof(err)) == KV_OK);
+    CHECK_EQ_U64(kv_lib_count(back), 2);
+    struct kv_fn fn;
+    const struct kv_lib *lib = kv_fn_find(back, "ftwo", 4, &fn);
+    CHECK(lib != NULL && lib->name_len == 6 && memcmp(lib->name, "libtwo", 6) == 0);
+    CHECK(fn.flags == KV_FN_NO_WRITES && fn.desc == NULL);
+    CHECK_EQ_U64(kv_count(back), 1);
+    kv_flush(back); /* FLUSHALL keeps the libraries */
+    CHECK_EQ_U64(kv_lib_count(back), 2);
+    kv_destroy(back);
+    /* a flipped byte inside the libraries section */
+    s.p[KV_SNAPSHOT_HEADER_BYTES + 12] ^= 1;
+    back = NULL;
+    CHECK(kv_snapshot_load_buffer(&c, s.p, s.len, &back, NULL, err, sizeof(err)) == KV_ECORRUPT);
+    CHECK(back == NULL && strstr(err, "libraries") != NULL);
+    free(s.p);
+    kv_destroy(kv);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(siphash_matches_reference_vectors),
@@ -2345,6 +2405,7 @@ int main(void) {
         TEST_ENTRY(expired_sample_covers_the_table_in_bounded_calls),
         TEST_ENTRY(random_key_is_quick_when_sparse_and_fair_when_settled),
         TEST_ENTRY(snapshot_round_trip),
+        TEST_ENTRY(function_libraries_in_snapshots),
         TEST_ENTRY(snapshot_load_keeps_the_table_sized),
         TEST_ENTRY(snapshot_walk_holds_the_start_while_the_keyspace_changes),
         TEST_ENTRY(snapshot_walk_holds_collections_at_the_start),

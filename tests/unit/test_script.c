@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
 #include "cmd/cmd.h"
 #include "script/script.h"
 #include "test.h"
@@ -204,12 +208,159 @@ TEST(sha1_matches_known_digests) {
     CHECK(strcmp(sha, "c2db330f6083854c99d4b5bfb6e8f29f201be699") == 0);
 }
 
+/* ---- struct and cmsgpack (lua_struct.c, lua_msgpack.c) on hostile input ---- */
+
+int luaopen_struct(lua_State *L);
+int luaopen_cmsgpack(lua_State *L);
+
+static lua_State *libs_state(void) {
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    lua_pushcfunction(L, luaopen_struct);
+    lua_call(L, 0, 0);
+    lua_pushcfunction(L, luaopen_cmsgpack);
+    lua_call(L, 0, 0);
+    return L;
+}
+
+/* Calls lib.fn(data, extra...) protected; the stack is left as found.
+ * Returns lua_pcall's code. */
+static int call_on(lua_State *L, const char *lib, const char *fn, const char *data, size_t len,
+                   int nextra, const lua_Number *extra, const char *fmt) {
+    int top = lua_gettop(L);
+    lua_getglobal(L, lib);
+    lua_getfield(L, -1, fn);
+    lua_remove(L, -2);
+    int nargs = 1;
+    if (fmt != NULL) {
+        lua_pushstring(L, fmt);
+        nargs++;
+    }
+    lua_pushlstring(L, data, len);
+    for (int i = 0; i < nextra; i++) lua_pushnumber(L, extra[i]);
+    int rc = lua_pcall(L, nargs + nextra, LUA_MULTRET, 0);
+    lua_settop(L, top);
+    return rc;
+}
+
+/* Random bytes, and corrupted (flipped, truncated) packings of random
+ * values, through every unpacking function: each answers values or a Lua
+ * error (ASan/UBSan watch the reads), never a crash or an out-of-memory. */
+TEST(msgpack_and_struct_unpack_random_and_corrupt_bytes_without_crashing) {
+    lua_State *L = libs_state();
+    struct rand r;
+    rand_seed(&r, 7);
+    static const char *const formats[] = {"i", ">I3", "bc0", "s", "!4hd", "c0", "<i16 f",
+                                          "l!8xT", "Bc0s", "!2bhilfd"};
+    unsigned errors = 0, values = 0;
+    char data[96];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t len = rand_below(&r, sizeof(data) + 1);
+        if (rand_chance(&r, 50)) { /* a valid packing, corrupted */
+            char code[200];
+            snprintf(code, sizeof(code),
+                     "return cmsgpack.pack({%d, 'str%d', {a=%d, b={1.5, -%d, true}}, %d.25, "
+                     "string.rep('x', %d)}, -%d)",
+                     iter, iter, iter * 7, iter, iter, iter % 300, iter * 1000);
+            CHECK(luaL_dostring(L, code) == 0);
+            size_t n;
+            const char *p = lua_tolstring(L, -1, &n);
+            if (n > sizeof(data)) n = sizeof(data);
+            memcpy(data, p, n);
+            lua_pop(L, 1);
+            len = rand_below(&r, n + 1);
+            for (uint64_t f = rand_below(&r, 4); f > 0 && len > 0; f--) {
+                data[rand_below(&r, len)] ^= (char)(1u << rand_below(&r, 8));
+            }
+        } else {
+            for (size_t i = 0; i < len; i++) data[i] = (char)rand_u64(&r);
+        }
+        lua_Number extra[2] = {(lua_Number)rand_below(&r, 100) - 10,
+                               (lua_Number)rand_below(&r, len + 3)};
+        int rcs[5] = {
+            call_on(L, "cmsgpack", "unpack", data, len, 0, NULL, NULL),
+            call_on(L, "cmsgpack", "unpack_one", data, len, 1, extra + 1, NULL),
+            call_on(L, "cmsgpack", "unpack_limit", data, len, 2, extra, NULL),
+            call_on(L, "struct", "unpack", data, len, 1, extra + 1,
+                    formats[rand_below(&r, sizeof(formats) / sizeof(formats[0]))]),
+            call_on(L, "struct", "unpack", data, len, 0, NULL, formats[iter % 10]),
+        };
+        for (int i = 0; i < 5; i++) {
+            CHECK(rcs[i] == 0 || rcs[i] == LUA_ERRRUN);
+            if (rcs[i] == 0) values++;
+            else errors++;
+        }
+        CHECK(lua_gettop(L) == 0);
+    }
+    CHECK(values > 1000); /* both outcomes happened */
+    CHECK(errors > 1000);
+    lua_close(L);
+}
+
+/* Deep nesting ends in a Lua error at Lua's C stack (about 4000 levels, as
+ * Redis), and packing a cycle ends at 16 levels (nil below). */
+TEST(msgpack_nesting_is_bounded) {
+    lua_State *L = libs_state();
+    static char deep[200001];
+    memset(deep, (char)0x91, sizeof(deep) - 1);
+    deep[sizeof(deep) - 1] = 1;
+    CHECK(call_on(L, "cmsgpack", "unpack", deep, sizeof(deep), 0, NULL, NULL) == LUA_ERRRUN);
+    for (size_t i = 0; i + 1 < sizeof(deep); i += 2) deep[i] = (char)0x81, deep[i + 1] = 1;
+    CHECK(call_on(L, "cmsgpack", "unpack", deep, sizeof(deep), 0, NULL, NULL) == LUA_ERRRUN);
+    CHECK(luaL_dostring(L, "local t = {} t[1] = t return cmsgpack.pack(t)") == 0);
+    size_t n;
+    const char *p = lua_tolstring(L, -1, &n);
+    CHECK(n == 17); /* 16 arrays of one, then nil */
+    CHECK((unsigned char)p[0] == 0x91 && (unsigned char)p[15] == 0x91);
+    CHECK((unsigned char)p[16] == 0xc0);
+    lua_close(L);
+}
+
+/* pack(unpack(pack(v))) == pack(v) over random nested arrays and scalars. */
+TEST(msgpack_round_trips) {
+    lua_State *L = libs_state();
+    static const char code[] =
+        "local seed = ...\n"
+        "local x = seed\n"
+        "local function rnd(n) x = (x * 1103515245 + 12345) % 2147483648 return x % n end\n"
+        "local function value(d)\n"
+        "  local k = rnd(d > 3 and 6 or 8)\n"
+        "  if k == 0 then return rnd(2) == 0 end\n"
+        "  if k == 1 then return rnd(2^31) - 2^30 end\n"
+        "  if k == 2 then return (rnd(2^31) - 2^30) * 2^rnd(40) end\n"
+        "  if k == 3 then return rnd(1000) / 7 end\n"
+        "  if k == 4 then return string.rep('s', rnd(300)) end\n"
+        "  if k == 5 then return rnd(70000) end\n"
+        "  local t = {}\n"
+        "  for i = 1, rnd(20) do t[i] = value(d + 1) end\n"
+        "  if k == 7 then t = {m = t, [1.5] = 'f'} end\n"
+        "  return t\n"
+        "end\n"
+        "for i = 1, 200 do\n"
+        "  local p = cmsgpack.pack(value(0), value(0))\n"
+        "  local again = cmsgpack.pack(cmsgpack.unpack(p))\n"
+        "  if #again ~= #p then return 'differs at ' .. i end\n"
+        "end\n"
+        "return 'ok'\n";
+    for (int seed = 1; seed <= 20; seed++) {
+        CHECK(luaL_loadstring(L, code) == 0);
+        lua_pushinteger(L, seed);
+        CHECK(lua_pcall(L, 1, 1, 0) == 0);
+        CHECK(strcmp(lua_tostring(L, -1), "ok") == 0);
+        lua_pop(L, 1);
+    }
+    lua_close(L);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(a_run_undoes_its_writes_and_its_entry_redoes_them),
         TEST_ENTRY(a_script_past_the_time_limit_is_stopped_with_nothing_to_propose),
         TEST_ENTRY(random_scripts_leave_the_keyspace_and_their_entries_redo_them),
         TEST_ENTRY(sha1_matches_known_digests),
+        TEST_ENTRY(msgpack_and_struct_unpack_random_and_corrupt_bytes_without_crashing),
+        TEST_ENTRY(msgpack_nesting_is_bounded),
+        TEST_ENTRY(msgpack_round_trips),
     };
     return test_run("test_script", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
