@@ -457,6 +457,16 @@ def stream_ok():
 
 
 @test
+def stream_parsed_xrange_ok():
+    # the final read through redis-py's client: (id, {field: value}) pairs
+    h, final = stream_ok_history()
+    parsed = [(i, {"v": fv[1]}) for i, fv in final]
+    assert stream_kinds(h, {"entries": parsed, "pending": {}}) == []
+    a, lost = checker.check_stream(h, {"entries": parsed[:1], "pending": {}})
+    assert "stream-lost" in kinds(a) and lost == 1, (a, lost)
+
+
+@test
 def stream_claim_of_idle_entry_ok():
     # c1 got b, c0 claimed it (idle), acked it; c1's late ack counts 0
     h = [sop("xadd", "b", 0, 1, r="2-0"),

@@ -252,7 +252,8 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
             kind = "xack"
         else:
             kind = rng.choices(kinds, weights)[0]
-        is_read = kind not in ("ack", "xack") and (reads > 1.0 or rng.random() < READ_SHARE[kind] * reads)
+        is_read = kind not in ("ack", "xack") and (reads > 1.0 or
+                                                   rng.random() < READ_SHARE[kind] * reads)
         aimed = None
         if aim is not None and is_read and aim[0] in ips:
             with aim.get_lock():
