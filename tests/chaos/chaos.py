@@ -345,13 +345,19 @@ def final_stream(c, nem, deadline_s=60):
                 continue
             finally:
                 conn.disconnect()
+            raw = r
             if f == "xpending":
-                r = [e[0] for e in r or []]
+                try:
+                    r = [e[0] for e in r or []]
+                except (TypeError, IndexError, KeyError):
+                    r = None
             else:
                 r = workload.stream_delivered(f, r)
-            ops.append({"p": "final", "f": f, "k": s, "v": None, "node": lead, "type": "ok",
-                        "c": "final", "r": r, "t0": t0 - c.t_start,
-                        "t1": time.monotonic() - c.t_start})
+            o = {"p": "final", "f": f, "k": s, "v": None, "node": lead, "type": "ok",
+                 "c": "final", "r": r, "t0": t0 - c.t_start, "t1": time.monotonic() - c.t_start}
+            if r is None:
+                o["bad"] = repr(raw)[:80]
+            ops.append(o)
             break
     return ops
 

@@ -469,6 +469,9 @@ def check_stream(ops, final):
                 if typ == "ok" and not (isinstance(o.get("r"), str) and "-" in o["r"]):
                     out.append(_anomaly("bad-reply", o["k"], "XADD replied %r" % (o.get("r"),)))
                     adds[o["v"]] = dict(o, type="info")
+        elif f in ("xread", "xclaim", "xpending") and typ == "ok" and o.get("bad"):
+            if not any(x["kind"] == "bad-reply" for x in out):
+                out.append(_anomaly("bad-reply", o["k"], "%s replied %s" % (f, o["bad"])))
         elif f in ("xread", "xclaim") and typ == "ok":
             deliveries.append(o)
             if o["p"] == "final":

@@ -467,6 +467,25 @@ def stream_parsed_xrange_ok():
 
 
 @test
+def stream_bad_reply_flagged():
+    # a node that answers XREADGROUP with an integer (the ACK_BEFORE_FSYNC canary)
+    h, final = stream_ok_history()
+    o = sop("xread", None, 10, 11, r=None, c="c2")
+    o["bad"] = "1"
+    h.append(o)
+    assert "bad-reply" in stream_kinds(h, final), stream_kinds(h, final)
+
+
+@test
+def stream_delivered_of_malformed_reply_is_none():
+    import workload  # the clients' parser: it must not raise (a client would die)
+    assert workload.stream_delivered("xread", 1) is None
+    assert workload.stream_delivered("xclaim", "OK") is None
+    assert workload.stream_delivered("xread", None) == []
+    assert workload.stream_delivered("xread", [["s", [["1-0", ["v", "a"]]]]]) == [["1-0", "a"]]
+
+
+@test
 def stream_claim_of_idle_entry_ok():
     # c1 got b, c0 claimed it (idle), acked it; c1's late ack counts 0
     h = [sop("xadd", "b", 0, 1, r="2-0"),

@@ -82,15 +82,19 @@ def entry_value(fields):
 
 def stream_delivered(f, r):
     """The entries a raw XREADGROUP (f 'xread') or XAUTOCLAIM ('xclaim')
-    reply handed over, as [[id, value], ...]."""
+    reply handed over, as [[id, value], ...]; None if the reply is not of
+    that shape (the checker reports it)."""
     if r is None:
         return []
-    if f == "xread":
-        out = []
-        for _key, entries in r:
-            out += stream_entries(entries)
-        return out
-    return stream_entries(r[1])
+    try:
+        if f == "xread":
+            out = []
+            for _key, entries in r:
+                out += stream_entries(entries)
+            return out
+        return stream_entries(r[1])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
 
 
 def queue_worklist(idx):
@@ -348,7 +352,9 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
             if f in ("xread", "xclaim"):
                 got = stream_delivered(f, r)
                 rec["r"] = got
-                if f == "xclaim" and r and len(r) > 2:
+                if got is None:
+                    rec["bad"] = repr(r)[:80]
+                elif f == "xclaim" and len(r) > 2:
                     rec["deleted"] = r[2]
                 if got:
                     xack = (node, [e[0] for e in got])
