@@ -86,6 +86,9 @@ def stream_delivered(f, r):
     that shape (the checker reports it)."""
     if r is None:
         return []
+    if not isinstance(r, list) or (f == "xclaim" and (len(r) < 2 or
+                                                     not isinstance(r[1], list))):
+        return None
     try:
         if f == "xread":
             out = []
