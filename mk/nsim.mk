@@ -1,7 +1,7 @@
 # The whole-node simulator (src/nsim/): node_core.c and shard.c over a
 # simulated disk, network and clients. `make test` runs NSIM_SEEDS seeds
 # under ASan/UBSan and checks its canaries (scripts/nsim-check.sh).
-NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c \
+NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c src/nsim/nsim_queue.c \
             src/node/node_host.c src/node/node_core.c src/node/shard.c src/node/block.c \
             src/node/eval.c $(wildcard src/script/*.c) \
             src/node/shard_snap.c src/node/snapshot.c \
@@ -11,7 +11,8 @@ NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c \
             $(CHECK_SRC)
 NSIM_SEEDS ?= 300
 NSIM_CANARIES := ACK_BEFORE_FSYNC ADVANCE_BEFORE_FSYNC WAL_ACCEPT_BAD_CRC SNAPSHOT_SILENT_FAIL \
-                 WRONG_SHARD QUIET_NO_WAKE ZADD_KEEPS_SCORE
+                 WRONG_SHARD QUIET_NO_WAKE ZADD_KEEPS_SCORE BLOCK_POP_WITHOUT_LOG \
+                 XREADGROUP_NO_PEL
 
 $(BUILD)/shoal-nsim: $(call release_objs,$(NSIM_ALL)) | $(BUILD)
 	$(CC) $(RELEASE_CFLAGS) -o $@ $(call release_objs,$(NSIM_ALL)) -lm $(LUA_LIBS)

@@ -35,11 +35,16 @@
 #include "check/lin.h"
 #include "cluster/slot.h"
 #include "node/node_int.h"
+#include "nsim/nsim_queue.h"
 #include "util/crc32c.h"
 
 #define NSIM_NODES_MAX 5
-#define NSIM_CLIENTS 4
-#define NSIM_KEYS_MAX (NSIM_SHARDS_MAX + 3) /* max(3, shards) + 3: key i in shard i % S */
+#define NSIM_CLIENTS 4 /* register clients; the queue workers follow them */
+#define NSIM_CLIENTS_ALL (NSIM_CLIENTS + NSIM_QUEUE_WORKERS)
+#define NSIM_WORKER_REST_US 25000 /* a queue worker rests 25-50 ms between operations */
+/* max(3, shards) string registers (key i in shard i % S), a hash, a sorted
+ * set and a string with expiry, then the queue and the stream (nsim_queue.c) */
+#define NSIM_KEYS_MAX (NSIM_SHARDS_MAX + 5)
 
 /* What a key holds. A string key is a register read with GET and written
  * with SET or APPEND; a hash key is a register in one field (HGET, HSET);
@@ -132,7 +137,7 @@ struct nsim_host {
     uint64_t slow_until_us;
     struct peer_buf out[NSIM_NODES_MAX];
     bool sent_since_beat[NSIM_NODES_MAX];
-    struct client *clients[NSIM_CLIENTS];
+    struct client *clients[NSIM_CLIENTS_ALL];
     struct nsim_slot *slots;
     struct client **gone; /* clients whose connection closed, kept until the node goes */
     uint32_t n_gone, cap_gone;
@@ -152,6 +157,7 @@ struct nsim_client {
     uint8_t target[NSIM_SHARDS_MAX]; /* the node it sends each shard's commands to */
     uint32_t len_seen[NSIM_KEYS_MAX];
     bool parked; /* its next operation waits for the clients to resume */
+    bool rested; /* a queue worker: it waited NSIM_WORKER_REST_US before this operation */
 };
 
 /* Per group (map index): what its replicas did. */
@@ -185,7 +191,9 @@ struct nsim {
     uint32_t drop_percent, dup_percent;
     uint64_t delay_us_max;
     /* clients and history */
-    struct nsim_client clients[NSIM_CLIENTS];
+    struct nsim_client clients[NSIM_CLIENTS_ALL];
+    struct nsim_queue *queue; /* the workers' history, or NULL (strings only) */
+    uint8_t queue_key[2];     /* w->keys index of the queue and of the stream */
     struct nsim_op *ops;
     uint32_t n_ops, cap_ops;
     uint8_t *arena;
@@ -677,7 +685,7 @@ static void nsim__free_node(struct nsim *w, struct nsim_host *h) {
     free(h->gone);
     h->gone = NULL;
     h->n_gone = h->cap_gone = 0;
-    for (uint32_t i = 0; i < NSIM_CLIENTS; i++) {
+    for (uint32_t i = 0; i < NSIM_CLIENTS_ALL; i++) {
         if (h->clients[i] != NULL) free(h->clients[i]->last_write_index); /* shard.c's */
         free(h->clients[i]);
         h->clients[i] = NULL;
@@ -725,13 +733,14 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
     }
     for (uint32_t i = 0; i < n->n_local; i++) h->applied[n->local[i]->index] = n->local[i]->applied;
     nsim__check_durable(w, h);
-    for (uint32_t i = 0; i < NSIM_CLIENTS; i++) {
+    for (uint32_t i = 0; i < NSIM_CLIENTS_ALL; i++) {
         h->clients[i] = calloc(1, sizeof(struct client));
         if (h->clients[i] == NULL) abort();
         h->clients[i]->node = n;
         h->clients[i]->proto = 2;
         h->clients[i]->id = n->next_client_id++;
     }
+    n->n_clients = NSIM_CLIENTS_ALL; /* connected (block.c counts its waiters against it) */
     for (uint32_t i = 0; i < n->n_local; i++) {
         nsim__trace(w, "node %llu started (gen %u): group %llu commit %llu, applied %llu",
                     (unsigned long long)h->id, h->gen, (unsigned long long)n->local[i]->group,
@@ -919,6 +928,7 @@ static void nsim__close_connection(struct nsim *w, struct nsim_host *h, uint16_t
     struct node *n = h->n;
     NSIM_ON_NODE(w, h, {
         for (uint32_t i = 0; i < n->n_local; i++) shard_forget_client(n->local[i], old);
+        block_client_gone(old); /* as client.c's close */
     });
     if (!h->alive) return;
     for (struct nsim_slot *ns = h->slots; ns != NULL; ns = ns->next) {
@@ -972,9 +982,136 @@ static bool nsim__not_applied(const char *msg, size_t len) {
     return false;
 }
 
+/* ---- the queue workers (nsim_queue.c builds their commands and checks
+ * their history; here they are sent and answered as the other clients') ---- */
+
+static void nsim__worker_next(struct nsim *w, struct nsim_client *c) {
+    if (w->quiet || w->queue == NULL) return;
+    if (!c->rested) { /* fewer operations than a register client: seeds stay fast */
+        c->rested = true;
+        nsim__push(w, w->now_us + NSIM_WORKER_REST_US + rand_below(&w->rng, NSIM_WORKER_REST_US),
+                   (struct nsim_ev){.type = EV_NEXT, .client = c->id, .req = c->req});
+        return;
+    }
+    c->rested = false;
+    if (w->n_ops == w->cap_ops) {
+        w->cap_ops = w->cap_ops ? w->cap_ops * 2 : 1024;
+        w->ops = realloc(w->ops, w->cap_ops * sizeof(*w->ops));
+        if (w->ops == NULL) abort();
+    }
+    char buf[NSIM_QUEUE_REQUEST_BYTES_MAX], what[64];
+    enum nsim_queue_on on;
+    size_t len = nsim_queue_next(w->queue, c->id - NSIM_CLIENTS, &w->rng, w->now_us, buf,
+                                 sizeof(buf), &on, what);
+    struct nsim_op *op = &w->ops[w->n_ops];
+    memset(op, 0, sizeof(*op));
+    op->key = w->queue_key[on];
+    op->lin.kind = 0xff; /* not a register: nsim_queue.c keeps its history */
+    op->lin.id = w->n_ops;
+    c->op = w->n_ops++;
+    c->req++;
+    c->busy = true;
+    uint8_t target = c->target[w->key_shard[op->key]];
+    nsim__trace(w, "worker %u: %s -> node %llu", c->id, what,
+                (unsigned long long)w->hosts[target].id);
+    struct nsim_ev ev = {.type = EV_REQ, .node = target, .client = c->id, .req = c->req,
+                         .gen = w->hosts[target].gen, .len = len};
+    ev.bytes = malloc(len);
+    if (ev.bytes == NULL) abort();
+    memcpy(ev.bytes, buf, len);
+    nsim__push(w, w->now_us + nsim__net_delay(w), ev);
+    nsim__push(w, w->now_us + NSIM_OP_TIMEOUT_US,
+               (struct nsim_ev){.type = EV_TIMEOUT, .client = c->id, .req = c->req});
+}
+
+static void nsim__worker_reply(struct nsim *w, struct nsim_client *c, const struct nsim_ev *ev) {
+    const char *r = (const char *)ev->bytes;
+    size_t len = ev->len;
+    uint32_t worker = c->id - NSIM_CLIENTS;
+    bool busygroup = len > 10 && memcmp(r, "-BUSYGROUP", 10) == 0;
+    nsim__trace(w, "worker %u: reply %.*s", c->id, (int)(len < 60 ? len : 60), r);
+    /* the workers' commands are well formed, on keys of the right type, and
+     * the group exists before any of them reads: no ERR, WRONGTYPE, NOGROUP */
+    if (len > 0 && r[0] == '-' && (!memcmp(r, "-ERR", len < 4 ? len : 4) ||
+                                   !memcmp(r, "-WRONGTYPE", len < 10 ? len : 10) ||
+                                   !memcmp(r, "-NOGROUP", len < 8 ? len : 8))) {
+        nsim__violation(w, "worker %u: error reply %.*s", worker, (int)(len < 80 ? len : 80), r);
+        return;
+    }
+    if (len > 0 && r[0] == '-' && !busygroup) {
+        bool not_applied = nsim__not_applied(r, len);
+        if (not_applied) w->st.ops_failed++;
+        else w->st.ops_unknown++;
+        nsim_queue_failed(w->queue, worker, not_applied);
+        nsim__client_done(w, c, true);
+        return;
+    }
+    char why[200];
+    if (nsim_queue_reply(w->queue, worker, w->now_us, r, len, why, sizeof(why)) != 0) {
+        nsim__violation(w, "%s", why);
+        return;
+    }
+    w->st.ops_ok++;
+    nsim__client_done(w, c, false);
+}
+
+/* The queue and the stream: two more keys (not registers: n_keys leaves
+ * them out), and the workers' history. */
+static void nsim__queue_setup(struct nsim *w) {
+    w->queue = nsim_queue_create();
+    for (uint32_t on = 0; on < 2; on++) {
+        uint32_t i = w->n_keys + on;
+        const char *key = nsim_queue_key((enum nsim_queue_on)on);
+        snprintf(w->keys[i], sizeof(w->keys[i]), "%s", key);
+        w->key_shard[i] = (uint8_t)nsim__shard_of_key(w, key, strlen(key));
+        w->queue_key[on] = (uint8_t)i;
+    }
+}
+
+static void nsim__queue_start(struct nsim *w) {
+    if (w->queue == NULL) return;
+    for (uint16_t i = NSIM_CLIENTS; i < NSIM_CLIENTS_ALL; i++) {
+        w->clients[i].id = i;
+        for (uint32_t k = 0; k < w->map.n_shards; k++) {
+            w->clients[i].target[k] = nsim__random_holder(w, k);
+        }
+        nsim__push(w, 100000 + rand_below(&w->rng, 5000),
+                   (struct nsim_ev){.type = EV_NEXT, .client = i, .req = 0});
+    }
+}
+
+/* At the end, replicas converged: the workers' history against the keys. */
+static void nsim__check_queue(struct nsim *w) {
+    if (w->queue == NULL) return;
+    struct kv *kvs[2] = {NULL, NULL};
+    const struct node *at = NULL;
+    for (uint32_t on = 0; on < 2; on++) {
+        uint32_t k = w->key_shard[w->queue_key[on]];
+        for (uint32_t i = 0; i < w->n_nodes && kvs[on] == NULL; i++) {
+            const struct nsim_host *h = &w->hosts[i];
+            if (h->alive && h->n != NULL && h->n->shards[k] != NULL) {
+                kvs[on] = h->n->shards[k]->kv;
+                at = h->n;
+            }
+        }
+        if (kvs[on] == NULL) return; /* check_final reported the nodes down */
+    }
+    char why[300];
+    uint64_t ops = 0;
+    if (nsim_queue_check(w->queue, kvs[0], kvs[1], (int64_t)node_now_ms((struct node *)at),
+                         why, sizeof(why), &ops) != 0) {
+        nsim__violation(w, "%s", why);
+    }
+    w->st.queue_ops += ops;
+}
+
 static void nsim__on_reply(struct nsim *w, const struct nsim_ev *ev) {
     struct nsim_client *c = &w->clients[ev->client];
     if (!c->busy || c->req != ev->req) return; /* it gave up on that one */
+    if (c->id >= NSIM_CLIENTS) {
+        nsim__worker_reply(w, c, ev);
+        return;
+    }
     struct nsim_op *op = &w->ops[c->op];
     const char *r = (const char *)ev->bytes;
     size_t len = ev->len;
@@ -1089,8 +1226,12 @@ static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
                                      "the command was not applied");
         return;
     }
+    /* a blocking command waits on its keys' leader, as client.c routes it */
+    bool waits = (def->flags & CMD_BLOCKING) && cmd_block_wanted(def, cmd.argc, cmd.argv) &&
+                 shard_is_leader(s) && c->block == NULL;
     NSIM_ON_NODE(w, h, {
-        if (def->flags & CMD_WRITE) shard_write(n, s, c, &ns->base, cmd.argc, cmd.argv);
+        if (waits) block_start(c, s, &ns->base, def, cmd.argc, cmd.argv);
+        else if (def->flags & CMD_WRITE) shard_write(n, s, c, &ns->base, cmd.argc, cmd.argv);
         else shard_read(n, s, c, &ns->base, def, cmd.argc, cmd.argv);
     });
     nsim__maybe_hang_up(w, ev);
@@ -1354,7 +1495,7 @@ static void nsim__quiet_check(struct nsim *w) {
     }
     nsim__heal_network(w);
     w->clients_paused = false;
-    for (uint16_t i = 0; i < NSIM_CLIENTS; i++) {
+    for (uint16_t i = 0; i < NSIM_CLIENTS_ALL; i++) {
         struct nsim_client *c = &w->clients[i];
         if (!c->parked) continue;
         c->parked = false;
@@ -1421,6 +1562,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
         struct nsim_client *c = &w->clients[ev->client];
         if (c->busy && c->req == ev->req) {
             w->st.ops_unknown++;
+            if (c->id >= NSIM_CLIENTS) nsim_queue_failed(w->queue, c->id - NSIM_CLIENTS, false);
             /* every other timeout closes the connection (no random draw:
              * the seeds' schedules stay as they were) */
             if ((c->id + c->req) % 2 == 0 || nsim__hangs_up(c->id, c->req)) {
@@ -1435,6 +1577,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
         struct nsim_client *c = &w->clients[ev->client];
         if (c->busy || c->req != ev->req) break;
         if (w->clients_paused) c->parked = true;
+        else if (c->id >= NSIM_CLIENTS) nsim__worker_next(w, c);
         else nsim__next_op(w, c);
         break;
     }
@@ -1755,6 +1898,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
         w->key_shard[i] = (uint8_t)(i % shards);
         w->key_type[i] = type;
     }
+    if (!opt->strings_only) nsim__queue_setup(w);
     nsim__trace(w, "%u nodes, %u shards of %u replicas; keys %s %s %s %s", w->n_nodes, shards,
                 w->map.shards[0].n_replicas, w->keys[0], w->keys[1], w->keys[2],
                 w->n_keys > 3 ? w->keys[3] : "");
@@ -1772,6 +1916,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
         nsim__push(w, 100000 + rand_below(&w->rng, 5000),
                    (struct nsim_ev){.type = EV_NEXT, .client = i, .req = 0});
     }
+    nsim__queue_start(w);
     nsim__push(w, 300000 + rand_below(&w->rng, 300000), (struct nsim_ev){.type = EV_NEMESIS});
     nsim__push(w, w->heal_us, (struct nsim_ev){.type = EV_HEAL});
     nsim__push(w, w->quiet_us - 150000, (struct nsim_ev){.type = EV_LATE_CUT});
@@ -1810,6 +1955,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     if (!w->violated) nsim__check_busy(w);
     if (!w->violated) nsim__check_final(w);
     if (!w->violated) nsim__check_history(w);
+    if (!w->violated) nsim__check_queue(w);
     for (uint32_t i = 0; i < w->n_nodes; i++) {
         w->st.snapshots += w->hosts[i].n ? w->hosts[i].n->stats.snapshots : 0;
         const struct node *n = w->hosts[i].n;
@@ -1832,6 +1978,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     if (rc) snprintf(why, why_cap, "%s", w->why);
     *stats = w->st;
     free(w->heap);
+    nsim_queue_free(w->queue);
     free(w->ops);
     free(w->arena);
     for (uint32_t k = 0; k < NSIM_SHARDS_MAX; k++) {

@@ -68,6 +68,7 @@ struct nsim_stats {
      * replica at its fault, of them led by the victim, and the slowest
      * new leader of one (ms after the fault; the sum over seeds) */
     uint64_t quiet_seeds, quiet_groups, quiet_led, quiet_elect_ms;
+    uint64_t queue_ops; /* the queue workers' acknowledged operations (nsim_queue.c) */
 };
 
 /* Runs one seed; 0 if every check passed, 1 with a message in why. */

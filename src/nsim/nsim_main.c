@@ -140,6 +140,8 @@ int main(int argc, char **argv) {
            (unsigned long long)sum.sharded, (unsigned long long)sum.quiet_seeds,
            (unsigned long long)sum.quiet_groups, (unsigned long long)sum.quiet_led,
            (unsigned long long)sum.quiet_elect_ms);
+    printf("queue and stream workers (nsim_queue.c): %llu acknowledged operations\n",
+           (unsigned long long)sum.queue_ops);
     printf("seeds: %llu, violations: 0\n", (unsigned long long)ran);
     return 0;
 }

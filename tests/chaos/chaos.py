@@ -29,6 +29,8 @@ import sys
 import threading
 import time
 
+import redis
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import checker  # noqa: E402
@@ -304,6 +306,76 @@ def final_reads(c, nem, keys, deadline_s=90):
     return finals, ops, pending
 
 
+def final_stream(c, nem, deadline_s=60):
+    """The consumer group's end, through the leader after healing, as
+    'final' operations of consumer 'final': XREADGROUP of every entry not
+    yet handed out, then XPENDING of every pending id, then XAUTOCLAIM
+    (min-idle 0) of all of them (checker.check_stream). Each step is
+    retried on an error; one that never succeeds is missing from the
+    history (the checker reports final-read-failed)."""
+    ops = []
+    s, g = workload.STREAM, workload.STREAM_GROUP
+    steps = [("xread", ("XREADGROUP", "GROUP", g, "final", "COUNT", "100000", "STREAMS", s,
+                        ">")),
+             ("xpending", ("XPENDING", s, g, "-", "+", "100000")),
+             ("xclaim", ("XAUTOCLAIM", s, g, "final", "0", "0-0", "COUNT", "100000"))]
+    deadline = time.monotonic() + deadline_s
+    for f, args in steps:
+        for _ in range(100):
+            if time.monotonic() > deadline:
+                return ops
+            nem.restart_dead("final stream")
+            lead = c.wait_leader(timeout=min(10, max(1, deadline - time.monotonic())))
+            if lead is None:
+                continue
+            t0 = time.monotonic()
+            conn = redis.Connection(host=c.ip(lead), port=clustermod.CLIENT_PORT,
+                                    socket_timeout=5, socket_connect_timeout=5,
+                                    decode_responses=True)
+            try:  # the raw reply, as the clients record theirs (no redis-py parsing)
+                conn.connect()
+                conn.send_command(*args)
+                r = conn.read_response()
+            except Exception:  # noqa: BLE001
+                if f == "xread":  # it may have moved entries to 'final': XAUTOCLAIM takes them
+                    ops.append({"p": "final", "f": f, "k": s, "v": None, "node": lead,
+                                "type": "info", "c": "final", "t0": t0 - c.t_start,
+                                "t1": time.monotonic() - c.t_start})
+                time.sleep(0.5)
+                continue
+            finally:
+                conn.disconnect()
+            raw = r
+            if f == "xpending":
+                try:
+                    r = [e[0] for e in r or []]
+                except (TypeError, IndexError, KeyError):
+                    r = None
+            else:
+                r = workload.stream_delivered(f, r)
+            o = {"p": "final", "f": f, "k": s, "v": None, "node": lead, "type": "ok",
+                 "c": "final", "r": r, "t0": t0 - c.t_start, "t1": time.monotonic() - c.t_start}
+            if r is None:
+                o["bad"] = repr(raw)[:80]
+            ops.append(o)
+            break
+    return ops
+
+
+def stream_group(c, lead):
+    """Creates the stream and its consumer group (before the clients start)."""
+    for _ in range(50):
+        try:
+            c.client(lead, 5).execute_command("XGROUP", "CREATE", workload.STREAM,
+                                              workload.STREAM_GROUP, "$", "MKSTREAM")
+            return
+        except Exception as e:  # noqa: BLE001
+            if "BUSYGROUP" in str(e):
+                return
+            time.sleep(0.2)
+    raise RuntimeError("XGROUP CREATE %s failed" % workload.STREAM)
+
+
 def replica_check(c, keys, finals, ops, timeout_s=60):
     """The leaders' values now, read again (linearizable; MGET is split by
     shard and each part read through its group's leader), against the final
@@ -515,6 +587,7 @@ def main():
             if int(got) != workload.key_slot(k):
                 raise RuntimeError("key_slot(%r) = %d, CLUSTER KEYSLOT %s" %
                                    (k, workload.key_slot(k), got))
+        stream_group(c, lead)
         if a.profile in SPLIT_ROLES and a.shards > 1:
             nem.aim = multiprocessing.Array("i", 64)
         for w in range(a.workers):
@@ -557,7 +630,11 @@ def main():
                         except ValueError:
                             pass  # a line cut by a killed client
         keys = {o["k"] for o in ops} | {o["dst"] for o in ops if o.get("dst")}
+        # the group's end first: the final reads then see the stream and
+        # its pending list as the replicas must have them
+        sops = final_stream(c, nem) if workload.STREAM in keys else []
         finals, fops, unread = final_reads(c, nem, keys)
+        ops += sops
         nem.restart_dead("final reads")
         ops += fops
         with open(os.path.join(out, "history.jsonl"), "w") as f:
@@ -633,8 +710,10 @@ def report(a, seed, out, c, nem, ops, summary, anomalies, leaders, t_end, check_
         d[o["type"]] = d.get(o["type"], 0) + 1
     say("operations: %d (%.0f/s): %s" % (len(client_ops), len(client_ops) / max(1.0, t_end),
                                          ", ".join("%s %d" % kv for kv in sorted(outcome.items()))))
-    names = {"r": "read", "w": "write", "rmw": "set-get", "incr": "incrby", "append": "append"}
-    for f in ("w", "rmw", "r", "incr", "append"):
+    names = {"r": "read", "w": "write", "rmw": "set-get", "incr": "incrby", "append": "append",
+             "push": "lpush", "pop": "blmove", "ack": "lrem", "xadd": "xadd",
+             "xread": "xreadgroup", "xclaim": "xautoclaim", "xack": "xack"}
+    for f in names:
         if f in per:
             say("  %-8s %s" % (names[f], ", ".join("%s %d" % kv for kv in sorted(per[f].items()))))
     errs = {}

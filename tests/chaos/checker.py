@@ -6,7 +6,12 @@ An operation is a dict:
         'incr' (INCRBY k 1), 'append' (APPEND k token); on the work queue:
         'push' (LPUSH queue item), 'pop' (BLMOVE queue dst: r is the item
         taken, or None), 'ack' (LREM dst 1 item); 'dst' names the consumer's
-        own list
+        own list; on the stream: 'xadd' (XADD stream * v value: r is the
+        new id), 'xread' (XREADGROUP ... >) and 'xclaim' (XAUTOCLAIM): r is
+        the delivered entries [[id, value], ...]; 'xack' (XACK of the ids
+        in v: r is the count); 'c' names the consumer; the driver's own
+        operations after healing ('p' 'final') add 'xpending' (r: the
+        pending ids)
   k     key
   v     argument: the value written / the token appended (None for reads)
   t0,t1 invocation and completion times (seconds, one monotonic clock)
@@ -404,6 +409,190 @@ def check_queue(ops, finals):
     return out, lost
 
 
+# ---------------------------------------------------------------- stream
+
+def stream_final_entries(final):
+    """[[id, value], ...] of the stream's final read: the raw XRANGE reply,
+    or {'entries': XRANGE reply, 'pending': XPENDING summary}
+    (workload.read_one)."""
+    if final is None:
+        return None
+    if isinstance(final, dict):
+        final = final.get("entries")
+    out = []
+    for e in final or []:
+        if e is None or len(e) < 2:
+            continue
+        fields = e[1] or []
+        if isinstance(fields, dict):  # redis-py's parsed XRANGE
+            out.append((e[0], fields.get("v")))
+        else:
+            out.append((e[0], fields[1] if len(fields) > 1 else None))
+    return out
+
+
+def _sid(x):
+    a, _, b = str(x).partition("-")
+    return (int(a), int(b or 0))
+
+
+def check_stream(ops, final):
+    """The stream (workload.STREAM) and its consumer group: producers XADD
+    unique values; consumers XREADGROUP new entries or XAUTOCLAIM others'
+    idle pending ones, then XACK them; after healing the driver reads the
+    rest of the new entries, the pending list and claims all of it with
+    min-idle 0 ('final' operations), and `final` is the stream read last.
+    Every acknowledged XADD is in the final stream with its id (else a lost
+    acknowledged write), once, in real-time order, and was delivered at
+    least once; no entry is delivered as new twice, none is delivered again
+    after an XACK of it was acknowledged, an XACK counts every entry it was
+    handed that no other XACK may have taken, nothing delivered that was
+    never added, and what XPENDING lists at the end XAUTOCLAIM can claim.
+    Returns (anomalies, lost)."""
+    out = []
+    key = None
+    adds = {}      # value -> xadd op (ok or info)
+    failed = set()
+    deliveries = []  # ok xread / xclaim ops, the driver's included
+    acks = []      # xack ops, ok and info
+    pending_end = None
+    claimed_end = None
+    new_end = None
+    for o in ops:
+        key = key or o["k"]
+        f, typ = o["f"], o["type"]
+        if f == "xadd":
+            if typ == "fail":
+                failed.add(o["v"])
+            else:
+                adds[o["v"]] = o
+                if typ == "ok" and not (isinstance(o.get("r"), str) and "-" in o["r"]):
+                    out.append(_anomaly("bad-reply", o["k"], "XADD replied %r" % (o.get("r"),)))
+                    adds[o["v"]] = dict(o, type="info")
+        elif f in ("xread", "xclaim", "xpending") and typ == "ok" and o.get("bad"):
+            if not any(x["kind"] == "bad-reply" for x in out):
+                out.append(_anomaly("bad-reply", o["k"], "%s replied %s" % (f, o["bad"])))
+        elif f in ("xread", "xclaim") and typ == "ok":
+            deliveries.append(o)
+            if o["p"] == "final":
+                if f == "xread":
+                    new_end = (new_end or []) + list(o["r"] or [])
+                else:
+                    claimed_end = (claimed_end or []) + list(o["r"] or [])
+        elif f == "xack" and typ != "fail":
+            acks.append(o)
+        elif f == "xpending" and typ == "ok":
+            pending_end = (pending_end or []) + list(o["r"] or [])
+    key = key or "s:-"
+    acked = {v: o for v, o in adds.items() if o["type"] == "ok"}
+    id_of = {o["r"]: v for v, o in acked.items()}
+    entries = stream_final_entries(final)
+    lost = 0
+    if entries is None:
+        if adds:
+            out.append(_anomaly("final-read-failed", key, "the stream was not read"))
+    else:
+        seen = {}
+        for sid, val in entries:
+            if val in seen:
+                out.append(_anomaly("stream-duplicate-add", key, "value %s is in the stream "
+                                    "as %s and %s" % (val, seen[val], sid)))
+                break
+            seen[val] = sid
+        for sid, val in entries:
+            if val not in adds:
+                kind = "stream-failed-add-applied" if val in failed else "stream-phantom"
+                out.append(_anomaly(kind, key, "entry %s (%s) was never added (or its XADD "
+                                    "failed)" % (sid, val)))
+                break
+        for val, o in acked.items():
+            if val not in seen:
+                lost += 1
+                if lost == 1:
+                    out.append(_anomaly("stream-lost", key, "acknowledged XADD of %s (id %s, "
+                                        "at %.3f s) is not in the stream" % (val, o["r"], o["t1"])))
+            elif seen[val] != o["r"]:
+                out.append(_anomaly("stream-id-mismatch", key, "XADD of %s replied id %s, the "
+                                    "stream has it as %s" % (val, o["r"], seen[val])))
+                break
+        placed = sorted((_sid(o["r"]), o) for o in acked.values() if o["v"] in seen)
+        max_t0 = -INF
+        for _, o in placed:
+            if o["t1"] < max_t0:
+                out.append(_anomaly("stream-add-order", key, "XADD of %s (done %.3f) has a "
+                                    "greater id than one that began later" % (o["v"], o["t1"])))
+                break
+            max_t0 = max(max_t0, o["t0"])
+        for sid, val in entries:
+            id_of.setdefault(sid, val)
+    # deliveries: real entries, new ones once, none after an acknowledged XACK
+    first_new = {}
+    ack_done = {}  # id -> earliest completion of an acknowledged XACK of it
+    for a in acks:
+        if a["type"] == "ok":
+            for sid in a["v"]:
+                ack_done[sid] = min(ack_done.get(sid, INF), a["t1"])
+    delivered = set()
+    reported = set()
+    for d in sorted(deliveries, key=lambda o: o["t0"]):
+        for sid, val in d["r"] or []:
+            delivered.add(sid)
+            if sid in id_of and id_of[sid] != val and "wrong" not in reported:
+                reported.add("wrong")
+                out.append(_anomaly("stream-wrong-entry", key, "%s handed %s to %s with "
+                                    "value %s; it holds %s" % (d["f"], sid, d.get("c"), val,
+                                                               id_of[sid])))
+            if sid not in id_of and entries is not None and "phantom" not in reported:
+                reported.add("phantom")
+                out.append(_anomaly("stream-phantom-delivery", key, "%s handed %s to %s, "
+                                    "which is not in the stream" % (d["f"], sid, d.get("c"))))
+            if d["f"] == "xread":
+                if sid in first_new and "twice" not in reported:
+                    reported.add("twice")
+                    out.append(_anomaly("stream-delivered-twice", key, "entry %s was handed "
+                                        "out as new to %s at %.3f s and again to %s at %.3f s" %
+                                        (sid, first_new[sid].get("c"), first_new[sid]["t0"],
+                                         d.get("c"), d["t0"])))
+                first_new.setdefault(sid, d)
+            if d["t0"] > ack_done.get(sid, INF) and "after-ack" not in reported:
+                reported.add("after-ack")
+                out.append(_anomaly("stream-redelivered-after-ack", key, "entry %s was handed "
+                                    "to %s at %.3f s after an XACK of it was acknowledged at "
+                                    "%.3f s" % (sid, d.get("c"), d["t0"], ack_done[sid])))
+    # an XACK counts every entry no other XACK may have removed first
+    for a in acks:
+        if a["type"] != "ok" or not isinstance(a.get("r"), int):
+            continue
+        ids = list(a["v"])
+        others = {sid for b in acks if b is not a and b["t0"] < a["t1"] for sid in b["v"]}
+        sure = [sid for sid in ids if sid not in others and sid in delivered]
+        if a["r"] > len(ids) or a["r"] < len(sure):
+            out.append(_anomaly("stream-ack-not-pending", key, "XACK of %d entries handed to "
+                                "%s (%s) at %.3f s counted %d; no other XACK may have taken "
+                                "%d of them" % (len(ids), a.get("c"), ",".join(ids[:3]),
+                                                a["t0"], a["r"], len(sure))))
+            break
+    if new_end is None or claimed_end is None or pending_end is None:
+        if adds:
+            out.append(_anomaly("final-read-failed", key, "the consumer group was not read "
+                                "to its end (XREADGROUP, XPENDING, XAUTOCLAIM)"))
+        return out, lost
+    claimed_ids = {sid for sid, _ in claimed_end}
+    # an indeterminate XACK may take effect late, between XPENDING and XAUTOCLAIM
+    late_ack = {sid for a in acks if a["type"] == "info" for sid in a["v"]}
+    missing = [sid for sid in pending_end if sid not in claimed_ids and sid not in late_ack]
+    if missing:
+        out.append(_anomaly("stream-pending-not-claimable", key, "%d entries XPENDING listed "
+                            "were not claimed by XAUTOCLAIM (e.g. %s)" % (len(missing),
+                                                                          missing[0])))
+    never = [o for o in acked.values() if o["r"] not in delivered]
+    if never:
+        out.append(_anomaly("stream-never-delivered", key, "%d acknowledged XADDs were never "
+                            "delivered, not even after healing (e.g. %s, id %s)" %
+                            (len(never), never[0]["v"], never[0]["r"])))
+    return out, lost
+
+
 # ---------------------------------------------------------------- whole history
 
 def late_write_explained(key, before, after, ops):
@@ -412,8 +601,9 @@ def late_write_explained(key, before, after, ops):
     a timeout, a closed connection) may take effect that late, e.g. a
     command proxied through a partition and delivered once it healed. True
     if such writes to key explain the change from `before` to `after`."""
-    if key.startswith("q:"):  # the queue and the consumers' lists change together
-        return any(o["k"].startswith("q:") and o["type"] == "info" and o["p"] != "final"
+    if key.startswith(("q:", "s:")):  # the queue and the consumers' lists change together;
+        # the stream and its group's state too
+        return any(o["k"].startswith(key[:2]) and o["type"] == "info" and o["p"] != "final"
                    for o in ops)
     infos = [o for o in ops if o["k"] == key and o["type"] == "info" and o["p"] != "final"]
     if not infos:
@@ -448,10 +638,17 @@ def check_history(ops, finals):
     max_ops = 0
     states = 0
     queue_ops = []
+    stream_ops = {}
     for k, kops in sorted(by_key.items()):
         kind = k.split(":", 1)[0]
         if kind == "q":  # the queue and the consumers' lists: one check below
             queue_ops += kops
+            continue
+        if kind == "s":  # the stream and its consumer group
+            a, l = check_stream(kops, finals.get(k))
+            anomalies += a
+            lost += l
+            stream_ops[k] = len(kops)
             continue
         if kind in ("r", "h", "z"):  # strings, hash fields, sorted-set members
             a, st = check_register(k, kops)
@@ -473,6 +670,7 @@ def check_history(ops, finals):
         a, l = check_queue(queue_ops, {k: v for k, v in finals.items() if k.startswith("q:")})
         anomalies += a
         lost += l
-    acked = sum(1 for o in ops if o["type"] == "ok" and o["f"] != "r")
+    acked = sum(1 for o in ops if o["type"] == "ok" and o["f"] not in
+                ("r", "xread", "xclaim", "xpending"))
     return {"anomalies": anomalies, "lost": lost, "acked": acked, "keys": len(by_key),
             "unchecked": unchecked, "register_ops_max": max_ops, "wgl_states": states}

@@ -409,6 +409,203 @@ def queue_ack_undone_and_duplicate_flagged():
     assert queue_kinds(h, {Q: ["a", "a"]}) == ["queue-duplicate"]
 
 
+# ---- the stream and its consumer group
+
+S = "s:{stream}"
+
+
+def sop(f, v=None, t0=0.0, t1=1.0, typ="ok", r=None, c="c0", p=0):
+    o = op(f, S, v, t0, t1, typ, r, p)
+    o["c"] = c
+    return o
+
+
+def xrange_of(*pairs):
+    return [[i, ["v", v]] for i, v in pairs]
+
+
+def stream_end(t, pending=(), claimed=(), new=()):
+    """The driver's end of the group: XREADGROUP >, XPENDING, XAUTOCLAIM."""
+    return [sop("xread", t0=t, t1=t + 0.1, r=[list(e) for e in new], c="final", p="final"),
+            sop("xpending", t0=t + 0.2, t1=t + 0.3, r=list(pending), c="final", p="final"),
+            sop("xclaim", t0=t + 0.4, t1=t + 0.5, r=[list(e) for e in claimed], c="final",
+                p="final")]
+
+
+def stream_kinds(h, final):
+    a, _ = checker.check_stream(h, final)
+    return kinds(a)
+
+
+def stream_ok_history():
+    """a and b added; c0 reads a and acks it; c1 reads b, dies; the end claims b."""
+    h = [sop("xadd", "a", 0, 1, r="1-0"), sop("xadd", "b", 2, 3, r="2-0"),
+         sop("xread", None, 4, 5, r=[["1-0", "a"]]),
+         sop("xack", ["1-0"], 6, 7, r=1),
+         sop("xread", None, 8, 9, r=[["2-0", "b"]], c="c1")]
+    h += stream_end(20, pending=["2-0"], claimed=[["2-0", "b"]])
+    return h, xrange_of(("1-0", "a"), ("2-0", "b"))
+
+
+@test
+def stream_ok():
+    h, final = stream_ok_history()
+    assert stream_kinds(h, final) == [], stream_kinds(h, final)
+    # the final value as the driver reads it: XRANGE and the XPENDING summary
+    assert stream_kinds(h, {"entries": final, "pending": [1, "2-0", "2-0", [["final", "1"]]]}) \
+        == []
+
+
+@test
+def stream_parsed_xrange_ok():
+    # the final read through redis-py's client: (id, {field: value}) pairs
+    h, final = stream_ok_history()
+    parsed = [(i, {"v": fv[1]}) for i, fv in final]
+    assert stream_kinds(h, {"entries": parsed, "pending": {}}) == []
+    a, lost = checker.check_stream(h, {"entries": parsed[:1], "pending": {}})
+    assert "stream-lost" in kinds(a) and lost == 1, (a, lost)
+
+
+@test
+def stream_bad_reply_flagged():
+    # a node that answers XREADGROUP with an integer (the ACK_BEFORE_FSYNC canary)
+    h, final = stream_ok_history()
+    o = sop("xread", None, 10, 11, r=None, c="c2")
+    o["bad"] = "1"
+    h.append(o)
+    assert "bad-reply" in stream_kinds(h, final), stream_kinds(h, final)
+
+
+@test
+def stream_delivered_of_malformed_reply_is_none():
+    import workload  # the clients' parser: it must not raise (a client would die)
+    assert workload.stream_delivered("xread", 1) is None
+    assert workload.stream_delivered("xclaim", "OK") is None
+    assert workload.stream_delivered("xread", None) == []
+    assert workload.stream_delivered("xread", [["s", [["1-0", ["v", "a"]]]]]) == [["1-0", "a"]]
+
+
+@test
+def stream_claim_of_idle_entry_ok():
+    # c1 got b, c0 claimed it (idle), acked it; c1's late ack counts 0
+    h = [sop("xadd", "b", 0, 1, r="2-0"),
+         sop("xread", None, 2, 3, r=[["2-0", "b"]], c="c1"),
+         sop("xclaim", None, 6, 7, r=[["2-0", "b"]]),
+         sop("xack", ["2-0"], 8, 9, r=1),
+         sop("xack", ["2-0"], 10, 11, r=0, c="c1")]
+    h += stream_end(20)
+    assert stream_kinds(h, xrange_of(("2-0", "b"))) == []
+
+
+@test
+def stream_lost_add_flagged():
+    h, _ = stream_ok_history()
+    a, lost = checker.check_stream(h, xrange_of(("1-0", "a")))
+    assert "stream-lost" in kinds(a) and lost == 1, (a, lost)
+
+
+@test
+def stream_delivered_twice_as_new_flagged():
+    # a leader that handed an entry out without logging it: the next one hands it out again
+    h, final = stream_ok_history()
+    h.append(sop("xread", None, 10, 11, r=[["1-0", "a"]], c="c2"))
+    assert "stream-delivered-twice" in stream_kinds(h, final)
+
+
+@test
+def stream_redelivered_after_ack_flagged():
+    h, final = stream_ok_history()
+    h.append(sop("xclaim", None, 10, 11, r=[["1-0", "a"]], c="c2"))
+    assert stream_kinds(h, final) == ["stream-redelivered-after-ack"], stream_kinds(h, final)
+
+
+@test
+def stream_claim_concurrent_with_ack_ok():
+    h, final = stream_ok_history()
+    h.append(sop("xclaim", None, 6.5, 7.5, r=[["1-0", "a"]], c="c2"))
+    assert stream_kinds(h, final) == []
+
+
+@test
+def stream_ack_of_unpending_entry_flagged():
+    # entries handed out but never pending (XREADGROUP_NO_PEL): XACK counts 0
+    h, final = stream_ok_history()
+    h[3] = sop("xack", ["1-0"], 6, 7, r=0)
+    assert stream_kinds(h, final) == ["stream-ack-not-pending"], stream_kinds(h, final)
+
+
+@test
+def stream_ack_after_indeterminate_ack_ok():
+    h, final = stream_ok_history()
+    h.insert(3, sop("xack", ["1-0"], 5.5, 5.8, typ="info"))
+    h[4] = sop("xack", ["1-0"], 6, 7, r=0)
+    assert stream_kinds(h, final) == [], stream_kinds(h, final)
+
+
+@test
+def stream_pending_not_claimable_flagged():
+    h, final = stream_ok_history()
+    h = h[:-3] + stream_end(20, pending=["2-0"], claimed=[])
+    assert stream_kinds(h, final) == ["stream-pending-not-claimable"], stream_kinds(h, final)
+    # unless an indeterminate XACK of it may have taken effect in between
+    h.insert(5, sop("xack", ["2-0"], 9.5, 9.8, typ="info", c="c1"))
+    assert stream_kinds(h, final) == [], stream_kinds(h, final)
+
+
+@test
+def stream_never_delivered_flagged():
+    h, final = stream_ok_history()
+    h = h[:-3] + stream_end(20, pending=["2-0"], claimed=[["2-0", "b"]])
+    h.insert(1, sop("xadd", "c", 1, 2, r="3-0"))
+    final = final + xrange_of(("3-0", "c"))
+    assert stream_kinds(h, final) == ["stream-never-delivered"], stream_kinds(h, final)
+    # handed out by the end's XREADGROUP: delivered
+    h = h[:-3] + stream_end(20, pending=["2-0", "3-0"], claimed=[["2-0", "b"], ["3-0", "c"]],
+                            new=[["3-0", "c"]])
+    assert stream_kinds(h, final) == [], stream_kinds(h, final)
+
+
+@test
+def stream_phantom_and_failed_add_flagged():
+    h, final = stream_ok_history()
+    h.append(sop("xadd", "x", 1, 2, typ="fail"))
+    assert stream_kinds(h, final + xrange_of(("3-0", "x"))) == ["stream-failed-add-applied"]
+    assert stream_kinds(h, final + xrange_of(("3-0", "y"))) == ["stream-phantom"]
+
+
+@test
+def stream_wrong_id_and_entry_flagged():
+    h, final = stream_ok_history()
+    assert "stream-id-mismatch" in stream_kinds(h, xrange_of(("1-0", "a"), ("2-5", "b")))
+    h.append(sop("xclaim", None, 8.5, 9.5, r=[["2-0", "zz"]], c="c2"))
+    assert "stream-wrong-entry" in stream_kinds(h, final)
+
+
+@test
+def stream_indeterminate_read_then_end_claim_ok():
+    # an XREADGROUP that timed out may have made b pending: the end claims it
+    h = [sop("xadd", "b", 0, 1, r="2-0"), sop("xread", None, 2, 3, typ="info")]
+    h += stream_end(20, pending=["2-0"], claimed=[["2-0", "b"]])
+    assert stream_kinds(h, xrange_of(("2-0", "b"))) == []
+
+
+@test
+def stream_end_missing_flagged():
+    h, final = stream_ok_history()
+    assert stream_kinds(h[:-3], final) == ["final-read-failed"]
+
+
+@test
+def stream_in_whole_history():
+    h, final = stream_ok_history()
+    s = checker.check_history(h, {S: {"entries": final, "pending": [1, "2-0", "2-0", []]}})
+    assert s["anomalies"] == [] and s["lost"] == 0, s
+    s = checker.check_history(h, {S: {"entries": xrange_of(("2-0", "b")), "pending": []}})
+    assert kinds(s["anomalies"]) == ["stream-lost"] and s["lost"] == 1, s
+    assert checker.late_write_explained(S, 1, 2, h + [sop("xadd", "z", 30, 31, typ="info")])
+    assert not checker.late_write_explained(S, 1, 2, h)
+
+
 def main():
     passed = failed = 0
     for fn in TESTS:

@@ -7,7 +7,12 @@ hash's field f (HGET, HSET), and z:G:J, a sorted set's member m (ZSCORE,
 ZADD of a unique integer score); counters c:G (INCRBY 1, GET), append lists
 a:G:J (APPEND of a unique token 'P.N,', GET); and a work queue q:{queue}
 (LPUSH of a unique item by producers; consumers BLMOVE an item into their
-own list q:{queue}:w:P, then LREM it there: the item is done). G is a generation number that
+own list q:{queue}:w:P, then LREM it there: the item is done); and a stream
+s:{stream} with one consumer group (producers XADD a unique value; consumers
+XREADGROUP new entries (BLOCK, COUNT) or XAUTOCLAIM other consumers' entries
+pending longer than STREAM_CLAIM_IDLE_MS, then XACK what they got; the
+driver creates the group before the clients start and, after healing,
+reads the rest (final_stream)). G is a generation number that
 advances with time, so each key sees a bounded number of operations (the
 register check is a search whose cost grows with the history of one key).
 Every operation goes to a random node; followers proxy to the leader.
@@ -38,10 +43,61 @@ COUNTER_PERIOD_S = 30.0
 APPEND_KEYS = 3
 APPEND_PERIOD_S = 20.0
 SHUN_S = 3.0
-READ_SHARE = {"r": 0.5, "c": 0.2, "a": 0.3, "q": 0.5}  # of each kind's operations
-# (for the queue: the share of consumer operations)
+READ_SHARE = {"r": 0.5, "c": 0.2, "a": 0.3, "q": 0.5, "s": 0.5}  # of each kind's operations
+# (for the queue and the stream: the share of consumer operations)
 QUEUE = "q:{queue}"
 QUEUE_POP_TIMEOUT = "0.1"  # BLMOVE's timeout, seconds
+STREAM = "s:{stream}"
+STREAM_GROUP = "g"
+STREAM_BLOCK_MS = "100"  # XREADGROUP's BLOCK
+STREAM_COUNT = "3"  # XREADGROUP's and XAUTOCLAIM's COUNT
+STREAM_CLAIM_IDLE_MS = "1500"  # XAUTOCLAIM takes entries pending at least this long
+STREAM_CLAIM_SHARE = 0.2  # of the consumers' reads
+
+
+def stream_consumer(idx):
+    return "c%d" % idx
+
+
+def stream_entries(entries):
+    """[[id, value], ...] of a raw list of stream entries ([id, [field,
+    value]] each; a nil one, which Redis 6.2's XAUTOCLAIM gave for a deleted
+    entry, is left out)."""
+    out = []
+    for e in entries or []:
+        if e is None or len(e) < 2:
+            continue
+        out.append([e[0], entry_value(e[1])])
+    return out
+
+
+def entry_value(fields):
+    """An entry's value field: from the raw [field, value] list, or from the
+    {field: value} dict of redis-py's parsed XRANGE (read_one)."""
+    if isinstance(fields, dict):
+        return fields.get("v")
+    fields = fields or []
+    return fields[1] if len(fields) > 1 else None
+
+
+def stream_delivered(f, r):
+    """The entries a raw XREADGROUP (f 'xread') or XAUTOCLAIM ('xclaim')
+    reply handed over, as [[id, value], ...]; None if the reply is not of
+    that shape (the checker reports it)."""
+    if r is None:
+        return []
+    if not isinstance(r, list) or (f == "xclaim" and (len(r) < 2 or
+                                                     not isinstance(r[1], list))):
+        return None
+    try:
+        if f == "xread":
+            out = []
+            for _key, entries in r:
+                out += stream_entries(entries)
+            return out
+        return stream_entries(r[1])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
 
 
 def queue_worklist(idx):
@@ -82,13 +138,21 @@ def read_args(key):
         return ("ZSCORE", key, "m")
     if key.startswith("q:"):
         return ("LRANGE", key, "0", "-1")
+    if key.startswith("s:"):
+        return ("XRANGE", key, "-", "+")
     return ("GET", key)
 
 
 def read_one(client, key):
     """A key's value through a redis-py client, as the history records it
     (the raw reply's string: redis-py turns a ZSCORE into a float, whose
-    integral scores are written back as the integer the ZADD sent)."""
+    integral scores are written back as the integer the ZADD sent). The
+    stream's value is {'entries': XRANGE, 'pending': XPENDING summary}: its
+    entries and its group's pending entries, which the replicas must agree
+    on too."""
+    if key.startswith("s:"):
+        return {"entries": client.execute_command(*read_args(key)),
+                "pending": client.execute_command("XPENDING", key, STREAM_GROUP)}
     v = client.execute_command(*read_args(key))
     if isinstance(v, float):
         v = str(int(v)) if v.is_integer() else repr(v)
@@ -98,7 +162,7 @@ def read_one(client, key):
 def read_many(client, keys):
     """Values of keys through a redis-py client: MGET for the strings (split
     by shard by the node), one typed read for each of the others."""
-    strings = [k for k in keys if not k.startswith(("h:", "z:", "q:"))]
+    strings = [k for k in keys if not k.startswith(("h:", "z:", "q:", "s:"))]
     vals = dict(zip(strings, client.mget(strings))) if strings else {}
     for k in keys:
         if k not in vals:
@@ -166,7 +230,7 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
     conns = Conns(ips, port, timeout)
     nodes = sorted(ips)
     seq = 0
-    mix = mix or {"r": 0.45, "c": 0.15, "a": 0.25, "q": 0.15}
+    mix = mix or {"r": 0.40, "c": 0.12, "a": 0.21, "q": 0.12, "s": 0.15}
     kinds = list(mix)
     weights = [mix[k] for k in kinds]
     out = open(path, "w")
@@ -175,6 +239,7 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
     next_at = 0.0
     shun = {}
     ack = None  # (node, item): the item this consumer took, to LREM next
+    xack = None  # (node, [id, ...]): the stream entries it got, to XACK next
     while time.monotonic() < deadline and ops < 2_000_000:
         ops += 1
         seq += 1
@@ -188,8 +253,14 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
         # paused node); when all are shunned, any will do
         up = [i for i in nodes if shun.get(i, 0) <= time.monotonic()]
         node = pin if pin is not None else rng.choice(up or nodes)
-        kind = "ack" if ack is not None else rng.choices(kinds, weights)[0]
-        is_read = kind != "ack" and (reads > 1.0 or rng.random() < READ_SHARE[kind] * reads)
+        if ack is not None:
+            kind = "ack"
+        elif xack is not None:
+            kind = "xack"
+        else:
+            kind = rng.choices(kinds, weights)[0]
+        is_read = kind not in ("ack", "xack") and (reads > 1.0 or
+                                                   rng.random() < READ_SHARE[kind] * reads)
         aimed = None
         if aim is not None and is_read and aim[0] in ips:
             with aim.get_lock():
@@ -204,6 +275,24 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
             ack = None
             key, dst = QUEUE, queue_worklist(idx)
             f, args = "ack", ("LREM", dst, "1", v)
+        elif kind == "xack":
+            node, v = xack
+            xack = None
+            key = STREAM
+            f, args = "xack", ("XACK", STREAM, STREAM_GROUP) + tuple(v)
+        elif kind == "s":
+            key = STREAM
+            if not is_read:
+                v = "%d.%d" % (idx, seq)
+                f, args = "xadd", ("XADD", STREAM, "*", "v", v)
+            elif rng.random() < STREAM_CLAIM_SHARE:
+                f, v, args = "xclaim", None, ("XAUTOCLAIM", STREAM, STREAM_GROUP,
+                                              stream_consumer(idx), STREAM_CLAIM_IDLE_MS, "0-0",
+                                              "COUNT", STREAM_COUNT)
+            else:
+                f, v, args = "xread", None, ("XREADGROUP", "GROUP", STREAM_GROUP,
+                                             stream_consumer(idx), "COUNT", STREAM_COUNT,
+                                             "BLOCK", STREAM_BLOCK_MS, "STREAMS", STREAM, ">")
         elif kind == "q":
             key = QUEUE
             if is_read:
@@ -241,6 +330,8 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
                 v = "%d.%d" % (idx, seq)
                 f, args = "append", ("APPEND", key, v + ",")
         rec = {"p": idx, "f": f, "k": key, "v": v, "node": node}
+        if f in ("xread", "xclaim", "xack"):
+            rec["c"] = stream_consumer(idx)
         if dst is not None:
             rec["dst"] = dst
         t0 = time.monotonic()
@@ -261,6 +352,15 @@ def run(idx, ips, port, t_start, deadline, seed, timeout, path, rate=50.0, mix=N
             rec.update(type="ok", r=r)
             if f == "pop" and r is not None:
                 ack = (node, r)
+            if f in ("xread", "xclaim"):
+                got = stream_delivered(f, r)
+                rec["r"] = got
+                if got is None:
+                    rec["bad"] = repr(r)[:80]
+                elif f == "xclaim" and len(r) > 2:
+                    rec["deleted"] = r[2]
+                if got:
+                    xack = (node, [e[0] for e in got])
         except redis.exceptions.ResponseError as e:
             t1 = time.monotonic()
             msg = str(e)
