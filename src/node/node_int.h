@@ -149,6 +149,9 @@ struct shard {
     uint64_t group;
     uint8_t n_replicas; /* the map's replicas of this shard: the initial voters */
     uint64_t replicas[MAP_REPLICAS_MAX];
+    /* the initial learners: group 0's members that do not vote (meta.c) */
+    uint8_t n_learners;
+    uint64_t learners[RAFT_NODES_MAX];
     uint32_t my_rank;   /* this node's position among them (snapshot turns) */
     /* leaders spread (n_shards > 1): the preferred replica campaigns at
      * once in a new group, and a leader hands over to it when it is back
@@ -320,6 +323,13 @@ struct node {
     uint32_t n_due;
     struct shard **in_ready; /* in a ready, waiting for the flush */
     uint32_t n_in_ready;
+    /* The meta group (group 0, meta.c): this node's replica, a voter or a
+     * learner; not in `local` or `shards` (it owns no slot), but pumped,
+     * ticked and flushed like them (awake, due, in_ready count it). */
+    struct shard *meta;
+    uint64_t meta_seen_applied;  /* group 0's applied index when its map was last read */
+    uint64_t meta_proposed_term; /* the term in which this leader proposed the initial map */
+    uint64_t meta_installs;      /* maps installed from group 0 */
     /* The node-level failure detector, by member index: when a frame last
      * came from each peer (any frame; an idle link carries the coalesced
      * beat, peer_beat), and whether the link counts as lost (nothing for
@@ -483,8 +493,21 @@ void node_host_libuv(struct node *n);
  * after len, and points buf there (an empty buf on ENOMEM). */
 void node_read_buf(char **data, size_t *cap, size_t len, uv_buf_t *buf);
 
+/* meta.c: the meta group, group 0 (docs/cluster.md, "The meta group"). */
+#define META_MAP_KEY "map"
+/* Fills s with group 0's members (voters, learners) and this node's rank. */
+void meta_members(const struct node *n, struct shard *s);
+/* After every advance of group 0's replica: installs a newer map it
+ * applied; as leader, proposes the initial map when there is none. */
+void meta_after_advance(struct node *n, struct shard *s);
+/* Opens this node's replica of group 0 into n->meta (0, or -1 logged). */
+int meta_open(struct node *n, const struct wal_recovered *rec);
+/* The map's epoch, and the meta leader this node knows of (0: none). */
+uint64_t meta_leader(const struct node *n);
+
 /* shard.c */
-/* Opens this node's replica of map shard `index` into s. */
+/* Opens this node's replica of map shard `index` into s; index ==
+ * map.n_shards opens group 0 (meta_members). */
 int shard_open(struct node *n, struct shard *s, uint32_t index,
                const struct wal_group_state *recovered);
 void shard_close(struct node *n, struct shard *s);

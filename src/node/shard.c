@@ -38,14 +38,18 @@ static struct kv *shard__new_kv(const struct node *n, struct shard *s) {
 int shard_open(struct node *n, struct shard *s, uint32_t index,
                const struct wal_group_state *gs) {
     memset(s, 0, sizeof(*s));
-    const struct map_shard *ms = &n->map.shards[index];
     s->node = n;
     s->index = index;
-    s->group = ms->group;
-    s->n_replicas = ms->n_replicas;
-    for (uint8_t i = 0; i < ms->n_replicas; i++) {
-        s->replicas[i] = ms->replicas[i];
-        if (ms->replicas[i] == n->cfg.id) s->my_rank = i;
+    if (index == n->map.n_shards) {
+        meta_members(n, s);
+    } else {
+        const struct map_shard *ms = &n->map.shards[index];
+        s->group = ms->group;
+        s->n_replicas = ms->n_replicas;
+        for (uint8_t i = 0; i < ms->n_replicas; i++) {
+            s->replicas[i] = ms->replicas[i];
+            if (ms->replicas[i] == n->cfg.id) s->my_rank = i;
+        }
     }
     s->snap_ref.handle = -1;
     s->snap_next.handle = -1;
@@ -102,6 +106,9 @@ int shard_open(struct node *n, struct shard *s, uint32_t index,
     }
     struct raft_conf initial = {0};
     for (uint8_t i = 0; i < s->n_replicas; i++) initial.voters[initial.n_voters++] = s->replicas[i];
+    for (uint8_t i = 0; i < s->n_learners; i++) {
+        initial.learners[initial.n_learners++] = s->learners[i];
+    }
     if (gs != NULL && gs->has_hard_state) {
         s->hs_written = gs->hard_state;
         s->hs_known = true;
@@ -116,6 +123,7 @@ int shard_open(struct node *n, struct shard *s, uint32_t index,
         return -1;
     }
     s->campaign_due = n->map.n_shards > 1 && s->my_rank == 0 && s->n_replicas > 1 &&
+                      s->index < n->map.n_shards &&
                       (gs == NULL || !gs->has_hard_state) && !found;
     if (mark >= 0 && wal_append_snapshot_mark(n->wal, s->group, meta.index, meta.term,
                                               (enum wal_mark_kind)mark) != WAL_OK) {
@@ -928,4 +936,5 @@ static void shard__after_advance(struct node *n, struct shard *s) {
     shard_poll_snapshot(n, s);
     shard_snap_maybe(n, s);
     shard__expire(n, s);
+    if (s == n->meta) meta_after_advance(n, s);
 }

@@ -120,7 +120,7 @@ struct nsim_host {
     char last_log[600];
     bool pump_due;
     uint64_t pumps, inputs; /* the busy-loop check: pumps per input event */
-    uint64_t applied[NSIM_SHARDS_MAX]; /* by map index: the last index it applied */
+    uint64_t applied[NSIM_SHARDS_MAX + 1]; /* by map index (group 0: n_shards) */
     uint64_t disk_us_max;
     uint64_t slow_until_us;
     struct peer_buf out[NSIM_NODES_MAX];
@@ -195,7 +195,7 @@ struct nsim {
     bool quiet_led[NSIM_SHARDS_MAX]; /* quiet, and led by the victim, at the fault */
     bool quiet_recovered[NSIM_SHARDS_MAX];
     /* checkers */
-    struct nsim_group groups[NSIM_SHARDS_MAX];
+    struct nsim_group groups[NSIM_SHARDS_MAX + 1]; /* by map index; group 0 last */
     bool violated;
     char why[768];
 };
@@ -451,6 +451,7 @@ static void nsim__check_leader_of(struct nsim *w, struct nsim_host *h, const str
 static void nsim__check_leader(struct nsim *w, struct nsim_host *h) {
     if (!h->alive) return;
     for (uint32_t i = 0; i < h->n->n_local; i++) nsim__check_leader_of(w, h, h->n->local[i]);
+    if (h->n->meta != NULL) nsim__check_leader_of(w, h, h->n->meta);
 }
 
 /* The shard (map index) owning a key's slot, by the simulator's map. */
@@ -480,7 +481,7 @@ static void nsim__owner_key_cb(void *ctx, const struct resp_arg *key) {
  * applying it (expiry entries name their one key). */
 static void nsim__check_owner(struct nsim *w, const struct node *n, const struct shard *s,
                               const struct raft_entry *e) {
-    if (e->type != RAFT_ENTRY_NORMAL || e->len == 0) return;
+    if (e->type != RAFT_ENTRY_NORMAL || e->len == 0 || s->group == 0) return; /* the map */
     int64_t now_ms;
     uint32_t argc;
     struct resp_arg *argv;
@@ -645,6 +646,7 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
         return;
     }
     for (uint32_t i = 0; i < n->n_local; i++) h->applied[n->local[i]->index] = n->local[i]->applied;
+    if (n->meta != NULL) h->applied[n->meta->index] = n->meta->applied;
     for (uint32_t i = 0; i < NSIM_CLIENTS; i++) {
         h->clients[i] = calloc(1, sizeof(struct client));
         if (h->clients[i] == NULL) abort();
@@ -1427,6 +1429,56 @@ static bool nsim__converged(const struct nsim *w) {
     return true;
 }
 
+/* Group 0 (src/node/meta.c): its live replicas applied the same index. */
+static bool nsim__meta_converged(const struct nsim *w) {
+    uint64_t applied = UINT64_MAX;
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        const struct nsim_host *h = &w->hosts[i];
+        if (!h->alive || h->n == NULL || h->n->meta == NULL) continue;
+        uint64_t a = h->n->meta->applied;
+        if (applied != UINT64_MAX && a != applied) return false;
+        applied = a;
+    }
+    return true;
+}
+
+/* At the end, every node holds group 0 with the same applied state, and
+ * routes by the map it installed from there, at that map's epoch (a node
+ * routing by a map group 0 did not give it is a stale copy). */
+static void nsim__check_meta_final(struct nsim *w) {
+    const struct nsim_host *first = NULL;
+    for (uint32_t i = 0; i < w->n_nodes && !w->violated; i++) {
+        const struct nsim_host *h = &w->hosts[i];
+        const struct shard *m = h->n->meta;
+        if (m == NULL) {
+            nsim__violation(w, "meta: node %llu holds no replica of group 0",
+                            (unsigned long long)h->id);
+            return;
+        }
+        if (h->n->meta_installs == 0) {
+            nsim__violation(w, "meta: node %llu routes by a map it did not install from group 0 "
+                               "(epoch %llu, group 0 applied %llu)", (unsigned long long)h->id,
+                            (unsigned long long)h->n->map.epoch, (unsigned long long)m->applied);
+            return;
+        }
+        if (first == NULL) {
+            first = h;
+            continue;
+        }
+        const struct shard *f = first->n->meta;
+        if (f->applied != m->applied || kv_digest(f->kv) != kv_digest(m->kv)) {
+            nsim__violation(w, "meta: nodes %llu and %llu differ in group 0 (applied %llu, %llu)",
+                            (unsigned long long)first->id, (unsigned long long)h->id,
+                            (unsigned long long)f->applied, (unsigned long long)m->applied);
+        } else if (first->n->map.epoch != h->n->map.epoch) {
+            nsim__violation(w, "meta: nodes %llu and %llu route by epochs %llu and %llu",
+                            (unsigned long long)first->id, (unsigned long long)h->id,
+                            (unsigned long long)first->n->map.epoch,
+                            (unsigned long long)h->n->map.epoch);
+        }
+    }
+}
+
 static void nsim__check_final(struct nsim *w) {
     for (uint32_t k = 0; k < w->map.n_shards; k++) {
         if (w->groups[k].ok_after_heal == 0) {
@@ -1594,7 +1646,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
              * leader's no-op: give the groups one drain period, with no
              * clients and no faults, before checking they converged (seed
              * 102 ended 4 ms after such an election). */
-            if (!w->drained && !nsim__converged(w)) {
+            if (!w->drained && (!nsim__converged(w) || !nsim__meta_converged(w))) {
                 w->drained = true;
                 w->end_us += 1000000;
                 nsim__push(w, ev.time, ev);
@@ -1612,6 +1664,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     w->st.sim_ms = w->now_us / 1000;
     if (!w->violated) nsim__check_busy(w);
     if (!w->violated) nsim__check_final(w);
+    if (!w->violated) nsim__check_meta_final(w);
     if (!w->violated) nsim__check_history(w);
     for (uint32_t i = 0; i < w->n_nodes; i++) {
         w->st.snapshots += w->hosts[i].n ? w->hosts[i].n->stats.snapshots : 0;
@@ -1637,7 +1690,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     free(w->heap);
     free(w->ops);
     free(w->arena);
-    for (uint32_t k = 0; k < NSIM_SHARDS_MAX; k++) {
+    for (uint32_t k = 0; k <= NSIM_SHARDS_MAX; k++) {
         free(w->groups[k].leader_of_term);
         free(w->groups[k].applied);
     }
