@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "node/node_int.h"
 
@@ -74,16 +75,56 @@ static void meta__bootstrap(struct node *n, struct shard *s) {
     free(value);
 }
 
+/* The changes this version makes and installs: the same shards, slot
+ * ranges and replica sets; only the order of each shard's replicas (the
+ * first is the preferred leader), and so the epoch, may differ. */
+static bool meta__same_layout(const struct map *a, const struct map *b) {
+    if (a->n_shards != b->n_shards) return false;
+    for (uint32_t k = 0; k < a->n_shards; k++) {
+        const struct map_shard *x = &a->shards[k], *y = &b->shards[k];
+        if (x->first != y->first || x->last != y->last || x->n_replicas != y->n_replicas) {
+            return false;
+        }
+        for (uint8_t i = 0; i < x->n_replicas; i++) {
+            if (!map_has_replica(y, x->replicas[i])) return false;
+        }
+    }
+    return true;
+}
+
 /* A map that changes what this node has opened (shard count, groups, or
- * this node's replicas) cannot be installed by this version: no command
- * makes one yet. */
+ * this node's replicas) cannot be installed by this version. */
 static bool meta__compatible(const struct node *n, const struct map *m) {
     if (m->n_shards != n->map.n_shards) return false;
     for (uint32_t k = 0; k < m->n_shards; k++) {
         bool here = map_has_replica(&m->shards[k], n->cfg.id);
         if (here != (n->shards[k] != NULL)) return false;
     }
-    return true;
+    return meta__same_layout(&n->map, m);
+}
+
+/* The installed map's order of replicas reaches this node's replicas:
+ * the balancer (node_core.c) hands a group's leadership to its first. */
+static void meta__reorder_local(struct node *n) {
+    for (uint32_t k = 0; k < n->map.n_shards; k++) {
+        struct shard *s = n->shards[k];
+        const struct map_shard *ms = &n->map.shards[k];
+        if (s == NULL || s->replicas[0] == ms->replicas[0]) continue;
+        assert(s->n_replicas == ms->n_replicas);
+        for (uint8_t i = 0; i < ms->n_replicas; i++) {
+            s->replicas[i] = ms->replicas[i];
+            if (ms->replicas[i] == n->cfg.id) s->my_rank = i;
+        }
+        s->balance_at_ms = 0;
+        s->campaign_due = false;
+        n->meta_wake_due = true; /* a quiet leader must hand over: meta_tick */
+    }
+}
+
+void meta_tick(struct node *n) {
+    if (!n->meta_wake_due) return;
+    n->meta_wake_due = false;
+    for (uint32_t i = 0; i < n->n_local; i++) node_core_wake(n, n->local[i], true);
 }
 
 /* Reads the map in group 0's applied state; installs it if newer. */
@@ -102,6 +143,11 @@ static void meta__read(struct node *n, struct shard *s) {
         return;
     }
     bool newer = m.epoch > n->map.epoch || (m.epoch == n->map.epoch && n->meta_installs == 0);
+#ifdef CANARY_META_STALE
+    /* deliberate bug: a node keeps the first map it installed and routes
+     * by it after group 0 changed the map */
+    if (n->meta_installs > 0) newer = false;
+#endif
 #ifdef CANARY_META_NO_INSTALL
     /* deliberate bug: the node keeps routing by its own copy, never by
      * the map group 0 applied */
@@ -121,7 +167,8 @@ static void meta__read(struct node *n, struct shard *s) {
     map_free(&n->map);
     n->map = m;
     n->meta_installs++;
-    if (n->meta_installs == 1 || n->cfg.verbose) {
+    meta__reorder_local(n);
+    if (n->meta_installs == 1 || n->map.epoch > 1 || n->cfg.verbose) {
         node_log(n, "group 0: map at epoch %llu installed (applied index %llu)",
                  (unsigned long long)n->map.epoch, (unsigned long long)s->applied);
     }
@@ -135,6 +182,129 @@ void meta_after_advance(struct node *n, struct shard *s) {
         meta__read(n, s);
     }
     meta__bootstrap(n, s);
+}
+
+/* ---- changes of the map ---- */
+
+static bool meta__arg_is(const struct resp_arg *a, const char *w) {
+    size_t len = strlen(w);
+    return a->len == len && strncasecmp(a->data, w, len) == 0;
+}
+
+/* The map group 0 applied (its keyspace's), decoded: 0, or -1 (none or
+ * unreadable; err says which). */
+static int meta__applied_map(struct node *n, struct shard *s, int64_t now_ms, struct map *m,
+                             char *err, size_t err_cap) {
+    struct kv_item item;
+    if (kv_get(s->kv, META_MAP_KEY, strlen(META_MAP_KEY), now_ms, &item) != KV_OK ||
+        item.type != KV_TYPE_STRING) {
+        snprintf(err, err_cap, "no map yet");
+        return -1;
+    }
+    (void)n;
+    return map_decode(m, item.value, item.value_len, err, err_cap);
+}
+
+/* `SHOAL.MAPSET <epoch> <map>`: the map replaces the one at <epoch> if
+ * that is the applied one, the new map's epoch is one more and its layout
+ * is the same (meta__same_layout); otherwise nothing changes. Decided by
+ * the entry and group 0's state alone, so every replica decides alike. */
+bool meta_apply(struct node *n, struct shard *s, int64_t now_ms, uint32_t argc,
+                const struct resp_arg *argv, struct resp_out *out) {
+    assert(s->group == 0);
+    if (argc < 1 || !meta__arg_is(&argv[0], "shoal.mapset")) return false;
+    int64_t expected = 0;
+    struct map cur, next;
+    char err[160];
+    if (argc != 3 || !cmd_parse_i64(argv[1].data, argv[1].len, &expected) || expected < 1) {
+        resp_write_errorf(out, "ERR SHOAL.MAPSET <epoch> <map>");
+        return true;
+    }
+    if (meta__applied_map(n, s, now_ms, &cur, err, sizeof(err)) != 0) {
+        resp_write_errorf(out, "ERR the map cannot change: %s", err);
+        return true;
+    }
+    if (map_decode(&next, (const uint8_t *)argv[2].data, argv[2].len, err, sizeof(err)) != 0) {
+        resp_write_errorf(out, "ERR the new map is refused: %s", err);
+        map_free(&cur);
+        return true;
+    }
+    if (cur.epoch != (uint64_t)expected || next.epoch != cur.epoch + 1) {
+        resp_write_errorf(out, "ERR the map is at epoch %llu, the change was made at %lld; "
+                               "nothing changed, try again", (unsigned long long)cur.epoch,
+                          (long long)expected);
+    } else if (!meta__same_layout(&cur, &next)) {
+        resp_write_errorf(out, "ERR only the order of a shard's replicas may change");
+    } else if (kv_set(s->kv, META_MAP_KEY, strlen(META_MAP_KEY), argv[2].data, argv[2].len,
+                      KV_NO_EXPIRY, 0, now_ms) != KV_OK) {
+        node_fatal(n, "group 0: cannot store the map at epoch %llu", (unsigned long long)next.epoch);
+    } else {
+        resp_write_int(out, (int64_t)next.epoch);
+    }
+    map_free(&cur);
+    map_free(&next);
+    return true;
+}
+
+int meta_prefer_entry(struct node *n, uint64_t group, uint64_t id, struct meta_change *out,
+                      char *err, size_t err_cap) {
+    memset(out, 0, sizeof(*out));
+    int32_t k = map_shard_of_group(&n->map, group);
+    if (k < 0) {
+        snprintf(err, err_cap, "ERR no shard %llu (groups 1..%u)", (unsigned long long)group,
+                 n->map.n_shards);
+        return -1;
+    }
+    if (!map_has_replica(&n->map.shards[k], id)) {
+        snprintf(err, err_cap, "ERR node %llu holds no replica of shard %llu",
+                 (unsigned long long)id, (unsigned long long)group);
+        return -1;
+    }
+    struct map m;
+    if (map_copy(&m, &n->map) != 0) {
+        snprintf(err, err_cap, "OOM out of memory");
+        return -1;
+    }
+    struct map_shard *ms = &m.shards[k];
+    uint8_t at = 0;
+    while (ms->replicas[at] != id) at++;
+    memmove(ms->replicas + 1, ms->replicas, at * sizeof(ms->replicas[0]));
+    ms->replicas[0] = id;
+    m.epoch = n->map.epoch + 1;
+    size_t size = map_encoded_size(&m);
+    out->bytes = malloc(size);
+    if (out->bytes == NULL) {
+        map_free(&m);
+        snprintf(err, err_cap, "OOM out of memory");
+        return -1;
+    }
+    out->len = map_encode(&m, out->bytes, size);
+    map_free(&m);
+    snprintf(out->epoch, sizeof(out->epoch), "%llu", (unsigned long long)n->map.epoch);
+    out->argv[0] = (struct resp_arg){"SHOAL.MAPSET", 12};
+    out->argv[1] = (struct resp_arg){out->epoch, strlen(out->epoch)};
+    out->argv[2] = (struct resp_arg){(const char *)out->bytes, out->len};
+    return 0;
+}
+
+int meta_propose_prefer(struct node *n, uint64_t group, uint64_t id) {
+    struct shard *s = n->meta;
+    if (s == NULL || !shard_is_leader(s)) return -1;
+    struct meta_change ch;
+    char err[160];
+    if (meta_prefer_entry(n, group, id, &ch, err, sizeof(err)) != 0) return -1;
+    size_t size = cmd_entry_size(3, ch.argv);
+    uint8_t *buf = malloc(size);
+    int rc = -1;
+    if (buf != NULL) {
+        cmd_entry_encode(buf, (int64_t)node_now_ms(n), 3, ch.argv);
+        uint64_t index, term;
+        rc = raft_propose(s->raft, buf, (uint32_t)size, &index, &term) == RAFT_OK ? 0 : -1;
+        if (rc == 0) node_core_wake(n, s, false);
+    }
+    free(buf);
+    free(ch.bytes);
+    return rc;
 }
 
 int meta_open(struct node *n, const struct wal_recovered *rec) {

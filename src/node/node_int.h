@@ -330,6 +330,7 @@ struct node {
     uint64_t meta_seen_applied;  /* group 0's applied index when its map was last read */
     uint64_t meta_proposed_term; /* the term in which this leader proposed the initial map */
     uint64_t meta_installs;      /* maps installed from group 0 */
+    bool meta_wake_due;          /* an installed map reordered replicas: meta_tick wakes them */
     /* The node-level failure detector, by member index: when a frame last
      * came from each peer (any frame; an idle link carries the coalesced
      * beat, peer_beat), and whether the link counts as lost (nothing for
@@ -464,6 +465,10 @@ void peer_publish(struct node *n, bool sharded, const char *ch, size_t ch_len, c
 /* client.c, for multi.c: an immediate reply in a new slot; a command run
  * as this connection's next (false: its route is busy, send it again). */
 void client_reply_now(struct client *c, const char *data, size_t len);
+/* client.c, for meta.c: a new reply slot (NULL: out of memory, the
+ * connection is closed); whether nothing of c is in flight anywhere. */
+struct slot *client_new_slot(struct client *c);
+bool client_quiet(const struct client *c);
 bool client_run(struct client *c, uint32_t argc, const struct resp_arg *argv);
 struct resp_arg *node_argv_copy(uint32_t argc, const struct resp_arg *argv);
 /* The replica of a group this node holds, or NULL. */
@@ -500,6 +505,31 @@ void meta_members(const struct node *n, struct shard *s);
 /* After every advance of group 0's replica: installs a newer map it
  * applied; as leader, proposes the initial map when there is none. */
 void meta_after_advance(struct node *n, struct shard *s);
+/* Group 0's apply of a map change, `SHOAL.MAPSET <epoch> <map>`: true if
+ * argv is one (its reply in out), false for any other entry. */
+bool meta_apply(struct node *n, struct shard *s, int64_t now_ms, uint32_t argc,
+                const struct resp_arg *argv, struct resp_out *out);
+/* SHOAL.PREFER and its kin (client.c, before routing): true if it took the
+ * command (*ran false: the connection must wait and send it again). */
+bool meta_intercept(struct client *c, uint32_t argc, const struct resp_arg *argv, bool *ran);
+/* A map change ready to propose: `SHOAL.MAPSET <epoch> <map>` in argv
+ * (bytes owned: free() them). */
+struct meta_change {
+    struct resp_arg argv[3];
+    char epoch[24];
+    uint8_t *bytes;
+    size_t len;
+};
+/* The change that makes node `id` the preferred leader (first replica) of
+ * shard `group` in this node's map: 0, or -1 with a RESP error text in err. */
+int meta_prefer_entry(struct node *n, uint64_t group, uint64_t id, struct meta_change *out,
+                      char *err, size_t err_cap);
+/* Proposes, as group 0's leader, the map with node `id` made the
+ * preferred leader of shard `group` (the simulator's fault): 0, or -1. */
+int meta_propose_prefer(struct node *n, uint64_t group, uint64_t id);
+/* Every tick (not in the pump, whose due list must not grow behind it):
+ * wakes the groups whose preferred leader an installed map changed. */
+void meta_tick(struct node *n);
 /* Opens this node's replica of group 0 into n->meta (0, or -1 logged). */
 int meta_open(struct node *n, const struct wal_recovered *rec);
 /* The map's epoch, and the meta leader this node knows of (0: none). */

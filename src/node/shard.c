@@ -389,7 +389,8 @@ static void shard__propose(struct shard *s, struct pending_read *q) {
 #endif
     /* its later reads of this shard must see this write */
     if (q->c->last_write_index == NULL) {
-        q->c->last_write_index = calloc(s->node->map.n_shards, sizeof(uint64_t));
+        /* by map index; group 0's replica is index n_shards */
+        q->c->last_write_index = calloc(s->node->map.n_shards + 1, sizeof(uint64_t));
         if (q->c->last_write_index == NULL) abort();
     }
     q->c->last_write_index[s->index] = index;
@@ -699,7 +700,9 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
                        (unsigned long long)s->group, (unsigned long long)e->index);
         }
         const struct cmd_def *def = cmd_lookup(argv[0].data, argv[0].len);
-        if (argc == 2 && argv[0].len == strlen(SHARD_EXPIRE_KEY) &&
+        if (s->group == 0 && meta_apply(n, s, now_ms, argc, argv, out)) {
+            /* a change of the map (meta.c) */
+        } else if (argc == 2 && argv[0].len == strlen(SHARD_EXPIRE_KEY) &&
             memcmp(argv[0].data, SHARD_EXPIRE_KEY, argv[0].len) == 0) {
             if (kv_delete_if_expired(s->kv, argv[1].data, argv[1].len, now_ms) == KV_OK) {
                 n->stats.expired++;

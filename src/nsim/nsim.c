@@ -78,6 +78,7 @@ enum nsim_ev_type {
     EV_IDLE,        /* quiet-group scenario: the clients pause */
     EV_QUIET_FAULT, /* the leader of the most quiet groups is killed or cut off */
     EV_QUIET_CHECK, /* each of its groups has another leader; faults heal, clients resume */
+    EV_MAP_CHANGE,  /* group 0's leader changes a shard's preferred leader (meta.c) */
 };
 
 struct nsim_ev {
@@ -1075,6 +1076,35 @@ static void nsim__nemesis(struct nsim *w) {
     }
 }
 
+/* A change of the map through group 0 (SHOAL.PREFER's entry): its leader,
+ * if one is up, makes a random replica of a random shard its preferred
+ * leader. Drawn from the event's own numbers, not the run's generator, so
+ * the faults' schedule stays what it was. */
+static void nsim__map_change(struct nsim *w, const struct nsim_ev *ev) {
+    struct rand g;
+    rand_seed(&g, w->opt.seed * 0x9e3779b97f4a7c15ull + ev->req);
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        struct nsim_host *h = &w->hosts[i];
+        if (!h->alive || h->n == NULL || h->n->meta == NULL || !shard_is_leader(h->n->meta) ||
+            h->n->meta->in_ready) {
+            continue;
+        }
+        uint32_t k = (uint32_t)rand_below(&g, w->map.n_shards);
+        const struct map_shard *ms = &w->map.shards[k];
+        uint64_t to = ms->replicas[rand_below(&g, ms->n_replicas)];
+        int rc = -1;
+        h->inputs++;
+        NSIM_ON_NODE(w, h, { rc = meta_propose_prefer(h->n, ms->group, to); });
+        nsim__trace(w, "map change: node %llu proposes node %llu as group %llu's preferred "
+                       "leader (epoch %llu + 1): %s", (unsigned long long)h->id,
+                    (unsigned long long)to, (unsigned long long)ms->group,
+                    (unsigned long long)(h->alive ? h->n->map.epoch : 0),
+                    rc == 0 ? "proposed" : "refused");
+        return;
+    }
+    nsim__trace(w, "map change: no leader of group 0");
+}
+
 /* ---- the run ---- */
 
 /* What peer.c would tell the node about its connections (the leader
@@ -1307,6 +1337,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
         break;
     case EV_QUIET_FAULT: nsim__quiet_fault(w); break;
     case EV_QUIET_CHECK: nsim__quiet_check(w); break;
+    case EV_MAP_CHANGE: nsim__map_change(w, ev); break;
     case EV_NEMESIS:
         if (w->healed) break;
         nsim__nemesis(w);
@@ -1459,6 +1490,23 @@ static void nsim__check_meta_final(struct nsim *w) {
             nsim__violation(w, "meta: node %llu routes by a map it did not install from group 0 "
                                "(epoch %llu, group 0 applied %llu)", (unsigned long long)h->id,
                             (unsigned long long)h->n->map.epoch, (unsigned long long)m->applied);
+            return;
+        }
+        struct map applied;
+        char err[160];
+        struct kv_item item;
+        if (kv_get(m->kv, META_MAP_KEY, strlen(META_MAP_KEY), 0, &item) != KV_OK ||
+            map_decode(&applied, item.value, item.value_len, err, sizeof(err)) != 0) {
+            nsim__violation(w, "meta: node %llu's group 0 holds no readable map",
+                            (unsigned long long)h->id);
+            return;
+        }
+        uint64_t epoch = applied.epoch;
+        map_free(&applied);
+        if (h->n->map.epoch != epoch) {
+            nsim__violation(w, "meta: node %llu routes by the map at epoch %llu, group 0 applied "
+                               "epoch %llu (a stale map)", (unsigned long long)h->id,
+                            (unsigned long long)h->n->map.epoch, (unsigned long long)epoch);
             return;
         }
         if (first == NULL) {
@@ -1638,6 +1686,9 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
                    (struct nsim_ev){.type = EV_QUIET_CHECK});
     }
     nsim__push(w, w->quiet_us + 600000, (struct nsim_ev){.type = EV_LATE_HEAL});
+    /* map changes: one during the faults, one after they healed */
+    nsim__push(w, 1000000, (struct nsim_ev){.type = EV_MAP_CHANGE, .req = 1});
+    nsim__push(w, w->heal_us + 500000, (struct nsim_ev){.type = EV_MAP_CHANGE, .req = 2});
     while (w->heap_len > 0 && !w->violated) {
         struct nsim_ev ev = nsim__pop(w);
         if (ev.time > w->end_us) {

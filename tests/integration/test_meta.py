@@ -96,3 +96,74 @@ def test_map_survives_restart_and_meta_leader_loss(make_cluster):
         assert "group 0: map at epoch 1 installed" in c.log(i).split("recovered:")[-1]
     r = c.client(1)
     assert r.set("after", "restart") and r.get("after") == b"restart"
+
+
+def wait_epoch_everywhere(c, epoch, timeout=30):
+    """Until every live node's CLUSTER INFO reports the map's epoch; returns
+    the seconds it took."""
+    t0 = time.time()
+    while True:
+        try:
+            if all(cluster_info(c.client(i, timeout=2))["cluster_current_epoch"] == str(epoch)
+                   for i in c.procs):
+                return time.time() - t0
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            pass
+        assert time.time() - t0 < timeout, "epoch %d not reached everywhere" % epoch
+        time.sleep(0.005)
+
+
+def wait_leader_of(c, group, node, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        leaders = wait_spread(c, 3)
+        if leaders[group] == node:
+            return
+        assert time.time() < deadline, "group %d still led by %d" % (group, leaders[group])
+        time.sleep(0.1)
+
+
+def test_prefer_changes_the_map_everywhere_and_moves_leadership(make_cluster):
+    c = make_cluster(3, ["--shards", "3"], wait_leader=False)
+    leaders = wait_spread(c, 3)
+    infos = wait_map_installed(c)
+    meta_leader = int(next(iter(infos.values()))["shoal_meta_leader"])
+    old = leaders[1]
+    new = next(i for i in c.ids if i != old)
+    via = next(i for i in c.ids if i != meta_leader)  # forwarded to group 0's leader
+    r = c.client(via)
+    # refused, nothing changes
+    for args, text in (((9, new), "no shard 9"), ((1, 99), "holds no replica"),
+                       ((0, 1), "SHOAL.PREFER <group> <node-id>")):
+        try:
+            r.execute_command("SHOAL.PREFER", *args)
+            raise AssertionError("accepted %r" % (args,))
+        except redis.exceptions.ResponseError as e:
+            assert text in str(e), e
+    try:
+        r.execute_command("SHOAL.PREFER", 1)
+        raise AssertionError("accepted a missing argument")
+    except redis.exceptions.ResponseError:
+        pass
+    assert r.execute_command("SHOAL.PREFER", 1, new) == 2
+    took = wait_epoch_everywhere(c, 2)
+    print("epoch 2 on every node %.3f s after the reply" % took)
+    assert took < 2.0, took  # one heartbeat (40 ms), with room for a loaded machine
+    # the shard's leader hands over to its new preferred replica
+    wait_leader_of(c, 1, new)
+    for i in c.ids:
+        slots = c.client(i).execute_command("CLUSTER", "SLOTS")
+        first = [s for s in slots if s[0] == 0][0]
+        assert first[2][1] == c.ports[new], (i, first)
+    # every node restarts: epoch 2 and the preference come back from disk
+    for i in list(c.procs):
+        c.kill(i)
+    for i in c.ids:
+        c.start(i)
+    wait_map_installed(c)
+    wait_epoch_everywhere(c, 2)
+    wait_leader_of(c, 1, new)
+    r = c.client(new)
+    assert r.execute_command("SHOAL.PREFER", 1, old) == 3
+    wait_epoch_everywhere(c, 3)
+    wait_leader_of(c, 1, old)
