@@ -50,8 +50,8 @@ static void meta__bootstrap(struct node *n, struct shard *s) {
     if (raft_role(r) != RAFT_LEADER || n->meta_proposed_term == raft_term(r)) return;
     if (s->applied == 0 || raft_term_at(r, s->applied) != raft_term(r)) return;
     if (kv_exists(s->kv, META_MAP_KEY, strlen(META_MAP_KEY), (int64_t)node_now_ms(n))) return;
-    /* n->map is still the configured map at epoch 1: nothing was installed */
-    assert(n->map.epoch == 1);
+    /* no map applied, so none installed: n->map is the configured one */
+    if (n->map.epoch != 1 || n->meta_installs != 0) return;
     size_t size = map_encoded_size(&n->map);
     uint8_t *value = malloc(size);
     if (value == NULL) return; /* tried again at the next advance */
