@@ -124,7 +124,9 @@ size_t map_encoded_size(const struct map *m) {
         bytes += 8 + 1 + 1 + strnlen(nd->zone, MAP_ZONE_BYTES) + 1 +
                  strnlen(nd->host, MAP_HOST_BYTES) + 4;
     }
-    for (uint32_t k = 0; k < m->n_shards; k++) bytes += 8 + 1 + 8u * m->shards[k].n_replicas + 2 + 4;
+    for (uint32_t k = 0; k < m->n_shards; k++) {
+        bytes += 8 + 1 + 8u * m->shards[k].n_replicas + 2 + 4;
+    }
     assert(bytes <= MAP_ENCODED_BYTES_MAX);
     return bytes;
 }

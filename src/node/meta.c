@@ -237,7 +237,8 @@ bool meta_apply(struct node *n, struct shard *s, int64_t now_ms, uint32_t argc,
         resp_write_errorf(out, "ERR only the order of a shard's replicas may change");
     } else if (kv_set(s->kv, META_MAP_KEY, strlen(META_MAP_KEY), argv[2].data, argv[2].len,
                       KV_NO_EXPIRY, 0, now_ms) != KV_OK) {
-        node_fatal(n, "group 0: cannot store the map at epoch %llu", (unsigned long long)next.epoch);
+        node_fatal(n, "group 0: cannot store the map at epoch %llu",
+                   (unsigned long long)next.epoch);
     } else {
         resp_write_int(out, (int64_t)next.epoch);
     }
