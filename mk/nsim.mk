@@ -4,7 +4,7 @@
 NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c src/nsim/nsim_queue.c \
             src/node/node_host.c src/node/node_core.c src/node/shard.c src/node/block.c \
             src/node/eval.c $(wildcard src/script/*.c) \
-            src/node/shard_snap.c src/node/snapshot.c \
+            src/node/shard_snap.c src/node/snapshot.c src/node/meta.c \
             src/node/config.c src/node/config_redis.c src/node/cluster_cmds.c src/cluster/slot.c src/cluster/map.c \
             $(CMD_SRC) $(wildcard src/kv/*.c) \
             src/resp/resp.c src/wal/wal.c src/peer/peer_codec.c $(RAFT_SRC) $(UTIL_SRC) \
@@ -12,7 +12,7 @@ NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c src/nsim/nsi
 NSIM_SEEDS ?= 300
 NSIM_CANARIES := ACK_BEFORE_FSYNC ADVANCE_BEFORE_FSYNC WAL_ACCEPT_BAD_CRC SNAPSHOT_SILENT_FAIL \
                  WRONG_SHARD QUIET_NO_WAKE ZADD_KEEPS_SCORE BLOCK_POP_WITHOUT_LOG \
-                 XREADGROUP_NO_PEL
+                 XREADGROUP_NO_PEL META_NO_INSTALL META_STALE
 
 $(BUILD)/shoal-nsim: $(call release_objs,$(NSIM_ALL)) | $(BUILD)
 	$(CC) $(RELEASE_CFLAGS) -o $@ $(call release_objs,$(NSIM_ALL)) -lm $(LUA_LIBS)

@@ -1,5 +1,5 @@
 # The shoal binary: `shoal server` (a node) and `shoal demo`.
-NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/shard.c src/node/shard_snap.c \
+NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/shard.c src/node/shard_snap.c src/node/meta.c src/node/meta_cmd.c \
             src/node/snapshot.c src/node/peer.c \
             src/node/client.c src/node/client_cmds.c src/node/cluster_cmds.c src/node/gather.c src/node/multi.c src/node/eval.c src/node/block.c src/node/wait.c src/node/memory.c src/node/pubsub.c src/node/proxy.c \
             src/node/info.c src/cluster/slot.c src/cluster/map.c \

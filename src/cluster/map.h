@@ -1,9 +1,10 @@
 /* map.h: the cluster map: which shard holds each of the 16384 slots, and
- * which nodes hold a replica of each shard. Pure: built from the
- * configuration, the same on every node (docs/cluster.md, "Placement").
+ * which nodes hold a replica of each shard, at an epoch. Pure: built from
+ * the configuration, the same on every node (docs/cluster.md, "Placement"),
+ * and encoded as the state of the meta group, group 0 (docs/cluster.md,
+ * "The meta group").
  *
- * Shard k (0-based) is Raft group k + 1 (group 0 is kept for the meta group
- * that will hold the map once it can change), holds the slots
+ * Shard k (0-based) is Raft group k + 1 (group 0 is the meta group), holds the slots
  * [k * 16384 / S, (k + 1) * 16384 / S) and is replicated on R nodes chosen
  * greedily, shard by shard: first its preferred leader, the node leading
  * the fewest shards so far, then the nodes holding the fewest replicas; so
@@ -31,16 +32,31 @@ struct map_shard {
     uint64_t replicas[MAP_REPLICAS_MAX]; /* node ids; [0] is the preferred leader */
 };
 
+/* A node as the map knows it (the addresses are the configuration's). */
+#define MAP_ZONE_BYTES 32u
+#define MAP_HOST_BYTES 64u
+enum map_node_state { MAP_NODE_UP = 1 };
+struct map_node {
+    uint64_t id;
+    uint8_t state; /* enum map_node_state */
+    char zone[MAP_ZONE_BYTES]; /* NUL-terminated; empty: none */
+    char host[MAP_HOST_BYTES]; /* NUL-terminated */
+    uint16_t client_port, peer_port;
+};
+
 struct map {
     uint64_t epoch; /* grows with every change of the map (1: as configured) */
+    uint32_t n_nodes;
+    struct map_node nodes[MAP_NODES_MAX]; /* by id, ascending (map_build leaves them empty) */
     uint32_t n_shards;
     struct map_shard *shards;       /* n_shards */
     uint16_t slot_shard[SLOT_COUNT]; /* slot -> shard index */
 };
 
 /* Builds the map for `n_nodes` node ids (any order), `shards` shards and
- * `replicas` replicas each (capped at n_nodes). 0, or -1 with a message in
- * err (bad counts, ENOMEM). map_free() releases it. */
+ * `replicas` replicas each (capped at n_nodes), at epoch 1; its node table
+ * holds the ids (state up, no address: the caller may fill them). 0, or -1
+ * with a message in err (bad counts, ENOMEM). map_free() releases it. */
 int map_build(struct map *m, const uint64_t *node_ids, uint32_t n_nodes, uint32_t shards,
               uint32_t replicas, char *err, size_t err_cap);
 void map_free(struct map *m);
@@ -51,5 +67,36 @@ static inline uint32_t map_shard_of_slot(const struct map *m, uint16_t slot) {
 }
 int32_t map_shard_of_group(const struct map *m, uint64_t group);
 bool map_has_replica(const struct map_shard *s, uint64_t node);
+
+/* ---- the map as group 0 stores it (docs/cluster.md, "The meta group") ----
+ *
+ *   "SHMAP" | u8 version (1) | u64 epoch
+ *   u32 n_nodes  | per node:  u64 id | u8 state | u8 zone_len | zone
+ *                | u8 host_len | host | u16 client_port | u16 peer_port
+ *   u32 n_shards | per shard: u64 group | u8 n_replicas | u64 replica[n]
+ *                | u16 n_ranges | (u16 first, u16 last)[n_ranges]
+ *
+ * Little-endian. Today every shard has exactly one range. */
+#define MAP_ENCODING_VERSION 1u
+#define MAP_ENCODED_BYTES_MAX (16u + 4u + MAP_NODES_MAX * (8u + 1u + 1u + MAP_ZONE_BYTES + 1u + \
+                               MAP_HOST_BYTES + 4u) + 4u + MAP_SHARDS_MAX * (8u + 1u + \
+                               8u * MAP_REPLICAS_MAX + 2u + 4u))
+/* Bytes map_encode() writes for m. */
+size_t map_encoded_size(const struct map *m);
+/* Encodes m into buf (cap >= map_encoded_size(m)); returns the bytes
+ * written, or 0 if cap is too small. */
+size_t map_encode(const struct map *m, uint8_t *buf, size_t cap);
+/* Decodes a map (map_free() it): 0, or -1 with a message in err (bad
+ * magic, version, a length over its limit, groups not 1..S in order, a
+ * replica that is not a node, a slot owned twice or not at all). */
+int map_decode(struct map *m, const uint8_t *buf, size_t len, char *err, size_t err_cap);
+/* A deep copy (0, or -1 on ENOMEM). */
+int map_copy(struct map *dst, const struct map *src);
+
+/* Group 0's voters: the first V of the node ids in ascending order, V = 5
+ * with 5 nodes or more, 3 with 3 or 4, else all. Returns V; voters gets
+ * them, learners the other ids (ascending), *n_learners their count. */
+uint32_t map_meta_members(const uint64_t *node_ids, uint32_t n_nodes, uint64_t *voters,
+                          uint64_t *learners, uint32_t *n_learners);
 
 #endif

@@ -102,6 +102,7 @@ static void client__close(struct client *c) {
     c->closing = true;
     struct node *n = c->node;
     for (uint32_t i = 0; i < n->n_local; i++) shard_forget_client(n->local[i], c);
+    if (n->meta != NULL) shard_forget_client(n->meta, c); /* a map change (meta_cmd.c) */
     block_client_gone(c);
     wait_client_gone(c);
     proxy_detach(c);
@@ -507,6 +508,7 @@ static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
     if (c->wait != NULL) return false; /* the same for WAIT */
     if (pubsub_intercept(c, cmd->argc, cmd->argv)) return true;
     if (multi_intercept(c, cmd->argc, cmd->argv, &ran)) return ran;
+    if (meta_intercept(c, cmd->argc, cmd->argv, &ran)) return ran;
     return client__run(c, cmd->argc, cmd->argv, NULL);
 }
 
@@ -518,6 +520,11 @@ struct slot *client_slot(struct client *c) {
     struct slot *s = client__slot(c);
     if (s == NULL) client__close(c);
     return s;
+}
+
+bool client_quiet(const struct client *c) {
+    return c->gather == NULL && c->evals_pending == 0 && c->local_pending == 0 &&
+           !proxy_busy_except(c, 0);
 }
 
 void client_reply_now(struct client *c, const char *data, size_t len) {

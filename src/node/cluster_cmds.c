@@ -306,12 +306,12 @@ static void cluster__nodes(const struct node *n, struct resp_out *out, const cha
 
 static void cluster__info(const struct node *n, struct resp_out *out) {
     uint32_t slots_ok = 0, without = 0, masters = 0;
-    uint64_t epoch = 0, my_epoch = 0, leaders[NODE_PEERS_MAX];
+    uint64_t leaders[NODE_PEERS_MAX];
+    /* the epochs are the map's (docs/cluster.md, "The meta group") */
+    uint64_t epoch = n->map.epoch, my_epoch = n->map.epoch;
     for (uint32_t k = 0; k < n->map.n_shards; k++) {
         struct cluster__shard sh;
         cluster__view(n, k, &sh);
-        if (sh.epoch > epoch) epoch = sh.epoch;
-        if (sh.local != NULL && sh.epoch > my_epoch) my_epoch = sh.epoch;
         if (node_config_member(&n->cfg, sh.leader) == NULL) {
             without++;
             continue;
@@ -337,11 +337,16 @@ static void cluster__info(const struct node *n, struct resp_out *out) {
                      "total_cluster_links_buffer_limit_exceeded:0\r\n"
                      "shoal_shards:%u\r\n"
                      "shoal_shards_here:%u\r\n"
-                     "shoal_shards_without_leader:%u\r\n",
+                     "shoal_shards_without_leader:%u\r\n"
+                     "shoal_map_epoch:%llu\r\n"
+                     "shoal_map_installed:%s\r\n"
+                     "shoal_meta_leader:%llu\r\n",
                      without == 0 ? "ok" : "fail", SLOT_COUNT, slots_ok, SLOT_COUNT - slots_ok,
                      n->cfg.n_members, masters, (unsigned long long)epoch,
                      (unsigned long long)my_epoch, (unsigned long long)n->stats.net_out,
-                     (unsigned long long)n->stats.net_in, n->map.n_shards, n->n_local, without);
+                     (unsigned long long)n->stats.net_in, n->map.n_shards, n->n_local, without,
+                     (unsigned long long)n->map.epoch, n->meta_installs > 0 ? "yes" : "no",
+                     (unsigned long long)meta_leader(n));
     resp_write_verbatim(out, "txt", text, w > 0 ? (size_t)w : 0);
 }
 

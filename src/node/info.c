@@ -95,6 +95,21 @@ static void info__replication(struct node *n, struct info__buf *b) {
 
 static const char *const info__roles[] = {"follower", "pre-candidate", "candidate", "leader"};
 
+/* Group 0 (meta.c): the map's epoch and this node's replica of it. */
+static void info__meta(const struct node *n, struct info__buf *b) {
+    const struct shard *m = n->meta;
+    info__add(b, "map_epoch:%llu\r\nmap_installed:%d\r\n", (unsigned long long)n->map.epoch,
+              n->meta_installs > 0 ? 1 : 0);
+    if (m == NULL) return;
+    info__add(b, "meta:member=%s,role=%s,leader=%llu,term=%llu,commit=%llu,applied=%llu,"
+                 "voters=%u,learners=%u,quiet=%d\r\n",
+              m->my_rank < m->n_replicas ? "voter" : "learner", info__roles[raft_role(m->raft)],
+              (unsigned long long)raft_leader(m->raft), (unsigned long long)raft_term(m->raft),
+              (unsigned long long)raft_commit_index(m->raft), (unsigned long long)m->applied,
+              (unsigned)raft_conf(m->raft)->n_voters, (unsigned)raft_conf(m->raft)->n_learners,
+              raft_is_quiet(m->raft) ? 1 : 0);
+}
+
 static void info__raft(struct node *n, struct info__buf *b) {
     const struct shard *s = n->n_local > 0 ? n->local[0] : NULL;
     uint32_t led = 0;
@@ -118,6 +133,7 @@ static void info__raft(struct node *n, struct info__buf *b) {
                  "shards_awake:%u\r\nshards_quiet:%u\r\n",
               (unsigned long long)n->stats.flushes, n->map.n_shards, n->n_local, led, n->n_awake,
               quiet);
+    info__meta(n, b);
     for (uint32_t i = 0; i < n->n_local; i++) {
         const struct shard *g = n->local[i];
         const struct map_shard *ms = &n->map.shards[g->index];

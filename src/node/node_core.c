@@ -37,6 +37,7 @@ bool node_leads_any(const struct node *n) {
 }
 
 struct shard *node_shard_of_group(const struct node *n, uint64_t group) {
+    if (group == 0) return n->meta;
     int32_t k = map_shard_of_group(&n->map, group);
     return k < 0 ? NULL : n->shards[k];
 }
@@ -55,9 +56,14 @@ static void node_core__finish_all(struct node *n) {
 
 static bool node_core__any_in_ready(const struct node *n) { return n->n_in_ready > 0; }
 
+/* The replicas this node holds: the shards' and group 0's. */
+static uint32_t node_core__replicas(const struct node *n) {
+    return n->n_local + (n->meta != NULL ? 1u : 0u);
+}
+
 static void node_core__mark_due(struct node *n, struct shard *s) {
     if (s->due) return;
-    assert(n->n_due < n->n_local);
+    assert(n->n_due < node_core__replicas(n));
     s->due = true;
     n->due[n->n_due++] = s;
 }
@@ -73,7 +79,7 @@ static bool node_core__still_due(const struct shard *s) {
 static void node_core__add_awake(struct node *n, struct shard *s) {
     if (!s->awake) {
         s->idle_ticks = 0;
-        assert(n->n_awake < n->n_local);
+        assert(n->n_awake < node_core__replicas(n));
         s->awake = true;
         s->awake_pos = n->n_awake;
         n->awake[n->n_awake++] = s;
@@ -328,6 +334,11 @@ static void node_core__wake_groups_of(struct node *n, uint64_t id, bool lost) {
             }
         }
     }
+    /* group 0: every node is a voter or a learner */
+    struct shard *m = n->meta;
+    if (m != NULL && (lost ? raft_leader(m->raft) == id : shard_is_leader(m))) {
+        node_core_wake(n, m, true);
+    }
 }
 
 void node_core_heard(struct node *n, uint64_t id) {
@@ -377,6 +388,7 @@ void node_core_tick(struct node *n) {
      * was visited already */
     for (uint32_t i = n->n_awake; i-- > 0;) (void)node_core__tick_shard(n, n->awake[i]);
     block_tick(n); /* blocked clients' deadlines */
+    meta_tick(n);  /* groups whose preferred leader the map changed */
     node_wake(n);
 }
 
@@ -410,6 +422,18 @@ static int node_core__open_wal(struct node *n, struct wal_recovered *rec) {
     return 0;
 }
 
+/* The map's node table gets the configured addresses. */
+static void node_core__map_nodes(struct node *n) {
+    for (uint32_t i = 0; i < n->map.n_nodes; i++) {
+        struct map_node *nd = &n->map.nodes[i];
+        const struct node_member *m = node_config_member(&n->cfg, nd->id);
+        assert(m != NULL);
+        snprintf(nd->host, sizeof(nd->host), "%s", m->host);
+        nd->client_port = m->client_port;
+        nd->peer_port = m->peer_port;
+    }
+}
+
 int node_core_open(struct node *n) {
     uint64_t ids[NODE_PEERS_MAX];
     for (uint32_t i = 0; i < n->cfg.n_members; i++) ids[i] = n->cfg.members[i].id;
@@ -419,11 +443,13 @@ int node_core_open(struct node *n) {
         node_log(n, "fatal: cluster map: %s", err);
         return -1;
     }
+    node_core__map_nodes(n);
+    /* awake, due and in_ready hold group 0 too */
     n->shards = calloc(n->map.n_shards, sizeof(n->shards[0]));
     n->local = calloc(n->map.n_shards, sizeof(n->local[0]));
-    n->awake = calloc(n->map.n_shards, sizeof(n->awake[0]));
-    n->due = calloc(n->map.n_shards, sizeof(n->due[0]));
-    n->in_ready = calloc(n->map.n_shards, sizeof(n->in_ready[0]));
+    n->awake = calloc(n->map.n_shards + 1, sizeof(n->awake[0]));
+    n->due = calloc(n->map.n_shards + 1, sizeof(n->due[0]));
+    n->in_ready = calloc(n->map.n_shards + 1, sizeof(n->in_ready[0]));
     if (n->shards == NULL || n->local == NULL || n->awake == NULL || n->due == NULL ||
         n->in_ready == NULL) {
         node_log(n, "fatal: out of memory for %u shards", n->map.n_shards);
@@ -459,9 +485,14 @@ int node_core_open(struct node *n) {
                  rc == 0 ? (unsigned long long)raft_last_index(s->raft) : 0ull,
                  (unsigned long long)s->snapshot_index);
     }
+    if (rc == 0) rc = meta_open(n, &rec);
     for (uint32_t i = 0; i < n->n_local; i++) {
         node_core__add_awake(n, n->local[i]);
         node_core__mark_due(n, n->local[i]);
+    }
+    if (n->meta != NULL && n->meta->raft != NULL) {
+        node_core__add_awake(n, n->meta);
+        node_core__mark_due(n, n->meta);
     }
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
         n->link_lost[i] = true; /* until heard: the first frame wakes nothing new */
@@ -480,6 +511,9 @@ void node_core_close(struct node *n) {
         shard_close(n, n->local[i]);
         free(n->local[i]);
     }
+    if (n->meta != NULL) shard_close(n, n->meta);
+    free(n->meta);
+    n->meta = NULL;
     free(n->local);
     free(n->shards);
     eval_free(n);

@@ -151,6 +151,9 @@ struct shard {
     uint64_t group;
     uint8_t n_replicas; /* the map's replicas of this shard: the initial voters */
     uint64_t replicas[MAP_REPLICAS_MAX];
+    /* the initial learners: group 0's members that do not vote (meta.c) */
+    uint8_t n_learners;
+    uint64_t learners[RAFT_NODES_MAX];
     uint32_t my_rank;   /* this node's position among them (snapshot turns) */
     /* leaders spread (n_shards > 1): the preferred replica campaigns at
      * once in a new group, and a leader hands over to it when it is back
@@ -322,6 +325,14 @@ struct node {
     uint32_t n_due;
     struct shard **in_ready; /* in a ready, waiting for the flush */
     uint32_t n_in_ready;
+    /* The meta group (group 0, meta.c): this node's replica, a voter or a
+     * learner; not in `local` or `shards` (it owns no slot), but pumped,
+     * ticked and flushed like them (awake, due, in_ready count it). */
+    struct shard *meta;
+    uint64_t meta_seen_applied;  /* group 0's applied index when its map was last read */
+    uint64_t meta_proposed_term; /* the term in which this leader proposed the initial map */
+    uint64_t meta_installs;      /* maps installed from group 0 */
+    bool meta_wake_due;          /* an installed map reordered replicas: meta_tick wakes them */
     /* The node-level failure detector, by member index: when a frame last
      * came from each peer (any frame; an idle link carries the coalesced
      * beat, peer_beat), and whether the link counts as lost (nothing for
@@ -470,6 +481,9 @@ void peer_publish(struct node *n, bool sharded, const char *ch, size_t ch_len, c
 /* client.c, for multi.c: an immediate reply in a new slot; a command run
  * as this connection's next (false: its route is busy, send it again). */
 void client_reply_now(struct client *c, const char *data, size_t len);
+/* client.c, for meta.c: a new reply slot (NULL: out of memory, the
+ * connection is closed); whether nothing of c is in flight anywhere. */
+bool client_quiet(const struct client *c);
 bool client_run(struct client *c, uint32_t argc, const struct resp_arg *argv);
 struct resp_arg *node_argv_copy(uint32_t argc, const struct resp_arg *argv);
 /* The replica of a group this node holds, or NULL. */
@@ -499,8 +513,46 @@ void node_host_libuv(struct node *n);
  * after len, and points buf there (an empty buf on ENOMEM). */
 void node_read_buf(char **data, size_t *cap, size_t len, uv_buf_t *buf);
 
+/* meta.c: the meta group, group 0 (docs/cluster.md, "The meta group"). */
+#define META_MAP_KEY "map"
+/* Fills s with group 0's members (voters, learners) and this node's rank. */
+void meta_members(const struct node *n, struct shard *s);
+/* After every advance of group 0's replica: installs a newer map it
+ * applied; as leader, proposes the initial map when there is none. */
+void meta_after_advance(struct node *n, struct shard *s);
+/* Group 0's apply of a map change, `SHOAL.MAPSET <epoch> <map>`: true if
+ * argv is one (its reply in out), false for any other entry. */
+bool meta_apply(struct node *n, struct shard *s, int64_t now_ms, uint32_t argc,
+                const struct resp_arg *argv, struct resp_out *out);
+/* SHOAL.PREFER and its kin (client.c, before routing): true if it took the
+ * command (*ran false: the connection must wait and send it again). */
+bool meta_intercept(struct client *c, uint32_t argc, const struct resp_arg *argv, bool *ran);
+/* A map change ready to propose: `SHOAL.MAPSET <epoch> <map>` in argv
+ * (bytes owned: free() them). */
+struct meta_change {
+    struct resp_arg argv[3];
+    char epoch[24];
+    uint8_t *bytes;
+    size_t len;
+};
+/* The change that makes node `id` the preferred leader (first replica) of
+ * shard `group` in this node's map: 0, or -1 with a RESP error text in err. */
+int meta_prefer_entry(struct node *n, uint64_t group, uint64_t id, struct meta_change *out,
+                      char *err, size_t err_cap);
+/* Proposes, as group 0's leader, the map with node `id` made the
+ * preferred leader of shard `group` (the simulator's fault): 0, or -1. */
+int meta_propose_prefer(struct node *n, uint64_t group, uint64_t id);
+/* Every tick (not in the pump, whose due list must not grow behind it):
+ * wakes the groups whose preferred leader an installed map changed. */
+void meta_tick(struct node *n);
+/* Opens this node's replica of group 0 into n->meta (0, or -1 logged). */
+int meta_open(struct node *n, const struct wal_recovered *rec);
+/* The map's epoch, and the meta leader this node knows of (0: none). */
+uint64_t meta_leader(const struct node *n);
+
 /* shard.c */
-/* Opens this node's replica of map shard `index` into s. */
+/* Opens this node's replica of map shard `index` into s; index ==
+ * map.n_shards opens group 0 (meta_members). */
 int shard_open(struct node *n, struct shard *s, uint32_t index,
                const struct wal_group_state *recovered);
 void shard_close(struct node *n, struct shard *s);

@@ -45,14 +45,18 @@ static struct kv *shard__new_kv(const struct node *n, struct shard *s) {
 int shard_open(struct node *n, struct shard *s, uint32_t index,
                const struct wal_group_state *gs) {
     memset(s, 0, sizeof(*s));
-    const struct map_shard *ms = &n->map.shards[index];
     s->node = n;
     s->index = index;
-    s->group = ms->group;
-    s->n_replicas = ms->n_replicas;
-    for (uint8_t i = 0; i < ms->n_replicas; i++) {
-        s->replicas[i] = ms->replicas[i];
-        if (ms->replicas[i] == n->cfg.id) s->my_rank = i;
+    if (index == n->map.n_shards) {
+        meta_members(n, s);
+    } else {
+        const struct map_shard *ms = &n->map.shards[index];
+        s->group = ms->group;
+        s->n_replicas = ms->n_replicas;
+        for (uint8_t i = 0; i < ms->n_replicas; i++) {
+            s->replicas[i] = ms->replicas[i];
+            if (ms->replicas[i] == n->cfg.id) s->my_rank = i;
+        }
     }
     s->snap_ref.handle = -1;
     s->snap_next.handle = -1;
@@ -109,6 +113,9 @@ int shard_open(struct node *n, struct shard *s, uint32_t index,
     }
     struct raft_conf initial = {0};
     for (uint8_t i = 0; i < s->n_replicas; i++) initial.voters[initial.n_voters++] = s->replicas[i];
+    for (uint8_t i = 0; i < s->n_learners; i++) {
+        initial.learners[initial.n_learners++] = s->learners[i];
+    }
     if (gs != NULL && gs->has_hard_state) {
         s->hs_written = gs->hard_state;
         s->hs_known = true;
@@ -123,6 +130,7 @@ int shard_open(struct node *n, struct shard *s, uint32_t index,
         return -1;
     }
     s->campaign_due = n->map.n_shards > 1 && s->my_rank == 0 && s->n_replicas > 1 &&
+                      s->index < n->map.n_shards &&
                       (gs == NULL || !gs->has_hard_state) && !found;
     if (mark >= 0 && wal_append_snapshot_mark(n->wal, s->group, meta.index, meta.term,
                                               (enum wal_mark_kind)mark) != WAL_OK) {
@@ -388,7 +396,8 @@ static void shard__propose(struct shard *s, struct pending_read *q) {
 #endif
     /* its later reads of this shard must see this write */
     if (q->c->last_write_index == NULL) {
-        q->c->last_write_index = calloc(s->node->map.n_shards, sizeof(uint64_t));
+        /* by map index; group 0's replica is index n_shards */
+        q->c->last_write_index = calloc(s->node->map.n_shards + 1, sizeof(uint64_t));
         if (q->c->last_write_index == NULL) abort();
     }
     q->c->last_write_index[s->index] = index;
@@ -698,7 +707,9 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
                        (unsigned long long)s->group, (unsigned long long)e->index);
         }
         const struct cmd_def *def = cmd_lookup(argv[0].data, argv[0].len);
-        if (argc == 2 && argv[0].len == strlen(SHARD_EXPIRE_KEY) &&
+        if (s->group == 0 && meta_apply(n, s, now_ms, argc, argv, out)) {
+            /* a change of the map (meta.c) */
+        } else if (argc == 2 && argv[0].len == strlen(SHARD_EXPIRE_KEY) &&
             memcmp(argv[0].data, SHARD_EXPIRE_KEY, argv[0].len) == 0) {
             if (kv_delete_if_expired(s->kv, argv[1].data, argv[1].len, now_ms) == KV_OK) {
                 n->stats.expired++;
@@ -935,4 +946,5 @@ static void shard__after_advance(struct node *n, struct shard *s) {
     shard_poll_snapshot(n, s);
     shard_snap_maybe(n, s);
     shard__expire(n, s);
+    if (s == n->meta) meta_after_advance(n, s);
 }

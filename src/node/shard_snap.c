@@ -513,6 +513,7 @@ void shard_snap_maybe(struct node *n, struct shard *s) {
     for (uint32_t i = 0; i < n->n_local; i++) {
         if (n->local[i]->snap_job != NULL) return;
     }
+    if (n->meta != NULL && n->meta->snap_job != NULL) return;
     shard_snap__start(n, s);
 }
 

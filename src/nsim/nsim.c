@@ -87,6 +87,7 @@ enum nsim_ev_type {
     EV_QUIET_FAULT, /* the leader of the most quiet groups is killed or cut off */
     EV_QUIET_CHECK, /* each of its groups has another leader; faults heal, clients resume */
     EV_VOTE_CRASH,  /* a node loses power just after granting a vote */
+    EV_MAP_CHANGE,  /* group 0's leader changes a shard's preferred leader (meta.c) */
 };
 
 struct nsim_ev {
@@ -129,10 +130,10 @@ struct nsim_host {
     char last_log[600];
     bool pump_due;
     uint64_t pumps, inputs; /* the busy-loop check: pumps per input event */
-    uint64_t applied[NSIM_SHARDS_MAX]; /* by map index: the last index it applied */
-    uint64_t durable[NSIM_SHARDS_MAX]; /* by map index: raft_durable_index when it went down */
-    uint64_t term_sent[NSIM_SHARDS_MAX]; /* by map index: the highest term it sent */
-    uint64_t vote_term[NSIM_SHARDS_MAX], vote_for[NSIM_SHARDS_MAX]; /* its last vote granted */
+    uint64_t applied[NSIM_SHARDS_MAX + 1]; /* by map index (group 0: n_shards) */
+    uint64_t durable[NSIM_SHARDS_MAX + 1]; /* by map index: raft_durable_index when it went down */
+    uint64_t term_sent[NSIM_SHARDS_MAX + 1]; /* by map index: the highest term it sent */
+    uint64_t vote_term[NSIM_SHARDS_MAX + 1], vote_for[NSIM_SHARDS_MAX + 1]; /* its last vote granted */
     uint64_t disk_us_max;
     uint64_t slow_until_us;
     struct peer_buf out[NSIM_NODES_MAX];
@@ -210,7 +211,7 @@ struct nsim {
     bool quiet_led[NSIM_SHARDS_MAX]; /* quiet, and led by the victim, at the fault */
     bool quiet_recovered[NSIM_SHARDS_MAX];
     /* checkers */
-    struct nsim_group groups[NSIM_SHARDS_MAX];
+    struct nsim_group groups[NSIM_SHARDS_MAX + 1]; /* by map index; group 0 last */
     bool violated;
     char why[768];
 };
@@ -488,6 +489,7 @@ static void nsim__check_leader_of(struct nsim *w, struct nsim_host *h, const str
 static void nsim__check_leader(struct nsim *w, struct nsim_host *h) {
     if (!h->alive) return;
     for (uint32_t i = 0; i < h->n->n_local; i++) nsim__check_leader_of(w, h, h->n->local[i]);
+    if (h->n->meta != NULL) nsim__check_leader_of(w, h, h->n->meta);
 }
 
 /* The shard (map index) owning a key's slot, by the simulator's map. */
@@ -517,7 +519,7 @@ static void nsim__owner_key_cb(void *ctx, const struct resp_arg *key) {
  * applying it (expiry entries name their one key). */
 static void nsim__check_owner(struct nsim *w, const struct node *n, const struct shard *s,
                               const struct raft_entry *e) {
-    if (e->type != RAFT_ENTRY_NORMAL || e->len == 0) return;
+    if (e->type != RAFT_ENTRY_NORMAL || e->len == 0 || s->group == 0) return; /* the map */
     int64_t now_ms;
     uint32_t argc;
     struct resp_arg *argv;
@@ -733,6 +735,7 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
     }
     for (uint32_t i = 0; i < n->n_local; i++) h->applied[n->local[i]->index] = n->local[i]->applied;
     nsim__check_durable(w, h);
+    if (n->meta != NULL) h->applied[n->meta->index] = n->meta->applied;
     for (uint32_t i = 0; i < NSIM_CLIENTS_ALL; i++) {
         h->clients[i] = calloc(1, sizeof(struct client));
         if (h->clients[i] == NULL) abort();
@@ -1353,6 +1356,35 @@ static void nsim__nemesis(struct nsim *w) {
     }
 }
 
+/* A change of the map through group 0 (SHOAL.PREFER's entry): its leader,
+ * if one is up, makes a random replica of a random shard its preferred
+ * leader. Drawn from the event's own numbers, not the run's generator, so
+ * the faults' schedule stays what it was. */
+static void nsim__map_change(struct nsim *w, const struct nsim_ev *ev) {
+    struct rand g;
+    rand_seed(&g, w->opt.seed * 0x9e3779b97f4a7c15ull + ev->req);
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        struct nsim_host *h = &w->hosts[i];
+        if (!h->alive || h->n == NULL || h->n->meta == NULL || !shard_is_leader(h->n->meta) ||
+            h->n->meta->in_ready) {
+            continue;
+        }
+        uint32_t k = (uint32_t)rand_below(&g, w->map.n_shards);
+        const struct map_shard *ms = &w->map.shards[k];
+        uint64_t to = ms->replicas[rand_below(&g, ms->n_replicas)];
+        int rc = -1;
+        h->inputs++;
+        NSIM_ON_NODE(w, h, { rc = meta_propose_prefer(h->n, ms->group, to); });
+        nsim__trace(w, "map change: node %llu proposes node %llu as group %llu's preferred "
+                       "leader (epoch %llu + 1): %s", (unsigned long long)h->id,
+                    (unsigned long long)to, (unsigned long long)ms->group,
+                    (unsigned long long)(h->alive ? h->n->map.epoch : 0),
+                    rc == 0 ? "proposed" : "refused");
+        return;
+    }
+    nsim__trace(w, "map change: no leader of group 0");
+}
+
 /* ---- the run ---- */
 
 /* What peer.c would tell the node about its connections (the leader
@@ -1587,6 +1619,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
         break;
     case EV_QUIET_FAULT: nsim__quiet_fault(w); break;
     case EV_QUIET_CHECK: nsim__quiet_check(w); break;
+    case EV_MAP_CHANGE: nsim__map_change(w, ev); break;
     case EV_NEMESIS:
         if (w->healed) break;
         nsim__nemesis(w);
@@ -1763,6 +1796,73 @@ static void nsim__check_hook_saw(struct nsim *w, const struct nsim_host *h,
                     (unsigned long long)h->applied[s->index]);
 }
 
+/* Group 0 (src/node/meta.c): its live replicas applied the same index. */
+static bool nsim__meta_converged(const struct nsim *w) {
+    uint64_t applied = UINT64_MAX;
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        const struct nsim_host *h = &w->hosts[i];
+        if (!h->alive || h->n == NULL || h->n->meta == NULL) continue;
+        uint64_t a = h->n->meta->applied;
+        if (applied != UINT64_MAX && a != applied) return false;
+        applied = a;
+    }
+    return true;
+}
+
+/* At the end, every node holds group 0 with the same applied state, and
+ * routes by the map it installed from there, at that map's epoch (a node
+ * routing by a map group 0 did not give it is a stale copy). */
+static void nsim__check_meta_final(struct nsim *w) {
+    const struct nsim_host *first = NULL;
+    for (uint32_t i = 0; i < w->n_nodes && !w->violated; i++) {
+        const struct nsim_host *h = &w->hosts[i];
+        const struct shard *m = h->n->meta;
+        if (m == NULL) {
+            nsim__violation(w, "meta: node %llu holds no replica of group 0",
+                            (unsigned long long)h->id);
+            return;
+        }
+        if (h->n->meta_installs == 0) {
+            nsim__violation(w, "meta: node %llu routes by a map it did not install from group 0 "
+                               "(epoch %llu, group 0 applied %llu)", (unsigned long long)h->id,
+                            (unsigned long long)h->n->map.epoch, (unsigned long long)m->applied);
+            return;
+        }
+        struct map applied;
+        char err[160];
+        struct kv_item item;
+        if (kv_get(m->kv, META_MAP_KEY, strlen(META_MAP_KEY), 0, &item) != KV_OK ||
+            map_decode(&applied, item.value, item.value_len, err, sizeof(err)) != 0) {
+            nsim__violation(w, "meta: node %llu's group 0 holds no readable map",
+                            (unsigned long long)h->id);
+            return;
+        }
+        uint64_t epoch = applied.epoch;
+        map_free(&applied);
+        if (h->n->map.epoch != epoch) {
+            nsim__violation(w, "meta: node %llu routes by the map at epoch %llu, group 0 applied "
+                               "epoch %llu (a stale map)", (unsigned long long)h->id,
+                            (unsigned long long)h->n->map.epoch, (unsigned long long)epoch);
+            return;
+        }
+        if (first == NULL) {
+            first = h;
+            continue;
+        }
+        const struct shard *f = first->n->meta;
+        if (f->applied != m->applied || kv_digest(f->kv) != kv_digest(m->kv)) {
+            nsim__violation(w, "meta: nodes %llu and %llu differ in group 0 (applied %llu, %llu)",
+                            (unsigned long long)first->id, (unsigned long long)h->id,
+                            (unsigned long long)f->applied, (unsigned long long)m->applied);
+        } else if (first->n->map.epoch != h->n->map.epoch) {
+            nsim__violation(w, "meta: nodes %llu and %llu route by epochs %llu and %llu",
+                            (unsigned long long)first->id, (unsigned long long)h->id,
+                            (unsigned long long)first->n->map.epoch,
+                            (unsigned long long)h->n->map.epoch);
+        }
+    }
+}
+
 static void nsim__check_final(struct nsim *w) {
     for (uint32_t k = 0; k < w->map.n_shards; k++) {
         if (w->groups[k].ok_after_heal == 0) {
@@ -1928,6 +2028,9 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
                    (struct nsim_ev){.type = EV_QUIET_CHECK});
     }
     nsim__push(w, w->quiet_us + 600000, (struct nsim_ev){.type = EV_LATE_HEAL});
+    /* map changes: one during the faults, one after they healed */
+    nsim__push(w, 1000000, (struct nsim_ev){.type = EV_MAP_CHANGE, .req = 1});
+    nsim__push(w, w->heal_us + 500000, (struct nsim_ev){.type = EV_MAP_CHANGE, .req = 2});
     while (w->heap_len > 0 && !w->violated) {
         struct nsim_ev ev = nsim__pop(w);
         if (ev.time > w->end_us) {
@@ -1936,7 +2039,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
              * leader's no-op: give the groups one drain period, with no
              * clients and no faults, before checking they converged (seed
              * 102 ended 4 ms after such an election). */
-            if (!w->drained && !nsim__converged(w)) {
+            if (!w->drained && (!nsim__converged(w) || !nsim__meta_converged(w))) {
                 w->drained = true;
                 w->end_us += 1000000;
                 nsim__push(w, ev.time, ev);
@@ -1954,6 +2057,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     w->st.sim_ms = w->now_us / 1000;
     if (!w->violated) nsim__check_busy(w);
     if (!w->violated) nsim__check_final(w);
+    if (!w->violated) nsim__check_meta_final(w);
     if (!w->violated) nsim__check_history(w);
     if (!w->violated) nsim__check_queue(w);
     for (uint32_t i = 0; i < w->n_nodes; i++) {
@@ -1981,7 +2085,7 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     nsim_queue_free(w->queue);
     free(w->ops);
     free(w->arena);
-    for (uint32_t k = 0; k < NSIM_SHARDS_MAX; k++) {
+    for (uint32_t k = 0; k <= NSIM_SHARDS_MAX; k++) {
         free(w->groups[k].leader_of_term);
         free(w->groups[k].applied);
     }

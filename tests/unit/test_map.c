@@ -1,0 +1,151 @@
+/* test_map.c: the cluster map (src/cluster/map.c): placement, the encoding
+ * group 0 stores (round trip, every malformed input refused, no read past
+ * the end), and group 0's voters. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/map.h"
+#include "test.h"
+
+static void fill_nodes(struct map *m) {
+    for (uint32_t i = 0; i < m->n_nodes; i++) {
+        snprintf(m->nodes[i].host, sizeof(m->nodes[i].host), "127.0.0.%u", i + 1);
+        m->nodes[i].client_port = (uint16_t)(7000 + i);
+        m->nodes[i].peer_port = (uint16_t)(17000 + i);
+    }
+    snprintf(m->nodes[0].zone, sizeof(m->nodes[0].zone), "zone-a");
+}
+
+static bool maps_equal(const struct map *a, const struct map *b) {
+    if (a->epoch != b->epoch || a->n_nodes != b->n_nodes || a->n_shards != b->n_shards) {
+        return false;
+    }
+    if (memcmp(a->slot_shard, b->slot_shard, sizeof(a->slot_shard)) != 0) return false;
+    for (uint32_t i = 0; i < a->n_nodes; i++) {
+        const struct map_node *x = &a->nodes[i], *y = &b->nodes[i];
+        if (x->id != y->id || x->state != y->state || strcmp(x->zone, y->zone) != 0 ||
+            strcmp(x->host, y->host) != 0 || x->client_port != y->client_port ||
+            x->peer_port != y->peer_port) {
+            return false;
+        }
+    }
+    for (uint32_t k = 0; k < a->n_shards; k++) {
+        const struct map_shard *x = &a->shards[k], *y = &b->shards[k];
+        if (x->group != y->group || x->first != y->first || x->last != y->last ||
+            x->n_replicas != y->n_replicas ||
+            memcmp(x->replicas, y->replicas, x->n_replicas * sizeof(uint64_t)) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+TEST(encoding_round_trips) {
+    static const uint32_t shards[] = {1, 3, 8, 16384};
+    uint64_t ids[] = {5, 3, 9, 1, 7};
+    for (unsigned t = 0; t < sizeof(shards) / sizeof(shards[0]); t++) {
+        struct map m, d;
+        char err[160];
+        CHECK(map_build(&m, ids, 5, shards[t], 3, err, sizeof(err)) == 0);
+        fill_nodes(&m);
+        m.epoch = 42 + t;
+        size_t size = map_encoded_size(&m);
+        CHECK(size <= MAP_ENCODED_BYTES_MAX);
+        uint8_t *buf = malloc(size);
+        CHECK(buf != NULL);
+        CHECK_EQ_U64(map_encode(&m, buf, size - 1), 0); /* too small: nothing */
+        CHECK_EQ_U64(map_encode(&m, buf, size), size);
+        CHECK(map_decode(&d, buf, size, err, sizeof(err)) == 0);
+        CHECK(maps_equal(&m, &d));
+        map_free(&d);
+        free(buf);
+        map_free(&m);
+    }
+}
+
+/* Every prefix, and every single-byte change, of an encoding is decoded
+ * or refused without reading past the end (ASan) or leaking. */
+TEST(malformed_encodings_are_refused) {
+    uint64_t ids[] = {1, 2, 3};
+    struct map m, d;
+    char err[160];
+    CHECK(map_build(&m, ids, 3, 3, 3, err, sizeof(err)) == 0);
+    fill_nodes(&m);
+    size_t size = map_encoded_size(&m);
+    uint8_t *buf = malloc(size);
+    CHECK(buf != NULL && map_encode(&m, buf, size) == size);
+    for (size_t len = 0; len < size; len++) {
+        uint8_t *cut = malloc(len ? len : 1);
+        memcpy(cut, buf, len);
+        int rc = map_decode(&d, cut, len, err, sizeof(err));
+        free(cut);
+        CHECK(rc == -1);
+        CHECK(err[0] != '\0');
+    }
+    uint32_t accepted = 0;
+    for (size_t at = 0; at < size; at++) {
+        uint8_t keep = buf[at];
+        buf[at] ^= 0x41;
+        if (map_decode(&d, buf, size, err, sizeof(err)) == 0) {
+            accepted++; /* a changed port, host byte or epoch is still a map */
+            map_free(&d);
+        }
+        buf[at] = keep;
+    }
+    CHECK(accepted < size);
+    /* a slot owned twice: shard 1 starts where shard 0 does */
+    struct map twice;
+    CHECK(map_copy(&twice, &m) == 0);
+    twice.shards[1].first = 0;
+    uint8_t *b2 = malloc(size);
+    CHECK(map_encode(&twice, b2, size) == size);
+    CHECK(map_decode(&d, b2, size, err, sizeof(err)) == -1);
+    CHECK(strstr(err, "owned twice") != NULL);
+    /* a replica that is not a node */
+    twice.shards[1].first = m.shards[1].first;
+    twice.shards[1].replicas[0] = 99;
+    CHECK(map_encode(&twice, b2, size) == size);
+    CHECK(map_decode(&d, b2, size, err, sizeof(err)) == -1);
+    CHECK(strstr(err, "not a node") != NULL);
+    /* epoch 0 */
+    twice.shards[1].replicas[0] = m.shards[1].replicas[0];
+    twice.epoch = 0;
+    CHECK(map_encode(&twice, b2, size) == size);
+    CHECK(map_decode(&d, b2, size, err, sizeof(err)) == -1);
+    map_free(&twice);
+    free(b2);
+    free(buf);
+    map_free(&m);
+}
+
+TEST(meta_voters_are_three_or_five_lowest_ids) {
+    uint64_t ids[] = {9, 4, 7, 1, 8, 2, 6};
+    uint64_t voters[16], learners[16];
+    uint32_t n_learners = 99;
+    CHECK_EQ_U64(map_meta_members(ids, 1, voters, learners, &n_learners), 1);
+    CHECK_EQ_U64(n_learners, 0);
+    CHECK_EQ_U64(map_meta_members(ids, 2, voters, learners, &n_learners), 2);
+    CHECK_EQ_U64(map_meta_members(ids, 4, voters, learners, &n_learners), 3);
+    CHECK_EQ_U64(voters[0], 1);
+    CHECK_EQ_U64(voters[1], 4);
+    CHECK_EQ_U64(voters[2], 7);
+    CHECK_EQ_U64(n_learners, 1);
+    CHECK_EQ_U64(learners[0], 9);
+    CHECK_EQ_U64(map_meta_members(ids, 7, voters, learners, &n_learners), 5);
+    CHECK_EQ_U64(voters[0], 1);
+    CHECK_EQ_U64(voters[4], 7);
+    CHECK_EQ_U64(n_learners, 2);
+    CHECK_EQ_U64(learners[0], 8);
+    CHECK_EQ_U64(learners[1], 9);
+}
+
+int main(void) {
+    static const struct test_case cases[] = {
+        TEST_ENTRY(encoding_round_trips),
+        TEST_ENTRY(malformed_encodings_are_refused),
+        TEST_ENTRY(meta_voters_are_three_or_five_lowest_ids),
+    };
+    return test_run("test_map", cases, (int)(sizeof(cases) / sizeof(cases[0])));
+}
