@@ -388,6 +388,7 @@ void node_core_tick(struct node *n) {
      * was visited already */
     for (uint32_t i = n->n_awake; i-- > 0;) (void)node_core__tick_shard(n, n->awake[i]);
     block_tick(n); /* blocked clients' deadlines */
+    shard_snap_tick(n); /* the snapshot being written, of a quiet group too */
     meta_tick(n);  /* groups whose preferred leader the map changed */
     node_wake(n);
 }

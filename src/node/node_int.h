@@ -176,6 +176,7 @@ struct shard {
     struct raft_hard_state hs_written, hs_pending;
     bool hs_known, has_hs_pending;
     bool gc_due;   /* a snapshot mark was appended: retire WAL segments after it is durable */
+    bool snap_pinning; /* its entries keep the oldest WAL segment: snapshot it, however few */
     uint64_t gc_batch; /* the WAL batch (node.batch_seq) that carries it */
     /* the last entry a pipelined (unsynced) ready appended to the WAL
      * buffer since the last flush began: reported durable after it */
@@ -329,6 +330,9 @@ struct node {
      * learner; not in `local` or `shards` (it owns no slot), but pumped,
      * ticked and flushed like them (awake, due, in_ready count it). */
     struct shard *meta;
+    /* the replica whose snapshot is being written (one at a time per node):
+     * the tick polls it, as a quiet group has no advance that would */
+    struct shard *snap_writer;
     uint64_t meta_seen_applied;  /* group 0's applied index when its map was last read */
     uint64_t meta_proposed_term; /* the term in which this leader proposed the initial map */
     uint64_t meta_installs;      /* maps installed from group 0 */
@@ -594,6 +598,8 @@ void shard_snap_install(struct node *n, struct shard *s);
  * new one when due; called after every advance. */
 void shard_poll_snapshot(struct node *n, struct shard *s);
 void shard_snap_maybe(struct node *n, struct shard *s);
+void shard_snap_unpin(struct node *n);
+void shard_snap_tick(struct node *n);
 
 /* Host functions for the transport (node_host.c, through n->host). */
 /* The coalesced node heartbeat: a PEER_FRAME_BEAT to every peer that got

@@ -592,6 +592,7 @@ void shard_flushed(struct node *n, struct shard *s, uint64_t batch, uint64_t las
         s->gc_due = false;
         int rc = wal_gc(n->wal, NULL);
         if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
+        shard_snap_unpin(n);
     }
     if (s->in_ready || last_index == 0) return;
     raft_persisted(s->raft, last_index, last_term);

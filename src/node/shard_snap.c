@@ -35,6 +35,9 @@
 #include "node/node_int.h"
 
 #define SHARD_SNAP_BACKOFF_MS_MIN 1000u
+/* More WAL segments than this after a collection: the groups that keep the
+ * oldest one snapshot next (shard_snap_unpin). */
+#define SHARD_SNAP_PIN_SEGMENTS 2u
 #define SHARD_SNAP_BACKOFF_MS_MAX 300000u /* 5 minutes */
 #define SHARD_SNAP_LOUD_AFTER 3           /* failures in a row before the warning */
 /* A compaction waits for a transfer of the current snapshot until the log
@@ -368,6 +371,7 @@ static uint64_t shard_snap__period(const struct node *n, const struct shard *s) 
  * starts at the period. */
 static bool shard_snap__due(const struct node *n, const struct shard *s) {
     uint64_t entries = s->applied - s->snapshot_index;
+    if (s->snap_pinning && entries > 0) return true;
     uint64_t period = shard_snap__period(n, s);
     uint32_t members = s->n_replicas > 0 ? s->n_replicas : 1;
     /* One replica has nobody to take turns with; its "slot early" would be
@@ -454,6 +458,7 @@ void shard_poll_snapshot(struct node *n, struct shard *s) {
 }
 
 static void shard_snap__start(struct node *n, struct shard *s) {
+    s->snap_pinning = false;
     s->snap_meta = (struct raft_snapshot_meta){.index = s->applied,
                                                .term = raft_term_at(s->raft, s->applied),
                                                .conf = *raft_conf(s->raft)};
@@ -479,6 +484,7 @@ static void shard_snap__start(struct node *n, struct shard *s) {
         return;
     }
     s->snap_job = j;
+    n->snap_writer = s;
     if (!n->snapshot_inline) {
         j->threaded = true;
         int rc = pthread_create(&j->thread, NULL, shard_snap__thread, j);
@@ -517,7 +523,47 @@ void shard_snap_maybe(struct node *n, struct shard *s) {
     shard_snap__start(n, s);
 }
 
+/* After a WAL collection that left more than SHARD_SNAP_PIN_SEGMENTS
+ * segments: the groups whose entries keep the oldest one (a quiet group,
+ * or group 0, which applies a few entries and would reach no period for
+ * ever) snapshot next, however few entries they hold, so the WAL, and what
+ * a restart replays, stay bounded by the busy groups' periods. */
+void shard_snap_unpin(struct node *n) {
+    struct wal_stats st;
+    wal_stats(n->wal, &st);
+    if (st.segments <= SHARD_SNAP_PIN_SEGMENTS) return;
+    uint64_t groups[16];
+    uint32_t k = wal_pinning_groups(n->wal, groups, 16);
+    if (k > 16) k = 16;
+    for (uint32_t i = 0; i < k; i++) {
+        for (uint32_t j = 0; j <= n->n_local; j++) {
+            struct shard *s = j < n->n_local ? n->local[j] : n->meta;
+            if (s == NULL || s->group != groups[i]) continue;
+            if (!s->snap_pinning) {
+                s->snap_pinning = true;
+                node_log(n, "group %llu: its entries keep the oldest of %llu WAL segments: "
+                            "snapshot it next", (unsigned long long)s->group,
+                         (unsigned long long)st.segments);
+            }
+            /* a quiet group has no advance to start it from: start it here
+             * (or, if another writer runs, at the next collection) */
+            shard_snap_maybe(n, s);
+        }
+    }
+}
+
+void shard_snap_tick(struct node *n) {
+    struct shard *s = n->snap_writer;
+    if (s == NULL) return;
+    shard_poll_snapshot(n, s);
+    if (s->snap_job == NULL) {
+        n->snap_writer = NULL;
+        shard_snap_maybe(n, s);
+    }
+}
+
 void shard_snap_close(struct node *n, struct shard *s) {
+    if (n->snap_writer == s) n->snap_writer = NULL;
     shard_snap__close_ref(n, &s->snap_ref);
     shard_snap__close_ref(n, &s->snap_next);
     shard_snap__recv_abort(n, s);
