@@ -121,7 +121,28 @@ static void meta__reorder_local(struct node *n) {
     }
 }
 
+/* A quiet group 0 leader whose map some member lacks (a learner whose
+ * link was not up when the map and the quiesce went out, and which never
+ * answered: nothing would wake the group again) wakes once per election
+ * timeout to catch it up. One group, one check a tick. */
+static void meta__catch_up(struct node *n) {
+    struct shard *m = n->meta;
+    if (m == NULL || m->raft == NULL || !shard_is_leader(m) || !raft_is_quiet(m->raft)) return;
+    uint32_t every = n->cfg.election_ticks > 0 ? n->cfg.election_ticks : 1;
+    if (n->ticks % every != 0) return;
+    uint64_t last = raft_last_index(m->raft);
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        uint64_t match = 0;
+        if (n->cfg.members[i].id == n->cfg.id) continue;
+        if (raft_match_index(m->raft, n->cfg.members[i].id, &match) && match < last) {
+            node_core_wake(n, m, true);
+            return;
+        }
+    }
+}
+
 void meta_tick(struct node *n) {
+    meta__catch_up(n);
     if (!n->meta_wake_due) return;
     n->meta_wake_due = false;
     for (uint32_t i = 0; i < n->n_local; i++) node_core_wake(n, n->local[i], true);
