@@ -301,6 +301,9 @@ void peer_stop(struct node *n) {
         if (p->tcp_open && !uv_is_closing((uv_handle_t *)&p->tcp)) {
             uv_close((uv_handle_t *)&p->tcp, peer__noop_close_cb);
         }
+        /* a WAL flush that completes while the loop closes its handles
+         * must not queue into the buffer freed here (it leaked) */
+        p->connected = false;
         peer_buf_free(&p->pending);
     }
 }
