@@ -10,7 +10,7 @@
 set -u
 cd "$(dirname "$0")/.."
 seeds=${NSIM_SEEDS:-300}
-canaries=${NSIM_CANARIES:-ACK_BEFORE_FSYNC ADVANCE_BEFORE_FSYNC WAL_ACCEPT_BAD_CRC SNAPSHOT_SILENT_FAIL WRONG_SHARD QUIET_NO_WAKE ZADD_KEEPS_SCORE BLOCK_POP_WITHOUT_LOG XREADGROUP_NO_PEL META_NO_INSTALL META_STALE}
+canaries=${NSIM_CANARIES:-ACK_BEFORE_FSYNC ADVANCE_BEFORE_FSYNC WAL_ACCEPT_BAD_CRC SNAPSHOT_SILENT_FAIL WRONG_SHARD QUIET_NO_WAKE ZADD_KEEPS_SCORE BLOCK_POP_WITHOUT_LOG XREADGROUP_NO_PEL META_NO_INSTALL META_STALE READ_PAST_WAITING_WRITES}
 max=${NSIM_CANARY_SEEDS:-1000}
 regressions="309 439"
 logs=build/test-logs
@@ -36,6 +36,12 @@ for part in a b; do
     echo "nsim-$part: no summary line (see $log)"
     failed=$((failed + 1))
     continue
+  fi
+  # a sanitizer report (a leak at exit, a runtime error) fails the run too
+  if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log"; then
+    grep -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|^SUMMARY' "$log" | head -n 5
+    echo "nsim-$part: sanitizer report (see $log)"
+    failed=$((failed + 1))
   fi
   n=$(sed -E 's/seeds: ([0-9]+),.*/\1/' <<<"$line")
   v=$(sed -E 's/.*violations: ([0-9]+)/\1/' <<<"$line")

@@ -26,7 +26,9 @@ count() {
   echo "$line"
   total_passed=$((total_passed + p))
   total_failed=$((total_failed + f))
+  if [ "$f" -ne 0 ]; then failed_suites+=("$name ($log)"); fi
 }
+failed_suites=()
 
 # UNIT_TESTS (from the Makefile): the sanitized unit-test binaries.
 # EXTRA_CHECKS: further commands, each ending with `NAME: N passed, N failed`.
@@ -123,6 +125,7 @@ report() { # NAME: the summary line of $logs/NAME.log, and a non-zero exit witho
   if [ "$rc" -ne 0 ] && ! grep -qE ' [1-9][0-9]* failed' "$logs/$t.log"; then
     echo "$t: exited $rc (see $logs/$t.log)"
     total_failed=$((total_failed + 1))
+    failed_suites+=("$t ($logs/$t.log)")
   fi
 }
 for bin in $unit_tests; do
@@ -139,6 +142,16 @@ if [ -n "$canaries" ]; then
   grep -vE '^canaries:' "$logs/canaries.log"
   count canaries "$logs/canaries.log"
 fi
+# What failed, again, next to the summary: a CI log often keeps only its end.
+if [ "$sim_failed" -ne 0 ]; then failed_suites+=("sim ($logs/sim-*.log)"); fi
+for f in "${failed_suites[@]}"; do
+  log=${f#*(}
+  log=${log%)}
+  echo "FAILED suite: $f"
+  # shellcheck disable=SC2086 # the sim's logs are a pattern
+  grep -hE 'FAIL|FAILED|VIOLATION|NOT caught|CHECK failed|Error|ERROR|assert' $log 2>/dev/null |
+    grep -vE ' 0 failed|^canary .* caught' | head -n 6 | cut -c1-240
+done
 echo "seconds per suite (wall; the two lanes overlap): $(sort -k2 -nr "$logs/times" | awk '{printf "%s%s %s", (NR>1?", ":""), $1, $2}')"
 
 echo "tests: $total_passed passed, $total_failed failed"

@@ -459,6 +459,12 @@ int cmd_entry_arg(const uint8_t *buf, size_t len, uint32_t i, struct resp_arg *o
     }
 }
 
+int cmd_entry_clock(const uint8_t *buf, size_t len, int64_t *now_ms) {
+    if (len < 13 || buf[0] != CMD_ENTRY_VERSION) return -1;
+    *now_ms = (int64_t)cmd__get(buf + 1, 8);
+    return 0;
+}
+
 int cmd_entry_decode(const uint8_t *buf, size_t len, int64_t *now_ms, uint32_t *argc,
                      struct resp_arg **argv) {
     *argv = NULL;

@@ -165,6 +165,8 @@ void cmd_entry_encode(uint8_t *buf, int64_t now_ms, uint32_t argc, const struct 
 /* Argument i of an encoded entry, without decoding the rest or allocating:
  * 0, or -1 if the entry is malformed or has no argument i. */
 int cmd_entry_arg(const uint8_t *buf, size_t len, uint32_t i, struct resp_arg *out);
+/* The clock an entry carries (the proposing leader's ms); -1 if malformed. */
+int cmd_entry_clock(const uint8_t *buf, size_t len, int64_t *now_ms);
 /* Decodes; *argv is allocated (free() it). Returns 0 or -1 on a malformed
  * entry (which a replica treats as corruption: it stops). */
 int cmd_entry_decode(const uint8_t *buf, size_t len, int64_t *now_ms, uint32_t *argc,

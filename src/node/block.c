@@ -483,6 +483,20 @@ int block_unblock(struct node *n, uint64_t id, bool error) {
     return 1;
 }
 
+void block_free_all(struct node *n) {
+    struct block *b = n->blocks;
+    while (b != NULL) {
+        struct block *next = b->next;
+        b->c->block = NULL;
+        free(b->waits);
+        free(b->argv);
+        free(b);
+        b = next;
+    }
+    n->blocks = NULL;
+    n->n_blocked = 0;
+}
+
 void block_free_shard(struct shard *s) {
     struct block_table *t = s->blocked;
     if (t == NULL) return;

@@ -136,6 +136,10 @@ struct pending_read {
     uint64_t context;
     uint64_t index; /* 0 until confirmed */
     uint64_t min_index; /* the client's last write before it: pipelined order */
+    /* it found a key expiring between the clock of a write waiting to
+     * apply and its own: it waits for those writes (min_index) and is then
+     * served at a clock no later than any write still waiting (shard.c) */
+    bool expiry_wait;
     struct client *c;
     struct slot *s;
     uint8_t proto;
@@ -264,6 +268,7 @@ struct node_stats {
     uint64_t commands, connections, rejected, proxied, expired, snapshots;
     uint64_t scripts, scripts_stopped; /* runs (eval.c); stopped at the time limit */
     uint64_t flushes, flush_us_total, net_in, net_out;
+    uint64_t read_expiry_waits; /* reads that waited for writes near a key's expiry (shard.c) */
 };
 
 /* The host: what the node core (node_core.c, shard.c, shard_snap.c and
@@ -414,6 +419,9 @@ bool block_waiting(const struct shard *s);     /* someone waits on its keys: sta
  * timeout's or -UNBLOCKED), else 0. */
 int block_unblock(struct node *n, uint64_t id, bool error);
 void block_free_shard(struct shard *s);
+/* The node is gone (its shards freed, as a crash leaves it in shoal-nsim):
+ * frees every block, answering none. */
+void block_free_all(struct node *n);
 
 /* eval.c: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT on the node
  * (docs/scripting.md). A script runs on its keys' leader at a read point

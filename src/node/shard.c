@@ -753,6 +753,50 @@ static bool shard__read_servable(const struct shard *s, const struct pending_rea
     return r->index != 0 && r->index <= s->applied && r->min_index <= s->applied;
 }
 
+/* The clock of the first write in the log past what this replica applied:
+ * a leader's writes in flight carry increasing clocks, so it is the
+ * earliest of theirs (reads wait for the leader's no-op, so no earlier
+ * leader's entry is still unapplied). False if none waits. */
+static bool shard__unapplied_clock(const struct shard *s, int64_t *ms) {
+    uint64_t last = raft_last_index(s->raft);
+    for (uint64_t i = s->applied + 1; i <= last; i++) {
+        const struct raft_entry *e = raft_entry_at(s->raft, i);
+        if (e != NULL && e->type == RAFT_ENTRY_NORMAL && cmd_entry_clock(e->data, e->len, ms) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Serves one read at `now`, unless it finds a key whose expiry falls
+ * between the clock of a write still waiting to apply (`after`) and `now`:
+ * that write was evaluated at its own clock and takes effect after this
+ * read, so the read must not see the key expire before it (docs/nsim.md,
+ * "Expiry and linearizability"). Such a read waits for every write
+ * proposed so far and is then served at the clock of the first write still
+ * waiting, if that is earlier than now: no earlier than its first try
+ * (those writes were proposed after it), no later than any write ordered
+ * after it. False: it waits. */
+static bool shard__serve_read(struct shard *s, struct pending_read *r, int64_t now, bool pending,
+                              int64_t after, struct resp_out *out) {
+    struct kv_expiry_window window = {.after_ms = after, .hit = false};
+    int64_t at = now;
+    if (r->expiry_wait && pending && after < now) at = after;
+    bool watch = !r->expiry_wait && pending && after < now;
+#ifdef CANARY_READ_PAST_WAITING_WRITES
+    watch = false; /* deliberate bug: reads ignore the writes waiting (nsim --set-get) */
+#endif
+    if (watch) kv_set_expiry_window(s->kv, &window);
+    shard__exec(s, at, 0, r->def, r->argc, r->argv, out);
+    kv_set_expiry_window(s->kv, NULL);
+    if (!window.hit) return true;
+    resp_out_consume(out, resp_out_len(out));
+    r->expiry_wait = true;
+    r->min_index = raft_last_index(s->raft);
+    s->node->stats.read_expiry_waits++;
+    return false;
+}
+
 /* Serves the reads whose index the keyspace has reached. With pipelined
  * clients hundreds are served at once: their keys are prefetched first
  * (buckets, then entries), so that in a keyspace far larger than the
@@ -761,6 +805,8 @@ static bool shard__read_servable(const struct shard *s, const struct pending_rea
 static void shard__serve_reads(struct shard *s) {
     uint32_t keep = 0;
     int64_t now = (int64_t)node_now_ms(s->node);
+    int64_t after = 0;
+    bool pending = shard__unapplied_clock(s, &after);
     if (s->n_reads > 1) {
         for (int stage = 0; stage < 2; stage++) {
             for (uint32_t i = 0; i < s->n_reads; i++) {
@@ -782,7 +828,10 @@ static void shard__serve_reads(struct shard *s) {
         }
         struct resp_out *out = &s->scratch[r->proto == 3];
         resp_out_consume(out, resp_out_len(out));
-        shard__exec(s, now, 0, r->def, r->argc, r->argv, out);
+        if (!shard__serve_read(s, r, now, pending, after, out)) {
+            s->reads[keep++] = *r;
+            continue;
+        }
         shard__done(r, resp_out_data(out), resp_out_len(out));
         resp_out_consume(out, resp_out_len(out));
         free(r->argv);

@@ -679,6 +679,7 @@ static void nsim__check_fsync_error_seen(struct nsim *w, struct nsim_host *h) {
 /* After node_core_close() (its shards are gone: their counts were taken). */
 static void nsim__free_node(struct nsim *w, struct nsim_host *h) {
     (void)w;
+    block_free_all(h->n); /* its clients' blocks: the clients are freed below */
     while (h->slots) nsim__slot_free(h, h->slots);
     for (uint32_t i = 0; i < h->n_gone; i++) {
         free(h->gone[i]->last_write_index);
@@ -810,8 +811,8 @@ static uint8_t nsim__random_holder(struct nsim *w, uint32_t k) {
 /* The request of an operation on the key with expiry: GET, or SET, three
  * times in four with an absolute deadline (PXAT) 0-24 ms after the send
  * (so sometimes already past when the leader applies it), else a plain SET
- * (with --set-get, SET ... GET: its answer, the value it replaced, is
- * checked as a GET's; off by default, see nsim.h). The deadline is
+ * (SET ... GET unless --no-set-get: its answer, the value it replaced,
+ * is checked as a GET's; see nsim.h). The deadline is
  * the client's, not the leader's clock: the checker knows it exactly
  * (lin.h, "Expiry"). Returns the request's length. */
 static int nsim__ttl_request(struct nsim *w, struct nsim_op *op, const char *key, char *buf,

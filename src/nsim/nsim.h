@@ -51,7 +51,9 @@ struct nsim_options {
                         * seeds recorded before they existed (replays) */
     bool set_get; /* the key with expiry is also written with SET ... GET, whose
                    * answer depends on the clock of the write's proposal, not of
-                   * its place in the log: a known anomaly (docs/nsim.md), off */
+                   * its place in the log (docs/nsim.md, "Expiry and
+                   * linearizability"): on, except with --strings-only or
+                   * --no-set-get */
 };
 
 struct nsim_stats {

@@ -44,7 +44,8 @@ static void nsim_main__add(struct nsim_stats *sum, const struct nsim_stats *s) {
 int main(int argc, char **argv) {
     uint64_t seeds = 0, start = 1, seconds = 0, one = 0, shards = 0;
     bool have_one = false, trace = false, quiet = false, strings_only = false;
-    bool set_get = false;
+    bool set_get = true;
+    bool set_get_asked = false;
     for (int i = 1; i < argc; i++) {
         bool has_value = i + 1 < argc;
         if (strcmp(argv[i], "--seeds") == 0 && has_value && nsim_main__u64(argv[i + 1], &seeds)) {
@@ -68,15 +69,18 @@ int main(int argc, char **argv) {
             quiet = true;
         } else if (strcmp(argv[i], "--strings-only") == 0) {
             strings_only = true;
-        } else if (strcmp(argv[i], "--set-get") == 0) {
-            set_get = true;
+        } else if (strcmp(argv[i], "--set-get") == 0 || strcmp(argv[i], "--no-set-get") == 0) {
+            set_get = argv[i][2] == 's';
+            set_get_asked = true;
         } else {
-            fprintf(stderr, "usage: shoal-nsim --seeds N [--start S] [--quiet] [--shards K] [--strings-only] [--set-get]\n"
+            fprintf(stderr, "usage: shoal-nsim --seeds N [--start S] [--quiet] [--shards K] [--strings-only] [--no-set-get]\n"
                             "       shoal-nsim --seed S [--trace] [--shards K]\n"
                             "       shoal-nsim --seconds T [--start S] [--shards K]\n");
             return 2;
         }
     }
+    /* the seeds recorded before SET ... GET replay with the workload they had */
+    if (strings_only && !set_get_asked) set_get = false;
     if (have_one) {
         start = one;
         seeds = 1;
