@@ -276,9 +276,11 @@ def load(system, n, value_bytes):
     done = r["requests"] - r["errors"]
     log("  loaded %s: %d of %d keys in %.1f s (%.0f/s)%s" % (
         system.name, done, n, took, done / took if took else 0,
-        "" if done == n else "  INCOMPLETE (errors %d, lost %d)" % (r["errors"], r["lost"])))
+        "" if done == n else "  INCOMPLETE (errors %d, lost %d; first error: %s)" % (
+            r["errors"], r["lost"], r.get("first_error", ""))))
     return {"keys": done, "seconds": took, "ops_per_sec": done / took if took else 0,
-            "complete": done == n, "errors": r["errors"], "lost": r["lost"]}
+            "complete": done == n, "errors": r["errors"], "lost": r["lost"],
+            "first_error": r.get("first_error", "")}
 
 
 def wait_caught_up(sh, timeout):
@@ -363,7 +365,9 @@ def throughput(sh, redis, n, value_bytes, reps, seconds):
                     "cpu/Mops %6.1f%s" % (rep + 1, s.name, t, CONNS, PIPELINE,
                                           r["ops_per_sec"], r["p50_ms"], r["p99_ms"],
                                           r["cpu_s_per_mop"],
-                                          "  errors %d" % r["errors"] if r["errors"] else ""))
+                                          "  errors %d (first: %s)" % (
+                                              r["errors"], r.get("first_error", ""))
+                                          if r["errors"] else ""))
     med = {}
     for (s, t), rs in runs.items():
         med["%s %s" % (s, t)] = dict(
@@ -894,6 +898,13 @@ def markdown(results, sizes, meta, a, wall):
             mb(m["redis_used_memory_rss"]), red / n, fmt_ratio(ratio(lead, red))))
     o.append("\nBytes per key: the VmRSS growth over the loading divided by the keys, of the "
              "shoal leader and of redis-server (as `make bench` reports it).")
+    for n in sizes:
+        ld = results.get(str(n), {}).get("load", {})
+        for name in ("shoal", "redis"):
+            x = ld.get(name, {})
+            if x.get("errors"):
+                o.append("\n%s: loading %s keys got %d error replies (%d lost); the first: `%s`." % (
+                    name, fmt_keys(n), x["errors"], x.get("lost", 0), x.get("first_error", "")))
     return "\n".join(o) + "\n"
 
 

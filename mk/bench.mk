@@ -16,7 +16,7 @@ UNIT_TESTS += $(BUILD)/test/test_bench
 # the rule depends on build/shoal, which depends on the sources.
 $(BUILD)/prof/shoal: $(BUILD)/shoal
 	@mkdir -p $(dir $@)
-	$(CC) $(RELEASE_CFLAGS) -fno-omit-frame-pointer -o $@ $(SHOAL_ALL) $(SHOAL_LIBS)
+	$(CC) $(RELEASE_CFLAGS) -fno-omit-frame-pointer -o $@ $(SHOAL_ALL) $(SHOAL_LIBS) -ljemalloc
 
 .PHONY: bench bench-quick bench-profile bench-check bench-large
 # The full run (about 20 minutes on 2 cores): bench/results/<date>-bench.md/.png

@@ -8,7 +8,8 @@ need=()
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-# Libraries and tools by package: libuv (the production io backend), Lua 5.1
+# Libraries and tools by package: libuv (the production io backend),
+# jemalloc (the release binary's allocator: mk/shoal.mk), Lua 5.1
 # with cjson and bitop (scripting: EVAL; pkg-config finds them),
 # clang-14 (libFuzzer targets), redis-server and redis-tools (the reference
 # the integration tests compare with, redis-cli for users), redis-py,
@@ -16,7 +17,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 # scripts); for the fault suite (docs/chaos.md): iproute2 (namespaces, veth,
 # bridge), nftables (partitions, loss), iptables (its NFQUEUE target: delay),
 # python3-matplotlib (timeline).
-for pkg in libuv1-dev liblua5.1-0-dev lua-cjson-dev lua-bitop-dev pkg-config clang-14 redis-server redis-tools python3-redis python3-pytest \
+for pkg in libuv1-dev libjemalloc-dev liblua5.1-0-dev lua-cjson-dev lua-bitop-dev pkg-config clang-14 redis-server redis-tools python3-redis python3-pytest \
   python3-pytest-xdist bc iproute2 nftables iptables python3-matplotlib; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
     need+=("$pkg")

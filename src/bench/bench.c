@@ -269,7 +269,26 @@ struct bench_result {
     uint64_t done, errors, moved, lost;
     double seconds, cpu_s;
     struct bench_hist hist;
+    char first_error[BENCH_ERROR_BYTES]; /* of the first thread that had one */
 };
+
+/* s as the inside of a JSON string (quotes, backslashes and control bytes
+ * escaped; cut to fit). */
+static void bench__json_str(const char *s, char *out, size_t cap) {
+    size_t at = 0;
+    for (; *s != '\0' && at + 7 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            out[at++] = '\\';
+            out[at++] = (char)ch;
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            at += (size_t)snprintf(out + at, cap - at, "\\u%04x", ch);
+        } else {
+            out[at++] = (char)ch;
+        }
+    }
+    out[at] = '\0';
+}
 
 static double bench__cpu_s(void) {
     struct rusage ru;
@@ -291,6 +310,8 @@ static void bench__report(const struct bench_opts *o, const struct bench_result 
                     bench_hist_percentile(&r->hist, 99) / 1e6,
                     bench_hist_percentile(&r->hist, 99.9) / 1e6, r->hist.max_ns / 1e6};
     double ops = r->seconds > 0 ? (double)(r->done - r->errors) / r->seconds : 0;
+    char first_error[6 * BENCH_ERROR_BYTES + 1];
+    bench__json_str(r->first_error, first_error, sizeof(first_error));
     if (!o->json_only) {
         printf("shoal bench: %s, %s mode, %u connections x pipeline %u, %u thread%s, "
                "%u target%s\n",
@@ -310,13 +331,15 @@ static void bench__report(const struct bench_opts *o, const struct bench_result 
            "\"value_bytes\":%u,\"sequential\":%s,\"seed\":%llu,\"requests\":%llu,"
            "\"errors\":%llu,\"moved\":%llu,\"lost\":%llu,\"seconds\":%.6f,"
            "\"ops_per_sec\":%.1f,\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"p999_ms\":%.4f,"
-           "\"max_ms\":%.4f,\"client_cpu_s\":%.3f,\"client_cpu_pct\":%.1f}\n",
+           "\"max_ms\":%.4f,\"client_cpu_s\":%.3f,\"client_cpu_pct\":%.1f,"
+           "\"first_error\":\"%s\"}\n",
            o->label, bench__mode_name(o->mode), bench__workload_name(o->workload), o->conns,
            o->pipeline, o->threads, o->n_targets, (unsigned long long)o->keyspace, o->key_bytes,
            o->value_bytes, o->sequential ? "true" : "false", (unsigned long long)o->seed,
            (unsigned long long)r->done, (unsigned long long)r->errors,
            (unsigned long long)r->moved, (unsigned long long)r->lost, r->seconds, ops, ms[0],
-           ms[1], ms[2], ms[3], r->cpu_s, r->seconds > 0 ? 100 * r->cpu_s / r->seconds : 0);
+           ms[1], ms[2], ms[3], r->cpu_s, r->seconds > 0 ? 100 * r->cpu_s / r->seconds : 0,
+           first_error);
     fflush(stdout);
 }
 
@@ -383,6 +406,7 @@ static int bench__run(const struct bench_opts *o, const struct bench_map *map,
             rc = -1;
         }
         r->done += t->done;
+        if (r->first_error[0] == '\0') memcpy(r->first_error, t->first_error, sizeof(r->first_error));
         r->errors += t->errors;
         r->moved += t->moved;
         r->lost += t->lost;

@@ -122,6 +122,7 @@ struct bench_thread {
     char *value; /* value_bytes of the value every SET writes */
     int failed;
     char error[BENCH_ERROR_BYTES];
+    char first_error[BENCH_ERROR_BYTES]; /* the first error reply, for the report */
 };
 
 uint64_t bench_now_ns(void);

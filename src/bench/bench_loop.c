@@ -401,8 +401,11 @@ static long bench__parse_resp(struct bench_conn *c, uint64_t now) {
             }
             continue;
         }
-        if (e.type == '-' && t->errors == 0 && !t->opts->json_only) {
-            fprintf(stderr, "shoal bench: first error reply: %.*s\n", (int)e.len, e.str);
+        if (e.type == '-' && t->errors == 0) {
+            snprintf(t->first_error, sizeof(t->first_error), "%.*s", (int)e.len, e.str);
+            if (!t->opts->json_only) {
+                fprintf(stderr, "shoal bench: first error reply: %.*s\n", (int)e.len, e.str);
+            }
         }
         bench__answered(c, e.type != '-', now);
     }

@@ -13,7 +13,61 @@
 
 struct memory__figures {
     uint64_t peak, total, clients, tables, overhead, keys, dataset, rss;
+    bool je; /* the allocator's own figures below (jemalloc) */
+    uint64_t allocated, active, resident;
 };
+
+/* jemalloc's control interface, present when the binary is linked with it
+ * (the release build, mk/shoal.mk; docs/node.md, "Allocator"). The
+ * sanitized build runs on ASan's allocator: these are then NULL and the
+ * replies are Redis's for a build without jemalloc. */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+    __attribute__((weak));
+extern void malloc_stats_print(void (*write_cb)(void *, const char *), void *ctx, const char *opts)
+    __attribute__((weak));
+
+static bool memory__je_u64(const char *name, uint64_t *v) {
+    size_t x = 0, len = sizeof(x);
+    if (mallctl(name, &x, &len, NULL, 0) != 0) return false;
+    *v = x;
+    return true;
+}
+
+/* jemalloc's totals, refreshed (its statistics are cached per epoch). */
+static void memory__je_figures(struct memory__figures *f) {
+    if (mallctl == NULL) return;
+    uint64_t epoch = 1;
+    size_t len = sizeof(epoch);
+    (void)mallctl("epoch", &epoch, &len, &epoch, len);
+    f->je = memory__je_u64("stats.allocated", &f->allocated) &&
+            memory__je_u64("stats.active", &f->active) &&
+            memory__je_u64("stats.resident", &f->resident);
+}
+
+struct memory__text {
+    char *data;
+    size_t len, cap;
+    bool oom;
+};
+
+static void memory__text_cb(void *ctx, const char *s) {
+    struct memory__text *t = ctx;
+    size_t n = strlen(s);
+    if (t->oom) return;
+    if (t->len + n > t->cap) {
+        size_t cap = t->cap ? t->cap : 16384;
+        while (cap < t->len + n) cap *= 2;
+        char *p = realloc(t->data, cap);
+        if (p == NULL) {
+            t->oom = true;
+            return;
+        }
+        t->data = p;
+        t->cap = cap;
+    }
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
+}
 
 static uint64_t memory__rss_bytes(void) {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -56,6 +110,7 @@ static void memory__measure(struct node *n, struct memory__figures *f) {
     if (f->total > n->memory_peak_bytes) n->memory_peak_bytes = f->total;
     f->peak = n->memory_peak_bytes;
     f->rss = memory__rss_bytes();
+    memory__je_figures(f);
 }
 
 void memory_tick(struct node *n) {
@@ -78,7 +133,10 @@ static void memory__stats(struct node *n, struct resp_out *out) {
     struct memory__figures f;
     memory__measure(n, &f);
     double total = f.total > 0 ? (double)f.total : 1.0;
-    /* no allocator statistics: the allocator's figures are shoal's own count */
+    /* the allocator's figures: jemalloc's when linked, else shoal's own count */
+    uint64_t allocated = f.je ? f.allocated : f.total;
+    uint64_t active = f.je ? f.active : f.total;
+    uint64_t resident = f.je ? f.resident : f.rss;
     double rss_ratio = (double)f.rss / total;
     int64_t rss_extra = (int64_t)f.rss - (int64_t)f.total;
     resp_write_map(out, f.keys > 0 ? 28 : 27);
@@ -105,14 +163,16 @@ static void memory__stats(struct node *n, struct resp_out *out) {
     memory__field(out, "dataset.bytes", f.dataset);
     memory__ratio(out, "dataset.percentage", (double)f.dataset * 100.0 / total);
     memory__ratio(out, "peak.percentage", (double)f.total * 100.0 / (f.peak ? (double)f.peak : 1));
-    memory__field(out, "allocator.allocated", f.total);
-    memory__field(out, "allocator.active", f.total);
-    memory__field(out, "allocator.resident", f.rss);
-    memory__ratio(out, "allocator-fragmentation.ratio", 1.0);
-    memory__field(out, "allocator-fragmentation.bytes", 0);
-    memory__ratio(out, "allocator-rss.ratio", rss_ratio);
+    memory__field(out, "allocator.allocated", allocated);
+    memory__field(out, "allocator.active", active);
+    memory__field(out, "allocator.resident", resident);
+    memory__ratio(out, "allocator-fragmentation.ratio",
+                  (double)active / (double)(allocated ? allocated : 1));
+    memory__field(out, "allocator-fragmentation.bytes", active - (active > allocated ? allocated : active));
+    memory__ratio(out, "allocator-rss.ratio", f.je ? (double)resident / (double)(active ? active : 1)
+                                                    : rss_ratio);
     resp_write_bulk(out, "allocator-rss.bytes", 19);
-    resp_write_int(out, rss_extra);
+    resp_write_int(out, f.je ? (int64_t)resident - (int64_t)active : rss_extra);
     memory__ratio(out, "rss-overhead.ratio", 1.0);
     memory__field(out, "rss-overhead.bytes", 0);
     memory__ratio(out, "fragmentation", rss_ratio);
@@ -179,10 +239,22 @@ void memory_command(struct node *n, uint32_t argc, const struct resp_arg *argv,
     } else if (memory__is(&argv[1], "doctor")) {
         memory__doctor(n, out);
     } else if (memory__is(&argv[1], "malloc-stats")) {
-        static const char none[] = "Stats not supported for the current allocator";
-        resp_write_simple(out, none, sizeof(none) - 1); /* Redis's without jemalloc */
+        struct memory__text t = {0};
+        if (malloc_stats_print != NULL) malloc_stats_print(memory__text_cb, &t, NULL);
+        if (malloc_stats_print == NULL) {
+            static const char none[] = "Stats not supported for the current allocator";
+            resp_write_simple(out, none, sizeof(none) - 1); /* Redis's without jemalloc */
+        } else if (t.oom) {
+            resp_write_errorf(out, "OOM out of memory for the allocator's statistics");
+        } else {
+            resp_write_verbatim(out, "txt", t.data, t.len); /* as Redis's with jemalloc */
+        }
+        free(t.data);
     } else {
-        (void)malloc_trim(0); /* glibc's: free pages back to the system */
+        /* jemalloc: every arena's dirty pages back to the system (Redis's
+         * "arena.<all>.purge"); otherwise glibc's trim */
+        if (mallctl != NULL) (void)mallctl("arena.4096.purge", NULL, NULL, NULL, 0);
+        else (void)malloc_trim(0);
         resp_write_simple(out, "OK", 2);
     }
 }

@@ -7,9 +7,13 @@ import os
 import signal
 import socket
 import threading
+import shutil
 import time
 
+import pytest
 import redis
+
+from conftest import BIN, ROOT, Cluster
 
 
 def fill(r):
@@ -380,6 +384,38 @@ def test_layout_parameters_match_redis_encodings(cluster, redis_server):
             assert False, name
         except redis.exceptions.ResponseError as e:
             assert "between 0 and %d" % most in str(e)
+
+
+def test_release_binary_reports_jemalloc(make_cluster, redis_server):
+    """The release binary (build/shoal) allocates with jemalloc, as
+    redis-server does: MEMORY MALLOC-STATS is jemalloc's report, in Redis's
+    reply type, MEMORY PURGE purges its arenas, and MEMORY STATS's
+    allocator fields are jemalloc's (active >= allocated, resident > 0)."""
+    release = os.path.join(ROOT, "build", "shoal")
+    if not os.path.exists(release):
+        pytest.skip("build/shoal is not built")
+
+    class Release(Cluster):
+        def cmdline(self, i):
+            return [release] + super().cmdline(i)[1:]
+
+    c = Release(1)
+    try:
+        r = c.client(1)
+        theirs = redis.Redis(port=redis_server)
+        r.mset({"je%d" % i: "x" * 100 for i in range(1000)})
+        stats = r.execute_command("MEMORY MALLOC-STATS")
+        assert stats.startswith(b"___ Begin jemalloc statistics ___"), stats[:80]
+        assert type(stats) is type(theirs.execute_command("MEMORY MALLOC-STATS"))
+        assert r.execute_command("MEMORY PURGE") == theirs.execute_command("MEMORY PURGE")
+        st = r.execute_command("MEMORY STATS")
+        assert st["allocator.allocated"] > 1000 * 100
+        assert st["allocator.active"] >= st["allocator.allocated"]
+        assert st["allocator.resident"] >= st["allocator.active"]
+        assert st["allocator.allocated"] != st["total.allocated"]  # jemalloc's, not shoal's count
+    finally:
+        c.stop()
+        shutil.rmtree(c.dir, ignore_errors=True)
 
 
 def test_memory_stats_and_doctor_have_redis_shapes(cluster, redis_server):
