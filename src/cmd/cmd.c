@@ -231,6 +231,7 @@ const struct cmd_def cmd_table[] = {
     {"asking", NULL, 1, N | F, 0, 0, 0, "cluster", "Sent by cluster clients after an -ASK redirect", "3.0.0"},
     {"client", NULL, -2, N, 0, 0, 0, "connection", "A container for client connection commands", "2.4.0"},
     {"cluster", NULL, -2, N, 0, 0, 0, "cluster", "A container for Redis Cluster commands", "3.0.0"},
+    {"shoal.prefer", NULL, 3, N, 0, 0, 0, "cluster", "Sets the replica a shard's leadership goes to, through the meta group (docs/cluster.md)", "0.1.0"},
     {"command", NULL, -1, N, 0, 0, 0, "server", "Get array of Redis command details", "2.8.13"},
     {"config", NULL, -2, N, 0, 0, 0, "server", "A container for server configuration commands", "2.0.0"},
     {"echo", NULL, 2, N | F, 0, 0, 0, "connection", "Echo the given string", "1.0.0"},

@@ -145,6 +145,9 @@ def test_prefer_changes_the_map_everywhere_and_moves_leadership(make_cluster):
         raise AssertionError("accepted a missing argument")
     except redis.exceptions.ResponseError:
         pass
+    # in the command table: COMMAND INFO, as redis-cli and cluster clients read it
+    info = r.execute_command("COMMAND", "INFO", "shoal.prefer")
+    assert info["shoal.prefer"]["arity"] == 3, info
     assert r.execute_command("SHOAL.PREFER", 1, new) == 2
     took = wait_epoch_everywhere(c, 2)
     print("epoch 2 on every node %.3f s after the reply" % took)
