@@ -385,9 +385,12 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
         }
         client__leader_wait_end(c);
         n->stats.commands++;
-        c->last_ms = node_now_ms(c->node);
-        snprintf(c->last_cmd, sizeof(c->last_cmd), "%.*s",
-                 (int)(full_argv[0].len < 20 ? full_argv[0].len : 20), full_argv[0].data);
+        /* CLIENT LIST's cmd: a copy, not snprintf (1% of a node's time
+         * under pipelined GETs, perf); its idle time is set per read */
+        size_t cmd_len = full_argv[0].len < 20 ? full_argv[0].len : 20;
+        assert(cmd_len < sizeof(c->last_cmd));
+        memcpy(c->last_cmd, full_argv[0].data, cmd_len);
+        c->last_cmd[cmd_len] = '\0';
     }
     if (is_wait) {
         wait_command(c, argc, argv);
@@ -641,6 +644,7 @@ static void client__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
     }
     c->in_len += (size_t)nread;
     c->node->stats.net_in += (uint64_t)nread;
+    c->last_ms = node_now_ms(c->node); /* the last interaction, as Redis's idle */
     client__process(c);
 }
 
