@@ -232,18 +232,6 @@ static bool kv__find_for_write(struct kv *kv, const void *key, size_t key_len,
     return kv_dict_find(&kv->dict, *hash, key, key_len, pos);
 }
 
-/* A read's expiry test: also notes a key whose expiry is in the window. */
-static bool kv__expired(const struct kv *kv, const struct kv_entry *e, int64_t now_ms) {
-    struct kv_expiry_window *w = kv->window;
-    if (w != NULL && (e->flags & KV_ENTRY_EXPIRY_SLOT)) {
-        int64_t at = kv_entry_expire(e);
-        if (at != KV_NO_EXPIRY && at > w->after_ms && at <= now_ms) w->hit = true;
-    }
-    return kv_entry_expired(e, now_ms);
-}
-
-void kv_set_expiry_window(struct kv *kv, struct kv_expiry_window *window) { kv->window = window; }
-
 static bool kv__live_at(struct kv_pos pos, bool found, int64_t now_ms) {
     return found && !kv_entry_expired(*pos.link, now_ms);
 }
@@ -256,7 +244,7 @@ static const struct kv_entry *kv__lookup(const struct kv *kv, const void *key, s
     if (key_len > kv->config.key_bytes_max) return NULL;
     uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
     const struct kv_entry *e = kv_dict_lookup(&kv->dict, hash, key, key_len);
-    if (e == NULL || kv__expired(kv, e, now_ms)) return NULL;
+    if (e == NULL || kv_entry_expired(e, now_ms)) return NULL;
     return e;
 }
 
@@ -302,19 +290,18 @@ uint64_t kv_memory_bytes(const struct kv *kv) {
 }
 
 struct kv__count_ctx {
-    const struct kv *kv;
     int64_t now_ms;
     uint64_t live;
 };
 
 static int kv__count_live_fn(void *ctx, const struct kv_entry *e) {
     struct kv__count_ctx *c = ctx;
-    c->live += !kv__expired(c->kv, e, c->now_ms);
+    c->live += !kv_entry_expired(e, c->now_ms);
     return 0;
 }
 
 uint64_t kv_count_live(const struct kv *kv, int64_t now_ms) {
-    struct kv__count_ctx c = {.kv = kv, .now_ms = now_ms, .live = 0};
+    struct kv__count_ctx c = {.now_ms = now_ms, .live = 0};
     (void)kv_dict_foreach(&kv->dict, kv__count_live_fn, &c);
     assert(c.live <= kv_count(kv));
     return c.live;
@@ -376,7 +363,7 @@ int kv_random_key(const struct kv *kv, struct rand *rng, int64_t now_ms, struct 
         uint32_t start = (uint32_t)rand_below(rng, n);
         for (uint32_t i = 0; i < n; i++) {
             const struct kv_entry *e = sample[(start + i) % n];
-            if (kv__expired(kv, e, now_ms)) continue;
+            if (kv_entry_expired(e, now_ms)) continue;
             kv_entry_item(e, out);
             return KV_OK;
         }
@@ -387,7 +374,6 @@ int kv_random_key(const struct kv *kv, struct rand *rng, int64_t now_ms, struct 
 /* ---- Iteration ---- */
 
 struct kv__scan_ctx {
-    const struct kv *kv;
     kv_scan_cb cb;
     void *ctx;
     int64_t now_ms;
@@ -396,7 +382,7 @@ struct kv__scan_ctx {
 
 static void kv__scan_visit(void *ctx, const struct kv_entry *e) {
     struct kv__scan_ctx *s = ctx;
-    if (kv__expired(s->kv, e, s->now_ms)) return;
+    if (kv_entry_expired(e, s->now_ms)) return;
     struct kv_item item;
     kv_entry_item(e, &item);
     s->cb(s->ctx, &item);
@@ -407,7 +393,7 @@ uint64_t kv_scan(const struct kv *kv, uint64_t cursor, uint32_t count, int64_t n
                  kv_scan_cb cb, void *ctx) {
     if (count == 0) count = 1;
     if (count > KV_SCAN_COUNT_MAX) count = KV_SCAN_COUNT_MAX;
-    struct kv__scan_ctx s = {.kv = kv, .cb = cb, .ctx = ctx, .now_ms = now_ms, .reported = 0};
+    struct kv__scan_ctx s = {.cb = cb, .ctx = ctx, .now_ms = now_ms, .reported = 0};
     uint32_t steps_max = count * KV_SCAN_STEPS_PER_COUNT;
     uint32_t steps = 0;
     do {
@@ -418,7 +404,6 @@ uint64_t kv_scan(const struct kv *kv, uint64_t cursor, uint32_t count, int64_t n
 }
 
 struct kv__each_ctx {
-    const struct kv *kv;
     kv_item_cb cb;
     void *ctx;
     int64_t now_ms;
@@ -428,7 +413,7 @@ struct kv__each_ctx {
 
 static int kv__each_fn(void *ctx, const struct kv_entry *e) {
     struct kv__each_ctx *c = ctx;
-    if (kv__expired(c->kv, e, c->now_ms)) return 0;
+    if (kv_entry_expired(e, c->now_ms)) return 0;
     if (c->pattern != NULL &&
         !kv_glob_match(c->pattern, c->pattern_len, kv_entry_key(e), e->key_len, false)) {
         return 0;
@@ -439,7 +424,7 @@ static int kv__each_fn(void *ctx, const struct kv_entry *e) {
 }
 
 int kv_foreach(const struct kv *kv, int64_t now_ms, kv_item_cb cb, void *ctx) {
-    struct kv__each_ctx c = {.kv = kv, .cb = cb, .ctx = ctx, .now_ms = now_ms, .pattern = NULL};
+    struct kv__each_ctx c = {.cb = cb, .ctx = ctx, .now_ms = now_ms, .pattern = NULL};
     return kv_dict_foreach(&kv->dict, kv__each_fn, &c);
 }
 
@@ -461,7 +446,7 @@ int kv_keys(const struct kv *kv, const void *pattern, size_t pattern_len, int64_
         return cb(ctx, &item);
     }
     struct kv__each_ctx c = {
-        .kv = kv, .cb = cb, .ctx = ctx, .now_ms = now_ms, .pattern = p, .pattern_len = pattern_len};
+        .cb = cb, .ctx = ctx, .now_ms = now_ms, .pattern = p, .pattern_len = pattern_len};
     return kv_dict_foreach(&kv->dict, kv__each_fn, &c);
 }
 

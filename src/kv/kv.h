@@ -206,20 +206,6 @@ void kv_prefetch(const struct kv *kv, const void *key, size_t key_len, int stage
 uint64_t kv_count(const struct kv *kv);
 /* Stored keys that carry an expiry (INFO's "expires="). O(1). */
 uint64_t kv_count_expires(const struct kv *kv);
-
-/* A read served while writes wait to apply (shard.c): those writes were
- * evaluated at their proposals' clock, the read at its own, later one. A
- * key whose expiry falls between the two reads differently at each, and no
- * order of read and writes fits both answers (docs/nsim.md, "Expiry and
- * linearizability"). While a window is set, every read that finds a key
- * whose expiry is in (after_ms, the read's now_ms] sets `hit`, live or not;
- * the host then answers that read only after the writes applied. NULL
- * clears it. Writes never look at it. */
-struct kv_expiry_window {
-    int64_t after_ms;
-    bool hit;
-};
-void kv_set_expiry_window(struct kv *kv, struct kv_expiry_window *window);
 /* Live keys at now_ms. O(keys): for tests and diagnostics, not commands. */
 uint64_t kv_count_live(const struct kv *kv, int64_t now_ms);
 /* Bytes the keyspace asked the allocator for (entries, bucket arrays, the

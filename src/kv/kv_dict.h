@@ -82,7 +82,6 @@ struct kv {
     uint64_t expire_cursor; /* kv_expired_sample()'s scan cursor */
     struct kv_walk *walk;   /* a snapshot being written (kv_snapshot.c), or NULL */
     struct kv_lib *libs;    /* function libraries, by name (kv_func.c) */
-    struct kv_expiry_window *window; /* set around a read (kv_set_expiry_window) */
     uint32_t n_libs;
     uint64_t libs_bytes;    /* their records' bytes */
 };

@@ -104,6 +104,7 @@ static void node_core__sleep(struct node *n, struct shard *s) {
     s->awake = false;
     s->ticks_due = 0;
     s->idle_ticks = 0;
+    shard_sleep(s);
     /* a quiet replica keeps no buffers: its inbox is empty */
     assert(s->n_inbox == 0);
     free(s->inbox);

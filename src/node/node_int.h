@@ -136,10 +136,11 @@ struct pending_read {
     uint64_t context;
     uint64_t index; /* 0 until confirmed */
     uint64_t min_index; /* the client's last write before it: pipelined order */
-    /* it found a key expiring between the clock of a write waiting to
-     * apply and its own: it waits for those writes (min_index) and is then
-     * served at a clock no later than any write still waiting (shard.c) */
-    bool expiry_wait;
+    /* it read a key a write waiting to apply touches: it waited for the
+     * writes proposed before it (min_index) and is served at a clock no
+     * later than any write still waiting (shard.c, "Reads and the writes
+     * waiting") */
+    bool waited;
     struct client *c;
     struct slot *s;
     uint8_t proto;
@@ -148,6 +149,13 @@ struct pending_read {
     struct resp_arg *argv; /* one allocation with the bytes after the array */
     struct eval_job *job; /* a script (eval.c): run at its read point, or its writes */
 };
+
+/* A key slot a waiting write touches (SHARD_WAITING_ALL: every key). */
+struct shard_waiting_key {
+    uint64_t index;
+    uint32_t slot;
+};
+#define SHARD_WAITING_ALL UINT32_MAX
 
 struct shard {
     struct node *node;
@@ -236,6 +244,14 @@ struct shard {
     struct block_table *blocked; /* keys clients wait on here (block.c), or NULL */
     /* expiry: keys whose deletion this leader proposed, in flight */
     uint64_t expire_proposed_at;
+    /* This leader's writes not yet applied, by the hash slots of their keys
+     * (shard.c, "Reads and the writes waiting"): a read of a slot one of
+     * them touches waits for them. FIFO by index; the counts per slot are
+     * allocated while any waits and freed when the group sleeps. */
+    struct shard_waiting_key *waiting_keys;
+    uint32_t n_waiting_keys, cap_waiting_keys, head_waiting_keys;
+    uint16_t *waiting_slots; /* SLOT_COUNT counts, or NULL */
+    uint32_t waiting_all;    /* waiting writes that touch any key (keyless, internal) */
     struct resp_out scratch[2]; /* reply buffers for RESP2 and RESP3 */
     struct rand rng;
 };
@@ -268,7 +284,7 @@ struct node_stats {
     uint64_t commands, connections, rejected, proxied, expired, snapshots;
     uint64_t scripts, scripts_stopped; /* runs (eval.c); stopped at the time limit */
     uint64_t flushes, flush_us_total, net_in, net_out;
-    uint64_t read_expiry_waits; /* reads that waited for writes near a key's expiry (shard.c) */
+    uint64_t read_waits; /* reads that waited for writes to their keys (shard.c) */
 };
 
 /* The host: what the node core (node_core.c, shard.c, shard_snap.c and
@@ -419,6 +435,8 @@ bool block_waiting(const struct shard *s);     /* someone waits on its keys: sta
  * timeout's or -UNBLOCKED), else 0. */
 int block_unblock(struct node *n, uint64_t id, bool error);
 void block_free_shard(struct shard *s);
+/* The group sleeps: frees what only its writes in flight need (shard.c). */
+void shard_sleep(struct shard *s);
 /* The node is gone (its shards freed, as a crash leaves it in shoal-nsim):
  * frees every block, answering none. */
 void block_free_all(struct node *n);

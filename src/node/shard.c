@@ -7,12 +7,19 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/slot.h"
 #include "node/node_int.h"
 #include "node/snapshot.h"
 #include "script/script.h"
 
 
 #define SHARD_EXPIRE_KEY "__shoal_expire"
+
+/* the writes a read may wait for ("reads and the writes waiting") */
+static void shard__waiting_add(struct shard *s, uint64_t index, uint32_t argc,
+                               const struct resp_arg *argv);
+static void shard__waiting_pop(struct shard *s, uint64_t index);
+static void shard__waiting_clear(struct shard *s);
 #define SHARD_ENTRY_BYTES_MAX (32u << 20)
 
 /* Every replica of a group uses the same limits (they decide which writes
@@ -165,6 +172,7 @@ void shard_close(struct node *n, struct shard *s) {
     free(s->writes);
     resp_out_free(&s->scratch[0]);
     resp_out_free(&s->scratch[1]);
+    shard__waiting_clear(s);
     block_free_shard(s);
 }
 
@@ -381,6 +389,7 @@ static void shard__propose(struct shard *s, struct pending_read *q) {
                                         : "TRYAGAIN this node is no longer the leader");
         return;
     }
+    shard__waiting_add(s, index, q->argc, q->argv);
     struct pending_write w = {.index = index, .term = term, .c = q->c, .s = q->s,
                               .proto = q->proto, .blocking = q->blocking, .job = q->job};
     q->job = NULL; /* the write owns it now */
@@ -696,6 +705,7 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
     }
     s->applied = e->index;
     s->applied_bytes += e->len;
+    shard__waiting_pop(s, e->index);
     if (n->on_apply != NULL) n->on_apply(n, s, e);
     struct resp_out *out = &s->scratch[w != NULL && w->proto == 3];
     resp_out_consume(out, resp_out_len(out));
@@ -753,6 +763,132 @@ static bool shard__read_servable(const struct shard *s, const struct pending_rea
     return r->index != 0 && r->index <= s->applied && r->min_index <= s->applied;
 }
 
+/* ---- reads and the writes waiting ----
+ *
+ * A write is evaluated at its proposal's clock (the entry carries the
+ * leader's time) but takes effect at its place in the log; a read is
+ * served at the serving clock, after the writes applied and before those
+ * still waiting. Where a key's state depends on the time (an expiry), no
+ * order may fit both: a SET ... GET proposed before a deadline saw the
+ * value, a read served after the deadline but before that write applied
+ * found the key expired (docs/nsim.md, "Expiry and linearizability").
+ * Linearizability holds key by key, so a read whose keys no waiting write
+ * touches is served at once at its clock: nothing on its keys is ordered
+ * after it. A read of a key a waiting write touches (by hash slot: a
+ * neighbour in the slot only costs a wait) waits for every write proposed
+ * so far, then is served at the clock of the first write still waiting,
+ * if that is earlier than now: no earlier than its first try (those writes
+ * were proposed after it), no later than any write ordered after it. A
+ * read without keys (DBSIZE, SCAN, KEYS, RANDOMKEY) waits for any write. */
+
+struct shard__keys_ctx {
+    struct shard *s;
+    uint64_t index;
+    uint32_t n;
+};
+
+static void shard__waiting_push(struct shard *s, uint64_t index, uint32_t slot) {
+    if (slot != SHARD_WAITING_ALL && s->waiting_slots == NULL) {
+        s->waiting_slots = calloc(SLOT_COUNT, sizeof(*s->waiting_slots));
+        if (s->waiting_slots == NULL) slot = SHARD_WAITING_ALL;
+    }
+    if (slot != SHARD_WAITING_ALL && s->waiting_slots[slot] == UINT16_MAX) slot = SHARD_WAITING_ALL;
+    if (s->n_waiting_keys == s->cap_waiting_keys) {
+        uint32_t live = s->n_waiting_keys - s->head_waiting_keys;
+        if (s->head_waiting_keys > live) { /* mostly popped: slide down */
+            memmove(s->waiting_keys, s->waiting_keys + s->head_waiting_keys,
+                    live * sizeof(*s->waiting_keys));
+            s->head_waiting_keys = 0;
+            s->n_waiting_keys = live;
+        } else {
+            uint32_t cap = s->cap_waiting_keys ? 2 * s->cap_waiting_keys : 64;
+            struct shard_waiting_key *p = realloc(s->waiting_keys, cap * sizeof(*p));
+            if (p == NULL) abort();
+            s->waiting_keys = p;
+            s->cap_waiting_keys = cap;
+        }
+    }
+    s->waiting_keys[s->n_waiting_keys++] = (struct shard_waiting_key){.index = index, .slot = slot};
+    if (slot == SHARD_WAITING_ALL) s->waiting_all++;
+    else s->waiting_slots[slot]++;
+}
+
+static void shard__waiting_key_cb(void *ctx, const struct resp_arg *key) {
+    struct shard__keys_ctx *k = ctx;
+    shard__waiting_push(k->s, k->index, slot_of_key(key->data, key->len));
+    k->n++;
+}
+
+/* A write this leader proposed at index: the slots of its keys wait. An
+ * internal entry (a transaction, a script's writes, functions) or a
+ * command without keys touches them all. */
+static void shard__waiting_add(struct shard *s, uint64_t index, uint32_t argc,
+                               const struct resp_arg *argv) {
+    if (argc == 2 && argv[0].len == strlen(SHARD_EXPIRE_KEY) &&
+        memcmp(argv[0].data, SHARD_EXPIRE_KEY, argv[0].len) == 0) {
+        shard__waiting_push(s, index, slot_of_key(argv[1].data, argv[1].len));
+        return;
+    }
+    const struct cmd_def *def = cmd_lookup(argv[0].data, argv[0].len);
+    struct shard__keys_ctx k = {.s = s, .index = index, .n = 0};
+    if (def != NULL && def->first_key > 0 && strncmp(def->name, "shoal.", 6) != 0) {
+        cmd_keys(def, argc, argv, shard__waiting_key_cb, &k);
+    }
+    if (k.n == 0) shard__waiting_push(s, index, SHARD_WAITING_ALL);
+}
+
+/* The writes up to index are applied (or were overwritten there). */
+static void shard__waiting_pop(struct shard *s, uint64_t index) {
+    while (s->head_waiting_keys < s->n_waiting_keys &&
+           s->waiting_keys[s->head_waiting_keys].index <= index) {
+        uint32_t slot = s->waiting_keys[s->head_waiting_keys++].slot;
+        if (slot == SHARD_WAITING_ALL) {
+            assert(s->waiting_all > 0);
+            s->waiting_all--;
+        } else {
+            assert(s->waiting_slots[slot] > 0);
+            s->waiting_slots[slot]--;
+        }
+    }
+    if (s->head_waiting_keys == s->n_waiting_keys) s->head_waiting_keys = s->n_waiting_keys = 0;
+}
+
+/* Leadership lost (its reads fail) or the group closes. */
+static void shard__waiting_clear(struct shard *s) {
+    free(s->waiting_keys);
+    free(s->waiting_slots);
+    s->waiting_keys = NULL;
+    s->waiting_slots = NULL;
+    s->n_waiting_keys = s->cap_waiting_keys = s->head_waiting_keys = 0;
+    s->waiting_all = 0;
+}
+
+void shard_sleep(struct shard *s) {
+    if (s->n_waiting_keys == 0) shard__waiting_clear(s); /* 32 KB of counts, per group */
+}
+
+struct shard__meets_ctx {
+    const struct shard *s;
+    bool hit;
+};
+
+static void shard__meets_key_cb(void *ctx, const struct resp_arg *key) {
+    struct shard__meets_ctx *m = ctx;
+    if (m->s->waiting_slots[slot_of_key(key->data, key->len)] > 0) m->hit = true;
+}
+
+/* Whether a read touches a key some waiting write touches. */
+static bool shard__read_meets_waiting(const struct shard *s, const struct pending_read *r) {
+    if (s->n_waiting_keys == s->head_waiting_keys) return false;
+    if (s->waiting_all > 0 || s->waiting_slots == NULL || r->def == NULL ||
+        r->def->first_key <= 0) {
+        return true;
+    }
+    struct shard__meets_ctx m = {.s = s, .hit = false};
+    cmd_keys(r->def, r->argc, r->argv, shard__meets_key_cb, &m);
+    return m.hit;
+}
+
 /* The clock of the first write in the log past what this replica applied:
  * a leader's writes in flight carry increasing clocks, so it is the
  * earliest of theirs (reads wait for the leader's no-op, so no earlier
@@ -768,33 +904,25 @@ static bool shard__unapplied_clock(const struct shard *s, int64_t *ms) {
     return false;
 }
 
-/* Serves one read at `now`, unless it finds a key whose expiry falls
- * between the clock of a write still waiting to apply (`after`) and `now`:
- * that write was evaluated at its own clock and takes effect after this
- * read, so the read must not see the key expire before it (docs/nsim.md,
- * "Expiry and linearizability"). Such a read waits for every write
- * proposed so far and is then served at the clock of the first write still
- * waiting, if that is earlier than now: no earlier than its first try
- * (those writes were proposed after it), no later than any write ordered
- * after it. False: it waits. */
-static bool shard__serve_read(struct shard *s, struct pending_read *r, int64_t now, bool pending,
-                              int64_t after, struct resp_out *out) {
-    struct kv_expiry_window window = {.after_ms = after, .hit = false};
-    int64_t at = now;
-    if (r->expiry_wait && pending && after < now) at = after;
-    bool watch = !r->expiry_wait && pending && after < now;
+/* Serves one read (see "reads and the writes waiting" above); false: it
+ * waits for the writes proposed so far. */
+static bool shard__serve_read(struct shard *s, struct pending_read *r, int64_t now,
+                              struct resp_out *out) {
+    bool wait = !r->waited && shard__read_meets_waiting(s, r);
 #ifdef CANARY_READ_PAST_WAITING_WRITES
-    watch = false; /* deliberate bug: reads ignore the writes waiting (nsim --set-get) */
+    wait = false; /* deliberate bug: reads ignore the writes waiting (shoal-nsim) */
 #endif
-    if (watch) kv_set_expiry_window(s->kv, &window);
+    if (wait) {
+        r->waited = true;
+        r->min_index = raft_last_index(s->raft);
+        s->node->stats.read_waits++;
+        return false;
+    }
+    int64_t at = now;
+    int64_t first = 0;
+    if (r->waited && shard__unapplied_clock(s, &first) && first < now) at = first;
     shard__exec(s, at, 0, r->def, r->argc, r->argv, out);
-    kv_set_expiry_window(s->kv, NULL);
-    if (!window.hit) return true;
-    resp_out_consume(out, resp_out_len(out));
-    r->expiry_wait = true;
-    r->min_index = raft_last_index(s->raft);
-    s->node->stats.read_expiry_waits++;
-    return false;
+    return true;
 }
 
 /* Serves the reads whose index the keyspace has reached. With pipelined
@@ -805,8 +933,6 @@ static bool shard__serve_read(struct shard *s, struct pending_read *r, int64_t n
 static void shard__serve_reads(struct shard *s) {
     uint32_t keep = 0;
     int64_t now = (int64_t)node_now_ms(s->node);
-    int64_t after = 0;
-    bool pending = shard__unapplied_clock(s, &after);
     if (s->n_reads > 1) {
         for (int stage = 0; stage < 2; stage++) {
             for (uint32_t i = 0; i < s->n_reads; i++) {
@@ -828,7 +954,7 @@ static void shard__serve_reads(struct shard *s) {
         }
         struct resp_out *out = &s->scratch[r->proto == 3];
         resp_out_consume(out, resp_out_len(out));
-        if (!shard__serve_read(s, r, now, pending, after, out)) {
+        if (!shard__serve_read(s, r, now, out)) {
             s->reads[keep++] = *r;
             continue;
         }
@@ -886,6 +1012,7 @@ static void shard__expire(struct node *n, struct shard *s) {
         int rc = raft_propose(s->raft, buf, (uint32_t)size, &index, &term);
         free(buf);
         if (rc != RAFT_OK) return;
+        shard__waiting_add(s, index, 2, argv);
     }
     if (found > 0) node_wake(n);
 }
@@ -982,6 +1109,7 @@ static void shard__after_advance(struct node *n, struct shard *s) {
     if (s->last_role == RAFT_LEADER && role != RAFT_LEADER) {
         shard__fail_unconfirmed_reads(s);
         shard__fail_uncommitted_writes(s);
+        shard__waiting_clear(s);
         block_lost(n, s);
     }
     if (role != s->last_role || raft_leader(s->raft) != s->last_leader) {

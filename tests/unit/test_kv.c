@@ -466,51 +466,6 @@ TEST(scan_reports_every_stable_key_across_resizes) {
 
 /* Without changes, a full scan reports each key exactly once; expired keys
  * are not reported; count bounds the work. */
-/* The window of a read served while writes wait (kv_set_expiry_window):
- * every read path notes a key whose expiry is in (after, now], whether it
- * reports the key or not; keys outside it, and writes, never do. */
-static int window_count_cb(void *ctx, const struct kv_item *item) {
-    (void)item;
-    (*(uint32_t *)ctx)++;
-    return 0;
-}
-
-TEST(expiry_window_notes_keys_expiring_inside_it) {
-    struct kv *kv = new_kv(3);
-    CHECK(kv_set(kv, "plain", 5, "v", 1, KV_NO_EXPIRY, 0, T0) == KV_OK);
-    CHECK(kv_set(kv, "late", 4, "v", 1, T0 + 50, 0, T0) == KV_OK);   /* live at T0 + 10 */
-    CHECK(kv_set(kv, "early", 5, "v", 1, T0 + 5, 0, T0) == KV_OK);   /* expired at or before after */
-    CHECK(kv_set(kv, "inside", 6, "v", 1, T0 + 8, 0, T0) == KV_OK);  /* in (T0 + 5, T0 + 10] */
-    struct kv_expiry_window w = {.after_ms = T0 + 5, .hit = false};
-    struct kv_item item;
-    kv_set_expiry_window(kv, &w);
-    CHECK(kv_get(kv, "plain", 5, T0 + 10, &item) == KV_OK);
-    CHECK(kv_get(kv, "late", 4, T0 + 10, &item) == KV_OK);
-    CHECK(kv_get(kv, "early", 5, T0 + 10, &item) == KV_ENOTFOUND);
-    CHECK(kv_get(kv, "missing", 7, T0 + 10, &item) == KV_ENOTFOUND);
-    CHECK(!w.hit);
-    CHECK(!kv_exists(kv, "inside", 6, T0 + 10));
-    CHECK(w.hit);
-    /* scans, KEYS and counts see every key: each notes it */
-    w.hit = false;
-    uint32_t n = 0;
-    CHECK(kv_keys(kv, "*", 1, T0 + 10, window_count_cb, &n) == 0);
-    CHECK_EQ_U64(n, 2);
-    CHECK(w.hit);
-    w.hit = false;
-    CHECK_EQ_U64(kv_count_live(kv, T0 + 10), 2);
-    CHECK(w.hit);
-    /* read at T0 + 7, the key inside is still live: outside (after, now] */
-    w.hit = false;
-    CHECK(kv_get(kv, "inside", 6, T0 + 7, &item) == KV_OK);
-    CHECK(!w.hit);
-    /* cleared: nothing is noted */
-    kv_set_expiry_window(kv, NULL);
-    CHECK(!kv_exists(kv, "inside", 6, T0 + 10));
-    CHECK(!w.hit);
-    kv_destroy(kv);
-}
-
 TEST(scan_without_changes_reports_each_key_once) {
     enum { N = 3000 };
     static uint8_t seen[N];
@@ -2471,7 +2426,6 @@ int main(void) {
         TEST_ENTRY(lists_against_model),
         TEST_ENTRY(lists_of_large_items_against_model),
         TEST_ENTRY(list_deque_grows_and_shrinks_at_both_ends),
-        TEST_ENTRY(expiry_window_notes_keys_expiring_inside_it),
         TEST_ENTRY(memory_per_key), /* last: the memory-only build runs just this */
     };
     int count = (int)(sizeof(cases) / sizeof(cases[0]));
