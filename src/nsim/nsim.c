@@ -41,6 +41,11 @@
 #define NSIM_NODES_MAX 5
 #define NSIM_CLIENTS 4 /* register clients; the queue workers follow them */
 #define NSIM_CLIENTS_ALL (NSIM_CLIENTS + NSIM_QUEUE_WORKERS)
+/* A node's connections: the clients', then the burst's (nsim__burst) */
+#define NSIM_BURST_CLIENT NSIM_CLIENTS_ALL
+#define NSIM_HOST_CLIENTS (NSIM_CLIENTS_ALL + 1)
+#define NSIM_BURST_READS (RAFT_READS_MAX + 100) /* more than Raft's read queue holds */
+#define NSIM_BURST_AFTER_HEAL_US 200000
 #define NSIM_WORKER_REST_US 25000 /* a queue worker rests 25-50 ms between operations */
 /* max(3, shards) string registers (key i in shard i % S), a hash, a sorted
  * set and a string with expiry, then the queue and the stream (nsim_queue.c) */
@@ -88,6 +93,7 @@ enum nsim_ev_type {
     EV_QUIET_CHECK, /* each of its groups has another leader; faults heal, clients resume */
     EV_VOTE_CRASH,  /* a node loses power just after granting a vote */
     EV_MAP_CHANGE,  /* group 0's leader changes a shard's preferred leader (meta.c) */
+    EV_BURST,       /* a burst of reads above Raft's read queue at one leader */
 };
 
 struct nsim_ev {
@@ -138,7 +144,7 @@ struct nsim_host {
     uint64_t slow_until_us;
     struct peer_buf out[NSIM_NODES_MAX];
     bool sent_since_beat[NSIM_NODES_MAX];
-    struct client *clients[NSIM_CLIENTS_ALL];
+    struct client *clients[NSIM_HOST_CLIENTS];
     struct nsim_slot *slots;
     struct client **gone; /* clients whose connection closed, kept until the node goes */
     uint32_t n_gone, cap_gone;
@@ -212,6 +218,7 @@ struct nsim {
     bool quiet_recovered[NSIM_SHARDS_MAX];
     /* checkers */
     struct nsim_group groups[NSIM_SHARDS_MAX + 1]; /* by map index; group 0 last */
+    uint32_t burst_answered; /* replies to the burst's reads (nsim__burst) */
     bool violated;
     char why[768];
 };
@@ -405,6 +412,14 @@ static void nsim__peer_flush(void *ctx) {
 }
 
 static void nsim__reply(struct nsim *w, struct nsim_slot *ns, const char *data, size_t len) {
+    if (ns->client == NSIM_BURST_CLIENT) { /* a GET's bulk or null, or an error */
+        w->burst_answered++;
+        if (len == 0 || (data[0] != '$' && data[0] != '-')) {
+            nsim__violation(w, "burst: unexpected reply %.*s to a GET",
+                            (int)(len < 60 ? len : 60), data);
+        }
+        return;
+    }
     struct nsim_ev ev = {.type = EV_REPLY, .client = ns->client, .req = ns->req, .len = len};
     ev.bytes = malloc(len ? len : 1);
     if (ev.bytes == NULL) abort();
@@ -417,6 +432,14 @@ static void nsim__slot_free(struct nsim_host *h, struct nsim_slot *ns) {
     else h->slots = ns->next;
     if (ns->next) ns->next->prev = ns->prev;
     free(ns);
+}
+
+static bool nsim__says(const char *msg, size_t len, const char *what) {
+    size_t d = strlen(what);
+    for (size_t j = 0; j + d <= len; j++) {
+        if (memcmp(msg + j, what, d) == 0) return true;
+    }
+    return false;
 }
 
 static void nsim__slot_set(void *ctx, struct client *c, struct slot *s, const char *data,
@@ -436,6 +459,17 @@ static void nsim__slot_set(void *ctx, struct client *c, struct slot *s, const ch
         nsim__violation(h->w, "shard ownership: node %llu served a read of a key of group "
                               "%u from group %u",
                         (unsigned long long)h->id, ns->want + 1u, ns->ran + 1u);
+    }
+    /* "no longer the leader" is a definite failure (the client retries
+     * elsewhere and counts the command as not applied): only a replica
+     * that does not lead may say it. A leader whose read queue is full
+     * (RAFT_READS_MAX) keeps the reads queued until there is room. */
+    const struct shard *sh = h->n != NULL ? h->n->shards[ns->ran] : NULL;
+    if (sh != NULL && shard_is_leader(sh) && nsim__says(data, len, "no longer the leader")) {
+        nsim__violation(h->w, "leader refusal: node %llu answered a request of client %u "
+                              "\"%.*s\" while it leads group %llu",
+                        (unsigned long long)h->id, (unsigned)ns->client,
+                        (int)(len < 70 ? len : 70), data, (unsigned long long)sh->group);
     }
     nsim__reply(h->w, ns, data, len);
     nsim__slot_free(h, ns);
@@ -688,7 +722,7 @@ static void nsim__free_node(struct nsim *w, struct nsim_host *h) {
     free(h->gone);
     h->gone = NULL;
     h->n_gone = h->cap_gone = 0;
-    for (uint32_t i = 0; i < NSIM_CLIENTS_ALL; i++) {
+    for (uint32_t i = 0; i < NSIM_HOST_CLIENTS; i++) {
         if (h->clients[i] != NULL) free(h->clients[i]->last_write_index); /* shard.c's */
         free(h->clients[i]);
         h->clients[i] = NULL;
@@ -737,14 +771,14 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
     for (uint32_t i = 0; i < n->n_local; i++) h->applied[n->local[i]->index] = n->local[i]->applied;
     nsim__check_durable(w, h);
     if (n->meta != NULL) h->applied[n->meta->index] = n->meta->applied;
-    for (uint32_t i = 0; i < NSIM_CLIENTS_ALL; i++) {
+    for (uint32_t i = 0; i < NSIM_HOST_CLIENTS; i++) {
         h->clients[i] = calloc(1, sizeof(struct client));
         if (h->clients[i] == NULL) abort();
         h->clients[i]->node = n;
         h->clients[i]->proto = 2;
         h->clients[i]->id = n->next_client_id++;
     }
-    n->n_clients = NSIM_CLIENTS_ALL; /* connected (block.c counts its waiters against it) */
+    n->n_clients = NSIM_HOST_CLIENTS; /* connected (block.c counts its waiters against it) */
     for (uint32_t i = 0; i < n->n_local; i++) {
         nsim__trace(w, "node %llu started (gen %u): group %llu commit %llu, applied %llu",
                     (unsigned long long)h->id, h->gen, (unsigned long long)n->local[i]->group,
@@ -1389,6 +1423,47 @@ static void nsim__nemesis(struct nsim *w) {
     }
 }
 
+/* A burst of reads above Raft's read queue (RAFT_READS_MAX pending reads
+ * per group) at group 1's leader in one turn, as a client pipelining
+ * GETs sends them, once per seed after the faults healed: the shard keeps
+ * the reads Raft has no room for queued, in order, and asks again in the
+ * next turns (shard__read_index, shard__feed). Each must be answered, once,
+ * with the key's value (a bulk or null) or an error; none with "no longer
+ * the leader" by a leader (nsim__slot_set). Not with --strings-only. */
+static void nsim__burst(struct nsim *w) {
+    int leader = nsim__leader(w, 0);
+    if (leader < 0 || !w->hosts[leader].alive) return;
+    struct nsim_host *h = &w->hosts[leader];
+    struct node *n = h->n;
+    struct shard *s = n->shards[0];
+    char buf[64];
+    int len = snprintf(buf, sizeof(buf), "*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n", strlen(w->keys[0]),
+                       w->keys[0]);
+    struct resp_cmd cmd;
+    size_t used = 0;
+    resp_parser_reset(&w->parser);
+    if (resp_parse(&w->parser, buf, (size_t)len, &used, &cmd) != RESP_OK) abort();
+    const struct cmd_def *def = cmd_lookup(cmd.argv[0].data, cmd.argv[0].len);
+    struct client *c = h->clients[NSIM_BURST_CLIENT];
+    nsim__trace(w, "burst: %u GET %s at node %llu", NSIM_BURST_READS, w->keys[0],
+                (unsigned long long)h->id);
+    h->inputs++;
+    NSIM_ON_NODE(w, h, {
+        for (uint32_t i = 0; i < NSIM_BURST_READS; i++) {
+            struct nsim_slot *ns = calloc(1, sizeof(*ns));
+            if (ns == NULL) abort();
+            ns->client = NSIM_BURST_CLIENT;
+            ns->req = i;
+            ns->read = true;
+            ns->at_us = w->now_us;
+            ns->next = h->slots;
+            if (h->slots) h->slots->prev = ns;
+            h->slots = ns;
+            shard_read(n, s, c, &ns->base, def, cmd.argc, cmd.argv);
+        }
+    });
+}
+
 /* A change of the map through group 0 (SHOAL.PREFER's entry): its leader,
  * if one is up, makes a random replica of a random shard its preferred
  * leader. Drawn from the event's own numbers, not the run's generator, so
@@ -1653,6 +1728,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
     case EV_QUIET_FAULT: nsim__quiet_fault(w); break;
     case EV_QUIET_CHECK: nsim__quiet_check(w); break;
     case EV_MAP_CHANGE: nsim__map_change(w, ev); break;
+    case EV_BURST: nsim__burst(w); break;
     case EV_NEMESIS:
         if (w->healed) break;
         nsim__nemesis(w);
@@ -2064,6 +2140,9 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     /* map changes: one during the faults, one after they healed */
     nsim__push(w, 1000000, (struct nsim_ev){.type = EV_MAP_CHANGE, .req = 1});
     nsim__push(w, w->heal_us + 500000, (struct nsim_ev){.type = EV_MAP_CHANGE, .req = 2});
+    if (!opt->strings_only) {
+        nsim__push(w, w->heal_us + NSIM_BURST_AFTER_HEAL_US, (struct nsim_ev){.type = EV_BURST});
+    }
     while (w->heap_len > 0 && !w->violated) {
         struct nsim_ev ev = nsim__pop(w);
         if (ev.time > w->end_us) {
