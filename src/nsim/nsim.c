@@ -219,6 +219,7 @@ struct nsim {
     /* checkers */
     struct nsim_group groups[NSIM_SHARDS_MAX + 1]; /* by map index; group 0 last */
     uint32_t burst_answered; /* replies to the burst's reads (nsim__burst) */
+    bool burst_keyed; /* its RANDOMKEY must find a key */
     bool violated;
     char why[768];
 };
@@ -412,11 +413,15 @@ static void nsim__peer_flush(void *ctx) {
 }
 
 static void nsim__reply(struct nsim *w, struct nsim_slot *ns, const char *data, size_t len) {
-    if (ns->client == NSIM_BURST_CLIENT) { /* a GET's bulk or null, or an error */
+    if (ns->client == NSIM_BURST_CLIENT) { /* a bulk or null, or an error */
         w->burst_answered++;
         if (len == 0 || (data[0] != '$' && data[0] != '-')) {
             nsim__violation(w, "burst: unexpected reply %.*s to a GET",
                             (int)(len < 60 ? len : 60), data);
+        } else if (ns->req == NSIM_BURST_READS && w->burst_keyed && len >= 5 &&
+                   memcmp(data, "$-1\r\n", 5) == 0) {
+            nsim__violation(w, "burst: RANDOMKEY answered null, but group 1 holds a key "
+                               "whose write was acknowledged before it was sent");
         }
         return;
     }
@@ -1445,11 +1450,28 @@ static void nsim__burst(struct nsim *w) {
     if (resp_parse(&w->parser, buf, (size_t)len, &used, &cmd) != RESP_OK) abort();
     const struct cmd_def *def = cmd_lookup(cmd.argv[0].data, cmd.argv[0].len);
     struct client *c = h->clients[NSIM_BURST_CLIENT];
-    nsim__trace(w, "burst: %u GET %s at node %llu", NSIM_BURST_READS, w->keys[0],
+    /* then RANDOMKEY (a read drawing from the replica's generator: writes
+     * draw from none, see shard__exec), which must find a key if a write
+     * to a key of group 1 that is never deleted was acknowledged by now */
+    char rk[] = "*1\r\n$9\r\nRANDOMKEY\r\n";
+    struct resp_parser p2;
+    struct resp_cmd cmd2;
+    if (resp_parser_init(&p2, NULL, NULL) != RESP_OK) abort();
+    if (resp_parse(&p2, rk, strlen(rk), &used, &cmd2) != RESP_OK) abort();
+    const struct cmd_def *def2 = cmd_lookup(cmd2.argv[0].data, cmd2.argv[0].len);
+    w->burst_keyed = false;
+    for (uint32_t i = 0; i < w->n_ops; i++) {
+        const struct nsim_op *op = &w->ops[i];
+        w->burst_keyed = w->burst_keyed ||
+                         (w->key_shard[op->key] == 0 && w->key_type[op->key] != NSIM_KEY_TTL &&
+                          op->lin.completed &&
+                          (op->lin.kind == LIN_PUT || op->lin.kind == LIN_APPEND));
+    }
+    nsim__trace(w, "burst: %u GET %s and RANDOMKEY at node %llu", NSIM_BURST_READS, w->keys[0],
                 (unsigned long long)h->id);
     h->inputs++;
     NSIM_ON_NODE(w, h, {
-        for (uint32_t i = 0; i < NSIM_BURST_READS; i++) {
+        for (uint32_t i = 0; i <= NSIM_BURST_READS; i++) {
             struct nsim_slot *ns = calloc(1, sizeof(*ns));
             if (ns == NULL) abort();
             ns->client = NSIM_BURST_CLIENT;
@@ -1459,9 +1481,11 @@ static void nsim__burst(struct nsim *w) {
             ns->next = h->slots;
             if (h->slots) h->slots->prev = ns;
             h->slots = ns;
-            shard_read(n, s, c, &ns->base, def, cmd.argc, cmd.argv);
+            if (i < NSIM_BURST_READS) shard_read(n, s, c, &ns->base, def, cmd.argc, cmd.argv);
+            else shard_read(n, s, c, &ns->base, def2, cmd2.argc, cmd2.argv);
         }
     });
+    resp_parser_free(&p2);
 }
 
 /* A change of the map through group 0 (SHOAL.PREFER's entry): its leader,
