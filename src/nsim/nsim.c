@@ -1917,6 +1917,21 @@ static void nsim__check_all_durable(struct nsim *w, const struct nsim_host *h,
                     (unsigned long long)durable, (unsigned long long)last);
 }
 
+/* A snapshot lets the WAL retire the segments below its mark once the
+ * mark is durable (shard_flushed runs wal_gc after the batch carrying it,
+ * s->gc_batch): at the end, with no flush in flight, a replica whose mark's
+ * batch was flushed has no collection still due. One that never collects
+ * keeps every segment of a one-shard node's WAL (the disk fills); one that
+ * collects before the mark is durable loses records in a crash. */
+static void nsim__check_wal_collected(struct nsim *w, const struct nsim_host *h,
+                                      const struct shard *s) {
+    if (h->n->flushing || !s->gc_due || h->n->batch_seq < s->gc_batch) return;
+    nsim__violation(w, "wal: node %llu group %llu still owes the collection of its snapshot "
+                       "mark (batch %llu), %llu batches later", (unsigned long long)h->id,
+                    (unsigned long long)s->group, (unsigned long long)s->gc_batch,
+                    (unsigned long long)(h->n->batch_seq - s->gc_batch));
+}
+
 /* Every entry a replica applied went through the apply hook (on_apply),
  * which the checkers above stand on: what the hook saw last is what the
  * replica applied, unless a snapshot installed since. */
@@ -2032,6 +2047,7 @@ static void nsim__check_final(struct nsim *w) {
             if (!w->violated) nsim__check_expired_deleted(w, h, s);
             if (!w->violated) nsim__check_all_durable(w, h, s);
             if (!w->violated) nsim__check_hook_saw(w, h, s);
+            if (!w->violated) nsim__check_wal_collected(w, h, s);
             if (first == NULL) {
                 first = h;
                 continue;
