@@ -884,23 +884,26 @@ static int nsim__ttl_request(struct nsim *w, struct nsim_op *op, const char *key
 /* One GET or SET of a string register in five (by client and request
  * number, no random draw: the seeds' schedules stay as they were) is sent
  * as a script: EVAL_RO of `redis.call('GET', ...)`, EVAL of
- * `redis.call('SET', ...)`. The node runs a script at its read point
- * (eval.c, shard.c's pending reads with a job) and proposes a script's
- * writes as one SHOAL.SCRIPT entry, applied only if its keys did not
- * change since the run: answered as the plain command would be (a bulk or
- * null, +OK), so the history checks them alike. Not with --strings-only. */
+ * `redis.call('SET', ..., 'GET')`. The node runs a script at its read
+ * point (eval.c, shard.c's pending reads with a job) and proposes a
+ * script's writes as one SHOAL.SCRIPT entry, applied only if its keys did
+ * not change since the run, and answered with the run's reply: the value
+ * read, a bulk or null, as GET and SET ... GET answer (the SHOAL.SCRIPT
+ * entry itself answers +OK), so the history checks them alike. Not with
+ * --strings-only. */
 static bool nsim__scripted(uint16_t client, uint32_t req) {
     return (client * 31u + req) % 5 == 0;
 }
 
-static int nsim__script_request(const struct nsim_op *op, const char *key, const char *val,
+static int nsim__script_request(struct nsim_op *op, const char *key, const char *val,
                                 int vlen, char *buf, size_t cap) {
     static const char get[] = "return redis.call('GET', KEYS[1])";
-    static const char set[] = "return redis.call('SET', KEYS[1], ARGV[1])";
+    static const char set[] = "return redis.call('SET', KEYS[1], ARGV[1], 'GET')";
     if (op->lin.kind == LIN_GET) {
         return snprintf(buf, cap, "*4\r\n$7\r\nEVAL_RO\r\n$%zu\r\n%s\r\n$1\r\n1\r\n$%zu\r\n%s\r\n",
                         strlen(get), get, strlen(key), key);
     }
+    op->lin.returns_old = true;
     return snprintf(buf, cap,
                     "*5\r\n$4\r\nEVAL\r\n$%zu\r\n%s\r\n$1\r\n1\r\n$%zu\r\n%s\r\n$%d\r\n%.*s\r\n",
                     strlen(set), set, strlen(key), key, vlen, vlen, val);
@@ -2011,6 +2014,28 @@ static void nsim__check_meta_final(struct nsim *w) {
     }
 }
 
+/* A connection's counts of the commands its node holds (client.c makes a
+ * pipelined command wait on them, WAIT waits for them to drain, wait.c):
+ * at the end, a connection with no request left unanswered has none
+ * counted (shard.c counts one up when it takes a command, down when it
+ * answers or fails it, a script's in evals_pending too). */
+static void nsim__check_counts(struct nsim *w, const struct nsim_host *h) {
+    for (uint16_t i = 0; i < NSIM_HOST_CLIENTS && !w->violated; i++) {
+        const struct client *c = h->clients[i];
+        bool held = false;
+        for (const struct nsim_slot *ns = h->slots; ns != NULL && !held; ns = ns->next) {
+            held = ns->client == i && !ns->closed;
+        }
+        if (held || c == NULL || c->block != NULL) continue;
+        if (c->local_pending != 0 || c->evals_pending != 0) {
+            nsim__violation(w, "client counts: node %llu connection %u has nothing held but "
+                               "counts %u commands and %u scripts pending",
+                            (unsigned long long)h->id, (unsigned)i, c->local_pending,
+                            c->evals_pending);
+        }
+    }
+}
+
 static void nsim__check_final(struct nsim *w) {
     for (uint32_t k = 0; k < w->map.n_shards; k++) {
         if (w->groups[k].ok_after_heal == 0) {
@@ -2035,6 +2060,7 @@ static void nsim__check_final(struct nsim *w) {
             }
         }
     }
+    for (uint32_t i = 0; i < w->n_nodes && !w->violated; i++) nsim__check_counts(w, &w->hosts[i]);
     /* every group's replicas converge; every key a replica holds is its own */
     for (uint32_t k = 0; k < w->map.n_shards && !w->violated; k++) {
         const struct nsim_host *first = NULL;
