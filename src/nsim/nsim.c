@@ -1220,7 +1220,7 @@ static void nsim__on_reply(struct nsim *w, const struct nsim_ev *ev) {
                                            w->key_type[op->key] == NSIM_KEY_ZSET)) {
         /* HSET and ZADD answer how many fields or members they added */
         ok = len == 4 && (r[1] == '0' || r[1] == '1') && r[0] == ':';
-    } else if (op->lin.kind == LIN_PUT) {
+    } else if (op->lin.kind == LIN_PUT && !op->lin.returns_old) { /* else a bulk or null */
         ok = len == 5 && memcmp(r, "+OK\r\n", 5) == 0;
     } else if (op->lin.kind == LIN_APPEND && len > 0 && r[0] == ':') {
         op->lin.cas_ok = true;
