@@ -22,6 +22,12 @@ operator and the replacement (and the occurrence among identical ones), so
 it survives edits elsewhere in the file; tests/mutants/equivalent.txt lists
 equivalent mutants by that id.
 
+--asan builds the mutant and every other object with the Makefile's
+ASan/UBSan flags (build/mutants/obj-asan; about five times slower, the
+timeouts scaled): for mutants that read or write one element past an
+array, which a release build seldom notices. A release survivor is rerun
+under it; the result records "asan": true.
+
 Results are cached in tests/mutants/results.jsonl (one JSON object a line,
 keyed by id): a rerun skips mutants already killed or not built, and
 re-runs survivors and timeouts only if the checkers (the simulators, the
