@@ -116,6 +116,7 @@ struct nsim_slot {
     uint8_t ran;  /* the shard the node handed it to */
     uint64_t at_us; /* when the request arrived */
     bool closed; /* its connection was closed: the node must not answer it */
+    bool plain_write; /* a write that is proposed as it comes (no script, no block) */
 };
 
 struct nsim_host {
@@ -145,6 +146,9 @@ struct nsim_host {
     struct peer_buf out[NSIM_NODES_MAX];
     bool sent_since_beat[NSIM_NODES_MAX];
     struct client *clients[NSIM_HOST_CLIENTS];
+    /* per connection: map index + 1 of the shard of its last request, if
+     * that was a write it acknowledged (0: none, or a request since) */
+    uint8_t last_ack_shard[NSIM_HOST_CLIENTS];
     struct nsim_slot *slots;
     struct client **gone; /* clients whose connection closed, kept until the node goes */
     uint32_t n_gone, cap_gone;
@@ -476,6 +480,9 @@ static void nsim__slot_set(void *ctx, struct client *c, struct slot *s, const ch
                         (unsigned long long)h->id, (unsigned)ns->client,
                         (int)(len < 70 ? len : 70), data, (unsigned long long)sh->group);
     }
+    if (ns->plain_write && ns->client < NSIM_HOST_CLIENTS) {
+        h->last_ack_shard[ns->client] = len > 0 && data[0] != '-' ? (uint8_t)(ns->ran + 1) : 0;
+    }
     nsim__reply(h->w, ns, data, len);
     nsim__slot_free(h, ns);
 }
@@ -776,6 +783,7 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
     for (uint32_t i = 0; i < n->n_local; i++) h->applied[n->local[i]->index] = n->local[i]->applied;
     nsim__check_durable(w, h);
     if (n->meta != NULL) h->applied[n->meta->index] = n->meta->applied;
+    memset(h->last_ack_shard, 0, sizeof(h->last_ack_shard));
     for (uint32_t i = 0; i < NSIM_HOST_CLIENTS; i++) {
         h->clients[i] = calloc(1, sizeof(struct client));
         if (h->clients[i] == NULL) abort();
@@ -1023,6 +1031,7 @@ static void nsim__close_connection(struct nsim *w, struct nsim_host *h, uint16_t
     c->proto = 2;
     c->id = n->next_client_id++;
     h->clients[client] = c;
+    h->last_ack_shard[client] = 0;
     w->st.conns_closed++;
 }
 
@@ -1284,6 +1293,8 @@ static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
     ns->client = ev->client;
     ns->req = ev->req;
     ns->read = !(def->flags & CMD_WRITE);
+    ns->plain_write = (def->flags & CMD_WRITE) && !(def->flags & (CMD_SCRIPT | CMD_BLOCKING));
+    h->last_ack_shard[ev->client] = 0;
     /* a script's one key follows its body and numkeys */
     uint32_t key_at = (def->flags & CMD_SCRIPT) && cmd.argc > 3 ? 3 : 1;
     ns->want = (uint8_t)nsim__shard_of_key(w, cmd.argv[key_at].data, cmd.argv[key_at].len);
@@ -1935,6 +1946,24 @@ static void nsim__check_wal_collected(struct nsim *w, const struct nsim_host *h,
                     (unsigned long long)(h->n->batch_seq - s->gc_batch));
 }
 
+/* The shard's record of its role and leader (last_role, last_leader) is
+ * Raft's at the end: shard__after_advance updates it, and calls
+ * client_resume_all (commands held at a follower while there was no
+ * leader go on), whenever either changed; a stale record means a leader
+ * change that resumed nobody (shoal-nsim stubs client.c's held commands). */
+static void nsim__check_role_seen(struct nsim *w, const struct nsim_host *h,
+                                  const struct shard *s) {
+    if (s->in_ready || raft_has_ready(s->raft)) return;
+    if (s->last_role == (uint8_t)raft_role(s->raft) && s->last_leader == raft_leader(s->raft)) {
+        return;
+    }
+    nsim__violation(w, "leader change: node %llu group %llu records role %u leader %llu, its Raft "
+                       "is at role %u leader %llu (held clients were not resumed)",
+                    (unsigned long long)h->id, (unsigned long long)s->group,
+                    (unsigned)s->last_role, (unsigned long long)s->last_leader,
+                    (unsigned)raft_role(s->raft), (unsigned long long)raft_leader(s->raft));
+}
+
 /* Every entry a replica applied went through the apply hook (on_apply),
  * which the checkers above stand on: what the hook saw last is what the
  * replica applied, unless a snapshot installed since. */
@@ -2018,7 +2047,10 @@ static void nsim__check_meta_final(struct nsim *w) {
  * pipelined command wait on them, WAIT waits for them to drain, wait.c):
  * at the end, a connection with no request left unanswered has none
  * counted (shard.c counts one up when it takes a command, down when it
- * answers or fails it, a script's in evals_pending too). */
+ * answers or fails it, a script's in evals_pending too). And WAIT's
+ * record of its last write (last_write_shard, last_write_index: set when
+ * shard.c proposes one): if its last request was a write acknowledged,
+ * that write's shard and a log index. */
 static void nsim__check_counts(struct nsim *w, const struct nsim_host *h) {
     for (uint16_t i = 0; i < NSIM_HOST_CLIENTS && !w->violated; i++) {
         const struct client *c = h->clients[i];
@@ -2027,7 +2059,15 @@ static void nsim__check_counts(struct nsim *w, const struct nsim_host *h) {
             held = ns->client == i && !ns->closed;
         }
         if (held || c == NULL || c->block != NULL) continue;
-        if (c->local_pending != 0 || c->evals_pending != 0) {
+        uint8_t k = h->last_ack_shard[i];
+        if (k != 0 && (c->last_write_shard != k || c->last_write_index == NULL ||
+                       c->last_write_index[k - 1] == 0)) {
+            nsim__violation(w, "client counts: node %llu connection %u's last request, a "
+                               "write acknowledged by group %llu, is not its last write for "
+                               "WAIT (last_write_shard %u)", (unsigned long long)h->id,
+                            (unsigned)i, (unsigned long long)w->map.shards[k - 1].group,
+                            c->last_write_shard);
+        } else if (c->local_pending != 0 || c->evals_pending != 0) {
             nsim__violation(w, "client counts: node %llu connection %u has nothing held but "
                                "counts %u commands and %u scripts pending",
                             (unsigned long long)h->id, (unsigned)i, c->local_pending,
@@ -2074,6 +2114,7 @@ static void nsim__check_final(struct nsim *w) {
             if (!w->violated) nsim__check_all_durable(w, h, s);
             if (!w->violated) nsim__check_hook_saw(w, h, s);
             if (!w->violated) nsim__check_wal_collected(w, h, s);
+            if (!w->violated) nsim__check_role_seen(w, h, s);
             if (first == NULL) {
                 first = h;
                 continue;
