@@ -530,6 +530,18 @@ static void nsim__check_leader_of(struct nsim *w, struct nsim_host *h, const str
                         (unsigned long long)g->leader_of_term[term], (unsigned long long)h->id,
                         (unsigned long long)s->group, (unsigned long long)term);
     }
+    /* a read near a deadline waits for the writes proposed so far
+     * (shard__serve_read): for no index past the leader's log, which a
+     * quiet group might never reach */
+    uint64_t last = raft_last_index(s->raft);
+    for (uint32_t i = 0; i < s->n_reads && !w->violated; i++) {
+        const struct pending_read *r = &s->reads[i];
+        if (!r->expiry_wait || r->min_index <= last) continue;
+        nsim__violation(w, "read wait: node %llu group %llu holds a read near a deadline waiting "
+                           "for index %llu, past its last index %llu",
+                        (unsigned long long)h->id, (unsigned long long)s->group,
+                        (unsigned long long)r->min_index, (unsigned long long)last);
+    }
 }
 
 static void nsim__check_leader(struct nsim *w, struct nsim_host *h) {
