@@ -508,7 +508,23 @@ static const struct node_host nsim__host_table = {
 
 /* ---- checkers ---- */
 
+/* A replica that neither leads (its Raft) nor has recorded leading
+ * (last_role: shard__after_advance fails the reads Raft can no longer
+ * confirm when it sees the leadership lost) holds no unconfirmed read:
+ * no confirmation can come for it, and it would never be answered. */
+static void nsim__check_follower_reads(struct nsim *w, struct nsim_host *h,
+                                       const struct shard *s) {
+    if (raft_role(s->raft) == RAFT_LEADER || s->last_role == RAFT_LEADER) return;
+    for (uint32_t i = 0; i < s->n_reads && !w->violated; i++) {
+        if (s->reads[i].index != 0) continue;
+        nsim__violation(w, "read wait: node %llu group %llu, no longer leading, holds a read "
+                           "it can no longer confirm", (unsigned long long)h->id,
+                        (unsigned long long)s->group);
+    }
+}
+
 static void nsim__check_leader_of(struct nsim *w, struct nsim_host *h, const struct shard *s) {
+    nsim__check_follower_reads(w, h, s);
     if (raft_role(s->raft) != RAFT_LEADER) return;
     struct nsim_group *g = &w->groups[s->index];
     uint64_t term = raft_term(s->raft);
