@@ -22,6 +22,12 @@ operator and the replacement (and the occurrence among identical ones), so
 it survives edits elsewhere in the file; tests/mutants/equivalent.txt lists
 equivalent mutants by that id.
 
+--asan builds the mutant and every other object with the Makefile's
+ASan/UBSan flags (build/mutants/obj-asan; about five times slower, the
+timeouts scaled): for mutants that read or write one element past an
+array, which a release build seldom notices. A release survivor is rerun
+under it; the result records "asan": true.
+
 Results are cached in tests/mutants/results.jsonl (one JSON object a line,
 keyed by id): a rerun skips mutants already killed or not built, and
 re-runs survivors and timeouts only if the checkers (the simulators, the
@@ -47,6 +53,10 @@ OUT = os.path.join(ROOT, "tests", "mutants")
 WORK = os.path.join(ROOT, "build", "mutants")
 CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-g0", "-Wall", "-Wextra", "-Wshadow", "-Wformat=2",
           "-Wimplicit-fallthrough", "-Werror", "-O2"]
+# --asan: the Makefile's test build (ASan/UBSan), for mutants that only read
+# or write one element past an array: a release build seldom notices them
+SAN = ["-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+       "-fno-omit-frame-pointer"]
 
 # ---------------------------------------------------------------- generation
 
@@ -333,7 +343,8 @@ class Builder:
     """Objects of every source but the mutated file, built once; a mutant
     compiles one file and links test_raft, shoal-sim and shoal-nsim."""
 
-    def __init__(self):
+    def __init__(self, asan=False):
+        self.san = SAN if asan else []
         self.raft = make_var("RAFT_SRC")
         sim = make_var("SIM_ALL")
         nsim = make_var("NSIM_ALL")
@@ -342,7 +353,7 @@ class Builder:
         # the node links Lua (src/script): the Makefile's flags, Debian's paths by default
         self.lua_cflags = make_var("LUA_CFLAGS")
         self.lua_libs = make_var("LUA_LIBS")
-        self.obj = os.path.join(WORK, "obj")
+        self.obj = os.path.join(WORK, "obj-asan" if asan else "obj")
         os.makedirs(self.obj, exist_ok=True)
         srcs = sorted(set(s for v in self.links.values() for s in v))
         todo = []
@@ -359,7 +370,7 @@ class Builder:
         return os.path.join(self.obj, src.replace("/", "__") + ".o")
 
     def compile(self, src, obj, src_path=None):
-        cmd = ["gcc"] + CFLAGS + self.lua_cflags + ["-Isrc", "-Itests/unit", "-c", "-o", obj,
+        cmd = ["gcc"] + CFLAGS + self.san + self.lua_cflags + ["-Isrc", "-Itests/unit", "-c", "-o", obj,
                                                    src_path or src]
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         return None if r.returncode == 0 else r.stderr[-2000:]
@@ -380,7 +391,7 @@ class Builder:
             return err
         for name, srcs in self.links.items():
             objs = [mobj if s == mutant["file"] else self.objpath(s) for s in srcs]
-            r = subprocess.run(["gcc", "-o", os.path.join(jobdir, name)] + objs + ["-lm"] +
+            r = subprocess.run(["gcc"] + self.san + ["-o", os.path.join(jobdir, name)] + objs + ["-lm"] +
                                self.lua_libs,
                                cwd=ROOT, capture_output=True, text=True)
             if r.returncode:
@@ -415,6 +426,8 @@ def test_mutant(builder, mutant, jobdir, args):
     t0 = time.time()
     res = {"id": mutant["id"], "seeds": args.seeds, "nsim_seeds": args.nsim_seeds,
            "checkers": args.checkers}
+    if args.asan:
+        res["asan"] = True
     err = builder.build(mutant, jobdir)
     if err:
         res.update(status="not-built", by=err.strip().split("\n")[0][:200])
@@ -426,7 +439,8 @@ def test_mutant(builder, mutant, jobdir, args):
                                      str(args.seeds), "--quiet"], 60 + args.seeds * 1.0))
     if args.nsim_seeds:
         stages.append(("shoal-nsim", [os.path.join(jobdir, "shoal-nsim"), "--seeds",
-                                      str(args.nsim_seeds), "--quiet"], 60 + args.nsim_seeds * 0.6))
+                                      str(args.nsim_seeds), "--quiet"],
+                       60 + args.nsim_seeds * (3.0 if args.asan else 0.6)))
     # Only the binaries that link the mutated file can see it (a mutant of
     # src/node/ is met by shoal-nsim alone).
     stages = [st for st in stages if mutant["file"] in builder.links[st[0]]]
@@ -438,7 +452,10 @@ def test_mutant(builder, mutant, jobdir, args):
             break
         if rc != 0:
             v = re.search(r"^VIOLATION seed (\d+): (.*)$", out, re.M)
-            if v:
+            san = re.search(r"(ERROR: AddressSanitizer: \S+|runtime error: .*)$", out, re.M)
+            if san and not v:
+                by = "%s under ASan/UBSan: %s" % (name, san.group(1)[:160])
+            elif v:
                 by = "%s seed %s: %s" % (name, v.group(1), v.group(2)[:160])
             elif name == "test_raft":
                 fails = re.findall(r"^FAIL (\S+)", out, re.M)
@@ -494,6 +511,8 @@ def reusable(r, args):
         return False
     if r["status"] in ("killed", "not-built"):
         return True
+    if args.asan and not r.get("asan"):
+        return False  # a release survivor is worth an ASan run
     return (r["checkers"] == args.checkers and r["seeds"] >= args.seeds
             and r["nsim_seeds"] >= args.nsim_seeds)
 
@@ -588,6 +607,8 @@ def main():
     ap.add_argument("--list", action="store_true", help="print the mutants and exit")
     ap.add_argument("--report", action="store_true", help="only rewrite the report")
     ap.add_argument("--show", help="print the diff of one mutant id")
+    ap.add_argument("--asan", action="store_true",
+                    help="build with ASan/UBSan (slower): for mutants one element past an array")
     args = ap.parse_args()
     # --files src/node/shard.c etc. works too: the file is linked only into
     # shoal-nsim, which alone then runs.
@@ -636,7 +657,7 @@ def main():
         pass
     print("%d mutants generated, %d to run, %d jobs, %d sim + %d nsim seeds each" % (
         len(mutants), len(todo), args.jobs, args.seeds, args.nsim_seeds), flush=True)
-    builder = Builder()
+    builder = Builder(args.asan)
     lock = threading.Lock()
     slots = list(range(args.jobs))
     done = [0]

@@ -338,7 +338,11 @@ static void shard_snap__compact(struct node *n, struct shard *s, struct snapshot
     if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
     s->gc_due = true; /* once the mark is durable: after the batch that carries it */
     s->gc_batch = n->batch_seq + 1;
-    node_wake(n);
+    /* awake until then: only awake replicas hear of a flush (shard_flushed),
+     * and a quiet group's snapshot (one that pins the WAL, started by the
+     * collection) completes through shard_snap_tick while it sleeps; asleep,
+     * its collection waited for its next write (shoal-nsim seed 76) */
+    node_core_wake(n, s, false);
 }
 
 /* The period, in entries, between snapshots: snapshot-entries, or half the

@@ -41,6 +41,11 @@
 #define NSIM_NODES_MAX 5
 #define NSIM_CLIENTS 4 /* register clients; the queue workers follow them */
 #define NSIM_CLIENTS_ALL (NSIM_CLIENTS + NSIM_QUEUE_WORKERS)
+/* A node's connections: the clients', then the burst's (nsim__burst) */
+#define NSIM_BURST_CLIENT NSIM_CLIENTS_ALL
+#define NSIM_HOST_CLIENTS (NSIM_CLIENTS_ALL + 1)
+#define NSIM_BURST_READS (RAFT_READS_MAX + 100) /* more than Raft's read queue holds */
+#define NSIM_BURST_AFTER_HEAL_US 200000
 #define NSIM_WORKER_REST_US 25000 /* a queue worker rests 25-50 ms between operations */
 /* max(3, shards) string registers (key i in shard i % S), a hash, a sorted
  * set and a string with expiry, then the queue and the stream (nsim_queue.c) */
@@ -88,6 +93,7 @@ enum nsim_ev_type {
     EV_QUIET_CHECK, /* each of its groups has another leader; faults heal, clients resume */
     EV_VOTE_CRASH,  /* a node loses power just after granting a vote */
     EV_MAP_CHANGE,  /* group 0's leader changes a shard's preferred leader (meta.c) */
+    EV_BURST,       /* a burst of reads above Raft's read queue at one leader */
 };
 
 struct nsim_ev {
@@ -110,6 +116,7 @@ struct nsim_slot {
     uint8_t ran;  /* the shard the node handed it to */
     uint64_t at_us; /* when the request arrived */
     bool closed; /* its connection was closed: the node must not answer it */
+    bool plain_write; /* a write that is proposed as it comes (no script, no block) */
 };
 
 struct nsim_host {
@@ -138,7 +145,10 @@ struct nsim_host {
     uint64_t slow_until_us;
     struct peer_buf out[NSIM_NODES_MAX];
     bool sent_since_beat[NSIM_NODES_MAX];
-    struct client *clients[NSIM_CLIENTS_ALL];
+    struct client *clients[NSIM_HOST_CLIENTS];
+    /* per connection: map index + 1 of the shard of its last request, if
+     * that was a write it acknowledged (0: none, or a request since) */
+    uint8_t last_ack_shard[NSIM_HOST_CLIENTS];
     struct nsim_slot *slots;
     struct client **gone; /* clients whose connection closed, kept until the node goes */
     uint32_t n_gone, cap_gone;
@@ -212,6 +222,8 @@ struct nsim {
     bool quiet_recovered[NSIM_SHARDS_MAX];
     /* checkers */
     struct nsim_group groups[NSIM_SHARDS_MAX + 1]; /* by map index; group 0 last */
+    uint32_t burst_answered; /* replies to the burst's reads (nsim__burst) */
+    bool burst_keyed; /* its RANDOMKEY must find a key */
     bool violated;
     char why[768];
 };
@@ -405,6 +417,18 @@ static void nsim__peer_flush(void *ctx) {
 }
 
 static void nsim__reply(struct nsim *w, struct nsim_slot *ns, const char *data, size_t len) {
+    if (ns->client == NSIM_BURST_CLIENT) { /* a bulk or null, or an error */
+        w->burst_answered++;
+        if (len == 0 || (data[0] != '$' && data[0] != '-')) {
+            nsim__violation(w, "burst: unexpected reply %.*s to a GET",
+                            (int)(len < 60 ? len : 60), data);
+        } else if (ns->req == NSIM_BURST_READS && w->burst_keyed && len >= 5 &&
+                   memcmp(data, "$-1\r\n", 5) == 0) {
+            nsim__violation(w, "burst: RANDOMKEY answered null, but group 1 holds a key "
+                               "whose write was acknowledged before it was sent");
+        }
+        return;
+    }
     struct nsim_ev ev = {.type = EV_REPLY, .client = ns->client, .req = ns->req, .len = len};
     ev.bytes = malloc(len ? len : 1);
     if (ev.bytes == NULL) abort();
@@ -417,6 +441,14 @@ static void nsim__slot_free(struct nsim_host *h, struct nsim_slot *ns) {
     else h->slots = ns->next;
     if (ns->next) ns->next->prev = ns->prev;
     free(ns);
+}
+
+static bool nsim__says(const char *msg, size_t len, const char *what) {
+    size_t d = strlen(what);
+    for (size_t j = 0; j + d <= len; j++) {
+        if (memcmp(msg + j, what, d) == 0) return true;
+    }
+    return false;
 }
 
 static void nsim__slot_set(void *ctx, struct client *c, struct slot *s, const char *data,
@@ -436,6 +468,20 @@ static void nsim__slot_set(void *ctx, struct client *c, struct slot *s, const ch
         nsim__violation(h->w, "shard ownership: node %llu served a read of a key of group "
                               "%u from group %u",
                         (unsigned long long)h->id, ns->want + 1u, ns->ran + 1u);
+    }
+    /* "no longer the leader" is a definite failure (the client retries
+     * elsewhere and counts the command as not applied): only a replica
+     * that does not lead may say it. A leader whose read queue is full
+     * (RAFT_READS_MAX) keeps the reads queued until there is room. */
+    const struct shard *sh = h->n != NULL ? h->n->shards[ns->ran] : NULL;
+    if (sh != NULL && shard_is_leader(sh) && nsim__says(data, len, "no longer the leader")) {
+        nsim__violation(h->w, "leader refusal: node %llu answered a request of client %u "
+                              "\"%.*s\" while it leads group %llu",
+                        (unsigned long long)h->id, (unsigned)ns->client,
+                        (int)(len < 70 ? len : 70), data, (unsigned long long)sh->group);
+    }
+    if (ns->plain_write && ns->client < NSIM_HOST_CLIENTS) {
+        h->last_ack_shard[ns->client] = len > 0 && data[0] != '-' ? (uint8_t)(ns->ran + 1) : 0;
     }
     nsim__reply(h->w, ns, data, len);
     nsim__slot_free(h, ns);
@@ -462,7 +508,23 @@ static const struct node_host nsim__host_table = {
 
 /* ---- checkers ---- */
 
+/* A replica that neither leads (its Raft) nor has recorded leading
+ * (last_role: shard__after_advance fails the reads Raft can no longer
+ * confirm when it sees the leadership lost) holds no unconfirmed read:
+ * no confirmation can come for it, and it would never be answered. */
+static void nsim__check_follower_reads(struct nsim *w, struct nsim_host *h,
+                                       const struct shard *s) {
+    if (raft_role(s->raft) == RAFT_LEADER || s->last_role == RAFT_LEADER) return;
+    for (uint32_t i = 0; i < s->n_reads && !w->violated; i++) {
+        if (s->reads[i].index != 0) continue;
+        nsim__violation(w, "read wait: node %llu group %llu, no longer leading, holds a read "
+                           "it can no longer confirm", (unsigned long long)h->id,
+                        (unsigned long long)s->group);
+    }
+}
+
 static void nsim__check_leader_of(struct nsim *w, struct nsim_host *h, const struct shard *s) {
+    nsim__check_follower_reads(w, h, s);
     if (raft_role(s->raft) != RAFT_LEADER) return;
     struct nsim_group *g = &w->groups[s->index];
     uint64_t term = raft_term(s->raft);
@@ -483,6 +545,18 @@ static void nsim__check_leader_of(struct nsim *w, struct nsim_host *h, const str
         nsim__violation(w, "election safety: nodes %llu and %llu both lead group %llu term %llu",
                         (unsigned long long)g->leader_of_term[term], (unsigned long long)h->id,
                         (unsigned long long)s->group, (unsigned long long)term);
+    }
+    /* a read of a key a waiting write touches waits for the writes
+     * proposed so far (shard__serve_read): for no index past the leader's
+     * log, which a quiet group might never reach */
+    uint64_t last = raft_last_index(s->raft);
+    for (uint32_t i = 0; i < s->n_reads && !w->violated; i++) {
+        const struct pending_read *r = &s->reads[i];
+        if (!r->waited || r->min_index <= last) continue;
+        nsim__violation(w, "read wait: node %llu group %llu holds a read of a written key waiting "
+                           "for index %llu, past its last index %llu",
+                        (unsigned long long)h->id, (unsigned long long)s->group,
+                        (unsigned long long)r->min_index, (unsigned long long)last);
     }
 }
 
@@ -689,7 +763,7 @@ static void nsim__free_node(struct nsim *w, struct nsim_host *h) {
     free(h->gone);
     h->gone = NULL;
     h->n_gone = h->cap_gone = 0;
-    for (uint32_t i = 0; i < NSIM_CLIENTS_ALL; i++) {
+    for (uint32_t i = 0; i < NSIM_HOST_CLIENTS; i++) {
         if (h->clients[i] != NULL) free(h->clients[i]->last_write_index); /* shard.c's */
         free(h->clients[i]);
         h->clients[i] = NULL;
@@ -738,14 +812,15 @@ static void nsim__start(struct nsim *w, struct nsim_host *h) {
     for (uint32_t i = 0; i < n->n_local; i++) h->applied[n->local[i]->index] = n->local[i]->applied;
     nsim__check_durable(w, h);
     if (n->meta != NULL) h->applied[n->meta->index] = n->meta->applied;
-    for (uint32_t i = 0; i < NSIM_CLIENTS_ALL; i++) {
+    memset(h->last_ack_shard, 0, sizeof(h->last_ack_shard));
+    for (uint32_t i = 0; i < NSIM_HOST_CLIENTS; i++) {
         h->clients[i] = calloc(1, sizeof(struct client));
         if (h->clients[i] == NULL) abort();
         h->clients[i]->node = n;
         h->clients[i]->proto = 2;
         h->clients[i]->id = n->next_client_id++;
     }
-    n->n_clients = NSIM_CLIENTS_ALL; /* connected (block.c counts its waiters against it) */
+    n->n_clients = NSIM_HOST_CLIENTS; /* connected (block.c counts its waiters against it) */
     for (uint32_t i = 0; i < n->n_local; i++) {
         nsim__trace(w, "node %llu started (gen %u): group %llu commit %llu, applied %llu",
                     (unsigned long long)h->id, h->gen, (unsigned long long)n->local[i]->group,
@@ -843,6 +918,34 @@ static int nsim__ttl_request(struct nsim *w, struct nsim_op *op, const char *key
                     strlen(key), key, vlen, vlen, val, at_len, at);
 }
 
+/* One GET or SET of a string register in five (by client and request
+ * number, no random draw: the seeds' schedules stay as they were) is sent
+ * as a script: EVAL_RO of `redis.call('GET', ...)`, EVAL of
+ * `redis.call('SET', ..., 'GET')`. The node runs a script at its read
+ * point (eval.c, shard.c's pending reads with a job) and proposes a
+ * script's writes as one SHOAL.SCRIPT entry, applied only if its keys did
+ * not change since the run, and answered with the run's reply: the value
+ * read, a bulk or null, as GET and SET ... GET answer (the SHOAL.SCRIPT
+ * entry itself answers +OK), so the history checks them alike. Not with
+ * --strings-only. */
+static bool nsim__scripted(uint16_t client, uint32_t req) {
+    return (client * 31u + req) % 5 == 2;
+}
+
+static int nsim__script_request(struct nsim_op *op, const char *key, const char *val,
+                                int vlen, char *buf, size_t cap) {
+    static const char get[] = "return redis.call('GET', KEYS[1])";
+    static const char set[] = "return redis.call('SET', KEYS[1], ARGV[1], 'GET')";
+    if (op->lin.kind == LIN_GET) {
+        return snprintf(buf, cap, "*4\r\n$7\r\nEVAL_RO\r\n$%zu\r\n%s\r\n$1\r\n1\r\n$%zu\r\n%s\r\n",
+                        strlen(get), get, strlen(key), key);
+    }
+    op->lin.returns_old = true;
+    return snprintf(buf, cap,
+                    "*5\r\n$4\r\nEVAL\r\n$%zu\r\n%s\r\n$1\r\n1\r\n$%zu\r\n%s\r\n$%d\r\n%.*s\r\n",
+                    strlen(set), set, strlen(key), key, vlen, vlen, val);
+}
+
 static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
     if (w->quiet) return;
     if (w->n_ops == w->cap_ops) {
@@ -880,7 +983,7 @@ static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
     c->req++;
     c->busy = true;
     /* the request as a client sends it */
-    char buf[160];
+    char buf[256];
     int len;
     const char *val = (const char *)w->arena + op->arg_off;
     int vlen = (int)op->lin.arg_len;
@@ -902,6 +1005,10 @@ static void nsim__next_op(struct nsim *w, struct nsim_client *c) {
                              strlen(key), key, vlen, vlen, val);
     } else if (type == NSIM_KEY_TTL) {
         len = nsim__ttl_request(w, op, key, buf, sizeof(buf));
+    } else if (op->lin.kind != LIN_APPEND && !w->opt.strings_only &&
+               nsim__scripted(c->id, c->req)) {
+        len = nsim__script_request(op, key, val, vlen, buf, sizeof(buf));
+        verb = op->lin.kind == LIN_GET ? "EVAL_RO" : "EVAL";
     } else if (op->lin.kind == LIN_GET) {
         len = snprintf(buf, sizeof(buf), "*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n", strlen(key), key);
     } else {
@@ -953,6 +1060,7 @@ static void nsim__close_connection(struct nsim *w, struct nsim_host *h, uint16_t
     c->proto = 2;
     c->id = n->next_client_id++;
     h->clients[client] = c;
+    h->last_ack_shard[client] = 0;
     w->st.conns_closed++;
 }
 
@@ -1150,7 +1258,7 @@ static void nsim__on_reply(struct nsim *w, const struct nsim_ev *ev) {
                                            w->key_type[op->key] == NSIM_KEY_ZSET)) {
         /* HSET and ZADD answer how many fields or members they added */
         ok = len == 4 && (r[1] == '0' || r[1] == '1') && r[0] == ':';
-    } else if (op->lin.kind == LIN_PUT) {
+    } else if (op->lin.kind == LIN_PUT && !op->lin.returns_old) { /* else a bulk or null */
         ok = len == 5 && memcmp(r, "+OK\r\n", 5) == 0;
     } else if (op->lin.kind == LIN_APPEND && len > 0 && r[0] == ':') {
         op->lin.cas_ok = true;
@@ -1214,7 +1322,11 @@ static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
     ns->client = ev->client;
     ns->req = ev->req;
     ns->read = !(def->flags & CMD_WRITE);
-    ns->want = (uint8_t)nsim__shard_of_key(w, cmd.argv[1].data, cmd.argv[1].len);
+    ns->plain_write = (def->flags & CMD_WRITE) && !(def->flags & (CMD_SCRIPT | CMD_BLOCKING));
+    h->last_ack_shard[ev->client] = 0;
+    /* a script's one key follows its body and numkeys */
+    uint32_t key_at = (def->flags & CMD_SCRIPT) && cmd.argc > 3 ? 3 : 1;
+    ns->want = (uint8_t)nsim__shard_of_key(w, cmd.argv[key_at].data, cmd.argv[key_at].len);
     ns->at_us = w->now_us;
     ns->next = h->slots;
     if (h->slots) h->slots->prev = ns;
@@ -1236,6 +1348,7 @@ static void nsim__on_request(struct nsim *w, const struct nsim_ev *ev) {
                  shard_is_leader(s) && c->block == NULL;
     NSIM_ON_NODE(w, h, {
         if (waits) block_start(c, s, &ns->base, def, cmd.argc, cmd.argv);
+        else if (def->flags & CMD_SCRIPT) eval_start(c, s, &ns->base, def, cmd.argc, cmd.argv);
         else if (def->flags & CMD_WRITE) shard_write(n, s, c, &ns->base, cmd.argc, cmd.argv);
         else shard_read(n, s, c, &ns->base, def, cmd.argc, cmd.argv);
     });
@@ -1356,6 +1469,66 @@ static void nsim__nemesis(struct nsim *w) {
             nsim__trace(w, "nemesis: transfer leadership to %llu", (unsigned long long)to);
         }
     }
+}
+
+/* A burst of reads above Raft's read queue (RAFT_READS_MAX pending reads
+ * per group) at group 1's leader in one turn, as a client pipelining
+ * GETs sends them, once per seed after the faults healed: the shard keeps
+ * the reads Raft has no room for queued, in order, and asks again in the
+ * next turns (shard__read_index, shard__feed). Each must be answered, once,
+ * with the key's value (a bulk or null) or an error; none with "no longer
+ * the leader" by a leader (nsim__slot_set). Not with --strings-only. */
+static void nsim__burst(struct nsim *w) {
+    int leader = nsim__leader(w, 0);
+    if (leader < 0 || !w->hosts[leader].alive) return;
+    struct nsim_host *h = &w->hosts[leader];
+    struct node *n = h->n;
+    struct shard *s = n->shards[0];
+    char buf[64];
+    int len = snprintf(buf, sizeof(buf), "*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n", strlen(w->keys[0]),
+                       w->keys[0]);
+    struct resp_cmd cmd;
+    size_t used = 0;
+    resp_parser_reset(&w->parser);
+    if (resp_parse(&w->parser, buf, (size_t)len, &used, &cmd) != RESP_OK) abort();
+    const struct cmd_def *def = cmd_lookup(cmd.argv[0].data, cmd.argv[0].len);
+    struct client *c = h->clients[NSIM_BURST_CLIENT];
+    /* then RANDOMKEY (a read drawing from the replica's generator: writes
+     * draw from none, see shard__exec), which must find a key if a write
+     * to a key of group 1 that is never deleted was acknowledged by now */
+    char rk[] = "*1\r\n$9\r\nRANDOMKEY\r\n";
+    struct resp_parser p2;
+    struct resp_cmd cmd2;
+    if (resp_parser_init(&p2, NULL, NULL) != RESP_OK) abort();
+    if (resp_parse(&p2, rk, strlen(rk), &used, &cmd2) != RESP_OK) abort();
+    const struct cmd_def *def2 = cmd_lookup(cmd2.argv[0].data, cmd2.argv[0].len);
+    w->burst_keyed = false;
+    for (uint32_t i = 0; i < w->n_ops; i++) {
+        const struct nsim_op *op = &w->ops[i];
+        w->burst_keyed = w->burst_keyed ||
+                         (w->key_shard[op->key] == 0 && w->key_type[op->key] != NSIM_KEY_TTL &&
+                          op->lin.completed &&
+                          (op->lin.kind == LIN_PUT || op->lin.kind == LIN_APPEND));
+    }
+    nsim__trace(w, "burst: %u GET %s and RANDOMKEY at node %llu", NSIM_BURST_READS, w->keys[0],
+                (unsigned long long)h->id);
+    h->inputs++;
+    NSIM_ON_NODE(w, h, {
+        for (uint32_t i = 0; i <= NSIM_BURST_READS; i++) {
+            struct nsim_slot *ns = calloc(1, sizeof(*ns));
+            if (ns == NULL) abort();
+            ns->client = NSIM_BURST_CLIENT;
+            ns->req = i;
+            ns->read = true;
+            ns->at_us = w->now_us;
+            ns->next = h->slots;
+            if (h->slots) h->slots->prev = ns;
+            h->slots = ns;
+            if (i < NSIM_BURST_READS) shard_read(n, s, c, &ns->base, def, cmd.argc, cmd.argv);
+            else shard_read(n, s, c, &ns->base, def2, cmd2.argc, cmd2.argv);
+        }
+    });
+    resp_parser_free(&p2);
 }
 
 /* A change of the map through group 0 (SHOAL.PREFER's entry): its leader,
@@ -1622,6 +1795,7 @@ static void nsim__dispatch(struct nsim *w, struct nsim_ev *ev) {
     case EV_QUIET_FAULT: nsim__quiet_fault(w); break;
     case EV_QUIET_CHECK: nsim__quiet_check(w); break;
     case EV_MAP_CHANGE: nsim__map_change(w, ev); break;
+    case EV_BURST: nsim__burst(w); break;
     case EV_NEMESIS:
         if (w->healed) break;
         nsim__nemesis(w);
@@ -1786,6 +1960,39 @@ static void nsim__check_all_durable(struct nsim *w, const struct nsim_host *h,
                     (unsigned long long)durable, (unsigned long long)last);
 }
 
+/* A snapshot lets the WAL retire the segments below its mark once the
+ * mark is durable (shard_flushed runs wal_gc after the batch carrying it,
+ * s->gc_batch): at the end, with no flush in flight, a replica whose mark's
+ * batch was flushed has no collection still due. One that never collects
+ * keeps every segment of a one-shard node's WAL (the disk fills); one that
+ * collects before the mark is durable loses records in a crash. */
+static void nsim__check_wal_collected(struct nsim *w, const struct nsim_host *h,
+                                      const struct shard *s) {
+    if (h->n->flushing || !s->gc_due || h->n->batch_seq < s->gc_batch) return;
+    nsim__violation(w, "wal: node %llu group %llu still owes the collection of its snapshot "
+                       "mark (batch %llu), %llu batches later", (unsigned long long)h->id,
+                    (unsigned long long)s->group, (unsigned long long)s->gc_batch,
+                    (unsigned long long)(h->n->batch_seq - s->gc_batch));
+}
+
+/* The shard's record of its role and leader (last_role, last_leader) is
+ * Raft's at the end: shard__after_advance updates it, and calls
+ * client_resume_all (commands held at a follower while there was no
+ * leader go on), whenever either changed; a stale record means a leader
+ * change that resumed nobody (shoal-nsim stubs client.c's held commands). */
+static void nsim__check_role_seen(struct nsim *w, const struct nsim_host *h,
+                                  const struct shard *s) {
+    if (s->in_ready || raft_has_ready(s->raft)) return;
+    if (s->last_role == (uint8_t)raft_role(s->raft) && s->last_leader == raft_leader(s->raft)) {
+        return;
+    }
+    nsim__violation(w, "leader change: node %llu group %llu records role %u leader %llu, its Raft "
+                       "is at role %u leader %llu (held clients were not resumed)",
+                    (unsigned long long)h->id, (unsigned long long)s->group,
+                    (unsigned)s->last_role, (unsigned long long)s->last_leader,
+                    (unsigned)raft_role(s->raft), (unsigned long long)raft_leader(s->raft));
+}
+
 /* Every entry a replica applied went through the apply hook (on_apply),
  * which the checkers above stand on: what the hook saw last is what the
  * replica applied, unless a snapshot installed since. */
@@ -1865,6 +2072,39 @@ static void nsim__check_meta_final(struct nsim *w) {
     }
 }
 
+/* A connection's counts of the commands its node holds (client.c makes a
+ * pipelined command wait on them, WAIT waits for them to drain, wait.c):
+ * at the end, a connection with no request left unanswered has none
+ * counted (shard.c counts one up when it takes a command, down when it
+ * answers or fails it, a script's in evals_pending too). And WAIT's
+ * record of its last write (last_write_shard, last_write_index: set when
+ * shard.c proposes one): if its last request was a write acknowledged,
+ * that write's shard and a log index. */
+static void nsim__check_counts(struct nsim *w, const struct nsim_host *h) {
+    for (uint16_t i = 0; i < NSIM_HOST_CLIENTS && !w->violated; i++) {
+        const struct client *c = h->clients[i];
+        bool held = false;
+        for (const struct nsim_slot *ns = h->slots; ns != NULL && !held; ns = ns->next) {
+            held = ns->client == i && !ns->closed;
+        }
+        if (held || c == NULL || c->block != NULL) continue;
+        uint8_t k = h->last_ack_shard[i];
+        if (k != 0 && (c->last_write_shard != k || c->last_write_index == NULL ||
+                       c->last_write_index[k - 1] == 0)) {
+            nsim__violation(w, "client counts: node %llu connection %u's last request, a "
+                               "write acknowledged by group %llu, is not its last write for "
+                               "WAIT (last_write_shard %u)", (unsigned long long)h->id,
+                            (unsigned)i, (unsigned long long)w->map.shards[k - 1].group,
+                            c->last_write_shard);
+        } else if (c->local_pending != 0 || c->evals_pending != 0) {
+            nsim__violation(w, "client counts: node %llu connection %u has nothing held but "
+                               "counts %u commands and %u scripts pending",
+                            (unsigned long long)h->id, (unsigned)i, c->local_pending,
+                            c->evals_pending);
+        }
+    }
+}
+
 static void nsim__check_final(struct nsim *w) {
     for (uint32_t k = 0; k < w->map.n_shards; k++) {
         if (w->groups[k].ok_after_heal == 0) {
@@ -1889,6 +2129,7 @@ static void nsim__check_final(struct nsim *w) {
             }
         }
     }
+    for (uint32_t i = 0; i < w->n_nodes && !w->violated; i++) nsim__check_counts(w, &w->hosts[i]);
     /* every group's replicas converge; every key a replica holds is its own */
     for (uint32_t k = 0; k < w->map.n_shards && !w->violated; k++) {
         const struct nsim_host *first = NULL;
@@ -1901,6 +2142,8 @@ static void nsim__check_final(struct nsim *w) {
             if (!w->violated) nsim__check_expired_deleted(w, h, s);
             if (!w->violated) nsim__check_all_durable(w, h, s);
             if (!w->violated) nsim__check_hook_saw(w, h, s);
+            if (!w->violated) nsim__check_wal_collected(w, h, s);
+            if (!w->violated) nsim__check_role_seen(w, h, s);
             if (first == NULL) {
                 first = h;
                 continue;
@@ -2033,6 +2276,9 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     /* map changes: one during the faults, one after they healed */
     nsim__push(w, 1000000, (struct nsim_ev){.type = EV_MAP_CHANGE, .req = 1});
     nsim__push(w, w->heal_us + 500000, (struct nsim_ev){.type = EV_MAP_CHANGE, .req = 2});
+    if (!opt->strings_only) {
+        nsim__push(w, w->heal_us + NSIM_BURST_AFTER_HEAL_US, (struct nsim_ev){.type = EV_BURST});
+    }
     while (w->heap_len > 0 && !w->violated) {
         struct nsim_ev ev = nsim__pop(w);
         if (ev.time > w->end_us) {
