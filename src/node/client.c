@@ -324,6 +324,9 @@ static void client__leader_wait_end(struct client *c) {
     c->node->leader_waiters--;
 }
 
+bool client_leader_wait_over(struct client *c) { return client__leader_wait_over(c); }
+void client_leader_wait_end(struct client *c) { client__leader_wait_end(c); }
+
 static bool client__arg_is(const struct resp_arg *a, const char *w) {
     size_t len = strlen(w);
     return a->len == len && strncasecmp(a->data, w, len) == 0;

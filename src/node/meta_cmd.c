@@ -58,8 +58,15 @@ bool meta_intercept(struct client *c, uint32_t argc, const struct resp_arg *argv
     if (argc < 1 || argv[0].len != 12 || strncasecmp(argv[0].data, "shoal.prefer", 12) != 0) {
         return false;
     }
-    /* after everything this connection sent before it */
-    *ran = client_quiet(c);
-    if (*ran) meta_cmd__prefer(c, argc, argv);
+    /* after everything this connection sent before it; while group 0 has
+     * no leader (a cluster just started), it waits leader-wait-ms for one,
+     * as a command for a shard does, before CLUSTERDOWN */
+    struct node *n = c->node;
+    bool led = (n->meta != NULL && shard_is_leader(n->meta)) || meta_leader(n) != 0;
+    *ran = client_quiet(c) && (led || client_leader_wait_over(c));
+    if (*ran) {
+        client_leader_wait_end(c);
+        meta_cmd__prefer(c, argc, argv);
+    }
     return true;
 }

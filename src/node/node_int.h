@@ -514,6 +514,10 @@ void client_reply_now(struct client *c, const char *data, size_t len);
 /* client.c, for meta.c: a new reply slot (NULL: out of memory, the
  * connection is closed); whether nothing of c is in flight anywhere. */
 bool client_quiet(const struct client *c);
+/* A command with no leader to go to waits leader-wait-ms (client.c): true
+ * once it has waited that long; _end when it runs. */
+bool client_leader_wait_over(struct client *c);
+void client_leader_wait_end(struct client *c);
 bool client_run(struct client *c, uint32_t argc, const struct resp_arg *argv);
 struct resp_arg *node_argv_copy(uint32_t argc, const struct resp_arg *argv);
 /* The replica of a group this node holds, or NULL. */
