@@ -469,8 +469,7 @@ int cmd_entry_clock(const uint8_t *buf, size_t len, int64_t *now_ms) {
 int cmd_entry_decode(const uint8_t *buf, size_t len, int64_t *now_ms, uint32_t *argc,
                      struct resp_arg **argv) {
     *argv = NULL;
-    if (len < 13 || buf[0] != CMD_ENTRY_VERSION) return -1;
-    *now_ms = (int64_t)cmd__get(buf + 1, 8);
+    if (cmd_entry_clock(buf, len, now_ms) != 0) return -1;
     uint32_t n = (uint32_t)cmd__get(buf + 9, 4);
     if (n == 0 || n > CMD_ENTRY_ARGS_MAX || n > (len - 13) / 4) return -1;
     struct resp_arg *args = calloc(n, sizeof(*args));

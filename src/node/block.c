@@ -171,6 +171,14 @@ static void block__wait(struct block *b) {
 }
 
 /* Unlinks and frees b; its client may read again. */
+/* Frees b, which its client no longer holds. */
+static void block__free(struct block *b) {
+    b->c->block = NULL;
+    free(b->waits);
+    free(b->argv);
+    free(b);
+}
+
 static void block__end(struct block *b) {
     struct node *n = b->c->node;
     if (b->waiting) {
@@ -190,10 +198,7 @@ static void block__end(struct block *b) {
     else n->blocks = b->next;
     if (b->next != NULL) b->next->prev = b->prev;
     assert(b->c->block == b);
-    b->c->block = NULL;
-    free(b->waits);
-    free(b->argv);
-    free(b);
+    block__free(b);
 }
 
 static void block__answer(struct block *b, const char *data, size_t len) {
@@ -487,10 +492,7 @@ void block_free_all(struct node *n) {
     struct block *b = n->blocks;
     while (b != NULL) {
         struct block *next = b->next;
-        b->c->block = NULL;
-        free(b->waits);
-        free(b->argv);
-        free(b);
+        block__free(b);
         b = next;
     }
     n->blocks = NULL;

@@ -308,7 +308,7 @@ static bool client__route_free(const struct client *c, enum client__route route,
 /* A command with no leader to run it waits for one, up to leader-wait-ms
  * (a client sending the instant a cluster starts, or during an election,
  * sees latency rather than an error); true once the wait is over. */
-static bool client__leader_wait_over(struct client *c) {
+bool client_leader_wait_over(struct client *c) {
     struct node *n = c->node;
     uint64_t now = node_mono_ms(n) + 1;
     if (c->leader_wait_since == 0) {
@@ -318,14 +318,11 @@ static bool client__leader_wait_over(struct client *c) {
     return now - c->leader_wait_since >= n->cfg.leader_wait_ms;
 }
 
-static void client__leader_wait_end(struct client *c) {
+void client_leader_wait_end(struct client *c) {
     if (c->leader_wait_since == 0) return;
     c->leader_wait_since = 0;
     c->node->leader_waiters--;
 }
-
-bool client_leader_wait_over(struct client *c) { return client__leader_wait_over(c); }
-void client_leader_wait_end(struct client *c) { client__leader_wait_end(c); }
 
 static bool client__arg_is(const struct resp_arg *a, const char *w) {
     size_t len = strlen(w);
@@ -381,12 +378,12 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
          * log; WAIT does: it counts the replicas of the writes before it. */
         if (!(is_node_cmd || def == NULL) && !client__route_free(c, route, target)) return false;
         if (is_wait && !wait_ready(c)) return false;
-        if (route == ROUTE_NO_LEADER && !client__leader_wait_over(c)) return false;
+        if (route == ROUTE_NO_LEADER && !client_leader_wait_over(c)) return false;
         if (route == ROUTE_GATHER && !client__gather_led(c, def, argc, argv) &&
-            !client__leader_wait_over(c)) {
+            !client_leader_wait_over(c)) {
             return false;
         }
-        client__leader_wait_end(c);
+        client_leader_wait_end(c);
         n->stats.commands++;
         /* CLIENT LIST's cmd: a copy, not snprintf (1% of a node's time
          * under pipelined GETs, perf); its idle time is set per read */

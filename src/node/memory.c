@@ -168,7 +168,7 @@ static void memory__stats(struct node *n, struct resp_out *out) {
     memory__field(out, "allocator.resident", resident);
     memory__ratio(out, "allocator-fragmentation.ratio",
                   (double)active / (double)(allocated ? allocated : 1));
-    memory__field(out, "allocator-fragmentation.bytes", active - (active > allocated ? allocated : active));
+    memory__field(out, "allocator-fragmentation.bytes", active > allocated ? active - allocated : 0);
     memory__ratio(out, "allocator-rss.ratio", f.je ? (double)resident / (double)(active ? active : 1)
                                                     : rss_ratio);
     resp_write_bulk(out, "allocator-rss.bytes", 19);

@@ -14,13 +14,19 @@
 
 
 #define SHARD_EXPIRE_KEY "__shoal_expire"
+#define SHARD_ENTRY_BYTES_MAX (32u << 20)
 
 /* the writes a read may wait for ("reads and the writes waiting") */
-static void shard__waiting_add(struct shard *s, uint64_t index, uint32_t argc,
-                               const struct resp_arg *argv);
+static void shard__waiting_add(struct shard *s, uint64_t index, const struct cmd_def *def,
+                               uint32_t argc, const struct resp_arg *argv);
 static void shard__waiting_pop(struct shard *s, uint64_t index);
 static void shard__waiting_clear(struct shard *s);
-#define SHARD_ENTRY_BYTES_MAX (32u << 20)
+
+/* The leader's deletion of an expired key (shard__expire): no command. */
+static bool shard__is_expire_entry(uint32_t argc, const struct resp_arg *argv) {
+    return argc == 2 && argv[0].len == strlen(SHARD_EXPIRE_KEY) &&
+           memcmp(argv[0].data, SHARD_EXPIRE_KEY, argv[0].len) == 0;
+}
 
 /* Every replica of a group uses the same limits (they decide which writes
  * succeed) and the same hash seed, so that a SCAN cursor stays valid when
@@ -389,7 +395,7 @@ static void shard__propose(struct shard *s, struct pending_read *q) {
                                         : "TRYAGAIN this node is no longer the leader");
         return;
     }
-    shard__waiting_add(s, index, q->argc, q->argv);
+    shard__waiting_add(s, index, q->def, q->argc, q->argv);
     struct pending_write w = {.index = index, .term = term, .c = q->c, .s = q->s,
                               .proto = q->proto, .blocking = q->blocking, .job = q->job};
     q->job = NULL; /* the write owns it now */
@@ -720,8 +726,7 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
         const struct cmd_def *def = cmd_lookup(argv[0].data, argv[0].len);
         if (s->group == 0 && meta_apply(n, s, now_ms, argc, argv, out)) {
             /* a change of the map (meta.c) */
-        } else if (argc == 2 && argv[0].len == strlen(SHARD_EXPIRE_KEY) &&
-            memcmp(argv[0].data, SHARD_EXPIRE_KEY, argv[0].len) == 0) {
+        } else if (shard__is_expire_entry(argc, argv)) {
             if (kv_delete_if_expired(s->kv, argv[1].data, argv[1].len, now_ms) == KV_OK) {
                 n->stats.expired++;
             }
@@ -822,14 +827,13 @@ static void shard__waiting_key_cb(void *ctx, const struct resp_arg *key) {
 /* A write this leader proposed at index: the slots of its keys wait. An
  * internal entry (a transaction, a script's writes, functions) or a
  * command without keys touches them all. */
-static void shard__waiting_add(struct shard *s, uint64_t index, uint32_t argc,
-                               const struct resp_arg *argv) {
-    if (argc == 2 && argv[0].len == strlen(SHARD_EXPIRE_KEY) &&
-        memcmp(argv[0].data, SHARD_EXPIRE_KEY, argv[0].len) == 0) {
+static void shard__waiting_add(struct shard *s, uint64_t index, const struct cmd_def *def,
+                               uint32_t argc, const struct resp_arg *argv) {
+    if (shard__is_expire_entry(argc, argv)) {
         shard__waiting_push(s, index, slot_of_key(argv[1].data, argv[1].len));
         return;
     }
-    const struct cmd_def *def = cmd_lookup(argv[0].data, argv[0].len);
+    if (def == NULL) def = cmd_lookup(argv[0].data, argv[0].len); /* the caller's, if it had it */
     struct shard__keys_ctx k = {.s = s, .index = index, .n = 0};
     if (def != NULL && def->first_key > 0 && strncmp(def->name, "shoal.", 6) != 0) {
         cmd_keys(def, argc, argv, shard__waiting_key_cb, &k);
@@ -1016,7 +1020,7 @@ static void shard__expire(struct node *n, struct shard *s) {
         int rc = raft_propose(s->raft, buf, (uint32_t)size, &index, &term);
         free(buf);
         if (rc != RAFT_OK) return;
-        shard__waiting_add(s, index, 2, argv);
+        shard__waiting_add(s, index, NULL, 2, argv);
     }
     if (found > 0) node_wake(n);
 }
