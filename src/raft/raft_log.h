@@ -17,6 +17,12 @@
  * Compaction only detaches the slabs; raft_log_release() frees a bounded
  * number a call (raft_tick: RAFT_LOG_RELEASE_SLABS per tick), since freeing
  * 1.4 GB of them at once still held a node's loop 600 ms at 20M keys.
+ *
+ * The entries themselves (32 bytes each) are one array, so that a ready
+ * hands out a run of them as a pointer; past RAFT_LOG_MAP_BYTES it is a
+ * mapping of its own, grown by mremap (no copy) and trimmed back by
+ * raft_log_release() in steps of RAFT_LOG_TRIM_BYTES once compaction has
+ * left it mostly empty.
  */
 #ifndef SHOAL_RAFT_LOG_H
 #define SHOAL_RAFT_LOG_H
@@ -25,6 +31,8 @@
 
 #define RAFT_LOG_SLAB_BYTES (1u << 20)
 #define RAFT_LOG_SLAB_BYTES_MIN 4096u
+#define RAFT_LOG_MAP_BYTES (4u << 20) /* the entries' array: a mapping of its own from here */
+#define RAFT_LOG_TRIM_BYTES (8u << 20) /* of the entries' mapping, per raft_log_release */
 #define RAFT_LOG_RELEASE_SLABS 8 /* slabs freed per raft_tick: 400 MB/s at 20 ms ticks */
 
 struct raft_log_slab {
@@ -40,6 +48,7 @@ struct raft_log {
     struct raft_entry *entries; /* entries[i].index == snapshot_index + 1 + i */
     uint64_t count;
     uint64_t capacity;
+    bool mapped; /* entries is an mmap (RAFT_LOG_MAP_BYTES and more), not a malloc */
     uint64_t stable;  /* handed to storage by a ready */
     uint64_t durable; /* <= stable: known on stable storage (see raft_persisted) */
     uint64_t committed;

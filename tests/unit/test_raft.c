@@ -1822,6 +1822,58 @@ TEST(an_append_keeps_its_entries_when_the_log_is_compacted_before_the_ready) {
     net_free(&net);
 }
 
+/* raft_log.h: past RAFT_LOG_MAP_BYTES the entries' array is a mapping that
+ * grows without a copy and, once compaction has emptied it, is trimmed back
+ * in steps by raft_log_release(); every entry reads back unchanged through
+ * the growth, the compaction and the trimming. */
+TEST(a_long_log_grows_mapped_and_is_trimmed_after_compaction) {
+    struct raft_log log;
+    raft_log_init(&log, 0, 0);
+    const uint64_t n = 600000; /* 19 MB of entries: mapped from 4 MB on */
+    for (uint64_t i = 1; i <= n; i++) {
+        uint64_t v = i * 2654435761u;
+        struct raft_entry e = {.term = 1 + i / 100000, .index = i, .type = RAFT_ENTRY_NORMAL,
+                               .len = sizeof(v), .data = (uint8_t *)&v};
+        CHECK(raft_log_append(&log, &e) == RAFT_OK);
+    }
+    CHECK(log.mapped);
+    CHECK(log.capacity >= n);
+    for (uint64_t i = 1; i <= n; i += 997) {
+        const struct raft_entry *e = raft_log_entry(&log, i);
+        uint64_t v;
+        CHECK(e != NULL && e->index == i && e->len == sizeof(v));
+        memcpy(&v, e->data, sizeof(v));
+        CHECK_EQ_U64(v, i * 2654435761u);
+    }
+    log.stable = log.durable = log.committed = log.applied = n;
+    uint64_t keep_from = n - 1000;
+    raft_log_compact(&log, keep_from, raft_log_term(&log, keep_from));
+    uint64_t before = log.capacity;
+    int calls = 0;
+    while (raft_log_release(&log, RAFT_LOG_RELEASE_SLABS) && calls < 10000) calls++;
+    CHECK(calls < 10000);
+    CHECK(log.capacity < before);
+    CHECK(log.capacity * sizeof(struct raft_entry) <
+          RAFT_LOG_MAP_BYTES + RAFT_LOG_TRIM_BYTES); /* back to its floor */
+    CHECK_EQ_U64(raft_log_last_index(&log), n);
+    for (uint64_t i = keep_from + 1; i <= n; i++) {
+        const struct raft_entry *e = raft_log_entry(&log, i);
+        uint64_t v;
+        CHECK(e != NULL && e->index == i);
+        memcpy(&v, e->data, sizeof(v));
+        CHECK_EQ_U64(v, i * 2654435761u);
+    }
+    for (uint64_t i = n + 1; i <= n + 300000; i++) { /* grows again */
+        uint64_t v = i;
+        struct raft_entry e = {.term = 9, .index = i, .type = RAFT_ENTRY_NORMAL,
+                               .len = sizeof(v), .data = (uint8_t *)&v};
+        CHECK(raft_log_append(&log, &e) == RAFT_OK);
+    }
+    CHECK_EQ_U64(raft_log_term(&log, n + 300000), 9);
+    CHECK_EQ_U64(raft_log_term(&log, n), 1 + n / 100000);
+    raft_log_free(&log);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(election_and_replication),
@@ -1874,6 +1926,7 @@ int main(void) {
         TEST_ENTRY(persisted_counts_up_to_the_reported_index_only),
         TEST_ENTRY(reads_confirmed_while_the_ready_is_full_are_served_in_the_next),
         TEST_ENTRY(an_append_keeps_its_entries_when_the_log_is_compacted_before_the_ready),
+        TEST_ENTRY(a_long_log_grows_mapped_and_is_trimmed_after_compaction),
     };
     return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
