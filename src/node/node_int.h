@@ -1,4 +1,5 @@
-/* node_int.h: internal to src/node/: the node, its shard, clients, peers.
+/* node_int.h: internal to the node (src/node/ and its layers, src/transport/,
+ * src/shard/, src/meta/, src/router/): the node, its shards, clients, peers.
  *
  * One thread runs the event loop. Every call into a Raft group happens in
  * node_pump() (a libuv prepare handle: once per loop turn, after the I/O
@@ -16,16 +17,16 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "cluster/map.h"
 #include "cmd/cmd.h"
 #include "io/io.h"
 #include "kv/kv.h"
+#include "meta/map.h"
 #include "node/config.h"
 #include "node/node.h"
-#include "node/snapshot.h"
 #include "peer/peer_codec.h"
 #include "raft/raft.h"
 #include "resp/resp.h"
+#include "shard/snapshot.h"
 #include "util/rand.h"
 #include "wal/wal.h"
 

@@ -16,7 +16,7 @@
 #include <strings.h>
 
 #include "node/node_int.h"
-#include "node/proxy.h"
+#include "transport/proxy.h"
 
 struct client__write {
     uv_write_t req;
