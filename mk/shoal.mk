@@ -6,7 +6,7 @@ NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/c
             src/transport/client.c src/transport/peer.c src/transport/proxy.c \
             src/shard/shard.c src/shard/shard_snap.c src/shard/snapshot.c \
             src/meta/meta.c src/meta/meta_cmd.c src/meta/map.c \
-            src/router/slot.c src/router/gather.c src/router/cluster_cmds.c
+            src/router/route.c src/router/slot.c src/router/gather.c src/router/cluster_cmds.c
 NODE_SRC += $(BENCH_SRC)
 SCRIPT_SRC := $(wildcard src/script/*.c)
 SHOAL_ALL := $(NODE_SRC) $(CMD_SRC) $(SCRIPT_SRC) \

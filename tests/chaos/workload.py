@@ -18,7 +18,7 @@ register check is a search whose cost grows with the history of one key).
 Every operation goes to a random node; followers proxy to the leader.
 
 An error reply is a definite failure only when the node says the command was
-not applied (see src/shard/shard.c, client.c, proxy.c); timeouts, resets and
+not applied (see src/shard/shard.c, route.c, proxy.c); timeouts, resets and
 'outcome unknown' replies leave a write indeterminate ('info').
 """
 import json
@@ -32,7 +32,7 @@ import redis
 NOT_APPLIED = (
     "the command was not applied",   # shard.c: another leader's entry took the index
     "the command was not sent",      # proxy.c: no connection to the leader
-    "no leader is elected yet",      # client.c: nothing was proposed
+    "no leader is elected yet",      # route.c: nothing was proposed
     "this node is no longer the leader",  # shard.c: raft_propose refused
     "leadership is being transferred",    # shard.c: raft_propose refused (EBUSY)
 )
