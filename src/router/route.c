@@ -1,12 +1,12 @@
-/* route.c: where a command goes (docs/design.md, "Layers"). Its keys'
- * slot (slot.c), the shard that owns the slot in this node's copy of the
- * map (src/meta/), and that shard's leader decide: run here (this node
- * leads the shard, or a READONLY read of a replica here), forward to the
- * leader (proxy.c), answer MOVED (a cluster client), CROSSSLOT (keys over
- * several slots or shards that cannot be split), or split it over the
- * shards (gather.c). The connection (client.c) asks route_command and acts
- * on the answer: route_refuses says it gets an error, written by
- * route_refusal. */
+/* route.c: where a command goes (the router layer: docs/node.md, "Where
+ * the code is"). Its keys' slot (slot.c), the shard that owns the slot in
+ * this node's copy of the map (src/meta/), and that shard's leader decide:
+ * run here (this node leads the shard, or a READONLY read of a replica
+ * here), forward to the leader (proxy.c), answer MOVED (a cluster client),
+ * CROSSSLOT (keys over several slots or shards that cannot be split), or
+ * split it over the shards (gather.c). The connection (client.c) asks
+ * route_command and acts on the answer: route_refuses says it gets an
+ * error, written by route_refusal. */
 #include <assert.h>
 #include <string.h>
 #include <strings.h>
