@@ -67,7 +67,7 @@ struct node_config {
     uint64_t snapshot_entries;          /* "snapshot-entries": 100000 applied entries */
     uint64_t snapshot_log_bytes;        /* "snapshot-log-bytes": 512mb of log since the last */
     uint64_t snapshot_chunk_bytes;      /* "snapshot-chunk-bytes": 1mb per chunk sent */
-    /* placement (src/cluster/map.h): every node must be given the same */
+    /* placement (src/meta/map.h): every node must be given the same */
     uint32_t shards;                    /* "shards": 1 */
     uint32_t replicas;                  /* "replicas": 0 = every node with one shard, else 3 */
     /* routing */

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cluster/slot.h"
 #include "node/node_int.h"
-#include "node/snapshot.h"
+#include "router/slot.h"
 #include "script/script.h"
+#include "shard/snapshot.h"
 
 
 #define SHARD_EXPIRE_KEY "__shoal_expire"
