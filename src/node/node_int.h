@@ -365,6 +365,11 @@ struct node {
      * an election timeout). */
     uint64_t heard_ms[NODE_PEERS_MAX];
     bool link_lost[NODE_PEERS_MAX];
+    /* Its connection to this node closed (the libuv host: EOF or error on
+     * the link it opened to us), until a frame comes again: a node that was
+     * killed is not proxied to or named in MOVED while the others elect
+     * (the command waits for a leader instead: route.c). */
+    bool link_closed[NODE_PEERS_MAX];
     uint64_t watch_ms; /* when the links were last watched (node_core_tick) */
     uint64_t ticks; /* node_core_tick calls */
     struct peer peers[NODE_PEERS_MAX];

@@ -19,6 +19,15 @@ bool route_redirects(const struct client *c) {
     return mode == NODE_REDIRECT_ALWAYS || (mode == NODE_REDIRECT_AUTO && c->cluster_mode);
 }
 
+/* Whether a command can go to node `leader` of a shard: a member, not this
+ * node, and its link to this node not seen closing (a killed leader is
+ * waited out: the command waits for the next one, docs/cluster.md,
+ * "Waiting for a leader"). */
+static bool route__can_go_to(const struct node *n, uint64_t leader) {
+    const struct node_member *m = node_config_member(&n->cfg, leader);
+    return leader != 0 && leader != n->cfg.id && m != NULL && !n->link_closed[m - n->cfg.members];
+}
+
 enum route route_command(struct client *c, const struct cmd_def *def, uint32_t argc,
                          const struct resp_arg *argv, int64_t forced, uint64_t *target,
                          int32_t *slot, struct shard **shard) {
@@ -60,9 +69,7 @@ enum route route_command(struct client *c, const struct cmd_def *def, uint32_t a
         return ROUTE_LOCAL;
     }
     *target = s != NULL ? raft_leader(s->raft) : node_cluster_guess_leader(n, k);
-    if (*target == 0 || *target == n->cfg.id || node_config_member(&n->cfg, *target) == NULL) {
-        return ROUTE_NO_LEADER;
-    }
+    if (!route__can_go_to(n, *target)) return ROUTE_NO_LEADER;
     if (*slot >= 0) return ROUTE_MOVED;
     return ROUTE_PROXY;
 }
@@ -72,7 +79,7 @@ static bool route__shard_led(const struct node *n, uint32_t k, bool write) {
     const struct shard *s = n->shards[k];
     if (s != NULL && shard_is_leader(s)) return !(write && raft_transferring(s->raft));
     uint64_t leader = s != NULL ? raft_leader(s->raft) : node_cluster_guess_leader(n, k);
-    return leader != 0 && leader != n->cfg.id && node_config_member(&n->cfg, leader) != NULL;
+    return route__can_go_to(n, leader);
 }
 
 bool route_gather_led(const struct client *c, const struct cmd_def *def, uint32_t argc,
