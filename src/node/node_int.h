@@ -380,6 +380,7 @@ struct node {
     struct block *blocks;    /* every client's blocking command (block.c) */
     uint32_t n_blocked;      /* of them, those waiting: INFO's blocked_clients */
     uint32_t n_waits;        /* clients in WAIT (wait.c) */
+    struct client_wait *waits; /* their list: wait_check walks these, not every client */
     uint64_t memory_peak_bytes; /* MEMORY STATS's peak.allocated (memory.c) */
     uint64_t next_client_id;
     struct node_stats stats;

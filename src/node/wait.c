@@ -26,6 +26,8 @@
 #include "transport/proxy.h"
 
 struct client_wait {
+    struct client *c;
+    struct client_wait *prev, *next; /* node.waits */
     struct slot *slot;
     int64_t want;
     uint64_t deadline_ms; /* mono ms; UINT64_MAX: none (timeout 0) */
@@ -59,16 +61,26 @@ bool wait_ready(const struct client *c) {
     return c->local_pending == 0 && c->evals_pending == 0 && c->gather == NULL;
 }
 
+/* Takes c's wait off the node's list and frees it. */
+static void wait__end(struct client *c) {
+    struct node *n = c->node;
+    struct client_wait *w = c->wait;
+    assert(w != NULL && w->c == c);
+    assert(n->n_waits > 0);
+    if (w->prev != NULL) w->prev->next = w->next;
+    else n->waits = w->next;
+    if (w->next != NULL) w->next->prev = w->prev;
+    c->wait = NULL;
+    n->n_waits--;
+    free(w);
+}
+
 /* Ends c's wait with its reply (the count, or the error msg if not NULL);
  * its client may run again. */
 static void wait__answer(struct client *c, int64_t count, const char *msg) {
-    struct client_wait *w = c->wait;
-    assert(w != NULL);
-    assert(c->node->n_waits > 0);
-    struct slot *slot = w->slot;
-    c->wait = NULL;
-    c->node->n_waits--;
-    free(w);
+    assert(c->wait != NULL);
+    struct slot *slot = c->wait->slot;
+    wait__end(c);
     if (msg != NULL) {
         slot_set_error(c, slot, msg);
         return;
@@ -124,11 +136,13 @@ void wait_command(struct client *c, uint32_t argc, const struct resp_arg *argv) 
         return;
     }
     uint64_t now = node_mono_ms(n);
-    *w = (struct client_wait){.slot = slot, .want = want, .best = count,
+    *w = (struct client_wait){.c = c, .next = n->waits, .slot = slot, .want = want, .best = count,
                               .deadline_ms = timeout == 0 ? UINT64_MAX
                                              : (uint64_t)timeout > UINT64_MAX - now
                                                  ? UINT64_MAX
                                                  : now + (uint64_t)timeout};
+    if (w->next != NULL) w->next->prev = w;
+    n->waits = w;
     c->wait = w;
     n->n_waits++;
 }
@@ -136,9 +150,10 @@ void wait_command(struct client *c, uint32_t argc, const struct resp_arg *argv) 
 void wait_check(struct node *n) {
     if (n->n_waits == 0) return;
     uint64_t now = node_mono_ms(n);
-    for (struct client *c = n->clients; c != NULL && n->n_waits > 0; c = c->next) {
-        struct client_wait *w = c->wait;
-        if (w == NULL) continue;
+    struct client_wait *next;
+    for (struct client_wait *w = n->waits; w != NULL; w = next) {
+        next = w->next; /* an answer frees w */
+        struct client *c = w->c;
         int64_t count = wait__count(c);
         if (count > w->best) w->best = count;
         if (count < 0 || w->best >= w->want || now >= w->deadline_ms) wait__answer(c, w->best, NULL);
@@ -147,10 +162,7 @@ void wait_check(struct node *n) {
 
 void wait_client_gone(struct client *c) {
     if (c->wait == NULL) return;
-    assert(c->node->n_waits > 0);
-    c->node->n_waits--;
-    free(c->wait); /* its slot goes with the client */
-    c->wait = NULL;
+    wait__end(c); /* its slot goes with the client */
 }
 
 int wait_unblock(struct node *n, uint64_t id, bool error) {

@@ -307,6 +307,30 @@ def test_wait_counts_the_followers_holding_the_last_write(cluster):
         th.join(5)
         assert got == [1]
         assert c.client_unblock(bid) is False  # no longer waiting
+        # several at once (the node's list of waits, wait.c): one in the
+        # middle unblocked, two answered by their timeouts, the last unblocked
+        several = [cluster.client(lead) for _ in range(4)]
+        ids = []
+        for k, cl in enumerate(several):
+            cl.set("m%d" % k, 1)
+            ids.append(cl.client_id())
+        res = {}
+        timeouts = [0, 250, 0, 700]
+        ths = [threading.Thread(target=lambda k=k: res.__setitem__(k, several[k].wait(2, timeouts[k])))
+               for k in range(4)]
+        for t in ths:
+            t.start()
+        time.sleep(0.1)
+        assert c.client_unblock(ids[2]) is True
+        ths[2].join(5)
+        assert res == {2: 1}
+        ths[1].join(5)
+        assert res == {2: 1, 1: 1}
+        ths[3].join(5)
+        assert res == {2: 1, 1: 1, 3: 1} and ths[0].is_alive()
+        assert c.client_unblock(ids[0]) is True
+        ths[0].join(5)
+        assert res == {0: 1, 1: 1, 2: 1, 3: 1}
         # a WAIT through a follower blocks on the leader the same way
         t0 = time.time()
         f.set("w6", 1)
