@@ -824,6 +824,55 @@ def test_a_transaction_with_a_script_is_one_entry_on_every_replica(cluster):
         assert after == before + 1, "the transaction took %d entries" % (after - before)
 
 
+def test_transactions_with_scripts_racing_writes_on_one_key_lose_nothing(cluster):
+    """Transactions of an INCR and a read-modify-write script race
+    pipelined INCRs on one key: an entry whose key changed since its run is
+    refused and the transaction runs again, so the count is exact, and
+    each transaction's two replies are consecutive (nothing in between)."""
+    lead = cluster.leader()
+    script = "local v = tonumber(redis.call('get', KEYS[1]) or '0') " \
+             "redis.call('set', KEYS[1], v + 1) return v + 1"
+    errors, pairs = [], []
+
+    def transactions(node):
+        try:
+            c = cluster.client(node)
+            for _ in range(50):
+                p = c.pipeline(transaction=True)
+                p.incr("hot")
+                p.eval(script, 1, "hot")
+                pairs.append(p.execute())
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def incrs():
+        try:
+            p = cluster.client(lead).pipeline(transaction=False)
+            for _ in range(10):
+                for _ in range(10):
+                    p.incr("hot")
+                p.execute()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    fol = cluster.followers()[0]
+    threads = [threading.Thread(target=f, args=a)
+               for f, a in ((transactions, (lead,)), (transactions, (fol,)), (incrs, ()),
+                            (incrs, ()))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert all(b == a + 1 for a, b in pairs), [x for x in pairs if x[1] != x[0] + 1][:3]
+    assert cluster.client(lead).get("hot") == b"400"
+    settle(cluster)
+    for i in cluster.procs:
+        c = cluster.client(i)
+        c.execute_command("READONLY")
+        assert c.get("hot") == b"400", i
+
+
 def test_watch_aborts_a_transaction_with_a_script(cluster):
     fol = cluster.followers()[0]
     a, b = cluster.client(fol), cluster.client(cluster.leader())
