@@ -178,6 +178,7 @@ const struct cmd_def cmd_table[] = {
     /* transactions: MULTI ... EXEC is queued by the node and reaches the
      * log as one SHOAL.EXEC (cmd_multi.c); SHOAL.WATCH is WATCH's read */
     {"shoal.exec", cmd_shoal_exec, -3, W, 1, -1, 1, "transactions", "Internal: a transaction as one log entry", "0.1.0"},
+    {"shoal.execscript", cmd_shoal_execscript, -3, W | CMD_SCRIPT | CMD_NOSCRIPT, 1, -1, 1, "transactions", "Internal: a transaction that holds a script, run by the node as one script", "0.1.0"},
     {"shoal.watch", cmd_shoal_watch, -2, R, 1, -1, 1, "transactions", "Internal: the digests WATCH compares at EXEC", "0.1.0"},
     /* scripting: EVAL and friends are routed by their keys like writes and
      * run by the node (src/node/eval.c, src/script/); what a script
@@ -325,8 +326,9 @@ void cmd_reply_arity(struct resp_out *out, const struct cmd_def *def) {
 void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
               void (*cb)(void *ctx, const struct resp_arg *key), void *ctx) {
     if (def->first_key <= 0) return;
-    if (def->exec == cmd_shoal_exec) { /* the keys of every command inside */
-        cmd_multi_keys(argc, argv, cb, ctx);
+    if (def->exec == cmd_shoal_exec || def->exec == cmd_shoal_execscript) {
+        /* the keys of every command inside */
+        cmd_multi_keys(argc, argv, def->exec == cmd_shoal_execscript, cb, ctx);
         return;
     }
     if (def->exec == cmd_sort) { /* STORE's destination is a key too */
@@ -340,7 +342,7 @@ void cmd_keys(const struct cmd_def *def, uint32_t argc, const struct resp_arg *a
         return;
     }
     if (def->exec == cmd_shoal_script) { /* past now_ms and seed: a SHOAL.EXEC */
-        if (argc > 2) cmd_multi_keys(argc - 2, argv + 2, cb, ctx);
+        if (argc > 2) cmd_multi_keys(argc - 2, argv + 2, false, cb, ctx);
         return;
     }
     if (def->flags & CMD_NUMKEYS) {

@@ -67,6 +67,25 @@ const struct cmd_def *cmd_lookup(const char *name, size_t len);
 
 /* Whether the command may be queued in a transaction (SHOAL.EXEC). */
 bool cmd_multi_allowed(const struct cmd_def *def, uint32_t argc);
+/* Whether it is a script (EVAL, EVALSHA, FCALL and their _RO forms): it may
+ * be queued too, and makes the transaction a SHOAL.EXECSCRIPT, which the
+ * node runs on the leader as one script (cmd_multi.c). */
+bool cmd_multi_script(const struct cmd_def *def);
+
+/* The form of SHOAL.EXEC and SHOAL.EXECSCRIPT, from argv[1]:
+ *   <w> <key> <digest> ... (w pairs) <n> <argc> <arg> ... (n commands)
+ * cmd_multi_walk checks the whole form first (each command known, of a
+ * right arity, allowed in a transaction: scripts only if `scripts`), then
+ * calls on_watch for each pair and on_cmd for each command, in order
+ * (either may be NULL); 0, or -1 if malformed (nothing called). */
+struct cmd_multi_walk {
+    void (*on_watch)(void *ctx, const struct resp_arg *key, const struct resp_arg *digest);
+    void (*on_cmd)(void *ctx, const struct cmd_def *def, uint32_t argc,
+                   const struct resp_arg *argv);
+    void *ctx;
+    bool scripts;
+};
+int cmd_multi_walk(uint32_t argc, const struct resp_arg *argv, const struct cmd_multi_walk *w);
 
 /* Whether argc fits the command's arity. */
 bool cmd_arity_ok(const struct cmd_def *def, uint32_t argc);
@@ -148,6 +167,10 @@ struct cmd_env {
  * now_ms, argv). */
 void cmd_exec(const struct cmd_env *env, const struct cmd_def *def, uint32_t argc,
               const struct resp_arg *argv, struct resp_out *out);
+/* Runs one command of a transaction as SHOAL.EXEC does: cmd_exec, or the
+ * answer in place of PING, ECHO and UNWATCH (cmd_multi_allowed's). */
+void cmd_multi_run(const struct cmd_env *env, const struct cmd_def *def, uint32_t argc,
+                   const struct resp_arg *argv, struct resp_out *out);
 
 /* ---- the log entry of a write ------------------------------------------
  *

@@ -63,7 +63,10 @@ CMD_FN(cmd_shoal_exec);
 CMD_FN(cmd_shoal_watch);
 CMD_FN(cmd_shoal_script);
 CMD_FN(cmd_eval_elsewhere);
-void cmd_multi_keys(uint32_t argc, const struct resp_arg *argv,
+CMD_FN(cmd_shoal_execscript);
+/* The keys of every command (and watched key) of the form; scripts: of
+ * SHOAL.EXECSCRIPT (a script's declared keys). */
+void cmd_multi_keys(uint32_t argc, const struct resp_arg *argv, bool scripts,
                     void (*cb)(void *ctx, const struct resp_arg *key), void *ctx);
 
 /* keys (cmd_keys.c) */

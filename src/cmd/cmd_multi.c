@@ -12,21 +12,19 @@
  * Then each command runs in order and its reply (or error) is one element
  * of the array reply. `SHOAL.WATCH key ...` is the read behind WATCH: it
  * answers `key digest` pairs. Both are internal, and refuse anything but
- * the form the node builds. */
+ * the form the node builds.
+ *
+ * A transaction that holds a script (EVAL, EVALSHA, FCALL and their _RO
+ * forms) is SHOAL.EXECSCRIPT, the same form with scripts allowed among
+ * the commands. It never reaches the log: the node runs it on the leader
+ * as one script (script_exec_multi, src/script/script.c) and proposes the
+ * SHOAL.SCRIPT of its writes (below). */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cmd_int.h"
-
-/* Calls on_watch for each watched pair and on_cmd for each command, in
- * order, after checking the whole form first; -1 if malformed. */
-struct cmd_multi__walk {
-    void (*on_watch)(void *ctx, const struct resp_arg *key, const struct resp_arg *digest);
-    void (*on_cmd)(void *ctx, const struct cmd_def *def, uint32_t argc,
-                   const struct resp_arg *argv);
-    void *ctx;
-};
 
 static bool cmd_multi__count(const struct resp_arg *a, uint64_t max, uint64_t *out) {
     int64_t v;
@@ -50,8 +48,11 @@ bool cmd_multi_allowed(const struct cmd_def *def, uint32_t argc) {
     return def->exec != NULL || cmd_multi__pure(def, argc);
 }
 
-static int cmd_multi__walk(uint32_t argc, const struct resp_arg *argv,
-                           const struct cmd_multi__walk *w) {
+bool cmd_multi_script(const struct cmd_def *def) {
+    return (def->flags & CMD_SCRIPT) && def->exec == cmd_eval_elsewhere;
+}
+
+int cmd_multi_walk(uint32_t argc, const struct resp_arg *argv, const struct cmd_multi_walk *w) {
     for (int pass = 0; pass < 2; pass++) { /* check, then call */
         uint64_t at = 1, n_watch, n_cmds;
         if (at >= argc || !cmd_multi__count(&argv[at], argc, &n_watch)) return -1;
@@ -71,7 +72,7 @@ static int cmd_multi__walk(uint32_t argc, const struct resp_arg *argv,
             at++;
             const struct cmd_def *def = cmd_lookup(argv[at].data, argv[at].len);
             if (def == NULL || !cmd_arity_ok(def, (uint32_t)sub) ||
-                !cmd_multi_allowed(def, (uint32_t)sub)) {
+                !(cmd_multi_allowed(def, (uint32_t)sub) || (w->scripts && cmd_multi_script(def)))) {
                 return -1;
             }
             if (pass == 1 && w->on_cmd) w->on_cmd(w->ctx, def, (uint32_t)sub, &argv[at]);
@@ -102,11 +103,11 @@ static void cmd_multi__keys_of_cmd(void *ctx, const struct cmd_def *def, uint32_
     cmd_keys(def, argc, argv, k->cb, k->ctx);
 }
 
-void cmd_multi_keys(uint32_t argc, const struct resp_arg *argv,
+void cmd_multi_keys(uint32_t argc, const struct resp_arg *argv, bool scripts,
                     void (*cb)(void *ctx, const struct resp_arg *key), void *ctx) {
     struct cmd_multi__keys k = {.cb = cb, .ctx = ctx};
-    struct cmd_multi__walk w = {cmd_multi__key_of_watch, cmd_multi__keys_of_cmd, &k};
-    (void)cmd_multi__walk(argc, argv, &w);
+    struct cmd_multi_walk w = {cmd_multi__key_of_watch, cmd_multi__keys_of_cmd, &k, scripts};
+    (void)cmd_multi_walk(argc, argv, &w);
 }
 
 /* ---- SHOAL.EXEC ---- */
@@ -138,24 +139,30 @@ static void cmd_multi__count_cmd(void *ctx, const struct cmd_def *def, uint32_t 
     ((struct cmd_multi__run *)ctx)->n_cmds++;
 }
 
+void cmd_multi_run(const struct cmd_env *env, const struct cmd_def *def, uint32_t argc,
+                   const struct resp_arg *argv, struct resp_out *out) {
+    assert(def->exec != NULL || cmd_multi__pure(def, argc));
+    if (def->exec != NULL) {
+        cmd_exec(env, def, argc, argv, out);
+    } else if (strcmp(def->name, "unwatch") == 0) {
+        resp_write_simple(out, "OK", 2);
+    } else if (argc == 1) {
+        resp_write_simple(out, "PONG", 4);
+    } else {
+        resp_write_bulk(out, argv[1].data, argv[1].len);
+    }
+}
+
 static void cmd_multi__run_cmd(void *ctx, const struct cmd_def *def, uint32_t argc,
                                const struct resp_arg *argv) {
     struct cmd_multi__run *r = ctx;
-    if (def->exec != NULL) {
-        cmd_exec(r->env, def, argc, argv, r->out);
-    } else if (strcmp(def->name, "unwatch") == 0) {
-        resp_write_simple(r->out, "OK", 2);
-    } else if (argc == 1) {
-        resp_write_simple(r->out, "PONG", 4);
-    } else {
-        resp_write_bulk(r->out, argv[1].data, argv[1].len);
-    }
+    cmd_multi_run(r->env, def, argc, argv, r->out);
 }
 
 CMD_FN(cmd_shoal_exec) {
     struct cmd_multi__run r = {.env = env, .out = out};
-    struct cmd_multi__walk check = {cmd_multi__check, cmd_multi__count_cmd, &r};
-    if (cmd_multi__walk(argc, argv, &check) != 0) {
+    struct cmd_multi_walk check = {cmd_multi__check, cmd_multi__count_cmd, &r, false};
+    if (cmd_multi_walk(argc, argv, &check) != 0) {
         resp_write_errorf(out, "ERR SHOAL.EXEC: not a transaction the node built");
         return;
     }
@@ -164,8 +171,8 @@ CMD_FN(cmd_shoal_exec) {
         return;
     }
     resp_write_array(out, r.n_cmds);
-    struct cmd_multi__walk run = {NULL, cmd_multi__run_cmd, &r};
-    (void)cmd_multi__walk(argc, argv, &run);
+    struct cmd_multi_walk run = {NULL, cmd_multi__run_cmd, &r, false};
+    (void)cmd_multi_walk(argc, argv, &run);
 }
 
 /* ---- SHOAL.WATCH ---- */
@@ -205,8 +212,8 @@ CMD_FN(cmd_shoal_script) {
     at.now_ms = now_ms;
     at.seed = (uint64_t)seed;
     struct cmd_multi__run r = {.env = &at, .out = out};
-    struct cmd_multi__walk check = {cmd_multi__check, cmd_multi__count_cmd, &r};
-    if (cmd_multi__walk(argc - 2, argv + 2, &check) != 0) {
+    struct cmd_multi_walk check = {cmd_multi__check, cmd_multi__count_cmd, &r, false};
+    if (cmd_multi_walk(argc - 2, argv + 2, &check) != 0) {
         resp_write_errorf(out, "ERR SHOAL.SCRIPT: not a script the node built");
         return;
     }
@@ -220,8 +227,8 @@ CMD_FN(cmd_shoal_script) {
     struct resp_out discard;
     resp_out_init(&discard, resp_out_proto(out), (size_t)1 << 30, NULL);
     r.out = &discard;
-    struct cmd_multi__walk run = {NULL, cmd_multi__run_cmd, &r};
-    (void)cmd_multi__walk(argc - 2, argv + 2, &run);
+    struct cmd_multi_walk run = {NULL, cmd_multi__run_cmd, &r, false};
+    (void)cmd_multi_walk(argc - 2, argv + 2, &run);
     resp_out_free(&discard);
     resp_write_simple(out, "OK", 2);
 }
@@ -230,4 +237,9 @@ CMD_FN(cmd_eval_elsewhere) {
     (void)env, (void)argc;
     resp_write_errorf(out, "ERR '%.*s' is run by the node, not inside a log entry",
                       (int)(argv[0].len < 32 ? argv[0].len : 32), argv[0].data);
+}
+
+CMD_FN(cmd_shoal_execscript) {
+    (void)env, (void)argc, (void)argv;
+    resp_write_errorf(out, "ERR SHOAL.EXECSCRIPT is run by the node, not inside a log entry");
 }

@@ -57,14 +57,6 @@ void eval_job_free(struct eval_job *j) {
     free(j);
 }
 
-static unsigned eval__mode(const char *name) {
-    unsigned mode = SCRIPT_EVAL;
-    if (strncmp(name, "evalsha", 7) == 0) mode |= SCRIPT_SHA;
-    if (strncmp(name, "fcall", 5) == 0) mode |= SCRIPT_FCALL;
-    if (strlen(name) > 3 && strcmp(name + strlen(name) - 3, "_ro") == 0) mode |= SCRIPT_RO;
-    return mode;
-}
-
 void eval_start(struct client *c, struct shard *s, struct slot *slot, const struct cmd_def *def,
                 uint32_t argc, const struct resp_arg *argv) {
     struct eval_job *j = calloc(1, sizeof(*j));
@@ -74,7 +66,7 @@ void eval_start(struct client *c, struct shard *s, struct slot *slot, const stru
         slot_set_error(c, slot, "OOM out of memory for the script");
         return;
     }
-    j->mode = eval__mode(def->name);
+    j->mode = script_mode(def->name);
     j->argc = argc;
     c->evals_pending++; /* until answered (shard.c): a pipelined command waits */
     shard_eval(c->node, s, c, slot, false, argc, argv, j);
@@ -163,7 +155,9 @@ void eval_run(struct shard *s, struct eval_job *j, uint8_t proto, struct resp_ou
         .key_here = eval__key_here,
         .key_ctx = &here,
     };
-    if (script_eval(e, &ctx, j->mode, j->argc, j->argv, out, res) != 0) {
+    int rc = j->mode & SCRIPT_MULTI ? script_exec_multi(e, &ctx, j->argc, j->argv, out, res)
+                                    : script_eval(e, &ctx, j->mode, j->argc, j->argv, out, res);
+    if (rc != 0) {
         node_fatal(n, "group %llu: a script's written key could not be put back (out of "
                       "memory): the keyspace no longer matches the log",
                    (unsigned long long)s->group);
@@ -252,20 +246,54 @@ void eval_script_command(struct client *c, uint32_t argc, const struct resp_arg 
     }
 }
 
-struct resp_arg *eval_sha_to_body(struct node *n, uint32_t argc, const struct resp_arg *argv) {
-    if (n->scripts == NULL || argc < 3 || argv[0].len < 7 ||
-        strncasecmp(argv[0].data, "evalsha", 7) != 0) {
-        return NULL;
-    }
+/* EVALSHA or EVALSHA_RO at argv[0] whose script e has: rewrites
+ * copy[0, 2) as EVAL or EVAL_RO with the body (the engine's); false if
+ * it is not one, or e has not the script. */
+static bool eval__sha_body(const struct script_engine *e, const struct resp_arg *argv,
+                           struct resp_arg *copy) {
+    if (argv[0].len < 7 || strncasecmp(argv[0].data, "evalsha", 7) != 0) return false;
     size_t len;
-    const char *body = script_body(n->scripts, argv[1].data, argv[1].len, &len);
-    if (body == NULL) return NULL;
-    struct resp_arg *copy = malloc(argc * sizeof(*copy));
-    if (copy == NULL) return NULL;
-    memcpy(copy, argv, argc * sizeof(*copy));
+    const char *body = script_body(e, argv[1].data, argv[1].len, &len);
+    if (body == NULL) return false;
     bool ro = argv[0].len == 10; /* evalsha_ro */
     copy[0] = ro ? (struct resp_arg){"eval_ro", 7} : (struct resp_arg){"eval", 4};
     copy[1] = (struct resp_arg){body, len};
+    return true;
+}
+
+struct eval__bodies {
+    const struct script_engine *e;
+    const struct resp_arg *argv; /* the transaction's */
+    struct resp_arg *copy;
+    bool any;
+};
+
+static void eval__body_of_cmd(void *ctx, const struct cmd_def *def, uint32_t argc,
+                              const struct resp_arg *argv) {
+    struct eval__bodies *b = ctx;
+    if (!cmd_multi_script(def) || argc < 3) return;
+    size_t at = (size_t)(argv - b->argv);
+    if (eval__sha_body(b->e, argv, b->copy + at)) b->any = true;
+}
+
+struct resp_arg *eval_sha_to_body(struct node *n, uint32_t argc, const struct resp_arg *argv) {
+    if (n->scripts == NULL || argc < 3) return NULL;
+    bool multi = argv[0].len == 16 && strncasecmp(argv[0].data, "shoal.execscript", 16) == 0;
+    struct resp_arg *copy = malloc(argc * sizeof(*copy));
+    if (copy == NULL) return NULL;
+    memcpy(copy, argv, argc * sizeof(*copy));
+    bool any = false;
+    if (multi) { /* every EVALSHA of the transaction */
+        struct eval__bodies b = {.e = n->scripts, .argv = argv, .copy = copy};
+        struct cmd_multi_walk w = {NULL, eval__body_of_cmd, &b, true};
+        any = cmd_multi_walk(argc, argv, &w) == 0 && b.any;
+    } else {
+        any = eval__sha_body(n->scripts, argv, copy);
+    }
+    if (!any) {
+        free(copy);
+        return NULL;
+    }
     return copy;
 }
 

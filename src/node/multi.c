@@ -15,7 +15,14 @@
  * carries them, and the state machine aborts the transaction (null reply)
  * if any key's digest differs: a watched key whose value, type or expiry
  * changed. Unlike Redis, a write that leaves a key exactly as it was does
- * not abort (docs/node.md, "Transactions"). */
+ * not abort (docs/node.md, "Transactions").
+ *
+ * A transaction that holds a script (EVAL, EVALSHA, FCALL, their _RO
+ * forms) is sent as SHOAL.EXECSCRIPT instead, the same form: a script runs
+ * on the leader only, so the whole transaction runs there as one script
+ * (src/node/eval.c, script_exec_multi) and its writes reach the log as one
+ * SHOAL.SCRIPT entry, with the digests of every key it touched and of the
+ * watched ones. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +38,7 @@ struct multi_cmd {
 struct client_multi {
     bool active; /* between MULTI and EXEC/DISCARD */
     bool dirty;  /* a command was refused while queueing: EXEC aborts */
+    bool scripts; /* a script is queued: EXEC sends SHOAL.EXECSCRIPT */
     struct multi_cmd *cmds;
     uint32_t n_cmds, cap_cmds;
     uint64_t bytes;
@@ -50,6 +58,7 @@ static void multi__clear_cmds(struct client_multi *m) {
     m->bytes = 0;
     m->active = false;
     m->dirty = false;
+    m->scripts = false;
 }
 
 static void multi__clear_watch(struct client_multi *m) {
@@ -90,9 +99,9 @@ static void multi__queue(struct client *c, struct client_multi *m, uint32_t argc
         cmd_reply_unknown(&out, argc, argv);
     } else if (!cmd_arity_ok(def, argc)) {
         cmd_reply_arity(&out, def);
-    } else if (!cmd_multi_allowed(def, argc)) {
+    } else if (!cmd_multi_allowed(def, argc) && !cmd_multi_script(def)) {
         resp_write_errorf(&out, "ERR '%s' cannot run inside MULTI in shoal: only keyspace "
-                                "commands, PING, ECHO and UNWATCH can (see docs/node.md, \"Transactions\")", def->name);
+                                "commands, scripts, PING, ECHO and UNWATCH can (see docs/node.md, \"Transactions\")", def->name);
     } else if (def->first_key <= 0 && def->exec != NULL && n->map.n_shards > 1) {
         resp_write_errorf(&out, "ERR '%s' needs every shard and cannot run inside MULTI "
                                 "when there are several (shards %u)", def->name, n->map.n_shards);
@@ -119,6 +128,7 @@ static void multi__queue(struct client *c, struct client_multi *m, uint32_t argc
                 resp_write_errorf(&out, "OOM out of memory queueing the command");
             } else {
                 m->cmds[m->n_cmds++] = (struct multi_cmd){.argc = argc, .argv = copy};
+                if (cmd_multi_script(def)) m->scripts = true;
                 m->bytes += bytes;
                 resp_write_simple(&out, "QUEUED", 6);
                 refused = false;
@@ -130,9 +140,9 @@ static void multi__queue(struct client *c, struct client_multi *m, uint32_t argc
     resp_out_free(&out);
 }
 
-/* EXEC: the transaction as one SHOAL.EXEC, run as a command of this
- * connection. False if it must wait (its route is busy): the caller holds
- * the EXEC and comes back. */
+/* EXEC: the transaction as one SHOAL.EXEC (SHOAL.EXECSCRIPT if it holds a
+ * script), run as a command of this connection. False if it must wait
+ * (its route is busy): the caller holds the EXEC and comes back. */
 static bool multi__exec(struct client *c, struct client_multi *m) {
     if (m->dirty) {
         multi__clear_cmds(m);
@@ -153,7 +163,8 @@ static bool multi__exec(struct client *c, struct client_multi *m) {
         return true;
     }
     uint64_t at = 0;
-    argv[at++] = (struct resp_arg){"shoal.exec", 10};
+    argv[at++] = m->scripts ? (struct resp_arg){"shoal.execscript", 16}
+                            : (struct resp_arg){"shoal.exec", 10};
     int len = snprintf(nums[0], sizeof(nums[0]), "%u", m->n_watch);
     argv[at++] = (struct resp_arg){nums[0], (size_t)len};
     for (uint32_t i = 0; i < m->n_watch; i++) {

@@ -481,7 +481,9 @@ void shard_eval(struct node *n, struct shard *s, struct client *c, struct slot *
 void eval_script_command(struct client *c, uint32_t argc, const struct resp_arg *argv,
                          struct resp_out *out);
 /* A proxied EVALSHA whose script this node has becomes an EVAL (the
- * leader may not have it): a new argv (free() it) or NULL. */
+ * leader may not have it), and so does each EVALSHA inside a proxied
+ * SHOAL.EXECSCRIPT: a new argv (free() it; the bodies are the engine's,
+ * valid until its cache changes) or NULL if nothing changed. */
 struct resp_arg *eval_sha_to_body(struct node *n, uint32_t argc, const struct resp_arg *argv);
 void eval_free(struct node *n);
 /* FUNCTION LOAD/DELETE/FLUSH/RESTORE as the SHOAL.FUNCTION entry that

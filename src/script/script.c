@@ -1400,15 +1400,26 @@ static bool script__numkeys(uint32_t argc, const struct resp_arg *argv, int64_t 
     return true;
 }
 
-/* Runs the function at the top of L (the error handler below it) with
- * nargs arguments above it; writes the reply; fills res. */
-static int script__run(struct script_engine *e, const struct script_ctx *ctx, bool ro, int base,
-                       int nargs, struct resp_out *reply, struct script_result *res) {
-    lua_State *L = e->L;
+/* Begins a recorded run over ctx: no key touched, nothing written, the
+ * time limit's clock started. */
+static void script__begin(struct script_engine *e, const struct script_ctx *ctx) {
+    assert(e->ctx == NULL);
     e->ctx = ctx;
-    e->ro = ro;
     script__run_reset(e);
     e->started_ms = ctx->clock_ms ? ctx->clock_ms(ctx->clock_ctx) : 0;
+}
+
+/* Within the run begun, calls the function at the top of L (the error
+ * handler below it, base below both) with nargs arguments above it, and
+ * writes its reply (or its error) to reply. Each call starts as a script
+ * does: RESP2 for redis.call's replies, math.random reseeded. */
+static void script__call_fn(struct script_engine *e, bool ro, int base, int nargs,
+                            struct resp_out *reply) {
+    lua_State *L = e->L;
+    assert(e->ctx != NULL);
+    e->ro = ro;
+    e->resp = 2;
+    script__srand48(e, 0);
     lua_sethook(L, script__hook, LUA_MASKCOUNT, SCRIPT_HOOK_INSTRUCTIONS);
     int rc = lua_pcall(L, nargs, 1, base + 1);
     lua_sethook(L, NULL, 0, 0);
@@ -1416,6 +1427,13 @@ static int script__run(struct script_engine *e, const struct script_ctx *ctx, bo
     else script__write_value(e, L, reply, 0);
     lua_settop(L, base);
     lua_gc(L, LUA_GCSTEP, 1);
+}
+
+/* Ends the run: puts every written key back and fills res (the
+ * SHOAL.SCRIPT of its writes, none if it was stopped). */
+static int script__end(struct script_engine *e, struct resp_out *reply,
+                       struct script_result *res) {
+    assert(e->ctx != NULL);
     res->stopped = e->stopped;
     res->keyspace_read = e->keyspace_read;
     int undo_rc = script__undo(e);
@@ -1430,32 +1448,36 @@ static int script__run(struct script_engine *e, const struct script_ctx *ctx, bo
     return undo_rc;
 }
 
-static int script__fcall(struct script_engine *e, const struct script_ctx *ctx, unsigned mode,
-                         uint32_t argc, const struct resp_arg *argv, struct resp_out *reply,
-                         struct script_result *res);
+static int script__prepare_fcall(struct script_engine *e, const struct kv *kv, unsigned mode,
+                                 uint32_t argc, const struct resp_arg *argv,
+                                 struct resp_out *reply, int *base, bool *ro);
 
-int script_eval(struct script_engine *e, const struct script_ctx *ctx, unsigned mode,
-                uint32_t argc, const struct resp_arg *argv, struct resp_out *reply,
-                struct script_result *res) {
+/* Pushes the error handler and the function of EVAL/EVALSHA/FCALL (mode)
+ * with its arguments (KEYS and ARGV set, or pushed for FCALL): the number
+ * of arguments, *base (the stack below) and *ro; or -1 after writing the
+ * argument error (nothing pushed). */
+static int script__prepare(struct script_engine *e, const struct kv *kv, unsigned mode,
+                           uint32_t argc, const struct resp_arg *argv, struct resp_out *reply,
+                           int *base, bool *ro) {
     assert(argc >= 3);
-    memset(res, 0, sizeof(*res));
-    if (mode & SCRIPT_FCALL) return script__fcall(e, ctx, mode, argc, argv, reply, res);
+    if (mode & SCRIPT_FCALL) return script__prepare_fcall(e, kv, mode, argc, argv, reply, base, ro);
     int64_t numkeys;
-    if (!script__numkeys(argc, argv, &numkeys, reply)) return 0;
+    if (!script__numkeys(argc, argv, &numkeys, reply)) return -1;
     if (mode & SCRIPT_SHA) {
         if (argv[1].len != 40 || !script_exists(e, argv[1].data, 40)) {
             resp_write_errorf(reply, "NOSCRIPT No matching script. Please use EVAL.");
-            return 0;
+            return -1;
         }
         script__lower_sha(argv[1].data, e->sha);
     } else {
         char sha[41];
-        if (script_load(e, argv[1].data, argv[1].len, sha, reply) != 0) return 0;
+        if (script_load(e, argv[1].data, argv[1].len, sha, reply) != 0) return -1;
         memcpy(e->sha, sha, 41);
     }
     memcpy(e->run_name, e->sha, 41);
     lua_State *L = e->L;
-    int base = lua_gettop(L);
+    *base = lua_gettop(L);
+    *ro = (mode & SCRIPT_RO) != 0;
     script__set_args(L, "KEYS", (uint32_t)numkeys, argv + 3);
     script__set_args(L, "ARGV", argc - 3 - (uint32_t)numkeys, argv + 3 + numkeys);
     lua_getfield(L, LUA_REGISTRYINDEX, "shoal_err_handler");
@@ -1463,7 +1485,135 @@ int script_eval(struct script_engine *e, const struct script_ctx *ctx, unsigned 
     memcpy(name + 2, e->sha, 41);
     lua_getfield(L, LUA_REGISTRYINDEX, name);
     assert(lua_isfunction(L, -1));
-    return script__run(e, ctx, (mode & SCRIPT_RO) != 0, base, 0, reply, res);
+    return 0;
+}
+
+int script_eval(struct script_engine *e, const struct script_ctx *ctx, unsigned mode,
+                uint32_t argc, const struct resp_arg *argv, struct resp_out *reply,
+                struct script_result *res) {
+    assert(argc >= 3);
+    assert(!(mode & SCRIPT_MULTI));
+    memset(res, 0, sizeof(*res));
+    int base = 0;
+    bool ro = false;
+    int nargs = script__prepare(e, ctx->kv, mode, argc, argv, reply, &base, &ro);
+    if (nargs < 0) return 0;
+    script__begin(e, ctx);
+    script__call_fn(e, ro, base, nargs, reply);
+    return script__end(e, reply, res);
+}
+
+unsigned script_mode(const char *name) {
+    size_t len = strlen(name);
+    if (strcmp(name, "shoal.execscript") == 0) return SCRIPT_MULTI;
+    unsigned mode = SCRIPT_EVAL;
+    if (strncmp(name, "evalsha", 7) == 0) mode |= SCRIPT_SHA;
+    if (strncmp(name, "fcall", 5) == 0) mode |= SCRIPT_FCALL;
+    if (len > 3 && strcmp(name + len - 3, "_ro") == 0) mode |= SCRIPT_RO;
+    return mode;
+}
+
+/* ---- a transaction that holds a script ---- */
+
+struct script__multi {
+    struct script_engine *e;
+    struct resp_out *reply;
+    bool changed;    /* a watched key is not as WATCH read it */
+    const char *err; /* recording a watched key failed */
+    uint64_t n_cmds;
+};
+
+/* A watched key: touched (its digest is carried in the entry, so a change
+ * before the entry applies makes the run go again) and compared. */
+static void script__multi_watch(void *ctx, const struct resp_arg *key,
+                                const struct resp_arg *digest) {
+    struct script__multi *m = ctx;
+    if (m->err != NULL) return;
+    assert(digest->len == 16);
+    const struct script__key *x = script__touch(m->e, key, &m->err);
+    if (x != NULL && memcmp(x->digest, digest->data, 16) != 0) m->changed = true;
+}
+
+static void script__multi_count(void *ctx, const struct cmd_def *def, uint32_t argc,
+                                const struct resp_arg *argv) {
+    (void)def, (void)argc, (void)argv;
+    ((struct script__multi *)ctx)->n_cmds++;
+}
+
+/* A command of the transaction, as redis.call runs one (keys recorded,
+ * writes recorded and undone later), its reply written as it is: in the
+ * client's protocol, no conversion through Lua. */
+static void script__multi_native(struct script_engine *e, const struct cmd_def *def,
+                                 uint32_t argc, const struct resp_arg *argv,
+                                 struct resp_out *out) {
+    bool write = (def->flags & CMD_WRITE) != 0;
+    if (write && def->first_key <= 0) { /* FLUSHALL: no key, so no undo copy */
+        resp_write_errorf(out, "ERR '%s' cannot run in a transaction that holds a script "
+                               "in shoal", def->name);
+        return;
+    }
+    if (def->exec != NULL && def->first_key <= 0) e->keyspace_read = true;
+    struct script__keys_check kc = {.e = e, .write = write};
+    cmd_keys(def, argc, argv, script__key_cb, &kc);
+    if (kc.err != NULL) {
+        resp_write_errorf(out, "%s", kc.err);
+        return;
+    }
+    if (write && !script__record_write(e, argc, argv)) {
+        resp_write_errorf(out, "ERR a transaction's writes fit in one log entry: at most "
+                               "100000 commands and 64 MB");
+        return;
+    }
+    /* a write sees what it will see when the entry applies: no generator */
+    struct cmd_env env = {.kv = e->ctx->kv, .now_ms = e->ctx->now_ms,
+                          .rng = write ? NULL : e->ctx->rng, .seed = e->ctx->seed,
+                          .bulk_max = e->ctx->bulk_max};
+    cmd_multi_run(&env, def, argc, argv, out);
+}
+
+static void script__multi_cmd(void *ctx, const struct cmd_def *def, uint32_t argc,
+                              const struct resp_arg *argv) {
+    struct script__multi *m = ctx;
+    struct script_engine *e = m->e;
+    if (e->stopped) return; /* the reply is replaced by the stop's error */
+    if (!cmd_multi_script(def)) {
+        script__multi_native(e, def, argc, argv, m->reply);
+        return;
+    }
+    int base = 0;
+    bool ro = false;
+    int nargs = script__prepare(e, e->ctx->kv, script_mode(def->name), argc, argv, m->reply,
+                                &base, &ro);
+    if (nargs >= 0) script__call_fn(e, ro, base, nargs, m->reply);
+}
+
+#define SCRIPT__MULTI_STOPPED_MSG                                                             \
+    "ERR Script stopped: it ran past the time limit (lua-time-limit, capped below the "      \
+    "election timeout); nothing of the transaction was applied"
+
+int script_exec_multi(struct script_engine *e, const struct script_ctx *ctx, uint32_t argc,
+                      const struct resp_arg *argv, struct resp_out *reply,
+                      struct script_result *res) {
+    memset(res, 0, sizeof(*res));
+    struct script__multi m = {.e = e, .reply = reply};
+    struct cmd_multi_walk watch = {script__multi_watch, script__multi_count, &m, true};
+    script__begin(e, ctx);
+    if (cmd_multi_walk(argc, argv, &watch) != 0) {
+        resp_write_errorf(reply, "ERR SHOAL.EXECSCRIPT: not a transaction the node built");
+    } else if (m.err != NULL) {
+        resp_write_errorf(reply, "%s", m.err);
+    } else if (m.changed) {
+        resp_write_null_array(reply); /* a watched key changed: nothing runs */
+    } else {
+        resp_write_array(reply, m.n_cmds);
+        struct cmd_multi_walk run = {NULL, script__multi_cmd, &m, true};
+        (void)cmd_multi_walk(argc, argv, &run);
+        if (e->stopped) { /* the replies before it describe writes never applied */
+            resp_out_consume(reply, resp_out_len(reply));
+            resp_write_errorf(reply, "%s", SCRIPT__MULTI_STOPPED_MSG);
+        }
+    }
+    return script__end(e, reply, res);
 }
 
 /* ---- functions: FUNCTION LOAD's check, FCALL ---- */
@@ -1872,42 +2022,43 @@ static void script__push_strings(lua_State *L, uint32_t n, const struct resp_arg
     }
 }
 
-static int script__fcall(struct script_engine *e, const struct script_ctx *ctx, unsigned mode,
-                         uint32_t argc, const struct resp_arg *argv, struct resp_out *reply,
-                         struct script_result *res) {
+static int script__prepare_fcall(struct script_engine *e, const struct kv *kv, unsigned mode,
+                                 uint32_t argc, const struct resp_arg *argv,
+                                 struct resp_out *reply, int *base, bool *ro) {
     struct kv_fn fn;
-    const struct kv_lib *lib = kv_fn_find(ctx->kv, argv[1].data, argv[1].len, &fn);
+    const struct kv_lib *lib = kv_fn_find(kv, argv[1].data, argv[1].len, &fn);
     if (lib == NULL) {
         resp_write_errorf(reply, "ERR Function not found");
-        return 0;
+        return -1;
     }
     int64_t numkeys;
     if (!cmd_parse_i64(argv[2].data, argv[2].len, &numkeys)) {
         resp_write_errorf(reply, "ERR Bad number of keys provided");
-        return 0;
+        return -1;
     }
     if (numkeys > (int64_t)argc - 3) {
         resp_write_errorf(reply, "ERR Number of keys can't be greater than number of args");
-        return 0;
+        return -1;
     }
     if (numkeys < 0) {
         resp_write_errorf(reply, "ERR Number of keys can't be negative");
-        return 0;
+        return -1;
     }
     bool no_writes = (fn.flags & KV_FN_NO_WRITES) != 0;
     if ((mode & SCRIPT_RO) && !no_writes) {
         resp_write_errorf(reply, "ERR Can not execute a script with write flag using *_ro command.");
-        return 0;
+        return -1;
     }
     snprintf(e->run_name, sizeof(e->run_name), "%.*s", (int)fn.name_len, fn.name);
     lua_State *L = e->L;
-    int base = lua_gettop(L);
+    *base = lua_gettop(L);
     lua_getfield(L, LUA_REGISTRYINDEX, "shoal_err_handler");
     if (!script__lib_function(e, lib, &argv[1], reply)) {
-        lua_settop(L, base);
-        return 0;
+        lua_settop(L, *base);
+        return -1;
     }
     script__push_strings(L, (uint32_t)numkeys, argv + 3);
     script__push_strings(L, argc - 3 - (uint32_t)numkeys, argv + 3 + numkeys);
-    return script__run(e, ctx, (mode & SCRIPT_RO) || no_writes, base, 2, reply, res);
+    *ro = (mode & SCRIPT_RO) || no_writes;
+    return 2;
 }

@@ -83,7 +83,12 @@ enum script_mode {
     SCRIPT_SHA = 1 << 0,      /* argv[1] is a sha */
     SCRIPT_RO = 1 << 1,       /* EVAL_RO, EVALSHA_RO, FCALL_RO: no writes */
     SCRIPT_FCALL = 1 << 2,    /* FCALL, FCALL_RO: argv[1] names a function of ctx->kv */
+    SCRIPT_MULTI = 1 << 3,    /* SHOAL.EXECSCRIPT: a transaction (script_exec_multi) */
 };
+
+/* The mode of a command of the table, by its (lower-case) name: eval,
+ * evalsha, eval_ro, evalsha_ro, fcall, fcall_ro, shoal.execscript. */
+unsigned script_mode(const char *name);
 
 struct script_result {
     /* SHOAL.SCRIPT ..., or argc 0 if the run wrote nothing */
@@ -102,6 +107,26 @@ int script_eval(struct script_engine *e, const struct script_ctx *ctx, unsigned 
                 uint32_t argc, const struct resp_arg *argv, struct resp_out *reply,
                 struct script_result *res) __attribute__((warn_unused_result));
 void script_result_free(struct script_result *res);
+
+/* A transaction that holds a script, SHOAL.EXECSCRIPT's full argv (the
+ * form of SHOAL.EXEC, cmd.h's cmd_multi_walk, scripts allowed), run as one
+ * script: one recorded run over ctx in which
+ *   - each watched key is touched and compared with the digest WATCH read:
+ *     one differs, and the reply is a null array (nothing runs);
+ *   - then each command runs in order: a script (EVAL, EVALSHA, FCALL and
+ *     their _RO forms, with their KEYS and ARGV) as script_eval runs it,
+ *     its reply converted from Lua; any other as redis.call runs it, its
+ *     reply written as the command writes it (Redis's bytes). An error,
+ *     of a script or a command, is that command's element; the others
+ *     run (Redis's EXEC). A keyless write (FLUSHALL) answers an error.
+ * The reply is EXEC's array; res as script_eval's, over the whole run:
+ * one SHOAL.SCRIPT of every write, with the digests of every key touched,
+ * the watched ones included. A script stopped at the time limit stops the
+ * transaction: the reply is one error and nothing is recorded. Returns 0,
+ * or -1 as script_eval. */
+int script_exec_multi(struct script_engine *e, const struct script_ctx *ctx, uint32_t argc,
+                      const struct resp_arg *argv, struct resp_out *reply,
+                      struct script_result *res) __attribute__((warn_unused_result));
 
 /* FUNCTION LOAD's check: parses the `#!lua name=<lib>` line, compiles the
  * code and runs it with Redis 7.0's load-time globals (redis.

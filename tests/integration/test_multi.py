@@ -208,3 +208,46 @@ def test_transactions_carry_hashes_sets_and_lists_and_watch_them(make_cluster):
         with pytest.raises(redis.exceptions.WatchError):
             w.execute()
     assert b.hget("{h}obj", "g") == b"3"
+
+
+def test_a_transaction_with_a_script_runs_in_one_shard(make_cluster):
+    """Scripts may be queued (docs/node.md, "Transactions"): the transaction
+    runs on its shard's leader as one script, through every node. Its keys,
+    the scripts' declared ones included, must be in one shard (CROSSSLOT
+    otherwise, nothing runs); a script's call on a key of another shard is
+    that element's error, as a script's own."""
+    c = make_cluster(3, extra=["--shards", "3"])
+    probe = c.client(1)  # CLUSTER SHARDS makes its connection a cluster client's (MOVED)
+    shards = probe.execute_command("CLUSTER", "SHARDS")
+    for i in c.ids:
+        r = c.client(i)
+        incr = r.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
+        p = r.pipeline(transaction=True)
+        p.set("{s%d}a" % i, "1")
+        incr(keys=["{s%d}a" % i], args=[4], client=p)
+        p.eval("return redis.call('get', ARGV[1])", 1, "{s%d}b" % i, "{s%d}a" % i)
+        assert p.execute() == [True, 5, b"5"]
+        here = _shard_of(shards, int(probe.execute_command("CLUSTER", "KEYSLOT", "{s%d}a" % i)))
+        other = next(k for k in ("x%d" % n for n in range(200)) if _shard_of(
+            shards, int(probe.execute_command("CLUSTER", "KEYSLOT", k))) != here)
+        p = r.pipeline(transaction=True)
+        p.set("{s%d}a" % i, "2")
+        incr(keys=[other], args=[1], client=p)
+        with pytest.raises(redis.exceptions.ResponseError, match="CROSSSLOT"):
+            p.execute()
+        p = r.pipeline(transaction=True)
+        p.set("{s%d}a" % i, "3")
+        p.eval("return redis.call('get', ARGV[1])", 1, "{s%d}a" % i, other)
+        out = p.execute(raise_on_error=False)
+        assert out[0] is True and "non local key" in str(out[1])
+        assert r.get("{s%d}a" % i) == b"3"
+        assert r.exists(other) == 0
+
+
+def _shard_of(shards, slot):
+    """The index in CLUSTER SHARDS of the shard that owns slot."""
+    for n, sh in enumerate(shards):
+        ranges = sh[1]
+        if any(lo <= slot <= hi for lo, hi in zip(ranges[::2], ranges[1::2])):
+            return n
+    raise AssertionError("slot %d in no shard" % slot)

@@ -704,3 +704,256 @@ def test_a_scripts_push_wakes_a_blocked_pop(cluster):
         "return redis.call('rpush', KEYS[1], 'job')", 1, "{q}list") == 1
     t.join(20)
     assert got == [(b"{q}list", b"job")]
+
+
+# ---- scripts inside MULTI (docs/scripting.md, "Scripts in transactions") ----
+# A transaction that holds a script runs on the leader as one script: each
+# command's reply is an element of EXEC's array (errors included), its
+# writes one SHOAL.SCRIPT entry.
+
+MULTI_LIB = ("#!lua name=mlib\n"
+             "redis.register_function('mincr', function(keys, args) "
+             "return redis.call('incrby', keys[1], args[1]) end)\n"
+             "redis.register_function{function_name='mread', callback=function(keys) "
+             "return redis.call('get', keys[1]) end, flags={'no-writes'}}")
+MULTI_BODY = "return redis.call('incrby', KEYS[1], ARGV[1])"
+MULTI_SHA = __import__("hashlib").sha1(MULTI_BODY.encode()).hexdigest()
+MULTI_SETUP = [
+    ["RPUSH", "{m}l", "a", "b"], ["HSET", "{m}h", "f", "v"], ["SET", "{m}n", "10"],
+    ["FUNCTION", "LOAD", MULTI_LIB],
+]
+MULTI_SCRIPTS = [
+    ["SCRIPT", "LOAD", MULTI_BODY],
+    ["MULTI"],
+    ["SET", "{m}a", "1"],
+    ["EVALSHA", MULTI_SHA, "1", "{m}a", "5"],
+    ["EVAL", "return redis.call('get', KEYS[1])", "1", "{m}a"],
+    ["INCR", "{m}l"],
+    ["EVALSHA", "f" * 40, "0"],
+    ["EVALSHA", "abc", "0"],
+    ["EVAL", "return 1", "2", "a"],
+    ["EVAL", "return 1", "x"],
+    ["EVAL", "return 1 +", "0"],
+    ["EVAL", "redis.call('set', KEYS[1], 'x') error('late')", "1", "{m}b"],
+    ["GET", "{m}b"],
+    ["FCALL", "mincr", "1", "{m}a", "100"],
+    ["FCALL_RO", "mread", "1", "{m}a"],
+    ["FCALL", "nofn", "0"],
+    ["FCALL_RO", "mincr", "1", "{m}a", "1"],
+    ["EVAL_RO", "return redis.call('set', KEYS[1], 1)", "1", "{m}a"],
+    ["EVAL", "return redis.pcall('multi')", "0"],
+    ["EVAL", "return {1, 'two', {ok='three'}, {err='ERR four'}, true, false, 3.7}", "0"],
+    ["EVAL", "return redis.call('hgetall', KEYS[1])", "1", "{m}h"],
+    ["HGETALL", "{m}h"], ["LRANGE", "{m}l", "0", "-1"], ["PING"], ["ECHO", "e"],
+    ["INCRBYFLOAT", "{m}n", "0.5"],
+    ["EXEC"],
+    ["MGET", "{m}a", "{m}b", "{m}n"],
+    # no writes at all: answered at the read point
+    ["MULTI"], ["EVAL", "return redis.call('get', KEYS[1])", "1", "{m}a"], ["GET", "{m}a"],
+    ["EXEC"],
+    # a queueing error still aborts, a DISCARD still discards
+    ["MULTI"], ["EVAL", "return 1", "0"], ["NOSUCH"], ["EXEC"],
+    ["MULTI"], ["EVAL", "return 1"], ["EXEC"],
+    ["MULTI"], ["EVAL", "return redis.call('set', KEYS[1], 'd')", "1", "{m}d"], ["DISCARD"],
+    ["EXISTS", "{m}d"],
+    # only scripts
+    ["MULTI"], ["EVALSHA", MULTI_SHA, "1", "{m}a", "1"], ["EVALSHA", MULTI_SHA, "1", "{m}a", "2"],
+    ["EXEC"],
+]
+MULTI_RESP3 = [
+    ["MULTI"],
+    ["EVAL", "return {double=3.5}", "0"],
+    ["EVAL", "redis.setresp(3); return redis.call('hgetall', KEYS[1])", "1", "{m}h"],
+    ["EVAL", "return redis.call('hgetall', KEYS[1])", "1", "{m}h"],
+    ["HGETALL", "{m}h"],
+    ["EVAL", "return {true, false, {map={a=1}}, {set={b=true}}}", "0"],
+    ["ZADD", "{m}z", "1.5", "x"], ["ZSCORE", "{m}z", "x"],
+    ["EVAL", "return nil", "0"], ["GET", "{m}nokey"],
+    ["EXEC"],
+]
+
+
+@pytest.mark.parametrize("through", ["follower", "leader"])
+def test_scripts_inside_multi_match_redis_byte_for_byte(cluster, redis_server, through):
+    node = cluster.followers()[0] if through == "follower" else cluster.leader()
+    for c in MULTI_SETUP:
+        cluster.client(node).execute_command(*c)
+        redis.Redis(port=redis_server).execute_command(*c)
+    compare(replies(cluster.ports[node], MULTI_SCRIPTS), replies(redis_server, MULTI_SCRIPTS),
+            MULTI_SCRIPTS)
+    compare(replies(cluster.ports[node], MULTI_RESP3, resp3=True),
+            replies(redis_server, MULTI_RESP3, resp3=True), MULTI_RESP3)
+
+
+def test_a_transaction_with_a_script_is_one_entry_on_every_replica(cluster):
+    """redis-py's default pipeline (transaction=True) with a registered
+    script and FCALL, through the leader and through a follower (whose
+    EVALSHA reaches the leader as EVAL): the replies are Redis's, the whole
+    transaction is one log entry, and every replica holds the leader's
+    values (the run's writes were undone on the leader: SCRIPT_NO_UNDO)."""
+    lead = cluster.leader()
+    fol = cluster.followers()[0]
+    cluster.client(lead).function_load(MULTI_LIB)
+    for node in (lead, fol):
+        r = cluster.client(node)
+        for i in cluster.procs:  # each node has its own cache
+            cluster.client(i).script_flush()
+        k = "{p%d}ctr" % node
+        r.set(k, 100)
+        before = settle(cluster)
+        incr = r.register_script(MULTI_BODY)
+        p = r.pipeline(transaction=True)
+        p.incr(k)
+        incr(keys=[k], args=[5], client=p)
+        p.fcall("mincr", 1, k, 10)
+        p.get(k)
+        try:
+            got = p.execute()
+        except redis.exceptions.ResponseError as e:
+            got = e
+        after = settle(cluster)
+        states = {}
+        for i in cluster.procs:
+            c = cluster.client(i)
+            c.execute_command("READONLY")
+            states[i] = c.get(k)
+        for i in cluster.procs:
+            assert states[i] == states[lead], "replica %d differs from the leader %d: %r" % (
+                i, lead, states)
+        assert got == [101, 106, 116, b"116"], "through node %d: %r" % (node, got)
+        assert after == before + 1, "the transaction took %d entries" % (after - before)
+
+
+def test_transactions_with_scripts_racing_writes_on_one_key_lose_nothing(cluster):
+    """Transactions of an INCR and a read-modify-write script race
+    pipelined INCRs on one key: an entry whose key changed since its run is
+    refused and the transaction runs again, so the count is exact, and
+    each transaction's two replies are consecutive (nothing in between)."""
+    lead = cluster.leader()
+    script = "local v = tonumber(redis.call('get', KEYS[1]) or '0') " \
+             "redis.call('set', KEYS[1], v + 1) return v + 1"
+    errors, pairs = [], []
+
+    def transactions(node):
+        try:
+            c = cluster.client(node)
+            for _ in range(50):
+                p = c.pipeline(transaction=True)
+                p.incr("hot")
+                p.eval(script, 1, "hot")
+                pairs.append(p.execute())
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def incrs():
+        try:
+            p = cluster.client(lead).pipeline(transaction=False)
+            for _ in range(10):
+                for _ in range(10):
+                    p.incr("hot")
+                p.execute()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    fol = cluster.followers()[0]
+    threads = [threading.Thread(target=f, args=a)
+               for f, a in ((transactions, (lead,)), (transactions, (fol,)), (incrs, ()),
+                            (incrs, ()))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert all(b == a + 1 for a, b in pairs), [x for x in pairs if x[1] != x[0] + 1][:3]
+    assert cluster.client(lead).get("hot") == b"400"
+    settle(cluster)
+    for i in cluster.procs:
+        c = cluster.client(i)
+        c.execute_command("READONLY")
+        assert c.get("hot") == b"400", i
+
+
+def test_watch_aborts_a_transaction_with_a_script(cluster):
+    fol = cluster.followers()[0]
+    a, b = cluster.client(fol), cluster.client(cluster.leader())
+    incr = a.register_script(MULTI_BODY)
+    a.set("{w}k", "1")
+    with a.pipeline() as p:
+        p.watch("{w}k")
+        b.set("{w}k", "2")
+        p.multi()
+        incr(keys=["{w}k"], args=[10], client=p)
+        p.get("{w}k")
+        with pytest.raises(redis.exceptions.WatchError):
+            p.execute()
+    assert a.get("{w}k") == b"2"
+    with a.pipeline() as p:  # unchanged: it runs
+        p.watch("{w}k")
+        p.multi()
+        incr(keys=["{w}k"], args=[10], client=p)
+        p.get("{w}k")
+        assert p.execute() == [12, b"12"]
+    # a script that only reads, watched key changed: aborted too
+    with a.pipeline() as p:
+        p.watch("{w}k")
+        b.set("{w}k", "3")
+        p.multi()
+        p.eval("return redis.call('get', KEYS[1])", 1, "{w}k")
+        with pytest.raises(redis.exceptions.WatchError):
+            p.execute()
+
+
+def test_a_transaction_whose_script_is_stopped_applies_nothing(cluster):
+    lead = cluster.leader()
+    r = cluster.client(cluster.followers()[0])
+    term = cluster.raft(lead)["term"]
+    p = r.pipeline(transaction=True)
+    p.set("{x}a", "1")
+    p.eval("redis.call('set', KEYS[1], 'x') while true do end", 1, "{x}b")
+    p.set("{x}c", "1")
+    with pytest.raises(redis.exceptions.ResponseError,
+                       match="nothing of the transaction was applied"):
+        p.execute()
+    assert r.exists("{x}a", "{x}b", "{x}c") == 0
+    assert cluster.leader() == lead and cluster.raft(lead)["term"] == term
+
+
+def test_a_leader_killed_during_a_transaction_with_a_script_loses_all_or_none(cluster):
+    """The leader runs a transaction of 50 SETs and a script that spins
+    until it is stopped; it is killed meanwhile. The new leader holds all
+    50 keys or none; a whole transaction run afterwards is all there."""
+    lead = cluster.leader()
+    keys = ["{t}%d" % i for i in range(50)]
+    done = []
+
+    def run():
+        try:
+            p = cluster.client(lead, timeout=5).pipeline(transaction=True)
+            for k in keys:
+                p.set(k, "v")
+            p.eval("local t = 0 while true do t = t + 1 end", 0)
+            p.execute()
+        except Exception as e:  # noqa: BLE001 - the leader dies: any error is fine
+            done.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(0.05)
+    cluster.kill(lead)
+    t.join(30)
+    new = cluster.leader(timeout=30)
+    r = cluster.client(new)
+    present = sum(r.exists(k) for k in keys)
+    assert present in (0, len(keys)), "%d of %d keys of one transaction" % (present, len(keys))
+    p = r.pipeline(transaction=True)
+    for k in keys:
+        p.set(k, "w")
+    p.eval("return #KEYS", 1, keys[0])
+    assert p.execute() == [True] * len(keys) + [1]
+    for i in cluster.procs:
+        c = cluster.client(i)
+        c.execute_command("READONLY")
+        deadline = time.time() + 10
+        while c.get(keys[-1]) != b"w" and time.time() < deadline:
+            time.sleep(0.05)
+        assert [c.get(k) for k in keys] == [b"w"] * len(keys), i

@@ -146,6 +146,105 @@ TEST(a_script_past_the_time_limit_is_stopped_with_nothing_to_propose) {
     script_result_free(&res);
 }
 
+/* SHOAL.EXECSCRIPT with one watched key (digest given) and the commands
+ * of cmds (each a NULL-terminated list of words, the list ended by NULL);
+ * its reply in reply. */
+static int exec_multi(struct script_engine *e, struct world *w, const char *watch,
+                      const char *digest, const char *const *const *cmds,
+                      struct script_result *res, char *reply, size_t cap) {
+    struct resp_arg argv[64];
+    char nums[16][8];
+    uint32_t argc = 0, n = 0;
+    argv[argc++] = (struct resp_arg){"shoal.execscript", 16};
+    argv[argc++] = (struct resp_arg){watch ? "1" : "0", 1};
+    if (watch != NULL) {
+        argv[argc++] = (struct resp_arg){watch, strlen(watch)};
+        argv[argc++] = (struct resp_arg){digest, 16};
+    }
+    while (cmds[n] != NULL) n++;
+    snprintf(nums[0], sizeof(nums[0]), "%u", n);
+    argv[argc++] = (struct resp_arg){nums[0], strlen(nums[0])};
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t words = 0;
+        while (cmds[i][words] != NULL) words++;
+        snprintf(nums[1 + i], sizeof(nums[0]), "%u", words);
+        argv[argc++] = (struct resp_arg){nums[1 + i], strlen(nums[1 + i])};
+        for (uint32_t j = 0; j < words; j++) {
+            argv[argc++] = (struct resp_arg){cmds[i][j], strlen(cmds[i][j])};
+        }
+    }
+    struct resp_out out;
+    resp_out_init(&out, 2, 1 << 20, NULL);
+    int rc = script_exec_multi(e, &w->ctx, argc, argv, &out, res);
+    snprintf(reply, cap, "%.*s", (int)resp_out_len(&out), resp_out_data(&out));
+    resp_out_free(&out);
+    return rc;
+}
+
+TEST(a_transaction_with_scripts_is_one_run_undone_and_one_entry) {
+    struct script_engine *e = script_engine_create();
+    struct world w;
+    world_init(&w, 1000);
+    struct resp_arg set_a[] = {{"set", 3}, {"a", 1}, {"1", 1}};
+    struct resp_out out;
+    resp_out_init(&out, 2, 1 << 20, NULL);
+    run_cmd(w.kv, 0, 0, 3, set_a, &out);
+    resp_out_free(&out);
+    char digest[17];
+    snprintf(digest, sizeof(digest), "%016llx",
+             (unsigned long long)kv_key_digest(w.kv, "a", 1, 1000));
+    static const char *const incr[] = {"incr", "a", NULL};
+    static const char *const script[] = {"eval", "return redis.call('incrby', KEYS[1], 10)",
+                                         "1", "a", NULL};
+    static const char *const get[] = {"get", "a", NULL};
+    static const char *const late[] = {"eval", "redis.call('set', KEYS[1], 'x') error('late')",
+                                       "1", "b", NULL};
+    static const char *const nosha[] = {"evalsha", "ffffffffffffffffffffffffffffffffffffffff",
+                                        "0", NULL};
+    static const char *const wrong[] = {"lpush", "b", "y", NULL};
+    static const char *const *const cmds[] = {incr, script, get, late, nosha, wrong, NULL};
+    uint64_t before = kv_digest(w.kv);
+    struct script_result res;
+    char reply[1024];
+    CHECK(exec_multi(e, &w, "a", digest, cmds, &res, reply, sizeof(reply)) == 0);
+    CHECK(kv_digest(w.kv) == before); /* every write of the run undone */
+    /* each command's reply in place, errors included (Redis's EXEC) */
+    CHECK(strncmp(reply, "*6\r\n:2\r\n:12\r\n$2\r\n12\r\n-ERR user_script:1: late script: ", 51) ==
+          0);
+    CHECK(strstr(reply, "\r\n-NOSCRIPT No matching script. Please use EVAL.\r\n-WRONGTYPE ") !=
+          NULL);
+    CHECK(res.argc > 0 && !res.stopped);
+    CHECK(strcmp(apply(&w, &res), "+OK\r\n") == 0); /* one entry: the writes redone */
+    struct kv_item it;
+    CHECK(kv_get(w.kv, "a", 1, 1000, &it) == KV_OK && it.value_len == 2 &&
+          memcmp(it.value, "12", 2) == 0);
+    CHECK(kv_get(w.kv, "b", 1, 1000, &it) == KV_OK && it.value_len == 1 && it.value[0] == 'x');
+    script_result_free(&res);
+    /* the watched key changed since: a null array, nothing to propose */
+    uint64_t after = kv_digest(w.kv);
+    CHECK(exec_multi(e, &w, "a", digest, cmds, &res, reply, sizeof(reply)) == 0);
+    CHECK(strcmp(reply, "*-1\r\n") == 0 && res.argc == 0);
+    CHECK(kv_digest(w.kv) == after);
+    /* a script stopped at the time limit stops the whole transaction */
+    w.ctx.time_limit_ms = 50;
+    static const char *const spin[] = {"eval", "while true do end", "0", NULL};
+    static const char *const *const stopped[] = {incr, spin, get, NULL};
+    CHECK(exec_multi(e, &w, NULL, NULL, stopped, &res, reply, sizeof(reply)) == 0);
+    CHECK(strncmp(reply, "-ERR Script stopped", 19) == 0);
+    CHECK(strstr(reply, "nothing of the transaction was applied") != NULL);
+    CHECK(res.stopped && res.argc == 0);
+    CHECK(kv_digest(w.kv) == after);
+    /* a keyless write has no undo: its element is an error */
+    static const char *const flush[] = {"flushall", NULL};
+    static const char *const *const flushing[] = {incr, flush, NULL};
+    CHECK(exec_multi(e, &w, NULL, NULL, flushing, &res, reply, sizeof(reply)) == 0);
+    CHECK(strncmp(reply, "*2\r\n:13\r\n-ERR 'flushall' cannot run", 35) == 0);
+    CHECK(kv_digest(w.kv) == after);
+    script_result_free(&res);
+    kv_destroy(w.kv);
+    script_engine_destroy(e);
+}
+
 static const char *const snippets[] = {
     "redis.call('incr', KEYS[1])",
     "redis.call('rpush', KEYS[2], 'a', 'b')",
@@ -357,6 +456,7 @@ int main(void) {
         TEST_ENTRY(a_run_undoes_its_writes_and_its_entry_redoes_them),
         TEST_ENTRY(a_script_past_the_time_limit_is_stopped_with_nothing_to_propose),
         TEST_ENTRY(random_scripts_leave_the_keyspace_and_their_entries_redo_them),
+        TEST_ENTRY(a_transaction_with_scripts_is_one_run_undone_and_one_entry),
         TEST_ENTRY(sha1_matches_known_digests),
         TEST_ENTRY(msgpack_and_struct_unpack_random_and_corrupt_bytes_without_crashing),
         TEST_ENTRY(msgpack_nesting_is_bounded),
