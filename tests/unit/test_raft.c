@@ -229,6 +229,10 @@ TEST(a_single_voter_serves_reads_only_from_its_noop_on) {
     CHECK_EQ_U64(net.n_reads[1], 1);
     CHECK_EQ_U64(net.reads[1][0].context, 5);
     CHECK(net.reads[1][0].index >= noop);
+    /* and no later: the host serves it once it applied that index, and an
+     * idle leader writes nothing past its no-op (55ff00b8bdd4) */
+    CHECK_EQ_U64(net.reads[1][0].index, raft_commit_index(net.r[1]));
+    CHECK_EQ_U64(net.reads[1][0].index, noop);
     net_free(&net);
 }
 
@@ -1223,6 +1227,14 @@ TEST(bad_input_is_refused) {
     CHECK(raft_step(net.r[2], &wrong_to) == RAFT_EINVAL);
     struct raft_msg bad_type = {.type = 77, .from = 1, .to = 2, .term = term};
     CHECK(raft_step(net.r[2], &bad_type) == RAFT_EINVAL);
+    struct raft_msg past_types = {.type = RAFT_MSG_TYPE_COUNT, .from = 1, .to = 2,
+                                  .term = term + 3};
+    CHECK(raft_step(net.r[2], &past_types) == RAFT_EINVAL);
+    CHECK_EQ_U64(raft_term(net.r[2]), term); /* its term moves nothing */
+    struct raft_entry no_data = {.term = term, .index = 3, .len = 4, .data = NULL};
+    struct raft_msg hollow = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = term,
+                              .index = 2, .log_term = term, .n_entries = 1, .entries = &no_data};
+    CHECK(raft_step(net.r[2], &hollow) == RAFT_EINVAL);
     struct raft_entry gap = {.term = term, .index = 9, .len = 0};
     struct raft_msg gapped = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = term,
                               .index = 2, .log_term = term, .n_entries = 1, .entries = &gap};
@@ -1764,6 +1776,10 @@ TEST(reads_confirmed_while_the_ready_is_full_are_served_in_the_next) {
     uint64_t served_now = 0;
     while (raft_read_index(l, served_now) == RAFT_OK) served_now++;
     CHECK_EQ_U64(served_now, RAFT_READS_MAX);
+    /* no tick: the full ready itself asks for the round that serves the
+     * rest (e1b14d913ae7, e9405a8a950b waited for the next tick) */
+    net_flush(&net);
+    CHECK_EQ_U64(net.reads_total[1], RAFT_READS_MAX + 10);
     for (int t = 0; t < 3; t++) net_tick(&net, 1);
     CHECK_EQ_U64(net.reads_total[1], RAFT_READS_MAX + 10);
     net_free(&net);
@@ -1874,6 +1890,38 @@ TEST(a_long_log_grows_mapped_and_is_trimmed_after_compaction) {
     raft_log_free(&log);
 }
 
+/* A group of RAFT_NODES_MAX members (the progress table full): a term change
+ * resets every member's progress and the election timer; the follower then
+ * waits out its timeout before it campaigns. (A reset one slot past the
+ * table writes over the fields after it: the randomized timeout among them.) */
+TEST(a_full_group_keeps_its_election_timer_through_a_term_change) {
+    struct raft_config cfg;
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.seed = 7;
+    struct raft_conf conf = {0};
+    for (uint64_t v = 1; v <= RAFT_NODES_MAX; v++) conf.voters[conf.n_voters++] = v;
+    struct raft *r = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &conf);
+    CHECK(r != NULL);
+    struct raft_ready rd;
+    raft_ready(r, &rd); /* the bootstrap configuration, applied */
+    CHECK_EQ_U64(rd.n_committed, 1);
+    raft_advance(r);
+    struct raft_msg hb = {.type = RAFT_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 5, .commit = 1};
+    CHECK(raft_step(r, &hb) == RAFT_OK);
+    CHECK_EQ_U64(raft_term(r), 5);
+    CHECK_EQ_U64(raft_leader(r), 2);
+    for (uint32_t i = 0; i + 1 < cfg.election_ticks; i++) raft_tick(r);
+    CHECK(raft_role(r) == RAFT_FOLLOWER);
+    CHECK_EQ_U64(raft_term(r), 5);
+    raft_ready(r, &rd);
+    for (uint32_t i = 0; i < rd.n_messages; i++) {
+        CHECK(rd.messages[i].type == RAFT_MSG_HEARTBEAT_RESP);
+    }
+    raft_advance(r);
+    raft_destroy(r);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(election_and_replication),
@@ -1927,6 +1975,7 @@ int main(void) {
         TEST_ENTRY(reads_confirmed_while_the_ready_is_full_are_served_in_the_next),
         TEST_ENTRY(an_append_keeps_its_entries_when_the_log_is_compacted_before_the_ready),
         TEST_ENTRY(a_long_log_grows_mapped_and_is_trimmed_after_compaction),
+        TEST_ENTRY(a_full_group_keeps_its_election_timer_through_a_term_change),
     };
     return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
