@@ -1235,6 +1235,11 @@ TEST(bad_input_is_refused) {
     struct raft_msg hollow = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = term,
                               .index = 2, .log_term = term, .n_entries = 1, .entries = &no_data};
     CHECK(raft_step(net.r[2], &hollow) == RAFT_EINVAL);
+    struct raft_entry falling[2] = {{.term = term, .index = 3}, {.term = term - 1, .index = 4}};
+    struct raft_msg backwards = hollow;
+    backwards.n_entries = 2;
+    backwards.entries = falling; /* terms must not decrease (d307518c97e8) */
+    CHECK(raft_step(net.r[2], &backwards) == RAFT_EINVAL);
     struct raft_entry gap = {.term = term, .index = 9, .len = 0};
     struct raft_msg gapped = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = term,
                               .index = 2, .log_term = term, .n_entries = 1, .entries = &gap};
@@ -1335,7 +1340,10 @@ TEST(quiesce_is_refused_while_anything_is_pending) {
     /* a read waits for its round */
     CHECK(raft_read_index(net.r[1], 5) == RAFT_OK);
     CHECK(!raft_quiesce(net.r[1]));
+    net_flush_one(&net, 1); /* its round is sent, not yet answered */
+    CHECK(!raft_quiesce(net.r[1])); /* answers would be dropped (27a875bdbd29) */
     net_settle(&net);
+    CHECK_EQ_U64(net.n_reads[1], 1);
     /* a leadership transfer */
     net_isolate(&net, 3, true);
     CHECK(net_propose(&net, 1, "y") > 0);
@@ -1343,6 +1351,30 @@ TEST(quiesce_is_refused_while_anything_is_pending) {
     CHECK(raft_transfer_leader(net.r[1], 3) == RAFT_OK);
     net_heal(&net);
     CHECK(!raft_quiesce(net.r[1]));
+    net_free(&net);
+    /* no follower heard from in this election timeout: the leader alone is
+     * no quorum holding the log (da659c2c6284) */
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_tick_all(&net, 2);
+    net_isolate(&net, 1, true);
+    for (uint32_t t = 0; t < net.cfg.election_ticks; t++) net_tick(&net, 1); /* one window */
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK(!raft_quiesce(net.r[1]));
+    net_free(&net);
+    /* a pipelined leader's entry committed by its followers, applied, not
+     * yet durable on the leader itself (e7c395af3790) */
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_tick_all(&net, 2);
+    uint64_t index = 0, term = 0;
+    CHECK(raft_propose(net.r[1], (const uint8_t *)"z", 1, &index, &term) == RAFT_OK);
+    settle_unsynced(1);
+    CHECK_EQ_U64(raft_applied_index(net.r[1]), index);
+    CHECK(raft_durable_index(net.r[1]) < index);
+    CHECK(!raft_quiesce(net.r[1]));
+    raft_persisted(net.r[1], index, term);
+    CHECK(raft_quiesce(net.r[1]));
     net_free(&net);
     /* lease reads: a frozen clock would stretch a lease, never quiet */
     lease__elect_1();
@@ -1655,6 +1687,11 @@ TEST(a_lost_snapshot_is_resent_after_half_an_election_timeout) {
     }
     CHECK_EQ_U64(ticks, net.cfg.election_ticks / 2 + 1);
     CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    /* a snapshot still to send keeps the group awake, even to a member not
+     * heard from in this election timeout (a456aa5d0127) */
+    for (uint32_t t = 0; t < net.cfg.election_ticks; t++) net_tick(&net, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK(!raft_quiesce(net.r[1]));
     /* 3 is removed: nothing more is sent to it. */
     const uint64_t v12[] = {1, 2};
     struct raft_conf without3 = conf_of(v12, 2, NULL, 0);
@@ -1922,6 +1959,32 @@ TEST(a_full_group_keeps_its_election_timer_through_a_term_change) {
     raft_destroy(r);
 }
 
+/* A group that removed a member goes quiet once the rest hold its log:
+ * the removed member's old progress (left behind the table) is no one's to
+ * wait for (1fbce28e52f3 read it and never let the group rest). */
+TEST(a_group_that_removed_a_member_goes_quiet) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    CHECK(net_propose(&net, 1, "data") > 0);
+    net_settle(&net);
+    const uint64_t v12[] = {1, 2};
+    struct raft_conf without3 = conf_of(v12, 2, NULL, 0);
+    CHECK(raft_propose_conf(net.r[1], &without3) == RAFT_OK);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    uint64_t match = 0;
+    CHECK(!raft_match_index(net.r[1], 3, &match));
+    net_crash(&net, 3);
+    CHECK(net_propose(&net, 1, "after") > 0);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    CHECK(raft_quiesce(net.r[1]));
+    net_settle(&net);
+    CHECK(raft_is_quiet(net.r[2]));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(election_and_replication),
@@ -1976,6 +2039,7 @@ int main(void) {
         TEST_ENTRY(an_append_keeps_its_entries_when_the_log_is_compacted_before_the_ready),
         TEST_ENTRY(a_long_log_grows_mapped_and_is_trimmed_after_compaction),
         TEST_ENTRY(a_full_group_keeps_its_election_timer_through_a_term_change),
+        TEST_ENTRY(a_group_that_removed_a_member_goes_quiet),
     };
     return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
