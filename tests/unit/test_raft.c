@@ -1978,11 +1978,91 @@ TEST(a_group_that_removed_a_member_goes_quiet) {
     CHECK(net_propose(&net, 1, "after") > 0);
     net_settle(&net);
     net_tick_all(&net, 2);
+    uint64_t told = net.sent[RAFT_MSG_QUIESCE];
     CHECK(raft_quiesce(net.r[1]));
+    net_flush(&net);
+    CHECK_EQ_U64(net.sent[RAFT_MSG_QUIESCE] - told, 1); /* 2 only (0191ecfc45c3) */
     net_settle(&net);
     CHECK(raft_is_quiet(net.r[2]));
     CHECK(!net.safety_violated);
     net_free(&net);
+}
+
+/* A snapshot at index carries the configuration applied at index: the log
+ * is compacted at a configuration entry (it is in force), never behind one
+ * already applied (the snapshot would carry the later configuration).
+ * (237129581ca3, 772e742bb7f0) */
+TEST(compaction_stops_at_an_applied_configuration_entry) {
+    net_init(&net, 4, 3); /* 4 starts empty, outside the configuration */
+    net_elect(&net, 1);
+    for (int i = 0; i < 3; i++) CHECK(net_propose(&net, 1, "data") > 0);
+    net_settle(&net);
+    const uint64_t v123[] = {1, 2, 3};
+    const uint64_t l4[] = {4};
+    struct raft_conf add_learner = conf_of(v123, 3, l4, 1);
+    CHECK(raft_propose_conf(net.r[1], &add_learner) == RAFT_OK);
+    uint64_t conf_index = raft_last_index(net.r[1]);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    CHECK_EQ_U64(raft_applied_index(net.r[1]), conf_index);
+    CHECK(raft_entry_at(net.r[1], conf_index)->type == RAFT_ENTRY_CONF);
+    CHECK(raft_compact(net.r[1], conf_index - 1, (const uint8_t *)"img", 3) == RAFT_EBUSY);
+    CHECK(raft_compact(net.r[1], conf_index, (const uint8_t *)"img", 3) == RAFT_OK);
+    CHECK_EQ_U64(raft_snapshot_index(net.r[1]), conf_index);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+static void drain_readies(struct raft *r) {
+    for (int guard = 0; guard < 100 && raft_has_ready(r); guard++) {
+        struct raft_ready rd;
+        raft_ready(r, &rd);
+        raft_advance(r);
+    }
+}
+
+/* A quiet leader of RAFT_NODES_MAX voters (the progress table full), whose
+ * followers' answers the test writes by hand, is woken by a proposal and
+ * takes it: waking marks every member of the table active, and nothing
+ * past it (7ce44878282c wrote one slot past the table, over the fields
+ * after it: a transfer seemed in progress and the proposal was refused). */
+TEST(a_full_groups_quiet_leader_wakes_and_takes_a_proposal) {
+    struct raft_config cfg;
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.seed = 7;
+    struct raft_conf conf = {0};
+    for (uint64_t v = 1; v <= RAFT_NODES_MAX; v++) conf.voters[conf.n_voters++] = v;
+    struct raft *r = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &conf);
+    CHECK(r != NULL);
+    drain_readies(r);
+    raft_campaign(r);
+    drain_readies(r);
+    uint64_t term = raft_term(r);
+    for (uint64_t v = 2; v <= RAFT_NODES_MAX; v++) {
+        struct raft_msg grant = {.type = RAFT_MSG_VOTE_RESP, .from = v, .to = 1, .term = term};
+        CHECK(raft_step(r, &grant) == RAFT_OK);
+    }
+    CHECK(raft_role(r) == RAFT_LEADER);
+    drain_readies(r);
+    uint64_t noop = raft_last_index(r);
+    for (uint64_t v = 2; v <= RAFT_NODES_MAX; v++) {
+        struct raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = v, .to = 1, .term = term,
+                               .index = noop};
+        CHECK(raft_step(r, &ack) == RAFT_OK);
+    }
+    CHECK_EQ_U64(raft_commit_index(r), noop);
+    drain_readies(r);
+    CHECK(raft_quiesce(r));
+    drain_readies(r);
+    CHECK(raft_is_quiet(r));
+    uint64_t index = 0;
+    CHECK(raft_propose(r, (const uint8_t *)"w", 1, &index, NULL) == RAFT_OK);
+    CHECK(!raft_is_quiet(r));
+    CHECK(!raft_transferring(r));
+    CHECK_EQ_U64(index, noop + 1);
+    drain_readies(r);
+    raft_destroy(r);
 }
 
 int main(void) {
@@ -2040,6 +2120,8 @@ int main(void) {
         TEST_ENTRY(a_long_log_grows_mapped_and_is_trimmed_after_compaction),
         TEST_ENTRY(a_full_group_keeps_its_election_timer_through_a_term_change),
         TEST_ENTRY(a_group_that_removed_a_member_goes_quiet),
+        TEST_ENTRY(compaction_stops_at_an_applied_configuration_entry),
+        TEST_ENTRY(a_full_groups_quiet_leader_wakes_and_takes_a_proposal),
     };
     return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
