@@ -710,6 +710,9 @@ TEST(external_snapshot_is_read_through_the_callback) {
     CHECK_EQ_U64(applied, 32);
     for (size_t i = 0; i < sizeof(ext_image); i++) ext_image[i] = (uint8_t)(i * 13 + 1);
     CHECK(raft_compact_external(net.r[1], applied + 1, sizeof(ext_image)) == RAFT_EINVAL);
+    CHECK(raft_compact_external(net.r[1], applied, RAFT_SNAPSHOT_BYTES_MAX + 1) == RAFT_ETOOBIG);
+    /* the limit itself is allowed (7de4dfce57b5); replaced at once below */
+    CHECK(raft_compact_external(net.r[1], applied - 1, RAFT_SNAPSHOT_BYTES_MAX) == RAFT_OK);
     CHECK(raft_compact_external(net.r[1], applied, sizeof(ext_image)) == RAFT_OK);
     CHECK(raft_entry_at(net.r[1], 10) == NULL);
     CHECK_EQ_U64(ext_reads, 0);
@@ -2065,6 +2068,38 @@ TEST(a_full_groups_quiet_leader_wakes_and_takes_a_proposal) {
     raft_destroy(r);
 }
 
+/* raft.h: raft_snapshot_sending() is true while an active follower holds
+ * part of the current snapshot, false before the first chunk is
+ * acknowledged and once the whole is. (ded9def0e1f9 never said true.) */
+TEST(a_snapshot_part_acknowledged_is_being_sent) {
+    snapshot_scene(NULL, NULL, NULL);
+    static uint8_t image[10500];
+    memset(image, 'i', sizeof(image));
+    CHECK(raft_compact(net.r[1], raft_applied_index(net.r[1]), image, sizeof(image)) == RAFT_OK);
+    CHECK(!raft_snapshot_sending(net.r[1]));
+    net_isolate(&net, 3, false);
+    raft_tick(net.r[1]);
+    net_flush(&net);
+    uint64_t chunks = net.sent[RAFT_MSG_SNAPSHOT];
+    bool sending = false, started = false;
+    for (int guard = 0; guard < 1000 && net.n_queue > 0 && !sending; guard++) {
+        net_deliver_at(&net, 0);
+        sending = raft_snapshot_sending(net.r[1]);
+        if (!started && net.sent[RAFT_MSG_SNAPSHOT] > chunks) {
+            started = true;
+            CHECK(!sending); /* sent, none acknowledged (39fabf2b1152) */
+        }
+    }
+    CHECK(started);
+    CHECK(sending);
+    CHECK_EQ_U64(net.snapshots_installed[3], 0);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    CHECK_EQ_U64(net.snapshots_installed[3], 1);
+    CHECK(!raft_snapshot_sending(net.r[1]));
+    net_free(&net);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(election_and_replication),
@@ -2122,6 +2157,7 @@ int main(void) {
         TEST_ENTRY(a_group_that_removed_a_member_goes_quiet),
         TEST_ENTRY(compaction_stops_at_an_applied_configuration_entry),
         TEST_ENTRY(a_full_groups_quiet_leader_wakes_and_takes_a_proposal),
+        TEST_ENTRY(a_snapshot_part_acknowledged_is_being_sent),
     };
     return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
