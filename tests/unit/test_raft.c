@@ -661,6 +661,7 @@ TEST(snapshot_is_sent_in_chunks_and_installed) {
     CHECK(raft_compact(net.r[1], applied - 2, image, sizeof(image)) == RAFT_OK); /* behind */
     CHECK(raft_compact(net.r[1], applied - 2, image, sizeof(image)) == RAFT_EINVAL);
     CHECK(raft_compact(net.r[1], applied, image, sizeof(image)) == RAFT_OK);
+    raft_snapshot_external(net.r[1]); /* no snapshot_read: a no-op (b738fc316582) */
     CHECK_EQ_U64(raft_first_index(net.r[1]), 33);
     CHECK(raft_entry_at(net.r[1], 10) == NULL);
     net_isolate(&net, 3, false);
@@ -2100,6 +2101,23 @@ TEST(a_snapshot_part_acknowledged_is_being_sent) {
     net_free(&net);
 }
 
+/* raft.h: after raft_snapshot_external() the snapshot's bytes are the
+ * caller's: the in-memory copy is dropped and every chunk is read through
+ * config.snapshot_read (d4d5861ac8b6 kept sending from memory). */
+TEST(a_snapshot_made_external_is_read_through_the_callback) {
+    snapshot_scene(ext_read, NULL, &ext_reads);
+    uint64_t applied = raft_applied_index(net.r[1]);
+    for (size_t i = 0; i < sizeof(ext_image); i++) ext_image[i] = (uint8_t)(i * 17 + 3);
+    CHECK(raft_compact(net.r[1], applied, ext_image, sizeof(ext_image)) == RAFT_OK);
+    raft_snapshot_external(net.r[1]);
+    ext_reads = 0;
+    net_isolate(&net, 3, false);
+    net_tick_all(&net, 5);
+    CHECK_EQ_U64(ext_reads, 11); /* ceil(10500 / 1000) */
+    ext_installed_then_replicated(test__failed, applied);
+    net_free(&net);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(election_and_replication),
@@ -2158,6 +2176,7 @@ int main(void) {
         TEST_ENTRY(compaction_stops_at_an_applied_configuration_entry),
         TEST_ENTRY(a_full_groups_quiet_leader_wakes_and_takes_a_proposal),
         TEST_ENTRY(a_snapshot_part_acknowledged_is_being_sent),
+        TEST_ENTRY(a_snapshot_made_external_is_read_through_the_callback),
     };
     return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
