@@ -1271,6 +1271,47 @@ TEST(bad_input_is_refused) {
     cfg.heartbeat_ticks = cfg.election_ticks;
     CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, NULL) == NULL);
     CHECK(raft_strerror(RAFT_ENOTLEADER) != NULL);
+    /* the limits of the configuration, at and one past (d048e7580701,
+     * 936170a2296a: a drift of a whole timeout leaves no lease) */
+    const uint64_t v1[] = {1};
+    struct raft_conf alone = conf_of(v1, 1, NULL, 0);
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.max_snapshot_inflight = RAFT_SNAPSHOT_INFLIGHT_MAX;
+    struct raft *ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    cfg.max_snapshot_inflight = RAFT_SNAPSHOT_INFLIGHT_MAX + 1;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone) == NULL);
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.lease_drift_ticks = cfg.election_ticks - 1;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    cfg.lease_drift_ticks = cfg.election_ticks;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone) == NULL);
+    /* a stored snapshot with no valid configuration, or over its limit, is
+     * refused (c4410c3e5651, 70c67bedcfa2) */
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.snapshot_read = ext_read;
+    cfg.snapshot_ctx = &ext_reads;
+    struct raft_snapshot_meta snap = {.index = 5, .term = 2, .conf = alone};
+    ok = raft_create(&cfg, NULL, &snap, NULL, 100, NULL, 0, NULL);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    struct raft_snapshot_meta no_conf = {.index = 5, .term = 2};
+    CHECK(raft_create(&cfg, NULL, &no_conf, NULL, 100, NULL, 0, NULL) == NULL);
+    CHECK(raft_create(&cfg, NULL, &snap, NULL, RAFT_SNAPSHOT_BYTES_MAX + 1, NULL, 0, NULL) ==
+          NULL);
+    /* its bytes: given, or readable through snapshot_read, or none at all
+     * (f6ec06565ca5, 8bcdaa24d577) */
+    cfg.snapshot_read = NULL;
+    CHECK(raft_create(&cfg, NULL, &snap, NULL, 100, NULL, 0, NULL) == NULL);
+    ok = raft_create(&cfg, NULL, &snap, NULL, 0, NULL, 0, NULL);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
     net_free(&net);
 }
 
