@@ -55,6 +55,9 @@ TEST(follower_rejects_proposal_with_leader_hint) {
     CHECK_EQ_U64(raft_leader(net.r[1]), 2);
     CHECK(raft_read_index(net.r[3], 9) == RAFT_ENOTLEADER);
     CHECK_EQ_U64(raft_leader(net.r[3]), 2);
+    uint64_t match = 0;
+    CHECK(!raft_match_index(net.r[1], 2, &match)); /* leader only (508263bea058) */
+    CHECK(raft_match_index(net.r[2], 1, &match));
     net_free(&net);
 }
 
@@ -1311,6 +1314,27 @@ TEST(bad_input_is_refused) {
     CHECK(raft_create(&cfg, NULL, &snap, NULL, 100, NULL, 0, NULL) == NULL);
     ok = raft_create(&cfg, NULL, &snap, NULL, 0, NULL, 0, NULL);
     CHECK(ok != NULL);
+    raft_destroy(ok);
+    /* stored entries must follow each other, terms never falling
+     * (19122a897a88, 0c24b8ee35dd) */
+    struct raft_entry stored[2] = {{.term = 2, .index = 1}, {.term = 2, .index = 3}};
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, stored, 2, NULL) == NULL);
+    stored[1].index = 2;
+    stored[1].term = 1;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, stored, 2, NULL) == NULL);
+    stored[1].term = 2;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, stored, 2, NULL);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    /* ids past a configuration's counts are no members (40ec026555f1) */
+    struct raft_conf counted = alone;
+    counted.voters[1] = 2;
+    counted.learners[0] = 3;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &counted);
+    CHECK(ok != NULL);
+    CHECK(raft_is_voter(ok, 1));
+    CHECK(!raft_is_voter(ok, 2));
+    CHECK(!raft_conf_is_member(raft_conf(ok), 3));
     raft_destroy(ok);
     net_free(&net);
 }
