@@ -2183,6 +2183,49 @@ TEST(a_snapshot_made_external_is_read_through_the_callback) {
     net_free(&net);
 }
 
+/* raft.h: a configuration's encoding (in CONF entries, snapshots and the
+ * peer frame) decodes to what was encoded; a short buffer, another version,
+ * counts past RAFT_NODES_MAX or a length that does not match the counts is
+ * RAFT_EINVAL. (d55d038d6774, e4d2fa1a4f57) */
+TEST(a_configuration_encoding_round_trips_and_bad_ones_are_refused) {
+    const uint64_t v12[] = {1, 2};
+    const uint64_t l9[] = {9};
+    struct raft_conf conf = conf_of(v12, 2, l9, 1);
+    uint8_t buf[RAFT_CONF_BYTES + 4];
+    uint32_t len = raft_conf_encode(&conf, buf, sizeof(buf));
+    CHECK_EQ_U64(len, 4 + 3 * 8);
+    CHECK(raft_conf_encode(&conf, buf, len - 1) == 0);
+    struct raft_conf back;
+    CHECK(raft_conf_decode(buf, len, &back) == RAFT_OK);
+    CHECK_EQ_U64(back.n_voters, 2);
+    CHECK_EQ_U64(back.voters[1], 2);
+    CHECK_EQ_U64(back.n_outgoing, 0);
+    CHECK_EQ_U64(back.n_learners, 1);
+    CHECK_EQ_U64(back.learners[0], 9);
+    CHECK(raft_conf_decode(buf, len - 1, &back) == RAFT_EINVAL);
+    CHECK(raft_conf_decode(buf, 3, &back) == RAFT_EINVAL);
+    buf[0]++;
+    CHECK(raft_conf_decode(buf, len, &back) == RAFT_EINVAL);
+    buf[0]--;
+    const uint8_t empty[4] = {buf[0], 0, 0, 0};
+    CHECK(raft_conf_decode(empty, 4, &back) == RAFT_OK);
+    CHECK_EQ_U64(back.n_voters, 0);
+    const uint8_t too_many[4] = {buf[0], RAFT_NODES_MAX + 1, 0, 0};
+    CHECK(raft_conf_decode(too_many, 4, &back) == RAFT_EINVAL);
+    struct raft_conf full = {0}; /* each count at RAFT_NODES_MAX (7506c80f88a0) */
+    for (uint64_t i = 0; i < RAFT_NODES_MAX; i++) {
+        full.voters[i] = 100 + i;
+        full.outgoing[i] = 200 + i;
+        full.learners[i] = 300 + i;
+    }
+    full.n_voters = full.n_outgoing = full.n_learners = RAFT_NODES_MAX;
+    len = raft_conf_encode(&full, buf, sizeof(buf));
+    CHECK(len > 0);
+    CHECK(raft_conf_decode(buf, len, &back) == RAFT_OK);
+    CHECK_EQ_U64(back.n_outgoing, RAFT_NODES_MAX);
+    CHECK_EQ_U64(back.learners[RAFT_NODES_MAX - 1], 300 + RAFT_NODES_MAX - 1);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(election_and_replication),
@@ -2242,6 +2285,7 @@ int main(void) {
         TEST_ENTRY(a_full_groups_quiet_leader_wakes_and_takes_a_proposal),
         TEST_ENTRY(a_snapshot_part_acknowledged_is_being_sent),
         TEST_ENTRY(a_snapshot_made_external_is_read_through_the_callback),
+        TEST_ENTRY(a_configuration_encoding_round_trips_and_bad_ones_are_refused),
     };
     return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
