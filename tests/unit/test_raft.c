@@ -1335,7 +1335,18 @@ TEST(bad_input_is_refused) {
     CHECK(raft_is_voter(ok, 1));
     CHECK(!raft_is_voter(ok, 2));
     CHECK(!raft_conf_is_member(raft_conf(ok), 3));
+    CHECK(raft_conf_is_member(raft_conf(ok), 1)); /* a voter (33ad1f452912) */
     raft_destroy(ok);
+    counted.n_learners = 1;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &counted);
+    CHECK(ok != NULL);
+    CHECK(raft_conf_is_member(raft_conf(ok), 3)); /* a learner */
+    raft_destroy(ok);
+    /* an outgoing set holds no zero or repeated id (49877191fcde) */
+    struct raft_conf twice = alone;
+    twice.outgoing[0] = twice.outgoing[1] = 1;
+    twice.n_outgoing = 2;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &twice) == NULL);
     net_free(&net);
 }
 
