@@ -1342,6 +1342,14 @@ TEST(bad_input_is_refused) {
     CHECK(ok != NULL);
     CHECK(raft_conf_is_member(raft_conf(ok), 3)); /* a learner */
     raft_destroy(ok);
+    /* members are counted once: a joint configuration of 16 voters and 15
+     * of them outgoing has 16 members (3e90dce8e1fd) */
+    struct raft_conf joint16 = {0};
+    for (uint64_t v = 1; v <= RAFT_NODES_MAX; v++) joint16.voters[joint16.n_voters++] = v;
+    for (uint64_t v = 1; v < RAFT_NODES_MAX; v++) joint16.outgoing[joint16.n_outgoing++] = v;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &joint16);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
     /* an outgoing set holds no zero or repeated id (49877191fcde) */
     struct raft_conf twice = alone;
     twice.outgoing[0] = twice.outgoing[1] = 1;
@@ -2130,6 +2138,10 @@ TEST(a_full_groups_quiet_leader_wakes_and_takes_a_proposal) {
         struct raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = v, .to = 1, .term = term,
                                .index = noop};
         CHECK(raft_step(r, &ack) == RAFT_OK);
+        /* 8 of 16 is no majority, 9 is (232b1219af53, 9eb4ea0941d1 read or
+         * wrote one value past the 16 sorted) */
+        if (v == RAFT_NODES_MAX / 2) CHECK(raft_commit_index(r) < noop);
+        if (v == RAFT_NODES_MAX / 2 + 1) CHECK_EQ_U64(raft_commit_index(r), noop);
     }
     CHECK_EQ_U64(raft_commit_index(r), noop);
     drain_readies(r);
@@ -2237,6 +2249,45 @@ TEST(a_configuration_encoding_round_trips_and_bad_ones_are_refused) {
     CHECK_EQ_U64(back.learners[RAFT_NODES_MAX - 1], 300 + RAFT_NODES_MAX - 1);
 }
 
+/* §3.4: a candidate wins with the last vote it needs even after a refusal
+ * (3f024cb43ce1 counted the election lost while a quorum was still
+ * possible), and one refused by a majority is a follower again at once
+ * (2d05a259d788 stayed a candidate until its timer). */
+TEST(a_candidate_wins_after_one_refusal_and_steps_down_after_a_majority) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 2, true);
+    net_isolate(&net, 3, true);
+    CHECK(net_propose(&net, 1, "only-on-1") > 0); /* 1's log is longer */
+    net_heal(&net);
+    raft_campaign(net.r[3]); /* forced: a transfer's campaign */
+    net_flush(&net);
+    CHECK(raft_role(net.r[3]) == RAFT_CANDIDATE);
+    CHECK_EQ_U64(net.n_queue, 2);
+    CHECK_EQ_U64(net.queue[0].m.to, 1);
+    net_deliver_at(&net, 0); /* 1 refuses: 3 lacks its entry */
+    net_deliver_at(&net, 0); /* 2 grants */
+    CHECK(net.queue[0].m.from == 1 && net.queue[0].m.reject);
+    net_deliver_at(&net, 0);
+    CHECK(raft_role(net.r[3]) == RAFT_CANDIDATE);
+    net_deliver_at(&net, 0);
+    CHECK(raft_role(net.r[3]) == RAFT_LEADER);
+    net_settle(&net);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 3, true);
+    CHECK(net_propose(&net, 1, "on-1-and-2") > 0);
+    net_settle(&net);
+    net_heal(&net);
+    raft_campaign(net.r[3]);
+    net_flush(&net);
+    for (int i = 0; i < 4 && net.n_queue > 0; i++) net_deliver_at(&net, 0);
+    CHECK(raft_role(net.r[3]) == RAFT_FOLLOWER);
+    net_free(&net);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(election_and_replication),
@@ -2297,6 +2348,7 @@ int main(void) {
         TEST_ENTRY(a_snapshot_part_acknowledged_is_being_sent),
         TEST_ENTRY(a_snapshot_made_external_is_read_through_the_callback),
         TEST_ENTRY(a_configuration_encoding_round_trips_and_bad_ones_are_refused),
+        TEST_ENTRY(a_candidate_wins_after_one_refusal_and_steps_down_after_a_majority),
     };
     return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
