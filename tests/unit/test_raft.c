@@ -1242,6 +1242,13 @@ TEST(bad_input_is_refused) {
     struct raft_msg hollow = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = term,
                               .index = 2, .log_term = term, .n_entries = 1, .entries = &no_data};
     CHECK(raft_step(net.r[2], &hollow) == RAFT_EINVAL);
+    /* a previous entry past our log, named with term 0, matches nothing
+     * (0d72c96a6851 took it as a match and appended past the end) */
+    struct raft_entry beyond = {.term = term, .index = 8};
+    struct raft_msg far = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = term,
+                           .index = 7, .log_term = 0, .n_entries = 1, .entries = &beyond};
+    CHECK(raft_step(net.r[2], &far) == RAFT_OK);
+    CHECK_EQ_U64(raft_last_index(net.r[2]), 2);
     struct raft_entry falling[2] = {{.term = term, .index = 3}, {.term = term - 1, .index = 4}};
     struct raft_msg backwards = hollow;
     backwards.n_entries = 2;
