@@ -2,7 +2,7 @@
 # replies recorded from a real redis-server (tests/cmd/golden.txt).
 CMD_SRC := $(wildcard src/cmd/*.c)
 # kv and resp sources by wildcard: their fragments sort after this one.
-CMD_DEP_SRC := $(wildcard src/kv/*.c) src/resp/resp.c src/util/crc32c.c src/cluster/slot.c
+CMD_DEP_SRC := $(wildcard src/kv/*.c) src/resp/resp.c src/util/crc32c.c src/router/slot.c
 
 $(BUILD)/test/test_cmd: $(call test_objs,tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC)) \
 		tests/cmd/golden.txt | $(BUILD)/test

@@ -10,7 +10,7 @@ $(BUILD)/test/test_config: $(call test_objs,tests/unit/test_config.c $(NODE_CONF
 UNIT_TESTS += $(BUILD)/test/test_config
 
 # The cluster map: placement, the encoding group 0 stores, group 0's voters.
-$(BUILD)/test/test_map: tests/unit/test_map.c src/cluster/map.c src/cluster/slot.c $(HDRS) | $(BUILD)/test
-	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_map.c src/cluster/map.c src/cluster/slot.c
+$(BUILD)/test/test_map: tests/unit/test_map.c src/meta/map.c src/router/slot.c $(HDRS) | $(BUILD)/test
+	$(CC) $(TEST_CFLAGS) -Itests/unit -o $@ tests/unit/test_map.c src/meta/map.c src/router/slot.c
 
 UNIT_TESTS += $(BUILD)/test/test_map

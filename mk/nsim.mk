@@ -2,10 +2,10 @@
 # simulated disk, network and clients. `make test` runs NSIM_SEEDS seeds
 # under ASan/UBSan and checks its canaries (scripts/nsim-check.sh).
 NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c src/nsim/nsim_queue.c \
-            src/node/node_host.c src/node/node_core.c src/node/shard.c src/node/block.c \
+            src/node/node_host.c src/node/node_core.c src/shard/shard.c src/node/block.c \
             src/node/eval.c $(wildcard src/script/*.c) \
-            src/node/shard_snap.c src/node/snapshot.c src/node/meta.c \
-            src/node/config.c src/node/config_redis.c src/node/cluster_cmds.c src/cluster/slot.c src/cluster/map.c \
+            src/shard/shard_snap.c src/shard/snapshot.c src/meta/meta.c \
+            src/node/config.c src/node/config_redis.c src/router/cluster_cmds.c src/router/slot.c src/meta/map.c \
             $(CMD_SRC) $(wildcard src/kv/*.c) \
             src/resp/resp.c src/wal/wal.c src/peer/peer_codec.c $(RAFT_SRC) $(UTIL_SRC) \
             $(CHECK_SRC)

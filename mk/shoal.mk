@@ -1,9 +1,12 @@
 # The shoal binary: `shoal server` (a node) and `shoal demo`.
-NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/shard.c src/node/shard_snap.c src/node/meta.c src/node/meta_cmd.c \
-            src/node/snapshot.c src/node/peer.c \
-            src/node/client.c src/node/client_cmds.c src/node/cluster_cmds.c src/node/gather.c src/node/multi.c src/node/eval.c src/node/block.c src/node/wait.c src/node/memory.c src/node/pubsub.c src/node/proxy.c \
-            src/node/info.c src/cluster/slot.c src/cluster/map.c \
-            src/node/config.c src/node/config_redis.c src/node/demo.c src/node/main.c
+NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/client_cmds.c \
+            src/node/multi.c src/node/eval.c src/node/block.c src/node/wait.c src/node/memory.c \
+            src/node/pubsub.c src/node/info.c src/node/config.c src/node/config_redis.c \
+            src/node/demo.c src/node/main.c \
+            src/transport/client.c src/transport/peer.c src/transport/proxy.c \
+            src/shard/shard.c src/shard/shard_snap.c src/shard/snapshot.c \
+            src/meta/meta.c src/meta/meta_cmd.c src/meta/map.c \
+            src/router/route.c src/router/slot.c src/router/gather.c src/router/cluster_cmds.c
 NODE_SRC += $(BENCH_SRC)
 SCRIPT_SRC := $(wildcard src/script/*.c)
 SHOAL_ALL := $(NODE_SRC) $(CMD_SRC) $(SCRIPT_SRC) \

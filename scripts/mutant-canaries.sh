@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mutant canaries: mutants of src/raft/ (and src/node/shard.c) that once survived the simulators
+# Mutant canaries: mutants of src/raft/ (and src/shard/shard.c) that once survived the simulators
 # (scripts/mutants.py) and were killed by strengthening them. Each
 # tests/mutants/canaries/NAME.patch is applied to a scratch copy of the tree
 # (build/mutant-canary/NAME), built as a release simulator, and must be

@@ -20,7 +20,8 @@ Skipped: memory bookkeeping functions (SKIP_FUNCS), comments, strings, preproces
 A mutant's id is a hash of its file, function, the text of its line, the
 operator and the replacement (and the occurrence among identical ones), so
 it survives edits elsewhere in the file; tests/mutants/equivalent.txt lists
-equivalent mutants by that id.
+equivalent mutants by that id. A file moved to another folder keeps its old
+path in the hash (ID_PATHS), so its ids survive the move too.
 
 --asan builds the mutant and every other object with the Makefile's
 ASan/UBSan flags (build/mutants/obj-asan; about five times slower, the
@@ -66,6 +67,24 @@ REL = {"<": ["<=", ">="], "<=": ["<", ">"], ">": [">=", "<="], ">=": [">", "<"],
 # are crashes or leaks that say nothing about the simulators' power.
 SKIP_FUNCS = re.compile(r"arena|slab|__alloc|_free|outbox|__msg$")
 INDEXY = re.compile(r"(index|term|commit|match|next)", re.I)
+# A mutant's id hashes its file's path (generate): the files moved into the
+# layer folders keep the path they had before, so that the ids recorded in
+# tests/mutants (results.jsonl, equivalent.txt, open.md, the canaries' headers)
+# still name the same mutants. New path -> the path its ids are made with.
+ID_PATHS = {
+    "src/transport/client.c": "src/node/client.c",
+    "src/transport/peer.c": "src/node/peer.c",
+    "src/transport/proxy.c": "src/node/proxy.c",
+    "src/shard/shard.c": "src/node/shard.c",
+    "src/shard/shard_snap.c": "src/node/shard_snap.c",
+    "src/shard/snapshot.c": "src/node/snapshot.c",
+    "src/meta/meta.c": "src/node/meta.c",
+    "src/meta/meta_cmd.c": "src/node/meta_cmd.c",
+    "src/meta/map.c": "src/cluster/map.c",
+    "src/router/slot.c": "src/cluster/slot.c",
+    "src/router/gather.c": "src/node/gather.c",
+    "src/router/cluster_cmds.c": "src/node/cluster_cmds.c",
+}
 
 
 def mask(text):
@@ -316,7 +335,7 @@ def generate(files):
             ls = text.rfind("\n", 0, start) + 1
             le = text.find("\n", start)
             line = text[ls:le].strip()
-            key = (rel, fn, " ".join(line.split()), op, rep)
+            key = (ID_PATHS.get(rel, rel), fn, " ".join(line.split()), op, rep)
             seen[key] = seen.get(key, 0) + 1
             ident = hashlib.sha1(repr(key + (seen[key],)).encode()).hexdigest()[:12]
             mutants.append({"id": ident, "file": rel, "function": fn, "line": line_no,
@@ -442,7 +461,7 @@ def test_mutant(builder, mutant, jobdir, args):
                                       str(args.nsim_seeds), "--quiet"],
                        60 + args.nsim_seeds * (3.0 if args.asan else 0.6)))
     # Only the binaries that link the mutated file can see it (a mutant of
-    # src/node/ is met by shoal-nsim alone).
+    # src/shard/ or src/node/ is met by shoal-nsim alone).
     stages = [st for st in stages if mutant["file"] in builder.links[st[0]]]
     res["status"] = "survived"
     for name, cmd, timeout in stages:
@@ -471,8 +490,8 @@ def test_mutant(builder, mutant, jobdir, args):
 
 def checkers_hash():
     h = hashlib.sha1()
-    for d in ("src/sim", "src/nsim", "src/check", "src/node", "src/kv", "src/wal",
-              "tests/unit"):
+    for d in ("src/sim", "src/nsim", "src/check", "src/node", "src/shard", "src/meta",
+              "src/router", "src/transport", "src/kv", "src/wal", "tests/unit"):
         for dirpath, _, names in sorted(os.walk(os.path.join(ROOT, d))):
             for n in sorted(names):
                 if n.endswith((".c", ".h")) and "raft" not in n or n == "test_raft.c" \
@@ -610,7 +629,7 @@ def main():
     ap.add_argument("--asan", action="store_true",
                     help="build with ASan/UBSan (slower): for mutants one element past an array")
     args = ap.parse_args()
-    # --files src/node/shard.c etc. works too: the file is linked only into
+    # --files src/shard/shard.c etc. works too: the file is linked only into
     # shoal-nsim, which alone then runs.
     files = args.files or sorted(os.path.join("src/raft", f)
                                  for f in os.listdir(os.path.join(ROOT, "src/raft"))

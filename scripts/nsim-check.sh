@@ -2,7 +2,7 @@
 # The whole-node simulator in `make test`:
 #  - NSIM_SEEDS seeds of build/test/shoal-nsim (ASan/UBSan), split over two
 #    processes; each seed counts as one test;
-#  - the seeds that once found a bug (see src/node/shard.c), one test each;
+#  - the seeds that once found a bug (see src/shard/shard.c), one test each;
 #  - each canary in NSIM_CANARIES (a release build with one deliberate
 #    bug, build/canary/NAME/shoal-nsim) must report a violation within
 #    NSIM_CANARY_SEEDS seeds; each counts as one test.

@@ -180,7 +180,7 @@ const struct cmd_def cmd_table[] = {
     {"shoal.exec", cmd_shoal_exec, -3, W, 1, -1, 1, "transactions", "Internal: a transaction as one log entry", "0.1.0"},
     {"shoal.watch", cmd_shoal_watch, -2, R, 1, -1, 1, "transactions", "Internal: the digests WATCH compares at EXEC", "0.1.0"},
     /* scripting: EVAL and friends are routed by their keys like writes and
-     * run by the node (src/node/script.c, src/script/); what a script
+     * run by the node (src/node/eval.c, src/script/); what a script
      * writes reaches the log as one SHOAL.SCRIPT (cmd_multi.c) */
     {"eval", cmd_eval_elsewhere, -3, W | CMD_SCRIPT | CMD_NUMKEYS | CMD_NOSCRIPT, 2, 2, 1, "scripting", "Execute a Lua script server side", "2.6.0"},
     {"evalsha", cmd_eval_elsewhere, -3, W | CMD_SCRIPT | CMD_NUMKEYS | CMD_NOSCRIPT, 2, 2, 1, "scripting", "Execute a Lua script server side", "2.6.0"},

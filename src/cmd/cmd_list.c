@@ -5,6 +5,7 @@
  * answer as Redis does inside MULTI, a null when there is nothing to pop
  * (cmd.h, "blocking commands"; the node does the waiting). */
 #include <assert.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -453,16 +454,18 @@ CMD_FN(cmd_lmpop) {
 /* ---- the blocking forms (never blocking here: see the top) ---- */
 
 /* Redis 7.0's getTimeoutFromObjectOrReply in seconds: a long double, times
- * 1000, truncated; what does not fit a long long becomes LLONG_MIN on
- * x86-64 (so "inf" and 1e300 are negative there, and here). 0 waits
- * forever, as does anything under a millisecond. */
+ * 1000, rounded up (ceill), so a positive timeout under a millisecond
+ * waits one rather than forever; what does not fit a long long becomes
+ * LLONG_MIN on x86-64 (so "inf" and 1e300 are negative there, and here).
+ * 0 waits forever, as does a negative one above -1 ms (it rounds up to
+ * -0). */
 bool cmd_block_timeout(const struct resp_arg *arg, uint64_t *timeout_ms, struct resp_out *out) {
     long double seconds;
     if (!cmd_parse_ld(arg->data, arg->len, &seconds)) {
         resp_write_errorf(out, "ERR timeout is not a float or out of range");
         return false;
     }
-    long double ms = seconds * 1000.0L;
+    long double ms = ceill(seconds * 1000.0L);
     if (!(ms < 0x1p63L) || !(ms > -0x1p63L) || (long long)ms < 0) {
         resp_write_errorf(out, "ERR timeout is negative");
         return false;

@@ -35,10 +35,13 @@ static bool cmd_multi__count(const struct resp_arg *a, uint64_t max, uint64_t *o
     return true;
 }
 
-/* PING and ECHO are answered by the node outside a transaction; inside
- * one they answer here, in their place in the array. */
+/* PING, ECHO and UNWATCH are answered by the node outside a transaction;
+ * inside one they answer here, in their place in the array (UNWATCH: OK,
+ * as Redis's queued UNWATCH, which runs after EXEC has checked the watched
+ * keys and so changes nothing). */
 static bool cmd_multi__pure(const struct cmd_def *def, uint32_t argc) {
-    return (strcmp(def->name, "ping") == 0 && argc <= 2) || strcmp(def->name, "echo") == 0;
+    return (strcmp(def->name, "ping") == 0 && argc <= 2) || strcmp(def->name, "echo") == 0 ||
+           strcmp(def->name, "unwatch") == 0;
 }
 
 bool cmd_multi_allowed(const struct cmd_def *def, uint32_t argc) {
@@ -140,6 +143,8 @@ static void cmd_multi__run_cmd(void *ctx, const struct cmd_def *def, uint32_t ar
     struct cmd_multi__run *r = ctx;
     if (def->exec != NULL) {
         cmd_exec(r->env, def, argc, argv, r->out);
+    } else if (strcmp(def->name, "unwatch") == 0) {
+        resp_write_simple(r->out, "OK", 2);
     } else if (argc == 1) {
         resp_write_simple(r->out, "PONG", 4);
     } else {

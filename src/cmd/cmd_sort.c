@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster/slot.h"
 #include "cmd/cmd_int.h"
+#include "router/slot.h"
 
 /* GET patterns of one SORT; Redis has no bound, shoal bounds the
  * arguments of a command anyway (CMD_ENTRY_ARGS_MAX). */

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cluster/map.h"
+#include "meta/map.h"
 #include "wal/wal.h"
 
 #define NODE__ARGS_MAX 256    /* words after `shoal server` */

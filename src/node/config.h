@@ -32,16 +32,18 @@ enum node_redirect {
  * docs/operations.md, "Redis's parameters"): CONFIG GET/SET on a node, the
  * config file and the flags. */
 enum node_redis_param {
-    NODE_REDIS_ZSET_ENTRIES,     /* zset-max-listpack-entries: honoured, 0..128 */
-    NODE_REDIS_ZSET_VALUE,       /* zset-max-listpack-value: honoured, 0..64 */
-    NODE_REDIS_HASH_ENTRIES,     /* hash-max-listpack-entries: honoured, 0..512 */
-    NODE_REDIS_HASH_VALUE,       /* hash-max-listpack-value: honoured, 0..64 */
-    NODE_REDIS_SET_INTSET,       /* set-max-intset-entries: honoured, 0..512 */
-    NODE_REDIS_SET_ENTRIES,      /* set-max-listpack-entries (7.2's): honoured, 0..128 */
-    NODE_REDIS_SET_VALUE,        /* set-max-listpack-value (7.2's): honoured, 0..64 */
+    NODE_REDIS_ZSET_ENTRIES,     /* zset-max-listpack-entries: honoured up to 128 */
+    NODE_REDIS_ZSET_VALUE,       /* zset-max-listpack-value: honoured up to 64 */
+    NODE_REDIS_HASH_ENTRIES,     /* hash-max-listpack-entries: honoured up to 512 */
+    NODE_REDIS_HASH_VALUE,       /* hash-max-listpack-value: honoured up to 64 */
+    NODE_REDIS_SET_INTSET,       /* set-max-intset-entries: honoured up to 512 */
+    NODE_REDIS_SET_ENTRIES,      /* set-max-listpack-entries (7.2's): honoured up to 128 */
+    NODE_REDIS_SET_VALUE,        /* set-max-listpack-value (7.2's): honoured up to 64 */
     NODE_REDIS_LIST_SIZE,        /* list-max-listpack-size: honoured (node size) */
+    NODE_REDIS_LIST_COMPRESS,    /* list-compress-depth: accepted, no effect (no compression) */
     NODE_REDIS_STREAM_BYTES,     /* stream-node-max-bytes: accepted, fixed (content) */
     NODE_REDIS_STREAM_ENTRIES,   /* stream-node-max-entries: accepted, fixed (content) */
+    NODE_REDIS_HLL_SPARSE_BYTES, /* hll-sparse-max-bytes: accepted, no effect (always dense) */
     NODE_REDIS_BUSY_REPLY_MS,    /* busy-reply-threshold, alias lua-time-limit (for scripts) */
     NODE_REDIS_MAXMEMORY_POLICY, /* noeviction only: shoal never evicts */
     NODE_REDIS_APPENDONLY,       /* accepted, no effect: always durable (yes) */
@@ -67,7 +69,7 @@ struct node_config {
     uint64_t snapshot_entries;          /* "snapshot-entries": 100000 applied entries */
     uint64_t snapshot_log_bytes;        /* "snapshot-log-bytes": 512mb of log since the last */
     uint64_t snapshot_chunk_bytes;      /* "snapshot-chunk-bytes": 1mb per chunk sent */
-    /* placement (src/cluster/map.h): every node must be given the same */
+    /* placement (src/meta/map.h): every node must be given the same */
     uint32_t shards;                    /* "shards": 1 */
     uint32_t replicas;                  /* "replicas": 0 = every node with one shard, else 3 */
     /* routing */
@@ -96,6 +98,10 @@ int node_redis_find(const char *name, size_t len);
 const char *node_redis_name(int param, bool alias);
 /* Its value as CONFIG GET shows it. */
 void node_redis_value(const struct node_config *config, int param, char *buf, size_t cap);
+/* A packing threshold (a parameter whose minimum is 0) as this node applies
+ * it: the value set, or capacity (what the packed format holds) if that is
+ * less. */
+uint32_t node_redis_threshold(const struct node_config *config, int param, uint32_t capacity);
 /* Checks and sets value[0, len): 0, or -1 with Redis's reason in why
  * ("argument couldn't be parsed into an integer", ...). */
 int node_redis_set(struct node_config *config, int param, const char *value, size_t len,

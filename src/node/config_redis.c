@@ -28,27 +28,33 @@ struct node__redis_param {
     int64_t min, max, def;
 };
 
-/* Indexed by enum node_redis_param (config.h). */
+/* Indexed by enum node_redis_param (config.h). Ranges and kinds are Redis
+ * 7.0's (config.c), so CONFIG SET takes and refuses what redis-server does;
+ * a packing threshold above what shoal's packed format holds is kept as set
+ * (CONFIG GET shows it) and applied up to that capacity
+ * (node_redis_threshold). */
 static const struct node__redis_param node__redis[NODE_REDIS_COUNT] = {
     [NODE_REDIS_ZSET_ENTRIES] = {"zset-max-listpack-entries", "zset-max-ziplist-entries",
-                                 REDIS_INT, 0, KV_ZSET_PACK_ENTRIES, KV_ZSET_PACK_ENTRIES},
-    [NODE_REDIS_ZSET_VALUE] = {"zset-max-listpack-value", "zset-max-ziplist-value", REDIS_INT, 0,
-                               KV_ZSET_PACK_MEMBER_BYTES, KV_ZSET_PACK_MEMBER_BYTES},
+                                 REDIS_INT, 0, INT64_MAX, KV_ZSET_PACK_ENTRIES},
+    [NODE_REDIS_ZSET_VALUE] = {"zset-max-listpack-value", "zset-max-ziplist-value", REDIS_MEM, 0,
+                               INT64_MAX, KV_ZSET_PACK_MEMBER_BYTES},
     [NODE_REDIS_HASH_ENTRIES] = {"hash-max-listpack-entries", "hash-max-ziplist-entries",
-                                 REDIS_INT, 0, KV_HASH_PACK_ENTRIES, KV_HASH_PACK_ENTRIES},
-    [NODE_REDIS_HASH_VALUE] = {"hash-max-listpack-value", "hash-max-ziplist-value", REDIS_INT, 0,
-                               KV_HASH_PACK_VALUE_BYTES, KV_HASH_PACK_VALUE_BYTES},
-    [NODE_REDIS_SET_INTSET] = {"set-max-intset-entries", NULL, REDIS_INT, 0,
-                               KV_SET_INTSET_ENTRIES, KV_SET_INTSET_ENTRIES},
-    [NODE_REDIS_SET_ENTRIES] = {"set-max-listpack-entries", NULL, REDIS_INT, 0,
-                                KV_SET_PACK_ENTRIES, KV_SET_PACK_ENTRIES},
-    [NODE_REDIS_SET_VALUE] = {"set-max-listpack-value", NULL, REDIS_INT, 0,
-                              KV_SET_PACK_VALUE_BYTES, KV_SET_PACK_VALUE_BYTES},
+                                 REDIS_INT, 0, INT64_MAX, KV_HASH_PACK_ENTRIES},
+    [NODE_REDIS_HASH_VALUE] = {"hash-max-listpack-value", "hash-max-ziplist-value", REDIS_MEM, 0,
+                               INT64_MAX, KV_HASH_PACK_VALUE_BYTES},
+    [NODE_REDIS_SET_INTSET] = {"set-max-intset-entries", NULL, REDIS_INT, 0, INT64_MAX,
+                               KV_SET_INTSET_ENTRIES},
+    [NODE_REDIS_SET_ENTRIES] = {"set-max-listpack-entries", NULL, REDIS_INT, 0, INT64_MAX,
+                                KV_SET_PACK_ENTRIES},
+    [NODE_REDIS_SET_VALUE] = {"set-max-listpack-value", NULL, REDIS_MEM, 0, INT64_MAX,
+                              KV_SET_PACK_VALUE_BYTES},
     [NODE_REDIS_LIST_SIZE] = {"list-max-listpack-size", "list-max-ziplist-size", REDIS_INT,
                               INT32_MIN, INT32_MAX, -2},
+    [NODE_REDIS_LIST_COMPRESS] = {"list-compress-depth", NULL, REDIS_INT, 0, INT32_MAX, 0},
     [NODE_REDIS_STREAM_BYTES] = {"stream-node-max-bytes", NULL, REDIS_MEM, 0, INT64_MAX, 4096},
     [NODE_REDIS_STREAM_ENTRIES] = {"stream-node-max-entries", NULL, REDIS_INT, 0, INT64_MAX,
                                    100},
+    [NODE_REDIS_HLL_SPARSE_BYTES] = {"hll-sparse-max-bytes", NULL, REDIS_MEM, 0, INT64_MAX, 3000},
     [NODE_REDIS_BUSY_REPLY_MS] = {"busy-reply-threshold", "lua-time-limit", REDIS_INT, 0,
                                   INT64_MAX, 5000},
     [NODE_REDIS_MAXMEMORY_POLICY] = {"maxmemory-policy", NULL, REDIS_POLICY, 0, 0, 0},
@@ -56,6 +62,13 @@ static const struct node__redis_param node__redis[NODE_REDIS_COUNT] = {
     [NODE_REDIS_APPENDFSYNC] = {"appendfsync", NULL, REDIS_FSYNC, 0, 0, 0},
     [NODE_REDIS_SAVE] = {"save", NULL, REDIS_SAVE, 0, 0, 0},
 };
+
+uint32_t node_redis_threshold(const struct node_config *c, int param, uint32_t capacity) {
+    assert(param >= 0 && param < NODE_REDIS_COUNT);
+    assert(node__redis[param].min >= 0);
+    int64_t v = c->redis[param];
+    return v < (int64_t)capacity ? (uint32_t)v : capacity;
+}
 
 void node_redis_defaults(struct node_config *c) {
     for (int i = 0; i < NODE_REDIS_COUNT; i++) c->redis[i] = node__redis[i].def;
@@ -87,31 +100,52 @@ void node_redis_value(const struct node_config *c, int param, char *buf, size_t 
     }
 }
 
-/* Redis's integer parse (strtoll of the whole value), or with MEM its
- * memory units (k, kb, m, mb, g, gb; case-insensitive). */
-static bool node__redis_int(const char *v, size_t len, bool mem, int64_t *out) {
-    char buf[64];
-    if (len == 0 || len >= sizeof(buf)) return false;
-    memcpy(buf, v, len);
-    buf[len] = '\0';
-    char *end;
-    errno = 0;
-    long long x = strtoll(buf, &end, 10);
-    if (errno != 0 || end == buf) return false;
-    long long mul = 1;
-    if (mem && *end != '\0') {
-        static const struct { const char *unit; long long mul; } units[] = {
-            {"k", 1000}, {"kb", 1024}, {"m", 1000000}, {"mb", 1 << 20},
-            {"g", 1000000000LL}, {"gb", 1LL << 30}};
-        mul = 0;
-        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-            if (strcasecmp(end, units[i].unit) == 0) mul = units[i].mul;
-        }
-        if (mul == 0 || x < 0 || x > INT64_MAX / mul) return false;
-        end += strlen(end);
+/* Redis's string2ll(): an optional '-', then "0" alone or a digit 1-9 and
+ * more digits, within int64 (no '+', no spaces, no leading zeros). */
+static bool node__redis_ll(const char *v, size_t len, int64_t *out) {
+    if (len == 1 && v[0] == '0') {
+        *out = 0;
+        return true;
     }
-    if (*end != '\0') return false;
-    *out = (int64_t)(x * mul);
+    bool negative = len > 0 && v[0] == '-';
+    size_t i = negative ? 1 : 0;
+    if (i == len || v[i] < '1' || v[i] > '9') return false;
+    uint64_t x = 0;
+    for (; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9') return false;
+        unsigned d = (unsigned)(v[i] - '0');
+        if (x > (UINT64_MAX - d) / 10) return false;
+        x = x * 10 + d;
+    }
+    if (x > (uint64_t)INT64_MAX + (negative ? 1 : 0)) return false;
+    *out = negative ? (int64_t)(0 - x) : (int64_t)x;
+    return true;
+}
+
+/* Redis's memtoull(): digits (no sign, no spaces), then an optional unit
+ * b, k, kb, m, mb, g, gb (case-insensitive), within uint64. */
+static bool node__redis_mem(const char *v, size_t len, uint64_t *out) {
+    size_t digits = 0;
+    while (digits < len && v[digits] >= '0' && v[digits] <= '9') digits++;
+    static const struct { const char *unit; uint64_t mul; } units[] = {
+        {"", 1}, {"b", 1}, {"k", 1000}, {"kb", 1024}, {"m", 1000000}, {"mb", 1 << 20},
+        {"g", 1000000000}, {"gb", 1u << 30}};
+    uint64_t mul = 0;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        size_t ulen = strlen(units[i].unit);
+        if (ulen == len - digits && strncasecmp(v + digits, units[i].unit, ulen) == 0) {
+            mul = units[i].mul;
+        }
+    }
+    if (mul == 0) return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < digits; i++) {
+        unsigned d = (unsigned)(v[i] - '0');
+        if (x > (UINT64_MAX - d) / 10) return false;
+        x = x * 10 + d;
+    }
+    if (x > UINT64_MAX / mul) return false;
+    *out = x * mul;
     return true;
 }
 
@@ -139,12 +173,19 @@ int node_redis_set(struct node_config *c, int param, const char *v, size_t len, 
     int64_t x = 0;
     switch (p->kind) {
     case REDIS_INT:
-    case REDIS_MEM:
-        if (!node__redis_int(v, len, p->kind == REDIS_MEM, &x)) {
-            snprintf(why, why_cap, p->kind == REDIS_MEM ? "argument must be a memory value"
-                                                        : "argument couldn't be parsed into an "
-                                                          "integer");
+    case REDIS_MEM: {
+        uint64_t bytes = 0;
+        if (p->kind == REDIS_MEM && !node__redis_mem(v, len, &bytes)) {
+            snprintf(why, why_cap, "argument must be a memory value");
             return -1;
+        }
+        if (p->kind == REDIS_INT && !node__redis_ll(v, len, &x)) {
+            snprintf(why, why_cap, "argument couldn't be parsed into an integer");
+            return -1;
+        }
+        if (p->kind == REDIS_MEM) {
+            assert(p->min >= 0);
+            x = bytes > (uint64_t)INT64_MAX ? -1 : (int64_t)bytes; /* -1: out of range */
         }
         if (x < p->min || x > p->max) {
             snprintf(why, why_cap, "argument must be between %lld and %lld inclusive",
@@ -153,6 +194,7 @@ int node_redis_set(struct node_config *c, int param, const char *v, size_t len, 
         }
         c->redis[param] = x;
         return 0;
+    }
     case REDIS_POLICY: {
         static const char *const policies[] = {"volatile-lru", "volatile-lfu", "volatile-random",
                                                "volatile-ttl", "allkeys-lru", "allkeys-lfu",

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cluster/map.h"
+#include "meta/map.h"
 #include "node/config.h"
 
 #define DEMO__HOST "127.0.0.1"

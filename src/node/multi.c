@@ -92,7 +92,7 @@ static void multi__queue(struct client *c, struct client_multi *m, uint32_t argc
         cmd_reply_arity(&out, def);
     } else if (!cmd_multi_allowed(def, argc)) {
         resp_write_errorf(&out, "ERR '%s' cannot run inside MULTI in shoal: only keyspace "
-                                "commands, PING and ECHO can (see docs/node.md, \"Transactions\")", def->name);
+                                "commands, PING, ECHO and UNWATCH can (see docs/node.md, \"Transactions\")", def->name);
     } else if (def->first_key <= 0 && def->exec != NULL && n->map.n_shards > 1) {
         resp_write_errorf(&out, "ERR '%s' needs every shard and cannot run inside MULTI "
                                 "when there are several (shards %u)", def->name, n->map.n_shards);

@@ -346,6 +346,7 @@ void node_core_heard(struct node *n, uint64_t id) {
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
         if (n->cfg.members[i].id != id) continue;
         n->heard_ms[i] = node_mono_ms(n);
+        n->link_closed[i] = false;
         if (n->link_lost[i]) {
             /* it is back: a quiet leader lets its replica catch up, the
              * balancer may hand it its groups */

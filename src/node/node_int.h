@@ -1,4 +1,5 @@
-/* node_int.h: internal to src/node/: the node, its shard, clients, peers.
+/* node_int.h: internal to the node (src/node/ and its layers, src/transport/,
+ * src/shard/, src/meta/, src/router/): the node, its shards, clients, peers.
  *
  * One thread runs the event loop. Every call into a Raft group happens in
  * node_pump() (a libuv prepare handle: once per loop turn, after the I/O
@@ -16,16 +17,16 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "cluster/map.h"
 #include "cmd/cmd.h"
 #include "io/io.h"
 #include "kv/kv.h"
+#include "meta/map.h"
 #include "node/config.h"
 #include "node/node.h"
-#include "node/snapshot.h"
 #include "peer/peer_codec.h"
 #include "raft/raft.h"
 #include "resp/resp.h"
+#include "shard/snapshot.h"
 #include "util/rand.h"
 #include "wal/wal.h"
 
@@ -364,6 +365,11 @@ struct node {
      * an election timeout). */
     uint64_t heard_ms[NODE_PEERS_MAX];
     bool link_lost[NODE_PEERS_MAX];
+    /* Its connection to this node closed (the libuv host: EOF or error on
+     * the link it opened to us), until a frame comes again: a node that was
+     * killed is not proxied to or named in MOVED while the others elect
+     * (the command waits for a leader instead: route.c). */
+    bool link_closed[NODE_PEERS_MAX];
     uint64_t watch_ms; /* when the links were last watched (node_core_tick) */
     uint64_t ticks; /* node_core_tick calls */
     struct peer peers[NODE_PEERS_MAX];
@@ -695,6 +701,43 @@ void memory_tick(struct node *n);
 void client_node_command(struct client *c, const struct cmd_def *def, uint32_t argc,
                          const struct resp_arg *argv, struct resp_out *out);
 void client_info_line(const struct client *c, char *buf, size_t cap);
+
+/* route.c (src/router/): where a command goes, slot -> shard -> leader. */
+enum route {
+    ROUTE_NOW,       /* answered at once from this replica (or by the node) */
+    ROUTE_LOCAL,     /* this node leads the shard: propose or read here */
+    ROUTE_PROXY,     /* forwarded to the leader */
+    ROUTE_NO_LEADER, /* waits for a leader (leader-wait-ms), then CLUSTERDOWN */
+    ROUTE_MOVED,     /* a cluster client is told where the leader is */
+    ROUTE_CROSSSLOT, /* keys span slots (a cluster client) or shards (any client) */
+    ROUTE_SPANS,     /* a whole-keyspace command while there are several shards */
+    ROUTE_GATHER,    /* over several shards: split, run shard by shard (gather.c) */
+    ROUTE_BAD_SHARD, /* SHOAL.SHARD naming no shard */
+};
+/* Where c's command goes (its arity checked): *shard is the shard it runs
+ * on (NULL if no replica of it is here), *target the node to forward it to
+ * or name in MOVED, *slot (left -1 unless c is redirected) the keys' slot.
+ * forced: the shard a part of a command over several shards names (-1:
+ * none; route_unwrap). */
+enum route route_command(struct client *c, const struct cmd_def *def, uint32_t argc,
+                         const struct resp_arg *argv, int64_t forced, uint64_t *target,
+                         int32_t *slot, struct shard **shard);
+/* Whether this connection gets MOVED rather than being proxied. */
+bool route_redirects(const struct client *c);
+/* Whether every shard a command over several shards sends a part to has a
+ * leader; if not, the command waits (leader-wait-ms) as a one-shard
+ * command does, then runs and the parts with no leader fail. */
+bool route_gather_led(const struct client *c, const struct cmd_def *def, uint32_t argc,
+                      const struct resp_arg *argv);
+/* `SHOAL.SHARD <group> <command> ...`: the shard index it names (-2 if the
+ * group is not a number; -1 if not this form), argv and argc moved past it. */
+int64_t route_unwrap(uint32_t *argc, const struct resp_arg **argv);
+/* Whether the route runs nothing (NO_LEADER, CROSSSLOT, SPANS, BAD_SHARD,
+ * MOVED); route_refusal writes its error (waited_ms: CLUSTERDOWN's wait). */
+bool route_refuses(enum route route);
+void route_refusal(const struct node *n, enum route route, const struct cmd_def *def,
+                   int64_t forced, uint64_t target, int32_t slot, uint32_t waited_ms,
+                   struct resp_out *out);
 
 /* cluster_cmds.c: the shard map as Redis Cluster clients see it. */
 void node_cluster_command(struct client *c, uint32_t argc, const struct resp_arg *argv,

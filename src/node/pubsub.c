@@ -16,6 +16,7 @@
  * the counts, and its close). Bounded: PUBSUB_PER_CLIENT_MAX subscriptions
  * per connection, names up to PUBSUB_NAME_BYTES_MAX. A subscriber that
  * does not read is closed by the output buffer limit, as in Redis. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,11 +174,16 @@ oom:
     client_reply_now(c, "-OOM out of memory for the subscription\r\n", 41);
 }
 
-/* Drops c's subscription i (the topic goes when its last subscriber does). */
+/* Drops c's subscription i (the topic goes when its last subscriber does).
+ * The others keep their order, the order of subscription: an UNSUBSCRIBE
+ * or PUNSUBSCRIBE of all answers in it, as Redis 7.0 answers patterns (a
+ * list per client). O(subscriptions); O(1) for the last one. */
 static void ps__drop(struct node *n, struct client *c, uint32_t i) {
     struct client_pubsub *cp = c->pubsub;
+    assert(i < cp->n);
     struct ps_topic *t = cp->subs[i].topic;
-    cp->subs[i] = cp->subs[--cp->n];
+    memmove(&cp->subs[i], &cp->subs[i + 1], (size_t)(cp->n - i - 1) * sizeof(cp->subs[0]));
+    cp->n--;
     cp->count[t->kind]--;
     for (uint32_t k = 0; k < t->n_subs; k++) {
         if (t->subs[k] == c) {
@@ -199,16 +205,19 @@ static void ps__unsubscribe(struct client *c, uint8_t kind, uint32_t argc,
                             const struct resp_arg *argv) {
     static const char *acks[] = {"unsubscribe", "punsubscribe", "sunsubscribe"};
     struct client_pubsub *cp = c->pubsub;
-    if (argc == 1) { /* every one of this kind */
-        bool any = false;
-        for (uint32_t i = cp != NULL ? cp->n : 0; i-- > 0;) {
+    if (argc == 1) { /* every one of this kind: answered in order, dropped from the end */
+        uint32_t total = ps__total(cp, kind), acked = 0;
+        for (uint32_t i = 0; cp != NULL && i < cp->n; i++) {
             struct ps_topic *t = cp->subs[i].topic;
             if (t->kind != kind) continue;
-            ps__reply_ack(c, acks[kind], t->name, t->len, true, ps__total(cp, kind) - 1);
-            ps__drop(c->node, c, i);
-            any = true;
+            assert(acked < total);
+            ps__reply_ack(c, acks[kind], t->name, t->len, true, total - ++acked);
         }
-        if (!any) ps__reply_ack(c, acks[kind], NULL, 0, false, ps__total(cp, kind));
+        for (uint32_t i = cp != NULL ? cp->n : 0; i-- > 0;) {
+            if (cp->subs[i].topic->kind == kind) ps__drop(c->node, c, i);
+        }
+        if (acked == 0) ps__reply_ack(c, acks[kind], NULL, 0, false, total);
+        assert(ps__total(cp, kind) == total - acked);
         return;
     }
     for (uint32_t a = 1; a < argc; a++) {

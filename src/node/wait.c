@@ -23,7 +23,7 @@
 
 #include "cmd/cmd.h"
 #include "node/node_int.h"
-#include "node/proxy.h"
+#include "transport/proxy.h"
 
 struct client_wait {
     struct slot *slot;

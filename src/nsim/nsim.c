@@ -22,7 +22,7 @@
  *   - no busy loop: a node's turns are driven by its inputs (at most
  *     NSIM_PUMPS_PER_INPUT turns per tick, frame, request or flush end).
  *
- * A seed runs 1-4 shards (Raft groups 1..S over the slots, src/cluster/
+ * A seed runs 1-4 shards (Raft groups 1..S over the slots, src/meta/
  * map.c), each on R of the nodes; every checker above is per group. */
 #include "nsim/nsim.h"
 
@@ -33,9 +33,9 @@
 #include <string.h>
 
 #include "check/lin.h"
-#include "cluster/slot.h"
 #include "node/node_int.h"
 #include "nsim/nsim_queue.h"
+#include "router/slot.h"
 #include "util/crc32c.h"
 
 #define NSIM_NODES_MAX 5
@@ -2005,7 +2005,7 @@ static void nsim__check_hook_saw(struct nsim *w, const struct nsim_host *h,
                     (unsigned long long)h->applied[s->index]);
 }
 
-/* Group 0 (src/node/meta.c): its live replicas applied the same index. */
+/* Group 0 (src/meta/meta.c): its live replicas applied the same index. */
 static bool nsim__meta_converged(const struct nsim *w) {
     uint64_t applied = UINT64_MAX;
     for (uint32_t i = 0; i < w->n_nodes; i++) {

@@ -498,6 +498,21 @@ static bool script__record_write(struct script_engine *e, uint32_t argc,
     return true;
 }
 
+/* TIME's reply (seconds, microseconds) for a clock in milliseconds: a
+ * script sees one time for its whole run (the leader's, when it began), as
+ * its commands do; what it writes with it is replicated as written. */
+static void script__write_time(int64_t now_ms, struct resp_out *out) {
+    assert(now_ms >= 0);
+    char s[24];
+    char us[24];
+    int ls = snprintf(s, sizeof(s), "%lld", (long long)(now_ms / 1000));
+    int lu = snprintf(us, sizeof(us), "%lld", (long long)(now_ms % 1000) * 1000);
+    assert(ls > 0 && lu > 0);
+    resp_write_array(out, 2);
+    resp_write_bulk(out, s, (size_t)ls);
+    resp_write_bulk(out, us, (size_t)lu);
+}
+
 /* Runs one command for the script into out; NULL, or the refusal (a
  * message for script__raise). */
 static const char *script__command(struct script_engine *e, uint32_t argc,
@@ -513,6 +528,10 @@ static const char *script__command(struct script_engine *e, uint32_t argc,
         }
         if (strcmp(def->name, "echo") == 0) {
             resp_write_bulk(out, argv[1].data, argv[1].len);
+            return NULL;
+        }
+        if (strcmp(def->name, "time") == 0) { /* the run's clock, as its commands see it */
+            script__write_time(e->ctx->now_ms, out);
             return NULL;
         }
         return "This Redis command is not allowed from script";

@@ -18,7 +18,7 @@ register check is a search whose cost grows with the history of one key).
 Every operation goes to a random node; followers proxy to the leader.
 
 An error reply is a definite failure only when the node says the command was
-not applied (see src/node/shard.c, client.c, proxy.c); timeouts, resets and
+not applied (see src/shard/shard.c, route.c, proxy.c); timeouts, resets and
 'outcome unknown' replies leave a write indeterminate ('info').
 """
 import json
@@ -32,7 +32,7 @@ import redis
 NOT_APPLIED = (
     "the command was not applied",   # shard.c: another leader's entry took the index
     "the command was not sent",      # proxy.c: no connection to the leader
-    "no leader is elected yet",      # client.c: nothing was proposed
+    "no leader is elected yet",      # route.c: nothing was proposed
     "this node is no longer the leader",  # shard.c: raft_propose refused
     "leadership is being transferred",    # shard.c: raft_propose refused (EBUSY)
 )
@@ -107,7 +107,7 @@ def queue_worklist(idx):
 
 def key_slot(key):
     """Redis's slot of a key: CRC16 (XMODEM) of it, or of its hash tag, mod
-    16384 (src/cluster/slot.c; chaos.py checks it against CLUSTER KEYSLOT)."""
+    16384 (src/router/slot.c; chaos.py checks it against CLUSTER KEYSLOT)."""
     k = key.encode()
     a = k.find(b"{")
     if a >= 0:

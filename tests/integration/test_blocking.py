@@ -108,6 +108,19 @@ def test_timeouts_answer_like_redis_byte_for_byte(cluster, redis_server):
             assert 0.095 <= elapsed < 2.0, (reply, elapsed)
 
 
+def test_a_timeout_under_a_millisecond_waits_one_not_forever(cluster):
+    """Redis 7.0 rounds a timeout in seconds up to whole milliseconds: 0.0001
+    waits 1 ms (truncated it would be 0, which waits forever)."""
+    c = cluster.client(cluster.followers()[0], timeout=5)
+    for args in (["BLPOP", "nokey", "0.0001"], ["BRPOP", "nokey", "0.0000001"],
+                 ["BLMOVE", "nokey", "d", "LEFT", "RIGHT", "0.0009"],
+                 ["BZPOPMIN", "nokey", "0.0001"], ["BLMPOP", "0.0001", "1", "nokey", "LEFT"],
+                 ["BZMPOP", "0.0001", "1", "nokey", "MIN"]):
+        t0 = time.time()
+        assert c.execute_command(*args) is None
+        assert time.time() - t0 < 2.0, args
+
+
 def encode(args):
     out = b"*%d\r\n" % len(args)
     for a in args:

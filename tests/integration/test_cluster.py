@@ -232,3 +232,27 @@ def test_graceful_shutdown_exits_zero(cluster):
     import signal
     f = cluster.followers()[0]
     assert cluster.kill(f, signal.SIGTERM) == 0
+
+
+def test_a_follower_waits_for_the_next_leader_after_a_kill(make_cluster):
+    # docs/cluster.md, "Waiting for a leader": a command sent through a
+    # follower just after its leader was killed waits for the next leader
+    # (up to leader-wait-ms) instead of failing with TRYAGAIN, twice in a row
+    c = make_cluster(3, extra=["--leader-wait-ms", "10000"])
+    for rnd in range(2):
+        old = c.leader()
+        f = next(i for i in c.procs if i != old)
+        r = c.client(f, timeout=20)
+        assert r.set("before%d" % rnd, 1)
+        c.kill(old)
+        time.sleep(0.05)  # the follower reads its link from the leader closing
+        t0 = time.time()
+        for j in range(20):
+            assert r.set("after%d:%d" % (rnd, j), j)
+        print("round %d: 20 SETs through a follower %.0f ms after kill -9 of the leader" %
+              (rnd, (time.time() - t0) * 1000))
+        c.start(old)
+        assert c.leader() in c.procs
+    r = c.client(c.leader())
+    assert r.mget(["after%d:%d" % (rnd, j) for rnd in range(2) for j in range(20)]) == \
+        [str(j).encode() for rnd in range(2) for j in range(20)]

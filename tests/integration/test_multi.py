@@ -99,6 +99,45 @@ def test_watch_aborts_when_the_key_changed(make_cluster):
         assert p.execute() == [True]
 
 
+def test_unwatch_forgets_the_watched_keys(make_cluster):
+    """UNWATCH (and EXEC, DISCARD) forget what WATCH read: a change after
+    it does not abort the next EXEC; UNWATCH with nothing watched, and
+    inside MULTI (queued, as Redis), answers OK."""
+    c = make_cluster(3, extra=["--shards", "3"])
+    a, b = c.client(1), c.client(3)
+    a.set("{u}k", "1")
+    with a.pipeline() as p:
+        p.watch("{u}k")
+        p.unwatch()
+        b.set("{u}k", "2")
+        p.multi()
+        p.set("{u}k", "from-a")
+        assert p.execute() == [True]
+    assert b.get("{u}k") == b"from-a"
+    conn = a.connection_pool.get_connection("MULTI")
+    try:
+        for cmd, want in ((("UNWATCH",), b"OK"), (("WATCH", "{u}k"), b"OK"),
+                          (("DISCARD",), redis.exceptions.ResponseError),
+                          (("MULTI",), b"OK"), (("UNWATCH",), b"QUEUED"),
+                          (("EXEC",), [b"OK"])):
+            conn.send_command(*cmd)
+            if want is redis.exceptions.ResponseError:  # DISCARD without MULTI
+                with pytest.raises(want, match="DISCARD without MULTI"):
+                    conn.read_response()
+            else:
+                assert conn.read_response() == want, cmd
+        b.set("{u}k", "3")  # the EXEC above forgot the WATCH
+        conn.send_command("MULTI")
+        assert conn.read_response() == b"OK"
+        conn.send_command("SET", "{u}k", "4")
+        assert conn.read_response() == b"QUEUED"
+        conn.send_command("EXEC")
+        assert conn.read_response() == [b"OK"]
+    finally:
+        a.connection_pool.release(conn)
+    assert b.get("{u}k") == b"4"
+
+
 def test_check_and_set_loses_no_increment(make_cluster):
     """Clients on every node increment one counter with WATCH/GET/MULTI/SET
     (redis-py's transaction helper retries on WatchError): with WATCH

@@ -2,11 +2,16 @@
 node reaches subscribers on every node, patterns and sharded channels, the
 RESP2 subscribed context, PUBSUB introspection, RESP3 pushes. See
 docs/node.md, "Pub/sub"."""
+import os
 import socket
+import sys
 import time
 
 import pytest
 import redis
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cmd"))
+import gen_golden  # noqa: E402 - the recorder's RESP reader
 
 
 def next_message(ps, timeout=5.0):
@@ -119,6 +124,47 @@ def test_resp2_subscribed_context_and_unsubscribe_counts(make_cluster):
     conn.send_command("SET", "x", "1")  # out of the context again
     assert conn.read_response() == b"OK"
     c.client(1).connection_pool.release(conn)
+
+
+def test_punsubscribe_answers_like_redis_byte_for_byte(make_cluster, redis_server):
+    """PUNSUBSCRIBE and UNSUBSCRIBE, with and without names, RESP2 and
+    RESP3, against redis-server 7.0: a PUNSUBSCRIBE of all answers the
+    patterns in the order they were subscribed (Redis 7.0 keeps a client's
+    patterns in a list), after one was dropped from the middle too."""
+    c = make_cluster(1)
+    script = [("PUNSUBSCRIBE",), ("PSUBSCRIBE", "a*", "b*", "c*", "d*"), ("PUNSUBSCRIBE", "b*"),
+              ("PUNSUBSCRIBE", "x*"), ("SUBSCRIBE", "ch"), ("PSUBSCRIBE", "e*"),
+              ("PUNSUBSCRIBE",), ("PUNSUBSCRIBE",), ("UNSUBSCRIBE", "ch", "nope"),
+              ("UNSUBSCRIBE",)]
+
+    def replies(port, proto):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        f = s.makefile("rb")
+        if proto == 3:
+            s.sendall(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
+            gen_golden.read_reply(f)
+        out = []
+        subscribed = 0
+        for cmd in script:
+            s.sendall(b"*%d\r\n" % len(cmd) + b"".join(
+                b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in cmd))
+            if cmd[0].endswith("UNSUBSCRIBE") and len(cmd) == 1:
+                n = max(1, subscribed if cmd[0] == "PUNSUBSCRIBE" else 0)
+            else:
+                n = len(cmd) - 1
+            for _ in range(n):
+                out.append(gen_golden.read_reply(f))
+            if cmd[0] == "PSUBSCRIBE":
+                subscribed += len(cmd) - 1
+            elif cmd[0] == "PUNSUBSCRIBE":
+                subscribed = 0 if len(cmd) == 1 else subscribed - (cmd[1] == "b*")
+        s.close()
+        return out
+
+    for proto in (2, 3):
+        ours, theirs = replies(c.ports[1], proto), replies(redis_server, proto)
+        assert ours == theirs, proto
+
 
 
 def test_pubsub_introspection(make_cluster):

@@ -494,6 +494,25 @@ def test_redis_py_scripts_and_pipelines_through_leader_and_follower(cluster):
         assert [r.get("p%d" % lead), r.get("p%d" % fol)] == [b"20", b"20"], i
 
 
+def test_time_in_a_script_is_the_runs_clock(cluster):
+    """redis.call('TIME') answers as Redis's (seconds, microseconds) with the
+    time the run began on the leader; a write made with it is replicated
+    as written, so every replica holds the same value."""
+    fol = cluster.followers()[0]
+    r = cluster.client(fol)
+    t0 = time.time()
+    got = r.eval("local t = redis.call('TIME'); redis.call('SET', KEYS[1], t[1]); "
+                 "return {t, redis.call('TIME')}", 1, "tk")
+    (sec, usec), again = got
+    assert abs(int(sec) - t0) < 5 and 0 <= int(usec) < 1000000
+    assert again == [sec, usec]  # one time for the whole run
+    settle(cluster)
+    for i in cluster.procs:
+        c = cluster.client(i)
+        c.execute_command("READONLY")
+        assert c.get("tk") == sec, i
+
+
 def applied(cluster, i):
     return cluster.raft(i)["applied_index"]
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "kv/kv.h"
 #include "node/config.h"
 #include "test.h"
 
@@ -206,9 +207,29 @@ TEST(redis_parameters_are_read_from_file_and_flags) {
     char value[32];
     node_redis_value(&c, NODE_REDIS_APPENDONLY, value, sizeof(value));
     CHECK(strcmp(value, "yes") == 0); /* accepted, and shoal is durable all the same */
-    CHECK(parse(&c, "--id 1 --cluster " CLUSTER3 " --zset-max-listpack-entries 129", err,
+    /* Redis's ranges: a threshold past the packed format's capacity is kept
+     * as set and applied up to the capacity; memory units for the -value
+     * ones; Redis's strict integers */
+    CHECK(parse(&c, "--id 1 --cluster " CLUSTER3 " --zset-max-listpack-entries 1000 "
+                "--hash-max-listpack-value 1kb --list-compress-depth 1 "
+                "--hll-sparse-max-bytes 3000", err, sizeof(err)) == 0);
+    CHECK(c.redis[NODE_REDIS_ZSET_ENTRIES] == 1000);
+    CHECK(node_redis_threshold(&c, NODE_REDIS_ZSET_ENTRIES, KV_ZSET_PACK_ENTRIES) ==
+          KV_ZSET_PACK_ENTRIES);
+    CHECK(c.redis[NODE_REDIS_HASH_VALUE] == 1024);
+    CHECK(node_redis_threshold(&c, NODE_REDIS_HASH_VALUE, KV_HASH_PACK_VALUE_BYTES) ==
+          KV_HASH_PACK_VALUE_BYTES);
+    CHECK(node_redis_threshold(&c, NODE_REDIS_HASH_ENTRIES, KV_HASH_PACK_ENTRIES) == 512);
+    CHECK(c.redis[NODE_REDIS_LIST_COMPRESS] == 1);
+    CHECK(parse(&c, "--id 1 --cluster " CLUSTER3 " --zset-max-listpack-entries -1", err,
                 sizeof(err)) != 0);
-    CHECK(strstr(err, "between 0 and 128") != NULL);
+    CHECK(strstr(err, "between 0 and 9223372036854775807") != NULL);
+    CHECK(parse(&c, "--id 1 --cluster " CLUSTER3 " --hash-max-listpack-value -1", err,
+                sizeof(err)) != 0);
+    CHECK(strstr(err, "memory value") != NULL);
+    CHECK(parse(&c, "--id 1 --cluster " CLUSTER3 " --hash-max-listpack-entries +5", err,
+                sizeof(err)) != 0);
+    CHECK(strstr(err, "parsed into an integer") != NULL);
     CHECK(parse(&c, "--id 1 --cluster " CLUSTER3 " --maxmemory-policy allkeys-lru", err,
                 sizeof(err)) != 0);
     CHECK(strstr(err, "only noeviction") != NULL);

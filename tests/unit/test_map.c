@@ -1,4 +1,4 @@
-/* test_map.c: the cluster map (src/cluster/map.c): placement, the encoding
+/* test_map.c: the cluster map (src/meta/map.c): placement, the encoding
  * group 0 stores (round trip, every malformed input refused, no read past
  * the end), and group 0's voters. */
 #include <stdint.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster/map.h"
+#include "meta/map.h"
 #include "test.h"
 
 static void fill_nodes(struct map *m) {

@@ -15,7 +15,7 @@
 #include <strings.h>
 
 #include "node/node_int.h"
-#include "node/proxy.h"
+#include "transport/proxy.h"
 
 static void meta_cmd__error(struct client *c, const char *msg) {
     char line[256];

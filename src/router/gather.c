@@ -20,7 +20,7 @@
 #include <strings.h>
 
 #include "node/node_int.h"
-#include "node/proxy.h"
+#include "transport/proxy.h"
 
 #define GATHER__SCAN_SHIFT 40 /* SCAN cursor: shard index above, its own cursor below */
 

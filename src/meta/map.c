@@ -1,5 +1,5 @@
 /* map.c: see map.h. */
-#include "cluster/map.h"
+#include "meta/map.h"
 
 #include <assert.h>
 #include <stdio.h>

@@ -4,19 +4,19 @@
  * answers, local writes and reads (which wait for the log) and proxied
  * commands (which wait for the leader) it pipelines.
  *
- * Routing: the leader runs commands itself; any other node forwards them
- * to the leader over the connection's upstream to that node (proxy.c) and
- * relays the replies. A connection never has commands in flight on two routes at
- * once: when the route changes (a new leader), it stops reading until the
- * old route drained, so a pipelined write can never be overtaken by a
- * later command on another path. */
+ * Routing (src/router/route.c decides where a command goes): the leader
+ * runs commands itself; any other node forwards them to the leader over
+ * the connection's upstream to that node (proxy.c) and relays the replies.
+ * A connection never has commands in flight on two routes at once: when
+ * the route changes (a new leader), it stops reading until the old route
+ * drained, so a pipelined write can never be overtaken by a later command
+ * on another path. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "node/node_int.h"
-#include "node/proxy.h"
+#include "transport/proxy.h"
 
 struct client__write {
     uv_write_t req;
@@ -190,109 +190,11 @@ static void client__reply(struct client *c, const struct resp_out *out) {
     slot_set(c, s, resp_out_data(out), resp_out_len(out));
 }
 
-/* ---- routing ---- */
-
-enum client__route {
-    ROUTE_NOW,       /* answered at once from this replica (or by the node) */
-    ROUTE_LOCAL,     /* this node leads the shard: propose or read here */
-    ROUTE_PROXY,     /* forwarded to the leader */
-    ROUTE_NO_LEADER, /* waits for a leader (leader-wait-ms), then CLUSTERDOWN */
-    ROUTE_MOVED,     /* a cluster client is told where the leader is */
-    ROUTE_CROSSSLOT, /* keys span slots (a cluster client) or shards (any client) */
-    ROUTE_SPANS,     /* a whole-keyspace command while there are several shards */
-    ROUTE_GATHER,    /* over several shards: split, run shard by shard (gather.c) */
-    ROUTE_BAD_SHARD, /* SHOAL.SHARD naming no shard */
-};
-
-/* Whether this connection gets MOVED rather than being proxied. */
-static bool client__redirects(const struct client *c) {
-    uint8_t mode = c->node->cfg.cluster_redirect;
-    return mode == NODE_REDIRECT_ALWAYS || (mode == NODE_REDIRECT_AUTO && c->cluster_mode);
-}
-
-/* Where a command goes: *shard is the shard it runs on (NULL if no replica
- * of it is here), *target the node to forward it to or name in MOVED. */
-static enum client__route client__route(struct client *c, const struct cmd_def *def,
-                                        uint32_t argc, const struct resp_arg *argv,
-                                        int64_t forced, uint64_t *target, int32_t *slot,
-                                        struct shard **shard) {
-    struct node *n = c->node;
-    if (def == NULL || (def->flags & CMD_NODE)) return ROUTE_NOW;
-    uint32_t k = 0;
-    /* a part of a command over several shards names its shard: never
-     * redirected, and its keys must all be there */
-    bool redirect = forced < 0 && client__redirects(c);
-    if (forced >= 0) {
-        if ((uint64_t)forced >= n->map.n_shards) return ROUTE_BAD_SHARD;
-        k = (uint32_t)forced;
-    }
-    if (def->first_key > 0) {
-        struct node_keys_place place;
-        node_cluster_keys_place(n, def, argc, argv, &place);
-        if (redirect && place.cross_slot) return ROUTE_CROSSSLOT;
-        if (forced >= 0 && (place.cross_shard || place.shard != k)) return ROUTE_CROSSSLOT;
-        if (place.cross_shard) return gather_splits(def) ? ROUTE_GATHER : ROUTE_CROSSSLOT;
-        if (redirect) *slot = place.slot;
-        k = place.shard;
-    } else if (n->map.n_shards > 1 && forced < 0) {
-        return gather_spans(def) ? ROUTE_GATHER : ROUTE_SPANS;
-    }
-    struct shard *s = n->shards[k];
-    *shard = s;
-    /* XREAD BLOCK waits on the leader, READONLY or not */
-    bool waits = (def->flags & CMD_BLOCKING) && cmd_block_wanted(def, argc, argv);
-    if ((def->flags & CMD_READONLY) && c->readonly && s != NULL && !waits) return ROUTE_NOW;
-#ifdef CANARY_FOLLOWER_READS
-    /* deliberate bug: a follower answers reads from its replica as if
-     * they were linearizable (stale reads) */
-    if ((def->flags & CMD_READONLY) && s != NULL && !shard_is_leader(s)) return ROUTE_NOW;
-#endif
-    if (s != NULL && shard_is_leader(s)) {
-        /* A write during a leadership handover waits for it to end (an
-         * election timeout at most) and then goes to whoever leads. */
-        if ((def->flags & CMD_WRITE) && raft_transferring(s->raft)) return ROUTE_NO_LEADER;
-        return ROUTE_LOCAL;
-    }
-    *target = s != NULL ? raft_leader(s->raft) : node_cluster_guess_leader(n, k);
-    if (*target == 0 || *target == n->cfg.id || node_config_member(&n->cfg, *target) == NULL) {
-        return ROUTE_NO_LEADER;
-    }
-    if (*slot >= 0) return ROUTE_MOVED;
-    return ROUTE_PROXY;
-}
-
-/* Whether shard k has a leader a command can go to now. */
-static bool client__shard_led(const struct node *n, uint32_t k, bool write) {
-    const struct shard *s = n->shards[k];
-    if (s != NULL && shard_is_leader(s)) return !(write && raft_transferring(s->raft));
-    uint64_t leader = s != NULL ? raft_leader(s->raft) : node_cluster_guess_leader(n, k);
-    return leader != 0 && leader != n->cfg.id && node_config_member(&n->cfg, leader) != NULL;
-}
-
-/* Whether every shard a command over several shards sends a part to has a
- * leader; if not, the command waits (leader-wait-ms) as a one-shard
- * command does, then runs and the parts with no leader fail. */
-static bool client__gather_led(const struct client *c, const struct cmd_def *def,
-                               uint32_t argc, const struct resp_arg *argv) {
-    const struct node *n = c->node;
-    bool write = (def->flags & CMD_WRITE) != 0;
-    if (gather_splits(def)) {
-        for (uint32_t i = 1; i < argc; i++) {
-            uint32_t k = map_shard_of_slot(&n->map, slot_of_key(argv[i].data, argv[i].len));
-            if (!client__shard_led(n, k, write)) return false;
-        }
-        return true;
-    }
-    if (client__redirects(c)) return true; /* only the shards this node leads */
-    for (uint32_t k = 0; k < n->map.n_shards; k++) {
-        if (!client__shard_led(n, k, write)) return false;
-    }
-    return true;
-}
+/* ---- routing (route.c decides; the connection keeps the order) ---- */
 
 /* Whether a command on this route may start now without overtaking
  * commands still in flight on another route. */
-static bool client__route_free(const struct client *c, enum client__route route,
+static bool client__route_free(const struct client *c, enum route route,
                                uint64_t target) {
     if (c->gather != NULL) return false; /* its parts are in flight */
     /* a script's writes are proposed only after its run: what follows it
@@ -324,24 +226,6 @@ void client_leader_wait_end(struct client *c) {
     c->node->leader_waiters--;
 }
 
-static bool client__arg_is(const struct resp_arg *a, const char *w) {
-    size_t len = strlen(w);
-    return a->len == len && strncasecmp(a->data, w, len) == 0;
-}
-
-/* `SHOAL.SHARD <group> <command> ...`: the shard index it names (-2 if the
- * group is not a number; -1 if not this form), argv and argc moved past it. */
-static int64_t client__unwrap(uint32_t *argc, const struct resp_arg **argv) {
-    if (*argc < 1 || !client__arg_is(&(*argv)[0], "shoal.shard")) return -1;
-    int64_t group;
-    if (*argc < 3 || !cmd_parse_i64((*argv)[1].data, (*argv)[1].len, &group) || group < 1) {
-        return -2;
-    }
-    *argc -= 2;
-    *argv += 2;
-    return group - 1;
-}
-
 static bool client__run_function(struct client *c, uint32_t argc, const struct resp_arg *argv,
                                  struct slot *into);
 
@@ -353,7 +237,7 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
     struct node *n = c->node;
     uint32_t argc = full_argc;
     const struct resp_arg *argv = full_argv;
-    int64_t forced = client__unwrap(&argc, &argv);
+    int64_t forced = route_unwrap(&argc, &argv);
     const struct cmd_def *def = forced == -2 ? NULL : cmd_lookup(argv[0].data, argv[0].len);
     /* FUNCTION LOAD/DELETE/FLUSH/RESTORE: checked here (the code by this
      * node's Lua engine), then a SHOAL.FUNCTION write to every shard */
@@ -367,10 +251,9 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
     /* MEMORY STATS and friends: about the node, not a key (memory.c) */
     bool is_memory = arity_ok && forced < 0 && strcmp(def->name, "memory") == 0 &&
                      memory_is_node_sub(argc, argv);
-    enum client__route route = arity_ok && !is_memory
-                                   ? client__route(c, def, argc, argv, forced, &target, &slot,
-                                                   &shard)
-                                   : ROUTE_NOW;
+    enum route route = arity_ok && !is_memory
+                           ? route_command(c, def, argc, argv, forced, &target, &slot, &shard)
+                           : ROUTE_NOW;
     bool is_node_cmd = def != NULL && ((def->flags & CMD_NODE) || is_memory);
     bool is_wait = into == NULL && is_node_cmd && arity_ok && strcmp(def->name, "wait") == 0;
     if (into == NULL) {
@@ -379,7 +262,7 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
         if (!(is_node_cmd || def == NULL) && !client__route_free(c, route, target)) return false;
         if (is_wait && !wait_ready(c)) return false;
         if (route == ROUTE_NO_LEADER && !client_leader_wait_over(c)) return false;
-        if (route == ROUTE_GATHER && !client__gather_led(c, def, argc, argv) &&
+        if (route == ROUTE_GATHER && !route_gather_led(c, def, argc, argv) &&
             !client_leader_wait_over(c)) {
             return false;
         }
@@ -418,18 +301,9 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
                                   .rng = &shard->rng, .bulk_max = KV_VALUE_BYTES_LIMIT};
             cmd_exec(&env, def, argc, argv, &out);
         }
-    } else if (route == ROUTE_NO_LEADER) {
-        resp_write_errorf(&out, "CLUSTERDOWN no leader is elected yet (waited %u ms); "
-                                "the command was not sent", into ? 0u : n->cfg.leader_wait_ms);
-    } else if (route == ROUTE_CROSSSLOT) {
-        resp_write_errorf(&out, "CROSSSLOT Keys in request don't hash to the same slot");
-    } else if (route == ROUTE_SPANS) {
-        resp_write_errorf(&out, "ERR '%s' over several shards is not supported yet "
-                                "(shards %u); see docs/cluster.md", def->name, n->map.n_shards);
-    } else if (route == ROUTE_BAD_SHARD) {
-        resp_write_errorf(&out, "ERR SHOAL.SHARD: no group %lld here", (long long)forced + 1);
-    } else if (route == ROUTE_MOVED) {
-        node_cluster_moved(n, target, slot, &out);
+    } else if (route_refuses(route)) {
+        route_refusal(n, route, def, forced, target, slot, into ? 0u : n->cfg.leader_wait_ms,
+                      &out);
     } else {
         struct slot *s = into != NULL ? into : client__slot(c);
         if (s == NULL) {
@@ -438,7 +312,7 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
             return false;
         }
         if (route == ROUTE_GATHER) {
-            if (gather_start(c, def, argc, argv, s, client__redirects(c)) != 0) {
+            if (gather_start(c, def, argc, argv, s, route_redirects(c)) != 0) {
                 slot_set_error(c, s, "OOM out of memory for a command over several shards");
             }
         } else if (route == ROUTE_PROXY) {

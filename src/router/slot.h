@@ -3,8 +3,8 @@
  * non-empty hash tag, `{...}` (the first `{` and the first `}` after it
  * with at least one byte between), only the tag is hashed, so that
  * "{user1}.a" and "{user1}.b" share a slot. Pure: no state. */
-#ifndef SHOAL_CLUSTER_SLOT_H
-#define SHOAL_CLUSTER_SLOT_H
+#ifndef SHOAL_ROUTER_SLOT_H
+#define SHOAL_ROUTER_SLOT_H
 
 #include <stddef.h>
 #include <stdint.h>

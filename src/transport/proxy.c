@@ -1,5 +1,5 @@
 /* proxy.c: see proxy.h. */
-#include "node/proxy.h"
+#include "transport/proxy.h"
 
 #include <assert.h>
 #include <stdio.h>

@@ -11,13 +11,13 @@
  * leaders and replicas spread over the nodes as evenly as S, R and N allow
  * (within one of each other). With S = 1 and R = N this is the one group on
  * every node that shoal had before sharding: group 1, every slot. */
-#ifndef SHOAL_CLUSTER_MAP_H
-#define SHOAL_CLUSTER_MAP_H
+#ifndef SHOAL_META_MAP_H
+#define SHOAL_META_MAP_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cluster/slot.h"
+#include "router/slot.h"
 
 #define MAP_SHARDS_MAX 16384u /* shards of one cluster: one per slot at most */
 #define MAP_REPLICAS_MAX 7u   /* replicas of one shard */

@@ -1,6 +1,6 @@
 /* snapshot.h: a shard replica's snapshot file (format in snapshot.c). */
-#ifndef SHOAL_NODE_SNAPSHOT_H
-#define SHOAL_NODE_SNAPSHOT_H
+#ifndef SHOAL_SHARD_SNAPSHOT_H
+#define SHOAL_SHARD_SNAPSHOT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* slot.c: see slot.h. The CRC is computed a byte at a time from a table
  * built once (256 entries: 512 bytes). */
-#include "cluster/slot.h"
+#include "router/slot.h"
 
 #include <stdbool.h>
 

@@ -5,7 +5,7 @@
  * docs/cluster.md gives the mapping: a shoal node leads some shards and
  * follows others, which Redis's one-role-per-node model does not have.
  *
- * The map (src/cluster/map.h) is fixed by the configuration: --shards
+ * The map (src/meta/map.h) is fixed by the configuration: --shards
  * groups over the slots, --replicas replicas each. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,8 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cluster/slot.h"
 #include "node/node_int.h"
+#include "router/slot.h"
 
 #define CLUSTER__GETKEYS_MAX 100000 /* keys one GETKEYSINSLOT returns */
 

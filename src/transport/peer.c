@@ -234,6 +234,10 @@ static void peer__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
     (void)buf;
     struct peer_conn *c = stream->data;
     if (nread < 0) {
+        /* a peer killed closes its links at once: commands stop going to
+         * it before the others notice its silence (route.c) */
+        const struct node_member *m = node_config_member(&c->node->cfg, c->from);
+        if (m != NULL) c->node->link_closed[m - c->node->cfg.members] = true;
         peer__conn_close(c);
         return;
     }

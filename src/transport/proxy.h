@@ -4,8 +4,8 @@
  * commands of one client in order on one connection and answers them in
  * order; each reply fills the oldest waiting slot of that upstream. If the upstream fails, every waiting slot gets an
  * error saying the outcome is unknown (the command may have been applied). */
-#ifndef SHOAL_NODE_PROXY_H
-#define SHOAL_NODE_PROXY_H
+#ifndef SHOAL_TRANSPORT_PROXY_H
+#define SHOAL_TRANSPORT_PROXY_H
 
 #include "node/node_int.h"
 

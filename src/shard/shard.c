@@ -7,10 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cluster/slot.h"
 #include "node/node_int.h"
-#include "node/snapshot.h"
+#include "router/slot.h"
 #include "script/script.h"
+#include "shard/snapshot.h"
 
 
 #define SHARD_EXPIRE_KEY "__shoal_expire"
@@ -38,13 +38,17 @@ void shard_kv_config(const struct node *n, const struct shard *s, struct kv_conf
     uint64_t bulk = n->cfg.proto_max_bulk_len;
     kc->value_bytes_max = bulk < KV_VALUE_BYTES_LIMIT ? (uint32_t)bulk : KV_VALUE_BYTES_LIMIT;
     /* this node's (CONFIG SET): memory layout only, replicas may differ */
-    kc->zset_pack_entries = (uint32_t)n->cfg.redis[NODE_REDIS_ZSET_ENTRIES];
-    kc->zset_pack_member_bytes = (uint32_t)n->cfg.redis[NODE_REDIS_ZSET_VALUE];
-    kc->hash_pack_entries = (uint32_t)n->cfg.redis[NODE_REDIS_HASH_ENTRIES];
-    kc->hash_pack_value_bytes = (uint32_t)n->cfg.redis[NODE_REDIS_HASH_VALUE];
-    kc->set_intset_entries = (uint32_t)n->cfg.redis[NODE_REDIS_SET_INTSET];
-    kc->set_pack_entries = (uint32_t)n->cfg.redis[NODE_REDIS_SET_ENTRIES];
-    kc->set_pack_value_bytes = (uint32_t)n->cfg.redis[NODE_REDIS_SET_VALUE];
+    const struct node_config *c = &n->cfg;
+    kc->zset_pack_entries = node_redis_threshold(c, NODE_REDIS_ZSET_ENTRIES, KV_ZSET_PACK_ENTRIES);
+    kc->zset_pack_member_bytes =
+        node_redis_threshold(c, NODE_REDIS_ZSET_VALUE, KV_ZSET_PACK_MEMBER_BYTES);
+    kc->hash_pack_entries = node_redis_threshold(c, NODE_REDIS_HASH_ENTRIES, KV_HASH_PACK_ENTRIES);
+    kc->hash_pack_value_bytes =
+        node_redis_threshold(c, NODE_REDIS_HASH_VALUE, KV_HASH_PACK_VALUE_BYTES);
+    kc->set_intset_entries = node_redis_threshold(c, NODE_REDIS_SET_INTSET, KV_SET_INTSET_ENTRIES);
+    kc->set_pack_entries = node_redis_threshold(c, NODE_REDIS_SET_ENTRIES, KV_SET_PACK_ENTRIES);
+    kc->set_pack_value_bytes =
+        node_redis_threshold(c, NODE_REDIS_SET_VALUE, KV_SET_PACK_VALUE_BYTES);
     kv_list_node_size(n->cfg.redis[NODE_REDIS_LIST_SIZE], &kc->list_node_bytes,
                       &kc->list_node_items);
 }

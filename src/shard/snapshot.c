@@ -13,7 +13,7 @@
  *
  * Written to `<file>.tmp`, fsynced, renamed over `<file>`, directory
  * fsynced: a crash leaves the old file or the new one, never a mix. */
-#include "node/snapshot.h"
+#include "shard/snapshot.h"
 
 #include <assert.h>
 #include <stdio.h>
