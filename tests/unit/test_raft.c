@@ -1281,87 +1281,6 @@ TEST(bad_input_is_refused) {
     cfg.heartbeat_ticks = cfg.election_ticks;
     CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, NULL) == NULL);
     CHECK(raft_strerror(RAFT_ENOTLEADER) != NULL);
-    /* the limits of the configuration, at and one past (d048e7580701,
-     * 936170a2296a: a drift of a whole timeout leaves no lease) */
-    const uint64_t v1[] = {1};
-    struct raft_conf alone = conf_of(v1, 1, NULL, 0);
-    raft_config_default(&cfg);
-    cfg.id = 1;
-    cfg.max_snapshot_inflight = RAFT_SNAPSHOT_INFLIGHT_MAX;
-    struct raft *ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone);
-    CHECK(ok != NULL);
-    raft_destroy(ok);
-    cfg.max_snapshot_inflight = RAFT_SNAPSHOT_INFLIGHT_MAX + 1;
-    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone) == NULL);
-    raft_config_default(&cfg);
-    cfg.id = 1;
-    cfg.lease_drift_ticks = cfg.election_ticks - 1;
-    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone);
-    CHECK(ok != NULL);
-    raft_destroy(ok);
-    cfg.lease_drift_ticks = cfg.election_ticks;
-    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone) == NULL);
-    /* a stored snapshot with no valid configuration, or over its limit, is
-     * refused (c4410c3e5651, 70c67bedcfa2) */
-    raft_config_default(&cfg);
-    cfg.id = 1;
-    cfg.snapshot_read = ext_read;
-    cfg.snapshot_ctx = &ext_reads;
-    struct raft_snapshot_meta snap = {.index = 5, .term = 2, .conf = alone};
-    ok = raft_create(&cfg, NULL, &snap, NULL, 100, NULL, 0, NULL);
-    CHECK(ok != NULL);
-    raft_destroy(ok);
-    struct raft_snapshot_meta no_conf = {.index = 5, .term = 2};
-    CHECK(raft_create(&cfg, NULL, &no_conf, NULL, 100, NULL, 0, NULL) == NULL);
-    CHECK(raft_create(&cfg, NULL, &snap, NULL, RAFT_SNAPSHOT_BYTES_MAX + 1, NULL, 0, NULL) ==
-          NULL);
-    /* its bytes: given, or readable through snapshot_read, or none at all
-     * (f6ec06565ca5, 8bcdaa24d577) */
-    cfg.snapshot_read = NULL;
-    CHECK(raft_create(&cfg, NULL, &snap, NULL, 100, NULL, 0, NULL) == NULL);
-    ok = raft_create(&cfg, NULL, &snap, NULL, 0, NULL, 0, NULL);
-    CHECK(ok != NULL);
-    raft_destroy(ok);
-    /* stored entries must follow each other, terms never falling
-     * (19122a897a88, 0c24b8ee35dd) */
-    struct raft_entry stored[2] = {{.term = 2, .index = 1}, {.term = 2, .index = 3}};
-    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, stored, 2, NULL) == NULL);
-    stored[1].index = 2;
-    stored[1].term = 1;
-    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, stored, 2, NULL) == NULL);
-    stored[1].term = 2;
-    ok = raft_create(&cfg, NULL, NULL, NULL, 0, stored, 2, NULL);
-    CHECK(ok != NULL);
-    raft_destroy(ok);
-    /* ids past a configuration's counts are no members (40ec026555f1) */
-    struct raft_conf counted = alone;
-    counted.voters[1] = 2;
-    counted.learners[0] = 3;
-    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &counted);
-    CHECK(ok != NULL);
-    CHECK(raft_is_voter(ok, 1));
-    CHECK(!raft_is_voter(ok, 2));
-    CHECK(!raft_conf_is_member(raft_conf(ok), 3));
-    CHECK(raft_conf_is_member(raft_conf(ok), 1)); /* a voter (33ad1f452912) */
-    raft_destroy(ok);
-    counted.n_learners = 1;
-    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &counted);
-    CHECK(ok != NULL);
-    CHECK(raft_conf_is_member(raft_conf(ok), 3)); /* a learner */
-    raft_destroy(ok);
-    /* members are counted once: a joint configuration of 16 voters and 15
-     * of them outgoing has 16 members (3e90dce8e1fd) */
-    struct raft_conf joint16 = {0};
-    for (uint64_t v = 1; v <= RAFT_NODES_MAX; v++) joint16.voters[joint16.n_voters++] = v;
-    for (uint64_t v = 1; v < RAFT_NODES_MAX; v++) joint16.outgoing[joint16.n_outgoing++] = v;
-    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &joint16);
-    CHECK(ok != NULL);
-    raft_destroy(ok);
-    /* an outgoing set holds no zero or repeated id (49877191fcde) */
-    struct raft_conf twice = alone;
-    twice.outgoing[0] = twice.outgoing[1] = 1;
-    twice.n_outgoing = 2;
-    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &twice) == NULL);
     net_free(&net);
 }
 
@@ -2295,6 +2214,97 @@ TEST(a_candidate_wins_after_one_refusal_and_steps_down_after_a_majority) {
     net_free(&net);
 }
 
+/* raft_create() refuses what it cannot run on (raft.h): a configuration
+ * one past a limit, a stored snapshot without a valid configuration, over
+ * its limit or with no bytes to read, stored entries with a gap or a
+ * falling term, a group configuration with a repeated id; and it counts
+ * only the ids within a configuration's counts, each once. */
+TEST(creation_refuses_bad_configurations_and_storage) {
+    struct raft_config cfg;
+    struct raft *ok;
+    /* the limits of the configuration, at and one past (d048e7580701,
+     * 936170a2296a: a drift of a whole timeout leaves no lease) */
+    const uint64_t v1[] = {1};
+    struct raft_conf alone = conf_of(v1, 1, NULL, 0);
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.max_snapshot_inflight = RAFT_SNAPSHOT_INFLIGHT_MAX;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    cfg.max_snapshot_inflight = RAFT_SNAPSHOT_INFLIGHT_MAX + 1;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone) == NULL);
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.lease_drift_ticks = cfg.election_ticks - 1;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    cfg.lease_drift_ticks = cfg.election_ticks;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone) == NULL);
+    /* a stored snapshot with no valid configuration, or over its limit, is
+     * refused (c4410c3e5651, 70c67bedcfa2) */
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.snapshot_read = ext_read;
+    cfg.snapshot_ctx = &ext_reads;
+    struct raft_snapshot_meta snap = {.index = 5, .term = 2, .conf = alone};
+    ok = raft_create(&cfg, NULL, &snap, NULL, 100, NULL, 0, NULL);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    struct raft_snapshot_meta no_conf = {.index = 5, .term = 2};
+    CHECK(raft_create(&cfg, NULL, &no_conf, NULL, 100, NULL, 0, NULL) == NULL);
+    CHECK(raft_create(&cfg, NULL, &snap, NULL, RAFT_SNAPSHOT_BYTES_MAX + 1, NULL, 0, NULL) ==
+          NULL);
+    /* its bytes: given, or readable through snapshot_read, or none at all
+     * (f6ec06565ca5, 8bcdaa24d577) */
+    cfg.snapshot_read = NULL;
+    CHECK(raft_create(&cfg, NULL, &snap, NULL, 100, NULL, 0, NULL) == NULL);
+    ok = raft_create(&cfg, NULL, &snap, NULL, 0, NULL, 0, NULL);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    /* stored entries must follow each other, terms never falling
+     * (19122a897a88, 0c24b8ee35dd) */
+    struct raft_entry stored[2] = {{.term = 2, .index = 1}, {.term = 2, .index = 3}};
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, stored, 2, NULL) == NULL);
+    stored[1].index = 2;
+    stored[1].term = 1;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, stored, 2, NULL) == NULL);
+    stored[1].term = 2;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, stored, 2, NULL);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    /* ids past a configuration's counts are no members (40ec026555f1) */
+    struct raft_conf counted = alone;
+    counted.voters[1] = 2;
+    counted.learners[0] = 3;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &counted);
+    CHECK(ok != NULL);
+    CHECK(raft_is_voter(ok, 1));
+    CHECK(!raft_is_voter(ok, 2));
+    CHECK(!raft_conf_is_member(raft_conf(ok), 3));
+    CHECK(raft_conf_is_member(raft_conf(ok), 1)); /* a voter (33ad1f452912) */
+    raft_destroy(ok);
+    counted.n_learners = 1;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &counted);
+    CHECK(ok != NULL);
+    CHECK(raft_conf_is_member(raft_conf(ok), 3)); /* a learner */
+    raft_destroy(ok);
+    /* members are counted once: a joint configuration of 16 voters and 15
+     * of them outgoing has 16 members (3e90dce8e1fd) */
+    struct raft_conf joint16 = {0};
+    for (uint64_t v = 1; v <= RAFT_NODES_MAX; v++) joint16.voters[joint16.n_voters++] = v;
+    for (uint64_t v = 1; v < RAFT_NODES_MAX; v++) joint16.outgoing[joint16.n_outgoing++] = v;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &joint16);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    /* an outgoing set holds no zero or repeated id (49877191fcde) */
+    struct raft_conf twice = alone;
+    twice.outgoing[0] = twice.outgoing[1] = 1;
+    twice.n_outgoing = 2;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &twice) == NULL);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(election_and_replication),
@@ -2333,6 +2343,7 @@ int main(void) {
         TEST_ENTRY(vote_survives_restart),
         TEST_ENTRY(a_candidate_counts_each_voter_once_and_no_stranger),
         TEST_ENTRY(bad_input_is_refused),
+        TEST_ENTRY(creation_refuses_bad_configurations_and_storage),
         TEST_ENTRY(quiet_group_stops_its_timers_until_a_proposal_wakes_it),
         TEST_ENTRY(quiesce_is_refused_while_anything_is_pending),
         TEST_ENTRY(a_lagging_follower_answers_quiesce_and_wakes_the_leader),
