@@ -55,6 +55,9 @@ TEST(follower_rejects_proposal_with_leader_hint) {
     CHECK_EQ_U64(raft_leader(net.r[1]), 2);
     CHECK(raft_read_index(net.r[3], 9) == RAFT_ENOTLEADER);
     CHECK_EQ_U64(raft_leader(net.r[3]), 2);
+    uint64_t match = 0;
+    CHECK(!raft_match_index(net.r[1], 2, &match)); /* leader only (508263bea058) */
+    CHECK(raft_match_index(net.r[2], 1, &match));
     net_free(&net);
 }
 
@@ -229,6 +232,10 @@ TEST(a_single_voter_serves_reads_only_from_its_noop_on) {
     CHECK_EQ_U64(net.n_reads[1], 1);
     CHECK_EQ_U64(net.reads[1][0].context, 5);
     CHECK(net.reads[1][0].index >= noop);
+    /* and no later: the host serves it once it applied that index, and an
+     * idle leader writes nothing past its no-op (55ff00b8bdd4) */
+    CHECK_EQ_U64(net.reads[1][0].index, raft_commit_index(net.r[1]));
+    CHECK_EQ_U64(net.reads[1][0].index, noop);
     net_free(&net);
 }
 
@@ -657,6 +664,7 @@ TEST(snapshot_is_sent_in_chunks_and_installed) {
     CHECK(raft_compact(net.r[1], applied - 2, image, sizeof(image)) == RAFT_OK); /* behind */
     CHECK(raft_compact(net.r[1], applied - 2, image, sizeof(image)) == RAFT_EINVAL);
     CHECK(raft_compact(net.r[1], applied, image, sizeof(image)) == RAFT_OK);
+    raft_snapshot_external(net.r[1]); /* no snapshot_read: a no-op (b738fc316582) */
     CHECK_EQ_U64(raft_first_index(net.r[1]), 33);
     CHECK(raft_entry_at(net.r[1], 10) == NULL);
     net_isolate(&net, 3, false);
@@ -706,6 +714,9 @@ TEST(external_snapshot_is_read_through_the_callback) {
     CHECK_EQ_U64(applied, 32);
     for (size_t i = 0; i < sizeof(ext_image); i++) ext_image[i] = (uint8_t)(i * 13 + 1);
     CHECK(raft_compact_external(net.r[1], applied + 1, sizeof(ext_image)) == RAFT_EINVAL);
+    CHECK(raft_compact_external(net.r[1], applied, RAFT_SNAPSHOT_BYTES_MAX + 1) == RAFT_ETOOBIG);
+    /* the limit itself is allowed (7de4dfce57b5); replaced at once below */
+    CHECK(raft_compact_external(net.r[1], applied - 1, RAFT_SNAPSHOT_BYTES_MAX) == RAFT_OK);
     CHECK(raft_compact_external(net.r[1], applied, sizeof(ext_image)) == RAFT_OK);
     CHECK(raft_entry_at(net.r[1], 10) == NULL);
     CHECK_EQ_U64(ext_reads, 0);
@@ -1223,6 +1234,26 @@ TEST(bad_input_is_refused) {
     CHECK(raft_step(net.r[2], &wrong_to) == RAFT_EINVAL);
     struct raft_msg bad_type = {.type = 77, .from = 1, .to = 2, .term = term};
     CHECK(raft_step(net.r[2], &bad_type) == RAFT_EINVAL);
+    struct raft_msg past_types = {.type = RAFT_MSG_TYPE_COUNT, .from = 1, .to = 2,
+                                  .term = term + 3};
+    CHECK(raft_step(net.r[2], &past_types) == RAFT_EINVAL);
+    CHECK_EQ_U64(raft_term(net.r[2]), term); /* its term moves nothing */
+    struct raft_entry no_data = {.term = term, .index = 3, .len = 4, .data = NULL};
+    struct raft_msg hollow = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = term,
+                              .index = 2, .log_term = term, .n_entries = 1, .entries = &no_data};
+    CHECK(raft_step(net.r[2], &hollow) == RAFT_EINVAL);
+    /* a previous entry past our log, named with term 0, matches nothing
+     * (0d72c96a6851 took it as a match and appended past the end) */
+    struct raft_entry beyond = {.term = term, .index = 8};
+    struct raft_msg far = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = term,
+                           .index = 7, .log_term = 0, .n_entries = 1, .entries = &beyond};
+    CHECK(raft_step(net.r[2], &far) == RAFT_OK);
+    CHECK_EQ_U64(raft_last_index(net.r[2]), 2);
+    struct raft_entry falling[2] = {{.term = term, .index = 3}, {.term = term - 1, .index = 4}};
+    struct raft_msg backwards = hollow;
+    backwards.n_entries = 2;
+    backwards.entries = falling; /* terms must not decrease (d307518c97e8) */
+    CHECK(raft_step(net.r[2], &backwards) == RAFT_EINVAL);
     struct raft_entry gap = {.term = term, .index = 9, .len = 0};
     struct raft_msg gapped = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = term,
                               .index = 2, .log_term = term, .n_entries = 1, .entries = &gap};
@@ -1323,7 +1354,10 @@ TEST(quiesce_is_refused_while_anything_is_pending) {
     /* a read waits for its round */
     CHECK(raft_read_index(net.r[1], 5) == RAFT_OK);
     CHECK(!raft_quiesce(net.r[1]));
+    net_flush_one(&net, 1); /* its round is sent, not yet answered */
+    CHECK(!raft_quiesce(net.r[1])); /* answers would be dropped (27a875bdbd29) */
     net_settle(&net);
+    CHECK_EQ_U64(net.n_reads[1], 1);
     /* a leadership transfer */
     net_isolate(&net, 3, true);
     CHECK(net_propose(&net, 1, "y") > 0);
@@ -1331,6 +1365,30 @@ TEST(quiesce_is_refused_while_anything_is_pending) {
     CHECK(raft_transfer_leader(net.r[1], 3) == RAFT_OK);
     net_heal(&net);
     CHECK(!raft_quiesce(net.r[1]));
+    net_free(&net);
+    /* no follower heard from in this election timeout: the leader alone is
+     * no quorum holding the log (da659c2c6284) */
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_tick_all(&net, 2);
+    net_isolate(&net, 1, true);
+    for (uint32_t t = 0; t < net.cfg.election_ticks; t++) net_tick(&net, 1); /* one window */
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK(!raft_quiesce(net.r[1]));
+    net_free(&net);
+    /* a pipelined leader's entry committed by its followers, applied, not
+     * yet durable on the leader itself (e7c395af3790) */
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_tick_all(&net, 2);
+    uint64_t index = 0, term = 0;
+    CHECK(raft_propose(net.r[1], (const uint8_t *)"z", 1, &index, &term) == RAFT_OK);
+    settle_unsynced(1);
+    CHECK_EQ_U64(raft_applied_index(net.r[1]), index);
+    CHECK(raft_durable_index(net.r[1]) < index);
+    CHECK(!raft_quiesce(net.r[1]));
+    raft_persisted(net.r[1], index, term);
+    CHECK(raft_quiesce(net.r[1]));
     net_free(&net);
     /* lease reads: a frozen clock would stretch a lease, never quiet */
     lease__elect_1();
@@ -1643,6 +1701,11 @@ TEST(a_lost_snapshot_is_resent_after_half_an_election_timeout) {
     }
     CHECK_EQ_U64(ticks, net.cfg.election_ticks / 2 + 1);
     CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    /* a snapshot still to send keeps the group awake, even to a member not
+     * heard from in this election timeout (a456aa5d0127) */
+    for (uint32_t t = 0; t < net.cfg.election_ticks; t++) net_tick(&net, 1);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK(!raft_quiesce(net.r[1]));
     /* 3 is removed: nothing more is sent to it. */
     const uint64_t v12[] = {1, 2};
     struct raft_conf without3 = conf_of(v12, 2, NULL, 0);
@@ -1764,6 +1827,10 @@ TEST(reads_confirmed_while_the_ready_is_full_are_served_in_the_next) {
     uint64_t served_now = 0;
     while (raft_read_index(l, served_now) == RAFT_OK) served_now++;
     CHECK_EQ_U64(served_now, RAFT_READS_MAX);
+    /* no tick: the full ready itself asks for the round that serves the
+     * rest (e1b14d913ae7, e9405a8a950b waited for the next tick) */
+    net_flush(&net);
+    CHECK_EQ_U64(net.reads_total[1], RAFT_READS_MAX + 10);
     for (int t = 0; t < 3; t++) net_tick(&net, 1);
     CHECK_EQ_U64(net.reads_total[1], RAFT_READS_MAX + 10);
     net_free(&net);
@@ -1874,6 +1941,370 @@ TEST(a_long_log_grows_mapped_and_is_trimmed_after_compaction) {
     raft_log_free(&log);
 }
 
+/* A group of RAFT_NODES_MAX members (the progress table full): a term change
+ * resets every member's progress and the election timer; the follower then
+ * waits out its timeout before it campaigns. (A reset one slot past the
+ * table writes over the fields after it: the randomized timeout among them.) */
+TEST(a_full_group_keeps_its_election_timer_through_a_term_change) {
+    struct raft_config cfg;
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.seed = 7;
+    struct raft_conf conf = {0};
+    for (uint64_t v = 1; v <= RAFT_NODES_MAX; v++) conf.voters[conf.n_voters++] = v;
+    struct raft *r = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &conf);
+    CHECK(r != NULL);
+    struct raft_ready rd;
+    raft_ready(r, &rd); /* the bootstrap configuration, applied */
+    CHECK_EQ_U64(rd.n_committed, 1);
+    raft_advance(r);
+    struct raft_msg hb = {.type = RAFT_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 5, .commit = 1};
+    CHECK(raft_step(r, &hb) == RAFT_OK);
+    CHECK_EQ_U64(raft_term(r), 5);
+    CHECK_EQ_U64(raft_leader(r), 2);
+    for (uint32_t i = 0; i + 1 < cfg.election_ticks; i++) raft_tick(r);
+    CHECK(raft_role(r) == RAFT_FOLLOWER);
+    CHECK_EQ_U64(raft_term(r), 5);
+    raft_ready(r, &rd);
+    for (uint32_t i = 0; i < rd.n_messages; i++) {
+        CHECK(rd.messages[i].type == RAFT_MSG_HEARTBEAT_RESP);
+    }
+    raft_advance(r);
+    raft_destroy(r);
+}
+
+/* A group that removed a member goes quiet once the rest hold its log:
+ * the removed member's old progress (left behind the table) is no one's to
+ * wait for (1fbce28e52f3 read it and never let the group rest). */
+TEST(a_group_that_removed_a_member_goes_quiet) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    CHECK(net_propose(&net, 1, "data") > 0);
+    net_settle(&net);
+    const uint64_t v12[] = {1, 2};
+    struct raft_conf without3 = conf_of(v12, 2, NULL, 0);
+    CHECK(raft_propose_conf(net.r[1], &without3) == RAFT_OK);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    uint64_t match = 0;
+    CHECK(!raft_match_index(net.r[1], 3, &match));
+    net_crash(&net, 3);
+    CHECK(net_propose(&net, 1, "after") > 0);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    uint64_t told = net.sent[RAFT_MSG_QUIESCE];
+    CHECK(raft_quiesce(net.r[1]));
+    net_flush(&net);
+    CHECK_EQ_U64(net.sent[RAFT_MSG_QUIESCE] - told, 1); /* 2 only (0191ecfc45c3) */
+    net_settle(&net);
+    CHECK(raft_is_quiet(net.r[2]));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* A snapshot at index carries the configuration applied at index: the log
+ * is compacted at a configuration entry (it is in force), never behind one
+ * already applied (the snapshot would carry the later configuration).
+ * (237129581ca3, 772e742bb7f0) */
+TEST(compaction_stops_at_an_applied_configuration_entry) {
+    net_init(&net, 4, 3); /* 4 starts empty, outside the configuration */
+    net_elect(&net, 1);
+    for (int i = 0; i < 3; i++) CHECK(net_propose(&net, 1, "data") > 0);
+    net_settle(&net);
+    const uint64_t v123[] = {1, 2, 3};
+    const uint64_t l4[] = {4};
+    struct raft_conf add_learner = conf_of(v123, 3, l4, 1);
+    CHECK(raft_propose_conf(net.r[1], &add_learner) == RAFT_OK);
+    uint64_t conf_index = raft_last_index(net.r[1]);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    CHECK_EQ_U64(raft_applied_index(net.r[1]), conf_index);
+    CHECK(raft_entry_at(net.r[1], conf_index)->type == RAFT_ENTRY_CONF);
+    CHECK(raft_compact(net.r[1], conf_index - 1, (const uint8_t *)"img", 3) == RAFT_EBUSY);
+    CHECK(raft_compact(net.r[1], conf_index, (const uint8_t *)"img", 3) == RAFT_OK);
+    CHECK_EQ_U64(raft_snapshot_index(net.r[1]), conf_index);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+static void drain_readies(struct raft *r) {
+    for (int guard = 0; guard < 100 && raft_has_ready(r); guard++) {
+        struct raft_ready rd;
+        raft_ready(r, &rd);
+        raft_advance(r);
+    }
+}
+
+/* A quiet leader of RAFT_NODES_MAX voters (the progress table full), whose
+ * followers' answers the test writes by hand, is woken by a proposal and
+ * takes it: waking marks every member of the table active, and nothing
+ * past it (7ce44878282c wrote one slot past the table, over the fields
+ * after it: a transfer seemed in progress and the proposal was refused). */
+TEST(a_full_groups_quiet_leader_wakes_and_takes_a_proposal) {
+    struct raft_config cfg;
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.seed = 7;
+    struct raft_conf conf = {0};
+    for (uint64_t v = 1; v <= RAFT_NODES_MAX; v++) conf.voters[conf.n_voters++] = v;
+    struct raft *r = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &conf);
+    CHECK(r != NULL);
+    drain_readies(r);
+    raft_campaign(r);
+    drain_readies(r);
+    uint64_t term = raft_term(r);
+    for (uint64_t v = 2; v <= RAFT_NODES_MAX; v++) {
+        struct raft_msg grant = {.type = RAFT_MSG_VOTE_RESP, .from = v, .to = 1, .term = term};
+        CHECK(raft_step(r, &grant) == RAFT_OK);
+    }
+    CHECK(raft_role(r) == RAFT_LEADER);
+    drain_readies(r);
+    uint64_t noop = raft_last_index(r);
+    for (uint64_t v = 2; v <= RAFT_NODES_MAX; v++) {
+        struct raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = v, .to = 1, .term = term,
+                               .index = noop};
+        CHECK(raft_step(r, &ack) == RAFT_OK);
+        /* 8 of 16 is no majority, 9 is (232b1219af53, 9eb4ea0941d1 read or
+         * wrote one value past the 16 sorted) */
+        if (v == RAFT_NODES_MAX / 2) CHECK(raft_commit_index(r) < noop);
+        if (v == RAFT_NODES_MAX / 2 + 1) CHECK_EQ_U64(raft_commit_index(r), noop);
+    }
+    CHECK_EQ_U64(raft_commit_index(r), noop);
+    drain_readies(r);
+    CHECK(raft_quiesce(r));
+    drain_readies(r);
+    CHECK(raft_is_quiet(r));
+    uint64_t index = 0;
+    CHECK(raft_propose(r, (const uint8_t *)"w", 1, &index, NULL) == RAFT_OK);
+    CHECK(!raft_is_quiet(r));
+    CHECK(!raft_transferring(r));
+    CHECK_EQ_U64(index, noop + 1);
+    drain_readies(r);
+    raft_destroy(r);
+}
+
+/* raft.h: raft_snapshot_sending() is true while an active follower holds
+ * part of the current snapshot, false before the first chunk is
+ * acknowledged and once the whole is. (ded9def0e1f9 never said true.) */
+TEST(a_snapshot_part_acknowledged_is_being_sent) {
+    snapshot_scene(NULL, NULL, NULL);
+    static uint8_t image[10500];
+    memset(image, 'i', sizeof(image));
+    CHECK(raft_compact(net.r[1], raft_applied_index(net.r[1]), image, sizeof(image)) == RAFT_OK);
+    CHECK(!raft_snapshot_sending(net.r[1]));
+    net_isolate(&net, 3, false);
+    raft_tick(net.r[1]);
+    net_flush(&net);
+    uint64_t chunks = net.sent[RAFT_MSG_SNAPSHOT];
+    bool sending = false, started = false;
+    for (int guard = 0; guard < 1000 && net.n_queue > 0 && !sending; guard++) {
+        net_deliver_at(&net, 0);
+        sending = raft_snapshot_sending(net.r[1]);
+        if (!started && net.sent[RAFT_MSG_SNAPSHOT] > chunks) {
+            started = true;
+            CHECK(!sending); /* sent, none acknowledged (39fabf2b1152) */
+        }
+    }
+    CHECK(started);
+    CHECK(sending);
+    CHECK_EQ_U64(net.snapshots_installed[3], 0);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    CHECK_EQ_U64(net.snapshots_installed[3], 1);
+    CHECK(!raft_snapshot_sending(net.r[1]));
+    net_free(&net);
+}
+
+/* raft.h: after raft_snapshot_external() the snapshot's bytes are the
+ * caller's: the in-memory copy is dropped and every chunk is read through
+ * config.snapshot_read (d4d5861ac8b6 kept sending from memory). */
+TEST(a_snapshot_made_external_is_read_through_the_callback) {
+    snapshot_scene(ext_read, NULL, &ext_reads);
+    uint64_t applied = raft_applied_index(net.r[1]);
+    for (size_t i = 0; i < sizeof(ext_image); i++) ext_image[i] = (uint8_t)(i * 17 + 3);
+    CHECK(raft_compact(net.r[1], applied, ext_image, sizeof(ext_image)) == RAFT_OK);
+    raft_snapshot_external(net.r[1]);
+    ext_reads = 0;
+    net_isolate(&net, 3, false);
+    net_tick_all(&net, 5);
+    CHECK_EQ_U64(ext_reads, 11); /* ceil(10500 / 1000) */
+    ext_installed_then_replicated(test__failed, applied);
+    net_free(&net);
+}
+
+/* raft.h: a configuration's encoding (in CONF entries, snapshots and the
+ * peer frame) decodes to what was encoded; a short buffer, another version,
+ * counts past RAFT_NODES_MAX or a length that does not match the counts is
+ * RAFT_EINVAL. (d55d038d6774, e4d2fa1a4f57) */
+TEST(a_configuration_encoding_round_trips_and_bad_ones_are_refused) {
+    const uint64_t v12[] = {1, 2};
+    const uint64_t l9[] = {9};
+    struct raft_conf conf = conf_of(v12, 2, l9, 1);
+    uint8_t buf[RAFT_CONF_BYTES + 4];
+    uint32_t len = raft_conf_encode(&conf, buf, sizeof(buf));
+    CHECK_EQ_U64(len, 4 + 3 * 8);
+    CHECK(raft_conf_encode(&conf, buf, len - 1) == 0);
+    struct raft_conf back;
+    CHECK(raft_conf_decode(buf, len, &back) == RAFT_OK);
+    CHECK_EQ_U64(back.n_voters, 2);
+    CHECK_EQ_U64(back.voters[1], 2);
+    CHECK_EQ_U64(back.n_outgoing, 0);
+    CHECK_EQ_U64(back.n_learners, 1);
+    CHECK_EQ_U64(back.learners[0], 9);
+    CHECK(raft_conf_decode(buf, len - 1, &back) == RAFT_EINVAL);
+    CHECK(raft_conf_decode(buf, 3, &back) == RAFT_EINVAL);
+    buf[0]++;
+    CHECK(raft_conf_decode(buf, len, &back) == RAFT_EINVAL);
+    buf[0]--;
+    const uint8_t empty[4] = {buf[0], 0, 0, 0};
+    CHECK(raft_conf_decode(empty, 4, &back) == RAFT_OK);
+    CHECK_EQ_U64(back.n_voters, 0);
+    const uint8_t too_many[4] = {buf[0], RAFT_NODES_MAX + 1, 0, 0};
+    CHECK(raft_conf_decode(too_many, 4, &back) == RAFT_EINVAL);
+    struct raft_conf full = {0}; /* each count at RAFT_NODES_MAX (7506c80f88a0) */
+    for (uint64_t i = 0; i < RAFT_NODES_MAX; i++) {
+        full.voters[i] = 100 + i;
+        full.outgoing[i] = 200 + i;
+        full.learners[i] = 300 + i;
+    }
+    full.n_voters = full.n_outgoing = full.n_learners = RAFT_NODES_MAX;
+    len = raft_conf_encode(&full, buf, sizeof(buf));
+    CHECK(len > 0);
+    CHECK(raft_conf_decode(buf, len, &back) == RAFT_OK);
+    CHECK_EQ_U64(back.n_outgoing, RAFT_NODES_MAX);
+    CHECK_EQ_U64(back.learners[RAFT_NODES_MAX - 1], 300 + RAFT_NODES_MAX - 1);
+}
+
+/* §3.4: a candidate wins with the last vote it needs even after a refusal
+ * (3f024cb43ce1 counted the election lost while a quorum was still
+ * possible), and one refused by a majority is a follower again at once
+ * (2d05a259d788 stayed a candidate until its timer). */
+TEST(a_candidate_wins_after_one_refusal_and_steps_down_after_a_majority) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 2, true);
+    net_isolate(&net, 3, true);
+    CHECK(net_propose(&net, 1, "only-on-1") > 0); /* 1's log is longer */
+    net_heal(&net);
+    raft_campaign(net.r[3]); /* forced: a transfer's campaign */
+    net_flush(&net);
+    CHECK(raft_role(net.r[3]) == RAFT_CANDIDATE);
+    CHECK_EQ_U64(net.n_queue, 2);
+    CHECK_EQ_U64(net.queue[0].m.to, 1);
+    net_deliver_at(&net, 0); /* 1 refuses: 3 lacks its entry */
+    net_deliver_at(&net, 0); /* 2 grants */
+    CHECK(net.queue[0].m.from == 1 && net.queue[0].m.reject);
+    net_deliver_at(&net, 0);
+    CHECK(raft_role(net.r[3]) == RAFT_CANDIDATE);
+    net_deliver_at(&net, 0);
+    CHECK(raft_role(net.r[3]) == RAFT_LEADER);
+    net_settle(&net);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 3, true);
+    CHECK(net_propose(&net, 1, "on-1-and-2") > 0);
+    net_settle(&net);
+    net_heal(&net);
+    raft_campaign(net.r[3]);
+    net_flush(&net);
+    for (int i = 0; i < 4 && net.n_queue > 0; i++) net_deliver_at(&net, 0);
+    CHECK(raft_role(net.r[3]) == RAFT_FOLLOWER);
+    net_free(&net);
+}
+
+/* raft_create() refuses what it cannot run on (raft.h): a configuration
+ * one past a limit, a stored snapshot without a valid configuration, over
+ * its limit or with no bytes to read, stored entries with a gap or a
+ * falling term, a group configuration with a repeated id; and it counts
+ * only the ids within a configuration's counts, each once. */
+TEST(creation_refuses_bad_configurations_and_storage) {
+    struct raft_config cfg;
+    struct raft *ok;
+    /* the limits of the configuration, at and one past (d048e7580701,
+     * 936170a2296a: a drift of a whole timeout leaves no lease) */
+    const uint64_t v1[] = {1};
+    struct raft_conf alone = conf_of(v1, 1, NULL, 0);
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.max_snapshot_inflight = RAFT_SNAPSHOT_INFLIGHT_MAX;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    cfg.max_snapshot_inflight = RAFT_SNAPSHOT_INFLIGHT_MAX + 1;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone) == NULL);
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.lease_drift_ticks = cfg.election_ticks - 1;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    cfg.lease_drift_ticks = cfg.election_ticks;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &alone) == NULL);
+    /* a stored snapshot with no valid configuration, or over its limit, is
+     * refused (c4410c3e5651, 70c67bedcfa2) */
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.snapshot_read = ext_read;
+    cfg.snapshot_ctx = &ext_reads;
+    struct raft_snapshot_meta snap = {.index = 5, .term = 2, .conf = alone};
+    ok = raft_create(&cfg, NULL, &snap, NULL, 100, NULL, 0, NULL);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    struct raft_snapshot_meta no_conf = {.index = 5, .term = 2};
+    CHECK(raft_create(&cfg, NULL, &no_conf, NULL, 100, NULL, 0, NULL) == NULL);
+    CHECK(raft_create(&cfg, NULL, &snap, NULL, RAFT_SNAPSHOT_BYTES_MAX + 1, NULL, 0, NULL) ==
+          NULL);
+    /* its bytes: given, or readable through snapshot_read, or none at all
+     * (f6ec06565ca5, 8bcdaa24d577) */
+    cfg.snapshot_read = NULL;
+    CHECK(raft_create(&cfg, NULL, &snap, NULL, 100, NULL, 0, NULL) == NULL);
+    ok = raft_create(&cfg, NULL, &snap, NULL, 0, NULL, 0, NULL);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    /* stored entries must follow each other, terms never falling
+     * (19122a897a88, 0c24b8ee35dd) */
+    struct raft_entry stored[2] = {{.term = 2, .index = 1}, {.term = 2, .index = 3}};
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, stored, 2, NULL) == NULL);
+    stored[1].index = 2;
+    stored[1].term = 1;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, stored, 2, NULL) == NULL);
+    stored[1].term = 2;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, stored, 2, NULL);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    /* ids past a configuration's counts are no members (40ec026555f1) */
+    struct raft_conf counted = alone;
+    counted.voters[1] = 2;
+    counted.learners[0] = 3;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &counted);
+    CHECK(ok != NULL);
+    CHECK(raft_is_voter(ok, 1));
+    CHECK(!raft_is_voter(ok, 2));
+    CHECK(!raft_conf_is_member(raft_conf(ok), 3));
+    CHECK(raft_conf_is_member(raft_conf(ok), 1)); /* a voter (33ad1f452912) */
+    raft_destroy(ok);
+    counted.n_learners = 1;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &counted);
+    CHECK(ok != NULL);
+    CHECK(raft_conf_is_member(raft_conf(ok), 3)); /* a learner */
+    raft_destroy(ok);
+    /* members are counted once: a joint configuration of 16 voters and 15
+     * of them outgoing has 16 members (3e90dce8e1fd) */
+    struct raft_conf joint16 = {0};
+    for (uint64_t v = 1; v <= RAFT_NODES_MAX; v++) joint16.voters[joint16.n_voters++] = v;
+    for (uint64_t v = 1; v < RAFT_NODES_MAX; v++) joint16.outgoing[joint16.n_outgoing++] = v;
+    ok = raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &joint16);
+    CHECK(ok != NULL);
+    raft_destroy(ok);
+    /* an outgoing set holds no zero or repeated id (49877191fcde) */
+    struct raft_conf twice = alone;
+    twice.outgoing[0] = twice.outgoing[1] = 1;
+    twice.n_outgoing = 2;
+    CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &twice) == NULL);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(election_and_replication),
@@ -1912,6 +2343,7 @@ int main(void) {
         TEST_ENTRY(vote_survives_restart),
         TEST_ENTRY(a_candidate_counts_each_voter_once_and_no_stranger),
         TEST_ENTRY(bad_input_is_refused),
+        TEST_ENTRY(creation_refuses_bad_configurations_and_storage),
         TEST_ENTRY(quiet_group_stops_its_timers_until_a_proposal_wakes_it),
         TEST_ENTRY(quiesce_is_refused_while_anything_is_pending),
         TEST_ENTRY(a_lagging_follower_answers_quiesce_and_wakes_the_leader),
@@ -1927,6 +2359,14 @@ int main(void) {
         TEST_ENTRY(reads_confirmed_while_the_ready_is_full_are_served_in_the_next),
         TEST_ENTRY(an_append_keeps_its_entries_when_the_log_is_compacted_before_the_ready),
         TEST_ENTRY(a_long_log_grows_mapped_and_is_trimmed_after_compaction),
+        TEST_ENTRY(a_full_group_keeps_its_election_timer_through_a_term_change),
+        TEST_ENTRY(a_group_that_removed_a_member_goes_quiet),
+        TEST_ENTRY(compaction_stops_at_an_applied_configuration_entry),
+        TEST_ENTRY(a_full_groups_quiet_leader_wakes_and_takes_a_proposal),
+        TEST_ENTRY(a_snapshot_part_acknowledged_is_being_sent),
+        TEST_ENTRY(a_snapshot_made_external_is_read_through_the_callback),
+        TEST_ENTRY(a_configuration_encoding_round_trips_and_bad_ones_are_refused),
+        TEST_ENTRY(a_candidate_wins_after_one_refusal_and_steps_down_after_a_majority),
     };
     return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
