@@ -161,20 +161,39 @@ void client_release(struct client *c) {
         free(s->data);
         free(s);
     }
-    c->out_bytes += total;
-    if (c->out_bytes > c->node->cfg.client_output_buffer_limit) {
-        node_log(c->node, "client %llu: output buffer over the limit; closing",
-                 (unsigned long long)c->id);
+    /* What the socket takes at once leaves without a write request: a
+     * uv_write that completes makes libuv re-arm the connection's watcher
+     * (one epoll_ctl per reply batch at the next poll: strace of a leader
+     * under pipelined GETs showed as many epoll_ctl as writes). Behind a
+     * write still queued, uv_try_write refuses (UV_EAGAIN): order holds. */
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)total);
+    int wrote = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+    if (wrote < 0 && wrote != UV_EAGAIN) {
         free(w);
         client__close(c);
         return;
     }
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)total);
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, client__write_cb) != 0) {
-        c->out_bytes -= total;
+    size_t sent = wrote > 0 ? (size_t)wrote : 0;
+    if (sent < total) {
+        memmove(w->data, w->data + sent, total - sent);
+        w->len = total - sent;
+        c->out_bytes += w->len;
+        if (c->out_bytes > c->node->cfg.client_output_buffer_limit) {
+            node_log(c->node, "client %llu: output buffer over the limit; closing",
+                     (unsigned long long)c->id);
+            free(w);
+            client__close(c);
+            return;
+        }
+        buf = uv_buf_init(w->data, (unsigned)w->len);
+        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, client__write_cb) != 0) {
+            c->out_bytes -= w->len;
+            free(w);
+            client__close(c);
+            return;
+        }
+    } else {
         free(w);
-        client__close(c);
-        return;
     }
     if (c->close_after_reply && c->head == NULL) client__close(c);
     else if (c->paused) client__process(c);

@@ -51,14 +51,30 @@ static void peer__write_cb(uv_write_t *req, int status) {
 }
 
 static void peer__write(struct peer *p, const uint8_t *data, size_t len) {
+    p->node->stats.net_out += len;
+    /* What the socket takes at once needs no write request (a completed
+     * uv_write costs an epoll_ctl at the next poll: client.c, writing);
+     * behind a queued write uv_try_write refuses, so frames keep order. */
+    uv_buf_t now = uv_buf_init((char *)data, (unsigned)len);
+    int wrote = uv_try_write((uv_stream_t *)&p->tcp, &now, 1);
+    if (wrote < 0 && wrote != UV_EAGAIN) {
+        peer__drop(p);
+        return;
+    }
+    size_t sent = wrote > 0 ? (size_t)wrote : 0;
+    if (sent == len) return;
+    data += sent;
+    len -= sent;
     struct peer__write *w = malloc(sizeof(*w) + len);
-    if (w == NULL) return;
+    if (w == NULL) {
+        if (sent > 0) peer__drop(p); /* a frame cut short: the link starts again */
+        return;                      /* else the frames are lost, as a message may be */
+    }
     w->peer = p;
     w->len = len;
     memcpy(w->data, data, len);
     uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)len);
     p->write_bytes += len;
-    p->node->stats.net_out += len;
     if (uv_write(&w->req, (uv_stream_t *)&p->tcp, &buf, 1, peer__write_cb) != 0) {
         p->write_bytes -= len;
         free(w);
