@@ -124,8 +124,22 @@ static void proxy__send(struct upstream *u, const char *data, size_t len) {
         u->out_len += len;
         return;
     }
+    /* at once if the socket takes it: no request, no re-arm (client.c) */
+    uv_buf_t now = uv_buf_init((char *)data, (unsigned)len);
+    int wrote = uv_try_write((uv_stream_t *)&u->tcp, &now, 1);
+    if (wrote < 0 && wrote != UV_EAGAIN) {
+        proxy__fail(u, "TRYAGAIN lost the connection to the leader; outcome unknown");
+        return;
+    }
+    size_t sent = wrote > 0 ? (size_t)wrote : 0;
+    if (sent == len) return;
+    data += sent;
+    len -= sent;
     struct proxy__write *w = malloc(sizeof(*w) + len);
-    if (w == NULL) return;
+    if (w == NULL) {
+        proxy__fail(u, "TRYAGAIN out of memory sending to the leader; outcome unknown");
+        return;
+    }
     memcpy(w->data, data, len);
     w->req.data = u;
     uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
