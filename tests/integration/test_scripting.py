@@ -627,42 +627,51 @@ def test_a_script_past_the_time_limit_is_stopped_and_writes_nothing(cluster):
     assert r.eval("return 1", 0) == 1
 
 
-def test_a_leader_killed_during_a_script_loses_all_of_it_or_none(cluster):
-    """The leader runs a script that writes 50 keys and then spins until
-    it is stopped; it is killed meanwhile. The new leader holds all 50
-    keys or none (here: none, as nothing of a stopped script is proposed),
-    and a whole script run afterwards is all there."""
-    lead = cluster.leader()
-    keys = ["{k}%d" % i for i in range(50)]
-    script = "for i, k in ipairs(KEYS) do redis.call('set', k, 'v') end " \
-             "local t = 0 while true do t = t + 1 end"
-    done = []
-
+def kill_the_leader_during(cluster, lead, fn):
+    """Runs fn(a client of lead) in a thread and kills lead 50 ms later
+    (fn may fail in any way: the leader dies); returns a client of the next
+    leader."""
     def run():
         try:
-            cluster.client(lead, timeout=5).eval(script, len(keys), *keys)
-        except Exception as e:  # noqa: BLE001 - the leader dies: any error is fine
-            done.append(e)
+            fn(cluster.client(lead, timeout=5))
+        except Exception:  # noqa: BLE001 - the leader dies: any error is fine
+            pass
 
     t = threading.Thread(target=run)
     t.start()
     time.sleep(0.05)
     cluster.kill(lead)
     t.join(30)
-    new = cluster.leader(timeout=30)
-    r = cluster.client(new)
+    return cluster.client(cluster.leader(timeout=30))
+
+
+def replicas_hold(cluster, keys, value):
+    """Every live replica ends with value under every key (10 s each)."""
+    for i in cluster.procs:
+        c = cluster.client(i)
+        c.execute_command("READONLY")
+        deadline = time.time() + 10
+        while [c.get(k) for k in keys] != [value] * len(keys) and time.time() < deadline:
+            time.sleep(0.05)
+        assert [c.get(k) for k in keys] == [value] * len(keys), i
+
+
+def test_a_leader_killed_during_a_script_loses_all_of_it_or_none(cluster):
+    """The leader runs a script that writes 50 keys and then spins until
+    it is stopped; it is killed meanwhile. The new leader holds all 50
+    keys or none (here: none, as nothing of a stopped script is proposed),
+    and a whole script run afterwards is all there."""
+    keys = ["{k}%d" % i for i in range(50)]
+    script = "for i, k in ipairs(KEYS) do redis.call('set', k, 'v') end " \
+             "local t = 0 while true do t = t + 1 end"
+    r = kill_the_leader_during(cluster, cluster.leader(),
+                               lambda c: c.eval(script, len(keys), *keys))
     present = sum(r.exists(k) for k in keys)
     assert present in (0, len(keys)), "%d of %d keys of one script" % (present, len(keys))
     n = r.eval("for i, k in ipairs(KEYS) do redis.call('set', k, 'w') end return #KEYS",
                len(keys), *keys)
     assert n == len(keys)
-    for i in cluster.procs:
-        c = cluster.client(i)
-        c.execute_command("READONLY")
-        deadline = time.time() + 10
-        while sum(c.exists(k) for k in keys) < len(keys) and time.time() < deadline:
-            time.sleep(0.05)
-        assert [c.get(k) for k in keys] == [b"w"] * len(keys), i
+    replicas_hold(cluster, keys, b"w")
 
 
 def test_cross_shard_keys(make_cluster):
@@ -922,27 +931,16 @@ def test_a_leader_killed_during_a_transaction_with_a_script_loses_all_or_none(cl
     """The leader runs a transaction of 50 SETs and a script that spins
     until it is stopped; it is killed meanwhile. The new leader holds all
     50 keys or none; a whole transaction run afterwards is all there."""
-    lead = cluster.leader()
     keys = ["{t}%d" % i for i in range(50)]
-    done = []
 
-    def run():
-        try:
-            p = cluster.client(lead, timeout=5).pipeline(transaction=True)
-            for k in keys:
-                p.set(k, "v")
-            p.eval("local t = 0 while true do t = t + 1 end", 0)
-            p.execute()
-        except Exception as e:  # noqa: BLE001 - the leader dies: any error is fine
-            done.append(e)
+    def transaction(c):
+        p = c.pipeline(transaction=True)
+        for k in keys:
+            p.set(k, "v")
+        p.eval("local t = 0 while true do t = t + 1 end", 0)
+        p.execute()
 
-    t = threading.Thread(target=run)
-    t.start()
-    time.sleep(0.05)
-    cluster.kill(lead)
-    t.join(30)
-    new = cluster.leader(timeout=30)
-    r = cluster.client(new)
+    r = kill_the_leader_during(cluster, cluster.leader(), transaction)
     present = sum(r.exists(k) for k in keys)
     assert present in (0, len(keys)), "%d of %d keys of one transaction" % (present, len(keys))
     p = r.pipeline(transaction=True)
@@ -950,10 +948,4 @@ def test_a_leader_killed_during_a_transaction_with_a_script_loses_all_or_none(cl
         p.set(k, "w")
     p.eval("return #KEYS", 1, keys[0])
     assert p.execute() == [True] * len(keys) + [1]
-    for i in cluster.procs:
-        c = cluster.client(i)
-        c.execute_command("READONLY")
-        deadline = time.time() + 10
-        while c.get(keys[-1]) != b"w" and time.time() < deadline:
-            time.sleep(0.05)
-        assert [c.get(k) for k in keys] == [b"w"] * len(keys), i
+    replicas_hold(cluster, keys, b"w")
