@@ -2533,6 +2533,81 @@ TEST(the_election_timeout_is_in_its_range) {
     }
 }
 
+/* §3.3: a server answers a request of an older term (an append, a
+ * heartbeat, a pre-vote) with its own term and drops an older answer
+ * silently. §9.6: a pre-vote is granted only for a term above the voter's
+ * own; a follower that hears its leader refuses one in its own term.
+ * (Survivors 329b3a408b60, 2c4f95670043, 882bd06ac621, e3e1237dcd6b.) */
+TEST(stale_answers_are_dropped_and_a_pre_vote_needs_a_newer_term) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 1, true);
+    net_elect(&net, 2); /* a newer term; 3 follows 2 */
+    net_isolate(&net, 1, false);
+    uint64_t term = raft_term(net.r[3]);
+    CHECK(term > 2);
+    CHECK_EQ_U64(raft_leader(net.r[3]), 2);
+    static const uint8_t answers[] = {RAFT_MSG_APPEND_RESP, RAFT_MSG_HEARTBEAT_RESP,
+                                      RAFT_MSG_VOTE_RESP, RAFT_MSG_PRE_VOTE_RESP,
+                                      RAFT_MSG_SNAPSHOT_RESP};
+    for (size_t i = 0; i < sizeof(answers); i++) {
+        struct raft_msg m = {0};
+        m.type = answers[i];
+        m.from = 1;
+        m.to = 3;
+        m.term = term - 1;
+        uint64_t before = sent_total(&net);
+        CHECK(raft_step(net.r[3], &m) == RAFT_OK);
+        net_flush_one(&net, 3);
+        CHECK_EQ_U64(sent_total(&net) - before, 0);
+    }
+    /* A pre-vote of an older term is refused (with 3's term). */
+    struct raft_msg pv = {0};
+    pv.type = RAFT_MSG_PRE_VOTE;
+    pv.from = 1;
+    pv.to = 3;
+    pv.term = term - 1;
+    pv.index = raft_last_index(net.r[3]);
+    pv.log_term = raft_term_at(net.r[3], pv.index);
+    net_drop_all(&net);
+    CHECK(raft_step(net.r[3], &pv) == RAFT_OK);
+    net_flush_one(&net, 3);
+    CHECK_EQ_U64(net.n_queue, 1);
+    CHECK(net.queue[0].m.type == RAFT_MSG_PRE_VOTE_RESP && net.queue[0].m.reject);
+    CHECK_EQ_U64(net.queue[0].m.term, term);
+    /* One in 3's own term, with a log as long: refused, 3 follows 2. */
+    net_drop_all(&net);
+    pv.term = term;
+    CHECK(raft_step(net.r[3], &pv) == RAFT_OK);
+    net_flush_one(&net, 3);
+    CHECK_EQ_U64(net.n_queue, 1);
+    CHECK(net.queue[0].m.type == RAFT_MSG_PRE_VOTE_RESP && net.queue[0].m.reject);
+    net_drop_all(&net);
+    net_free(&net);
+}
+
+/* §5 (chunked InstallSnapshot): at most max_snapshot_inflight chunks are
+ * unacknowledged at a time. (Survivor 8c439b62dbb7.) */
+TEST(snapshot_chunks_in_flight_are_bounded) {
+    snapshot_scene(NULL, NULL, NULL);
+    static uint8_t image[10500];
+    memset(image, 'w', sizeof(image));
+    CHECK(raft_compact(net.r[1], raft_applied_index(net.r[1]), image, sizeof(image)) == RAFT_OK);
+    net_isolate(&net, 3, false);
+    raft_tick(net.r[1]);
+    net_flush(&net);
+    uint64_t chunks = net.sent[RAFT_MSG_SNAPSHOT];
+    for (int guard = 0; guard < 100 && net.sent[RAFT_MSG_SNAPSHOT] == chunks; guard++) {
+        CHECK(net.n_queue > 0);
+        net_deliver_at(&net, 0);
+    }
+    CHECK_EQ_U64(net.sent[RAFT_MSG_SNAPSHOT] - chunks, net.cfg.max_snapshot_inflight);
+    net_settle(&net);
+    CHECK_EQ_U64(net.sent[RAFT_MSG_SNAPSHOT] - chunks, 11); /* ceil(10500 / 1000), each once */
+    CHECK_EQ_U64(net.snapshots_installed[3], 1);
+    net_free(&net);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(election_and_replication),
@@ -2602,6 +2677,8 @@ int main(void) {
         TEST_ENTRY(a_read_index_is_the_commit_index),
         TEST_ENTRY(a_campaign_asks_each_voter_once),
         TEST_ENTRY(the_election_timeout_is_in_its_range),
+        TEST_ENTRY(stale_answers_are_dropped_and_a_pre_vote_needs_a_newer_term),
+        TEST_ENTRY(snapshot_chunks_in_flight_are_bounded),
     };
     return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
