@@ -28,6 +28,17 @@
  * voters and learners enters the joint configuration; once that entry is
  * applied the leader proposes the entry that leaves it. A configuration takes
  * effect when its entry is applied (on raft_advance()).
+ *
+ * Traffic: over a link that loses nothing a leader sends each entry to a
+ * follower once, and nothing the follower is known to hold: a new leader
+ * first sends followers that hold its whole log its no-op alone, a caught-up
+ * follower's heartbeat answer draws no append, and a duplicated or late
+ * answer (an acknowledgement or refusal of what the follower is known to
+ * hold, a refusal of a probe already answered) draws nothing. A lost append
+ * costs one refusal; the leader then probes from the follower's last
+ * acknowledged entry. A request of an older term (an append, a heartbeat,
+ * a pre-vote) is answered with the receiver's term; an older answer is
+ * dropped silently.
  */
 #ifndef SHOAL_RAFT_H
 #define SHOAL_RAFT_H

@@ -2305,6 +2305,338 @@ TEST(creation_refuses_bad_configurations_and_storage) {
     CHECK(raft_create(&cfg, NULL, NULL, NULL, 0, NULL, 0, &twice) == NULL);
 }
 
+/* ---- no redundant traffic (tests/mutants: the "benign" survivors) ---- */
+
+static uint64_t appends_rejected; /* APPEND_RESP rejections delivered by settle_counting */
+
+/* net_settle, counting the rejected appends on their way. */
+static void settle_counting(void) {
+    net_flush(&net);
+    for (int guard = 0; net.n_queue > 0; guard++) {
+        assert(guard < NET_QUEUE_MAX);
+        if (net.queue[0].m.type == RAFT_MSG_APPEND_RESP && net.queue[0].m.reject) appends_rejected++;
+        net_deliver_at(&net, 0);
+    }
+}
+
+static void tick_all_counting(int ticks) {
+    for (int t = 0; t < ticks; t++) {
+        for (int id = 1; id <= net.n; id++) {
+            if (net.r[id] != NULL) raft_tick(net.r[id]);
+        }
+        settle_counting();
+    }
+}
+
+/* Steps a hand-made answer into the leader 1 and returns how many messages
+ * it sent in reply (its readies run). */
+static uint64_t answer_to_1(uint8_t type, uint64_t from, uint64_t index, bool reject,
+                            uint64_t hint) {
+    struct raft_msg m = {0};
+    m.type = type;
+    m.from = from;
+    m.to = 1;
+    m.term = raft_term(net.r[1]);
+    m.index = index;
+    m.reject = reject;
+    m.reject_hint = hint;
+    m.log_term = hint > 0 ? raft_term_at(net.r[1], hint) : 0;
+    uint64_t before = sent_total(&net);
+    int rc = raft_step(net.r[1], &m);
+    assert(rc == RAFT_OK);
+    (void)rc;
+    net_flush_one(&net, 1);
+    return sent_total(&net) - before;
+}
+
+/* raft.h, "Traffic": over a link that loses nothing a leader sends each
+ * entry once and nothing a follower is known to hold. A new leader's first
+ * append to followers holding its whole log carries its no-op alone and is
+ * not refused; a caught-up follower's heartbeat answer draws no append; a
+ * commit reaches the followers without a refusal. (Survivors a08c04c2ed7a,
+ * 61d15ed5c39b, 61e220e19edb, 69feea2e8667; c1950ab197ad: the bootstrap
+ * entry starts committed.) */
+TEST(a_leader_sends_each_entry_once_and_nothing_a_follower_holds) {
+    net_init(&net, 3, 3);
+    for (int id = 1; id <= 3; id++) CHECK_EQ_U64(raft_commit_index(net.r[id]), 1);
+    net_flush(&net);
+    appends_rejected = 0;
+    raft_campaign(net.r[1]);
+    settle_counting();
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK_EQ_U64(net.entries_to[2], 1); /* the no-op, once */
+    CHECK_EQ_U64(net.entries_to[3], 1);
+    CHECK_EQ_U64(appends_rejected, 0);
+    for (int i = 0; i < 5; i++) CHECK(net_propose(&net, 1, "x") > 0);
+    settle_counting();
+    uint64_t appends = net.sent[RAFT_MSG_APPEND];
+    tick_all_counting(3); /* heartbeats only: everyone holds everything */
+    CHECK_EQ_U64(net.sent[RAFT_MSG_APPEND], appends);
+    CHECK_EQ_U64(net.entries_to[2], 6);
+    CHECK_EQ_U64(net.entries_to[3], 6);
+    CHECK_EQ_U64(appends_rejected, 0);
+    CHECK_EQ_U64(net.applied_to[2], 7);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* raft.h, "Traffic": a lost append costs one refusal, and the leader
+ * resends from the follower's last acknowledged entry on (§3.5), no more
+ * and no later; a duplicated or late answer (an acknowledgement or a
+ * refusal of what the follower is known to hold, a refusal of a probe
+ * already answered) draws nothing. (Survivors 49dba55b6dda, 30555f53228e,
+ * 2bfa5414ddb7, 9b20f8e0d356, b96bcfbbe729, 7daefa52f056.) */
+TEST(a_lost_append_costs_one_refusal_and_stale_answers_draw_nothing) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    CHECK_EQ_U64(net_propose(&net, 1, "a"), 3);
+    net_settle(&net);
+    uint64_t match = 0;
+    CHECK(raft_match_index(net.r[1], 3, &match));
+    CHECK_EQ_U64(match, 3);
+    /* Stale answers from 3, which is known to hold 1..3. */
+    CHECK_EQ_U64(answer_to_1(RAFT_MSG_APPEND_RESP, 3, 3, false, 0), 0); /* a duplicated ack */
+    CHECK_EQ_U64(answer_to_1(RAFT_MSG_APPEND_RESP, 3, 2, false, 0), 0); /* a late one */
+    CHECK_EQ_U64(answer_to_1(RAFT_MSG_APPEND_RESP, 3, 3, true, 2), 0); /* refuses what it holds */
+    CHECK_EQ_U64(answer_to_1(RAFT_MSG_APPEND_RESP, 3, 2, true, 2), 0);
+    /* 4 is lost on its way to 3; 5 is refused; 4 and 5 are resent. */
+    uint64_t entries = net.entries_to[3];
+    net.link[1][3] = false;
+    CHECK_EQ_U64(net_propose(&net, 1, "b"), 4);
+    net.link[1][3] = true;
+    CHECK_EQ_U64(net_propose(&net, 1, "c"), 5);
+    /* The refusal of 5 (after 4) is answered by a probe from 4. */
+    while (net.n_queue > 0 && !(net.queue[0].m.type == RAFT_MSG_APPEND_RESP &&
+                                net.queue[0].m.from == 3 && net.queue[0].m.reject)) {
+        net_deliver_at(&net, 0);
+    }
+    CHECK(net.n_queue > 0);
+    struct raft_msg refusal = net.queue[0].m;
+    size_t older = net.n_queue - 1; /* what was queued before the refusal's answer */
+    net_deliver_at(&net, 0);
+    bool probed = false;
+    for (size_t i = older; i < net.n_queue; i++) {
+        const struct raft_msg *m = &net.queue[i].m;
+        if (m->type != RAFT_MSG_APPEND || m->to != 3) continue;
+        CHECK_EQ_U64(m->index, 3);
+        probed = true;
+    }
+    CHECK(probed);
+    /* The same refusal again (duplicated) while the probe is out: nothing. */
+    uint64_t before = sent_total(&net);
+    CHECK(raft_step(net.r[1], &refusal) == RAFT_OK);
+    net_flush_one(&net, 1);
+    CHECK_EQ_U64(sent_total(&net) - before, 0);
+    /* An old acknowledgement while probing: nothing either. */
+    CHECK_EQ_U64(answer_to_1(RAFT_MSG_APPEND_RESP, 3, 3, false, 0), 0);
+    net_settle(&net);
+    CHECK_EQ_U64(net.entries_to[3] - entries, 4); /* 4 (lost), 5 (refused), 4 and 5 */
+    CHECK(logs_match(&net, 1, 3));
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* §3.5: a new member with an empty log refuses the first probe once and
+ * is then sent the log from its first entry. (Survivor 2b0b10f3518c.) */
+TEST(an_empty_member_refuses_one_probe) {
+    net_init(&net, 4, 3);
+    net_elect(&net, 1);
+    for (int i = 0; i < 3; i++) CHECK(net_propose(&net, 1, "data") > 0);
+    net_settle(&net);
+    const uint64_t v123[] = {1, 2, 3};
+    const uint64_t l4[] = {4};
+    struct raft_conf add4 = conf_of(v123, 3, l4, 1);
+    appends_rejected = 0;
+    CHECK(raft_propose_conf(net.r[1], &add4) == RAFT_OK);
+    settle_counting();
+    tick_all_counting(3);
+    CHECK(logs_match(&net, 1, 4));
+    CHECK_EQ_U64(appends_rejected, 1);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* §3.3: a server answers a request of an older term with its own, so a
+ * stale leader's append deposes it at once (no tick needed). (Survivor
+ * 3bd5c118cebe.) */
+TEST(a_stale_leaders_append_is_answered_with_the_newer_term) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 1, true);
+    net_elect(&net, 2);
+    CHECK(raft_role(net.r[2]) == RAFT_LEADER);
+    net_isolate(&net, 1, false);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER);
+    CHECK(net_propose(&net, 1, "stale") > 0);
+    net_settle(&net);
+    CHECK(raft_role(net.r[1]) == RAFT_FOLLOWER);
+    CHECK_EQ_U64(raft_term(net.r[1]), raft_term(net.r[2]));
+    net_free(&net);
+}
+
+/* §6.4: a read's index is the leader's commit index when it is asked
+ * (once the term has an entry committed), also when a later entry commits
+ * before the read's heartbeat round is acknowledged. (Survivors
+ * 4c2e925ff906, dafe7f60fa17.) */
+TEST(a_read_index_is_the_commit_index) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    CHECK(net_propose(&net, 1, "x") > 0);
+    net_settle(&net);
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), 3);
+    CHECK(raft_read_index(net.r[1], 7) == RAFT_OK);
+    net_settle(&net);
+    CHECK_EQ_U64(net.n_reads[1], 1);
+    CHECK_EQ_U64(net.reads[1][0].index, 3);
+    /* A read at 3, then 4 proposed: the appends and their answers overtake
+     * the heartbeats, so 4 commits while the read's round is out. */
+    CHECK(raft_read_index(net.r[1], 8) == RAFT_OK);
+    CHECK_EQ_U64(net_propose(&net, 1, "y"), 4);
+    for (int guard = 0; guard < 100; guard++) {
+        size_t i = 0;
+        while (i < net.n_queue && (net.queue[i].m.type == RAFT_MSG_HEARTBEAT ||
+                                   net.queue[i].m.type == RAFT_MSG_HEARTBEAT_RESP)) {
+            i++;
+        }
+        if (i == net.n_queue) break;
+        net_deliver_at(&net, i);
+    }
+    CHECK_EQ_U64(raft_commit_index(net.r[1]), 4);
+    CHECK_EQ_U64(net.n_reads[1], 1);
+    net_settle(&net);
+    CHECK_EQ_U64(net.n_reads[1], 2);
+    CHECK_EQ_U64(net.reads[1][1].context, 8);
+    CHECK_EQ_U64(net.reads[1][1].index, 3);
+    net_free(&net);
+}
+
+/* §3.4: a candidate asks each other voter once per campaign, also after
+ * the configuration lost a member (the progress table shrank: learners 4
+ * and 5, then 5 promoted and 4 removed). (Survivor 217f9edf04e2.) */
+TEST(a_campaign_asks_each_voter_once) {
+    net_init(&net, 5, 3);
+    net_elect(&net, 1);
+    const uint64_t v123[] = {1, 2, 3};
+    const uint64_t l45[] = {4, 5};
+    struct raft_conf learners = conf_of(v123, 3, l45, 2);
+    CHECK(raft_propose_conf(net.r[1], &learners) == RAFT_OK);
+    net_settle(&net);
+    net_tick_all(&net, 2);
+    const uint64_t v1235[] = {1, 2, 3, 5};
+    struct raft_conf promoted = conf_of(v1235, 4, NULL, 0);
+    CHECK(raft_propose_conf(net.r[1], &promoted) == RAFT_OK);
+    net_settle(&net);
+    net_tick_all(&net, 3);
+    CHECK_EQ_U64(raft_conf(net.r[3])->n_voters, 4);
+    CHECK_EQ_U64(raft_conf(net.r[3])->n_outgoing, 0);
+    CHECK_EQ_U64(raft_conf(net.r[3])->n_learners, 0);
+    net_isolate(&net, 3, true);
+    uint64_t asked = net.sent[RAFT_MSG_PRE_VOTE] + net.sent[RAFT_MSG_VOTE];
+    raft_campaign(net.r[3]);
+    net_flush_one(&net, 3);
+    CHECK_EQ_U64(net.sent[RAFT_MSG_PRE_VOTE] + net.sent[RAFT_MSG_VOTE] - asked, 3);
+    net_free(&net);
+}
+
+/* raft.h: a follower campaigns after a randomized timeout in
+ * [election_ticks, 2 * election_ticks) ticks without a leader. (Survivor
+ * e1d051e44a45: one tick late.) */
+TEST(the_election_timeout_is_in_its_range) {
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        net_init(&net, 3, 3);
+        net.cfg.seed = seed;
+        net_crash(&net, 1);
+        net_start(&net, 1, 3);
+        net_isolate(&net, 1, true);
+        net_flush(&net);
+        uint64_t asked = net.sent[RAFT_MSG_PRE_VOTE] + net.sent[RAFT_MSG_VOTE];
+        int ticks = 0;
+        while (net.sent[RAFT_MSG_PRE_VOTE] + net.sent[RAFT_MSG_VOTE] == asked && ticks < 100) {
+            raft_tick(net.r[1]);
+            net_flush(&net);
+            ticks++;
+        }
+        CHECK(ticks >= (int)net.cfg.election_ticks);
+        CHECK(ticks < 2 * (int)net.cfg.election_ticks);
+        net_free(&net);
+    }
+}
+
+/* §3.3: a server answers a request of an older term (an append, a
+ * heartbeat, a pre-vote) with its own term and drops an older answer
+ * silently. §9.6: a pre-vote is granted only for a term above the voter's
+ * own; a follower that hears its leader refuses one in its own term.
+ * (Survivors 329b3a408b60, 2c4f95670043, 882bd06ac621, e3e1237dcd6b.) */
+TEST(stale_answers_are_dropped_and_a_pre_vote_needs_a_newer_term) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_isolate(&net, 1, true);
+    net_elect(&net, 2); /* a newer term; 3 follows 2 */
+    net_isolate(&net, 1, false);
+    uint64_t term = raft_term(net.r[3]);
+    CHECK(term > 2);
+    CHECK_EQ_U64(raft_leader(net.r[3]), 2);
+    static const uint8_t answers[] = {RAFT_MSG_APPEND_RESP, RAFT_MSG_HEARTBEAT_RESP,
+                                      RAFT_MSG_VOTE_RESP, RAFT_MSG_PRE_VOTE_RESP,
+                                      RAFT_MSG_SNAPSHOT_RESP};
+    for (size_t i = 0; i < sizeof(answers); i++) {
+        struct raft_msg m = {0};
+        m.type = answers[i];
+        m.from = 1;
+        m.to = 3;
+        m.term = term - 1;
+        uint64_t before = sent_total(&net);
+        CHECK(raft_step(net.r[3], &m) == RAFT_OK);
+        net_flush_one(&net, 3);
+        CHECK_EQ_U64(sent_total(&net) - before, 0);
+    }
+    /* A pre-vote of an older term is refused (with 3's term). */
+    struct raft_msg pv = {0};
+    pv.type = RAFT_MSG_PRE_VOTE;
+    pv.from = 1;
+    pv.to = 3;
+    pv.term = term - 1;
+    pv.index = raft_last_index(net.r[3]);
+    pv.log_term = raft_term_at(net.r[3], pv.index);
+    net_drop_all(&net);
+    CHECK(raft_step(net.r[3], &pv) == RAFT_OK);
+    net_flush_one(&net, 3);
+    CHECK_EQ_U64(net.n_queue, 1);
+    CHECK(net.queue[0].m.type == RAFT_MSG_PRE_VOTE_RESP && net.queue[0].m.reject);
+    CHECK_EQ_U64(net.queue[0].m.term, term);
+    /* One in 3's own term, with a log as long: refused, 3 follows 2. */
+    net_drop_all(&net);
+    pv.term = term;
+    CHECK(raft_step(net.r[3], &pv) == RAFT_OK);
+    net_flush_one(&net, 3);
+    CHECK_EQ_U64(net.n_queue, 1);
+    CHECK(net.queue[0].m.type == RAFT_MSG_PRE_VOTE_RESP && net.queue[0].m.reject);
+    net_drop_all(&net);
+    net_free(&net);
+}
+
+/* §5 (chunked InstallSnapshot): at most max_snapshot_inflight chunks are
+ * unacknowledged at a time. (Survivor 8c439b62dbb7.) */
+TEST(snapshot_chunks_in_flight_are_bounded) {
+    snapshot_scene(NULL, NULL, NULL);
+    static uint8_t image[10500];
+    memset(image, 'w', sizeof(image));
+    CHECK(raft_compact(net.r[1], raft_applied_index(net.r[1]), image, sizeof(image)) == RAFT_OK);
+    net_isolate(&net, 3, false);
+    raft_tick(net.r[1]);
+    net_flush(&net);
+    uint64_t chunks = net.sent[RAFT_MSG_SNAPSHOT];
+    for (int guard = 0; guard < 100 && net.sent[RAFT_MSG_SNAPSHOT] == chunks; guard++) {
+        CHECK(net.n_queue > 0);
+        net_deliver_at(&net, 0);
+    }
+    CHECK_EQ_U64(net.sent[RAFT_MSG_SNAPSHOT] - chunks, net.cfg.max_snapshot_inflight);
+    net_settle(&net);
+    CHECK_EQ_U64(net.sent[RAFT_MSG_SNAPSHOT] - chunks, 11); /* ceil(10500 / 1000), each once */
+    CHECK_EQ_U64(net.snapshots_installed[3], 1);
+    net_free(&net);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(election_and_replication),
@@ -2367,6 +2699,15 @@ int main(void) {
         TEST_ENTRY(a_snapshot_made_external_is_read_through_the_callback),
         TEST_ENTRY(a_configuration_encoding_round_trips_and_bad_ones_are_refused),
         TEST_ENTRY(a_candidate_wins_after_one_refusal_and_steps_down_after_a_majority),
+        TEST_ENTRY(a_leader_sends_each_entry_once_and_nothing_a_follower_holds),
+        TEST_ENTRY(a_lost_append_costs_one_refusal_and_stale_answers_draw_nothing),
+        TEST_ENTRY(an_empty_member_refuses_one_probe),
+        TEST_ENTRY(a_stale_leaders_append_is_answered_with_the_newer_term),
+        TEST_ENTRY(a_read_index_is_the_commit_index),
+        TEST_ENTRY(a_campaign_asks_each_voter_once),
+        TEST_ENTRY(the_election_timeout_is_in_its_range),
+        TEST_ENTRY(stale_answers_are_dropped_and_a_pre_vote_needs_a_newer_term),
+        TEST_ENTRY(snapshot_chunks_in_flight_are_bounded),
     };
     return test_run("test_raft", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
