@@ -46,6 +46,13 @@ static void node__fatal(void *ctx, const char *line) {
     _exit(1);
 }
 
+int64_t node_write_now(uv_stream_t *stream, const char *data, size_t len) {
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+    int wrote = uv_try_write(stream, &buf, 1);
+    if (wrote == UV_EAGAIN) return 0;
+    return wrote;
+}
+
 void node_read_buf(char **data, size_t *cap, size_t len, uv_buf_t *buf) {
     if (*cap - len < NODE_READ_BYTES) {
         size_t want = *cap ? *cap * 2 : NODE_READ_BYTES * 2;

@@ -555,6 +555,12 @@ void node_host_libuv(struct node *n);
 /* A libuv read buffer: grows data[0, *cap) so that NODE_READ_BYTES fit
  * after len, and points buf there (an empty buf on ENOMEM). */
 void node_read_buf(char **data, size_t *cap, size_t len, uv_buf_t *buf);
+/* Writes what the socket takes at once, with no write request: a completed
+ * uv_write makes libuv re-arm the stream's watcher (one epoll_ctl per reply
+ * batch, docs/performance.md); behind a queued write libuv refuses, so the
+ * order holds. The bytes written (0 to len), or a libuv error < 0; the
+ * caller queues the rest with uv_write. */
+int64_t node_write_now(uv_stream_t *stream, const char *data, size_t len);
 
 /* meta.c: the meta group, group 0 (docs/cluster.md, "The meta group"). */
 #define META_MAP_KEY "map"

@@ -161,19 +161,13 @@ void client_release(struct client *c) {
         free(s->data);
         free(s);
     }
-    /* What the socket takes at once leaves without a write request: a
-     * uv_write that completes makes libuv re-arm the connection's watcher
-     * (one epoll_ctl per reply batch at the next poll: strace of a leader
-     * under pipelined GETs showed as many epoll_ctl as writes). Behind a
-     * write still queued, uv_try_write refuses (UV_EAGAIN): order holds. */
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)total);
-    int wrote = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-    if (wrote < 0 && wrote != UV_EAGAIN) {
+    int64_t wrote = node_write_now((uv_stream_t *)&c->tcp, w->data, total);
+    if (wrote < 0) {
         free(w);
         client__close(c);
         return;
     }
-    size_t sent = wrote > 0 ? (size_t)wrote : 0;
+    size_t sent = (size_t)wrote;
     if (sent < total) {
         memmove(w->data, w->data + sent, total - sent);
         w->len = total - sent;
@@ -185,7 +179,7 @@ void client_release(struct client *c) {
             client__close(c);
             return;
         }
-        buf = uv_buf_init(w->data, (unsigned)w->len);
+        uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
         if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, client__write_cb) != 0) {
             c->out_bytes -= w->len;
             free(w);

@@ -52,16 +52,12 @@ static void peer__write_cb(uv_write_t *req, int status) {
 
 static void peer__write(struct peer *p, const uint8_t *data, size_t len) {
     p->node->stats.net_out += len;
-    /* What the socket takes at once needs no write request (a completed
-     * uv_write costs an epoll_ctl at the next poll: client.c, writing);
-     * behind a queued write uv_try_write refuses, so frames keep order. */
-    uv_buf_t now = uv_buf_init((char *)data, (unsigned)len);
-    int wrote = uv_try_write((uv_stream_t *)&p->tcp, &now, 1);
-    if (wrote < 0 && wrote != UV_EAGAIN) {
+    int64_t wrote = node_write_now((uv_stream_t *)&p->tcp, (const char *)data, len);
+    if (wrote < 0) {
         peer__drop(p);
         return;
     }
-    size_t sent = wrote > 0 ? (size_t)wrote : 0;
+    size_t sent = (size_t)wrote;
     if (sent == len) return;
     data += sent;
     len -= sent;

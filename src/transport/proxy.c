@@ -124,14 +124,12 @@ static void proxy__send(struct upstream *u, const char *data, size_t len) {
         u->out_len += len;
         return;
     }
-    /* at once if the socket takes it: no request, no re-arm (client.c) */
-    uv_buf_t now = uv_buf_init((char *)data, (unsigned)len);
-    int wrote = uv_try_write((uv_stream_t *)&u->tcp, &now, 1);
-    if (wrote < 0 && wrote != UV_EAGAIN) {
+    int64_t wrote = node_write_now((uv_stream_t *)&u->tcp, data, len);
+    if (wrote < 0) {
         proxy__fail(u, "TRYAGAIN lost the connection to the leader; outcome unknown");
         return;
     }
-    size_t sent = wrote > 0 ? (size_t)wrote : 0;
+    size_t sent = (size_t)wrote;
     if (sent == len) return;
     data += sent;
     len -= sent;
