@@ -4,6 +4,7 @@
  * limit before using it, and names the offset of the first thing wrong. */
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@
 /* Records the keyspace's thread may hold for the writer before it waits. */
 #define KV_WALK_SIDE_BYTES_MAX (64u << 20)
 #define KV_WALK_PREFETCH 8u /* buckets ahead */
-#define KV_WALK_LOCK_BUCKETS 64u        /* buckets written per hold of the mutex */
+#define KV_WALK_DRAIN_BUCKETS 64u       /* buckets the writer walks between two drains */
 #define KV_WALK_STEP_BYTES (1u << 20)   /* a step writes out once it holds this much */
 
 _Static_assert(sizeof(KV__MAGIC) - 1 == 8, "magic is 8 bytes");
@@ -64,11 +65,19 @@ uint64_t kv_snapshot_size(const struct kv *kv) {
  * writer, in order, or by the keyspace's own thread just before it changes
  * something in that bucket (kv_walk_touch): so every record is the entry as
  * it was when the walk began. While a walk runs, no resize starts and no
- * rehash step moves a bucket, so a key's bucket is fixed; the `done` bitmap
- * says which buckets are written. The mutex orders the two threads: a
- * bucket not yet done is read or written only under it, and once done the
- * writer never looks at it again. Records the keyspace's thread writes wait
- * in `side` until the writer's next step puts them in the stream. */
+ * rehash step moves a bucket, so a key's bucket is fixed.
+ *
+ * Who writes a bucket is decided per bucket, without a lock: each thread
+ * sets the bucket's bit in `claimed` with one atomic fetch-or, and the one
+ * that found it clear writes it and then sets its bit in `done` (release).
+ * The keyspace's thread changes a bucket only once it is done; if the
+ * writer holds it, it waits for that one bucket (a few hundred ns). The
+ * mutex guards only `side`, where the keyspace's thread puts the records it
+ * writes, and the writer holds it just to swap `side` with an empty buffer.
+ * (It used to be held for 64 buckets at a time and for the copy of `side`:
+ * on a busy machine the writer was preempted while holding it, and a SET
+ * waited up to 21 ms for it, 10-45 ms per snapshot in all: the sharded SET
+ * tail. See docs/performance.md.) */
 
 struct kv__bytes {
     uint8_t *data;
@@ -85,7 +94,8 @@ struct kv_walk {
     struct kv_table t[2]; /* the tables as the walk began (owned after a flush) */
     uint64_t skip;        /* t[0] buckets below it were empty (a resize had moved them) */
     uint64_t n0, total;   /* buckets numbered: t[0]'s from skip (n0 of them), then t[1]'s */
-    uint64_t *done;       /* bitmap over the numbering */
+    uint64_t *claimed;    /* bitmap over the numbering: a thread is writing it */
+    uint64_t *done;       /* bitmap over the numbering: written */
     uint64_t next;        /* the writer's position */
     bool detached;        /* kv_flush() gave the tables to the walk */
     bool threaded;        /* the writer is another thread: the keyspace's may wait for it */
@@ -94,6 +104,7 @@ struct kv_walk {
     uint64_t applied, count, size, written;
     uint32_t header_crc, chain;
     struct kv__bytes side; /* records written by the keyspace's thread, not yet out */
+    struct kv__bytes spare; /* the writer's: swapped with `side` under the mutex */
     struct kv__bytes out;  /* the writer's step */
     int err;
 };
@@ -232,11 +243,21 @@ static bool kv__walk_is_done(const struct kv_walk *w, uint64_t i) {
     return (__atomic_load_n(&w->done[i / 64], __ATOMIC_ACQUIRE) >> (i % 64)) & 1u;
 }
 
-static struct kv_entry *kv__walk_bucket(const struct kv_walk *w, uint64_t i) {
-    return i < w->n0 ? w->t[0].buckets[w->skip + i] : w->t[1].buckets[i - w->n0];
+static struct kv_entry **kv__walk_slot(const struct kv_walk *w, uint64_t i) {
+    return i < w->n0 ? &w->t[0].buckets[w->skip + i] : &w->t[1].buckets[i - w->n0];
 }
 
-/* Writes bucket i (not done) into b and marks it done; under the mutex. */
+static struct kv_entry *kv__walk_bucket(const struct kv_walk *w, uint64_t i) {
+    return *kv__walk_slot(w, i);
+}
+
+/* True if this thread now owns bucket i (no one had claimed it). */
+static bool kv__walk_claim(struct kv_walk *w, uint64_t i) {
+    uint64_t bit = UINT64_C(1) << (i % 64);
+    return (__atomic_fetch_or(&w->claimed[i / 64], bit, __ATOMIC_ACQ_REL) & bit) == 0;
+}
+
+/* Writes bucket i, claimed by this thread, into b and marks it done. */
 static void kv__walk_take(struct kv_walk *w, uint64_t i, struct kv__bytes *b) {
     for (const struct kv_entry *e = kv__walk_bucket(w, i); e != NULL; e = e->next) {
         kv__record(b, e);
@@ -255,13 +276,16 @@ int kv_walk_begin(struct kv *kv, uint64_t applied_index, bool threaded, struct k
     w->n0 = kv->dict.t[0].size - w->skip;
     w->total = w->n0 + kv->dict.t[1].size;
     w->done = calloc((size_t)(w->total / 64 + 1), sizeof(uint64_t));
-    if (w->done == NULL || pthread_mutex_init(&w->mu, NULL) != 0) {
+    w->claimed = calloc((size_t)(w->total / 64 + 1), sizeof(uint64_t));
+    if (w->done == NULL || w->claimed == NULL || pthread_mutex_init(&w->mu, NULL) != 0) {
+        free(w->claimed);
         free(w->done);
         free(w);
         return KV_ENOMEM;
     }
     if (pthread_cond_init(&w->drained, NULL) != 0) {
         pthread_mutex_destroy(&w->mu);
+        free(w->claimed);
         free(w->done);
         free(w);
         return KV_ENOMEM;
@@ -273,6 +297,7 @@ int kv_walk_begin(struct kv *kv, uint64_t applied_index, bool threaded, struct k
         kv__bytes_free(&w->side);
         pthread_cond_destroy(&w->drained);
         pthread_mutex_destroy(&w->mu);
+        free(w->claimed);
         free(w->done);
         free(w);
         return KV_ENOMEM;
@@ -307,8 +332,15 @@ void kv_walk_touch(struct kv_walk *w, uint64_t hash) {
         while (w->threaded && !w->cancelled && w->side.len > KV_WALK_SIDE_BYTES_MAX) {
             pthread_cond_wait(&w->drained, &w->mu);
         }
-        if (!kv__walk_is_done(w, cand[k])) kv__walk_take(w, cand[k], &w->side);
+        /* claimed and written under the mutex, so the writer's last drain
+         * (which takes it once every bucket is claimed) finds the records */
+        bool mine = kv__walk_claim(w, cand[k]);
+        if (mine) kv__walk_take(w, cand[k], &w->side);
         pthread_mutex_unlock(&w->mu);
+        /* the writer is writing this very bucket: wait for that one */
+        for (unsigned spins = 0; !mine && !kv__walk_is_done(w, cand[k]); spins++) {
+            if (spins >= 64) sched_yield();
+        }
     }
 }
 
@@ -332,6 +364,30 @@ static int kv__walk_emit(struct kv_walk *w, const uint8_t *p, size_t len, kv_wri
         len -= k;
     }
     return KV_OK;
+}
+
+/* Moves the records the keyspace's thread wrote into b: the mutex is held
+ * only to swap `side` with the writer's empty `spare`; the copy is made
+ * after it is released. */
+static void kv__walk_drain(struct kv_walk *w, struct kv__bytes *b) {
+    pthread_mutex_lock(&w->mu);
+    struct kv__bytes taken = w->side;
+    w->side = w->spare;
+    pthread_cond_broadcast(&w->drained);
+    pthread_mutex_unlock(&w->mu);
+    if (taken.failed) b->failed = true;
+    if (taken.len > 0 && kv__bytes_reserve(b, taken.len)) {
+        memcpy(b->data + b->len, taken.data, taken.len);
+        b->len += taken.len;
+        for (size_t i = 0; i < taken.n_crcs; i++) {
+            if (!kv__bytes_reserve(b, 0)) break;
+            b->crcs[b->n_crcs++] = taken.crcs[i];
+        }
+    }
+    taken.len = 0;
+    taken.n_crcs = 0;
+    taken.failed = false;
+    w->spare = taken;
 }
 
 int kv_walk_step(struct kv_walk *w, uint32_t buckets, kv_write_cb write, void *ctx,
@@ -359,46 +415,38 @@ int kv_walk_step(struct kv_walk *w, uint32_t buckets, kv_write_cb write, void *c
     b->n_crcs = 0;
     bool last = false;
     uint32_t taken = 0;
-    /* The mutex is held for KV_WALK_LOCK_BUCKETS buckets at a time: the
-     * keyspace's thread waits for it whenever it changes a bucket not yet
-     * written, so it must be short (a few microseconds). */
     while (!last && taken < buckets) {
-        pthread_mutex_lock(&w->mu);
-        if (w->side.len > 0 && kv__bytes_reserve(b, w->side.len)) {
-            /* the keyspace's records go out first */
-            memcpy(b->data + b->len, w->side.data, w->side.len);
-            b->len += w->side.len;
-            for (size_t i = 0; i < w->side.n_crcs; i++) {
-                if (!kv__bytes_reserve(b, 0)) break;
-                b->crcs[b->n_crcs++] = w->side.crcs[i];
-            }
-            w->side.len = 0;
-            w->side.n_crcs = 0;
-        }
-        uint32_t lim = buckets - taken < KV_WALK_LOCK_BUCKETS ? buckets - taken : KV_WALK_LOCK_BUCKETS;
+        kv__walk_drain(w, b); /* the keyspace's records go out first */
+        uint32_t lim = buckets - taken < KV_WALK_DRAIN_BUCKETS ? buckets - taken : KV_WALK_DRAIN_BUCKETS;
         for (uint32_t k = 0; k < lim && w->next < w->total; w->next++) {
             if (kv__walk_is_done(w, w->next)) continue;
             /* The walk is a cache miss per entry (a snapshot of 1M keys:
              * writing records was 60% of the writer's time, perf): fetch
-             * the entry a few buckets ahead while this one is written. */
+             * the entry a few buckets ahead while this one is written. The
+             * keyspace's thread may be changing that bucket (it claimed it):
+             * the head is loaded atomically, and a prefetch of a stale
+             * pointer reads nothing. */
             if (w->next + KV_WALK_PREFETCH < w->total &&
                 !kv__walk_is_done(w, w->next + KV_WALK_PREFETCH)) {
-                const char *ahead = (const char *)kv__walk_bucket(w, w->next + KV_WALK_PREFETCH);
+                const char *ahead = (const char *)__atomic_load_n(
+                    kv__walk_slot(w, w->next + KV_WALK_PREFETCH), __ATOMIC_RELAXED);
                 if (ahead != NULL) {
                     __builtin_prefetch(ahead);
                     __builtin_prefetch(ahead + 64);
                 }
             }
+            if (!kv__walk_claim(w, w->next)) continue; /* the keyspace's thread has it */
             kv__walk_take(w, w->next, b);
             k++;
         }
         taken += lim;
         last = w->next == w->total;
-        pthread_cond_broadcast(&w->drained);
-        pthread_mutex_unlock(&w->mu);
         if (b->len >= KV_WALK_STEP_BYTES) break;
     }
-    if (b->failed || w->side.failed) return w->err = KV_ENOMEM;
+    /* Every bucket is claimed now, and the keyspace's thread writes the
+     * ones it claimed under the mutex: this drain takes the last of them. */
+    if (last) kv__walk_drain(w, b);
+    if (b->failed) return w->err = KV_ENOMEM;
     for (size_t i = 0; i < b->n_crcs; i++) {
         uint8_t c[4];
         kv__put32(c, b->crcs[i]);
@@ -450,7 +498,9 @@ void kv_walk_end(struct kv *kv, struct kv_walk *w) {
     pthread_cond_destroy(&w->drained);
     pthread_mutex_destroy(&w->mu);
     kv__bytes_free(&w->side);
+    kv__bytes_free(&w->spare);
     kv__bytes_free(&w->out);
+    free(w->claimed);
     free(w->done);
     free(w);
 }
