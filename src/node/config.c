@@ -81,7 +81,7 @@ static const struct node__key node__keys[] = {
     {"lease-read", NODE__BOOL, NODE__FIELD(lease_read), 0, 1, "yes|no",
      "reads from a leader lease (trusts clocks)"},
     {"snapshot-entries", NODE__U64, NODE__FIELD(snapshot_entries), 1, UINT64_MAX, "N",
-     "snapshot after N entries and half the key count"},
+     "snapshot after N entries, log as big as the last"},
     {"snapshot-log-bytes", NODE__SIZE, NODE__FIELD(snapshot_log_bytes), 1, UINT64_MAX / 4,
      "SIZE", "or once the log since then holds SIZE bytes"},
     {"snapshot-chunk-bytes", NODE__SIZE, NODE__FIELD(snapshot_chunk_bytes), 1, 16 << 20, "SIZE",

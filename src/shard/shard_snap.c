@@ -345,19 +345,25 @@ static void shard_snap__compact(struct node *n, struct shard *s, struct snapshot
     node_core_wake(n, s, false);
 }
 
-/* The period, in entries, between snapshots: snapshot-entries, or half the
- * key count when that is larger (a snapshot costs work in proportion to
- * the keys, so this keeps its cost per write bounded), but no more entries
- * than hold snapshot-log-bytes at the log's mean entry size: that bounds
- * the log, in memory and on disk, and what a restart replays, whatever the
- * data size. */
+/* The period, in entries, between snapshots: snapshot-entries, or as many
+ * entries as make the log since the last snapshot as large as that
+ * snapshot when that is more (Redis rewrites its AOF at 100% growth the
+ * same way): a snapshot then costs about one record written per entry
+ * applied, and the log holds at most one snapshot's worth. While the
+ * keyspace grows from empty this snapshots at 2, 4, 8, ... times the
+ * first period; once it is steady, about once per key count of writes.
+ * No more entries than hold snapshot-log-bytes at the log's mean entry
+ * size: that bounds the log, in memory and on disk, and what a restart
+ * replays, whatever the data size. */
 static uint64_t shard_snap__period(const struct node *n, const struct shard *s) {
-    uint64_t period = kv_count(s->kv) / 2;
-    if (period < n->cfg.snapshot_entries) period = n->cfg.snapshot_entries;
+    uint64_t period = n->cfg.snapshot_entries;
     uint64_t entries = s->applied - s->snapshot_index;
     uint64_t bytes = shard_snap__log_bytes(s);
     if (entries > 0 && bytes > 0) {
         double mean = (double)bytes / (double)entries;
+        uint64_t last = s->snap_ref.handle >= 0 ? s->snap_ref.size : 0;
+        double by_growth = (double)last / mean;
+        if (by_growth > (double)period) period = (uint64_t)by_growth;
         double by_bytes = (double)n->cfg.snapshot_log_bytes / mean;
         if (by_bytes < (double)period) period = by_bytes < 1 ? 1 : (uint64_t)by_bytes;
     }

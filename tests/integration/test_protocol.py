@@ -135,6 +135,36 @@ def test_logfile_receives_the_log(make_cluster, tmp_path):
     assert "leader" in text
 
 
+def test_a_steady_keyspace_snapshots_once_per_its_size_of_log(make_cluster):
+    """Once the keyspace stops growing, a group snapshots when the log since
+    its last snapshot is as large as that snapshot (Redis's AOF rewrite at
+    100% growth): about once per key count of overwrites. The rule before it
+    (half the key count) snapshotted twice as often, and its writer threads
+    were the sharded SET tail (docs/performance.md)."""
+    keys = 4000
+    cl = make_cluster(n=1, extra=["--snapshot-entries", "500"])
+    c = cl.client(1)
+    value = "v" * 100
+
+    def write_all(tag):
+        for start in range(0, keys, 500):
+            p = c.pipeline(transaction=False)
+            for i in range(start, start + 500):
+                p.set("key:%06d" % i, value[:-len(tag)] + tag)
+            p.execute()
+
+    write_all("a")  # grows from empty: snapshots at about 500, 1000, 2000, 4000
+    write_all("b")  # settle: the last snapshot holds every key
+    before = c.info("persistence")["snapshots_taken"]
+    for r in range(5):
+        write_all("%d" % r)  # 20,000 overwrites of 4,000 keys
+    taken = c.info("persistence")["snapshots_taken"] - before
+    # about 20,000 / 4,000 = 5 (a log entry and a snapshot record are about
+    # the same size); half the key count would have given about 10
+    assert 3 <= taken <= 6, taken
+    assert c.info("persistence")["log_entries_since_snapshot"] <= 1.5 * keys
+
+
 def test_single_replica_snapshots_at_its_period(make_cluster):
     """A lone replica has nobody to take turns with: it snapshots once per
     period (snapshot-entries here), not after every batch. A bug that made
