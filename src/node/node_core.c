@@ -335,7 +335,7 @@ static void node_core__wake_groups_of(struct node *n, uint64_t id, bool lost) {
             }
         }
     }
-    /* group 0: every node is a voter or a learner */
+    /* group 0, on a node that holds a replica of it (meta.c) */
     struct shard *m = n->meta;
     if (m != NULL && (lost ? raft_leader(m->raft) == id : shard_is_leader(m))) {
         node_core_wake(n, m, true);

@@ -1593,6 +1593,12 @@ static void nsim__step(struct nsim *w, struct nsim_host *h, struct shard *s,
     NSIM_ON_NODE(w, h, shard_step(h->n, s, m));
 }
 
+static void nsim__map_frame(struct nsim *w, struct nsim_host *h, uint64_t from,
+                            const struct peer_map_msg *m) {
+    h->inputs++;
+    NSIM_ON_NODE(w, h, meta_map_frame(h->n, from, m));
+}
+
 static void nsim__heard(struct nsim *w, struct nsim_host *h, uint64_t from) {
     NSIM_ON_NODE(w, h, node_core_heard(h->n, from));
 }
@@ -1622,7 +1628,7 @@ static void nsim__on_frames(struct nsim *w, struct nsim_host *h, const struct ns
         struct shard *s = f.type == PEER_FRAME_RAFT ? node_shard_of_group(h->n, f.group) : NULL;
         if (s != NULL) nsim__step(w, h, s, &f.msg);
         if (f.type == PEER_FRAME_MAP_PULL || f.type == PEER_FRAME_MAP) {
-            NSIM_ON_NODE(w, h, meta_map_frame(h->n, w->hosts[ev->from].id, &f.map));
+            nsim__map_frame(w, h, w->hosts[ev->from].id, &f.map);
         }
         peer_frame_release(&f);
     }
