@@ -62,3 +62,9 @@ LIVE_CHECKS += scripts/script-canary.sh
 TEST_DEPS += $(BUILD)/canary/FUNCTION_LOCAL_ONLY/shoal
 EXTRA_CHECKS += scripts/function-canary.sh
 LIVE_CHECKS += scripts/function-canary.sh
+
+# The map pull's canary: a node outside group 0 never pulls the map;
+# test_many_nodes.py must catch it (scripts/pull-canary.sh).
+TEST_DEPS += $(BUILD)/canary/META_NO_PULL/shoal
+EXTRA_CHECKS += scripts/pull-canary.sh
+LIVE_CHECKS += scripts/pull-canary.sh

@@ -307,6 +307,17 @@ int map_decode(struct map *m, const uint8_t *buf, size_t len, char *err, size_t 
     return rc;
 }
 
+int map_encoded_epoch(const uint8_t *buf, size_t len, uint64_t *epoch) {
+    if (len < sizeof(map__magic) + 1 + 8 || memcmp(buf, map__magic, sizeof(map__magic)) != 0 ||
+        buf[sizeof(map__magic)] != MAP_ENCODING_VERSION) {
+        return -1;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)buf[sizeof(map__magic) + 1 + i] << (8 * i);
+    *epoch = v;
+    return 0;
+}
+
 int map_copy(struct map *dst, const struct map *src) {
     *dst = *src;
     dst->shards = calloc(src->n_shards ? src->n_shards : 1, sizeof(dst->shards[0]));
@@ -323,7 +334,9 @@ uint32_t map_meta_members(const uint64_t *node_ids, uint32_t n_nodes, uint64_t *
     qsort(ids, n_nodes, sizeof(ids[0]), map__cmp_u64);
     uint32_t v = n_nodes >= 5 ? 5 : n_nodes >= 3 ? 3 : n_nodes;
     memcpy(voters, ids, v * sizeof(ids[0]));
-    memcpy(learners, ids + v, (n_nodes - v) * sizeof(ids[0]));
-    *n_learners = n_nodes - v;
+    uint32_t members = n_nodes < MAP_META_MEMBERS_MAX ? n_nodes : MAP_META_MEMBERS_MAX;
+    assert(members >= v);
+    memcpy(learners, ids + v, (members - v) * sizeof(ids[0]));
+    *n_learners = members - v;
     return v;
 }

@@ -21,7 +21,11 @@
 
 #define MAP_SHARDS_MAX 16384u /* shards of one cluster: one per slot at most */
 #define MAP_REPLICAS_MAX 7u   /* replicas of one shard */
-#define MAP_NODES_MAX 64u     /* nodes the map can place on */
+#define MAP_NODES_MAX 128u    /* nodes the map can place on */
+/* Replicas of group 0, voters and learners: the first this many nodes by
+ * id; every other node pulls the map (docs/cluster.md, "The meta group").
+ * Raft's RAFT_NODES_MAX (16) bounds every group's membership. */
+#define MAP_META_MEMBERS_MAX 16u
 
 _Static_assert(MAP_SHARDS_MAX <= SLOT_COUNT, "a shard holds at least one slot");
 
@@ -90,12 +94,17 @@ size_t map_encode(const struct map *m, uint8_t *buf, size_t cap);
  * magic, version, a length over its limit, groups not 1..S in order, a
  * replica that is not a node, a slot owned twice or not at all). */
 int map_decode(struct map *m, const uint8_t *buf, size_t len, char *err, size_t err_cap);
+/* The epoch of an encoded map, read from its header alone (the rest is
+ * not checked): 0, or -1 if buf is not a map of this version. */
+int map_encoded_epoch(const uint8_t *buf, size_t len, uint64_t *epoch);
 /* A deep copy (0, or -1 on ENOMEM). */
 int map_copy(struct map *dst, const struct map *src);
 
 /* Group 0's voters: the first V of the node ids in ascending order, V = 5
  * with 5 nodes or more, 3 with 3 or 4, else all. Returns V; voters gets
- * them, learners the other ids (ascending), *n_learners their count. */
+ * them, learners the next ids (ascending) up to MAP_META_MEMBERS_MAX
+ * members in all (learners has room for MAP_META_MEMBERS_MAX - V),
+ * *n_learners their count. The nodes after them are not in group 0. */
 uint32_t map_meta_members(const uint64_t *node_ids, uint32_t n_nodes, uint64_t *voters,
                           uint64_t *learners, uint32_t *n_learners);
 

@@ -3,12 +3,14 @@
  * other (shard.c: the same WAL, snapshots, peer links and quiet rules) whose
  * keyspace holds one key, META_MAP_KEY, the map encoded by map_encode().
  * Its voters are 3 or 5 nodes chosen from the configuration
- * (map_meta_members), every other node holds a learner, so every node
- * applies every change of the map pushed by the meta leader's appends.
+ * (map_meta_members), the next nodes by id hold learners up to
+ * MAP_META_MEMBERS_MAX members, and each applies every change of the map
+ * pushed by the meta leader's appends. Every other node pulls the map by
+ * version from a member (meta_pull).
  *
  * This file: group 0's membership, the initial map's proposal (bootstrap),
- * and the install of each newer map the replica applies into n->map, the
- * copy the node routes by. */
+ * the install of each newer map into n->map, the copy the node routes by
+ * (applied by this node's replica, or pulled), and the pull. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,13 +19,37 @@
 
 #include "node/node_int.h"
 
-void meta_members(const struct node *n, struct shard *s) {
-    uint64_t ids[NODE_PEERS_MAX], voters[NODE_PEERS_MAX], learners[NODE_PEERS_MAX];
-    uint32_t n_learners = 0;
+/* Group 0's members by the configuration: voters (the count returned),
+ * then learners (*n_learners). */
+static uint32_t meta__members(const struct node *n, uint64_t voters[MAP_META_MEMBERS_MAX],
+                              uint64_t learners[MAP_META_MEMBERS_MAX], uint32_t *n_learners) {
+    uint64_t ids[NODE_PEERS_MAX];
+    _Static_assert(MAP_META_MEMBERS_MAX <= RAFT_NODES_MAX, "group 0 fits in a Raft group");
+    _Static_assert(NODE_PEERS_MAX <= MAP_NODES_MAX, "every node fits in the map");
     for (uint32_t i = 0; i < n->cfg.n_members; i++) ids[i] = n->cfg.members[i].id;
-    uint32_t v = map_meta_members(ids, n->cfg.n_members, voters, learners, &n_learners);
-    _Static_assert(NODE_PEERS_MAX <= RAFT_NODES_MAX, "every node fits in group 0");
+    uint32_t v = map_meta_members(ids, n->cfg.n_members, voters, learners, n_learners);
     assert(v >= 1 && v <= 5 && v <= MAP_REPLICAS_MAX);
+    assert(v + *n_learners <= MAP_META_MEMBERS_MAX);
+    return v;
+}
+
+bool meta_is_member(const struct node *n) {
+    uint64_t voters[MAP_META_MEMBERS_MAX], learners[MAP_META_MEMBERS_MAX];
+    uint32_t n_learners = 0;
+    uint32_t v = meta__members(n, voters, learners, &n_learners);
+    for (uint32_t i = 0; i < v; i++) {
+        if (voters[i] == n->cfg.id) return true;
+    }
+    for (uint32_t i = 0; i < n_learners; i++) {
+        if (learners[i] == n->cfg.id) return true;
+    }
+    return false;
+}
+
+void meta_members(const struct node *n, struct shard *s) {
+    uint64_t voters[MAP_META_MEMBERS_MAX], learners[MAP_META_MEMBERS_MAX];
+    uint32_t n_learners = 0;
+    uint32_t v = meta__members(n, voters, learners, &n_learners);
     s->group = 0;
     s->n_replicas = (uint8_t)v;
     s->n_learners = (uint8_t)n_learners;
@@ -40,7 +66,7 @@ void meta_members(const struct node *n, struct shard *s) {
 }
 
 uint64_t meta_leader(const struct node *n) {
-    return n->meta != NULL ? raft_leader(n->meta->raft) : 0;
+    return n->meta != NULL ? raft_leader(n->meta->raft) : n->pull_leader;
 }
 
 /* The leader proposes `SET map <the configured map> NX` once per term,
@@ -148,21 +174,10 @@ void meta_tick(struct node *n) {
     for (uint32_t i = 0; i < n->n_local; i++) node_core_wake(n, n->local[i], true);
 }
 
-/* Reads the map in group 0's applied state; installs it if newer. */
-static void meta__read(struct node *n, struct shard *s) {
-    struct kv_item item;
-    if (kv_get(s->kv, META_MAP_KEY, strlen(META_MAP_KEY), (int64_t)node_now_ms(n), &item) !=
-            KV_OK ||
-        item.type != KV_TYPE_STRING) {
-        return;
-    }
-    struct map m;
-    char err[160];
-    if (map_decode(&m, item.value, item.value_len, err, sizeof(err)) != 0) {
-        node_log(n, "group 0: the applied map is unreadable (%s): keeping epoch %llu", err,
-                 (unsigned long long)n->map.epoch);
-        return;
-    }
+/* Installs m (taken: freed or kept) as the map this node routes by if it
+ * is newer than the installed one and this version can apply it. `from`
+ * names its source for the log: group 0's replica here, or a pull. */
+static void meta__install(struct node *n, struct map m, const char *from) {
     bool newer = m.epoch > n->map.epoch || (m.epoch == n->map.epoch && n->meta_installs == 0);
 #ifdef CANARY_META_STALE
     /* deliberate bug: a node keeps the first map it installed and routes
@@ -190,9 +205,119 @@ static void meta__read(struct node *n, struct shard *s) {
     n->meta_installs++;
     meta__reorder_local(n);
     if (n->meta_installs == 1 || n->map.epoch > 1 || n->cfg.verbose) {
-        node_log(n, "group 0: map at epoch %llu installed (applied index %llu)",
-                 (unsigned long long)n->map.epoch, (unsigned long long)s->applied);
+        node_log(n, "group 0: map at epoch %llu installed (%s)", (unsigned long long)n->map.epoch,
+                 from);
     }
+}
+
+/* Reads the map in group 0's applied state; installs it if newer. */
+static void meta__read(struct node *n, struct shard *s) {
+    struct kv_item item;
+    if (kv_get(s->kv, META_MAP_KEY, strlen(META_MAP_KEY), (int64_t)node_now_ms(n), &item) !=
+            KV_OK ||
+        item.type != KV_TYPE_STRING) {
+        return;
+    }
+    struct map m;
+    char err[160];
+    if (map_decode(&m, item.value, item.value_len, err, sizeof(err)) != 0) {
+        node_log(n, "group 0: the applied map is unreadable (%s): keeping epoch %llu", err,
+                 (unsigned long long)n->map.epoch);
+        return;
+    }
+    char from[64];
+    snprintf(from, sizeof(from), "applied index %llu", (unsigned long long)s->applied);
+    meta__install(n, m, from);
+}
+
+/* ---- pull by version (docs/cluster.md, "The meta group") ---- */
+
+/* The member to ask: from pull_next on, the first whose link is up (a
+ * frame came from it within the failure detector's timeout); if none is,
+ * pull_next itself (its link may come up). */
+static uint64_t meta__pull_target(struct node *n) {
+    assert(n->n_meta_ids >= 1);
+    for (uint32_t k = 0; k < n->n_meta_ids; k++) {
+        uint32_t at = (n->pull_next + k) % n->n_meta_ids;
+        const struct node_member *m = node_config_member(&n->cfg, n->meta_ids[at]);
+        assert(m != NULL);
+        uint32_t i = (uint32_t)(m - n->cfg.members);
+        if (!n->link_lost[i] && !n->link_closed[i]) {
+            n->pull_next = at;
+            return n->meta_ids[at];
+        }
+    }
+    return n->meta_ids[n->pull_next % n->n_meta_ids];
+}
+
+void meta_pull(struct node *n) {
+    if (n->meta != NULL || n->n_meta_ids == 0) return;
+#ifdef CANARY_META_NO_PULL
+    /* deliberate bug: a node outside group 0 never asks for the map and
+     * routes by the configured one forever */
+    return;
+#endif
+    if (n->pull_asked != 0) {
+        /* no answer within a heartbeat interval: the next member */
+        n->pull_next = (n->pull_next + 1) % n->n_meta_ids;
+    }
+    uint64_t to = meta__pull_target(n);
+    assert(to != n->cfg.id);
+    /* before the first install the node routes by the configured map: 0
+     * asks for any map group 0 applied */
+    struct peer_map_msg m = {.pull = true, .epoch = n->meta_installs > 0 ? n->map.epoch : 0};
+    n->pull_asked = to;
+    n->pulls++;
+    peer_map(n, to, &m);
+}
+
+/* A member answers a pull with its replica's applied map if newer than
+ * the epoch asked, else with its epoch alone ("same"). */
+static void meta__answer(struct node *n, uint64_t from, uint64_t asked) {
+    struct shard *s = n->meta;
+    assert(s != NULL);
+    struct peer_map_msg a = {.meta_leader = raft_leader(s->raft)};
+    struct kv_item item;
+    if (kv_get(s->kv, META_MAP_KEY, strlen(META_MAP_KEY), (int64_t)node_now_ms(n), &item) ==
+            KV_OK &&
+        item.type == KV_TYPE_STRING &&
+        map_encoded_epoch(item.value, item.value_len, &a.epoch) == 0 && a.epoch > asked &&
+        item.value_len <= PEER_MAP_BYTES_MAX) {
+        a.map = item.value;
+        a.map_len = (uint32_t)item.value_len;
+    }
+    peer_map(n, from, &a);
+}
+
+/* A non-member takes an answer: the leader it names, and its map. */
+static void meta__pulled(struct node *n, uint64_t from, const struct peer_map_msg *a) {
+    if (from == n->pull_asked) n->pull_asked = 0;
+    n->pull_answers++;
+    n->pull_leader = a->meta_leader;
+    if (a->map_len == 0) return;
+    struct map m;
+    char err[160];
+    int rc = map_decode(&m, a->map, a->map_len, err, sizeof(err));
+    if (rc == 0 && m.epoch != a->epoch) {
+        snprintf(err, sizeof(err), "epoch %llu in a frame of epoch %llu",
+                 (unsigned long long)m.epoch, (unsigned long long)a->epoch);
+        map_free(&m);
+        rc = -1;
+    }
+    if (rc != 0) {
+        node_log(n, "group 0: the map pulled from node %llu is refused (%s): keeping epoch %llu",
+                 (unsigned long long)from, err, (unsigned long long)n->map.epoch);
+        return;
+    }
+    n->pull_maps++;
+    char source[64];
+    snprintf(source, sizeof(source), "pulled from node %llu", (unsigned long long)from);
+    meta__install(n, m, source);
+}
+
+void meta_map_frame(struct node *n, uint64_t from, const struct peer_map_msg *m) {
+    if (m->pull && n->meta != NULL && n->meta->raft != NULL) meta__answer(n, from, m->epoch);
+    if (!m->pull && n->meta == NULL) meta__pulled(n, from, m);
 }
 
 void meta_after_advance(struct node *n, struct shard *s) {
@@ -330,6 +455,19 @@ int meta_propose_prefer(struct node *n, uint64_t group, uint64_t id) {
 }
 
 int meta_open(struct node *n, const struct wal_recovered *rec) {
+    uint64_t voters[MAP_META_MEMBERS_MAX], learners[MAP_META_MEMBERS_MAX];
+    uint32_t n_learners = 0;
+    uint32_t v = meta__members(n, voters, learners, &n_learners);
+    n->n_meta_ids = 0;
+    for (uint32_t i = 0; i < v; i++) n->meta_ids[n->n_meta_ids++] = voters[i];
+    for (uint32_t i = 0; i < n_learners; i++) n->meta_ids[n->n_meta_ids++] = learners[i];
+    if (!meta_is_member(n)) {
+        /* routes by the configured map until its first pull */
+        n->pull_next = (uint32_t)(n->cfg.id % n->n_meta_ids); /* spread the pullers */
+        node_log(n, "group 0 (the map): not a member (%u voters, %u learners); pulling the map "
+                    "from them", v, n_learners);
+        return 0;
+    }
     const struct wal_group_state *gs = NULL;
     for (uint32_t i = 0; i < rec->n_groups; i++) {
         if (rec->groups[i].group == 0) gs = &rec->groups[i];

@@ -20,10 +20,10 @@
 #include "wal/wal.h"
 
 #define NODE__ARGS_MAX 256    /* words after `shoal server` */
-#define NODE__LINE_BYTES 4096 /* a config-file line, newline and NUL included */
+#define NODE__LINE_BYTES 8192 /* a config-file line, newline and NUL included */
 #define NODE__LINE_LEN_MAX (NODE__LINE_BYTES - 2)
 #define NODE__FILE_LINES_MAX 10000 /* lines of a config file */
-#define NODE__CLUSTER_LEN_MAX 2048 /* the `cluster` value */
+#define NODE__CLUSTER_LEN_MAX 8000 /* the `cluster` value */
 #define NODE__SHOW_BYTES 48        /* a bad value is quoted up to this, then "..." */
 #define NODE__WHERE_BYTES (NODE_PATH_BYTES + 64)
 #define NODE__MB (1024ull * 1024)
@@ -32,7 +32,8 @@
 
 _Static_assert(NODE__CLUSTER_LEN_MAX < NODE__LINE_BYTES, "a cluster value fits a line");
 _Static_assert(NODE__DIR_LEN_MAX < NODE_PATH_BYTES, "dir limit fits the field");
-_Static_assert(NODE_PEERS_MAX * 48 < NODE__CLUSTER_LEN_MAX, "a full cluster fits the limit");
+/* the longest member: "18446744073709551615=255.255.255.255:65535:65535," */
+_Static_assert(NODE_PEERS_MAX * 49 < NODE__CLUSTER_LEN_MAX, "a full cluster fits the limit");
 
 enum node__kind {
     NODE__U32,     /* decimal, min..max */

@@ -9,7 +9,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define NODE_PEERS_MAX 16
+/* Members of a cluster. Per process (struct node, the configuration), not
+ * per shard or client; group 0 holds at most MAP_META_MEMBERS_MAX of them
+ * and the others pull the map (docs/cluster.md, "The meta group"). */
+#define NODE_PEERS_MAX 128
 #define NODE_ADDR_BYTES 64
 #define NODE_PATH_BYTES 1024
 

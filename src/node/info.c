@@ -100,7 +100,13 @@ static void info__meta(const struct node *n, struct info__buf *b) {
     const struct shard *m = n->meta;
     info__add(b, "map_epoch:%llu\r\nmap_installed:%d\r\n", (unsigned long long)n->map.epoch,
               n->meta_installs > 0 ? 1 : 0);
-    if (m == NULL) return;
+    if (m == NULL) {
+        info__add(b, "meta:member=none,asked=%llu,leader=%llu,pulls=%llu,answers=%llu,"
+                     "maps=%llu\r\n", (unsigned long long)n->pull_asked,
+                  (unsigned long long)n->pull_leader, (unsigned long long)n->pulls,
+                  (unsigned long long)n->pull_answers, (unsigned long long)n->pull_maps);
+        return;
+    }
     info__add(b, "meta:member=%s,role=%s,leader=%llu,term=%llu,commit=%llu,applied=%llu,"
                  "voters=%u,learners=%u,quiet=%d\r\n",
               m->my_rank < m->n_replicas ? "voter" : "learner", info__roles[raft_role(m->raft)],

@@ -116,6 +116,9 @@ static void node__peer_send(void *ctx, uint64_t group, const struct raft_msg *m)
 }
 static void node__peer_beat(void *ctx) { peer_net_beat(ctx); }
 static void node__peer_flush(void *ctx) { peer_net_flush(ctx); }
+static void node__peer_map(void *ctx, uint64_t to, const struct peer_map_msg *m) {
+    peer_net_map(ctx, to, m);
+}
 static void node__reply(void *ctx, struct client *c, struct slot *s, const char *data,
                         size_t len) {
     (void)ctx;
@@ -136,6 +139,7 @@ void node_host_libuv(struct node *n) {
         .peer_send = node__peer_send,
         .peer_beat = node__peer_beat,
         .peer_flush = node__peer_flush,
+        .peer_map = node__peer_map,
         .reply = node__reply,
         .resume_clients = node__resume_clients,
         .release_replies = node__release_replies,

@@ -335,7 +335,7 @@ static void node_core__wake_groups_of(struct node *n, uint64_t id, bool lost) {
             }
         }
     }
-    /* group 0: every node is a voter or a learner */
+    /* group 0, on a node that holds a replica of it (meta.c) */
     struct shard *m = n->meta;
     if (m != NULL && (lost ? raft_leader(m->raft) == id : shard_is_leader(m))) {
         node_core_wake(n, m, true);
@@ -384,7 +384,10 @@ static void node_core__watch_links(struct node *n) {
 
 void node_core_tick(struct node *n) {
     n->ticks++;
-    if (n->ticks % n->cfg.heartbeat_ticks == 0) peer_beat(n);
+    if (n->ticks % n->cfg.heartbeat_ticks == 0) {
+        meta_pull(n); /* before the beats: the pull is that link's frame */
+        peer_beat(n);
+    }
     node_core__watch_links(n);
     /* backwards: a replica that goes to sleep swaps in the last one, which
      * was visited already */

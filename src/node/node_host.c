@@ -43,6 +43,10 @@ void peer_beat(struct node *n) { n->host.peer_beat(n->host.ctx); }
 
 void peer_flush(struct node *n) { n->host.peer_flush(n->host.ctx); }
 
+void peer_map(struct node *n, uint64_t to, const struct peer_map_msg *m) {
+    n->host.peer_map(n->host.ctx, to, m);
+}
+
 void slot_set(struct client *c, struct slot *s, const char *data, size_t len) {
     const struct node_host *h = &c->node->host;
     h->reply(h->ctx, c, s, data, len);

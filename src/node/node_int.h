@@ -309,6 +309,10 @@ struct node_host {
     void (*peer_send)(void *ctx, uint64_t group, const struct raft_msg *m);
     void (*peer_beat)(void *ctx);  /* see peer_beat() */
     void (*peer_flush)(void *ctx); /* write this turn's frames */
+    /* A PEER_FRAME_MAP_PULL or PEER_FRAME_MAP to node `to` (pull by
+     * version, meta.c); it counts as a frame on that link, so no beat is
+     * added to it in the same interval. Bytes are copied. */
+    void (*peer_map)(void *ctx, uint64_t to, const struct peer_map_msg *m);
     /* A command's reply is ready: data is copied before the call returns. */
     void (*reply)(void *ctx, struct client *c, struct slot *s, const char *data, size_t len);
     void (*resume_clients)(void *ctx);  /* a leader appeared: retry held commands */
@@ -359,6 +363,15 @@ struct node {
     uint64_t meta_proposed_term; /* the term in which this leader proposed the initial map */
     uint64_t meta_installs;      /* maps installed from group 0 */
     bool meta_wake_due;          /* an installed map reordered replicas: meta_tick wakes them */
+    /* Pull by version (meta.c; docs/cluster.md, "The meta group"): a node
+     * with no replica of group 0 (n->meta NULL) asks one of group 0's
+     * members for the map once per heartbeat interval. */
+    uint64_t meta_ids[MAP_META_MEMBERS_MAX]; /* group 0's members, voters first */
+    uint32_t n_meta_ids;
+    uint32_t pull_next;   /* meta_ids index asked next (rotates when one does not answer) */
+    uint64_t pull_asked;  /* the member asked, no answer yet (0: none) */
+    uint64_t pull_leader; /* group 0's leader as the last answer named it (0: none) */
+    uint64_t pulls, pull_answers, pull_maps; /* asked, answered, answered with a newer map */
     /* The node-level failure detector, by member index: when a frame last
      * came from each peer (any frame; an idle link carries the coalesced
      * beat, peer_beat), and whether the link counts as lost (nothing for
@@ -594,7 +607,19 @@ int meta_propose_prefer(struct node *n, uint64_t group, uint64_t id);
 /* Every tick (not in the pump, whose due list must not grow behind it):
  * wakes the groups whose preferred leader an installed map changed. */
 void meta_tick(struct node *n);
-/* Opens this node's replica of group 0 into n->meta (0, or -1 logged). */
+/* Pull by version: every heartbeat interval (node_core_tick, before the
+ * beats), a node outside group 0 asks a member for the map newer than its
+ * own; a member answers a pull (`m->pull`) from node `from`, a non-member
+ * installs the map of an answer through the same checks and install as a
+ * replica's applied map. Frames of the wrong kind for this node are
+ * ignored. */
+void meta_pull(struct node *n);
+void meta_map_frame(struct node *n, uint64_t from, const struct peer_map_msg *m);
+/* Whether this node holds a replica of group 0 (one of the first
+ * MAP_META_MEMBERS_MAX members by id). */
+bool meta_is_member(const struct node *n);
+/* Opens this node's replica of group 0 into n->meta (0, or -1 logged);
+ * on a node that is not a member, n->meta stays NULL. */
 int meta_open(struct node *n, const struct wal_recovered *rec);
 /* The map's epoch, and the meta leader this node knows of (0: none). */
 uint64_t meta_leader(const struct node *n);
@@ -654,12 +679,14 @@ void shard_snap_tick(struct node *n);
 void peer_beat(struct node *n);
 void peer_send(struct node *n, uint64_t group, const struct raft_msg *m);
 void peer_flush(struct node *n); /* write this turn's frames */
+void peer_map(struct node *n, uint64_t to, const struct peer_map_msg *m);
 
 /* peer.c (the libuv host's transport; peer_net_* fill its table) */
 int peer_start(struct node *n);
 void peer_net_beat(struct node *n);
 void peer_net_send(struct node *n, uint64_t group, const struct raft_msg *m);
 void peer_net_flush(struct node *n);
+void peer_net_map(struct node *n, uint64_t to, const struct peer_map_msg *m);
 /* The cluster id peers exchange: the configured one, mixed with the shard
  * layout when there is more than one shard, so that nodes configured with
  * different layouts refuse each other. */

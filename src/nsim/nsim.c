@@ -381,6 +381,16 @@ static void nsim__peer_send(void *ctx, uint64_t group, const struct raft_msg *m)
     h->sent_since_beat[to] = true;
 }
 
+/* As peer.c (a simulated cluster of NSIM_NODES_MAX nodes is all in group
+ * 0, so no pull is sent; the frames are carried like any other). */
+static void nsim__peer_map(void *ctx, uint64_t to_id, const struct peer_map_msg *m) {
+    struct nsim_host *h = ctx;
+    int to = nsim__slot_of(h->w, to_id);
+    if (to < 0) return;
+    if (peer_encode_map(&h->out[to], m) != 0) return; /* dropped: asked again */
+    h->sent_since_beat[to] = true;
+}
+
 /* As peer.c: a beat to each peer that got no frame since the last call. */
 static void nsim__peer_beat(void *ctx) {
     struct nsim_host *h = ctx;
@@ -501,6 +511,7 @@ static const struct node_host nsim__host_table = {
     .peer_send = nsim__peer_send,
     .peer_beat = nsim__peer_beat,
     .peer_flush = nsim__peer_flush,
+    .peer_map = nsim__peer_map,
     .reply = nsim__slot_set,
     .resume_clients = nsim__resume_clients,
     .release_replies = nsim__release_replies,
@@ -1582,6 +1593,12 @@ static void nsim__step(struct nsim *w, struct nsim_host *h, struct shard *s,
     NSIM_ON_NODE(w, h, shard_step(h->n, s, m));
 }
 
+static void nsim__map_frame(struct nsim *w, struct nsim_host *h, uint64_t from,
+                            const struct peer_map_msg *m) {
+    h->inputs++;
+    NSIM_ON_NODE(w, h, meta_map_frame(h->n, from, m));
+}
+
 static void nsim__heard(struct nsim *w, struct nsim_host *h, uint64_t from) {
     NSIM_ON_NODE(w, h, node_core_heard(h->n, from));
 }
@@ -1610,6 +1627,9 @@ static void nsim__on_frames(struct nsim *w, struct nsim_host *h, const struct ns
         /* to the replica of the frame's group, as peer.c delivers it */
         struct shard *s = f.type == PEER_FRAME_RAFT ? node_shard_of_group(h->n, f.group) : NULL;
         if (s != NULL) nsim__step(w, h, s, &f.msg);
+        if (f.type == PEER_FRAME_MAP_PULL || f.type == PEER_FRAME_MAP) {
+            nsim__map_frame(w, h, w->hosts[ev->from].id, &f.map);
+        }
         peer_frame_release(&f);
     }
 }

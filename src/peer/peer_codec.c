@@ -96,6 +96,25 @@ int peer_encode_beat(struct peer_buf *out) {
     return 0;
 }
 
+int peer_encode_map(struct peer_buf *out, const struct peer_map_msg *m) {
+    if (m->map_len > PEER_MAP_BYTES_MAX) return RAFT_ETOOBIG;
+    assert(m->map_len == 0 || m->map != NULL);
+    uint32_t payload = m->pull ? 8u : PEER_MAP_HEADER_BYTES + m->map_len;
+    if (peer__reserve(out, PEER_FRAME_HEADER_BYTES + payload) != 0) return RAFT_ENOMEM;
+    uint8_t *frame = out->data + out->len;
+    struct peer__writer w = {frame + PEER_FRAME_HEADER_BYTES};
+    peer__u64(&w, m->epoch);
+    if (!m->pull) {
+        peer__u64(&w, m->meta_leader);
+        peer__u32(&w, m->map_len);
+        peer__bytes(&w, m->map, m->map_len);
+    }
+    assert((size_t)(w.p - frame) == PEER_FRAME_HEADER_BYTES + payload);
+    peer__seal(frame, m->pull ? PEER_FRAME_MAP_PULL : PEER_FRAME_MAP, payload);
+    out->len += PEER_FRAME_HEADER_BYTES + payload;
+    return 0;
+}
+
 static uint64_t peer__raft_size(const struct raft_msg *m, uint32_t conf_len) {
     uint64_t size = 8 + 1 + 1 + 8 * 8 + 4;
     for (uint32_t i = 0; i < m->n_entries; i++) {
@@ -274,6 +293,27 @@ static enum peer_parse_result peer__decode_raft(struct peer__reader *r, struct p
     return rc;
 }
 
+/* MAP_PULL: exactly an epoch. MAP: epoch, leader, and a map of map_len
+ * bytes, at most PEER_MAP_BYTES_MAX, ending the frame. */
+static enum peer_parse_result peer__decode_map(struct peer__reader *r, struct peer_frame *f,
+                                               char *why, size_t why_cap) {
+    struct peer_map_msg *m = &f->map;
+    m->pull = f->type == PEER_FRAME_MAP_PULL;
+    m->epoch = peer__get(r, 8);
+    if (!m->pull) {
+        m->meta_leader = peer__get(r, 8);
+        m->map_len = (uint32_t)peer__get(r, 4);
+    }
+    if (r->short_read) return peer__fail(why, why_cap, "map frame header runs past the frame");
+    if (m->map_len > PEER_MAP_BYTES_MAX) return peer__fail(why, why_cap, "map too long");
+    if ((uint64_t)(r->end - r->p) != m->map_len) {
+        return peer__fail(why, why_cap, "map length does not match the frame");
+    }
+    m->map = m->map_len > 0 ? r->p : NULL;
+    r->p += m->map_len;
+    return PEER_OK;
+}
+
 enum peer_parse_result peer_decode(const uint8_t *buf, size_t len, size_t *consumed,
                                    struct peer_frame *f, char *why, size_t why_cap) {
     memset(f, 0, sizeof(*f));
@@ -314,6 +354,8 @@ enum peer_parse_result peer_decode(const uint8_t *buf, size_t len, size_t *consu
         }
         rc = f->message == NULL || (flags & ~1u) ? peer__fail(why, why_cap, "bad publish")
                                                  : PEER_OK;
+    } else if (type == PEER_FRAME_MAP_PULL || type == PEER_FRAME_MAP) {
+        rc = peer__decode_map(&r, f, why, why_cap);
     } else if (type == PEER_FRAME_BEAT) {
         rc = payload_len == 0 ? PEER_OK : peer__fail(why, why_cap, "bad beat");
     } else {

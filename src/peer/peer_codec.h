@@ -28,6 +28,17 @@
  *        u64 chunk_offset | u32 chunk_len | chunk bytes]
  *       [RAFT_MSG_SNAPSHOT_RESP only: u64 snap index | u64 snap term |
  *        u64 snapshot_size | u64 chunk_offset (the next offset wanted)]
+ *   PEER_FRAME_MAP_PULL  a node outside group 0 asks a replica of group 0
+ *                     for the cluster map (docs/cluster.md, "Pull by
+ *                     version"): u64 epoch (of the map it routes by; 0
+ *                     before it installed one)
+ *   PEER_FRAME_MAP    the replica's answer: u64 epoch (of the map it
+ *                     applied; 0: none yet) | u64 meta_leader (0: none
+ *                     known) | u32 map_len | map (map_encode's bytes, its
+ *                     applied map, when that is newer than the epoch
+ *                     asked; map_len 0: "same", nothing newer).
+ *                     map_len <= PEER_MAP_BYTES_MAX and is exactly the
+ *                     rest of the frame
  *
  * All integers little-endian. A decoder that meets a newer version refuses
  * the frame (a rolling upgrade adds a version it can read first). */
@@ -38,6 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "meta/map.h"
 #include "raft/raft.h"
 
 #define PEER_VERSION 1
@@ -49,12 +61,28 @@
 #define PEER_ENTRY_BYTES_MIN 21u
 
 _Static_assert(PEER_FRAME_BYTES_MAX > (4u << 20) + 4096, "a 4 MiB entry fits in a frame");
+/* The map in a PEER_FRAME_MAP: the largest map_encode writes. */
+#define PEER_MAP_BYTES_MAX MAP_ENCODED_BYTES_MAX
+#define PEER_MAP_HEADER_BYTES 20u /* epoch, meta_leader, map_len */
+_Static_assert(PEER_MAP_BYTES_MAX + PEER_MAP_HEADER_BYTES <= PEER_FRAME_BYTES_MAX,
+               "the largest map fits in a frame");
 
 enum peer_frame_type {
     PEER_FRAME_HELLO = 1,
     PEER_FRAME_RAFT = 2,
     PEER_FRAME_BEAT = 3,
     PEER_FRAME_PUBLISH = 4,
+    PEER_FRAME_MAP_PULL = 5,
+    PEER_FRAME_MAP = 6,
+};
+
+/* A MAP_PULL (pull: only epoch) or a MAP frame's fields. */
+struct peer_map_msg {
+    bool pull;
+    uint64_t epoch;
+    uint64_t meta_leader;
+    const uint8_t *map; /* decoded: into the input buffer; NULL when map_len is 0 */
+    uint32_t map_len;
 };
 
 enum peer_parse_result {
@@ -83,6 +111,7 @@ struct peer_frame {
     const uint8_t *channel, *message; /* PUBLISH: into the input buffer */
     uint32_t channel_len, message_len;
     struct raft_msg msg; /* RAFT */
+    struct peer_map_msg map; /* MAP_PULL, MAP */
 };
 void peer_frame_release(struct peer_frame *f);
 
@@ -93,6 +122,10 @@ int peer_encode_hello(struct peer_buf *out, uint64_t cluster_id, uint64_t node_i
 int peer_encode_raft(struct peer_buf *out, uint64_t group, const struct raft_msg *msg)
     __attribute__((warn_unused_result));
 int peer_encode_beat(struct peer_buf *out) __attribute__((warn_unused_result));
+/* A MAP_PULL (m->pull) or a MAP frame; RAFT_ETOOBIG if m->map_len exceeds
+ * PEER_MAP_BYTES_MAX. */
+int peer_encode_map(struct peer_buf *out, const struct peer_map_msg *m)
+    __attribute__((warn_unused_result));
 int peer_encode_publish(struct peer_buf *out, bool sharded, const void *channel,
                         uint32_t channel_len, const void *message, uint32_t message_len)
     __attribute__((warn_unused_result));

@@ -133,6 +133,20 @@ void peer_net_send(struct node *n, uint64_t group, const struct raft_msg *m) {
     }
 }
 
+void peer_net_map(struct node *n, uint64_t to, const struct peer_map_msg *m) {
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        struct peer *p = &n->peers[i];
+        if (p->member == NULL || p->member->id != to) continue;
+        if (!p->connected || p->write_bytes + p->pending.len > n->cfg.peer_queue_bytes) {
+            p->dropped++; /* the puller asks again, another member if need be */
+            return;
+        }
+        if (peer_encode_map(&p->pending, m) != 0) p->dropped++;
+        p->sent_since_beat = true;
+        return;
+    }
+}
+
 void peer_publish(struct node *n, bool sharded, const char *ch, size_t ch_len, const char *msg,
                   size_t msg_len) {
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
@@ -223,6 +237,9 @@ static bool peer__consume(struct peer_conn *c) {
             return false;
         } else if (f.type == PEER_FRAME_BEAT) {
             node_core_heard(n, c->from);
+        } else if (f.type == PEER_FRAME_MAP_PULL || f.type == PEER_FRAME_MAP) {
+            node_core_heard(n, c->from);
+            meta_map_frame(n, c->from, &f.map);
         } else if (f.type == PEER_FRAME_PUBLISH) {
             node_core_heard(n, c->from);
             (void)pubsub_deliver(n, f.sharded, (const char *)f.channel, f.channel_len,

@@ -290,16 +290,16 @@ TEST(cluster_list_is_parsed) {
     CHECK(parse(&c, ONE " --cluster 1=127.0.0.1:5:6", err, sizeof(err)) == 0);
     CHECK_EQ_U64(c.n_members, 1);
     CHECK_EQ_U64(c.port, 5);
-    /* Sixteen members fit. */
-    char line[2048];
-    size_t used = (size_t)snprintf(line, sizeof(line), "--id 16 --cluster ");
+    /* NODE_PEERS_MAX (128) members fit. */
+    static char line[8192];
+    size_t used = (size_t)snprintf(line, sizeof(line), "--id 128 --cluster ");
     for (int i = 1; i <= NODE_PEERS_MAX; i++) {
         used += (size_t)snprintf(line + used, sizeof(line) - used, "%s%d=127.0.0.1:%d:%d",
                                  i > 1 ? "," : "", i, 7000 + i, 17000 + i);
     }
     CHECK(parse(&c, line, err, sizeof(err)) == 0);
     CHECK_EQ_U64(c.n_members, NODE_PEERS_MAX);
-    CHECK_EQ_U64(c.port, 7016);
+    CHECK_EQ_U64(c.port, 7128);
 }
 
 /* Each bad command line and the exact message it must give. */
@@ -425,7 +425,7 @@ TEST(empty_and_oversized_values_are_refused) {
     CHECK(strncmp(err, "--logfile: longer than 1023 bytes: ", 35) == 0);
     argv[4] = "--cluster";
     CHECK(node_config_parse(&c, 6, argv, err, sizeof(err)) == -1);
-    CHECK(strcmp(err, "--cluster: longer than 2048 bytes") == 0);
+    CHECK(strcmp(err, "--cluster: longer than 8000 bytes") == 0);
     /* A path that just fits, and one byte more. */
     memset(huge, 'd', 507);
     huge[507] = '\0';
@@ -435,15 +435,15 @@ TEST(empty_and_oversized_values_are_refused) {
     huge[507] = 'd';
     huge[508] = '\0';
     CHECK(node_config_parse(&c, 6, argv, err, sizeof(err)) == -1);
-    /* Seventeen members. */
-    char line[2048];
+    /* NODE_PEERS_MAX + 1 members. */
+    static char line[8192];
     size_t used = (size_t)snprintf(line, sizeof(line), "--id 1 --cluster ");
     for (int i = 1; i <= NODE_PEERS_MAX + 1; i++) {
         used += (size_t)snprintf(line + used, sizeof(line) - used, "%s%d=127.0.0.1:%d:%d",
                                  i > 1 ? "," : "", i, 7000 + i, 17000 + i);
     }
     CHECK(parse(&c, line, err, sizeof(err)) == -1);
-    CHECK(strcmp(err, "--cluster: more than 16 members") == 0);
+    CHECK(strcmp(err, "--cluster: more than 128 members") == 0);
 }
 
 TEST(too_many_arguments_are_refused) {
@@ -519,22 +519,22 @@ TEST(bad_config_files_are_refused_with_file_and_line) {
 TEST(long_lines_nul_bytes_and_long_files_are_refused) {
     static char text[1 << 17];
     char msg[512];
-    /* A line of 4094 bytes is the longest accepted. */
+    /* A line of 8190 bytes is the longest accepted. */
     size_t len = (size_t)snprintf(text, sizeof(text), "# ");
-    memset(text + len, 'c', 4094 - len);
-    text[4094] = '\n';
-    CHECK(parse_file(text, 4095, msg, sizeof(msg)) == 0);
-    /* 4095 bytes is too long, newline or not; so is a huge one. */
-    memset(text, 'c', 4095);
+    memset(text + len, 'c', 8190 - len);
+    text[8190] = '\n';
+    CHECK(parse_file(text, 8191, msg, sizeof(msg)) == 0);
+    /* 8191 bytes is too long, newline or not; so is a huge one. */
+    memset(text, 'c', 8191);
     text[0] = '#';
-    text[4095] = '\n';
-    CHECK(parse_file(text, 4096, msg, sizeof(msg)) == -1);
-    CHECK(strcmp(msg, "FILE:1: line longer than 4094 bytes") == 0);
-    CHECK(parse_file(text, 4095, msg, sizeof(msg)) == -1);
+    text[8191] = '\n';
+    CHECK(parse_file(text, 8192, msg, sizeof(msg)) == -1);
+    CHECK(strcmp(msg, "FILE:1: line longer than 8190 bytes") == 0);
+    CHECK(parse_file(text, 8191, msg, sizeof(msg)) == -1);
     memcpy(text, "\ndir ", 5);
     memset(text + 5, 'd', sizeof(text) - 5);
     CHECK(parse_file(text, sizeof(text), msg, sizeof(msg)) == -1);
-    CHECK(strcmp(msg, "FILE:2: line longer than 4094 bytes") == 0);
+    CHECK(strcmp(msg, "FILE:2: line longer than 8190 bytes") == 0);
     /* A NUL byte. */
     CHECK(parse_file("port 7001\nport 70\0001\n", 20, msg, sizeof(msg)) == -1);
     CHECK(strcmp(msg, "FILE:2: NUL byte in line") == 0);

@@ -139,6 +139,36 @@ TEST(meta_voters_are_three_or_five_lowest_ids) {
     CHECK_EQ_U64(n_learners, 2);
     CHECK_EQ_U64(learners[0], 8);
     CHECK_EQ_U64(learners[1], 9);
+    /* MAP_NODES_MAX nodes (ids given high to low): 5 voters and 11
+     * learners, the lowest ids; learners[] has room for no more */
+    uint64_t many[MAP_NODES_MAX];
+    for (uint32_t i = 0; i < MAP_NODES_MAX; i++) many[i] = 1000 - i;
+    uint64_t few_learners[MAP_META_MEMBERS_MAX - 5];
+    CHECK_EQ_U64(map_meta_members(many, MAP_NODES_MAX, voters, few_learners, &n_learners), 5);
+    CHECK_EQ_U64(n_learners, MAP_META_MEMBERS_MAX - 5);
+    CHECK_EQ_U64(voters[0], 1000 - MAP_NODES_MAX + 1);
+    CHECK_EQ_U64(few_learners[n_learners - 1], 1000 - MAP_NODES_MAX + MAP_META_MEMBERS_MAX);
+    /* a map over MAP_NODES_MAX nodes builds, leaders and replicas spread
+     * over all of them (within one of each other) */
+    struct map m;
+    char err[160];
+    CHECK(map_build(&m, many, MAP_NODES_MAX, 10000, 3, err, sizeof(err)) == 0);
+    uint32_t leads[MAP_NODES_MAX] = {0}, holds[MAP_NODES_MAX] = {0};
+    for (uint32_t k = 0; k < m.n_shards; k++) {
+        for (uint8_t r = 0; r < m.shards[k].n_replicas; r++) {
+            uint32_t at = (uint32_t)(1000 - m.shards[k].replicas[r]);
+            CHECK(at < MAP_NODES_MAX);
+            holds[at]++;
+            if (r == 0) leads[at]++;
+        }
+    }
+    for (uint32_t i = 0; i < MAP_NODES_MAX; i++) {
+        CHECK(leads[i] == 10000 / MAP_NODES_MAX || leads[i] == 10000 / MAP_NODES_MAX + 1);
+        CHECK(holds[i] == 30000 / MAP_NODES_MAX || holds[i] == 30000 / MAP_NODES_MAX + 1);
+    }
+    size_t size = map_encoded_size(&m);
+    CHECK(size <= MAP_ENCODED_BYTES_MAX);
+    map_free(&m);
 }
 
 int main(void) {

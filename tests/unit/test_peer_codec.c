@@ -267,6 +267,74 @@ TEST(beat_round_trips_and_a_beat_with_a_payload_is_refused) {
     peer_buf_free(&out);
 }
 
+/* The map pull (docs/cluster.md, "Pull by version"): a pull and the two
+ * answers round-trip; a map length over PEER_MAP_BYTES_MAX, one that does
+ * not end the frame exactly, a pull with bytes after its epoch and every
+ * cut of a header are refused; an oversized map is not encoded. */
+TEST(map_pull_frames_round_trip_and_bad_lengths_are_refused) {
+    struct peer_buf out = {0};
+    static const uint8_t map[] = "SHMAP-not-decoded-here";
+    struct peer_map_msg pull = {.pull = true, .epoch = 0};
+    struct peer_map_msg same = {.epoch = 7, .meta_leader = 3};
+    struct peer_map_msg full = {.epoch = 8, .meta_leader = 2, .map = map, .map_len = 20};
+    CHECK(peer_encode_map(&out, &pull) == 0);
+    CHECK_EQ_U64(out.len, PEER_FRAME_HEADER_BYTES + 8);
+    CHECK(peer_encode_map(&out, &same) == 0);
+    CHECK(peer_encode_map(&out, &full) == 0);
+    struct peer_frame f;
+    size_t used = 0, at = 0;
+    char why[128];
+    CHECK(peer_decode(out.data, out.len, &used, &f, why, sizeof(why)) == PEER_OK);
+    CHECK_EQ_U64(f.type, PEER_FRAME_MAP_PULL);
+    CHECK(f.map.pull && f.map.epoch == 0 && f.map.map_len == 0);
+    at += used;
+    CHECK(peer_decode(out.data + at, out.len - at, &used, &f, why, sizeof(why)) == PEER_OK);
+    CHECK_EQ_U64(f.type, PEER_FRAME_MAP);
+    CHECK(!f.map.pull && f.map.epoch == 7 && f.map.meta_leader == 3);
+    CHECK(f.map.map_len == 0 && f.map.map == NULL);
+    at += used;
+    CHECK(peer_decode(out.data + at, out.len - at, &used, &f, why, sizeof(why)) == PEER_OK);
+    CHECK(f.map.epoch == 8 && f.map.meta_leader == 2 && f.map.map_len == 20);
+    CHECK(memcmp(f.map.map, map, 20) == 0);
+    CHECK_EQ_U64(at + used, out.len);
+    /* the MAP frame's payload, to forge bad ones from */
+    uint8_t payload[64], frame[128];
+    uint32_t plen = (uint32_t)(out.len - at - PEER_FRAME_HEADER_BYTES);
+    CHECK_EQ_U64(plen, PEER_MAP_HEADER_BYTES + 20);
+    memcpy(payload, out.data + at + PEER_FRAME_HEADER_BYTES, plen);
+    /* map_len one more, one less than the bytes that follow */
+    payload[16] = 21;
+    size_t flen = forge(frame, PEER_FRAME_MAP, payload, plen);
+    CHECK(peer_decode(frame, flen, &used, &f, why, sizeof(why)) == PEER_EPROTO);
+    CHECK(strstr(why, "map length") != NULL);
+    payload[16] = 19;
+    flen = forge(frame, PEER_FRAME_MAP, payload, plen);
+    CHECK(peer_decode(frame, flen, &used, &f, why, sizeof(why)) == PEER_EPROTO);
+    /* a map_len over the limit, whatever follows */
+    uint32_t huge = PEER_MAP_BYTES_MAX + 1;
+    for (int i = 0; i < 4; i++) payload[16 + i] = (uint8_t)(huge >> (8 * i));
+    flen = forge(frame, PEER_FRAME_MAP, payload, plen);
+    CHECK(peer_decode(frame, flen, &used, &f, why, sizeof(why)) == PEER_EPROTO);
+    CHECK(strstr(why, "map too long") != NULL);
+    /* every cut of the MAP header, and a pull of 7 or 9 bytes */
+    for (uint32_t cut = 0; cut < PEER_MAP_HEADER_BYTES; cut++) {
+        flen = forge(frame, PEER_FRAME_MAP, payload, cut);
+        CHECK(peer_decode(frame, flen, &used, &f, why, sizeof(why)) == PEER_EPROTO);
+    }
+    flen = forge(frame, PEER_FRAME_MAP_PULL, payload, 7);
+    CHECK(peer_decode(frame, flen, &used, &f, why, sizeof(why)) == PEER_EPROTO);
+    flen = forge(frame, PEER_FRAME_MAP_PULL, payload, 9);
+    CHECK(peer_decode(frame, flen, &used, &f, why, sizeof(why)) == PEER_EPROTO);
+    flen = forge(frame, PEER_FRAME_MAP_PULL, payload, 8);
+    CHECK(peer_decode(frame, flen, &used, &f, why, sizeof(why)) == PEER_OK);
+    /* a map over the limit is not encoded, and out is unchanged */
+    size_t before = out.len;
+    full.map_len = PEER_MAP_BYTES_MAX + 1;
+    CHECK(peer_encode_map(&out, &full) == RAFT_ETOOBIG);
+    CHECK_EQ_U64(out.len, before);
+    peer_buf_free(&out);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(beat_round_trips_and_a_beat_with_a_payload_is_refused),
@@ -275,6 +343,7 @@ int main(void) {
         TEST_ENTRY(hostile_lengths_are_refused_before_buffering),
         TEST_ENTRY(publish_frames_round_trip_and_lengths_are_checked),
         TEST_ENTRY(oversized_message_is_not_encoded),
+        TEST_ENTRY(map_pull_frames_round_trip_and_bad_lengths_are_refused),
     };
     return test_run("test_peer_codec", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

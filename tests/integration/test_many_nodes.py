@@ -1,0 +1,143 @@
+"""A cluster past group 0's members (docs/cluster.md, "The meta group"):
+24 nodes, 24 shards of 3 replicas. Group 0 holds the first 16 nodes by id
+(5 voters, 11 learners); nodes 17-24 hold no replica of it and pull the
+map by version from its members. Every shard gets a leader and leaders
+spread over all 24 nodes; every node, the pulling ones included, installs
+the map and answers CLUSTER SLOTS / CLUSTER SHARDS alike; redis-py's
+RedisCluster and `redis-cli --cluster check` work through a pulling node;
+a map change made there reaches every node.
+
+The suite's binary (SHOAL_BIN: the ASan/UBSan build in `make test`, 30-40 s
+on two loaded cores), or SHOAL_MANY_BIN (scripts/pull-canary.sh runs its
+canary build)."""
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from conftest import BIN as SUITE_BIN
+from conftest import Cluster
+from test_meta import cluster_info, wait_epoch_everywhere, wait_map_installed
+from test_sharding import wait_spread
+
+N = 24
+SHARDS = 24
+MEMBERS = 16  # MAP_META_MEMBERS_MAX: group 0's voters and learners
+BIN = os.environ.get("SHOAL_MANY_BIN", SUITE_BIN)
+
+
+class Release(Cluster):
+    def cmdline(self, i):
+        return [BIN] + super().cmdline(i)[1:]
+
+
+@pytest.fixture
+def big():
+    if not os.path.exists(BIN):
+        pytest.skip("%s is not built" % BIN)
+    c = Release(N, ["--shards", str(SHARDS), "--replicas", "3"], wait_leader=False)
+    try:
+        yield c
+    finally:
+        c.stop()
+        errors = c.asan_errors()
+        shutil.rmtree(c.dir, ignore_errors=True)
+        assert not errors, "\n".join(errors)
+
+
+def wait_for(what, fn, timeout):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            got = fn()
+            if got:
+                return got
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            pass
+        assert time.time() < deadline, what
+        time.sleep(0.1)
+
+
+def slots_view(client):
+    """CLUSTER SLOTS as {(first, last): (master port, sorted replica ports)}."""
+    return {(r[0], r[1]): (r[2][1], sorted(x[1] for x in r[3:]))
+            for r in client.execute_command("CLUSTER", "SLOTS")}
+
+
+def shards_view(client):
+    """CLUSTER SHARDS as {(first, last): {node id: role}}."""
+    out = {}
+    for sh in client.execute_command("CLUSTER", "SHARDS"):
+        sh = dict(zip(sh[::2], sh[1::2]))
+        nodes = [dict(zip(x[::2], x[1::2])) for x in sh[b"nodes"]]
+        out[tuple(sh[b"slots"])] = {x[b"id"]: x[b"role"] for x in nodes}
+    return out
+
+
+def test_24_nodes_pull_the_map_and_serve_cluster_clients(big):
+    c = big
+    t0 = time.time()
+    # every shard gets a leader, and the balancer spreads them: each node
+    # is the preferred leader of one shard
+    wait_spread(c, SHARDS, timeout=30)
+    wait_for("leaders not spread over the 24 nodes",
+             lambda: sorted(wait_spread(c, SHARDS).values()) == list(range(1, N + 1)), 30)
+    # every node installs the map: the members from their replica of group
+    # 0, the others from a pull
+    infos = wait_map_installed(c, timeout=20)
+    assert {v["shoal_map_epoch"] for v in infos.values()} == {"1"}
+    for i in c.ids:
+        meta = c.raft(i)["meta"]
+        if i <= MEMBERS:
+            assert meta["member"] == ("voter" if i <= 5 else "learner"), (i, meta)
+            assert meta["voters"] == 5 and meta["learners"] == MEMBERS - 5, meta
+        else:
+            assert meta["member"] == "none" and meta["maps"] >= 1, (i, meta)
+            assert meta["leader"] in range(1, 6), (i, meta)  # a voter leads group 0
+    # CLUSTER SLOTS and SHARDS: the same on every node, and the map's
+    # layout (shard k holds [k*16384/S, (k+1)*16384/S), 3 replicas)
+    want = [(k * 16384 // SHARDS, (k + 1) * 16384 // SHARDS - 1) for k in range(SHARDS)]
+    first = slots_view(c.client(N))
+    assert sorted(first) == want
+    assert all(len(reps) == 2 for _, reps in first.values())
+    masters = {port for port, _ in first.values()}
+    assert masters == set(c.ports.values())
+    shards = shards_view(c.client(N))
+    assert sorted(shards) == want
+    for i in c.ids:
+        assert slots_view(c.client(i)) == first, i
+        assert shards_view(c.client(i)) == shards, i
+    # redis-py's RedisCluster, through a node outside group 0
+    rc = RedisCluster(host="127.0.0.1", port=c.ports[N], socket_timeout=10)
+    keys = ["many:%d" % k for k in range(3000)]
+    for k in keys:
+        assert rc.set(k, k)
+    assert all(rc.get(k) == k.encode() for k in keys)
+    rc.close()
+    check = subprocess.run(["redis-cli", "--cluster", "check", "127.0.0.1:%d" % c.ports[N]],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "[OK] All 16384 slots covered." in check.stdout
+    assert "[OK] All nodes agree about slots configuration." in check.stdout
+    assert "in %d masters." % N in check.stdout, check.stdout
+    # a map change sent to a pulling node (forwarded to group 0's leader)
+    # reaches every node, the pulling ones within about a heartbeat
+    group = 1
+    old = first[want[0]][0]
+    reps = [p for p in first[want[0]][1]]
+    new_port = reps[0]
+    new = next(i for i in c.ids if c.ports[i] == new_port)
+    assert old != new_port
+    assert c.client(N).execute_command("SHOAL.PREFER", group, new) == 2
+    took = wait_epoch_everywhere(c, 2, timeout=10)
+    print("many: epoch 2 on all %d nodes %.3f s after SHOAL.PREFER answered" % (N, took))
+    # and CLUSTER SLOTS on a pulling node names the new master after the
+    # handover (the balancer, within NODE_BALANCE_MS)
+    wait_for("shard 1 not handed to node %d" % new,
+             lambda: slots_view(c.client(N))[want[0]][0] == new_port, 15)
+    assert int(cluster_info(c.client(N - 1))["shoal_map_epoch"]) == 2
+    print("many: %d nodes, whole test %.1f s" % (N, time.time() - t0))
