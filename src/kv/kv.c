@@ -43,6 +43,7 @@ void kv_config_default(struct kv_config *config) {
     config->set_pack_value_bytes = KV_SET_PACK_VALUE_BYTES;
     config->list_node_bytes = KV_LIST_NODE_BYTES;
     config->list_node_items = 0;
+    config->clock_ms = 0;
 }
 
 static uint32_t kv__min(uint32_t a, uint32_t b) { return a < b ? a : b; }
@@ -88,7 +89,7 @@ bool kv_config_ok(const struct kv_config *c) {
            c->set_intset_entries <= KV_SET_INTSET_ENTRIES &&
            c->set_pack_entries <= KV_SET_PACK_ENTRIES &&
            c->set_pack_value_bytes <= KV_SET_PACK_VALUE_BYTES && c->list_node_bytes >= 1 &&
-           c->list_node_bytes <= KV_LIST_NODE_BYTES_MAX;
+           c->list_node_bytes <= KV_LIST_NODE_BYTES_MAX && c->clock_ms >= 0;
 }
 
 struct kv *kv_create(const struct kv_config *config) {
@@ -96,6 +97,7 @@ struct kv *kv_create(const struct kv_config *config) {
     struct kv *kv = calloc(1, sizeof(*kv));
     if (kv == NULL) return NULL;
     kv->config = *config;
+    kv->clock = kv_clock_at(config->clock_ms);
     kv_dict_init(&kv->dict, config->hash_seed);
     kv->memory_bytes = sizeof(*kv);
     return kv;
@@ -138,15 +140,18 @@ struct kv_entry *kv_entry_alloc(struct kv *kv, uint32_t key_len, uint32_t value_
                                 uint8_t type, int64_t expire_ms) {
     assert(expire_ms >= KV_NO_EXPIRY);
     assert(type < KV_TYPE_COUNT);
+    assert(key_len <= KV_KEY_BYTES_LIMIT); /* fits KV_ENTRY_KEY_LEN_BITS */
     bool slot = kv_entry_wants_slot(key_len, value_len, expire_ms != KV_NO_EXPIRY);
     size_t size = kv_entry_size(key_len, value_len, slot);
     struct kv_entry *e = malloc(size);
     if (e == NULL) return NULL;
     e->next = NULL;
-    e->key_len = key_len;
+    e->len.key.key_len = key_len;
     e->value_len = value_len;
     e->type = type;
-    e->flags = slot ? KV_ENTRY_EXPIRY_SLOT : 0;
+    e->flags = KV_ENTRY_KEY | (slot ? KV_ENTRY_EXPIRY_SLOT : 0);
+    kv_entry_set_clock(e, kv->clock); /* a command touches it with its own time after */
+    assert(kv_entry_key_len(e) == key_len);
     if (slot) memcpy(e->data, &expire_ms, sizeof(expire_ms));
     kv->memory_bytes += size;
     kv->data_bytes += (uint64_t)key_len + (kv_type_is_coll(type) ? 0 : value_len);
@@ -167,7 +172,7 @@ struct kv_entry *kv_entry_new(struct kv *kv, const void *key, uint32_t key_len,
 
 void kv_entry_free_shell(struct kv *kv, struct kv_entry *e) {
     size_t size = kv_entry_alloc_size(e);
-    uint64_t data = (uint64_t)e->key_len + (kv_type_is_coll(e->type) ? 0 : e->value_len);
+    uint64_t data = (uint64_t)kv_entry_key_len(e) + (kv_type_is_coll(e->type) ? 0 : e->value_len);
     assert(kv->memory_bytes >= size);
     assert(kv->data_bytes >= data);
     kv->memory_bytes -= size;
@@ -190,11 +195,11 @@ static int kv__overwrite(struct kv *kv, struct kv_pos pos, const void *value,
     struct kv_entry *e = *pos.link;
     bool own = value == (const void *)kv_entry_value(e);
     assert(!own || (type == e->type && value_len == e->value_len));
-    bool slot = kv_entry_wants_slot(e->key_len, value_len, expire_ms != KV_NO_EXPIRY);
+    bool slot = kv_entry_wants_slot(kv_entry_key_len(e), value_len, expire_ms != KV_NO_EXPIRY);
     bool has_slot = (e->flags & KV_ENTRY_EXPIRY_SLOT) != 0;
     if (kv_type_is_coll(e->type) && !own) {
         struct kv_entry *fresh =
-            kv_entry_new(kv, kv_entry_key(e), e->key_len, value, value_len, type, expire_ms);
+            kv_entry_new(kv, kv_entry_key(e), kv_entry_key_len(e), value, value_len, type, expire_ms);
         if (fresh == NULL) return KV_ENOMEM;
         kv_entry_free(kv, kv_dict_replace(pos, fresh));
         return KV_OK;
@@ -210,7 +215,7 @@ static int kv__overwrite(struct kv *kv, struct kv_pos pos, const void *value,
         return KV_OK;
     }
     struct kv_entry *fresh =
-        kv_entry_new(kv, kv_entry_key(e), e->key_len, value, value_len, type, expire_ms);
+        kv_entry_new(kv, kv_entry_key(e), kv_entry_key_len(e), value, value_len, type, expire_ms);
     if (fresh == NULL) return KV_ENOMEM;
     struct kv_entry *old = kv_dict_replace(pos, fresh);
     if (own) kv_entry_free_shell(kv, old);
@@ -281,6 +286,45 @@ int kv_expire_get(const struct kv *kv, const void *key, size_t key_len, int64_t 
     return KV_OK;
 }
 
+/* The touch of a read races with a snapshot writer thread that reads the
+ * same entry: the clock shares its words with the key length, the type and
+ * the flags, which the writer reads from any bucket it has not written yet
+ * (kv_snapshot.c). Such a touch is skipped: routing it through
+ * kv_walk_touch() would copy the bucket's records aside on every read, and
+ * the clock is no part of what a snapshot holds. The cost is a clock that
+ * misses the reads of one snapshot's duration for keys the walk had not
+ * reached; a write, and any access after the walk passed, sets it. A
+ * bucket the walk has written is never read by the writer again, so it is
+ * the keyspace thread's alone. */
+bool kv_touch(struct kv *kv, const void *key, size_t key_len, int64_t now_ms) {
+    assert(key != NULL || key_len == 0);
+    assert(now_ms >= 0);
+    if (key_len > kv->config.key_bytes_max) return false;
+    uint32_t clock = kv_clock_at(now_ms);
+    kv->clock = clock;
+    uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
+    struct kv_pos pos;
+    if (!kv_dict_find(&kv->dict, hash, key, key_len, &pos)) return false;
+    struct kv_entry *e = *pos.link;
+    if (kv_entry_expired(e, now_ms)) return false;
+#ifndef CANARY_KV_TOUCH_NO_CLOCK /* canary: OBJECT IDLETIME never drops on an access */
+    if (kv_entry_clock(e) == clock) return true; /* no store: the line stays clean */
+    if (kv->walk != NULL && !kv_walk_written(kv->walk, hash)) return true;
+    kv_entry_set_clock(e, clock);
+    assert(kv_entry_clock(e) == clock);
+#endif
+    return true;
+}
+
+int kv_idle_seconds(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                    uint32_t *seconds) {
+    assert(now_ms >= 0);
+    const struct kv_entry *e = kv__lookup(kv, key, key_len, now_ms);
+    if (e == NULL) return KV_ENOTFOUND;
+    *seconds = kv_clock_since(kv_entry_clock(e), kv_clock_at(now_ms));
+    return KV_OK;
+}
+
 uint64_t kv_count(const struct kv *kv) { return kv->dict.t[0].used + kv->dict.t[1].used; }
 
 uint64_t kv_count_expires(const struct kv *kv) { return kv->expires; }
@@ -332,11 +376,11 @@ static int kv__digest_fn(void *ctx, const struct kv_entry *e) {
     uint64_t value = kv_type_is_coll(e->type)
                          ? kv_coll_digest(kv_entry_coll(e), kv__digest_key)
                          : kv_dict_siphash(kv__digest_key, kv_entry_value(e), e->value_len, 1, 3);
-    kv__put64(buf, kv_dict_siphash(kv__digest_key, kv_entry_key(e), e->key_len, 1, 3));
+    kv__put64(buf, kv_dict_siphash(kv__digest_key, kv_entry_key(e), kv_entry_key_len(e), 1, 3));
     kv__put64(buf + 8, value);
     kv__put64(buf + 16, (uint64_t)kv_entry_expire(e));
     kv__put64(buf + 24, e->type);
-    kv__put64(buf + 32, ((uint64_t)e->key_len << 32) | e->value_len);
+    kv__put64(buf + 32, ((uint64_t)kv_entry_key_len(e) << 32) | e->value_len);
     *sum += kv_dict_siphash(kv__digest_key, buf, sizeof(buf), 1, 3);
     return 0;
 }
@@ -415,7 +459,7 @@ static int kv__each_fn(void *ctx, const struct kv_entry *e) {
     struct kv__each_ctx *c = ctx;
     if (kv_entry_expired(e, c->now_ms)) return 0;
     if (c->pattern != NULL &&
-        !kv_glob_match(c->pattern, c->pattern_len, kv_entry_key(e), e->key_len, false)) {
+        !kv_glob_match(c->pattern, c->pattern_len, kv_entry_key(e), kv_entry_key_len(e), false)) {
         return 0;
     }
     struct kv_item item;
