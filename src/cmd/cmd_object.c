@@ -190,10 +190,11 @@ void cmd_reply_help(struct resp_out *out, const char *const *lines, size_t n) {
     for (size_t i = 0; i < n; i++) resp_write_simple(out, lines[i], strlen(lines[i]));
 }
 
-/* OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key, OBJECT HELP. shoal tracks no
- * access time nor frequency (it would cost memory per key, and a read
- * would write): IDLETIME and FREQ answer errors rather than made-up
- * figures, FREQ with Redis's own under its default policy. */
+/* OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key, OBJECT HELP, as Redis 7.0
+ * answers them under its default maxmemory-policy, noeviction, the only one
+ * shoal takes: IDLETIME the seconds since the key's last access (its
+ * replica's access clock, kv.h), FREQ Redis's error (an LFU policy is not
+ * selected). OBJECT itself leaves the clock as it is (CMD_NOTOUCH). */
 CMD_FN(cmd_object) {
     const struct resp_arg *sub = &argv[1];
     bool help = cmd_arg_is(sub, "help");
@@ -224,8 +225,10 @@ CMD_FN(cmd_object) {
                                "not tracked. Please note that when switching between policies "
                                "at runtime LRU and LFU data will take some time to adjust.");
     } else if (cmd_arg_is(sub, "idletime")) {
-        resp_write_errorf(out, "ERR shoal does not track access times (it never evicts): "
-                               "OBJECT IDLETIME is not available");
+        uint32_t seconds = 0;
+        int rc = kv_idle_seconds(env->kv, argv[2].data, argv[2].len, env->now_ms, &seconds);
+        assert(rc == KV_OK); /* kv_get found it */
+        resp_write_int(out, seconds);
     } else if (it.type == KV_TYPE_STRING) {
         const char *name = cmd__string_encoding(&it);
         resp_write_bulk(out, name, strlen(name));
