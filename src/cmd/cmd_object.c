@@ -196,18 +196,20 @@ void cmd_reply_help(struct resp_out *out, const char *const *lines, size_t n) {
  * replica's access clock, kv.h), FREQ Redis's error (an LFU policy is not
  * selected). OBJECT itself leaves the clock as it is (CMD_NOTOUCH). */
 CMD_FN(cmd_object) {
+    static const char *const subs[] = {"help", "encoding", "refcount", "idletime", "freq"};
     const struct resp_arg *sub = &argv[1];
-    bool help = cmd_arg_is(sub, "help");
-    bool keyed = cmd_arg_is(sub, "encoding") || cmd_arg_is(sub, "refcount") ||
-                 cmd_arg_is(sub, "idletime") || cmd_arg_is(sub, "freq");
-    if (!help && !keyed) {
+    const char *subname = NULL; /* Redis names the subcommand in lower case, as in its table */
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]) && subname == NULL; i++) {
+        if (cmd_arg_is(sub, subs[i])) subname = subs[i];
+    }
+    if (subname == NULL) {
         resp_write_errorf(out, "ERR unknown subcommand '%.*s'. Try OBJECT HELP.",
                           (int)(sub->len < 128 ? sub->len : 128), sub->data);
         return;
     }
+    bool help = subname == subs[0];
     if (argc != (help ? 2u : 3u)) {
-        resp_write_errorf(out, "ERR wrong number of arguments for 'object|%.*s' command",
-                          (int)sub->len, sub->data);
+        resp_write_errorf(out, "ERR wrong number of arguments for 'object|%s' command", subname);
         return;
     }
     if (help) {

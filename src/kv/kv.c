@@ -307,12 +307,10 @@ bool kv_touch(struct kv *kv, const void *key, size_t key_len, int64_t now_ms) {
     if (!kv_dict_find(&kv->dict, hash, key, key_len, &pos)) return false;
     struct kv_entry *e = *pos.link;
     if (kv_entry_expired(e, now_ms)) return false;
-#ifndef CANARY_KV_TOUCH_NO_CLOCK /* canary: OBJECT IDLETIME never drops on an access */
     if (kv_entry_clock(e) == clock) return true; /* no store: the line stays clean */
     if (kv->walk != NULL && !kv_walk_written(kv->walk, hash)) return true;
     kv_entry_set_clock(e, clock);
     assert(kv_entry_clock(e) == clock);
-#endif
     return true;
 }
 
