@@ -163,7 +163,7 @@ const struct cmd_def cmd_table[] = {
     {"randomkey", cmd_randomkey, 1, R, 0, 0, 0, "generic", "Return a random key from the keyspace", "1.0.0"},
     {"rename", cmd_rename, 3, W, 1, 2, 1, "generic", "Rename a key", "1.0.0"},
     {"renamenx", cmd_renamenx, 3, W | F, 1, 2, 1, "generic", "Rename a key, only if the new key does not exist", "1.0.0"},
-    {"restore", cmd_restore, -4, W, 1, 1, 1, "generic", "Create a key using the provided serialized value, previously obtained using DUMP.", "2.6.0"},
+    {"restore", cmd_restore, -4, W | CMD_NOTOUCH, 1, 1, 1, "generic", "Create a key using the provided serialized value, previously obtained using DUMP.", "2.6.0"},
     {"scan", cmd_scan, -2, R, 0, 0, 0, "generic", "Incrementally iterate the keys space", "2.8.0"},
     {"touch", cmd_exists, -2, R | F, 1, -1, 1, "generic", "Alters the last access time of a key(s). Returns the number of existing keys specified.", "3.2.1"},
     {"sort", cmd_sort, -2, W, 1, 1, 1, "generic", "Sort the elements in a list, set or sorted set", "1.0.0"},

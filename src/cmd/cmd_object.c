@@ -27,7 +27,7 @@ CMD_FN(cmd_dump) {
 
 struct cmd__restore_opts {
     bool replace, absttl;
-    int64_t idle, freq; /* -1: not given (accepted and not kept: docs/kv.md) */
+    int64_t idle, freq; /* -1: not given; FREQ is checked and not kept (docs/kv.md) */
 };
 
 /* RESTORE's options from argv[4] on, as Redis 7.0's restoreCommand(). */
@@ -75,6 +75,7 @@ CMD_FN(cmd_restore) {
     if (!cmd__restore_opts(argc, argv, &o, out)) return;
     const struct resp_arg *key = &argv[1];
     if (!o.replace && kv_exists(env->kv, key->data, key->len, env->now_ms)) {
+        (void)kv_touch(env->kv, key->data, key->len, env->now_ms); /* Redis looked it up */
         resp_write_errorf(out, "%s", CMD_ERR_BUSYKEY);
         return;
     }
@@ -113,6 +114,10 @@ CMD_FN(cmd_restore) {
     if (expire_ms != KV_NO_EXPIRY && expire_ms <= env->now_ms) {
         (void)kv_delete(env->kv, key->data, key->len, env->now_ms);
     }
+    /* RESTORE is CMD_NOTOUCH: it sets the clock itself, as Redis's
+     * objectSetLRUOrLFU() does under an LRU or no eviction policy */
+    (void)kv_touch_idle(env->kv, key->data, key->len, env->now_ms,
+                        o.idle > 0 ? (uint64_t)o.idle : 0);
     resp_write_simple(out, "OK", 2);
 }
 

@@ -297,11 +297,16 @@ int kv_expire_get(const struct kv *kv, const void *key, size_t key_len, int64_t 
  * bucket the walk has written is never read by the writer again, so it is
  * the keyspace thread's alone. */
 bool kv_touch(struct kv *kv, const void *key, size_t key_len, int64_t now_ms) {
+    return kv_touch_idle(kv, key, key_len, now_ms, 0);
+}
+
+bool kv_touch_idle(struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                   uint64_t idle_s) {
     assert(key != NULL || key_len == 0);
     assert(now_ms >= 0);
     if (key_len > kv->config.key_bytes_max) return false;
-    uint32_t clock = kv_clock_at(now_ms);
-    kv->clock = clock;
+    kv->clock = kv_clock_at(now_ms);
+    uint32_t clock = (kv->clock - (uint32_t)(idle_s & KV_CLOCK_MAX)) & KV_CLOCK_MAX;
     uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
     struct kv_pos pos;
     if (!kv_dict_find(&kv->dict, hash, key, key_len, &pos)) return false;

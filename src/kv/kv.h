@@ -216,6 +216,10 @@ int kv_expire_get(const struct kv *kv, const void *key, size_t key_len, int64_t 
  * written its bucket already (kv__find_for_write), so the keys a write
  * changes are always touched. */
 bool kv_touch(struct kv *kv, const void *key, size_t key_len, int64_t now_ms);
+/* The same, as if the access had been idle_s seconds before now_ms (taken
+ * modulo 2^24, as Redis's RESTORE ... IDLETIME takes it). */
+bool kv_touch_idle(struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                   uint64_t idle_s);
 /* Seconds from the live key's last access to now_ms, in *seconds (exact
  * below 2^24 s, modulo 2^24 beyond, as Redis's): KV_OK or KV_ENOTFOUND. */
 int kv_idle_seconds(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,

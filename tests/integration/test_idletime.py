@@ -82,6 +82,7 @@ ACCESSES = {
     "append": ["APPEND", "{k}", "x"], "lrange": ["LRANGE", "{k}:list", 0, -1],
     "sort_ro": ["SORT_RO", "{k}:list", "ALPHA"], "scan": ["SCAN", 0],
     "keys": ["KEYS", "*"], "randomkey": ["RANDOMKEY"], "dbsize": ["DBSIZE"],
+    "restore_busy": ["RESTORE", "{k}", 0, b"{payload}"],
 }
 
 
@@ -90,13 +91,15 @@ def accessed(r):
     for name in ACCESSES:
         r.set(name, "v")
         r.rpush(name + ":list", "a")
+    payload = r.dump("restore_busy")  # each server's own format
     time.sleep(IDLE_WAIT_S)
     for name, cmd in ACCESSES.items():
-        args = [a.replace("{k}", name) if isinstance(a, str) else a for a in cmd]
+        args = [a.replace("{k}", name) if isinstance(a, str)
+                else payload if a == b"{payload}" else a for a in cmd]
         try:
             r.execute_command(*args)
         except redis.exceptions.ResponseError:
-            pass  # OBJECT FREQ, LLEN on a string: errors, still lookups in Redis
+            pass  # OBJECT FREQ, LLEN on a string, BUSYKEY: errors, still lookups in Redis
     return {name: (idle(r, name) <= 1, idle(r, name + ":list") <= 1) for name in ACCESSES}
 
 
@@ -106,6 +109,23 @@ def test_idletime_follows_redis_in_what_is_an_access(cluster, redis_server):
     got, want = accessed(mine), accessed(ref)
     assert got == want
     assert want["get"] == (True, False) and want["type"] == (False, False)  # the test bites
+
+
+def test_restore_idletime_sets_the_clock_as_redis_does(cluster, redis_server):
+    """RESTORE ... IDLETIME s sets the key's last access s seconds back (Redis
+    7.0 does so under any policy but LFU), modulo the clock's 2^24 s."""
+    for r in (raw(cluster.client(cluster.followers()[0])), raw(redis.Redis(port=redis_server))):
+        r.set("src", "hello")
+        payload = r.dump("src")
+        assert r.restore("a", 0, payload, idletime=100) == b"OK"
+        assert r.restore("b", 0, payload, idletime=20000000) == b"OK"
+        assert r.restore("c", 0, payload, idletime=0) == b"OK"
+        assert r.restore("d", 0, payload, frequency=200) == b"OK"
+        assert idle(r, "a") in (100, 101)
+        assert idle(r, "b") in (20000000 - (1 << 24), 20000000 - (1 << 24) + 1)
+        assert idle(r, "c") <= 1 and idle(r, "d") <= 1
+        r.get("a")
+        assert idle(r, "a") <= 1
 
 
 def test_idletime_is_each_replicas_own(cluster):

@@ -2426,6 +2426,11 @@ TEST(access_clock_wraps_and_counts_seconds) {
     CHECK(kv_touch(kv, "k", 1, wrap_ms - 2000));
     CHECK_EQ_U64(idle_of(kv, "k", wrap_ms - 1), 1);
     CHECK_EQ_U64(idle_of(kv, "k", wrap_ms + 3000), 5);
+    /* RESTORE ... IDLETIME: an access set back, modulo 2^24 s */
+    CHECK(kv_touch_idle(kv, "k", 1, wrap_ms + 3000, 10));
+    CHECK_EQ_U64(idle_of(kv, "k", wrap_ms + 3000), 10);
+    CHECK(kv_touch_idle(kv, "k", 1, T0, (UINT64_C(1) << 24) + 7));
+    CHECK_EQ_U64(idle_of(kv, "k", T0), 7);
     kv_destroy(kv);
 }
 
