@@ -223,6 +223,18 @@ static int kv__overwrite(struct kv *kv, struct kv_pos pos, const void *value,
     return KV_OK;
 }
 
+/* The key's hash, remembered as a hint for kv_touch (struct kv). A read
+ * writes the hint through its const pointer: a keyspace is never defined
+ * const, and the hint is no part of what reads promise to leave alone (the
+ * content, the table). */
+static uint64_t kv__hash_key(const struct kv *kv, const void *key, size_t key_len) {
+    uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
+    struct kv *hinted = (struct kv *)kv;
+    hinted->hints[hinted->hint_next % KV_HASH_HINTS] = (struct kv_hash_hint){key, key_len, hash};
+    hinted->hint_next++;
+    return hash;
+}
+
 /* Finds key for a write, after one step of any resize in progress. A key
  * over the limit cannot be stored, so it is simply not found. */
 static bool kv__find_for_write(struct kv *kv, const void *key, size_t key_len,
@@ -230,7 +242,7 @@ static bool kv__find_for_write(struct kv *kv, const void *key, size_t key_len,
     assert(key != NULL || key_len == 0);
     (void)kv_dict_rehash(&kv->dict, 1);
     if (key_len > kv->config.key_bytes_max) return false;
-    *hash = kv_dict_hash(&kv->dict, key, key_len);
+    *hash = kv__hash_key(kv, key, key_len);
 #ifndef CANARY_KV_WALK_NO_TOUCH /* canary: changes land in the snapshot being written */
     if (kv->walk != NULL) kv_walk_touch(kv->walk, *hash); /* before any change */
 #endif
@@ -247,7 +259,7 @@ static const struct kv_entry *kv__lookup(const struct kv *kv, const void *key, s
                                          int64_t now_ms) {
     assert(key != NULL || key_len == 0);
     if (key_len > kv->config.key_bytes_max) return NULL;
-    uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
+    uint64_t hash = kv__hash_key(kv, key, key_len);
     const struct kv_entry *e = kv_dict_lookup(&kv->dict, hash, key, key_len);
     if (e == NULL || kv_entry_expired(e, now_ms)) return NULL;
     return e;
@@ -307,9 +319,26 @@ bool kv_touch_idle(struct kv *kv, const void *key, size_t key_len, int64_t now_m
     if (key_len > kv->config.key_bytes_max) return false;
     kv->clock = kv_clock_at(now_ms);
     uint32_t clock = (kv->clock - (uint32_t)(idle_s & KV_CLOCK_MAX)) & KV_CLOCK_MAX;
-    uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
+    uint64_t hash = 0;
+    bool hinted = false;
+    for (uint32_t i = 1; i <= KV_HASH_HINTS && !hinted; i++) { /* the newest first */
+        const struct kv_hash_hint *h = &kv->hints[(kv->hint_next - i) % KV_HASH_HINTS];
+        if (h->key == key && h->key_len == key_len) {
+            hash = h->hash;
+            hinted = true;
+        }
+    }
     struct kv_pos pos;
-    if (!kv_dict_find(&kv->dict, hash, key, key_len, &pos)) return false;
+    bool found = hinted && kv_dict_find(&kv->dict, hash, key, key_len, &pos);
+    if (!found) { /* no hint, or a stale one (other bytes at that address) */
+        hash = kv_dict_hash(&kv->dict, key, key_len);
+        found = kv_dict_find(&kv->dict, hash, key, key_len, &pos);
+    }
+    if (!found) return false;
+    /* A stale hint that found the entry (its bytes compared equal) names
+     * the entry's bucket in the table that holds it; in the other table
+     * it may name another bucket, which only makes the walk check below
+     * stricter. */
     struct kv_entry *e = *pos.link;
     if (kv_entry_expired(e, now_ms)) return false;
     if (kv_entry_clock(e) == clock) return true; /* no store: the line stays clean */

@@ -46,6 +46,7 @@
 #define KV_ENTRY_KEY_LEN_BITS 19u
 #define KV_CLOCK_BITS 24u
 #define KV_CLOCK_MAX ((UINT32_C(1) << KV_CLOCK_BITS) - 1)
+#define KV_HASH_HINTS 4u /* keys whose hash kv_touch may reuse (struct kv) */
 _Static_assert(KV_KEY_BYTES_LIMIT < (1u << KV_ENTRY_KEY_LEN_BITS), "a key's length fits its bits");
 _Static_assert(KV_TYPE_COUNT <= 8, "a type fits 3 bits");
 #define KV_ENTRY_SLOT_ALWAYS_BYTES 256u
@@ -111,6 +112,17 @@ struct kv {
     uint64_t expire_cursor; /* kv_expired_sample()'s scan cursor */
     struct kv_walk *walk;   /* a snapshot being written (kv_snapshot.c), or NULL */
     uint32_t clock;         /* access clock of the latest touch: a new entry's (kv_touch) */
+    /* The hashes of the last keys looked up, by the address and length of
+     * the caller's bytes, so that kv_touch after a command does not hash
+     * its keys again. A hint only, no part of the state: kv_touch trusts
+     * the entry it finds by comparing bytes, and hashes again if a stale
+     * hint finds none. Written by reads too (kv.c, kv__hash_key). */
+    struct kv_hash_hint {
+        const void *key;
+        size_t key_len;
+        uint64_t hash;
+    } hints[KV_HASH_HINTS];
+    uint32_t hint_next;
     struct kv_lib *libs;    /* function libraries, by name (kv_func.c) */
     uint32_t n_libs;
     uint64_t libs_bytes;    /* their records' bytes */

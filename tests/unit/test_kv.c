@@ -2450,6 +2450,21 @@ TEST(access_clock_is_touched_and_shares_no_content) {
     CHECK(kv_touch(kv, "k", 1, T0 + 3000));
     CHECK_EQ_U64(idle_of(kv, "k", T0 + 3000), 0);
     CHECK_EQ_U64(idle_of(kv, "k", T0 + 4999), 1);
+    /* a stale hash hint (other bytes at the address a lookup hashed) */
+    CHECK(kv_set(kv, "k2", 2, "v", 1, KV_NO_EXPIRY, 0, T0) == KV_OK);
+    char buf[4] = "k";
+    CHECK(kv_exists(kv, buf, 1, T0 + 3000)); /* hints "k" at buf */
+    memcpy(buf, "k2", 2);
+    CHECK(kv_touch(kv, buf, 1, T0 + 3000)); /* "k" again: the hint is right */
+    CHECK(kv_touch(kv, buf, 2, T0 + 3000)); /* other length: no hint */
+    CHECK(kv_exists(kv, buf, 2, T0 + 3000));
+    buf[1] = 'z';
+    CHECK(!kv_touch(kv, buf, 2, T0 + 3000)); /* "kz": a stale hint, then none */
+    buf[1] = '2';
+    CHECK(kv_exists(kv, "k", 1, T0)); /* another address */
+    CHECK(kv_touch(kv, buf, 2, T0 + 3000));
+    CHECK_EQ_U64(idle_of(kv, "k2", T0 + 3000), 0);
+    CHECK(kv_delete(kv, "k2", 2, T0 + 3000) == KV_OK);
     /* absent, or logically expired: no clock to tell */
     CHECK(!kv_touch(kv, "nokey", 5, T0));
     CHECK_EQ_U64(idle_of(kv, "nokey", T0), UINT32_MAX);
