@@ -89,7 +89,7 @@ bool kv_config_ok(const struct kv_config *c) {
            c->set_intset_entries <= KV_SET_INTSET_ENTRIES &&
            c->set_pack_entries <= KV_SET_PACK_ENTRIES &&
            c->set_pack_value_bytes <= KV_SET_PACK_VALUE_BYTES && c->list_node_bytes >= 1 &&
-           c->list_node_bytes <= KV_LIST_NODE_BYTES_MAX && c->clock_ms >= 0;
+           c->list_node_bytes <= KV_LIST_NODE_BYTES_MAX;
 }
 
 struct kv *kv_create(const struct kv_config *config) {
@@ -315,7 +315,6 @@ bool kv_touch(struct kv *kv, const void *key, size_t key_len, int64_t now_ms) {
 bool kv_touch_idle(struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
                    uint64_t idle_s) {
     assert(key != NULL || key_len == 0);
-    assert(now_ms >= 0);
     if (key_len > kv->config.key_bytes_max) return false;
     kv->clock = kv_clock_at(now_ms);
     uint32_t clock = (kv->clock - (uint32_t)(idle_s & KV_CLOCK_MAX)) & KV_CLOCK_MAX;
@@ -350,7 +349,6 @@ bool kv_touch_idle(struct kv *kv, const void *key, size_t key_len, int64_t now_m
 
 int kv_idle_seconds(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
                     uint32_t *seconds) {
-    assert(now_ms >= 0);
     const struct kv_entry *e = kv__lookup(kv, key, key_len, now_ms);
     if (e == NULL) return KV_ENOTFOUND;
     *seconds = kv_clock_since(kv_entry_clock(e), kv_clock_at(now_ms));

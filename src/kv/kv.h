@@ -152,7 +152,7 @@ struct kv_config {
     uint32_t set_pack_value_bytes;
     uint32_t list_node_bytes;
     uint32_t list_node_items;
-    /* The time (ms, >= 0) keys made before any kv_touch() were last
+    /* The time (ms) keys made before any kv_touch() were last
      * accessed, such as a snapshot's keys as it loads (OBJECT IDLETIME
      * counts from it). A replica's own, as the access clock is. */
     int64_t clock_ms;
@@ -209,7 +209,8 @@ int kv_expire_get(const struct kv *kv, const void *key, size_t key_len, int64_t 
  * touch, one made by a snapshot load at kv_config.clock_ms; the command
  * layer (cmd_exec) touches every key a command names after it runs. */
 
-/* Marks the live key as accessed at now_ms (>= 0); false if it is absent
+/* Marks the live key as accessed at now_ms (a time before 1970 counts as
+ * 1970); false if it is absent
  * or logically expired. Changes nothing else: no rehash step, no snapshot
  * bucket written. So while a snapshot walk runs, a key whose bucket the
  * walk has not yet written keeps its clock (kv.c says why); a write has

@@ -182,10 +182,13 @@ static inline void kv_entry_item(const struct kv_entry *e, struct kv_item *out) 
 
 /* ---- The access clock (OBJECT IDLETIME) ---- */
 
-/* The clock at now_ms: seconds, modulo 2^24 (Redis's LRU_CLOCK()). */
+/* The clock at now_ms: seconds, modulo 2^24 (Redis's LRU_CLOCK()). A time
+ * before 1970 counts as 1970: a log entry's time comes from its proposer
+ * (or, for SHOAL.SCRIPT, from its arguments), and no input may stop a
+ * replica. */
 static inline uint32_t kv_clock_at(int64_t now_ms) {
-    assert(now_ms >= 0);
-    return (uint32_t)((uint64_t)now_ms / 1000u) & KV_CLOCK_MAX;
+    uint64_t ms = now_ms < 0 ? 0 : (uint64_t)now_ms;
+    return (uint32_t)(ms / 1000u) & KV_CLOCK_MAX;
 }
 /* Seconds from clock `then` to clock `now`, across a wrap: exact for an
  * interval under 2^24 s (194 days), that modulo 2^24 beyond. Redis's

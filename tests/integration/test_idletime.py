@@ -145,3 +145,16 @@ def test_idletime_is_each_replicas_own(cluster):
     assert leader.set("k", "w")
     wait_all_applied(cluster)
     assert idle(follower, "k") <= 1  # the write did
+
+
+def test_a_time_before_1970_stops_no_replica(cluster):
+    """SHOAL.SCRIPT carries its run's time as an argument, which a client
+    can send: a negative one touches keys as 1970 does, and every replica
+    keeps serving."""
+    r = raw(cluster.client(cluster.leader()))
+    assert r.execute_command("SHOAL.SCRIPT", -5, 1, 0, 1, 3, "set", "k", "v") == b"OK"
+    wait_all_applied(cluster)
+    for i in cluster.ids:
+        assert cluster.client(i).ping()
+    assert r.get("k") == b"v"
+    assert isinstance(idle(r, "k"), int)

@@ -2414,6 +2414,8 @@ TEST(access_clock_wraps_and_counts_seconds) {
     CHECK_EQ_U64(kv_clock_at(wrap_ms - 1), KV_CLOCK_MAX);
     CHECK_EQ_U64(kv_clock_at(wrap_ms), 0);
     CHECK_EQ_U64(kv_clock_at(wrap_ms + 5999), 5);
+    CHECK_EQ_U64(kv_clock_at(-5), 0); /* a time before 1970 (SHOAL.SCRIPT's argument) */
+    CHECK_EQ_U64(kv_clock_at(INT64_MIN), 0);
     CHECK_EQ_U64(kv_clock_since(10, 10), 0);
     CHECK_EQ_U64(kv_clock_since(10, 12), 2);
     CHECK_EQ_U64(kv_clock_since(KV_CLOCK_MAX, 0), 1);
@@ -2426,6 +2428,8 @@ TEST(access_clock_wraps_and_counts_seconds) {
     CHECK(kv_touch(kv, "k", 1, wrap_ms - 2000));
     CHECK_EQ_U64(idle_of(kv, "k", wrap_ms - 1), 1);
     CHECK_EQ_U64(idle_of(kv, "k", wrap_ms + 3000), 5);
+    CHECK(kv_touch(kv, "k", 1, -5)); /* stops nothing */
+    CHECK_EQ_U64(idle_of(kv, "k", -5), 0);
     /* RESTORE ... IDLETIME: an access set back, modulo 2^24 s */
     CHECK(kv_touch_idle(kv, "k", 1, wrap_ms + 3000, 10));
     CHECK_EQ_U64(idle_of(kv, "k", wrap_ms + 3000), 10);
