@@ -199,7 +199,8 @@ static int kv__overwrite(struct kv *kv, struct kv_pos pos, const void *value,
     bool has_slot = (e->flags & KV_ENTRY_EXPIRY_SLOT) != 0;
     if (kv_type_is_coll(e->type) && !own) {
         struct kv_entry *fresh =
-            kv_entry_new(kv, kv_entry_key(e), kv_entry_key_len(e), value, value_len, type, expire_ms);
+            kv_entry_new(kv, kv_entry_key(e), kv_entry_key_len(e), value, value_len, type,
+                         expire_ms);
         if (fresh == NULL) return KV_ENOMEM;
         kv_entry_free(kv, kv_dict_replace(pos, fresh));
         return KV_OK;
@@ -215,7 +216,8 @@ static int kv__overwrite(struct kv *kv, struct kv_pos pos, const void *value,
         return KV_OK;
     }
     struct kv_entry *fresh =
-        kv_entry_new(kv, kv_entry_key(e), kv_entry_key_len(e), value, value_len, type, expire_ms);
+        kv_entry_new(kv, kv_entry_key(e), kv_entry_key_len(e), value, value_len, type,
+                     expire_ms);
     if (fresh == NULL) return KV_ENOMEM;
     struct kv_entry *old = kv_dict_replace(pos, fresh);
     if (own) kv_entry_free_shell(kv, old);

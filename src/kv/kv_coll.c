@@ -494,7 +494,8 @@ static int kv__elem_replace(struct kv_coll *c, struct kv_pos pos, const void *va
         if (value_len > 0) memcpy((uint8_t *)kv_entry_value(old), value, value_len);
         return KV_OK;
     }
-    struct kv_entry *fresh = kv__elem_new(kv_entry_key(old), kv_entry_key_len(old), value, value_len);
+    struct kv_entry *fresh =
+        kv__elem_new(kv_entry_key(old), kv_entry_key_len(old), value, value_len);
     if (fresh == NULL) return KV_ENOMEM;
     c->memory_bytes += kv_entry_alloc_size(fresh);
     c->payload_bytes += kv_coll_elem_payload(c->type, kv_entry_key_len(fresh), value_len);
@@ -916,9 +917,9 @@ static void kv__pick_key(uint64_t seed, uint64_t key[2]) {
 
 static int kv__pick_fn(void *ctx, const struct kv_entry *e) {
     struct kv__pick_ctx *p = ctx;
-    p->all[p->n] = (struct kv__pick){.hash = kv_dict_siphash(p->key, kv_entry_key(e), kv_entry_key_len(e),
-                                                             1, 3),
-                                     .bytes = kv_entry_key(e), .len = kv_entry_key_len(e), .e = e};
+    uint32_t len = kv_entry_key_len(e);
+    p->all[p->n] = (struct kv__pick){.hash = kv_dict_siphash(p->key, kv_entry_key(e), len, 1, 3),
+                                     .bytes = kv_entry_key(e), .len = len, .e = e};
     p->n++;
     return 0;
 }

@@ -168,7 +168,8 @@ static inline bool kv_entry_expired(const struct kv_entry *e, int64_t now_ms) {
     return expire_ms != KV_NO_EXPIRY && expire_ms <= now_ms;
 }
 static inline bool kv_entry_key_is(const struct kv_entry *e, const void *key, size_t key_len) {
-    return kv_entry_key_len(e) == key_len && (key_len == 0 || memcmp(kv_entry_key(e), key, key_len) == 0);
+    return kv_entry_key_len(e) == key_len &&
+           (key_len == 0 || memcmp(kv_entry_key(e), key, key_len) == 0);
 }
 static inline void kv_entry_item(const struct kv_entry *e, struct kv_item *out) {
     bool string = e->type == KV_TYPE_STRING;
