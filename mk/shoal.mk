@@ -57,6 +57,13 @@ TEST_DEPS += $(BUILD)/canary/SCRIPT_NO_UNDO/shoal
 EXTRA_CHECKS += scripts/script-canary.sh
 LIVE_CHECKS += scripts/script-canary.sh
 
+# The access clock's canary: no command touches its keys' clocks; the
+# OBJECT IDLETIME test of test_idletime.py must catch it
+# (scripts/idletime-canary.sh).
+TEST_DEPS += $(BUILD)/canary/NO_TOUCH/shoal
+EXTRA_CHECKS += scripts/idletime-canary.sh
+LIVE_CHECKS += scripts/idletime-canary.sh
+
 # Functions' canary: FUNCTION LOAD applied on the receiving node only, not
 # through the log; test_functions.py must catch it (scripts/function-canary.sh).
 TEST_DEPS += $(BUILD)/canary/FUNCTION_LOCAL_ONLY/shoal

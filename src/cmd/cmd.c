@@ -149,27 +149,27 @@ const struct cmd_def cmd_table[] = {
     {"copy", cmd_copy, -3, W, 1, 2, 1, "generic", "Copy a key", "6.2.0"},
     {"del", cmd_del, -2, W, 1, -1, 1, "generic", "Delete a key", "1.0.0"},
     {"dump", cmd_dump, 2, R, 1, 1, 1, "generic", "Return a serialized version of the value stored at the specified key.", "2.6.0"},
-    {"exists", cmd_exists, -2, R | F, 1, -1, 1, "generic", "Determine if a key exists", "1.0.0"},
+    {"exists", cmd_exists, -2, R | F | CMD_NOTOUCH, 1, -1, 1, "generic", "Determine if a key exists", "1.0.0"},
     {"expire", cmd_expire, -3, W | F, 1, 1, 1, "generic", "Set a key's time to live in seconds", "1.0.0"},
     {"expireat", cmd_expireat, -3, W | F, 1, 1, 1, "generic", "Set the expiration for a key as a UNIX timestamp", "1.2.0"},
-    {"expiretime", cmd_expiretime, 2, R | F, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key", "7.0.0"},
+    {"expiretime", cmd_expiretime, 2, R | F | CMD_NOTOUCH, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key", "7.0.0"},
     {"keys", cmd_keys_cmd, 2, R, 0, 0, 0, "generic", "Find all keys matching the given pattern", "1.0.0"},
-    {"object", cmd_object, -2, R, 2, 2, 1, "generic", "A container for object introspection commands", "2.2.3"},
+    {"object", cmd_object, -2, R | CMD_NOTOUCH, 2, 2, 1, "generic", "A container for object introspection commands", "2.2.3"},
     {"persist", cmd_persist, 2, W | F, 1, 1, 1, "generic", "Remove the expiration from a key", "2.2.0"},
     {"pexpire", cmd_pexpire, -3, W | F, 1, 1, 1, "generic", "Set a key's time to live in milliseconds", "2.6.0"},
     {"pexpireat", cmd_pexpireat, -3, W | F, 1, 1, 1, "generic", "Set the expiration for a key as a UNIX timestamp specified in milliseconds", "2.6.0"},
-    {"pexpiretime", cmd_pexpiretime, 2, R | F, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key in milliseconds", "7.0.0"},
-    {"pttl", cmd_pttl, 2, R | F, 1, 1, 1, "generic", "Get the time to live for a key in milliseconds", "2.6.0"},
+    {"pexpiretime", cmd_pexpiretime, 2, R | F | CMD_NOTOUCH, 1, 1, 1, "generic", "Get the expiration Unix timestamp for a key in milliseconds", "7.0.0"},
+    {"pttl", cmd_pttl, 2, R | F | CMD_NOTOUCH, 1, 1, 1, "generic", "Get the time to live for a key in milliseconds", "2.6.0"},
     {"randomkey", cmd_randomkey, 1, R, 0, 0, 0, "generic", "Return a random key from the keyspace", "1.0.0"},
     {"rename", cmd_rename, 3, W, 1, 2, 1, "generic", "Rename a key", "1.0.0"},
     {"renamenx", cmd_renamenx, 3, W | F, 1, 2, 1, "generic", "Rename a key, only if the new key does not exist", "1.0.0"},
-    {"restore", cmd_restore, -4, W, 1, 1, 1, "generic", "Create a key using the provided serialized value, previously obtained using DUMP.", "2.6.0"},
+    {"restore", cmd_restore, -4, W | CMD_NOTOUCH, 1, 1, 1, "generic", "Create a key using the provided serialized value, previously obtained using DUMP.", "2.6.0"},
     {"scan", cmd_scan, -2, R, 0, 0, 0, "generic", "Incrementally iterate the keys space", "2.8.0"},
     {"touch", cmd_exists, -2, R | F, 1, -1, 1, "generic", "Alters the last access time of a key(s). Returns the number of existing keys specified.", "3.2.1"},
     {"sort", cmd_sort, -2, W, 1, 1, 1, "generic", "Sort the elements in a list, set or sorted set", "1.0.0"},
     {"sort_ro", cmd_sort_ro, -2, R, 1, 1, 1, "generic", "Sort the elements in a list, set or sorted set. Read-only variant of SORT.", "7.0.0"},
-    {"ttl", cmd_ttl, 2, R | F, 1, 1, 1, "generic", "Get the time to live for a key in seconds", "1.0.0"},
-    {"type", cmd_type, 2, R | F, 1, 1, 1, "generic", "Determine the type stored at key", "1.0.0"},
+    {"ttl", cmd_ttl, 2, R | F | CMD_NOTOUCH, 1, 1, 1, "generic", "Get the time to live for a key in seconds", "1.0.0"},
+    {"type", cmd_type, 2, R | F | CMD_NOTOUCH, 1, 1, 1, "generic", "Determine the type stored at key", "1.0.0"},
     {"unlink", cmd_del, -2, W | F, 1, -1, 1, "generic", "Delete a key asynchronously in another thread", "4.0.0"},
     /* server (keyspace) */
     {"dbsize", cmd_dbsize, 1, R | F, 0, 0, 0, "server", "Return the number of keys in the selected database", "1.0.0"},
@@ -177,9 +177,9 @@ const struct cmd_def cmd_table[] = {
     {"flushdb", cmd_flushdb, -1, W, 0, 0, 0, "server", "Remove all keys from the current database", "1.0.0"},
     /* transactions: MULTI ... EXEC is queued by the node and reaches the
      * log as one SHOAL.EXEC (cmd_multi.c); SHOAL.WATCH is WATCH's read */
-    {"shoal.exec", cmd_shoal_exec, -3, W, 1, -1, 1, "transactions", "Internal: a transaction as one log entry", "0.1.0"},
-    {"shoal.execscript", cmd_shoal_execscript, -3, W | CMD_SCRIPT | CMD_NOSCRIPT, 1, -1, 1, "transactions", "Internal: a transaction that holds a script, run by the node as one script", "0.1.0"},
-    {"shoal.watch", cmd_shoal_watch, -2, R, 1, -1, 1, "transactions", "Internal: the digests WATCH compares at EXEC", "0.1.0"},
+    {"shoal.exec", cmd_shoal_exec, -3, W | CMD_NOTOUCH, 1, -1, 1, "transactions", "Internal: a transaction as one log entry", "0.1.0"},
+    {"shoal.execscript", cmd_shoal_execscript, -3, W | CMD_SCRIPT | CMD_NOSCRIPT | CMD_NOTOUCH, 1, -1, 1, "transactions", "Internal: a transaction that holds a script, run by the node as one script", "0.1.0"},
+    {"shoal.watch", cmd_shoal_watch, -2, R | CMD_NOTOUCH, 1, -1, 1, "transactions", "Internal: the digests WATCH compares at EXEC", "0.1.0"},
     /* scripting: EVAL and friends are routed by their keys like writes and
      * run by the node (src/node/eval.c, src/script/); what a script
      * writes reaches the log as one SHOAL.SCRIPT (cmd_multi.c) */
@@ -188,7 +188,7 @@ const struct cmd_def cmd_table[] = {
     {"eval_ro", cmd_eval_elsewhere, -3, W | CMD_SCRIPT | CMD_NUMKEYS | CMD_NOSCRIPT, 2, 2, 1, "scripting", "Execute a read-only Lua script server side", "7.0.0"},
     {"evalsha_ro", cmd_eval_elsewhere, -3, W | CMD_SCRIPT | CMD_NUMKEYS | CMD_NOSCRIPT, 2, 2, 1, "scripting", "Execute a read-only Lua script server side", "7.0.0"},
     {"script", NULL, -2, N | CMD_NOSCRIPT, 0, 0, 0, "scripting", "A container for Lua scripts management commands", "2.6.0"},
-    {"shoal.script", cmd_shoal_script, -6, W | CMD_NOSCRIPT, 1, -1, 1, "scripting", "Internal: a script's writes as one log entry", "0.1.0"},
+    {"shoal.script", cmd_shoal_script, -6, W | CMD_NOSCRIPT | CMD_NOTOUCH, 1, -1, 1, "scripting", "Internal: a script's writes as one log entry", "0.1.0"},
     /* functions: FCALL runs as EVAL does; FUNCTION's reads run here, its
      * writes reach the log as SHOAL.FUNCTION, checked by the node first
      * (cmd_func.c, src/node/eval.c) */
@@ -227,7 +227,7 @@ const struct cmd_def cmd_table[] = {
     {"publish", NULL, 3, N | F, 0, 0, 0, "pubsub", "Post a message to a channel", "2.0.0"},
     {"spublish", NULL, 3, N | F, 1, 1, 1, "pubsub", "Post a message to a shard channel", "7.0.0"},
     {"pubsub", NULL, -2, N, 0, 0, 0, "pubsub", "A container for Pub/Sub commands", "2.8.0"},
-    {"memory", cmd_memory, -2, R, 2, 2, 1, "server", "A container for memory diagnostics commands (USAGE only)", "4.0.0"},
+    {"memory", cmd_memory, -2, R | CMD_NOTOUCH, 2, 2, 1, "server", "A container for memory diagnostics commands (USAGE only)", "4.0.0"},
     /* answered by the node */
     {"asking", NULL, 1, N | F, 0, 0, 0, "cluster", "Sent by cluster clients after an -ASK redirect", "3.0.0"},
     {"client", NULL, -2, N, 0, 0, 0, "connection", "A container for client connection commands", "2.4.0"},
@@ -403,11 +403,27 @@ bool cmd_parse_i64(const char *s, size_t len, int64_t *out) {
     return true;
 }
 
+static void cmd__touch_cb(void *ctx, const struct resp_arg *key) {
+    const struct cmd_env *env = ctx;
+#ifdef CANARY_NO_TOUCH /* canary: no command touches its keys (scripts/idletime-canary.sh) */
+    (void)env, (void)key;
+#else
+    (void)kv_touch(env->kv, key->data, key->len, env->now_ms);
+#endif
+}
+
+/* The touch follows the command: a key it made is touched too (Redis's
+ * createObject() stamps it), one it deleted is not found. A write touches
+ * with its entry's timestamp on every replica, a read with the clock of the
+ * replica that serves it (a follower proxies reads to the leader, so the
+ * leader's clock is what OBJECT IDLETIME tells). The clock is no part of
+ * the content (kv.h), so replicas may differ in it and nothing else. */
 void cmd_exec(const struct cmd_env *env, const struct cmd_def *def, uint32_t argc,
               const struct resp_arg *argv, struct resp_out *out) {
     assert(def->exec != NULL);
     assert(cmd_arity_ok(def, argc));
     def->exec(env, argc, argv, out);
+    if (!(def->flags & CMD_NOTOUCH)) cmd_keys(def, argc, argv, cmd__touch_cb, (void *)env);
 }
 
 /* ---- log entries ---- */

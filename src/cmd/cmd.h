@@ -37,6 +37,7 @@ enum cmd_flags {
     CMD_BLOCKING = 1 << 10, /* may wait for its keys (BLPOP, BLMOVE, ...): see cmd_block */
     CMD_STREAMKEYS = 1 << 11, /* the keys follow STREAMS (XREAD, XREADGROUP): movable */
     CMD_SCRIPT = 1 << 12,  /* EVAL and friends: run by the node's Lua engine (src/script/) */
+    CMD_NOTOUCH = 1 << 13, /* leaves its keys' access clocks (Redis's LOOKUP_NOTOUCH) */
 };
 
 struct cmd_env;
@@ -164,7 +165,9 @@ struct cmd_env {
 
 /* Executes a CMD_WRITE or CMD_READONLY command whose arity was checked and
  * writes its reply to out. Writes are deterministic given (keyspace,
- * now_ms, argv). */
+ * now_ms, argv). Then, unless CMD_NOTOUCH, marks each of its keys that
+ * exists as accessed at now_ms (kv_touch: OBJECT IDLETIME), as Redis's
+ * lookupKey() does for every key a command reads or writes. */
 void cmd_exec(const struct cmd_env *env, const struct cmd_def *def, uint32_t argc,
               const struct resp_arg *argv, struct resp_out *out);
 /* Runs one command of a transaction as SHOAL.EXEC does: cmd_exec, or the

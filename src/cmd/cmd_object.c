@@ -27,7 +27,7 @@ CMD_FN(cmd_dump) {
 
 struct cmd__restore_opts {
     bool replace, absttl;
-    int64_t idle, freq; /* -1: not given (accepted and not kept: docs/kv.md) */
+    int64_t idle, freq; /* -1: not given; FREQ is checked and not kept (docs/kv.md) */
 };
 
 /* RESTORE's options from argv[4] on, as Redis 7.0's restoreCommand(). */
@@ -75,6 +75,7 @@ CMD_FN(cmd_restore) {
     if (!cmd__restore_opts(argc, argv, &o, out)) return;
     const struct resp_arg *key = &argv[1];
     if (!o.replace && kv_exists(env->kv, key->data, key->len, env->now_ms)) {
+        (void)kv_touch(env->kv, key->data, key->len, env->now_ms); /* Redis looked it up */
         resp_write_errorf(out, "%s", CMD_ERR_BUSYKEY);
         return;
     }
@@ -113,6 +114,10 @@ CMD_FN(cmd_restore) {
     if (expire_ms != KV_NO_EXPIRY && expire_ms <= env->now_ms) {
         (void)kv_delete(env->kv, key->data, key->len, env->now_ms);
     }
+    /* RESTORE is CMD_NOTOUCH: it sets the clock itself, as Redis's
+     * objectSetLRUOrLFU() does under an LRU or no eviction policy */
+    (void)kv_touch_idle(env->kv, key->data, key->len, env->now_ms,
+                        o.idle > 0 ? (uint64_t)o.idle : 0);
     resp_write_simple(out, "OK", 2);
 }
 
@@ -190,23 +195,26 @@ void cmd_reply_help(struct resp_out *out, const char *const *lines, size_t n) {
     for (size_t i = 0; i < n; i++) resp_write_simple(out, lines[i], strlen(lines[i]));
 }
 
-/* OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key, OBJECT HELP. shoal tracks no
- * access time nor frequency (it would cost memory per key, and a read
- * would write): IDLETIME and FREQ answer errors rather than made-up
- * figures, FREQ with Redis's own under its default policy. */
+/* OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key, OBJECT HELP, as Redis 7.0
+ * answers them under its default maxmemory-policy, noeviction, the only one
+ * shoal takes: IDLETIME the seconds since the key's last access (its
+ * replica's access clock, kv.h), FREQ Redis's error (an LFU policy is not
+ * selected). OBJECT itself leaves the clock as it is (CMD_NOTOUCH). */
 CMD_FN(cmd_object) {
+    static const char *const subs[] = {"help", "encoding", "refcount", "idletime", "freq"};
     const struct resp_arg *sub = &argv[1];
-    bool help = cmd_arg_is(sub, "help");
-    bool keyed = cmd_arg_is(sub, "encoding") || cmd_arg_is(sub, "refcount") ||
-                 cmd_arg_is(sub, "idletime") || cmd_arg_is(sub, "freq");
-    if (!help && !keyed) {
+    const char *subname = NULL; /* Redis names the subcommand in lower case, as in its table */
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]) && subname == NULL; i++) {
+        if (cmd_arg_is(sub, subs[i])) subname = subs[i];
+    }
+    if (subname == NULL) {
         resp_write_errorf(out, "ERR unknown subcommand '%.*s'. Try OBJECT HELP.",
                           (int)(sub->len < 128 ? sub->len : 128), sub->data);
         return;
     }
+    bool help = subname == subs[0];
     if (argc != (help ? 2u : 3u)) {
-        resp_write_errorf(out, "ERR wrong number of arguments for 'object|%.*s' command",
-                          (int)sub->len, sub->data);
+        resp_write_errorf(out, "ERR wrong number of arguments for 'object|%s' command", subname);
         return;
     }
     if (help) {
@@ -224,8 +232,10 @@ CMD_FN(cmd_object) {
                                "not tracked. Please note that when switching between policies "
                                "at runtime LRU and LFU data will take some time to adjust.");
     } else if (cmd_arg_is(sub, "idletime")) {
-        resp_write_errorf(out, "ERR shoal does not track access times (it never evicts): "
-                               "OBJECT IDLETIME is not available");
+        uint32_t seconds = 0;
+        int rc = kv_idle_seconds(env->kv, argv[2].data, argv[2].len, env->now_ms, &seconds);
+        assert(rc == KV_OK); /* kv_get found it */
+        resp_write_int(out, seconds);
     } else if (it.type == KV_TYPE_STRING) {
         const char *name = cmd__string_encoding(&it);
         resp_write_bulk(out, name, strlen(name));

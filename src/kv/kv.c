@@ -43,6 +43,7 @@ void kv_config_default(struct kv_config *config) {
     config->set_pack_value_bytes = KV_SET_PACK_VALUE_BYTES;
     config->list_node_bytes = KV_LIST_NODE_BYTES;
     config->list_node_items = 0;
+    config->clock_ms = 0;
 }
 
 static uint32_t kv__min(uint32_t a, uint32_t b) { return a < b ? a : b; }
@@ -96,6 +97,7 @@ struct kv *kv_create(const struct kv_config *config) {
     struct kv *kv = calloc(1, sizeof(*kv));
     if (kv == NULL) return NULL;
     kv->config = *config;
+    kv->clock = kv_clock_at(config->clock_ms);
     kv_dict_init(&kv->dict, config->hash_seed);
     kv->memory_bytes = sizeof(*kv);
     return kv;
@@ -138,15 +140,18 @@ struct kv_entry *kv_entry_alloc(struct kv *kv, uint32_t key_len, uint32_t value_
                                 uint8_t type, int64_t expire_ms) {
     assert(expire_ms >= KV_NO_EXPIRY);
     assert(type < KV_TYPE_COUNT);
+    assert(key_len <= KV_KEY_BYTES_LIMIT); /* fits KV_ENTRY_KEY_LEN_BITS */
     bool slot = kv_entry_wants_slot(key_len, value_len, expire_ms != KV_NO_EXPIRY);
     size_t size = kv_entry_size(key_len, value_len, slot);
     struct kv_entry *e = malloc(size);
     if (e == NULL) return NULL;
     e->next = NULL;
-    e->key_len = key_len;
+    e->len.key.key_len = key_len;
     e->value_len = value_len;
     e->type = type;
-    e->flags = slot ? KV_ENTRY_EXPIRY_SLOT : 0;
+    e->flags = KV_ENTRY_KEY | (slot ? KV_ENTRY_EXPIRY_SLOT : 0);
+    kv_entry_set_clock(e, kv->clock); /* a command touches it with its own time after */
+    assert(kv_entry_key_len(e) == key_len);
     if (slot) memcpy(e->data, &expire_ms, sizeof(expire_ms));
     kv->memory_bytes += size;
     kv->data_bytes += (uint64_t)key_len + (kv_type_is_coll(type) ? 0 : value_len);
@@ -167,7 +172,7 @@ struct kv_entry *kv_entry_new(struct kv *kv, const void *key, uint32_t key_len,
 
 void kv_entry_free_shell(struct kv *kv, struct kv_entry *e) {
     size_t size = kv_entry_alloc_size(e);
-    uint64_t data = (uint64_t)e->key_len + (kv_type_is_coll(e->type) ? 0 : e->value_len);
+    uint64_t data = (uint64_t)kv_entry_key_len(e) + (kv_type_is_coll(e->type) ? 0 : e->value_len);
     assert(kv->memory_bytes >= size);
     assert(kv->data_bytes >= data);
     kv->memory_bytes -= size;
@@ -190,11 +195,12 @@ static int kv__overwrite(struct kv *kv, struct kv_pos pos, const void *value,
     struct kv_entry *e = *pos.link;
     bool own = value == (const void *)kv_entry_value(e);
     assert(!own || (type == e->type && value_len == e->value_len));
-    bool slot = kv_entry_wants_slot(e->key_len, value_len, expire_ms != KV_NO_EXPIRY);
+    bool slot = kv_entry_wants_slot(kv_entry_key_len(e), value_len, expire_ms != KV_NO_EXPIRY);
     bool has_slot = (e->flags & KV_ENTRY_EXPIRY_SLOT) != 0;
     if (kv_type_is_coll(e->type) && !own) {
         struct kv_entry *fresh =
-            kv_entry_new(kv, kv_entry_key(e), e->key_len, value, value_len, type, expire_ms);
+            kv_entry_new(kv, kv_entry_key(e), kv_entry_key_len(e), value, value_len, type,
+                         expire_ms);
         if (fresh == NULL) return KV_ENOMEM;
         kv_entry_free(kv, kv_dict_replace(pos, fresh));
         return KV_OK;
@@ -210,12 +216,25 @@ static int kv__overwrite(struct kv *kv, struct kv_pos pos, const void *value,
         return KV_OK;
     }
     struct kv_entry *fresh =
-        kv_entry_new(kv, kv_entry_key(e), e->key_len, value, value_len, type, expire_ms);
+        kv_entry_new(kv, kv_entry_key(e), kv_entry_key_len(e), value, value_len, type,
+                     expire_ms);
     if (fresh == NULL) return KV_ENOMEM;
     struct kv_entry *old = kv_dict_replace(pos, fresh);
     if (own) kv_entry_free_shell(kv, old);
     else kv_entry_free(kv, old);
     return KV_OK;
+}
+
+/* The key's hash, remembered as a hint for kv_touch (struct kv). A read
+ * writes the hint through its const pointer: a keyspace is never defined
+ * const, and the hint is no part of what reads promise to leave alone (the
+ * content, the table). */
+static uint64_t kv__hash_key(const struct kv *kv, const void *key, size_t key_len) {
+    uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
+    struct kv *hinted = (struct kv *)kv;
+    hinted->hints[hinted->hint_next % KV_HASH_HINTS] = (struct kv_hash_hint){key, key_len, hash};
+    hinted->hint_next++;
+    return hash;
 }
 
 /* Finds key for a write, after one step of any resize in progress. A key
@@ -225,7 +244,7 @@ static bool kv__find_for_write(struct kv *kv, const void *key, size_t key_len,
     assert(key != NULL || key_len == 0);
     (void)kv_dict_rehash(&kv->dict, 1);
     if (key_len > kv->config.key_bytes_max) return false;
-    *hash = kv_dict_hash(&kv->dict, key, key_len);
+    *hash = kv__hash_key(kv, key, key_len);
 #ifndef CANARY_KV_WALK_NO_TOUCH /* canary: changes land in the snapshot being written */
     if (kv->walk != NULL) kv_walk_touch(kv->walk, *hash); /* before any change */
 #endif
@@ -242,7 +261,7 @@ static const struct kv_entry *kv__lookup(const struct kv *kv, const void *key, s
                                          int64_t now_ms) {
     assert(key != NULL || key_len == 0);
     if (key_len > kv->config.key_bytes_max) return NULL;
-    uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
+    uint64_t hash = kv__hash_key(kv, key, key_len);
     const struct kv_entry *e = kv_dict_lookup(&kv->dict, hash, key, key_len);
     if (e == NULL || kv_entry_expired(e, now_ms)) return NULL;
     return e;
@@ -278,6 +297,63 @@ int kv_expire_get(const struct kv *kv, const void *key, size_t key_len, int64_t 
     const struct kv_entry *e = kv__lookup(kv, key, key_len, now_ms);
     if (e == NULL) return KV_ENOTFOUND;
     *expire_ms = kv_entry_expire(e);
+    return KV_OK;
+}
+
+/* The touch of a read races with a snapshot writer thread that reads the
+ * same entry: the clock shares its words with the key length, the type and
+ * the flags, which the writer reads from any bucket it has not written yet
+ * (kv_snapshot.c). Such a touch is skipped: routing it through
+ * kv_walk_touch() would copy the bucket's records aside on every read, and
+ * the clock is no part of what a snapshot holds. The cost is a clock that
+ * misses the reads of one snapshot's duration for keys the walk had not
+ * reached; a write, and any access after the walk passed, sets it. A
+ * bucket the walk has written is never read by the writer again, so it is
+ * the keyspace thread's alone. */
+bool kv_touch(struct kv *kv, const void *key, size_t key_len, int64_t now_ms) {
+    return kv_touch_idle(kv, key, key_len, now_ms, 0);
+}
+
+bool kv_touch_idle(struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                   uint64_t idle_s) {
+    assert(key != NULL || key_len == 0);
+    if (key_len > kv->config.key_bytes_max) return false;
+    kv->clock = kv_clock_at(now_ms);
+    uint32_t clock = (kv->clock - (uint32_t)(idle_s & KV_CLOCK_MAX)) & KV_CLOCK_MAX;
+    uint64_t hash = 0;
+    bool hinted = false;
+    for (uint32_t i = 1; i <= KV_HASH_HINTS && !hinted; i++) { /* the newest first */
+        const struct kv_hash_hint *h = &kv->hints[(kv->hint_next - i) % KV_HASH_HINTS];
+        if (h->key == key && h->key_len == key_len) {
+            hash = h->hash;
+            hinted = true;
+        }
+    }
+    struct kv_pos pos;
+    bool found = hinted && kv_dict_find(&kv->dict, hash, key, key_len, &pos);
+    if (!found) { /* no hint, or a stale one (other bytes at that address) */
+        hash = kv_dict_hash(&kv->dict, key, key_len);
+        found = kv_dict_find(&kv->dict, hash, key, key_len, &pos);
+    }
+    if (!found) return false;
+    /* A stale hint that found the entry (its bytes compared equal) names
+     * the entry's bucket in the table that holds it; in the other table
+     * it may name another bucket, which only makes the walk check below
+     * stricter. */
+    struct kv_entry *e = *pos.link;
+    if (kv_entry_expired(e, now_ms)) return false;
+    if (kv_entry_clock(e) == clock) return true; /* no store: the line stays clean */
+    if (kv->walk != NULL && !kv_walk_written(kv->walk, hash)) return true;
+    kv_entry_set_clock(e, clock);
+    assert(kv_entry_clock(e) == clock);
+    return true;
+}
+
+int kv_idle_seconds(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                    uint32_t *seconds) {
+    const struct kv_entry *e = kv__lookup(kv, key, key_len, now_ms);
+    if (e == NULL) return KV_ENOTFOUND;
+    *seconds = kv_clock_since(kv_entry_clock(e), kv_clock_at(now_ms));
     return KV_OK;
 }
 
@@ -332,11 +408,11 @@ static int kv__digest_fn(void *ctx, const struct kv_entry *e) {
     uint64_t value = kv_type_is_coll(e->type)
                          ? kv_coll_digest(kv_entry_coll(e), kv__digest_key)
                          : kv_dict_siphash(kv__digest_key, kv_entry_value(e), e->value_len, 1, 3);
-    kv__put64(buf, kv_dict_siphash(kv__digest_key, kv_entry_key(e), e->key_len, 1, 3));
+    kv__put64(buf, kv_dict_siphash(kv__digest_key, kv_entry_key(e), kv_entry_key_len(e), 1, 3));
     kv__put64(buf + 8, value);
     kv__put64(buf + 16, (uint64_t)kv_entry_expire(e));
     kv__put64(buf + 24, e->type);
-    kv__put64(buf + 32, ((uint64_t)e->key_len << 32) | e->value_len);
+    kv__put64(buf + 32, ((uint64_t)kv_entry_key_len(e) << 32) | e->value_len);
     *sum += kv_dict_siphash(kv__digest_key, buf, sizeof(buf), 1, 3);
     return 0;
 }
@@ -415,7 +491,7 @@ static int kv__each_fn(void *ctx, const struct kv_entry *e) {
     struct kv__each_ctx *c = ctx;
     if (kv_entry_expired(e, c->now_ms)) return 0;
     if (c->pattern != NULL &&
-        !kv_glob_match(c->pattern, c->pattern_len, kv_entry_key(e), e->key_len, false)) {
+        !kv_glob_match(c->pattern, c->pattern_len, kv_entry_key(e), kv_entry_key_len(e), false)) {
         return 0;
     }
     struct kv_item item;

@@ -39,11 +39,13 @@
 /* ---- Limits ------------------------------------------------------------ */
 
 /* Hard limits; a kv_config may only lower them. Like Redis's
- * proto-max-bulk-len, a key or value is at most 512 MiB; lengths are stored
- * in 32 bits. The configured default for keys is much smaller: a key travels
- * in every log entry, redirect and SCAN reply, and large keys are a mistake
- * far more often than a need. */
-#define KV_KEY_BYTES_LIMIT (512u << 20)
+ * proto-max-bulk-len, a value is at most 512 MiB; its length is stored in 32
+ * bits. A key is at most 512 KiB - 1 (Redis: 512 MiB): its length has 19
+ * bits, the access clock the rest of its word (kv_dict.h). The configured
+ * default for keys is much smaller: a key travels in every log entry,
+ * redirect and SCAN reply, and large keys are a mistake far more often than
+ * a need. */
+#define KV_KEY_BYTES_LIMIT ((1u << 19) - 1u)
 #define KV_VALUE_BYTES_LIMIT (512u << 20)
 #define KV_KEY_BYTES_DEFAULT (64u << 10)
 /* Keys per keyspace. What bounds it: the bucket array is a power of two of at
@@ -150,6 +152,10 @@ struct kv_config {
     uint32_t set_pack_value_bytes;
     uint32_t list_node_bytes;
     uint32_t list_node_items;
+    /* The time (ms) keys made before any kv_touch() were last
+     * accessed, such as a snapshot's keys as it loads (OBJECT IDLETIME
+     * counts from it). A replica's own, as the access clock is. */
+    int64_t clock_ms;
 };
 
 /* Sets the defaults (hard limits for values and keys count, the default key
@@ -192,6 +198,33 @@ bool kv_exists(const struct kv *kv, const void *key, size_t key_len, int64_t now
 /* The expiry of a live key (KV_NO_EXPIRY if none): KV_OK or KV_ENOTFOUND. */
 int kv_expire_get(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
                   int64_t *expire_ms);
+
+/* ---- The access clock (OBJECT IDLETIME) ---------------------------------
+ *
+ * Each key keeps the time of its last access in seconds modulo 2^24, as
+ * Redis's LRU clock does (it wraps every 194 days). It is a replica's own
+ * and no part of the content: not replicated, not in snapshots, DUMP
+ * payloads or digests, never a reason for replicas to differ in a reply
+ * of a write. A key made by a write starts at the keyspace's latest
+ * touch, one made by a snapshot load at kv_config.clock_ms; the command
+ * layer (cmd_exec) touches every key a command names after it runs. */
+
+/* Marks the live key as accessed at now_ms (a time before 1970 counts as
+ * 1970); false if it is absent
+ * or logically expired. Changes nothing else: no rehash step, no snapshot
+ * bucket written. So while a snapshot walk runs, a key whose bucket the
+ * walk has not yet written keeps its clock (kv.c says why); a write has
+ * written its bucket already (kv__find_for_write), so the keys a write
+ * changes are always touched. */
+bool kv_touch(struct kv *kv, const void *key, size_t key_len, int64_t now_ms);
+/* The same, as if the access had been idle_s seconds before now_ms (taken
+ * modulo 2^24, as Redis's RESTORE ... IDLETIME takes it). */
+bool kv_touch_idle(struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                   uint64_t idle_s);
+/* Seconds from the live key's last access to now_ms, in *seconds (exact
+ * below 2^24 s, modulo 2^24 beyond, as Redis's): KV_OK or KV_ENOTFOUND. */
+int kv_idle_seconds(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
+                    uint32_t *seconds);
 
 /* Prefetch hints for a batch of commands (no effect on any result): a
  * lookup of a key in a large keyspace waits on two cache misses, the

@@ -358,7 +358,7 @@ static void kv__elem_free(struct kv_coll *c, struct kv_entry *e) {
     size_t size = kv_entry_alloc_size(e);
     assert(c->memory_bytes >= size);
     c->memory_bytes -= size;
-    c->payload_bytes -= kv_coll_elem_payload(c->type, e->key_len, e->value_len);
+    c->payload_bytes -= kv_coll_elem_payload(c->type, kv_entry_key_len(e), e->value_len);
     free(e);
 }
 
@@ -412,10 +412,12 @@ struct kv_entry *kv_coll_elem_alloc(uint32_t field_len, uint32_t value_len) {
     struct kv_entry *e = malloc(size);
     if (e == NULL) return NULL;
     e->next = NULL;
-    e->key_len = field_len;
+    e->len.field_len = field_len;
     e->value_len = value_len;
     e->type = KV_TYPE_STRING;
     e->flags = 0;
+    e->clock_hi = 0; /* an element keeps no clock: these bits stay 0 */
+    e->clock_mid = 0;
     return e;
 }
 
@@ -431,7 +433,7 @@ static struct kv_entry *kv__elem_new(const void *field, uint32_t field_len, cons
 
 /* Links e (absent, counted by the caller) into the table. */
 static int kv__dict_link(struct kv_dict *d, struct kv_entry *e) {
-    uint64_t hash = kv_dict_hash(d, kv_entry_key(e), e->key_len);
+    uint64_t hash = kv_dict_hash(d, kv_entry_key(e), kv_entry_key_len(e));
     return kv_dict_insert(d, e, hash);
 }
 
@@ -492,10 +494,11 @@ static int kv__elem_replace(struct kv_coll *c, struct kv_pos pos, const void *va
         if (value_len > 0) memcpy((uint8_t *)kv_entry_value(old), value, value_len);
         return KV_OK;
     }
-    struct kv_entry *fresh = kv__elem_new(kv_entry_key(old), old->key_len, value, value_len);
+    struct kv_entry *fresh =
+        kv__elem_new(kv_entry_key(old), kv_entry_key_len(old), value, value_len);
     if (fresh == NULL) return KV_ENOMEM;
     c->memory_bytes += kv_entry_alloc_size(fresh);
-    c->payload_bytes += kv_coll_elem_payload(c->type, fresh->key_len, value_len);
+    c->payload_bytes += kv_coll_elem_payload(c->type, kv_entry_key_len(fresh), value_len);
     kv__elem_free(c, kv_dict_replace(pos, fresh));
     return KV_OK;
 }
@@ -611,7 +614,7 @@ int kv_coll_elem_link(struct kv *kv, struct kv_coll *c, struct kv_entry *e) {
     int rc;
     if (c->hset.enc != KV_HSET_DICT) { /* copied into the small encoding */
         bool created = false;
-        rc = kv__put(kv, c, kv_entry_key(e), e->key_len, kv_entry_value(e), e->value_len,
+        rc = kv__put(kv, c, kv_entry_key(e), kv_entry_key_len(e), kv_entry_value(e), e->value_len,
                      KV_PUT_NX, &created);
         if (rc == KV_ENOTSET) rc = KV_ECORRUPT;
         if (rc == KV_OK) free(e);
@@ -619,13 +622,13 @@ int kv_coll_elem_link(struct kv *kv, struct kv_coll *c, struct kv_entry *e) {
         return rc;
     }
     struct kv_dict *d = c->hset.dict;
-    uint64_t hash = kv_dict_hash(d, kv_entry_key(e), e->key_len);
-    if (kv_dict_lookup(d, hash, kv_entry_key(e), e->key_len) != NULL) return KV_ECORRUPT;
+    uint64_t hash = kv_dict_hash(d, kv_entry_key(e), kv_entry_key_len(e));
+    if (kv_dict_lookup(d, hash, kv_entry_key(e), kv_entry_key_len(e)) != NULL) return KV_ECORRUPT;
     (void)kv_dict_rehash(d, 1);
     rc = kv_dict_insert(d, e, hash);
     if (rc == KV_OK) {
         c->memory_bytes += kv_entry_alloc_size(e);
-        c->payload_bytes += kv_coll_elem_payload(c->type, e->key_len, e->value_len);
+        c->payload_bytes += kv_coll_elem_payload(c->type, kv_entry_key_len(e), e->value_len);
     }
     kv__coll_account(kv, c, mem, payload);
     return rc;
@@ -697,7 +700,7 @@ void kv_coll_discard(struct kv *kv, struct kv_coll *c) {
 
 static void kv__elem_view(const struct kv_entry *e, struct kv_elem *out) {
     out->field = kv_entry_key(e);
-    out->field_len = e->key_len;
+    out->field_len = kv_entry_key_len(e);
     out->transient = false;
     out->value = kv_entry_value(e);
     out->value_len = e->value_len;
@@ -914,9 +917,9 @@ static void kv__pick_key(uint64_t seed, uint64_t key[2]) {
 
 static int kv__pick_fn(void *ctx, const struct kv_entry *e) {
     struct kv__pick_ctx *p = ctx;
-    p->all[p->n] = (struct kv__pick){.hash = kv_dict_siphash(p->key, kv_entry_key(e), e->key_len,
-                                                             1, 3),
-                                     .bytes = kv_entry_key(e), .len = e->key_len, .e = e};
+    uint32_t len = kv_entry_key_len(e);
+    p->all[p->n] = (struct kv__pick){.hash = kv_dict_siphash(p->key, kv_entry_key(e), len, 1, 3),
+                                     .bytes = kv_entry_key(e), .len = len, .e = e};
     p->n++;
     return 0;
 }

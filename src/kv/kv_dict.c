@@ -180,7 +180,7 @@ static void kv__rehash_bucket(struct kv_dict *d, uint64_t index, uint64_t first_
         from->used--;
         to->used++;
         e = next;
-        if (e != NULL) hash = kv_dict_hash(d, kv_entry_key(e), e->key_len);
+        if (e != NULL) hash = kv_dict_hash(d, kv_entry_key(e), kv_entry_key_len(e));
     }
     from->buckets[index] = NULL;
 }
@@ -241,7 +241,7 @@ bool kv_dict_rehash(struct kv_dict *d, uint32_t n) {
         }
         for (uint32_t j = 0; j < k; j++) {
             const struct kv_entry *e = t0->buckets[at[j]];
-            hash[j] = kv_dict_hash(d, kv_entry_key(e), e->key_len);
+            hash[j] = kv_dict_hash(d, kv_entry_key(e), kv_entry_key_len(e));
             __builtin_prefetch(&t1->buckets[hash[j] & (t1->size - 1)], 1);
         }
         for (uint32_t j = 0; j < k; j++) kv__rehash_bucket(d, at[j], hash[j]);

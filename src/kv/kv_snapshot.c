@@ -220,19 +220,19 @@ static void kv__record(struct kv__bytes *b, const struct kv_entry *e) {
         b->failed = true;
         return;
     }
-    if (!kv__bytes_reserve(b, n + (size_t)e->key_len + (size_t)value_bytes + 4)) return;
+    if (!kv__bytes_reserve(b, n + (size_t)kv_entry_key_len(e) + (size_t)value_bytes + 4)) return;
     uint8_t *h = b->data + b->len;
     h[0] = e->type;
     h[1] = expire_ms != KV_NO_EXPIRY ? KV__RECORD_HAS_EXPIRY : 0;
-    kv__put32(h + 2, e->key_len);
+    kv__put32(h + 2, kv_entry_key_len(e));
     kv__put32(h + 6, kv__record_count(e));
     if (expire_ms != KV_NO_EXPIRY) {
         assert(expire_ms >= 0);
         kv__put64(h + KV__RECORD_FIXED, (uint64_t)expire_ms);
     }
-    memcpy(h + n, kv_entry_key(e), e->key_len);
-    kv__record_value(h + n + e->key_len, e, value_bytes);
-    size_t body = n + (size_t)e->key_len + (size_t)value_bytes;
+    memcpy(h + n, kv_entry_key(e), kv_entry_key_len(e));
+    kv__record_value(h + n + kv_entry_key_len(e), e, value_bytes);
+    size_t body = n + (size_t)kv_entry_key_len(e) + (size_t)value_bytes;
     uint32_t crc = crc32c(0, h, body);
     kv__put32(h + body, crc);
     b->len += body + 4;
@@ -319,13 +319,28 @@ int kv_walk_begin(struct kv *kv, uint64_t applied_index, bool threaded, struct k
     return KV_OK;
 }
 
-void kv_walk_touch(struct kv_walk *w, uint64_t hash) {
-    uint64_t cand[2];
+/* The numbers of the buckets (one or two) a key of this hash may be in. */
+static int kv__walk_candidates(const struct kv_walk *w, uint64_t hash, uint64_t cand[2]) {
     int n = 0;
     if (w->t[0].size > 0 && (hash & (w->t[0].size - 1)) >= w->skip) {
         cand[n++] = (hash & (w->t[0].size - 1)) - w->skip;
     }
     if (w->t[1].size > 0) cand[n++] = w->n0 + (hash & (w->t[1].size - 1));
+    return n;
+}
+
+bool kv_walk_written(const struct kv_walk *w, uint64_t hash) {
+    uint64_t cand[2];
+    int n = kv__walk_candidates(w, hash, cand);
+    for (int k = 0; k < n; k++) {
+        if (!kv__walk_is_done(w, cand[k])) return false;
+    }
+    return true;
+}
+
+void kv_walk_touch(struct kv_walk *w, uint64_t hash) {
+    uint64_t cand[2];
+    int n = kv__walk_candidates(w, hash, cand);
     for (int k = 0; k < n; k++) {
         if (kv__walk_is_done(w, cand[k])) continue;
         pthread_mutex_lock(&w->mu);
@@ -687,8 +702,8 @@ static int kv__read_record_head(struct kv__reader *r, const struct kv_config *c,
 }
 
 static int kv__link(struct kv__reader *r, struct kv *kv, struct kv_entry *e, uint64_t at) {
-    uint64_t hash = kv_dict_hash(&kv->dict, kv_entry_key(e), e->key_len);
-    if (kv_dict_lookup(&kv->dict, hash, kv_entry_key(e), e->key_len) != NULL) {
+    uint64_t hash = kv_dict_hash(&kv->dict, kv_entry_key(e), kv_entry_key_len(e));
+    if (kv_dict_lookup(&kv->dict, hash, kv_entry_key(e), kv_entry_key_len(e)) != NULL) {
         return kv__fail(r, KV_ECORRUPT, at, "duplicate key");
     }
     if (kv->dict.rehashing) (void)kv_dict_rehash(&kv->dict, 1); /* as every write does */

@@ -61,7 +61,7 @@ static double kv__escore(const struct kv_entry *e) {
 
 static void kv__eview(const struct kv_entry *e, struct kv_zelem *out) {
     out->member = kv_entry_key(e);
-    out->member_len = e->key_len;
+    out->member_len = kv_entry_key_len(e);
     out->score = kv__escore(e);
 }
 
@@ -708,13 +708,13 @@ static struct kv_entry *kv__entry_new(struct kv_coll *c, const void *m, uint32_t
  * tree at rank; on failure nothing is linked (the caller frees e). */
 static int kv__big_link(struct kv_coll *c, struct kv_entry *e, uint64_t rank) {
     struct kv_zbig *b = c->zset.big;
-    uint64_t hash = kv_dict_hash(&b->dict, kv_entry_key(e), e->key_len);
+    uint64_t hash = kv_dict_hash(&b->dict, kv_entry_key(e), kv_entry_key_len(e));
     int rc = kv_dict_insert(&b->dict, e, hash);
     if (rc != KV_OK) return rc;
     rc = kv__tree_insert(c, rank, e);
     if (rc != KV_OK) {
         struct kv_pos pos;
-        bool found = kv_dict_find(&b->dict, hash, kv_entry_key(e), e->key_len, &pos);
+        bool found = kv_dict_find(&b->dict, hash, kv_entry_key(e), kv_entry_key_len(e), &pos);
         assert(found);
         (void)found;
         (void)kv_dict_unlink(&b->dict, pos);
@@ -798,9 +798,9 @@ static void kv__pack_remove(struct kv_coll *c, uint64_t from, uint64_t to) {
 static void kv__big_remove_rank(struct kv_coll *c, uint64_t rank) {
     struct kv_zbig *b = c->zset.big;
     struct kv_entry *e = kv__tree_remove(c, rank);
-    uint64_t hash = kv_dict_hash(&b->dict, kv_entry_key(e), e->key_len);
+    uint64_t hash = kv_dict_hash(&b->dict, kv_entry_key(e), kv_entry_key_len(e));
     struct kv_pos pos;
-    bool found = kv_dict_find(&b->dict, hash, kv_entry_key(e), e->key_len, &pos);
+    bool found = kv_dict_find(&b->dict, hash, kv_entry_key(e), kv_entry_key_len(e), &pos);
     assert(found);
     (void)found;
     e = kv_dict_unlink(&b->dict, pos);

@@ -51,6 +51,7 @@ void shard_kv_config(const struct node *n, const struct shard *s, struct kv_conf
         node_redis_threshold(c, NODE_REDIS_SET_VALUE, KV_SET_PACK_VALUE_BYTES);
     kv_list_node_size(n->cfg.redis[NODE_REDIS_LIST_SIZE], &kc->list_node_bytes,
                       &kc->list_node_items);
+    kc->clock_ms = (int64_t)node_now_ms(n); /* a loaded snapshot's keys: idle from now */
 }
 
 static struct kv *shard__new_kv(const struct node *n, struct shard *s) {

@@ -2392,6 +2392,215 @@ TEST(function_libraries_in_snapshots) {
     kv_destroy(kv);
 }
 
+/* ---- The access clock (OBJECT IDLETIME) ---- */
+
+static uint32_t idle_of_bytes(const struct kv *kv, const char *key, size_t len, int64_t now_ms) {
+    uint32_t s = UINT32_MAX;
+    if (kv_idle_seconds(kv, key, len, now_ms, &s) != KV_OK) return UINT32_MAX;
+    return s;
+}
+
+static uint32_t idle_of(const struct kv *kv, const char *key, int64_t now_ms) {
+    return idle_of_bytes(kv, key, strlen(key), now_ms);
+}
+
+/* Seconds modulo 2^24, and the interval across a wrap exact (Redis's
+ * estimateObjectIdleTime() answers one second less there). */
+TEST(access_clock_wraps_and_counts_seconds) {
+    const int64_t wrap_ms = (INT64_C(1) << 24) * 1000;
+    CHECK_EQ_U64(kv_clock_at(0), 0);
+    CHECK_EQ_U64(kv_clock_at(999), 0);
+    CHECK_EQ_U64(kv_clock_at(1000), 1);
+    CHECK_EQ_U64(kv_clock_at(wrap_ms - 1), KV_CLOCK_MAX);
+    CHECK_EQ_U64(kv_clock_at(wrap_ms), 0);
+    CHECK_EQ_U64(kv_clock_at(wrap_ms + 5999), 5);
+    CHECK_EQ_U64(kv_clock_at(-5), 0); /* a time before 1970 (SHOAL.SCRIPT's argument) */
+    CHECK_EQ_U64(kv_clock_at(INT64_MIN), 0);
+    CHECK_EQ_U64(kv_clock_since(10, 10), 0);
+    CHECK_EQ_U64(kv_clock_since(10, 12), 2);
+    CHECK_EQ_U64(kv_clock_since(KV_CLOCK_MAX, 0), 1);
+    CHECK_EQ_U64(kv_clock_since(KV_CLOCK_MAX - 1, 1), 3);
+    CHECK_EQ_U64(kv_clock_since(0, KV_CLOCK_MAX), KV_CLOCK_MAX);
+    CHECK_EQ_U64(kv_clock_since(1, 0), KV_CLOCK_MAX); /* 2^24 - 1 s: the most it tells */
+    /* through the keyspace, touched 2 s before the wrap, asked 3 s after */
+    struct kv *kv = new_kv(3);
+    CHECK(kv_set(kv, "k", 1, "v", 1, KV_NO_EXPIRY, 0, wrap_ms - 2000) == KV_OK);
+    CHECK(kv_touch(kv, "k", 1, wrap_ms - 2000));
+    CHECK_EQ_U64(idle_of(kv, "k", wrap_ms - 1), 1);
+    CHECK_EQ_U64(idle_of(kv, "k", wrap_ms + 3000), 5);
+    CHECK(kv_touch(kv, "k", 1, -5)); /* stops nothing */
+    CHECK_EQ_U64(idle_of(kv, "k", -5), 0);
+    /* RESTORE ... IDLETIME: an access set back, modulo 2^24 s */
+    CHECK(kv_touch_idle(kv, "k", 1, wrap_ms + 3000, 10));
+    CHECK_EQ_U64(idle_of(kv, "k", wrap_ms + 3000), 10);
+    CHECK(kv_touch_idle(kv, "k", 1, T0, (UINT64_C(1) << 24) + 7));
+    CHECK_EQ_U64(idle_of(kv, "k", T0), 7);
+    kv_destroy(kv);
+}
+
+/* A touch sets the clock of a live key and nothing else: not the content
+ * (digest, snapshot), not the key length, type, flags or expiry that share
+ * its words, not an element's field length. */
+TEST(access_clock_is_touched_and_shares_no_content) {
+    struct kv_config c;
+    kv_config_default(&c);
+    c.key_bytes_max = KV_KEY_BYTES_LIMIT;
+    c.clock_ms = T0;
+    struct kv *kv = kv_create(&c);
+    CHECK(kv != NULL);
+    CHECK(kv_set(kv, "k", 1, "v", 1, KV_NO_EXPIRY, 0, T0) == KV_OK);
+    CHECK(kv_touch(kv, "k", 1, T0));
+    CHECK_EQ_U64(idle_of(kv, "k", T0 + 2500), 2);
+    CHECK(kv_touch(kv, "k", 1, T0 + 3000));
+    CHECK_EQ_U64(idle_of(kv, "k", T0 + 3000), 0);
+    CHECK_EQ_U64(idle_of(kv, "k", T0 + 4999), 1);
+    /* a stale hash hint (other bytes at the address a lookup hashed) */
+    CHECK(kv_set(kv, "k2", 2, "v", 1, KV_NO_EXPIRY, 0, T0) == KV_OK);
+    char buf[4] = "k";
+    CHECK(kv_exists(kv, buf, 1, T0 + 3000)); /* hints "k" at buf */
+    memcpy(buf, "k2", 2);
+    CHECK(kv_touch(kv, buf, 1, T0 + 3000)); /* "k" again: the hint is right */
+    CHECK(kv_touch(kv, buf, 2, T0 + 3000)); /* other length: no hint */
+    CHECK(kv_exists(kv, buf, 2, T0 + 3000));
+    buf[1] = 'z';
+    CHECK(!kv_touch(kv, buf, 2, T0 + 3000)); /* "kz": a stale hint, then none */
+    buf[1] = '2';
+    CHECK(kv_exists(kv, "k", 1, T0)); /* another address */
+    CHECK(kv_touch(kv, buf, 2, T0 + 3000));
+    CHECK_EQ_U64(idle_of(kv, "k2", T0 + 3000), 0);
+    CHECK(kv_delete(kv, "k2", 2, T0 + 3000) == KV_OK);
+    /* absent, or logically expired: no clock to tell */
+    CHECK(!kv_touch(kv, "nokey", 5, T0));
+    CHECK_EQ_U64(idle_of(kv, "nokey", T0), UINT32_MAX);
+    CHECK(kv_set(kv, "e", 1, "v", 1, T0 + 100, 0, T0) == KV_OK);
+    CHECK(!kv_touch(kv, "e", 1, T0 + 200));
+    CHECK_EQ_U64(idle_of(kv, "e", T0 + 200), UINT32_MAX);
+    /* a key made without a touch starts at the keyspace's latest touch
+     * (of "e", at T0 + 200: a touch that finds nothing still counts) */
+    CHECK(kv_set(kv, "new", 3, "v", 1, KV_NO_EXPIRY, 0, T0 + 9000) == KV_OK);
+    CHECK_EQ_U64(idle_of(kv, "new", T0 + 9000), 9);
+    /* the longest key, an expiry and a clock of all ones share the words */
+    char *big = malloc(KV_KEY_BYTES_LIMIT);
+    CHECK(big != NULL);
+    memset(big, 'b', KV_KEY_BYTES_LIMIT);
+    const int64_t ones_ms = (int64_t)KV_CLOCK_MAX * 1000;
+    CHECK(kv_set(kv, big, KV_KEY_BYTES_LIMIT, "value", 5, ones_ms + 60000, 0, T0) == KV_OK);
+    uint64_t digest = kv_digest(kv);
+    CHECK(kv_touch(kv, big, KV_KEY_BYTES_LIMIT, ones_ms));
+    CHECK_EQ_U64(kv_digest(kv), digest);
+    struct kv_item it;
+    CHECK(kv_get(kv, big, KV_KEY_BYTES_LIMIT, ones_ms, &it) == KV_OK);
+    CHECK(it.key_len == KV_KEY_BYTES_LIMIT && it.value_len == 5 && it.type == KV_TYPE_STRING);
+    CHECK(it.expire_ms == ones_ms + 60000 && memcmp(it.value, "value", 5) == 0);
+    CHECK(kv_touch(kv, big, KV_KEY_BYTES_LIMIT, ones_ms + 1000)); /* all ones to all zeros */
+    CHECK(kv_get(kv, big, KV_KEY_BYTES_LIMIT, ones_ms, &it) == KV_OK);
+    CHECK(it.key_len == KV_KEY_BYTES_LIMIT && it.expire_ms == ones_ms + 60000);
+    CHECK_EQ_U64(idle_of_bytes(kv, big, KV_KEY_BYTES_LIMIT, ones_ms + 1000), 0);
+    /* an element's field longer than any key keeps its 32-bit length */
+    uint32_t field_len = 600000;
+    char *field = malloc(field_len);
+    CHECK(field != NULL);
+    memset(field, 'f', field_len);
+    struct kv_coll *h = NULL;
+    CHECK(kv_coll_open(kv, "h", 1, T0, KV_TYPE_HASH, true, &h) == KV_OK);
+    CHECK(kv_coll_put(kv, h, field, field_len, "x", 1, 0, NULL) == KV_OK);
+    CHECK(kv_coll_put(kv, h, "small", 5, "y", 1, 0, NULL) == KV_OK);
+    CHECK(kv_touch(kv, "h", 1, ones_ms));
+    digest = kv_digest(kv);
+    CHECK(kv_touch(kv, "h", 1, T0 + 1000));
+    CHECK_EQ_U64(kv_digest(kv), digest);
+    /* a snapshot holds no clock: its keys count from the loader's clock_ms */
+    struct sink snap = {.fail_at = -1};
+    CHECK(kv_snapshot_write(kv, 5, sink_write, &snap) == KV_OK);
+    struct kv *back = NULL;
+    char err[256];
+    c.clock_ms = T0 + 50000;
+    CHECK(kv_snapshot_load_buffer(&c, snap.p, snap.len, &back, NULL, err, sizeof(err)) ==
+          KV_OK);
+    CHECK_EQ_U64(kv_digest(back), digest);
+    CHECK_EQ_U64(idle_of(back, "k", T0 + 52000), 2);
+    CHECK_EQ_U64(idle_of(back, "h", T0 + 52000), 2);
+    const struct kv_coll *hb = NULL;
+    CHECK(kv_coll_get(back, "h", 1, T0, KV_TYPE_HASH, &hb) == KV_OK);
+    struct kv_elem el;
+    CHECK(kv_coll_find(hb, field, field_len, &el) == KV_OK && el.value_len == 1);
+    kv_destroy(back);
+    free(snap.p);
+    free(field);
+    free(big);
+    kv_destroy(kv);
+}
+
+/* While a walk runs, a read's touch of a key whose bucket is not yet
+ * written is skipped (the writer may be reading that entry); a write's
+ * bucket is written first, so a write's touch lands. */
+TEST(access_clock_skips_buckets_a_walk_has_not_written) {
+    struct kv *kv = new_kv(11);
+    char k[32];
+    for (uint32_t i = 0; i < 1000; i++) {
+        int n = snprintf(k, sizeof(k), "key:%u", (unsigned)i);
+        CHECK(kv_set(kv, k, (size_t)n, "v", 1, KV_NO_EXPIRY, 0, T0) == KV_OK);
+        CHECK(kv_touch(kv, k, (size_t)n, T0));
+    }
+    struct sink s = {.fail_at = -1};
+    struct kv_walk *w = NULL;
+    CHECK(kv_walk_begin(kv, 1, false, &w) == KV_OK);
+    CHECK(kv_touch(kv, "key:1", 5, T0 + 5000));           /* a read: skipped */
+    CHECK_EQ_U64(idle_of(kv, "key:1", T0 + 5000), 5);
+    CHECK(kv_set(kv, "key:2", 5, "w", 1, KV_NO_EXPIRY, 0, T0 + 5000) == KV_OK);
+    CHECK(kv_touch(kv, "key:2", 5, T0 + 5000));           /* a write's: lands */
+    CHECK_EQ_U64(idle_of(kv, "key:2", T0 + 5000), 0);
+    bool done = false;
+    while (!done) CHECK(kv_walk_step(w, 64, sink_write, &s, &done) == KV_OK);
+    CHECK(kv_touch(kv, "key:1", 5, T0 + 6000)); /* written: the touch lands */
+    CHECK_EQ_U64(idle_of(kv, "key:1", T0 + 6000), 0);
+    kv_walk_end(kv, w);
+    free(s.p);
+    kv_destroy(kv);
+}
+
+struct touch_thread {
+    struct kv_walk *w;
+    struct sink s;
+    int rc;
+};
+
+static void *touch_thread_run(void *arg) {
+    struct touch_thread *t = arg;
+    bool done = false;
+    while (t->rc == KV_OK && !done) t->rc = kv_walk_step(t->w, 16, sink_write, &t->s, &done);
+    kv_walk_cancel(t->w);
+    return NULL;
+}
+
+/* Reads touching keys while the writer thread walks (the node's shape):
+ * the snapshot is the start's. Built with -fsanitize=thread this is where
+ * a touch that raced the writer would be reported. */
+TEST(access_clock_touches_beside_a_walk_on_a_thread) {
+    struct rand rng;
+    rand_seed(&rng, 77);
+    uint32_t keys = 50000;
+    struct kv *kv = walk_sample(5, &rng, keys);
+    CHECK(kv != NULL);
+    uint64_t digest = kv_digest(kv), count = kv_count(kv);
+    struct touch_thread t = {.s = {.fail_at = -1}, .rc = KV_OK};
+    CHECK(kv_walk_begin(kv, 77, true, &t.w) == KV_OK);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, touch_thread_run, &t) == 0);
+    for (int i = 0; i < 200000; i++) {
+        char k[32];
+        int n = snprintf(k, sizeof(k), "key:%u", (unsigned)rand_below(&rng, keys));
+        (void)kv_touch(kv, k, (size_t)n, T0 + 1000 + i);
+        if (i % 50 == 0) walk_change(kv, &rng, keys);
+    }
+    CHECK(pthread_join(th, NULL) == 0);
+    CHECK(t.rc == KV_OK);
+    kv_walk_end(kv, t.w);
+    CHECK(walk_loads_as(&t.s, digest, count));
+    kv_destroy(kv);
+    free(t.s.p);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(siphash_matches_reference_vectors),
@@ -2426,6 +2635,10 @@ int main(void) {
         TEST_ENTRY(lists_against_model),
         TEST_ENTRY(lists_of_large_items_against_model),
         TEST_ENTRY(list_deque_grows_and_shrinks_at_both_ends),
+        TEST_ENTRY(access_clock_wraps_and_counts_seconds),
+        TEST_ENTRY(access_clock_is_touched_and_shares_no_content),
+        TEST_ENTRY(access_clock_skips_buckets_a_walk_has_not_written),
+        TEST_ENTRY(access_clock_touches_beside_a_walk_on_a_thread),
         TEST_ENTRY(memory_per_key), /* last: the memory-only build runs just this */
     };
     int count = (int)(sizeof(cases) / sizeof(cases[0]));
