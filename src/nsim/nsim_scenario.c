@@ -1,0 +1,705 @@
+/* nsim_scenario.c: the whole-node simulator's scenarios (shoal-nsim
+ * --scenarios). Where a seed of nsim.c runs a random schedule and checks
+ * safety and liveness, a scenario drives one to three nodes turn by turn
+ * on a frozen clock (no network, no faults, no random draw) and checks a
+ * promise of the replication path (src/shard/shard.c) that no schedule
+ * shows in a history: which keys a batch prefetches, how many fsyncs a
+ * write costs, when the expiry cycle runs, which replica of a fresh group
+ * campaigns, what is logged, and the inbox and entry size limits. Each
+ * prints `FAIL name: why` when its promise is broken; the mutation tester
+ * (scripts/mutants.py) and `make test` (scripts/nsim-check.sh) run them.
+ * Internal to src/nsim/. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "node/node_int.h"
+#include "nsim/nsim.h"
+#include "router/slot.h"
+
+#define SC_NODES_MAX 3
+#define SC_GROUPS_MAX 8
+#define SC_EPOCH_MS 1700000000000ull
+#define SC_TURNS_MAX 100000 /* pumps and flushes per settle: more is a busy loop */
+
+struct sc_slot {
+    struct slot base;
+    bool answered;
+    uint32_t order; /* when it was answered, in replies of the world */
+    size_t len;
+    char data[200];
+};
+
+struct sc_world;
+
+struct sc_host {
+    struct sc_world *w;
+    uint8_t idx;
+    uint64_t id;
+    struct node *n;
+    struct nsim_fs *fs;
+    struct client *client;
+    jmp_buf jmp;
+    bool alive;
+    bool wake, flush;
+    uint32_t flushes; /* flush_submit() calls */
+    bool campaigned[SC_GROUPS_MAX]; /* sent a vote or pre-vote request, by group */
+    uint32_t role_lines[SC_GROUPS_MAX]; /* "group G: leader|follower, ..." lines */
+    char role_line[SC_GROUPS_MAX][160]; /* the last of them */
+    uint32_t dropped_lines; /* "dropped an invalid raft message" */
+};
+
+struct sc_world {
+    uint64_t now_ms;
+    uint32_t n_nodes;
+    struct sc_host hosts[SC_NODES_MAX];
+    struct node_config cfg;
+    uint32_t replies;
+    bool failed;
+    char why[400];
+};
+
+static void sc__fail(struct sc_world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sc__fail(struct sc_world *w, const char *fmt, ...) {
+    if (w->failed) return;
+    w->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->why, sizeof(w->why), fmt, ap);
+    va_end(ap);
+}
+
+/* ---- the host table ---- */
+
+static uint64_t sc__now_ms(void *ctx) { return SC_EPOCH_MS + ((struct sc_host *)ctx)->w->now_ms; }
+static uint64_t sc__mono_ms(void *ctx) { return ((struct sc_host *)ctx)->w->now_ms; }
+
+static void sc__log(void *ctx, const char *line) {
+    struct sc_host *h = ctx;
+    if (strstr(line, "dropped an invalid raft message") != NULL) h->dropped_lines++;
+    unsigned long long group;
+    char role[16];
+    if (sscanf(line, "group %llu: %15[a-z],", &group, role) == 2 && group < SC_GROUPS_MAX &&
+        (strcmp(role, "leader") == 0 || strcmp(role, "follower") == 0)) {
+        h->role_lines[group]++;
+        snprintf(h->role_line[group], sizeof(h->role_line[group]), "%s", line);
+    }
+}
+
+static void sc__fatal(void *ctx, const char *line) {
+    struct sc_host *h = ctx;
+    sc__fail(h->w, "node %llu stopped itself: %s", (unsigned long long)h->id, line);
+    longjmp(h->jmp, 1);
+}
+
+static void sc__wake(void *ctx) { ((struct sc_host *)ctx)->wake = true; }
+
+static void sc__flush_submit(void *ctx) {
+    struct sc_host *h = ctx;
+    h->flush = true;
+    h->flushes++;
+}
+
+/* No network: a message is only noted (a campaign's requests). */
+static void sc__peer_send(void *ctx, uint64_t group, const struct raft_msg *m) {
+    struct sc_host *h = ctx;
+    if ((m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE) && group < SC_GROUPS_MAX) {
+        h->campaigned[group] = true;
+    }
+}
+
+static void sc__nothing(void *ctx) { (void)ctx; }
+
+static void sc__reply(void *ctx, struct client *c, struct slot *s, const char *data, size_t len) {
+    struct sc_host *h = ctx;
+    (void)c;
+    struct sc_slot *ss = (struct sc_slot *)s;
+    if (ss->answered) sc__fail(h->w, "a request was answered twice");
+    ss->answered = true;
+    ss->order = ++h->w->replies;
+    ss->len = len < sizeof(ss->data) - 1 ? len : sizeof(ss->data) - 1;
+    memcpy(ss->data, data, ss->len);
+    ss->data[ss->len] = '\0';
+}
+
+static const struct node_host sc__host_table = {
+    .now_ms = sc__now_ms,
+    .mono_ms = sc__mono_ms,
+    .log = sc__log,
+    .fatal = sc__fatal,
+    .wake = sc__wake,
+    .flush_submit = sc__flush_submit,
+    .peer_send = sc__peer_send,
+    .peer_beat = sc__nothing,
+    .peer_flush = sc__nothing,
+    .reply = sc__reply,
+    .resume_clients = sc__nothing,
+    .release_replies = sc__nothing,
+};
+
+/* ---- calls into a node: a node_fatal() inside marks it down ---- */
+
+static void sc__down(struct sc_host *h) { h->alive = false; }
+
+static void sc__pump(struct sc_host *h) {
+    if (setjmp(h->jmp) != 0) return sc__down(h);
+    node_core_pump(h->n);
+}
+
+static void sc__flush(struct sc_host *h) {
+    if (setjmp(h->jmp) != 0) return sc__down(h);
+    node_core_flush_done(h->n, wal_flush_run(h->n->batch));
+}
+
+static void sc__tick(struct sc_host *h) {
+    if (setjmp(h->jmp) != 0) return sc__down(h);
+    node_core_tick(h->n);
+}
+
+static void sc__step(struct sc_host *h, struct shard *s, const struct raft_msg *m) {
+    if (setjmp(h->jmp) != 0) return sc__down(h);
+    shard_step(h->n, s, m);
+}
+
+static void sc__enqueue(struct sc_host *h, struct shard *s, struct slot *slot,
+                        const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv) {
+    if (setjmp(h->jmp) != 0) return sc__down(h);
+    if (def->flags & CMD_WRITE) shard_write(h->n, s, h->client, slot, argc, argv);
+    else shard_read(h->n, s, h->client, slot, def, argc, argv);
+}
+
+static void sc__close(struct sc_host *h) {
+    if (setjmp(h->jmp) != 0) return;
+    struct node *n = h->n;
+    if (n->flushing) {
+        int rc = wal_flush_end(n->wal, n->batch, WAL_EIO, NULL, NULL);
+        (void)rc;
+        n->batch = NULL;
+        n->flushing = false;
+    }
+    node_core_close(n);
+    block_free_all(n);
+}
+
+static bool sc__open(struct sc_host *h) {
+    if (setjmp(h->jmp) != 0) return false;
+    return node_core_open(h->n) == 0;
+}
+
+/* ---- the world ---- */
+
+/* n_nodes nodes (ids 1..n_nodes), each shard on `replicas` of them. */
+static void sc__world_init(struct sc_world *w, uint32_t n_nodes, uint32_t shards,
+                           uint32_t replicas) {
+    memset(w, 0, sizeof(*w));
+    w->n_nodes = n_nodes;
+    node_config_default(&w->cfg);
+    w->cfg.cluster_id = 7;
+    w->cfg.shards = shards;
+    w->cfg.replicas = replicas;
+    w->cfg.tick_ms = 10;
+    w->cfg.election_ticks = 10;
+    w->cfg.heartbeat_ticks = 2;
+    w->cfg.lease_read = false;
+    w->cfg.wal_segment_bytes = WAL_SEGMENT_BYTES_MIN; /* the simulated disk zeroes each */
+    w->cfg.n_members = n_nodes;
+    for (uint32_t i = 0; i < n_nodes; i++) {
+        struct node_member *m = &w->cfg.members[i];
+        m->id = i + 1;
+        snprintf(m->host, sizeof(m->host), "10.0.0.%u", i + 1);
+        m->client_port = 7001;
+        m->peer_port = 17001;
+        w->hosts[i].w = w;
+        w->hosts[i].idx = (uint8_t)i;
+        w->hosts[i].id = i + 1;
+        w->hosts[i].fs = nsim_fs_create();
+    }
+}
+
+static void sc__start(struct sc_world *w, struct sc_host *h) {
+    h->n = calloc(1, sizeof(*h->n));
+    h->client = calloc(1, sizeof(*h->client));
+    if (h->n == NULL || h->client == NULL) abort();
+    struct node *n = h->n;
+    n->cfg = w->cfg;
+    n->cfg.id = h->id;
+    snprintf(n->cfg.dir, sizeof(n->cfg.dir), "/node%llu", (unsigned long long)h->id);
+    n->self = node_config_member(&n->cfg, h->id);
+    nsim_fs_io(h->fs, &n->io);
+    n->snapshot_inline = true;
+    n->host = sc__host_table;
+    n->host.ctx = h;
+    n->start_ms = node_now_ms(n);
+    n->next_client_id = 1;
+    if (!sc__open(h)) {
+        sc__fail(w, "node %llu does not open", (unsigned long long)h->id);
+        return;
+    }
+    h->alive = true;
+    h->client->node = n;
+    h->client->proto = 2;
+    h->client->id = n->next_client_id++;
+    n->n_clients = 1;
+    for (uint32_t i = 0; i < w->n_nodes && n->map.n_shards > 1; i++) { /* every link up */
+        if (i == h->idx) continue;
+        n->peers[i].member = &n->cfg.members[i];
+        n->peers[i].connected = true;
+    }
+}
+
+static void sc__world_free(struct sc_world *w) {
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        struct sc_host *h = &w->hosts[i];
+        if (h->alive) sc__close(h);
+        if (h->client != NULL) free(h->client->last_write_index);
+        free(h->client);
+        free(h->n);
+        nsim_fs_destroy(h->fs);
+    }
+}
+
+/* Runs every node's turns (pumps when woken, flushes when submitted) on
+ * the frozen clock until none has anything to do. */
+static void sc__settle(struct sc_world *w) {
+    for (uint32_t turn = 0; turn < SC_TURNS_MAX && !w->failed; turn++) {
+        bool any = false;
+        for (uint32_t i = 0; i < w->n_nodes && !w->failed; i++) {
+            struct sc_host *h = &w->hosts[i];
+            if (!h->alive || (!h->wake && !h->flush)) continue;
+            any = true;
+            if (h->flush) {
+                h->flush = false;
+                sc__flush(h);
+            }
+            if (h->wake && h->alive) {
+                h->wake = false;
+                sc__pump(h);
+            }
+        }
+        if (!any) return;
+    }
+    sc__fail(w, "the nodes never went idle (%u turns on one millisecond)", SC_TURNS_MAX);
+}
+
+/* The clock moves ms milliseconds, one at a time: ticks, then turns. */
+static void sc__advance(struct sc_world *w, uint64_t ms) {
+    for (uint64_t i = 0; i < ms && !w->failed; i++) {
+        w->now_ms++;
+        if (w->now_ms % w->cfg.tick_ms != 0) continue;
+        for (uint32_t j = 0; j < w->n_nodes; j++) {
+            struct sc_host *h = &w->hosts[j];
+            if (h->alive) sc__tick(h);
+        }
+        sc__settle(w);
+    }
+}
+
+/* Node 1's replica of map index k (its only data shard: k = 0). */
+static struct shard *sc__shard(struct sc_world *w, uint32_t k) {
+    return w->hosts[0].alive ? w->hosts[0].n->shards[k] : NULL;
+}
+
+/* A one-node world with its data shard led and its no-op applied. */
+static struct shard *sc__single(struct sc_world *w, uint32_t shards) {
+    sc__world_init(w, 1, shards, 1);
+    sc__start(w, &w->hosts[0]);
+    sc__settle(w);
+    for (uint32_t ms = 0; ms < 2000 && !w->failed; ms += 10) {
+        struct shard *s = sc__shard(w, 0);
+        if (s != NULL && shard_is_leader(s) && s->applied == raft_last_index(s->raft) &&
+            s->applied > 0) {
+            return s;
+        }
+        sc__advance(w, 10);
+    }
+    sc__fail(w, "the one-node group elected no leader in 2 s");
+    return NULL;
+}
+
+/* Builds argv from a space-separated command (no argument has a space). */
+struct sc_cmd {
+    char text[400];
+    uint32_t argc;
+    struct resp_arg argv[40];
+};
+
+static void sc__parse(struct sc_cmd *c, const char *text) {
+    snprintf(c->text, sizeof(c->text), "%s", text);
+    c->argc = 0;
+    for (char *p = strtok(c->text, " "); p != NULL && c->argc < 40; p = strtok(NULL, " ")) {
+        c->argv[c->argc++] = (struct resp_arg){p, strlen(p)};
+    }
+}
+
+/* Queues a command of node 1's client at shard s (as client.c routes it);
+ * it runs at the next settle. */
+static void sc__send_args(struct sc_world *w, struct shard *s, struct sc_slot *slot,
+                          uint32_t argc, const struct resp_arg *argv) {
+    struct sc_host *h = &w->hosts[0];
+    memset(slot, 0, sizeof(*slot));
+    const struct cmd_def *def = cmd_lookup(argv[0].data, argv[0].len);
+    if (def == NULL) abort();
+    if (h->alive) sc__enqueue(h, s, &slot->base, def, argc, argv);
+}
+
+static void sc__send(struct sc_world *w, struct shard *s, struct sc_slot *slot, const char *text) {
+    struct sc_cmd c;
+    sc__parse(&c, text);
+    sc__send_args(w, s, slot, c.argc, c.argv);
+}
+
+/* Sends one command, settles, and checks its reply starts with `want`. */
+static void sc__expect(struct sc_world *w, struct shard *s, const char *text, const char *want) {
+    struct sc_slot slot;
+    sc__send(w, s, &slot, text);
+    sc__settle(w);
+    if (w->failed) return;
+    if (!slot.answered || strncmp(slot.data, want, strlen(want)) != 0) {
+        sc__fail(w, "%s: answered %s, expected %s", text, slot.answered ? slot.data : "nothing",
+                 want);
+    }
+}
+
+/* ---- the scenarios ---- */
+
+/* Reads served together prefetch each one's keys (the first 16 of a
+ * read), bucket stage then entry stage; a read without keys and a read
+ * served alone prefetch nothing (shard.c, shard__serve_reads). */
+static void sc_prefetch_reads(struct sc_world *w) {
+    struct shard *s = sc__single(w, 1);
+    if (s == NULL) return;
+    sc__expect(w, s, "SET a 1", "+OK");
+    sc__expect(w, s, "HSET h f v", ":1");
+    if (w->failed) return;
+    char mget[400] = "MGET";
+    for (int i = 0; i < 20; i++) snprintf(mget + strlen(mget), sizeof(mget) - strlen(mget), " m%d", i);
+    const char *batch[] = {"GET a", "HGET h f", mget, "DBSIZE", "GETRANGE a 0 -1"};
+    uint64_t want = 1 + 1 + 16 + 0 + 1; /* GETRANGE: its key only, not its offsets */
+    struct sc_slot slots[5];
+    uint64_t p0 = kv_prefetches(s->kv, 0), p1 = kv_prefetches(s->kv, 1);
+    for (int i = 0; i < 5; i++) sc__send(w, s, &slots[i], batch[i]);
+    sc__settle(w);
+    for (int i = 0; i < 5 && !w->failed; i++) {
+        if (!slots[i].answered) sc__fail(w, "%s was not answered", batch[i]);
+    }
+    if (w->failed) return;
+    uint64_t d0 = kv_prefetches(s->kv, 0) - p0, d1 = kv_prefetches(s->kv, 1) - p1;
+    if (d0 != want || d1 != want) {
+        sc__fail(w, "five reads served together prefetched %llu keys at the bucket stage and "
+                    "%llu at the entry stage, expected %llu each",
+                 (unsigned long long)d0, (unsigned long long)d1, (unsigned long long)want);
+        return;
+    }
+    p0 = kv_prefetches(s->kv, 0);
+    p1 = kv_prefetches(s->kv, 1);
+    sc__expect(w, s, "GET a", "$1");
+    if (!w->failed && (kv_prefetches(s->kv, 0) != p0 || kv_prefetches(s->kv, 1) != p1)) {
+        sc__fail(w, "a read served alone prefetched its key");
+    }
+}
+
+/* Sends `count` commands in one turn and settles; the prefetches (each
+ * stage) and the flushes submitted meanwhile. */
+static void sc__write_batch(struct sc_world *w, struct shard *s, const char *const *cmds,
+                            int count, uint64_t *prefetched, uint32_t *flushes) {
+    struct sc_slot slots[8];
+    uint64_t p0 = kv_prefetches(s->kv, 0), p1 = kv_prefetches(s->kv, 1);
+    uint32_t f = w->hosts[0].flushes;
+    for (int i = 0; i < count; i++) sc__send(w, s, &slots[i], cmds[i]);
+    sc__settle(w);
+    for (int i = 0; i < count && !w->failed; i++) {
+        if (!slots[i].answered || slots[i].data[0] == '-') {
+            sc__fail(w, "%s: answered %s", cmds[i], slots[i].answered ? slots[i].data : "nothing");
+        }
+    }
+    uint64_t d0 = kv_prefetches(s->kv, 0) - p0, d1 = kv_prefetches(s->kv, 1) - p1;
+    if (!w->failed && d0 != d1) {
+        sc__fail(w, "%d writes: %llu keys prefetched at the bucket stage, %llu at the entry "
+                    "stage", count, (unsigned long long)d0, (unsigned long long)d1);
+    }
+    *prefetched = d0;
+    *flushes = w->hosts[0].flushes - f;
+}
+
+/* Entries committed together (two or more) prefetch their first keys,
+ * commands without keys nothing (shard__prefetch_committed); a batch of
+ * writes costs one flush: the hard state that only moves the commit index
+ * rides with the next append (shard__persist). */
+static void sc_prefetch_writes(struct sc_world *w) {
+    struct shard *s = sc__single(w, 1);
+    if (s == NULL) return;
+    static const char *const five[] = {"SET w1 1", "SET w2 2", "SET w3 3", "SET w4 4",
+                                       "SET w5 5"};
+    static const char *const two[] = {"SET w1 1", "SET w2 2"};
+    static const char *const one[] = {"SET w1 1"};
+    static const char *const keyless[] = {"SET w1 1", "FLUSHALL", "SET w2 2"};
+    struct {
+        const char *const *cmds;
+        int count;
+        uint64_t want;
+    } cases[] = {{five, 5, 5}, {two, 2, 2}, {one, 1, 0}, {keyless, 3, 2}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]) && !w->failed; i++) {
+        uint64_t got;
+        uint32_t flushes;
+        sc__write_batch(w, s, cases[i].cmds, cases[i].count, &got, &flushes);
+        if (w->failed) return;
+        if (got != cases[i].want) {
+            sc__fail(w, "%d writes committed together (%s ...) prefetched %llu keys, expected "
+                        "%llu", cases[i].count, cases[i].cmds[0], (unsigned long long)got,
+                     (unsigned long long)cases[i].want);
+        } else if (flushes != 1) {
+            sc__fail(w, "%d writes committed together (%s ...) cost %u flushes, expected one",
+                     cases[i].count, cases[i].cmds[0], flushes);
+        }
+    }
+}
+
+/* A client's read after its own write, of a key in another slot, runs
+ * after the write applied (shard__propose records the write's index). */
+static void sc_read_after_write(struct sc_world *w) {
+    struct shard *s = sc__single(w, 1);
+    if (s == NULL) return;
+    if (slot_of_key("a", 1) == slot_of_key("b", 1)) abort();
+    struct sc_slot write, read;
+    sc__send(w, s, &write, "SET a 1");
+    sc__send(w, s, &read, "GET b");
+    sc__settle(w);
+    if (w->failed) return;
+    if (!write.answered || !read.answered) {
+        sc__fail(w, "SET a then GET b: %s answered", !write.answered ? "SET" : "GET");
+    } else if (read.order < write.order) {
+        sc__fail(w, "a client's GET b after its SET a ran before the SET applied");
+    }
+}
+
+/* The leader's expiry cycle runs every 100 ms of its advances, proposes up
+ * to NODE_EXPIRE_BATCH deletions at once, wakes its node to send them, and
+ * counts each key it deleted (INFO's expired_keys). */
+static void sc_expire(struct sc_world *w) {
+    struct shard *s = sc__single(w, 1);
+    if (s == NULL) return;
+    char cmd[64];
+    for (int i = 0; i < 20 && !w->failed; i++) {
+        snprintf(cmd, sizeof(cmd), "SET e%d v PX 30", i);
+        sc__expect(w, s, cmd, "+OK");
+    }
+    uint64_t keys = kv_count(s->kv);
+    uint64_t expired = w->hosts[0].n->stats.expired;
+    if (w->failed) return;
+    /* the keys were written at most 60 ms after the last cycle: 99 ms
+     * after it they have expired (the clock jumps there, with no tick) */
+    uint64_t cycle = s->expire_proposed_at;
+    if (w->now_ms + SC_EPOCH_MS > cycle + 60) {
+        sc__fail(w, "the last expiry cycle (%llu ms ago) is too old for the test",
+                 (unsigned long long)(w->now_ms + SC_EPOCH_MS - cycle));
+        return;
+    }
+    w->now_ms = cycle - SC_EPOCH_MS + 99; /* a write's advance 99 ms after the cycle: none */
+    sc__expect(w, s, "SET x 1", "+OK");
+    if (!w->failed && kv_count(s->kv) != keys + 1) {
+        sc__fail(w, "an expiry cycle ran 99 ms after the last one");
+        return;
+    }
+    w->now_ms++; /* 100 ms after it: the cycle deletes every expired key at once */
+    sc__expect(w, s, "SET y 1", "+OK");
+    if (w->failed) return;
+    uint64_t deleted = keys + 2 - kv_count(s->kv);
+    uint64_t counted = w->hosts[0].n->stats.expired - expired;
+    if (deleted != 20) {
+        sc__fail(w, "the expiry cycle 100 ms after the last deleted %llu of 20 expired keys",
+                 (unsigned long long)deleted);
+    } else if (counted != deleted) {
+        sc__fail(w, "%llu expired keys deleted, %llu counted", (unsigned long long)deleted,
+                 (unsigned long long)counted);
+    }
+}
+
+/* Log lines: a replica logs its role once per change of role or leader,
+ * naming it; an invalid peer message is logged only when verbose. */
+static void sc_log_lines(struct sc_world *w) {
+    struct shard *s = sc__single(w, 1);
+    if (s == NULL) return;
+    struct sc_host *h = &w->hosts[0];
+    uint64_t g = s->group;
+    if (h->role_lines[g] == 0 || strstr(h->role_line[g], ": leader, leader 1,") == NULL) {
+        sc__fail(w, "the new leader's last role line is \"%s\"", h->role_line[g]);
+        return;
+    }
+    uint32_t lines = h->role_lines[g];
+    for (int i = 0; i < 5 && !w->failed; i++) sc__expect(w, s, "SET a 1", "+OK");
+    sc__advance(w, 100);
+    if (!w->failed && h->role_lines[g] != lines) {
+        sc__fail(w, "%u more role lines with no change of role or leader",
+                 h->role_lines[g] - lines);
+        return;
+    }
+    /* an answer of an older term is dropped silently (raft_step: OK), a
+     * message type past the last is refused */
+    struct raft_msg valid = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 0};
+    struct raft_msg invalid = valid;
+    invalid.type = 99;
+    struct {
+        const struct raft_msg *m;
+        bool verbose;
+        uint32_t want;
+    } cases[] = {{&valid, true, 0}, {&invalid, true, 1}, {&invalid, false, 0}, {&valid, false, 0}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]) && !w->failed; i++) {
+        h->n->cfg.verbose = cases[i].verbose;
+        uint32_t before = h->dropped_lines;
+        sc__step(h, s, cases[i].m);
+        sc__settle(w);
+        if (!w->failed && h->dropped_lines - before != cases[i].want) {
+            sc__fail(w, "a%s peer message (verbose %s) logged \"dropped an invalid raft "
+                        "message\" %u times",
+                     cases[i].m == &valid ? " valid" : "n invalid",
+                     cases[i].verbose ? "on" : "off", h->dropped_lines - before);
+        }
+    }
+}
+
+/* Limits: a replica's inbox holds NODE_INBOX_MAX messages a turn; an
+ * entry of exactly SHARD's 32 MiB is proposed, one byte more refused; a
+ * replica with nothing to do takes no ready; a write to a replica that
+ * does not lead is refused as "no longer the leader". */
+static void sc_limits(struct sc_world *w) {
+    sc__world_init(w, 1, 1, 1);
+    sc__start(w, &w->hosts[0]);
+    struct shard *f = sc__shard(w, 0);
+    if (f == NULL || shard_is_leader(f)) {
+        sc__fail(w, "a fresh one-node group is led before its first tick");
+        return;
+    }
+    sc__expect(w, f, "SET a 1", "-TRYAGAIN this node is no longer the leader");
+    sc__world_free(w);
+    struct shard *s = sc__single(w, 1);
+    if (s == NULL) return;
+    struct sc_host *h = &w->hosts[0];
+    struct raft_msg m = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 0};
+    for (uint32_t i = 0; i < NODE_INBOX_MAX + 1 && h->alive; i++) sc__step(h, s, &m);
+    if (s->n_inbox != NODE_INBOX_MAX) {
+        sc__fail(w, "%u messages stepped in one turn left %u in the inbox, the limit is %u",
+                 NODE_INBOX_MAX + 1, s->n_inbox, NODE_INBOX_MAX);
+        return;
+    }
+    sc__settle(w);
+    if (w->failed) return;
+    if (shard_pump(h->n, s, false) || s->in_ready) {
+        sc__fail(w, "an idle replica took a ready");
+        return;
+    }
+    /* SET k <value>: the value's length that makes the entry 32 MiB */
+    const size_t max = 32u << 20;
+    struct resp_arg argv[3] = {{"SET", 3}, {"k", 1}, {NULL, 0}};
+    size_t len = max;
+    for (int i = 0; i < 8; i++) {
+        argv[2].len = len;
+        size_t size = cmd_entry_size(3, argv);
+        if (size == max) break;
+        len = size > max ? len - (size - max) : len + (max - size);
+    }
+    argv[2].len = len;
+    if (cmd_entry_size(3, argv) != max) abort();
+    char *value = malloc(len + 1);
+    if (value == NULL) abort();
+    memset(value, 'v', len + 1);
+    argv[2].data = value;
+    struct sc_slot big, bigger;
+    sc__send_args(w, s, &big, 3, argv);
+    sc__settle(w);
+    argv[2].len = len + 1;
+    sc__send_args(w, s, &bigger, 3, argv);
+    sc__settle(w);
+    free(value);
+    if (w->failed) return;
+    if (!big.answered || strcmp(big.data, "+OK\r\n") != 0) {
+        sc__fail(w, "an entry of exactly 32 MiB: answered %s", big.answered ? big.data : "nothing");
+    } else if (!bigger.answered || strstr(bigger.data, "too large") == NULL) {
+        sc__fail(w, "an entry one byte over 32 MiB: answered %s",
+                 bigger.answered ? bigger.data : "nothing");
+    }
+}
+
+/* A fresh cluster of several shards: each data group's first replica
+ * campaigns at once (node_core__balance), no other replica, nor group 0;
+ * a fresh one-shard cluster waits for its election timeout. */
+static void sc_campaign(struct sc_world *w) {
+    for (uint32_t shards = 1; shards <= 2 && !w->failed; shards++) {
+        if (shards == 2) sc__world_free(w);
+        sc__world_init(w, 3, shards, 3);
+        for (uint32_t i = 0; i < 3; i++) sc__start(w, &w->hosts[i]);
+        sc__settle(w);
+        sc__advance(w, 30); /* three ticks: no election timeout yet */
+        for (uint32_t i = 0; i < 3 && !w->failed; i++) {
+            const struct node *n = w->hosts[i].n;
+            for (uint32_t k = 0; k <= n->map.n_shards && !w->failed; k++) {
+                const struct shard *s = k < n->map.n_shards ? n->shards[k] : n->meta;
+                if (s == NULL || s->group >= SC_GROUPS_MAX) continue;
+                bool want = shards > 1 && k < n->map.n_shards && s->replicas[0] == n->cfg.id;
+                if (w->hosts[i].campaigned[s->group] != want) {
+                    sc__fail(w, "fresh cluster of %u shards: node %llu %s for group %llu in its "
+                                "first 30 ms", shards, (unsigned long long)n->cfg.id,
+                             want ? "did not campaign" : "campaigned",
+                             (unsigned long long)s->group);
+                }
+            }
+        }
+    }
+}
+
+/* A write to group 0 (SHOAL.PREFER's path, meta_cmd.c) records the
+ * client's last write at group 0's map index (n_shards). */
+static void sc_group0_write(struct sc_world *w) {
+    struct shard *s = sc__single(w, 2);
+    if (s == NULL) return;
+    struct node *n = w->hosts[0].n;
+    for (uint32_t ms = 0; ms < 2000 && !shard_is_leader(n->meta) && !w->failed; ms += 10) {
+        sc__advance(w, 10);
+    }
+    if (w->failed) return;
+    sc__expect(w, n->meta, "SET g0 1", "+OK");
+    if (!w->failed && w->hosts[0].client->last_write_index[n->map.n_shards] == 0) {
+        sc__fail(w, "a write to group 0 left no record of its index");
+    }
+}
+
+static const struct {
+    const char *name;
+    void (*run)(struct sc_world *w);
+} sc__all[] = {
+    {"prefetch_reads", sc_prefetch_reads},
+    {"prefetch_writes", sc_prefetch_writes},
+    {"read_after_write", sc_read_after_write},
+    {"expire", sc_expire},
+    {"log_lines", sc_log_lines},
+    {"limits", sc_limits},
+    {"campaign", sc_campaign},
+    {"group0_write", sc_group0_write},
+};
+
+int nsim_scenarios(void) {
+    int failed = 0;
+    size_t count = sizeof(sc__all) / sizeof(sc__all[0]);
+    for (size_t i = 0; i < count; i++) {
+        struct sc_world *w = calloc(1, sizeof(*w));
+        if (w == NULL) abort();
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        sc__all[i].run(w);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (w->failed) {
+            printf("FAIL %s: %s\n", sc__all[i].name, w->why);
+            failed++;
+        } else {
+            printf("ok %s (%ld ms)\n", sc__all[i].name, ms);
+        }
+        fflush(stdout);
+        sc__world_free(w);
+        free(w);
+    }
+    printf("scenarios: %zu passed, %d failed\n", count - (size_t)failed, failed);
+    return failed ? 1 : 0;
+}
