@@ -50,6 +50,12 @@ struct sc_host {
     uint32_t role_lines[SC_GROUPS_MAX]; /* "group G: leader|follower, ..." lines */
     char role_line[SC_GROUPS_MAX][160]; /* the last of them */
     uint32_t dropped_lines; /* "dropped an invalid raft message" */
+    bool in_flush_done;     /* inside node_core_flush_done() */
+    /* the first append of the highest term it led in, by group: that
+     * term, and whether it left only once the ready's fsync had ended */
+    uint64_t append_term[SC_GROUPS_MAX];
+    bool append_after_fsync[SC_GROUPS_MAX];
+    bool entries_unflushed; /* frames carrying entries not yet written (peer_flush) */
 };
 
 struct sc_world {
@@ -58,6 +64,7 @@ struct sc_world {
     struct sc_host hosts[SC_NODES_MAX];
     struct node_config cfg;
     uint32_t replies;
+    bool deliver; /* messages reach their replica at once (no network faults) */
     bool failed;
     char why[400];
 };
@@ -103,11 +110,39 @@ static void sc__flush_submit(void *ctx) {
     h->flushes++;
 }
 
-/* No network: a message is only noted (a campaign's requests). */
+static void sc__step(struct sc_host *h, struct shard *s, const struct raft_msg *m);
+static void sc__heard(struct sc_host *h, uint64_t from);
+
+/* A message is noted (a campaign's requests, a new leader's first append,
+ * entries to flush) and, if the world delivers, stepped into its replica
+ * at once. */
 static void sc__peer_send(void *ctx, uint64_t group, const struct raft_msg *m) {
     struct sc_host *h = ctx;
-    if ((m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE) && group < SC_GROUPS_MAX) {
-        h->campaigned[group] = true;
+    struct sc_world *w = h->w;
+    if (group >= SC_GROUPS_MAX) return;
+    if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE) h->campaigned[group] = true;
+    if (m->type == RAFT_MSG_APPEND && m->term > h->append_term[group]) {
+        h->append_term[group] = m->term;
+        h->append_after_fsync[group] = h->in_flush_done;
+    }
+    if (m->n_entries > 0 || m->type == RAFT_MSG_SNAPSHOT) h->entries_unflushed = true;
+    if (!w->deliver || m->to == 0 || m->to > w->n_nodes) return;
+    struct sc_host *to = &w->hosts[m->to - 1];
+    struct shard *s = to->alive ? node_shard_of_group(to->n, group) : NULL;
+    if (s == NULL) return;
+    sc__heard(to, h->id);
+    if (to->alive) sc__step(to, s, m);
+}
+
+static void sc__peer_flush(void *ctx) { ((struct sc_host *)ctx)->entries_unflushed = false; }
+
+/* The turn's replies leave: frames carrying entries must have been
+ * written before them (they start the followers' fsyncs). */
+static void sc__release_replies(void *ctx) {
+    struct sc_host *h = ctx;
+    if (h->entries_unflushed) {
+        sc__fail(h->w, "node %llu wrote a turn's replies before its frames carrying entries",
+                 (unsigned long long)h->id);
     }
 }
 
@@ -134,10 +169,10 @@ static const struct node_host sc__host_table = {
     .flush_submit = sc__flush_submit,
     .peer_send = sc__peer_send,
     .peer_beat = sc__nothing,
-    .peer_flush = sc__nothing,
+    .peer_flush = sc__peer_flush,
     .reply = sc__reply,
     .resume_clients = sc__nothing,
-    .release_replies = sc__nothing,
+    .release_replies = sc__release_replies,
 };
 
 /* ---- calls into a node: a node_fatal() inside marks it down ---- */
@@ -151,7 +186,9 @@ static void sc__pump(struct sc_host *h) {
 
 static void sc__flush(struct sc_host *h) {
     if (setjmp(h->jmp) != 0) return sc__down(h);
+    h->in_flush_done = true;
     node_core_flush_done(h->n, wal_flush_run(h->n->batch));
+    h->in_flush_done = false;
 }
 
 static void sc__tick(struct sc_host *h) {
@@ -162,6 +199,11 @@ static void sc__tick(struct sc_host *h) {
 static void sc__step(struct sc_host *h, struct shard *s, const struct raft_msg *m) {
     if (setjmp(h->jmp) != 0) return sc__down(h);
     shard_step(h->n, s, m);
+}
+
+static void sc__heard(struct sc_host *h, uint64_t from) {
+    if (setjmp(h->jmp) != 0) return sc__down(h);
+    node_core_heard(h->n, from);
 }
 
 static void sc__enqueue(struct sc_host *h, struct shard *s, struct slot *slot,
@@ -665,6 +707,52 @@ static void sc_group0_write(struct sc_world *w) {
     }
 }
 
+/* A group of three over a network that loses nothing: the new leader's
+ * first appends leave while its fsync runs, not after it (shard_pump,
+ * sent_early); frames carrying entries are written at once, before the
+ * turn's replies (shard__send_now; checked in sc__release_replies). */
+static void sc_leader_sends(struct sc_world *w) {
+    sc__world_init(w, 3, 1, 3);
+    w->deliver = true;
+    for (uint32_t i = 0; i < 3; i++) sc__start(w, &w->hosts[i]);
+    sc__settle(w);
+    struct sc_host *leader = NULL;
+    for (uint32_t ms = 0; ms < 3000 && leader == NULL && !w->failed; ms += 10) {
+        sc__advance(w, 10);
+        for (uint32_t i = 0; i < 3; i++) {
+            const struct shard *s = w->hosts[i].alive ? w->hosts[i].n->shards[0] : NULL;
+            if (s != NULL && shard_is_leader(s) && s->applied == raft_last_index(s->raft)) {
+                leader = &w->hosts[i];
+            }
+        }
+    }
+    if (w->failed) return;
+    if (leader == NULL) {
+        sc__fail(w, "the group of three elected no leader in 3 s");
+        return;
+    }
+    struct shard *s = leader->n->shards[0];
+    uint64_t g = s->group;
+    if (leader->append_term[g] != raft_term(s->raft)) {
+        sc__fail(w, "the leader of term %llu sent no append in it",
+                 (unsigned long long)raft_term(s->raft));
+    } else if (leader->append_after_fsync[g]) {
+        sc__fail(w, "the new leader's first appends left only after its fsync");
+    }
+    for (int i = 0; i < 5 && !w->failed; i++) {
+        struct sc_slot slot;
+        memset(&slot, 0, sizeof(slot));
+        struct sc_cmd c;
+        sc__parse(&c, "SET a 1");
+        const struct cmd_def *def = cmd_lookup("set", 3);
+        sc__enqueue(leader, s, &slot.base, def, c.argc, c.argv);
+        sc__settle(w);
+        if (!w->failed && (!slot.answered || strcmp(slot.data, "+OK\r\n") != 0)) {
+            sc__fail(w, "SET at the leader: answered %s", slot.answered ? slot.data : "nothing");
+        }
+    }
+}
+
 static const struct {
     const char *name;
     void (*run)(struct sc_world *w);
@@ -677,6 +765,7 @@ static const struct {
     {"limits", sc_limits},
     {"campaign", sc_campaign},
     {"group0_write", sc_group0_write},
+    {"leader_sends", sc_leader_sends},
 };
 
 int nsim_scenarios(void) {
