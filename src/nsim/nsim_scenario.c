@@ -56,6 +56,8 @@ struct sc_host {
     uint64_t append_term[SC_GROUPS_MAX];
     bool append_after_fsync[SC_GROUPS_MAX];
     bool entries_unflushed; /* frames carrying entries not yet written (peer_flush) */
+    bool hold_flush;        /* a slow disk: sc__settle leaves its flush in flight */
+    uint32_t collections;   /* snapshot marks whose WAL collection ran (sc__flush) */
 };
 
 struct sc_world {
@@ -184,11 +186,45 @@ static void sc__pump(struct sc_host *h) {
     node_core_pump(h->n);
 }
 
-static void sc__flush(struct sc_host *h) {
+static void sc__flush_done(struct sc_host *h) {
     if (setjmp(h->jmp) != 0) return sc__down(h);
     h->in_flush_done = true;
     node_core_flush_done(h->n, wal_flush_run(h->n->batch));
     h->in_flush_done = false;
+}
+
+/* A flush ends. A replica whose snapshot mark rides in this batch or an
+ * earlier one collects its WAL now (shard_flushed), one whose mark rides
+ * in a later batch not yet: the mark is not durable. */
+static void sc__flush(struct sc_host *h) {
+    struct node *n = h->n;
+    uint64_t batch = n->batch_seq;
+    uint32_t count = n->n_local + (n->meta != NULL);
+    bool due[SC_GROUPS_MAX];
+    uint64_t at[SC_GROUPS_MAX];
+    for (uint32_t i = 0; i < count && i < SC_GROUPS_MAX; i++) {
+        const struct shard *s = i < n->n_local ? n->local[i] : n->meta;
+        due[i] = s->gc_due;
+        at[i] = s->gc_batch;
+    }
+    sc__flush_done(h);
+    for (uint32_t i = 0; i < count && i < SC_GROUPS_MAX && h->alive; i++) {
+        const struct shard *s = i < n->n_local ? n->local[i] : n->meta;
+        if (!due[i]) continue;
+        bool still = s->gc_due && s->gc_batch == at[i];
+        if (batch >= at[i] && still) {
+            sc__fail(h->w, "node %llu group %llu: batch %llu carried its snapshot mark and "
+                           "ended, the WAL was not collected",
+                     (unsigned long long)h->id, (unsigned long long)s->group,
+                     (unsigned long long)batch);
+        } else if (batch < at[i] && !still) {
+            sc__fail(h->w, "node %llu group %llu: the WAL was collected at the end of batch "
+                           "%llu, before batch %llu made its snapshot mark durable",
+                     (unsigned long long)h->id, (unsigned long long)s->group,
+                     (unsigned long long)batch, (unsigned long long)at[i]);
+        }
+        if (batch >= at[i]) h->collections++;
+    }
 }
 
 static void sc__tick(struct sc_host *h) {
@@ -310,9 +346,10 @@ static void sc__settle(struct sc_world *w) {
         bool any = false;
         for (uint32_t i = 0; i < w->n_nodes && !w->failed; i++) {
             struct sc_host *h = &w->hosts[i];
-            if (!h->alive || (!h->wake && !h->flush)) continue;
+            bool flush = h->flush && !h->hold_flush;
+            if (!h->alive || (!h->wake && !flush)) continue;
             any = true;
-            if (h->flush) {
+            if (flush) {
                 h->flush = false;
                 sc__flush(h);
             }
@@ -753,6 +790,58 @@ static void sc_leader_sends(struct sc_world *w) {
     }
 }
 
+/* Snapshots every few entries in a group of three whose leader's disk
+ * is slow: the followers commit its writes while its flush is in flight,
+ * so its snapshot mark rides in the batch after that one, and the WAL is
+ * collected when that batch ends, not before (checked in sc__flush). */
+static void sc_wal_collection(struct sc_world *w) {
+    sc__world_init(w, 3, 1, 3);
+    w->cfg.snapshot_entries = 4;
+    w->deliver = true;
+    for (uint32_t i = 0; i < 3; i++) sc__start(w, &w->hosts[i]);
+    sc__settle(w);
+    struct sc_host *leader = NULL;
+    for (uint32_t ms = 0; ms < 3000 && leader == NULL && !w->failed; ms += 10) {
+        sc__advance(w, 10);
+        for (uint32_t i = 0; i < 3; i++) {
+            const struct shard *s = w->hosts[i].alive ? w->hosts[i].n->shards[0] : NULL;
+            if (s != NULL && shard_is_leader(s)) leader = &w->hosts[i];
+        }
+    }
+    if (leader == NULL || w->failed) {
+        if (!w->failed) sc__fail(w, "the group of three elected no leader in 3 s");
+        return;
+    }
+    struct shard *s = leader->n->shards[0];
+    const struct cmd_def *def = cmd_lookup("set", 3);
+    uint32_t before = leader->collections;
+    for (int round = 0; round < 6 && !w->failed; round++) {
+        leader->hold_flush = true;
+        struct sc_slot slots[6];
+        for (int i = 0; i < 6; i++) {
+            struct sc_cmd c;
+            char text[32];
+            snprintf(text, sizeof(text), "SET k%d %d", i, round);
+            sc__parse(&c, text);
+            memset(&slots[i], 0, sizeof(slots[i]));
+            sc__enqueue(leader, s, &slots[i].base, def, c.argc, c.argv);
+        }
+        sc__settle(w); /* committed by the followers, applied, a snapshot started */
+        sc__advance(w, 20); /* its walk ends at a tick, the mark behind the flush in flight */
+        leader->hold_flush = false;
+        sc__settle(w);
+        for (int i = 0; i < 6 && !w->failed; i++) {
+            if (!slots[i].answered || strcmp(slots[i].data, "+OK\r\n") != 0) {
+                sc__fail(w, "SET at the leader: answered %s",
+                         slots[i].answered ? slots[i].data : "nothing");
+            }
+        }
+    }
+    if (!w->failed && leader->collections == before) {
+        sc__fail(w, "the leader took no snapshot whose WAL collection was checked");
+    }
+}
+
 static const struct {
     const char *name;
     void (*run)(struct sc_world *w);
@@ -766,6 +855,7 @@ static const struct {
     {"campaign", sc_campaign},
     {"group0_write", sc_group0_write},
     {"leader_sends", sc_leader_sends},
+    {"wal_collection", sc_wal_collection},
 };
 
 int nsim_scenarios(void) {
