@@ -57,6 +57,7 @@ struct sc_host {
     bool append_after_fsync[SC_GROUPS_MAX];
     bool entries_unflushed; /* frames carrying entries not yet written (peer_flush) */
     bool hold_flush;        /* a slow disk: sc__settle leaves its flush in flight */
+    bool isolated;          /* its messages, and those to it, are lost */
     uint32_t collections;   /* snapshot marks whose WAL collection ran (sc__flush) */
 };
 
@@ -128,8 +129,9 @@ static void sc__peer_send(void *ctx, uint64_t group, const struct raft_msg *m) {
         h->append_after_fsync[group] = h->in_flush_done;
     }
     if (m->n_entries > 0 || m->type == RAFT_MSG_SNAPSHOT) h->entries_unflushed = true;
-    if (!w->deliver || m->to == 0 || m->to > w->n_nodes) return;
+    if (!w->deliver || m->to == 0 || m->to > w->n_nodes || h->isolated) return;
     struct sc_host *to = &w->hosts[m->to - 1];
+    if (to->isolated) return;
     struct shard *s = to->alive ? node_shard_of_group(to->n, group) : NULL;
     if (s == NULL) return;
     sc__heard(to, h->id);
@@ -748,26 +750,36 @@ static void sc_group0_write(struct sc_world *w) {
  * first appends leave while its fsync runs, not after it (shard_pump,
  * sent_early); frames carrying entries are written at once, before the
  * turn's replies (shard__send_now; checked in sc__release_replies). */
-static void sc_leader_sends(struct sc_world *w) {
+/* The host leading group 1 in a term above `above`, its no-op applied,
+ * within 3 s (the clock moves), or NULL. */
+static struct sc_host *sc__await_leader(struct sc_world *w, uint64_t above) {
+    for (uint32_t ms = 0; ms < 3000 && !w->failed; ms += 10) {
+        for (uint32_t i = 0; i < w->n_nodes; i++) {
+            const struct shard *s = w->hosts[i].alive ? w->hosts[i].n->shards[0] : NULL;
+            if (s != NULL && shard_is_leader(s) && raft_term(s->raft) > above &&
+                s->applied == raft_last_index(s->raft) && !w->hosts[i].isolated) {
+                return &w->hosts[i];
+            }
+        }
+        sc__advance(w, 10);
+    }
+    if (!w->failed) sc__fail(w, "group 1 elected no leader in 3 s");
+    return NULL;
+}
+
+/* A group of three (shards 1), messages delivered, its leader elected. */
+static struct sc_host *sc__three(struct sc_world *w, uint64_t snapshot_entries) {
     sc__world_init(w, 3, 1, 3);
+    if (snapshot_entries > 0) w->cfg.snapshot_entries = snapshot_entries;
     w->deliver = true;
     for (uint32_t i = 0; i < 3; i++) sc__start(w, &w->hosts[i]);
     sc__settle(w);
-    struct sc_host *leader = NULL;
-    for (uint32_t ms = 0; ms < 3000 && leader == NULL && !w->failed; ms += 10) {
-        sc__advance(w, 10);
-        for (uint32_t i = 0; i < 3; i++) {
-            const struct shard *s = w->hosts[i].alive ? w->hosts[i].n->shards[0] : NULL;
-            if (s != NULL && shard_is_leader(s) && s->applied == raft_last_index(s->raft)) {
-                leader = &w->hosts[i];
-            }
-        }
-    }
-    if (w->failed) return;
-    if (leader == NULL) {
-        sc__fail(w, "the group of three elected no leader in 3 s");
-        return;
-    }
+    return sc__await_leader(w, 0);
+}
+
+static void sc_leader_sends(struct sc_world *w) {
+    struct sc_host *leader = sc__three(w, 0);
+    if (leader == NULL) return;
     struct shard *s = leader->n->shards[0];
     uint64_t g = s->group;
     if (leader->append_term[g] != raft_term(s->raft)) {
@@ -795,23 +807,8 @@ static void sc_leader_sends(struct sc_world *w) {
  * so its snapshot mark rides in the batch after that one, and the WAL is
  * collected when that batch ends, not before (checked in sc__flush). */
 static void sc_wal_collection(struct sc_world *w) {
-    sc__world_init(w, 3, 1, 3);
-    w->cfg.snapshot_entries = 4;
-    w->deliver = true;
-    for (uint32_t i = 0; i < 3; i++) sc__start(w, &w->hosts[i]);
-    sc__settle(w);
-    struct sc_host *leader = NULL;
-    for (uint32_t ms = 0; ms < 3000 && leader == NULL && !w->failed; ms += 10) {
-        sc__advance(w, 10);
-        for (uint32_t i = 0; i < 3; i++) {
-            const struct shard *s = w->hosts[i].alive ? w->hosts[i].n->shards[0] : NULL;
-            if (s != NULL && shard_is_leader(s)) leader = &w->hosts[i];
-        }
-    }
-    if (leader == NULL || w->failed) {
-        if (!w->failed) sc__fail(w, "the group of three elected no leader in 3 s");
-        return;
-    }
+    struct sc_host *leader = sc__three(w, 4);
+    if (leader == NULL) return;
     struct shard *s = leader->n->shards[0];
     const struct cmd_def *def = cmd_lookup("set", 3);
     uint32_t before = leader->collections;
@@ -842,6 +839,45 @@ static void sc_wal_collection(struct sc_world *w) {
     }
 }
 
+/* A leader cut off with writes past its commit index is deposed (a
+ * heartbeat of a later term reaches it, nothing else): each of those
+ * writes is answered at once, none waits for an entry at its index
+ * (shard__fail_uncommitted_writes). */
+static void sc_deposed_leader(struct sc_world *w) {
+    struct sc_host *old = sc__three(w, 0);
+    if (old == NULL) return;
+    struct shard *s = old->n->shards[0];
+    const struct cmd_def *def = cmd_lookup("set", 3);
+    old->isolated = true;
+    struct sc_slot slots[4];
+    for (int i = 0; i < 4; i++) {
+        struct sc_cmd c;
+        char text[32];
+        snprintf(text, sizeof(text), "SET d%d 1", i);
+        sc__parse(&c, text);
+        memset(&slots[i], 0, sizeof(slots[i]));
+        sc__enqueue(old, s, &slots[i].base, def, c.argc, c.argv);
+    }
+    sc__settle(w);
+    uint64_t other = old->id % 3 + 1;
+    struct raft_msg beat = {.type = RAFT_MSG_HEARTBEAT, .from = other, .to = old->id,
+                            .term = raft_term(s->raft) + 1, .commit = 0};
+    sc__step(old, s, &beat);
+    sc__settle(w);
+    if (w->failed) return;
+    if (shard_is_leader(s)) {
+        sc__fail(w, "a heartbeat of a later term did not depose the leader");
+        return;
+    }
+    for (int i = 0; i < 4 && !w->failed; i++) {
+        if (!slots[i].answered) {
+            sc__fail(w, "write %d of 4 of the deposed leader is not answered", i + 1);
+        } else if (strncmp(slots[i].data, "-TRYAGAIN", 9) != 0) {
+            sc__fail(w, "write %d of 4 of the deposed leader: answered %s", i + 1, slots[i].data);
+        }
+    }
+}
+
 static const struct {
     const char *name;
     void (*run)(struct sc_world *w);
@@ -856,6 +892,7 @@ static const struct {
     {"group0_write", sc_group0_write},
     {"leader_sends", sc_leader_sends},
     {"wal_collection", sc_wal_collection},
+    {"deposed_leader", sc_deposed_leader},
 };
 
 int nsim_scenarios(void) {
