@@ -705,7 +705,8 @@ static void sc_limits(struct sc_world *w) {
 
 /* A fresh cluster of several shards: each data group's first replica
  * campaigns at once (node_core__balance), no other replica, nor group 0;
- * a fresh one-shard cluster waits for its election timeout. */
+ * a fresh one-shard cluster waits for its election timeout. Either way,
+ * elected and idle, each node's replicas go to sleep. */
 static void sc_campaign(struct sc_world *w) {
     for (uint32_t shards = 1; shards <= 2 && !w->failed; shards++) {
         if (shards == 2) sc__world_free(w);
@@ -725,6 +726,20 @@ static void sc_campaign(struct sc_world *w) {
                              want ? "did not campaign" : "campaigned",
                              (unsigned long long)s->group);
                 }
+            }
+        }
+        /* and no campaign stays due where none will start (node_core__idle):
+         * once elected and idle, every replica of a node goes to sleep */
+        bool slept[SC_NODES_MAX] = {false};
+        w->deliver = true;
+        for (uint32_t ms = 0; ms < 3000 && !w->failed; ms += 10) {
+            sc__advance(w, 10);
+            for (uint32_t i = 0; i < 3; i++) slept[i] |= w->hosts[i].n->n_awake == 0;
+        }
+        for (uint32_t i = 0; i < 3 && !w->failed; i++) {
+            if (!slept[i]) {
+                sc__fail(w, "fresh cluster of %u shards: node %u never slept in its first 3 s",
+                         shards, i + 1);
             }
         }
     }
