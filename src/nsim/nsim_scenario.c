@@ -274,7 +274,12 @@ static bool sc__open(struct sc_host *h) {
 /* n_nodes nodes (ids 1..n_nodes), each shard on `replicas` of them. */
 static void sc__world_init(struct sc_world *w, uint32_t n_nodes, uint32_t shards,
                            uint32_t replicas) {
+    bool failed = w->failed; /* a scenario may build a second world: its failure stays */
+    char why[sizeof(w->why)];
+    memcpy(why, w->why, sizeof(why));
     memset(w, 0, sizeof(*w));
+    w->failed = failed;
+    memcpy(w->why, why, sizeof(why));
     w->n_nodes = n_nodes;
     node_config_default(&w->cfg);
     w->cfg.cluster_id = 7;
@@ -338,7 +343,12 @@ static void sc__world_free(struct sc_world *w) {
         free(h->client);
         free(h->n);
         nsim_fs_destroy(h->fs);
+        h->alive = false;
+        h->client = NULL;
+        h->n = NULL;
+        h->fs = NULL;
     }
+    w->n_nodes = 0; /* freeing it again frees nothing */
 }
 
 /* Runs every node's turns (pumps when woken, flushes when submitted) on
@@ -655,6 +665,7 @@ static void sc_limits(struct sc_world *w) {
     }
     sc__expect(w, f, "SET a 1", "-TRYAGAIN this node is no longer the leader");
     sc__world_free(w);
+    if (w->failed) return;
     struct shard *s = sc__single(w, 1);
     if (s == NULL) return;
     struct sc_host *h = &w->hosts[0];
