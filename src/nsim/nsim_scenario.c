@@ -590,7 +590,9 @@ static void sc_expire(struct sc_world *w) {
     }
     uint32_t quiet = sc__read_after_cycle(w, s, 50, "GET x", "$-1");
     uint32_t empty = sc__read_after_cycle(w, s, 100, "GET x", "$-1");
-    if (!w->failed && empty != quiet) {
+    if (!w->failed && s->expire_proposed_at != SC_EPOCH_MS + w->now_ms) {
+        sc__fail(w, "no expiry cycle ran at a read's advance 100 ms after the last");
+    } else if (!w->failed && empty != quiet) {
         sc__fail(w, "a read took %u turns with an expiry cycle that found nothing, %u without",
                  empty, quiet);
         return;
