@@ -3,8 +3,8 @@
 
 Generates single-change mutants automatically, builds each (release flags,
 no sanitizers), and runs, in order, the scenario tests (test_raft), the Raft
-simulator (shoal-sim) and the whole-node simulator (shoal-nsim), stopping at
-the first failure. Every file of src/raft/ is linked into the node, so every
+simulator (shoal-sim), the whole-node simulator's scenarios (shoal-nsim
+--scenarios) and its seeds (shoal-nsim), stopping at the first failure. Every file of src/raft/ is linked into the node, so every
 mutant also meets shoal-nsim. See docs/raft.md, "Mutation testing".
 
 Mutation operators (one change per mutant):
