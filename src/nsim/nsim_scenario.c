@@ -1,6 +1,6 @@
 /* nsim_scenario.c: the whole-node simulator's scenarios (shoal-nsim
  * --scenarios). Where a seed of nsim.c runs a random schedule and checks
- * safety and liveness, a scenario drives one to three nodes turn by turn
+ * safety and liveness, a scenario drives one to seven nodes turn by turn
  * on a frozen clock (no network, no faults, no random draw) and checks a
  * promise of the replication path (src/shard/shard.c) that no schedule
  * shows in a history: which keys a batch prefetches, how many fsyncs a
@@ -20,7 +20,7 @@
 #include "nsim/nsim.h"
 #include "router/slot.h"
 
-#define SC_NODES_MAX 3
+#define SC_NODES_MAX 7 /* MAP_REPLICAS_MAX: a shard on as many nodes as it may have */
 #define SC_GROUPS_MAX 8
 #define SC_EPOCH_MS 1700000000000ull
 #define SC_TURNS_MAX 100000 /* pumps and flushes per settle: more is a busy loop */
@@ -931,6 +931,25 @@ static void sc_deposed_leader(struct sc_world *w) {
     }
 }
 
+/* Seven nodes, two shards of MAP_REPLICAS_MAX replicas each: every node
+ * opens, and each data group starts with its seven voters and no learner
+ * (shard_open copies exactly the map's replicas). */
+static void sc_seven_replicas(struct sc_world *w) {
+    sc__world_init(w, MAP_REPLICAS_MAX, 2, MAP_REPLICAS_MAX);
+    for (uint32_t i = 0; i < w->n_nodes && !w->failed; i++) sc__start(w, &w->hosts[i]);
+    sc__settle(w);
+    for (uint32_t i = 0; i < w->n_nodes && !w->failed; i++) {
+        const struct node *n = w->hosts[i].n;
+        for (uint32_t k = 0; k < n->map.n_shards && !w->failed; k++) {
+            const struct raft_conf *c = raft_conf(n->shards[k]->raft);
+            if (c->n_voters != MAP_REPLICAS_MAX || c->n_learners != 0) {
+                sc__fail(w, "node %u group %llu starts with %u voters and %u learners", i + 1,
+                         (unsigned long long)n->shards[k]->group, c->n_voters, c->n_learners);
+            }
+        }
+    }
+}
+
 static const struct {
     const char *name;
     void (*run)(struct sc_world *w);
@@ -946,6 +965,7 @@ static const struct {
     {"leader_sends", sc_leader_sends},
     {"wal_collection", sc_wal_collection},
     {"deposed_leader", sc_deposed_leader},
+    {"seven_replicas", sc_seven_replicas},
 };
 
 int nsim_scenarios(void) {
