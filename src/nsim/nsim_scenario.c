@@ -1,11 +1,13 @@
 /* nsim_scenario.c: the whole-node simulator's scenarios (shoal-nsim
  * --scenarios). Where a seed of nsim.c runs a random schedule and checks
  * safety and liveness, a scenario drives one to seven nodes turn by turn
- * on a frozen clock (no network, no faults, no random draw) and checks a
- * promise of the replication path (src/shard/shard.c) that no schedule
- * shows in a history: which keys a batch prefetches, how many fsyncs a
- * write costs, when the expiry cycle runs, which replica of a fresh group
- * campaigns, what is logged, and the inbox and entry size limits. Each
+ * on a frozen clock (messages delivered at once or not at all, links cut
+ * and disks held by hand, no random draw) and checks a promise of the
+ * replication path (src/shard/shard.c) that no schedule shows in a
+ * history: which keys a batch prefetches, how many fsyncs a write costs,
+ * when the expiry cycle runs, which replica of a fresh group campaigns,
+ * what is logged, when frames and WAL collections happen, what a deposed
+ * leader answers, and the inbox, entry size and replica limits. Each
  * prints `FAIL name: why` when its promise is broken; the mutation tester
  * (scripts/mutants.py) and `make test` (scripts/nsim-check.sh) run them.
  * Internal to src/nsim/. */
