@@ -44,6 +44,7 @@ struct sc_host {
     struct node *n;
     struct nsim_fs *fs;
     struct client *client;
+    struct client *other; /* a second connection */
     jmp_buf jmp;
     bool alive;
     bool wake, flush;
@@ -248,11 +249,17 @@ static void sc__heard(struct sc_host *h, uint64_t from) {
     node_core_heard(h->n, from);
 }
 
+static void sc__enqueue_as(struct sc_host *h, struct client *c, struct shard *s,
+                           struct slot *slot, const struct cmd_def *def, uint32_t argc,
+                           const struct resp_arg *argv) {
+    if (setjmp(h->jmp) != 0) return sc__down(h);
+    if (def->flags & CMD_WRITE) shard_write(h->n, s, c, slot, argc, argv);
+    else shard_read(h->n, s, c, slot, def, argc, argv);
+}
+
 static void sc__enqueue(struct sc_host *h, struct shard *s, struct slot *slot,
                         const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv) {
-    if (setjmp(h->jmp) != 0) return sc__down(h);
-    if (def->flags & CMD_WRITE) shard_write(h->n, s, h->client, slot, argc, argv);
-    else shard_read(h->n, s, h->client, slot, def, argc, argv);
+    sc__enqueue_as(h, h->client, s, slot, def, argc, argv);
 }
 
 static void sc__close(struct sc_host *h) {
@@ -311,7 +318,8 @@ static void sc__world_init(struct sc_world *w, uint32_t n_nodes, uint32_t shards
 static void sc__start(struct sc_world *w, struct sc_host *h) {
     h->n = calloc(1, sizeof(*h->n));
     h->client = calloc(1, sizeof(*h->client));
-    if (h->n == NULL || h->client == NULL) abort();
+    h->other = calloc(1, sizeof(*h->other));
+    if (h->n == NULL || h->client == NULL || h->other == NULL) abort();
     struct node *n = h->n;
     n->cfg = w->cfg;
     n->cfg.id = h->id;
@@ -331,7 +339,10 @@ static void sc__start(struct sc_world *w, struct sc_host *h) {
     h->client->node = n;
     h->client->proto = 2;
     h->client->id = n->next_client_id++;
-    n->n_clients = 1;
+    h->other->node = n;
+    h->other->proto = 2;
+    h->other->id = n->next_client_id++;
+    n->n_clients = 2;
     for (uint32_t i = 0; i < w->n_nodes && n->map.n_shards > 1; i++) { /* every link up */
         if (i == h->idx) continue;
         n->peers[i].member = &n->cfg.members[i];
@@ -344,7 +355,10 @@ static void sc__world_free(struct sc_world *w) {
         struct sc_host *h = &w->hosts[i];
         if (h->alive) sc__close(h);
         if (h->client != NULL) free(h->client->last_write_index);
+        if (h->other != NULL) free(h->other->last_write_index);
         free(h->client);
+        free(h->other);
+        h->other = NULL;
         free(h->n);
         nsim_fs_destroy(h->fs);
         h->alive = false;
@@ -438,6 +452,18 @@ static void sc__send_args(struct sc_world *w, struct shard *s, struct sc_slot *s
     const struct cmd_def *def = cmd_lookup(argv[0].data, argv[0].len);
     if (def == NULL) abort();
     if (h->alive) sc__enqueue(h, s, &slot->base, def, argc, argv);
+}
+
+/* As sc__send, from node 1's second connection. */
+static void sc__send_other(struct sc_world *w, struct shard *s, struct sc_slot *slot,
+                           const char *text) {
+    struct sc_host *h = &w->hosts[0];
+    struct sc_cmd c;
+    sc__parse(&c, text);
+    memset(slot, 0, sizeof(*slot));
+    const struct cmd_def *def = cmd_lookup(c.argv[0].data, c.argv[0].len);
+    if (def == NULL) abort();
+    if (h->alive) sc__enqueue_as(h, h->other, s, &slot->base, def, c.argc, c.argv);
 }
 
 static void sc__send(struct sc_world *w, struct shard *s, struct sc_slot *slot, const char *text) {
@@ -952,6 +978,55 @@ static void sc_seven_replicas(struct sc_world *w) {
     }
 }
 
+/* Reads and the writes waiting (shard.c): a read whose keys no waiting
+ * write touches is served at once, one of a key a waiting write touches
+ * waits (by slot), a read without keys waits for any write, and every
+ * read waits for a write without keys (counted by INFO's read_waits); a
+ * group that sleeps frees its counts. */
+static void sc_read_waits(struct sc_world *w) {
+    struct shard *s = sc__single(w, 1);
+    if (s == NULL) return;
+    const struct node *n = w->hosts[0].n;
+    static const struct {
+        const char *write;
+        const char *reads[3];
+        uint64_t waits;
+    } cases[] = {{"SET a 2", {"GET b", "GET a", "DBSIZE"}, 2},
+                 {"FLUSHALL", {"GET b", "EXISTS a", NULL}, 2}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]) && !w->failed; i++) {
+        struct sc_slot write, reads[3];
+        uint64_t before = n->stats.read_waits;
+        sc__send(w, s, &write, cases[i].write);
+        int count = 0;
+        for (; count < 3 && cases[i].reads[count] != NULL; count++) {
+            sc__send_other(w, s, &reads[count], cases[i].reads[count]);
+        }
+        sc__settle(w);
+        for (int j = 0; j < count && !w->failed; j++) {
+            if (!reads[j].answered) sc__fail(w, "%s was not answered", cases[i].reads[j]);
+        }
+        if (w->failed) return;
+        uint64_t waits = n->stats.read_waits - before;
+        if (waits != cases[i].waits) {
+            sc__fail(w, "%s, then from another connection %s, %s%s%s: %llu reads waited, "
+                        "expected %llu", cases[i].write, cases[i].reads[0],
+                     cases[i].reads[1], count > 2 ? ", " : "", count > 2 ? cases[i].reads[2] : "",
+                     (unsigned long long)waits, (unsigned long long)cases[i].waits);
+        } else if (i == 0 && reads[0].order > write.order) {
+            sc__fail(w, "GET b waited for SET a 2, which touches another slot");
+        }
+    }
+    /* asleep, a group keeps no counts (shard_sleep: 32 KB a group) */
+    for (int ms = 0; ms < 3000 && w->hosts[0].n->n_awake > 0 && !w->failed; ms += 10) {
+        sc__advance(w, 10);
+    }
+    if (!w->failed && w->hosts[0].n->n_awake > 0) {
+        sc__fail(w, "the idle group did not sleep in 3 s");
+    } else if (!w->failed && s->waiting_slots != NULL) {
+        sc__fail(w, "the group sleeps with its counts of waiting writes allocated");
+    }
+}
+
 static const struct {
     const char *name;
     void (*run)(struct sc_world *w);
@@ -968,6 +1043,7 @@ static const struct {
     {"wal_collection", sc_wal_collection},
     {"deposed_leader", sc_deposed_leader},
     {"seven_replicas", sc_seven_replicas},
+    {"read_waits", sc_read_waits},
 };
 
 int nsim_scenarios(void) {
