@@ -1025,6 +1025,14 @@ static void sc_read_waits(struct sc_world *w) {
     } else if (!w->failed && s->waiting_slots != NULL) {
         sc__fail(w, "the group sleeps with its counts of waiting writes allocated");
     }
+    /* with no write waiting, no read waits */
+    uint64_t before = n->stats.read_waits;
+    sc__expect(w, s, "GET a", "$-1");
+    sc__expect(w, s, "DBSIZE", ":0");
+    if (!w->failed && n->stats.read_waits != before) {
+        sc__fail(w, "%llu reads waited with no write waiting",
+                 (unsigned long long)(n->stats.read_waits - before));
+    }
 }
 
 static const struct {
