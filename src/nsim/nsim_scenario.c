@@ -62,6 +62,7 @@ struct sc_host {
     bool entries_unflushed; /* frames carrying entries not yet written (peer_flush) */
     bool hold_flush;        /* a slow disk: sc__settle leaves its flush in flight */
     bool isolated;          /* its messages, and those to it, are lost */
+    bool deaf;              /* the messages to it are lost */
     uint32_t collections;   /* snapshot marks whose WAL collection ran (sc__flush) */
 };
 
@@ -135,7 +136,7 @@ static void sc__peer_send(void *ctx, uint64_t group, const struct raft_msg *m) {
     if (m->n_entries > 0 || m->type == RAFT_MSG_SNAPSHOT) h->entries_unflushed = true;
     if (!w->deliver || m->to == 0 || m->to > w->n_nodes || h->isolated) return;
     struct sc_host *to = &w->hosts[m->to - 1];
-    if (to->isolated) return;
+    if (to->isolated || to->deaf) return;
     struct shard *s = to->alive ? node_shard_of_group(to->n, group) : NULL;
     if (s == NULL) return;
     sc__heard(to, h->id);
@@ -959,6 +960,50 @@ static void sc_deposed_leader(struct sc_world *w) {
     }
 }
 
+/* A deposed leader learns of more commits than one ready applies
+ * (RAFT_APPLY_BATCH_MAX) in the turn it steps down: the writes up to its
+ * commit index are kept and answered with their results, the write at the
+ * commit index too (shard__fail_uncommitted_writes). */
+static void sc_deposed_with_commits(struct sc_world *w) {
+    struct sc_host *old = sc__three(w, 0);
+    if (old == NULL) return;
+    struct shard *s = old->n->shards[0];
+    const struct cmd_def *def = cmd_lookup("set", 3);
+    enum { SC_WRITES = 1100 }; /* more than RAFT_APPLY_BATCH_MAX (1024) */
+    struct sc_slot *slots = calloc(SC_WRITES, sizeof(*slots));
+    if (slots == NULL) abort();
+    old->deaf = true; /* its followers store the writes, their answers are lost */
+    for (int i = 0; i < SC_WRITES && old->alive; i++) {
+        struct sc_cmd c;
+        char text[32];
+        snprintf(text, sizeof(text), "SET c%d 1", i);
+        sc__parse(&c, text);
+        sc__enqueue(old, s, &slots[i].base, def, c.argc, c.argv);
+    }
+    sc__settle(w);
+    old->deaf = false;
+    old->isolated = true; /* from now on, only the two messages below */
+    uint64_t last = raft_last_index(s->raft);
+    uint64_t follower = old->id % 3 + 1;
+    struct raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = follower, .to = old->id,
+                           .term = raft_term(s->raft), .index = last};
+    struct raft_msg beat = {.type = RAFT_MSG_HEARTBEAT, .from = follower, .to = old->id,
+                            .term = raft_term(s->raft) + 1};
+    sc__step(old, s, &ack);
+    sc__step(old, s, &beat);
+    sc__settle(w);
+    if (!w->failed && (shard_is_leader(s) || raft_commit_index(s->raft) != last)) {
+        sc__fail(w, "the leader did not commit its writes and step down in one turn");
+    }
+    for (int i = 0; i < SC_WRITES && !w->failed; i++) {
+        if (!slots[i].answered || strcmp(slots[i].data, "+OK\r\n") != 0) {
+            sc__fail(w, "write %d of %d, committed when its leader was deposed: answered %s",
+                     i + 1, SC_WRITES, slots[i].answered ? slots[i].data : "nothing");
+        }
+    }
+    free(slots);
+}
+
 /* Seven nodes, two shards of MAP_REPLICAS_MAX replicas each: every node
  * opens, and each data group starts with its seven voters and no learner
  * (shard_open copies exactly the map's replicas). */
@@ -1052,6 +1097,7 @@ static const struct {
     {"deposed_leader", sc_deposed_leader},
     {"seven_replicas", sc_seven_replicas},
     {"read_waits", sc_read_waits},
+    {"deposed_with_commits", sc_deposed_with_commits},
 };
 
 int nsim_scenarios(void) {
