@@ -921,10 +921,11 @@ static void sc_wal_collection(struct sc_world *w) {
     }
 }
 
-/* A leader cut off with writes past its commit index is deposed (a
- * heartbeat of a later term reaches it, nothing else): each of those
- * writes is answered at once, none waits for an entry at its index
- * (shard__fail_uncommitted_writes). */
+/* A leader cut off with writes past its commit index and a read whose
+ * round got no answer is deposed (a heartbeat of a later term reaches it,
+ * nothing else): each of those writes is answered at once, none waits for
+ * an entry at its index (shard__fail_uncommitted_writes), and the read is
+ * answered as never confirmed (shard__fail_unconfirmed_reads). */
 static void sc_deposed_leader(struct sc_world *w) {
     struct sc_host *old = sc__three(w, 0);
     if (old == NULL) return;
@@ -940,6 +941,11 @@ static void sc_deposed_leader(struct sc_world *w) {
         memset(&slots[i], 0, sizeof(slots[i]));
         sc__enqueue(old, s, &slots[i].base, def, c.argc, c.argv);
     }
+    struct sc_slot read; /* its read round gets no answer */
+    struct sc_cmd c;
+    sc__parse(&c, "GET d0");
+    memset(&read, 0, sizeof(read));
+    sc__enqueue_as(old, old->other, s, &read.base, cmd_lookup("get", 3), c.argc, c.argv);
     sc__settle(w);
     uint64_t other = old->id % 3 + 1;
     struct raft_msg beat = {.type = RAFT_MSG_HEARTBEAT, .from = other, .to = old->id,
@@ -950,6 +956,10 @@ static void sc_deposed_leader(struct sc_world *w) {
     if (shard_is_leader(s)) {
         sc__fail(w, "a heartbeat of a later term did not depose the leader");
         return;
+    }
+    if (!read.answered || strstr(read.data, "before the read was confirmed") == NULL) {
+        sc__fail(w, "the deposed leader's unconfirmed read: answered %s",
+                 read.answered ? read.data : "nothing");
     }
     for (int i = 0; i < 4 && !w->failed; i++) {
         if (!slots[i].answered) {
