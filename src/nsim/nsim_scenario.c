@@ -77,7 +77,8 @@ struct sc_world {
     char why[400];
 };
 
-static void sc__fail(struct sc_world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sc__fail(struct sc_world *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void sc__fail(struct sc_world *w, const char *fmt, ...) {
     if (w->failed) return;
     w->failed = true;
@@ -497,7 +498,9 @@ static void sc_prefetch_reads(struct sc_world *w) {
     sc__expect(w, s, "HSET h f v", ":1");
     if (w->failed) return;
     char mget[400] = "MGET";
-    for (int i = 0; i < 20; i++) snprintf(mget + strlen(mget), sizeof(mget) - strlen(mget), " m%d", i);
+    for (int i = 0; i < 20; i++) {
+        snprintf(mget + strlen(mget), sizeof(mget) - strlen(mget), " m%d", i);
+    }
     const char *batch[] = {"GET a", "HGET h f", mget, "DBSIZE", "GETRANGE a 0 -1"};
     uint64_t want = 1 + 1 + 16 + 0 + 1; /* GETRANGE: its key only, not its offsets */
     struct sc_slot slots[5];
