@@ -2,6 +2,7 @@
 # simulated disk, network and clients. `make test` runs NSIM_SEEDS seeds
 # under ASan/UBSan and checks its canaries (scripts/nsim-check.sh).
 NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c src/nsim/nsim_queue.c \
+            src/nsim/nsim_scenario.c \
             src/node/node_host.c src/node/node_core.c src/shard/shard.c src/node/block.c \
             src/node/eval.c $(wildcard src/script/*.c) \
             src/shard/shard_snap.c src/shard/snapshot.c src/meta/meta.c \

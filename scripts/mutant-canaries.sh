@@ -7,6 +7,9 @@
 #   # canary: shoal-sim SEEDS     (or shoal-nsim SEEDS)
 # or, for a mutant the scenario tests must catch (a release test_raft fails),
 #   # canary: test_raft
+# or, for one the whole-node simulator's scenarios must catch (a release
+# shoal-nsim --scenarios prints a FAIL line),
+#   # canary: nsim-scenarios
 # Prints `mutant-canaries: N passed, N failed` last; exits non-zero on any failure.
 set -u
 cd "$(dirname "$0")/.."
@@ -27,11 +30,13 @@ one() {
   if [ "$sim" != test_raft ] && [ -d build/obj/release ]; then
     mkdir -p "$dir/build/obj" && cp -rp build/obj/release "$dir/build/obj/"
   fi
+  local bin=$sim
+  [ "$sim" = nsim-scenarios ] && bin=shoal-nsim
   if [ "$sim" = test_raft ]; then
     build=(gcc -std=c11 -D_GNU_SOURCE -Isrc -Itests/unit -O2 -o build/test_raft
            tests/unit/test_raft.c src/raft/raft.c src/raft/raft_log.c src/raft/raft_conf.c)
   else
-    build=(make -s --no-print-directory "build/$sim")
+    build=(make -s --no-print-directory "build/$bin")
   fi
   if ! patch -s -p1 -d "$dir" <"$patch" ||
      ! (cd "$dir" && mkdir -p build && "${build[@]}") >"$dir/build.log" 2>&1; then
@@ -46,6 +51,17 @@ one() {
       echo "mutant canary $name (test_raft): caught by ${caught}PASS"
     else
       echo "mutant canary $name (test_raft): NOT caught (exit $rc) FAIL"
+    fi
+    return
+  fi
+  if [ "$sim" = nsim-scenarios ]; then
+    out=$("$dir/build/shoal-nsim" --scenarios 2>&1)
+    rc=$?
+    caught=$(grep -m1 -E '^FAIL ' <<<"$out" | sed -E 's/^FAIL //' | cut -c1-120)
+    if [ $rc -ne 0 ] && [ -n "$caught" ]; then
+      echo "mutant canary $name (nsim-scenarios): caught by $caught PASS"
+    else
+      echo "mutant canary $name (nsim-scenarios): NOT caught (exit $rc) FAIL"
     fi
     return
   fi

@@ -3,8 +3,8 @@
 
 Generates single-change mutants automatically, builds each (release flags,
 no sanitizers), and runs, in order, the scenario tests (test_raft), the Raft
-simulator (shoal-sim) and the whole-node simulator (shoal-nsim), stopping at
-the first failure. Every file of src/raft/ is linked into the node, so every
+simulator (shoal-sim), the whole-node simulator's scenarios (shoal-nsim
+--scenarios) and its seeds (shoal-nsim), stopping at the first failure. Every file of src/raft/ is linked into the node, so every
 mutant also meets shoal-nsim. See docs/raft.md, "Mutation testing".
 
 Mutation operators (one change per mutant):
@@ -369,6 +369,8 @@ class Builder:
         nsim = make_var("NSIM_ALL")
         self.links = {"test_raft": ["tests/unit/test_raft.c"] + self.raft, "shoal-sim": sim,
                       "shoal-nsim": nsim}
+        # the scenarios run the shoal-nsim binary (--scenarios): no link of their own
+        self.stage_links = dict(self.links, **{"nsim-scenarios": nsim})
         # the node links Lua (src/script): the Makefile's flags, Debian's paths by default
         self.lua_cflags = make_var("LUA_CFLAGS")
         self.lua_libs = make_var("LUA_LIBS")
@@ -457,12 +459,16 @@ def test_mutant(builder, mutant, jobdir, args):
         stages.append(("shoal-sim", [os.path.join(jobdir, "shoal-sim"), "--seeds",
                                      str(args.seeds), "--quiet"], 60 + args.seeds * 1.0))
     if args.nsim_seeds:
+        # a few seconds: one to three nodes on a frozen clock, each scenario
+        # checking one promise of the shard (src/nsim/nsim_scenario.c)
+        stages.append(("nsim-scenarios", [os.path.join(jobdir, "shoal-nsim"), "--scenarios"],
+                       60 * (3 if args.asan else 1)))
         stages.append(("shoal-nsim", [os.path.join(jobdir, "shoal-nsim"), "--seeds",
                                       str(args.nsim_seeds), "--quiet"],
                        60 + args.nsim_seeds * (3.0 if args.asan else 0.6)))
     # Only the binaries that link the mutated file can see it (a mutant of
     # src/shard/ or src/node/ is met by shoal-nsim alone).
-    stages = [st for st in stages if mutant["file"] in builder.links[st[0]]]
+    stages = [st for st in stages if mutant["file"] in builder.stage_links[st[0]]]
     res["status"] = "survived"
     for name, cmd, timeout in stages:
         rc, out = run(cmd, timeout)
@@ -479,6 +485,9 @@ def test_mutant(builder, mutant, jobdir, args):
             elif name == "test_raft":
                 fails = re.findall(r"^FAIL (\S+)", out, re.M)
                 by = "test_raft %s" % (" ".join(fails)[:160] if fails else "exit %s" % rc)
+            elif name == "nsim-scenarios" and re.search(r"^FAIL ", out, re.M):
+                fail = re.search(r"^FAIL (.*)$", out, re.M).group(1)
+                by = "nsim-scenarios %s" % fail[:160]
             else:
                 tail = out.strip().split("\n")[-1:] if out.strip() else [""]
                 by = "%s exit %s (crash): %s" % (name, rc, tail[0][:160])

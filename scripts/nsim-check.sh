@@ -2,6 +2,7 @@
 # The whole-node simulator in `make test`:
 #  - NSIM_SEEDS seeds of build/test/shoal-nsim (ASan/UBSan), split over two
 #    processes; each seed counts as one test;
+#  - the scenarios (shoal-nsim --scenarios, ASan/UBSan), one test each;
 #  - the seeds that once found a bug (see src/shard/shard.c), one test each;
 #  - each canary in NSIM_CANARIES (a release build with one deliberate
 #    bug, build/canary/NAME/shoal-nsim) must report a violation within
@@ -49,6 +50,26 @@ for part in a b; do
   failed=$((failed + v))
 done
 echo "whole-node seeds (ASan/UBSan, 2 processes): $seeds in ${ms} ms"
+# The scenarios (src/nsim/nsim_scenario.c): one test each
+build/test/shoal-nsim --scenarios >"$logs/nsim-scenarios.log" 2>&1
+rc=$?
+grep -E '^FAIL ' "$logs/nsim-scenarios.log"
+line=$(grep -E '^scenarios: [0-9]+ passed, [0-9]+ failed' "$logs/nsim-scenarios.log" | tail -n 1)
+if [ -z "$line" ]; then
+  echo "nsim scenarios: no summary line (see $logs/nsim-scenarios.log)"
+  failed=$((failed + 1))
+else
+  echo "nsim $line"
+  passed=$((passed + $(sed -E 's/scenarios: ([0-9]+) passed.*/\1/' <<<"$line")))
+  failed=$((failed + $(sed -E 's/.*passed, ([0-9]+) failed/\1/' <<<"$line")))
+  if [ $rc -ne 0 ] && grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+       "$logs/nsim-scenarios.log"; then
+    grep -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|^SUMMARY' \
+      "$logs/nsim-scenarios.log" | head -n 5
+    echo "nsim scenarios: sanitizer report (see $logs/nsim-scenarios.log)"
+    failed=$((failed + 1))
+  fi
+fi
 # Seeds that once found a bug (the fix names the seed), replayed every time,
 # with the one-shard layout and the string-only workload they had then
 # (--shards 1 --strings-only replays them bit for bit).

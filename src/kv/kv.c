@@ -272,13 +272,16 @@ const struct kv_entry *kv_entry_lookup(const struct kv *kv, const void *key, siz
     return kv__lookup(kv, key, key_len, now_ms);
 }
 
-void kv_prefetch(const struct kv *kv, const void *key, size_t key_len, int stage) {
+void kv_prefetch(struct kv *kv, const void *key, size_t key_len, int stage) {
+    kv->prefetches[stage != 0]++;
     /* a long key costs more to hash again than a miss */
     if (key_len > KV_PREFETCH_KEY_BYTES_MAX || key_len > kv->config.key_bytes_max) return;
     uint64_t hash = kv_dict_hash(&kv->dict, key, key_len);
     if (stage == 0) kv_dict_prefetch_bucket(&kv->dict, hash);
     else kv_dict_prefetch_entry(&kv->dict, hash);
 }
+
+uint64_t kv_prefetches(const struct kv *kv, int stage) { return kv->prefetches[stage != 0]; }
 
 int kv_get(const struct kv *kv, const void *key, size_t key_len, int64_t now_ms,
            struct kv_item *out) {

@@ -233,7 +233,11 @@ int kv_idle_seconds(const struct kv *kv, const void *key, size_t key_len, int64_
  * each, then runs them, so the misses overlap instead of following one
  * another. */
 #define KV_PREFETCH_KEY_BYTES_MAX 256u /* longer keys are not prefetched */
-void kv_prefetch(const struct kv *kv, const void *key, size_t key_len, int stage);
+void kv_prefetch(struct kv *kv, const void *key, size_t key_len, int stage);
+/* The kv_prefetch() calls so far of stage 0 (stage == 0) or of the entry
+ * stage (any other), long keys included: the hints a caller gave, which
+ * the whole-node simulator's scenarios check (src/nsim/nsim_scenario.c). */
+uint64_t kv_prefetches(const struct kv *kv, int stage);
 /* Stored keys, including logically expired ones not yet deleted (this is
  * what Redis's DBSIZE reports). O(1). */
 uint64_t kv_count(const struct kv *kv);

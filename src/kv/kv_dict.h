@@ -126,6 +126,7 @@ struct kv {
     struct kv_lib *libs;    /* function libraries, by name (kv_func.c) */
     uint32_t n_libs;
     uint64_t libs_bytes;    /* their records' bytes */
+    uint64_t prefetches[2]; /* kv_prefetch() calls: bucket stage, entry stage */
 };
 
 /* Where an entry is: the link that points to it and the table it is in. */

@@ -76,4 +76,8 @@ struct nsim_stats {
 /* Runs one seed; 0 if every check passed, 1 with a message in why. */
 int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why, size_t why_cap);
 
+/* Runs the scenarios (nsim_scenario.c): prints `ok NAME` or `FAIL NAME: why`
+ * for each, then `scenarios: N passed, N failed`; 0 if all passed. */
+int nsim_scenarios(void);
+
 #endif

@@ -6,6 +6,9 @@
  *   shoal-nsim --seconds T [--start S] run seeds until T seconds pass (soak)
  *   --shards K                         every seed with K shards (1-4), not
  *                                      the layout the seed chooses
+ *   shoal-nsim --scenarios             the scenarios (nsim_scenario.c): one
+ *                                      node or three on a frozen clock, each
+ *                                      checking one promise of the shard
  *   --strings-only                     string keys only (no hash or sorted-set
  *                                      register): the workload before those,
  *                                      to replay a seed recorded then
@@ -63,6 +66,8 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--shards") == 0 && has_value &&
                    nsim_main__u64(argv[i + 1], &shards) && shards <= 4) {
             i++;
+        } else if (strcmp(argv[i], "--scenarios") == 0) {
+            return nsim_scenarios();
         } else if (strcmp(argv[i], "--trace") == 0) {
             trace = true;
         } else if (strcmp(argv[i], "--quiet") == 0) {
@@ -75,6 +80,7 @@ int main(int argc, char **argv) {
         } else {
             fprintf(stderr, "usage: shoal-nsim --seeds N [--start S] [--quiet] [--shards K] [--strings-only] [--no-set-get]\n"
                             "       shoal-nsim --seed S [--trace] [--shards K]\n"
+                            "       shoal-nsim --scenarios\n"
                             "       shoal-nsim --seconds T [--start S] [--shards K]\n");
             return 2;
         }
