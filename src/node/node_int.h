@@ -190,6 +190,7 @@ struct shard {
     bool hs_known, has_hs_pending;
     bool gc_due;   /* a snapshot mark was appended: retire WAL segments after it is durable */
     bool snap_pinning; /* its entries keep the oldest WAL segment: snapshot it, however few */
+    uint64_t applied_at_gc; /* applied at the node's last WAL collection (shard_snap_unpin) */
     uint64_t gc_batch; /* the WAL batch (node.batch_seq) that carries it */
     /* the last entry a pipelined (unsynced) ready appended to the WAL
      * buffer since the last flush began: reported durable after it */

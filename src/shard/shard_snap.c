@@ -537,28 +537,42 @@ void shard_snap_maybe(struct node *n, struct shard *s) {
  * segments: the groups whose entries keep the oldest one (a quiet group,
  * or group 0, which applies a few entries and would reach no period for
  * ever) snapshot next, however few entries they hold, so the WAL, and what
- * a restart replays, stay bounded by the busy groups' periods. */
+ * a restart replays, stay bounded by the busy groups' periods. Not a group
+ * on its way to its own snapshot: past half its period and still applying
+ * (it applied entries since the last collection), it snapshots in its turn
+ * within half a period. Busy groups sharing the WAL keep one another's
+ * oldest segments as a matter of course: forced, every collection after
+ * one group's snapshot made the next busy group snapshot at once, so all a
+ * node's groups snapshotted together and out of their turns (3 nodes, 3
+ * shards: all nine replicas within one second, the SET tail of
+ * docs/performance.md). Nor a group whose snapshot is already being
+ * written, or written and not yet compacted: that one unpins it. */
 void shard_snap_unpin(struct node *n) {
     struct wal_stats st;
     wal_stats(n->wal, &st);
-    if (st.segments <= SHARD_SNAP_PIN_SEGMENTS) return;
     uint64_t groups[16];
-    uint32_t k = wal_pinning_groups(n->wal, groups, 16);
+    uint32_t k = 0;
+    if (st.segments > SHARD_SNAP_PIN_SEGMENTS) k = wal_pinning_groups(n->wal, groups, 16);
     if (k > 16) k = 16;
-    for (uint32_t i = 0; i < k; i++) {
-        for (uint32_t j = 0; j <= n->n_local; j++) {
-            struct shard *s = j < n->n_local ? n->local[j] : n->meta;
-            if (s == NULL || s->group != groups[i]) continue;
-            if (!s->snap_pinning) {
-                s->snap_pinning = true;
-                node_log(n, "group %llu: its entries keep the oldest of %llu WAL segments: "
-                            "snapshot it next", (unsigned long long)s->group,
-                         (unsigned long long)st.segments);
-            }
-            /* a quiet group has no advance to start it from: start it here
-             * (or, if another writer runs, at the next collection) */
-            shard_snap_maybe(n, s);
+    for (uint32_t j = 0; j <= n->n_local; j++) {
+        struct shard *s = j < n->n_local ? n->local[j] : n->meta;
+        if (s == NULL) continue;
+        bool moving = s->applied != s->applied_at_gc;
+        s->applied_at_gc = s->applied;
+        bool pins = false;
+        for (uint32_t i = 0; i < k; i++) pins = pins || s->group == groups[i];
+        if (!pins || s->snap_job != NULL || s->snap_next.handle >= 0) continue;
+        uint64_t entries = s->applied - s->snapshot_index;
+        if (moving && 2 * entries >= shard_snap__period(n, s)) continue;
+        if (!s->snap_pinning) {
+            s->snap_pinning = true;
+            node_log(n, "group %llu: its entries keep the oldest of %llu WAL segments: "
+                        "snapshot it next", (unsigned long long)s->group,
+                     (unsigned long long)st.segments);
         }
+        /* a quiet group has no advance to start it from: start it here
+         * (or, if another writer runs, at the next collection) */
+        shard_snap_maybe(n, s);
     }
 }
 
