@@ -818,6 +818,10 @@ int kv_walk_step(struct kv_walk *w, uint32_t buckets, kv_write_cb write, void *c
     __attribute__((warn_unused_result));
 void kv_walk_cancel(struct kv_walk *w);
 void kv_walk_end(struct kv *kv, struct kv_walk *w);
+/* Bytes of records that changes have put aside and no step has put out
+ * yet: a writer that paces itself goes on at once past a few MB, so that
+ * no change waits for room. Any thread. */
+size_t kv_walk_side_bytes(struct kv_walk *w);
 
 /* Fills buf with up to cap bytes of the snapshot; returns how many (0 at the
  * end of the input), or a negative number on a read error. */

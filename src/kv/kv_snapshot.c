@@ -482,6 +482,13 @@ int kv_walk_step(struct kv_walk *w, uint32_t buckets, kv_write_cb write, void *c
     return KV_OK;
 }
 
+size_t kv_walk_side_bytes(struct kv_walk *w) {
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->side.len;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
 void kv_walk_cancel(struct kv_walk *w) {
     pthread_mutex_lock(&w->mu);
     w->cancelled = true;

@@ -216,6 +216,7 @@ static void node__config_get(struct node *n, uint32_t argc, const struct resp_ar
     CONFIG_ITEM("snapshot-entries", "%llu", (unsigned long long)n->cfg.snapshot_entries);
     CONFIG_ITEM("snapshot-log-bytes", "%llu", (unsigned long long)n->cfg.snapshot_log_bytes);
     CONFIG_ITEM("snapshot-chunk-bytes", "%llu", (unsigned long long)n->cfg.snapshot_chunk_bytes);
+    CONFIG_ITEM("snapshot-write-rate", "%llu", (unsigned long long)n->cfg.snapshot_write_rate);
 #undef CONFIG_ITEM
     for (int p = 0; p < NODE_REDIS_COUNT; p++) {
         for (int alias = 0; alias < 2; alias++) {

@@ -87,6 +87,8 @@ static const struct node__key node__keys[] = {
      "SIZE", "or once the log since then holds SIZE bytes"},
     {"snapshot-chunk-bytes", NODE__SIZE, NODE__FIELD(snapshot_chunk_bytes), 1, 16 << 20, "SIZE",
      "snapshot chunk sent to followers, <= 16mb"},
+    {"snapshot-write-rate", NODE__SIZE, NODE__FIELD(snapshot_write_rate), 0, UINT64_MAX / 4,
+     "SIZE", "snapshot bytes written per second, 0 = no limit"},
     {"shards", NODE__U32, NODE__FIELD(shards), 1, MAP_SHARDS_MAX, "N",
      "Raft groups the slots are split into"},
     {"replicas", NODE__U32, NODE__FIELD(replicas), 0, 7, "N",
@@ -628,6 +630,7 @@ void node_config_default(struct node_config *config) {
     config->snapshot_entries = 100000;
     config->snapshot_log_bytes = 512ull << 20;
     config->snapshot_chunk_bytes = 1u << 20;
+    config->snapshot_write_rate = 128ull << 20;
     config->shards = 1;
     config->replicas = 0; /* every node with one shard (as before sharding), else 3 */
     config->leader_wait_ms = 2000;

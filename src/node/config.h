@@ -72,6 +72,7 @@ struct node_config {
     uint64_t snapshot_entries;          /* "snapshot-entries": 100000 applied entries */
     uint64_t snapshot_log_bytes;        /* "snapshot-log-bytes": 512mb of log since the last */
     uint64_t snapshot_chunk_bytes;      /* "snapshot-chunk-bytes": 1mb per chunk sent */
+    uint64_t snapshot_write_rate;       /* "snapshot-write-rate": 128mb per second, 0 no limit */
     /* placement (src/meta/map.h): every node must be given the same */
     uint32_t shards;                    /* "shards": 1 */
     uint32_t replicas;                  /* "replicas": 0 = every node with one shard, else 3 */

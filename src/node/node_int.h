@@ -209,6 +209,7 @@ struct shard {
     uint64_t snap_retry_at_ms; /* no new writer before (backoff after a failure) */
     char snap_error[256];      /* the last failure's reason */
     uint64_t snap_last_ms, snap_last_bytes; /* the last snapshot written */
+    uint64_t snap_last_cpu_ms; /* its writer thread's CPU time (0 if written inline) */
     uint64_t snap_installs;    /* snapshots received from a leader */
     uint64_t applied_bytes;    /* entry bytes applied since start */
     uint64_t snap_bytes_at;    /* applied_bytes at snapshot_index */

@@ -26,6 +26,7 @@
 #include <assert.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,10 @@
  * simulator (so writes interleave with it). */
 #define SHARD_SNAP_STEP_BUCKETS 4096u
 #define SHARD_SNAP_INLINE_STEP_BUCKETS 16u
+/* The writer's pace (shard_snap__pace): it sleeps at most this long at a
+ * time, and not at all while changes have put more than this aside. */
+#define SHARD_SNAP_PACE_SLEEP_US_MAX 20000u
+#define SHARD_SNAP_PACE_SIDE_BYTES (4u << 20)
 
 /* A snapshot being written: the walk, the file, and how it ended. */
 struct shard_snap_job {
@@ -58,6 +63,8 @@ struct shard_snap_job {
     atomic_bool cancel;
     atomic_int state; /* SHARD_SNAP__RUNNING, then __OK or __FAILED */
     int rc;           /* the walk's result */
+    uint64_t cpu_ms;  /* the writer thread's CPU time (0 inline) */
+    uint64_t rate;    /* snapshot-write-rate: bytes per second, 0 no limit */
     struct io *io;
     uint64_t group, size;
     struct raft_snapshot_meta meta;
@@ -301,13 +308,49 @@ static void shard_snap__job_step(struct shard_snap_job *j, uint32_t buckets) {
     if (rc == 0 && j->rc != KV_OK) {
         snprintf(j->err, sizeof(j->err), "keyspace walk: %s", kv_strerror(j->rc));
     }
+    if (j->threaded) { /* read by the loop once it sees the state below */
+        struct timespec ts;
+        if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) {
+            j->cpu_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        }
+    }
     atomic_store(&j->state, rc == 0 && j->rc == KV_OK ? SHARD_SNAP__OK : SHARD_SNAP__FAILED);
+}
+
+static uint64_t shard_snap__now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Written as fast as it can go, a snapshot reaches the disk in bursts
+ * (tens of MB per data sync), and every WAL fdatasync of those moments
+ * waits behind them: the commits of every group on the node. So the writer
+ * keeps to snapshot-write-rate bytes per second (RocksDB's rate limiter and
+ * bytes_per_sync do the same for compactions), sleeping between steps when
+ * ahead, but never while changes have put more than
+ * SHARD_SNAP_PACE_SIDE_BYTES aside: those wait for it (docs/node.md,
+ * "Writing"). */
+static void shard_snap__pace(struct shard_snap_job *j, uint64_t start_us) {
+    if (j->rate == 0 || atomic_load(&j->cancel)) return;
+    if (kv_walk_side_bytes(j->walk) > SHARD_SNAP_PACE_SIDE_BYTES) return;
+    uint64_t written = j->w.offset;
+    uint64_t due_us = (uint64_t)((double)written * 1e6 / (double)j->rate);
+    uint64_t spent_us = shard_snap__now_us() - start_us;
+    if (due_us <= spent_us) return;
+    uint64_t wait_us = due_us - spent_us;
+    if (wait_us > SHARD_SNAP_PACE_SLEEP_US_MAX) wait_us = SHARD_SNAP_PACE_SLEEP_US_MAX;
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(wait_us * 1000)};
+    nanosleep(&ts, NULL);
 }
 
 static void *shard_snap__thread(void *arg) {
     struct shard_snap_job *j = arg;
+    (void)pthread_setname_np(pthread_self(), "shoal-snapshot"); /* for top -H and perf */
+    uint64_t start_us = shard_snap__now_us();
     while (atomic_load(&j->state) == SHARD_SNAP__RUNNING) {
         shard_snap__job_step(j, SHARD_SNAP_STEP_BUCKETS);
+        if (atomic_load(&j->state) == SHARD_SNAP__RUNNING) shard_snap__pace(j, start_us);
     }
     kv_walk_cancel(j->walk); /* a change waiting for room goes on */
     return NULL;
@@ -416,10 +459,11 @@ static void shard_snap__written(struct node *n, struct shard *s) {
     }
     s->snap_last_bytes = ref.size;
     s->snap_last_ms = node_mono_ms(n) - s->snap_started_ms;
-    node_log(n, "group %llu: snapshot at %llu (%llu ms in the background, %llu MB; start %llu ms)",
+    node_log(n, "group %llu: snapshot at %llu (%llu ms in the background, %llu ms of CPU, "
+                "%llu MB; start %llu ms)",
              (unsigned long long)s->group, (unsigned long long)s->snap_meta.index,
-             (unsigned long long)s->snap_last_ms, (unsigned long long)(ref.size >> 20),
-             (unsigned long long)s->snap_begin_ms);
+             (unsigned long long)s->snap_last_ms, (unsigned long long)s->snap_last_cpu_ms,
+             (unsigned long long)(ref.size >> 20), (unsigned long long)s->snap_begin_ms);
     shard_snap__close_ref(n, &s->snap_next);
     s->snap_next = ref;
     s->snap_next_bytes = s->snap_meta_bytes;
@@ -459,6 +503,7 @@ void shard_poll_snapshot(struct node *n, struct shard *s) {
     if (state == SHARD_SNAP__RUNNING) return;
     char why[256];
     snprintf(why, sizeof(why), "%s", j->err);
+    s->snap_last_cpu_ms = j->cpu_ms;
     shard_snap__job_free(s);
     if (state != SHARD_SNAP__OK) {
         shard_snap__failed(n, s, why);
@@ -483,6 +528,7 @@ static void shard_snap__start(struct node *n, struct shard *s) {
     j->group = s->group;
     j->meta = s->snap_meta;
     j->size = kv_snapshot_size(s->kv);
+    j->rate = n->cfg.snapshot_write_rate;
     snprintf(j->dir, sizeof(j->dir), "%s", n->cfg.dir);
     shard_snap__path(n, s, j->path, sizeof(j->path));
     atomic_init(&j->cancel, false);

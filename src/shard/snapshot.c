@@ -24,7 +24,7 @@
 
 #define SNAP_MAGIC "SHOALSNP"
 #define SNAP_VERSION 1u
-#define SNAP_SYNC_STEP_BYTES (8u << 20)
+#define SNAP_SYNC_STEP_BYTES (1u << 20)
 
 static void snap__put(uint8_t *p, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
