@@ -50,7 +50,7 @@
 #define SHARD_SNAP_STEP_BUCKETS 4096u
 #define SHARD_SNAP_INLINE_STEP_BUCKETS 16u
 /* The writer's pace (shard_snap__pace): it sleeps at most this long at a
- * time, and not at all while changes have put more than this aside. */
+ * time, and no more once changes have put more than this aside. */
 #define SHARD_SNAP_PACE_SLEEP_US_MAX 20000u
 #define SHARD_SNAP_PACE_SIDE_BYTES (4u << 20)
 
@@ -65,6 +65,7 @@ struct shard_snap_job {
     int rc;           /* the walk's result */
     uint64_t cpu_ms;  /* the writer thread's CPU time (0 inline) */
     uint64_t rate;    /* snapshot-write-rate: bytes per second, 0 no limit */
+    uint64_t start_us; /* when the writer thread started (for the rate) */
     struct io *io;
     uint64_t group, size;
     struct raft_snapshot_meta meta;
@@ -284,8 +285,42 @@ void shard_snap_install(struct node *n, struct shard *s) {
 
 /* ---- writing ---- */
 
+
+static uint64_t shard_snap__now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Written as fast as it can go, a snapshot reaches the disk in bursts
+ * (tens of MB per data sync), and every WAL fdatasync of those moments
+ * waits behind them: the commits of every group on the node. So the writer
+ * keeps to snapshot-write-rate bytes per second (RocksDB's rate limiter and
+ * bytes_per_sync do the same for compactions): after each piece the walk
+ * puts out (up to 64 KB, so large values are paced too) it sleeps while it
+ * is ahead, SHARD_SNAP_PACE_SLEEP_US_MAX at a time, and stops sleeping
+ * once changes have put more than SHARD_SNAP_PACE_SIDE_BYTES aside (they
+ * would wait for it) or the job is cancelled (docs/node.md, "Writing"). */
+static void shard_snap__pace(struct shard_snap_job *j) {
+    if (!j->threaded || j->rate == 0) return;
+    uint64_t due_us = (uint64_t)((double)j->w.offset * 1e6 / (double)j->rate);
+    for (;;) {
+        if (atomic_load(&j->cancel)) return;
+        if (kv_walk_side_bytes(j->walk) > SHARD_SNAP_PACE_SIDE_BYTES) return;
+        uint64_t spent_us = shard_snap__now_us() - j->start_us;
+        if (due_us <= spent_us) return;
+        uint64_t wait_us = due_us - spent_us;
+        if (wait_us > SHARD_SNAP_PACE_SLEEP_US_MAX) wait_us = SHARD_SNAP_PACE_SLEEP_US_MAX;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(wait_us * 1000)};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int shard_snap__append(void *ctx, const uint8_t *data, size_t len) {
-    return snapshot_writer_append(ctx, data, len);
+    struct shard_snap_job *j = ctx;
+    int rc = snapshot_writer_append(&j->w, data, len);
+    if (rc == 0) shard_snap__pace(j);
+    return rc;
 }
 
 /* Up to `buckets` more of the walk into the file; when it is all written,
@@ -300,7 +335,7 @@ static void shard_snap__job_step(struct shard_snap_job *j, uint32_t buckets) {
         }
     }
     bool done = false;
-    j->rc = kv_walk_step(j->walk, buckets, shard_snap__append, &j->w, &done);
+    j->rc = kv_walk_step(j->walk, buckets, shard_snap__append, j, &done);
     if (j->rc == KV_OK && !done && !atomic_load(&j->cancel)) return;
     if (j->rc != KV_OK && j->w.rc == 0) j->w.rc = j->rc == KV_ENOMEM ? -ENOMEM : -EIO;
     if (!done && j->w.rc == 0) j->w.rc = -ECANCELED;
@@ -317,40 +352,12 @@ static void shard_snap__job_step(struct shard_snap_job *j, uint32_t buckets) {
     atomic_store(&j->state, rc == 0 && j->rc == KV_OK ? SHARD_SNAP__OK : SHARD_SNAP__FAILED);
 }
 
-static uint64_t shard_snap__now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/* Written as fast as it can go, a snapshot reaches the disk in bursts
- * (tens of MB per data sync), and every WAL fdatasync of those moments
- * waits behind them: the commits of every group on the node. So the writer
- * keeps to snapshot-write-rate bytes per second (RocksDB's rate limiter and
- * bytes_per_sync do the same for compactions), sleeping between steps when
- * ahead, but never while changes have put more than
- * SHARD_SNAP_PACE_SIDE_BYTES aside: those wait for it (docs/node.md,
- * "Writing"). */
-static void shard_snap__pace(struct shard_snap_job *j, uint64_t start_us) {
-    if (j->rate == 0 || atomic_load(&j->cancel)) return;
-    if (kv_walk_side_bytes(j->walk) > SHARD_SNAP_PACE_SIDE_BYTES) return;
-    uint64_t written = j->w.offset;
-    uint64_t due_us = (uint64_t)((double)written * 1e6 / (double)j->rate);
-    uint64_t spent_us = shard_snap__now_us() - start_us;
-    if (due_us <= spent_us) return;
-    uint64_t wait_us = due_us - spent_us;
-    if (wait_us > SHARD_SNAP_PACE_SLEEP_US_MAX) wait_us = SHARD_SNAP_PACE_SLEEP_US_MAX;
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(wait_us * 1000)};
-    nanosleep(&ts, NULL);
-}
-
 static void *shard_snap__thread(void *arg) {
     struct shard_snap_job *j = arg;
     (void)pthread_setname_np(pthread_self(), "shoal-snapshot"); /* for top -H and perf */
-    uint64_t start_us = shard_snap__now_us();
+    j->start_us = shard_snap__now_us();
     while (atomic_load(&j->state) == SHARD_SNAP__RUNNING) {
         shard_snap__job_step(j, SHARD_SNAP_STEP_BUCKETS);
-        if (atomic_load(&j->state) == SHARD_SNAP__RUNNING) shard_snap__pace(j, start_us);
     }
     kv_walk_cancel(j->walk); /* a change waiting for room goes on */
     return NULL;

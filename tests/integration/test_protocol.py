@@ -7,6 +7,7 @@ import socket
 import sys
 import time
 
+import pytest
 import redis
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -197,6 +198,34 @@ def test_busy_groups_sharing_the_wal_snapshot_at_their_own_periods(make_cluster)
     # 17; with every collection setting off the group keeping the oldest
     # segment, 23-47
     assert 9 <= taken <= 20, taken
+
+
+@pytest.mark.parametrize("rate,least_s,most_s", [("1mb", 2.0, 20.0), ("0", 0.0, 1.5)])
+def test_the_snapshot_writer_keeps_to_its_rate(make_cluster, rate, least_s, most_s):
+    """snapshot-write-rate spreads a snapshot's writes over time (so the
+    WAL's fsyncs do not wait behind a burst); writes go on meanwhile, and
+    0 lifts the limit. 3 MB at 1 MB/s take at least 2 s."""
+    cl = make_cluster(n=1, extra=["--snapshot-entries", "3000", "--snapshot-write-rate", rate])
+    c = cl.client(1)
+    value = "v" * 1000
+    for start in range(0, 3000, 500):
+        p = c.pipeline(transaction=False)
+        for i in range(start, start + 500):
+            p.set("key:%06d" % i, value)
+        p.execute()
+    worst = 0.0
+    deadline = time.time() + 30
+    while c.info("persistence")["snapshots_taken"] < 1 and time.time() < deadline:
+        t = time.time()
+        c.set("during", "x")  # writes are not held up by a pacing writer
+        worst = max(worst, time.time() - t)
+        time.sleep(0.05)
+    info = c.info("persistence")
+    assert info["snapshots_taken"] >= 1, info
+    took = info["snapshot_last_duration_ms"] / 1000.0
+    assert least_s <= took <= most_s, (rate, took, sorted(info.items()))
+    assert worst < 1.0, worst
+    assert info["snapshot_last_bytes"] >= 3000 * 1000, info
 
 
 def test_single_replica_snapshots_at_its_period(make_cluster):
