@@ -8,10 +8,13 @@
  * Every link stays open, beaten or not (node_core.c beats only the nodes
  * this one shares a group with; docs/cluster.md, "Idle links"). A link
  * that carries no periodic frame still tells the node when it ends: the
- * dialled side reads it for its EOF (a killed node), and both sides keep
- * TCP keepalive on (a host gone without a FIN, noticed after about
+ * dialling side reads it for its EOF (a killed node) and keeps TCP
+ * keepalive on (a host gone without a FIN: an idle link ends after about
  * PEER_KEEPALIVE_IDLE_S + PEER_KEEPALIVE_PROBES x PEER_KEEPALIVE_INTERVAL_S
- * of silence). */
+ * of silence, and is dialled again). Not the accepting side: its end of
+ * a beaten link is idle too, and closing it during a partition would
+ * leave the dialling side writing into a dead connection until TCP gave
+ * up on its retransmissions, long after the partition healed. */
 #include <assert.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -251,6 +254,19 @@ static void peer__conn_close(struct peer_conn *c) {
     uv_close((uv_handle_t *)&c->tcp, peer__conn_closed_cb);
 }
 
+/* A node dials one link at a time: its HELLO on c means its earlier
+ * links here are gone on its side, even if their end never arrived (a
+ * FIN lost in a partition, while its keepalive gave up on an idle link).
+ * They are closed, or each such episode would keep one connection. */
+static void peer__close_older(struct peer_conn *c) {
+    struct peer_conn *o = c->node->peer_conns;
+    while (o != NULL) {
+        struct peer_conn *next = o->next;
+        if (o != c && !o->closing && o->from == c->from) peer__conn_close(o);
+        o = next;
+    }
+}
+
 static void peer__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
     struct peer_conn *c = h->data;
@@ -283,6 +299,7 @@ static bool peer__consume(struct peer_conn *c) {
                 return false;
             }
             c->from = f.node_id;
+            peer__close_older(c);
             /* a link that is beaten rarely or never is alive from here on:
              * a node that restarted is routed to again (link_closed) */
             node_core_heard(n, c->from);
@@ -355,7 +372,6 @@ static void peer__accept_cb(uv_stream_t *server, int status) {
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    peer__keepalive(&c->tcp);
     c->next = n->peer_conns;
     if (c->next) c->next->prev = c;
     n->peer_conns = c;
