@@ -13,8 +13,8 @@ its canary BEAT_EVERYONE, scripts/beat-canary.sh, must be caught so);
 a plain client is proxied over a link that carries no beat; a node killed
 is seen on such a link at once, and routed to again after its restart.
 
-The suite's binary (SHOAL_BIN: the ASan/UBSan build in `make test`, 94 s
-on two loaded cores), or SHOAL_MANY_BIN (scripts/pull-canary.sh runs its
+The suite's binary (SHOAL_BIN: the ASan/UBSan build in `make test`, 9-94 s
+from an idle to a loaded machine), or SHOAL_MANY_BIN (scripts/pull-canary.sh runs its
 canary build)."""
 import os
 import shutil
