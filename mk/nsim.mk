@@ -13,7 +13,8 @@ NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c src/nsim/nsi
 NSIM_SEEDS ?= 300
 NSIM_CANARIES := ACK_BEFORE_FSYNC ADVANCE_BEFORE_FSYNC WAL_ACCEPT_BAD_CRC SNAPSHOT_SILENT_FAIL \
                  WRONG_SHARD QUIET_NO_WAKE ZADD_KEEPS_SCORE BLOCK_POP_WITHOUT_LOG \
-                 XREADGROUP_NO_PEL META_NO_INSTALL META_STALE READ_PAST_WAITING_WRITES
+                 XREADGROUP_NO_PEL META_NO_INSTALL META_STALE READ_PAST_WAITING_WRITES \
+                 BEAT_EVERYONE
 
 $(BUILD)/shoal-nsim: $(call release_objs,$(NSIM_ALL)) | $(BUILD)
 	$(CC) $(RELEASE_CFLAGS) -o $@ $(call release_objs,$(NSIM_ALL)) -lm $(LUA_LIBS)

@@ -75,3 +75,10 @@ LIVE_CHECKS += scripts/function-canary.sh
 TEST_DEPS += $(BUILD)/canary/META_NO_PULL/shoal
 EXTRA_CHECKS += scripts/pull-canary.sh
 LIVE_CHECKS += scripts/pull-canary.sh
+
+# The beat rule's canary: every node beats all of its peers, not only the
+# nodes it shares a group with; test_many_nodes.py must catch it
+# (scripts/beat-canary.sh). shoal-nsim catches it too (mk/nsim.mk).
+TEST_DEPS += $(BUILD)/canary/BEAT_EVERYONE/shoal
+EXTRA_CHECKS += scripts/beat-canary.sh
+LIVE_CHECKS += scripts/beat-canary.sh

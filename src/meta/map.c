@@ -326,15 +326,17 @@ int map_copy(struct map *dst, const struct map *src) {
     return 0;
 }
 
-uint32_t map_meta_members(const uint64_t *node_ids, uint32_t n_nodes, uint64_t *voters,
-                          uint64_t *learners, uint32_t *n_learners) {
+uint32_t map_meta_members(const uint64_t *node_ids, uint32_t n_nodes, uint32_t members_max,
+                          uint64_t *voters, uint64_t *learners, uint32_t *n_learners) {
     assert(n_nodes >= 1 && n_nodes <= MAP_NODES_MAX);
     uint64_t ids[MAP_NODES_MAX];
     memcpy(ids, node_ids, n_nodes * sizeof(ids[0]));
     qsort(ids, n_nodes, sizeof(ids[0]), map__cmp_u64);
-    uint32_t v = n_nodes >= 5 ? 5 : n_nodes >= 3 ? 3 : n_nodes;
+    uint32_t cap = members_max == 0 || members_max > MAP_META_MEMBERS_MAX ? MAP_META_MEMBERS_MAX
+                                                                          : members_max;
+    uint32_t members = n_nodes < cap ? n_nodes : cap;
+    uint32_t v = members >= 5 ? 5 : members >= 3 ? 3 : members;
     memcpy(voters, ids, v * sizeof(ids[0]));
-    uint32_t members = n_nodes < MAP_META_MEMBERS_MAX ? n_nodes : MAP_META_MEMBERS_MAX;
     assert(members >= v);
     memcpy(learners, ids + v, (members - v) * sizeof(ids[0]));
     *n_learners = members - v;

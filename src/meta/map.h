@@ -100,12 +100,13 @@ int map_encoded_epoch(const uint8_t *buf, size_t len, uint64_t *epoch);
 /* A deep copy (0, or -1 on ENOMEM). */
 int map_copy(struct map *dst, const struct map *src);
 
-/* Group 0's voters: the first V of the node ids in ascending order, V = 5
- * with 5 nodes or more, 3 with 3 or 4, else all. Returns V; voters gets
- * them, learners the next ids (ascending) up to MAP_META_MEMBERS_MAX
- * members in all (learners has room for MAP_META_MEMBERS_MAX - V),
+/* Group 0's members: M = min(n_nodes, members_max) of the node ids in
+ * ascending order (members_max 0 or above MAP_META_MEMBERS_MAX:
+ * MAP_META_MEMBERS_MAX). Its voters are the first V of them, V = 5 with
+ * M >= 5, 3 with 3 or 4, else M. Returns V; voters gets them, learners
+ * the next M - V ids (learners has room for MAP_META_MEMBERS_MAX - V),
  * *n_learners their count. The nodes after them are not in group 0. */
-uint32_t map_meta_members(const uint64_t *node_ids, uint32_t n_nodes, uint64_t *voters,
-                          uint64_t *learners, uint32_t *n_learners);
+uint32_t map_meta_members(const uint64_t *node_ids, uint32_t n_nodes, uint32_t members_max,
+                          uint64_t *voters, uint64_t *learners, uint32_t *n_learners);
 
 #endif

@@ -27,7 +27,8 @@ static uint32_t meta__members(const struct node *n, uint64_t voters[MAP_META_MEM
     _Static_assert(MAP_META_MEMBERS_MAX <= RAFT_NODES_MAX, "group 0 fits in a Raft group");
     _Static_assert(NODE_PEERS_MAX <= MAP_NODES_MAX, "every node fits in the map");
     for (uint32_t i = 0; i < n->cfg.n_members; i++) ids[i] = n->cfg.members[i].id;
-    uint32_t v = map_meta_members(ids, n->cfg.n_members, voters, learners, n_learners);
+    uint32_t v = map_meta_members(ids, n->cfg.n_members, n->cfg.meta_members, voters, learners,
+                                  n_learners);
     assert(v >= 1 && v <= 5 && v <= MAP_REPLICAS_MAX);
     assert(v + *n_learners <= MAP_META_MEMBERS_MAX);
     return v;
@@ -232,9 +233,10 @@ static void meta__read(struct node *n, struct shard *s) {
 
 /* ---- pull by version (docs/cluster.md, "The meta group") ---- */
 
-/* The member to ask: from pull_next on, the first whose link is up (a
- * frame came from it within the failure detector's timeout); if none is,
- * pull_next itself (its link may come up). */
+/* The member to ask: from pull_next on, the first whose link is up
+ * (node_core_link_up: not closed, and if this node beats it, a frame
+ * within the failure detector's timeout); if none is, pull_next itself
+ * (its link may come up). */
 static uint64_t meta__pull_target(struct node *n) {
     assert(n->n_meta_ids >= 1);
     for (uint32_t k = 0; k < n->n_meta_ids; k++) {
@@ -242,7 +244,7 @@ static uint64_t meta__pull_target(struct node *n) {
         const struct node_member *m = node_config_member(&n->cfg, n->meta_ids[at]);
         assert(m != NULL);
         uint32_t i = (uint32_t)(m - n->cfg.members);
-        if (!n->link_lost[i] && !n->link_closed[i]) {
+        if (node_core_link_up(n, i)) {
             n->pull_next = at;
             return n->meta_ids[at];
         }

@@ -76,6 +76,11 @@ struct node_config {
     /* placement (src/meta/map.h): every node must be given the same */
     uint32_t shards;                    /* "shards": 1 */
     uint32_t replicas;                  /* "replicas": 0 = every node with one shard, else 3 */
+    /* Group 0's members at most (map_meta_members; 0: MAP_META_MEMBERS_MAX,
+     * 16). Not an option: shoal-nsim lowers it so that some of its 3-5
+     * nodes are outside group 0, pull the map and share no group with
+     * some others (docs/nsim.md). */
+    uint32_t meta_members;
     /* routing */
     uint32_t leader_wait_ms;            /* "leader-wait-ms": 2000; then CLUSTERDOWN */
     uint8_t cluster_redirect;           /* "cluster-redirect": enum node_redirect */

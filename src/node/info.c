@@ -156,6 +156,31 @@ static void info__raft(struct node *n, struct info__buf *b) {
     info__add(b, "\r\n");
 }
 
+/* The links to the other nodes (docs/cluster.md, "Idle links"): per
+ * peer, whether this node beats and watches it (beat: it shares a group
+ * with it), the beats sent on it, whether the link this node dialled is
+ * up, and the failure detector's view (up, lost: silent past its timeout,
+ * closed: its link to this node ended, unwatched: not beaten, up until it
+ * closes). */
+static void info__peers(const struct node *n, struct info__buf *b) {
+    uint32_t beaten = 0;
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) beaten += n->beat_to[i];
+    info__add(b, "# Peers\r\npeers:%u\r\npeers_beaten:%u\r\n",
+              n->cfg.n_members > 0 ? n->cfg.n_members - 1u : 0u, beaten);
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        const struct node_member *m = &n->cfg.members[i];
+        if (m->id == n->cfg.id) continue;
+        const char *link = n->link_closed[i] ? "closed"
+                           : !n->beat_to[i]  ? "unwatched"
+                           : n->link_lost[i] ? "lost"
+                                             : "up";
+        info__add(b, "peer%llu:beat=%d,beats=%llu,connected=%d,link=%s\r\n",
+                  (unsigned long long)m->id, n->beat_to[i] ? 1 : 0,
+                  (unsigned long long)n->beats_sent[i], n->peers[i].connected ? 1 : 0, link);
+    }
+    info__add(b, "\r\n");
+}
+
 /* Redis's field names where they mean the same (a snapshot is shoal's
  * bgsave), shoal's own for the rest. */
 static void info__persistence(struct node *n, struct info__buf *b) {
@@ -211,6 +236,7 @@ void node_info(struct node *n, const char *section, size_t len, struct resp_out 
     }
     if (info__want(section, len, "replication")) info__replication(n, &b);
     if (info__want(section, len, "raft")) info__raft(n, &b);
+    if (info__want(section, len, "peers")) info__peers(n, &b);
     if (info__want(section, len, "cluster")) info__add(&b, "# Cluster\r\ncluster_enabled:1\r\n\r\n");
     if (info__want(section, len, "keyspace")) {
         info__add(&b, "# Keyspace\r\n");

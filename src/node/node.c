@@ -114,7 +114,7 @@ static void node__flush_submit(void *ctx) {
 static void node__peer_send(void *ctx, uint64_t group, const struct raft_msg *m) {
     peer_net_send(ctx, group, m);
 }
-static void node__peer_beat(void *ctx) { peer_net_beat(ctx); }
+static bool node__peer_beat(void *ctx, uint64_t to) { return peer_net_beat(ctx, to); }
 static void node__peer_flush(void *ctx) { peer_net_flush(ctx); }
 static void node__peer_map(void *ctx, uint64_t to, const struct peer_map_msg *m) {
     peer_net_map(ctx, to, m);

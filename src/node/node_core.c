@@ -357,6 +357,12 @@ void node_core_heard(struct node *n, uint64_t id) {
     }
 }
 
+bool node_core_link_up(const struct node *n, uint32_t i) {
+    assert(i < n->cfg.n_members);
+    if (n->link_closed[i]) return false;
+    return !n->beat_to[i] || !n->link_lost[i];
+}
+
 /* The node-level failure detector: a peer silent for two election
  * timeouts (its beats and frames stopped) wakes the groups it leads here,
  * so that their quiet followers run their election timers again. Two: a
@@ -374,7 +380,10 @@ static void node_core__watch_links(struct node *n) {
     for (uint32_t i = 0; i < n->cfg.n_members && stalled; i++) n->heard_ms[i] = now;
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
         uint64_t id = n->cfg.members[i].id;
-        if (id == n->cfg.id || n->link_lost[i] || now - n->heard_ms[i] <= timeout_ms) continue;
+        /* only the links this node beats: the others carry no periodic
+         * frame, and no group here waits on them */
+        if (id == n->cfg.id || !n->beat_to[i]) continue;
+        if (n->link_lost[i] || now - n->heard_ms[i] <= timeout_ms) continue;
         n->link_lost[i] = true;
         node_log(n, "no frame from node %llu for %llu ms: waking its groups",
                  (unsigned long long)id, (unsigned long long)(now - n->heard_ms[i]));
@@ -382,11 +391,27 @@ static void node_core__watch_links(struct node *n) {
     }
 }
 
+/* The coalesced beats: one to each peer of beat_to whose link carried
+ * nothing else this interval. */
+static void node_core__beat(struct node *n) {
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        uint64_t id = n->cfg.members[i].id;
+        bool beat = n->beat_to[i];
+#ifdef CANARY_BEAT_EVERYONE
+        /* deliberate bug: every link is beaten, as when each node beat
+         * all N - 1 others (idle cost grows with the cluster) */
+        beat = true;
+#endif
+        if (id == n->cfg.id || !beat) continue;
+        if (peer_beat(n, id)) n->beats_sent[i]++;
+    }
+}
+
 void node_core_tick(struct node *n) {
     n->ticks++;
     if (n->ticks % n->cfg.heartbeat_ticks == 0) {
         meta_pull(n); /* before the beats: the pull is that link's frame */
-        peer_beat(n);
+        node_core__beat(n);
     }
     node_core__watch_links(n);
     /* backwards: a replica that goes to sleep swaps in the last one, which
@@ -438,6 +463,35 @@ static void node_core__map_nodes(struct node *n) {
         nd->client_port = m->client_port;
         nd->peer_port = m->peer_port;
     }
+}
+
+static void node_core__beat_node(struct node *n, uint64_t id) {
+    const struct node_member *m = node_config_member(&n->cfg, id);
+    assert(m != NULL); /* the map's replicas are members */
+    if (id != n->cfg.id) n->beat_to[m - n->cfg.members] = true;
+}
+
+/* Which links are beaten and watched: those to the nodes this node
+ * exchanges Raft messages with, that is, shares a group with in which
+ * one of the two votes (a leader is a voter; two learners of group 0
+ * never talk). Each data shard's replicas all vote. The rule is
+ * symmetric, so both ends of a link agree on it. A node outside group 0
+ * beats no member for it: its pull, once per heartbeat interval, is the
+ * frame on the link it pulls over (meta_pull). Computed from the map at
+ * open: the maps installed later (meta__compatible) keep every shard's
+ * replica set, so the links stay the same. */
+static void node_core__links(struct node *n) {
+    memset(n->beat_to, 0, sizeof(n->beat_to));
+    for (uint32_t i = 0; i < n->n_local; i++) {
+        const struct shard *s = n->local[i];
+        assert(s->n_replicas <= MAP_REPLICAS_MAX);
+        for (uint8_t j = 0; j < s->n_replicas; j++) node_core__beat_node(n, s->replicas[j]);
+    }
+    const struct shard *m = n->meta;
+    if (m == NULL) return;
+    for (uint8_t j = 0; j < m->n_replicas; j++) node_core__beat_node(n, m->replicas[j]);
+    if (m->my_rank >= m->n_replicas) return; /* a learner: the voters only */
+    for (uint8_t j = 0; j < m->n_learners; j++) node_core__beat_node(n, m->learners[j]);
 }
 
 int node_core_open(struct node *n) {
@@ -503,7 +557,9 @@ int node_core_open(struct node *n) {
     for (uint32_t i = 0; i < n->cfg.n_members; i++) {
         n->link_lost[i] = true; /* until heard: the first frame wakes nothing new */
         n->heard_ms[i] = node_mono_ms(n);
+        n->beats_sent[i] = 0;
     }
+    if (rc == 0) node_core__links(n);
     node_log(n, "recovered: %llu segments; %u of %u shards have a replica here",
              (unsigned long long)rec.segments, n->n_local, n->map.n_shards);
     wal_recovered_free(&rec);

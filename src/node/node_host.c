@@ -39,7 +39,7 @@ void peer_send(struct node *n, uint64_t group, const struct raft_msg *m) {
     n->host.peer_send(n->host.ctx, group, m);
 }
 
-void peer_beat(struct node *n) { n->host.peer_beat(n->host.ctx); }
+bool peer_beat(struct node *n, uint64_t to) { return n->host.peer_beat(n->host.ctx, to); }
 
 void peer_flush(struct node *n) { n->host.peer_flush(n->host.ctx); }
 

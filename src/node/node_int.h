@@ -271,6 +271,10 @@ struct peer {
     uint64_t write_bytes;    /* handed to uv_write, not yet written */
     uint64_t dropped;
     bool sent_since_beat;    /* a frame went out since the last peer_beat */
+    /* The dialled link is read only to notice its end (the other node
+     * never writes on it): a killed node's link closes here at once,
+     * beaten or not. What arrives lands here and is dropped. */
+    char sink[64];
 };
 
 struct peer_conn { /* an accepted connection from another node */
@@ -309,7 +313,9 @@ struct node_host {
      * node_core_flush_done(). */
     void (*flush_submit)(void *ctx);
     void (*peer_send)(void *ctx, uint64_t group, const struct raft_msg *m);
-    void (*peer_beat)(void *ctx);  /* see peer_beat() */
+    /* A PEER_FRAME_BEAT to node `to` unless a frame went to it since the
+     * last call for it: true if one was queued (see peer_beat()). */
+    bool (*peer_beat)(void *ctx, uint64_t to);
     void (*peer_flush)(void *ctx); /* write this turn's frames */
     /* A PEER_FRAME_MAP_PULL or PEER_FRAME_MAP to node `to` (pull by
      * version, meta.c); it counts as a frame on that link, so no beat is
@@ -386,6 +392,12 @@ struct node {
      * (the command waits for a leader instead: route.c). */
     bool link_closed[NODE_PEERS_MAX];
     uint64_t watch_ms; /* when the links were last watched (node_core_tick) */
+    /* The links this node beats and watches, by member index: the nodes it
+     * shares a group with in which one of the two votes (node_core_open
+     * fills it from the map). Every other link carries no periodic frame
+     * and is not watched (docs/cluster.md, "Idle links"). */
+    bool beat_to[NODE_PEERS_MAX];
+    uint64_t beats_sent[NODE_PEERS_MAX]; /* PEER_FRAME_BEATs queued, by member index */
     uint64_t ticks; /* node_core_tick calls */
     struct peer peers[NODE_PEERS_MAX];
     struct peer_conn *peer_conns;
@@ -552,8 +564,13 @@ bool node_leads_any(const struct node *n); /* leads at least one of its groups *
  * with raft_too its Raft is woken at the next pump (raft_wake). Anything
  * queued for a replica wakes it: peer messages (shard_step), commands. */
 void node_core_wake(struct node *n, struct shard *s, bool raft_too);
-/* The host received a frame (of any kind) from peer `id`. */
+/* The host received a frame (of any kind, HELLO included) from peer `id`. */
 void node_core_heard(struct node *n, uint64_t id);
+/* Whether the link to member index i counts as up: not seen closing
+ * (link_closed) and, for a link this node watches (beat_to), a frame
+ * within the failure detector's timeout. An unwatched link is up until it
+ * closes. */
+bool node_core_link_up(const struct node *n, uint32_t i);
 
 /* Host functions (node_host.c): each calls n->host (struct node_host). */
 uint64_t node_now_ms(const struct node *n); /* wall clock (expiry, entry timestamps) */
@@ -674,18 +691,19 @@ void shard_snap_unpin(struct node *n);
 void shard_snap_tick(struct node *n);
 
 /* Host functions for the transport (node_host.c, through n->host). */
-/* The coalesced node heartbeat: a PEER_FRAME_BEAT to every peer that got
- * no frame since the last call (node_core_tick calls it every heartbeat
- * interval), so every link carries something that often however many
- * groups are quiet. */
-void peer_beat(struct node *n);
+/* The coalesced node heartbeat: a PEER_FRAME_BEAT to peer `to` if it got
+ * no frame since the last call for it; true if one was queued.
+ * node_core_tick calls it every heartbeat interval for each peer in
+ * beat_to, so each link of a shared group carries something that often
+ * however many groups are quiet. */
+bool peer_beat(struct node *n, uint64_t to);
 void peer_send(struct node *n, uint64_t group, const struct raft_msg *m);
 void peer_flush(struct node *n); /* write this turn's frames */
 void peer_map(struct node *n, uint64_t to, const struct peer_map_msg *m);
 
 /* peer.c (the libuv host's transport; peer_net_* fill its table) */
 int peer_start(struct node *n);
-void peer_net_beat(struct node *n);
+bool peer_net_beat(struct node *n, uint64_t to);
 void peer_net_send(struct node *n, uint64_t group, const struct raft_msg *m);
 void peer_net_flush(struct node *n);
 void peer_net_map(struct node *n, uint64_t to, const struct peer_map_msg *m);

@@ -381,8 +381,8 @@ static void nsim__peer_send(void *ctx, uint64_t group, const struct raft_msg *m)
     h->sent_since_beat[to] = true;
 }
 
-/* As peer.c (a simulated cluster of NSIM_NODES_MAX nodes is all in group
- * 0, so no pull is sent; the frames are carried like any other). */
+/* As peer.c: a pull of the map or its answer (only in the seeds whose
+ * group 0 leaves nodes out; the frames are carried like any other). */
 static void nsim__peer_map(void *ctx, uint64_t to_id, const struct peer_map_msg *m) {
     struct nsim_host *h = ctx;
     int to = nsim__slot_of(h->w, to_id);
@@ -391,15 +391,57 @@ static void nsim__peer_map(void *ctx, uint64_t to_id, const struct peer_map_msg 
     h->sent_since_beat[to] = true;
 }
 
-/* As peer.c: a beat to each peer that got no frame since the last call. */
-static void nsim__peer_beat(void *ctx) {
-    struct nsim_host *h = ctx;
-    for (uint32_t to = 0; to < h->w->n_nodes; to++) {
-        if (to == h->idx) continue;
-        bool beat = !h->sent_since_beat[to];
-        h->sent_since_beat[to] = false;
-        if (beat && peer_encode_beat(&h->out[to]) != 0) return;
+/* Group 0's role of node `id` by the layout: 2 voter, 1 learner, 0 none. */
+static int nsim__meta_role(const struct nsim *w, uint64_t id) {
+    uint64_t ids[NSIM_NODES_MAX], voters[MAP_META_MEMBERS_MAX], learners[MAP_META_MEMBERS_MAX];
+    uint32_t n_learners = 0;
+    for (uint32_t i = 0; i < w->n_nodes; i++) ids[i] = w->hosts[i].id;
+    uint32_t v = map_meta_members(ids, w->n_nodes, w->cfg.meta_members, voters, learners,
+                                  &n_learners);
+    for (uint32_t i = 0; i < v; i++) {
+        if (voters[i] == id) return 2;
     }
+    for (uint32_t i = 0; i < n_learners; i++) {
+        if (learners[i] == id) return 1;
+    }
+    return 0;
+}
+
+/* Whether nodes a and b (slots) exchange Raft messages by the layout:
+ * replicas of one shard, or members of group 0 one of which votes. The
+ * simulator's own reading of the rule (docs/cluster.md, "Idle links"),
+ * not node_core's beat_to. */
+static bool nsim__share_group(const struct nsim *w, uint32_t a, uint32_t b) {
+    uint64_t x = w->hosts[a].id, y = w->hosts[b].id;
+    for (uint32_t k = 0; k < w->map.n_shards; k++) {
+        const struct map_shard *ms = &w->map.shards[k];
+        if (map_has_replica(ms, x) && map_has_replica(ms, y)) return true;
+    }
+    int rx = nsim__meta_role(w, x), ry = nsim__meta_role(w, y);
+    return rx > 0 && ry > 0 && (rx == 2 || ry == 2);
+}
+
+/* A node beats only the nodes it shares a group with. */
+static void nsim__check_beat(struct nsim_host *h, uint32_t to) {
+    struct nsim *w = h->w;
+    w->st.beats++;
+    if (nsim__share_group(w, h->idx, to)) return;
+    w->st.beats_outside++;
+    nsim__violation(w, "beats: node %llu beat node %llu, which shares no group with it",
+                    (unsigned long long)h->id, (unsigned long long)w->hosts[to].id);
+}
+
+/* As peer.c: a beat to the peer unless it got a frame since the last
+ * call for it. */
+static bool nsim__peer_beat(void *ctx, uint64_t to_id) {
+    struct nsim_host *h = ctx;
+    int to = nsim__slot_of(h->w, to_id);
+    if (to < 0 || to == h->idx) return false;
+    bool beat = !h->sent_since_beat[to];
+    h->sent_since_beat[to] = false;
+    if (!beat) return false;
+    nsim__check_beat(h, (uint32_t)to);
+    return peer_encode_beat(&h->out[to]) == 0;
 }
 
 /* The frames of this turn leave, one batch per peer (one write per
@@ -2025,32 +2067,59 @@ static void nsim__check_hook_saw(struct nsim *w, const struct nsim_host *h,
                     (unsigned long long)h->applied[s->index]);
 }
 
-/* Group 0 (src/meta/meta.c): its live replicas applied the same index. */
+/* Group 0 (src/meta/meta.c): its live replicas applied the same index,
+ * and the live nodes outside it pulled the map its members route by. */
 static bool nsim__meta_converged(const struct nsim *w) {
-    uint64_t applied = UINT64_MAX;
+    uint64_t applied = UINT64_MAX, epoch = 0;
     for (uint32_t i = 0; i < w->n_nodes; i++) {
         const struct nsim_host *h = &w->hosts[i];
         if (!h->alive || h->n == NULL || h->n->meta == NULL) continue;
         uint64_t a = h->n->meta->applied;
         if (applied != UINT64_MAX && a != applied) return false;
         applied = a;
+        epoch = h->n->map.epoch;
+    }
+    for (uint32_t i = 0; i < w->n_nodes; i++) {
+        const struct nsim_host *h = &w->hosts[i];
+        if (!h->alive || h->n == NULL || h->n->meta != NULL) continue;
+        if (h->n->meta_installs == 0 || h->n->map.epoch != epoch) return false;
     }
     return true;
 }
 
-/* At the end, every node holds group 0 with the same applied state, and
- * routes by the map it installed from there, at that map's epoch (a node
- * routing by a map group 0 did not give it is a stale copy). */
+/* At the end, a node outside group 0 routes by a map it pulled, at the
+ * epoch of the members' (first: a member, checked before). */
+static void nsim__check_pulled_final(struct nsim *w, const struct nsim_host *first) {
+    for (uint32_t i = 0; i < w->n_nodes && !w->violated; i++) {
+        const struct nsim_host *h = &w->hosts[i];
+        if (h->n->meta != NULL) continue;
+        if (nsim__meta_role(w, h->id) != 0) {
+            nsim__violation(w, "meta: node %llu holds no replica of group 0",
+                            (unsigned long long)h->id);
+        } else if (h->n->meta_installs == 0) {
+            nsim__violation(w, "meta: node %llu outside group 0 never installed a pulled map "
+                               "(%llu pulls, %llu answers)", (unsigned long long)h->id,
+                            (unsigned long long)h->n->pulls,
+                            (unsigned long long)h->n->pull_answers);
+        } else if (first != NULL && h->n->map.epoch != first->n->map.epoch) {
+            nsim__violation(w, "meta: node %llu routes by the pulled map at epoch %llu, group 0's "
+                               "members by epoch %llu (a stale map)", (unsigned long long)h->id,
+                            (unsigned long long)h->n->map.epoch,
+                            (unsigned long long)first->n->map.epoch);
+        }
+    }
+}
+
+/* At the end, every member of group 0 holds it with the same applied
+ * state, and routes by the map it installed from there, at that map's
+ * epoch (a node routing by a map group 0 did not give it is a stale
+ * copy); every other node by the map it pulled, at that epoch too. */
 static void nsim__check_meta_final(struct nsim *w) {
     const struct nsim_host *first = NULL;
     for (uint32_t i = 0; i < w->n_nodes && !w->violated; i++) {
         const struct nsim_host *h = &w->hosts[i];
         const struct shard *m = h->n->meta;
-        if (m == NULL) {
-            nsim__violation(w, "meta: node %llu holds no replica of group 0",
-                            (unsigned long long)h->id);
-            return;
-        }
+        if (m == NULL) continue; /* nsim__check_pulled_final */
         if (h->n->meta_installs == 0) {
             nsim__violation(w, "meta: node %llu routes by a map it did not install from group 0 "
                                "(epoch %llu, group 0 applied %llu)", (unsigned long long)h->id,
@@ -2090,6 +2159,7 @@ static void nsim__check_meta_final(struct nsim *w) {
                             (unsigned long long)h->n->map.epoch);
         }
     }
+    nsim__check_pulled_final(w, first);
 }
 
 /* A connection's counts of the commands its node holds (client.c makes a
@@ -2213,6 +2283,17 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     w->cfg.cluster_id = 7;
     w->cfg.shards = shards;
     w->cfg.replicas = replicas;
+    /* Group 0 leaves nodes out in 60% of the seeds with shards of 3 of 5
+     * nodes, from a generator of its own (the other draws, and every
+     * other layout, are unchanged): 3 or 4 members, and the others pull
+     * the map; some pairs of nodes then share no group, and their links
+     * carry no beat (docs/cluster.md, "Idle links"; nsim__check_beat). */
+    struct rand metagen;
+    rand_seed(&metagen, opt->seed ^ 0x4d4554414d4252ull);
+    if (w->n_nodes == 5 && replicas < w->n_nodes && rand_chance(&metagen, 60)) {
+        w->cfg.meta_members = 3 + (uint32_t)rand_below(&metagen, 2);
+        w->st.pull_seeds = 1;
+    }
     w->st.sharded = shards > 1;
     w->cfg.tick_ms = NSIM_TICK_MS;
     w->cfg.election_ticks = 10;
@@ -2246,6 +2327,11 @@ int nsim_run(const struct nsim_options *opt, struct nsim_stats *stats, char *why
     for (uint32_t i = 0; i < w->n_nodes; i++) ids[i] = w->hosts[i].id;
     char err[160];
     if (map_build(&w->map, ids, w->n_nodes, shards, replicas, err, sizeof(err)) != 0) abort();
+    for (uint32_t a = 0; a < w->n_nodes; a++) {
+        for (uint32_t b = a + 1; b < w->n_nodes; b++) {
+            w->st.unshared_pairs += !nsim__share_group(w, a, b);
+        }
+    }
     /* keys: key i in shard i % S, "k<i>" when that is where it falls;
      * the last three a hash ("h"), a sorted set ("z") and a string with
      * expiry ("t") */

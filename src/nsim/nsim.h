@@ -71,6 +71,10 @@ struct nsim_stats {
      * new leader of one (ms after the fault; the sum over seeds) */
     uint64_t quiet_seeds, quiet_groups, quiet_led, quiet_elect_ms;
     uint64_t queue_ops; /* the queue workers' acknowledged operations (nsim_queue.c) */
+    /* beats sent, of them to a node sharing no group (a violation); seeds
+     * whose group 0 leaves nodes out (they pull the map), and pairs of
+     * nodes sharing no group (links that carry no beat) */
+    uint64_t beats, beats_outside, pull_seeds, unshared_pairs;
 };
 
 /* Runs one seed; 0 if every check passed, 1 with a message in why. */

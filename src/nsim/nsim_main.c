@@ -152,6 +152,10 @@ int main(int argc, char **argv) {
            (unsigned long long)sum.quiet_elect_ms);
     printf("queue and stream workers (nsim_queue.c): %llu acknowledged operations\n",
            (unsigned long long)sum.queue_ops);
+    printf("links: %llu beats, %llu of them to a node sharing no group; %llu seeds with nodes "
+           "outside group 0 (pulling the map), %llu pairs of nodes sharing no group\n",
+           (unsigned long long)sum.beats, (unsigned long long)sum.beats_outside,
+           (unsigned long long)sum.pull_seeds, (unsigned long long)sum.unshared_pairs);
     printf("seeds: %llu, violations: 0\n", (unsigned long long)ran);
     return 0;
 }

@@ -158,6 +158,12 @@ static void sc__release_replies(void *ctx) {
 
 static void sc__nothing(void *ctx) { (void)ctx; }
 
+static bool sc__no_beat(void *ctx, uint64_t to) {
+    (void)ctx;
+    (void)to;
+    return false;
+}
+
 static void sc__reply(void *ctx, struct client *c, struct slot *s, const char *data, size_t len) {
     struct sc_host *h = ctx;
     (void)c;
@@ -178,7 +184,7 @@ static const struct node_host sc__host_table = {
     .wake = sc__wake,
     .flush_submit = sc__flush_submit,
     .peer_send = sc__peer_send,
-    .peer_beat = sc__nothing,
+    .peer_beat = sc__no_beat,
     .peer_flush = sc__peer_flush,
     .reply = sc__reply,
     .resume_clients = sc__nothing,

@@ -3,15 +3,45 @@
  * says); it receives on the connections others dialled. Frames are
  * peer_codec's; the frames of one loop turn go out in one write. A peer
  * that does not drain its queue loses messages past peer_queue_bytes:
- * Raft resends what matters. Reconnects back off from 50 ms to 1 s. */
+ * Raft resends what matters. Reconnects back off from 50 ms to 1 s.
+ *
+ * Every link stays open, beaten or not (node_core.c beats only the nodes
+ * this one shares a group with; docs/cluster.md, "Idle links"). A link
+ * that carries no periodic frame still tells the node when it ends: the
+ * dialling side reads it for its EOF (a killed node) and keeps TCP
+ * keepalive on (a host gone without a FIN: an idle link ends after about
+ * PEER_KEEPALIVE_IDLE_S + PEER_KEEPALIVE_PROBES x PEER_KEEPALIVE_INTERVAL_S
+ * of silence, and is dialled again). Not the accepting side: its end of
+ * a beaten link is idle too, and closing it during a partition would
+ * leave the dialling side writing into a dead connection until TCP gave
+ * up on its retransmissions, long after the partition healed. */
+#include <assert.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "node/node_int.h"
 
 #define PEER_BACKOFF_MIN_MS 50
 #define PEER_BACKOFF_MAX_MS 1000
+#define PEER_KEEPALIVE_IDLE_S 10
+#define PEER_KEEPALIVE_INTERVAL_S 2
+#define PEER_KEEPALIVE_PROBES 5
+
+/* TCP keepalive on a link: libuv 1.44 sets the idle time only, so the
+ * interval and count are set here (else Linux's 75 s x 9 probes). Best
+ * effort: a link without it still ends on a FIN or a failed write. */
+static void peer__keepalive(uv_tcp_t *tcp) {
+    if (uv_tcp_keepalive(tcp, 1, PEER_KEEPALIVE_IDLE_S) != 0) return;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)tcp, &fd) != 0) return;
+    int interval = PEER_KEEPALIVE_INTERVAL_S, probes = PEER_KEEPALIVE_PROBES;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+}
 
 struct peer__write {
     uv_write_t req;
@@ -78,6 +108,19 @@ static void peer__write(struct peer *p, const uint8_t *data, size_t len) {
     }
 }
 
+static void peer__sink_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    struct peer *p = h->data;
+    *buf = uv_buf_init(p->sink, sizeof(p->sink));
+}
+
+/* The dialled link's end (the other node never writes on it). */
+static void peer__sink_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+    (void)buf;
+    struct peer *p = stream->data;
+    if (nread < 0 && p->connected) peer__drop(p);
+}
+
 static void peer__connected_cb(uv_connect_t *req, int status) {
     struct peer *p = req->data;
     p->connecting = false;
@@ -88,6 +131,11 @@ static void peer__connected_cb(uv_connect_t *req, int status) {
     p->connected = true;
     p->backoff_ms = PEER_BACKOFF_MIN_MS;
     uv_tcp_nodelay(&p->tcp, 1);
+    peer__keepalive(&p->tcp);
+    if (uv_read_start((uv_stream_t *)&p->tcp, peer__sink_alloc_cb, peer__sink_read_cb) != 0) {
+        peer__drop(p);
+        return;
+    }
     struct peer_buf hello = {0};
     if (peer_encode_hello(&hello, node_peer_cluster_id(p->node), p->node->cfg.id) == 0) {
         peer__write(p, hello.data, hello.len);
@@ -162,14 +210,20 @@ void peer_publish(struct node *n, bool sharded, const char *ch, size_t ch_len, c
     }
 }
 
-void peer_net_beat(struct node *n) {
-    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
-        struct peer *p = &n->peers[i];
-        if (p->member == NULL) continue;
-        bool beat = !p->sent_since_beat && p->connected;
-        p->sent_since_beat = false;
-        if (beat && peer_encode_beat(&p->pending) != 0) p->dropped++;
+bool peer_net_beat(struct node *n, uint64_t to) {
+    const struct node_member *m = node_config_member(&n->cfg, to);
+    if (m == NULL) return false;
+    struct peer *p = &n->peers[m - n->cfg.members];
+    if (p->member == NULL) return false; /* this node */
+    assert(p->member->id == to);
+    bool beat = !p->sent_since_beat && p->connected;
+    p->sent_since_beat = false;
+    if (!beat) return false;
+    if (peer_encode_beat(&p->pending) != 0) {
+        p->dropped++;
+        return false;
     }
+    return true;
 }
 
 void peer_net_flush(struct node *n) {
@@ -198,6 +252,19 @@ static void peer__conn_close(struct peer_conn *c) {
     else n->peer_conns = c->next;
     if (c->next) c->next->prev = c->prev;
     uv_close((uv_handle_t *)&c->tcp, peer__conn_closed_cb);
+}
+
+/* A node dials one link at a time: its HELLO on c means its earlier
+ * links here are gone on its side, even if their end never arrived (a
+ * FIN lost in a partition, while its keepalive gave up on an idle link).
+ * They are closed, or each such episode would keep one connection. */
+static void peer__close_older(struct peer_conn *c) {
+    struct peer_conn *o = c->node->peer_conns;
+    while (o != NULL) {
+        struct peer_conn *next = o->next;
+        if (o != c && !o->closing && o->from == c->from) peer__conn_close(o);
+        o = next;
+    }
 }
 
 static void peer__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -232,6 +299,10 @@ static bool peer__consume(struct peer_conn *c) {
                 return false;
             }
             c->from = f.node_id;
+            peer__close_older(c);
+            /* a link that is beaten rarely or never is alive from here on:
+             * a node that restarted is routed to again (link_closed) */
+            node_core_heard(n, c->from);
         } else if (c->from == 0) {
             peer_frame_release(&f);
             return false;
@@ -259,14 +330,27 @@ static bool peer__consume(struct peer_conn *c) {
     return true;
 }
 
+/* Another connection from the same node is open (it dialled again, and
+ * said HELLO, before this one's end was read): its end says nothing of
+ * the node. One walk of the accepted connections, at a link's end only. */
+static bool peer__newer_conn(const struct peer_conn *c) {
+    for (const struct peer_conn *o = c->node->peer_conns; o != NULL; o = o->next) {
+        if (o != c && !o->closing && o->from == c->from) return true;
+    }
+    return false;
+}
+
 static void peer__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     (void)buf;
     struct peer_conn *c = stream->data;
     if (nread < 0) {
         /* a peer killed closes its links at once: commands stop going to
-         * it before the others notice its silence (route.c) */
+         * it before the others notice its silence (route.c); on a link
+         * with no beat nothing but its next HELLO clears this */
         const struct node_member *m = node_config_member(&c->node->cfg, c->from);
-        if (m != NULL) c->node->link_closed[m - c->node->cfg.members] = true;
+        if (m != NULL && !peer__newer_conn(c)) {
+            c->node->link_closed[m - c->node->cfg.members] = true;
+        }
         peer__conn_close(c);
         return;
     }

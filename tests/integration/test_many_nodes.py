@@ -7,8 +7,14 @@ the map and answers CLUSTER SLOTS / CLUSTER SHARDS alike; redis-py's
 RedisCluster and `redis-cli --cluster check` work through a pulling node;
 a map change made there reaches every node.
 
-The suite's binary (SHOAL_BIN: the ASan/UBSan build in `make test`, 30-40 s
-on two loaded cores), or SHOAL_MANY_BIN (scripts/pull-canary.sh runs its
+Links (docs/cluster.md, "Idle links"): a node beats only the nodes it
+shares a group with (INFO peers: beats to any other node fail the test;
+its canary BEAT_EVERYONE, scripts/beat-canary.sh, must be caught so);
+a plain client is proxied over a link that carries no beat; a node killed
+is seen on such a link at once, and routed to again after its restart.
+
+The suite's binary (SHOAL_BIN: the ASan/UBSan build in `make test`, 9-94 s
+from an idle to a loaded machine), or SHOAL_MANY_BIN (scripts/pull-canary.sh runs its
 canary build)."""
 import os
 import shutil
@@ -27,6 +33,7 @@ from test_sharding import wait_spread
 N = 24
 SHARDS = 24
 MEMBERS = 16  # MAP_META_MEMBERS_MAX: group 0's voters and learners
+VOTERS = 5
 BIN = os.environ.get("SHOAL_MANY_BIN", SUITE_BIN)
 
 
@@ -78,6 +85,78 @@ def shards_view(client):
     return out
 
 
+def holders(c):
+    """{"group<g>": the nodes holding a replica of shard g} (INFO raft)."""
+    out = {}
+    for i in c.ids:
+        for k in c.raft(i):
+            if k.startswith("group") and k[5:].isdigit():
+                out.setdefault(k, set()).add(i)
+    return out
+
+
+def sharing(c, held):
+    """{node: the nodes it exchanges Raft messages with}: the other replicas
+    of the shards it holds, and group 0's members where one of the two is a
+    voter (two learners never talk)."""
+    share = {i: set() for i in c.ids}
+    for nodes in held.values():
+        for a in nodes:
+            share[a] |= nodes - {a}
+    for a in c.ids:
+        for b in c.ids:
+            if a != b and a <= MEMBERS and b <= MEMBERS and min(a, b) <= VOTERS:
+                share[a].add(b)
+    return share
+
+
+def peer_links(c, i):
+    """INFO peers of node i: {peer: {beat, beats, connected, link}}."""
+    info = c.client(i, timeout=5).info("peers")
+    return {int(k[4:]): v for k, v in info.items() if k.startswith("peer") and k[4:].isdigit()}
+
+
+def check_beats(c, share):
+    """Each node beats exactly the nodes it shares a group with; True once
+    every such link carried a beat."""
+    all_beaten = True
+    for i in c.ids:
+        links = peer_links(c, i)
+        assert set(links) == set(c.ids) - {i}, (i, sorted(links))
+        outside = {j: v["beats"] for j, v in links.items() if j not in share[i] and v["beats"] > 0}
+        assert not outside, "node %d: beats to nodes sharing no group: %s" % (i, outside)
+        assert {j for j, v in links.items() if v["beat"] == 1} == share[i], (i, links)
+        assert all(v["connected"] == 1 for v in links.values()), (i, links)
+        assert all(v["link"] == ("up" if j in share[i] else "unwatched")
+                   for j, v in links.items()), (i, links)
+        all_beaten = all_beaten and all(links[j]["beats"] > 0 for j in share[i])
+    return all_beaten
+
+
+def key_in(c, i, first, last, prefix):
+    """A key whose slot is in [first, last] (CLUSTER KEYSLOT on node i)."""
+    client = c.client(i)
+    for k in range(20000):
+        key = "%s:%d" % (prefix, k)
+        if first <= client.execute_command("CLUSTER", "KEYSLOT", key) <= last:
+            return key
+    raise AssertionError("no key found in slots %d-%d" % (first, last))
+
+
+def proxied_set(c, i, key, value):
+    """SET and GET through node i on a plain (proxied) connection: True if
+    both answered (False on a transient CLUSTERDOWN/TRYAGAIN)."""
+    plain = c.client(i)
+    try:
+        if not plain.set(key, value):
+            return False
+        return plain.get(key) == value.encode()
+    except redis.exceptions.ResponseError as e:
+        if str(e).startswith(("CLUSTERDOWN", "TRYAGAIN")):
+            return False
+        raise
+
+
 def test_24_nodes_pull_the_map_and_serve_cluster_clients(big):
     c = big
     t0 = time.time()
@@ -98,6 +177,15 @@ def test_24_nodes_pull_the_map_and_serve_cluster_clients(big):
         else:
             assert meta["member"] == "none" and meta["maps"] >= 1, (i, meta)
             assert meta["leader"] in range(1, 6), (i, meta)  # a voter leads group 0
+    # a node beats only the nodes it shares a group with: 24 shards of 3
+    # over 24 nodes, so 4 shard peers a node, and group 0's members
+    held = holders(c)
+    assert len(held) == SHARDS
+    share = sharing(c, held)
+    wait_for("a link of a shared group carried no beat", lambda: check_beats(c, share), 15)
+    sizes = sorted(len(share[i]) for i in c.ids)
+    print("many: each node beats %d-%d of its %d peers" % (sizes[0], sizes[-1], N - 1))
+    assert max(len(share[i]) for i in c.ids if i > MEMBERS) <= 4
     # CLUSTER SLOTS and SHARDS: the same on every node, and the map's
     # layout (shard k holds [k*16384/S, (k+1)*16384/S), 3 replicas)
     want = [(k * 16384 // SHARDS, (k + 1) * 16384 // SHARDS - 1) for k in range(SHARDS)]
@@ -140,4 +228,41 @@ def test_24_nodes_pull_the_map_and_serve_cluster_clients(big):
     wait_for("shard 1 not handed to node %d" % new,
              lambda: slots_view(c.client(N))[want[0]][0] == new_port, 15)
     assert int(cluster_info(c.client(N - 1))["shoal_map_epoch"]) == 2
+    check_links_that_carry_no_beat(c, held, share, first, want)
     print("many: %d nodes, whole test %.1f s" % (N, time.time() - t0))
+
+
+def check_links_that_carry_no_beat(c, held, share, first, want):
+    # a plain client on node N is proxied to the leader of a shard none of
+    # whose replicas shares a group with N: over a link with no beat
+    far = next(k for k in range(SHARDS) if not held["group%d" % (k + 1)] & (share[N] | {N}))
+    proxied = int(c.client(N).info("stats")["proxied_commands"])
+    key = key_in(c, N, want[far][0], want[far][1], "far")
+    assert proxied_set(c, N, key, "over-an-idle-link")
+    assert int(c.client(N).info("stats")["proxied_commands"]) >= proxied + 2
+    # a node killed (not a voter of group 0, sharing no group with N) is
+    # seen at once on N's link to it, which carries no beat: the link is
+    # closed, CLUSTER NODES says so, and its shard is served by the others
+    v = next(j for j in sorted(c.ids, reverse=True) if j > VOTERS and j not in share[N] | {N})
+    led = next(k for k in range(SHARDS) if first[want[k]][0] == c.ports[v])
+    c.kill(v)
+    t = time.time()
+    wait_for("node %d's death not seen on node %d" % (v, N),
+             lambda: peer_links(c, N)[v]["connected"] == 0 and
+             peer_links(c, N)[v]["link"] == "closed", 5)
+    print("many: node %d killed, its idle link on node %d closed after %.3f s" %
+          (v, N, time.time() - t))
+    line = next(x for x in c.client(N).execute_command("CLUSTER", "NODES").decode().splitlines()
+                if ":%d@" % c.ports[v] in x)
+    assert "fail?" in line and "disconnected" in line, line
+    key = key_in(c, N, want[led][0], want[led][1], "dead")
+    wait_for("shard %d not served through node %d while node %d is down" % (led + 1, N, v),
+             lambda: proxied_set(c, N, key, "while-down"), 20)
+    # back: its HELLO opens the link again (no beat ever comes on it), and
+    # its shard is proxied to again
+    c.start(v)
+    wait_for("node %d's link not back on node %d" % (v, N),
+             lambda: peer_links(c, N)[v]["connected"] == 1 and
+             peer_links(c, N)[v]["link"] == "unwatched", 15)
+    wait_for("shard %d not served through node %d after node %d restarted" % (led + 1, N, v),
+             lambda: proxied_set(c, N, key, "after-restart"), 20)

@@ -1,6 +1,7 @@
 /* test_map.c: the cluster map (src/meta/map.c): placement, the encoding
  * group 0 stores (round trip, every malformed input refused, no read past
  * the end), and group 0's voters. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,20 +121,45 @@ TEST(malformed_encodings_are_refused) {
     map_free(&m);
 }
 
+/* The most nodes any one node shares a shard with (n <= MAP_NODES_MAX). */
+static uint32_t map_test__most_shared(const struct map *m, const uint64_t *ids, uint32_t n) {
+    static bool shared[MAP_NODES_MAX][MAP_NODES_MAX];
+    memset(shared, 0, sizeof(shared));
+    for (uint32_t k = 0; k < m->n_shards; k++) {
+        uint32_t at[MAP_REPLICAS_MAX];
+        const struct map_shard *ms = &m->shards[k];
+        for (uint8_t r = 0; r < ms->n_replicas; r++) {
+            at[r] = 0;
+            while (at[r] < n && ids[at[r]] != ms->replicas[r]) at[r]++;
+            if (at[r] == n) return UINT32_MAX; /* not a node: fails the caller's check */
+        }
+        for (uint8_t a = 0; a < ms->n_replicas; a++) {
+            for (uint8_t b = 0; b < ms->n_replicas; b++) shared[at[a]][at[b]] = a != b;
+        }
+    }
+    uint32_t most = 0;
+    for (uint32_t a = 0; a < n; a++) {
+        uint32_t count = 0;
+        for (uint32_t b = 0; b < n; b++) count += shared[a][b];
+        if (count > most) most = count;
+    }
+    return most;
+}
+
 TEST(meta_voters_are_three_or_five_lowest_ids) {
     uint64_t ids[] = {9, 4, 7, 1, 8, 2, 6};
     uint64_t voters[16], learners[16];
     uint32_t n_learners = 99;
-    CHECK_EQ_U64(map_meta_members(ids, 1, voters, learners, &n_learners), 1);
+    CHECK_EQ_U64(map_meta_members(ids, 1, 0, voters, learners, &n_learners), 1);
     CHECK_EQ_U64(n_learners, 0);
-    CHECK_EQ_U64(map_meta_members(ids, 2, voters, learners, &n_learners), 2);
-    CHECK_EQ_U64(map_meta_members(ids, 4, voters, learners, &n_learners), 3);
+    CHECK_EQ_U64(map_meta_members(ids, 2, 0, voters, learners, &n_learners), 2);
+    CHECK_EQ_U64(map_meta_members(ids, 4, 0, voters, learners, &n_learners), 3);
     CHECK_EQ_U64(voters[0], 1);
     CHECK_EQ_U64(voters[1], 4);
     CHECK_EQ_U64(voters[2], 7);
     CHECK_EQ_U64(n_learners, 1);
     CHECK_EQ_U64(learners[0], 9);
-    CHECK_EQ_U64(map_meta_members(ids, 7, voters, learners, &n_learners), 5);
+    CHECK_EQ_U64(map_meta_members(ids, 7, 0, voters, learners, &n_learners), 5);
     CHECK_EQ_U64(voters[0], 1);
     CHECK_EQ_U64(voters[4], 7);
     CHECK_EQ_U64(n_learners, 2);
@@ -144,10 +170,18 @@ TEST(meta_voters_are_three_or_five_lowest_ids) {
     uint64_t many[MAP_NODES_MAX];
     for (uint32_t i = 0; i < MAP_NODES_MAX; i++) many[i] = 1000 - i;
     uint64_t few_learners[MAP_META_MEMBERS_MAX - 5];
-    CHECK_EQ_U64(map_meta_members(many, MAP_NODES_MAX, voters, few_learners, &n_learners), 5);
+    CHECK_EQ_U64(map_meta_members(many, MAP_NODES_MAX, 0, voters, few_learners, &n_learners), 5);
     CHECK_EQ_U64(n_learners, MAP_META_MEMBERS_MAX - 5);
     CHECK_EQ_U64(voters[0], 1000 - MAP_NODES_MAX + 1);
     CHECK_EQ_U64(few_learners[n_learners - 1], 1000 - MAP_NODES_MAX + MAP_META_MEMBERS_MAX);
+    /* a lower cap (the simulator's): 5 nodes, 3 members (all voters), or 4
+     * (3 voters, 1 learner); the rest outside group 0 */
+    CHECK_EQ_U64(map_meta_members(ids, 5, 3, voters, learners, &n_learners), 3);
+    CHECK_EQ_U64(n_learners, 0);
+    CHECK_EQ_U64(voters[2], 7);
+    CHECK_EQ_U64(map_meta_members(ids, 5, 4, voters, learners, &n_learners), 3);
+    CHECK_EQ_U64(n_learners, 1);
+    CHECK_EQ_U64(learners[0], 8);
     /* a map over MAP_NODES_MAX nodes builds, leaders and replicas spread
      * over all of them (within one of each other) */
     struct map m;
@@ -168,6 +202,14 @@ TEST(meta_voters_are_three_or_five_lowest_ids) {
     }
     size_t size = map_encoded_size(&m);
     CHECK(size <= MAP_ENCODED_BYTES_MAX);
+    /* placement chains replicas over neighbouring nodes: a node shares a
+     * shard with at most 8 others (docs/cluster.md, "Idle links": those
+     * are the links it beats) */
+    CHECK(map_test__most_shared(&m, many, MAP_NODES_MAX) <= 8);
+    map_free(&m);
+    /* 4 at 100 nodes and 10,000 shards, the layout measured there */
+    CHECK(map_build(&m, many, 100, 10000, 3, err, sizeof(err)) == 0);
+    CHECK(map_test__most_shared(&m, many, 100) == 4);
     map_free(&m);
 }
 
