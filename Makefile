@@ -125,8 +125,9 @@ sim-demo: deps $(BUILD)/shoal-sim
 # make test: unit tests, SEEDS simulator seeds (SIM_ASAN_SEEDS more under
 # ASan/UBSan), canaries, and every EXTRA_CHECKS suite. Builds on every core.
 test: deps
-	@$(MAKE) -j$(NPROC) --no-print-directory test-bins
-	@UNIT_TESTS="$(UNIT_TESTS)" EXTRA_CHECKS="$(EXTRA_CHECKS)" LIVE_CHECKS="$(LIVE_CHECKS)" SIM_ASAN_SEEDS=$(SIM_ASAN_SEEDS) \
+	@start=$$(date +%s) && $(MAKE) -j$(NPROC) --no-print-directory test-bins && \
+	BUILD_SECONDS=$$(( $$(date +%s) - start )) UNIT_TESTS="$(UNIT_TESTS)" \
+		EXTRA_CHECKS="$(EXTRA_CHECKS)" LIVE_CHECKS="$(LIVE_CHECKS)" SIM_ASAN_SEEDS=$(SIM_ASAN_SEEDS) \
 		bash scripts/run-tests.sh $(SEEDS) "$(CANARIES)" "$(UNIT_CANARIES)"
 
 # Every binary `make test` runs (without running anything).

@@ -49,27 +49,47 @@ for check in ${EXTRA_CHECKS:-}; do
   esac
 done
 name_of() { basename "$1" | sed -E 's/\.[a-z]+$//'; }
-run_check() { # NICENESS SCRIPT: runs it, timed, into $logs/NAME.{log,rc}
-  local t start
-  t=$(name_of "$2")
+# $logs/times: one line per suite, `NAME WALL_SECONDS CPU_SECONDS`. The CPU
+# seconds are those of the suite's processes (user + system, from bash's
+# `times` in a subshell that ran only the suite): on two cores the wall time
+# of `make test` cannot drop below half the sum of them.
+cpu_of() { # FILE: the children's user + system seconds in `times` output
+  awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] }
+                 printf "%d", s + 0.5 }' "$1"
+}
+timed() { # NAME COMMAND...: runs it in a subshell, appends NAME WALL CPU to $logs/times
+  local t=$1 start
+  shift
   start=$(date +%s)
+  ( "$@"; times >"$logs/$t.cpu" )
+  echo "$t $(( $(date +%s) - start )) $(cpu_of "$logs/$t.cpu")" >>"$logs/times"
+}
+run_check() { # NICENESS SCRIPT: runs it, timed, into $logs/NAME.{log,rc}
+  local t
+  t=$(name_of "$2")
+  timed "$t" run_check_ "$@"
+}
+run_check_() {
+  local t
+  t=$(name_of "$2")
   nice -n "$1" bash "$2" >"$logs/$t.log" 2>&1
   echo $? >"$logs/$t.rc"
-  echo "$t $(( $(date +%s) - start ))" >>"$logs/times"
 }
 rm -f "$logs/times"
+run_start=$(date +%s)
+if [ -n "${BUILD_SECONDS:-}" ]; then echo "build $BUILD_SECONDS -" >>"$logs/times"; fi
 (
   for check in $live_checks; do run_check 0 "$check"; done
 ) &
 live_pid=$!
 
-for bin in $unit_tests; do
-  t=$(basename "$bin")
-  start=$(date +%s)
-  nice -n 10 "$bin" >"$logs/$t.log" 2>&1
+unit_test() { # BINARY: runs it into $logs/NAME.{log,rc}
+  local t
+  t=$(basename "$1")
+  nice -n 10 "$1" >"$logs/$t.log" 2>&1
   echo $? >"$logs/$t.rc"
-  echo "$t $(( $(date +%s) - start ))" >>"$logs/times"
-done
+}
+for bin in $unit_tests; do timed "$(basename "$bin")" unit_test "$bin"; done
 for check in $cpu_checks; do run_check 10 "$check"; done
 # Simulator seeds, each run split over two processes (two cores): SEEDS of
 # the optimized build (the search for protocol bugs), then SIM_ASAN_SEEDS of
@@ -104,17 +124,20 @@ sim_run() { # BINARY SEEDS START TAG
     sim_failed=$((sim_failed + 1))
   fi
 }
-start=$(date +%s)
-sim_run build/shoal-sim "$seeds" 1 release >"$logs/sim-summary"
-# the sanitized seeds start past the optimized ones: more distinct schedules
-sim_run build/test/shoal-sim "${SIM_ASAN_SEEDS:-300}" $((seeds + 1)) asan >>"$logs/sim-summary"
-echo "sim $(( $(date +%s) - start ))" >>"$logs/times"
+sims() { # in a subshell (timed): the counts go to $logs/sim-counts
+  sim_run build/shoal-sim "$seeds" 1 release >"$logs/sim-summary"
+  # the sanitized seeds start past the optimized ones: more distinct schedules
+  sim_run build/test/shoal-sim "${SIM_ASAN_SEEDS:-300}" $((seeds + 1)) asan >>"$logs/sim-summary"
+  echo "$sim_passed $sim_failed" >"$logs/sim-counts"
+}
+echo "0 1" >"$logs/sim-counts"
+timed sim sims
+read -r sim_passed sim_failed <"$logs/sim-counts"
 
-if [ -n "$canaries" ]; then
-  start=$(date +%s)
+canaries_run() {
   nice -n 10 bash scripts/canaries.sh "$canaries" "$unit_canaries" "$seeds" >"$logs/canaries.log" 2>&1
-  echo "canaries $(( $(date +%s) - start ))" >>"$logs/times"
-fi
+}
+if [ -n "$canaries" ]; then timed canaries canaries_run; fi
 
 wait "$live_pid"
 # the counts, in one order: unit tests, checks, simulators, canaries
@@ -152,7 +175,12 @@ for f in "${failed_suites[@]}"; do
   grep -hE 'FAIL|FAILED|VIOLATION|NOT caught|CHECK failed|Error|ERROR|assert' $log 2>/dev/null |
     grep -vE ' 0 failed|^canary .* caught' | head -n 6 | cut -c1-240
 done
-echo "seconds per suite (wall; the two lanes overlap): $(sort -k2 -nr "$logs/times" | awk '{printf "%s%s %s", (NR>1?", ":""), $1, $2}')"
+times >"$logs/all.cpu"
+echo "seconds per suite, wall/cpu (the two lanes overlap): $(sort -k2 -nr "$logs/times" |
+  awk '{printf "%s%s %s/%s", (NR>1?", ":""), $1, $2, $3}')"
+echo "seconds in all: ${BUILD_SECONDS:+build $BUILD_SECONDS wall, }tests" \
+  "$(( $(date +%s) - run_start )) wall, $(cpu_of "$logs/all.cpu") cpu" \
+  "(load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 
 echo "tests: $total_passed passed, $total_failed failed"
 [ "$total_failed" -eq 0 ]
