@@ -50,8 +50,12 @@ class Cluster:
         self.procs = {}
         self.members = ",".join(
             "%d=127.0.0.1:%d:%d" % (i, self.ports[i], self.peer_ports[i]) for i in self.ids)
+        # every process first, then the wait for each: the nodes start side
+        # by side (a 24-node cluster does not wait 24 startups in a row)
         for i in self.ids:
-            self.start(i)
+            self.spawn(i)
+        for i in self.ids:
+            self.wait_started(i)
         if wait_leader:  # of the one group (sharded tests wait for theirs)
             self.leader()
 
@@ -60,15 +64,22 @@ class Cluster:
                 "--cluster", self.members] + self.extra
 
     def start(self, i):
-        log = open(os.path.join(self.dir, "log%d" % i), "ab")
-        self.procs[i] = subprocess.Popen(self.cmdline(i), stdout=log, stderr=log)
-        deadline = time.time() + 20
+        self.spawn(i)
+        self.wait_started(i)
+
+    def spawn(self, i):
+        with open(os.path.join(self.dir, "log%d" % i), "ab") as log:
+            self.procs[i] = subprocess.Popen(self.cmdline(i), stdout=log, stderr=log)
+
+    def wait_started(self, i, timeout=20):
+        """Node i answers PING (its process started by spawn)."""
+        deadline = time.time() + timeout
         while time.time() < deadline:
             try:
                 if self.client(i, timeout=1).ping():
                     return
             except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
+                time.sleep(0.02)
         raise RuntimeError("node %d did not start; log:\n%s" % (i, self.log(i)))
 
     def kill(self, i, sig=signal.SIGKILL):
@@ -129,11 +140,14 @@ class Cluster:
         raise RuntimeError("node %d did not apply %d" % (i, index))
 
     def stop(self):
-        for i in list(self.procs):
-            p = self.procs.pop(i)
+        """SIGTERM to every node at once, then the wait for each."""
+        procs = [self.procs.pop(i) for i in list(self.procs)]
+        for p in procs:
             p.send_signal(signal.SIGTERM)
+        deadline = time.time() + 15
+        for p in procs:
             try:
-                p.wait(timeout=15)
+                p.wait(timeout=max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
