@@ -34,11 +34,14 @@ failed_suites=()
 # EXTRA_CHECKS: further commands, each ending with `NAME: N passed, N failed`.
 # LIVE_CHECKS: the EXTRA_CHECKS that run real nodes on loopback (integration,
 # the fault suite, the node canaries). They mostly wait on elections,
-# restarts and timeouts, so they run in a second lane, at the same time as
-# the CPU-bound suites, which run at a lower priority (nice) so that the
-# nodes' timing is not disturbed. Each suite's log and exit code go to
-# $logs/NAME.log and $logs/NAME.rc; the counts are added up in one order
-# once both lanes are done.
+# restarts and timeouts (integration: about 100 CPU seconds in 230 s, the
+# fault suite 20 in 120), so they run in a lane of their own, LIVE_JOBS
+# (2) at a time, while the CPU-bound suites run in the other lane, CPU_JOBS
+# (2) at a time, at a lower priority (nice) so that the nodes' timing is
+# not disturbed. Each lane takes its suites in order, the next one as soon
+# as a slot is free. Each suite's log and exit code go to $logs/NAME.log
+# and $logs/NAME.rc; the counts are added up in one order once both lanes
+# are done.
 unit_tests=${UNIT_TESTS:-build/test/test_raft build/test/test_lin build/test/test_sim_disk}
 live_checks=${LIVE_CHECKS:-}
 cpu_checks=""
@@ -78,19 +81,12 @@ run_check_() {
 rm -f "$logs/times"
 run_start=$(date +%s)
 if [ -n "${BUILD_SECONDS:-}" ]; then echo "build $BUILD_SECONDS -" >>"$logs/times"; fi
-(
-  for check in $live_checks; do run_check 0 "$check"; done
-) &
-live_pid=$!
-
 unit_test() { # BINARY: runs it into $logs/NAME.{log,rc}
   local t
   t=$(basename "$1")
   nice -n 10 "$1" >"$logs/$t.log" 2>&1
   echo $? >"$logs/$t.rc"
 }
-for bin in $unit_tests; do timed "$(basename "$bin")" unit_test "$bin"; done
-for check in $cpu_checks; do run_check 10 "$check"; done
 # Simulator seeds, each run split over two processes (two cores): SEEDS of
 # the optimized build (the search for protocol bugs), then SIM_ASAN_SEEDS of
 # the ASan/UBSan build (memory and undefined behaviour; about 6x slower).
@@ -131,15 +127,44 @@ sims() { # in a subshell (timed): the counts go to $logs/sim-counts
   echo "$sim_passed $sim_failed" >"$logs/sim-counts"
 }
 echo "0 1" >"$logs/sim-counts"
-timed sim sims
-read -r sim_passed sim_failed <"$logs/sim-counts"
 
 canaries_run() {
   nice -n 10 bash scripts/canaries.sh "$canaries" "$unit_canaries" "$seeds" >"$logs/canaries.log" 2>&1
 }
-if [ -n "$canaries" ]; then timed canaries canaries_run; fi
-
+run_job() { # JOB: one entry of a lane (live:SCRIPT, cpu:SCRIPT, unit:BINARY, sim, canaries)
+  case $1 in
+    live:*) run_check 0 "${1#live:}" ;;
+    cpu:*) run_check 10 "${1#cpu:}" ;;
+    unit:*) timed "$(basename "${1#unit:}")" unit_test "${1#unit:}" ;;
+    sim) timed sim sims ;;
+    canaries) timed canaries canaries_run ;;
+  esac
+}
+lane() { # SLOTS JOB...: the jobs in order, SLOTS at a time (run in a subshell of its own)
+  local slots=$1 running=0 job
+  shift
+  for job in "$@"; do
+    run_job "$job" &
+    running=$((running + 1))
+    if [ "$running" -ge "$slots" ]; then
+      wait -n
+      running=$((running - 1))
+    fi
+  done
+  wait
+}
+live_jobs=()
+for check in $live_checks; do live_jobs+=("live:$check"); done
+# the simulator first (the longest), the unit tests last (the shortest)
+cpu_jobs=(sim)
+for check in $cpu_checks; do cpu_jobs+=("cpu:$check"); done
+if [ -n "$canaries" ]; then cpu_jobs+=(canaries); fi
+for bin in $unit_tests; do cpu_jobs+=("unit:$bin"); done
+( lane "${LIVE_JOBS:-2}" "${live_jobs[@]}" ) &
+live_pid=$!
+( lane "${CPU_JOBS:-2}" "${cpu_jobs[@]}" )
 wait "$live_pid"
+read -r sim_passed sim_failed <"$logs/sim-counts"
 # the counts, in one order: unit tests, checks, simulators, canaries
 report() { # NAME: the summary line of $logs/NAME.log, and a non-zero exit without one
   local t=$1 rc

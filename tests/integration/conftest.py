@@ -19,12 +19,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("SHOAL_BIN", os.path.join(ROOT, "build", "test", "shoal"))
 # Ports below Linux's ephemeral range (32768-60999). Under pytest-xdist
 # (scripts/integration.sh runs two workers) each worker scans its own range,
-# so that two workers never probe the same port at once.
+# so that two workers never probe the same port at once; a run without
+# workers (the node canaries, which `make test` runs beside the integration
+# suite) scans a third, between the two workers' (each of which scans
+# upward about 500 ports in a whole run; the demo test's peers add 10000).
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _worker.startswith("gw") and _worker[2:].isdigit():
     _next_port = [20000 + (int(_worker[2:]) % 2) * 6000 + (os.getpid() % 50) * 40]
 else:
-    _next_port = [21000 + (os.getpid() % 200) * 40]
+    _next_port = [23000 + (os.getpid() % 50) * 40]
 
 # The slowest tests (each 10-70 s in `make test`), started first: pytest-xdist
 # hands tests out in the order collected, and these sit in the last modules,
