@@ -104,7 +104,8 @@ UNIT_TESTS := $(BUILD)/test/test_raft $(BUILD)/test/test_lin $(BUILD)/test/test_
 # EXTRA_CHECKS: other scripts `make test` runs; each prints `NAME: N passed, N failed`.
 EXTRA_CHECKS :=
 # LIVE_CHECKS: those of EXTRA_CHECKS that run real nodes; they run in a lane
-# of their own, alongside the CPU-bound suites (scripts/run-tests.sh).
+# of their own, alongside the CPU-bound suites, each lane two suites at a
+# time (scripts/run-tests.sh: LIVE_JOBS, CPU_JOBS).
 LIVE_CHECKS :=
 
 # Each module may add its sources, unit tests (UNIT_TESTS += ...), fuzz
