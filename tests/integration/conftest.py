@@ -29,29 +29,6 @@ if _worker.startswith("gw") and _worker[2:].isdigit():
 else:
     _next_port = [23000 + (os.getpid() % 50) * 40]
 
-# The slowest tests (each 10-70 s in `make test`), started first: pytest-xdist
-# hands tests out in the order collected, and these sit in the last modules,
-# where one would run alone at the end while the other worker idles.
-SLOWEST_FIRST = (
-    "test_streams_survive_snapshots_and_restarts_alike_on_every_replica",
-    "test_snapshot_past_former_cap_restart_and_rebuild",
-    "test_map_survives_restart_and_meta_leader_loss",
-    "test_values_survive_leader_kill_and_snapshot_restart",
-    "test_24_nodes_pull_the_map_and_serve_cluster_clients",
-    "test_a_failing_part_fails_the_command_and_the_other_parts_still_run",
-    "test_replicas_hold_the_same_sorted_sets_after_a_snapshot",
-    "test_consumer_group_across_a_leader_kill",
-    "test_bitmaps_through_a_follower_match_redis",
-    "test_same_replies_as_redis_server",
-    "test_replicas_hold_the_same_hashes_and_sets",
-    "test_scan_returns_every_key_once_while_leaders_change",
-)
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: n for n, name in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(getattr(item, "originalname", item.name), len(rank)))
-
 
 def free_port():
     """A port nobody listens on now (scanning upward from a per-run base)."""
