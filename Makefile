@@ -104,7 +104,8 @@ UNIT_TESTS := $(BUILD)/test/test_raft $(BUILD)/test/test_lin $(BUILD)/test/test_
 # EXTRA_CHECKS: other scripts `make test` runs; each prints `NAME: N passed, N failed`.
 EXTRA_CHECKS :=
 # LIVE_CHECKS: those of EXTRA_CHECKS that run real nodes; they run in a lane
-# of their own, alongside the CPU-bound suites (scripts/run-tests.sh).
+# of their own, alongside the CPU-bound suites, each lane two suites at a
+# time (scripts/run-tests.sh: LIVE_JOBS, CPU_JOBS).
 LIVE_CHECKS :=
 
 # Each module may add its sources, unit tests (UNIT_TESTS += ...), fuzz
@@ -125,8 +126,9 @@ sim-demo: deps $(BUILD)/shoal-sim
 # make test: unit tests, SEEDS simulator seeds (SIM_ASAN_SEEDS more under
 # ASan/UBSan), canaries, and every EXTRA_CHECKS suite. Builds on every core.
 test: deps
-	@$(MAKE) -j$(NPROC) --no-print-directory test-bins
-	@UNIT_TESTS="$(UNIT_TESTS)" EXTRA_CHECKS="$(EXTRA_CHECKS)" LIVE_CHECKS="$(LIVE_CHECKS)" SIM_ASAN_SEEDS=$(SIM_ASAN_SEEDS) \
+	@start=$$(date +%s) && $(MAKE) -j$(NPROC) --no-print-directory test-bins && \
+	BUILD_SECONDS=$$(( $$(date +%s) - start )) UNIT_TESTS="$(UNIT_TESTS)" \
+		EXTRA_CHECKS="$(EXTRA_CHECKS)" LIVE_CHECKS="$(LIVE_CHECKS)" SIM_ASAN_SEEDS=$(SIM_ASAN_SEEDS) \
 		bash scripts/run-tests.sh $(SEEDS) "$(CANARIES)" "$(UNIT_CANARIES)"
 
 # Every binary `make test` runs (without running anything).

@@ -14,7 +14,7 @@ mkdir -p build/test-logs
 workers=${INTEGRATION_WORKERS:-2}
 xdist=()
 [ "$workers" -gt 0 ] && xdist=(-n "$workers" --dist load)
-timeout 900 /usr/bin/python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" --durations 15 \
+timeout 900 /usr/bin/python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" --durations 40 \
   tests/integration >"$log" 2>&1
 rc=$?
 summary=$(tail -n 1 "$log")

@@ -12,6 +12,31 @@
 #   # canary: nsim-scenarios
 # Prints `mutant-canaries: N passed, N failed` last; exits non-zero on any failure.
 set -u
+# the release build of the scenario tests a `canary: test_raft` mutant runs
+RAFT_TEST_SRC=(tests/unit/test_raft.c src/raft/raft.c src/raft/raft_log.c src/raft/raft_conf.c)
+RAFT_TEST_FLAGS=(-std=c11 -D_GNU_SOURCE -Isrc -Itests/unit -O2)
+# The release test_raft of a mutant: the sources its patch touches are
+# compiled from the mutant's tree (the current directory), the others are
+# linked as compiled once for all of them (OBJDIR); a patch that touches a
+# header compiles every source.
+# Usage: mutant-canaries.sh --build-test-raft OBJDIR PATCH  (in the tree)
+if [ "${1:-}" = --build-test-raft ]; then
+  objdir=$2
+  patch=$3
+  objs=()
+  all=0
+  if grep -qE '^\+\+\+ b/.*\.h' "$patch"; then all=1; fi
+  for src in "${RAFT_TEST_SRC[@]}"; do
+    if [ "$all" = 1 ] || grep -qE "^\+\+\+ b/$src" "$patch"; then
+      o=build/$(basename "${src%.c}").o
+      gcc "${RAFT_TEST_FLAGS[@]}" -c -o "$o" "$src" || exit 1
+      objs+=("$o")
+    else
+      objs+=("$objdir/$(basename "${src%.c}").o")
+    fi
+  done
+  exec gcc -o build/test_raft "${objs[@]}"
+fi
 cd "$(dirname "$0")/.."
 jobs=${MUTANT_CANARY_JOBS:-2}
 # One canary: prints its result line, the last word of which is PASS or FAIL.
@@ -33,8 +58,8 @@ one() {
   local bin=$sim
   [ "$sim" = nsim-scenarios ] && bin=shoal-nsim
   if [ "$sim" = test_raft ]; then
-    build=(gcc -std=c11 -D_GNU_SOURCE -Isrc -Itests/unit -O2 -o build/test_raft
-           tests/unit/test_raft.c src/raft/raft.c src/raft/raft_log.c src/raft/raft_conf.c)
+    build=(bash "$ROOT/scripts/mutant-canaries.sh" --build-test-raft "$ROOT/$raft_obj"
+           "$ROOT/$patch")
   else
     build=(make -s --no-print-directory "build/$bin")
   fi
@@ -76,6 +101,15 @@ one() {
     echo "mutant canary $name ($sim): NOT caught in $seeds seeds (exit $rc) FAIL"
   fi
 }
+ROOT=$(pwd)
+raft_obj=build/mutant-canary/test_raft-obj
+rm -rf "$raft_obj"
+mkdir -p "$raft_obj"
+for src in "${RAFT_TEST_SRC[@]}"; do
+  o=$raft_obj/$(basename "${src%.c}")
+  gcc "${RAFT_TEST_FLAGS[@]}" -c -o "$o.o" "$src" >"$o.log" 2>&1 &
+done
+wait
 # MUTANT_CANARY_JOBS at a time (two cores: two builds, then two runs)
 results=build/mutant-canary/results
 mkdir -p "$results"

@@ -34,11 +34,14 @@ failed_suites=()
 # EXTRA_CHECKS: further commands, each ending with `NAME: N passed, N failed`.
 # LIVE_CHECKS: the EXTRA_CHECKS that run real nodes on loopback (integration,
 # the fault suite, the node canaries). They mostly wait on elections,
-# restarts and timeouts, so they run in a second lane, at the same time as
-# the CPU-bound suites, which run at a lower priority (nice) so that the
-# nodes' timing is not disturbed. Each suite's log and exit code go to
-# $logs/NAME.log and $logs/NAME.rc; the counts are added up in one order
-# once both lanes are done.
+# restarts and timeouts (integration: about 100 CPU seconds in 230 s, the
+# fault suite 20 in 120), so they run in a lane of their own, LIVE_JOBS
+# (2) at a time, while the CPU-bound suites run in the other lane, CPU_JOBS
+# (2) at a time, at a lower priority (nice) so that the nodes' timing is
+# not disturbed. Each lane takes its suites in order, the next one as soon
+# as a slot is free. Each suite's log and exit code go to $logs/NAME.log
+# and $logs/NAME.rc; the counts are added up in one order once both lanes
+# are done.
 unit_tests=${UNIT_TESTS:-build/test/test_raft build/test/test_lin build/test/test_sim_disk}
 live_checks=${LIVE_CHECKS:-}
 cpu_checks=""
@@ -49,28 +52,41 @@ for check in ${EXTRA_CHECKS:-}; do
   esac
 done
 name_of() { basename "$1" | sed -E 's/\.[a-z]+$//'; }
-run_check() { # NICENESS SCRIPT: runs it, timed, into $logs/NAME.{log,rc}
-  local t start
-  t=$(name_of "$2")
+# $logs/times: one line per suite, `NAME WALL_SECONDS CPU_SECONDS`. The CPU
+# seconds are those of the suite's processes (user + system, from bash's
+# `times` in a subshell that ran only the suite): on two cores the wall time
+# of `make test` cannot drop below half the sum of them.
+cpu_of() { # FILE: the children's user + system seconds in `times` output
+  awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] }
+                 printf "%d", s + 0.5 }' "$1"
+}
+timed() { # NAME COMMAND...: runs it in a subshell, appends NAME WALL CPU to $logs/times
+  local t=$1 start
+  shift
   start=$(date +%s)
+  ( "$@"; times >"$logs/$t.cpu" )
+  echo "$t $(( $(date +%s) - start )) $(cpu_of "$logs/$t.cpu")" >>"$logs/times"
+}
+run_check() { # NICENESS SCRIPT: runs it, timed, into $logs/NAME.{log,rc}
+  local t
+  t=$(name_of "$2")
+  timed "$t" run_check_ "$@"
+}
+run_check_() {
+  local t
+  t=$(name_of "$2")
   nice -n "$1" bash "$2" >"$logs/$t.log" 2>&1
   echo $? >"$logs/$t.rc"
-  echo "$t $(( $(date +%s) - start ))" >>"$logs/times"
 }
 rm -f "$logs/times"
-(
-  for check in $live_checks; do run_check 0 "$check"; done
-) &
-live_pid=$!
-
-for bin in $unit_tests; do
-  t=$(basename "$bin")
-  start=$(date +%s)
-  nice -n 10 "$bin" >"$logs/$t.log" 2>&1
+run_start=$(date +%s)
+if [ -n "${BUILD_SECONDS:-}" ]; then echo "build $BUILD_SECONDS -" >>"$logs/times"; fi
+unit_test() { # BINARY: runs it into $logs/NAME.{log,rc}
+  local t
+  t=$(basename "$1")
+  nice -n 10 "$1" >"$logs/$t.log" 2>&1
   echo $? >"$logs/$t.rc"
-  echo "$t $(( $(date +%s) - start ))" >>"$logs/times"
-done
-for check in $cpu_checks; do run_check 10 "$check"; done
+}
 # Simulator seeds, each run split over two processes (two cores): SEEDS of
 # the optimized build (the search for protocol bugs), then SIM_ASAN_SEEDS of
 # the ASan/UBSan build (memory and undefined behaviour; about 6x slower).
@@ -104,19 +120,51 @@ sim_run() { # BINARY SEEDS START TAG
     sim_failed=$((sim_failed + 1))
   fi
 }
-start=$(date +%s)
-sim_run build/shoal-sim "$seeds" 1 release >"$logs/sim-summary"
-# the sanitized seeds start past the optimized ones: more distinct schedules
-sim_run build/test/shoal-sim "${SIM_ASAN_SEEDS:-300}" $((seeds + 1)) asan >>"$logs/sim-summary"
-echo "sim $(( $(date +%s) - start ))" >>"$logs/times"
+sims() { # in a subshell (timed): the counts go to $logs/sim-counts
+  sim_run build/shoal-sim "$seeds" 1 release >"$logs/sim-summary"
+  # the sanitized seeds start past the optimized ones: more distinct schedules
+  sim_run build/test/shoal-sim "${SIM_ASAN_SEEDS:-300}" $((seeds + 1)) asan >>"$logs/sim-summary"
+  echo "$sim_passed $sim_failed" >"$logs/sim-counts"
+}
+echo "0 1" >"$logs/sim-counts"
 
-if [ -n "$canaries" ]; then
-  start=$(date +%s)
+canaries_run() {
   nice -n 10 bash scripts/canaries.sh "$canaries" "$unit_canaries" "$seeds" >"$logs/canaries.log" 2>&1
-  echo "canaries $(( $(date +%s) - start ))" >>"$logs/times"
-fi
-
+}
+run_job() { # JOB: one entry of a lane (live:SCRIPT, cpu:SCRIPT, unit:BINARY, sim, canaries)
+  case $1 in
+    live:*) run_check 0 "${1#live:}" ;;
+    cpu:*) run_check 10 "${1#cpu:}" ;;
+    unit:*) timed "$(basename "${1#unit:}")" unit_test "${1#unit:}" ;;
+    sim) timed sim sims ;;
+    canaries) timed canaries canaries_run ;;
+  esac
+}
+lane() { # SLOTS JOB...: the jobs in order, SLOTS at a time (run in a subshell of its own)
+  local slots=$1 running=0 job
+  shift
+  for job in "$@"; do
+    run_job "$job" &
+    running=$((running + 1))
+    if [ "$running" -ge "$slots" ]; then
+      wait -n
+      running=$((running - 1))
+    fi
+  done
+  wait
+}
+live_jobs=()
+for check in $live_checks; do live_jobs+=("live:$check"); done
+# the simulator first (the longest), the unit tests last (the shortest)
+cpu_jobs=(sim)
+for check in $cpu_checks; do cpu_jobs+=("cpu:$check"); done
+if [ -n "$canaries" ]; then cpu_jobs+=(canaries); fi
+for bin in $unit_tests; do cpu_jobs+=("unit:$bin"); done
+( lane "${LIVE_JOBS:-2}" "${live_jobs[@]}" ) &
+live_pid=$!
+( lane "${CPU_JOBS:-2}" "${cpu_jobs[@]}" )
 wait "$live_pid"
+read -r sim_passed sim_failed <"$logs/sim-counts"
 # the counts, in one order: unit tests, checks, simulators, canaries
 report() { # NAME: the summary line of $logs/NAME.log, and a non-zero exit without one
   local t=$1 rc
@@ -152,7 +200,12 @@ for f in "${failed_suites[@]}"; do
   grep -hE 'FAIL|FAILED|VIOLATION|NOT caught|CHECK failed|Error|ERROR|assert' $log 2>/dev/null |
     grep -vE ' 0 failed|^canary .* caught' | head -n 6 | cut -c1-240
 done
-echo "seconds per suite (wall; the two lanes overlap): $(sort -k2 -nr "$logs/times" | awk '{printf "%s%s %s", (NR>1?", ":""), $1, $2}')"
+times >"$logs/all.cpu"
+echo "seconds per suite, wall/cpu (the two lanes overlap): $(sort -k2 -nr "$logs/times" |
+  awk '{printf "%s%s %s/%s", (NR>1?", ":""), $1, $2, $3}')"
+echo "seconds in all: ${BUILD_SECONDS:+build $BUILD_SECONDS wall, }tests" \
+  "$(( $(date +%s) - run_start )) wall, $(cpu_of "$logs/all.cpu") cpu" \
+  "(load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 
 echo "tests: $total_passed passed, $total_failed failed"
 [ "$total_failed" -eq 0 ]

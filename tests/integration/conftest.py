@@ -19,12 +19,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("SHOAL_BIN", os.path.join(ROOT, "build", "test", "shoal"))
 # Ports below Linux's ephemeral range (32768-60999). Under pytest-xdist
 # (scripts/integration.sh runs two workers) each worker scans its own range,
-# so that two workers never probe the same port at once.
+# so that two workers never probe the same port at once; a run without
+# workers (the node canaries, which `make test` runs beside the integration
+# suite) scans a third, between the two workers' (each of which scans
+# upward about 500 ports in a whole run; the demo test's peers add 10000).
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _worker.startswith("gw") and _worker[2:].isdigit():
     _next_port = [20000 + (int(_worker[2:]) % 2) * 6000 + (os.getpid() % 50) * 40]
 else:
-    _next_port = [21000 + (os.getpid() % 200) * 40]
+    _next_port = [23000 + (os.getpid() % 50) * 40]
 
 
 def free_port():
@@ -50,8 +53,12 @@ class Cluster:
         self.procs = {}
         self.members = ",".join(
             "%d=127.0.0.1:%d:%d" % (i, self.ports[i], self.peer_ports[i]) for i in self.ids)
+        # every process first, then the wait for each: the nodes start side
+        # by side (a 24-node cluster does not wait 24 startups in a row)
         for i in self.ids:
-            self.start(i)
+            self.spawn(i)
+        for i in self.ids:
+            self.wait_started(i)
         if wait_leader:  # of the one group (sharded tests wait for theirs)
             self.leader()
 
@@ -60,15 +67,22 @@ class Cluster:
                 "--cluster", self.members] + self.extra
 
     def start(self, i):
-        log = open(os.path.join(self.dir, "log%d" % i), "ab")
-        self.procs[i] = subprocess.Popen(self.cmdline(i), stdout=log, stderr=log)
-        deadline = time.time() + 20
+        self.spawn(i)
+        self.wait_started(i)
+
+    def spawn(self, i):
+        with open(os.path.join(self.dir, "log%d" % i), "ab") as log:
+            self.procs[i] = subprocess.Popen(self.cmdline(i), stdout=log, stderr=log)
+
+    def wait_started(self, i, timeout=20):
+        """Node i answers PING (its process started by spawn)."""
+        deadline = time.time() + timeout
         while time.time() < deadline:
             try:
                 if self.client(i, timeout=1).ping():
                     return
             except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
+                time.sleep(0.02)
         raise RuntimeError("node %d did not start; log:\n%s" % (i, self.log(i)))
 
     def kill(self, i, sig=signal.SIGKILL):
@@ -129,11 +143,14 @@ class Cluster:
         raise RuntimeError("node %d did not apply %d" % (i, index))
 
     def stop(self):
-        for i in list(self.procs):
-            p = self.procs.pop(i)
+        """SIGTERM to every node at once, then the wait for each."""
+        procs = [self.procs.pop(i) for i in list(self.procs)]
+        for p in procs:
             p.send_signal(signal.SIGTERM)
+        deadline = time.time() + 15
+        for p in procs:
             try:
-                p.wait(timeout=15)
+                p.wait(timeout=max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
