@@ -136,6 +136,17 @@ def test_logfile_receives_the_log(make_cluster, tmp_path):
     assert "leader" in text
 
 
+def overwrite_keys(c, keys, tag):
+    """Sets key:000000.. key:<keys - 1> to 100-byte values ending in tag,
+    in pipelines of 500."""
+    value = "v" * (100 - len(tag)) + tag
+    for start in range(0, keys, 500):
+        p = c.pipeline(transaction=False)
+        for i in range(start, start + 500):
+            p.set("key:%06d" % i, value)
+        p.execute()
+
+
 def test_a_steady_keyspace_snapshots_once_per_its_size_of_log(make_cluster):
     """Once the keyspace stops growing, a group snapshots when the log since
     its last snapshot is as large as that snapshot (Redis's AOF rewrite at
@@ -145,14 +156,9 @@ def test_a_steady_keyspace_snapshots_once_per_its_size_of_log(make_cluster):
     keys = 4000
     cl = make_cluster(n=1, extra=["--snapshot-entries", "500"])
     c = cl.client(1)
-    value = "v" * 100
 
     def write_all(tag):
-        for start in range(0, keys, 500):
-            p = c.pipeline(transaction=False)
-            for i in range(start, start + 500):
-                p.set("key:%06d" % i, value[:-len(tag)] + tag)
-            p.execute()
+        overwrite_keys(c, keys, tag)
 
     write_all("a")  # grows from empty: snapshots at about 500, 1000, 2000, 4000
     write_all("b")  # settle: the last snapshot holds every key
@@ -179,14 +185,9 @@ def test_busy_groups_sharing_the_wal_snapshot_at_their_own_periods(make_cluster)
     cl = make_cluster(n=1, extra=["--shards", "3", "--snapshot-entries", "500",
                                   "--wal-segment-bytes", "64kb"])
     c = cl.client(1)
-    value = "v" * 100
 
     def write_all(tag):
-        for start in range(0, keys, 500):
-            p = c.pipeline(transaction=False)
-            for i in range(start, start + 500):
-                p.set("key:%06d" % i, value[:-len(tag)] + tag)
-            p.execute()
+        overwrite_keys(c, keys, tag)
 
     write_all("a")  # grows from empty
     write_all("b")  # settle: each group's last snapshot holds its keys
