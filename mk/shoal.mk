@@ -76,6 +76,13 @@ TEST_DEPS += $(BUILD)/canary/META_NO_PULL/shoal
 EXTRA_CHECKS += scripts/pull-canary.sh
 LIVE_CHECKS += scripts/pull-canary.sh
 
+# The WAL unpin rule's canary: busy groups are made to snapshot when they
+# keep the oldest WAL segment, as quiet ones are; test_protocol.py's
+# snapshot-count test must catch it by the forced count (scripts/snap-canary.sh).
+TEST_DEPS += $(BUILD)/canary/SNAP_FORCE_BUSY/shoal
+EXTRA_CHECKS += scripts/snap-canary.sh
+LIVE_CHECKS += scripts/snap-canary.sh
+
 # The beat rule's canary: every node beats all of its peers, not only the
 # nodes it shares a group with; test_many_nodes.py must catch it
 # (scripts/beat-canary.sh). shoal-nsim catches it too (mk/nsim.mk).

@@ -188,13 +188,14 @@ static void info__persistence(struct node *n, struct info__buf *b) {
     const struct shard *s = n->n_local > 0 ? n->local[0] : &none;
     info__add(b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\nwal_fsync:always\r\n"
                  "rdb_bgsave_in_progress:%d\r\nrdb_last_bgsave_status:%s\r\n"
-                 "snapshots_taken:%llu\r\nlast_snapshot_index:%llu\r\n"
+                 "snapshots_taken:%llu\r\nsnapshots_forced:%llu\r\nlast_snapshot_index:%llu\r\n"
                  "snapshot_last_duration_ms:%llu\r\nsnapshot_last_bytes:%llu\r\n"
                  "snapshot_failures:%llu\r\nsnapshot_failures_in_a_row:%llu\r\n"
                  "snapshot_last_error:%s\r\nsnapshots_installed:%llu\r\n"
                  "log_entries_since_snapshot:%llu\r\nlog_bytes_since_snapshot:%llu\r\n\r\n",
               s->snap_job != NULL, s->snap_failures_row > 0 ? "err" : "ok",
-              (unsigned long long)n->stats.snapshots, (unsigned long long)s->snapshot_index,
+              (unsigned long long)n->stats.snapshots,
+              (unsigned long long)n->stats.snapshots_forced, (unsigned long long)s->snapshot_index,
               (unsigned long long)s->snap_last_ms, (unsigned long long)s->snap_last_bytes,
               (unsigned long long)s->snap_failures, (unsigned long long)s->snap_failures_row,
               s->snap_error, (unsigned long long)s->snap_installs,

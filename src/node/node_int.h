@@ -191,6 +191,7 @@ struct shard {
     bool gc_due;   /* a snapshot mark was appended: retire WAL segments after it is durable */
     bool snap_pinning; /* its entries keep the oldest WAL segment: snapshot it, however few */
     uint64_t applied_at_gc; /* applied at the node's last WAL collection (shard_snap_unpin) */
+    uint64_t moved_at_ms;   /* when a collection last found it had applied entries */
     uint64_t gc_batch; /* the WAL batch (node.batch_seq) that carries it */
     /* the last entry a pipelined (unsynced) ready appended to the WAL
      * buffer since the last flush began: reported durable after it */
@@ -289,6 +290,7 @@ struct peer_conn { /* an accepted connection from another node */
 
 struct node_stats {
     uint64_t commands, connections, rejected, proxied, expired, snapshots;
+    uint64_t snapshots_forced; /* a shard's, started early: it kept the WAL's oldest segment */
     uint64_t scripts, scripts_stopped; /* runs (eval.c); stopped at the time limit */
     uint64_t flushes, flush_us_total, net_in, net_out;
     uint64_t read_waits; /* reads that waited for writes to their keys (shard.c) */

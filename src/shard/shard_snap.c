@@ -39,6 +39,8 @@
 /* More WAL segments than this after a collection: the groups that keep the
  * oldest one snapshot next (shard_snap_unpin). */
 #define SHARD_SNAP_PIN_SEGMENTS 2u
+/* A group that applied nothing for this long is quiet (shard_snap_unpin). */
+#define SHARD_SNAP_STILL_MS 1000u
 #define SHARD_SNAP_BACKOFF_MS_MAX 300000u /* 5 minutes */
 #define SHARD_SNAP_LOUD_AFTER 3           /* failures in a row before the warning */
 /* A compaction waits for a transfer of the current snapshot until the log
@@ -520,6 +522,7 @@ void shard_poll_snapshot(struct node *n, struct shard *s) {
 }
 
 static void shard_snap__start(struct node *n, struct shard *s) {
+    if (s->snap_pinning && s != n->meta) n->stats.snapshots_forced++; /* group 0 is, by design */
     s->snap_pinning = false;
     s->snap_meta = (struct raft_snapshot_meta){.index = s->applied,
                                                .term = raft_term_at(s->raft, s->applied),
@@ -591,9 +594,10 @@ void shard_snap_maybe(struct node *n, struct shard *s) {
  * or group 0, which applies a few entries and would reach no period for
  * ever) snapshot next, however few entries they hold, so the WAL, and what
  * a restart replays, stay bounded by the busy groups' periods. Not a group
- * on its way to its own snapshot: past half its period and still applying
- * (it applied entries since the last collection), it snapshots in its turn
- * within half a period. Busy groups sharing the WAL keep one another's
+ * on its way to its own snapshot: past a quarter of its period and still
+ * applying (collections in the last second found it had applied entries), it snapshots in
+ * its turn within the rest of its period (a group that applies a few
+ * entries now and then, group 0, stays short of a quarter for ever). Busy groups sharing the WAL keep one another's
  * oldest segments as a matter of course: forced, every collection after
  * one group's snapshot made the next busy group snapshot at once, so all a
  * node's groups snapshotted together and out of their turns (3 nodes, 3
@@ -601,6 +605,7 @@ void shard_snap_maybe(struct node *n, struct shard *s) {
  * docs/performance.md). Nor a group whose snapshot is already being
  * written, or written and not yet compacted: that one unpins it. */
 void shard_snap_unpin(struct node *n) {
+    uint64_t now = node_mono_ms(n);
     struct wal_stats st;
     wal_stats(n->wal, &st);
     uint64_t groups[16];
@@ -610,18 +615,30 @@ void shard_snap_unpin(struct node *n) {
     for (uint32_t j = 0; j <= n->n_local; j++) {
         struct shard *s = j < n->n_local ? n->local[j] : n->meta;
         if (s == NULL) continue;
-        bool moving = s->applied != s->applied_at_gc;
+        if (s->applied != s->applied_at_gc) s->moved_at_ms = now;
         s->applied_at_gc = s->applied;
+        /* Still: nothing applied by the collections of the last second.
+         * (Two collections can come within a few ms, with nothing applied
+         * by a busy group between them.) */
+        bool applying = s->moved_at_ms > 0 && now - s->moved_at_ms < SHARD_SNAP_STILL_MS;
         bool pins = false;
         for (uint32_t i = 0; i < k; i++) pins = pins || s->group == groups[i];
         if (!pins || s->snap_job != NULL || s->snap_next.handle >= 0) continue;
         uint64_t entries = s->applied - s->snapshot_index;
-        if (moving && 2 * entries >= shard_snap__period(n, s)) continue;
+        /* none since its snapshot: the mark of that snapshot, on its way
+         * to disk, unpins it; a snapshot now would have nothing to add */
+        if (entries == 0) continue;
+#ifndef CANARY_SNAP_FORCE_BUSY /* canary: busy groups are forced too (scripts/snap-canary.sh) */
+        if (applying && 4 * entries >= shard_snap__period(n, s)) continue;
+#endif
         if (!s->snap_pinning) {
             s->snap_pinning = true;
             node_log(n, "group %llu: its entries keep the oldest of %llu WAL segments: "
-                        "snapshot it next", (unsigned long long)s->group,
-                     (unsigned long long)st.segments);
+                        "snapshot it next (%llu entries of its period %llu, %s)",
+                     (unsigned long long)s->group, (unsigned long long)st.segments,
+                     (unsigned long long)entries,
+                     (unsigned long long)shard_snap__period(n, s),
+                     applying ? "applying" : "still");
         }
         /* a quiet group has no advance to start it from: start it here
          * (or, if another writer runs, at the next collection) */

@@ -191,14 +191,22 @@ def test_busy_groups_sharing_the_wal_snapshot_at_their_own_periods(make_cluster)
 
     write_all("a")  # grows from empty
     write_all("b")  # settle: each group's last snapshot holds its keys
-    before = c.info("persistence")["snapshots_taken"]
-    for r in range(5):
-        write_all("%d" % r)  # 30,000 overwrites, about 10,000 per group
-    taken = c.info("persistence")["snapshots_taken"] - before
-    # each group about 10,000 / 1,800 (its period) = 5-6 times: measured
-    # 17; with every collection setting off the group keeping the oldest
-    # segment, 23-47
-    assert 9 <= taken <= 20, taken
+    before = c.info("persistence")
+    for r in range(8):
+        write_all("%d" % r)  # 48,000 overwrites, about 16,000 per group
+    after = c.info("persistence")
+    taken = after["snapshots_taken"] - before["snapshots_taken"]
+    forced = after["snapshots_forced"] - before["snapshots_forced"]
+    # each group about 16,000 / 1,800 (its period) = 8-9 times: 25-27
+    # measured. Forced ones (a shard's snapshot started early because it
+    # kept the WAL's oldest segment) tell the rules apart better than the
+    # total: 0 in 22 runs, quiet and beside CPU burners and two disk
+    # writers; 1-11 in 20 runs of the canary SNAP_FORCE_BUSY
+    # (scripts/snap-canary.sh), which forces busy groups too. (A total of
+    # 21 over 5 rounds under CI's load most likely came from busy groups
+    # that a collection a few ms after the last found still.)
+    assert 14 <= taken <= 36, (taken, forced)
+    assert forced <= 1, (taken, forced)
 
 
 @pytest.mark.parametrize("rate,least_s,most_s", [("1mb", 2.0, 20.0), ("0", 0.0, 1.5)])
