@@ -109,6 +109,13 @@ struct raft {
     struct raft_hard_state persisted;
     bool ready_out;
     struct raft_ready ready;
+    /* A follower's acknowledgement of appends waits until what it
+     * acknowledges is durable (raft_advance, raft_persisted): entries
+     * ack_index and below match leader ack_to's log in term ack_term. */
+    uint64_t ack_to;
+    uint64_t ack_index;
+    uint64_t ack_term;
+    uint64_t ack_sent; /* the highest index acknowledged to ack_to in ack_term */
 };
 
 static void raft__send_append(struct raft *r, struct raft_progress *pr);
@@ -116,6 +123,7 @@ static bool raft__maybe_send_append(struct raft *r, struct raft_progress *pr, bo
 static void raft__become_follower(struct raft *r, uint64_t term, uint64_t leader);
 static void raft__bcast_append(struct raft *r);
 static void raft__wake(struct raft *r, uint64_t from);
+static void raft__ack_durable(struct raft *r);
 
 const char *raft_strerror(int err) {
     switch (err) {
@@ -732,9 +740,31 @@ static void raft__append_resp(struct raft *r, uint64_t to, uint64_t index) {
     resp->index = index;
 }
 
+/* A follower's acknowledgement that its log matches the leader's up to
+ * index: an acknowledgement is the follower's vote for a commit and sets
+ * the leader's match for it (which bounds the commit index the leader
+ * tells it), so it claims only what is on the follower's disk. Past that,
+ * it waits for raft__ack_durable(). Entries up to index match the
+ * leader's log: those of its append, or committed ones. */
+static void raft__ack(struct raft *r, uint64_t to, uint64_t index) {
+#ifndef CANARY_ACK_UNSYNCED
+    if (index > r->log.durable) {
+        if (r->ack_term != r->term || r->ack_to != to) {
+            r->ack_to = to;
+            r->ack_term = r->term;
+            r->ack_sent = 0;
+            r->ack_index = 0;
+        }
+        if (index > r->ack_index) r->ack_index = index;
+        return;
+    }
+#endif
+    raft__append_resp(r, to, index);
+}
+
 static void raft__handle_append(struct raft *r, const struct raft_msg *m) {
     if (m->index < r->log.committed) {
-        raft__append_resp(r, m->from, r->log.committed);
+        raft__ack(r, m->from, r->log.committed);
         return;
     }
     if (raft_log_match_term(&r->log, m->index, m->log_term)) {
@@ -755,7 +785,7 @@ static void raft__handle_append(struct raft *r, const struct raft_msg *m) {
         }
         uint64_t commit = m->commit < last_new ? m->commit : last_new;
         raft__commit_to(r, commit);
-        raft__append_resp(r, m->from, last_new);
+        raft__ack(r, m->from, last_new);
         return;
     }
     uint64_t hint = m->index < raft_log_last_index(&r->log) ? m->index
@@ -864,7 +894,7 @@ static void raft__handle_snapshot(struct raft *r, const struct raft_msg *m) {
     stale = false; /* bug: install a snapshot older than what we applied */
 #endif
     if (stale) {
-        raft__append_resp(r, m->from, r->log.committed);
+        raft__ack(r, m->from, r->log.committed);
         return;
     }
     uint64_t cap = r->cfg.snapshot_recv != NULL ? RAFT_SNAPSHOT_BYTES_MAX
@@ -894,7 +924,7 @@ static void raft__handle_snapshot(struct raft *r, const struct raft_msg *m) {
     bool installed = raft__restore(r, &meta);
     memset(&r->recv_meta, 0, sizeof(r->recv_meta));
     r->recv_active = false;
-    raft__append_resp(r, m->from, installed ? meta.index : r->log.committed);
+    raft__ack(r, m->from, installed ? meta.index : r->log.committed);
 }
 
 /* ---- step ---- */
@@ -1499,17 +1529,33 @@ static void raft__advance(struct raft *r, bool synced) {
             if (raft__append_conf(r, &leave) != RAFT_OK) abort();
         }
     }
+    raft__ack_durable(r);
 }
 
 void raft_advance(struct raft *r) { raft__advance(r, true); }
 
+/* A follower acknowledges the appends of its leader (this term) that are
+ * durable now, as far as they match that leader's log. */
+static void raft__ack_durable(struct raft *r) {
+    if (r->ack_index == 0) return;
+    if (r->ack_term != r->term || r->role != RAFT_FOLLOWER) {
+        r->ack_index = 0;
+        return;
+    }
+    uint64_t index = r->ack_index < r->log.durable ? r->ack_index : r->log.durable;
+    if (index <= r->ack_sent) return;
+    raft__append_resp(r, r->ack_to, index);
+    r->ack_sent = index;
+    if (index == r->ack_index) r->ack_index = 0;
+}
+
 bool raft_can_advance_unsynced(const struct raft *r) {
-    return !r->ready_out && r->role == RAFT_LEADER && !r->snapshot_pending &&
-           r->term == r->persisted.term && r->vote == r->persisted.vote;
+    return !r->ready_out && (r->role == RAFT_LEADER || r->role == RAFT_FOLLOWER) &&
+           !r->snapshot_pending && r->term == r->persisted.term && r->vote == r->persisted.vote;
 }
 
 void raft_advance_unsynced(struct raft *r) {
-    assert(r->role == RAFT_LEADER && !r->ready.has_snapshot);
+    assert((r->role == RAFT_LEADER || r->role == RAFT_FOLLOWER) && !r->ready.has_snapshot);
     assert(r->ready.hard_state.term == r->persisted.term &&
            r->ready.hard_state.vote == r->persisted.vote);
 #ifdef CANARY_UNSYNCED_COUNTS_SELF
@@ -1525,7 +1571,10 @@ void raft_persisted(struct raft *r, uint64_t index, uint64_t term) {
     if (index <= r->log.durable) return;
     if (raft_log_term(&r->log, index) != term) return; /* replaced since: a later sync covers it */
     r->log.durable = index;
-    if (r->role != RAFT_LEADER) return;
+    if (r->role != RAFT_LEADER) {
+        raft__ack_durable(r);
+        return;
+    }
     struct raft_progress *self = raft__progress(r, r->cfg.id);
     if (self != NULL && raft__progress_update(self, r->log.durable) && raft__maybe_commit(r)) {
         raft__bcast_append(r);

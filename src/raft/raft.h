@@ -292,18 +292,21 @@ bool raft_has_ready(const struct raft *r);
 void raft_ready(struct raft *r, struct raft_ready *out);
 void raft_advance(struct raft *r);
 
-/* Pipelining a leader's writes (etcd's asynchronous storage writes, for
- * the leader only): while one flush is in flight the leader may take the
- * next ready, write its records behind the first, send its messages,
- * apply its committed entries and advance at once with
- * raft_advance_unsynced(); its entries then count towards a commit only
- * once the caller reports them durable with raft_persisted(). Allowed
- * when raft_can_advance_unsynced() says so, checked before raft_ready():
- * a leader with no snapshot to install whose term and vote are already
- * durable (then every message of the ready is a leader's, which the
- * dissertation (10.2.1) lets leave before the leader's own fsync). A
- * synced raft_advance() makes every earlier ready durable too (storage
- * writes in order). */
+/* Pipelining writes (etcd's asynchronous storage writes): while one flush
+ * is in flight a leader or a follower may take the next ready, write its
+ * records behind the first, send its messages, apply its committed
+ * entries and advance at once with raft_advance_unsynced(); its entries
+ * then count only once the caller reports them durable with
+ * raft_persisted(): towards a commit for a leader, and in its
+ * acknowledgements for a follower (a follower acknowledges an append only
+ * as far as its log is durable, in the ready after raft_persisted() or a
+ * synced raft_advance() said so). Allowed when raft_can_advance_unsynced()
+ * says so, checked before raft_ready(): a leader or follower with no
+ * snapshot to install whose term and vote are already durable (then no
+ * message of the ready claims anything that is not on disk: a leader's
+ * appends may leave before its own fsync, dissertation 10.2.1). A synced
+ * raft_advance() makes every earlier ready durable too (storage writes in
+ * order). */
 bool raft_can_advance_unsynced(const struct raft *r);
 void raft_advance_unsynced(struct raft *r);
 /* The log up to index (an entry of term) is on stable storage. */

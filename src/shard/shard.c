@@ -560,12 +560,15 @@ static void shard__send_now(struct node *n, struct shard *s, bool leader_only) {
     if (carries_entries) peer_flush(n);
 }
 
-/* Takes a ready as a pipelined leader (raft_can_advance_unsynced): every
- * message leaves now, the records go into the WAL behind the flush in
- * flight, committed entries are applied, and Raft advances at once; the
- * leader's entries count towards a commit once shard_flushed() reports
- * their batch durable. Before, a leader's pump waited for its flush: the
- * followers' acknowledgements and new commands waited up to one fsync. */
+/* Takes a ready as a pipelined leader or follower
+ * (raft_can_advance_unsynced): every message leaves now (none claims
+ * anything not on disk: a follower's acknowledgements wait in Raft until
+ * raft_persisted), the records go into the WAL behind the flush in flight,
+ * committed entries are applied, and Raft advances at once; the entries
+ * count (towards a leader's commit, in a follower's acknowledgement) once
+ * shard_flushed() reports their batch durable. Before, a replica's pump
+ * waited for its flush: acknowledgements and new commands waited up to one
+ * fsync. */
 static void shard__pump_unsynced(struct node *n, struct shard *s) {
     shard__send_now(n, s, false);
     shard__persist(n, s);
@@ -597,8 +600,9 @@ bool shard_pump(struct node *n, struct shard *s, bool flushing) {
     /* A leader's appends, heartbeats and snapshot chunks leave now, while
      * its own fsync runs: the leader counts itself towards a commit only
      * once its entries are durable (raft_advance), so followers may store
-     * them first (Raft dissertation, 10.2.1). Everything else (a
-     * follower's acknowledgements, votes) waits for the fsync. */
+     * them first (Raft dissertation, 10.2.1). Everything else (votes, a
+     * new term's messages, the acknowledgement of an installed snapshot)
+     * waits for the fsync. */
     s->sent_early = raft_role(s->raft) == RAFT_LEADER;
     if (s->sent_early) shard__send_now(n, s, true);
     shard__persist(n, s);

@@ -844,7 +844,7 @@ TEST(pipelined_leader_counts_itself_once_persisted) {
     net_elect(&net, 1);
     net_settle(&net);
     struct raft *l = net.r[1];
-    CHECK(!raft_can_advance_unsynced(net.r[2]));
+    CHECK(raft_can_advance_unsynced(net.r[2])); /* followers pipeline too (next test) */
     net_isolate(&net, 3, true);
     uint64_t idx = 0, term = 0;
     CHECK(raft_propose(l, (const uint8_t *)"p1", 2, &idx, &term) == RAFT_OK);
@@ -869,6 +869,49 @@ TEST(pipelined_leader_counts_itself_once_persisted) {
     CHECK_EQ_U64(raft_durable_index(l), idx);
     CHECK_EQ_U64(raft_commit_index(l), idx);
     net_settle(&net);
+    CHECK_EQ_U64(net.applied_to[2], idx);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* A pipelined follower (raft_advance_unsynced) stores, applies and goes
+ * on, but acknowledges an append only once the caller reports it durable:
+ * an acknowledgement is a vote for the commit, and the follower may lose
+ * what is not on its disk. */
+TEST(pipelined_follower_acknowledges_only_durable_entries) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_settle(&net);
+    struct raft *l = net.r[1];
+    struct raft *f = net.r[2];
+    net_isolate(&net, 3, true);
+    uint64_t idx = 0, term = 0;
+    CHECK(raft_propose(l, (const uint8_t *)"p1", 2, &idx, &term) == RAFT_OK);
+    net_flush_one(&net, 1); /* the leader's own copy is durable: one vote of three */
+    while (net.n_queue > 0) net__deliver(&net, 0, false); /* to 2, not yet run */
+    CHECK(raft_has_ready(f));
+    CHECK(raft_can_advance_unsynced(f));
+    struct raft_ready rd;
+    raft_ready(f, &rd);
+    CHECK_EQ_U64(rd.n_entries, 1);
+    for (uint32_t i = 0; i < rd.n_messages; i++) {
+        const struct raft_msg *m = &rd.messages[i];
+        CHECK(!(m->type == RAFT_MSG_APPEND_RESP && !m->reject && m->index >= idx));
+    }
+    net__persist(&net, 2, &rd);
+    for (uint32_t i = 0; i < rd.n_messages; i++) net__enqueue(&net, &rd.messages[i]);
+    net__apply(&net, 2, &rd);
+    raft_advance_unsynced(f);
+    CHECK_EQ_U64(raft_durable_index(f), idx - 1);
+    while (net.n_queue > 0) net__deliver(&net, 0, true);
+    CHECK(raft_commit_index(l) < idx); /* nothing durable on 2 was claimed */
+    /* still nothing to say until the caller reports the entry durable */
+    CHECK(!raft_has_ready(f));
+    raft_persisted(f, idx, term);
+    CHECK_EQ_U64(raft_durable_index(f), idx);
+    CHECK(raft_has_ready(f));
+    net_settle(&net);
+    CHECK_EQ_U64(raft_commit_index(l), idx);
     CHECK_EQ_U64(net.applied_to[2], idx);
     CHECK(!net.safety_violated);
     net_free(&net);
@@ -2665,6 +2708,7 @@ int main(void) {
         TEST_ENTRY(a_snapshot_over_the_memory_cap_is_refused_unless_streamed),
         TEST_ENTRY(an_empty_snapshot_is_sent_and_installed),
         TEST_ENTRY(pipelined_leader_counts_itself_once_persisted),
+        TEST_ENTRY(pipelined_follower_acknowledges_only_durable_entries),
         TEST_ENTRY(a_new_leaders_noop_counts_the_leader_once_persisted),
         TEST_ENTRY(joint_consensus_learner_promotion_and_leader_removal),
         TEST_ENTRY(a_new_leader_changes_the_configuration_only_after_its_first_commit),
