@@ -300,9 +300,7 @@ static void sim__finish_ready(struct sim *s, uint8_t slot) {
         const struct raft_msg *m = &rd->messages[i];
         bool pre = m->type == RAFT_MSG_PRE_VOTE || m->type == RAFT_MSG_PRE_VOTE_RESP;
         if (!pre && m->term > n->announced_term) n->announced_term = m->term;
-#ifndef CANARY_SEND_BEFORE_FSYNC
         sim__net_send(s, slot, m);
-#endif
     }
     if (rd->has_snapshot) {
         if (rd->snapshot.index <= n->kv.applied_index) {
@@ -353,7 +351,11 @@ void sim_node_pump(struct sim *s, uint8_t slot) {
         if (n->rd.hard_state.term > s->max_term_seen) s->max_term_seen = n->rd.hard_state.term;
         sim__persist_ready(s, slot);
 #ifdef CANARY_SEND_BEFORE_FSYNC
-        for (uint32_t i = 0; i < n->rd.n_messages; i++) sim__net_send(s, slot, &n->rd.messages[i]);
+        /* deliberate bug: the ready is done with before its fsync: its
+         * messages leave and Raft advances, so the entries count as
+         * durable (a follower's acknowledgement of them leaves next) */
+        sim__finish_ready(s, slot);
+        continue;
 #endif
         if (n->disk.len > n->disk.synced) {
             n->persisting = true;
