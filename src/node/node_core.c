@@ -156,12 +156,12 @@ static void node_core__start_flush(struct node *n) {
 }
 
 /* Rounds of: feed every group Raft and take its ready. A ready that must
- * be durable before it is done with (a follower's, a candidate's, a new
- * term's) is taken only when no flush is in flight, and then waits for the
- * flush that carries it, which also carries every other group's records
- * (one fdatasync for all); a leader's ready is pipelined behind the flush
- * in flight (shard_pump), and its records start the next flush when that
- * one ends. */
+ * be durable before it is done with (a candidate's, a new term's, a
+ * granted vote, a snapshot to install) is taken only when no flush is in
+ * flight, and then waits for the flush that carries it, which also carries
+ * every other group's records (one fdatasync for all); a leader's or a
+ * follower's ready is pipelined behind the flush in flight (shard_pump),
+ * and its records start the next flush when that one ends. */
 void node_core_pump(struct node *n) {
     for (int round = 0; round < 4; round++) {
         bool progressed = false;
