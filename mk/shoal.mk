@@ -89,3 +89,12 @@ LIVE_CHECKS += scripts/snap-canary.sh
 TEST_DEPS += $(BUILD)/canary/BEAT_EVERYONE/shoal
 EXTRA_CHECKS += scripts/beat-canary.sh
 LIVE_CHECKS += scripts/beat-canary.sh
+
+# The quiet leader's step-down rule's canary: a lost link wakes only the
+# groups that peer led here, not those this node leads with a replica
+# there, so a quiet leader whose followers died leads on alone;
+# test_sharding.py's quiet-leader test must catch it
+# (scripts/quiet-canary.sh). shoal-nsim catches it too (mk/nsim.mk).
+TEST_DEPS += $(BUILD)/canary/QUIET_LEADER_NO_WAKE/shoal
+EXTRA_CHECKS += scripts/quiet-canary.sh
+LIVE_CHECKS += scripts/quiet-canary.sh

@@ -323,33 +323,43 @@ static bool node_core__tick_shard(struct node *n, struct shard *s) {
     return true;
 }
 
+/* Whether node id holds a replica of s. */
+static bool node_core__replica_on(const struct shard *s, uint64_t id) {
+    for (uint8_t j = 0; j < s->n_replicas; j++) {
+        if (s->replicas[j] == id) return true;
+    }
+    return false;
+}
+
 /* Which groups a link event wakes. A lost link: the groups that peer
- * leads here, so that their quiet followers run their election timers. A
- * link back: the groups this node leads with a replica there, so that a
- * quiet leader catches it up (and one deposed meanwhile learns it). */
+ * leads here, so that their quiet followers run their election timers,
+ * and the groups this node leads with a replica there, so that a quiet
+ * leader runs check-quorum again and steps down if the replicas it still
+ * hears are no quorum (raft__wake: it cannot go quiet again before a
+ * quorum answers). A link back: the groups this node leads with a replica
+ * there, so that a quiet leader catches it up (and one deposed meanwhile
+ * learns it). */
 static void node_core__wake_groups_of(struct node *n, uint64_t id, bool lost) {
 #ifdef CANARY_QUIET_NO_WAKE
     /* deliberate bug: a lost link wakes nothing, so a quiet follower
      * whose leader died never runs its election timer */
     if (lost) return;
 #endif
+    bool leaders = true;
+#ifdef CANARY_QUIET_LEADER_NO_WAKE
+    /* deliberate bug: a lost link wakes only the groups that peer led
+     * here, so a quiet leader whose followers died leads on, alone */
+    leaders = !lost;
+#endif
     for (uint32_t i = 0; i < n->n_local; i++) {
         struct shard *s = n->local[i];
-        if (lost) {
-            if (raft_leader(s->raft) == id) node_core_wake(n, s, true);
-            continue;
-        }
-        if (!shard_is_leader(s)) continue;
-        for (uint8_t j = 0; j < s->n_replicas; j++) {
-            if (s->replicas[j] == id) {
-                node_core_wake(n, s, true);
-                break;
-            }
-        }
+        bool wake = lost && raft_leader(s->raft) == id;
+        if (!wake && leaders && shard_is_leader(s)) wake = node_core__replica_on(s, id);
+        if (wake) node_core_wake(n, s, true);
     }
     /* group 0, on a node that holds a replica of it (meta.c) */
     struct shard *m = n->meta;
-    if (m != NULL && (lost ? raft_leader(m->raft) == id : shard_is_leader(m))) {
+    if (m != NULL && ((lost && raft_leader(m->raft) == id) || (leaders && shard_is_leader(m)))) {
         node_core_wake(n, m, true);
     }
 }

@@ -65,7 +65,10 @@ enum nsim_key_type { NSIM_KEY_STRING = 0, NSIM_KEY_HASH = 1, NSIM_KEY_ZSET = 2, 
  * the node leading most quiet groups is killed or cut off, and every group
  * it led must have another leader within NSIM_QUIET_ELECT_US. The bound:
  * the failure detector's election timeout (100 ms), an election timeout
- * of 100-200 ms, and room for two split votes. */
+ * of 100-200 ms, and room for two split votes. A victim cut off must lead
+ * none of its groups by then either: its detector wakes them two election
+ * timeouts after the last frame (200 ms), and check-quorum steps each
+ * down two more later (400 ms in all; docs/node.md, "Quiet groups"). */
 #define NSIM_QUIET_IDLE_US 700000
 #define NSIM_QUIET_ELECT_US 800000
 #define NSIM_EPOCH_MS 1700000000000ull
@@ -217,6 +220,7 @@ struct nsim {
     bool quiet_test, clients_paused;
     int quiet_victim; /* -1: none */
     bool quiet_killed;
+    bool quiet_stepped_down; /* the victim, cut off, leads none of its groups */
     uint64_t quiet_fault_us;
     bool quiet_led[NSIM_SHARDS_MAX]; /* quiet, and led by the victim, at the fault */
     bool quiet_recovered[NSIM_SHARDS_MAX];
@@ -1719,10 +1723,12 @@ static void nsim__quiet_fault(struct nsim *w) {
     w->quiet_victim = victim;
     struct nsim_host *h = &w->hosts[victim];
     w->quiet_killed = rand_chance(&w->rng, 50);
+    w->quiet_stepped_down = false;
     if (w->quiet_killed) {
         nsim__crash(w, h, false);
         w->st.kills++;
     } else {
+        w->st.quiet_cut_off++;
         for (uint32_t i = 0; i < w->n_nodes; i++) {
             w->blocked[victim][i] = w->blocked[i][victim] = i != (uint32_t)victim;
         }
@@ -1731,8 +1737,31 @@ static void nsim__quiet_fault(struct nsim *w) {
                 (unsigned long long)h->id, led[victim], w->quiet_killed ? "killed" : "isolated");
 }
 
-/* A group the victim led has recovered once another replica leads it. */
+/* Whether the victim (alive) leads a group, data or group 0; the first
+ * in *group. */
+static bool nsim__victim_leads(const struct nsim *w, uint64_t *group) {
+    const struct nsim_host *h = &w->hosts[w->quiet_victim];
+    if (!h->alive) return false;
+    for (uint32_t k = 0; k < w->map.n_shards; k++) {
+        const struct shard *s = h->n->shards[k];
+        if (s == NULL || !shard_is_leader(s)) continue;
+        *group = s->group;
+        return true;
+    }
+    const struct shard *m = h->n->meta;
+    *group = 0;
+    return m != NULL && m->raft != NULL && shard_is_leader(m);
+}
+
+/* A group the victim led has recovered once another replica leads it;
+ * a victim cut off has stepped down once it leads no group. */
 static void nsim__quiet_progress(struct nsim *w) {
+    uint64_t group;
+    if (!w->quiet_killed && !w->quiet_stepped_down && !nsim__victim_leads(w, &group)) {
+        w->quiet_stepped_down = true;
+        uint64_t ms = (w->now_us - w->quiet_fault_us) / 1000;
+        if (ms > w->st.quiet_stepdown_ms) w->st.quiet_stepdown_ms = ms;
+    }
     for (uint32_t k = 0; k < w->map.n_shards; k++) {
         if (!w->quiet_led[k] || w->quiet_recovered[k]) continue;
         int leader = nsim__leader(w, k);
@@ -1754,6 +1783,14 @@ static void nsim__quiet_check(struct nsim *w) {
                                "node %llu, was %s; no other replica leads it %llu ms later",
                             k + 1u, (unsigned long long)w->hosts[w->quiet_victim].id,
                             w->quiet_killed ? "killed" : "cut off",
+                            (unsigned long long)((w->now_us - w->quiet_fault_us) / 1000));
+        }
+        uint64_t still = 0;
+        if (!w->quiet_killed && nsim__victim_leads(w, &still) && !w->violated) {
+            nsim__violation(w, "quiet leader cut off: node %llu, cut off from every replica, "
+                               "still leads group %llu %llu ms later (check-quorum never ran)",
+                            (unsigned long long)w->hosts[w->quiet_victim].id,
+                            (unsigned long long)still,
                             (unsigned long long)((w->now_us - w->quiet_fault_us) / 1000));
         }
         struct nsim_host *h = &w->hosts[w->quiet_victim];

@@ -68,8 +68,11 @@ struct nsim_stats {
     uint64_t applied_max;
     /* the quiet-group scenario: seeds that ran it, groups quiet on every
      * replica at its fault, of them led by the victim, and the slowest
-     * new leader of one (ms after the fault; the sum over seeds) */
+     * new leader of one (ms after the fault; the sum over seeds); faults
+     * that cut the victim off, and the slowest step-down of one (ms after
+     * the fault until it led none of its groups; the most over seeds) */
     uint64_t quiet_seeds, quiet_groups, quiet_led, quiet_elect_ms;
+    uint64_t quiet_cut_off, quiet_stepdown_ms;
     uint64_t queue_ops; /* the queue workers' acknowledged operations (nsim_queue.c) */
     /* beats sent, of them to a node sharing no group (a violation); seeds
      * whose group 0 leaves nodes out (they pull the map), and pairs of

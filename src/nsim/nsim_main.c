@@ -37,11 +37,15 @@ static bool nsim_main__u64(const char *text, uint64_t *out) {
 static void nsim_main__add(struct nsim_stats *sum, const struct nsim_stats *s) {
     uint64_t elect_ms = s->quiet_elect_ms > sum->quiet_elect_ms ? s->quiet_elect_ms
                                                                 : sum->quiet_elect_ms;
+    uint64_t stepdown_ms = s->quiet_stepdown_ms > sum->quiet_stepdown_ms
+                               ? s->quiet_stepdown_ms
+                               : sum->quiet_stepdown_ms;
     const uint64_t *from = (const uint64_t *)s;
     uint64_t *to = (uint64_t *)sum;
     for (size_t i = 0; i < sizeof(*s) / sizeof(uint64_t); i++) to[i] += from[i];
     sum->applied_max = s->applied_max > sum->applied_max ? s->applied_max : sum->applied_max;
     sum->quiet_elect_ms = elect_ms;
+    sum->quiet_stepdown_ms = stepdown_ms;
 }
 
 int main(int argc, char **argv) {
@@ -133,7 +137,8 @@ int main(int argc, char **argv) {
            "(%llu failed, %llu installed from a leader), %llu frames (%llu "
            "corrupt, dropped), %llu key histories (%llu undecided); %llu seeds sharded; "
            "quiet scenario in %llu seeds: %llu groups quiet at its fault, %llu of them led by "
-           "the victim, re-elected within %llu ms at most\n",
+           "the victim, re-elected within %llu ms at most; %llu victims cut off, each "
+           "stepped down within %llu ms at most\n",
            ran / secs, sum.sim_ms / 1000.0 / secs,
            (unsigned long long)(sum.ops_ok + sum.ops_failed + sum.ops_unknown),
            (unsigned long long)sum.ops_ok, (unsigned long long)sum.ops_failed,
@@ -149,7 +154,8 @@ int main(int argc, char **argv) {
            (unsigned long long)sum.histories, (unsigned long long)sum.lin_unknown,
            (unsigned long long)sum.sharded, (unsigned long long)sum.quiet_seeds,
            (unsigned long long)sum.quiet_groups, (unsigned long long)sum.quiet_led,
-           (unsigned long long)sum.quiet_elect_ms);
+           (unsigned long long)sum.quiet_elect_ms, (unsigned long long)sum.quiet_cut_off,
+           (unsigned long long)sum.quiet_stepdown_ms);
     printf("queue and stream workers (nsim_queue.c): %llu acknowledged operations\n",
            (unsigned long long)sum.queue_ops);
     printf("links: %llu beats, %llu of them to a node sharing no group; %llu seeds with nodes "

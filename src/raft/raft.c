@@ -81,6 +81,9 @@ struct raft {
     uint64_t now_ticks;
     uint64_t transferee;
     bool quiet; /* quiescent: ticks are no-ops (raft_quiesce) */
+    /* woken leader: its check-quorum window runs two election timeouts
+     * (raft__wake) */
+    bool quorum_grace;
     /* reads */
     /* grown on demand up to RAFT_READS_MAX: an idle group of thousands on
      * a node holds none */
@@ -352,6 +355,7 @@ static void raft__reset(struct raft *r, uint64_t term) {
     r->heartbeat_elapsed = 0;
     raft__reset_election_timer(r);
     r->transferee = 0;
+    r->quorum_grace = false;
     r->n_reads = 0;
     r->round_wanted = false;
     for (uint32_t i = 0; i < r->n_progress; i++) raft__progress_reset(r, &r->progress[i]);
@@ -1195,7 +1199,9 @@ static void raft__tick_leader(struct raft *r) {
     r->election_elapsed++;
     if (r->election_elapsed >= r->cfg.election_ticks) {
         r->election_elapsed = 0;
-        if (r->cfg.check_quorum) {
+        if (r->cfg.check_quorum && r->quorum_grace) {
+            r->quorum_grace = false; /* a woken leader's window goes on (raft__wake) */
+        } else if (r->cfg.check_quorum) {
             if (raft_conf_tally(&r->conf, raft__active_of, r) != RAFT_VOTE_WON) {
                 raft__become_follower(r, r->term, 0);
                 return;
@@ -1289,9 +1295,24 @@ static void raft__wake(struct raft *r, uint64_t from) {
     r->quiet = false;
     r->election_elapsed = 0;
     if (r->role == RAFT_LEADER) {
-        /* a new check-quorum window: the members answered before we
-         * went quiet, and answer the heartbeat that follows now */
-        for (uint32_t i = 0; i < r->n_progress; i++) r->progress[i].recent_active = true;
+        /* A new check-quorum window, two election timeouts long: a member
+         * counts as active once it answers the heartbeat that follows now
+         * (what it said before we went quiet may be stale: its node may
+         * have died since). Until a quorum has, raft_quiesce() refuses
+         * (it counts only members heard from), so a leader woken because
+         * its replicas' links went silent cannot go quiet again; it steps
+         * down at the window's end unless a quorum answers. Two timeouts,
+         * not one: a node busy waking thousands of groups may answer late. */
+        for (uint32_t i = 0; i < r->n_progress; i++) {
+            r->progress[i].recent_active = r->progress[i].id == r->cfg.id;
+#ifdef CANARY_QUIET_WAKE_TRUSTS_OLD
+            /* deliberate bug: every member counts as heard, as before the
+             * group slept, so a leader whose followers died meanwhile goes
+             * quiet again before check-quorum runs, and leads on alone */
+            r->progress[i].recent_active = true;
+#endif
+        }
+        r->quorum_grace = true;
         r->heartbeat_elapsed = 0;
         raft__bcast_heartbeat(r);
         return;

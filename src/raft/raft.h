@@ -277,10 +277,13 @@ void raft_campaign(struct raft *r);
  * leader drops: it arrives late when a node's turn is long, and woke the
  * group each time; raft_propose(),
  * raft_propose_conf(), raft_read_index(), raft_transfer_leader(),
- * raft_campaign()). A woken leader heartbeats at once and counts every
- * member active for a new election timeout; a woken follower restarts its
- * election timer and tells its leader (which wakes it too), unless the
- * wake came from the leader's own message.
+ * raft_campaign()). A woken leader heartbeats at once and starts a
+ * check-quorum window of two election timeouts in which a member counts
+ * as active only once it answers: until a quorum has, raft_quiesce()
+ * refuses, and at the window's end check-quorum steps the leader down if
+ * no quorum did (2 * election_ticks ticks after the wake). A woken
+ * follower restarts its election timer and tells its leader (which wakes
+ * it too), unless the wake came from the leader's own message.
  * raft_wake() wakes explicitly: the caller's failure detector calls it
  * when the link to the leader is lost (or for any other reason); then the
  * follower's election timer runs as before. A no-op on an awake replica. */

@@ -291,7 +291,11 @@ def test_a_failing_part_fails_the_command_and_the_other_parts_still_run(make_clu
     # several shards run at once; the reply is the error of the part that
     # failed, and the other parts ran (as a Redis Cluster client that splits
     # DEL by slot sees it). Shard A loses two of its three replicas; shard B
-    # keeps a majority and a leader.
+    # keeps a majority and a leader. The command is sent once A's lone
+    # replica leads no more, so A's part finds no leader (CLUSTERDOWN) and
+    # never enters a log: sent to a lone leader that has not yet stepped
+    # down, it is appended there and answered TRYAGAIN, its outcome unknown,
+    # and it may commit once the dead replicas are back (seen once).
     c = make_cluster(5, extra=["--shards", "8", "--replicas", "3"], wait_leader=False)
     wait_spread(c, 8)
     holders = {}  # group -> nodes holding a replica
@@ -321,13 +325,85 @@ def test_a_failing_part_fails_the_command_and_the_other_parts_still_run(make_clu
             break
         assert time.time() < deadline, views
         time.sleep(0.1)
-    with pytest.raises(redis.exceptions.ResponseError, match="^(TRYAGAIN|CLUSTERDOWN)"):
+    lone = next(i for i in holders[a] if i not in dead)
+    deadline = time.time() + 10
+    while True:  # a leader that lost its quorum steps down (docs/node.md, "Quiet groups")
+        view = group_lines(c.client(lone))[a]
+        if view["role"] != "leader":
+            break
+        assert time.time() < deadline, view
+        time.sleep(0.1)
+    with pytest.raises(redis.exceptions.ResponseError, match="^CLUSTERDOWN"):
         r.delete(ka, kb)
     assert r.get(kb) is None  # shard B's part ran
     for i in dead:
         c.start(i)
     wait_spread(c, 8)
     assert r.get(ka) == b"a"  # shard A's did not
+
+
+def test_a_quiet_leader_that_lost_its_quorum_steps_down(make_cluster):
+    # docs/node.md, "Quiet groups", failure detection: a quiet leader runs
+    # no timer, so check-quorum cannot depose it by itself; the node's
+    # failure detector wakes it when a link to one of its replicas goes
+    # silent for two election timeouts, and check-quorum then steps it
+    # down within two more. Defaults: tick-ms 20 x election-ticks 15 =
+    # 300 ms, so 4 x 300 ms = 1.2 s after the followers' last frame; the
+    # test allows 1.8 s more for polling and a loaded ASan build. Nothing
+    # is sent to a shard meanwhile (a command would wake the group and
+    # hide a leader that never wakes). Then the lone node claims the
+    # shard it led no more: INFO raft, CLUSTER SLOTS and SHARDS name no
+    # leader for it, and a cluster client's command for it gets
+    # CLUSTERDOWN, not a reply or a MOVED. (Its views of the other two
+    # shards, whose leaders died, name them until its election timer runs
+    # there: not the question here.)
+    election_ms = 15 * 20
+    bound_s = 4 * election_ms / 1000 + 1.8
+    c = make_cluster(3, extra=["--shards", "3", "--leader-wait-ms", "500"], wait_leader=False)
+    wait_preferred(c)
+    lone = 1
+    deadline = time.time() + 30
+    while True:  # every replica of every group quiet, group 0 too
+        views = [c.raft(i) for i in c.ids]
+        if all(v["shards_quiet"] == 3 and v["meta"]["quiet"] == 1 for v in views):
+            break
+        assert time.time() < deadline, [(v["shards_quiet"], v["meta"]) for v in views]
+        time.sleep(0.1)
+    r = c.client(lone)
+    led = [g for g, v in group_lines(r).items() if v["role"] == "leader"]
+    assert len(led) == 1, led  # its preferred group, quiet
+    g = led[0]
+    first, last = (int(x) for x in group_lines(r)[g]["slots"].split("-"))
+    key = next(k for k in ("q%d" % j for j in range(10000))
+               if first <= r.execute_command("CLUSTER", "KEYSLOT", k) <= last)
+    killed = time.time()
+    for i in (2, 3):
+        c.kill(i)
+    while True:
+        info = r.info("raft")
+        groups = group_lines(r)
+        led = [h for h, v in groups.items() if v["role"] == "leader"]
+        if info["shards_led"] == 0 and not led and info["meta"]["role"] != "leader":
+            break
+        assert time.time() - killed < bound_s, (
+            "node %d still leads %s (group 0: %s) %.1f s after its followers died; bound %.1f s"
+            % (lone, led, info["meta"]["role"], time.time() - killed, bound_s))
+        time.sleep(0.05)
+    print("quiet step-down: %.2f s after the kill (bound %.1f s)" % (time.time() - killed, bound_s))
+    assert int(groups[g]["leader"]) == 0, groups[g]
+    slots = r.execute_command("CLUSTER", "SLOTS")
+    assert all(s[2][1] != c.ports[lone] for s in slots), slots  # it masters nothing
+    assert all(s[0] != first for s in slots), slots  # and its shard has no master
+    for shard in r.execute_command("CLUSTER", "SHARDS"):
+        shard = dict(zip(shard[::2], shard[1::2]))
+        for node in shard[b"nodes"]:
+            node = dict(zip(node[::2], node[1::2]))
+            assert node[b"role"] == b"replica" or node[b"port"] != c.ports[lone], shard
+            assert node[b"role"] == b"replica" or shard[b"slots"][0] != first, shard
+    rc = c.client(lone, single_connection_client=True)
+    rc.execute_command("CLUSTER", "SLOTS")  # as a cluster client: redirected, not proxied
+    with pytest.raises(redis.exceptions.ResponseError, match="^CLUSTERDOWN"):
+        rc.get(key)
 
 
 def test_proxied_replies_follow_the_clients_protocol_after_hello(make_cluster):

@@ -1474,8 +1474,10 @@ TEST(a_lagging_follower_answers_quiesce_and_wakes_the_leader) {
 TEST(a_late_heartbeat_answer_does_not_wake_a_quiet_leader) {
     CHECK(quiet__scene());
     uint64_t term = raft_term(net.r[1]);
-    raft_wake(net.r[1]); /* its heartbeats go out */
-    net_flush(&net);
+    raft_wake(net.r[1]);
+    net_settle(&net); /* the followers answer the wake: a quorum is heard */
+    for (int t = 0; t < (int)net.cfg.heartbeat_ticks; t++) raft_tick(net.r[1]);
+    net_flush(&net); /* the next round of heartbeats goes out */
     size_t heartbeats = net.n_queue;
     CHECK(heartbeats == 2);
     for (size_t k = 0; k < heartbeats; k++) net_deliver_at(&net, 0);
@@ -1489,6 +1491,35 @@ TEST(a_late_heartbeat_answer_does_not_wake_a_quiet_leader) {
     net_tick_all(&net, 10 * (int)net.cfg.election_ticks);
     CHECK_EQ_U64(sent_total(&net), sent);
     CHECK_EQ_U64(raft_term(net.r[2]), term);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
+/* A quiet leader whose followers died, woken by the caller's failure
+ * detector, does not go quiet again on what they said before it slept: a
+ * member counts as active once it answers after the wake, so the leader
+ * cannot quiesce without a quorum, and check-quorum steps it down at the
+ * end of its window, two election timeouts after the wake (not one: a
+ * node waking thousands of groups may answer late). docs/node.md, "Quiet
+ * groups"; canary QUIET_WAKE_TRUSTS_OLD. */
+TEST(a_woken_quiet_leader_without_a_quorum_steps_down) {
+    CHECK(quiet__scene());
+    net_crash(&net, 2);
+    net_crash(&net, 3);
+    net_tick_all(&net, 10 * (int)net.cfg.election_ticks);
+    CHECK(raft_role(net.r[1]) == RAFT_LEADER); /* quiet: nothing runs */
+    raft_wake(net.r[1]);
+    int window = 2 * (int)net.cfg.election_ticks;
+    int ticks = 0;
+    while (ticks < window && raft_role(net.r[1]) == RAFT_LEADER) {
+        CHECK(!raft_quiesce(net.r[1]));
+        net_tick(&net, 1);
+        ticks++;
+    }
+    CHECK(raft_role(net.r[1]) != RAFT_LEADER);
+    CHECK_EQ_U64(raft_leader(net.r[1]), 0);
+    CHECK_EQ_U64((uint64_t)ticks, (uint64_t)window);
+    CHECK(!raft_is_quiet(net.r[1])); /* a follower now: its election timer runs */
     CHECK(!net.safety_violated);
     net_free(&net);
 }
@@ -2724,6 +2755,7 @@ int main(void) {
         TEST_ENTRY(quiesce_is_refused_while_anything_is_pending),
         TEST_ENTRY(a_lagging_follower_answers_quiesce_and_wakes_the_leader),
         TEST_ENTRY(a_late_heartbeat_answer_does_not_wake_a_quiet_leader),
+        TEST_ENTRY(a_woken_quiet_leader_without_a_quorum_steps_down),
         TEST_ENTRY(quiet_followers_of_a_dead_leader_elect_once_woken),
         TEST_ENTRY(a_read_on_a_quiet_leader_needs_a_quorum_round),
         TEST_ENTRY(unapplied_ordinary_entries_block_neither_campaigns_nor_changes),
