@@ -118,7 +118,7 @@ def peer_links(c, i):
 
 def check_beats(c, share):
     """Each node beats exactly the nodes it shares a group with; True once
-    every such link carried a beat."""
+    every link is connected and every shared one is up and carried a beat."""
     all_beaten = True
     for i in c.ids:
         links = peer_links(c, i)
@@ -126,10 +126,13 @@ def check_beats(c, share):
         outside = {j: v["beats"] for j, v in links.items() if j not in share[i] and v["beats"] > 0}
         assert not outside, "node %d: beats to nodes sharing no group: %s" % (i, outside)
         assert {j for j, v in links.items() if v["beat"] == 1} == share[i], (i, links)
-        assert all(v["connected"] == 1 for v in links.values()), (i, links)
-        assert all(v["link"] == ("up" if j in share[i] else "unwatched")
-                   for j, v in links.items()), (i, links)
-        all_beaten = all_beaten and all(links[j]["beats"] > 0 for j in share[i])
+        assert all(v["link"] == "unwatched" for j, v in links.items() if j not in share[i]), \
+            (i, links)
+        # Under make test's load a connection may still be coming up (it
+        # failed once with one link of node 1 not yet connected): wait for
+        # every link to be connected and each shared one watched and up.
+        all_beaten = (all_beaten and all(v["connected"] == 1 for v in links.values()) and
+                      all(links[j]["link"] == "up" and links[j]["beats"] > 0 for j in share[i]))
     return all_beaten
 
 
@@ -182,7 +185,8 @@ def test_24_nodes_pull_the_map_and_serve_cluster_clients(big):
     held = holders(c)
     assert len(held) == SHARDS
     share = sharing(c, held)
-    wait_for("a link of a shared group carried no beat", lambda: check_beats(c, share), 15)
+    wait_for("a link not connected, or a link of a shared group down or with no beat",
+             lambda: check_beats(c, share), 15)
     sizes = sorted(len(share[i]) for i in c.ids)
     print("many: each node beats %d-%d of its %d peers" % (sizes[0], sizes[-1], N - 1))
     assert max(len(share[i]) for i in c.ids if i > MEMBERS) <= 4
