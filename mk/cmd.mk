@@ -42,3 +42,16 @@ $(BUILD)/test/test_script: $(call test_objs,tests/unit/test_script.c $(wildcard 
 		$(CMD_SRC) $(CMD_DEP_SRC)) -lm $(LUA_LIBS)
 
 UNIT_TESTS += $(BUILD)/test/test_script
+
+# Canary: every HyperLogLog written dense (-DCANARY_HLL_ALWAYS_DENSE, the
+# old behaviour); test_cmd's hll_sparse_until_redis_limits and
+# tests/integration/test_hll.py's byte comparison with redis-server must
+# catch it (scripts/hll-canary.sh).
+$(BUILD)/canary/HLL_ALWAYS_DENSE/test_cmd: $(call test_objs,tests/unit/test_cmd.c $(CMD_SRC) \
+		$(CMD_DEP_SRC)) tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC) $(HDRS) tests/cmd/golden.txt
+	@mkdir -p $(dir $@)
+	$(call unit_canary,HLL_ALWAYS_DENSE,tests/unit/test_cmd.c $(CMD_SRC) $(CMD_DEP_SRC),-lm)
+
+TEST_DEPS += $(BUILD)/canary/HLL_ALWAYS_DENSE/test_cmd $(BUILD)/canary/HLL_ALWAYS_DENSE/shoal
+EXTRA_CHECKS += scripts/hll-canary.sh
+LIVE_CHECKS += scripts/hll-canary.sh

@@ -46,7 +46,7 @@ enum node_redis_param {
     NODE_REDIS_LIST_COMPRESS,    /* list-compress-depth: accepted, no effect (no compression) */
     NODE_REDIS_STREAM_BYTES,     /* stream-node-max-bytes: accepted, fixed (content) */
     NODE_REDIS_STREAM_ENTRIES,   /* stream-node-max-entries: accepted, fixed (content) */
-    NODE_REDIS_HLL_SPARSE_BYTES, /* hll-sparse-max-bytes: accepted, no effect (always dense) */
+    NODE_REDIS_HLL_SPARSE_BYTES, /* hll-sparse-max-bytes: no effect (3000, fixed: cmd_hll.c) */
     NODE_REDIS_BUSY_REPLY_MS,    /* busy-reply-threshold, alias lua-time-limit (for scripts) */
     NODE_REDIS_MAXMEMORY_POLICY, /* noeviction only: shoal never evicts */
     NODE_REDIS_APPENDONLY,       /* accepted, no effect: always durable (yes) */

@@ -302,6 +302,197 @@ TEST(scripts_check_digests_then_run_the_writes) {
     kv_destroy(kv);
 }
 
+/* The value of key (GET's bulk string) into buf; its length, or -1 if
+ * GET answers anything else. */
+static long value_of(const struct cmd_env *env, const char *key, uint8_t *buf, size_t cap) {
+    char line[256];
+    snprintf(line, sizeof(line), "get %s", key);
+    struct resp_out out;
+    resp_out_init(&out, 2, 1 << 20, NULL);
+    run_line(env, line, &out);
+    const char *p = resp_out_data(&out);
+    long len = -1;
+    char *body = NULL;
+    if (resp_out_len(&out) > 4 && p[0] == '$') len = strtol(p + 1, &body, 10);
+    if (len < 0 || (size_t)len > cap || body == NULL || body[0] != '\r') len = -1;
+    else memcpy(buf, body + 2, (size_t)len);
+    resp_out_free(&out);
+    return len;
+}
+
+#define HLL_REGS 16384
+#define HLL_DENSE_LEN 12304
+
+/* The test's own reading of Redis's HLL layout (cmd_hll.c draws it):
+ * regs[] from a value, false if it is not one or its runs are wrong. */
+static bool hll_decode(const uint8_t *v, long len, uint8_t *regs) {
+    if (len < 16 || memcmp(v, "HYLL", 4) != 0) return false;
+    if (v[4] == 0) {
+        if (len != HLL_DENSE_LEN) return false;
+        for (uint32_t i = 0; i < HLL_REGS; i++) {
+            uint32_t bit = i * 6;
+            uint32_t word = v[16 + bit / 8] | (bit / 8 + 1 < HLL_DENSE_LEN - 16 ?
+                                                  (uint32_t)v[16 + bit / 8 + 1] << 8 : 0);
+            regs[i] = (uint8_t)((word >> (bit % 8)) & 63);
+        }
+        return true;
+    }
+    uint32_t i = 0;
+    for (long at = 16; at < len;) {
+        uint32_t run;
+        uint8_t value = 0;
+        if ((v[at] & 0xc0) == 0) {
+            run = (v[at] & 0x3fu) + 1;
+            at++;
+        } else if ((v[at] & 0xc0) == 0x40) {
+            if (at + 1 >= len) return false;
+            run = ((v[at] & 0x3fu) << 8 | v[at + 1]) + 1;
+            at += 2;
+        } else {
+            run = (v[at] & 3u) + 1;
+            value = (uint8_t)(((v[at] >> 2) & 31) + 1);
+            at++;
+        }
+        if (run > HLL_REGS - i) return false;
+        memset(regs + i, value, run);
+        i += run;
+    }
+    return i == HLL_REGS;
+}
+
+/* The dense value of regs[] (cache not valid), as the test writes it. */
+static void hll_encode_dense(const uint8_t *regs, uint8_t *v) {
+    memset(v, 0, HLL_DENSE_LEN);
+    memcpy(v, "HYLL", 4);
+    v[15] = 0x80;
+    for (uint32_t i = 0; i < HLL_REGS; i++) {
+        for (uint32_t k = 0; k < 6; k++) {
+            uint32_t bit = i * 6 + k;
+            if ((regs[i] >> k) & 1) v[16 + bit / 8] |= (uint8_t)(1u << (bit % 8));
+        }
+    }
+}
+
+/* SET key to the bytes v[0, len) through the command layer. */
+static void set_bytes(const struct cmd_env *env, const char *key, const uint8_t *v, size_t len) {
+    struct resp_arg argv[3] = {{"set", 3}, {key, strlen(key)}, {(const char *)v, len}};
+    struct resp_out out;
+    resp_out_init(&out, 2, 1 << 20, NULL);
+    cmd_exec(env, cmd_lookup("set", 3), 3, argv, &out);
+    resp_out_free(&out);
+}
+
+static int differing_registers(const uint8_t *a, const uint8_t *b) {
+    int n = 0;
+    for (uint32_t i = 0; i < HLL_REGS; i++) n += a[i] != b[i];
+    return n;
+}
+
+/* HyperLogLogs are written as redis-server 7.0 writes them (the golden
+ * replies compare the bytes of some; here the rules, against the test's
+ * own decoder): a new key is sparse (one XZERO), PFADD keeps it sparse
+ * and within 3000 bytes, and it turns dense, registers unchanged but the
+ * one raised, at the PFADD whose split would pass 3000 bytes (the 1700th
+ * z-element, as in Redis, after a value of exactly 3000 bytes) or at a
+ * register above 32; PFCOUNT is the same
+ * on a sparse value and on its dense twin; PFMERGE of sparse inputs stays
+ * sparse, with a dense input it is dense; runs that do not add up to
+ * 16384 are refused with INVALIDOBJ by all three commands. The canary
+ * HLL_ALWAYS_DENSE must fail here (scripts/hll-canary.sh). */
+TEST(hll_sparse_until_redis_limits) {
+    struct kv_config kc;
+    kv_config_default(&kc);
+    struct kv *kv = kv_create(&kc);
+    CHECK(kv != NULL);
+    struct cmd_env env = {.kv = kv, .now_ms = now_ms(), .rng = NULL, .bulk_max = 1 << 20};
+    static uint8_t v[HLL_DENSE_LEN];
+    static uint8_t regs[HLL_REGS];
+    static uint8_t before[HLL_REGS];
+    static uint8_t other[HLL_REGS];
+    /* creation: header, encoding 1, cache not valid, one XZERO of 16384 */
+    CHECK(strcmp(reply_of(&env, "pfadd h"), ":1\r\n") == 0);
+    CHECK(value_of(&env, "h", v, sizeof(v)) == 18);
+    static const uint8_t empty[18] = {'H', 'Y', 'L', 'L', 1, 0, 0, 0, 0, 0, 0, 0,
+                                      0, 0, 0, 0x80, 0x7f, 0xff};
+    CHECK(memcmp(v, empty, sizeof(empty)) == 0);
+    /* updates stay sparse, each element changes at most one register */
+    memset(before, 0, sizeof(before));
+    int promoted_at = 0;
+    long last_sparse_len = 0;
+    for (int i = 0; i < 2500 && promoted_at == 0; i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "pfadd h z%d", i);
+        reply_of(&env, line);
+        long len = value_of(&env, "h", v, sizeof(v));
+        CHECK(hll_decode(v, len, regs));
+        CHECK(differing_registers(before, regs) <= 1);
+        if (v[4] == 1) {
+            CHECK(len <= 3000);
+            last_sparse_len = len;
+        } else {
+            promoted_at = i + 1;
+        }
+        memcpy(before, regs, sizeof(regs));
+    }
+    CHECK_EQ_U64(promoted_at, 1700);
+    CHECK_EQ_U64(last_sparse_len, 3000); /* 3000 itself is still sparse */
+    CHECK(v[15] == 0x80);
+    /* a register above 32 turns it dense at once */
+    CHECK(strcmp(reply_of(&env, "pfadd hi a"), ":1\r\n") == 0);
+    CHECK(value_of(&env, "hi", v, sizeof(v)) == 21);
+    CHECK(strcmp(reply_of(&env, "pfadd hi hll-2060922126"), ":1\r\n") == 0);
+    CHECK(value_of(&env, "hi", v, sizeof(v)) == HLL_DENSE_LEN);
+    CHECK(hll_decode(v, HLL_DENSE_LEN, regs));
+    CHECK_EQ_U64(regs[4557], 36);
+    /* PFCOUNT: a sparse value and its dense twin count alike */
+    for (int n = 1; n <= 1000; n *= 10) {
+        char line[64];
+        snprintf(line, sizeof(line), "s%d", n);
+        for (int i = 0; i < n; i++) {
+            char add[64];
+            snprintf(add, sizeof(add), "pfadd s%d y%d", n, i);
+            reply_of(&env, add);
+        }
+        long len = value_of(&env, line, v, sizeof(v));
+        CHECK(len < 3000 && v[4] == 1);
+        CHECK(hll_decode(v, len, regs));
+        hll_encode_dense(regs, v);
+        set_bytes(&env, "twin", v, HLL_DENSE_LEN);
+        char count[96];
+        snprintf(count, sizeof(count), "pfcount %s", line);
+        char sparse_count[64];
+        snprintf(sparse_count, sizeof(sparse_count), "%s", reply_of(&env, count));
+        CHECK(strcmp(sparse_count, reply_of(&env, "pfcount twin")) == 0);
+    }
+    /* PFMERGE: sparse inputs give a sparse destination of their maxima */
+    CHECK(strcmp(reply_of(&env, "pfmerge m s10 s100"), "+OK\r\n") == 0);
+    long len = value_of(&env, "m", v, sizeof(v));
+    CHECK(v[4] == 1 && len < 3000);
+    CHECK(hll_decode(v, len, regs));
+    CHECK(hll_decode(v, value_of(&env, "s10", v, sizeof(v)), before));
+    CHECK(hll_decode(v, value_of(&env, "s100", v, sizeof(v)), other));
+    for (uint32_t i = 0; i < HLL_REGS; i++) {
+        CHECK_EQ_U64(regs[i], before[i] > other[i] ? before[i] : other[i]);
+    }
+    CHECK(strcmp(reply_of(&env, "pfmerge md s10 twin"), "+OK\r\n") == 0);
+    CHECK(value_of(&env, "md", v, sizeof(v)) == HLL_DENSE_LEN);
+    /* runs that do not add up: short, long, an XZERO cut off */
+    static const uint8_t bad_tails[][4] = {{0x7f, 0xfe}, {0x7f, 0xff, 0x00}, {0x7f}};
+    static const size_t bad_lens[] = {2, 3, 1};
+    for (size_t b = 0; b < 3; b++) {
+        memcpy(v, empty, 16);
+        memcpy(v + 16, bad_tails[b], bad_lens[b]);
+        set_bytes(&env, "bad", v, 16 + bad_lens[b]);
+        const char *err = "-INVALIDOBJ Corrupted HLL object detected\r\n";
+        CHECK(strcmp(reply_of(&env, "pfadd bad a"), err) == 0);
+        CHECK(strcmp(reply_of(&env, "pfcount bad"), err) == 0);
+        CHECK(strcmp(reply_of(&env, "pfmerge m bad"), err) == 0);
+        CHECK(strcmp(reply_of(&env, "pfmerge bad m"), err) == 0);
+        CHECK_EQ_U64(value_of(&env, "bad", v, sizeof(v)), 16 + bad_lens[b]); /* unchanged */
+    }
+    kv_destroy(kv);
+}
+
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(replies_match_redis_byte_for_byte),
@@ -310,6 +501,7 @@ int main(void) {
         TEST_ENTRY(transactions_check_watched_digests_then_run_in_order),
         TEST_ENTRY(sort_patterns_must_stay_in_the_slot),
         TEST_ENTRY(scripts_check_digests_then_run_the_writes),
+        TEST_ENTRY(hll_sparse_until_redis_limits),
     };
     return test_run("test_cmd", cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
