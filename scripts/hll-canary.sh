@@ -16,21 +16,11 @@ if UNIT_CANARY_LABEL=hll_unit_canary bash scripts/unit-canary.sh HLL_ALWAYS_DENS
 else
   failed=$((failed + 1))
 fi
-bin=build/canary/HLL_ALWAYS_DENSE/shoal
-log=build/test-logs/hll-canary-pytest.log
-mkdir -p build/test-logs
-if [ -x "$bin" ]; then
-  SHOAL_BIN=$bin timeout 180 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-    tests/integration/test_hll.py -k test_hll_bytes_match_redis >"$log" 2>&1
-fi
-if grep -qE '^E +AssertionError: node [0-9]+ key .*: 12304 bytes \(encoding 0\), redis [0-9]+ bytes \(encoding 1\)' \
-    "$log" 2>/dev/null; then
-  grep -m1 -E '^E +AssertionError' "$log"
-  echo "hll-canary: HLL_ALWAYS_DENSE caught by test_hll_bytes_match_redis"
+if PYTEST_CANARY_MUST='^E +AssertionError: node [0-9]+ key .*: 12304 bytes \(encoding 0\), redis [0-9]+ bytes \(encoding 1\)' \
+    bash scripts/pytest-canary.sh HLL_ALWAYS_DENSE hll-canary test_hll.py \
+    test_hll_bytes_match_redis 180; then
   passed=$((passed + 1))
 else
-  tail -n 20 "$log" 2>/dev/null
-  echo "hll-canary: HLL_ALWAYS_DENSE was NOT caught (or $bin is missing; see $log)"
   failed=$((failed + 1))
 fi
 echo "hll_canary: $passed passed, $failed failed"
