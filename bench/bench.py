@@ -341,6 +341,20 @@ class RedisCluster(System):
         for p in self.ports:
             wait_for("rcluster state ok",
                      lambda p=p: b"cluster_state:ok" in resp(p, "CLUSTER", "INFO"))
+        # Each replica must be streaming from its master before the first
+        # load: until its first full sync (Redis 7 waits repl-diskless-sync-
+        # delay, 5 s, before it starts one) a master replicates to nobody,
+        # and it would be measured without the replica it has in a real run.
+        for p in self.ports:
+            wait_for("rcluster replication up", lambda p=p: self._synced(p), timeout=60)
+
+    @staticmethod
+    def _synced(port):
+        i = info(port, "replication")
+        if i.get("role") == "slave":
+            return i.get("master_link_status") == "up" or None
+        return (i.get("connected_slaves") == "1" and
+                "state=online" in i.get("slave0", "")) or None
 
     def refresh(self):
         pass
