@@ -343,6 +343,7 @@ struct node {
     uv_signal_t sigterm, sigint;
     uv_work_t flush_work;
     bool flushing, stopping, idle_on;
+    bool entries_unsent; /* a shard_pump queued frames with entries: written before the replies */
     int flush_result;
     struct wal_batch *batch;
     uint64_t batch_seq; /* batches started */

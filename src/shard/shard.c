@@ -547,8 +547,9 @@ static void shard__after_advance(struct node *n, struct shard *s);
 
 /* Sends the ready's messages now (only a leader's appends, heartbeats and
  * snapshot chunks if leader_only). Entries start the followers' fsyncs:
- * frames that carry them are written at once, before this turn's replies
- * (node_core_pump writes the replies, then the rest). */
+ * frames that carry them are written at the end of this pump turn, before
+ * its replies, in one write per peer with every group's frames
+ * (node_core_pump; entries_unsent). */
 static void shard__send_now(struct node *n, struct shard *s, bool leader_only) {
     bool carries_entries = false;
     for (uint32_t i = 0; i < s->rd.n_messages; i++) {
@@ -557,7 +558,7 @@ static void shard__send_now(struct node *n, struct shard *s, bool leader_only) {
         peer_send(n, s->group, m);
         carries_entries |= m->n_entries > 0 || m->type == RAFT_MSG_SNAPSHOT;
     }
-    if (carries_entries) peer_flush(n);
+    if (carries_entries) n->entries_unsent = true; /* node_core_pump writes them */
 }
 
 /* Takes a ready as a pipelined leader or follower
