@@ -11,6 +11,8 @@ script dies, via PR_SET_PDEATHSIG):
   redis     1 x redis-server, appendonly yes, appendfsync always
   rcluster  6 x redis-server --cluster-enabled yes (3 masters, 3 replicas),
             appendfsync always, made with redis-cli --cluster create
+  rcluster2 9 x redis-server, 2 replicas per master: as many copies as shoal3
+            keeps (only when named in --systems; not a goal)
   etcd      3 x etcd (v3 HTTP/JSON gateway on its client ports)
 
 Every load comes from the same client, `build/shoal bench` (RESP for shoal
@@ -20,7 +22,7 @@ Repetitions are interleaved (every system once per round, the order of the
 systems reversed every other round), and the medians are reported.
 
 Usage: bench/bench.py [--quick] [--reps N] [--seconds S] [--keys N]
-                      [--systems shoal,shoal3,redis,rcluster,etcd] [--out DIR]
+                      [--systems shoal,shoal3,redis,rcluster,etcd,rcluster2] [--out DIR]
                       [--workloads set:50:16,...] [--no-client-check] [--name NAME]
 SHOAL_BIN=path runs another shoal binary (an A/B of two builds).
 """
@@ -43,7 +45,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOAL = os.environ.get("SHOAL_BIN") or os.path.join(ROOT, "build", "shoal")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SYSTEMS = ["shoal", "shoal3", "redis", "rcluster", "etcd"]
+SYSTEMS = ["shoal", "shoal3", "redis", "rcluster", "rcluster2", "etcd"]
+DEFAULT_SYSTEMS = ["shoal", "shoal3", "redis", "rcluster", "etcd"]  # make bench
 PEERS = ["redis", "rcluster", "etcd"]  # what the ratio columns divide shoal by
 
 
@@ -317,10 +320,12 @@ class Redis(System):
 
 class RedisCluster(System):
     name = "rcluster"
+    replicas = 1  # per master
 
     def __init__(self, procs, tmp):
-        base = free_range(6, 24300, also=(10000,))  # the cluster bus is port + 10000
-        self.ports = [base + i for i in range(6)]
+        n = 3 * (1 + self.replicas)
+        base = free_range(n, 24300, also=(10000,))  # the cluster bus is port + 10000
+        self.ports = [base + i for i in range(n)]
         self.procs = []
         for p in self.ports:
             d = os.path.join(tmp, "rcluster", str(p))
@@ -334,7 +339,7 @@ class RedisCluster(System):
             wait_for("rcluster %d" % p, lambda p=p: resp(p, "PING") == b"PONG")
         out = subprocess.run(
             ["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in self.ports] +
-            ["--cluster-replicas", "1", "--cluster-yes"],
+            ["--cluster-replicas", str(self.replicas), "--cluster-yes"],
             capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
             raise RuntimeError("redis-cli --cluster create: %s" % out.stdout[-2000:])
@@ -348,13 +353,13 @@ class RedisCluster(System):
         for p in self.ports:
             wait_for("rcluster replication up", lambda p=p: self._synced(p), timeout=60)
 
-    @staticmethod
-    def _synced(port):
+    def _synced(self, port):
         i = info(port, "replication")
         if i.get("role") == "slave":
             return i.get("master_link_status") == "up" or None
-        return (i.get("connected_slaves") == "1" and
-                "state=online" in i.get("slave0", "")) or None
+        return (i.get("connected_slaves") == str(self.replicas) and
+                all("state=online" in i.get("slave%d" % k, "")
+                    for k in range(self.replicas))) or None
 
     def refresh(self):
         pass
@@ -369,6 +374,13 @@ class RedisCluster(System):
             if info(p, "replication").get("role") == "master":
                 out.append(proc.pid)
         return out
+
+
+class RedisCluster2(RedisCluster):
+    """As many copies of each key as shoal3 keeps (3): not in `make bench`,
+    for comparing the cost per copy (--systems rcluster2)."""
+    name = "rcluster2"
+    replicas = 2
 
 
 class Etcd(System):
@@ -416,7 +428,7 @@ class Etcd(System):
 
 
 STARTERS = {"shoal": Shoal, "shoal3": ShoalSharded, "redis": Redis, "rcluster": RedisCluster,
-            "etcd": Etcd}
+            "rcluster2": RedisCluster2, "etcd": Etcd}
 
 
 # ---- runs ----------------------------------------------------------------
@@ -734,7 +746,7 @@ def main():
     ap.add_argument("--reps", type=int)
     ap.add_argument("--seconds", type=float, help="duration bound of each run")
     ap.add_argument("--keys", type=int, help="keys loaded (memory, and the GET keyspace)")
-    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--workloads", help="only these cells, e.g. set:50:16,set:1:1 "
                     "(type:connections:pipeline)")
