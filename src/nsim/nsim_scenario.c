@@ -839,8 +839,9 @@ static void sc_group0_write(struct sc_world *w) {
 
 /* A group of three over a network that loses nothing: the new leader's
  * first appends leave while its fsync runs, not after it (shard_pump,
- * sent_early); frames carrying entries are written at once, before the
- * turn's replies (shard__send_now; checked in sc__release_replies). */
+ * sent_early); frames carrying entries are written at the end of the pump
+ * turn, before its replies (node_core_pump; checked in
+ * sc__release_replies). */
 /* The host leading group 1 in a term above `above`, its no-op applied,
  * within 3 s (the clock moves), or NULL. */
 static struct sc_host *sc__await_leader(struct sc_world *w, uint64_t above) {
