@@ -46,6 +46,12 @@ TEST_DEPS += $(BUILD)/canary/BLOCK_POP_WITHOUT_LOG/shoal
 EXTRA_CHECKS += scripts/block-canary.sh
 LIVE_CHECKS += scripts/block-canary.sh
 
+# requirepass's canary: commands run before AUTH; test_auth.py must catch
+# it (scripts/auth-canary.sh).
+TEST_DEPS += $(BUILD)/canary/AUTH_SKIPPED/shoal
+EXTRA_CHECKS += scripts/auth-canary.sh
+LIVE_CHECKS += scripts/auth-canary.sh
+
 # WAIT's canary: a leader that counts every follower whatever it holds;
 # the WAIT test of test_generic.py must catch it (scripts/wait-canary.sh).
 TEST_DEPS += $(BUILD)/canary/WAIT_ANY_MATCH/shoal

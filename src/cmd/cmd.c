@@ -237,6 +237,7 @@ const struct cmd_def cmd_table[] = {
     {"config", NULL, -2, N, 0, 0, 0, "server", "A container for server configuration commands", "2.0.0"},
     {"echo", NULL, 2, N | F, 0, 0, 0, "connection", "Echo the given string", "1.0.0"},
     {"hello", NULL, -1, N | F, 0, 0, 0, "connection", "Handshake with Redis", "6.0.0"},
+    {"auth", NULL, -2, N | F, 0, 0, 0, "connection", "Authenticate to the server", "1.0.0"},
     {"info", NULL, -1, N, 0, 0, 0, "server", "Get information and statistics about the server", "1.0.0"},
     {"ping", NULL, -1, N | F, 0, 0, 0, "connection", "Ping the server", "1.0.0"},
     {"quit", NULL, -1, N | F, 0, 0, 0, "connection", "Close the connection", "1.0.0"},

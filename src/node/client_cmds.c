@@ -25,10 +25,56 @@ static void node__ping(struct client *c, uint32_t argc, const struct resp_arg *a
     else resp_write_simple(out, "PONG", 4);
 }
 
+/* Whether user (NULL: "default") and pass open the node: one user,
+ * "default", whose password is requirepass; with none set any password
+ * does, as for Redis's nopass default user. The bytes are compared in a
+ * time that does not depend on where they differ. */
+static bool node__password_ok(const struct node *n, const struct resp_arg *user,
+                              const struct resp_arg *pass) {
+    if (user != NULL && !(user->len == 7 && memcmp(user->data, "default", 7) == 0)) return false;
+    const char *want = n->cfg.requirepass;
+    size_t want_len = strlen(want);
+    if (want_len == 0) return true;
+    unsigned char diff = (unsigned char)(pass->len != want_len);
+    for (size_t i = 0; i < want_len; i++) {
+        diff |= (unsigned char)(want[i] ^ (i < pass->len ? pass->data[i] : 0));
+    }
+    return diff == 0;
+}
+
+static const char node__hello_noauth[] =
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+    "HELLO AUTH <user> <pass> option can be used to authenticate the client and "
+    "select the RESP protocol version at the same time";
+
+static const char node__wrongpass[] =
+    "WRONGPASS invalid username-password pair or user is disabled.";
+
+/* AUTH [username] password, as Redis 7.0 answers it. */
+static void node__auth(struct client *c, uint32_t argc, const struct resp_arg *argv,
+                       struct resp_out *out) {
+    if (argc > 3) {
+        resp_write_errorf(out, "ERR syntax error");
+    } else if (argc == 2 && c->node->cfg.requirepass[0] == '\0') {
+        resp_write_errorf(out, "ERR AUTH <password> called without any password configured "
+                               "for the default user. Are you sure your configuration is "
+                               "correct?");
+    } else if (!node__password_ok(c->node, argc == 3 ? &argv[1] : NULL, &argv[argc - 1])) {
+        resp_write_errorf(out, "%s", node__wrongpass);
+    } else {
+        c->authed = true;
+        resp_write_simple(out, "OK", 2);
+    }
+}
+
 static void node__hello(struct client *c, uint32_t argc, const struct resp_arg *argv,
                         struct resp_out *out) {
     struct node *n = c->node;
     uint32_t i = 1;
+    if (argc < 2 && !c->authed) {
+        resp_write_errorf(out, "%s", node__hello_noauth);
+        return;
+    }
     if (argc >= 2) {
         int64_t ver;
         if (!cmd_parse_i64(argv[1].data, argv[1].len, &ver)) {
@@ -39,11 +85,14 @@ static void node__hello(struct client *c, uint32_t argc, const struct resp_arg *
             resp_write_errorf(out, "NOPROTO unsupported protocol version");
             return;
         }
+        const struct resp_arg *user = NULL, *pass = NULL, *name = NULL;
         for (i = 2; i < argc; i++) {
             if (arg_is(&argv[i], "auth") && i + 2 < argc) {
-                i += 2; /* no passwords yet: any credentials are accepted */
+                user = &argv[i + 1];
+                pass = &argv[i + 2];
+                i += 2;
             } else if (arg_is(&argv[i], "setname") && i + 1 < argc) {
-                snprintf(c->name, sizeof(c->name), "%.*s", (int)argv[i + 1].len, argv[i + 1].data);
+                name = &argv[i + 1];
                 i++;
             } else {
                 resp_write_errorf(out, "ERR Syntax error in HELLO option '%.*s'",
@@ -51,6 +100,16 @@ static void node__hello(struct client *c, uint32_t argc, const struct resp_arg *
                 return;
             }
         }
+        if (pass != NULL && !node__password_ok(n, user, pass)) {
+            resp_write_errorf(out, "%s", node__wrongpass);
+            return;
+        }
+        if (pass == NULL && !c->authed) {
+            resp_write_errorf(out, "%s", node__hello_noauth);
+            return;
+        }
+        if (pass != NULL) c->authed = true;
+        if (name != NULL) snprintf(c->name, sizeof(c->name), "%.*s", (int)name->len, name->data);
         c->proto = (uint8_t)ver;
         resp_out_set_proto(out, c->proto);
     }
@@ -397,6 +456,8 @@ void client_node_command(struct client *c, const struct cmd_def *def, uint32_t a
         resp_write_bulk(out, argv[1].data, argv[1].len);
     } else if (strcmp(name, "hello") == 0) {
         node__hello(c, argc, argv, out);
+    } else if (strcmp(name, "auth") == 0) {
+        node__auth(c, argc, argv, out);
     } else if (strcmp(name, "quit") == 0) {
         resp_write_simple(out, "OK", 2);
         c->close_after_reply = true;

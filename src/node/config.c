@@ -114,6 +114,8 @@ static const struct node__key node__keys[] = {
     {"logfile", NODE__PATH, NODE__FIELD(logfile), 0, NODE_PATH_BYTES - 1, "FILE",
      "log file; \"\" logs to stderr"},
     {"verbose", NODE__BOOL, NODE__FIELD(verbose), 0, 1, "yes|no", "log more"},
+    {"requirepass", NODE__PATH, NODE__FIELD(requirepass), 0, NODE_PASS_BYTES - 1, "PASSWORD",
+     "clients AUTH first; the same on every node"},
 };
 
 #define NODE__KEYS_COUNT (sizeof(node__keys) / sizeof(node__keys[0]))

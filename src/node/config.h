@@ -15,6 +15,7 @@
 #define NODE_PEERS_MAX 128
 #define NODE_ADDR_BYTES 64
 #define NODE_PATH_BYTES 1024
+#define NODE_PASS_BYTES 257 /* requirepass: up to 256 bytes */
 
 /* A member of the initial cluster: id, client address, peer address. */
 struct node_member {
@@ -95,6 +96,8 @@ struct node_config {
     uint64_t wal_segment_bytes;         /* "wal-segment-bytes": 64mb */
     /* logging */
     char logfile[NODE_PATH_BYTES];      /* "logfile": "" = stderr */
+    /* clients */
+    char requirepass[NODE_PASS_BYTES];  /* "requirepass": "" = no AUTH needed */
     bool verbose;                       /* "verbose": no */
     int64_t redis[NODE_REDIS_COUNT];    /* Redis's parameters, by enum node_redis_param */
 };

@@ -84,6 +84,7 @@ struct client {
     bool paused;            /* reading stopped (backpressure or route change) */
     bool readonly;          /* READONLY: reads served by the local replica */
     bool cluster_mode;      /* asked for the topology: gets MOVED (cluster_cmds.c) */
+    bool authed;            /* AUTH done, or no requirepass: may run commands */
     uint64_t leader_wait_since; /* mono ms + 1 since its held command waits for a leader */
     uint8_t proto;          /* 2 or 3 */
     char name[64];

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "node/node_int.h"
 #include "transport/proxy.h"
@@ -242,6 +243,31 @@ void client_leader_wait_end(struct client *c) {
 static bool client__run_function(struct client *c, uint32_t argc, const struct resp_arg *argv,
                                  struct slot *into);
 
+/* Before AUTH (requirepass set), only AUTH, HELLO (its AUTH option; the
+ * command checks it) and QUIT run, as in Redis. */
+static bool client__auth_free(uint32_t argc, const struct resp_arg *argv) {
+    static const char *const free_cmds[] = {"auth", "hello", "quit"};
+    if (argc == 0) return false;
+    for (size_t i = 0; i < sizeof(free_cmds) / sizeof(free_cmds[0]); i++) {
+        size_t len = strlen(free_cmds[i]);
+        if (argv[0].len == len && strncasecmp(argv[0].data, free_cmds[i], len) == 0) return true;
+    }
+    return false;
+}
+
+/* Any other command before AUTH: Redis's NOAUTH error, nothing run; as
+ * client__run's result. */
+static bool client__noauth(struct client *c) {
+    static const char noauth[] = "NOAUTH Authentication required.";
+    struct slot *s = client__slot(c);
+    if (s == NULL) {
+        client__close(c);
+        return false;
+    }
+    slot_set_error(c, s, noauth);
+    return true;
+}
+
 /* Runs one command; false if the client must pause before it. With
  * `into`, the command is a part of a command over several shards: its
  * reply goes there, and it never waits (the gather keeps the order). */
@@ -396,6 +422,10 @@ static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
      * in Redis (a later LPUSH of its own must not wake it). */
     if (c->block != NULL) return false;
     if (c->wait != NULL) return false; /* the same for WAIT */
+#ifdef CANARY_AUTH_SKIPPED
+    c->authed = true; /* canary: scripts/auth-canary.sh must catch it */
+#endif
+    if (!c->authed && !client__auth_free(cmd->argc, cmd->argv)) return client__noauth(c);
     if (pubsub_intercept(c, cmd->argc, cmd->argv)) return true;
     if (multi_intercept(c, cmd->argc, cmd->argv, &ran)) return ran;
     if (meta_intercept(c, cmd->argc, cmd->argv, &ran)) return ran;
@@ -558,6 +588,7 @@ static void client__accept_cb(uv_stream_t *server, int status) {
     c->node = n;
     c->id = n->next_client_id++;
     c->proto = 2;
+    c->authed = n->cfg.requirepass[0] == '\0';
     c->created_ms = c->last_ms = node_now_ms(c->node);
     struct resp_limits limits;
     resp_limits_default(&limits);

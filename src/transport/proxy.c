@@ -65,6 +65,11 @@ struct proxy__write {
     char data[];
 };
 
+/* The waiting mark of the AUTH an upstream starts with when this node has
+ * a requirepass (the node it reaches asks for it too: every node has the
+ * same one). Its +OK is dropped; an error fails the upstream. */
+static struct slot proxy__auth_slot;
+
 static void proxy__closed_cb(uv_handle_t *h) {
     struct upstream *u = h->data;
     free(u->waiting);
@@ -173,6 +178,14 @@ static void proxy__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
         struct slot *s = u->waiting[u->head_waiting];
         u->head_waiting = (u->head_waiting + 1) % u->cap_waiting;
         u->n_waiting--;
+        if (s == &proxy__auth_slot) {
+            if (u->in[at] == '-') {
+                proxy__fail(u, "ERR the leader's node refused this node's requirepass (it must "
+                               "be the same on every node); the command was not sent");
+                return;
+            }
+            s = NULL;
+        }
         if (s != NULL && u->owner != NULL) slot_set(u->owner, s, u->in + at, (size_t)len);
         at += (size_t)len;
         if (u->closing) return;
@@ -253,6 +266,11 @@ static struct upstream *proxy__open(struct client *c, uint64_t target) {
     u->next = c->ups;
     c->ups = u;
     u->proto = 2; /* a new connection's */
+    size_t pass_len = strlen(n->cfg.requirepass);
+    if (pass_len > 0 && proxy__wait(u, &proxy__auth_slot)) {
+        struct resp_arg auth[2] = {{"AUTH", 4}, {n->cfg.requirepass, pass_len}};
+        proxy__send_command(u, 2, auth);
+    }
     return u;
 }
 

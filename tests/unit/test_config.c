@@ -587,6 +587,7 @@ TEST(usage_lists_every_key_with_its_default) {
         "--wal-segment-bytes SIZE           64mb ",
         "--logfile FILE                     \"\" ",
         "--verbose yes|no                   no ",
+        "--requirepass PASSWORD             \"\" ",
     };
     int missing = 0;
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
