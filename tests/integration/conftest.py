@@ -194,17 +194,19 @@ def make_cluster():
     assert not errors, "\n".join(errors)
 
 
-@pytest.fixture
-def redis_server():
-    """A real redis-server on loopback, for side-by-side comparisons."""
+def run_redis_server(password=None):
+    """A real redis-server on loopback (with requirepass `password` if
+    given), for side-by-side comparisons: a generator for a fixture to
+    yield from, yielding its port."""
     path = shutil.which("redis-server")
     if path is None:
         pytest.skip("redis-server is not installed")
     port = free_port()
     tmp = tempfile.mkdtemp(prefix="shoal-redis-")
+    extra = ["--requirepass", password] if password is not None else []
     p = subprocess.Popen([path, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
-    r = redis.Redis(port=port)
+                          "--appendonly", "no", "--dir", tmp] + extra, stdout=subprocess.DEVNULL)
+    r = redis.Redis(port=port, password=password)
     for _ in range(200):
         try:
             r.ping()
@@ -215,3 +217,9 @@ def redis_server():
     p.terminate()
     p.wait()
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server():
+    """A real redis-server on loopback, for side-by-side comparisons."""
+    yield from run_redis_server()

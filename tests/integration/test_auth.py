@@ -15,18 +15,15 @@ says so to a client whose command it would proxy.
 Canary: AUTH_SKIPPED (no check before AUTH; scripts/auth-canary.sh) must be
 caught by test_commands_before_auth_are_refused_as_by_redis.
 """
-import os
 import shutil
 import socket
 import subprocess
-import tempfile
-import time
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from conftest import Cluster, free_port
+from conftest import Cluster, run_redis_server
 from test_sharding import wait_spread
 
 PASS = "s3cret pass"  # a space: passed as one argument everywhere
@@ -102,25 +99,7 @@ def exchange(port, commands):
 @pytest.fixture
 def redis_with_password():
     """A real redis-server with requirepass PASS, for side-by-side replies."""
-    path = shutil.which("redis-server")
-    if path is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    tmp = tempfile.mkdtemp(prefix="shoal-redis-auth-")
-    p = subprocess.Popen([path, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", tmp, "--requirepass", PASS],
-                         stdout=subprocess.DEVNULL)
-    r = redis.Redis(port=port, password=PASS)
-    for _ in range(200):
-        try:
-            r.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            time.sleep(0.02)
-    yield port
-    p.terminate()
-    p.wait()
-    shutil.rmtree(tmp, ignore_errors=True)
+    yield from run_redis_server(PASS)
 
 
 # The same connection's replies on shoal and on redis-server. The map HELLO
