@@ -180,8 +180,8 @@ def cluster():
 def make_cluster():
     made = []
 
-    def make(n=3, extra=(), **kw):
-        c = Cluster(n, extra, **kw)
+    def make(n=3, extra=(), cls=Cluster, **kw):
+        c = cls(n, extra, **kw)
         made.append(c)
         return c
 

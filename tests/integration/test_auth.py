@@ -15,7 +15,6 @@ says so to a client whose command it would proxy.
 Canary: AUTH_SKIPPED (no check before AUTH; scripts/auth-canary.sh) must be
 caught by test_commands_before_auth_are_refused_as_by_redis.
 """
-import shutil
 import socket
 import subprocess
 
@@ -31,11 +30,11 @@ SHARDS = 3
 
 
 class Protected(Cluster):
-    """3 nodes, 3 shards of 3 replicas; node i's requirepass is passes[i]."""
+    """Node i's requirepass is passes[i]."""
 
-    def __init__(self, passes):
+    def __init__(self, n, extra, passes, **kw):
         self.passes = passes
-        super().__init__(3, ["--shards", str(SHARDS), "--replicas", "3"], wait_leader=False)
+        super().__init__(n, extra, **kw)
 
     def cmdline(self, i):
         return super().cmdline(i) + ["--requirepass", self.passes[i]]
@@ -46,22 +45,15 @@ class Protected(Cluster):
 
 
 @pytest.fixture
-def protected():
-    made = []
-
+def protected(make_cluster):
+    """3 nodes, 3 shards of 3 replicas, each shard with a leader."""
     def make(passes=None):
-        c = Protected(passes or {1: PASS, 2: PASS, 3: PASS})
-        made.append(c)
+        c = make_cluster(3, ["--shards", str(SHARDS), "--replicas", "3"], cls=Protected,
+                         passes=passes or {1: PASS, 2: PASS, 3: PASS}, wait_leader=False)
         wait_spread(c, SHARDS)
         return c
 
-    yield make
-    errors = []
-    for c in made:
-        c.stop()
-        errors += c.asan_errors()
-        shutil.rmtree(c.dir, ignore_errors=True)
-    assert not errors, "\n".join(errors)
+    return make
 
 
 def resp(*args):

@@ -35,19 +35,10 @@ class Release(Cluster):
 
 
 @pytest.fixture
-def release_cluster():
+def release_cluster(make_cluster):
     assert os.path.exists(LARGE_BIN), "%s is not built (make %s)" % (LARGE_BIN, LARGE_BIN)
-    made = []
+    return lambda n, extra: make_cluster(n, extra, cls=Release)
 
-    def make(n, extra):
-        c = Release(n, extra)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.stop()
-        shutil.rmtree(c.dir, ignore_errors=True)
 
 VALUE_BYTES = 1 << 20
 KEYS = 300  # 300 MiB of values: past the former 256 MiB cap
