@@ -396,6 +396,78 @@ static void node__client_unblock(struct node *n, uint32_t argc, const struct res
     resp_write_int(out, done);
 }
 
+/* CLIENT KILL addr, or CLIENT KILL with filters (ID, TYPE, USER, ADDR,
+ * LADDR, SKIPME), as Redis 7.0 answers them. Another connection is closed
+ * at once; the caller's own (SKIPME no) after this reply, as QUIT. */
+static void node__client_kill(struct client *c, uint32_t argc, const struct resp_arg *argv,
+                              struct resp_out *out) {
+    struct node *n = c->node;
+    bool old_form = argc == 3;
+    const struct resp_arg *addr = old_form ? &argv[2] : NULL, *laddr = NULL, *user = NULL;
+    uint64_t id = 0;
+    int type = -1; /* 0 normal, 1 master, 2 replica, 3 pubsub */
+    bool skipme = !old_form;
+    for (uint32_t i = 2; !old_form && i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            resp_write_errorf(out, "ERR syntax error");
+            return;
+        }
+        const struct resp_arg *v = &argv[i + 1];
+        if (arg_is(&argv[i], "id")) {
+            int64_t x;
+            if (!cmd_parse_i64(v->data, v->len, &x) || x <= 0) {
+                resp_write_errorf(out, "ERR client-id should be greater than 0");
+                return;
+            }
+            id = (uint64_t)x;
+        } else if (arg_is(&argv[i], "type")) {
+            static const char *const types[] = {"normal", "master", "replica", "pubsub", "slave"};
+            type = -1;
+            for (int t = 0; t < 5 && type < 0; t++) {
+                if (arg_is(v, types[t])) type = t == 4 ? 2 : t;
+            }
+            if (type < 0) {
+                resp_write_errorf(out, "ERR Unknown client type '%.*s'", (int)v->len, v->data);
+                return;
+            }
+        } else if (arg_is(&argv[i], "user")) {
+            user = v;
+        } else if (arg_is(&argv[i], "addr")) {
+            addr = v;
+        } else if (arg_is(&argv[i], "laddr")) {
+            laddr = v;
+        } else if (arg_is(&argv[i], "skipme") && (arg_is(v, "yes") || arg_is(v, "no"))) {
+            skipme = arg_is(v, "yes");
+        } else {
+            resp_write_errorf(out, "ERR syntax error");
+            return;
+        }
+    }
+    if (user != NULL && !(user->len == 7 && memcmp(user->data, "default", 7) == 0)) {
+        resp_write_errorf(out, "ERR No such user '%.*s'", (int)user->len, user->data);
+        return;
+    }
+    int64_t killed = 0;
+    for (struct client *o = n->clients, *next; o != NULL; o = next) {
+        next = o->next;
+        if (o == c && skipme) continue;
+        if (id != 0 && o->id != id) continue;
+        if (addr != NULL && !(strlen(o->addr) == addr->len &&
+                              memcmp(o->addr, addr->data, addr->len) == 0)) {
+            continue;
+        }
+        if (laddr != NULL) continue; /* no local address is kept (CLIENT LIST: laddr=?) */
+        bool pubsub = pubsub_subscribed(o);
+        if (type >= 0 && type != (pubsub ? 3 : 0)) continue;
+        killed++;
+        if (o == c) c->close_after_reply = true;
+        else client_kill(o);
+    }
+    if (!old_form) resp_write_int(out, killed);
+    else if (killed == 0) resp_write_errorf(out, "ERR No such client");
+    else resp_write_simple(out, "OK", 2);
+}
+
 static void node__client(struct client *c, uint32_t argc, const struct resp_arg *argv,
                          struct resp_out *out) {
     struct node *n = c->node;
@@ -435,6 +507,8 @@ static void node__client(struct client *c, uint32_t argc, const struct resp_arg 
         free(all);
     } else if (arg_is(&argv[1], "setinfo") && argc == 4) {
         resp_write_simple(out, "OK", 2);
+    } else if (arg_is(&argv[1], "kill") && argc >= 3) {
+        node__client_kill(c, argc, argv, out);
     } else if (arg_is(&argv[1], "unblock")) {
         node__client_unblock(n, argc, argv, out);
     } else {

@@ -544,6 +544,7 @@ void pubsub_command(struct client *c, const struct cmd_def *def, uint32_t argc,
 uint64_t pubsub_deliver(struct node *n, bool sharded, const char *ch, size_t ch_len,
                         const char *msg, size_t msg_len);
 void pubsub_client_gone(struct client *c);
+bool pubsub_subscribed(const struct client *c); /* to a channel, pattern or shard channel */
 void pubsub_free(struct node *n);
 /* peer.c: a published message to every connected peer. */
 void peer_publish(struct node *n, bool sharded, const char *ch, size_t ch_len, const char *msg,
@@ -761,6 +762,8 @@ void memory_tick(struct node *n);
 void client_node_command(struct client *c, const struct cmd_def *def, uint32_t argc,
                          const struct resp_arg *argv, struct resp_out *out);
 void client_info_line(const struct client *c, char *buf, size_t cap);
+/* CLIENT KILL of another connection: closed now, its pending replies dropped. */
+void client_kill(struct client *c);
 
 /* route.c (src/router/): where a command goes, slot -> shard -> leader. */
 enum route {

@@ -233,6 +233,8 @@ static void ps__unsubscribe(struct client *c, uint8_t kind, uint32_t argc,
     }
 }
 
+bool pubsub_subscribed(const struct client *c) { return c->pubsub != NULL && c->pubsub->n > 0; }
+
 void pubsub_client_gone(struct client *c) {
     struct client_pubsub *cp = c->pubsub;
     if (cp == NULL) return;

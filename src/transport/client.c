@@ -650,6 +650,8 @@ void client_stop(struct node *n) {
     while (n->clients != NULL) client__close(n->clients);
 }
 
+void client_kill(struct client *c) { client__close(c); }
+
 void client_info_line(const struct client *c, char *buf, size_t cap) {
     uint64_t now = node_now_ms(c->node);
     snprintf(buf, cap,

@@ -531,3 +531,65 @@ def read3(f):
         n = int(rest) * (2 if t == b"%" else 1)
         return [read3(f) for _ in range(n)]
     return rest
+
+
+def _client_kill_story(port):
+    """CLIENT KILL's errors and each way of choosing whom to kill, on one
+    server; returns what was seen, to compare shoal's with redis-server's."""
+    def conn():
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        return s
+
+    def ask(s, *args):
+        s.sendall(b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args)))
+        time.sleep(0.1)
+        try:
+            return s.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            return b"<closed>"
+
+    def alive(s):
+        try:
+            s.sendall(b"*1\r\n$4\r\nPING\r\n")
+            time.sleep(0.1)
+            return s.recv(100) or b"<closed>"
+        except (ConnectionResetError, BrokenPipeError, socket.timeout):
+            return b"<closed>"
+
+    admin = conn()
+    seen = []
+    for bad in (["1.2.3.4:5"], ["ID", "0"], ["ID", "x"], ["TYPE", "foo"], ["USER", "nobody"],
+                ["ID", "1", "SKIPME", "maybe"], ["ID"], ["LADDR", "1.2.3.4:5"],
+                ["MAXAGE", "1"], ["ID", "999999", "TYPE", "normal"]):
+        seen.append((bad, ask(admin, "CLIENT", "KILL", *bad)))
+    victims = [conn() for _ in range(4)]
+    ids, addrs = [], []
+    for v in victims:
+        ids.append(int(ask(v, "CLIENT", "ID")[1:-2]))
+        info = ask(v, "CLIENT", "INFO").decode()
+        addrs.append(info.split("addr=")[1].split()[0])
+    sub = conn()
+    seen.append(("subscribe", ask(sub, "SUBSCRIBE", "ch")))
+    seen.append(("by id", ask(admin, "CLIENT", "KILL", "ID", str(ids[0])), alive(victims[0])))
+    seen.append(("by addr", ask(admin, "CLIENT", "KILL", "ADDR", addrs[1]), alive(victims[1])))
+    seen.append(("old form", ask(admin, "CLIENT", "KILL", addrs[2]), alive(victims[2])))
+    seen.append(("pubsub", ask(admin, "CLIENT", "KILL", "TYPE", "pubsub"), alive(sub),
+                 alive(victims[3])))
+    seen.append(("user", ask(admin, "CLIENT", "KILL", "USER", "default", "ID", str(ids[3])),
+                 alive(victims[3])))
+    seen.append(("skipme yes", ask(admin, "CLIENT", "KILL", "ID", ask(admin, "CLIENT", "ID")
+                                   .decode()[1:-2]), alive(admin)))
+    seen.append(("skipme no", ask(admin, "CLIENT", "KILL", "ID", ask(admin, "CLIENT", "ID")
+                                  .decode()[1:-2], "SKIPME", "no"), alive(admin)))
+    for s in victims + [sub, admin]:
+        s.close()
+    return seen
+
+
+def test_client_kill_answers_as_redis(cluster, redis_server):
+    ours = _client_kill_story(cluster.ports[1])
+    theirs = _client_kill_story(redis_server)
+    for a, b in zip(ours, theirs):
+        assert a == b, "shoal %r, redis-server %r" % (a, b)
+    assert len(ours) == len(theirs) == 18
