@@ -25,13 +25,18 @@ static void node__ping(struct client *c, uint32_t argc, const struct resp_arg *a
     else resp_write_simple(out, "PONG", 4);
 }
 
+/* The one user there is (usernames are case-sensitive, as in Redis). */
+static bool node__is_default_user(const struct resp_arg *user) {
+    return user->len == 7 && memcmp(user->data, "default", 7) == 0;
+}
+
 /* Whether user (NULL: "default") and pass open the node: one user,
  * "default", whose password is requirepass; with none set any password
  * does, as for Redis's nopass default user. The bytes are compared in a
  * time that does not depend on where they differ. */
 static bool node__password_ok(const struct node *n, const struct resp_arg *user,
                               const struct resp_arg *pass) {
-    if (user != NULL && !(user->len == 7 && memcmp(user->data, "default", 7) == 0)) return false;
+    if (user != NULL && !node__is_default_user(user)) return false;
     const char *want = n->cfg.requirepass;
     size_t want_len = strlen(want);
     if (want_len == 0) return true;
@@ -422,7 +427,7 @@ static void node__client_kill(struct client *c, uint32_t argc, const struct resp
             id = (uint64_t)x;
         } else if (arg_is(&argv[i], "type")) {
             static const char *const types[] = {"normal", "master", "replica", "pubsub", "slave"};
-            type = -1;
+            type = -1; /* a second TYPE is checked on its own */
             for (int t = 0; t < 5 && type < 0; t++) {
                 if (arg_is(v, types[t])) type = t == 4 ? 2 : t;
             }
@@ -443,7 +448,7 @@ static void node__client_kill(struct client *c, uint32_t argc, const struct resp
             return;
         }
     }
-    if (user != NULL && !(user->len == 7 && memcmp(user->data, "default", 7) == 0)) {
+    if (user != NULL && !node__is_default_user(user)) {
         resp_write_errorf(out, "ERR No such user '%.*s'", (int)user->len, user->data);
         return;
     }

@@ -255,19 +255,6 @@ static bool client__auth_free(uint32_t argc, const struct resp_arg *argv) {
     return false;
 }
 
-/* Any other command before AUTH: Redis's NOAUTH error, nothing run; as
- * client__run's result. */
-static bool client__noauth(struct client *c) {
-    static const char noauth[] = "NOAUTH Authentication required.";
-    struct slot *s = client__slot(c);
-    if (s == NULL) {
-        client__close(c);
-        return false;
-    }
-    slot_set_error(c, s, noauth);
-    return true;
-}
-
 /* Runs one command; false if the client must pause before it. With
  * `into`, the command is a part of a command over several shards: its
  * reply goes there, and it never waits (the gather keeps the order). */
@@ -425,7 +412,11 @@ static bool client__dispatch(struct client *c, const struct resp_cmd *cmd) {
 #ifdef CANARY_AUTH_SKIPPED
     c->authed = true; /* canary: scripts/auth-canary.sh must catch it */
 #endif
-    if (!c->authed && !client__auth_free(cmd->argc, cmd->argv)) return client__noauth(c);
+    if (!c->authed && !client__auth_free(cmd->argc, cmd->argv)) { /* nothing run */
+        static const char noauth[] = "-NOAUTH Authentication required.\r\n";
+        client_reply_now(c, noauth, sizeof(noauth) - 1);
+        return !c->closing;
+    }
     if (pubsub_intercept(c, cmd->argc, cmd->argv)) return true;
     if (multi_intercept(c, cmd->argc, cmd->argv, &ran)) return ran;
     if (meta_intercept(c, cmd->argc, cmd->argv, &ran)) return ran;
