@@ -52,6 +52,13 @@ TEST_DEPS += $(BUILD)/canary/AUTH_SKIPPED/shoal
 EXTRA_CHECKS += scripts/auth-canary.sh
 LIVE_CHECKS += scripts/auth-canary.sh
 
+# Lease reads' canary: Raft ticked once per timer callback, however long
+# the loop was held; test_lease.py must catch the stale read it serves
+# after a SIGSTOP (scripts/lease-canary.sh).
+TEST_DEPS += $(BUILD)/canary/LEASE_TICKS_BY_CALLBACK/shoal
+EXTRA_CHECKS += scripts/lease-canary.sh
+LIVE_CHECKS += scripts/lease-canary.sh
+
 # WAIT's canary: a leader that counts every follower whatever it holds;
 # the WAIT test of test_generic.py must catch it (scripts/wait-canary.sh).
 TEST_DEPS += $(BUILD)/canary/WAIT_ANY_MATCH/shoal

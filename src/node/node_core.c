@@ -79,6 +79,7 @@ static bool node_core__still_due(const struct shard *s) {
 static void node_core__add_awake(struct node *n, struct shard *s) {
     if (!s->awake) {
         s->idle_ticks = 0;
+        s->clock_ms = node_mono_ms(n); /* a quiet group counts no time */
         assert(n->n_awake < node_core__replicas(n));
         s->awake = true;
         s->awake_pos = n->n_awake;
@@ -301,7 +302,8 @@ static bool node_core__may_quiesce(const struct node *n, const struct shard *s) 
 
 /* One replica's tick; false if it went to sleep (left node.awake). */
 static bool node_core__tick_shard(struct node *n, struct shard *s) {
-    s->ticks_due++;
+    if (n->cfg.lease_read) s->ticks_due += shard_clock_ticks(n, s);
+    else s->ticks_due++;
     node_core__mark_due(n, s);
     /* A resize moves one bucket per write; driven by writes alone,
      * growing 4M buckets to 8M took millions of writes, and meanwhile

@@ -226,6 +226,10 @@ struct shard {
     uint64_t last_leader;
     uint8_t last_role;
     uint32_t ticks_due;
+    /* With lease reads: the time (node_mono_ms) up to which its Raft was
+     * ticked. Ticks are then counted from the clock, not from the timer's
+     * callbacks (shard_clock_ticks). */
+    uint64_t clock_ms;
     /* On node.awake (at awake_pos): pumped and ticked. A group leaves it
      * only when its Raft is quiet and nothing waits on it; anything that
      * arrives for it puts it back (node_core_wake). */
@@ -658,6 +662,9 @@ void shard_close(struct node *n, struct shard *s);
  * a leader's pipelined ready is taken (and done with at once); otherwise
  * the ready stays open (in_ready) until shard_finish after its flush. */
 bool shard_pump(struct node *n, struct shard *s, bool flushing);
+/* With lease reads: the whole ticks elapsed since s->clock_ms, which it
+ * moves on (shard.c) */
+uint32_t shard_clock_ticks(struct node *n, struct shard *s);
 void shard_finish(struct node *n, struct shard *s); /* after the flush */
 /* A flush ended: batch number `batch`, whose pipelined entries end at
  * last_index (0 if none). */

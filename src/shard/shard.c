@@ -461,6 +461,40 @@ static bool shard__read_index(struct shard *s, struct pending_read *q) {
     return true;
 }
 
+/* The ticks due to a replica by the clock, with lease reads. A leader's
+ * lease is counted in ticks (docs/raft.md, "Lease reads"), and one tick
+ * per timer callback under-counts time whenever the loop is held: a
+ * process stopped for seconds (SIGSTOP, a paused VM) or a long turn gets
+ * one callback when it resumes, and the socket data that waited is read
+ * before the loop's timers run. A leader resumed that way judged its
+ * lease as if no time had passed and served a read from it after another
+ * leader had acknowledged a newer write (test_lease.py). So the ticks are
+ * the time elapsed since the last ones, in whole ticks (what is left over
+ * waits for the next call), read from the clock at every timer callback
+ * and before Raft is asked for a read point (shard__feed). Past
+ * SHARD_CLOCK_TICKS_MAX elections' worth the rest changes nothing (every
+ * timer has fired, every lease has run out) and is dropped. Without lease
+ * reads nothing depends on the ticks being on time: a held loop only
+ * delays an election, which is the safe side. */
+#define SHARD_CLOCK_ELECTIONS_MAX 4
+uint32_t shard_clock_ticks(struct node *n, struct shard *s) {
+    uint64_t now = node_mono_ms(n);
+    uint64_t tick = n->cfg.tick_ms;
+    if (now < s->clock_ms + tick) return 0;
+    uint64_t ticks = (now - s->clock_ms) / tick;
+    uint64_t max = (uint64_t)SHARD_CLOCK_ELECTIONS_MAX * n->cfg.election_ticks;
+#ifdef CANARY_LEASE_TICKS_BY_CALLBACK
+    /* deliberate bug: one tick per call, however long the loop was held */
+    max = 1;
+#endif
+    if (ticks > max) {
+        s->clock_ms = now;
+        return (uint32_t)max;
+    }
+    s->clock_ms += ticks * tick;
+    return (uint32_t)ticks;
+}
+
 static void shard__feed(struct node *n, struct shard *s) {
     if (s->wake_due) {
         s->wake_due = false;
@@ -475,6 +509,7 @@ static void shard__feed(struct node *n, struct shard *s) {
         free(m->chunk);
     }
     s->n_inbox = 0;
+    if (n->cfg.lease_read) s->ticks_due += shard_clock_ticks(n, s);
     for (; s->ticks_due > 0; s->ticks_due--) raft_tick(s->raft);
     uint32_t i = 0;
     for (; i < s->n_queued; i++) {

@@ -523,6 +523,8 @@ def main():
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--rate", type=float, default=40.0, help="ops/s per client process")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--lease-read", action="store_true",
+                    help="nodes answer reads from leader leases (--lease-read yes)")
     a = ap.parse_args()
     if a.replicas is None:
         a.replicas = min(a.nodes, 7) if a.shards == 1 else min(3, a.nodes)
@@ -540,6 +542,9 @@ def main():
             os.path.relpath(binary, ROOT)))
     log("chaos: output in %s" % os.path.relpath(out, ROOT))
     extra = ["--wal-segment-bytes", "64kb", "--snapshot-entries", "5000"]
+    if a.lease_read:
+        log("chaos: lease reads (--lease-read yes)")
+        extra += ["--lease-read", "yes"]
     c = clustermod.Cluster(a.tag, a.net, a.data, a.nodes, binary, out, extra, a.shards,
                            a.replicas)
     stop_flag = [False]
