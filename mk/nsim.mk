@@ -4,7 +4,7 @@
 NSIM_ALL := src/nsim/nsim.c src/nsim/nsim_io.c src/nsim/nsim_main.c src/nsim/nsim_queue.c \
             src/nsim/nsim_scenario.c \
             src/node/node_host.c src/node/node_core.c src/shard/shard.c src/node/block.c \
-            src/node/eval.c $(wildcard src/script/*.c) \
+            src/node/eval.c src/node/slowlog.c $(wildcard src/script/*.c) \
             src/shard/shard_snap.c src/shard/snapshot.c src/meta/meta.c \
             src/node/config.c src/node/config_redis.c src/router/cluster_cmds.c src/router/slot.c src/meta/map.c \
             $(CMD_SRC) $(wildcard src/kv/*.c) \

@@ -2,7 +2,7 @@
 NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/client_cmds.c \
             src/node/multi.c src/node/eval.c src/node/block.c src/node/wait.c src/node/memory.c \
             src/node/pubsub.c src/node/info.c src/node/config.c src/node/config_redis.c \
-            src/node/demo.c src/node/main.c \
+            src/node/slowlog.c src/node/demo.c src/node/main.c \
             src/transport/client.c src/transport/peer.c src/transport/proxy.c \
             src/shard/shard.c src/shard/shard_snap.c src/shard/snapshot.c \
             src/meta/meta.c src/meta/meta_cmd.c src/meta/map.c \

@@ -235,6 +235,7 @@ const struct cmd_def cmd_table[] = {
     {"shoal.prefer", NULL, 3, N, 0, 0, 0, "cluster", "Sets the replica a shard's leadership goes to, through the meta group (docs/cluster.md)", "0.1.0"},
     {"command", NULL, -1, N, 0, 0, 0, "server", "Get array of Redis command details", "2.8.13"},
     {"config", NULL, -2, N, 0, 0, 0, "server", "A container for server configuration commands", "2.0.0"},
+    {"slowlog", NULL, -2, N, 0, 0, 0, "server", "A container for slow log commands", "2.2.12"},
     {"echo", NULL, 2, N | F, 0, 0, 0, "connection", "Echo the given string", "1.0.0"},
     {"hello", NULL, -1, N | F, 0, 0, 0, "connection", "Handshake with Redis", "6.0.0"},
     {"auth", NULL, -2, N | F, 0, 0, 0, "connection", "Authenticate to the server", "1.0.0"},

@@ -579,6 +579,8 @@ void client_node_command(struct client *c, const struct cmd_def *def, uint32_t a
         node__client(c, argc, argv, out);
     } else if (strcmp(name, "script") == 0) {
         eval_script_command(c, argc, argv, out);
+    } else if (strcmp(name, "slowlog") == 0) {
+        slowlog_command(n, argc, argv, out);
     } else {
         resp_write_errorf(out, "ERR unknown command '%s'", name);
     }

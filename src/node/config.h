@@ -53,6 +53,8 @@ enum node_redis_param {
     NODE_REDIS_APPENDONLY,       /* accepted, no effect: always durable (yes) */
     NODE_REDIS_APPENDFSYNC,      /* accepted, no effect: always */
     NODE_REDIS_SAVE,             /* accepted, no effect: "" */
+    NODE_REDIS_SLOWLOG_SLOWER_THAN, /* slowlog-log-slower-than (us; -1 none; slowlog.c) */
+    NODE_REDIS_SLOWLOG_MAX_LEN,     /* slowlog-max-len: entries kept, at most 100000 */
     NODE_REDIS_COUNT
 };
 

@@ -61,6 +61,11 @@ static const struct node__redis_param node__redis[NODE_REDIS_COUNT] = {
     [NODE_REDIS_APPENDONLY] = {"appendonly", NULL, REDIS_YESNO, 0, 0, 0},
     [NODE_REDIS_APPENDFSYNC] = {"appendfsync", NULL, REDIS_FSYNC, 0, 0, 0},
     [NODE_REDIS_SAVE] = {"save", NULL, REDIS_SAVE, 0, 0, 0},
+    /* Redis's ranges, but for the length: Redis takes up to LONG_MAX
+     * entries of up to ~4 KB each; a node keeps at most 100000 */
+    [NODE_REDIS_SLOWLOG_SLOWER_THAN] = {"slowlog-log-slower-than", NULL, REDIS_INT, -1,
+                                        INT64_MAX, 10000},
+    [NODE_REDIS_SLOWLOG_MAX_LEN] = {"slowlog-max-len", NULL, REDIS_INT, 0, 100000, 128},
 };
 
 uint32_t node_redis_threshold(const struct node_config *c, int param, uint32_t capacity) {

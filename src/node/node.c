@@ -27,6 +27,11 @@ static uint64_t node__mono_ms(void *ctx) {
     return uv_now(n->loop);
 }
 
+static uint64_t node__mono_us(void *ctx) {
+    (void)ctx;
+    return uv_hrtime() / 1000;
+}
+
 static void node__log(void *ctx, const char *line) {
     const struct node *n = ctx;
     char when[32];
@@ -132,6 +137,7 @@ void node_host_libuv(struct node *n) {
         .ctx = n,
         .now_ms = node__now_ms,
         .mono_ms = node__mono_ms,
+        .mono_us = node__mono_us,
         .log = node__log,
         .fatal = node__fatal,
         .wake = node__wake,
@@ -196,6 +202,7 @@ static void node__stop(struct node *n) {
     client_stop(n);
     peer_stop(n);
     pubsub_free(n);
+    slowlog_free(n);
     uv_timer_stop(&n->tick_timer);
     uv_close((uv_handle_t *)&n->tick_timer, node__close_cb);
     uv_close((uv_handle_t *)&n->sigterm, node__close_cb);

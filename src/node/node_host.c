@@ -12,6 +12,10 @@ uint64_t node_now_ms(const struct node *n) { return n->host.now_ms(n->host.ctx);
 
 uint64_t node_mono_ms(const struct node *n) { return n->host.mono_ms(n->host.ctx); }
 
+uint64_t node_mono_us(const struct node *n) {
+    return n->host.mono_us != NULL ? n->host.mono_us(n->host.ctx) : 0;
+}
+
 void node_log(const struct node *n, const char *fmt, ...) {
     char line[1024];
     va_list ap;

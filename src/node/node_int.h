@@ -313,6 +313,8 @@ struct node_host {
     void *ctx;
     uint64_t (*now_ms)(void *ctx);  /* wall clock (expiry, entry timestamps) */
     uint64_t (*mono_ms)(void *ctx); /* monotonic: ticks, timeouts, durations */
+    /* monotonic microseconds: commands' run times (SLOWLOG); NULL: none */
+    uint64_t (*mono_us)(void *ctx);
     void (*log)(void *ctx, const char *line);
     void (*fatal)(void *ctx, const char *line); /* fail stop: must not return */
     void (*wake)(void *ctx);                    /* run node_core_pump() again soon */
@@ -334,8 +336,18 @@ struct node_host {
     void (*release_replies)(void *ctx); /* write the replies finished this turn */
 };
 
+/* SLOWLOG's entries (slowlog.c): a ring of cap, len of them from head, the
+ * newest first */
+struct slowlog_entry;
+struct slowlog {
+    struct slowlog_entry *ring;
+    uint32_t cap, head, len;
+    uint64_t next_id;
+};
+
 struct node {
     struct pubsub *pubsub; /* channels and patterns subscribed here (pubsub.c) */
+    struct slowlog slowlog;
     struct node_config cfg;
     const struct node_member *self;
     uv_loop_t *loop;
@@ -583,7 +595,14 @@ bool node_core_link_up(const struct node *n, uint32_t i);
 
 /* Host functions (node_host.c): each calls n->host (struct node_host). */
 uint64_t node_now_ms(const struct node *n); /* wall clock (expiry, entry timestamps) */
+/* slowlog.c: a command c ran here for duration_us (c may be NULL) */
+void slowlog_record(struct node *n, const struct client *c, uint32_t argc,
+                    const struct resp_arg *argv, uint64_t duration_us);
+void slowlog_command(struct node *n, uint32_t argc, const struct resp_arg *argv,
+                     struct resp_out *out);
+void slowlog_free(struct node *n);
 uint64_t node_mono_ms(const struct node *n);
+uint64_t node_mono_us(const struct node *n); /* 0 if the host has no such clock */
 void node_log(const struct node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Fail stop: never returns. */
 void node_fatal(struct node *n, const char *fmt, ...)

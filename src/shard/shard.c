@@ -663,14 +663,21 @@ void shard_flushed(struct node *n, struct shard *s, uint64_t batch, uint64_t las
 
 /* A write (index > 0: its log index) gets no generator, only a seed that
  * every replica derives alike; a read (index 0) may draw from the
- * replica's generator. */
-static void shard__exec(struct shard *s, int64_t now_ms, uint64_t index, const struct cmd_def *def,
-                        uint32_t argc, const struct resp_arg *argv, struct resp_out *out) {
+ * replica's generator. Run for client c of this node (NULL: a follower's
+ * apply, or its client went away), its run time goes to SLOWLOG. */
+static void shard__exec(struct shard *s, const struct client *c, int64_t now_ms, uint64_t index,
+                        const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv,
+                        struct resp_out *out) {
     assert(index == 0 || (def->flags & (CMD_WRITE | CMD_BLOCKING)));
     struct cmd_env env = {.kv = s->kv, .now_ms = now_ms, .rng = index == 0 ? &s->rng : NULL,
                           .seed = index, .bulk_max = KV_VALUE_BYTES_LIMIT};
-    if (!cmd_arity_ok(def, argc)) cmd_reply_arity(out, def);
-    else cmd_exec(&env, def, argc, argv, out);
+    if (!cmd_arity_ok(def, argc)) {
+        cmd_reply_arity(out, def);
+        return;
+    }
+    uint64_t t0 = c != NULL ? node_mono_us(s->node) : 0;
+    cmd_exec(&env, def, argc, argv, out);
+    if (c != NULL) slowlog_record(s->node, c, argc, argv, node_mono_us(s->node) - t0);
 }
 
 /* A script's SHOAL.SCRIPT applied (eval.c): +OK answers its client with
@@ -719,7 +726,14 @@ static void shard__serve_eval(struct shard *s, struct pending_read *r) {
     struct resp_out *out = &s->scratch[r->proto == 3];
     resp_out_consume(out, resp_out_len(out));
     struct script_result res;
+    uint64_t t0 = node_mono_us(s->node);
     eval_run(s, r->job, r->proto, out, &res);
+    { /* a script's run counts as Redis counts EVAL's: once, whole */
+        uint32_t argc;
+        const struct resp_arg *argv;
+        eval_job_argv(r->job, &argc, &argv);
+        slowlog_record(s->node, r->c, argc, argv, node_mono_us(s->node) - t0);
+    }
     if (res.argc == 0) {
         shard__done(r, resp_out_data(out), resp_out_len(out));
     } else if (res.keyspace_read && !eval_quiet(s) && eval_retry(r->job)) {
@@ -777,7 +791,7 @@ static void shard__apply(struct node *n, struct shard *s, const struct raft_entr
             }
         } else if (def != NULL && (def->flags & (CMD_WRITE | CMD_BLOCKING))) {
             /* a blocking read (XREAD BLOCK) is attempted through the log too */
-            shard__exec(s, now_ms, e->index, def, argc, argv, out);
+            shard__exec(s, w != NULL ? w->c : NULL, now_ms, e->index, def, argc, argv, out);
             block_touched(s, def, argc, argv); /* its keys' waiters: block_serve */
         } else {
             node_fatal(n, "group %llu: committed entry at index %llu is not a write",
@@ -970,7 +984,7 @@ static bool shard__serve_read(struct shard *s, struct pending_read *r, int64_t n
     int64_t at = now;
     int64_t first = 0;
     if (r->waited && shard__unapplied_clock(s, &first) && first < now) at = first;
-    shard__exec(s, at, 0, r->def, r->argc, r->argv, out);
+    shard__exec(s, r->c, at, 0, r->def, r->argc, r->argv, out);
     return true;
 }
 
