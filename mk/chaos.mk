@@ -7,7 +7,9 @@
 #   make chaos-canaries               the suite must catch each node canary
 # make test runs scripts/chaos-test.sh: the checkers' unit tests, a 50 s run
 # and short runs of the three canaries (about 2 minutes).
-CHAOS_CANARIES := ACK_BEFORE_FSYNC FOLLOWER_READS SKIP_READ_INDEX
+# LEASE_TICKS_BY_CALLBACK runs with --lease-read (make chaos-canaries only;
+# make test catches it with tests/integration/test_lease.py)
+CHAOS_CANARIES := ACK_BEFORE_FSYNC FOLLOWER_READS SKIP_READ_INDEX LEASE_TICKS_BY_CALLBACK
 CHAOS_CANARY_BINS := $(foreach c,$(CHAOS_CANARIES),$(BUILD)/canary/$(c)/shoal)
 SHARDS ?= 8
 NODES ?= 5

@@ -3,14 +3,14 @@
 # canary build runs a short schedule aimed at its bug, and the suite must
 # report an anomaly or a lost acknowledged write. A suite that passes a
 # broken node proves nothing.
-#   scripts/chaos-canaries.sh [NAME ...]   (default: all three)
+#   scripts/chaos-canaries.sh [NAME ...]   (default: all four)
 # on CHAOS_SHARDS shards (default 8, of 3 replicas on 5 nodes; 1: one group
 # on every node, the layout before sharding).
 # Prints `chaos-canaries: N passed, N failed` last (passed = caught).
 set -u
 cd "$(dirname "$0")/.."
-# name -> profile seconds seed: the schedule that exposes it. With
-# CHAOS_CANARY_SHORT=1 (make test) the runs are shorter.
+# name -> profile seconds seed [flags for chaos.sh]: the schedule that
+# exposes it. With CHAOS_CANARY_SHORT=1 (make test) the runs are shorter.
 short=${CHAOS_CANARY_SHORT:-0}
 plan() {
   case $1 in
@@ -20,14 +20,16 @@ plan() {
       [ "$short" = 1 ] && echo "canary-follower 12 202" || echo "canary-follower 20 102" ;;
     SKIP_READ_INDEX) # paused, cut-off leader reads alone
       [ "$short" = 1 ] && echo "canary-readindex 22 301" || echo "canary-readindex 40 103" ;;
+    LEASE_TICKS_BY_CALLBACK) # lease reads: a resumed leader judges its lease by stale ticks
+      echo "canary-readindex 40 103 --lease-read" ;;
     *) echo "" ;;
   esac
 }
-names=${*:-ACK_BEFORE_FSYNC FOLLOWER_READS SKIP_READ_INDEX}
+names=${*:-ACK_BEFORE_FSYNC FOLLOWER_READS SKIP_READ_INDEX LEASE_TICKS_BY_CALLBACK}
 passed=0
 failed=0
 for name in $names; do
-  read -r profile secs seed <<<"$(plan "$name")"
+  read -r profile secs seed flags <<<"$(plan "$name")"
   bin=build/canary/$name/shoal
   out=build/chaos/canary-$name
   if [ -z "$profile" ] || [ ! -x "$bin" ]; then
@@ -46,7 +48,7 @@ for name in $names; do
   caught=0
   for attempt in $(seq 1 "${CHAOS_CANARY_ATTEMPTS:-5}"); do
     bash scripts/chaos.sh --bin "$bin" --profile "$profile" --seconds "$secs" --seed "$seed" \
-      --shards "${CHAOS_SHARDS:-8}" --out "$out" >"$out/run.log" 2>&1
+      --shards "${CHAOS_SHARDS:-8}" --out "$out" ${flags:-} >"$out/run.log" 2>&1
     rc=$?
     last=$(grep -E '^chaos: ops [0-9]+' "$out/run.log" | tail -n 1)
     lost=$(sed -E 's/.*lost acknowledged writes ([0-9]+).*/\1/' <<<"$last")
