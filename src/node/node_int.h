@@ -595,9 +595,12 @@ bool node_core_link_up(const struct node *n, uint32_t i);
 
 /* Host functions (node_host.c): each calls n->host (struct node_host). */
 uint64_t node_now_ms(const struct node *n); /* wall clock (expiry, entry timestamps) */
-/* slowlog.c: a command c ran here for duration_us (c may be NULL) */
-void slowlog_record(struct node *n, const struct client *c, uint32_t argc,
-                    const struct resp_arg *argv, uint64_t duration_us);
+/* slowlog.c: around a command run here for client c (NULL: none to
+ * record for): start's clock reading (0: nothing to record, no clock read
+ * then), given back to finish, which records it if it was slow enough */
+uint64_t slowlog_start(const struct node *n, const struct client *c);
+void slowlog_finish(struct node *n, const struct client *c, uint32_t argc,
+                    const struct resp_arg *argv, uint64_t start);
 void slowlog_command(struct node *n, uint32_t argc, const struct resp_arg *argv,
                      struct resp_out *out);
 void slowlog_free(struct node *n);

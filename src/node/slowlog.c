@@ -96,51 +96,62 @@ static bool slowlog__redacted(uint32_t argc, const struct resp_arg *argv, uint32
     return false;
 }
 
-void slowlog_record(struct node *n, const struct client *c, uint32_t argc,
-                    const struct resp_arg *argv, uint64_t duration_us) {
+uint64_t slowlog_start(const struct node *n, const struct client *c) {
+    if (c == NULL || n->cfg.redis[NODE_REDIS_SLOWLOG_SLOWER_THAN] < 0) return 0;
+    return node_mono_us(n);
+}
+
+static void slowlog__record(struct node *n, const struct client *c, uint32_t argc,
+                            const struct resp_arg *argv, uint64_t duration_us);
+
+void slowlog_finish(struct node *n, const struct client *c, uint32_t argc,
+                    const struct resp_arg *argv, uint64_t start) {
+    if (start == 0) return; /* no client, the log is off, or no clock */
+    uint64_t duration_us = node_mono_us(n) - start;
     int64_t slower = n->cfg.redis[NODE_REDIS_SLOWLOG_SLOWER_THAN];
-    if (slower < 0 || (int64_t)duration_us < slower || argc == 0 || slowlog__skipped(&argv[0])) {
-        return;
-    }
+    if ((int64_t)duration_us < slower || argc == 0 || slowlog__skipped(&argv[0])) return;
+    slowlog__record(n, c, argc, argv, duration_us);
+}
+
+static void slowlog__record(struct node *n, const struct client *c, uint32_t argc,
+                            const struct resp_arg *argv, uint64_t duration_us) {
     struct slowlog *l = &n->slowlog;
     slowlog__fit(l, (uint32_t)n->cfg.redis[NODE_REDIS_SLOWLOG_MAX_LEN]);
     uint64_t id = l->next_id++;
     if (l->cap == 0) return; /* Redis pushes, then trims to nothing */
     /* Redis's slowlogCreateEntry: the last kept slot says how many more */
     uint32_t kept = argc < SLOWLOG_ARGC_MAX ? argc : SLOWLOG_ARGC_MAX;
+    /* each kept argument: its first `head` bytes, then text[j] */
     char text[SLOWLOG_ARGC_MAX][64];
-    size_t lens[SLOWLOG_ARGC_MAX];
+    size_t head[SLOWLOG_ARGC_MAX], tail[SLOWLOG_ARGC_MAX];
     size_t bytes = 0;
     for (uint32_t j = 0; j < kept; j++) {
+        int n_text = 0;
+        head[j] = 0;
         if (kept != argc && j == kept - 1) {
-            lens[j] = (size_t)snprintf(text[j], sizeof(text[j]), "... (%u more arguments)",
-                                       argc - kept + 1);
+            n_text = snprintf(text[j], sizeof(text[j]), "... (%u more arguments)",
+                              argc - kept + 1);
         } else if (slowlog__redacted(argc, argv, j)) {
-            lens[j] = (size_t)snprintf(text[j], sizeof(text[j]), "(redacted)");
+            n_text = snprintf(text[j], sizeof(text[j]), "(redacted)");
         } else if (argv[j].len > SLOWLOG_ARG_BYTES_MAX) {
-            int more = snprintf(text[j], sizeof(text[j]), "... (%zu more bytes)",
-                                argv[j].len - SLOWLOG_ARG_BYTES_MAX);
-            lens[j] = SLOWLOG_ARG_BYTES_MAX + (size_t)more;
+            head[j] = SLOWLOG_ARG_BYTES_MAX;
+            n_text = snprintf(text[j], sizeof(text[j]), "... (%zu more bytes)",
+                              argv[j].len - SLOWLOG_ARG_BYTES_MAX);
         } else {
-            lens[j] = argv[j].len;
+            head[j] = argv[j].len;
         }
-        bytes += lens[j];
+        tail[j] = (size_t)n_text;
+        bytes += head[j] + tail[j];
     }
     struct resp_arg *copy = malloc(kept * sizeof(*copy) + bytes + 1);
     if (copy == NULL) abort();
     char *at = (char *)(copy + kept);
     for (uint32_t j = 0; j < kept; j++) {
         copy[j].data = at;
-        copy[j].len = lens[j];
-        if ((kept != argc && j == kept - 1) || slowlog__redacted(argc, argv, j)) {
-            memcpy(at, text[j], lens[j]);
-        } else if (argv[j].len > SLOWLOG_ARG_BYTES_MAX) {
-            memcpy(at, argv[j].data, SLOWLOG_ARG_BYTES_MAX);
-            memcpy(at + SLOWLOG_ARG_BYTES_MAX, text[j], lens[j] - SLOWLOG_ARG_BYTES_MAX);
-        } else if (lens[j] > 0) {
-            memcpy(at, argv[j].data, lens[j]);
-        }
-        at += lens[j];
+        copy[j].len = head[j] + tail[j];
+        if (head[j] > 0) memcpy(at, argv[j].data, head[j]);
+        if (tail[j] > 0) memcpy(at + head[j], text[j], tail[j]);
+        at += head[j] + tail[j];
     }
     uint32_t slot = (l->head + l->cap - 1) % l->cap; /* the newest goes first */
     if (l->len == l->cap) free(l->ring[slot].argv); /* the oldest, overwritten */

@@ -675,9 +675,9 @@ static void shard__exec(struct shard *s, const struct client *c, int64_t now_ms,
         cmd_reply_arity(out, def);
         return;
     }
-    uint64_t t0 = c != NULL ? node_mono_us(s->node) : 0;
+    uint64_t t0 = slowlog_start(s->node, c);
     cmd_exec(&env, def, argc, argv, out);
-    if (c != NULL) slowlog_record(s->node, c, argc, argv, node_mono_us(s->node) - t0);
+    slowlog_finish(s->node, c, argc, argv, t0);
 }
 
 /* A script's SHOAL.SCRIPT applied (eval.c): +OK answers its client with
@@ -726,13 +726,13 @@ static void shard__serve_eval(struct shard *s, struct pending_read *r) {
     struct resp_out *out = &s->scratch[r->proto == 3];
     resp_out_consume(out, resp_out_len(out));
     struct script_result res;
-    uint64_t t0 = node_mono_us(s->node);
+    uint64_t t0 = slowlog_start(s->node, r->c);
     eval_run(s, r->job, r->proto, out, &res);
     { /* a script's run counts as Redis counts EVAL's: once, whole */
         uint32_t argc;
         const struct resp_arg *argv;
         eval_job_argv(r->job, &argc, &argv);
-        slowlog_record(s->node, r->c, argc, argv, node_mono_us(s->node) - t0);
+        slowlog_finish(s->node, r->c, argc, argv, t0);
     }
     if (res.argc == 0) {
         shard__done(r, resp_out_data(out), resp_out_len(out));

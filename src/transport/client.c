@@ -318,7 +318,7 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
     } else if (!cmd_arity_ok(def, argc)) {
         cmd_reply_arity(&out, def);
     } else if (is_node_cmd || route == ROUTE_NOW) {
-        uint64_t t0 = node_mono_us(n);
+        uint64_t t0 = slowlog_start(n, c);
         if (is_memory) {
             memory_command(n, argc, argv, &out);
         } else if (is_node_cmd) {
@@ -328,7 +328,7 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
                                   .rng = &shard->rng, .bulk_max = KV_VALUE_BYTES_LIMIT};
             cmd_exec(&env, def, argc, argv, &out);
         }
-        slowlog_record(n, c, argc, argv, node_mono_us(n) - t0);
+        slowlog_finish(n, c, argc, argv, t0);
     } else if (route_refuses(route)) {
         route_refusal(n, route, def, forced, target, slot, into ? 0u : n->cfg.leader_wait_ms,
                       &out);

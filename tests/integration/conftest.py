@@ -43,6 +43,21 @@ def free_port():
                 continue
 
 
+def read_until_pause(sock, pause, out=b""):
+    """What a raw socket sends until it pauses for `pause` seconds or
+    closes, after `out` (bytes already read)."""
+    sock.settimeout(pause)
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except socket.timeout:
+        pass
+    return out
+
+
 class Cluster:
     def __init__(self, n=3, extra=(), wait_leader=True):
         self.dir = tempfile.mkdtemp(prefix="shoal-it-")

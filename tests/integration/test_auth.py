@@ -22,7 +22,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from conftest import Cluster, run_redis_server
+from conftest import Cluster, read_until_pause, run_redis_server
 from test_sharding import wait_spread
 
 PASS = "s3cret pass"  # a space: passed as one argument everywhere
@@ -73,17 +73,7 @@ def exchange(port, commands):
     for cmd in commands:
         s.sendall(resp(*cmd))
         s.settimeout(5)
-        out = s.recv(65536)
-        s.settimeout(0.2)
-        try:
-            while True:
-                more = s.recv(65536)
-                if not more:
-                    break
-                out += more
-        except socket.timeout:
-            pass
-        replies.append(out)
+        replies.append(read_until_pause(s, 0.2, s.recv(65536)))
     s.close()
     return replies
 

@@ -10,6 +10,8 @@ import time
 import pytest
 import redis
 
+from conftest import read_until_pause
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cmd"))
 import gen_golden  # noqa: E402 - the recorder's RESP helpers
@@ -19,16 +21,7 @@ def raw(port, payload, expect_close=False, timeout=5):
     """Sends raw bytes; returns what came back before a pause or close."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.sendall(payload)
-    s.settimeout(0.5 if not expect_close else timeout)
-    out = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-    except socket.timeout:
-        pass
+    out = read_until_pause(s, 0.5 if not expect_close else timeout)
     s.close()
     return out
 
