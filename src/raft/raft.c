@@ -696,6 +696,22 @@ static void raft__confirm_reads(struct raft *r) {
     }
 }
 
+/* A read round waits while the last one is in flight (sent, not yet
+ * acknowledged by a quorum): under load a round then covers every read
+ * that arrived while the previous one travelled, instead of one round per
+ * turn of the host's loop, which cost each follower a message and a
+ * wake-up per turn (docs/performance.md, "One read round in flight").
+ * A round whose answers are lost (with their connection) holds the next
+ * until the heartbeat timer's round, which goes out regardless. */
+static bool raft__round_held(const struct raft *r) {
+    if (!r->round_wanted || r->role != RAFT_LEADER || r->round == 0) return false;
+#ifdef CANARY_ROUND_PER_READY
+    return false; /* deliberate slip: a round per ready, however many travel */
+#endif
+    uint64_t acked = raft_conf_quorum_value(&r->conf, raft__round_of, (void *)r);
+    return acked < r->round;
+}
+
 static bool raft__lease_valid(struct raft *r) {
     if (!r->cfg.check_quorum || r->transferee != 0) return false;
     uint64_t acked = raft_conf_quorum_value(&r->conf, raft__round_of, r);
@@ -1459,7 +1475,8 @@ bool raft_has_ready(const struct raft *r) {
         hs.commit != r->persisted.commit) {
         return true;
     }
-    if (r->snapshot_pending || r->n_msgs > 0 || r->n_read_states > 0 || r->round_wanted) {
+    if (r->snapshot_pending || r->n_msgs > 0 || r->n_read_states > 0 ||
+        (r->round_wanted && !raft__round_held(r))) {
         return true;
     }
     if (raft_log_last_index(&r->log) > r->log.stable) return true;
@@ -1468,8 +1485,9 @@ bool raft_has_ready(const struct raft *r) {
 
 void raft_ready(struct raft *r, struct raft_ready *out) {
     assert(!r->ready_out);
-    bool round = r->round_wanted && r->role == RAFT_LEADER;
-    r->round_wanted = false;
+    bool held = raft__round_held(r);
+    bool round = r->round_wanted && r->role == RAFT_LEADER && !held;
+    r->round_wanted = held;
     if (round) {
         raft__bcast_heartbeat(r);
         raft__confirm_reads(r); /* a single voter confirms its own round */

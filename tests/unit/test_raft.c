@@ -633,6 +633,40 @@ TEST(read_index_needs_noop_and_quorum) {
     net_free(&net);
 }
 
+/* Under load a leader starts a read round only when the last one is
+ * answered by a quorum: reads asked while a round travels wait for the
+ * next, which goes out as soon as the answers arrive; a round whose
+ * answers are lost holds the next until the heartbeat timer's round. */
+TEST(a_read_round_waits_for_the_one_in_flight) {
+    net_init(&net, 3, 3);
+    net_elect(&net, 1);
+    net_settle(&net);
+    uint64_t heartbeats = net.sent[RAFT_MSG_HEARTBEAT];
+    uint64_t served = net.reads_total[1];
+    CHECK(raft_read_index(net.r[1], 1) == RAFT_OK);
+    net_flush_one(&net, 1); /* its round goes out, unanswered yet */
+    CHECK_EQ_U64(net.sent[RAFT_MSG_HEARTBEAT] - heartbeats, 2);
+    CHECK(raft_read_index(net.r[1], 2) == RAFT_OK);
+    net_flush_one(&net, 1);
+    CHECK_EQ_U64(net.sent[RAFT_MSG_HEARTBEAT] - heartbeats, 2); /* held */
+    CHECK(!raft_has_ready(net.r[1]));                          /* nothing to do meanwhile */
+    net_settle(&net); /* the answers arrive: read 1 is served, read 2's round goes out */
+    CHECK_EQ_U64(net.reads_total[1] - served, 2);
+    CHECK_EQ_U64(net.sent[RAFT_MSG_HEARTBEAT] - heartbeats, 4);
+    /* A round whose answers are lost. */
+    CHECK(raft_read_index(net.r[1], 3) == RAFT_OK);
+    net_flush_one(&net, 1);
+    net_drop_all(&net);
+    CHECK(raft_read_index(net.r[1], 4) == RAFT_OK);
+    net_flush_one(&net, 1);
+    CHECK_EQ_U64(net.sent[RAFT_MSG_HEARTBEAT] - heartbeats, 6);
+    for (uint32_t t = 0; t < net.cfg.heartbeat_ticks; t++) net_tick(&net, 1);
+    net_settle(&net);
+    CHECK_EQ_U64(net.reads_total[1] - served, 4);
+    CHECK(!net.safety_violated);
+    net_free(&net);
+}
+
 /* §5: compaction and InstallSnapshot in chunks: a follower behind the
  * leader's snapshot receives it in max_chunk_bytes pieces, restores it,
  * and continues from the log. */
@@ -2733,6 +2767,7 @@ int main(void) {
         TEST_ENTRY(conflict_at_the_leaders_snapshot_index_is_repaired_by_the_snapshot),
         TEST_ENTRY(inflight_appends_and_message_size_are_bounded),
         TEST_ENTRY(read_index_needs_noop_and_quorum),
+        TEST_ENTRY(a_read_round_waits_for_the_one_in_flight),
         TEST_ENTRY(snapshot_is_sent_in_chunks_and_installed),
         TEST_ENTRY(external_snapshot_is_read_through_the_callback),
         TEST_ENTRY(received_snapshot_streams_to_the_caller_and_survives_a_failed_chunk),
