@@ -15,6 +15,8 @@ NSIM_CANARIES := ACK_BEFORE_FSYNC ACK_UNSYNCED ADVANCE_BEFORE_FSYNC WAL_ACCEPT_B
                  WRONG_SHARD QUIET_NO_WAKE ZADD_KEEPS_SCORE BLOCK_POP_WITHOUT_LOG \
                  XREADGROUP_NO_PEL META_NO_INSTALL META_STALE READ_PAST_WAITING_WRITES \
                  BEAT_EVERYONE QUIET_LEADER_NO_WAKE QUIET_WAKE_TRUSTS_OLD
+# caught by the scenarios (shoal-nsim --scenarios), not by random seeds
+NSIM_SCENARIO_CANARIES := ORPHANS_FAIL_AT_ONCE
 
 $(BUILD)/shoal-nsim: $(call release_objs,$(NSIM_ALL)) | $(BUILD)
 	$(CC) $(RELEASE_CFLAGS) -o $@ $(call release_objs,$(NSIM_ALL)) -lm $(LUA_LIBS)
@@ -26,9 +28,10 @@ $(BUILD)/canary/%/shoal-nsim: $(call release_objs,$(NSIM_ALL)) $(NSIM_ALL) $(HDR
 	@mkdir -p $(dir $@)
 	$(call canary_build,,$(NSIM_ALL),-lm $(LUA_LIBS))
 
-TEST_DEPS += $(BUILD)/test/shoal-nsim $(foreach c,$(NSIM_CANARIES),$(BUILD)/canary/$(c)/shoal-nsim)
+TEST_DEPS += $(BUILD)/test/shoal-nsim \
+             $(foreach c,$(NSIM_CANARIES) $(NSIM_SCENARIO_CANARIES),$(BUILD)/canary/$(c)/shoal-nsim)
 EXTRA_CHECKS += scripts/nsim-check.sh
-export NSIM_SEEDS NSIM_CANARIES
+export NSIM_SEEDS NSIM_CANARIES NSIM_SCENARIO_CANARIES
 
 # make nsim-soak SECONDS=N: whole-node seeds for as long as asked (release build).
 .PHONY: nsim-soak

@@ -6,13 +6,15 @@
 #  - the seeds that once found a bug (see src/shard/shard.c), one test each;
 #  - each canary in NSIM_CANARIES (a release build with one deliberate
 #    bug, build/canary/NAME/shoal-nsim) must report a violation within
-#    NSIM_CANARY_SEEDS seeds; each counts as one test.
+#    NSIM_CANARY_SEEDS seeds; each counts as one test;
+#  - each canary in NSIM_SCENARIO_CANARIES must fail a scenario.
 # Prints `nsim: N passed, N failed` last; exits non-zero on any failure.
 set -u
 cd "$(dirname "$0")/.."
 seeds=${NSIM_SEEDS:-300}
 canaries=${NSIM_CANARIES:-ACK_BEFORE_FSYNC ACK_UNSYNCED ADVANCE_BEFORE_FSYNC WAL_ACCEPT_BAD_CRC SNAPSHOT_SILENT_FAIL WRONG_SHARD QUIET_NO_WAKE ZADD_KEEPS_SCORE BLOCK_POP_WITHOUT_LOG XREADGROUP_NO_PEL META_NO_INSTALL META_STALE READ_PAST_WAITING_WRITES BEAT_EVERYONE QUIET_LEADER_NO_WAKE QUIET_WAKE_TRUSTS_OLD}
 max=${NSIM_CANARY_SEEDS:-1000}
+scenario_canaries=${NSIM_SCENARIO_CANARIES:-ORPHANS_FAIL_AT_ONCE}
 regressions="309 439"
 logs=build/test-logs
 mkdir -p "$logs"
@@ -94,6 +96,17 @@ for name in $canaries; do
     passed=$((passed + 1))
   else
     echo "canary $name (whole-node simulator): NOT caught in $max seeds (exit $rc)"
+    failed=$((failed + 1))
+  fi
+done
+for name in $scenario_canaries; do
+  out=$("build/canary/$name/shoal-nsim" --scenarios 2>&1)
+  rc=$?
+  if [ $rc -eq 1 ] && grep -q '^FAIL ' <<<"$out"; then
+    echo "canary $name (scenarios): caught: $(grep '^FAIL ' <<<"$out" | head -n 1 | cut -c1-150)"
+    passed=$((passed + 1))
+  else
+    echo "canary $name (scenarios): NOT caught (exit $rc)"
     failed=$((failed + 1))
   fi
 done

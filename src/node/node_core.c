@@ -314,6 +314,7 @@ static bool node_core__tick_shard(struct node *n, struct shard *s) {
      * while a snapshot walk runs (it needs every key's bucket fixed). */
     s->rehashing = s->kv != NULL && kv_rehash_step(s->kv, NODE_REHASH_BUCKETS_PER_TICK);
     shard_poll_snapshot(n, s);
+    shard_orphans_check(n, s);
     node_core__balance(n, s);
     if (node_core__may_sleep(s)) {
         node_core__sleep(n, s);

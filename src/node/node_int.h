@@ -245,6 +245,11 @@ struct shard {
     /* proposals queued this turn: entries to propose, with their slots */
     struct pending_write *writes; /* FIFO by index, proposed */
     uint32_t n_writes, cap_writes, head_writes;
+    /* Leadership lost with writes of terms up to orphans_term past the
+     * commit index: they wait for their index to be applied until
+     * orphans_until_ms (node_mono_ms; 0: none wait), then are answered
+     * "outcome unknown" (shard_orphans_check) */
+    uint64_t orphans_until_ms, orphans_term;
     struct pending_read *queued; /* this turn's commands, fed to Raft in the pump */
     uint32_t n_queued, cap_queued;
     struct pending_read *reads;
@@ -720,6 +725,10 @@ void shard_snap_install(struct node *n, struct shard *s);
 /* Reaps a finished background writer (compacting behind it), and starts a
  * new one when due; called after every advance. */
 void shard_poll_snapshot(struct node *n, struct shard *s);
+/* Answers "outcome unknown" to the writes a lost leadership left waiting,
+ * once their wait is over; called after every advance and every tick. */
+void shard_orphans_check(struct node *n, struct shard *s);
+uint64_t shard_orphans_wait_ms(const struct node *n); /* how long they wait */
 void shard_snap_maybe(struct node *n, struct shard *s);
 void shard_snap_unpin(struct node *n);
 void shard_snap_tick(struct node *n);

@@ -971,6 +971,8 @@ static void sc_deposed_leader(struct sc_world *w) {
         sc__fail(w, "the deposed leader's unconfirmed read: answered %s",
                  read.answered ? read.data : "nothing");
     }
+    /* its writes wait (sc_deposed_with_writes_in_flight) */
+    sc__advance(w, shard_orphans_wait_ms(old->n) + 50);
     for (int i = 0; i < 4 && !w->failed; i++) {
         if (!slots[i].answered) {
             sc__fail(w, "write %d of 4 of the deposed leader is not answered", i + 1);
@@ -1019,6 +1021,79 @@ static void sc_deposed_with_commits(struct sc_world *w) {
         if (!slots[i].answered || strcmp(slots[i].data, "+OK\r\n") != 0) {
             sc__fail(w, "write %d of %d, committed when its leader was deposed: answered %s",
                      i + 1, SC_WRITES, slots[i].answered ? slots[i].data : "nothing");
+        }
+    }
+    free(slots);
+}
+
+/* Leadership lost with writes past the commit index (shard.c,
+ * shard__orphan_writes). First, writes the followers stored and whose
+ * answers were lost: the next leader commits them, and the deposed leader,
+ * which applies them, answers +OK (it answered "outcome unknown" at once,
+ * and a client retrying an INCR so counted it twice). Then writes only a
+ * cut-off leader holds: deposed, it answers them "outcome unknown" once
+ * their wait (shard_orphans_wait_ms) is over, not before and not never. */
+static void sc_deposed_with_writes_in_flight(struct sc_world *w) {
+    struct sc_host *old = sc__three(w, 0);
+    if (old == NULL) return;
+    const struct cmd_def *def = cmd_lookup("set", 3);
+    enum { SC_WRITES = 40 };
+    struct sc_slot *slots = calloc(2 * SC_WRITES, sizeof(*slots));
+    if (slots == NULL) abort();
+    for (int part = 0; part < 2 && !w->failed; part++) {
+        struct shard *s = old->n->shards[0];
+        struct sc_slot *sl = slots + part * SC_WRITES;
+        if (part == 0) old->deaf = true; /* its followers store the writes */
+        else old->isolated = true;       /* no one hears of them */
+        for (int i = 0; i < SC_WRITES && old->alive; i++) {
+            struct sc_cmd c;
+            char text[32];
+            snprintf(text, sizeof(text), "SET w%d-%d 1", part, i);
+            sc__parse(&c, text);
+            sc__enqueue(old, s, &sl[i].base, def, c.argc, c.argv);
+        }
+        sc__settle(w);
+        old->deaf = false;
+        uint64_t commit = raft_commit_index(s->raft);
+        if (raft_last_index(s->raft) <= commit) {
+            sc__fail(w, "part %d: the writes were committed before the leader was deposed", part);
+            break;
+        }
+        /* a newer term's leader is heard of: the old one steps down */
+        uint64_t other = old->id % 3 + 1;
+        struct raft_msg beat = {.type = RAFT_MSG_HEARTBEAT, .from = other, .to = old->id,
+                                .term = raft_term(s->raft) + 1};
+        sc__step(old, s, &beat);
+        sc__settle(w);
+        if (shard_is_leader(s)) {
+            sc__fail(w, "part %d: the leader did not step down", part);
+            break;
+        }
+        uint64_t t0 = w->now_ms;
+        uint64_t wait_ms = shard_orphans_wait_ms(old->n);
+        uint64_t all_at = 0;
+        while (!w->failed && w->now_ms < t0 + wait_ms + 500 && all_at == 0) {
+            bool all = true;
+            for (int i = 0; i < SC_WRITES; i++) all &= sl[i].answered;
+            if (all) all_at = w->now_ms;
+            else sc__advance(w, 10);
+        }
+        const char *want = part == 0 ? "+OK\r\n" : "-TRYAGAIN leadership changed; outcome unknown\r\n";
+        for (int i = 0; i < SC_WRITES && !w->failed; i++) {
+            if (!sl[i].answered || strcmp(sl[i].data, want) != 0) {
+                sc__fail(w, "part %d, write %d of %d, in flight when its leader was deposed: "
+                            "answered %s",
+                         part, i + 1, SC_WRITES, sl[i].answered ? sl[i].data : "nothing");
+            }
+        }
+        if (!w->failed && part == 1 && (all_at < t0 + wait_ms || all_at > t0 + wait_ms + 50)) {
+            sc__fail(w, "part 1: answered %llu ms after the leader was deposed, not when "
+                        "the wait (%llu ms) was over",
+                     (unsigned long long)(all_at - t0), (unsigned long long)wait_ms);
+        }
+        if (part == 0) {
+            old = sc__await_leader(w, 0);
+            if (old == NULL) break;
         }
     }
     free(slots);
@@ -1148,6 +1223,7 @@ static const struct {
     {"seven_replicas", sc_seven_replicas},
     {"read_waits", sc_read_waits},
     {"deposed_with_commits", sc_deposed_with_commits},
+    {"deposed_with_writes_in_flight", sc_deposed_with_writes_in_flight},
     {"many_writes_one_turn", sc_many_writes_one_turn},
 };
 

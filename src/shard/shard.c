@@ -1157,16 +1157,61 @@ void shard_finish(struct node *n, struct shard *s) {
 }
 
 /* Leadership lost: a write past the commit index is decided only when an
- * entry at its index is applied, and if the new leader's log is shorter,
- * none may come until other writes arrive: its client would wait forever
- * (a pipelined client that paused the cluster did). It may still commit
- * (another replica may hold it), so the truthful answer is "unknown". */
-static void shard__fail_uncommitted_writes(struct shard *s) {
+ * entry at its index is applied. Most often that comes soon: the new
+ * leader holds the entry (a handover waits until its target has every
+ * entry; an election picks a replica with the longest log), commits it
+ * with its first entry, and this replica applies it and answers +OK, or
+ * applies another entry there and answers "not applied". Answering
+ * "outcome unknown" at once, as the node did, told a client to retry a
+ * write that was about to succeed (an INCR retried so counts twice). But
+ * if the new leader's log is shorter, no entry may come at that index
+ * until other writes arrive, and its client would wait forever (a
+ * pipelined client that paused the cluster did). So the writes wait
+ * (shard_orphans_wait_ms), then are answered "outcome unknown": they may still
+ * commit (another replica may hold them), so that is the truthful answer.
+ * Only the writes of the lost leadership's terms are bounded so; a write
+ * proposed after this replica leads again waits as any leader's does. */
+static void shard__orphan_writes(struct node *n, struct shard *s) {
+    if (s->head_writes == s->n_writes ||
+        s->writes[s->n_writes - 1].index <= raft_commit_index(s->raft)) {
+        return;
+    }
+    s->orphans_term = s->writes[s->n_writes - 1].term;
+    s->orphans_until_ms = node_mono_ms(n) + shard_orphans_wait_ms(n);
+#ifdef CANARY_ORPHANS_FAIL_AT_ONCE
+    s->orphans_until_ms = node_mono_ms(n); /* deliberate slip: the old answer, at once */
+#endif
+}
+
+/* Four election timeouts (an election, perhaps a second after a split
+ * vote, and the new leader's first commit), at most leader-wait-ms: 1.2 s
+ * with the defaults. */
+uint64_t shard_orphans_wait_ms(const struct node *n) {
+    uint64_t ms = 4ull * n->cfg.election_ticks * n->cfg.tick_ms;
+    return ms < n->cfg.leader_wait_ms ? ms : n->cfg.leader_wait_ms;
+}
+
+void shard_orphans_check(struct node *n, struct shard *s) {
+    if (s->orphans_until_ms == 0) return;
+    bool waiting = false;
+    for (uint32_t i = s->head_writes; i < s->n_writes && !waiting; i++) {
+        waiting = s->writes[i].term <= s->orphans_term;
+    }
+    if (!waiting) {
+        s->orphans_until_ms = 0;
+        return;
+    }
+    if (node_mono_ms(n) < s->orphans_until_ms) return;
+    s->orphans_until_ms = 0;
     uint64_t commit = raft_commit_index(s->raft);
-    uint32_t keep = s->n_writes;
-    while (keep > s->head_writes && s->writes[keep - 1].index > commit) keep--;
-    for (uint32_t i = keep; i < s->n_writes; i++) {
-        shard__write_fail(&s->writes[i], "TRYAGAIN leadership changed; outcome unknown");
+    uint32_t keep = s->head_writes;
+    for (uint32_t i = s->head_writes; i < s->n_writes; i++) {
+        struct pending_write *w = &s->writes[i];
+        if (w->term <= s->orphans_term && w->index > commit) {
+            shard__write_fail(w, "TRYAGAIN leadership changed; outcome unknown");
+        } else {
+            s->writes[keep++] = *w;
+        }
     }
     s->n_writes = keep;
 }
@@ -1175,7 +1220,7 @@ static void shard__after_advance(struct node *n, struct shard *s) {
     uint8_t role = (uint8_t)raft_role(s->raft);
     if (s->last_role == RAFT_LEADER && role != RAFT_LEADER) {
         shard__fail_unconfirmed_reads(s);
-        shard__fail_uncommitted_writes(s);
+        shard__orphan_writes(n, s);
         shard__waiting_clear(s);
         block_lost(n, s);
     }
@@ -1188,6 +1233,7 @@ static void shard__after_advance(struct node *n, struct shard *s) {
         client_resume_all(n);
     }
     shard__serve_reads(s);
+    shard_orphans_check(n, s);
     shard_poll_snapshot(n, s);
     shard_snap_maybe(n, s);
     shard__expire(n, s);
