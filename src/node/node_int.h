@@ -247,7 +247,7 @@ struct shard {
     uint32_t n_writes, cap_writes, head_writes;
     /* Leadership lost with writes of terms up to orphans_term past the
      * commit index: they wait for their index to be applied until
-     * orphans_until_ms (node_mono_ms; 0: none wait), then are answered
+     * orphans_until_ms (node_mono_ms; 0: no wait runs), then are answered
      * "outcome unknown" (shard_orphans_check) */
     uint64_t orphans_until_ms, orphans_term;
     struct pending_read *queued; /* this turn's commands, fed to Raft in the pump */

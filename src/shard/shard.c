@@ -1192,16 +1192,7 @@ uint64_t shard_orphans_wait_ms(const struct node *n) {
 }
 
 void shard_orphans_check(struct node *n, struct shard *s) {
-    if (s->orphans_until_ms == 0) return;
-    bool waiting = false;
-    for (uint32_t i = s->head_writes; i < s->n_writes && !waiting; i++) {
-        waiting = s->writes[i].term <= s->orphans_term;
-    }
-    if (!waiting) {
-        s->orphans_until_ms = 0;
-        return;
-    }
-    if (node_mono_ms(n) < s->orphans_until_ms) return;
+    if (s->orphans_until_ms == 0 || node_mono_ms(n) < s->orphans_until_ms) return;
     s->orphans_until_ms = 0;
     uint64_t commit = raft_commit_index(s->raft);
     uint32_t keep = s->head_writes;
