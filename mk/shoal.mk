@@ -113,3 +113,10 @@ LIVE_CHECKS += scripts/beat-canary.sh
 TEST_DEPS += $(BUILD)/canary/QUIET_LEADER_NO_WAKE/shoal
 EXTRA_CHECKS += scripts/quiet-canary.sh
 LIVE_CHECKS += scripts/quiet-canary.sh
+
+# maxmemory's canary: a leader looks at its own node's memory only, not at
+# the nodes of the shard's other replicas; test_maxmemory.py must catch it
+# (scripts/oom-canary.sh).
+TEST_DEPS += $(BUILD)/canary/OOM_LOCAL_ONLY/shoal
+EXTRA_CHECKS += scripts/oom-canary.sh
+LIVE_CHECKS += scripts/oom-canary.sh

@@ -38,6 +38,7 @@ enum cmd_flags {
     CMD_STREAMKEYS = 1 << 11, /* the keys follow STREAMS (XREAD, XREADGROUP): movable */
     CMD_SCRIPT = 1 << 12,  /* EVAL and friends: run by the node's Lua engine (src/script/) */
     CMD_NOTOUCH = 1 << 13, /* leaves its keys' access clocks (Redis's LOOKUP_NOTOUCH) */
+    CMD_DENYOOM = 1 << 14, /* may add data: refused past maxmemory (Redis's "denyoom") */
 };
 
 struct cmd_env;
@@ -65,6 +66,12 @@ extern const uint32_t cmd_table_count;
 
 /* The command named name[0, len), case-insensitive, or NULL. */
 const struct cmd_def *cmd_lookup(const char *name, size_t len);
+
+/* Whether the command may add data, so that a node past its maxmemory
+ * refuses it (Redis's "denyoom"): CMD_DENYOOM, and a transaction
+ * (SHOAL.EXEC, SHOAL.EXECSCRIPT) that holds such a command or a script, as
+ * Redis refuses an EXEC whose queue holds one. */
+bool cmd_denies_oom(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv);
 
 /* Whether the command may be queued in a transaction (SHOAL.EXEC). */
 bool cmd_multi_allowed(const struct cmd_def *def, uint32_t argc);

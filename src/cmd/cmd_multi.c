@@ -110,6 +110,26 @@ void cmd_multi_keys(uint32_t argc, const struct resp_arg *argv, bool scripts,
     (void)cmd_multi_walk(argc, argv, &w);
 }
 
+/* ---- maxmemory (Redis's denyoom) ---- */
+
+static void cmd_multi__denyoom_cmd(void *ctx, const struct cmd_def *def, uint32_t argc,
+                                   const struct resp_arg *argv) {
+    (void)argc;
+    (void)argv;
+    /* a queued script may write anything: as a command that adds data */
+    if (def->flags & (CMD_DENYOOM | CMD_SCRIPT)) *(bool *)ctx = true;
+}
+
+bool cmd_denies_oom(const struct cmd_def *def, uint32_t argc, const struct resp_arg *argv) {
+    if (def->flags & CMD_DENYOOM) return true;
+    if (def->exec != cmd_shoal_exec && def->exec != cmd_shoal_execscript) return false;
+    bool deny = false;
+    struct cmd_multi_walk w = {NULL, cmd_multi__denyoom_cmd, &deny,
+                               def->exec == cmd_shoal_execscript};
+    (void)cmd_multi_walk(argc, argv, &w);
+    return deny;
+}
+
 /* ---- SHOAL.EXEC ---- */
 
 static void cmd_multi__hex(uint64_t v, char out[17]) { snprintf(out, 17, "%016llx", (unsigned long long)v); }

@@ -141,6 +141,7 @@ static void node__command_flags(const struct cmd_def *d, struct resp_out *out) {
     int n = 0;
     if (d->flags & CMD_WRITE) flags[n++] = "write";
     if (d->flags & CMD_READONLY) flags[n++] = "readonly";
+    if (d->flags & CMD_DENYOOM) flags[n++] = "denyoom";
     if (d->flags & CMD_BLOCKING) flags[n++] = "blocking";
     if (d->flags & CMD_FAST) flags[n++] = "fast";
     if (d->flags & CMD_NODE) flags[n++] = "loading";
@@ -355,6 +356,8 @@ static void node__config_set(struct node *n, uint32_t argc, const struct resp_ar
         shard_kv_config(n, s, &kc);
         kv_set_layout(s->kv, &kc);
     }
+    n->used_memory_ms = 0; /* a new maxmemory applies now, not at the next check */
+    memory_tick(n);
     resp_write_simple(out, "OK", 2);
 }
 

@@ -50,6 +50,7 @@ enum node_redis_param {
     NODE_REDIS_HLL_SPARSE_BYTES, /* hll-sparse-max-bytes: no effect (3000, fixed: cmd_hll.c) */
     NODE_REDIS_BUSY_REPLY_MS,    /* busy-reply-threshold, alias lua-time-limit (for scripts) */
     NODE_REDIS_MAXMEMORY_POLICY, /* noeviction only: shoal never evicts */
+    NODE_REDIS_MAXMEMORY,        /* bytes; past it writes that add data are refused (memory.c) */
     NODE_REDIS_APPENDONLY,       /* accepted, no effect: always durable (yes) */
     NODE_REDIS_APPENDFSYNC,      /* accepted, no effect: always */
     NODE_REDIS_SAVE,             /* accepted, no effect: "" */

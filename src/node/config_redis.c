@@ -58,6 +58,8 @@ static const struct node__redis_param node__redis[NODE_REDIS_COUNT] = {
     [NODE_REDIS_BUSY_REPLY_MS] = {"busy-reply-threshold", "lua-time-limit", REDIS_INT, 0,
                                   INT64_MAX, 5000},
     [NODE_REDIS_MAXMEMORY_POLICY] = {"maxmemory-policy", NULL, REDIS_POLICY, 0, 0, 0},
+    /* 0: no limit, Redis's default on 64-bit systems */
+    [NODE_REDIS_MAXMEMORY] = {"maxmemory", NULL, REDIS_MEM, 0, INT64_MAX, 0},
     [NODE_REDIS_APPENDONLY] = {"appendonly", NULL, REDIS_YESNO, 0, 0, 0},
     [NODE_REDIS_APPENDFSYNC] = {"appendfsync", NULL, REDIS_FSYNC, 0, 0, 0},
     [NODE_REDIS_SAVE] = {"save", NULL, REDIS_SAVE, 0, 0, 0},

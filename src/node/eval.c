@@ -154,6 +154,7 @@ void eval_run(struct shard *s, struct eval_job *j, uint8_t proto, struct resp_ou
         .clock_ctx = n,
         .key_here = eval__key_here,
         .key_ctx = &here,
+        .oom = node_oom(n, s->index),
     };
     int rc = j->mode & SCRIPT_MULTI ? script_exec_multi(e, &ctx, j->argc, j->argv, out, res)
                                     : script_eval(e, &ctx, j->mode, j->argc, j->argv, out, res);

@@ -203,6 +203,12 @@ static void info__persistence(struct node *n, struct info__buf *b) {
               (unsigned long long)(s->applied_bytes - s->snap_bytes_at));
 }
 
+static unsigned info__peers_oom(const struct node *n) {
+    unsigned k = 0;
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) k += n->peer_oom[i];
+    return k;
+}
+
 void node_info(struct node *n, const char *section, size_t len, struct resp_out *out) {
     struct info__buf b = {malloc(4096), 0, 4096};
     if (b.data == NULL) {
@@ -216,12 +222,19 @@ void node_info(struct node *n, const char *section, size_t len, struct resp_out 
                   n->n_clients, n->cfg.maxclients, n->n_blocked + n->n_waits);
     }
     if (info__want(section, len, "memory")) {
-        uint64_t used = 0;
-        for (uint32_t i = 0; i < n->n_local; i++) used += kv_memory_bytes(n->local[i]->kv);
+        n->used_memory_ms = 0; /* measured now (memory.c), as maxmemory sees it */
+        memory_tick(n);
+        uint64_t used = n->used_memory;
+        uint64_t max = (uint64_t)n->cfg.redis[NODE_REDIS_MAXMEMORY];
         info__add(&b, "# Memory\r\nused_memory:%llu\r\nused_memory_human:%.2fM\r\n"
-                      "used_memory_rss:%llu\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+                      "used_memory_rss:%llu\r\nmaxmemory:%llu\r\nmaxmemory_human:%.2fM\r\n"
+                      "maxmemory_policy:noeviction\r\nmem_not_counted_for_evict:%llu\r\n"
+                      "shoal_maxmemory_reached:%d\r\n"
+                      "shoal_maxmemory_reached_by_peers:%u\r\n\r\n",
                   (unsigned long long)used, (double)used / (1024.0 * 1024.0),
-                  (unsigned long long)info__rss_bytes());
+                  (unsigned long long)info__rss_bytes(), (unsigned long long)max,
+                  (double)max / (1024.0 * 1024.0), (unsigned long long)n->memory_not_counted,
+                  n->oom ? 1 : 0, info__peers_oom(n));
     }
     if (info__want(section, len, "persistence")) info__persistence(n, &b);
     if (info__want(section, len, "stats")) {

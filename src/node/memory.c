@@ -113,10 +113,45 @@ static void memory__measure(struct node *n, struct memory__figures *f) {
     memory__je_figures(f);
 }
 
+/* How often the used memory is measured against maxmemory (a jemalloc
+ * epoch merges its arenas' counters: a few microseconds). */
+#define MEMORY_CHECK_MS 100u
+
 void memory_tick(struct node *n) {
     uint64_t kv_bytes = 0; /* the keyspaces' part of the peak: O(replicas) */
     for (uint32_t i = 0; i < n->n_local; i++) kv_bytes += kv_memory_bytes(n->local[i]->kv);
     if (kv_bytes > n->memory_peak_bytes) n->memory_peak_bytes = kv_bytes;
+    uint64_t now = node_mono_ms(n);
+    if (n->used_memory_ms != 0 && now - n->used_memory_ms < MEMORY_CHECK_MS) return;
+    n->used_memory_ms = now;
+    /* Redis's used_memory: the allocator's allocated bytes (the keys, the
+     * Raft logs, buffers, everything); without jemalloc (the sanitized
+     * build) the keyspaces' own count */
+    struct memory__figures f = {0};
+    memory__je_figures(&f);
+    n->used_memory = f.je ? f.allocated : kv_bytes;
+    /* The Raft logs' entries are not counted against maxmemory, as Redis
+     * does not count its AOF and replica buffers (mem_not_counted_for_evict):
+     * snapshot-log-bytes bounds them, only a snapshot frees them, and a
+     * node past maxmemory must see its DELs bring it back under. */
+    uint64_t logs = 0;
+    if (f.je) {
+        for (uint32_t i = 0; i < n->n_local; i++) {
+            const struct shard *sh = n->local[i];
+            logs += sh->applied_bytes - sh->snap_bytes_at;
+        }
+        if (logs > n->used_memory) logs = n->used_memory;
+    }
+    n->memory_not_counted = logs;
+    uint64_t max = (uint64_t)n->cfg.redis[NODE_REDIS_MAXMEMORY];
+    bool oom = max > 0 && n->used_memory - logs > max;
+    if (oom == n->oom) return;
+    n->oom = oom;
+    node_log(n, "used memory %llu bytes is %s maxmemory %llu: writes that add data to the shards "
+                "it holds a replica of are %s",
+             (unsigned long long)n->used_memory, oom ? "past" : "back under",
+             (unsigned long long)max, oom ? "refused (OOM)" : "taken again");
+    peer_net_state(n);
 }
 
 static void memory__field(struct resp_out *out, const char *name, uint64_t v) {

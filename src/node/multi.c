@@ -87,6 +87,18 @@ static struct client_multi *multi__get(struct client *c) {
 
 static void multi__reply(struct client *c, const char *s) { client_reply_now(c, s, strlen(s)); }
 
+/* Refused at queueing for maxmemory: any command while this node (which
+ * holds the queue) is past it, as Redis refuses every queued command then;
+ * else one that adds data to a shard past it (node_oom). */
+static bool multi__oom(const struct node *n, const struct cmd_def *def, uint32_t argc,
+                       const struct resp_arg *argv) {
+    if (n->oom) return true;
+    if (!cmd_denies_oom(def, argc, argv) || def->first_key <= 0) return false;
+    struct node_keys_place place;
+    node_cluster_keys_place(n, def, argc, argv, &place);
+    return node_oom(n, place.shard);
+}
+
 /* A command sent between MULTI and EXEC: queued, or refused (flags it). */
 static void multi__queue(struct client *c, struct client_multi *m, uint32_t argc,
                          const struct resp_arg *argv) {
@@ -105,6 +117,8 @@ static void multi__queue(struct client *c, struct client_multi *m, uint32_t argc
     } else if (def->first_key <= 0 && def->exec != NULL && n->map.n_shards > 1) {
         resp_write_errorf(&out, "ERR '%s' needs every shard and cannot run inside MULTI "
                                 "when there are several (shards %u)", def->name, n->map.n_shards);
+    } else if (multi__oom(n, def, argc, argv)) {
+        resp_write_errorf(&out, "%s", NODE_OOM_ERROR); /* as Redis, at queueing: EXEC aborts */
     } else if (m->n_cmds >= NODE_MULTI_COMMANDS_MAX) {
         resp_write_errorf(&out, "ERR a transaction holds at most %u commands",
                           NODE_MULTI_COMMANDS_MAX);

@@ -36,6 +36,21 @@ bool node_leads_any(const struct node *n) {
     return false;
 }
 
+bool node_oom(const struct node *n, uint32_t k) {
+    if (n->oom) return true;
+    if (k >= n->map.n_shards) return false;
+    const struct map_shard *ms = &n->map.shards[k];
+    for (uint8_t i = 0; i < ms->n_replicas; i++) {
+        const struct node_member *m = node_config_member(&n->cfg, ms->replicas[i]);
+#ifndef CANARY_OOM_LOCAL_ONLY /* deliberate bug: the other replicas' nodes are not asked */
+        if (m != NULL && n->peer_oom[m - n->cfg.members]) return true;
+#else
+        (void)m;
+#endif
+    }
+    return false;
+}
+
 struct shard *node_shard_of_group(const struct node *n, uint64_t group) {
     if (group == 0) return n->meta;
     int32_t k = map_shard_of_group(&n->map, group);

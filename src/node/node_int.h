@@ -434,6 +434,15 @@ struct node {
     uint32_t n_waits;        /* clients in WAIT (wait.c) */
     struct client_wait *waits; /* their list: wait_check walks these, not every client */
     uint64_t memory_peak_bytes; /* MEMORY STATS's peak.allocated (memory.c) */
+    /* maxmemory (memory.c): this node's used memory as last measured, and
+     * whether it is past maxmemory; the nodes that said they are past
+     * theirs (PEER_FRAME_STATE, by member index; cleared when their link
+     * closes or says HELLO again). A leader refuses writes that add data
+     * when any node holding a replica of the shard is past (node_oom). */
+    uint64_t used_memory, used_memory_ms;
+    uint64_t memory_not_counted; /* of used_memory, the Raft logs' entries */
+    bool oom;
+    bool peer_oom[NODE_PEERS_MAX];
     uint64_t next_client_id;
     struct node_stats stats;
     uint64_t start_ms;
@@ -586,6 +595,11 @@ struct resp_arg *node_argv_copy(uint32_t argc, const struct resp_arg *argv);
 struct shard *node_shard_of_group(const struct node *n, uint64_t group);
 bool shard_is_leader(const struct shard *s);
 bool node_leads_any(const struct node *n); /* leads at least one of its groups */
+/* Whether a write that adds data to shard k (its index in the map) must be
+ * refused: this node, or a node holding a replica of the shard, is past
+ * its maxmemory (docs/node.md, "maxmemory"). */
+bool node_oom(const struct node *n, uint32_t k);
+#define NODE_OOM_ERROR "OOM command not allowed when used memory > 'maxmemory'."
 /* Puts a replica on node.awake (pumped and ticked) and wakes the loop;
  * with raft_too its Raft is woken at the next pump (raft_wake). Anything
  * queued for a replica wakes it: peer messages (shard_step), commands. */
@@ -750,6 +764,8 @@ bool peer_net_beat(struct node *n, uint64_t to);
 void peer_net_send(struct node *n, uint64_t group, const struct raft_msg *m);
 void peer_net_flush(struct node *n);
 void peer_net_map(struct node *n, uint64_t to, const struct peer_map_msg *m);
+/* A PEER_FRAME_STATE (n->oom) to every connected peer, written now. */
+void peer_net_state(struct node *n);
 /* The cluster id peers exchange: the configured one, mixed with the shard
  * layout when there is more than one shard, so that nodes configured with
  * different layouts refuse each other. */

@@ -96,6 +96,16 @@ int peer_encode_beat(struct peer_buf *out) {
     return 0;
 }
 
+int peer_encode_state(struct peer_buf *out, uint8_t flags) {
+    assert((flags & ~PEER_STATE_FLAGS) == 0);
+    if (peer__reserve(out, PEER_FRAME_HEADER_BYTES + 1) != 0) return RAFT_ENOMEM;
+    uint8_t *frame = out->data + out->len;
+    frame[PEER_FRAME_HEADER_BYTES] = flags;
+    peer__seal(frame, PEER_FRAME_STATE, 1);
+    out->len += PEER_FRAME_HEADER_BYTES + 1;
+    return 0;
+}
+
 int peer_encode_map(struct peer_buf *out, const struct peer_map_msg *m) {
     if (m->map_len > PEER_MAP_BYTES_MAX) return RAFT_ETOOBIG;
     assert(m->map_len == 0 || m->map != NULL);
@@ -358,6 +368,11 @@ enum peer_parse_result peer_decode(const uint8_t *buf, size_t len, size_t *consu
         rc = peer__decode_map(&r, f, why, why_cap);
     } else if (type == PEER_FRAME_BEAT) {
         rc = payload_len == 0 ? PEER_OK : peer__fail(why, why_cap, "bad beat");
+    } else if (type == PEER_FRAME_STATE) {
+        f->state = (uint8_t)peer__get(&r, 1);
+        rc = r.short_read || r.p != r.end || (f->state & ~PEER_STATE_FLAGS)
+                 ? peer__fail(why, why_cap, "bad state")
+                 : PEER_OK;
     } else {
         rc = peer__fail(why, why_cap, "unknown frame type");
     }

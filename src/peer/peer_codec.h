@@ -39,6 +39,11 @@
  *                     asked; map_len 0: "same", nothing newer).
  *                     map_len <= PEER_MAP_BYTES_MAX and is exactly the
  *                     rest of the frame
+ *   PEER_FRAME_STATE  the sender's node state, sent when it changes and
+ *                     after each HELLO while not 0: u8 flags (bit 0: its memory is past
+ *                     maxmemory, so the leaders of the shards it holds a
+ *                     replica of refuse writes that add data; docs/node.md,
+ *                     "maxmemory"). Other bits must be 0
  *
  * All integers little-endian. A decoder that meets a newer version refuses
  * the frame (a rolling upgrade adds a version it can read first). */
@@ -74,7 +79,11 @@ enum peer_frame_type {
     PEER_FRAME_PUBLISH = 4,
     PEER_FRAME_MAP_PULL = 5,
     PEER_FRAME_MAP = 6,
+    PEER_FRAME_STATE = 7,
 };
+
+#define PEER_STATE_OOM 1u /* PEER_FRAME_STATE: past maxmemory */
+#define PEER_STATE_FLAGS PEER_STATE_OOM
 
 /* A MAP_PULL (pull: only epoch) or a MAP frame's fields. */
 struct peer_map_msg {
@@ -112,6 +121,7 @@ struct peer_frame {
     uint32_t channel_len, message_len;
     struct raft_msg msg; /* RAFT */
     struct peer_map_msg map; /* MAP_PULL, MAP */
+    uint8_t state;           /* STATE: PEER_STATE_* flags */
 };
 void peer_frame_release(struct peer_frame *f);
 
@@ -122,6 +132,7 @@ int peer_encode_hello(struct peer_buf *out, uint64_t cluster_id, uint64_t node_i
 int peer_encode_raft(struct peer_buf *out, uint64_t group, const struct raft_msg *msg)
     __attribute__((warn_unused_result));
 int peer_encode_beat(struct peer_buf *out) __attribute__((warn_unused_result));
+int peer_encode_state(struct peer_buf *out, uint8_t flags) __attribute__((warn_unused_result));
 /* A MAP_PULL (m->pull) or a MAP frame; RAFT_ETOOBIG if m->map_len exceeds
  * PEER_MAP_BYTES_MAX. */
 int peer_encode_map(struct peer_buf *out, const struct peer_map_msg *m)

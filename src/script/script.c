@@ -544,6 +544,9 @@ static const char *script__command(struct script_engine *e, uint32_t argc,
     bool write = (def->flags & CMD_WRITE) != 0;
     if (write && def->first_key <= 0) return "This Redis command is not allowed from script";
     if (write && e->ro) return "Write commands are not allowed from read-only scripts.";
+    if (write && e->ctx->oom && (def->flags & CMD_DENYOOM) && e->n_writes == 0) {
+        return "-OOM command not allowed when used memory > 'maxmemory'.";
+    }
     if (def->first_key <= 0) e->keyspace_read = true;
     struct script__keys_check kc = {.e = e, .write = write};
     cmd_keys(def, argc, argv, script__key_cb, &kc);

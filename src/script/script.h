@@ -76,6 +76,10 @@ struct script_ctx {
     /* whether key may be touched here (its shard); NULL: every key */
     bool (*key_here)(void *ctx, const struct resp_arg *key);
     void *key_ctx;
+    /* past maxmemory when the run starts: a command that adds data
+     * (CMD_DENYOOM) is refused until the script's first write, after which
+     * it cannot stop halfway (Redis's script_oom) */
+    bool oom;
 };
 
 enum script_mode {

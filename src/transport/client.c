@@ -332,6 +332,17 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
     } else if (route_refuses(route)) {
         route_refusal(n, route, def, forced, target, slot, into ? 0u : n->cfg.leader_wait_ms,
                       &out);
+    } else if (route == ROUTE_LOCAL && cmd_denies_oom(def, argc, argv) &&
+               node_oom(n, shard->index)) {
+        /* this node, or another replica's, is past its maxmemory: a
+         * command that adds data is refused before it is proposed, as
+         * Redis's denyoom; an EXEC as Redis aborts one */
+        if (strncmp(def->name, "shoal.exec", 10) == 0) {
+            resp_write_errorf(&out, "EXECABORT Transaction discarded because of: %s",
+                              NODE_OOM_ERROR);
+        } else {
+            resp_write_errorf(&out, "%s", NODE_OOM_ERROR);
+        }
     } else {
         struct slot *s = into != NULL ? into : client__slot(c);
         if (s == NULL) {

@@ -137,7 +137,11 @@ static void peer__connected_cb(uv_connect_t *req, int status) {
         return;
     }
     struct peer_buf hello = {0};
-    if (peer_encode_hello(&hello, node_peer_cluster_id(p->node), p->node->cfg.id) == 0) {
+    /* the HELLO, and this node's state when it is not the default (the
+     * other side forgets a link's state when it ends or says HELLO again;
+     * a node built before the frame existed would drop the link) */
+    if (peer_encode_hello(&hello, node_peer_cluster_id(p->node), p->node->cfg.id) == 0 &&
+        (!p->node->oom || peer_encode_state(&hello, PEER_STATE_OOM) == 0)) {
         peer__write(p, hello.data, hello.len);
     }
     peer_buf_free(&hello);
@@ -208,6 +212,19 @@ void peer_publish(struct node *n, bool sharded, const char *ch, size_t ch_len, c
             p->dropped++;
         }
     }
+}
+
+void peer_net_state(struct node *n) {
+    for (uint32_t i = 0; i < n->cfg.n_members; i++) {
+        struct peer *p = &n->peers[i];
+        if (p->member == NULL || !p->connected) continue; /* sent after the next HELLO */
+        if (peer_encode_state(&p->pending, n->oom ? PEER_STATE_OOM : 0) != 0) {
+            p->dropped++;
+            continue;
+        }
+        p->sent_since_beat = true;
+    }
+    peer_net_flush(n);
 }
 
 bool peer_net_beat(struct node *n, uint64_t to) {
@@ -300,6 +317,7 @@ static bool peer__consume(struct peer_conn *c) {
             }
             c->from = f.node_id;
             peer__close_older(c);
+            n->peer_oom[node_config_member(&n->cfg, c->from) - n->cfg.members] = false;
             /* a link that is beaten rarely or never is alive from here on:
              * a node that restarted is routed to again (link_closed) */
             node_core_heard(n, c->from);
@@ -308,6 +326,15 @@ static bool peer__consume(struct peer_conn *c) {
             return false;
         } else if (f.type == PEER_FRAME_BEAT) {
             node_core_heard(n, c->from);
+        } else if (f.type == PEER_FRAME_STATE) {
+            node_core_heard(n, c->from);
+            bool oom = (f.state & PEER_STATE_OOM) != 0;
+            size_t i = (size_t)(node_config_member(&n->cfg, c->from) - n->cfg.members);
+            if (oom != n->peer_oom[i]) {
+                node_log(n, "node %llu says its memory is %s its maxmemory",
+                         (unsigned long long)c->from, oom ? "past" : "back under");
+            }
+            n->peer_oom[i] = oom;
         } else if (f.type == PEER_FRAME_MAP_PULL || f.type == PEER_FRAME_MAP) {
             node_core_heard(n, c->from);
             meta_map_frame(n, c->from, &f.map);
@@ -350,6 +377,7 @@ static void peer__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
         const struct node_member *m = node_config_member(&c->node->cfg, c->from);
         if (m != NULL && !peer__newer_conn(c)) {
             c->node->link_closed[m - c->node->cfg.members] = true;
+            c->node->peer_oom[m - c->node->cfg.members] = false; /* said again after HELLO */
         }
         peer__conn_close(c);
         return;

@@ -267,6 +267,35 @@ TEST(beat_round_trips_and_a_beat_with_a_payload_is_refused) {
     peer_buf_free(&out);
 }
 
+/* The node state (maxmemory, docs/node.md): both flag values round-trip;
+ * no payload, a longer one and an unknown flag bit are refused. */
+TEST(state_round_trips_and_bad_payloads_are_refused) {
+    struct peer_buf out = {0};
+    CHECK(peer_encode_state(&out, PEER_STATE_OOM) == 0);
+    CHECK(peer_encode_state(&out, 0) == 0);
+    CHECK_EQ_U64(out.len, 2 * (PEER_FRAME_HEADER_BYTES + 1));
+    struct peer_frame f;
+    size_t used = 0, at = 0;
+    char why[128];
+    for (int i = 0; i < 2; i++) {
+        CHECK(peer_decode(out.data + at, out.len - at, &used, &f, why, sizeof(why)) == PEER_OK);
+        CHECK_EQ_U64(f.type, PEER_FRAME_STATE);
+        CHECK_EQ_U64(f.state, i == 0 ? PEER_STATE_OOM : 0);
+        peer_frame_release(&f);
+        at += used;
+    }
+    uint8_t frame[64];
+    uint8_t payload[2] = {1, 0};
+    size_t flen = forge(frame, PEER_FRAME_STATE, payload, 0);
+    CHECK(peer_decode(frame, flen, &used, &f, why, sizeof(why)) == PEER_EPROTO);
+    flen = forge(frame, PEER_FRAME_STATE, payload, 2);
+    CHECK(peer_decode(frame, flen, &used, &f, why, sizeof(why)) == PEER_EPROTO);
+    payload[0] = 2;
+    flen = forge(frame, PEER_FRAME_STATE, payload, 1);
+    CHECK(peer_decode(frame, flen, &used, &f, why, sizeof(why)) == PEER_EPROTO);
+    peer_buf_free(&out);
+}
+
 /* The map pull (docs/cluster.md, "Pull by version"): a pull and the two
  * answers round-trip; a map length over PEER_MAP_BYTES_MAX, one that does
  * not end the frame exactly, a pull with bytes after its epoch and every
@@ -338,6 +367,7 @@ TEST(map_pull_frames_round_trip_and_bad_lengths_are_refused) {
 int main(void) {
     static const struct test_case cases[] = {
         TEST_ENTRY(beat_round_trips_and_a_beat_with_a_payload_is_refused),
+        TEST_ENTRY(state_round_trips_and_bad_payloads_are_refused),
         TEST_ENTRY(random_messages_round_trip_in_one_stream),
         TEST_ENTRY(every_prefix_needs_more_and_every_bit_flip_is_refused),
         TEST_ENTRY(hostile_lengths_are_refused_before_buffering),
