@@ -203,12 +203,6 @@ static void info__persistence(struct node *n, struct info__buf *b) {
               (unsigned long long)(s->applied_bytes - s->snap_bytes_at));
 }
 
-static unsigned info__peers_oom(const struct node *n) {
-    unsigned k = 0;
-    for (uint32_t i = 0; i < n->cfg.n_members; i++) k += n->peer_oom[i];
-    return k;
-}
-
 void node_info(struct node *n, const char *section, size_t len, struct resp_out *out) {
     struct info__buf b = {malloc(4096), 0, 4096};
     if (b.data == NULL) {
@@ -234,7 +228,7 @@ void node_info(struct node *n, const char *section, size_t len, struct resp_out 
                   (unsigned long long)used, (double)used / (1024.0 * 1024.0),
                   (unsigned long long)info__rss_bytes(), (unsigned long long)max,
                   (double)max / (1024.0 * 1024.0), (unsigned long long)n->memory_not_counted,
-                  n->oom ? 1 : 0, info__peers_oom(n));
+                  n->oom ? 1 : 0, n->n_peer_oom);
     }
     if (info__want(section, len, "persistence")) info__persistence(n, &b);
     if (info__want(section, len, "stats")) {

@@ -144,13 +144,18 @@ void memory_tick(struct node *n) {
     }
     n->memory_not_counted = logs;
     uint64_t max = (uint64_t)n->cfg.redis[NODE_REDIS_MAXMEMORY];
-    bool oom = max > 0 && n->used_memory - logs > max;
+    /* back under at 1/64 below the limit: a node that writes up to its
+     * limit would otherwise flip (a log line and a frame to every peer)
+     * at every check */
+    uint64_t counted = n->used_memory - logs;
+    bool oom = max > 0 && counted > (n->oom ? max - max / 64 : max);
     if (oom == n->oom) return;
     n->oom = oom;
-    node_log(n, "used memory %llu bytes is %s maxmemory %llu: writes that add data to the shards "
-                "it holds a replica of are %s",
-             (unsigned long long)n->used_memory, oom ? "past" : "back under",
-             (unsigned long long)max, oom ? "refused (OOM)" : "taken again");
+    node_log(n, "used memory %llu bytes (and %llu of Raft logs, not counted) is %s maxmemory "
+                "%llu: writes that add data to the shards it holds a replica of are %s",
+             (unsigned long long)counted, (unsigned long long)logs,
+             oom ? "past" : "back under", (unsigned long long)max,
+             oom ? "refused (OOM)" : "taken again");
     peer_net_state(n);
 }
 

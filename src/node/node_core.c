@@ -36,9 +36,18 @@ bool node_leads_any(const struct node *n) {
     return false;
 }
 
+void node_peer_oom(struct node *n, uint32_t i, bool oom) {
+    assert(i < NODE_PEERS_MAX);
+    if (n->peer_oom[i] == oom) return;
+    n->peer_oom[i] = oom;
+    if (oom) n->n_peer_oom++;
+    else n->n_peer_oom--;
+}
+
 bool node_oom(const struct node *n, uint32_t k) {
     if (n->oom) return true;
-    if (k >= n->map.n_shards) return false;
+    /* every write that adds data asks: no walk while no peer is past */
+    if (n->n_peer_oom == 0 || k >= n->map.n_shards) return false;
     const struct map_shard *ms = &n->map.shards[k];
     for (uint8_t i = 0; i < ms->n_replicas; i++) {
         const struct node_member *m = node_config_member(&n->cfg, ms->replicas[i]);

@@ -443,6 +443,7 @@ struct node {
     uint64_t memory_not_counted; /* of used_memory, the Raft logs' entries */
     bool oom;
     bool peer_oom[NODE_PEERS_MAX];
+    uint32_t n_peer_oom; /* of them, those true (node_peer_oom keeps it) */
     uint64_t next_client_id;
     struct node_stats stats;
     uint64_t start_ms;
@@ -599,6 +600,8 @@ bool node_leads_any(const struct node *n); /* leads at least one of its groups *
  * refused: this node, or a node holding a replica of the shard, is past
  * its maxmemory (docs/node.md, "maxmemory"). */
 bool node_oom(const struct node *n, uint32_t k);
+/* Sets member i's state as its PEER_FRAME_STATE says (false: forgotten). */
+void node_peer_oom(struct node *n, uint32_t i, bool oom);
 #define NODE_OOM_ERROR "OOM command not allowed when used memory > 'maxmemory'."
 /* Puts a replica on node.awake (pumped and ticked) and wakes the loop;
  * with raft_too its Raft is woken at the next pump (raft_wake). Anything

@@ -317,7 +317,8 @@ static bool peer__consume(struct peer_conn *c) {
             }
             c->from = f.node_id;
             peer__close_older(c);
-            n->peer_oom[node_config_member(&n->cfg, c->from) - n->cfg.members] = false;
+            node_peer_oom(n, (uint32_t)(node_config_member(&n->cfg, c->from) - n->cfg.members),
+                          false);
             /* a link that is beaten rarely or never is alive from here on:
              * a node that restarted is routed to again (link_closed) */
             node_core_heard(n, c->from);
@@ -334,7 +335,7 @@ static bool peer__consume(struct peer_conn *c) {
                 node_log(n, "node %llu says its memory is %s its maxmemory",
                          (unsigned long long)c->from, oom ? "past" : "back under");
             }
-            n->peer_oom[i] = oom;
+            node_peer_oom(n, (uint32_t)i, oom);
         } else if (f.type == PEER_FRAME_MAP_PULL || f.type == PEER_FRAME_MAP) {
             node_core_heard(n, c->from);
             meta_map_frame(n, c->from, &f.map);
@@ -377,7 +378,8 @@ static void peer__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
         const struct node_member *m = node_config_member(&c->node->cfg, c->from);
         if (m != NULL && !peer__newer_conn(c)) {
             c->node->link_closed[m - c->node->cfg.members] = true;
-            c->node->peer_oom[m - c->node->cfg.members] = false; /* said again after HELLO */
+            /* said again after its next HELLO */
+            node_peer_oom(c->node, (uint32_t)(m - c->node->cfg.members), false);
         }
         peer__conn_close(c);
         return;
