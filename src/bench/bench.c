@@ -34,6 +34,7 @@ static void bench__usage(FILE *out) {
             "  --key-bytes N          key length (default 16); -d, --value-bytes N (64)\n"
             "  --serializable         etcd: serializable ranges (default linearizable)\n"
             "  --seed N               random seed (default 1; printed)\n"
+            "  -a, --password PASS    AUTH with PASS on every connection (requirepass)\n"
             "  --label NAME           a name for the JSON line\n"
             "  --json                 print only the JSON line\n"
             "Latency is per request, from the write of its batch to its reply.\n");
@@ -129,6 +130,9 @@ static int bench__flag(struct bench_opts *o, const char *f, const char *v) {
         o->value_bytes = (unsigned)n;
     } else if (!strcmp(f, "--seed")) {
         bad = bench__u64(v, 0, UINT64_MAX, &o->seed);
+    } else if (!strcmp(f, "-a") || !strcmp(f, "--password")) {
+        bad = strlen(v) >= sizeof(o->password) || v[0] == '\0' ? -1 : 0;
+        if (!bad) snprintf(o->password, sizeof(o->password), "%s", v);
     } else if (!strcmp(f, "--label")) {
         bad = strlen(v) >= sizeof(o->label) || strpbrk(v, "\"\\") ? -1 : 0;
         if (!bad) snprintf(o->label, sizeof(o->label), "%s", v);
@@ -169,6 +173,10 @@ static int bench__parse(struct bench_opts *o, int argc, char **argv) {
     }
     if (o->mode == BENCH_MODE_ETCD && o->pipeline != 1) {
         fprintf(stderr, "shoal bench: etcd mode has no pipelining: use -c for concurrency\n");
+        return 2;
+    }
+    if (o->mode == BENCH_MODE_ETCD && o->password[0] != '\0') {
+        fprintf(stderr, "shoal bench: -a is for the Redis protocol (AUTH), not etcd mode\n");
         return 2;
     }
     if (o->threads > o->conns) o->threads = o->conns;
@@ -222,11 +230,11 @@ static int bench__slot_range(const char *buf, size_t len, struct bench_map *map)
     return 0;
 }
 
-int bench_cluster_slots(const struct bench_node *node, struct bench_map *map, char *error,
-                        size_t cap) {
+int bench_cluster_slots(const struct bench_node *node, const char *password,
+                        struct bench_map *map, char *error, size_t cap) {
     memset(map, 0, sizeof(*map));
     memset(map->slot_node, BENCH_NODE_NONE, sizeof(map->slot_node));
-    int fd = bench_connect(node, false, error, cap);
+    int fd = bench_connect(node, false, password, error, cap);
     if (fd < 0) return -1;
     static const char req[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
     size_t rcap = 1 << 16, rlen = 0;
@@ -429,7 +437,7 @@ int bench_main(int argc, char **argv) {
     if (code >= 0) return code;
     if (opts.mode == BENCH_MODE_CLUSTER) {
         char error[BENCH_ERROR_BYTES];
-        if (bench_cluster_slots(&opts.targets[0], &map, error, sizeof(error)) != 0) {
+        if (bench_cluster_slots(&opts.targets[0], opts.password, &map, error, sizeof(error)) != 0) {
             fprintf(stderr, "shoal bench: %s\n", error);
             return 1;
         }

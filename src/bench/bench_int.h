@@ -20,6 +20,7 @@
 #define BENCH_VALUE_BYTES_MAX (1u << 20)
 #define BENCH_HOST_BYTES 256
 #define BENCH_LABEL_BYTES 64
+#define BENCH_PASSWORD_BYTES 257 /* a node's requirepass is at most 256 bytes */
 #define BENCH_ERROR_BYTES 512
 #define BENCH_READ_BYTES (64u << 10)      /* a connection's first read buffer */
 #define BENCH_READ_BYTES_MAX (64u << 20)  /* one reply may not exceed this */
@@ -54,6 +55,7 @@ struct bench_opts {
     bool json_only;
     uint64_t seed;
     char label[BENCH_LABEL_BYTES];
+    char password[BENCH_PASSWORD_BYTES]; /* -a: AUTH on every connection ("": none) */
 };
 
 /* Redis Cluster routing: which node serves each slot. Each thread keeps its
@@ -126,11 +128,14 @@ struct bench_thread {
 };
 
 uint64_t bench_now_ns(void);
-/* A blocking TCP connection to a node (TCP_NODELAY); -1 with error set. */
-int bench_connect(const struct bench_node *node, bool nonblocking, char *error, size_t cap);
+/* A TCP connection to a node (TCP_NODELAY), authenticated with `password`
+ * first unless it is empty (AUTH, answered before the socket is made
+ * non-blocking); -1 with error set. */
+int bench_connect(const struct bench_node *node, bool nonblocking, const char *password,
+                  char *error, size_t cap);
 /* Asks node for CLUSTER SLOTS and fills map (blocking). 0 or -1 with error. */
-int bench_cluster_slots(const struct bench_node *node, struct bench_map *map, char *error,
-                        size_t cap);
+int bench_cluster_slots(const struct bench_node *node, const char *password,
+                        struct bench_map *map, char *error, size_t cap);
 /* Resolves host:port into node (numeric or by name). 0 or -1. */
 int bench_node_set(struct bench_node *node, const char *host, size_t host_len, unsigned port);
 

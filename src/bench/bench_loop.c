@@ -55,7 +55,34 @@ int bench_node_set(struct bench_node *node, const char *host, size_t host_len, u
     return 0;
 }
 
-int bench_connect(const struct bench_node *node, bool nonblocking, char *error, size_t cap) {
+/* AUTH password on a blocking socket: 0 once it answered +OK. */
+static int bench__auth(int fd, const struct bench_node *node, const char *password, char *error,
+                       size_t cap) {
+    char req[BENCH_PASSWORD_BYTES + 64];
+    size_t len = strlen(password);
+    int n = snprintf(req, sizeof(req), "*2\r\n$4\r\nAUTH\r\n$%zu\r\n", len);
+    assert(n > 0 && (size_t)n + len + 2 <= sizeof(req));
+    memcpy(req + n, password, len);
+    memcpy(req + n + len, "\r\n", 2);
+    char reply[256];
+    size_t got = 0;
+    if (write(fd, req, (size_t)n + len + 2) == (ssize_t)((size_t)n + len + 2)) {
+        while (got < sizeof(reply) - 1 && (got < 2 || memcmp(reply + got - 2, "\r\n", 2) != 0)) {
+            ssize_t r = read(fd, reply + got, 1); /* one line, once per connection */
+            if (r <= 0) break;
+            got += (size_t)r;
+        }
+    }
+    reply[got] = '\0';
+    if (got >= 5 && memcmp(reply, "+OK\r\n", 5) == 0) return 0;
+    reply[strcspn(reply, "\r\n")] = '\0';
+    snprintf(error, cap, "AUTH on %s:%u: %s", node->host, node->port,
+             got > 0 ? reply + (reply[0] == '-') : "no answer");
+    return -1;
+}
+
+int bench_connect(const struct bench_node *node, bool nonblocking, const char *password,
+                  char *error, size_t cap) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(error, cap, "socket: %s", strerror(errno));
@@ -68,6 +95,10 @@ int bench_connect(const struct bench_node *node, bool nonblocking, char *error, 
     }
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (password[0] != '\0' && bench__auth(fd, node, password, error, cap) != 0) {
+        close(fd);
+        return -1;
+    }
     if (nonblocking) (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     return fd;
 }
@@ -76,7 +107,7 @@ static int bench__conn_open(struct bench_thread *t, struct bench_conn *c, unsign
     const struct bench_node *n = t->opts->mode == BENCH_MODE_CLUSTER ? &t->map.nodes[node]
                                                                       : &t->opts->targets[node];
     char error[BENCH_ERROR_BYTES];
-    c->fd = bench_connect(n, true, error, sizeof(error));
+    c->fd = bench_connect(n, true, t->opts->password, error, sizeof(error));
     if (c->fd < 0) {
         bench__fail(t, error, "");
         return -1;
@@ -320,7 +351,7 @@ static int bench__moved(struct bench_client *cl, const struct bench_reply *e,
         char error[BENCH_ERROR_BYTES];
         if (bench_node_set(&n, host, strlen(host), port) == 0) {
             struct bench_map fresh;
-            if (bench_cluster_slots(&n, &fresh, error, sizeof(error)) == 0) {
+            if (bench_cluster_slots(&n, t->opts->password, &fresh, error, sizeof(error)) == 0) {
                 /* keep node indexes stable: connections are indexed by them */
                 for (unsigned s = 0; s < BENCH_SLOTS; s++) {
                     unsigned fi = fresh.slot_node[s];

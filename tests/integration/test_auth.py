@@ -22,7 +22,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from conftest import Cluster, read_until_pause, run_redis_server
+from conftest import BIN, Cluster, read_until_pause, run_redis_server
 from test_sharding import wait_spread
 
 PASS = "s3cret pass"  # a space: passed as one argument everywhere
@@ -154,6 +154,17 @@ def test_authenticated_clients_work_through_every_node(protected):
                             "-t", "set", "-n", "2000", "-q"], capture_output=True, text=True,
                            timeout=120)
     assert bench.returncode == 0 and "SET:" in bench.stdout, bench
+    # shoal's own load generator, plain and in cluster mode
+    for mode in ("resp", "cluster"):
+        ours = subprocess.run([BIN, "bench", "--mode", mode, "--targets",
+                               "127.0.0.1:%d" % c.ports[2], "-a", PASS, "-n", "2000", "-c", "4",
+                               "-P", "4", "--json"], capture_output=True, text=True, timeout=120)
+        assert ours.returncode == 0 and '"errors":0' in ours.stdout, ours
+    for extra, said in (([], "NOAUTH"), (["-a", "wrong"], "WRONGPASS")):
+        ours = subprocess.run([BIN, "bench", "--targets", "127.0.0.1:%d" % c.ports[1],
+                               "-n", "100"] + extra, capture_output=True, text=True, timeout=60)
+        assert ours.returncode != 0 or '"errors":0' not in ours.stdout, ours
+        assert said in ours.stdout + ours.stderr, ours
 
 
 def test_a_node_with_another_password_says_so(protected):
