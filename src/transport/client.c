@@ -384,9 +384,15 @@ static bool client__run_function(struct client *c, uint32_t argc, const struct r
                                  struct slot *into) {
     struct resp_out out;
     resp_out_init(&out, c->proto, NODE_SLOT_BYTES_MAX, NULL);
-    struct eval_function f;
+    struct eval_function f = {0};
     bool ran = true;
-    if (eval_function_prepare(c->node, argc, argv, &f, &out)) {
+    /* LOAD and RESTORE add data to every shard (Redis's denyoom): refused
+     * while this node or any peer is past its maxmemory */
+    bool adds = argc >= 2 && ((argv[1].len == 4 && strncasecmp(argv[1].data, "load", 4) == 0) ||
+                              (argv[1].len == 7 && strncasecmp(argv[1].data, "restore", 7) == 0));
+    bool oom = adds && (c->node->oom || c->node->n_peer_oom > 0);
+    if (oom) resp_write_errorf(&out, "%s", NODE_OOM_ERROR); /* answered as the errors below */
+    if (!oom && eval_function_prepare(c->node, argc, argv, &f, &out)) {
 #ifdef CANARY_FUNCTION_LOCAL_ONLY
         /* deliberate bug: the libraries change on this node's replicas
          * only, not through the log (test_functions.py must catch it) */

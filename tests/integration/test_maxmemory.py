@@ -68,6 +68,9 @@ def _story(port):
     out.append(("eval pcall", _err(lambda: r.eval(
         "local e = redis.pcall('SET', KEYS[1], 'x'); return e['err']", 1, "e"))))
     out.append(("eval read", _err(lambda: r.eval("return redis.call('EXISTS', KEYS[1])", 1, "e"))))
+    out.append(("function load", _err(lambda: r.execute_command(
+        "FUNCTION", "LOAD", "#!lua name=oomlib\nredis.register_function('f', function() return 1 end)"))))
+    out.append(("function flush", _err(lambda: r.execute_command("FUNCTION", "FLUSH"))))
     out.append(("config back", r.config_set("maxmemory", 0)))
     out.append(("set again", _err(lambda: r.set("k", "v"))))
     out.append(("config units", r.config_set("maxmemory", "100mb"), r.config_get("maxmemory")))
