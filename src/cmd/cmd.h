@@ -235,6 +235,8 @@ bool cmd_function_args_ok(uint32_t argc, const struct resp_arg *argv, struct res
 /* Whether it is LOAD, DELETE, FLUSH or RESTORE (the node makes those a
  * SHOAL.FUNCTION entry). */
 bool cmd_function_is_write(uint32_t argc, const struct resp_arg *argv);
+/* Of those, LOAD and RESTORE add a library (Redis's denyoom ones). */
+bool cmd_function_adds(uint32_t argc, const struct resp_arg *argv);
 /* A FUNCTION DUMP payload's block of libraries (version, checksum and
  * every record checked): true and *block, or false. */
 bool cmd_function_payload(const uint8_t *p, size_t len, const uint8_t **block,

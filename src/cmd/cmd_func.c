@@ -248,6 +248,10 @@ bool cmd_function_is_write(uint32_t argc, const struct resp_arg *argv) {
                          cmd__fis(&argv[1], "flush") || cmd__fis(&argv[1], "restore"));
 }
 
+bool cmd_function_adds(uint32_t argc, const struct resp_arg *argv) {
+    return argc >= 2 && (cmd__fis(&argv[1], "load") || cmd__fis(&argv[1], "restore"));
+}
+
 /* FUNCTION: the reads. The writes reach the keyspace as SHOAL.FUNCTION
  * (the node rewrites them: cmd_function_is_write). */
 CMD_FN(cmd_function) {

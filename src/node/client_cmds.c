@@ -356,8 +356,7 @@ static void node__config_set(struct node *n, uint32_t argc, const struct resp_ar
         shard_kv_config(n, s, &kc);
         kv_set_layout(s->kv, &kc);
     }
-    n->used_memory_ms = 0; /* a new maxmemory applies now, not at the next check */
-    memory_tick(n);
+    memory_measure_now(n); /* a new maxmemory applies now, not at the next check */
     resp_write_simple(out, "OK", 2);
 }
 

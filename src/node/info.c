@@ -200,7 +200,7 @@ static void info__persistence(struct node *n, struct info__buf *b) {
               (unsigned long long)s->snap_failures, (unsigned long long)s->snap_failures_row,
               s->snap_error, (unsigned long long)s->snap_installs,
               (unsigned long long)(s->applied - s->snapshot_index),
-              (unsigned long long)(s->applied_bytes - s->snap_bytes_at));
+              (unsigned long long)shard_log_bytes(s));
 }
 
 void node_info(struct node *n, const char *section, size_t len, struct resp_out *out) {
@@ -216,8 +216,7 @@ void node_info(struct node *n, const char *section, size_t len, struct resp_out 
                   n->n_clients, n->cfg.maxclients, n->n_blocked + n->n_waits);
     }
     if (info__want(section, len, "memory")) {
-        n->used_memory_ms = 0; /* measured now (memory.c), as maxmemory sees it */
-        memory_tick(n);
+        memory_measure_now(n); /* as maxmemory sees it */
         uint64_t used = n->used_memory;
         uint64_t max = (uint64_t)n->cfg.redis[NODE_REDIS_MAXMEMORY];
         info__add(&b, "# Memory\r\nused_memory:%llu\r\nused_memory_human:%.2fM\r\n"

@@ -117,6 +117,11 @@ static void memory__measure(struct node *n, struct memory__figures *f) {
  * epoch merges its arenas' counters: a few microseconds). */
 #define MEMORY_CHECK_MS 100u
 
+void memory_measure_now(struct node *n) {
+    n->used_memory_ms = 0;
+    memory_tick(n);
+}
+
 void memory_tick(struct node *n) {
     uint64_t kv_bytes = 0; /* the keyspaces' part of the peak: O(replicas) */
     for (uint32_t i = 0; i < n->n_local; i++) kv_bytes += kv_memory_bytes(n->local[i]->kv);
@@ -136,10 +141,7 @@ void memory_tick(struct node *n) {
      * node past maxmemory must see its DELs bring it back under. */
     uint64_t logs = 0;
     if (f.je) {
-        for (uint32_t i = 0; i < n->n_local; i++) {
-            const struct shard *sh = n->local[i];
-            logs += sh->applied_bytes - sh->snap_bytes_at;
-        }
+        for (uint32_t i = 0; i < n->n_local; i++) logs += shard_log_bytes(n->local[i]);
         if (logs > n->used_memory) logs = n->used_memory;
     }
     n->memory_not_counted = logs;

@@ -214,7 +214,7 @@ struct shard {
     uint64_t snap_last_cpu_ms; /* its writer thread's CPU time (0 if written inline) */
     uint64_t snap_installs;    /* snapshots received from a leader */
     uint64_t applied_bytes;    /* entry bytes applied since start */
-    uint64_t snap_bytes_at;    /* applied_bytes at snapshot_index */
+    uint64_t snap_bytes_at;    /* applied_bytes at snapshot_index: see shard_log_bytes */
     /* a snapshot being received from the leader, written to <path>.recv */
     struct snapshot_writer *recv; /* NULL until the first snapshot received */
     struct raft_snapshot_meta recv_meta;
@@ -595,6 +595,11 @@ struct resp_arg *node_argv_copy(uint32_t argc, const struct resp_arg *argv);
 /* The replica of a group this node holds, or NULL. */
 struct shard *node_shard_of_group(const struct node *n, uint64_t group);
 bool shard_is_leader(const struct shard *s);
+/* Entry bytes applied since the last snapshot: the Raft log a snapshot
+ * would free (snapshot policy, maxmemory's not-counted bytes, INFO). */
+static inline uint64_t shard_log_bytes(const struct shard *s) {
+    return s->applied_bytes - s->snap_bytes_at;
+}
 bool node_leads_any(const struct node *n); /* leads at least one of its groups */
 /* Whether a write that adds data to shard k (its index in the map) must be
  * refused: this node, or a node holding a replica of the shard, is past
@@ -815,6 +820,8 @@ bool memory_is_node_sub(uint32_t argc, const struct resp_arg *argv);
 void memory_command(struct node *n, uint32_t argc, const struct resp_arg *argv,
                     struct resp_out *out);
 void memory_tick(struct node *n);
+/* used_memory and the maxmemory state measured now, not at the next check */
+void memory_measure_now(struct node *n);
 /* client_cmds.c: the commands the node answers itself (CMD_NODE). */
 void client_node_command(struct client *c, const struct cmd_def *def, uint32_t argc,
                          const struct resp_arg *argv, struct resp_out *out);

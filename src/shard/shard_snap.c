@@ -365,10 +365,6 @@ static void *shard_snap__thread(void *arg) {
     return NULL;
 }
 
-static uint64_t shard_snap__log_bytes(const struct shard *s) {
-    return s->applied_bytes - s->snap_bytes_at;
-}
-
 /* The log behind the new snapshot is dropped: Raft reads the snapshot's
  * bytes from the file when a follower needs them, and the WAL is marked
  * (its segments retire once the mark is durable). */
@@ -410,7 +406,7 @@ static void shard_snap__compact(struct node *n, struct shard *s, struct snapshot
 static uint64_t shard_snap__period(const struct node *n, const struct shard *s) {
     uint64_t period = n->cfg.snapshot_entries;
     uint64_t entries = s->applied - s->snapshot_index;
-    uint64_t bytes = shard_snap__log_bytes(s);
+    uint64_t bytes = shard_log_bytes(s);
     if (entries > 0 && bytes > 0) {
         double mean = (double)bytes / (double)entries;
         uint64_t last = s->snap_ref.handle >= 0 ? s->snap_ref.size : 0;
@@ -495,7 +491,7 @@ static void shard_snap__failed(struct node *n, struct shard *s, const char *why)
              (unsigned long long)s->snap_failures_row, s->snap_error,
              (unsigned long long)(wait_ms / 1000),
              (unsigned long long)(s->applied - s->snapshot_index),
-             (unsigned long long)(shard_snap__log_bytes(s) >> 20),
+             (unsigned long long)(shard_log_bytes(s) >> 20),
              s->snap_failures_row >= SHARD_SNAP_LOUD_AFTER
                  ? "; snapshots keep failing: the log and restart time grow until this is "
                    "fixed (the node keeps serving)"
@@ -568,7 +564,7 @@ static void shard_snap__start(struct node *n, struct shard *s) {
 
 void shard_snap_maybe(struct node *n, struct shard *s) {
     if (s->snap_next.handle >= 0) {
-        bool log_long = shard_snap__log_bytes(s) >=
+        bool log_long = shard_log_bytes(s) >=
                             SHARD_SNAP_DEFER_FACTOR * n->cfg.snapshot_log_bytes ||
                         s->applied - s->snapshot_index >=
                             SHARD_SNAP_DEFER_FACTOR * (s->snap_meta.index - s->snapshot_index);

@@ -388,9 +388,7 @@ static bool client__run_function(struct client *c, uint32_t argc, const struct r
     bool ran = true;
     /* LOAD and RESTORE add data to every shard (Redis's denyoom): refused
      * while this node or any peer is past its maxmemory */
-    bool adds = argc >= 2 && ((argv[1].len == 4 && strncasecmp(argv[1].data, "load", 4) == 0) ||
-                              (argv[1].len == 7 && strncasecmp(argv[1].data, "restore", 7) == 0));
-    bool oom = adds && (c->node->oom || c->node->n_peer_oom > 0);
+    bool oom = cmd_function_adds(argc, argv) && (c->node->oom || c->node->n_peer_oom > 0);
     if (oom) resp_write_errorf(&out, "%s", NODE_OOM_ERROR); /* answered as the errors below */
     if (!oom && eval_function_prepare(c->node, argc, argv, &f, &out)) {
 #ifdef CANARY_FUNCTION_LOCAL_ONLY
