@@ -197,6 +197,19 @@ def cpu_seconds(pids):
     return total / CLK_TCK
 
 
+def machine_busy(seconds=0.5):
+    """The fraction of all CPUs busy (not idle, not in I/O wait) over
+    `seconds`, from /proc/stat."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return 1 - (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
+
+
 def rss_bytes(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -451,6 +464,8 @@ def measured_run(system, args, seconds):
     """One load with the server CPU of all the system's processes around it."""
     system.check_alive()
     system.refresh()
+    busy = machine_busy()
+    log("    machine busy %.0f%% before %s" % (busy * 100, system.name))
     pids = system.pids()
     cpu0 = cpu_seconds(pids)
     r = shoal_bench(system, args + ["--duration", str(seconds)], timeout=seconds + 60)

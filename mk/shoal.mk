@@ -120,3 +120,10 @@ LIVE_CHECKS += scripts/quiet-canary.sh
 TEST_DEPS += $(BUILD)/canary/OOM_LOCAL_ONLY/shoal
 EXTRA_CHECKS += scripts/oom-canary.sh
 LIVE_CHECKS += scripts/oom-canary.sh
+
+# The pipeline order's canary: a shard's command goes to its new leader
+# while an earlier one of that shard is in flight on the old route;
+# test_pipeline_order.py must catch it (scripts/pipeline-canary.sh).
+TEST_DEPS += $(BUILD)/canary/PIPELINE_SHARD_ROUTE/shoal
+EXTRA_CHECKS += scripts/pipeline-canary.sh
+LIVE_CHECKS += scripts/pipeline-canary.sh

@@ -282,6 +282,8 @@ static void node__config_get(struct node *n, uint32_t argc, const struct resp_ar
     CONFIG_ITEM("snapshot-log-bytes", "%llu", (unsigned long long)n->cfg.snapshot_log_bytes);
     CONFIG_ITEM("snapshot-chunk-bytes", "%llu", (unsigned long long)n->cfg.snapshot_chunk_bytes);
     CONFIG_ITEM("snapshot-write-rate", "%llu", (unsigned long long)n->cfg.snapshot_write_rate);
+    CONFIG_ITEM("pipeline-order", "%s",
+                n->cfg.pipeline_order == NODE_ORDER_CONNECTION ? "connection" : "shard");
 #undef CONFIG_ITEM
     for (int p = 0; p < NODE_REDIS_COUNT; p++) {
         for (int alias = 0; alias < 2; alias++) {
@@ -310,7 +312,7 @@ static void node__config_get(struct node *n, uint32_t argc, const struct resp_ar
 }
 
 /* CONFIG SET name value [name value ...], all or nothing as in Redis 7.0:
- * maxclients and Redis's parameters (config_redis.c). A setting is this
+ * maxclients, pipeline-order and Redis's parameters (config_redis.c). A setting is this
  * node's: the sorted sets' packing thresholds go to every replica here
  * (they change the memory layout, never a reply or the content, so nodes
  * may differ in them; docs/operations.md, "Redis's parameters"). */
@@ -337,6 +339,17 @@ static void node__config_set(struct node *n, uint32_t argc, const struct resp_ar
                 return;
             }
             next.maxclients = (uint32_t)v;
+        } else if (arg_is(name, "pipeline-order")) {
+            if (arg_is(value, "shard")) {
+                next.pipeline_order = NODE_ORDER_SHARD;
+            } else if (arg_is(value, "connection")) {
+                next.pipeline_order = NODE_ORDER_CONNECTION;
+            } else {
+                resp_write_errorf(out, "ERR CONFIG SET failed (possibly related to argument "
+                                       "'pipeline-order') - argument(s) must be one of the "
+                                       "following: shard, connection");
+                return;
+            }
         } else if (param < 0) {
             resp_write_errorf(out, "ERR Unknown option or number of arguments for CONFIG SET "
                                    "- '%.*s'", (int)(name->len < 128 ? name->len : 128), name->data);

@@ -97,6 +97,8 @@ static const struct node__key node__keys[] = {
      "wait this long for a shard's leader"},
     {"cluster-redirect", NODE__ENUM, NODE__FIELD(cluster_redirect), 0, 2, "auto|always|never",
      "who gets MOVED (docs/cluster.md)"},
+    {"pipeline-order", NODE__ENUM, NODE__FIELD(pipeline_order), 0, 1, "shard|connection",
+     "what a pipeline keeps in order"},
     {"maxclients", NODE__U32, NODE__FIELD(maxclients), 1, UINT32_MAX, "N",
      "client connections at once"},
     {"proto-max-bulk-len", NODE__SIZE, NODE__FIELD(proto_max_bulk_len), NODE__MB, UINT64_MAX / 4,
@@ -637,6 +639,7 @@ void node_config_default(struct node_config *config) {
     config->replicas = 0; /* every node with one shard (as before sharding), else 3 */
     config->leader_wait_ms = 2000;
     config->cluster_redirect = NODE_REDIRECT_AUTO;
+    config->pipeline_order = NODE_ORDER_SHARD;
     config->maxclients = 10000;
     config->proto_max_bulk_len = 512 * NODE__MB;
     config->client_query_buffer_limit = 1024 * NODE__MB;

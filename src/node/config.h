@@ -32,6 +32,13 @@ enum node_redirect {
     NODE_REDIRECT_NEVER = 2,  /* none: always proxy */
 };
 
+/* What a plain connection's pipeline keeps in order (docs/cluster.md,
+ * "Order"). */
+enum node_pipeline_order {
+    NODE_ORDER_SHARD = 0,      /* each shard's commands; shards run side by side */
+    NODE_ORDER_CONNECTION = 1, /* all: a change of shard waits for the replies */
+};
+
 /* Redis's parameters that shoal takes by Redis's names (config_redis.c;
  * docs/operations.md, "Redis's parameters"): CONFIG GET/SET on a node, the
  * config file and the flags. */
@@ -88,6 +95,7 @@ struct node_config {
     /* routing */
     uint32_t leader_wait_ms;            /* "leader-wait-ms": 2000; then CLUSTERDOWN */
     uint8_t cluster_redirect;           /* "cluster-redirect": enum node_redirect */
+    uint8_t pipeline_order;             /* "pipeline-order": enum node_pipeline_order */
     /* client limits (Redis's names) */
     uint32_t maxclients;                /* "maxclients": 10000 */
     uint64_t proto_max_bulk_len;        /* "proto-max-bulk-len": 512mb */

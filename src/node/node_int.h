@@ -51,6 +51,7 @@ struct slot {
     bool done;
     bool gathered; /* a part of a command over several shards (gather.c) */
     bool watch;    /* WATCH's read: its digests are kept (multi_watch_reply) */
+    uint32_t flight; /* its command's shard (map index) + 1 in the client's flights; 0: none */
     size_t len, cap;
     char *data; /* RESP bytes of the reply */
 };
@@ -72,6 +73,15 @@ struct upstream {
     size_t in_len, in_cap;
     char *out;             /* bytes queued before the connection is up */
     size_t out_len, out_cap;
+};
+
+/* A connection's commands in flight to one shard, and where they went
+ * (client.c, pipeline-order). */
+#define CLIENT_FLIGHTS_MAX 16
+struct client_flight {
+    uint32_t shard;  /* map index */
+    uint32_t n;      /* commands in flight */
+    uint64_t target; /* the node they were forwarded to; 0: run here */
 };
 
 struct client {
@@ -108,6 +118,11 @@ struct client {
     uint64_t last_write_via;   /* its latest write went to this node id's leader; 0: here */
     struct client_wait *wait;  /* its WAIT not answered yet (wait.c), or NULL */
     struct upstream *ups; /* at most one per other node (proxy.c) */
+    /* its commands in flight, by shard: a later command may overtake those
+     * of other shards (pipeline-order shard), never its own shard's on
+     * another route */
+    struct client_flight flights[CLIENT_FLIGHTS_MAX];
+    uint32_t n_flights;
     uint64_t out_bytes; /* bytes handed to uv_write and not yet written */
     struct gather *gather;  /* a command over several shards in progress */
     struct resp_arg *held_argv; /* a command waiting for its route to be free */
@@ -845,10 +860,11 @@ enum route {
  * on (NULL if no replica of it is here), *target the node to forward it to
  * or name in MOVED, *slot (left -1 unless c is redirected) the keys' slot.
  * forced: the shard a part of a command over several shards names (-1:
- * none; route_unwrap). */
+ * none; route_unwrap). *shard_k is the shard's map index when the command
+ * runs on one shard (ROUTE_LOCAL, ROUTE_PROXY, ...). */
 enum route route_command(struct client *c, const struct cmd_def *def, uint32_t argc,
                          const struct resp_arg *argv, int64_t forced, uint64_t *target,
-                         int32_t *slot, struct shard **shard);
+                         int32_t *slot, struct shard **shard, uint32_t *shard_k);
 /* Whether this connection gets MOVED rather than being proxied. */
 bool route_redirects(const struct client *c);
 /* Whether every shard a command over several shards sends a part to has a

@@ -58,7 +58,9 @@ static int64_t wait__count(const struct client *c) {
 }
 
 bool wait_ready(const struct client *c) {
-    return c->local_pending == 0 && c->evals_pending == 0 && c->gather == NULL;
+    /* every write before it answered, on every shard it went to */
+    return c->local_pending == 0 && c->evals_pending == 0 && c->gather == NULL &&
+           c->n_flights == 0;
 }
 
 /* Takes c's wait off the node's list and frees it. */

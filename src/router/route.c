@@ -30,7 +30,7 @@ static bool route__can_go_to(const struct node *n, uint64_t leader) {
 
 enum route route_command(struct client *c, const struct cmd_def *def, uint32_t argc,
                          const struct resp_arg *argv, int64_t forced, uint64_t *target,
-                         int32_t *slot, struct shard **shard) {
+                         int32_t *slot, struct shard **shard, uint32_t *shard_k) {
     struct node *n = c->node;
     if (def == NULL || (def->flags & CMD_NODE)) return ROUTE_NOW;
     uint32_t k = 0;
@@ -54,6 +54,7 @@ enum route route_command(struct client *c, const struct cmd_def *def, uint32_t a
     }
     struct shard *s = n->shards[k];
     *shard = s;
+    *shard_k = k;
     /* XREAD BLOCK waits on the leader, READONLY or not */
     bool waits = (def->flags & CMD_BLOCKING) && cmd_block_wanted(def, argc, argv);
     if ((def->flags & CMD_READONLY) && c->readonly && s != NULL && !waits) return ROUTE_NOW;

@@ -7,10 +7,12 @@
  * Routing (src/router/route.c decides where a command goes): the leader
  * runs commands itself; any other node forwards them to the leader over
  * the connection's upstream to that node (proxy.c) and relays the replies.
- * A connection never has commands in flight on two routes at once: when
- * the route changes (a new leader), it stops reading until the old route
- * drained, so a pipelined write can never be overtaken by a later command
- * on another path. */
+ * A shard's commands are never in flight on two routes at once: when its
+ * route changes (a new leader), the connection stops reading until the
+ * old route drained, so a pipelined write can never be overtaken by a
+ * later command on the same shard. Commands on other shards run beside
+ * them (pipeline-order shard, the default) or wait for them too
+ * (pipeline-order connection): docs/cluster.md, "Order". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,38 @@ struct client__write {
 };
 
 static void client__process(struct client *c);
+
+/* ---- flights: a connection's commands in flight, by shard ---- */
+
+static struct client_flight *client__flight(struct client *c, uint32_t shard) {
+    for (uint32_t i = 0; i < c->n_flights; i++) {
+        if (c->flights[i].shard == shard) return &c->flights[i];
+    }
+    return NULL;
+}
+
+static void client__flight_begin(struct client *c, struct slot *s, uint32_t shard,
+                                 uint64_t target) {
+    struct client_flight *f = client__flight(c, shard);
+    if (f == NULL) {
+        assert(c->n_flights < CLIENT_FLIGHTS_MAX); /* client__route_free */
+        f = &c->flights[c->n_flights++];
+        *f = (struct client_flight){.shard = shard, .target = target};
+    }
+#ifdef CANARY_PIPELINE_SHARD_ROUTE
+    f->target = target;
+#endif
+    assert(f->target == target);
+    f->n++;
+    s->flight = shard + 1;
+}
+
+static void client__flight_end(struct client *c, struct slot *s) {
+    struct client_flight *f = client__flight(c, s->flight - 1);
+    assert(f != NULL && f->n > 0);
+    s->flight = 0;
+    if (--f->n == 0) *f = c->flights[--c->n_flights];
+}
 
 /* ---- slots ---- */
 
@@ -53,6 +87,7 @@ void client_reply(struct client *c, struct slot *s, const char *data, size_t len
         s->len = s->data ? sizeof(oom) - 1 : 0;
     }
     s->done = true;
+    if (s->flight != 0) client__flight_end(c, s);
     /* Written at the end of the turn with every other reply of the turn
      * (client_release_due): one write per client per turn, not per reply.
      * Writing each reply at once cost a write(2) and a context switch per
@@ -143,7 +178,12 @@ void client_release(struct client *c) {
         total += s->len;
         count++;
     }
-    if (count == 0) return;
+    if (count == 0) {
+        /* a reply behind the head may have ended its shard's flight: a
+         * command held for that shard can start */
+        if (c->paused) client__process(c);
+        return;
+    }
     struct client__write *w = malloc(sizeof(*w) + total);
     if (w == NULL) {
         client__close(c);
@@ -206,19 +246,30 @@ static void client__reply(struct client *c, const struct resp_out *out) {
 
 /* ---- routing (route.c decides; the connection keeps the order) ---- */
 
-/* Whether a command on this route may start now without overtaking
- * commands still in flight on another route. */
-static bool client__route_free(const struct client *c, enum route route,
-                               uint64_t target) {
+/* Whether a command on this route (to shard k for ROUTE_LOCAL and
+ * ROUTE_PROXY) may start now: it never overtakes a command of its shard
+ * in flight on another route, nor, with pipeline-order connection, any
+ * command of another shard. */
+static bool client__route_free(struct client *c, enum route route, uint64_t target,
+                               uint32_t k) {
     if (c->gather != NULL) return false; /* its parts are in flight */
     /* a script's writes are proposed only after its run: what follows it
      * waits for its reply, so a pipelined read sees them */
     if (c->evals_pending > 0) return false;
-    switch (route) {
-    case ROUTE_LOCAL: return !proxy_busy_except(c, 0);
-    case ROUTE_PROXY: return c->local_pending == 0 && !proxy_busy_except(c, target);
-    default: return c->local_pending == 0 && !proxy_busy_except(c, 0);
+    if (route != ROUTE_LOCAL && route != ROUTE_PROXY) {
+        return c->n_flights == 0 && c->local_pending == 0 && !proxy_busy_except(c, 0);
     }
+    const struct client_flight *f = client__flight(c, k);
+#ifndef CANARY_PIPELINE_SHARD_ROUTE /* planted: a new leader's commands go at once */
+    if (f != NULL && f->target != target) return false; /* its shard's leader changed */
+#endif
+    if (c->node->cfg.pipeline_order == NODE_ORDER_CONNECTION) {
+        /* nothing else in flight: no other shard, and no other route */
+        if (c->n_flights > (f != NULL ? 1u : 0u)) return false;
+        if (route == ROUTE_LOCAL) return !proxy_busy_except(c, 0);
+        return c->local_pending == 0 && !proxy_busy_except(c, target);
+    }
+    return f != NULL || c->n_flights < CLIENT_FLIGHTS_MAX;
 }
 
 /* A command with no leader to run it waits for one, up to leader-wait-ms
@@ -272,20 +323,24 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
     }
     uint64_t target = 0;
     int32_t slot = -1;
+    uint32_t shard_k = 0;
     struct shard *shard = NULL;
     bool arity_ok = def != NULL && cmd_arity_ok(def, argc);
     /* MEMORY STATS and friends: about the node, not a key (memory.c) */
     bool is_memory = arity_ok && forced < 0 && strcmp(def->name, "memory") == 0 &&
                      memory_is_node_sub(argc, argv);
     enum route route = arity_ok && !is_memory
-                           ? route_command(c, def, argc, argv, forced, &target, &slot, &shard)
+                           ? route_command(c, def, argc, argv, forced, &target, &slot, &shard,
+                                           &shard_k)
                            : ROUTE_NOW;
     bool is_node_cmd = def != NULL && ((def->flags & CMD_NODE) || is_memory);
     bool is_wait = into == NULL && is_node_cmd && arity_ok && strcmp(def->name, "wait") == 0;
     if (into == NULL) {
         /* Commands about the connection itself need no ordering with the
          * log; WAIT does: it counts the replicas of the writes before it. */
-        if (!(is_node_cmd || def == NULL) && !client__route_free(c, route, target)) return false;
+        if (!(is_node_cmd || def == NULL) && !client__route_free(c, route, target, shard_k)) {
+            return false;
+        }
         if (is_wait && !wait_ready(c)) return false;
         if (route == ROUTE_NO_LEADER && !client_leader_wait_over(c)) return false;
         if (route == ROUTE_GATHER && !route_gather_led(c, def, argc, argv) &&
@@ -350,6 +405,9 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
             client__close(c);
             return false;
         }
+        if (into == NULL && (route == ROUTE_LOCAL || route == ROUTE_PROXY)) {
+            client__flight_begin(c, s, shard_k, target);
+        }
         if (route == ROUTE_GATHER) {
             if (gather_start(c, def, argc, argv, s, route_redirects(c)) != 0) {
                 slot_set_error(c, s, "OOM out of memory for a command over several shards");
@@ -410,7 +468,7 @@ static bool client__run_function(struct client *c, uint32_t argc, const struct r
 #endif
     } else if (into != NULL) {
         slot_set(c, into, resp_out_data(&out), resp_out_len(&out));
-    } else if (!client__route_free(c, ROUTE_NOW, 0)) {
+    } else if (!client__route_free(c, ROUTE_NOW, 0, 0)) {
         ran = false; /* its error waits for the replies before it */
     } else {
         client__reply(c, &out);
