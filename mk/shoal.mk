@@ -2,7 +2,7 @@
 NODE_SRC := src/node/node.c src/node/node_host.c src/node/node_core.c src/node/client_cmds.c \
             src/node/multi.c src/node/eval.c src/node/block.c src/node/wait.c src/node/memory.c \
             src/node/pubsub.c src/node/info.c src/node/config.c src/node/config_redis.c \
-            src/node/slowlog.c src/node/demo.c src/node/main.c \
+            src/node/slowlog.c src/node/monitor.c src/node/demo.c src/node/main.c \
             src/transport/client.c src/transport/peer.c src/transport/proxy.c \
             src/shard/shard.c src/shard/shard_snap.c src/shard/snapshot.c \
             src/meta/meta.c src/meta/meta_cmd.c src/meta/map.c \
@@ -127,3 +127,9 @@ LIVE_CHECKS += scripts/oom-canary.sh
 TEST_DEPS += $(BUILD)/canary/PIPELINE_SHARD_ROUTE/shoal
 EXTRA_CHECKS += scripts/pipeline-canary.sh
 LIVE_CHECKS += scripts/pipeline-canary.sh
+
+# MONITOR's canary: passwords shown unredacted; test_monitor.py must catch
+# it (scripts/monitor-canary.sh).
+TEST_DEPS += $(BUILD)/canary/MONITOR_NO_REDACT/shoal
+EXTRA_CHECKS += scripts/monitor-canary.sh
+LIVE_CHECKS += scripts/monitor-canary.sh

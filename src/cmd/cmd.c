@@ -242,6 +242,7 @@ const struct cmd_def cmd_table[] = {
     {"auth", NULL, -2, N | F, 0, 0, 0, "connection", "Authenticate to the server", "1.0.0"},
     {"info", NULL, -1, N, 0, 0, 0, "server", "Get information and statistics about the server", "1.0.0"},
     {"ping", NULL, -1, N | F, 0, 0, 0, "connection", "Ping the server", "1.0.0"},
+    {"monitor", NULL, 1, N, 0, 0, 0, "server", "Listen for all requests received by the server in real time", "1.0.0"},
     {"quit", NULL, -1, N | F, 0, 0, 0, "connection", "Close the connection", "1.0.0"},
     {"readonly", NULL, 1, N | F, 0, 0, 0, "cluster", "Enables read queries for a connection to a cluster replica node", "3.0.0"},
     {"readwrite", NULL, 1, N | F, 0, 0, 0, "cluster", "Disables read queries for a connection to a cluster replica node", "3.0.0"},

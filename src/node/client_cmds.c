@@ -596,6 +596,8 @@ void client_node_command(struct client *c, const struct cmd_def *def, uint32_t a
         eval_script_command(c, argc, argv, out);
     } else if (strcmp(name, "slowlog") == 0) {
         slowlog_command(n, argc, argv, out);
+    } else if (strcmp(name, "monitor") == 0) {
+        monitor_command(c, out);
     } else {
         resp_write_errorf(out, "ERR unknown command '%s'", name);
     }

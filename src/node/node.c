@@ -159,6 +159,7 @@ static void node__pump_cb(uv_prepare_t *h) {
         n->idle_on = false;
         uv_idle_stop(&n->idle);
     }
+    client_backlog_run(n);
     node_core_pump(n); /* it writes the turn's replies itself */
 }
 
@@ -202,6 +203,7 @@ static void node__stop(struct node *n) {
     client_stop(n);
     peer_stop(n);
     pubsub_free(n);
+    monitor_free(n);
     slowlog_free(n);
     uv_timer_stop(&n->tick_timer);
     uv_close((uv_handle_t *)&n->tick_timer, node__close_cb);

@@ -78,6 +78,10 @@ struct upstream {
 /* A connection's commands in flight to one shard, and where they went
  * (client.c, pipeline-order). */
 #define CLIENT_FLIGHTS_MAX 16
+/* Commands a connection runs per loop turn; the rest of its input waits
+ * for the next turn, so that a client pipelining 100,000 commands does not
+ * hold the loop (its heartbeats, its other clients) for their whole run. */
+#define CLIENT_TURN_COMMANDS 1024u
 struct client_flight {
     uint32_t shard;  /* map index */
     uint32_t n;      /* commands in flight */
@@ -132,6 +136,9 @@ struct client {
     struct block *block;         /* its blocking command (block.c), or NULL */
     bool next_slot_watch;        /* the next slot is WATCH's read */
     bool release_due;            /* on node.release_head: finished replies to write */
+    bool monitoring;             /* MONITOR: gets every command of the node (monitor.c) */
+    bool backlogged;             /* on node.backlog: input left after its turn's budget */
+    struct client *backlog_next;
     struct client *release_next;
 };
 
@@ -367,6 +374,9 @@ struct slowlog {
 
 struct node {
     struct pubsub *pubsub; /* channels and patterns subscribed here (pubsub.c) */
+    struct client **monitors; /* connections that sent MONITOR (monitor.c) */
+    struct client *backlog;   /* clients with commands left for the next turn (client.c) */
+    uint32_t n_monitors, cap_monitors;
     struct slowlog slowlog;
     struct node_config cfg;
     const struct node_member *self;
@@ -590,6 +600,12 @@ void pubsub_command(struct client *c, const struct cmd_def *def, uint32_t argc,
 uint64_t pubsub_deliver(struct node *n, bool sharded, const char *ch, size_t ch_len,
                         const char *msg, size_t msg_len);
 void pubsub_client_gone(struct client *c);
+/* monitor.c: MONITOR; each command a connection runs, to every monitor. */
+void monitor_command(struct client *c, struct resp_out *out);
+void monitor_feed(struct node *n, const struct client *from, uint32_t argc,
+                  const struct resp_arg *argv);
+void monitor_client_gone(struct client *c);
+void monitor_free(struct node *n);
 bool pubsub_subscribed(const struct client *c); /* to a channel, pattern or shard channel */
 void pubsub_free(struct node *n);
 /* peer.c: a published message to every connected peer. */
@@ -809,6 +825,9 @@ void client_stop(struct node *n);
 void client_reply(struct client *c, struct slot *s, const char *data, size_t len);
 void client_release_turn(struct node *n);
 void client_resume_held(struct node *n);
+/* Once per loop turn: the clients whose input outlasted their last turn's
+ * budget (CLIENT_TURN_COMMANDS) run their next commands. */
+void client_backlog_run(struct node *n);
 void client_release(struct client *c); /* write finished slots at the head */
 void client_resume(struct client *c);
 /* A new reply slot at the tail of c's queue; NULL if c was closed (out of

@@ -118,6 +118,11 @@ static void client__closed_cb(uv_handle_t *h) {
         while (*link != c) link = &(*link)->release_next;
         *link = c->release_next;
     }
+    if (c->backlogged) {
+        struct client **link = &c->node->backlog;
+        while (*link != c) link = &(*link)->backlog_next;
+        *link = c->backlog_next;
+    }
     resp_parser_free(&c->parser);
     while (c->head) {
         struct slot *s = c->head;
@@ -143,6 +148,7 @@ static void client__close(struct client *c) {
     wait_client_gone(c);
     proxy_detach(c);
     pubsub_client_gone(c);
+    monitor_client_gone(c);
     if (c->leader_wait_since != 0) n->leader_waiters--;
     c->leader_wait_since = 0;
     if (c->prev) c->prev->next = c->next;
@@ -562,7 +568,20 @@ static void client__process(struct client *c) {
         free(c->held_argv);
         c->held_argv = NULL;
     }
+    uint32_t budget = CLIENT_TURN_COMMANDS;
     while (!c->closing && !c->close_after_reply) {
+        if (budget-- == 0 && c->in_off < c->in_len) {
+            /* the rest next turn (client_backlog_run), after the loop's
+             * timers and other clients */
+            client__pause(c);
+            if (!c->backlogged) {
+                c->backlogged = true;
+                c->backlog_next = n->backlog;
+                n->backlog = c;
+            }
+            node_wake(n);
+            return;
+        }
         if (c->n_slots >= n->cfg.max_pending_replies ||
             c->out_bytes > n->cfg.client_output_buffer_limit / 2) {
             client__pause(c);
@@ -592,11 +611,25 @@ static void client__process(struct client *c) {
             return;
         }
         c->in_off += used;
+        /* shown once, as received: a held command is dispatched again */
+        if (n->n_monitors > 0) monitor_feed(n, c, cmd.argc, cmd.argv);
         if (!client__dispatch(c, &cmd)) {
             client__hold(c, &cmd); /* run it once the route is free */
             client__pause(c);
             return;
         }
+    }
+}
+
+void client_backlog_run(struct node *n) {
+    struct client *list = n->backlog;
+    n->backlog = NULL;
+    while (list != NULL) {
+        struct client *c = list;
+        list = c->backlog_next;
+        c->backlogged = false;
+        c->backlog_next = NULL;
+        if (!c->closing) client__process(c);
     }
 }
 
