@@ -133,3 +133,9 @@ LIVE_CHECKS += scripts/pipeline-canary.sh
 TEST_DEPS += $(BUILD)/canary/MONITOR_NO_REDACT/shoal
 EXTRA_CHECKS += scripts/monitor-canary.sh
 LIVE_CHECKS += scripts/monitor-canary.sh
+
+# The per-turn budget's canary: a connection runs its whole input in one
+# loop turn; test_pipeline_order.py must catch it (scripts/turn-canary.sh).
+TEST_DEPS += $(BUILD)/canary/NO_TURN_BUDGET/shoal
+EXTRA_CHECKS += scripts/turn-canary.sh
+LIVE_CHECKS += scripts/turn-canary.sh

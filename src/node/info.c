@@ -234,12 +234,12 @@ void node_info(struct node *n, const char *section, size_t len, struct resp_out 
         info__add(&b, "# Stats\r\ntotal_connections_received:%llu\r\n"
                       "total_commands_processed:%llu\r\nrejected_connections:%llu\r\n"
                       "expired_keys:%llu\r\nshoal_reads_waited_for_writes:%llu\r\nproxied_commands:%llu\r\ntotal_net_input_bytes:%llu\r\n"
-                      "total_net_output_bytes:%llu\r\n\r\n",
+                      "total_net_output_bytes:%llu\r\nshoal_client_turn_yields:%llu\r\n\r\n",
                   (unsigned long long)n->stats.connections, (unsigned long long)n->stats.commands,
                   (unsigned long long)n->stats.rejected, (unsigned long long)n->stats.expired,
                   (unsigned long long)n->stats.read_waits,
                   (unsigned long long)n->stats.proxied, (unsigned long long)n->stats.net_in,
-                  (unsigned long long)n->stats.net_out);
+                  (unsigned long long)n->stats.net_out, (unsigned long long)n->stats.turn_yields);
     }
     if (info__want(section, len, "replication")) info__replication(n, &b);
     if (info__want(section, len, "raft")) info__raft(n, &b);

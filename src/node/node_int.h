@@ -326,6 +326,7 @@ struct node_stats {
     uint64_t scripts, scripts_stopped; /* runs (eval.c); stopped at the time limit */
     uint64_t flushes, flush_us_total, net_in, net_out;
     uint64_t read_waits; /* reads that waited for writes to their keys (shard.c) */
+    uint64_t turn_yields; /* a connection's input left for the next turn (client.c) */
 };
 
 /* The host: what the node core (node_core.c, shard.c, shard_snap.c and

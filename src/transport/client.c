@@ -569,8 +569,12 @@ static void client__process(struct client *c) {
         c->held_argv = NULL;
     }
     uint32_t budget = CLIENT_TURN_COMMANDS;
+#ifdef CANARY_NO_TURN_BUDGET
+    budget = UINT32_MAX; /* planted: a connection runs its whole input in one turn */
+#endif
     while (!c->closing && !c->close_after_reply) {
         if (budget-- == 0 && c->in_off < c->in_len) {
+            n->stats.turn_yields++;
             /* the rest next turn (client_backlog_run), after the loop's
              * timers and other clients */
             client__pause(c);

@@ -156,3 +156,30 @@ def test_a_shard_whose_leader_changed_waits_for_its_old_route(make_cluster):
     # the second ran after it, on the new leader
     assert replies.endswith(b"+OK\r\n") and replies.count(b"\r\n") == 2, replies
     assert c.client(3).get(later) == b"second"
+
+
+def test_a_long_pipeline_runs_over_several_loop_turns(make_cluster):
+    # docs/node.md, "Clients": a connection runs at most 1,024 commands per
+    # loop turn; the rest waits for the next turn (INFO stats counts each
+    # such yield). 5,000 SETs sent in one write: every reply in order, every
+    # key written, and the work spread over turns. Planted bug
+    # NO_TURN_BUDGET (scripts/turn-canary.sh) runs them in one turn.
+    c = make_cluster(3, extra=["--shards", "3"])
+    wait_preferred(c)
+    n1 = c.client(1)
+    y0 = n1.info("stats")["shoal_client_turn_yields"]
+    sock = socket.create_connection(("127.0.0.1", c.ports[1]))
+    sock.sendall(b"".join(resp("SET", "turn:%d" % i, i) for i in range(5000)))
+    got = b""
+    deadline = time.time() + 60
+    while got.count(b"\r\n") < 5000:
+        assert time.time() < deadline, got[-200:]
+        got += sock.recv(65536)
+    sock.close()
+    assert got == b"+OK\r\n" * 5000
+    yields = n1.info("stats")["shoal_client_turn_yields"] - y0
+    assert yields >= 2, "5,000 pipelined commands ran in %d loop turns" % (yields + 1)
+    p = c.client(2).pipeline(transaction=False)
+    for i in range(5000):
+        p.get("turn:%d" % i)
+    assert p.execute() == [str(i).encode() for i in range(5000)]
