@@ -139,3 +139,10 @@ LIVE_CHECKS += scripts/monitor-canary.sh
 TEST_DEPS += $(BUILD)/canary/NO_TURN_BUDGET/shoal
 EXTRA_CHECKS += scripts/turn-canary.sh
 LIVE_CHECKS += scripts/turn-canary.sh
+
+# The blocked pipeline's canary: a later command runs while the
+# connection's forwarded BLPOP is blocked; test_pipeline_order.py must
+# catch it (scripts/blocked-canary.sh).
+TEST_DEPS += $(BUILD)/canary/BLOCKED_OVERTAKEN/shoal
+EXTRA_CHECKS += scripts/blocked-canary.sh
+LIVE_CHECKS += scripts/blocked-canary.sh

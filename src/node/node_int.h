@@ -51,6 +51,7 @@ struct slot {
     bool done;
     bool gathered; /* a part of a command over several shards (gather.c) */
     bool watch;    /* WATCH's read: its digests are kept (multi_watch_reply) */
+    bool blocking; /* a blocking command's (counted in client.blocking_pending) */
     uint32_t flight; /* its command's shard (map index) + 1 in the client's flights; 0: none */
     size_t len, cap;
     char *data; /* RESP bytes of the reply */
@@ -113,6 +114,10 @@ struct client {
     uint32_t n_slots;
     uint32_t local_pending; /* writes/reads waiting on this node's shard */
     uint32_t evals_pending; /* its scripts not answered yet: later commands wait */
+    /* its blocking commands not answered yet (here or at a leader it
+     * forwarded them to): later commands wait, as behind a blocked Redis
+     * client */
+    uint32_t blocking_pending;
     /* its latest proposal in each shard (by map index; NULL before its
      * first write): its reads of that shard wait for it. One index for all
      * shards made a read wait for another group's log to reach the index

@@ -88,6 +88,10 @@ void client_reply(struct client *c, struct slot *s, const char *data, size_t len
     }
     s->done = true;
     if (s->flight != 0) client__flight_end(c, s);
+    if (s->blocking) {
+        s->blocking = false;
+        c->blocking_pending--;
+    }
     /* Written at the end of the turn with every other reply of the turn
      * (client_release_due): one write per client per turn, not per reply.
      * Writing each reply at once cost a write(2) and a context switch per
@@ -262,6 +266,9 @@ static bool client__route_free(struct client *c, enum route route, uint64_t targ
     /* a script's writes are proposed only after its run: what follows it
      * waits for its reply, so a pipelined read sees them */
     if (c->evals_pending > 0) return false;
+#ifndef CANARY_BLOCKED_OVERTAKEN /* planted: a forwarded BLPOP does not hold the rest */
+    if (c->blocking_pending > 0) return false; /* a blocked client runs nothing more */
+#endif
     if (route != ROUTE_LOCAL && route != ROUTE_PROXY) {
         return c->n_flights == 0 && c->local_pending == 0 && !proxy_busy_except(c, 0);
     }
@@ -413,6 +420,10 @@ static bool client__run(struct client *c, uint32_t full_argc, const struct resp_
         }
         if (into == NULL && (route == ROUTE_LOCAL || route == ROUTE_PROXY)) {
             client__flight_begin(c, s, shard_k, target);
+            if ((def->flags & CMD_BLOCKING) && cmd_block_wanted(def, argc, argv)) {
+                s->blocking = true;
+                c->blocking_pending++;
+            }
         }
         if (route == ROUTE_GATHER) {
             if (gather_start(c, def, argc, argv, s, route_redirects(c)) != 0) {

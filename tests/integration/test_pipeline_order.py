@@ -183,3 +183,26 @@ def test_a_long_pipeline_runs_over_several_loop_turns(make_cluster):
     for i in range(5000):
         p.get("turn:%d" % i)
     assert p.execute() == [str(i).encode() for i in range(5000)]
+
+
+def test_nothing_overtakes_a_blocked_command_of_another_shard(make_cluster):
+    # A BLPOP forwarded to its shard's leader (node 2) blocks there; as
+    # behind a blocked Redis client, the connection's next command (a SET
+    # of a shard node 1 leads) waits for the BLPOP's answer, also with
+    # pipeline-order shard. Planted bug BLOCKED_OVERTAKEN
+    # (scripts/blocked-canary.sh) lets it run at once.
+    c = make_cluster(3, extra=["--shards", "3"])
+    wait_preferred(c)
+    n1 = c.client(1)
+    queue, _ = key_led_by(c, n1, 2, "queue")
+    after, _ = key_led_by(c, n1, 1, "after")
+    sock = socket.create_connection(("127.0.0.1", c.ports[1]))
+    sock.sendall(resp("BLPOP", queue, 0) + resp("SET", after, "1"))
+    watcher = c.client(3)
+    assert not visible(watcher, after, b"1", 1.0), "a command overtook a blocked BLPOP"
+    assert read_until_pause(sock, 0.2) == b""
+    assert watcher.rpush(queue, "job") == 1
+    replies = read_until_pause(sock, 3.0)
+    sock.close()
+    assert replies == b"*2\r\n$%d\r\n%s\r\n$3\r\njob\r\n+OK\r\n" % (len(queue), queue.encode())
+    assert watcher.get(after) == b"1"
