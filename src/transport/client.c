@@ -775,7 +775,7 @@ void client_info_line(const struct client *c, char *buf, size_t cap) {
              (unsigned long long)c->id, c->addr, c->name,
              (unsigned long long)((now - c->created_ms) / 1000),
              (unsigned long long)((now - c->last_ms) / 1000),
-             block_is_blocked(c) ? "b" : c->readonly ? "r" : "N",
+             c->monitoring ? "O" : block_is_blocked(c) ? "b" : c->readonly ? "r" : "N",
              c->in_len - c->in_off, c->n_slots, (unsigned long long)c->out_bytes,
              c->last_cmd[0] ? c->last_cmd : "NULL", (unsigned)c->proto);
 }

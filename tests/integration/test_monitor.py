@@ -119,6 +119,8 @@ def test_monitor_shows_commands_proxied_from_other_nodes(make_cluster):
     want = ('"SET" "%s" "%s"... (5904 more bytes)' % (key, "z" * 4096)).encode()
     assert on2 == [want], on2
     assert on1 == [want], on1
+    # CLIENT LIST (not shown: an admin command) flags a monitor O, as Redis
+    assert [x["flags"] for x in n1.client_list()].count("O") == 1
     mon1.close()
     mon2.close()
     time.sleep(0.2)
