@@ -8,6 +8,7 @@ import time
 import redis
 
 from conftest import read_until_pause
+from test_pipeline_order import key_led_by
 from test_sharding import wait_preferred
 
 LINE = re.compile(rb"^\+(\d+)\.(\d{6}) \[0 ([^\]]+)\] (.*)$")
@@ -102,15 +103,8 @@ def test_monitor_shows_commands_proxied_from_other_nodes(make_cluster):
     # leaves costs the node nothing.
     c = make_cluster(3, extra=["--shards", "3"])
     wait_preferred(c)
-    key = None
     n1 = c.client(1)
-    for j in range(10000):
-        k = "mon:%d" % j
-        slot = n1.execute_command("CLUSTER KEYSLOT", k)
-        if any(int(r[0]) <= slot <= int(r[1]) and int(r[2][1]) == c.ports[1]
-               for r in n1.execute_command("CLUSTER SLOTS")):
-            key = k
-            break
+    key, _ = key_led_by(c, n1, 1, "mon")
     mon1, mon2 = start_monitor(c.ports[1]), start_monitor(c.ports[2])
     big = "z" * 10000
     assert c.client(2).set(key, big)

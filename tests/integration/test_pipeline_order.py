@@ -29,7 +29,7 @@ def slot_leaders(client):
     return [(int(r[0]), int(r[1]), int(r[2][1])) for r in client.execute_command("CLUSTER SLOTS")]
 
 
-def key_led_by(c, client, node, prefix, avoid_group=None):
+def key_led_by(c, client, node, prefix):
     """A key whose shard node `node` leads (by CLUSTER SLOTS of `client`),
     and that shard's group id (INFO raft's group<id>: map index + 1)."""
     ranges = slot_leaders(client)
@@ -38,7 +38,7 @@ def key_led_by(c, client, node, prefix, avoid_group=None):
         key = "%s:%d" % (prefix, j)
         slot = client.execute_command("CLUSTER KEYSLOT", key)
         for i, (lo, hi, p) in enumerate(sorted(ranges)):
-            if lo <= slot <= hi and p == port and i + 1 != avoid_group:
+            if lo <= slot <= hi and p == port:
                 return key, i + 1
     raise AssertionError("no key led by node %d" % node)
 
@@ -130,13 +130,7 @@ def test_a_shard_whose_leader_changed_waits_for_its_old_route(make_cluster):
     wait_preferred(c)
     n1 = c.client(1)
     k2, group = key_led_by(c, n1, 2, "old")
-    later = None
-    for j in range(100000):
-        key = "later:%d" % j
-        slot = n1.execute_command("CLUSTER KEYSLOT", key)
-        if any(lo <= slot <= hi and p == c.ports[2] for lo, hi, p in slot_leaders(n1)):
-            later = key
-            break
+    later, _ = key_led_by(c, n1, 2, "later")  # node 2 leads one shard: k2's
     sock = socket.create_connection(("127.0.0.1", c.ports[1]))
     c.procs[2].send_signal(signal.SIGSTOP)
     try:
