@@ -206,6 +206,10 @@ struct shard {
     struct raft *raft;
     struct kv *kv;
     bool in_ready; /* between raft_ready() and raft_advance() */
+    /* a ready whose messages are queued and records in the WAL buffer, its
+     * committed entries not yet applied (shard_apply); pipelined
+     * (raft_can_advance_unsynced) or waiting for the flush */
+    bool apply_due, ready_unsynced;
     bool sent_early; /* the ready's leader messages left before its fsync */
     /* the ready's committed entries applied (and reads confirmed) before
      * its fsync: see shard__apply_early */
@@ -416,6 +420,10 @@ struct node {
     uint32_t n_due;
     struct shard **in_ready; /* in a ready, waiting for the flush */
     uint32_t n_in_ready;
+    /* in a pipelined ready whose frames and records are out, its applies
+     * not yet done: the pump writes every peer's frames first (shard_apply) */
+    struct shard **opened;
+    uint32_t n_opened;
     /* The meta group (group 0, meta.c): this node's replica, a voter or a
      * learner; not in `local` or `shards` (it owns no slot), but pumped,
      * ticked and flushed like them (awake, due, in_ready count it). */
@@ -748,10 +756,18 @@ void shard_close(struct node *n, struct shard *s);
  * a leader's pipelined ready is taken (and done with at once); otherwise
  * the ready stays open (in_ready) until shard_finish after its flush. */
 bool shard_pump(struct node *n, struct shard *s, bool flushing);
+/* A ready that shard_pump left with apply_due (its messages queued, its
+ * records in the WAL buffer): applies its committed entries, and if it is
+ * pipelined advances Raft (in_ready ends), else it waits for the flush. */
+void shard_apply(struct node *n, struct shard *s);
 /* With lease reads: the whole ticks elapsed since s->clock_ms, which it
  * moves on (shard.c) */
 uint32_t shard_clock_ticks(struct node *n, struct shard *s);
-void shard_finish(struct node *n, struct shard *s); /* after the flush */
+/* After the flush: the ready's messages (shard_finish_send), then the
+ * rest (shard_finish), so that every group's messages are written before
+ * any group applies. */
+void shard_finish_send(struct node *n, struct shard *s);
+void shard_finish(struct node *n, struct shard *s);
 /* A flush ended: batch number `batch`, whose pipelined entries end at
  * last_index (0 if none). */
 void shard_flushed(struct node *n, struct shard *s, uint64_t batch, uint64_t last_index,

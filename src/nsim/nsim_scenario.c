@@ -60,6 +60,11 @@ struct sc_host {
     uint64_t append_term[SC_GROUPS_MAX];
     bool append_after_fsync[SC_GROUPS_MAX];
     bool entries_unflushed; /* frames carrying entries not yet written (peer_flush) */
+    /* frames carrying entries or acknowledgements not yet written, and
+     * the entries its replicas had applied when the first was queued */
+    bool urgent_unflushed;
+    uint64_t applied_at_urgent;
+    uint32_t urgent_flushes; /* such frames written (sc__peer_flush) */
     bool hold_flush;        /* a slow disk: sc__settle leaves its flush in flight */
     bool isolated;          /* its messages, and those to it, are lost */
     bool deaf;              /* the messages to it are lost */
@@ -122,6 +127,14 @@ static void sc__flush_submit(void *ctx) {
 static void sc__step(struct sc_host *h, struct shard *s, const struct raft_msg *m);
 static void sc__heard(struct sc_host *h, uint64_t from);
 
+/* The entries every replica of h has applied. */
+static uint64_t sc__applied(const struct sc_host *h) {
+    const struct node *n = h->n;
+    uint64_t sum = n->meta != NULL ? n->meta->applied : 0;
+    for (uint32_t i = 0; i < n->n_local; i++) sum += n->local[i]->applied;
+    return sum;
+}
+
 /* A message is noted (a campaign's requests, a new leader's first append,
  * entries to flush) and, if the world delivers, stepped into its replica
  * at once. */
@@ -135,6 +148,10 @@ static void sc__peer_send(void *ctx, uint64_t group, const struct raft_msg *m) {
         h->append_after_fsync[group] = h->in_flush_done;
     }
     if (m->n_entries > 0 || m->type == RAFT_MSG_SNAPSHOT) h->entries_unflushed = true;
+    if ((m->n_entries > 0 || m->type == RAFT_MSG_APPEND_RESP) && !h->urgent_unflushed) {
+        h->urgent_unflushed = true;
+        h->applied_at_urgent = sc__applied(h);
+    }
     if (!w->deliver || m->to == 0 || m->to > w->n_nodes || h->isolated) return;
     struct sc_host *to = &w->hosts[m->to - 1];
     if (to->isolated || to->deaf) return;
@@ -144,7 +161,23 @@ static void sc__peer_send(void *ctx, uint64_t group, const struct raft_msg *m) {
     if (to->alive) sc__step(to, s, m);
 }
 
-static void sc__peer_flush(void *ctx) { ((struct sc_host *)ctx)->entries_unflushed = false; }
+/* Frames carrying entries (they start the followers' fsyncs) or
+ * acknowledgements (they end a write's commit on its leader) are written
+ * before the node applies committed entries: node_core_pump and
+ * node_core__finish_all write every group's frames, then apply. */
+static void sc__peer_flush(void *ctx) {
+    struct sc_host *h = ctx;
+    h->entries_unflushed = false;
+    if (!h->urgent_unflushed) return;
+    h->urgent_unflushed = false;
+    h->urgent_flushes++;
+    uint64_t applied = sc__applied(h);
+    if (applied != h->applied_at_urgent) {
+        sc__fail(h->w, "node %llu applied %llu entries before writing its frames carrying "
+                       "entries or acknowledgements",
+                 (unsigned long long)h->id, (unsigned long long)(applied - h->applied_at_urgent));
+    }
+}
 
 /* The turn's replies leave: frames carrying entries must have been
  * written before them (they start the followers' fsyncs). */
@@ -894,6 +927,46 @@ static void sc_leader_sends(struct sc_world *w) {
     }
 }
 
+/* Readies that carry both frames and committed entries: a leader whose
+ * followers' acknowledgements arrive with new writes queued (its appends
+ * and the applies of the writes they commit), and followers whose
+ * acknowledgements come with an append's commit index. Every peer_flush
+ * checks that the frames left before the applies (sc__peer_flush). */
+static void sc_frames_before_applies(struct sc_world *w) {
+    struct sc_host *leader = sc__three(w, 0);
+    if (leader == NULL) return;
+    struct shard *s = leader->n->shards[0];
+    enum { SC_BATCH = 8 };
+    struct sc_slot first[SC_BATCH], second[SC_BATCH];
+    for (uint32_t i = 0; i < 3; i++) {
+        if (&w->hosts[i] != leader) w->hosts[i].hold_flush = true;
+    }
+    char text[32];
+    for (int i = 0; i < SC_BATCH; i++) {
+        snprintf(text, sizeof(text), "SET a%d 1", i);
+        sc__send(w, s, &first[i], text);
+    }
+    sc__settle(w); /* appended everywhere, durable on the leader only */
+    for (int i = 0; i < SC_BATCH; i++) {
+        snprintf(text, sizeof(text), "SET b%d 2", i);
+        sc__send(w, s, &second[i], text);
+    }
+    uint32_t before = leader->urgent_flushes;
+    for (uint32_t i = 0; i < 3; i++) w->hosts[i].hold_flush = false;
+    sc__settle(w);
+    for (int i = 0; i < SC_BATCH && !w->failed; i++) {
+        if (!first[i].answered || !second[i].answered ||
+            strcmp(first[i].data, "+OK\r\n") != 0 || strcmp(second[i].data, "+OK\r\n") != 0) {
+            sc__fail(w, "write %d of a batch: answered %s and %s", i,
+                     first[i].answered ? first[i].data : "nothing",
+                     second[i].answered ? second[i].data : "nothing");
+        }
+    }
+    if (!w->failed && leader->urgent_flushes == before) {
+        sc__fail(w, "the leader wrote no appends for the second batch");
+    }
+}
+
 /* Snapshots every few entries in a group of three whose leader's disk
  * is slow: the followers commit its writes while its flush is in flight,
  * so its snapshot mark rides in the batch after that one, and the WAL is
@@ -1225,6 +1298,7 @@ static const struct {
     {"deposed_with_commits", sc_deposed_with_commits},
     {"deposed_with_writes_in_flight", sc_deposed_with_writes_in_flight},
     {"many_writes_one_turn", sc_many_writes_one_turn},
+    {"frames_before_applies", sc_frames_before_applies},
 };
 
 int nsim_scenarios(void) {

@@ -612,7 +612,16 @@ static void shard__pump_unsynced(struct node *n, struct shard *s) {
         s->pending_last_index = s->rd.entries[s->rd.n_entries - 1].index;
         s->pending_last_term = s->rd.entries[s->rd.n_entries - 1].term;
     }
+    s->apply_due = true; /* shard_apply, once the pump has written the frames */
+    s->ready_unsynced = true;
+}
+
+void shard_apply(struct node *n, struct shard *s) {
+    assert(s->in_ready && s->apply_due);
+    s->apply_due = false;
     shard__apply_early(n, s);
+    if (!s->ready_unsynced) return; /* the rest after its flush: shard_finish */
+    s->ready_unsynced = false;
     s->n_applied_early = 0;
     s->reads_confirmed_early = false;
     raft_advance_unsynced(s->raft);
@@ -642,7 +651,7 @@ bool shard_pump(struct node *n, struct shard *s, bool flushing) {
     s->sent_early = raft_role(s->raft) == RAFT_LEADER;
     if (s->sent_early) shard__send_now(n, s, true);
     shard__persist(n, s);
-    shard__apply_early(n, s);
+    s->apply_due = true; /* shard_apply, once the pump has written the frames */
     return true;
 }
 
@@ -1125,13 +1134,18 @@ static void shard__apply_early(struct node *n, struct shard *s) {
     shard__serve_reads(s);
 }
 
-void shard_finish(struct node *n, struct shard *s) {
-    assert(s->in_ready);
+void shard_finish_send(struct node *n, struct shard *s) {
+    assert(s->in_ready && !s->apply_due);
     const struct raft_ready *rd = &s->rd;
     for (uint32_t i = 0; i < rd->n_messages; i++) {
         if (s->sent_early && shard__leader_message(&rd->messages[i])) continue;
         peer_send(n, s->group, &rd->messages[i]);
     }
+}
+
+void shard_finish(struct node *n, struct shard *s) {
+    assert(s->in_ready && !s->apply_due);
+    const struct raft_ready *rd = &s->rd;
     if (rd->has_snapshot) {
         shard_snap_install(n, s);
         while (s->head_writes < s->n_writes && s->writes[s->head_writes].index <= s->applied) {
