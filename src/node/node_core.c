@@ -199,28 +199,33 @@ void node_core_pump(struct node *n) {
             if (!s->in_ready && shard_pump(n, s, n->flushing)) {
                 progressed = true;
                 if (s->apply_due) n->opened[n->n_opened++] = s;
+                if (!s->ready_unsynced) n->in_ready[n->n_in_ready++] = s; /* waits for the flush */
             }
             if (node_core__still_due(s)) n->due[keep++] = s;
             else s->due = false;
         }
         n->n_due = keep;
-        /* The readies' frames leave before their applies: a leader's
-         * appends start the followers' fsyncs, and a follower's
-         * acknowledgements end a write's commit on its leader, so neither
-         * waits while this node applies hundreds of committed entries (all
-         * its groups', with the hash table's cache misses): SET c50 P16 on
-         * three shards, 134k against 121k SET/s (docs/performance.md). One
+        /* The readies' frames leave, and their records' flush starts,
+         * before their applies: a leader's appends start the followers'
+         * fsyncs, a follower's acknowledgements end a write's commit on
+         * its leader, and neither they nor this node's fsync wait while it
+         * applies hundreds of committed entries (all its groups', with the
+         * hash table's cache misses): SET c50 P16 on three shards, 134k
+         * against 121k SET/s for the frames (docs/performance.md). One
          * write per peer for every group's frames, as before. */
         if (n->n_opened > 0) {
 #ifndef CANARY_APPLY_BEFORE_FRAMES
             peer_flush(n);
             n->entries_unsent = false;
 #endif
+#ifndef CANARY_FLUSH_AFTER_APPLIES
+            if (!n->flushing && wal_has_pending(n->wal)) node_core__start_flush(n);
+#endif
             for (uint32_t i = 0; i < n->n_opened; i++) {
                 struct shard *s = n->opened[i];
+                if (!s->apply_due) continue; /* done with by a flush that ended at once */
                 shard_apply(n, s);
-                if (s->in_ready) n->in_ready[n->n_in_ready++] = s; /* waits for the flush */
-                else if (node_core__still_due(s)) node_core__mark_due(n, s);
+                if (!s->in_ready && node_core__still_due(s)) node_core__mark_due(n, s);
             }
             n->n_opened = 0;
         }

@@ -210,6 +210,9 @@ struct shard {
      * committed entries not yet applied (shard_apply); pipelined
      * (raft_can_advance_unsynced) or waiting for the flush */
     bool apply_due, ready_unsynced;
+    /* the flush of that pipelined ready's records ended before its apply:
+     * what it made durable, reported to Raft after the apply */
+    uint64_t durable_last_index, durable_last_term;
     bool sent_early; /* the ready's leader messages left before its fsync */
     /* the ready's committed entries applied (and reads confirmed) before
      * its fsync: see shard__apply_early */

@@ -65,6 +65,10 @@ struct sc_host {
     bool urgent_unflushed;
     uint64_t applied_at_urgent;
     uint32_t urgent_flushes; /* such frames written (sc__peer_flush) */
+    /* at the last peer_flush: records waited for a flush none was in
+     * flight for, and the entries applied then */
+    bool records_waiting;
+    uint64_t applied_at_peer_flush;
     bool hold_flush;        /* a slow disk: sc__settle leaves its flush in flight */
     bool isolated;          /* its messages, and those to it, are lost */
     bool deaf;              /* the messages to it are lost */
@@ -118,10 +122,21 @@ static void sc__fatal(void *ctx, const char *line) {
 
 static void sc__wake(void *ctx) { ((struct sc_host *)ctx)->wake = true; }
 
+static uint64_t sc__applied(const struct sc_host *h);
+
+/* Records that waited for a flush when the turn's frames were written
+ * start it before the node applies committed entries (node_core_pump). */
 static void sc__flush_submit(void *ctx) {
     struct sc_host *h = ctx;
     h->flush = true;
     h->flushes++;
+    if (h->records_waiting && sc__applied(h) != h->applied_at_peer_flush) {
+        sc__fail(h->w, "node %llu applied %llu entries before starting the flush of records "
+                       "that waited for it",
+                 (unsigned long long)h->id,
+                 (unsigned long long)(sc__applied(h) - h->applied_at_peer_flush));
+    }
+    h->records_waiting = false;
 }
 
 static void sc__step(struct sc_host *h, struct shard *s, const struct raft_msg *m);
@@ -164,10 +179,13 @@ static void sc__peer_send(void *ctx, uint64_t group, const struct raft_msg *m) {
 /* Frames carrying entries (they start the followers' fsyncs) or
  * acknowledgements (they end a write's commit on its leader) are written
  * before the node applies committed entries: node_core_pump and
- * node_core__finish_all write every group's frames, then apply. */
+ * node_core__finish_all write every group's frames, then apply (and the
+ * pump starts the flush in between: sc__flush_submit). */
 static void sc__peer_flush(void *ctx) {
     struct sc_host *h = ctx;
     h->entries_unflushed = false;
+    h->records_waiting = !h->n->flushing && wal_has_pending(h->n->wal);
+    h->applied_at_peer_flush = sc__applied(h);
     if (!h->urgent_unflushed) return;
     h->urgent_unflushed = false;
     h->urgent_flushes++;

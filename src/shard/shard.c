@@ -626,6 +626,11 @@ void shard_apply(struct node *n, struct shard *s) {
     s->reads_confirmed_early = false;
     raft_advance_unsynced(s->raft);
     s->in_ready = false;
+    if (s->durable_last_index != 0) { /* its flush ended before this apply */
+        raft_persisted(s->raft, s->durable_last_index, s->durable_last_term);
+        s->durable_last_index = 0;
+        s->durable_last_term = 0;
+    }
     shard__after_advance(n, s);
 }
 
@@ -663,7 +668,13 @@ void shard_flushed(struct node *n, struct shard *s, uint64_t batch, uint64_t las
         if (rc != WAL_OK) node_fatal(n, "wal: %s (%s)", wal_strerror(rc), wal_error(n->wal));
         shard_snap_unpin(n);
     }
-    if (s->in_ready || last_index == 0) return;
+    if (last_index == 0) return;
+    if (s->in_ready) { /* a pipelined ready not yet applied: after it (shard_apply) */
+        assert(s->apply_due && s->ready_unsynced);
+        s->durable_last_index = last_index;
+        s->durable_last_term = last_term;
+        return;
+    }
     raft_persisted(s->raft, last_index, last_term);
     if (raft_has_ready(s->raft)) node_wake(n);
 }
@@ -1135,7 +1146,7 @@ static void shard__apply_early(struct node *n, struct shard *s) {
 }
 
 void shard_finish_send(struct node *n, struct shard *s) {
-    assert(s->in_ready && !s->apply_due);
+    assert(s->in_ready && !s->ready_unsynced);
     const struct raft_ready *rd = &s->rd;
     for (uint32_t i = 0; i < rd->n_messages; i++) {
         if (s->sent_early && shard__leader_message(&rd->messages[i])) continue;
@@ -1144,7 +1155,8 @@ void shard_finish_send(struct node *n, struct shard *s) {
 }
 
 void shard_finish(struct node *n, struct shard *s) {
-    assert(s->in_ready && !s->apply_due);
+    assert(s->in_ready && !s->ready_unsynced);
+    s->apply_due = false; /* its flush ended before shard_apply: all applied here */
     const struct raft_ready *rd = &s->rd;
     if (rd->has_snapshot) {
         shard_snap_install(n, s);
