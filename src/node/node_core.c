@@ -210,9 +210,10 @@ void node_core_pump(struct node *n) {
          * fsyncs, a follower's acknowledgements end a write's commit on
          * its leader, and neither they nor this node's fsync wait while it
          * applies hundreds of committed entries (all its groups', with the
-         * hash table's cache misses): SET c50 P16 on three shards, 134k
-         * against 121k SET/s for the frames (docs/performance.md). One
-         * write per peer for every group's frames, as before. */
+         * hash table's cache misses): SET c50 P16 on three shards, 129.6k
+         * against 121.0k SET/s for the frames, then 122.8k against 110.3k
+         * for the flush (docs/performance.md). One write per peer for every
+         * group's frames, as before. */
         if (n->n_opened > 0) {
 #ifndef CANARY_APPLY_BEFORE_FRAMES
             peer_flush(n);
