@@ -15,6 +15,13 @@ $(BUILD)/canary/WAL_ACCEPT_BAD_CRC/test_wal: $(call test_objs,$(WAL_TEST_SRC)) $
 	@mkdir -p $(dir $@)
 	$(call unit_canary,WAL_ACCEPT_BAD_CRC,$(WAL_TEST_SRC),)
 
+# Canary: no zeros written ahead of the records; zeros_ahead_of_the_records
+# must then fail (scripts/wal-zeros-canary.sh).
+$(BUILD)/canary/WAL_NO_ZEROS/test_wal: $(call test_objs,$(WAL_TEST_SRC)) $(WAL_TEST_SRC) \
+		$(HDRS)
+	@mkdir -p $(dir $@)
+	$(call unit_canary,WAL_NO_ZEROS,$(WAL_TEST_SRC),)
+
 UNIT_TESTS += $(BUILD)/test/test_wal
-TEST_DEPS += $(BUILD)/canary/WAL_ACCEPT_BAD_CRC/test_wal
-EXTRA_CHECKS += scripts/wal-canary.sh
+TEST_DEPS += $(BUILD)/canary/WAL_ACCEPT_BAD_CRC/test_wal $(BUILD)/canary/WAL_NO_ZEROS/test_wal
+EXTRA_CHECKS += scripts/wal-canary.sh scripts/wal-zeros-canary.sh

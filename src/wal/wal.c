@@ -126,6 +126,9 @@ struct wal_batch {
     struct io *io;
     char dir[WAL_DIR_BYTES_MAX];
     struct wal__buf buf;
+    /* zeros written ahead of the records in the tail (its last chunk):
+     * wal__plan_zeros */
+    uint64_t zero_offset, zero_len;
     int result;
     char error[WAL_ERROR_BYTES];
 };
@@ -150,7 +153,21 @@ struct wal {
     struct wal__buf buf;
     uint64_t buf_gen;
     struct wal_batch *inflight;
+    /* the tail's written space: zeros were written up to zeroed_to in
+     * segment zeroed_seq (wal__plan_zeros) */
+    uint64_t zeroed_seq, zeroed_to;
 };
+
+/* Zeros ahead of the records (docs/wal.md, "Zeros ahead"): a preallocated
+ * segment's extents are unwritten, and a sync of the first records in each
+ * of them converts it, a journal commit that queues behind every other
+ * commit of the file system (a snapshot's, say). A batch that leaves less
+ * than WAL_ZERO_AHEAD_MIN_BYTES of written space past its records writes
+ * WAL_ZERO_AHEAD_BYTES of zeros there, so most syncs write into written
+ * blocks. Zeros past the last record are what a segment holds anyway. */
+#define WAL_ZERO_AHEAD_BYTES (1u << 20)
+#define WAL_ZERO_AHEAD_MIN_BYTES (512u << 10)
+static uint8_t wal__zeros[WAL_ZERO_AHEAD_BYTES]; /* never written */
 
 /* ---- small helpers ---- */
 
@@ -668,6 +685,26 @@ bool wal_has_pending(const struct wal *wal) {
     return wal->buf.n_chunks > 0 || wal->buf.n_retired > 0;
 }
 
+/* The zeros batch b writes ahead of its last chunk's records, if that
+ * chunk is in the tail (the segment the next records go to). */
+static void wal__plan_zeros(struct wal *wal, struct wal_batch *b) {
+    if (b->buf.n_chunks == 0 || wal->n_segments == 0) return;
+    const struct wal__chunk *c = &b->buf.chunks[b->buf.n_chunks - 1];
+    const struct wal__segment *tail = wal__tail(wal);
+    if (c->seq != tail->seq) return;
+    uint64_t end = c->offset + c->len;
+    if (wal->zeroed_seq != tail->seq || wal->zeroed_to < end) {
+        wal->zeroed_seq = tail->seq;
+        wal->zeroed_to = end;
+    }
+    uint64_t limit = tail->size;
+    if (wal->zeroed_to - end >= WAL_ZERO_AHEAD_MIN_BYTES || wal->zeroed_to >= limit) return;
+    b->zero_offset = wal->zeroed_to;
+    b->zero_len = limit - wal->zeroed_to < WAL_ZERO_AHEAD_BYTES ? limit - wal->zeroed_to
+                                                                 : WAL_ZERO_AHEAD_BYTES;
+    wal->zeroed_to += b->zero_len;
+}
+
 int wal_flush_begin(struct wal *wal, struct wal_batch **batch) {
     *batch = NULL;
     if (wal->failed != WAL_OK) return wal->failed;
@@ -688,6 +725,7 @@ int wal_flush_begin(struct wal *wal, struct wal_batch **batch) {
         assert(seg->fd >= 0);
         c->fd = seg->fd;
     }
+    wal__plan_zeros(wal, b);
     wal->inflight = b;
     *batch = b;
     return WAL_OK;
@@ -764,6 +802,22 @@ int wal_flush_run(struct wal_batch *b) {
         if (unsynced != NULL && wal__batch_sync(b, unsynced) != WAL_OK) return b->result;
         unsynced = NULL;
         if (wal__batch_create(b, c, path) != WAL_OK) return b->result;
+    }
+    if (b->zero_len > 0) {
+        /* into the tail, after its records, before their sync: the sync
+         * that converts these extents is this one, not the next ones */
+        const struct wal__chunk *c = &b->buf.chunks[b->buf.n_chunks - 1];
+#ifdef CANARY_WAL_NO_ZEROS
+        (void)wal__zeros; /* deliberate bug: nothing written ahead */
+#else
+        int rc = b->io->pwrite(b->io, c->fd, wal__zeros, (size_t)b->zero_len, b->zero_offset);
+        if (rc != 0) {
+            char path[IO_PATH_BYTES_MAX];
+            wal__path(b->dir, c->seq, path, sizeof(path));
+            return wal__batch_fail(b, rc, "write zeros ahead in %s", path);
+        }
+#endif
+        if (unsynced == NULL) unsynced = c; /* a segment created by this batch */
     }
     if (unsynced != NULL && wal__batch_sync(b, unsynced) != WAL_OK) return b->result;
     return wal__batch_retire(b);
