@@ -59,8 +59,10 @@
  *
  * Group commit (docs/wal.md): the event loop appends records, which only
  * encode into a memory buffer; wal_flush_begin() takes the whole buffer as
- * one batch; wal_flush_run() writes it (one pwrite per segment touched) and
- * makes it durable with ONE fdatasync, and may run on a worker thread;
+ * one batch; wal_flush_run() writes it (one pwrite per segment touched, and
+ * now and then a megabyte of zeros ahead of the records in the tail, so
+ * that later syncs write into written blocks: docs/wal.md, "Zeros ahead")
+ * and makes it durable with ONE fdatasync, and may run on a worker thread;
  * wal_flush_end(), back on the loop, reports per group what is now durable.
  * At most one batch is in flight; appends go on meanwhile into the next.
  *
