@@ -194,11 +194,12 @@ void node_core_pump(struct node *n) {
         bool progressed = false;
         /* replicas made due meanwhile are appended, and visited too */
         uint32_t keep = 0;
+        bool opened = false; /* readies taken, their applies due (shard.apply_due) */
         for (uint32_t i = 0; i < n->n_due; i++) {
             struct shard *s = n->due[i];
             if (!s->in_ready && shard_pump(n, s, n->flushing)) {
                 progressed = true;
-                if (s->apply_due) n->opened[n->n_opened++] = s;
+                opened = true;
                 if (!s->ready_unsynced) n->in_ready[n->n_in_ready++] = s; /* waits for the flush */
             }
             if (node_core__still_due(s)) n->due[keep++] = s;
@@ -213,8 +214,9 @@ void node_core_pump(struct node *n) {
          * hash table's cache misses): SET c50 P16 on three shards, 129.6k
          * against 121.0k SET/s for the frames, then 122.8k against 110.3k
          * for the flush (docs/performance.md). One write per peer for every
-         * group's frames, as before. */
-        if (n->n_opened > 0) {
+         * group's frames, as before. A shard whose ready is open stays
+         * due (node_core__still_due), so n->due holds every one. */
+        if (opened) {
 #ifndef CANARY_APPLY_BEFORE_FRAMES
             peer_flush(n);
             n->entries_unsent = false;
@@ -222,13 +224,11 @@ void node_core_pump(struct node *n) {
 #ifndef CANARY_FLUSH_AFTER_APPLIES
             if (!n->flushing && wal_has_pending(n->wal)) node_core__start_flush(n);
 #endif
-            for (uint32_t i = 0; i < n->n_opened; i++) {
-                struct shard *s = n->opened[i];
-                if (!s->apply_due) continue; /* done with by a flush that ended at once */
-                shard_apply(n, s);
-                if (!s->in_ready && node_core__still_due(s)) node_core__mark_due(n, s);
+            for (uint32_t i = 0; i < n->n_due; i++) {
+                struct shard *s = n->due[i];
+                /* not one done with by a flush that ended at once */
+                if (s->apply_due) shard_apply(n, s);
             }
-            n->n_opened = 0;
         }
         if (!n->flushing) {
             if (wal_has_pending(n->wal)) {
@@ -595,9 +595,8 @@ int node_core_open(struct node *n) {
     n->awake = calloc(n->map.n_shards + 1, sizeof(n->awake[0]));
     n->due = calloc(n->map.n_shards + 1, sizeof(n->due[0]));
     n->in_ready = calloc(n->map.n_shards + 1, sizeof(n->in_ready[0]));
-    n->opened = calloc(n->map.n_shards + 1, sizeof(n->opened[0]));
     if (n->shards == NULL || n->local == NULL || n->awake == NULL || n->due == NULL ||
-        n->in_ready == NULL || n->opened == NULL) {
+        n->in_ready == NULL) {
         node_log(n, "fatal: out of memory for %u shards", n->map.n_shards);
         return -1;
     }
@@ -668,15 +667,12 @@ void node_core_close(struct node *n) {
     free(n->awake);
     free(n->due);
     free(n->in_ready);
-    free(n->opened);
     n->awake = NULL;
     n->due = NULL;
     n->in_ready = NULL;
-    n->opened = NULL;
     n->n_awake = 0;
     n->n_due = 0;
     n->n_in_ready = 0;
-    n->n_opened = 0;
     n->local = NULL;
     n->shards = NULL;
     n->n_local = 0;

@@ -423,10 +423,6 @@ struct node {
     uint32_t n_due;
     struct shard **in_ready; /* in a ready, waiting for the flush */
     uint32_t n_in_ready;
-    /* in a pipelined ready whose frames and records are out, its applies
-     * not yet done: the pump writes every peer's frames first (shard_apply) */
-    struct shard **opened;
-    uint32_t n_opened;
     /* The meta group (group 0, meta.c): this node's replica, a voter or a
      * learner; not in `local` or `shards` (it owns no slot), but pumped,
      * ticked and flushed like them (awake, due, in_ready count it). */

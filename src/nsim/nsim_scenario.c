@@ -189,11 +189,11 @@ static void sc__peer_flush(void *ctx) {
     if (!h->urgent_unflushed) return;
     h->urgent_unflushed = false;
     h->urgent_flushes++;
-    uint64_t applied = sc__applied(h);
-    if (applied != h->applied_at_urgent) {
+    if (h->applied_at_peer_flush != h->applied_at_urgent) {
         sc__fail(h->w, "node %llu applied %llu entries before writing its frames carrying "
                        "entries or acknowledgements",
-                 (unsigned long long)h->id, (unsigned long long)(applied - h->applied_at_urgent));
+                 (unsigned long long)h->id,
+                 (unsigned long long)(h->applied_at_peer_flush - h->applied_at_urgent));
     }
 }
 
